@@ -1,0 +1,72 @@
+# napshare — every target works on a fresh machine with python3, make, git and npm.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+TOOLS := .tools
+BUF_VERSION := 1.75.0
+BUF := $(TOOLS)/node_modules/.bin/buf
+STAMP := $(VENV)/.installed
+PROTO_FILES := $(shell find protos -name '*.proto' | sort)
+
+.PHONY: help install proto check-proto lint test demo bench bench-smoke clean
+
+help:
+	@echo "make demo        the whole napshare flow: tracker, two peers, a >1 GiB video download"
+	@echo "make test        install, check generated code, lint, run the tests"
+	@echo "make install     create .venv with napshare (editable) and its dev tools"
+	@echo "make proto       regenerate generated/ from protos/"
+	@echo "make check-proto fail if generated/ is not what protos/ generates"
+	@echo "make lint        ruff, mypy --strict, buf lint"
+	@echo "make bench       transfer speed, memory and tracker scale; writes BENCHMARKS.md"
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+$(BUF):
+	npm install --silent --no-audit --no-fund --prefix $(TOOLS) @bufbuild/buf@$(BUF_VERSION)
+
+# Generate Python code for protos/ into $(1).
+define gen_proto
+	rm -rf $(1) && mkdir -p $(1)/napshare/v1
+	PATH="$(abspath $(BIN)):$$PATH" $(PY) -m grpc_tools.protoc -Iprotos \
+	  --python_out=$(1) --pyi_out=$(1) --grpc_python_out=$(1) --mypy_grpc_out=$(1) \
+	  $(patsubst protos/%,%,$(PROTO_FILES))
+	touch $(1)/napshare/__init__.py $(1)/napshare/v1/__init__.py $(1)/napshare/py.typed
+endef
+
+proto: $(STAMP)
+	$(call gen_proto,generated)
+
+check-proto: $(STAMP)
+	$(call gen_proto,$(TOOLS)/generated-check)
+	@diff -r generated $(TOOLS)/generated-check > /dev/null || { \
+	  diff -r generated $(TOOLS)/generated-check | head -40; \
+	  echo "generated/ is out of date with protos/: run 'make proto' and commit the result"; exit 1; }
+	@echo "generated/ matches protos/"
+
+lint: $(STAMP) $(BUF)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy tracker peer common
+	$(BUF) lint
+
+test: install check-proto lint
+	$(BIN)/pytest
+
+demo: $(STAMP)
+	$(PY) tests/demo.py
+
+bench: $(STAMP)
+	$(PY) -m tests.bench.run
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,29 @@
+from napshare.v1 import file_info_pb2 as _file_info_pb2
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class DownloadRequest(_message.Message):
+    __slots__ = ("name", "offset", "limit", "sha256")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    offset: int
+    limit: int
+    sha256: str
+    def __init__(self, name: _Optional[str] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ..., sha256: _Optional[str] = ...) -> None: ...
+
+class DownloadResponse(_message.Message):
+    __slots__ = ("offset", "data", "file")
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    FILE_FIELD_NUMBER: _ClassVar[int]
+    offset: int
+    data: bytes
+    file: _file_info_pb2.FileInfo
+    def __init__(self, offset: _Optional[int] = ..., data: _Optional[bytes] = ..., file: _Optional[_Union[_file_info_pb2.FileInfo, _Mapping]] = ...) -> None: ...

@@ -1,0 +1,94 @@
+from napshare.v1 import file_info_pb2 as _file_info_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class JoinRequest(_message.Message):
+    __slots__ = ("host", "port", "files")
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    PORT_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    host: str
+    port: int
+    files: _containers.RepeatedCompositeFieldContainer[_file_info_pb2.FileInfo]
+    def __init__(self, host: _Optional[str] = ..., port: _Optional[int] = ..., files: _Optional[_Iterable[_Union[_file_info_pb2.FileInfo, _Mapping]]] = ...) -> None: ...
+
+class JoinResponse(_message.Message):
+    __slots__ = ("peer_id", "token", "heartbeat_interval_seconds")
+    PEER_ID_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    peer_id: str
+    token: str
+    heartbeat_interval_seconds: int
+    def __init__(self, peer_id: _Optional[str] = ..., token: _Optional[str] = ..., heartbeat_interval_seconds: _Optional[int] = ...) -> None: ...
+
+class SearchRequest(_message.Message):
+    __slots__ = ("name", "query", "limit", "peer_id")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    PEER_ID_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    query: str
+    limit: int
+    peer_id: str
+    def __init__(self, name: _Optional[str] = ..., query: _Optional[str] = ..., limit: _Optional[int] = ..., peer_id: _Optional[str] = ...) -> None: ...
+
+class SearchResponse(_message.Message):
+    __slots__ = ("results", "truncated")
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[SearchResult]
+    truncated: bool
+    def __init__(self, results: _Optional[_Iterable[_Union[SearchResult, _Mapping]]] = ..., truncated: _Optional[bool] = ...) -> None: ...
+
+class SearchResult(_message.Message):
+    __slots__ = ("peer_id", "file")
+    PEER_ID_FIELD_NUMBER: _ClassVar[int]
+    FILE_FIELD_NUMBER: _ClassVar[int]
+    peer_id: str
+    file: _file_info_pb2.FileInfo
+    def __init__(self, peer_id: _Optional[str] = ..., file: _Optional[_Union[_file_info_pb2.FileInfo, _Mapping]] = ...) -> None: ...
+
+class UpdateRequest(_message.Message):
+    __slots__ = ("peer_id", "token", "files")
+    PEER_ID_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    peer_id: str
+    token: str
+    files: _containers.RepeatedCompositeFieldContainer[_file_info_pb2.FileInfo]
+    def __init__(self, peer_id: _Optional[str] = ..., token: _Optional[str] = ..., files: _Optional[_Iterable[_Union[_file_info_pb2.FileInfo, _Mapping]]] = ...) -> None: ...
+
+class UpdateResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class HeartbeatRequest(_message.Message):
+    __slots__ = ("peer_id", "token")
+    PEER_ID_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    peer_id: str
+    token: str
+    def __init__(self, peer_id: _Optional[str] = ..., token: _Optional[str] = ...) -> None: ...
+
+class HeartbeatResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class LeaveRequest(_message.Message):
+    __slots__ = ("peer_id", "token")
+    PEER_ID_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    peer_id: str
+    token: str
+    def __init__(self, peer_id: _Optional[str] = ..., token: _Optional[str] = ...) -> None: ...
+
+class LeaveResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
