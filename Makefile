@@ -12,7 +12,7 @@ BUF := $(TOOLS)/node_modules/.bin/buf
 STAMP := $(VENV)/.installed
 PROTO_FILES := $(shell find protos -name '*.proto' | sort)
 
-.PHONY: help install proto check-proto lint test demo bench bench-smoke clean
+.PHONY: help install proto check-proto locale check-locale lint test demo bench bench-smoke clean
 
 help:
 	@echo "make demo        the whole napshare flow: tracker, two peers, a >1 GiB video download"
@@ -20,6 +20,7 @@ help:
 	@echo "make install     create .venv with napshare (editable) and its dev tools"
 	@echo "make proto       regenerate generated/ from protos/"
 	@echo "make check-proto fail if generated/ is not what protos/ generates"
+	@echo "make locale      recompile the Portuguese console lines after editing the .po"
 	@echo "make lint        ruff, mypy --strict, buf lint"
 	@echo "make bench       transfer speed, memory and tracker scale; writes BENCHMARKS.md"
 
@@ -53,13 +54,24 @@ check-proto: $(STAMP)
 	  echo "generated/ is out of date with protos/: run 'make proto' and commit the result"; exit 1; }
 	@echo "generated/ matches protos/"
 
+LOCALE_PO := common/locale/pt_BR/LC_MESSAGES/napshare.po
+
+locale: $(STAMP)
+	$(BIN)/pybabel compile -l pt_BR -i $(LOCALE_PO) -o $(LOCALE_PO:.po=.mo)
+
+check-locale: $(STAMP)
+	@mkdir -p $(TOOLS)
+	@$(BIN)/pybabel compile -l pt_BR -i $(LOCALE_PO) -o $(TOOLS)/napshare.mo 2>/dev/null
+	@cmp -s $(TOOLS)/napshare.mo $(LOCALE_PO:.po=.mo) || { \
+	  echo "$(LOCALE_PO:.po=.mo) is out of date: run 'make locale' and commit the result"; exit 1; }
+
 lint: $(STAMP) $(BUF)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy tracker peer common
 	$(BUF) lint
 
-test: install check-proto lint
+test: install check-proto check-locale lint
 	$(BIN)/pytest
 
 demo: $(STAMP)

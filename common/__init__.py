@@ -1,1 +1,1 @@
-"""napshare common."""
+"""Code that the tracker and the peer share: protocol rules, console lines, serving."""

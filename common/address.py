@@ -1,0 +1,47 @@
+"""Peer addresses: `host:port` and `[v6]:port`, checked and formatted one way."""
+
+import ipaddress
+import re
+
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+
+
+class InvalidAddressError(ValueError):
+    """A host, port or `host:port` string that is not well formed."""
+
+
+def check_host(host: str) -> str:
+    """Return `host` (an IP literal or DNS name) normalised, else raise InvalidAddressError."""
+    candidate = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        pass
+    name = host.rstrip(".")
+    if 0 < len(name) <= 253 and all(_LABEL.fullmatch(label) for label in name.split(".")):
+        return name.lower()
+    raise InvalidAddressError(f"host {host[:80]!r} is not an IP address or DNS name")
+
+
+def check_port(port: int) -> int:
+    """Return `port` if it is 1..65535, else raise InvalidAddressError."""
+    if not 1 <= port <= 65535:
+        raise InvalidAddressError(f"port {port} is outside 1..65535")
+    return port
+
+
+def format_address(host: str, port: int) -> str:
+    """`host:port`, with IPv6 literals in brackets: the peer id and gRPC target form."""
+    if ":" in host:
+        return f"[{host}]:{port}"
+    return f"{host}:{port}"
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """Split `host:port` or `[v6]:port` into a checked (host, port)."""
+    host, sep, port_text = text.strip().rpartition(":")
+    if not sep or not host or not port_text.isdigit():
+        raise InvalidAddressError(f"address {text[:80]!r} must look like host:port")
+    if ":" in host and not host.startswith("["):
+        raise InvalidAddressError(f"IPv6 address {text[:80]!r} must look like [addr]:port")
+    return check_host(host), check_port(int(port_text))

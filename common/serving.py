@@ -1,0 +1,79 @@
+"""What every napshare gRPC server has: health, reflection, binding, graceful stop."""
+
+import logging
+import signal
+import threading
+from collections.abc import Iterable
+from types import FrameType
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+logger = logging.getLogger(__name__)
+
+GRACE_SECONDS = 5.0
+
+
+class PortInUseError(OSError):
+    """The address could not be bound, most often because the port is taken."""
+
+
+def add_health_and_reflection(
+    server: grpc.Server,
+    service_names: Iterable[str],
+    health_servicer: health.HealthServicer | None = None,
+) -> health.HealthServicer:
+    """Register grpc.health.v1 and server reflection; every service starts SERVING.
+
+    Pass the `health_servicer` that main() will flip to NOT_SERVING on shutdown.
+    """
+    names = list(service_names)
+    health_servicer = health_servicer or health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in ["", *names]:
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    health_name = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+    reflection.enable_server_reflection([*names, health_name, reflection.SERVICE_NAME], server)
+    return health_servicer
+
+
+def bind(server: grpc.Server, host: str, port: int) -> int:
+    """Listen on host:port (0 picks a free port) and return the port, or raise PortInUseError."""
+    target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    problem = f"cannot listen on {target}: the port is in use or the address is not local"
+    try:
+        bound = server.add_insecure_port(target)
+    except RuntimeError as error:
+        raise PortInUseError(problem) from error
+    if bound == 0:
+        raise PortInUseError(problem)
+    return bound
+
+
+def stop_gracefully(
+    server: grpc.Server, health_servicer: health.HealthServicer, grace: float = GRACE_SECONDS
+) -> None:
+    """Turn health NOT_SERVING, then give running RPCs `grace` seconds to finish."""
+    health_servicer.enter_graceful_shutdown()
+    server.stop(grace).wait()
+
+
+def wait_for_signal() -> signal.Signals:
+    """Block until SIGINT or SIGTERM arrives (main thread only) and return it."""
+    received: list[signal.Signals] = []
+    done = threading.Event()
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        received.append(signal.Signals(signum))
+        done.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not done.wait(0.5):
+            pass
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+    logger.info("received %s, shutting down", received[0].name)
+    return received[0]
