@@ -1,0 +1,158 @@
+"""The shared folder's sha256 cache, kept in `<root>/.napshare/hashes.json` across restarts."""
+
+import contextlib
+import json
+import logging
+import os
+import secrets
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from common.names import InvalidNameError, check_sha256
+
+logger = logging.getLogger(__name__)
+
+CACHE_DIR = ".napshare"
+CACHE_FILE = "hashes.json"
+_VERSION = 1
+_MAX_CACHE_BYTES = 256 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class CachedHash:
+    """The digest of a file as it was when hashed: valid while size and mtime stay the same."""
+
+    size: int
+    mtime_ns: int
+    sha256: str
+
+
+class HashCache:
+    """Digests by file name, loaded from and saved to the hidden cache folder under `root`.
+
+    Every path is opened relative to a directory descriptor with O_NOFOLLOW, so a symlink
+    planted at `.napshare` or `hashes.json` can never make the cache read or write outside root.
+    A folder where the cache cannot be written (read-only media) keeps the cache in memory.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+        self._lock = threading.Lock()
+        self._entries: dict[str, CachedHash] = {}
+        self._warned = False
+        self._entries = self._load()
+
+    def lookup(self, name: str, size: int, mtime_ns: int) -> str | None:
+        """The cached digest of `name` if its size and mtime still match, else None."""
+        with self._lock:
+            entry = self._entries.get(name)
+        if entry is None or entry.size != size or entry.mtime_ns != mtime_ns:
+            return None
+        return entry.sha256
+
+    def store(self, name: str, entry: CachedHash) -> None:
+        """Remember one digest (in memory; call save() to persist)."""
+        with self._lock:
+            self._entries[name] = entry
+
+    def retain(self, names: set[str]) -> bool:
+        """Forget every file not in `names`; True when something was forgotten."""
+        with self._lock:
+            stale = [name for name in self._entries if name not in names]
+            for name in stale:
+                del self._entries[name]
+        return bool(stale)
+
+    def save(self) -> None:
+        """Write the cache atomically (temporary file, fsync, rename); log and go on on failure."""
+        with self._lock:
+            document = {
+                "version": _VERSION,
+                "files": {
+                    name: {"size": e.size, "mtime_ns": e.mtime_ns, "sha256": e.sha256}
+                    for name, e in sorted(self._entries.items())
+                },
+            }
+            payload = json.dumps(document, separators=(",", ":")).encode()
+            try:
+                self._write(payload)
+            except OSError as error:
+                if not self._warned:
+                    logger.warning("cannot save the hash cache in %s: %s", self._root, error)
+                    self._warned = True
+
+    def _write(self, payload: bytes) -> None:
+        root_fd = os.open(self._root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(CACHE_DIR, 0o700, dir_fd=root_fd)
+            dir_fd = os.open(
+                CACHE_DIR,
+                os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                dir_fd=root_fd,
+            )
+        finally:
+            os.close(root_fd)
+        try:
+            temp = f"{CACHE_FILE}.{secrets.token_hex(8)}.tmp"
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            fd = os.open(temp, flags, 0o600, dir_fd=dir_fd)
+            try:
+                with os.fdopen(fd, "wb", closefd=False) as out:
+                    out.write(payload)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            try:
+                os.replace(temp, CACHE_FILE, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            except OSError:
+                os.unlink(temp, dir_fd=dir_fd)
+                raise
+        finally:
+            os.close(dir_fd)
+
+    def _load(self) -> dict[str, CachedHash]:
+        try:
+            raw = self._read()
+        except FileNotFoundError:
+            return {}
+        except OSError as error:
+            logger.warning("ignoring the hash cache in %s: %s", self._root, error)
+            return {}
+        try:
+            document = json.loads(raw)
+            if document.get("version") != _VERSION:
+                return {}
+            entries = {
+                str(name): CachedHash(int(e["size"]), int(e["mtime_ns"]), check_sha256(e["sha256"]))
+                for name, e in document["files"].items()
+            }
+        except (ValueError, TypeError, KeyError, AttributeError, InvalidNameError) as error:
+            logger.warning("ignoring a corrupt hash cache in %s: %s", self._root, error)
+            return {}
+        return entries
+
+    def _read(self) -> bytes:
+        root_fd = os.open(self._root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            dir_fd = os.open(
+                CACHE_DIR,
+                os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                dir_fd=root_fd,
+            )
+        finally:
+            os.close(root_fd)
+        try:
+            fd = os.open(
+                CACHE_FILE,
+                os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                dir_fd=dir_fd,
+            )
+        finally:
+            os.close(dir_fd)
+        with os.fdopen(fd, "rb") as source:
+            data = source.read(_MAX_CACHE_BYTES + 1)
+        if len(data) > _MAX_CACHE_BYTES:
+            raise OSError(f"{CACHE_FILE} is larger than {_MAX_CACHE_BYTES} bytes")
+        return data

@@ -1,0 +1,132 @@
+"""Serving one Download: check the request, take an upload slot, stream the byte range."""
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from common.names import check_file_name, check_sha256
+from peer.store import SharedFile, SharedFolder
+from peer.uploads import Lease, UploadSlots
+from peer.wire import ChunkBuffer, file_field
+
+MIN_CHUNK_SIZE = 16 * 1024
+DEFAULT_CHUNK_SIZE = 1024 * 1024
+MAX_CHUNK_SIZE = 2 * 1024 * 1024
+
+
+class BadRequestError(ValueError):
+    """A request field that can never be valid, such as a negative limit."""
+
+
+class OutOfRangeError(Exception):
+    """The requested offset is negative or past the end of the file."""
+
+
+class FileChangedError(Exception):
+    """The file is not the one the caller expects, or it changed while being sent."""
+
+
+def check_chunk_size(chunk_size: int) -> int:
+    """Return `chunk_size` if it is within MIN_CHUNK_SIZE..MAX_CHUNK_SIZE, else raise ValueError."""
+    if not MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE:
+        raise ValueError(
+            f"chunk size {chunk_size} must be between {MIN_CHUNK_SIZE} "
+            f"and {MAX_CHUNK_SIZE} bytes (16 KiB and 2 MiB)"
+        )
+    return chunk_size
+
+
+@dataclass(frozen=True)
+class DownloadSpec:
+    """What a Download request asks for, as the protocol defines its fields."""
+
+    name: str
+    offset: int = 0
+    limit: int = 0
+    sha256: str = ""
+
+    def check(self) -> "DownloadSpec":
+        """Raise InvalidNameError, BadRequestError or OutOfRangeError for a request never valid."""
+        check_file_name(self.name)
+        if self.limit < 0:
+            raise BadRequestError(f"limit {self.limit} is negative; use 0 for the whole file")
+        if self.sha256:
+            check_sha256(self.sha256)
+        if self.offset < 0:
+            raise OutOfRangeError(f"offset {self.offset} is negative")
+        return self
+
+
+class Transfer:
+    """One running upload: an open file, the byte range to send, and the slot it holds."""
+
+    def __init__(self, fd: int, info: SharedFile, start: int, end: int, lease: Lease) -> None:
+        self.fd = fd
+        self.info = info
+        self.start = start
+        self.end = end
+        self._lease = lease
+        self._closed = False
+
+    def messages(self, chunk_size: int) -> Iterator[bytes]:
+        """Serialized DownloadResponses: full chunks, a shorter last one, `file` on the first."""
+        buffer = ChunkBuffer(chunk_size)
+        file = file_field(self.info.name, self.info.size, self.info.sha256)
+        position = self.start
+        while True:
+            wanted = min(chunk_size, self.end - position)
+            got = buffer.read(self.fd, position, wanted)
+            if got < wanted:
+                raise FileChangedError(f"file {self.info.name!r} shrank while being sent")
+            self._lease.progress()
+            yield buffer.message(position, got, file)
+            file = b""
+            position += got
+            if position >= self.end:
+                return
+
+    def release_slot(self) -> None:
+        """Free the upload slot (the stream ended or the client went away); idempotent."""
+        self._lease.release()
+
+    def close(self) -> None:
+        """Free the slot and close the file; idempotent."""
+        self._lease.release()
+        if not self._closed:
+            self._closed = True
+            os.close(self.fd)
+
+
+class Downloads:
+    """Starts transfers from one shared folder, within the upload slots."""
+
+    def __init__(self, folder: SharedFolder, slots: UploadSlots, chunk_size: int) -> None:
+        self.folder = folder
+        self.slots = slots
+        self.chunk_size = check_chunk_size(chunk_size)
+
+    def start(self, spec: DownloadSpec, on_stall: Callable[[], None]) -> Transfer:
+        """Check `spec`, take a slot, open the file; raise a domain error if it cannot be served."""
+        spec = DownloadSpec(spec.name, spec.offset, spec.limit, spec.sha256.lower()).check()
+        lease = self.slots.acquire(on_stall)
+        try:
+            fd, info = self.folder.open(spec.name)
+        except BaseException:
+            lease.release()
+            raise
+        transfer = Transfer(fd, info, spec.offset, spec.offset, lease)
+        try:
+            if spec.sha256 and spec.sha256 != info.sha256:
+                raise FileChangedError(
+                    f"file {spec.name!r} changed: its sha256 is not the one requested; search again"
+                )
+            if spec.offset > info.size:
+                raise OutOfRangeError(
+                    f"offset {spec.offset} is past the end of {spec.name!r} ({info.size} bytes)"
+                )
+            end = info.size if spec.limit == 0 else min(info.size, spec.offset + spec.limit)
+        except BaseException:
+            transfer.close()
+            raise
+        transfer.end = end
+        return transfer

@@ -1,0 +1,195 @@
+"""The shared folder: which files a peer shares, their sha256 (cached), and safe access to them."""
+
+import errno
+import hashlib
+import logging
+import os
+import stat
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from common.names import InvalidNameError, check_file_name, check_sha256
+from peer.hash_cache import CachedHash, HashCache
+
+logger = logging.getLogger(__name__)
+
+PART_SUFFIX = ".part"
+HASH_BUFFER = 4 * 1024 * 1024
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+# The clock the kernel stamps mtimes with; a file stamped in the tick its hash began may
+# change again within that tick without its mtime moving, so such a digest is not cached.
+_MTIME_CLOCK: int = getattr(time, "CLOCK_REALTIME_COARSE", time.CLOCK_REALTIME)
+
+
+@dataclass(frozen=True)
+class SharedFile:
+    """One shared file as it is now: plain name, size in bytes, sha256 and mtime."""
+
+    name: str
+    size: int
+    sha256: str
+    mtime_ns: int
+
+
+class FolderError(Exception):
+    """The shared folder is missing, not a directory, or not readable."""
+
+
+class NotSharedError(Exception):
+    """No file of that name is shared."""
+
+
+class SharedFolder:
+    """The regular files at the top of `root`, except `*.part` downloads and the hash cache.
+
+    Symlinks are never followed, so nothing outside `root` is ever read; the only thing
+    written is the cache in `root/.napshare/`. Safe to use from several threads.
+    """
+
+    def __init__(self, root: Path) -> None:
+        try:
+            resolved = Path(root).expanduser().resolve(strict=True)
+        except (OSError, RuntimeError) as error:
+            raise FolderError(f"shared folder {root} does not exist") from error
+        if not resolved.is_dir():
+            raise FolderError(f"shared folder {root} is not a directory")
+        if not os.access(resolved, os.R_OK | os.X_OK):
+            raise FolderError(f"shared folder {root} is not readable")
+        self.root = resolved
+        self.hash_count = 0
+        self._cache = HashCache(resolved)
+        self._hash_lock = threading.Lock()
+
+    def scan(self) -> list[SharedFile]:
+        """Every file shared now, sorted by name; hashes only new or changed files."""
+        try:
+            entries = sorted(os.scandir(self.root), key=lambda entry: entry.name)
+        except OSError as error:
+            raise FolderError(f"cannot list shared folder {self.root}: {error}") from error
+        files: list[SharedFile] = []
+        for entry in entries:
+            if not _is_shareable_name(entry.name) or not entry.is_file(follow_symlinks=False):
+                continue
+            try:
+                fd, info = self.open(entry.name)
+            except (NotSharedError, OSError) as error:
+                logger.warning("not sharing %s: %s", entry.name, error)
+                continue
+            os.close(fd)
+            files.append(info)
+        if self._cache.retain({info.name for info in files}):
+            self._cache.save()
+        return files
+
+    def get(self, name: str) -> SharedFile:
+        """The shared file `name`; raises InvalidNameError or NotSharedError."""
+        fd, info = self.open(name)
+        os.close(fd)
+        return info
+
+    def open(self, name: str) -> tuple[int, SharedFile]:
+        """A read-only descriptor of the regular file `name` directly in root, and its info.
+
+        The caller closes the descriptor. Raises InvalidNameError or NotSharedError.
+        """
+        self._check_shared_name(name)
+        try:
+            fd = os.open(self.root / name, _OPEN_FLAGS)
+        except OSError as error:
+            if error.errno in (errno.ENOENT, errno.ELOOP, errno.EACCES, errno.ENXIO):
+                raise NotSharedError(f"file {name!r} is not shared") from error
+            raise
+        try:
+            return fd, self._describe(name, fd)
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def part_path(self, name: str) -> Path:
+        """Where a download of `name` in progress is kept: root/<name>.part."""
+        check_file_name(name)
+        return self.root / (name + PART_SUFFIX)
+
+    def final_path(self, name: str) -> Path:
+        """Where the finished file `name` goes: root/<name>."""
+        check_file_name(name)
+        return self.root / name
+
+    def remember(self, name: str, sha256: str) -> SharedFile:
+        """Record the digest of a file just verified and put in place, so it is not hashed again."""
+        check_file_name(name)
+        check_sha256(sha256)
+        try:
+            info = os.stat(self.root / name, follow_symlinks=False)
+        except FileNotFoundError as error:
+            raise NotSharedError(f"file {name!r} is not in {self.root}") from error
+        if not stat.S_ISREG(info.st_mode):
+            raise NotSharedError(f"{name!r} is not a regular file")
+        self._cache.store(name, CachedHash(info.st_size, info.st_mtime_ns, sha256))
+        self._cache.save()
+        return SharedFile(name, info.st_size, sha256, info.st_mtime_ns)
+
+    def _check_shared_name(self, name: str) -> None:
+        check_file_name(name)
+        if not _is_shareable_name(name):
+            raise NotSharedError(f"file {name!r} is not shared")
+
+    def _describe(self, name: str, fd: int) -> SharedFile:
+        before = os.fstat(fd)
+        if not stat.S_ISREG(before.st_mode):
+            raise NotSharedError(f"{name!r} is not a regular file")
+        digest = self._cache.lookup(name, before.st_size, before.st_mtime_ns)
+        if digest is None:
+            digest = self._hash_once(name, fd, before)
+        return SharedFile(name, before.st_size, digest, before.st_mtime_ns)
+
+    def _hash_once(self, name: str, fd: int, before: os.stat_result) -> str:
+        with self._hash_lock:
+            digest = self._cache.lookup(name, before.st_size, before.st_mtime_ns)
+            if digest is not None:
+                return digest
+            started_ns = time.clock_gettime_ns(_MTIME_CLOCK)
+            logger.info("hashing %s (%d bytes)", name, before.st_size)
+            digest = sha256_of(fd)
+            self.hash_count += 1
+            after = os.fstat(fd)
+        if _unchanged(before, after) and before.st_mtime_ns < started_ns:
+            self._cache.store(name, CachedHash(before.st_size, before.st_mtime_ns, digest))
+            self._cache.save()
+        return digest
+
+
+def sha256_of(fd: int) -> str:
+    """The sha256 of everything readable from `fd`, read with pread from offset 0."""
+    digest = hashlib.sha256()
+    buffer = bytearray(HASH_BUFFER)
+    view = memoryview(buffer)
+    position = 0
+    while True:
+        count = os.preadv(fd, [view], position)
+        if count == 0:
+            return digest.hexdigest()
+        digest.update(view[:count])
+        position += count
+
+
+def _is_shareable_name(name: str) -> bool:
+    if name.endswith(PART_SUFFIX):
+        return False
+    try:
+        check_file_name(name)
+        name.encode("utf-8")
+    except (InvalidNameError, UnicodeEncodeError):
+        return False
+    return True
+
+
+def _unchanged(before: os.stat_result, after: os.stat_result) -> bool:
+    """True when nothing wrote to the file while it was being hashed."""
+    return (before.st_size, before.st_mtime_ns, before.st_ctime_ns) == (
+        after.st_size,
+        after.st_mtime_ns,
+        after.st_ctime_ns,
+    )

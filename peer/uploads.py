@@ -1,0 +1,100 @@
+"""Upload slots: at most `max_uploads` downloads served at once, and stalled ones cut off."""
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+logger = logging.getLogger(__name__)
+
+
+class UploadsBusyError(Exception):
+    """Every upload slot is taken: the original's "download refused"."""
+
+
+class Lease:
+    """One upload slot, held from the request until the stream ends."""
+
+    def __init__(self, slots: "UploadSlots", on_stall: Callable[[], None]) -> None:
+        self._slots = slots
+        self.on_stall = on_stall
+        self.last_progress: float | None = None
+        self.released = False
+
+    def progress(self) -> None:
+        """The client took another chunk; from now on a long pause counts as a stall."""
+        self.last_progress = time.monotonic()
+
+    def release(self) -> None:
+        """Give the slot back; calling it again does nothing."""
+        self._slots._release(self)
+
+
+class UploadSlots:
+    """A counter of running uploads with a non-blocking acquire.
+
+    With `stall_timeout`, a watcher thread (running only while uploads are) calls the
+    `on_stall` of an upload whose client took no chunk for that many seconds, and frees its
+    slot, so that clients that stop reading cannot hold every slot forever.
+    """
+
+    def __init__(self, max_uploads: int, stall_timeout: float | None = None) -> None:
+        if max_uploads < 1:
+            raise ValueError(f"max uploads must be at least 1, not {max_uploads}")
+        if stall_timeout is not None and stall_timeout <= 0:
+            raise ValueError(f"stall timeout must be positive, not {stall_timeout}")
+        self.max_uploads = max_uploads
+        self.stall_timeout = stall_timeout
+        self._leases: set[Lease] = set()
+        self._condition = threading.Condition()
+        self._watching = False
+
+    @property
+    def active(self) -> int:
+        """How many uploads hold a slot now."""
+        with self._condition:
+            return len(self._leases)
+
+    def acquire(self, on_stall: Callable[[], None] = lambda: None) -> Lease:
+        """Take a slot at once or raise UploadsBusyError; never waits."""
+        with self._condition:
+            if len(self._leases) >= self.max_uploads:
+                raise UploadsBusyError(
+                    f"this peer is already serving {self.max_uploads} downloads; "
+                    "try another peer or again later"
+                )
+            lease = Lease(self, on_stall)
+            self._leases.add(lease)
+            if self.stall_timeout is not None and not self._watching:
+                self._watching = True
+                threading.Thread(target=self._watch, name="upload-stall-watch", daemon=True).start()
+            return lease
+
+    def _release(self, lease: Lease) -> None:
+        with self._condition:
+            if lease.released:
+                return
+            lease.released = True
+            self._leases.discard(lease)
+            self._condition.notify_all()
+
+    def _watch(self) -> None:
+        assert self.stall_timeout is not None
+        timeout = self.stall_timeout
+        interval = min(timeout / 4, 1.0)
+        while True:
+            with self._condition:
+                if not self._leases:
+                    self._watching = False
+                    return
+                self._condition.wait(interval)
+                now = time.monotonic()
+                stalled = [
+                    lease
+                    for lease in self._leases
+                    if lease.last_progress is not None and now - lease.last_progress > timeout
+                ]
+            for lease in stalled:
+                logger.warning("cutting off a download whose client took no data for %ss", timeout)
+                lease.release()
+                lease.on_stall()
