@@ -1,0 +1,1 @@
+"""`make bench`: napshare against raw TCP, curl and a bare gRPC server; see tests/bench/run.py."""

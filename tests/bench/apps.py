@@ -1,0 +1,82 @@
+"""The command lines the benchmarks run: napshare's own, and the tools it is compared with."""
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from tests.bench.procs import PYTHON, ROOT
+
+BIN = Path(PYTHON).parent
+PEER_SCRIPT = BIN / "napshare-peer"
+TRACKER_SCRIPT = BIN / "napshare-tracker"
+HTTP_PORT = re.compile(r"Serving HTTP on (127\.0\.0\.1) port (\d+)")
+
+
+def napshare_ready() -> str | None:
+    """None when the tracker and peer command lines exist, else what is missing."""
+    missing = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "tracker" / "__main__.py", ROOT / "peer" / "__main__.py")
+        if not path.exists()
+    ]
+    return f"napshare is not runnable yet: {', '.join(missing)} missing" if missing else None
+
+
+def tracker(heartbeat: float | None = None) -> list[str]:
+    """A tracker on a free loopback port; it prints its address."""
+    command = [PYTHON, "-m", "tracker", "--host", "127.0.0.1", "--port", "0"]
+    if heartbeat is not None:
+        command += ["--heartbeat-interval", f"{heartbeat:g}"]
+    return command
+
+
+def _peer() -> list[str]:
+    return [str(PEER_SCRIPT)] if PEER_SCRIPT.exists() else [PYTHON, "-m", "peer"]
+
+
+def serve(folder: Path, tracker_address: str, extra: Sequence[str] = ()) -> list[str]:
+    """A peer sharing `folder` on a free loopback port; it prints its address."""
+    return [
+        *_peer(),
+        "serve",
+        "--dir",
+        str(folder),
+        "--tracker",
+        tracker_address,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--no-menu",
+        *extra,
+    ]
+
+
+def download(name: str, folder: Path, tracker_address: str, extra: Sequence[str] = ()) -> list[str]:
+    """The napshare client: find `name` through the tracker, fetch it, verify its sha256."""
+    return [*_peer(), "download", name, "--dir", str(folder), "--tracker", tracker_address, *extra]
+
+
+def raw_serve(path: Path) -> list[str]:
+    """The raw TCP sender (socket.sendfile)."""
+    return [PYTHON, "-m", "tests.bench.rawtcp", "serve", str(path)]
+
+
+def raw_fetch(address: str, out: Path) -> list[str]:
+    """The raw TCP receiver (recv_into, then write)."""
+    return [PYTHON, "-m", "tests.bench.rawtcp", "fetch", address, str(out)]
+
+
+def http_serve(folder: Path) -> list[str]:
+    """Python's own HTTP file server."""
+    return [PYTHON, "-m", "http.server", "--bind", "127.0.0.1", "--directory", str(folder), "0"]
+
+
+def curl(url: str, out: Path) -> list[str]:
+    """curl saving to a file."""
+    return ["curl", "--silent", "--show-error", "--fail", "--output", str(out), url]
+
+
+def echo(workers: int) -> list[str]:
+    """The bare gRPC echo server, the ceiling for unary calls."""
+    return [PYTHON, "-m", "tests.bench.echo", "--workers", str(workers)]

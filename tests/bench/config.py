@@ -1,0 +1,76 @@
+"""What a benchmark run measures and with which sizes: full, or tiny for the smoke test."""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.bench.files import GIB, MIB, format_size
+
+RUNNER = ".venv/bin/python -m tests.bench.run"
+
+
+def _size_flag(size: int) -> str:
+    return format_size(size).replace(" ", "")
+
+
+@dataclass
+class Config:
+    """Every knob of a run; the defaults are the full `make bench`."""
+
+    workdir: Path
+    quick: bool = False
+    transfer_size: int = GIB
+    rounds: int = 5
+    memory_sizes: list[int] = field(default_factory=lambda: [GIB, 4 * GIB])
+    peers: int = 10_000
+    files_per_peer: int = 100
+    distinct: int = 200_000
+    join_files: int = 10_000
+    join_repeats: int = 5
+    keyword_queries: int = 1000
+    load_rounds: int = 2
+    load_seconds: float = 5.0
+    warmup_seconds: float = 2.0
+    load_processes: int = 1
+    load_channels: int = 4
+    load_concurrency: int = 8
+    echo_workers: int = 16
+    serve_args: list[str] = field(default_factory=list)
+    download_args: list[str] = field(default_factory=list)
+
+    @classmethod
+    def tiny(cls, workdir: Path) -> "Config":
+        """Sizes small enough for the smoke test: every code path, seconds in all."""
+        return cls(
+            workdir=workdir,
+            quick=True,
+            transfer_size=4 * MIB,
+            rounds=1,
+            memory_sizes=[4 * MIB, 8 * MIB],
+            peers=40,
+            files_per_peer=20,
+            distinct=400,
+            join_files=300,
+            join_repeats=2,
+            keyword_queries=30,
+            load_rounds=1,
+            load_seconds=0.5,
+            warmup_seconds=0.2,
+            load_channels=1,
+            load_concurrency=2,
+            echo_workers=4,
+        )
+
+    def reproduce(self, only: str) -> str:
+        """The command that measures section `only` again with these sizes."""
+        if self.quick:
+            return f"{RUNNER} --quick --only {only}"
+        flags = {
+            "transfer": f"--size {_size_flag(self.transfer_size)} --rounds {self.rounds}",
+            "memory": "--memory-sizes " + ",".join(_size_flag(s) for s in self.memory_sizes),
+            "tracker": f"--peers {self.peers} --files-per-peer {self.files_per_peer}",
+        }[only]
+        extra = ""
+        if only in ("transfer", "memory"):
+            extra += "".join(f" --serve-arg={a}" for a in self.serve_args)
+            extra += "".join(f" --download-arg={a}" for a in self.download_args)
+        return f"{RUNNER} --only {only} {flags}{extra}"

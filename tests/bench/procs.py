@@ -1,0 +1,188 @@
+"""Child processes for the benchmarks: start, find their address, time, measure, stop."""
+
+import contextlib
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PYTHON = sys.executable
+TIME = "/usr/bin/time"
+
+_ADDRESS = re.compile(r"(?<![\w.:\[])(127\.0\.0\.1|localhost|\[::1\]):(\d{1,5})\b")
+
+
+class BenchError(RuntimeError):
+    """A benchmark could not run: a process failed to start, or a command failed."""
+
+
+def child_env() -> dict[str, str]:
+    """The environment for children: unbuffered output, English console lines."""
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"
+    env["LANGUAGE"] = "en"
+    env.pop("PYTHONPROFILEIMPORTTIME", None)
+    return env
+
+
+@dataclass
+class Service:
+    """A long-running child in its own process group, and the address it printed."""
+
+    name: str
+    process: subprocess.Popen[str]
+    address: str
+    output: list[str] = field(default_factory=list)
+
+    @property
+    def pid(self) -> int:
+        """The child's process id."""
+        return self.process.pid
+
+    @property
+    def port(self) -> int:
+        """The port of the printed address."""
+        return int(self.address.rsplit(":", 1)[1])
+
+
+def _pump(process: subprocess.Popen[str], lines: list[str], found: threading.Event) -> None:
+    assert process.stdout is not None
+    for line in process.stdout:
+        lines.append(line.rstrip("\n"))
+        found.set()
+    found.set()
+
+
+def start_service(
+    name: str,
+    command: Sequence[str],
+    *,
+    cwd: Path | None = None,
+    pattern: re.Pattern[str] = _ADDRESS,
+    timeout: float = 120.0,
+) -> Service:
+    """Start `command` and wait until it prints a loopback `host:port`; raise BenchError if not."""
+    process = subprocess.Popen(
+        list(command),
+        cwd=cwd or ROOT,
+        env=child_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    lines: list[str] = []
+    seen = threading.Event()
+    threading.Thread(target=_pump, args=(process, lines, seen), daemon=True).start()
+    deadline = time.monotonic() + timeout
+    checked = 0
+    while time.monotonic() < deadline:
+        seen.wait(0.05)
+        seen.clear()
+        for line in lines[checked:]:
+            match = pattern.search(line)
+            if match:
+                return Service(name, process, f"{match.group(1)}:{match.group(2)}", lines)
+        checked = len(lines)
+        if process.poll() is not None:
+            break
+    stop(Service(name, process, "", lines))
+    tail = "\n".join(lines[-15:])
+    raise BenchError(f"{name} did not print its address: {shlex.join(command)}\n{tail}")
+
+
+def stop(service: Service, grace: float = 10.0) -> None:
+    """Stop the service's whole process group: SIGTERM, then SIGKILL after `grace` seconds."""
+    process = service.process
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(grace)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    if process.stdout is not None:
+        process.stdout.close()
+
+
+def _status_kib(pid: int, key: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    raise BenchError(f"/proc/{pid}/status has no {key}")
+
+
+def peak_rss_bytes(pid: int) -> int:
+    """The process's peak resident set size so far (VmHWM)."""
+    return _status_kib(pid, "VmHWM") * 1024
+
+
+def rss_bytes(pid: int) -> int:
+    """The process's resident set size now (VmRSS)."""
+    return _status_kib(pid, "VmRSS") * 1024
+
+
+@dataclass(frozen=True)
+class Timed:
+    """One finished command: its wall time and the peak RSS that /usr/bin/time saw."""
+
+    seconds: float
+    max_rss_bytes: int
+
+
+def timed_run(command: Sequence[str], *, cwd: Path | None = None, timeout: float = 900) -> Timed:
+    """Run `command` under /usr/bin/time; its wall time, its peak RSS, or BenchError if it fails."""
+    with tempfile.NamedTemporaryFile("r", prefix="napshare-bench-time-") as report:
+        wrapped = [TIME, "-f", "%M", "-o", report.name, *command]
+        start = time.perf_counter()
+        result = subprocess.run(
+            wrapped,
+            cwd=cwd or ROOT,
+            env=child_env(),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        seconds = time.perf_counter() - start
+        if result.returncode != 0:
+            tail = (result.stdout + result.stderr)[-2000:]
+            raise BenchError(f"exit {result.returncode}: {shlex.join(command)}\n{tail}")
+        kib = int(report.read().split()[-1])
+    return Timed(seconds, kib * 1024)
+
+
+def median(values: Sequence[float]) -> float:
+    """The median of a non-empty sequence."""
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    return (ordered[middle - 1] + ordered[middle]) / 2
+
+
+@contextlib.contextmanager
+def running(
+    name: str,
+    command: Sequence[str],
+    *,
+    pattern: re.Pattern[str] = _ADDRESS,
+    timeout: float = 120.0,
+) -> Iterator[Service]:
+    """start_service as a context: the process group is stopped however the block ends."""
+    service = start_service(name, command, pattern=pattern, timeout=timeout)
+    try:
+        yield service
+    finally:
+        stop(service)

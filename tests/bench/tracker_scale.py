@@ -1,0 +1,320 @@
+"""Tracker scale: a million (file, peer) entries, then search throughput, latency, Join, RSS."""
+
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import grpc
+from napshare.v1 import tracker_pb2
+
+from tests.bench import apps, catalog, loadgen
+from tests.bench.config import Config
+from tests.bench.procs import BenchError, Service, median, rss_bytes, running
+from tests.bench.report import Row, Section
+
+SEARCH = "/napshare.v1.TrackerService/Search"
+JOIN = "/napshare.v1.TrackerService/Join"
+PEER_PORT = 6699
+IN_FLIGHT = 8
+# Long enough that no loaded peer's lease runs out while the benchmark runs.
+HEARTBEAT_SECONDS = 3600
+
+
+def _progress(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time the process has used."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Loaded:
+    """What loading the tracker did."""
+
+    entries: int
+    shared: list[str]
+    seconds: float
+    rss_before: int
+    rss_after: int
+
+
+def _call(channel: grpc.Channel, method: str) -> Callable[..., bytes]:
+    return channel.unary_unary(method, None, None)  # bytes in, bytes out
+
+
+def load(config: Config, tracker: Service, entries: list[catalog.Entry]) -> Loaded:
+    """Join `peers` peers with `files_per_peer` files each, a few calls in flight at a time."""
+    encoder = catalog.Encoder(entries)
+    used: set[int] = set()
+    with grpc.insecure_channel(tracker.address) as channel:
+        join = _call(channel, JOIN)
+        search = _call(channel, SEARCH)
+        search(tracker_pb2.SearchRequest(name="warm-up.mp4").SerializeToString(), timeout=10)
+        time.sleep(0.5)
+        rss_before = rss_bytes(tracker.pid)
+        slots = threading.BoundedSemaphore(IN_FLIGHT)
+        failures: list[BaseException] = []
+        pending = []
+        started = time.perf_counter()
+        for number, indexes in enumerate(
+            catalog.pick_files(entries, config.peers, config.files_per_peer)
+        ):
+            used.update(indexes)
+            request = encoder.join(catalog.peer_host(number), PEER_PORT, indexes)
+            slots.acquire()
+            future = join.future(request, timeout=60)  # type: ignore[attr-defined]
+
+            def done(finished: "grpc.Future[bytes]", slots: threading.Semaphore = slots) -> None:
+                problem = finished.exception()
+                if problem is not None:
+                    failures.append(problem)
+                slots.release()
+
+            future.add_done_callback(done)
+            pending.append(future)
+            if number and number % 1000 == 0:
+                _progress(f"tracker: {number:,} peers joined")
+        for future in pending:
+            future.exception()
+        seconds = time.perf_counter() - started
+        if failures:
+            raise BenchError(f"{len(failures)} Join calls failed, first: {failures[0]}")
+        time.sleep(0.5)
+        rss_after = rss_bytes(tracker.pid)
+    shared = [entries[index].name for index in sorted(used)]
+    return Loaded(config.peers * config.files_per_peer, shared, seconds, rss_before, rss_after)
+
+
+@dataclass
+class Latency:
+    """Sequential calls from one client: percentiles and what the answers held."""
+
+    p50_ms: float
+    p99_ms: float
+    calls: int
+    matched: int
+    results: int
+
+
+def sequential(tracker: Service, requests: list[bytes], budget: float = 30.0) -> Latency:
+    """Send `requests` one at a time (stopping after `budget` seconds); their latencies."""
+    times: list[float] = []
+    answers: list[bytes] = []
+    with grpc.insecure_channel(tracker.address) as channel:
+        search = _call(channel, SEARCH)
+        for request in requests[:20]:
+            search(request, timeout=30)
+        deadline = time.monotonic() + budget
+        for request in requests:
+            began = time.perf_counter()
+            answers.append(search(request, timeout=30))
+            times.append((time.perf_counter() - began) * 1000)
+            if time.monotonic() > deadline:
+                break
+    counts = [len(tracker_pb2.SearchResponse.FromString(answer).results) for answer in answers]
+    times.sort()
+    return Latency(
+        p50_ms=times[len(times) // 2],
+        p99_ms=times[min(len(times) - 1, round(0.99 * len(times)) - 1)],
+        calls=len(times),
+        matched=sum(1 for count in counts if count),
+        results=sum(counts),
+    )
+
+
+@dataclass
+class Throughput:
+    """Search load against the tracker and the same load against the echo server."""
+
+    tracker: list[loadgen.LoadResult]
+    echo: list[loadgen.LoadResult]
+    tracker_cpu: float
+    echo_cpu: float
+
+
+def throughput(config: Config, tracker: Service, requests: list[bytes]) -> Throughput:
+    """Interleave rounds against the echo server and the tracker, with the same generator."""
+    result = Throughput([], [], 0.0, 0.0)
+    with running("echo server", apps.echo(config.echo_workers)) as echo:
+        for round_number in range(1, config.load_rounds + 1):
+            for label, server in (("echo", echo), ("tracker", tracker)):
+                cpu_before, began = cpu_seconds(server.pid), time.perf_counter()
+                run = loadgen.run_load(
+                    server.address,
+                    SEARCH,
+                    requests,
+                    processes=config.load_processes,
+                    channels=config.load_channels,
+                    concurrency=config.load_concurrency,
+                    duration=config.load_seconds,
+                    warmup=config.warmup_seconds,
+                )
+                cores = (cpu_seconds(server.pid) - cpu_before) / (time.perf_counter() - began)
+                if run.errors or not run.calls:
+                    raise BenchError(f"{label}: {run.errors} failed calls, {run.calls} done")
+                if label == "echo":
+                    result.echo.append(run)
+                    result.echo_cpu = max(result.echo_cpu, cores)
+                else:
+                    result.tracker.append(run)
+                    result.tracker_cpu = max(result.tracker_cpu, cores)
+                _progress(
+                    f"search load round {round_number}/{config.load_rounds}: {label} "
+                    f"{run.rate:,.0f} calls/s, p99 {run.percentile(0.99):.1f} ms"
+                )
+    return result
+
+
+@dataclass
+class Joins:
+    """Client-side times of big Joins, and the size of one request."""
+
+    ms: list[float]
+    request_bytes: int
+
+
+def big_joins(config: Config, tracker: Service, entries: list[catalog.Entry]) -> Joins:
+    """Milliseconds for each of `join_repeats` Joins of a new peer with `join_files` files."""
+    encoder = catalog.Encoder(entries)
+    picks = catalog.pick_files(
+        entries, config.join_repeats, min(config.join_files, len(entries)), seed=99
+    )
+    requests = [
+        encoder.join(f"192.168.77.{number + 1}", PEER_PORT, indexes)
+        for number, indexes in enumerate(picks)
+    ]
+    times = []
+    with grpc.insecure_channel(
+        tracker.address, options=[("grpc.max_send_message_length", 16 * 1024 * 1024)]
+    ) as channel:
+        join = _call(channel, JOIN)
+        for request in requests:
+            began = time.perf_counter()
+            tracker_pb2.JoinResponse.FromString(join(request, timeout=60))
+            times.append((time.perf_counter() - began) * 1000)
+    return Joins(times, len(requests[0]))
+
+
+def run(config: Config) -> Section:
+    """Load a tracker subprocess, then measure RSS, latency, throughput and a big Join."""
+    entries = catalog.make_catalog(config.distinct)
+    with running("tracker", apps.tracker(heartbeat=HEARTBEAT_SECONDS)) as tracker:
+        loaded = load(config, tracker, entries)
+        _progress(f"tracker: loaded {loaded.entries:,} entries in {loaded.seconds:.1f} s")
+        queries = catalog.keyword_queries(entries, config.keyword_queries)
+        keyword = sequential(tracker, catalog.keyword_searches(queries))
+        exact_requests = catalog.exact_searches(loaded.shared, max(1000, config.keyword_queries))
+        exact = sequential(tracker, exact_requests)
+        load_result = throughput(config, tracker, exact_requests)
+        joins = big_joins(config, tracker, entries)
+    return _section(
+        config,
+        loaded=loaded,
+        keyword=keyword,
+        exact=exact,
+        load_result=load_result,
+        joins=joins,
+        example=queries[0],
+    )
+
+
+def _section(
+    config: Config,
+    *,
+    loaded: Loaded,
+    keyword: Latency,
+    exact: Latency,
+    load_result: Throughput,
+    joins: Joins,
+    example: str,
+) -> Section:
+    reproduce = config.reproduce("tracker")
+    per_entry = (loaded.rss_after - loaded.rss_before) / loaded.entries
+    search_rate = median([run.rate for run in load_result.tracker])
+    echo_rate = median([run.rate for run in load_result.echo])
+    best = max(load_result.tracker, key=lambda run: run.rate)
+    best_echo = max(load_result.echo, key=lambda run: run.rate)
+    join_ms = median(joins.ms)
+    shape = (
+        f"{config.load_processes} process × {config.load_channels} channels × "
+        f"{config.load_concurrency} in flight"
+    )
+    rows = [
+        Row(
+            "tracker RSS per entry", per_entry, "bytes", reproduce, "≤ 300 bytes", per_entry <= 300
+        ),
+        Row(f"search throughput ({shape})", search_rate, "calls/s", reproduce),
+        Row("bare gRPC echo, same load", echo_rate, "calls/s", reproduce),
+        Row(
+            "search / echo",
+            search_rate / echo_rate,
+            "×",
+            reproduce,
+            "≥ 0.80×",
+            search_rate / echo_rate >= 0.8,
+        ),
+        Row("search latency under that load, p50", best.percentile(0.5), "ms", reproduce),
+        Row("search latency under that load, p99", best.percentile(0.99), "ms", reproduce),
+        Row(
+            "keyword search latency, p99 (one client)",
+            keyword.p99_ms,
+            "ms",
+            reproduce,
+            "≤ 10 ms",
+            keyword.p99_ms <= 10,
+        ),
+        Row("keyword search latency, p50 (one client)", keyword.p50_ms, "ms", reproduce),
+        Row("exact-name search latency, p99 (one client)", exact.p99_ms, "ms", reproduce),
+        Row(
+            f"Join with {config.join_files:,} files (median of {len(joins.ms)})",
+            join_ms,
+            "ms",
+            reproduce,
+            "≤ 100 ms",
+            join_ms <= 100,
+        ),
+    ]
+    mean_bytes = best.response_bytes / best.calls
+    details = [
+        f"The tracker runs as its own process (`python -m tracker`), loaded over gRPC with "
+        f"{loaded.entries:,} (file, peer) entries: {config.peers:,} peers × "
+        f"{config.files_per_peer} files, {len(loaded.shared):,} distinct names such as "
+        f"`{loaded.shared[0]}`, picked with Zipf-like popularity (the most shared files are on "
+        f"most peers, the median file on a few). Loading took {loaded.seconds:.1f} s "
+        f"({loaded.entries / loaded.seconds:,.0f} entries/s, {IN_FLIGHT} Joins in flight). RSS "
+        f"went from {loaded.rss_before / 2**20:.0f} MiB to {loaded.rss_after / 2**20:.0f} MiB.",
+        "",
+        f"Throughput: exact-name searches for names drawn uniformly from the index, sent as "
+        f"pre-serialized bytes by a Python grpc.aio generator ({shape}); "
+        f"{config.load_rounds} rounds of {config.load_seconds:g} s, alternating with a bare "
+        f"gRPC echo server (`python -m tests.bench.echo`, a sync server with "
+        f"{config.echo_workers} threads that returns the request bytes) under the identical "
+        f"load; medians. Per round: tracker "
+        + ", ".join(f"{run.rate:,.0f}" for run in load_result.tracker)
+        + "; echo "
+        + ", ".join(f"{run.rate:,.0f}" for run in load_result.echo)
+        + f" calls/s. Echo p50/p99 {best_echo.percentile(0.5):.1f}/"
+        f"{best_echo.percentile(0.99):.1f} ms. Search answers averaged {mean_bytes:,.0f} bytes. "
+        f"CPU used by the server while loaded: tracker {load_result.tracker_cpu:.2f} cores, "
+        f"echo {load_result.echo_cpu:.2f} cores (of {os.cpu_count()}; the generator has the "
+        "rest).",
+        "",
+        f"Latency: one client, one call at a time, {keyword.calls:,} keyword queries of two or "
+        f"three words taken from popular names (e.g. `{example}`); "
+        f"{keyword.matched:,} matched, {keyword.results / max(1, keyword.calls):.0f} results "
+        f"each on average (at most 100). Exact-name p50 {exact.p50_ms:.2f} ms over "
+        f"{exact.calls:,} calls.",
+        "",
+        f"Join: a new peer announcing {config.join_files:,} files in one call "
+        f"({joins.request_bytes / 2**20:.1f} MiB of request), timed at the client: "
+        + ", ".join(f"{ms:.0f}" for ms in joins.ms)
+        + " ms.",
+    ]
+    return Section(f"Tracker scale ({loaded.entries:,} entries)", rows, details)

@@ -1,0 +1,134 @@
+"""Transfer speed: napshare, raw TCP and curl download the same file, interleaved round by round."""
+
+import hashlib
+import os
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.bench import apps, swarm
+from tests.bench.config import Config
+from tests.bench.files import MIB, format_size, make_random_file
+from tests.bench.procs import BenchError, Timed, median, running, timed_run
+from tests.bench.report import Row, Section
+
+FILE_NAME = "cs101-lecture-0042-intro-to-distributed-systems.mp4"
+MB = 1_000_000
+
+
+@dataclass
+class Method:
+    """One way to download the file: a label and the command for one download into `out`."""
+
+    label: str
+    command: Callable[[Path], list[str]]
+    shown: str
+    runs: list[Timed] = field(default_factory=list)
+
+    def speeds(self, size: int) -> list[float]:
+        """MB/s of each run."""
+        return [size / MB / run.seconds for run in self.runs]
+
+
+def sha256_of(path: Path) -> str:
+    """The file's SHA-256 as hex."""
+    digest = hashlib.sha256()
+    with path.open("rb") as source:
+        while block := source.read(4 * MIB):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fresh(folder: Path) -> Path:
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
+
+
+def _download_once(method: Method, folder: Path, size: int, expected: str | None) -> Timed:
+    out = _fresh(folder) / FILE_NAME
+    os.sync()  # every download starts with no dirty pages waiting to be written back
+    timed = timed_run(method.command(out))
+    if not out.exists() or out.stat().st_size != size:
+        raise BenchError(f"{method.label} did not produce the whole file: {method.shown}")
+    if expected is not None and sha256_of(out) != expected:
+        raise BenchError(f"{method.label} produced different bytes: {method.shown}")
+    out.unlink()
+    return timed
+
+
+def _progress(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def run(config: Config) -> Section:
+    """Download the file `rounds` times with each method (A B C A B C ...); medians and ratios."""
+    size = config.transfer_size
+    share = config.workdir / "share"
+    share.mkdir(parents=True, exist_ok=True)
+    source = make_random_file(share / FILE_NAME, size)
+    expected = sha256_of(source)
+    with (
+        swarm.tracker() as tracker,
+        swarm.serving_peer(share, tracker.address, FILE_NAME, config.serve_args),
+        running("raw TCP sender", apps.raw_serve(source)) as raw,
+        running("http.server", apps.http_serve(share), pattern=apps.HTTP_PORT) as http,
+    ):
+        url = f"http://{http.address}/{FILE_NAME}"
+        methods = [
+            Method(
+                "napshare",
+                lambda out: apps.download(
+                    FILE_NAME, out.parent, tracker.address, config.download_args
+                ),
+                "napshare-peer download NAME --dir DIR --tracker TRACKER",
+            ),
+            Method(
+                "raw TCP",
+                lambda out: apps.raw_fetch(raw.address, out),
+                "python -m tests.bench.rawtcp fetch ADDRESS OUT",
+            ),
+            Method("curl", lambda out: apps.curl(url, out), "curl -o OUT http://ADDRESS/NAME"),
+        ]
+        # One untimed pass warms every server and checks every method delivers the right bytes.
+        for method in methods:
+            _download_once(method, config.workdir / "download", size, expected)
+        for round_number in range(1, config.rounds + 1):
+            for method in methods:
+                timed = _download_once(method, config.workdir / "download", size, None)
+                method.runs.append(timed)
+                _progress(
+                    f"transfer round {round_number}/{config.rounds}: {method.label} "
+                    f"{size / MB / timed.seconds:,.0f} MB/s"
+                )
+    return _section(config, methods)
+
+
+def _section(config: Config, methods: list[Method]) -> Section:
+    size = config.transfer_size
+    napshare, raw, curl = (median(m.speeds(size)) for m in methods)
+    reproduce = config.reproduce("transfer")
+    rows = [
+        Row("napshare download (end to end, sha256 verified)", napshare, "MB/s", reproduce),
+        Row("raw TCP: sendfile → recv_into → file", raw, "MB/s", reproduce),
+        Row("python -m http.server → curl -o", curl, "MB/s", reproduce),
+        Row("napshare / raw TCP", napshare / raw, "×", reproduce, "≥ 0.80×", napshare / raw >= 0.8),
+        Row("napshare / curl", napshare / curl, "×", reproduce, "≥ 1.00×", napshare / curl >= 1.0),
+    ]
+    details = [
+        f"A {format_size(size)} file of random bytes, downloaded onto local disk over loopback, "
+        f"{config.rounds} rounds in the order napshare, raw TCP, curl; medians of MB/s "
+        "(MB = 10⁶ bytes). Each time is the wall time of one download command, process start "
+        "included; the servers stay up and warm between rounds, and the downloaded file is "
+        "deleted after every download. An untimed first pass checks each method's bytes.",
+        "",
+        "| Method | Command | MB/s per round | Peak RSS of the downloader |",
+        "|---|---|---|---|",
+    ]
+    for method in methods:
+        speeds = ", ".join(f"{s:,.0f}" for s in method.speeds(size))
+        peak = max(run.max_rss_bytes for run in method.runs) / MIB
+        details.append(f"| {method.label} | `{method.shown}` | {speeds} | {peak:.0f} MiB |")
+    return Section(f"Transfer speed ({format_size(size)})", rows, details)
