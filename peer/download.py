@@ -1,0 +1,374 @@
+"""Download a file by name: search the tracker, stream from peers with failover, verify, keep.
+
+The bytes land in `<dir>/<name>.part`; a later attempt resumes from them. The file gets its
+final name only once its sha256 matches the tracker's. Peers that refuse, die or stall are
+left for the next one at the same offset; a peer whose bytes fail verification is not used
+again for that file.
+"""
+
+import logging
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from common import console
+from common.names import check_file_name
+from peer.client_errors import (
+    CancelledError,
+    NoPeerReachableError,
+    NotFoundError,
+    PeerError,
+    PeerFault,
+    VerificationFailedError,
+)
+from peer.fetch import PeerChannels, fetch
+from peer.partfile import PartFile
+from peer.store import SharedFile, SharedFolder
+from peer.tracker_client import Source, TrackerClient
+
+logger = logging.getLogger(__name__)
+
+FIRST_BACKOFF = 0.5
+
+
+@dataclass(frozen=True)
+class DownloadOptions:
+    """How hard and from whom to try.
+
+    `preferred` is a peer (`host:port`) asked first, as the original's DOWNLOAD named one.
+    `give_up_after` counts seconds without any new byte, not the whole download's time.
+    """
+
+    preferred: str | None = None
+    force: bool = False
+    stall_timeout: float = 30.0
+    give_up_after: float = 120.0
+    max_backoff: float = 8.0
+
+
+@dataclass(frozen=True)
+class DownloadResult:
+    """A finished, verified download."""
+
+    name: str
+    path: Path
+    size: int
+    sha256: str
+    resumed_from: int
+    bytes_received: int
+    sources: tuple[str, ...]
+
+
+class Reporter(Protocol):
+    """Where a download tells how it goes (a progress bar, plain lines, or nothing)."""
+
+    def begin(self, name: str, size: int, have: int) -> None:
+        """The download of `size` bytes starts, `have` of them already there."""
+
+    def advance(self, count: int) -> None:
+        """`count` more bytes arrived."""
+
+    def restart(self, have: int) -> None:
+        """The bytes so far were thrown away; `have` are there now."""
+
+    def note(self, line: str) -> None:
+        """Show one line to the user."""
+
+    def end(self) -> None:
+        """The download is over, whatever the outcome."""
+
+
+class SilentReporter:
+    """A Reporter that shows nothing."""
+
+    def begin(self, name: str, size: int, have: int) -> None:
+        """Nothing."""
+
+    def advance(self, count: int) -> None:
+        """Nothing."""
+
+    def restart(self, have: int) -> None:
+        """Nothing."""
+
+    def note(self, line: str) -> None:
+        """Nothing."""
+
+    def end(self) -> None:
+        """Nothing."""
+
+
+class _Target:
+    """One version (size, sha256) of the file and the peers that have it, in asking order."""
+
+    def __init__(self, size: int, sha256: str, peers: list[str]) -> None:
+        self.size = size
+        self.sha256 = sha256
+        self.order = peers
+        self.banned: set[str] = set()  # their bytes failed verification
+        self.dropped: set[str] = set()  # they do not have this version
+
+    def candidates(self) -> list[str]:
+        return [p for p in self.order if p not in self.banned and p not in self.dropped]
+
+    def to_back(self, peer: str) -> None:
+        self.order.remove(peer)
+        self.order.append(peer)
+
+    def add(self, peers: list[str]) -> None:
+        self.order.extend(p for p in peers if p not in self.order)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One call of Downloader.download: what it was asked, and its channels."""
+
+    name: str
+    options: DownloadOptions
+    reporter: Reporter
+    channels: PeerChannels
+    cancel: threading.Event | None
+
+
+class Downloader:
+    """Downloads files into one folder; safe to run several downloads at once from threads.
+
+    `asker` is this peer's id when it serves too (so it never asks itself), and `on_saved`
+    is called with each file kept, to announce it to the tracker.
+    """
+
+    def __init__(
+        self,
+        folder: SharedFolder,
+        tracker: TrackerClient,
+        *,
+        asker: Callable[[], str] = lambda: "",
+        on_saved: Callable[[SharedFile], None] | None = None,
+    ) -> None:
+        self.folder = folder
+        self.tracker = tracker
+        self._asker = asker
+        self._on_saved = on_saved
+
+    def download(
+        self,
+        name: str,
+        options: DownloadOptions | None = None,
+        reporter: Reporter | None = None,
+        cancel: threading.Event | None = None,
+    ) -> DownloadResult:
+        """Fetch `name` into the folder and return what was kept.
+
+        Raises a peer.client_errors.ClientError subclass (or InvalidNameError) on failure.
+        """
+        check_file_name(name)
+        options = options or DownloadOptions()
+        reporter = reporter or SilentReporter()
+        targets = self._targets(name, options)
+        job = _Job(name, options, reporter, PeerChannels(), cancel)
+        try:
+            failure: Exception | None = None
+            for target in targets:
+                try:
+                    return self._fetch_target(job, target)
+                except (NoPeerReachableError, VerificationFailedError) as error:
+                    failure = error
+                    logger.warning("%s", error)
+            assert failure is not None
+            raise failure
+        finally:
+            job.channels.close()
+            reporter.end()
+
+    def _targets(self, name: str, options: DownloadOptions) -> list[_Target]:
+        """The versions of the file on offer, the most widely shared (or the preferred) first."""
+        sources = self._search(name)
+        if not sources:
+            raise NotFoundError(f"no peer shares {name}")
+        counts = Counter((s.size, s.sha256) for s in sources)
+        ranked = sorted(counts, key=lambda key: -counts[key])
+        preferred = options.preferred
+        if preferred is not None:
+            chosen = [(s.size, s.sha256) for s in sources if s.peer == preferred]
+            if chosen:
+                ranked.remove(chosen[0])
+                ranked.insert(0, chosen[0])
+        targets = []
+        for size, sha256 in ranked:
+            peers = [s.peer for s in sources if (s.size, s.sha256) == (size, sha256)]
+            random.shuffle(peers)
+            if preferred is not None:
+                peers = [preferred] + [p for p in peers if p != preferred]
+            targets.append(_Target(size, sha256, peers))
+        return targets
+
+    def _search(self, name: str) -> list[Source]:
+        me = self._asker()
+        return [s for s in self.tracker.search(name, asker=me) if s.peer != me]
+
+    def _fetch_target(self, job: _Job, target: _Target) -> DownloadResult:
+        name, options, reporter = job.name, job.options, job.reporter
+        part = PartFile(self.folder.root, name, target.size, target.sha256, force=options.force)
+        try:
+            resumed_from = part.have
+            received = 0
+            reporter.begin(name, target.size, part.have)
+            backoff = _Backoff(options.max_backoff)
+            last_progress = time.monotonic()
+            while True:
+                if part.have == target.size:
+                    if part.verify():
+                        break
+                    self._reject(part, target)
+                    reporter.restart(0)
+                    continue
+                candidates = target.candidates()
+                if not candidates:
+                    raise _exhausted(name, target)
+                before = received
+                received += self._round(job, part, target, candidates)
+                if part.have == target.size:
+                    continue
+                now = time.monotonic()
+                if received > before:
+                    last_progress = now
+                    backoff.reset()
+                    continue
+                if now - last_progress >= options.give_up_after:
+                    raise NoPeerReachableError(
+                        f"gave up on {name}: no peer sent any byte for "
+                        f"{options.give_up_after:g} s ({', '.join(target.candidates())})"
+                    )
+                delay = min(backoff.next(), max(0.0, last_progress + options.give_up_after - now))
+                logger.info("no peer could send %s now; asking again in %.1f s", name, delay)
+                _sleep(delay, job.cancel, name)
+                self._refresh(name, target)
+            part.commit(replace=options.force)
+        except VerificationFailedError:
+            part.remove()
+            part.close()
+            raise
+        except BaseException:
+            part.close()
+            raise
+        part.close()
+        self._saved(name, target.sha256)
+        return DownloadResult(
+            name,
+            self.folder.root / name,
+            target.size,
+            target.sha256,
+            resumed_from,
+            received,
+            tuple(part.sources),
+        )
+
+    def _round(self, job: _Job, part: PartFile, target: _Target, candidates: list[str]) -> int:
+        """Ask each candidate in turn until the part is complete; the bytes received."""
+        received = 0
+        for index, peer in enumerate(candidates):
+            before = part.have
+            try:
+                fetch(
+                    job.channels.stub(peer),
+                    peer,
+                    part,
+                    stall_timeout=job.options.stall_timeout,
+                    cancel=job.cancel,
+                    on_bytes=job.reporter.advance,
+                )
+            except PeerError as failure:
+                following = candidates[(index + 1) % len(candidates)]
+                self._handle(failure, target, job.reporter, following, part.have)
+            finally:
+                received += part.have - before
+            if part.have == target.size:
+                break
+        return received
+
+    def _handle(
+        self, failure: PeerError, target: _Target, reporter: Reporter, following: str, at: int
+    ) -> None:
+        peer = failure.peer
+        if failure.fault is PeerFault.REFUSED:
+            target.to_back(peer)
+            reporter.note(
+                console.render(console.REFUSED_TRYING_NEXT, {"peer": peer, "next": following})
+            )
+        elif failure.fault in (PeerFault.GONE, PeerFault.STALLED):
+            target.to_back(peer)
+            logger.warning("%s; going on from byte %d with peer %s", failure, at, following)
+        elif failure.fault in (PeerFault.CHANGED, PeerFault.MISSING):
+            target.dropped.add(peer)
+            logger.warning("%s; not asking it again for this file", failure)
+        else:
+            target.banned.add(peer)
+            logger.warning("%s; not using it again for this file", failure)
+
+    def _reject(self, part: PartFile, target: _Target) -> None:
+        """The complete part fails verification: ban whoever sent its bytes and start over."""
+        culprits = part.sources or target.candidates()
+        target.banned.update(culprits)
+        logger.warning(
+            "%s failed sha256 verification; not using %s again for it",
+            part.name,
+            " ".join(culprits),
+        )
+        part.discard()
+
+    def _refresh(self, name: str, target: _Target) -> None:
+        """Add peers that joined since the search (keeping the old list if the tracker is down)."""
+        try:
+            sources = self._search(name)
+        except Exception as error:
+            logger.info("could not search the tracker again: %s", error)
+            return
+        target.add([s.peer for s in sources if (s.size, s.sha256) == (target.size, target.sha256)])
+
+    def _saved(self, name: str, sha256: str) -> None:
+        try:
+            shared = self.folder.remember(name, sha256)
+        except Exception as error:
+            logger.warning("could not record the sha256 of %s: %s", name, error)
+            return
+        if self._on_saved is not None:
+            self._on_saved(shared)
+
+
+def _exhausted(name: str, target: _Target) -> Exception:
+    if target.banned:
+        return VerificationFailedError(
+            f"verification failed: the bytes of {name} from {' '.join(sorted(target.banned))} "
+            f"do not match its sha256 {target.sha256}"
+        )
+    return NoPeerReachableError(
+        f"no peer has {name} with sha256 {target.sha256} any more "
+        f"({' '.join(sorted(target.dropped))})"
+    )
+
+
+def _sleep(delay: float, cancel: threading.Event | None, name: str) -> None:
+    if cancel is None:
+        time.sleep(delay)
+    elif cancel.wait(delay):
+        raise CancelledError(f"download of {name} cancelled")
+
+
+class _Backoff:
+    """Exponential delays with jitter, capped."""
+
+    def __init__(self, cap: float) -> None:
+        self._cap = cap
+        self._next = FIRST_BACKOFF
+
+    def next(self) -> float:
+        delay = min(self._cap, self._next)
+        self._next = min(self._cap, self._next * 2)
+        return delay * random.uniform(0.5, 1.0)
+
+    def reset(self) -> None:
+        self._next = FIRST_BACKOFF

@@ -1,0 +1,140 @@
+"""One Download stream from one peer into a .part, watched for stalls and cancellation."""
+
+import threading
+import time
+from collections.abc import Callable
+
+import grpc
+from napshare.v1 import peer_pb2, peer_pb2_grpc
+
+from peer.client_errors import CancelledError, PeerError, PeerFault, peer_failure
+from peer.partfile import PartFile
+
+# Chunks are at most 2 MiB; leave room for the other fields and for future chunk sizes.
+MAX_MESSAGE = 8 * 1024 * 1024
+CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE),
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+]
+
+
+class PeerChannels:
+    """One channel per peer address, reused across streams and closed together."""
+
+    def __init__(self) -> None:
+        self._stubs: dict[str, peer_pb2_grpc.PeerServiceStub] = {}
+        self._channels: list[grpc.Channel] = []
+
+    def stub(self, peer: str) -> peer_pb2_grpc.PeerServiceStub:
+        """The PeerService stub for `peer` (`host:port`)."""
+        if peer not in self._stubs:
+            channel = grpc.insecure_channel(peer, options=CHANNEL_OPTIONS)
+            self._channels.append(channel)
+            self._stubs[peer] = peer_pb2_grpc.PeerServiceStub(channel)
+        return self._stubs[peer]
+
+    def close(self) -> None:
+        """Close every channel."""
+        for channel in self._channels:
+            channel.close()
+        self._channels.clear()
+        self._stubs.clear()
+
+
+class _Watchdog:
+    """Cancels a call when no data came for `stall_timeout` seconds, or when `cancel` is set."""
+
+    def __init__(
+        self, call: grpc.Call, stall_timeout: float, cancel: threading.Event | None
+    ) -> None:
+        self.reason: str | None = None
+        self.last = time.monotonic()
+        self._call = call
+        self._stall_timeout = stall_timeout
+        self._cancel = cancel
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="stall-watchdog", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        tick = min(0.2, self._stall_timeout / 4)
+        while not self._done.wait(tick):
+            if self._cancel is not None and self._cancel.is_set():
+                self.reason = "cancelled"
+            elif time.monotonic() - self.last > self._stall_timeout:
+                self.reason = "stalled"
+            else:
+                continue
+            self._call.cancel()  # type: ignore[no-untyped-call]
+            return
+
+
+def fetch(
+    stub: peer_pb2_grpc.PeerServiceStub,
+    peer: str,
+    part: PartFile,
+    *,
+    stall_timeout: float,
+    cancel: threading.Event | None = None,
+    on_bytes: Callable[[int], None] = lambda _count: None,
+) -> None:
+    """Stream the rest of `part`'s file from `peer`, appending to it until it is complete.
+
+    Raises PeerError when the peer fails in any way (the bytes it sent stay in the part),
+    or CancelledError when `cancel` is set.
+    """
+    request = peer_pb2.DownloadRequest(name=part.name, offset=part.have, sha256=part.sha256)
+    call = stub.Download(request)
+    watchdog = _Watchdog(call, stall_timeout, cancel)
+    first = True
+    try:
+        for response in call:
+            watchdog.last = time.monotonic()
+            if first:
+                _check_first(peer, part, response)
+                first = False
+            data = response.data
+            if not data:
+                continue
+            if response.offset != part.have or part.have + len(data) > part.size:
+                raise PeerError(
+                    peer,
+                    PeerFault.BROKEN,
+                    f"sent {len(data)} bytes at offset {response.offset}, "
+                    f"expected offset {part.have} of {part.size}",
+                )
+            if part.have == request.offset:
+                part.add_source(peer)
+            part.write(response.offset, data)
+            on_bytes(len(data))
+    except grpc.RpcError as error:
+        if watchdog.reason == "cancelled":
+            raise CancelledError(f"download of {part.name} cancelled") from None
+        if watchdog.reason == "stalled":
+            raise PeerError(peer, PeerFault.STALLED, f"no data for {stall_timeout:g} s") from None
+        raise peer_failure(peer, error) from None
+    finally:
+        watchdog.stop()
+        call.cancel()  # type: ignore[no-untyped-call]
+    if part.have < part.size:
+        raise PeerError(
+            peer, PeerFault.GONE, f"the stream ended at byte {part.have} of {part.size}"
+        )
+
+
+def _check_first(peer: str, part: PartFile, response: peer_pb2.DownloadResponse) -> None:
+    if not response.HasField("file"):
+        return
+    file = response.file
+    if (file.name, file.size, file.sha256) != (part.name, part.size, part.sha256):
+        raise PeerError(
+            peer,
+            PeerFault.CHANGED,
+            f"it has {file.name!r} of {file.size} bytes with sha256 {file.sha256[:12]}…, "
+            f"not {part.size} bytes with sha256 {part.sha256[:12]}…",
+        )

@@ -1,0 +1,137 @@
+"""A running peer: serves its folder, stays joined to the tracker, downloads in the background."""
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import grpc
+from grpc_health.v1.health import HealthServicer
+
+from common import console
+from common.serving import stop_gracefully
+from peer.client_errors import ClientError
+from peer.download import Downloader, DownloadOptions, DownloadResult
+from peer.progress import StatusReporter
+from peer.server import create_server
+from peer.store import SharedFolder
+from peer.tracker_client import TrackerClient
+from peer.tracker_link import DEFAULT_RESCAN, TrackerLink
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """What `napshare-peer serve` is told."""
+
+    folder: SharedFolder
+    folder_label: str  # the folder as the user named it, for the console lines
+    tracker: str
+    host: str = ""
+    port: int = 0
+    max_uploads: int = 4
+    chunk_size: int = 1024 * 1024
+    rescan_interval: float = DEFAULT_RESCAN
+    download: DownloadOptions = field(default_factory=DownloadOptions)
+
+
+@dataclass
+class BackgroundDownload:
+    """A download running in its own thread, as the menu starts them."""
+
+    name: str
+    reporter: StatusReporter
+    cancel: threading.Event
+    thread: threading.Thread
+    result: DownloadResult | None = None
+    error: str | None = None
+
+    @property
+    def running(self) -> bool:
+        """True until the download ended, either way."""
+        return self.thread.is_alive()
+
+
+class Node:
+    """Server, tracker link and downloader of one peer, started and stopped together."""
+
+    def __init__(self, config: NodeConfig, on_joined: Callable[[str, list[str]], None]) -> None:
+        self.config = config
+        self.tracker = TrackerClient(config.tracker)
+        self.health = HealthServicer()
+        self.server: grpc.Server
+        self.server, self.port = create_server(
+            config.folder,
+            host=config.host or "0.0.0.0",
+            port=config.port,
+            max_uploads=config.max_uploads,
+            chunk_size=config.chunk_size,
+            health=self.health,
+        )
+        self.link = TrackerLink(
+            self.tracker,
+            config.folder,
+            host=config.host,
+            port=self.port,
+            rescan_interval=config.rescan_interval,
+            on_joined=on_joined,
+        )
+        self.downloader = Downloader(
+            config.folder,
+            self.tracker,
+            asker=lambda: self.link.peer_id,
+            on_saved=self.link.announce,
+        )
+        self.downloads: list[BackgroundDownload] = []
+
+    def start(self) -> None:
+        """Join (or keep trying in the background when the tracker is down), then heartbeat."""
+        try:
+            self.link.join()
+        except ClientError as error:
+            logger.warning("%s; will keep trying", error)
+        self.link.start()
+
+    def download_in_background(
+        self, name: str, preferred: str | None, done: Callable[[BackgroundDownload], None]
+    ) -> BackgroundDownload:
+        """Start downloading `name` in a thread; `done` is called with it when it ends."""
+        options = DownloadOptions(
+            preferred=preferred,
+            stall_timeout=self.config.download.stall_timeout,
+            give_up_after=self.config.download.give_up_after,
+        )
+        reporter = StatusReporter()
+        cancel = threading.Event()
+
+        def run() -> None:
+            try:
+                job.result = self.downloader.download(name, options, reporter, cancel)
+            except (ClientError, ValueError) as error:
+                job.error = str(error)
+            except Exception as error:
+                logger.exception("download of %s failed", name)
+                job.error = f"unexpected error: {error}"
+            done(job)
+
+        thread = threading.Thread(target=run, name=f"download-{name}", daemon=True)
+        job = BackgroundDownload(name, reporter, cancel, thread)
+        self.downloads.append(job)
+        thread.start()
+        return job
+
+    def stop(self) -> None:
+        """Cancel downloads (their .part stays), Leave, health NOT_SERVING, stop gracefully."""
+        for job in self.downloads:
+            job.cancel.set()
+        for job in self.downloads:
+            job.thread.join()
+        self.link.stop(leave=True)
+        stop_gracefully(self.server, self.health)
+        self.tracker.close()
+
+
+def downloaded_line(result: DownloadResult, folder_label: str) -> str:
+    """The original's `File X downloaded successfully into folder Y`."""
+    return console.render(console.DOWNLOADED, {"name": result.name, "folder": folder_label})

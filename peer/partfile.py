@@ -1,0 +1,291 @@
+"""A download in progress: `<dir>/<name>.part`, its note in `<dir>/.napshare/partial/`, its hash.
+
+The note records which file (size, sha256) the part holds the beginning of, and which peers
+sent its bytes, so that a later run resumes it only when the sources still have that file.
+Every path is opened relative to the folder's descriptor without following symlinks, so
+nothing is ever written outside the folder.
+"""
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import secrets
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from common.names import check_file_name
+from peer.client_errors import AlreadyExistsError, FolderProblemError
+from peer.trailing_hash import TrailingHash
+
+logger = logging.getLogger(__name__)
+
+PART_SUFFIX = ".part"
+NOTE_DIRS = (".napshare", "partial")
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_MAX_NOTE_BYTES = 1024 * 1024
+
+
+@dataclass
+class Note:
+    """What a .part holds the beginning of, and who sent its bytes."""
+
+    name: str
+    size: int
+    sha256: str
+    sources: list[str] = field(default_factory=list)
+
+
+def _note_file(name: str) -> str:
+    # A digest of the name: any valid file name, even 255 bytes long, gives a short fixed name.
+    return hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:40] + ".json"
+
+
+class PartFile:
+    """The open .part of one file: write chunks at their offsets, then verify and commit.
+
+    `have` is how many bytes from the start are already there (resumed from an earlier run).
+    """
+
+    def __init__(self, root: Path, name: str, size: int, sha256: str, *, force: bool) -> None:
+        self.name = check_file_name(name)
+        self.part_name = name + PART_SUFFIX
+        self.size = size
+        self.sha256 = sha256
+        self._root = root
+        self._root_fd = _open_dir(root)
+        self.have = 0
+        self._fd = -1
+        self._note_fd = -1
+        self._hash: TrailingHash | None = None
+        try:
+            if not force and _exists(self.name, self._root_fd):
+                raise AlreadyExistsError(
+                    f"{root / name} already exists; use --force to download it again"
+                )
+            self._note_fd = self._open_note_dir()
+            self.note = self._start()
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def sources(self) -> list[str]:
+        """Every peer that sent bytes of this part, in this run or an earlier one."""
+        return list(self.note.sources)
+
+    def add_source(self, peer: str) -> None:
+        """Record that `peer` is about to send bytes of this part."""
+        if peer not in self.note.sources:
+            self.note.sources.append(peer)
+            self._save_note()
+
+    def write(self, offset: int, data: bytes | memoryview) -> None:
+        """Write `data` at `offset`, which must be where the part ends now."""
+        done = 0
+        length = len(data)
+        view = memoryview(data)
+        while done < length:
+            done += os.pwrite(self._fd, view[done:], offset + done)
+        self.have = offset + length
+        assert self._hash is not None
+        self._hash.advance(self.have)
+
+    def verify(self) -> bool:
+        """True when the part is complete and its sha256 is the expected one."""
+        assert self._hash is not None
+        if self.have != self.size:
+            return False
+        digest = self._hash.hexdigest(self.size)
+        if digest != self.sha256:
+            logger.warning("%s: got sha256 %s, expected %s", self.name, digest, self.sha256)
+        return digest == self.sha256
+
+    def commit(self, *, replace: bool) -> None:
+        """Make the verified part durable and give it its final name, atomically.
+
+        Without `replace`, a file that appeared under the final name meanwhile is kept and
+        AlreadyExistsError raised.
+        """
+        os.fsync(self._fd)
+        root = self._root_fd
+        try:
+            if replace:
+                os.replace(self.part_name, self.name, src_dir_fd=root, dst_dir_fd=root)
+            else:
+                self._rename_without_replacing()
+        except OSError as error:
+            raise FolderProblemError(
+                f"cannot rename {self.part_name} to {self.name} in {self._root}: {error.strerror}"
+            ) from None
+        os.fsync(root)
+        self._remove_note()
+
+    def _rename_without_replacing(self) -> None:
+        root = self._root_fd
+        try:
+            os.link(
+                self.part_name, self.name, src_dir_fd=root, dst_dir_fd=root, follow_symlinks=False
+            )
+        except FileExistsError:
+            raise AlreadyExistsError(
+                f"{self._root / self.name} appeared during the download; kept it, "
+                f"use --force to replace it"
+            ) from None
+        except OSError:
+            # No hard links on this file system: check, then rename (a small race).
+            if _exists(self.name, root):
+                raise AlreadyExistsError(
+                    f"{self._root / self.name} appeared during the download; kept it"
+                ) from None
+            os.replace(self.part_name, self.name, src_dir_fd=root, dst_dir_fd=root)
+            return
+        os.unlink(self.part_name, dir_fd=root)
+
+    def discard(self) -> None:
+        """Throw the part's bytes away and start it again from zero, for the same file."""
+        self._stop_hash()
+        os.ftruncate(self._fd, 0)
+        self.have = 0
+        self.note.sources.clear()
+        self._save_note()
+        self._hash = TrailingHash(self._fd, 0)
+
+    def remove(self) -> None:
+        """Delete the part and its note (a download that cannot succeed)."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.part_name, dir_fd=self._root_fd)
+        self._remove_note()
+
+    def close(self) -> None:
+        """Stop hashing and close descriptors; the part stays for a later resume. Idempotent."""
+        self._stop_hash()
+        for attribute in ("_fd", "_note_fd", "_root_fd"):
+            fd = getattr(self, attribute, -1)
+            if fd >= 0:
+                os.close(fd)
+                setattr(self, attribute, -1)
+
+    def _start(self) -> Note:
+        note = self._load_note()
+        wanted = Note(self.name, self.size, self.sha256)
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        same = note is not None and (note.name, note.size, note.sha256) == (
+            self.name,
+            self.size,
+            self.sha256,
+        )
+        if not same:
+            # Write the note before the part exists, so a part never lacks one.
+            note = wanted
+            self.note = note
+            self._save_note()
+        assert note is not None
+        try:
+            self._fd = os.open(self.part_name, flags, 0o644, dir_fd=self._root_fd)
+        except OSError as error:
+            raise FolderProblemError(
+                f"cannot write {self._root / self.part_name}: {error}"
+            ) from None
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise FolderProblemError(
+                f"{self._root / self.name} is being downloaded by another process already"
+            ) from None
+        info = os.fstat(self._fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise FolderProblemError(f"{self._root / self.part_name} is not a regular file")
+        self.have = info.st_size if same else 0
+        if self.have > self.size:
+            self.have = 0
+        if self.have < info.st_size:
+            os.ftruncate(self._fd, self.have)
+            note.sources.clear()
+        if self.have:
+            logger.info(
+                "%s: resuming after %d bytes already in %s", self.name, self.have, self.part_name
+            )
+        self.note = note
+        self._hash = TrailingHash(self._fd, self.have)
+        return note
+
+    def _open_note_dir(self) -> int:
+        fd = os.dup(self._root_fd)
+        try:
+            for part in NOTE_DIRS:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(part, 0o700, dir_fd=fd)
+                inner = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                os.close(fd)
+                fd = inner
+        except OSError as error:
+            os.close(fd)
+            raise FolderProblemError(
+                f"cannot keep download notes in {self._root / NOTE_DIRS[0]}: {error}"
+            ) from None
+        return fd
+
+    def _load_note(self) -> Note | None:
+        try:
+            fd = os.open(
+                _note_file(self.name),
+                os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                dir_fd=self._note_fd,
+            )
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            logger.warning("ignoring the note of %s: %s", self.part_name, error)
+            return None
+        try:
+            with os.fdopen(fd, "rb") as source:
+                document = json.loads(source.read(_MAX_NOTE_BYTES))
+            return Note(
+                str(document["name"]),
+                int(document["size"]),
+                str(document["sha256"]),
+                [str(peer) for peer in document["sources"]],
+            )
+        except (OSError, ValueError, TypeError, KeyError) as error:
+            logger.warning("ignoring the note of %s: %s", self.part_name, error)
+            return None
+
+    def _save_note(self) -> None:
+        payload = json.dumps(self.note.__dict__).encode()
+        temp = f"{secrets.token_hex(8)}.tmp"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(temp, flags, 0o600, dir_fd=self._note_fd)
+        try:
+            os.write(fd, payload)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temp, _note_file(self.name), src_dir_fd=self._note_fd, dst_dir_fd=self._note_fd)
+
+    def _remove_note(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(_note_file(self.name), dir_fd=self._note_fd)
+
+    def _stop_hash(self) -> None:
+        if self._hash is not None:
+            self._hash.stop()
+            self._hash = None
+
+
+def _open_dir(root: Path) -> int:
+    try:
+        return os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as error:
+        raise FolderProblemError(f"folder {root} cannot be opened: {error.strerror}") from None
+
+
+def _exists(name: str, dir_fd: int) -> bool:
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True

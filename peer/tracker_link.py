@@ -1,0 +1,184 @@
+"""Keeps a serving peer registered at the tracker: Join, Heartbeat, re-Join, Update, Leave.
+
+Two threads: one joins and heartbeats (joining again whenever the tracker forgot this peer
+or could not be reached), one rescans the folder and announces new or changed files.
+"""
+
+import logging
+import threading
+from collections.abc import Callable
+
+from peer.client_errors import ClientError, LeaseLostError, TrackerUnreachableError
+from peer.store import FolderError, SharedFile, SharedFolder
+from peer.tracker_client import Registration, TrackerClient
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_HEARTBEAT = 30.0
+DEFAULT_RESCAN = 5.0
+FIRST_RETRY = 0.5
+MAX_RETRY = 10.0
+
+Joined = Callable[[str, list[str]], None]
+
+
+class TrackerLink:
+    """This peer's registration at one tracker, kept alive in the background.
+
+    `on_joined(peer_id, file_names)` is called after every successful Join.
+    """
+
+    def __init__(
+        self,
+        tracker: TrackerClient,
+        folder: SharedFolder,
+        *,
+        host: str,
+        port: int,
+        rescan_interval: float = DEFAULT_RESCAN,
+        on_joined: Joined | None = None,
+    ) -> None:
+        self.tracker = tracker
+        self.folder = folder
+        self.host = host
+        self.port = port
+        self.rescan_interval = rescan_interval
+        self.on_joined = on_joined
+        self.join_count = 0
+        self._registration: Registration | None = None
+        self._announced: dict[str, tuple[int, str]] = {}
+        self._lock = threading.RLock()  # one Join/Update at a time, and the state above
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def peer_id(self) -> str:
+        """This peer's id at the tracker, or "" while not registered."""
+        registration = self._registration
+        return registration.peer_id if registration is not None else ""
+
+    def join(self) -> Registration:
+        """Join now with every shared file (again, if already joined). Raises ClientError."""
+        with self._lock:
+            files = self.folder.scan()
+            registration = self.tracker.join(self.host, self.port, files)
+            self._registration = registration
+            self._announced = {f.name: (f.size, f.sha256) for f in files}
+            self.join_count += 1
+        logger.info(
+            "joined %s as %s with %d files (heartbeat every %g s)",
+            self.tracker.address,
+            registration.peer_id,
+            len(files),
+            registration.heartbeat_interval,
+        )
+        if self.on_joined is not None:
+            self.on_joined(registration.peer_id, [f.name for f in files])
+        return registration
+
+    def start(self) -> None:
+        """Start heartbeating and rescanning (joining first, in the background, if needed)."""
+        for target, name in ((self._heartbeats, "heartbeat"), (self._rescans, "rescan")):
+            thread = threading.Thread(target=target, name=f"tracker-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def announce(self, file: SharedFile) -> None:
+        """Tell the tracker this peer now shares `file` (a finished download)."""
+        self._update([file])
+
+    def stop(self, *, leave: bool = True) -> None:
+        """Stop the threads, then Leave (best effort) so the tracker drops this peer at once."""
+        self._stop.set()
+        self._wake.set()
+        for thread in self._threads:
+            thread.join()
+        with self._lock:
+            registration, self._registration = self._registration, None
+        if leave and registration is not None:
+            try:
+                self.tracker.leave(registration)
+                logger.info("left %s", self.tracker.address)
+            except ClientError as error:
+                logger.warning("could not leave the tracker: %s", error)
+
+    def _heartbeats(self) -> None:
+        retry = FIRST_RETRY
+        unreachable = False
+        while not self._stop.is_set():
+            registration = self._registration
+            if registration is None:
+                try:
+                    self.join()
+                except (ClientError, FolderError) as error:
+                    if not unreachable:
+                        logger.warning("%s; will keep trying", error)
+                    unreachable = True
+                    self._sleep(retry)
+                    retry = min(MAX_RETRY, retry * 2)
+                    continue
+                if unreachable:
+                    logger.warning("tracker %s is back; joined again", self.tracker.address)
+                retry, unreachable = FIRST_RETRY, False
+                continue
+            interval = registration.heartbeat_interval or DEFAULT_HEARTBEAT
+            if self._sleep(interval):
+                continue
+            try:
+                self.tracker.heartbeat(registration)
+            except LeaseLostError as error:
+                logger.warning("%s; joining again", error)
+                self._forget(registration)
+            except ClientError as error:
+                logger.warning("heartbeat failed: %s; will join again when it answers", error)
+                unreachable = isinstance(error, TrackerUnreachableError)
+                self._forget(registration)
+
+    def _rescans(self) -> None:
+        while not self._stop.wait(self.rescan_interval):
+            try:
+                files = self.folder.scan()
+            except FolderError as error:
+                logger.warning("%s", error)
+                continue
+            with self._lock:
+                if self._registration is None:
+                    continue
+                names = {f.name for f in files}
+                if any(name not in names for name in self._announced):
+                    # Update cannot remove a file; Join replaces the whole list.
+                    logger.info("files left the shared folder; joining again")
+                    self._forget(self._registration)
+                    continue
+                changed = [f for f in files if self._announced.get(f.name) != (f.size, f.sha256)]
+            if changed:
+                self._update(changed)
+
+    def _update(self, files: list[SharedFile]) -> None:
+        with self._lock:
+            registration = self._registration
+            if registration is None:
+                return  # the next Join lists them
+            try:
+                self.tracker.update(registration, files)
+            except ClientError as error:
+                logger.warning("could not announce %s: %s", " ".join(f.name for f in files), error)
+                self._forget(registration)
+                return
+            for f in files:
+                self._announced[f.name] = (f.size, f.sha256)
+        logger.info("announced %s", " ".join(f.name for f in files))
+
+    def _forget(self, registration: Registration) -> None:
+        """Drop `registration` (if still current) and wake the heartbeat thread to join again."""
+        with self._lock:
+            if self._registration is registration:
+                self._registration = None
+        self._wake.set()
+
+    def _sleep(self, seconds: float) -> bool:
+        """Wait `seconds`, or less when woken; True when woken or stopping."""
+        woken = self._wake.wait(seconds)
+        self._wake.clear()
+        return woken or self._stop.is_set()
