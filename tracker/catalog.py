@@ -1,0 +1,153 @@
+"""The distinct file names the tracker knows, who holds each, and each holder's size and digest.
+
+Memory matters here: a tracker may index millions of (peer, file) pairs. Each distinct
+name is stored once and gets a small integer id. A name with a single holder (the usual
+case) keeps that holder's size and digest in one shared bytearray, 40 bytes per id; a name
+with several holders keeps a dict from holder to a 40-byte record, shared between holders
+whose size and digest agree.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from typing import Generic, TypeVar
+
+from tracker.keywords import KeywordIndex
+from tracker.nametable import NameTable
+
+Holder = TypeVar("Holder")
+
+_RECORD = struct.Struct("<Q32s")
+RECORD_SIZE = _RECORD.size
+
+
+def pack_record(size: int, digest: bytes) -> bytes:
+    """A file's size and raw SHA-256 digest as one 40-byte record."""
+    return _RECORD.pack(size, digest)
+
+
+def unpack_record(record: bytes) -> tuple[int, bytes]:
+    """The (size, raw digest) of a record."""
+    size, digest = _RECORD.unpack(record)
+    return size, digest
+
+
+class Catalog(Generic[Holder]):
+    """Distinct names with ids, their holders and records, and a keyword index over them."""
+
+    def __init__(self) -> None:
+        self._names: list[str | None] = []
+        self._ids = NameTable(self._names)
+        self._owners: list[Holder | dict[Holder, bytes] | None] = []
+        self._records = bytearray()
+        self._free: list[int] = []
+        self.keywords = KeywordIndex(self._names)
+
+    def __len__(self) -> int:
+        """How many distinct names have at least one holder."""
+        return len(self._ids)
+
+    def id_of(self, name: str) -> int | None:
+        """The id of `name`, or None if nobody holds it."""
+        return self._ids.get(name)
+
+    def holds(self, holder: Holder, name: str) -> bool:
+        """Whether `holder` has `name`."""
+        name_id = self._ids.get(name)
+        if name_id is None:
+            return False
+        owner = self._owners[name_id]
+        return owner is holder or (isinstance(owner, dict) and holder in owner)
+
+    def name_of(self, name_id: int) -> str:
+        """The name that has id `name_id`."""
+        name = self._names[name_id]
+        assert name is not None, f"name id {name_id} is free"
+        return name
+
+    def put(self, holder: Holder, name: str, record: bytes) -> tuple[int, bool]:
+        """Record that `holder` has `name` with `record`; return (id, whether it is new to it)."""
+        name_id = self._ids.get(name)
+        if name_id is None:
+            name_id = self._new_id(name)
+            self._owners[name_id] = holder
+            self._set_record(name_id, record)
+            return name_id, True
+        owner = self._owners[name_id]
+        if owner is holder:
+            self._set_record(name_id, record)
+            return name_id, False
+        if not isinstance(owner, dict):
+            first = self._get_record(name_id)
+            owner = {owner: first}  # type: ignore[dict-item]
+            self._owners[name_id] = owner
+        new = holder not in owner
+        owner[holder] = _shared(record, owner)
+        return name_id, new
+
+    def drop(self, holder: Holder, name_id: int) -> None:
+        """Forget that `holder` has the name `name_id`; a name nobody holds is removed."""
+        owner = self._owners[name_id]
+        if isinstance(owner, dict):
+            del owner[holder]
+            if len(owner) > 1:
+                return
+            (last, record) = owner.popitem()
+            self._owners[name_id] = last
+            self._set_record(name_id, record)
+            return
+        assert owner is holder, "dropping a name the holder does not have"
+        name = self.name_of(name_id)
+        self._ids.remove(name)
+        self._names[name_id] = None
+        self._owners[name_id] = None
+        self._free.append(name_id)
+        self.keywords.remove(name_id, name)
+
+    def holders(self, name_id: int) -> Iterator[tuple[Holder, bytes]]:
+        """Every (holder, record) of the name `name_id`."""
+        owner = self._owners[name_id]
+        if isinstance(owner, dict):
+            yield from owner.items()
+        elif owner is not None:
+            yield owner, self._get_record(name_id)
+
+    def record(self, holder: Holder, name_id: int) -> bytes:
+        """The record `holder` announced for the name `name_id`."""
+        owner = self._owners[name_id]
+        if isinstance(owner, dict):
+            return owner[holder]
+        assert owner is holder, "asking for a name the holder does not have"
+        return self._get_record(name_id)
+
+    def matching(self, words: list[str]) -> Iterator[int]:
+        """Ids of the names that contain every (lowercased) word."""
+        return self.keywords.matches(words)
+
+    def _new_id(self, name: str) -> int:
+        if self._free:
+            name_id = self._free.pop()
+            self._names[name_id] = name
+        else:
+            name_id = len(self._names)
+            self._names.append(name)
+            self._owners.append(None)
+            self._records.extend(bytes(RECORD_SIZE))
+        self._ids.add(name, name_id)
+        self.keywords.add(name_id, name)
+        return name_id
+
+    def _get_record(self, name_id: int) -> bytes:
+        start = name_id * RECORD_SIZE
+        return bytes(self._records[start : start + RECORD_SIZE])
+
+    def _set_record(self, name_id: int, record: bytes) -> None:
+        start = name_id * RECORD_SIZE
+        self._records[start : start + RECORD_SIZE] = record
+
+
+def _shared(record: bytes, others: dict[Holder, bytes]) -> bytes:
+    """`record`, or an equal record object another holder already has (saves memory)."""
+    existing = next(iter(others.values()), None)
+    return existing if existing == record else record

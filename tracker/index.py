@@ -1,0 +1,336 @@
+"""The tracker's index: registered peers, their tokens and leases, and search over their files."""
+
+from __future__ import annotations
+
+import heapq
+import hmac
+import math
+import secrets
+import threading
+import time
+from array import array
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from common.address import (
+    InvalidAddressError,
+    check_host,
+    check_port,
+    format_address,
+    parse_address,
+)
+from common.names import InvalidNameError, check_file_name, check_sha256
+from tracker.catalog import Catalog, pack_record, unpack_record
+from tracker.errors import (
+    CapacityError,
+    InvalidRequestError,
+    UnauthenticatedError,
+    UnknownPeerError,
+)
+from tracker.keywords import query_words
+
+DEFAULT_HEARTBEAT_INTERVAL = 30.0
+LEASE_INTERVALS = 3
+MAX_FILES = 50_000
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1_000
+TOKEN_BYTES = 16
+
+
+class FileLike(Protocol):
+    """A file as a peer announces it: a protobuf FileInfo or a FileEntry."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def sha256(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class FileEntry:
+    """One file a peer shares."""
+
+    name: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """One peer that shares one matching file."""
+
+    peer_id: str
+    file: FileEntry
+
+
+@dataclass(frozen=True, slots=True)
+class SearchOutcome:
+    """The first matches in (peer id, name) order, and whether more matched."""
+
+    matches: list[Match]
+    truncated: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """What a joined peer needs to prove who it is later."""
+
+    peer_id: str
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeadPeer:
+    """A peer whose lease ran out, and the names of the files it had."""
+
+    peer_id: str
+    names: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class IndexStats:
+    """How big the index is."""
+
+    peers: int
+    entries: int
+    names: int
+
+
+class _Peer:
+    """A registration: identity, secret, lease renewal time and the ids of its names."""
+
+    __slots__ = ("files", "peer_id", "renewed", "token")
+
+    def __init__(self, peer_id: str, token: str, now: float) -> None:
+        self.peer_id = peer_id
+        self.token = token
+        self.renewed = now
+        self.files: array[int] = array("I")
+
+
+class TrackerIndex:
+    """Peers and their files; every method is safe to call from many threads at once."""
+
+    def __init__(
+        self,
+        heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_files: int = MAX_FILES,
+    ) -> None:
+        if not (math.isfinite(heartbeat_interval) and heartbeat_interval > 0):
+            raise ValueError(f"heartbeat interval {heartbeat_interval} must be a positive number")
+        self.heartbeat_interval = heartbeat_interval
+        self.max_files = max_files
+        self._lease = LEASE_INTERVALS * heartbeat_interval
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._peers: OrderedDict[str, _Peer] = OrderedDict()  # oldest renewal first
+        self._catalog: Catalog[_Peer] = Catalog()
+        self._entries = 0
+        self._dead: list[DeadPeer] = []
+
+    def join(self, host: str, port: int, files: Sequence[FileLike]) -> Registration:
+        """Register a peer, replacing any registration of the same address."""
+        try:
+            peer_id = format_address(check_host(host), check_port(port))
+        except InvalidAddressError as error:
+            raise InvalidRequestError(str(error)) from None
+        checked = self._check_files(files)
+        token = secrets.token_hex(TOKEN_BYTES)
+        with self._lock:
+            now = self._expire_locked()
+            old = self._peers.pop(peer_id, None)
+            if old is not None:
+                self._remove_locked(old)
+            peer = _Peer(peer_id, token, now)
+            self._peers[peer_id] = peer
+            self._add_locked(peer, checked)
+        return Registration(peer_id, token)
+
+    def update(self, peer_id: str, token: str, files: Sequence[FileLike]) -> None:
+        """Add or refresh files of the caller's own registration, and renew its lease."""
+        peer_id = _normal_peer_id(peer_id)
+        checked = self._check_files(files)
+        with self._lock:
+            now = self._expire_locked()
+            peer = self._authenticated_locked(peer_id, token)
+            catalog = self._catalog
+            new = sum(1 for name, _ in checked if not catalog.holds(peer, name))
+            if len(peer.files) + new > self.max_files:
+                raise CapacityError(
+                    f"peer {peer_id} would share {len(peer.files) + new} files; "
+                    f"the limit is {self.max_files} per peer"
+                )
+            self._add_locked(peer, checked)
+            self._renew_locked(peer, now)
+
+    def heartbeat(self, peer_id: str, token: str) -> None:
+        """Renew the caller's lease."""
+        peer_id = _normal_peer_id(peer_id)
+        with self._lock:
+            now = self._expire_locked()
+            self._renew_locked(self._authenticated_locked(peer_id, token), now)
+
+    def leave(self, peer_id: str, token: str) -> None:
+        """Remove the caller and its files."""
+        peer_id = _normal_peer_id(peer_id)
+        with self._lock:
+            self._expire_locked()
+            peer = self._authenticated_locked(peer_id, token)
+            del self._peers[peer_id]
+            self._remove_locked(peer)
+
+    def search(self, *, name: str = "", query: str = "", limit: int = 0) -> SearchOutcome:
+        """Matches for an exact `name` or for every keyword of `query` (exactly one is set)."""
+        if bool(name) == bool(query):
+            raise InvalidRequestError(
+                "set exactly one of name (an exact file name) and query (keywords)"
+            )
+        if limit < 0:
+            raise InvalidRequestError(f"limit {limit} is negative")
+        limit = min(limit or DEFAULT_LIMIT, MAX_LIMIT)
+        words = query_words(query)
+        if name:
+            _check_name(name, "name")
+        elif not words:
+            raise InvalidRequestError("query has no word in it; give at least one keyword")
+        with self._lock:
+            self._expire_locked()
+            catalog = self._catalog
+            if name:
+                found = catalog.id_of(name)
+                ids: Sequence[int] | None = None if found is None else (found,)
+            else:
+                ids = list(catalog.matching(words))
+            hits = (
+                (holder.peer_id, catalog.name_of(name_id), record)
+                for name_id in ids or ()
+                for holder, record in catalog.holders(name_id)
+            )
+            first = heapq.nsmallest(limit + 1, hits)
+        matches = [
+            Match(peer_id, _entry(file_name, record)) for peer_id, file_name, record in first
+        ]
+        return SearchOutcome(matches[:limit], len(matches) > limit)
+
+    def expire(self) -> list[DeadPeer]:
+        """Drop peers whose lease ran out; return every peer dropped so since the last call."""
+        with self._lock:
+            self._expire_locked()
+            dead, self._dead = self._dead, []
+        return dead
+
+    def files_of(self, peer_id: str) -> list[FileEntry] | None:
+        """The files of a registered peer, by name; None if it is not registered."""
+        with self._lock:
+            peer = self._peers.get(peer_id)
+            return None if peer is None else self._files_locked(peer)
+
+    def snapshot(self) -> dict[str, list[FileEntry]]:
+        """Every registered peer id and its files, taken at one instant: for comparisons."""
+        with self._lock:
+            return {
+                peer_id: self._files_locked(self._peers[peer_id]) for peer_id in sorted(self._peers)
+            }
+
+    def stats(self) -> IndexStats:
+        """Peers, (peer, file) entries and distinct names."""
+        with self._lock:
+            return IndexStats(len(self._peers), self._entries, len(self._catalog))
+
+    def _check_files(self, files: Sequence[FileLike]) -> list[tuple[str, bytes]]:
+        """Each file's name and packed record, or InvalidRequestError for the first bad one."""
+        if len(files) > self.max_files:
+            raise InvalidRequestError(
+                f"{len(files)} files in one call; the limit is {self.max_files}"
+            )
+        checked: dict[str, bytes] = {}
+        for position, file in enumerate(files):
+            where = f"files[{position}]"
+            name = _check_name(file.name, where)
+            try:
+                digest = bytes.fromhex(check_sha256(file.sha256))
+            except InvalidNameError as error:
+                raise InvalidRequestError(f"{where}: {error}") from None
+            if file.size < 0:
+                raise InvalidRequestError(f"{where}: size {file.size} is negative")
+            if name in checked:
+                raise InvalidRequestError(f"{where}: {name!r} is listed twice")
+            checked[name] = pack_record(file.size, digest)
+        return list(checked.items())
+
+    def _files_locked(self, peer: _Peer) -> list[FileEntry]:
+        catalog = self._catalog
+        return sorted(_entry(catalog.name_of(i), catalog.record(peer, i)) for i in peer.files)
+
+    def _add_locked(self, peer: _Peer, checked: list[tuple[str, bytes]]) -> None:
+        for name, record in checked:
+            name_id, new = self._catalog.put(peer, name, record)
+            if new:
+                peer.files.append(name_id)
+                self._entries += 1
+
+    def _remove_locked(self, peer: _Peer) -> list[str]:
+        """Drop `peer`'s files (it is already out of `_peers`); return their names."""
+        catalog = self._catalog
+        names = [catalog.name_of(name_id) for name_id in peer.files]
+        for name_id in peer.files:
+            catalog.drop(peer, name_id)
+        self._entries -= len(peer.files)
+        peer.files = array("I")
+        return names
+
+    def _authenticated_locked(self, peer_id: str, token: str) -> _Peer:
+        peer = self._peers.get(peer_id)
+        if peer is None:
+            raise UnknownPeerError(
+                f"peer {peer_id} is not registered (it never joined, left, or its lease "
+                "ran out); call Join again"
+            )
+        if not hmac.compare_digest(peer.token.encode(), token.encode()):
+            raise UnauthenticatedError(
+                f"the token does not match peer {peer_id}; use the token of its latest Join"
+            )
+        return peer
+
+    def _renew_locked(self, peer: _Peer, now: float) -> None:
+        peer.renewed = now
+        self._peers.move_to_end(peer.peer_id)
+
+    def _expire_locked(self) -> float:
+        """Drop every peer whose lease ran out, and return the time now."""
+        now = self._clock()
+        peers = self._peers
+        while peers:
+            oldest = next(iter(peers.values()))
+            if now - oldest.renewed < self._lease:
+                break
+            del peers[oldest.peer_id]
+            self._dead.append(DeadPeer(oldest.peer_id, self._remove_locked(oldest)))
+        return now
+
+
+def _check_name(name: str, where: str) -> str:
+    try:
+        return check_file_name(name)
+    except InvalidNameError as error:
+        raise InvalidRequestError(f"{where}: {error}") from None
+
+
+def _normal_peer_id(peer_id: str) -> str:
+    """`peer_id` in the one form Join issues, or InvalidRequestError."""
+    try:
+        host, port = parse_address(peer_id)
+    except InvalidAddressError as error:
+        raise InvalidRequestError(f"peer_id: {error}") from None
+    return format_address(host, port)
+
+
+def _entry(name: str, record: bytes) -> FileEntry:
+    size, digest = unpack_record(record)
+    return FileEntry(name, size, digest.hex())

@@ -1,0 +1,116 @@
+"""Keyword search over file names: a hashed trigram index, so a query rarely scans every name.
+
+Each distinct name has an integer id. Every three-character piece (trigram) of the
+lowercased name is hashed into one of a fixed number of buckets, and each bucket keeps the
+ids of the names with a trigram there, as a compact array. A query word of three or more
+characters occurs only in names that are in the buckets of all its trigrams, so the
+shortest of those buckets gives the candidates, which are then checked against every word.
+A fixed bucket count bounds the index's memory whatever alphabet the names use; a rare
+collision only adds candidates. Only a query whose every word is shorter than three
+characters checks every distinct name.
+
+Removing a name leaves its id in the buckets (arrays cannot drop an item cheaply); a
+bucket is rebuilt once half of it is stale. Ids are reused, and every candidate is checked,
+so stale entries cost time, never wrong answers.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
+
+GRAM = 3
+BUCKETS = 1 << 18
+
+
+def trigrams(text: str) -> set[str]:
+    """The distinct three-character pieces of `text`."""
+    return {text[i : i + GRAM] for i in range(len(text) - GRAM + 1)}
+
+
+def query_words(query: str) -> list[str]:
+    """The distinct lowercased words of a query, in order."""
+    return list(dict.fromkeys(query.lower().split()))
+
+
+def _buckets(text: str) -> set[int]:
+    return {hash(gram) & (BUCKETS - 1) for gram in trigrams(text)}
+
+
+class KeywordIndex:
+    """Hashed trigram buckets over the names in `names` (by id; None marks a free id)."""
+
+    def __init__(self, names: Sequence[str | None]) -> None:
+        self._names = names
+        self._buckets: list[array[int] | None] = [None] * BUCKETS
+        self._stale = array("I", bytes(4 * BUCKETS))
+
+    def add(self, name_id: int, name: str) -> None:
+        """Index `name` under `name_id`."""
+        buckets = self._buckets
+        for bucket in _buckets(name.lower()):
+            ids = buckets[bucket]
+            if ids is None:
+                buckets[bucket] = array("I", (name_id,))
+            else:
+                ids.append(name_id)
+
+    def remove(self, name_id: int, name: str) -> None:
+        """Forget `name`, whose id is already free (`names[name_id]` is None or reused)."""
+        for bucket in _buckets(name.lower()):
+            ids = self._buckets[bucket]
+            assert ids is not None, f"{name!r} was never indexed"
+            stale = self._stale[bucket] + 1
+            if stale * 2 > len(ids):
+                self._purge(bucket)
+            else:
+                self._stale[bucket] = stale
+
+    def matches(self, words: Sequence[str]) -> Iterator[int]:
+        """Ids of the names that contain every word of `words` (lowercased), each once."""
+        names = self._names
+        for name_id in self._candidates(words):
+            name = names[name_id]
+            if name is not None:
+                lowered = name.lower()
+                if all(word in lowered for word in words):
+                    yield name_id
+
+    def bucket_sizes(self) -> list[int]:
+        """The length of every non-empty bucket, stale ids included: for tests and statistics."""
+        return [len(ids) for ids in self._buckets if ids is not None]
+
+    def _candidates(self, words: Sequence[str]) -> Iterable[int]:
+        """A superset of the matching ids: the smallest bucket any query trigram needs."""
+        best = -1
+        for word in words:
+            for bucket in _buckets(word):
+                ids = self._buckets[bucket]
+                if ids is None:
+                    return ()
+                if best < 0 or len(ids) < len(self._buckets[best] or ()):
+                    best = bucket
+        if best < 0:
+            return range(len(self._names))
+        ids = self._buckets[best] or array("I")
+        return _unique(ids, len(self._names)) if self._stale[best] else ids
+
+    def _purge(self, bucket: int) -> None:
+        """Rebuild one bucket without its stale ids."""
+        names = self._names
+        kept = array("I")
+        for name_id in _unique(self._buckets[bucket] or (), len(names)):
+            name = names[name_id]
+            if name is not None and bucket in _buckets(name.lower()):
+                kept.append(name_id)
+        self._stale[bucket] = 0
+        self._buckets[bucket] = kept or None
+
+
+def _unique(ids: Iterable[int], bound: int) -> Iterator[int]:
+    """`ids` (all below `bound`) without repeats."""
+    seen = bytearray(bound)
+    for name_id in ids:
+        if not seen[name_id]:
+            seen[name_id] = 1
+            yield name_id
