@@ -3,7 +3,7 @@
 import logging
 import signal
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import FrameType
 
 import grpc
@@ -59,8 +59,12 @@ def stop_gracefully(
     server.stop(grace).wait()
 
 
-def wait_for_signal() -> signal.Signals:
-    """Block until SIGINT or SIGTERM arrives (main thread only) and return it."""
+def wait_for_signal(ready: Callable[[], None] | None = None) -> signal.Signals:
+    """Block until SIGINT or SIGTERM arrives (main thread only) and return it.
+
+    `ready` runs once the handlers are in place: announce the address there, so that a
+    signal sent as soon as the announcement appears is handled, not fatal.
+    """
     received: list[signal.Signals] = []
     done = threading.Event()
 
@@ -70,6 +74,8 @@ def wait_for_signal() -> signal.Signals:
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
+        if ready is not None:
+            ready()
         while not done.wait(0.5):
             pass
     finally:
