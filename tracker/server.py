@@ -1,0 +1,64 @@
+"""create_server: a started gRPC server with the tracker, health, reflection and a lease reaper."""
+
+import logging
+import threading
+from concurrent import futures
+
+import grpc
+from grpc_health.v1.health import HealthServicer
+from napshare.v1 import tracker_pb2, tracker_pb2_grpc
+
+from common.console import PEER_DEAD, say
+from common.serving import add_health_and_reflection, bind
+from tracker.index import DEFAULT_HEARTBEAT_INTERVAL, TrackerIndex
+from tracker.service import TrackerService
+
+logger = logging.getLogger(__name__)
+
+SERVICE_NAME = tracker_pb2.DESCRIPTOR.services_by_name["TrackerService"].full_name
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+MAX_REAP_SECONDS = 1.0
+
+
+def create_server(
+    index: TrackerIndex | None = None,
+    *,
+    host: str = "0.0.0.0",
+    port: int = 0,
+    heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
+    health: HealthServicer | None = None,
+    max_workers: int = 16,
+) -> tuple[grpc.Server, int]:
+    """Start a tracker on host:port (0 picks a free port) and return it with its port.
+
+    `heartbeat_interval` applies only when no `index` is given. Raises
+    common.serving.PortInUseError if the address cannot be bound.
+    """
+    index = index or TrackerIndex(heartbeat_interval)
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="tracker-rpc"),
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.so_reuseport", 0),  # a second tracker on a taken port must fail, not share it
+        ],
+    )
+    tracker_pb2_grpc.add_TrackerServiceServicer_to_server(TrackerService(index), server)
+    add_health_and_reflection(server, [SERVICE_NAME], health)
+    bound = bind(server, host, port)
+    server.start()
+    threading.Thread(target=_reap, args=(server, index), name="tracker-leases", daemon=True).start()
+    logger.info(
+        "tracker serving on port %d, heartbeat interval %s s", bound, index.heartbeat_interval
+    )
+    return server, bound
+
+
+def _reap(server: grpc.Server, index: TrackerIndex) -> None:
+    """Until the server stops, drop peers whose lease ran out and say so."""
+    tick = min(index.heartbeat_interval / 2, MAX_REAP_SECONDS)
+    while server.wait_for_termination(timeout=tick):
+        try:
+            for dead in index.expire():
+                say(PEER_DEAD, peer=dead.peer_id, files=dead.names)
+        except Exception:
+            logger.exception("dropping expired peers failed; trying again")

@@ -1,0 +1,123 @@
+"""TrackerService: protobuf requests to TrackerIndex calls and back, plus the console lines."""
+
+import logging
+import math
+from urllib.parse import unquote
+
+import grpc
+from napshare.v1 import file_info_pb2, tracker_pb2, tracker_pb2_grpc
+
+from common.address import InvalidAddressError, check_host, format_address, parse_address
+from common.console import PEER_JOINED, PEER_SEARCHED, say
+from tracker.errors import InvalidRequestError
+from tracker.index import TrackerIndex
+from tracker.status import reported
+
+logger = logging.getLogger(__name__)
+
+
+class TrackerService(tracker_pb2_grpc.TrackerServiceServicer):
+    """The gRPC face of a TrackerIndex."""
+
+    def __init__(self, index: TrackerIndex) -> None:
+        self._index = index
+        # The protocol counts whole seconds; sub-second intervals exist for tests.
+        self._interval_seconds = max(1, math.ceil(index.heartbeat_interval))
+
+    def Join(  # noqa: N802 - the RPC's name
+        self, request: tracker_pb2.JoinRequest, context: grpc.ServicerContext
+    ) -> tracker_pb2.JoinResponse:
+        with reported(context):
+            host = request.host or _caller_host(context.peer())
+            registration = self._index.join(host, request.port, request.files)
+        say(PEER_JOINED, peer=registration.peer_id, files=[file.name for file in request.files])
+        return tracker_pb2.JoinResponse(
+            peer_id=registration.peer_id,
+            token=registration.token,
+            heartbeat_interval_seconds=self._interval_seconds,
+        )
+
+    def Search(  # noqa: N802 - the RPC's name
+        self, request: tracker_pb2.SearchRequest, context: grpc.ServicerContext
+    ) -> tracker_pb2.SearchResponse:
+        with reported(context):
+            outcome = self._index.search(
+                name=request.name, query=request.query, limit=request.limit
+            )
+        asker = _known_address(request.peer_id) or _caller_address(context.peer())
+        say(PEER_SEARCHED, peer=asker, name=request.name or " ".join(request.query.split()))
+        return tracker_pb2.SearchResponse(
+            results=[
+                tracker_pb2.SearchResult(
+                    peer_id=match.peer_id,
+                    file=file_info_pb2.FileInfo(
+                        name=match.file.name, size=match.file.size, sha256=match.file.sha256
+                    ),
+                )
+                for match in outcome.matches
+            ],
+            truncated=outcome.truncated,
+        )
+
+    def Update(  # noqa: N802 - the RPC's name
+        self, request: tracker_pb2.UpdateRequest, context: grpc.ServicerContext
+    ) -> tracker_pb2.UpdateResponse:
+        with reported(context):
+            self._index.update(request.peer_id, request.token, request.files)
+        logger.debug("peer %s updated %d files", request.peer_id, len(request.files))
+        return tracker_pb2.UpdateResponse()
+
+    def Heartbeat(  # noqa: N802 - the RPC's name
+        self, request: tracker_pb2.HeartbeatRequest, context: grpc.ServicerContext
+    ) -> tracker_pb2.HeartbeatResponse:
+        with reported(context):
+            self._index.heartbeat(request.peer_id, request.token)
+        return tracker_pb2.HeartbeatResponse()
+
+    def Leave(  # noqa: N802 - the RPC's name
+        self, request: tracker_pb2.LeaveRequest, context: grpc.ServicerContext
+    ) -> tracker_pb2.LeaveResponse:
+        with reported(context):
+            self._index.leave(request.peer_id, request.token)
+        logger.info("peer %s left", request.peer_id)
+        return tracker_pb2.LeaveResponse()
+
+
+def _split_peer(peer: str) -> tuple[str, str] | None:
+    """(host, port) from gRPC's `ipv4:1.2.3.4:5678` or `ipv6:[::1]:5678`; None otherwise."""
+    kind, _, rest = unquote(peer).partition(":")
+    if kind not in ("ipv4", "ipv6"):
+        return None
+    host, _, port = rest.rpartition(":")
+    return host.removeprefix("[").removesuffix("]"), port
+
+
+def _caller_host(peer: str) -> str:
+    """The IP address the call came from, for a Join with an empty host."""
+    split = _split_peer(peer)
+    if split is None:
+        raise InvalidRequestError(
+            f"host is empty and the caller's address {peer[:80]!r} is not an IP address; set host"
+        )
+    return split[0]
+
+
+def _caller_address(peer: str) -> str:
+    """`ip:port` of the caller, for the console line; gRPC's own form if it is not IP."""
+    split = _split_peer(peer)
+    if split is None or not split[1].isdigit():
+        return peer
+    try:
+        return format_address(check_host(split[0]), int(split[1]))
+    except InvalidAddressError:
+        return peer
+
+
+def _known_address(peer_id: str) -> str | None:
+    """`peer_id` in its normal form if it is a well-formed `host:port`, else None."""
+    if not peer_id:
+        return None
+    try:
+        return format_address(*parse_address(peer_id))
+    except InvalidAddressError:
+        return None
