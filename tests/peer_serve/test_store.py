@@ -1,0 +1,236 @@
+"""The shared folder: what is shared, the sha256 cache, and that nothing outside is touched."""
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from common.names import InvalidNameError
+from peer.hash_cache import CACHE_DIR, CACHE_FILE
+from peer.store import FolderError, NotSharedError, SharedFolder
+
+OLD_NS = 1_600_000_000 * 10**9
+
+
+def write_old(path: Path, data: bytes) -> Path:
+    """Write a file with an mtime well in the past, as files that sit in a folder have."""
+    path.write_bytes(data)
+    os.utime(path, ns=(OLD_NS, OLD_NS))
+    return path
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_shares_regular_files_at_the_top_only(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(b"secret")
+    root = tmp_path / "share"
+    root.mkdir()
+    write_old(root / "b.txt", b"bee")
+    write_old(root / "a.txt", b"")
+    write_old(root / ".hidden", b"h")
+    write_old(root / "movie.mp4.part", b"half")
+    (root / "sub").mkdir()
+    write_old(root / "sub" / "inner.txt", b"inner")
+    (root / "out-link").symlink_to(outside)
+    (root / "in-link").symlink_to(root / "b.txt")
+    os.mkfifo(root / "fifo")
+
+    files = SharedFolder(root).scan()
+
+    assert [(f.name, f.size, f.sha256) for f in files] == [
+        (".hidden", 1, sha(b"h")),
+        ("a.txt", 0, sha(b"")),
+        ("b.txt", 3, sha(b"bee")),
+    ]
+
+
+@pytest.mark.parametrize(
+    "name", ["out-link", "in-link", "sub", "fifo", "movie.mp4.part", CACHE_DIR, "missing"]
+)
+def test_get_refuses_what_is_not_shared(tmp_path: Path, name: str) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(b"secret")
+    root = tmp_path / "share"
+    root.mkdir()
+    write_old(root / "b.txt", b"bee")
+    write_old(root / "movie.mp4.part", b"half")
+    (root / "sub").mkdir()
+    (root / "out-link").symlink_to(outside)
+    (root / "in-link").symlink_to(root / "b.txt")
+    os.mkfifo(root / "fifo")
+    folder = SharedFolder(root)
+    folder.scan()
+
+    with pytest.raises(NotSharedError):
+        folder.get(name)
+
+
+@pytest.mark.parametrize(
+    "name", ["../x", "/etc/passwd", "a/b", "a\\b", "a\x00b", "", ".", "..", "x" * 256]
+)
+def test_hostile_names_are_invalid(tmp_path: Path, name: str) -> None:
+    folder = SharedFolder(tmp_path)
+    for call in (folder.get, folder.open, folder.part_path, folder.final_path):
+        with pytest.raises(InvalidNameError):
+            call(name)
+
+
+def test_open_gives_a_descriptor_of_the_file(tmp_path: Path) -> None:
+    write_old(tmp_path / "f.bin", b"0123456789")
+    fd, info = SharedFolder(tmp_path).open("f.bin")
+    try:
+        assert os.pread(fd, 4, 3) == b"3456"
+        assert (info.name, info.size, info.sha256) == ("f.bin", 10, sha(b"0123456789"))
+    finally:
+        os.close(fd)
+
+
+def test_paths_for_downloads(tmp_path: Path) -> None:
+    folder = SharedFolder(tmp_path)
+    assert folder.part_path("v.mp4") == tmp_path.resolve() / "v.mp4.part"
+    assert folder.final_path("v.mp4") == tmp_path.resolve() / "v.mp4"
+
+
+@pytest.mark.parametrize("kind", ["missing", "file"])
+def test_folder_errors(tmp_path: Path, kind: str) -> None:
+    root = tmp_path / "x"
+    if kind == "file":
+        root.write_bytes(b"")
+    with pytest.raises(FolderError, match=str(root)):
+        SharedFolder(root)
+
+
+def test_hashes_are_cached_across_restarts(tmp_path: Path) -> None:
+    for index in range(3):
+        write_old(tmp_path / f"f{index}", bytes([index]) * 1000)
+    first = SharedFolder(tmp_path)
+    before = first.scan()
+    assert first.hash_count == 3
+
+    second = SharedFolder(tmp_path)
+    assert second.scan() == before
+    assert second.get("f1") == before[1]
+    assert second.hash_count == 0
+    assert json.loads((tmp_path / CACHE_DIR / CACHE_FILE).read_text())["files"].keys() == {
+        "f0",
+        "f1",
+        "f2",
+    }
+
+
+@pytest.mark.parametrize("change", ["size", "mtime"])
+def test_a_changed_file_is_hashed_again(tmp_path: Path, change: str) -> None:
+    write_old(tmp_path / "same", b"same")
+    path = write_old(tmp_path / "f", b"first")
+    SharedFolder(tmp_path).scan()
+    if change == "size":
+        write_old(path, b"first and more")
+    else:
+        path.write_bytes(b"FIRST")
+        os.utime(path, ns=(OLD_NS + 1, OLD_NS + 1))
+
+    again = SharedFolder(tmp_path)
+    files = {f.name: f.sha256 for f in again.scan()}
+
+    assert again.hash_count == 1
+    assert files == {"same": sha(b"same"), "f": sha(path.read_bytes())}
+
+
+def test_a_file_stamped_after_hashing_began_is_not_cached(tmp_path: Path) -> None:
+    future = time.time_ns() + 3600 * 10**9
+    (tmp_path / "f").write_bytes(b"busy")
+    os.utime(tmp_path / "f", ns=(future, future))
+    SharedFolder(tmp_path).scan()
+
+    again = SharedFolder(tmp_path)
+    again.scan()
+
+    assert again.hash_count == 1
+
+
+def test_removed_files_leave_the_cache(tmp_path: Path) -> None:
+    write_old(tmp_path / "keep", b"k")
+    write_old(tmp_path / "gone", b"g")
+    SharedFolder(tmp_path).scan()
+    (tmp_path / "gone").unlink()
+
+    SharedFolder(tmp_path).scan()
+
+    assert json.loads((tmp_path / CACHE_DIR / CACHE_FILE).read_text())["files"].keys() == {"keep"}
+
+
+def test_remember_records_a_verified_download_without_hashing(tmp_path: Path) -> None:
+    folder = SharedFolder(tmp_path)
+    (tmp_path / "new.bin").write_bytes(b"downloaded")
+
+    info = folder.remember("new.bin", sha(b"downloaded"))
+
+    assert (info.name, info.size, info.sha256) == ("new.bin", 10, sha(b"downloaded"))
+    later = SharedFolder(tmp_path)
+    assert later.get("new.bin") == info
+    assert folder.hash_count == later.hash_count == 0
+
+
+def test_remember_checks_its_arguments(tmp_path: Path) -> None:
+    folder = SharedFolder(tmp_path)
+    (tmp_path / "d").mkdir()
+    with pytest.raises(InvalidNameError):
+        folder.remember("a/b", "0" * 64)
+    with pytest.raises(InvalidNameError):
+        folder.remember("x", "not a digest")
+    with pytest.raises(NotSharedError):
+        folder.remember("missing", "0" * 64)
+    with pytest.raises(NotSharedError):
+        folder.remember("d", "0" * 64)
+
+
+def test_corrupt_cache_is_ignored(tmp_path: Path) -> None:
+    write_old(tmp_path / "f", b"data")
+    (tmp_path / CACHE_DIR).mkdir()
+    (tmp_path / CACHE_DIR / CACHE_FILE).write_text('{"version": 1, "files": {"f": 3}}')
+
+    folder = SharedFolder(tmp_path)
+
+    assert folder.get("f").sha256 == sha(b"data")
+    assert folder.hash_count == 1
+
+
+def test_a_forged_cache_digest_is_rejected(tmp_path: Path) -> None:
+    write_old(tmp_path / "f", b"data")
+    entry = {"size": 4, "mtime_ns": OLD_NS, "sha256": "not hex"}
+    (tmp_path / CACHE_DIR).mkdir()
+    (tmp_path / CACHE_DIR / CACHE_FILE).write_text(
+        json.dumps({"version": 1, "files": {"f": entry}})
+    )
+
+    assert SharedFolder(tmp_path).get("f").sha256 == sha(b"data")
+
+
+def test_cache_symlinks_never_lead_outside(tmp_path: Path) -> None:
+    outside_dir = tmp_path / "outside-dir"
+    outside_dir.mkdir()
+    outside_file = tmp_path / "outside-file"
+    outside_file.write_text('{"version": 1, "files": {}}')
+    root = tmp_path / "share"
+    root.mkdir()
+    write_old(root / "f", b"data")
+    (root / CACHE_DIR).symlink_to(outside_dir)
+
+    SharedFolder(root).scan()
+
+    assert list(outside_dir.iterdir()) == []
+    (root / CACHE_DIR).unlink()
+    (root / CACHE_DIR).mkdir()
+    (root / CACHE_DIR / CACHE_FILE).symlink_to(outside_file)
+
+    SharedFolder(root).scan()
+
+    assert outside_file.read_text() == '{"version": 1, "files": {}}'
+    assert not (root / CACHE_DIR / CACHE_FILE).is_symlink()
+    assert sorted(p.name for p in (root / CACHE_DIR).iterdir()) == [CACHE_FILE]
