@@ -24,7 +24,17 @@ def napshare_ready() -> str | None:
 
 def tracker(heartbeat: float | None = None) -> list[str]:
     """A tracker on a free loopback port; it prints its address."""
-    command = [PYTHON, "-m", "tracker", "--host", "127.0.0.1", "--port", "0"]
+    command = [
+        PYTHON,
+        "-m",
+        "tracker",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--log-level",
+        "WARNING",
+    ]
     if heartbeat is not None:
         command += ["--heartbeat-interval", f"{heartbeat:g}"]
     return command

@@ -8,10 +8,9 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,12 +35,12 @@ def child_env() -> dict[str, str]:
 
 @dataclass
 class Service:
-    """A long-running child in its own process group, and the address it printed."""
+    """A long-running child in its own process group, the address it printed, and its log."""
 
     name: str
-    process: subprocess.Popen[str]
+    process: subprocess.Popen[bytes]
     address: str
-    output: list[str] = field(default_factory=list)
+    log: Path
 
     @property
     def pid(self) -> int:
@@ -53,56 +52,57 @@ class Service:
         """The port of the printed address."""
         return int(self.address.rsplit(":", 1)[1])
 
-
-def _pump(process: subprocess.Popen[str], lines: list[str], found: threading.Event) -> None:
-    assert process.stdout is not None
-    for line in process.stdout:
-        lines.append(line.rstrip("\n"))
-        found.set()
-    found.set()
+    def tail(self, lines: int = 15) -> str:
+        """The last lines the child wrote."""
+        try:
+            text = self.log.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
 
 
 def start_service(
     name: str,
     command: Sequence[str],
     *,
-    cwd: Path | None = None,
     pattern: re.Pattern[str] = _ADDRESS,
     timeout: float = 120.0,
 ) -> Service:
-    """Start `command` and wait until it prints a loopback `host:port`; raise BenchError if not."""
-    process = subprocess.Popen(
-        list(command),
-        cwd=cwd or ROOT,
-        env=child_env(),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    lines: list[str] = []
-    seen = threading.Event()
-    threading.Thread(target=_pump, args=(process, lines, seen), daemon=True).start()
+    """Start `command` and wait until it prints a loopback `host:port`; raise BenchError if not.
+
+    Its output goes to a file in the temp folder, not a pipe, so that a chatty child (the
+    tracker prints a line per search) costs no reader thread in this process.
+    """
+    handle, log_name = tempfile.mkstemp(prefix="napshare-bench-log-", suffix=".txt")
+    with os.fdopen(handle, "wb") as log:
+        process = subprocess.Popen(
+            list(command),
+            cwd=ROOT,
+            env=child_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    service = Service(name, process, "", Path(log_name))
     deadline = time.monotonic() + timeout
-    checked = 0
     while time.monotonic() < deadline:
-        seen.wait(0.05)
-        seen.clear()
-        for line in lines[checked:]:
-            match = pattern.search(line)
-            if match:
-                return Service(name, process, f"{match.group(1)}:{match.group(2)}", lines)
-        checked = len(lines)
+        with service.log.open("rb") as log:
+            head = log.read(64 * 1024).decode(errors="replace")
+        match = pattern.search(head)
+        if match:
+            service.address = f"{match.group(1)}:{match.group(2)}"
+            return service
         if process.poll() is not None:
             break
-    stop(Service(name, process, "", lines))
-    tail = "\n".join(lines[-15:])
+        time.sleep(0.05)
+    tail = service.tail()
+    stop(service)
     raise BenchError(f"{name} did not print its address: {shlex.join(command)}\n{tail}")
 
 
 def stop(service: Service, grace: float = 10.0) -> None:
-    """Stop the service's whole process group: SIGTERM, then SIGKILL after `grace` seconds."""
+    """Stop the service's whole process group (SIGTERM, SIGKILL after `grace` s); drop its log."""
     process = service.process
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGTERM)
@@ -111,8 +111,7 @@ def stop(service: Service, grace: float = 10.0) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    if process.stdout is not None:
-        process.stdout.close()
+    service.log.unlink(missing_ok=True)
 
 
 def _status_kib(pid: int, key: str) -> int:
@@ -174,14 +173,10 @@ def median(values: Sequence[float]) -> float:
 
 @contextlib.contextmanager
 def running(
-    name: str,
-    command: Sequence[str],
-    *,
-    pattern: re.Pattern[str] = _ADDRESS,
-    timeout: float = 120.0,
+    name: str, command: Sequence[str], *, pattern: re.Pattern[str] = _ADDRESS
 ) -> Iterator[Service]:
     """start_service as a context: the process group is stopped however the block ends."""
-    service = start_service(name, command, pattern=pattern, timeout=timeout)
+    service = start_service(name, command, pattern=pattern)
     try:
         yield service
     finally:

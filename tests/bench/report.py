@@ -36,9 +36,10 @@ class Row:
         """The value with its unit, rounded for reading."""
         if self.unit == "×":
             return f"{self.value:.2f}×"
-        if abs(self.value) >= 100 or self.value == int(self.value):
-            return f"{self.value:,.0f} {self.unit}"
-        return f"{self.value:.2f} {self.unit}"
+        value = self.value + 0.0  # no "-0"
+        digits = 0 if abs(value) >= 100 else 1 if abs(value) >= 10 else 2
+        text = f"{value:,.{digits}f}"
+        return f"{'0' if float(text.replace(',', '')) == 0 else text} {self.unit}"
 
 
 @dataclass

@@ -99,7 +99,7 @@ def _config(args: argparse.Namespace, workdir: Path) -> Config:
 
 def _load_average() -> str:
     one, five, _ = os.getloadavg()
-    return f"load average {one:.2f} (1 min), {five:.2f} (5 min)"
+    return f"{one:.2f}/{five:.2f}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -114,6 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="napshare-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    tempfile.tempdir = str(workdir)  # logs and scratch files of this run stay in its workdir
     config = _config(args, workdir)
     names = args.only or list(SECTIONS)
     load_at_start = _load_average()
@@ -131,7 +132,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
     minutes = (time.monotonic() - began) / 60
     command = RUNNER + "".join(f" {shlex.quote(a)}" for a in (argv or sys.argv[1:]))
-    load = f"Took {minutes:.1f} min; {load_at_start} at the start, {_load_average()} at the end."
+    load = (
+        f"Took {minutes:.1f} min; load average (1/5 min) {load_at_start} at the start, "
+        f"{_load_average()} at the end."
+    )
     notes = args.notes.read_text() if args.notes.exists() else ""
     print(terminal_text(sections))
     if str(args.out) != "-":

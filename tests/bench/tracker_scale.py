@@ -243,8 +243,8 @@ def _section(
     best_echo = max(load_result.echo, key=lambda run: run.rate)
     join_ms = median(joins.ms)
     shape = (
-        f"{config.load_processes} process × {config.load_channels} channels × "
-        f"{config.load_concurrency} in flight"
+        f"{config.load_processes} generator process(es) × {config.load_channels} channels × "
+        f"{config.load_concurrency} calls in flight"
     )
     rows = [
         Row(

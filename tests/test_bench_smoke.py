@@ -1,0 +1,96 @@
+"""The benchmark harness at tiny sizes, end to end, so `make bench` cannot rot between runs."""
+
+import json
+import math
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+from napshare.v1 import tracker_pb2
+
+from tests.bench import apps, catalog, report
+from tests.bench.files import MIB, format_size, make_random_file, parse_size
+from tests.bench.procs import running
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_sizes_parse_and_print_both_ways() -> None:
+    assert parse_size("4MiB") == 4 * MIB
+    assert parse_size("1GiB") == 1024 * MIB
+    assert parse_size("512") == 512
+    assert format_size(4 * 1024 * MIB) == "4 GiB"
+    with pytest.raises(ValueError, match="must look like"):
+        parse_size("four megs")
+
+
+def test_hand_encoded_join_requests_decode_as_protobuf() -> None:
+    entries = catalog.make_catalog(50)
+    request = tracker_pb2.JoinRequest.FromString(
+        catalog.Encoder(entries).join("10.0.0.7", 6699, [0, 3, 49])
+    )
+    assert (request.host, request.port) == ("10.0.0.7", 6699)
+    assert [f.name for f in request.files] == [entries[i].name for i in (0, 3, 49)]
+    assert request.files[1].sha256 == entries[3].sha256
+    assert request.files[2].size == entries[49].size
+
+
+def test_peers_pick_distinct_files_and_popular_ones_more_often() -> None:
+    entries = catalog.make_catalog(300)
+    picks = list(catalog.pick_files(entries, 200, 20))
+    assert all(len(set(p)) == len(p) == 20 for p in picks)
+    counts = [sum(i in p for p in picks) for i in (0, 299)]
+    assert counts[0] > counts[1]
+    assert len({catalog.peer_host(n) for n in range(70_000)}) == 70_000
+
+
+def test_raw_tcp_baseline_delivers_the_exact_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the sender's log goes here
+    source = make_random_file(tmp_path / "source.bin", 3 * MIB + 17)
+    out = tmp_path / "out.bin"
+    with running("raw TCP sender", apps.raw_serve(source)) as sender:
+        subprocess.run(apps.raw_fetch(sender.address, out), cwd=ROOT, check=True, timeout=60)
+    assert out.read_bytes() == source.read_bytes()
+
+
+@pytest.mark.timeout(240)
+def test_quick_bench_measures_every_section_and_writes_the_report(tmp_path: Path) -> None:
+    repo_report = ROOT / "BENCHMARKS.md"
+    before = repo_report.read_bytes() if repo_report.exists() else None
+    out, rows_file = tmp_path / "BENCHMARKS.md", tmp_path / "bench.json"
+    command = [sys.executable, "-m", "tests.bench.run", "--quick", "--out", str(out)]
+    command += ["--json", str(rows_file), "--workdir", str(tmp_path / "work")]
+    result = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, timeout=230, check=False
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+
+    sections = json.loads(rows_file.read_text())
+    titles = [section["title"] for section in sections]
+    assert [t.split(" (")[0] for t in titles] == ["Transfer speed", "Memory", "Tracker scale"]
+    rows = {row["measure"]: row for section in sections for row in section["rows"]}
+    for measure, row in rows.items():
+        assert math.isfinite(row["value"]), measure
+        assert row["status"] in {report.MET, report.MISSED, ""}, measure
+        assert (row["status"] == "") == (row["target"] == ""), measure
+        if "growth" not in measure:
+            assert row["value"] > 0, measure
+    transfer = rows["napshare download (end to end, sha256 verified)"]["value"]
+    raw = rows["raw TCP: sendfile → recv_into → file"]["value"]
+    assert rows["napshare / raw TCP"]["value"] == pytest.approx(transfer / raw)
+    assert any(m.startswith("serving peer, peak RSS, 8 MiB") for m in rows)
+    assert rows["tracker RSS per entry"]["target"] == "≤ 300 bytes"
+    assert "search / echo" in rows
+
+    text = out.read_text()
+    assert "cores" in text
+    assert "--quick --only transfer" in text
+    assert "## What each idea gave" in text
+    for measure in rows:
+        assert measure in text
+    assert result.stdout.count("|") > 3 * len(rows)
+    assert (repo_report.read_bytes() if repo_report.exists() else None) == before
