@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import NoReturn
 
 from common import console
 from common.address import InvalidAddressError, format_address, parse_address
@@ -14,7 +15,7 @@ from common.names import InvalidNameError
 from common.serving import PortInUseError, wait_for_signal
 from peer.client_errors import CancelledError, ClientError
 from peer.download import Downloader, DownloadOptions
-from peer.node import Node, NodeConfig, downloaded_line
+from peer.node import Node, NodeConfig, downloaded_line, listen_address
 from peer.progress import reporter_for
 from peer.store import FolderError, SharedFolder
 from peer.tracker_client import DEFAULT_TRACKER, TrackerClient
@@ -43,6 +44,13 @@ exit codes:
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line, not usage plus a line."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see --help)\n")
+
+
 def _positive(text: str) -> float:
     value = float(text)
     if value <= 0:
@@ -59,14 +67,14 @@ def _address(text: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every subcommand."""
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument(
         "--log-level",
         default="warning",
         choices=["debug", "info", "warning", "error"],
         help="how much to log on stderr (default: warning)",
     )
-    tracker = argparse.ArgumentParser(add_help=False)
+    tracker = _Parser(add_help=False)
     tracker.add_argument(
         "--tracker",
         type=_address,
@@ -74,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help=f"the tracker's address (default: {DEFAULT_TRACKER})",
     )
-    fetching = argparse.ArgumentParser(add_help=False)
+    fetching = _Parser(add_help=False)
     fetching.add_argument(
         "--stall-timeout",
         type=_positive,
@@ -90,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="fail after S seconds in which no peer sent a byte (default: 120)",
     )
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="napshare-peer",
         description="Share a folder with napshare peers and download files from them.",
         epilog=EPILOG,
@@ -108,6 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--dir", required=True, help="the folder to share and download into")
     serve.add_argument(
         "--host", default="", help="the address to announce (default: what the tracker sees)"
+    )
+    serve.add_argument(
+        "--bind",
+        default="",
+        metavar="ADDR",
+        help="the address to listen on (default: --host if it is loopback, else all)",
     )
     serve.add_argument(
         "--port", type=int, default=0, help="the port to listen on (default: a free one)"
@@ -242,6 +256,7 @@ def _serve(args: argparse.Namespace) -> int:
         folder_label=args.dir,
         tracker=args.tracker,
         host=args.host,
+        bind=args.bind,
         port=args.port,
         max_uploads=args.max_uploads,
         chunk_size=args.chunk_size,
@@ -255,7 +270,8 @@ def _serve(args: argparse.Namespace) -> int:
         console.say(console.I_AM_PEER, peer=peer_id, files=names)
 
     node = Node(config, joined)
-    print(f"listening on {format_address(args.host or '0.0.0.0', node.port)}", flush=True)
+    listening = format_address(listen_address(args.host, args.bind), node.port)
+    print(f"listening on {listening}", flush=True)
     interactive = not args.no_menu and sys.stdin.isatty()
     try:
         node.start()

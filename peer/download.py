@@ -253,6 +253,8 @@ class Downloader:
             part.close()
             raise
         except BaseException:
+            if part.have == 0:
+                part.remove()  # nothing to resume
             part.close()
             raise
         part.close()

@@ -1,5 +1,6 @@
 """A running peer: serves its folder, stays joined to the tracker, downloads in the background."""
 
+import ipaddress
 import logging
 import threading
 from collections.abc import Callable
@@ -28,8 +29,9 @@ class NodeConfig:
     folder: SharedFolder
     folder_label: str  # the folder as the user named it, for the console lines
     tracker: str
-    host: str = ""
+    host: str = ""  # the address announced; "" lets the tracker use the one it sees
     port: int = 0
+    bind: str = ""  # the address listened on; "" means `host` if loopback, else all
     max_uploads: int = 4
     chunk_size: int = 1024 * 1024
     rescan_interval: float = DEFAULT_RESCAN
@@ -63,7 +65,7 @@ class Node:
         self.server: grpc.Server
         self.server, self.port = create_server(
             config.folder,
-            host=config.host or "0.0.0.0",
+            host=listen_address(config.host, config.bind),
             port=config.port,
             max_uploads=config.max_uploads,
             chunk_size=config.chunk_size,
@@ -130,6 +132,18 @@ class Node:
         self.link.stop(leave=True)
         stop_gracefully(self.server, self.health)
         self.tracker.close()
+
+
+def listen_address(host: str, bind: str) -> str:
+    """Where to listen: `bind` if given, `host` if it is a loopback address, else everywhere."""
+    if bind:
+        return bind
+    try:
+        if ipaddress.ip_address(host.strip("[]")).is_loopback:
+            return host.strip("[]")
+    except ValueError:
+        pass
+    return "0.0.0.0"
 
 
 def downloaded_line(result: DownloadResult, folder_label: str) -> str:

@@ -1,0 +1,203 @@
+"""Failover: a source that dies, stalls or refuses mid-download, and giving up after a while."""
+
+import re
+import signal
+import threading
+from collections.abc import Iterator
+
+import grpc
+import pytest
+from napshare.v1 import peer_pb2, peer_pb2_grpc
+
+from common import console
+from peer.client_errors import NoPeerReachableError
+from peer.download import Downloader, DownloadOptions, DownloadResult
+from peer.store import SharedFile, SharedFolder
+
+from .conftest import (
+    DATA_SIZE,
+    MIB,
+    SLOW_CHUNK,
+    Swarm,
+    free_port,
+    part_size,
+    run_peer,
+    sha256_file,
+    start_cli,
+    wait_until,
+)
+
+FETCHED = re.compile(r"fetched (\d+) bytes of \S+ \((\d+) were already there\) from (.*)")
+
+
+class Notes:
+    """A Reporter that keeps the lines a download shows."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def begin(self, name: str, size: int, have: int) -> None:
+        """Nothing to show."""
+
+    def advance(self, count: int) -> None:
+        """Nothing to show."""
+
+    def restart(self, have: int) -> None:
+        """Nothing to show."""
+
+    def note(self, line: str) -> None:
+        """Keep the line."""
+        self.lines.append(line)
+
+    def end(self) -> None:
+        """Nothing to show."""
+
+
+class Hog:
+    """Holds one upload slot of a peer: a Download call that reads one chunk, then nothing."""
+
+    def __init__(self, port: int) -> None:
+        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        stub = peer_pb2_grpc.PeerServiceStub(self.channel)
+        self.call = stub.Download(peer_pb2.DownloadRequest(name="aula1.mp4"))
+        next(self.call)
+
+    def release(self) -> None:
+        self.call.cancel()
+        self.channel.close()
+
+
+@pytest.fixture
+def hogs() -> Iterator[list[Hog]]:
+    held: list[Hog] = []
+    yield held
+    for hog in held:
+        hog.release()
+
+
+def test_source_killed_mid_stream_the_other_peer_finishes(swarm: Swarm) -> None:
+    dying = swarm.spawn(swarm.share("a"), swarm.tracker.address, "--chunk-size", str(SLOW_CHUNK))
+    other = swarm.node(swarm.share("b"), swarm.tracker.address)
+    target = swarm.folder("c")
+    download = start_cli(
+        "download", "aula1.mp4", "--dir", str(target), "--tracker", swarm.tracker.address,
+        "--from", dying.peer_id, "--log-level", "info",
+    )  # fmt: skip
+    wait_until(lambda: part_size(target, "aula1.mp4") >= 4 * MIB or download.poll() is not None)
+    dying.process.kill()
+    _out, err = download.communicate(timeout=120)
+
+    assert download.returncode == 0, err
+    assert sha256_file(target / "aula1.mp4") == swarm.sha256
+    fetched = FETCHED.search(err)
+    assert fetched is not None, err
+    # Every byte came once: what the dead peer sent was kept, the rest came from the other.
+    assert int(fetched.group(1)) == DATA_SIZE
+    assert fetched.group(3).split() == [dying.peer_id, other.link.peer_id]
+    assert f"peer {dying.peer_id} gone" in err
+
+
+def test_stalled_source_is_left_for_the_other_peer(swarm: Swarm) -> None:
+    stalling = swarm.spawn(swarm.share("a"), swarm.tracker.address, "--chunk-size", str(SLOW_CHUNK))
+    other = swarm.node(swarm.share("b"), swarm.tracker.address)
+    target = swarm.folder("c")
+    options = DownloadOptions(preferred=stalling.peer_id, stall_timeout=1.0)
+    outcome: list[DownloadResult] = []
+    thread = threading.Thread(
+        target=lambda: outcome.append(
+            Downloader(SharedFolder(target), swarm.tracker.client).download("aula1.mp4", options)
+        )
+    )
+    thread.start()
+    try:
+        wait_until(lambda: part_size(target, "aula1.mp4") >= 4 * MIB or not thread.is_alive())
+        stalling.process.send_signal(signal.SIGSTOP)
+        thread.join(timeout=120)
+    finally:
+        stalling.process.send_signal(signal.SIGCONT)
+    [result] = outcome
+    assert result.sources == (stalling.peer_id, other.link.peer_id)
+    assert result.bytes_received == DATA_SIZE
+    assert sha256_file(target / "aula1.mp4") == swarm.sha256
+
+
+@pytest.mark.parametrize(
+    ("lang", "line"),
+    [
+        ("C.UTF-8", "peer {busy} refused the download, now asking peer {free}"),
+        ("pt_BR.UTF-8", "peer {busy} negou o download, pedindo agora para o peer {free}"),
+    ],
+)
+def test_busy_peer_refuses_and_the_next_one_serves(
+    swarm: Swarm, hogs: list[Hog], lang: str, line: str
+) -> None:
+    busy = swarm.node(swarm.share("a"), swarm.tracker.address, max_uploads=1)
+    free = swarm.node(swarm.share("b"), swarm.tracker.address)
+    hogs.append(Hog(busy.port))
+    target = swarm.folder("c")
+
+    download = start_cli(
+        "download", "aula1.mp4", "--dir", str(target), "--tracker", swarm.tracker.address,
+        "--from", busy.link.peer_id, lang=lang,
+    )  # fmt: skip
+    out, err = download.communicate(timeout=120)
+
+    assert download.returncode == 0, err
+    expected = line.format(busy=busy.link.peer_id, free=free.link.peer_id)
+    assert expected in out.splitlines()
+    assert sha256_file(target / "aula1.mp4") == swarm.sha256
+
+
+def test_when_every_peer_refuses_it_asks_again_later(swarm: Swarm, hogs: list[Hog]) -> None:
+    busy = swarm.node(swarm.share("a"), swarm.tracker.address, max_uploads=1)
+    hog = Hog(busy.port)
+    hogs.append(hog)
+    target = swarm.folder("c")
+    notes = Notes()
+    outcome: list[DownloadResult] = []
+    downloader = Downloader(SharedFolder(target), swarm.tracker.client)
+    thread = threading.Thread(
+        target=lambda: outcome.append(
+            downloader.download("aula1.mp4", DownloadOptions(give_up_after=60), notes)
+        )
+    )
+    thread.start()
+    wait_until(lambda: len(notes.lines) >= 2)
+    hog.release()
+    thread.join(timeout=120)
+
+    [result] = outcome
+    me = busy.link.peer_id
+    refused = console.render(console.REFUSED_TRYING_NEXT, {"peer": me, "next": me})
+    assert notes.lines[:2] == [refused, refused]
+    assert result.sources == (me,)
+    assert sha256_file(target / "aula1.mp4") == swarm.sha256
+
+
+def test_gives_up_after_the_time_without_progress(swarm: Swarm, hogs: list[Hog]) -> None:
+    busy = swarm.node(swarm.share("a"), swarm.tracker.address, max_uploads=1)
+    hogs.append(Hog(busy.port))
+    target = swarm.folder("c")
+
+    with pytest.raises(NoPeerReachableError, match=r"gave up on aula1\.mp4"):
+        Downloader(SharedFolder(target), swarm.tracker.client).download(
+            "aula1.mp4", DownloadOptions(give_up_after=1.5)
+        )
+    assert not (target / "aula1.mp4").exists()
+
+
+def test_cli_exit_code_when_no_peer_is_reachable(swarm: Swarm) -> None:
+    nobody = free_port()
+    swarm.tracker.client.join(
+        "127.0.0.1",
+        nobody,
+        [SharedFile("aula1.mp4", DATA_SIZE, swarm.sha256, 0)],
+    )
+    done = run_peer(
+        "download", "aula1.mp4", "--dir", str(swarm.tmp), "--tracker", swarm.tracker.address,
+        "--give-up-after", "1",
+    )  # fmt: skip
+    assert done.returncode == 4
+    assert done.stderr.strip().splitlines()[-1].startswith("napshare-peer: gave up on aula1.mp4")
+    assert "Traceback" not in done.stderr
+    assert list(swarm.tmp.glob("aula1.mp4*")) == []  # nothing came, so no .part either
