@@ -6,6 +6,7 @@ import logging
 import os
 import secrets
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,8 @@ CACHE_DIR = ".napshare"
 CACHE_FILE = "hashes.json"
 _VERSION = 1
 _MAX_CACHE_BYTES = 256 * 1024 * 1024
+# While a long scan hashes many files, save at most this often, so a crash loses little work.
+SAVE_INTERVAL = 5.0
 
 
 @dataclass(frozen=True)
@@ -39,9 +42,11 @@ class HashCache:
     def __init__(self, root: Path) -> None:
         self._root = root
         self._lock = threading.Lock()
-        self._entries: dict[str, CachedHash] = {}
+        self._save_lock = threading.Lock()
         self._warned = False
-        self._entries = self._load()
+        self._dirty = False
+        self._saved_at = time.monotonic()
+        self._entries: dict[str, CachedHash] = self._load()
 
     def lookup(self, name: str, size: int, mtime_ns: int) -> str | None:
         """The cached digest of `name` if its size and mtime still match, else None."""
@@ -52,31 +57,40 @@ class HashCache:
         return entry.sha256
 
     def store(self, name: str, entry: CachedHash) -> None:
-        """Remember one digest (in memory; call save() to persist)."""
+        """Remember one digest in memory; flush() persists it."""
         with self._lock:
             self._entries[name] = entry
+            self._dirty = True
 
-    def retain(self, names: set[str]) -> bool:
-        """Forget every file not in `names`; True when something was forgotten."""
+    def retain(self, names: set[str]) -> None:
+        """Forget every file not in `names`."""
         with self._lock:
             stale = [name for name in self._entries if name not in names]
             for name in stale:
                 del self._entries[name]
-        return bool(stale)
+            self._dirty = self._dirty or bool(stale)
 
-    def save(self) -> None:
-        """Write the cache atomically (temporary file, fsync, rename); log and go on on failure."""
-        with self._lock:
-            document = {
-                "version": _VERSION,
-                "files": {
+    def flush(self, *, soon: bool = False) -> None:
+        """Save changes now; with `soon`, only if the last save is SAVE_INTERVAL old.
+
+        Saving writes a temporary file, fsyncs it and renames it over the cache; a folder
+        where that fails keeps the cache in memory, with one warning in the log.
+        """
+        with self._save_lock:
+            with self._lock:
+                if not self._dirty:
+                    return
+                if soon and time.monotonic() - self._saved_at < SAVE_INTERVAL:
+                    return
+                self._dirty = False
+                self._saved_at = time.monotonic()
+                files = {
                     name: {"size": e.size, "mtime_ns": e.mtime_ns, "sha256": e.sha256}
                     for name, e in sorted(self._entries.items())
-                },
-            }
-            payload = json.dumps(document, separators=(",", ":")).encode()
+                }
+            payload = json.dumps({"version": _VERSION, "files": files}, separators=(",", ":"))
             try:
-                self._write(payload)
+                self._write(payload.encode())
             except OSError as error:
                 if not self._warned:
                     logger.warning("cannot save the hash cache in %s: %s", self._root, error)

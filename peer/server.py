@@ -8,7 +8,7 @@ import grpc
 from grpc_health.v1.health import HealthServicer
 from napshare.v1 import peer_pb2
 
-from common.serving import add_health_and_reflection, bind
+from common.serving import PortInUseError, add_health_and_reflection, bind
 from peer import errors
 from peer.service import DEFAULT_CHUNK_SIZE, Downloads, DownloadSpec
 from peer.store import SharedFolder
@@ -67,7 +67,10 @@ def create_server(
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="peer-rpc"),
         maximum_concurrent_rpcs=workers,
-        options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES)],
+        options=[
+            ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
+            ("grpc.so_reuseport", 0),  # a second peer on a taken port must fail, not share it
+        ],
     )
     handler = grpc.unary_stream_rpc_method_handler(
         PeerServicer(downloads).Download,
@@ -78,7 +81,11 @@ def create_server(
         (grpc.method_handlers_generic_handler(SERVICE_NAME, {"Download": handler}),)
     )
     add_health_and_reflection(server, [SERVICE_NAME], health)
-    bound = bind(server, host, port)
+    try:
+        bound = bind(server, host, port)
+    except PortInUseError:
+        server.stop(None)
+        raise
     server.start()
     logger.info(
         "serving %s on port %d (max %d uploads, chunks of %d bytes)",

@@ -73,14 +73,14 @@ class SharedFolder:
             if not _is_shareable_name(entry.name) or not entry.is_file(follow_symlinks=False):
                 continue
             try:
-                fd, info = self.open(entry.name)
+                fd, info = self._open(entry.name, flush_soon=True)
             except (NotSharedError, OSError) as error:
                 logger.warning("not sharing %s: %s", entry.name, error)
                 continue
             os.close(fd)
             files.append(info)
-        if self._cache.retain({info.name for info in files}):
-            self._cache.save()
+        self._cache.retain({info.name for info in files})
+        self._cache.flush()
         return files
 
     def get(self, name: str) -> SharedFile:
@@ -94,6 +94,9 @@ class SharedFolder:
 
         The caller closes the descriptor. Raises InvalidNameError or NotSharedError.
         """
+        return self._open(name, flush_soon=False)
+
+    def _open(self, name: str, *, flush_soon: bool) -> tuple[int, SharedFile]:
         self._check_shared_name(name)
         try:
             fd = os.open(self.root / name, _OPEN_FLAGS)
@@ -102,10 +105,12 @@ class SharedFolder:
                 raise NotSharedError(f"file {name!r} is not shared") from error
             raise
         try:
-            return fd, self._describe(name, fd)
+            info = self._describe(name, fd)
+            self._cache.flush(soon=flush_soon)
         except BaseException:
             os.close(fd)
             raise
+        return fd, info
 
     def part_path(self, name: str) -> Path:
         """Where a download of `name` in progress is kept: root/<name>.part."""
@@ -128,7 +133,7 @@ class SharedFolder:
         if not stat.S_ISREG(info.st_mode):
             raise NotSharedError(f"{name!r} is not a regular file")
         self._cache.store(name, CachedHash(info.st_size, info.st_mtime_ns, sha256))
-        self._cache.save()
+        self._cache.flush()
         return SharedFile(name, info.st_size, sha256, info.st_mtime_ns)
 
     def _check_shared_name(self, name: str) -> None:
@@ -157,7 +162,6 @@ class SharedFolder:
             after = os.fstat(fd)
         if _unchanged(before, after) and before.st_mtime_ns < started_ns:
             self._cache.store(name, CachedHash(before.st_size, before.st_mtime_ns, digest))
-            self._cache.save()
         return digest
 
 

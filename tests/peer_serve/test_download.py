@@ -9,6 +9,7 @@ import grpc
 import pytest
 from napshare.v1 import peer_pb2
 
+from common.serving import PortInUseError
 from peer.hash_cache import CACHE_DIR, CACHE_FILE
 from peer.server import create_server
 from peer.store import SharedFolder
@@ -181,6 +182,11 @@ def test_a_file_that_shrinks_while_sent_fails(peer: Peer) -> None:
     assert first.file.size == 64 << 20
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "shrank" in caught.value.details()
+
+
+def test_a_port_in_use_is_refused(peer: Peer) -> None:
+    with pytest.raises(PortInUseError, match=str(peer.port)):
+        create_server(peer.folder, host="127.0.0.1", port=peer.port)
 
 
 @pytest.mark.parametrize("chunk_size", [0, 1000, 16 * 1024 - 1, 2 * 1024 * 1024 + 1])

@@ -124,6 +124,19 @@ def test_hashes_are_cached_across_restarts(tmp_path: Path) -> None:
     }
 
 
+def test_a_scan_that_finds_nothing_new_writes_nothing(tmp_path: Path) -> None:
+    write_old(tmp_path / "f", b"data")
+    SharedFolder(tmp_path).scan()
+    cache = tmp_path / CACHE_DIR / CACHE_FILE
+    written = cache.stat()
+
+    folder = SharedFolder(tmp_path)
+    folder.scan()
+    folder.get("f")
+
+    assert (cache.stat().st_ino, cache.stat().st_mtime_ns) == (written.st_ino, written.st_mtime_ns)
+
+
 @pytest.mark.parametrize("change", ["size", "mtime"])
 def test_a_changed_file_is_hashed_again(tmp_path: Path, change: str) -> None:
     write_old(tmp_path / "same", b"same")
