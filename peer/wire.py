@@ -6,7 +6,9 @@ saves a message object and two copies of each chunk.
 """
 
 import os
+from dataclasses import dataclass
 
+from google.protobuf.message import DecodeError
 from napshare.v1 import file_info_pb2
 
 _OFFSET_TAG = 0x08  # field 1, varint
@@ -71,3 +73,67 @@ class ChunkBuffer:
         if file:
             self._buffer[end : end + len(file)] = file
         return bytes(self._view[start : end + len(file)])
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A decoded DownloadResponse: `data` is a view into the received message, not a copy."""
+
+    offset: int
+    data: memoryview
+    file: file_info_pb2.FileInfo | None
+
+
+def decode_response(message: bytes) -> Chunk:
+    """Decode DownloadResponse bytes as the generated parser would, without copying `data`.
+
+    For a client that wants to skip a copy per chunk: pass it as the `response_deserializer`
+    of `channel.unary_stream("/napshare.v1.PeerService/Download", ...)`. Unknown fields are
+    skipped; malformed input raises ValueError.
+    """
+    view = memoryview(message)
+    offset, data, file = 0, view[:0], None
+    position, end = 0, len(message)
+    while position < end:
+        key, position = _read_varint(message, position)
+        field, wire_type = key >> 3, key & 7
+        if field == 0:
+            raise ValueError("malformed DownloadResponse (field number 0)")
+        if wire_type == 0:
+            value, position = _read_varint(message, position)
+            if field == 1:
+                offset = value - (1 << 64) if value >= 1 << 63 else value
+            continue
+        if wire_type == 2:
+            length, position = _read_varint(message, position)
+            stop = position + length
+            if stop > end:
+                raise ValueError("truncated DownloadResponse")
+            if field == 2:
+                data = view[position:stop]
+            elif field == 3:
+                file = file or file_info_pb2.FileInfo()
+                try:
+                    file.MergeFromString(message[position:stop])
+                except DecodeError as error:
+                    raise ValueError(f"malformed FileInfo in DownloadResponse: {error}") from error
+            position = stop
+            continue
+        width = {1: 8, 5: 4}.get(wire_type)
+        if width is None or position + width > end:
+            raise ValueError(f"malformed DownloadResponse (wire type {wire_type})")
+        position += width
+    return Chunk(offset, data, file)
+
+
+def _read_varint(message: bytes, position: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if position >= len(message) or shift > 63:
+            raise ValueError("malformed varint in DownloadResponse")
+        byte = message[position]
+        position += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value & ((1 << 64) - 1), position
+        shift += 7

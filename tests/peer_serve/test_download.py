@@ -13,6 +13,7 @@ from common.serving import PortInUseError
 from peer.hash_cache import CACHE_DIR, CACHE_FILE
 from peer.server import create_server
 from peer.store import SharedFolder
+from peer.wire import decode_response
 
 from .conftest import Peer
 
@@ -193,3 +194,17 @@ def test_a_port_in_use_is_refused(peer: Peer) -> None:
 def test_bad_chunk_sizes_are_refused(tmp_path: Path, chunk_size: int) -> None:
     with pytest.raises(ValueError, match="chunk size"):
         create_server(SharedFolder(tmp_path), host="127.0.0.1", chunk_size=chunk_size)
+
+
+def test_a_client_may_decode_chunks_without_copies(peer: Peer) -> None:
+    download = peer.channel.unary_stream(
+        "/napshare.v1.PeerService/Download",
+        request_serializer=peer_pb2.DownloadRequest.SerializeToString,
+        response_deserializer=decode_response,
+    )
+    chunks = list(download(peer_pb2.DownloadRequest(name="data.bin", offset=3)))
+
+    assert b"".join(chunk.data for chunk in chunks) == DATA[3:]
+    assert [chunk.offset for chunk in chunks] == [3 + i * CHUNK for i in range(len(chunks))]
+    assert chunks[0].file is not None
+    assert chunks[0].file.size == SIZE

@@ -6,9 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from google.protobuf.message import DecodeError
 from napshare.v1 import file_info_pb2, peer_pb2
 
-from peer.wire import ChunkBuffer, file_field, varint
+from peer.wire import ChunkBuffer, decode_response, file_field, varint
 
 OFFSETS = [0, 1, 127, 128, 16383, 16384, 2**31 - 1, 2**31, 2**32 + 5, 5 * 2**30 + 1, 2**62]
 LENGTHS = [0, 1, 127, 128, 300, 16384, 65536]
@@ -78,3 +79,72 @@ def test_buffer_is_reused_without_corrupting_earlier_messages(data_fd: int) -> N
 def test_read_stops_at_end_of_file(data_fd: int) -> None:
     buffer = ChunkBuffer(65536)
     assert buffer.read(data_fd, 65536 + 90, 1000) == 10
+
+
+def encoded_key(field: int, wire_type: int) -> bytes:
+    return varint(field << 3 | wire_type)
+
+
+def unknown_fields(rng: random.Random) -> bytes:
+    """A few fields DownloadResponse does not have, of every wire type a parser must skip."""
+    out = b""
+    for _ in range(rng.randrange(3)):
+        field = rng.randrange(4, 2000)
+        kind = rng.choice([0, 1, 2, 5])
+        out += encoded_key(field, kind)
+        if kind == 0:
+            out += varint(rng.randrange(2**64))
+        elif kind == 2:
+            body = rng.randbytes(rng.randrange(20))
+            out += varint(len(body)) + body
+        else:
+            out += rng.randbytes(8 if kind == 1 else 4)
+    return out
+
+
+def test_decoder_agrees_with_generated_parser() -> None:
+    rng = random.Random(11)
+    for _ in range(500):
+        parts = []
+        if rng.random() < 0.8:
+            parts.append(encoded_key(1, 0) + varint(rng.choice([0, 5, 2**31, 2**40, -3])))
+        if rng.random() < 0.8:
+            data = rng.randbytes(rng.randrange(300))
+            parts.append(encoded_key(2, 2) + varint(len(data)) + data)
+        if rng.random() < 0.5:
+            info = file_info_pb2.FileInfo(name="f", size=rng.randrange(2**40), sha256="c" * 64)
+            parts.append(file_field(info.name, info.size, info.sha256))
+        parts.append(unknown_fields(rng))
+        rng.shuffle(parts)
+        message = b"".join(parts)
+
+        chunk = decode_response(message)
+
+        expected = peer_pb2.DownloadResponse.FromString(message)
+        assert (chunk.offset, bytes(chunk.data)) == (expected.offset, expected.data)
+        assert chunk.file == (expected.file if expected.HasField("file") else None)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [b"\x08", b"\x12\x05abc", b"\x1a\x02\x0a\x05", b"\x0b", b"\x00\x01", b"\x08" + b"\xff" * 11],
+)
+def test_decoder_rejects_malformed_messages(message: bytes) -> None:
+    with pytest.raises(DecodeError):
+        peer_pb2.DownloadResponse.FromString(message)
+    with pytest.raises(ValueError, match=r"malformed|truncated"):
+        decode_response(message)
+
+
+def test_decoder_reads_a_real_stream_without_copying(data_fd: int) -> None:
+    buffer = ChunkBuffer(65536)
+    buffer.read(data_fd, 0, 65536)
+    message = buffer.message(2**33, 65536, file_field("f", 2**34, "d" * 64))
+
+    chunk = decode_response(message)
+
+    assert chunk.offset == 2**33
+    assert chunk.data.obj is message
+    assert chunk.data == os.pread(data_fd, 65536, 0)
+    assert chunk.file is not None
+    assert chunk.file.size == 2**34
