@@ -1,32 +1,25 @@
-"""`napshare-peer`: serve a folder, search the tracker, download a file."""
+"""`napshare-peer`: the command line (serve a folder, search the tracker, download a file)."""
 
 import argparse
 import logging
-import signal
+import math
+import os
 import sys
-from collections.abc import Sequence
-from pathlib import Path
-from types import FrameType
+from collections.abc import Callable, Sequence
 from typing import NoReturn
 
-from common import console
 from common.address import InvalidAddressError, format_address, parse_address
-from common.names import InvalidNameError
-from common.serving import PortInUseError, wait_for_signal
-from peer.client_errors import CancelledError, ClientError
-from peer.download import Downloader, DownloadOptions
-from peer.node import Node, NodeConfig, downloaded_line, listen_address
-from peer.progress import reporter_for
-from peer.store import FolderError, SharedFolder
-from peer.tracker_client import DEFAULT_TRACKER, TrackerClient
-from peer.tracker_link import DEFAULT_RESCAN
+from peer.defaults import (
+    DEFAULT_TRACKER,
+    GIVE_UP_AFTER,
+    MAX_UPLOADS,
+    RESCAN_INTERVAL,
+    STALL_TIMEOUT,
+)
+from peer.service import DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE
 
-logger = logging.getLogger(__name__)
-
+# This module loads no gRPC: main() must set GRPC_VERBOSITY before gRPC's core starts.
 EXIT_USAGE = 2
-EXIT_FOLDER = 7
-EXIT_PORT = 9
-EXIT_INTERRUPTED = 130
 
 EPILOG = """\
 exit codes:
@@ -52,10 +45,22 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _positive(text: str) -> float:
-    value = float(text)
-    if value <= 0:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"{text} is not a positive number")
     return value
+
+
+def _bounded(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        if not text.isdigit() or not low <= int(text) <= high:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number from {low} to {high}")
+        return int(text)
+
+    return parse
 
 
 def _address(text: str) -> str:
@@ -86,16 +91,16 @@ def build_parser() -> argparse.ArgumentParser:
     fetching.add_argument(
         "--stall-timeout",
         type=_positive,
-        default=30.0,
+        default=STALL_TIMEOUT,
         metavar="S",
-        help="switch to another peer after S seconds without data (default: 30)",
+        help="switch to another peer after S seconds without data (default: %(default)g)",
     )
     fetching.add_argument(
         "--give-up-after",
         type=_positive,
-        default=120.0,
+        default=GIVE_UP_AFTER,
         metavar="S",
-        help="fail after S seconds in which no peer sent a byte (default: 120)",
+        help="fail after S seconds in which no peer sent a byte (default: %(default)g)",
     )
 
     parser = _Parser(
@@ -124,24 +129,31 @@ def build_parser() -> argparse.ArgumentParser:
         help="the address to listen on (default: --host if it is loopback, else all)",
     )
     serve.add_argument(
-        "--port", type=int, default=0, help="the port to listen on (default: a free one)"
+        "--port",
+        type=_bounded(0, 65535),
+        default=0,
+        help="the port to listen on (default: a free one, printed)",
     )
     serve.add_argument(
-        "--max-uploads", type=int, default=4, metavar="N", help="uploads at once (default: 4)"
+        "--max-uploads",
+        type=_bounded(1, 1000),
+        default=MAX_UPLOADS,
+        metavar="N",
+        help="uploads at once; more are refused (default: %(default)d)",
     )
     serve.add_argument(
         "--chunk-size",
-        type=int,
-        default=1024 * 1024,
+        type=_bounded(MIN_CHUNK_SIZE, MAX_CHUNK_SIZE),
+        default=DEFAULT_CHUNK_SIZE,
         metavar="BYTES",
-        help="bytes per message sent, 16 KiB to 2 MiB (default: 1 MiB)",
+        help="bytes per message sent, 16 KiB to 2 MiB (default: %(default)d)",
     )
     serve.add_argument(
         "--rescan-interval",
         type=_positive,
-        default=DEFAULT_RESCAN,
+        default=RESCAN_INTERVAL,
         metavar="S",
-        help=f"look for new files every S seconds (default: {DEFAULT_RESCAN:g})",
+        help=f"look for new files every S seconds (default: {RESCAN_INTERVAL:g})",
     )
     serve.add_argument(
         "--no-menu", action="store_true", help="run as a daemon until SIGINT or SIGTERM"
@@ -180,117 +192,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run `napshare-peer`; returns the exit code."""
     args = build_parser().parse_args(argv)
+    if args.log_level != "debug":
+        # gRPC's core would print its own copy of errors that are reported here in one line.
+        os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    try:
-        if args.command == "serve":
-            return _serve(args)
-        if args.command == "search":
-            return _search(args)
-        return _download(args)
-    except ClientError as error:
-        return _fail(str(error), error.exit_code)
-    except FolderError as error:
-        return _fail(str(error), EXIT_FOLDER)
-    except PortInUseError as error:
-        return _fail(str(error), EXIT_PORT)
-    except (InvalidNameError, InvalidAddressError, ValueError) as error:
-        return _fail(str(error), EXIT_USAGE)
+    from peer.commands import run  # noqa: PLC0415 - only now may gRPC load
 
-
-def _fail(message: str, code: int) -> int:
-    print(f"napshare-peer: {message}", file=sys.stderr, flush=True)
-    return code
-
-
-def _search(args: argparse.Namespace) -> int:
-    tracker = TrackerClient(args.tracker)
-    try:
-        sources = tracker.query(args.name) if args.query else tracker.search(args.name)
-    finally:
-        tracker.close()
-    if args.query:
-        for s in sources:
-            print(f"{s.peer}\t{s.size}\t{s.name}")
-    peers = list(dict.fromkeys(s.peer for s in sources))
-    console.say(console.PEERS_WITH_FILE, peers=peers)
-    return 0
-
-
-def _download(args: argparse.Namespace) -> int:
-    folder = SharedFolder(Path(args.dir))
-    tracker = TrackerClient(args.tracker)
-    options = DownloadOptions(
-        preferred=args.source,
-        force=args.force,
-        stall_timeout=args.stall_timeout,
-        give_up_after=args.give_up_after,
-    )
-    _sigterm_interrupts()
-    try:
-        result = Downloader(folder, tracker).download(args.name, options, reporter_for(sys.stderr))
-    except (KeyboardInterrupt, CancelledError):
-        return _fail(
-            f"download of {args.name} interrupted; run the same command again to resume it",
-            EXIT_INTERRUPTED,
-        )
-    finally:
-        tracker.close()
-    logger.info(
-        "fetched %d bytes of %s (%d were already there) from %s",
-        result.bytes_received,
-        result.name,
-        result.resumed_from,
-        " ".join(result.sources) or "nobody (empty file)",
-    )
-    print(downloaded_line(result, args.dir), flush=True)
-    return 0
-
-
-def _serve(args: argparse.Namespace) -> int:
-    config = NodeConfig(
-        folder=SharedFolder(Path(args.dir)),
-        folder_label=args.dir,
-        tracker=args.tracker,
-        host=args.host,
-        bind=args.bind,
-        port=args.port,
-        max_uploads=args.max_uploads,
-        chunk_size=args.chunk_size,
-        rescan_interval=args.rescan_interval,
-        download=DownloadOptions(
-            stall_timeout=args.stall_timeout, give_up_after=args.give_up_after
-        ),
-    )
-
-    def joined(peer_id: str, names: list[str]) -> None:
-        console.say(console.I_AM_PEER, peer=peer_id, files=names)
-
-    node = Node(config, joined)
-    listening = format_address(listen_address(args.host, args.bind), node.port)
-    print(f"listening on {listening}", flush=True)
-    interactive = not args.no_menu and sys.stdin.isatty()
-    try:
-        node.start()
-        if interactive:
-            from peer.menu import Menu  # noqa: PLC0415 - only a terminal needs it
-
-            _sigterm_interrupts()
-            Menu(node).run()
-        else:
-            wait_for_signal()
-    finally:
-        node.stop()
-    return 0
-
-
-def _sigterm_interrupts() -> None:
-    """Make SIGTERM stop the main thread the way Ctrl-C does."""
-
-    def interrupt(_signum: int, _frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupt)
+    return run(args)

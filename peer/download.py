@@ -26,6 +26,7 @@ from peer.client_errors import (
     PeerFault,
     VerificationFailedError,
 )
+from peer.defaults import GIVE_UP_AFTER, STALL_TIMEOUT
 from peer.fetch import PeerChannels, fetch
 from peer.partfile import PartFile
 from peer.store import SharedFile, SharedFolder
@@ -46,8 +47,8 @@ class DownloadOptions:
 
     preferred: str | None = None
     force: bool = False
-    stall_timeout: float = 30.0
-    give_up_after: float = 120.0
+    stall_timeout: float = STALL_TIMEOUT
+    give_up_after: float = GIVE_UP_AFTER
     max_backoff: float = 8.0
 
 

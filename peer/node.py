@@ -12,12 +12,14 @@ from grpc_health.v1.health import HealthServicer
 from common import console
 from common.serving import stop_gracefully
 from peer.client_errors import ClientError
+from peer.defaults import MAX_UPLOADS, RESCAN_INTERVAL
 from peer.download import Downloader, DownloadOptions, DownloadResult
 from peer.progress import StatusReporter
 from peer.server import create_server
+from peer.service import DEFAULT_CHUNK_SIZE
 from peer.store import SharedFolder
 from peer.tracker_client import TrackerClient
-from peer.tracker_link import DEFAULT_RESCAN, TrackerLink
+from peer.tracker_link import TrackerLink
 
 logger = logging.getLogger(__name__)
 
@@ -32,9 +34,9 @@ class NodeConfig:
     host: str = ""  # the address announced; "" lets the tracker use the one it sees
     port: int = 0
     bind: str = ""  # the address listened on; "" means `host` if loopback, else all
-    max_uploads: int = 4
-    chunk_size: int = 1024 * 1024
-    rescan_interval: float = DEFAULT_RESCAN
+    max_uploads: int = MAX_UPLOADS
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+    rescan_interval: float = RESCAN_INTERVAL
     download: DownloadOptions = field(default_factory=DownloadOptions)
 
 

@@ -10,7 +10,6 @@ from common.address import format_address, parse_address
 from peer.client_errors import tracker_error
 from peer.store import SharedFile
 
-DEFAULT_TRACKER = "127.0.0.1:1099"
 CALL_TIMEOUT = 10.0
 MAX_MESSAGE = 32 * 1024 * 1024
 

@@ -9,13 +9,13 @@ import threading
 from collections.abc import Callable
 
 from peer.client_errors import ClientError, LeaseLostError, TrackerUnreachableError
+from peer.defaults import RESCAN_INTERVAL
 from peer.store import FolderError, SharedFile, SharedFolder
 from peer.tracker_client import Registration, TrackerClient
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_HEARTBEAT = 30.0
-DEFAULT_RESCAN = 5.0
 FIRST_RETRY = 0.5
 MAX_RETRY = 10.0
 
@@ -35,7 +35,7 @@ class TrackerLink:
         *,
         host: str,
         port: int,
-        rescan_interval: float = DEFAULT_RESCAN,
+        rescan_interval: float = RESCAN_INTERVAL,
         on_joined: Joined | None = None,
     ) -> None:
         self.tracker = tracker

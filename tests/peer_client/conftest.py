@@ -77,12 +77,12 @@ def cli_env(lang: str = "C.UTF-8") -> dict[str, str]:
 
 
 def run_peer(
-    *args: str, lang: str = "C.UTF-8", timeout: float = 120
+    *args: str, lang: str = "C.UTF-8", timeout: float = 120, cwd: Path = ROOT
 ) -> subprocess.CompletedProcess[str]:
     """Run `python -m peer ARGS` to completion and capture its output."""
     return subprocess.run(
         [sys.executable, "-m", "peer", *args],
-        cwd=ROOT,
+        cwd=cwd,
         env=cli_env(lang),
         capture_output=True,
         text=True,

@@ -1,0 +1,139 @@
+"""What `napshare-peer serve`, `search` and `download` do, and the exit code of each failure."""
+
+import argparse
+import logging
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+from common import console
+from common.address import InvalidAddressError, format_address
+from common.names import InvalidNameError
+from common.serving import PortInUseError, wait_for_signal
+from peer.cli import EXIT_USAGE
+from peer.client_errors import CancelledError, ClientError
+from peer.download import Downloader, DownloadOptions
+from peer.node import Node, NodeConfig, downloaded_line, listen_address
+from peer.progress import reporter_for
+from peer.store import FolderError, SharedFolder
+from peer.tracker_client import TrackerClient
+
+logger = logging.getLogger(__name__)
+
+EXIT_FOLDER = 7
+EXIT_PORT = 9
+EXIT_INTERRUPTED = 130
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the parsed command; one line on stderr and an exit code for every failure."""
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        if args.command == "search":
+            return _search(args)
+        return _download(args)
+    except ClientError as error:
+        return _fail(str(error), error.exit_code)
+    except FolderError as error:
+        return _fail(str(error), EXIT_FOLDER)
+    except PortInUseError as error:
+        return _fail(str(error), EXIT_PORT)
+    except (InvalidNameError, InvalidAddressError, ValueError) as error:
+        return _fail(str(error), EXIT_USAGE)
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"napshare-peer: {message}", file=sys.stderr, flush=True)
+    return code
+
+
+def _search(args: argparse.Namespace) -> int:
+    tracker = TrackerClient(args.tracker)
+    try:
+        sources = tracker.query(args.name) if args.query else tracker.search(args.name)
+    finally:
+        tracker.close()
+    if args.query:
+        for s in sources:
+            print(f"{s.peer}\t{s.size}\t{s.name}")
+    peers = list(dict.fromkeys(s.peer for s in sources))
+    console.say(console.PEERS_WITH_FILE, peers=peers)
+    return 0
+
+
+def _download(args: argparse.Namespace) -> int:
+    folder = SharedFolder(Path(args.dir))
+    tracker = TrackerClient(args.tracker)
+    options = DownloadOptions(
+        preferred=args.source,
+        force=args.force,
+        stall_timeout=args.stall_timeout,
+        give_up_after=args.give_up_after,
+    )
+    _sigterm_interrupts()
+    try:
+        result = Downloader(folder, tracker).download(args.name, options, reporter_for(sys.stderr))
+    except (KeyboardInterrupt, CancelledError):
+        return _fail(
+            f"download of {args.name} interrupted; run the same command again to resume it",
+            EXIT_INTERRUPTED,
+        )
+    finally:
+        tracker.close()
+    logger.info(
+        "fetched %d bytes of %s (%d were already there) from %s",
+        result.bytes_received,
+        result.name,
+        result.resumed_from,
+        " ".join(result.sources) or "nobody (empty file)",
+    )
+    print(downloaded_line(result, args.dir), flush=True)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    config = NodeConfig(
+        folder=SharedFolder(Path(args.dir)),
+        folder_label=args.dir,
+        tracker=args.tracker,
+        host=args.host,
+        bind=args.bind,
+        port=args.port,
+        max_uploads=args.max_uploads,
+        chunk_size=args.chunk_size,
+        rescan_interval=args.rescan_interval,
+        download=DownloadOptions(
+            stall_timeout=args.stall_timeout, give_up_after=args.give_up_after
+        ),
+    )
+
+    def joined(peer_id: str, names: list[str]) -> None:
+        console.say(console.I_AM_PEER, peer=peer_id, files=names)
+
+    node = Node(config, joined)
+    listening = format_address(listen_address(args.host, args.bind), node.port)
+    print(f"listening on {listening}", flush=True)
+    interactive = not args.no_menu and sys.stdin.isatty()
+    try:
+        node.start()
+        if interactive:
+            from peer.menu import Menu  # noqa: PLC0415 - only a terminal needs it
+
+            _sigterm_interrupts()
+            Menu(node).run()
+        else:
+            wait_for_signal()
+    finally:
+        node.stop()
+    return 0
+
+
+def _sigterm_interrupts() -> None:
+    """Make SIGTERM stop the main thread the way Ctrl-C does."""
+
+    def interrupt(_signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)

@@ -1,0 +1,139 @@
+"""Resume: a download killed or interrupted midway goes on from its .part, no byte fetched twice."""
+
+import json
+import re
+import signal
+import subprocess
+from pathlib import Path
+
+from peer.download import Downloader
+from peer.partfile import PartFile
+from peer.store import SharedFolder
+
+from .conftest import (
+    DATA_SIZE,
+    MIB,
+    SLOW_CHUNK,
+    PeerProcess,
+    Swarm,
+    part_size,
+    run_peer,
+    sha256_file,
+    start_cli,
+    wait_until,
+)
+
+FETCHED = re.compile(r"fetched (\d+) bytes of \S+ \((\d+) were already there\)")
+
+
+def start_download(swarm: Swarm, target: Path) -> subprocess.Popen[str]:
+    return start_cli(
+        "download", "aula1.mp4", "--dir", str(target), "--tracker", swarm.tracker.address
+    )
+
+
+def freeze_midway(source: PeerProcess, target: Path, download: subprocess.Popen[str]) -> None:
+    """Stop the source once the .part has some bytes, so the part stops growing."""
+    wait_until(lambda: part_size(target, "aula1.mp4") >= 4 * MIB or download.poll() is not None)
+    source.process.send_signal(signal.SIGSTOP)
+    assert download.poll() is None, "the download finished before it could be interrupted"
+
+
+def resume(swarm: Swarm, target: Path) -> tuple[int, int]:
+    """Run the download again to the end; (bytes fetched, bytes already there)."""
+    done = run_peer(
+        "download", "aula1.mp4", "--dir", str(target), "--tracker", swarm.tracker.address,
+        "--log-level", "info",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert sha256_file(target / "aula1.mp4") == swarm.sha256
+    fetched = FETCHED.search(done.stderr)
+    assert fetched is not None, done.stderr
+    return int(fetched.group(1)), int(fetched.group(2))
+
+
+def test_resume_after_the_downloading_process_is_killed(swarm: Swarm) -> None:
+    source = swarm.spawn(swarm.share("a"), swarm.tracker.address, "--chunk-size", str(SLOW_CHUNK))
+    target = swarm.folder("b")
+    download = start_download(swarm, target)
+    try:
+        freeze_midway(source, target, download)
+        download.kill()
+        download.wait(timeout=30)
+        kept = part_size(target, "aula1.mp4")
+    finally:
+        source.process.send_signal(signal.SIGCONT)
+    assert 4 * MIB <= kept < DATA_SIZE
+
+    fetched, already = resume(swarm, target)
+
+    assert already == kept
+    assert fetched == DATA_SIZE - kept
+    assert not (target / "aula1.mp4.part").exists()
+
+
+def test_ctrl_c_leaves_a_resumable_part(swarm: Swarm) -> None:
+    source = swarm.spawn(swarm.share("a"), swarm.tracker.address, "--chunk-size", str(SLOW_CHUNK))
+    target = swarm.folder("b")
+    download = start_download(swarm, target)
+    try:
+        freeze_midway(source, target, download)
+        download.send_signal(signal.SIGINT)
+        _out, err = download.communicate(timeout=30)
+        kept = part_size(target, "aula1.mp4")
+    finally:
+        source.process.send_signal(signal.SIGCONT)
+
+    assert download.returncode == 130
+    assert err.strip().splitlines()[-1] == (
+        "napshare-peer: download of aula1.mp4 interrupted; run the same command again to resume it"
+    )
+    assert kept >= 4 * MIB
+    assert resume(swarm, target) == (DATA_SIZE - kept, kept)
+
+
+def test_a_part_of_another_version_starts_over(swarm: Swarm) -> None:
+    swarm.node(swarm.share("a"), swarm.tracker.address)
+    target = swarm.folder("b")
+    # A part begun for a file of the same name that had another sha256.
+    old = PartFile(SharedFolder(target).root, "aula1.mp4", DATA_SIZE, "1" * 64, force=False)
+    old.write(0, b"old bytes" * 1000)
+    old.close()
+
+    result = Downloader(SharedFolder(target), swarm.tracker.client).download("aula1.mp4")
+
+    assert (result.resumed_from, result.bytes_received) == (0, DATA_SIZE)
+    assert sha256_file(target / "aula1.mp4") == swarm.sha256
+
+
+def test_a_part_without_its_note_starts_over(swarm: Swarm) -> None:
+    swarm.node(swarm.share("a"), swarm.tracker.address)
+    target = swarm.folder("b")
+    (target / "aula1.mp4.part").write_bytes(b"who knows" * 1000)
+
+    result = Downloader(SharedFolder(target), swarm.tracker.client).download("aula1.mp4")
+
+    assert (result.resumed_from, result.bytes_received) == (0, DATA_SIZE)
+    assert sha256_file(target / "aula1.mp4") == swarm.sha256
+
+
+def test_the_note_lives_apart_and_records_the_sources(swarm: Swarm) -> None:
+    source = swarm.spawn(swarm.share("a"), swarm.tracker.address, "--chunk-size", str(SLOW_CHUNK))
+    target = swarm.folder("b")
+    download = start_download(swarm, target)
+    try:
+        freeze_midway(source, target, download)
+        download.kill()
+        download.wait(timeout=30)
+    finally:
+        source.process.send_signal(signal.SIGCONT)
+
+    [note] = (target / ".napshare" / "partial").iterdir()
+    assert json.loads(note.read_text()) == {
+        "name": "aula1.mp4",
+        "size": DATA_SIZE,
+        "sha256": swarm.sha256,
+        "sources": [source.peer_id],
+    }
+    # The serving side never shares a part or the notes.
+    assert [f.name for f in SharedFolder(target).scan()] == []
