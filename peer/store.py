@@ -157,26 +157,30 @@ class SharedFolder:
                 return digest
             started_ns = time.clock_gettime_ns(_MTIME_CLOCK)
             logger.info("hashing %s (%d bytes)", name, before.st_size)
-            digest = sha256_of(fd)
-            self.hash_count += 1
+            try:
+                digest = sha256_of(fd, before.st_size)
+            except EOFError as error:
+                raise NotSharedError(f"file {name!r} shrank while being hashed") from error
+            finally:
+                self.hash_count += 1
             after = os.fstat(fd)
         if _unchanged(before, after) and before.st_mtime_ns < started_ns:
             self._cache.store(name, CachedHash(before.st_size, before.st_mtime_ns, digest))
         return digest
 
 
-def sha256_of(fd: int) -> str:
-    """The sha256 of everything readable from `fd`, read with pread from offset 0."""
+def sha256_of(fd: int, size: int) -> str:
+    """The sha256 of the first `size` bytes of `fd` (read with pread); EOFError if it has fewer."""
     digest = hashlib.sha256()
-    buffer = bytearray(HASH_BUFFER)
-    view = memoryview(buffer)
+    view = memoryview(bytearray(HASH_BUFFER))
     position = 0
-    while True:
-        count = os.preadv(fd, [view], position)
+    while position < size:
+        count = os.preadv(fd, [view[: min(HASH_BUFFER, size - position)]], position)
         if count == 0:
-            return digest.hexdigest()
+            raise EOFError(f"the file ended at byte {position} of {size}")
         digest.update(view[:count])
         position += count
+    return digest.hexdigest()
 
 
 def _is_shareable_name(name: str) -> bool:

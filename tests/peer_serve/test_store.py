@@ -10,7 +10,7 @@ import pytest
 
 from common.names import InvalidNameError
 from peer.hash_cache import CACHE_DIR, CACHE_FILE
-from peer.store import FolderError, NotSharedError, SharedFolder
+from peer.store import FolderError, NotSharedError, SharedFolder, sha256_of
 
 OLD_NS = 1_600_000_000 * 10**9
 
@@ -247,3 +247,16 @@ def test_cache_symlinks_never_lead_outside(tmp_path: Path) -> None:
     assert outside_file.read_text() == '{"version": 1, "files": {}}'
     assert not (root / CACHE_DIR / CACHE_FILE).is_symlink()
     assert sorted(p.name for p in (root / CACHE_DIR).iterdir()) == [CACHE_FILE]
+
+
+def test_sha256_of_hashes_exactly_the_size_it_was_given(tmp_path: Path) -> None:
+    data = bytes(range(256)) * 40000  # larger than the hash buffer
+    (tmp_path / "f").write_bytes(data)
+    fd = os.open(tmp_path / "f", os.O_RDONLY)
+    try:
+        assert sha256_of(fd, len(data)) == sha(data)
+        assert sha256_of(fd, 1000) == sha(data[:1000])
+        with pytest.raises(EOFError):
+            sha256_of(fd, len(data) + 1)
+    finally:
+        os.close(fd)
