@@ -37,7 +37,11 @@ class PeerServicer:
         try:
             transfer = self._downloads.start(spec, on_stall=context.cancel)
         except Exception as error:
+            logger.info("not serving %r to %s: %s", spec.name[:256], context.peer(), error)
             errors.abort(context, error)
+        logger.info(
+            "sending %r bytes %d-%d to %s", spec.name, transfer.start, transfer.end, context.peer()
+        )
         context.add_callback(transfer.release_slot)
         try:
             yield from transfer.messages(self._downloads.chunk_size)
