@@ -1,0 +1,76 @@
+"""The tracker link: heartbeats, re-joining a restarted tracker, announcing new files, leaving."""
+
+import os
+import signal
+import time
+
+from .conftest import Swarm, free_port, start_tracker, wait_until
+
+
+def test_a_peer_process_rejoins_a_restarted_tracker(swarm: Swarm) -> None:
+    port = free_port()
+    first = start_tracker(port, heartbeat_interval=1.0)
+    peer = swarm.spawn(swarm.share("a"), first.address)
+    assert first.peers_with("aula1.mp4") == [peer.peer_id]
+
+    first.server.stop(None)
+    first.client.close()
+    second = start_tracker(port, heartbeat_interval=1.0)  # a fresh, empty index
+    try:
+        assert second.peers_with("aula1.mp4") == []
+        # Its next heartbeat fails (unreachable, then NOT_FOUND): it joins again.
+        peer.wait_for("I am peer", timeout=30)
+        assert second.peers_with("aula1.mp4") == [peer.peer_id]
+        assert peer.stop(signal.SIGINT) == 0
+        assert second.peers_with("aula1.mp4") == []
+    finally:
+        second.client.close()
+        second.server.stop(None)
+
+
+def test_heartbeats_keep_the_lease(swarm: Swarm) -> None:
+    short = start_tracker(heartbeat_interval=1.0)
+    try:
+        node = swarm.node(swarm.share("a"), short.address)
+        # The lease is three intervals of one second; heartbeats carry it past that.
+        for _ in range(9):
+            assert short.peers_with("aula1.mp4") == [node.link.peer_id]
+            time.sleep(0.5)
+        assert node.link.join_count == 1  # never had to join again
+    finally:
+        short.client.close()
+        short.server.stop(None)
+
+
+def test_a_lost_lease_means_joining_again(swarm: Swarm) -> None:
+    node = swarm.node(swarm.share("a"), swarm.tracker.address)
+    registration = node.link.tracker.join("127.0.0.1", node.port, [])  # replaces our token
+    assert swarm.tracker.peers_with("aula1.mp4") == []
+
+    # The next Update (the rescan sees a new file) gets UNAUTHENTICATED: Join again.
+    (swarm.tmp / "a" / "new.txt").write_text("new")
+    wait_until(lambda: swarm.tracker.peers_with("aula1.mp4") == [registration.peer_id])
+    assert swarm.tracker.peers_with("new.txt") == [registration.peer_id]
+    assert node.link.join_count >= 2
+
+
+def test_files_copied_in_later_are_announced_and_removed_ones_dropped(swarm: Swarm) -> None:
+    folder = swarm.share("a")
+    node = swarm.node(folder, swarm.tracker.address)
+    assert swarm.tracker.peers_with("late.bin") == []
+
+    staging = swarm.folder("staging") / "late.bin"
+    staging.write_bytes(os.urandom(10_000))
+    os.rename(staging, folder / "late.bin")
+    wait_until(lambda: swarm.tracker.peers_with("late.bin") == [node.link.peer_id])
+
+    (folder / "aula1.mp4").unlink()
+    wait_until(lambda: swarm.tracker.peers_with("aula1.mp4") == [])
+    assert swarm.tracker.peers_with("late.bin") == [node.link.peer_id]
+
+
+def test_leave_on_stop(swarm: Swarm) -> None:
+    node = swarm.node(swarm.share("a"), swarm.tracker.address)
+    assert swarm.tracker.peers_with("aula1.mp4") == [node.link.peer_id]
+    node.link.stop()
+    assert swarm.tracker.peers_with("aula1.mp4") == []
