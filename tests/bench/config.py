@@ -19,7 +19,7 @@ class Config:
     workdir: Path
     quick: bool = False
     transfer_size: int = GIB
-    rounds: int = 5
+    rounds: int = 7
     memory_sizes: list[int] = field(default_factory=lambda: [GIB, 4 * GIB])
     peers: int = 10_000
     files_per_peer: int = 100
@@ -27,7 +27,7 @@ class Config:
     join_files: int = 10_000
     join_repeats: int = 5
     keyword_queries: int = 1000
-    load_rounds: int = 2
+    load_rounds: int = 3
     load_seconds: float = 5.0
     warmup_seconds: float = 2.0
     load_processes: int = 1

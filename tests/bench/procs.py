@@ -131,18 +131,25 @@ def rss_bytes(pid: int) -> int:
     return _status_kib(pid, "VmRSS") * 1024
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time the process (all its threads) has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass(frozen=True)
 class Timed:
-    """One finished command: its wall time and the peak RSS that /usr/bin/time saw."""
+    """One finished command: wall time, and the peak RSS and CPU time /usr/bin/time saw."""
 
     seconds: float
     max_rss_bytes: int
+    cpu_seconds: float
 
 
 def timed_run(command: Sequence[str], *, cwd: Path | None = None, timeout: float = 900) -> Timed:
     """Run `command` under /usr/bin/time; its wall time, its peak RSS, or BenchError if it fails."""
     with tempfile.NamedTemporaryFile("r", prefix="napshare-bench-time-") as report:
-        wrapped = [TIME, "-f", "%M", "-o", report.name, *command]
+        wrapped = [TIME, "-f", "%M %U %S", "-o", report.name, *command]
         start = time.perf_counter()
         result = subprocess.run(
             wrapped,
@@ -158,8 +165,8 @@ def timed_run(command: Sequence[str], *, cwd: Path | None = None, timeout: float
         if result.returncode != 0:
             tail = (result.stdout + result.stderr)[-2000:]
             raise BenchError(f"exit {result.returncode}: {shlex.join(command)}\n{tail}")
-        kib = int(report.read().split()[-1])
-    return Timed(seconds, kib * 1024)
+        kib, user, system = report.read().split()[-3:]
+    return Timed(seconds, int(kib) * 1024, float(user) + float(system))
 
 
 def median(values: Sequence[float]) -> float:

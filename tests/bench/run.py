@@ -43,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
         help="run only this benchmark (repeatable; default: all)",
     )
     parser.add_argument("--size", type=parse_size, help="transfer file size (default 1GiB)")
-    parser.add_argument("--rounds", type=int, help="transfer rounds (default 5, at least 3)")
+    parser.add_argument("--rounds", type=int, help="transfer rounds (default 7, at least 3)")
     parser.add_argument(
         "--memory-sizes",
         type=lambda text: [parse_size(part) for part in text.split(",")],
@@ -67,8 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--out",
         type=Path,
-        default=ROOT / "BENCHMARKS.md",
-        help="markdown report to write (default BENCHMARKS.md at the repo root)",
+        help="markdown report to write (default: BENCHMARKS.md at the repo root for a full "
+        "run; nothing for --quick or --only, so a partial run never replaces the report)",
     )
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
     parser.add_argument("--notes", type=Path, default=NOTES, help="notes appended to the report")
@@ -138,9 +138,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     notes = args.notes.read_text() if args.notes.exists() else ""
     print(terminal_text(sections))
-    if str(args.out) != "-":
-        args.out.write_text(markdown(sections, command, load, notes))
-        print(f"\nwrote {args.out}", file=sys.stderr)
+    out = args.out or (None if args.quick or args.only else ROOT / "BENCHMARKS.md")
+    if out is not None:
+        out.write_text(markdown(sections, command, load, notes))
+        print(f"\nwrote {out}", file=sys.stderr)
     if args.json:
         write_json(args.json, sections)
     return 0

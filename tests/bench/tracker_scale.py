@@ -12,7 +12,7 @@ from napshare.v1 import tracker_pb2
 
 from tests.bench import apps, catalog, loadgen
 from tests.bench.config import Config
-from tests.bench.procs import BenchError, Service, median, rss_bytes, running
+from tests.bench.procs import BenchError, Service, cpu_seconds, median, rss_bytes, running
 from tests.bench.report import Row, Section
 
 SEARCH = "/napshare.v1.TrackerService/Search"
@@ -25,13 +25,6 @@ HEARTBEAT_SECONDS = 3600
 
 def _progress(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time the process has used."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass

@@ -11,25 +11,34 @@ from pathlib import Path
 from tests.bench import apps, swarm
 from tests.bench.config import Config
 from tests.bench.files import MIB, format_size, make_random_file
-from tests.bench.procs import BenchError, Timed, median, running, timed_run
+from tests.bench.procs import BenchError, Service, Timed, cpu_seconds, median, running, timed_run
 from tests.bench.report import Row, Section
 
 FILE_NAME = "cs101-lecture-0042-intro-to-distributed-systems.mp4"
 MB = 1_000_000
 
 
+@dataclass(frozen=True)
+class Run:
+    """One timed download, and the CPU time its server spent meanwhile."""
+
+    client: Timed
+    server_cpu: float
+
+
 @dataclass
 class Method:
-    """One way to download the file: a label and the command for one download into `out`."""
+    """One way to download the file: its server, and the command for one download into `out`."""
 
     label: str
+    server: Service
     command: Callable[[Path], list[str]]
     shown: str
-    runs: list[Timed] = field(default_factory=list)
+    runs: list[Run] = field(default_factory=list)
 
     def speeds(self, size: int) -> list[float]:
         """MB/s of each run."""
-        return [size / MB / run.seconds for run in self.runs]
+        return [size / MB / run.client.seconds for run in self.runs]
 
 
 def sha256_of(path: Path) -> str:
@@ -47,16 +56,18 @@ def _fresh(folder: Path) -> Path:
     return folder
 
 
-def _download_once(method: Method, folder: Path, size: int, expected: str | None) -> Timed:
+def _download_once(method: Method, folder: Path, size: int, expected: str | None) -> Run:
     out = _fresh(folder) / FILE_NAME
     os.sync()  # every download starts with no dirty pages waiting to be written back
+    server_before = cpu_seconds(method.server.pid)
     timed = timed_run(method.command(out))
+    server_cpu = cpu_seconds(method.server.pid) - server_before
     if not out.exists() or out.stat().st_size != size:
         raise BenchError(f"{method.label} did not produce the whole file: {method.shown}")
     if expected is not None and sha256_of(out) != expected:
         raise BenchError(f"{method.label} produced different bytes: {method.shown}")
     out.unlink()
-    return timed
+    return Run(timed, server_cpu)
 
 
 def _progress(text: str) -> None:
@@ -72,7 +83,7 @@ def run(config: Config) -> Section:
     expected = sha256_of(source)
     with (
         swarm.tracker() as tracker,
-        swarm.serving_peer(share, tracker.address, FILE_NAME, config.serve_args),
+        swarm.serving_peer(share, tracker.address, FILE_NAME, config.serve_args) as peer,
         running("raw TCP sender", apps.raw_serve(source)) as raw,
         running("http.server", apps.http_serve(share), pattern=apps.HTTP_PORT) as http,
     ):
@@ -80,6 +91,7 @@ def run(config: Config) -> Section:
         methods = [
             Method(
                 "napshare",
+                peer,
                 lambda out: apps.download(
                     FILE_NAME, out.parent, tracker.address, config.download_args
                 ),
@@ -87,21 +99,24 @@ def run(config: Config) -> Section:
             ),
             Method(
                 "raw TCP",
+                raw,
                 lambda out: apps.raw_fetch(raw.address, out),
                 "python -m tests.bench.rawtcp fetch ADDRESS OUT",
             ),
-            Method("curl", lambda out: apps.curl(url, out), "curl -o OUT http://ADDRESS/NAME"),
+            Method(
+                "curl", http, lambda out: apps.curl(url, out), "curl -o OUT http://ADDRESS/NAME"
+            ),
         ]
         # One untimed pass warms every server and checks every method delivers the right bytes.
         for method in methods:
             _download_once(method, config.workdir / "download", size, expected)
         for round_number in range(1, config.rounds + 1):
             for method in methods:
-                timed = _download_once(method, config.workdir / "download", size, None)
-                method.runs.append(timed)
+                run = _download_once(method, config.workdir / "download", size, None)
+                method.runs.append(run)
                 _progress(
                     f"transfer round {round_number}/{config.rounds}: {method.label} "
-                    f"{size / MB / timed.seconds:,.0f} MB/s"
+                    f"{size / MB / run.client.seconds:,.0f} MB/s"
                 )
     return _section(config, methods)
 
@@ -124,11 +139,18 @@ def _section(config: Config, methods: list[Method]) -> Section:
         "included; the servers stay up and warm between rounds, and the downloaded file is "
         "deleted after every download. An untimed first pass checks each method's bytes.",
         "",
-        "| Method | Command | MB/s per round | Peak RSS of the downloader |",
-        "|---|---|---|---|",
+        "| Method | Command | MB/s per round | CPU s per GiB: downloader + server "
+        "| Downloader peak RSS |",
+        "|---|---|---|---|---|",
     ]
+    gib = size / 2**30
     for method in methods:
         speeds = ", ".join(f"{s:,.0f}" for s in method.speeds(size))
-        peak = max(run.max_rss_bytes for run in method.runs) / MIB
-        details.append(f"| {method.label} | `{method.shown}` | {speeds} | {peak:.0f} MiB |")
+        client_cpu = median([run.client.cpu_seconds for run in method.runs]) / gib
+        server_cpu = median([run.server_cpu for run in method.runs]) / gib
+        peak = max(run.client.max_rss_bytes for run in method.runs) / MIB
+        details.append(
+            f"| {method.label} | `{method.shown}` | {speeds} | "
+            f"{client_cpu:.2f} + {server_cpu:.2f} | {peak:.0f} MiB |"
+        )
     return Section(f"Transfer speed ({format_size(size)})", rows, details)
