@@ -62,6 +62,11 @@ def serve(folder: Path, tracker_address: str, extra: Sequence[str] = ()) -> list
     ]
 
 
+def peer_help() -> list[str]:
+    """The napshare peer command doing nothing: the cost of starting it."""
+    return [*_peer(), "--help"]
+
+
 def download(name: str, folder: Path, tracker_address: str, extra: Sequence[str] = ()) -> list[str]:
     """The napshare client: find `name` through the tracker, fetch it, verify its sha256."""
     return [*_peer(), "download", name, "--dir", str(folder), "--tracker", tracker_address, *extra]

@@ -110,6 +110,7 @@ def run(config: Config) -> Section:
         # One untimed pass warms every server and checks every method delivers the right bytes.
         for method in methods:
             _download_once(method, config.workdir / "download", size, expected)
+        startup = median([timed_run(apps.peer_help()).seconds for _ in range(3)])
         for round_number in range(1, config.rounds + 1):
             for method in methods:
                 run = _download_once(method, config.workdir / "download", size, None)
@@ -118,10 +119,10 @@ def run(config: Config) -> Section:
                     f"transfer round {round_number}/{config.rounds}: {method.label} "
                     f"{size / MB / run.client.seconds:,.0f} MB/s"
                 )
-    return _section(config, methods)
+    return _section(config, methods, startup)
 
 
-def _section(config: Config, methods: list[Method]) -> Section:
+def _section(config: Config, methods: list[Method], startup: float) -> Section:
     size = config.transfer_size
     napshare, raw, curl = (median(m.speeds(size)) for m in methods)
     reproduce = config.reproduce("transfer")
@@ -134,10 +135,14 @@ def _section(config: Config, methods: list[Method]) -> Section:
     ]
     details = [
         f"A {format_size(size)} file of random bytes, downloaded onto local disk over loopback, "
-        f"{config.rounds} rounds in the order napshare, raw TCP, curl; medians of MB/s "
+        f"{config.rounds} round{'s' if config.rounds > 1 else ''} in the order napshare, raw TCP, "
+        "curl; medians of MB/s "
         "(MB = 10⁶ bytes). Each time is the wall time of one download command, process start "
-        "included; the servers stay up and warm between rounds, and the downloaded file is "
-        "deleted after every download. An untimed first pass checks each method's bytes.",
+        "included; the servers stay up and warm between rounds, the downloaded file is "
+        "deleted after every download, and a `sync` before each one leaves no earlier write-back "
+        "pending. An untimed first pass checks each method's bytes. Starting the napshare "
+        f"command line alone (`napshare-peer --help`) takes {startup:.2f} s, "
+        f"{startup / (size / MB / napshare):.0%} of its median download time.",
         "",
         "| Method | Command | MB/s per round | CPU s per GiB: downloader + server "
         "| Downloader peak RSS |",
