@@ -12,6 +12,8 @@ from tests.bench.report import Row, Section
 
 LIMIT = 80 * MIB
 GROWTH_SLACK = 4 * MIB
+# The client's peak varies from run to run (how far gRPC reads ahead), so take the worst of a few.
+DOWNLOADS = 2
 
 
 @dataclass(frozen=True)
@@ -34,24 +36,28 @@ def _measure(config: Config, tracker_address: str, size: int) -> Peaks:
     try:
         with swarm.serving_peer(share, tracker_address, name, config.serve_args) as peer:
             idle = peak_rss_bytes(peer.pid)
-            timed = timed_run(apps.download(name, target, tracker_address, config.download_args))
+            clients = []
+            for _ in range(DOWNLOADS):
+                command = apps.download(name, target, tracker_address, config.download_args)
+                clients.append(timed_run(command).max_rss_bytes)
+                if (target / name).stat().st_size != size:
+                    raise BenchError(f"the {format_size(size)} download is incomplete")
+                (target / name).unlink()
             server = peak_rss_bytes(peer.pid)
-        if (target / name).stat().st_size != size:
-            raise BenchError(f"the {format_size(size)} download is incomplete")
     finally:
         shutil.rmtree(share, ignore_errors=True)
         shutil.rmtree(target, ignore_errors=True)
     print(
         f"memory {format_size(size)}: serving peer {server / MIB:.0f} MiB, "
-        f"client {timed.max_rss_bytes / MIB:.0f} MiB",
+        f"client {max(clients) / MIB:.0f} MiB",
         file=sys.stderr,
         flush=True,
     )
-    return Peaks(size, idle, server, timed.max_rss_bytes)
+    return Peaks(size, idle, server, max(clients))
 
 
 def run(config: Config) -> Section:
-    """A fresh serving peer per size, one download each; VmHWM and /usr/bin/time's %M."""
+    """A fresh serving peer per size, a few downloads each; VmHWM and /usr/bin/time's %M."""
     with swarm.tracker() as tracker:
         peaks = [_measure(config, tracker.address, size) for size in config.memory_sizes]
     reproduce = config.reproduce("memory")
@@ -95,8 +101,9 @@ def run(config: Config) -> Section:
         )
     details = [
         "Each size gets a fresh serving peer (so its peak is its own) sharing a sparse file; "
-        "one client downloads it to disk. Serving peer: VmHWM from /proc/PID/status after the "
-        "download, which includes hashing the file at start. Client: `/usr/bin/time -f %M`. "
+        f"{DOWNLOADS} clients in turn download it to disk. Serving peer: VmHWM from "
+        "/proc/PID/status after the downloads, which includes hashing the file at start. "
+        "Client: `/usr/bin/time -f %M`, the highest of its runs. "
         "The page cache holds file data outside both processes and is not counted.",
         "",
         "Serving peer right after start (before any download): "
