@@ -66,25 +66,28 @@ class Catalog(Generic[Holder]):
         assert name is not None, f"name id {name_id} is free"
         return name
 
-    def put(self, holder: Holder, name: str, record: bytes) -> tuple[int, bool]:
-        """Record that `holder` has `name` with `record`; return (id, whether it is new to it)."""
-        name_id = self._ids.get(name)
-        if name_id is None:
-            name_id = self._new_id(name)
-            self._owners[name_id] = holder
-            self._set_record(name_id, record)
-            return name_id, True
-        owner = self._owners[name_id]
-        if owner is holder:
-            self._set_record(name_id, record)
-            return name_id, False
-        if not isinstance(owner, dict):
-            first = self._get_record(name_id)
-            owner = {owner: first}  # type: ignore[dict-item]
-            self._owners[name_id] = owner
-        new = holder not in owner
-        owner[holder] = _shared(record, owner)
-        return name_id, new
+    def put_all(self, holder: Holder, names: list[str], records: list[bytes]) -> list[int]:
+        """Record that `holder` has each name with its record; return the ids new to it."""
+        get_id, owners = self._ids.get, self._owners
+        new: list[int] = []
+        for name, record in zip(names, records, strict=True):
+            name_id = get_id(name)
+            if name_id is None:
+                new.append(self._new_id(name, holder, record))
+                continue
+            owner = owners[name_id]
+            if owner is holder:
+                self._set_record(name_id, record)
+                continue
+            if not isinstance(owner, dict):
+                owner = {owner: self._get_record(name_id)}  # type: ignore[dict-item]
+                owners[name_id] = owner
+            if holder not in owner:
+                new.append(name_id)
+            # Holders that agree on size and digest share one record object.
+            shared = next(iter(owner.values()))
+            owner[holder] = shared if shared == record else record
+        return new
 
     def drop(self, holder: Holder, name_id: int) -> None:
         """Forget that `holder` has the name `name_id`; a name nobody holds is removed."""
@@ -125,7 +128,7 @@ class Catalog(Generic[Holder]):
         """Ids of the names that contain every (lowercased) word."""
         return self.keywords.matches(words)
 
-    def _new_id(self, name: str) -> int:
+    def _new_id(self, name: str, holder: Holder, record: bytes) -> int:
         if self._free:
             name_id = self._free.pop()
             self._names[name_id] = name
@@ -136,6 +139,8 @@ class Catalog(Generic[Holder]):
             self._records.extend(bytes(RECORD_SIZE))
         self._ids.add(name, name_id)
         self.keywords.add(name_id, name)
+        self._owners[name_id] = holder
+        self._set_record(name_id, record)
         return name_id
 
     def _get_record(self, name_id: int) -> bytes:
@@ -145,9 +150,3 @@ class Catalog(Generic[Holder]):
     def _set_record(self, name_id: int, record: bytes) -> None:
         start = name_id * RECORD_SIZE
         self._records[start : start + RECORD_SIZE] = record
-
-
-def _shared(record: bytes, others: dict[Holder, bytes]) -> bytes:
-    """`record`, or an equal record object another holder already has (saves memory)."""
-    existing = next(iter(others.values()), None)
-    return existing if existing == record else record

@@ -160,7 +160,7 @@ class TrackerIndex:
             now = self._expire_locked()
             peer = self._authenticated_locked(peer_id, token)
             catalog = self._catalog
-            new = sum(1 for name, _ in checked if not catalog.holds(peer, name))
+            new = sum(1 for name in checked[0] if not catalog.holds(peer, name))
             if len(peer.files) + new > self.max_files:
                 raise CapacityError(
                     f"peer {peer_id} would share {len(peer.files) + new} files; "
@@ -243,37 +243,45 @@ class TrackerIndex:
         with self._lock:
             return IndexStats(len(self._peers), self._entries, len(self._catalog))
 
-    def _check_files(self, files: Sequence[FileLike]) -> list[tuple[str, bytes]]:
-        """Each file's name and packed record, or InvalidRequestError for the first bad one."""
+    def _check_files(self, files: Sequence[FileLike]) -> tuple[list[str], list[bytes]]:
+        """The files' names and packed records, or InvalidRequestError naming a bad one."""
         if len(files) > self.max_files:
             raise InvalidRequestError(
                 f"{len(files)} files in one call; the limit is {self.max_files}"
             )
-        checked: dict[str, bytes] = {}
-        for position, file in enumerate(files):
-            where = f"files[{position}]"
-            name = _check_name(file.name, where)
-            try:
-                digest = bytes.fromhex(check_sha256(file.sha256))
-            except InvalidNameError as error:
-                raise InvalidRequestError(f"{where}: {error}") from None
-            if file.size < 0:
-                raise InvalidRequestError(f"{where}: size {file.size} is negative")
-            if name in checked:
-                raise InvalidRequestError(f"{where}: {name!r} is listed twice")
-            checked[name] = pack_record(file.size, digest)
-        return list(checked.items())
+        names = [file.name for file in files]
+        sizes = [file.size for file in files]
+        digests = [file.sha256 for file in files]
+        position = 0
+        try:
+            for position, name in enumerate(names):  # noqa: B007 - the error names it
+                check_file_name(name)
+            for position, digest in enumerate(digests):  # noqa: B007
+                check_sha256(digest)
+        except InvalidNameError as error:
+            raise InvalidRequestError(f"files[{position}]: {error}") from None
+        if sizes and min(sizes) < 0:
+            position = next(at for at, size in enumerate(sizes) if size < 0)
+            raise InvalidRequestError(f"files[{position}]: size {sizes[position]} is negative")
+        if len(set(names)) < len(names):
+            seen: set[str] = set()
+            for position, name in enumerate(names):
+                if name in seen:
+                    raise InvalidRequestError(f"files[{position}]: {name!r} is listed twice")
+                seen.add(name)
+        records = [
+            pack_record(size, bytes.fromhex(d)) for size, d in zip(sizes, digests, strict=True)
+        ]
+        return names, records
 
     def _files_locked(self, peer: _Peer) -> list[FileEntry]:
         catalog = self._catalog
         return sorted(_entry(catalog.name_of(i), catalog.record(peer, i)) for i in peer.files)
 
-    def _add_locked(self, peer: _Peer, checked: list[tuple[str, bytes]]) -> None:
-        for name, record in checked:
-            name_id, new = self._catalog.put(peer, name, record)
-            if new:
-                peer.files.append(name_id)
-                self._entries += 1
+    def _add_locked(self, peer: _Peer, checked: tuple[list[str], list[bytes]]) -> None:
+        new = self._catalog.put_all(peer, *checked)
+        peer.files.extend(new)
+        self._entries += len(new)
 
     def _remove_locked(self, peer: _Peer) -> list[str]:
         """Drop `peer`'s files (it is already out of `_peers`); return their names."""

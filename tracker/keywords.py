@@ -4,14 +4,15 @@ Each distinct name has an integer id. Every three-character piece (trigram) of t
 lowercased name is hashed into one of a fixed number of buckets, and each bucket keeps the
 ids of the names with a trigram there, as a compact array. A query word of three or more
 characters occurs only in names that are in the buckets of all its trigrams, so the
-shortest of those buckets gives the candidates, which are then checked against every word.
+smallest of those buckets, intersected with the next ones while that pays, gives the
+candidates, which are then checked against every word.
 A fixed bucket count bounds the index's memory whatever alphabet the names use; a rare
 collision only adds candidates. Only a query whose every word is shorter than three
 characters checks every distinct name.
 
 Removing a name leaves its id in the buckets (arrays cannot drop an item cheaply); a
-bucket is rebuilt once half of it is stale. Ids are reused, and every candidate is checked,
-so stale entries cost time, never wrong answers.
+bucket is rebuilt once half of it, and at least MIN_PURGE ids, is stale. Ids are reused,
+and every candidate is checked, so stale entries cost time, never wrong answers.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from collections.abc import Iterable, Iterator, Sequence
 
 GRAM = 3
 BUCKETS = 1 << 18
+MAX_INTERSECTIONS = 4
+FEW = 32
+MIN_PURGE = 8  # stale ids a bucket may keep before a purge, whatever its size
 
 
 def trigrams(text: str) -> set[str]:
@@ -33,22 +37,21 @@ def query_words(query: str) -> list[str]:
     return list(dict.fromkeys(query.lower().split()))
 
 
-def _buckets(text: str) -> set[int]:
-    return {hash(gram) & (BUCKETS - 1) for gram in trigrams(text)}
-
-
 class KeywordIndex:
     """Hashed trigram buckets over the names in `names` (by id; None marks a free id)."""
 
-    def __init__(self, names: Sequence[str | None]) -> None:
+    def __init__(self, names: Sequence[str | None], buckets: int = BUCKETS) -> None:
+        if buckets < 1 or buckets & (buckets - 1):
+            raise ValueError(f"bucket count {buckets} must be a power of two")
         self._names = names
-        self._buckets: list[array[int] | None] = [None] * BUCKETS
-        self._stale = array("I", bytes(4 * BUCKETS))
+        self._mask = buckets - 1
+        self._buckets: list[array[int] | None] = [None] * buckets
+        self._stale = array("I", bytes(4 * buckets))
 
     def add(self, name_id: int, name: str) -> None:
         """Index `name` under `name_id`."""
         buckets = self._buckets
-        for bucket in _buckets(name.lower()):
+        for bucket in self._buckets_of(name.lower()):
             ids = buckets[bucket]
             if ids is None:
                 buckets[bucket] = array("I", (name_id,))
@@ -57,11 +60,11 @@ class KeywordIndex:
 
     def remove(self, name_id: int, name: str) -> None:
         """Forget `name`, whose id is already free (`names[name_id]` is None or reused)."""
-        for bucket in _buckets(name.lower()):
+        for bucket in self._buckets_of(name.lower()):
             ids = self._buckets[bucket]
             assert ids is not None, f"{name!r} was never indexed"
             stale = self._stale[bucket] + 1
-            if stale * 2 > len(ids):
+            if stale * 2 > len(ids) and stale >= MIN_PURGE:
                 self._purge(bucket)
             else:
                 self._stale[bucket] = stale
@@ -71,29 +74,49 @@ class KeywordIndex:
         names = self._names
         for name_id in self._candidates(words):
             name = names[name_id]
-            if name is not None:
-                lowered = name.lower()
-                if all(word in lowered for word in words):
-                    yield name_id
+            if name is None:
+                continue
+            lowered = name.lower()
+            for word in words:
+                if word not in lowered:
+                    break
+            else:
+                yield name_id
 
     def bucket_sizes(self) -> list[int]:
         """The length of every non-empty bucket, stale ids included: for tests and statistics."""
         return [len(ids) for ids in self._buckets if ids is not None]
 
     def _candidates(self, words: Sequence[str]) -> Iterable[int]:
-        """A superset of the matching ids: the smallest bucket any query trigram needs."""
-        best = -1
-        for word in words:
-            for bucket in _buckets(word):
-                ids = self._buckets[bucket]
-                if ids is None:
-                    return ()
-                if best < 0 or len(ids) < len(self._buckets[best] or ()):
-                    best = bucket
-        if best < 0:
-            return range(len(self._names))
-        ids = self._buckets[best] or array("I")
-        return _unique(ids, len(self._names)) if self._stale[best] else ids
+        """A superset of the matching ids, each once: the query's smallest buckets intersected."""
+        wanted = set().union(*(self._buckets_of(word) for word in words))
+        if not wanted:
+            return range(len(self._names))  # every word is too short for trigrams
+        found: list[tuple[int, int]] = []  # (length, bucket)
+        for bucket in wanted:
+            ids = self._buckets[bucket]
+            if ids is None:
+                return ()
+            found.append((len(ids), bucket))
+        found.sort()
+        size, smallest = found[0]
+        # Intersecting costs a pass over a bucket; checking a name costs far more.
+        others = [
+            bucket for length, bucket in found[1 : MAX_INTERSECTIONS + 1] if length <= size * 16
+        ]
+        ids = self._buckets[smallest] or array("I")
+        if size < FEW or not others:
+            return _unique(ids, len(self._names)) if self._stale[smallest] else ids
+        candidates = set(ids)
+        for bucket in others:
+            candidates.intersection_update(self._buckets[bucket] or ())
+            if len(candidates) < FEW:
+                break
+        return candidates
+
+    def _buckets_of(self, text: str) -> set[int]:
+        mask = self._mask
+        return {hash(text[i : i + GRAM]) & mask for i in range(len(text) - GRAM + 1)}
 
     def _purge(self, bucket: int) -> None:
         """Rebuild one bucket without its stale ids."""
@@ -101,7 +124,7 @@ class KeywordIndex:
         kept = array("I")
         for name_id in _unique(self._buckets[bucket] or (), len(names)):
             name = names[name_id]
-            if name is not None and bucket in _buckets(name.lower()):
+            if name is not None and bucket in self._buckets_of(name.lower()):
                 kept.append(name_id)
         self._stale[bucket] = 0
         self._buckets[bucket] = kept or None

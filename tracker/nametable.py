@@ -30,7 +30,13 @@ class NameTable:
 
     def get(self, name: str) -> int | None:
         """The id of `name`, or None."""
-        found = self._slots[self._find(name)]
+        slots = self._slots
+        found = slots[hash(name) & (len(slots) - 1)]
+        if found == _EMPTY:  # the usual answers come from the first slot
+            return None
+        if found >= 0 and self._names[found] == name:
+            return found
+        found = slots[self._find(name)]
         return None if found < 0 else found
 
     def add(self, name: str, name_id: int) -> None:
