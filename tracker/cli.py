@@ -3,17 +3,15 @@
 import argparse
 import logging
 import math
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from grpc_health.v1.health import HealthServicer
-
 from common.address import format_address
-from common.serving import PortInUseError, stop_gracefully, wait_for_signal
 from tracker.index import DEFAULT_HEARTBEAT_INTERVAL
-from tracker.server import create_server
 
+# This module loads no gRPC: main() must set GRPC_VERBOSITY before gRPC's core starts.
 DEFAULT_PORT = 1099
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -71,9 +69,17 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the tracker until SIGINT or SIGTERM; return the exit status."""
     args = _parser().parse_args(argv)
+    if args.log_level != "DEBUG":
+        # gRPC's core would print its own copy of errors that are reported here in one line.
+        os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    from grpc_health.v1.health import HealthServicer  # noqa: PLC0415 - only now may gRPC load
+
+    from common.serving import PortInUseError, stop_gracefully, wait_for_signal  # noqa: PLC0415
+    from tracker.server import create_server  # noqa: PLC0415
+
     health = HealthServicer()
     try:
         server, port = create_server(
