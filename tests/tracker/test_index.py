@@ -1,0 +1,251 @@
+"""The tracker's domain without gRPC: search against brute force, leases, limits, memory."""
+
+import hashlib
+import random
+import tracemalloc
+
+import pytest
+
+from tracker.errors import (
+    CapacityError,
+    InvalidRequestError,
+    UnauthenticatedError,
+    UnknownPeerError,
+)
+from tracker.index import DeadPeer, FileEntry, TrackerIndex
+from tracker.keywords import KeywordIndex, query_words
+from tracker.nametable import NameTable
+
+
+def entry(name, size=1):
+    return FileEntry(name, size, hashlib.sha256(name.encode()).hexdigest())
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def brute_force(snapshot, words):
+    """What a keyword search must return: a scan of every (peer, file)."""
+    return sorted(
+        (peer_id, file.name)
+        for peer_id, files in snapshot.items()
+        for file in files
+        if all(word in file.name.lower() for word in words)
+    )
+
+
+ALPHABET = "abcAB.-_1é日本İ"
+
+
+def random_name(rng):
+    while (name := "".join(rng.choice(ALPHABET) for _ in range(rng.randint(1, 7)))) in (".", ".."):
+        pass
+    return name
+
+
+def test_keyword_search_equals_a_brute_force_scan_through_churn():
+    rng = random.Random(2024)
+    index = TrackerIndex()
+    tokens = {}
+    for step in range(600):
+        port = rng.randint(1, 30)
+        action = rng.random()
+        if action < 0.5 or port not in tokens:
+            names = {random_name(rng) for _ in range(rng.randint(0, 12))}
+            tokens[port] = index.join("10.0.0.1", port, [entry(n) for n in names]).token
+        elif action < 0.8:
+            names = {random_name(rng) for _ in range(rng.randint(1, 5))}
+            index.update(f"10.0.0.1:{port}", tokens[port], [entry(n, step) for n in names])
+        else:
+            index.leave(f"10.0.0.1:{port}", tokens.pop(port))
+        if step % 10 == 0:
+            snapshot = index.snapshot()
+            for _ in range(20):
+                query = " ".join(random_name(rng)[: rng.randint(1, 4)] for _ in range(2))
+                outcome = index.search(query=query, limit=1000)
+                found = [(m.peer_id, m.file.name) for m in outcome.matches]
+                assert found == brute_force(snapshot, query_words(query)), query
+                assert not outcome.truncated
+
+
+@pytest.mark.parametrize("buckets", [1, 8, 1 << 18])
+def test_keyword_index_with_collisions_equals_brute_force(buckets):
+    rng = random.Random(buckets)
+    names: list[str | None] = []
+    keywords = KeywordIndex(names, buckets)
+    live = {}
+    for _ in range(3000):
+        if live and rng.random() < 0.4:
+            name_id = rng.choice(sorted(live))
+            name = live.pop(name_id)
+            names[name_id] = None
+            keywords.remove(name_id, name)
+        else:
+            name = random_name(rng) + random_name(rng)
+            free = [i for i, n in enumerate(names) if n is None]
+            name_id = free[0] if free else len(names)
+            if not free:
+                names.append(None)
+            names[name_id] = name
+            live[name_id] = name
+            keywords.add(name_id, name)
+        words = query_words(random_name(rng)[:4])
+        expected = sorted(i for i, n in live.items() if all(w in n.lower() for w in words))
+        found = list(keywords.matches(words))
+        assert sorted(found) == expected
+        assert len(found) == len(set(found))
+    assert sum(keywords.bucket_sizes()) <= 2 * sum(len(n) for n in live.values()) + buckets
+
+
+def test_stale_ids_are_purged_so_buckets_stay_small():
+    index = TrackerIndex()
+    for round_number in range(30):
+        files = [entry(f"round{round_number}-file{n}.mp4") for n in range(200)]
+        index.join("10.0.0.1", 8776, files)  # replaces the last round's files
+    live = sum(len(f"round29-file{n}.mp4") - 2 for n in range(200))
+    assert sum(index._catalog.keywords.bucket_sizes()) <= 2 * live + 200
+
+
+def test_name_table_agrees_with_a_dict():
+    rng = random.Random(5)
+    names: list[str | None] = []
+    table = NameTable(names)
+    expected: dict[str, int] = {}
+    for _ in range(20000):
+        name = f"n{rng.randrange(3000)}"
+        if name in expected:
+            name_id = expected.pop(name)
+            table.remove(name)
+            names[name_id] = None
+        else:
+            names.append(name)
+            expected[name] = len(names) - 1
+            table.add(name, len(names) - 1)
+        probe = f"n{rng.randrange(3000)}"
+        assert table.get(probe) == expected.get(probe)
+    assert len(table) == len(expected)
+    assert all(table.get(name) == name_id for name, name_id in expected.items())
+
+
+def test_exact_search_is_case_sensitive_and_sorted():
+    index = TrackerIndex()
+    for port in (3, 1, 2):
+        index.join("h", port, [entry("A.mp4"), entry("a.mp4")])
+
+    found = index.search(name="a.mp4").matches
+
+    assert [(m.peer_id, m.file.name) for m in found] == [
+        ("h:1", "a.mp4"),
+        ("h:2", "a.mp4"),
+        ("h:3", "a.mp4"),
+    ]
+
+
+def test_a_silent_peer_expires_after_three_intervals():
+    clock = Clock()
+    index = TrackerIndex(heartbeat_interval=10, clock=clock)
+    silent = index.join("10.0.0.1", 1, [entry("x.mp4"), entry("y.mp4")])
+    beating = index.join("10.0.0.1", 2, [entry("x.mp4")])
+
+    clock.now += 20
+    index.heartbeat(beating.peer_id, beating.token)
+    clock.now += 9.9
+    assert index.expire() == []
+    clock.now += 0.1  # 30 s since the Join
+
+    assert index.expire() == [DeadPeer(silent.peer_id, ["x.mp4", "y.mp4"])]
+    assert [m.peer_id for m in index.search(name="x.mp4").matches] == [beating.peer_id]
+    with pytest.raises(UnknownPeerError):
+        index.heartbeat(silent.peer_id, silent.token)
+    index.update(beating.peer_id, beating.token, [])  # renews, 30 s after the Join
+    clock.now += 29.9
+    assert index.expire() == []
+    assert index.stats().peers == 1
+
+
+def test_an_expired_peer_is_gone_even_before_expire_runs():
+    clock = Clock()
+    index = TrackerIndex(heartbeat_interval=1, clock=clock)
+    gone = index.join("10.0.0.1", 1, [entry("x.mp4")])
+    clock.now += 3
+
+    assert index.search(name="x.mp4").matches == []
+    with pytest.raises(UnknownPeerError):
+        index.update(gone.peer_id, gone.token, [entry("z")])
+    assert index.expire() == [DeadPeer(gone.peer_id, ["x.mp4"])]  # reported once
+    assert index.expire() == []
+
+
+def test_a_bad_rejoin_keeps_the_old_registration():
+    index = TrackerIndex()
+    first = index.join("10.0.0.1", 1, [entry("x.mp4")])
+    before = index.snapshot()
+
+    with pytest.raises(InvalidRequestError):
+        index.join("10.0.0.1", 1, [entry("new.mp4"), FileEntry("bad/name", 1, "a" * 64)])
+
+    assert index.snapshot() == before
+    index.heartbeat(first.peer_id, first.token)
+
+
+def test_capacity_counts_new_names_only():
+    index = TrackerIndex(max_files=3)
+    peer = index.join("10.0.0.1", 1, [entry("a"), entry("b")])
+    index.update(peer.peer_id, peer.token, [entry("a", 5), entry("c")])
+
+    with pytest.raises(CapacityError):
+        index.update(peer.peer_id, peer.token, [entry("d")])
+    with pytest.raises(InvalidRequestError):
+        index.join("10.0.0.1", 2, [entry(n) for n in "wxyz"])
+    assert [f.size for f in index.files_of(peer.peer_id)] == [5, 1, 1]
+
+
+def test_tokens_are_checked_in_constant_time_and_per_peer():
+    index = TrackerIndex()
+    a = index.join("10.0.0.1", 1, [])
+    b = index.join("10.0.0.1", 2, [])
+
+    with pytest.raises(UnauthenticatedError):
+        index.leave(a.peer_id, b.token)
+    with pytest.raises(UnauthenticatedError):
+        index.leave(a.peer_id, "é")
+    index.leave(a.peer_id, a.token)
+    assert index.snapshot() == {b.peer_id: []}
+
+
+def test_shared_files_are_stored_once():
+    index = TrackerIndex()
+    for port in range(1, 200):
+        index.join("10.0.0.1", port, [entry(f"shared-{n}.mp4") for n in range(50)])
+    catalog = index._catalog
+    name_id = catalog.id_of("shared-7.mp4")
+    records = {id(record) for _, record in catalog.holders(name_id)}
+
+    assert index.stats().names == 50
+    assert len(records) == 1  # equal records are one object
+    assert sum(catalog.keywords.bucket_sizes()) < 50 * 20
+
+
+def test_a_million_entries_would_fit_in_300_bytes_each():
+    """Distinct names, the worst case: every (peer, file) entry has its own name."""
+    index = TrackerIndex()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for peer in range(300):
+            announced = [entry(f"peer{peer:05d}-lecture{n:03d}.mp4", n) for n in range(100)]
+            index.join(f"10.0.{peer // 250}.{peer % 250 + 1}", 6699, announced)
+        del announced
+        per_entry = (tracemalloc.get_traced_memory()[0] - before) / 30_000
+    finally:
+        tracemalloc.stop()
+
+    assert index.stats().entries == 30_000
+    assert per_entry < 250, per_entry
