@@ -4,13 +4,14 @@ import argparse
 import logging
 import signal
 import sys
+import time
 from pathlib import Path
 from types import FrameType
 
 from common import console
 from common.address import InvalidAddressError, format_address
 from common.names import InvalidNameError
-from common.serving import PortInUseError, wait_for_signal
+from common.serving import PortInUseError
 from peer.cli import EXIT_USAGE
 from peer.client_errors import CancelledError, ClientError
 from peer.download import Downloader, DownloadOptions
@@ -112,7 +113,12 @@ def _serve(args: argparse.Namespace) -> int:
     def joined(peer_id: str, names: list[str]) -> None:
         console.say(console.I_AM_PEER, peer=peer_id, files=names)
 
-    node = Node(config, joined)
+    # From here on SIGINT and SIGTERM both raise KeyboardInterrupt: a clean stop, exit 0.
+    _sigterm_interrupts()
+    try:
+        node = Node(config, joined)
+    except KeyboardInterrupt:
+        return 0
     listening = format_address(listen_address(args.host, args.bind), node.port)
     print(f"listening on {listening}", flush=True)
     interactive = not args.no_menu and sys.stdin.isatty()
@@ -121,10 +127,12 @@ def _serve(args: argparse.Namespace) -> int:
         if interactive:
             from peer.menu import Menu  # noqa: PLC0415 - only a terminal needs it
 
-            _sigterm_interrupts()
             Menu(node).run()
         else:
-            wait_for_signal()
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        logger.info("signalled; leaving the tracker and stopping")
     finally:
         node.stop()
     return 0

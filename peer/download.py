@@ -112,6 +112,7 @@ class _Target:
         self.order = peers
         self.banned: set[str] = set()  # their bytes failed verification
         self.dropped: set[str] = set()  # they do not have this version
+        self.warned: set[str] = set()  # the user was told they failed
 
     def candidates(self) -> list[str]:
         return [p for p in self.order if p not in self.banned and p not in self.dropped]
@@ -277,7 +278,7 @@ class Downloader:
             before = part.have
             try:
                 fetch(
-                    job.channels.stub(peer),
+                    job.channels.download(peer),
                     peer,
                     part,
                     stall_timeout=job.options.stall_timeout,
@@ -304,7 +305,10 @@ class Downloader:
             )
         elif failure.fault in (PeerFault.GONE, PeerFault.STALLED):
             target.to_back(peer)
-            logger.warning("%s; going on from byte %d with peer %s", failure, at, following)
+            # Warn once per peer; a peer that stays down would fill the screen otherwise.
+            level = logging.INFO if peer in target.warned else logging.WARNING
+            target.warned.add(peer)
+            logger.log(level, "%s; going on from byte %d with peer %s", failure, at, following)
         elif failure.fault in (PeerFault.CHANGED, PeerFault.MISSING):
             target.dropped.add(peer)
             logger.warning("%s; not asking it again for this file", failure)

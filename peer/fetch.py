@@ -3,12 +3,18 @@
 import threading
 import time
 from collections.abc import Callable
+from typing import TypeAlias
 
 import grpc
-from napshare.v1 import peer_pb2, peer_pb2_grpc
+from napshare.v1 import file_info_pb2, peer_pb2
 
 from peer.client_errors import CancelledError, PeerError, PeerFault, peer_failure
 from peer.partfile import PartFile
+from peer.wire import Chunk, decode_response
+
+DOWNLOAD = "/{}/Download".format(peer_pb2.DESCRIPTOR.services_by_name["PeerService"].full_name)
+# Only the type stubs make the class generic.
+Download: TypeAlias = "grpc.UnaryStreamMultiCallable[peer_pb2.DownloadRequest, Chunk]"
 
 # Chunks are at most 2 MiB; leave room for the other fields and for future chunk sizes.
 MAX_MESSAGE = 8 * 1024 * 1024
@@ -23,23 +29,31 @@ class PeerChannels:
     """One channel per peer address, reused across streams and closed together."""
 
     def __init__(self) -> None:
-        self._stubs: dict[str, peer_pb2_grpc.PeerServiceStub] = {}
+        self._calls: dict[str, Download] = {}
         self._channels: list[grpc.Channel] = []
 
-    def stub(self, peer: str) -> peer_pb2_grpc.PeerServiceStub:
-        """The PeerService stub for `peer` (`host:port`)."""
-        if peer not in self._stubs:
+    def download(self, peer: str) -> Download:
+        """PeerService.Download on `peer` (`host:port`), answering with chunks decoded in place.
+
+        The data of each chunk stays a view into the received message: one copy less than
+        the generated stub's DownloadResponse.
+        """
+        if peer not in self._calls:
             channel = grpc.insecure_channel(peer, options=CHANNEL_OPTIONS)
             self._channels.append(channel)
-            self._stubs[peer] = peer_pb2_grpc.PeerServiceStub(channel)
-        return self._stubs[peer]
+            self._calls[peer] = channel.unary_stream(
+                DOWNLOAD,
+                request_serializer=peer_pb2.DownloadRequest.SerializeToString,
+                response_deserializer=decode_response,
+            )
+        return self._calls[peer]
 
     def close(self) -> None:
         """Close every channel."""
         for channel in self._channels:
             channel.close()
         self._channels.clear()
-        self._stubs.clear()
+        self._calls.clear()
 
 
 class _Watchdog:
@@ -75,7 +89,7 @@ class _Watchdog:
 
 
 def fetch(
-    stub: peer_pb2_grpc.PeerServiceStub,
+    download: Download,
     peer: str,
     part: PartFile,
     *,
@@ -89,28 +103,28 @@ def fetch(
     or CancelledError when `cancel` is set.
     """
     request = peer_pb2.DownloadRequest(name=part.name, offset=part.have, sha256=part.sha256)
-    call = stub.Download(request)
+    call = download(request)
     watchdog = _Watchdog(call, stall_timeout, cancel)
     first = True
     try:
-        for response in call:
+        for chunk in call:
             watchdog.last = time.monotonic()
             if first:
-                _check_first(peer, part, response)
+                _check_file(peer, part, chunk.file)
                 first = False
-            data = response.data
+            data = chunk.data
             if not data:
                 continue
-            if response.offset != part.have or part.have + len(data) > part.size:
+            if chunk.offset != part.have or part.have + len(data) > part.size:
                 raise PeerError(
                     peer,
                     PeerFault.BROKEN,
-                    f"sent {len(data)} bytes at offset {response.offset}, "
+                    f"sent {len(data)} bytes at offset {chunk.offset}, "
                     f"expected offset {part.have} of {part.size}",
                 )
             if part.have == request.offset:
                 part.add_source(peer)
-            part.write(response.offset, data)
+            part.write(chunk.offset, data)
             on_bytes(len(data))
     except grpc.RpcError as error:
         if watchdog.reason == "cancelled":
@@ -127,10 +141,9 @@ def fetch(
         )
 
 
-def _check_first(peer: str, part: PartFile, response: peer_pb2.DownloadResponse) -> None:
-    if not response.HasField("file"):
+def _check_file(peer: str, part: PartFile, file: file_info_pb2.FileInfo | None) -> None:
+    if file is None:
         return
-    file = response.file
     if (file.name, file.size, file.sha256) != (part.name, part.size, part.sha256):
         raise PeerError(
             peer,

@@ -94,7 +94,7 @@ class Menu:
             self._say(f"  {f.name}  {human(f.size)}")
         for job in self.node.downloads:
             if job.running:
-                self._say(f"  downloading {job.reporter.status()}")
+                self._say(f"  downloading {job.name}: {job.reporter.status()}")
         return True
 
     def _ask(self, prompt: str) -> str:

@@ -112,7 +112,7 @@ class PlainReporter:
         now = time.monotonic()
         if now - self._last_line >= self._interval:
             self._last_line = now
-            self._write(self.status(now))
+            self._write(f"{self._name}: {self.status(now)}")
 
     def restart(self, have: int) -> None:
         """Start counting again from `have`."""
@@ -127,16 +127,15 @@ class PlainReporter:
         """Nothing to clean up."""
 
     def status(self, now: float | None = None) -> str:
-        """`name: 40% 400.0 MiB of 1.0 GiB, 120.5 MiB/s, 5 s left`."""
+        """How far it got: `40% 400.0 MiB of 1.0 GiB, 120.5 MiB/s, 5 s left`."""
+        if not self._name:
+            return "(looking for peers)"
         now = time.monotonic() if now is None else now
         elapsed = max(now - self._started, 1e-9)
         rate = (self._done - self._start_done) / elapsed
         percent = 100 * self._done // self._size if self._size else 100
         left = f", {(self._size - self._done) / rate:.0f} s left" if rate > 0 else ""
-        return (
-            f"{self._name}: {percent}% {human(self._done)} of {human(self._size)}, "
-            f"{human(rate)}/s{left}"
-        )
+        return f"{percent}% {human(self._done)} of {human(self._size)}, {human(rate)}/s{left}"
 
     def _write(self, line: str) -> None:
         print(line, file=self._stream, flush=True)

@@ -1,10 +1,13 @@
 """Resume: a download killed or interrupted midway goes on from its .part, no byte fetched twice."""
 
 import json
+import os
 import re
 import signal
 import subprocess
 from pathlib import Path
+
+import pytest
 
 from peer.download import Downloader
 from peer.partfile import PartFile
@@ -23,6 +26,7 @@ from .conftest import (
     wait_until,
 )
 
+GIB = 1 << 30
 FETCHED = re.compile(r"fetched (\d+) bytes of \S+ \((\d+) were already there\)")
 
 
@@ -137,3 +141,28 @@ def test_the_note_lives_apart_and_records_the_sources(swarm: Swarm) -> None:
     }
     # The serving side never shares a part or the notes.
     assert [f.name for f in SharedFolder(target).scan()] == []
+
+
+@pytest.mark.slow
+def test_resume_past_4_gib(swarm: Swarm) -> None:
+    # Offsets past 2^32 in the request, the chunks and the part; sparse, so quick to make.
+    size = 4 * GIB + MIB + 3
+    source = swarm.folder("a")
+    with (source / "big.bin").open("wb") as out:
+        out.truncate(size)
+        out.seek(size - 5)
+        out.write(b"tail!")
+    [shared] = SharedFolder(source).scan()  # hashed once here, then cached for the peer
+    swarm.node(source, swarm.tracker.address)
+    target = swarm.folder("b")
+    begun = PartFile(SharedFolder(target).root, "big.bin", size, shared.sha256, force=False)
+    begun.close()
+    os.truncate(target / "big.bin.part", 4 * GIB + 1)  # as if 4 GiB + 1 byte had arrived
+
+    result = Downloader(SharedFolder(target), swarm.tracker.client).download("big.bin")
+
+    assert (result.resumed_from, result.bytes_received) == (4 * GIB + 1, MIB + 2)
+    assert result.sha256 == shared.sha256  # verified over the whole file, prefix included
+    with (target / "big.bin").open("rb") as kept:
+        kept.seek(size - 8)
+        assert kept.read() == b"\0\0\0tail!"
