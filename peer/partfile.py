@@ -92,7 +92,7 @@ class PartFile:
             done += os.pwrite(self._fd, view[done:], offset + done)
         self.have = offset + length
         assert self._hash is not None
-        self._hash.advance(self.have)
+        self._hash.feed(offset, view)
 
     def verify(self) -> bool:
         """True when the part is complete and its sha256 is the expected one."""
@@ -152,7 +152,7 @@ class PartFile:
         self.have = 0
         self.note.sources.clear()
         self._save_note()
-        self._hash = TrailingHash(self._fd, 0)
+        self._hash = TrailingHash(self._fd)
 
     def remove(self) -> None:
         """Delete the part and its note (a download that cannot succeed)."""
@@ -210,7 +210,7 @@ class PartFile:
                 "%s: resuming after %d bytes already in %s", self.name, self.have, self.part_name
             )
         self.note = note
-        self._hash = TrailingHash(self._fd, self.have)
+        self._hash = TrailingHash(self._fd)
         return note
 
     def _open_note_dir(self) -> int:

@@ -1,81 +1,81 @@
-"""A sha256 that follows a file being written: a thread reads back and hashes what is on disk."""
+"""A sha256 that follows a file being written, in its own thread, so hashing overlaps receiving."""
 
-import functools
+import contextlib
 import hashlib
 import os
+import queue
 import threading
 
 READ_BUFFER = 4 * 1024 * 1024
+QUEUE_CHUNKS = 8
+
+_Item = tuple[int, memoryview | None] | None
 
 
 class TrailingHash:
-    """Hashes `fd` from offset 0 up to whatever the writer says is written, in its own thread.
+    """Hashes bytes [0, n) of the file `fd` in order, in a thread of its own.
 
-    Receiving and hashing overlap (hashlib releases the GIL on large buffers), memory stays
-    one buffer, and a resumed download hashes its existing prefix the same way.
+    The writer hands each chunk over as soon as it is on disk (`feed`); the thread hashes
+    it from memory. Whatever it was not handed, such as the part a resumed download starts
+    with, or chunks dropped because it lagged behind, it reads back from the file. So the
+    writer never waits, memory stays a few chunks, and hashlib runs beside the receiving
+    (it releases the GIL on large buffers).
     """
 
-    def __init__(self, fd: int, written: int = 0) -> None:
+    def __init__(self, fd: int) -> None:
         self._fd = fd
-        self._written = written
         self._hashed = 0
-        self._stopped = False
-        self._error: OSError | None = None
         self._digest = hashlib.sha256()
-        self._cond = threading.Condition()
+        self._queue: queue.Queue[_Item] = queue.Queue(QUEUE_CHUNKS)
+        self._error: OSError | None = None
+        self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, name="trailing-hash", daemon=True)
         self._thread.start()
 
-    def advance(self, written: int) -> None:
-        """Bytes [0, written) of the file are now final and may be hashed."""
-        with self._cond:
-            self._written = written
-            self._cond.notify_all()
+    def feed(self, offset: int, data: memoryview) -> None:
+        """`data`, now written at `offset`, may be hashed; every byte before it is written too."""
+        with contextlib.suppress(queue.Full):  # when lagging, it reads them back later
+            self._queue.put_nowait((offset, data))
 
     def hexdigest(self, size: int) -> str:
-        """Wait until the first `size` bytes are hashed and return the digest."""
-        self.advance(size)
-        with self._cond:
-            self._cond.wait_for(lambda: self._hashed >= size or self._error is not None)
-            if self._error is not None:
-                raise self._error
-            if self._hashed != size:
-                raise OSError(f"hashed {self._hashed} bytes, expected {size}")
+        """The digest of the first `size` bytes, once all are written. Call once."""
+        self._queue.put((size, None))
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
         return self._digest.hexdigest()
 
     def stop(self) -> None:
         """End the thread; idempotent."""
-        with self._cond:
-            self._stopped = True
-            self._cond.notify_all()
-        self._thread.join()
-
-    def _has_work(self, position: int) -> bool:
-        return self._stopped or self._written > position
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
 
     def _run(self) -> None:
-        view = memoryview(bytearray(READ_BUFFER))
-        position = 0
-        while True:
-            with self._cond:
-                self._cond.wait_for(functools.partial(self._has_work, position))
-                if self._stopped:
-                    return
-                target = self._written
+        while (item := self._queue.get()) is not None:
+            offset, data = item
+            if self._error is not None:
+                continue  # drain until stopped
             try:
-                while position < target:
-                    count = os.preadv(
-                        self._fd, [view[: min(READ_BUFFER, target - position)]], position
-                    )
-                    if count == 0:
-                        raise OSError(f"the file ends at {position}, before {target}")
-                    self._digest.update(view[:count])
-                    position += count
+                if offset > self._hashed:
+                    self._read_back(offset)
+                if data is None:
+                    self._done.set()
+                    continue
+                skip = self._hashed - offset
+                if skip < len(data):
+                    self._digest.update(data[skip:])
+                    self._hashed = offset + len(data)
             except OSError as error:
-                with self._cond:
-                    self._error = error
-                    self._cond.notify_all()
-                return
-            with self._cond:
-                self._hashed = position
-                self._cond.notify_all()
+                self._error = error
+                self._done.set()
+
+    def _read_back(self, end: int) -> None:
+        view = memoryview(bytearray(min(READ_BUFFER, end - self._hashed)))
+        while self._hashed < end:
+            wanted = view[: min(len(view), end - self._hashed)]
+            count = os.preadv(self._fd, [wanted], self._hashed)
+            if count == 0:
+                raise OSError(f"the file ends at byte {self._hashed}, before {end}")
+            self._digest.update(wanted[:count])
+            self._hashed += count
