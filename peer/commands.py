@@ -22,6 +22,7 @@ from peer.tracker_client import TrackerClient
 
 logger = logging.getLogger(__name__)
 
+EXIT_OTHER = 1
 EXIT_FOLDER = 7
 EXIT_PORT = 9
 EXIT_INTERRUPTED = 130
@@ -43,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
         return _fail(str(error), EXIT_PORT)
     except (InvalidNameError, InvalidAddressError, ValueError) as error:
         return _fail(str(error), EXIT_USAGE)
+    except OSError as error:
+        return _fail(str(error), EXIT_OTHER)
 
 
 def _fail(message: str, code: int) -> int:

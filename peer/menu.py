@@ -21,6 +21,7 @@ class Menu:
         self.node = node
         self._in = stdin
         self._out = stdout
+        self._prompt = ""  # shown while waiting for input
         self._actions: dict[str, Callable[[], bool]] = {
             "JOIN": self._join,
             "SEARCH": self._search,
@@ -82,14 +83,21 @@ class Menu:
         return True
 
     def _finished(self, job: BackgroundDownload) -> None:
+        """Called from the download's thread: the line, then the prompt the user was at."""
         if job.result is not None:
-            self._say(downloaded_line(job.result, self.node.config.folder_label))
+            line = downloaded_line(job.result, self.node.config.folder_label)
         elif not job.cancel.is_set():
-            self._say(f"download of {job.name} failed: {job.error}")
+            line = f"download of {job.name} failed: {job.error}"
+        else:
+            return
+        prompt = self._prompt
+        self._out.write(f"\n{line}\n{prompt}" if prompt else f"{line}\n")
+        self._out.flush()
 
     def _list(self) -> bool:
         files = self.node.config.folder.scan()
-        self._say(f"sharing {len(files)} files as {self.node.link.peer_id or '(not joined)'}:")
+        me = self.node.link.peer_id or "(not joined)"
+        self._say(f"sharing {len(files)} file{'' if len(files) == 1 else 's'} as {me}:")
         for f in files:
             self._say(f"  {f.name}  {human(f.size)}")
         for job in self.node.downloads:
@@ -100,7 +108,11 @@ class Menu:
     def _ask(self, prompt: str) -> str:
         self._out.write(prompt)
         self._out.flush()
-        line = self._in.readline()
+        self._prompt = prompt
+        try:
+            line = self._in.readline()
+        finally:
+            self._prompt = ""
         if not line:
             raise EOFError
         return line

@@ -88,8 +88,13 @@ class PartFile:
         done = 0
         length = len(data)
         view = memoryview(data)
-        while done < length:
-            done += os.pwrite(self._fd, view[done:], offset + done)
+        try:
+            while done < length:
+                done += os.pwrite(self._fd, view[done:], offset + done)
+        except OSError as error:
+            raise FolderProblemError(
+                f"cannot write {self._root / self.part_name}: {error.strerror}"
+            ) from None
         self.have = offset + length
         assert self._hash is not None
         self._hash.feed(offset, view)
@@ -99,7 +104,12 @@ class PartFile:
         assert self._hash is not None
         if self.have != self.size:
             return False
-        digest = self._hash.hexdigest(self.size)
+        try:
+            digest = self._hash.hexdigest(self.size)
+        except OSError as error:
+            raise FolderProblemError(
+                f"cannot read {self._root / self.part_name}: {error}"
+            ) from None
         if digest != self.sha256:
             logger.warning("%s: got sha256 %s, expected %s", self.name, digest, self.sha256)
         return digest == self.sha256
@@ -110,16 +120,16 @@ class PartFile:
         Without `replace`, a file that appeared under the final name meanwhile is kept and
         AlreadyExistsError raised.
         """
-        os.fsync(self._fd)
         root = self._root_fd
         try:
+            os.fsync(self._fd)
             if replace:
                 os.replace(self.part_name, self.name, src_dir_fd=root, dst_dir_fd=root)
             else:
                 self._rename_without_replacing()
         except OSError as error:
             raise FolderProblemError(
-                f"cannot rename {self.part_name} to {self.name} in {self._root}: {error.strerror}"
+                f"cannot put {self.name} in place in {self._root}: {error.strerror}"
             ) from None
         os.fsync(root)
         self._remove_note()

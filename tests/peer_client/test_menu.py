@@ -49,6 +49,6 @@ def test_menu_join_list_and_end_of_input(swarm: Swarm) -> None:
 
     assert me.link.join_count == 3
     out = shown.getvalue()
-    assert f"sharing 1 files as {me.link.peer_id}:" in out
+    assert f"sharing 1 file as {me.link.peer_id}:" in out
     assert "  aula1.mp4  96.0 MiB" in out
     assert out.startswith("1) JOIN  2) SEARCH  3) DOWNLOAD  4) LIST  5) QUIT\n")
