@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
-from common.address import InvalidAddressError, format_address, parse_address
+from common.address import InvalidAddressError, check_host, format_address, parse_address
 from peer.defaults import (
     DEFAULT_TRACKER,
     GIVE_UP_AFTER,
@@ -61,6 +61,15 @@ def _bounded(low: int, high: int) -> Callable[[str], int]:
         return int(text)
 
     return parse
+
+
+def _host(text: str) -> str:
+    if not text:
+        return ""
+    try:
+        return check_host(text)
+    except InvalidAddressError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _address(text: str) -> str:
@@ -120,10 +129,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--dir", required=True, help="the folder to share and download into")
     serve.add_argument(
-        "--host", default="", help="the address to announce (default: what the tracker sees)"
+        "--host",
+        type=_host,
+        default="",
+        help="the address to announce (default: what the tracker sees)",
     )
     serve.add_argument(
         "--bind",
+        type=_host,
         default="",
         metavar="ADDR",
         help="the address to listen on (default: --host if it is loopback, else all)",

@@ -11,7 +11,7 @@ from grpc_health.v1.health import HealthServicer
 
 from common import console
 from common.serving import stop_gracefully
-from peer.client_errors import ClientError
+from peer.client_errors import ClientError, TrackerUnreachableError
 from peer.defaults import MAX_UPLOADS, RESCAN_INTERVAL
 from peer.download import Downloader, DownloadOptions, DownloadResult
 from peer.progress import StatusReporter
@@ -93,7 +93,7 @@ class Node:
         """Join (or keep trying in the background when the tracker is down), then heartbeat."""
         try:
             self.link.join()
-        except ClientError as error:
+        except TrackerUnreachableError as error:
             logger.warning("%s; will keep trying", error)
         self.link.start()
 

@@ -127,6 +127,8 @@ def test_port_in_use_is_one_line(swarm: Swarm) -> None:
         ["download", "../x", "--dir", "."],
         ["serve", "--dir", ".", "--chunk-size", "1"],
         ["download", "x", "--dir", ".", "--stall-timeout", "-1"],
+        ["serve", "--dir", ".", "--host", "not a host"],
+        ["serve", "--dir", ".", "--port", "65536"],
     ],
 )
 def test_bad_arguments_are_one_line(args: list[str], tmp_path: Path) -> None:
