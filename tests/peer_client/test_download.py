@@ -140,3 +140,17 @@ def test_only_one_download_writes_a_part_at_a_time(swarm: Swarm) -> None:
             Downloader(SharedFolder(target), swarm.tracker.client).download("aula1.mp4")
     finally:
         os.close(fd)
+
+
+def test_the_peer_named_by_the_user_is_asked_first(swarm: Swarm) -> None:
+    swarm.node(swarm.share("listed"), swarm.tracker.address)
+    # A peer the tracker does not list, named by the user as in the original's DOWNLOAD.
+    _folder, port = swarm.plain(swarm.share("named"))
+    target = swarm.folder("c")
+
+    result = Downloader(SharedFolder(target), swarm.tracker.client).download(
+        "aula1.mp4", DownloadOptions(preferred=f"127.0.0.1:{port}")
+    )
+
+    assert result.sources == (f"127.0.0.1:{port}",)
+    assert sha256_file(target / "aula1.mp4") == swarm.sha256

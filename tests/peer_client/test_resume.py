@@ -166,3 +166,17 @@ def test_resume_past_4_gib(swarm: Swarm) -> None:
     with (target / "big.bin").open("rb") as kept:
         kept.seek(size - 8)
         assert kept.read() == b"\0\0\0tail!"
+
+
+def test_a_complete_part_is_only_verified_and_kept(swarm: Swarm) -> None:
+    swarm.node(swarm.share("a"), swarm.tracker.address)
+    target = swarm.folder("b")
+    # Killed after the last byte arrived but before the rename.
+    done = PartFile(SharedFolder(target).root, "aula1.mp4", DATA_SIZE, swarm.sha256, force=False)
+    done.write(0, swarm.data.read_bytes())
+    done.close()
+
+    result = Downloader(SharedFolder(target), swarm.tracker.client).download("aula1.mp4")
+
+    assert (result.resumed_from, result.bytes_received) == (DATA_SIZE, 0)
+    assert sha256_file(target / "aula1.mp4") == swarm.sha256
