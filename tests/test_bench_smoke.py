@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from napshare.v1 import tracker_pb2
 
-from tests.bench import apps, catalog, report
+from tests.bench import apps, catalog, loadgen, report, tracker_scale
 from tests.bench.files import MIB, format_size, make_random_file, parse_size
 from tests.bench.procs import running
 
@@ -55,6 +55,26 @@ def test_raw_tcp_baseline_delivers_the_exact_bytes(
     with running("raw TCP sender", apps.raw_serve(source)) as sender:
         subprocess.run(apps.raw_fetch(sender.address, out), cwd=ROOT, check=True, timeout=60)
     assert out.read_bytes() == source.read_bytes()
+
+
+def test_load_generator_counts_answers_and_failures_apart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    good = tracker_pb2.SearchRequest(name="a.mp4").SerializeToString()
+    bad = tracker_pb2.SearchRequest(name="a.mp4", query="both").SerializeToString()
+    shape = {"processes": 1, "channels": 2, "concurrency": 2, "duration": 0.4, "warmup": 0.1}
+    with running("tracker", apps.tracker()) as tracker:
+        answered = loadgen.run_load(tracker.address, tracker_scale.SEARCH, [good], **shape)
+        refused = loadgen.run_load(tracker.address, tracker_scale.SEARCH, [bad], **shape)
+        unknown = loadgen.run_load(tracker.address, "/napshare.v1.Nope/Nope", [good], **shape)
+    assert answered.calls > 0
+    assert answered.errors == 0
+    assert len(answered.latencies_us) == answered.calls
+    assert refused.calls == 0
+    assert refused.errors > 0
+    assert unknown.calls == 0
+    assert unknown.errors > 0
 
 
 @pytest.mark.timeout(240)

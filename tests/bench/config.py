@@ -32,7 +32,7 @@ class Config:
     warmup_seconds: float = 2.0
     load_processes: int = 1
     load_channels: int = 4
-    load_concurrency: int = 8
+    load_concurrency: int = 4
     echo_workers: int = 16
     serve_args: list[str] = field(default_factory=list)
     download_args: list[str] = field(default_factory=list)

@@ -1,17 +1,18 @@
-"""A concurrent gRPC load generator: processes × channels × in-flight calls of raw request bytes.
+"""A concurrent gRPC load generator: processes × connections × calls in flight, cheap per call.
 
-Each process runs asyncio with its own channels (each its own TCP connection) and keeps
-`concurrency` calls in flight per channel. Requests are pre-serialized bytes sent through a
-generic method, so the generator spends no time on protobuf and costs the same per call
-against every server. Only calls that finish inside the common measuring window count.
+Each process drives its HTTP/2 connections (tests.bench.h2client) from one selector loop and
+keeps `concurrency` unary calls in flight on each. Requests are pre-serialized bytes, so the
+generator does no protobuf work and costs the same per call against every server. Only calls
+that finish inside the common measuring window count.
 
     python -m tests.bench.loadgen TARGET METHOD REQUESTS_FILE START END --channels C --concurrency K
 """
 
 import argparse
-import asyncio
 import json
 import os
+import resource
+import selectors
 import struct
 import subprocess
 import sys
@@ -21,8 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import grpc
-
+from tests.bench.h2client import Connection, ProtocolError
 from tests.bench.procs import PYTHON, ROOT, BenchError, child_env
 
 _LENGTH = struct.Struct(">I")
@@ -56,6 +56,7 @@ class LoadResult:
     seconds: float
     latencies_us: list[int]
     response_bytes: int
+    generator_cpu: float
 
     @property
     def rate(self) -> float:
@@ -71,38 +72,48 @@ class LoadResult:
         return ordered[rank] / 1000
 
 
-async def _worker(
-    call: grpc.aio.UnaryUnaryMultiCallable,  # type: ignore[type-arg]
-    *,
-    requests: list[bytes],
-    first: int,
-    window: tuple[float, float],
-    tally: dict[str, int],
-    latencies: list[int],
-) -> None:
-    start, end = window
-    index = first
-    while True:
+class _Tally:
+    """Calls that finished inside the measuring window, and the generator's CPU meanwhile."""
+
+    def __init__(self, window: tuple[float, float]) -> None:
+        self.start, self.end = window
+        self.calls = 0
+        self.errors = 0
+        self.bytes = 0
+        self.latencies_us: list[int] = []
+        self.cpu_at_start: float | None = None
+        self.cpu = 0.0
+
+    def done(self, ok: bool, latency_ns: int, response_bytes: int) -> None:
         now = time.time()
-        if now >= end:
+        if not self.start <= now < self.end:
             return
-        request = requests[index % len(requests)]
-        index += 7919
-        began = time.perf_counter_ns()
-        try:
-            response = await call(request, timeout=30)
-        except grpc.aio.AioRpcError:
-            if start <= time.time() < end:
-                tally["errors"] += 1
-            continue
-        finished = time.time()
-        if start <= finished < end:
-            latencies.append((time.perf_counter_ns() - began) // 1000)
-            tally["calls"] += 1
-            tally["bytes"] += len(response)
+        if ok:
+            self.calls += 1
+            self.bytes += response_bytes
+            self.latencies_us.append(latency_ns // 1000)
+        else:
+            self.errors += 1
 
 
-async def _generate(
+def combined(results: Sequence[LoadResult]) -> LoadResult:
+    """Several runs as one: summed counts and time, pooled latencies."""
+    return LoadResult(
+        calls=sum(r.calls for r in results),
+        errors=sum(r.errors for r in results),
+        seconds=sum(r.seconds for r in results),
+        latencies_us=[value for r in results for value in r.latencies_us],
+        response_bytes=sum(r.response_bytes for r in results),
+        generator_cpu=sum(r.generator_cpu for r in results),
+    )
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _generate(
     target: str,
     method: str,
     requests: list[bytes],
@@ -111,34 +122,47 @@ async def _generate(
     channels: int,
     concurrency: int,
 ) -> dict[str, object]:
-    tally = {"calls": 0, "errors": 0, "bytes": 0}
-    latencies: list[int] = []
-    opened = [
-        # A distinct argument per channel keeps gRPC from sharing one connection among them.
-        grpc.aio.insecure_channel(target, options=[("napshare.bench.channel", i)])
-        for i in range(channels)
-    ]
+    host, _, port = target.rpartition(":")
+    tally = _Tally(window)
+    connections = [Connection(host, int(port), method) for _ in range(channels)]
+    selector = selectors.DefaultSelector()
+    index = os.getpid()
     try:
-        for channel in opened:
-            await asyncio.wait_for(channel.channel_ready(), 30)
-        seed = os.getpid()
-        workers = [
-            _worker(
-                channel.unary_unary(method, None, None),
-                requests=requests,
-                first=seed + c * concurrency + k,
-                window=window,
-                tally=tally,
-                latencies=latencies,
-            )
-            for c, channel in enumerate(opened)
-            for k in range(concurrency)
-        ]
-        await asyncio.gather(*workers)
+        for connection in connections:
+            selector.register(connection.sock, selectors.EVENT_READ, connection)
+            batch = []
+            for _ in range(concurrency):
+                batch.append(connection.request(requests[index % len(requests)]))
+                index += 7919
+            connection.sock.sendall(b"".join(batch))
+        while (now := time.time()) < tally.end:
+            if tally.cpu_at_start is None and now >= tally.start:
+                tally.cpu_at_start = _cpu()
+            for key, _ in selector.select(timeout=0.05):
+                connection = key.data
+                data = connection.sock.recv(256 * 1024)
+                if not data:
+                    raise ProtocolError("the server closed the connection")
+                out = [connection.receive(data, tally.done)]
+                while connection.in_flight < concurrency:
+                    request = requests[index % len(requests)]
+                    if not connection.can_send(request):
+                        break
+                    out.append(connection.request(request))
+                    index += 7919
+                connection.sock.sendall(b"".join(out))
+        tally.cpu = _cpu() - (tally.cpu_at_start or 0.0)
     finally:
-        for channel in opened:
-            await channel.close(None)
-    return {**tally, "latencies_us": latencies}
+        selector.close()
+        for connection in connections:
+            connection.close()
+    return {
+        "calls": tally.calls,
+        "errors": tally.errors,
+        "bytes": tally.bytes,
+        "cpu": tally.cpu,
+        "latencies_us": tally.latencies_us,
+    }
 
 
 def run_load(
@@ -189,6 +213,7 @@ def run_load(
         seconds=duration,
         latencies_us=latencies,
         response_bytes=sum(output["bytes"] for output in outputs),
+        generator_cpu=sum(output["cpu"] for output in outputs),
     )
 
 
@@ -203,15 +228,13 @@ def main() -> None:
     parser.add_argument("--channels", type=int, default=4)
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
-    result = asyncio.run(
-        _generate(
-            args.target,
-            args.method,
-            read_requests(args.requests),
-            window=(args.start, args.end),
-            channels=args.channels,
-            concurrency=args.concurrency,
-        )
+    result = _generate(
+        args.target,
+        args.method,
+        read_requests(args.requests),
+        window=(args.start, args.end),
+        channels=args.channels,
+        concurrency=args.concurrency,
     )
     json.dump(result, sys.stdout)
 

@@ -1,6 +1,7 @@
 """Benchmark results as rows, printed as a table and written to BENCHMARKS.md with the notes."""
 
 import json
+import math
 import os
 import platform
 from dataclasses import asdict, dataclass, field
@@ -35,7 +36,8 @@ class Row:
     def result(self) -> str:
         """The value with its unit, rounded for reading."""
         if self.unit == "×":
-            return f"{self.value:.2f}×"
+            # Truncated, not rounded: a ratio that misses its target never reads as meeting it.
+            return f"{math.floor(self.value * 100) / 100:.2f}×"
         value = self.value + 0.0  # no "-0"
         digits = 0 if abs(value) >= 100 else 1 if abs(value) >= 10 else 2
         text = f"{value:,.{digits}f}"
