@@ -39,7 +39,7 @@ class Row:
             # Truncated, not rounded: a ratio that misses its target never reads as meeting it.
             return f"{math.floor(self.value * 100) / 100:.2f}×"
         value = self.value + 0.0  # no "-0"
-        digits = 0 if abs(value) >= 100 else 1 if abs(value) >= 10 else 2
+        digits = 0 if abs(value) >= 1000 else 1 if abs(value) >= 10 else 2
         text = f"{value:,.{digits}f}"
         return f"{'0' if float(text.replace(',', '')) == 0 else text} {self.unit}"
 
