@@ -27,6 +27,7 @@ PART_SUFFIX = ".part"
 NOTE_DIRS = (".napshare", "partial")
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _MAX_NOTE_BYTES = 1024 * 1024
+WRITEBACK_WINDOW = 32 * 1024 * 1024
 
 
 @dataclass
@@ -58,6 +59,7 @@ class PartFile:
         self._root = root
         self._root_fd = _open_dir(root)
         self.have = 0
+        self._flushed = 0  # writeback was started for bytes before this
         self._fd = -1
         self._note_fd = -1
         self._hash: TrailingHash | None = None
@@ -98,6 +100,19 @@ class PartFile:
         self.have = offset + length
         assert self._hash is not None
         self._hash.feed(offset, view)
+        if self.have - self._flushed >= WRITEBACK_WINDOW:
+            self._start_writeback()
+
+    def _start_writeback(self) -> None:
+        """Start writing the bytes just written to disk, without waiting for it.
+
+        Linux's POSIX_FADV_DONTNEED starts writeback of dirty pages in the range (and only
+        drops pages already clean): what sync_file_range(SYNC_FILE_RANGE_WRITE) does, which
+        Python lacks. The disk then works while the rest arrives, and the fsync before the
+        rename has little left to write instead of the whole file.
+        """
+        os.posix_fadvise(self._fd, self._flushed, self.have - self._flushed, os.POSIX_FADV_DONTNEED)
+        self._flushed = self.have
 
     def verify(self) -> bool:
         """True when the part is complete and its sha256 is the expected one."""
@@ -159,7 +174,7 @@ class PartFile:
         """Throw the part's bytes away and start it again from zero, for the same file."""
         self._stop_hash()
         os.ftruncate(self._fd, 0)
-        self.have = 0
+        self.have = self._flushed = 0
         self.note.sources.clear()
         self._save_note()
         self._hash = TrailingHash(self._fd)
@@ -220,6 +235,7 @@ class PartFile:
                 "%s: resuming after %d bytes already in %s", self.name, self.have, self.part_name
             )
         self.note = note
+        self._flushed = self.have
         self._hash = TrailingHash(self._fd)
         return note
 
