@@ -1,25 +1,25 @@
-"""The distinct file names the tracker knows, who holds each, and each holder's size and digest.
+"""The distinct file names the tracker knows, which peers hold each, and their sizes and digests.
 
 Memory matters here: a tracker may index millions of (peer, file) pairs. Each distinct
 name is stored once and gets a small integer id. A name with a single holder (the usual
 case) keeps that holder's size and digest in one shared bytearray, 40 bytes per id; a name
-with several holders keeps a dict from holder to a 40-byte record, shared between holders
-whose size and digest agree.
+with several holders keeps a dict from peer id to a 40-byte record, shared between holders
+whose size and digest agree. Holders are peer ids, the same string objects the peers use.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
-from typing import Generic, TypeVar
+from collections.abc import Iterable
+from itertools import repeat
 
 from tracker.keywords import KeywordIndex
 from tracker.nametable import NameTable
 
-Holder = TypeVar("Holder")
-
 _RECORD = struct.Struct("<Q32s")
 RECORD_SIZE = _RECORD.size
+
+_Owner = str | dict[str, bytes] | None  # one holder's peer id, several holders, or a free id
 
 
 def pack_record(size: int, digest: bytes) -> bytes:
@@ -33,13 +33,13 @@ def unpack_record(record: bytes) -> tuple[int, bytes]:
     return size, digest
 
 
-class Catalog(Generic[Holder]):
+class Catalog:
     """Distinct names with ids, their holders and records, and a keyword index over them."""
 
     def __init__(self) -> None:
         self._names: list[str | None] = []
         self._ids = NameTable(self._names)
-        self._owners: list[Holder | dict[Holder, bytes] | None] = []
+        self._owners: list[_Owner] = []
         self._records = bytearray()
         self._free: list[int] = []
         self.keywords = KeywordIndex(self._names)
@@ -52,22 +52,22 @@ class Catalog(Generic[Holder]):
         """The id of `name`, or None if nobody holds it."""
         return self._ids.get(name)
 
-    def holds(self, holder: Holder, name: str) -> bool:
-        """Whether `holder` has `name`."""
-        name_id = self._ids.get(name)
-        if name_id is None:
-            return False
-        owner = self._owners[name_id]
-        return owner is holder or (isinstance(owner, dict) and holder in owner)
-
     def name_of(self, name_id: int) -> str:
         """The name that has id `name_id`."""
         name = self._names[name_id]
         assert name is not None, f"name id {name_id} is free"
         return name
 
-    def put_all(self, holder: Holder, names: list[str], records: list[bytes]) -> list[int]:
-        """Record that `holder` has each name with its record; return the ids new to it."""
+    def holds(self, holder: str, name: str) -> bool:
+        """Whether peer `holder` has `name`."""
+        name_id = self._ids.get(name)
+        if name_id is None:
+            return False
+        owner = self._owners[name_id]
+        return owner == holder or (isinstance(owner, dict) and holder in owner)
+
+    def put_all(self, holder: str, names: list[str], records: list[bytes]) -> list[int]:
+        """Record that peer `holder` has each name with its record; return the ids new to it."""
         get_id, owners = self._ids.get, self._owners
         new: list[int] = []
         for name, record in zip(names, records, strict=True):
@@ -76,11 +76,12 @@ class Catalog(Generic[Holder]):
                 new.append(self._new_id(name, holder, record))
                 continue
             owner = owners[name_id]
-            if owner is holder:
+            if owner == holder:
                 self._set_record(name_id, record)
                 continue
             if not isinstance(owner, dict):
-                owner = {owner: self._get_record(name_id)}  # type: ignore[dict-item]
+                assert owner is not None, f"name id {name_id} is free"
+                owner = {owner: self._get_record(name_id)}
                 owners[name_id] = owner
             if holder not in owner:
                 new.append(name_id)
@@ -89,8 +90,8 @@ class Catalog(Generic[Holder]):
             owner[holder] = shared if shared == record else record
         return new
 
-    def drop(self, holder: Holder, name_id: int) -> None:
-        """Forget that `holder` has the name `name_id`; a name nobody holds is removed."""
+    def drop(self, holder: str, name_id: int) -> None:
+        """Forget that peer `holder` has the name `name_id`; a name nobody holds is removed."""
         owner = self._owners[name_id]
         if isinstance(owner, dict):
             del owner[holder]
@@ -100,7 +101,7 @@ class Catalog(Generic[Holder]):
             self._owners[name_id] = last
             self._set_record(name_id, record)
             return
-        assert owner is holder, "dropping a name the holder does not have"
+        assert owner == holder, "dropping a name the holder does not have"
         name = self.name_of(name_id)
         self._ids.remove(name)
         self._names[name_id] = None
@@ -108,27 +109,32 @@ class Catalog(Generic[Holder]):
         self._free.append(name_id)
         self.keywords.remove(name_id, name)
 
-    def holders(self, name_id: int) -> Iterator[tuple[Holder, bytes]]:
-        """Every (holder, record) of the name `name_id`."""
-        owner = self._owners[name_id]
-        if isinstance(owner, dict):
-            yield from owner.items()
-        elif owner is not None:
-            yield owner, self._get_record(name_id)
+    def holdings(self, name_ids: Iterable[int]) -> list[tuple[str, str, int]]:
+        """Every (holder, name, name id) of the given names."""
+        names, owners = self._names, self._owners
+        found: list[tuple[str, str, int]] = []
+        for name_id in name_ids:
+            owner, name = owners[name_id], names[name_id]
+            assert name is not None, f"name id {name_id} is free"
+            if isinstance(owner, dict):
+                found.extend(zip(owner, repeat(name), repeat(name_id)))
+            elif owner is not None:
+                found.append((owner, name, name_id))
+        return found
 
-    def record(self, holder: Holder, name_id: int) -> bytes:
-        """The record `holder` announced for the name `name_id`."""
+    def record(self, holder: str, name_id: int) -> bytes:
+        """The record peer `holder` announced for the name `name_id`."""
         owner = self._owners[name_id]
         if isinstance(owner, dict):
             return owner[holder]
-        assert owner is holder, "asking for a name the holder does not have"
+        assert owner == holder, "asking for a name the holder does not have"
         return self._get_record(name_id)
 
-    def matching(self, words: list[str]) -> Iterator[int]:
+    def matching(self, words: list[str]) -> Iterable[int]:
         """Ids of the names that contain every (lowercased) word."""
         return self.keywords.matches(words)
 
-    def _new_id(self, name: str, holder: Holder, record: bytes) -> int:
+    def _new_id(self, name: str, holder: str, record: bytes) -> int:
         if self._free:
             name_id = self._free.pop()
             self._names[name_id] = name

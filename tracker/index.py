@@ -12,7 +12,7 @@ from array import array
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from common.address import (
     InvalidAddressError,
@@ -50,8 +50,7 @@ class FileLike(Protocol):
     def sha256(self) -> str: ...
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class FileEntry:
+class FileEntry(NamedTuple):
     """One file a peer shares."""
 
     name: str
@@ -59,16 +58,14 @@ class FileEntry:
     sha256: str
 
 
-@dataclass(frozen=True, slots=True)
-class Match:
+class Match(NamedTuple):
     """One peer that shares one matching file."""
 
     peer_id: str
     file: FileEntry
 
 
-@dataclass(frozen=True, slots=True)
-class SearchOutcome:
+class SearchOutcome(NamedTuple):
     """The first matches in (peer id, name) order, and whether more matched."""
 
     matches: list[Match]
@@ -130,7 +127,7 @@ class TrackerIndex:
         self._clock = clock
         self._lock = threading.Lock()
         self._peers: OrderedDict[str, _Peer] = OrderedDict()  # oldest renewal first
-        self._catalog: Catalog[_Peer] = Catalog()
+        self._catalog = Catalog()
         self._entries = 0
         self._dead: list[DeadPeer] = []
 
@@ -160,7 +157,7 @@ class TrackerIndex:
             now = self._expire_locked()
             peer = self._authenticated_locked(peer_id, token)
             catalog = self._catalog
-            new = sum(1 for name in checked[0] if not catalog.holds(peer, name))
+            new = sum(1 for name in checked[0] if not catalog.holds(peer_id, name))
             if len(peer.files) + new > self.max_files:
                 raise CapacityError(
                     f"peer {peer_id} would share {len(peer.files) + new} files; "
@@ -204,18 +201,15 @@ class TrackerIndex:
             catalog = self._catalog
             if name:
                 found = catalog.id_of(name)
-                ids: Sequence[int] | None = None if found is None else (found,)
+                held = [] if found is None else catalog.holdings((found,))
             else:
-                ids = list(catalog.matching(words))
-            hits = (
-                (holder.peer_id, catalog.name_of(name_id), record)
-                for name_id in ids or ()
-                for holder, record in catalog.holders(name_id)
-            )
-            first = heapq.nsmallest(limit + 1, hits)
-        matches = [
-            Match(peer_id, _entry(file_name, record)) for peer_id, file_name, record in first
-        ]
+                held = catalog.holdings(catalog.matching(words))
+            # (peer id, name) is unique, so name ids are never compared.
+            first = sorted(held) if len(held) <= limit else heapq.nsmallest(limit + 1, held)
+            matches = [
+                Match(peer_id, _entry(file_name, catalog.record(peer_id, name_id)))
+                for peer_id, file_name, name_id in first
+            ]
         return SearchOutcome(matches[:limit], len(matches) > limit)
 
     def expire(self) -> list[DeadPeer]:
@@ -276,10 +270,12 @@ class TrackerIndex:
 
     def _files_locked(self, peer: _Peer) -> list[FileEntry]:
         catalog = self._catalog
-        return sorted(_entry(catalog.name_of(i), catalog.record(peer, i)) for i in peer.files)
+        return sorted(
+            _entry(catalog.name_of(i), catalog.record(peer.peer_id, i)) for i in peer.files
+        )
 
     def _add_locked(self, peer: _Peer, checked: tuple[list[str], list[bytes]]) -> None:
-        new = self._catalog.put_all(peer, *checked)
+        new = self._catalog.put_all(peer.peer_id, *checked)
         peer.files.extend(new)
         self._entries += len(new)
 
@@ -288,7 +284,7 @@ class TrackerIndex:
         catalog = self._catalog
         names = [catalog.name_of(name_id) for name_id in peer.files]
         for name_id in peer.files:
-            catalog.drop(peer, name_id)
+            catalog.drop(peer.peer_id, name_id)
         self._entries -= len(peer.files)
         peer.files = array("I")
         return names

@@ -89,20 +89,27 @@ class KeywordIndex:
 
     def _candidates(self, words: Sequence[str]) -> Iterable[int]:
         """A superset of the matching ids, each once: the query's smallest buckets intersected."""
-        wanted = set().union(*(self._buckets_of(word) for word in words))
-        if not wanted:
+        per_word: list[list[tuple[int, int]]] = []  # each word's (length, bucket), smallest first
+        for word in words:
+            sizes = []
+            for bucket in self._buckets_of(word):
+                ids = self._buckets[bucket]
+                if ids is None:
+                    return ()
+                sizes.append((len(ids), bucket))
+            if sizes:
+                per_word.append(sorted(sizes))
+        if not per_word:
             return range(len(self._names))  # every word is too short for trigrams
-        found: list[tuple[int, int]] = []  # (length, bucket)
-        for bucket in wanted:
-            ids = self._buckets[bucket]
-            if ids is None:
-                return ()
-            found.append((len(ids), bucket))
-        found.sort()
-        size, smallest = found[0]
-        # Intersecting costs a pass over a bucket; checking a name costs far more.
+        per_word.sort()
+        # Other words' buckets first: those of one word hold much the same names.
+        order = [sizes[0] for sizes in per_word] + sorted(
+            pair for sizes in per_word for pair in sizes[1:]
+        )
+        size, smallest = order[0]
+        # A pass over a bucket costs far less than checking a name, up to a point.
         others = [
-            bucket for length, bucket in found[1 : MAX_INTERSECTIONS + 1] if length <= size * 16
+            bucket for length, bucket in order[1 : MAX_INTERSECTIONS + 1] if length <= size * 8
         ]
         ids = self._buckets[smallest] or array("I")
         if size < FEW or not others:

@@ -47,7 +47,7 @@ def create_server(
     bound = bind(server, host, port)
     server.start()
     threading.Thread(target=_reap, args=(server, index), name="tracker-leases", daemon=True).start()
-    logger.info(
+    logger.debug(
         "tracker serving on port %d, heartbeat interval %s s", bound, index.heartbeat_interval
     )
     return server, bound

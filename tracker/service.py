@@ -7,11 +7,11 @@ from urllib.parse import unquote
 import grpc
 from napshare.v1 import file_info_pb2, tracker_pb2, tracker_pb2_grpc
 
-from common.address import InvalidAddressError, check_host, format_address, parse_address
+from common.address import InvalidAddressError, format_address, parse_address
 from common.console import PEER_JOINED, PEER_SEARCHED, say
-from tracker.errors import InvalidRequestError
+from tracker.errors import InvalidRequestError, TrackerError
 from tracker.index import TrackerIndex
-from tracker.status import reported
+from tracker.status import abort
 
 logger = logging.getLogger(__name__)
 
@@ -27,9 +27,11 @@ class TrackerService(tracker_pb2_grpc.TrackerServiceServicer):
     def Join(  # noqa: N802 - the RPC's name
         self, request: tracker_pb2.JoinRequest, context: grpc.ServicerContext
     ) -> tracker_pb2.JoinResponse:
-        with reported(context):
+        try:
             host = request.host or _caller_host(context.peer())
             registration = self._index.join(host, request.port, request.files)
+        except TrackerError as error:
+            abort(context, error)
         say(PEER_JOINED, peer=registration.peer_id, files=[file.name for file in request.files])
         return tracker_pb2.JoinResponse(
             peer_id=registration.peer_id,
@@ -40,10 +42,12 @@ class TrackerService(tracker_pb2_grpc.TrackerServiceServicer):
     def Search(  # noqa: N802 - the RPC's name
         self, request: tracker_pb2.SearchRequest, context: grpc.ServicerContext
     ) -> tracker_pb2.SearchResponse:
-        with reported(context):
+        try:
             outcome = self._index.search(
                 name=request.name, query=request.query, limit=request.limit
             )
+        except TrackerError as error:
+            abort(context, error)
         asker = _known_address(request.peer_id) or _caller_address(context.peer())
         say(PEER_SEARCHED, peer=asker, name=request.name or " ".join(request.query.split()))
         return tracker_pb2.SearchResponse(
@@ -62,23 +66,29 @@ class TrackerService(tracker_pb2_grpc.TrackerServiceServicer):
     def Update(  # noqa: N802 - the RPC's name
         self, request: tracker_pb2.UpdateRequest, context: grpc.ServicerContext
     ) -> tracker_pb2.UpdateResponse:
-        with reported(context):
+        try:
             self._index.update(request.peer_id, request.token, request.files)
+        except TrackerError as error:
+            abort(context, error)
         logger.debug("peer %s updated %d files", request.peer_id, len(request.files))
         return tracker_pb2.UpdateResponse()
 
     def Heartbeat(  # noqa: N802 - the RPC's name
         self, request: tracker_pb2.HeartbeatRequest, context: grpc.ServicerContext
     ) -> tracker_pb2.HeartbeatResponse:
-        with reported(context):
+        try:
             self._index.heartbeat(request.peer_id, request.token)
+        except TrackerError as error:
+            abort(context, error)
         return tracker_pb2.HeartbeatResponse()
 
     def Leave(  # noqa: N802 - the RPC's name
         self, request: tracker_pb2.LeaveRequest, context: grpc.ServicerContext
     ) -> tracker_pb2.LeaveResponse:
-        with reported(context):
+        try:
             self._index.leave(request.peer_id, request.token)
+        except TrackerError as error:
+            abort(context, error)
         logger.info("peer %s left", request.peer_id)
         return tracker_pb2.LeaveResponse()
 
@@ -103,14 +113,9 @@ def _caller_host(peer: str) -> str:
 
 
 def _caller_address(peer: str) -> str:
-    """`ip:port` of the caller, for the console line; gRPC's own form if it is not IP."""
-    split = _split_peer(peer)
-    if split is None or not split[1].isdigit():
-        return peer
-    try:
-        return format_address(check_host(split[0]), int(split[1]))
-    except InvalidAddressError:
-        return peer
+    """`ip:port` (`[v6]:port`) of the caller, for the console line; gRPC's form if not IP."""
+    kind, _, address = unquote(peer).partition(":")
+    return address if kind in ("ipv4", "ipv6") else peer
 
 
 def _known_address(peer_id: str) -> str | None:

@@ -1,7 +1,6 @@
 """The one place that turns the tracker's domain errors into gRPC status codes."""
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from typing import NoReturn
 
 import grpc
 
@@ -29,10 +28,6 @@ def status_code(error: TrackerError) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
-@contextmanager
-def reported(context: grpc.ServicerContext) -> Iterator[None]:
-    """End the RPC with the matching status code and message if the block raises TrackerError."""
-    try:
-        yield
-    except TrackerError as error:
-        context.abort(status_code(error), str(error))
+def abort(context: grpc.ServicerContext, error: TrackerError) -> NoReturn:
+    """End the RPC with the status code that matches `error`, and its message."""
+    context.abort(status_code(error), str(error))
