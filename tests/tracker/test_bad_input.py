@@ -222,3 +222,19 @@ def test_a_request_over_16_mib(populated):
     )
 
     assert_still_serving(tracker, before)
+
+
+@pytest.mark.parametrize("method", ["Join", "Search", "Update", "Heartbeat", "Leave"])
+def test_bytes_that_are_no_protobuf_message(populated, method):
+    tracker, _ = populated
+    before = tracker.index.snapshot()
+    channel = grpc.insecure_channel(tracker.address)
+    call = channel.unary_unary(f"/napshare.v1.TrackerService/{method}", None, None)
+
+    for garbage in (b"\xff\xff\xff", b"\x0a\x02\xc3\x28"):  # a bad tag; invalid UTF-8
+        with pytest.raises(grpc.RpcError) as raised:
+            call(garbage, timeout=30)
+        assert raised.value.code() == grpc.StatusCode.INTERNAL  # gRPC's own answer
+    channel.close()
+
+    assert_still_serving(tracker, before)

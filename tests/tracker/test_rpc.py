@@ -4,7 +4,7 @@ import hashlib
 
 import grpc
 import pytest
-from napshare.v1 import tracker_pb2
+from napshare.v1 import tracker_pb2, tracker_pb2_grpc
 
 
 def join(tracker, port, *files, host="127.0.0.1"):
@@ -225,3 +225,23 @@ def test_peer_ids_are_matched_in_their_normal_form(tracker, info):
     tracker.stub.Heartbeat(tracker_pb2.HeartbeatRequest(peer_id="[0:0::1]:9000", token=a.token))
 
     assert a.peer_id == "[::1]:9000"
+
+
+def test_join_with_empty_host_over_ipv6_registers_the_bracketed_address(info):
+    from common.serving import PortInUseError
+    from tracker.index import TrackerIndex
+    from tracker.server import create_server
+
+    try:
+        server, port = create_server(TrackerIndex(), host="::1", port=0)
+    except PortInUseError:
+        pytest.skip("no IPv6 loopback here")
+    try:
+        with grpc.insecure_channel(f"[::1]:{port}") as channel:
+            stub = tracker_pb2_grpc.TrackerServiceStub(channel)
+            reply = stub.Join(tracker_pb2.JoinRequest(port=8776, files=[info("a.mp4")]))
+            found = stub.Search(tracker_pb2.SearchRequest(name="a.mp4"))
+    finally:
+        server.stop(None)
+    assert reply.peer_id == "[::1]:8776"
+    assert [r.peer_id for r in found.results] == ["[::1]:8776"]
