@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import heapq
 import hmac
+import logging
 import math
 import secrets
 import threading
@@ -30,6 +31,8 @@ from tracker.errors import (
     UnknownPeerError,
 )
 from tracker.keywords import query_words
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_HEARTBEAT_INTERVAL = 30.0
 LEASE_INTERVALS = 3
@@ -144,6 +147,7 @@ class TrackerIndex:
             old = self._peers.pop(peer_id, None)
             if old is not None:
                 self._remove_locked(old)
+                logger.info("peer %s joined again; its earlier registration is replaced", peer_id)
             peer = _Peer(peer_id, token, now)
             self._peers[peer_id] = peer
             self._add_locked(peer, checked)
@@ -213,7 +217,7 @@ class TrackerIndex:
         return SearchOutcome(matches[:limit], len(matches) > limit)
 
     def expire(self) -> list[DeadPeer]:
-        """Drop peers whose lease ran out; return every peer dropped so since the last call."""
+        """Drop peers whose lease ran out; return every peer dropped since the last call."""
         with self._lock:
             self._expire_locked()
             dead, self._dead = self._dead, []

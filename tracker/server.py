@@ -34,7 +34,8 @@ def create_server(
     `heartbeat_interval` applies only when no `index` is given. Raises
     common.serving.PortInUseError if the address cannot be bound.
     """
-    index = index or TrackerIndex(heartbeat_interval)
+    if index is None:
+        index = TrackerIndex(heartbeat_interval)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="tracker-rpc"),
         options=[

@@ -48,7 +48,8 @@ class TrackerService(tracker_pb2_grpc.TrackerServiceServicer):
             )
         except TrackerError as error:
             abort(context, error)
-        asker = _known_address(request.peer_id) or _caller_address(context.peer())
+        peer = context.peer()
+        asker = _known_address(request.peer_id) or _caller(peer) or peer
         say(PEER_SEARCHED, peer=asker, name=request.name or " ".join(request.query.split()))
         return tracker_pb2.SearchResponse(
             results=[
@@ -93,29 +94,20 @@ class TrackerService(tracker_pb2_grpc.TrackerServiceServicer):
         return tracker_pb2.LeaveResponse()
 
 
-def _split_peer(peer: str) -> tuple[str, str] | None:
-    """(host, port) from gRPC's `ipv4:1.2.3.4:5678` or `ipv6:[::1]:5678`; None otherwise."""
-    kind, _, rest = unquote(peer).partition(":")
-    if kind not in ("ipv4", "ipv6"):
-        return None
-    host, _, port = rest.rpartition(":")
-    return host.removeprefix("[").removesuffix("]"), port
+def _caller(peer: str) -> str | None:
+    """`ip:port` (`[v6]:port`) from gRPC's `ipv4:1.2.3.4:5678` or `ipv6:[::1]:5678`, else None."""
+    kind, _, address = unquote(peer).partition(":")
+    return address if kind in ("ipv4", "ipv6") else None
 
 
 def _caller_host(peer: str) -> str:
     """The IP address the call came from, for a Join with an empty host."""
-    split = _split_peer(peer)
-    if split is None:
+    address = _caller(peer)
+    if address is None:
         raise InvalidRequestError(
             f"host is empty and the caller's address {peer[:80]!r} is not an IP address; set host"
         )
-    return split[0]
-
-
-def _caller_address(peer: str) -> str:
-    """`ip:port` (`[v6]:port`) of the caller, for the console line; gRPC's form if not IP."""
-    kind, _, address = unquote(peer).partition(":")
-    return address if kind in ("ipv4", "ipv6") else peer
+    return address.rpartition(":")[0].removeprefix("[").removesuffix("]")
 
 
 def _known_address(peer_id: str) -> str | None:
