@@ -108,6 +108,8 @@ def test_quick_bench_measures_every_section_and_writes_the_report(tmp_path: Path
 
     text = out.read_text()
     assert "cores" in text
+    for section in sections:
+        assert f"Every row below comes from `{section['reproduce']}`." in text
     assert "--quick --only transfer" in text
     assert "## What each idea gave" in text
     for measure in rows:

@@ -27,9 +27,9 @@ class Config:
     join_files: int = 10_000
     join_repeats: int = 5
     keyword_queries: int = 1000
-    load_rounds: int = 3
-    load_seconds: float = 5.0
-    warmup_seconds: float = 2.0
+    load_rounds: int = 5
+    load_seconds: float = 4.0
+    warmup_seconds: float = 1.5
     load_processes: int = 1
     load_channels: int = 4
     load_concurrency: int = 4

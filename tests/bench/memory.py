@@ -60,7 +60,6 @@ def run(config: Config) -> Section:
     """A fresh serving peer per size, a few downloads each; VmHWM and /usr/bin/time's %M."""
     with swarm.tracker() as tracker:
         peaks = [_measure(config, tracker.address, size) for size in config.memory_sizes]
-    reproduce = config.reproduce("memory")
     rows = []
     for peak in peaks:
         label = format_size(peak.size)
@@ -69,7 +68,6 @@ def run(config: Config) -> Section:
                 f"serving peer, peak RSS, {label}",
                 peak.server / MIB,
                 "MiB",
-                reproduce,
                 "≤ 80 MiB",
                 peak.server <= LIMIT,
             ),
@@ -77,7 +75,6 @@ def run(config: Config) -> Section:
                 f"downloading client, peak RSS, {label}",
                 peak.client / MIB,
                 "MiB",
-                reproduce,
                 "≤ 80 MiB",
                 peak.client <= LIMIT,
             ),
@@ -94,7 +91,6 @@ def run(config: Config) -> Section:
                 f"{side}, growth {span}",
                 growth / MIB,
                 "MiB",
-                reproduce,
                 "none (≤ 4 MiB)",
                 growth <= GROWTH_SLACK,
             )
@@ -110,4 +106,4 @@ def run(config: Config) -> Section:
         + ", ".join(f"{format_size(p.size)}: {p.server_idle / MIB:.0f} MiB" for p in peaks)
         + ".",
     ]
-    return Section("Memory", rows, details)
+    return Section("Memory", config.reproduce("memory"), rows, details)

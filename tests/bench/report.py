@@ -16,12 +16,11 @@ MET = "met"
 
 @dataclass
 class Row:
-    """One measured quantity, its target if it has one, and how to measure it again."""
+    """One measured quantity and its target, if it has one."""
 
     measure: str
     value: float
     unit: str
-    reproduce: str
     target: str = ""
     met: bool | None = None
 
@@ -46,21 +45,17 @@ class Row:
 
 @dataclass
 class Section:
-    """One benchmark's rows and the notes on how they were taken."""
+    """One benchmark: the command that measures every row again, the rows, how they were taken."""
 
     title: str
+    reproduce: str
     rows: list[Row] = field(default_factory=list)
     details: list[str] = field(default_factory=list)
 
 
-def _table(rows: list[Row], with_commands: bool) -> list[str]:
-    head = ["Measure", "Result", "Target", "Status"] + (["Reproduce"] if with_commands else [])
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for row in rows:
-        cells = [row.measure, row.result, row.target, row.status]
-        if with_commands:
-            cells.append(f"`{row.reproduce}`")
-        lines.append("| " + " | ".join(cells) + " |")
+def _table(rows: list[Row]) -> list[str]:
+    lines = ["| Measure | Result | Target | Status |", "|---|---|---|---|"]
+    lines += [f"| {r.measure} | {r.result} | {r.target} | {r.status} |" for r in rows]
     return lines
 
 
@@ -68,7 +63,7 @@ def terminal_text(sections: list[Section]) -> str:
     """The results as plain tables for the terminal."""
     lines = []
     for section in sections:
-        lines += ["", section.title, *_table(section.rows, with_commands=False)]
+        lines += ["", section.title, *_table(section.rows)]
     return "\n".join(lines)
 
 
@@ -108,7 +103,14 @@ def markdown(sections: list[Section], command: str, load: str, notes: str) -> st
         + (f" {MISSED}: " + "; ".join(missed) + "." if missed else ""),
     ]
     for section in sections:
-        lines += ["", f"## {section.title}", "", *_table(section.rows, with_commands=True)]
+        lines += [
+            "",
+            f"## {section.title}",
+            "",
+            f"Every row below comes from `{section.reproduce}`.",
+            "",
+            *_table(section.rows),
+        ]
         if section.details:
             lines += ["", *section.details]
     lines += ["", notes.strip(), ""]
@@ -118,7 +120,11 @@ def markdown(sections: list[Section], command: str, load: str, notes: str) -> st
 def write_json(path: Path, sections: list[Section]) -> None:
     """The rows as JSON, for tools and the smoke test."""
     data = [
-        {"title": s.title, "rows": [asdict(r) | {"status": r.status} for r in s.rows]}
+        {
+            "title": s.title,
+            "reproduce": s.reproduce,
+            "rows": [asdict(r) | {"status": r.status} for r in s.rows],
+        }
         for s in sections
     ]
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
