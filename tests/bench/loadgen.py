@@ -10,6 +10,7 @@ that finish inside the common measuring window count.
 
 import argparse
 import json
+import math
 import os
 import resource
 import selectors
@@ -17,13 +18,14 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from tests.bench.h2client import Connection, ProtocolError
-from tests.bench.procs import PYTHON, ROOT, BenchError, child_env
+from tests.bench.procs import PYTHON, ROOT, BenchError, child_env, cpu_seconds
 
 _LENGTH = struct.Struct(">I")
 
@@ -57,6 +59,17 @@ class LoadResult:
     latencies_us: list[int]
     response_bytes: int
     generator_cpu: float
+    server_cpu: float = math.nan
+
+    @property
+    def server_cores(self) -> float:
+        """How many cores the server kept busy in the window (NaN if not sampled)."""
+        return self.server_cpu / self.seconds
+
+    @property
+    def server_us_per_call(self) -> float:
+        """The server's CPU time per completed call (NaN if not sampled)."""
+        return 1e6 * self.server_cpu / self.calls if self.calls else math.nan
 
     @property
     def rate(self) -> float:
@@ -105,6 +118,7 @@ def combined(results: Sequence[LoadResult]) -> LoadResult:
         latencies_us=[value for r in results for value in r.latencies_us],
         response_bytes=sum(r.response_bytes for r in results),
         generator_cpu=sum(r.generator_cpu for r in results),
+        server_cpu=sum(r.server_cpu for r in results),
     )
 
 
@@ -175,8 +189,12 @@ def run_load(
     concurrency: int,
     duration: float,
     warmup: float,
+    server_pid: int | None = None,
 ) -> LoadResult:
-    """Drive `method` on `target` from `processes` generator processes; the summed result."""
+    """Drive `method` on `target` from `processes` generator processes; the summed result.
+
+    With `server_pid`, the server's CPU time inside the measuring window is sampled too.
+    """
     with tempfile.TemporaryDirectory(prefix="napshare-bench-load-") as folder:
         requests_file = Path(folder) / "requests"
         write_requests(requests_file, requests)
@@ -200,12 +218,20 @@ def run_load(
             subprocess.Popen(command, cwd=ROOT, env=child_env(), stdout=subprocess.PIPE, text=True)
             for _ in range(processes)
         ]
+        server_cpu: list[float] = []
+        if server_pid is not None:
+            sampler = threading.Thread(
+                target=_sample_cpu, args=(server_pid, (start, end), server_cpu), daemon=True
+            )
+            sampler.start()
         outputs = []
         for child in children:
             out, _ = child.communicate(timeout=duration + warmup + 120)
             if child.returncode != 0:
                 raise BenchError(f"load generator failed with exit {child.returncode}")
             outputs.append(json.loads(out))
+        if server_pid is not None:
+            sampler.join()
     latencies = [value for output in outputs for value in output["latencies_us"]]
     return LoadResult(
         calls=sum(output["calls"] for output in outputs),
@@ -214,7 +240,14 @@ def run_load(
         latencies_us=latencies,
         response_bytes=sum(output["bytes"] for output in outputs),
         generator_cpu=sum(output["cpu"] for output in outputs),
+        server_cpu=server_cpu[1] - server_cpu[0] if len(server_cpu) == 2 else math.nan,
     )
+
+
+def _sample_cpu(pid: int, window: tuple[float, float], samples: list[float]) -> None:
+    for moment in window:
+        time.sleep(max(0.0, moment - time.time()))
+        samples.append(cpu_seconds(pid))
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ from napshare.v1 import tracker_pb2
 
 from tests.bench import apps, catalog, loadgen
 from tests.bench.config import Config
-from tests.bench.procs import BenchError, Service, cpu_seconds, median, rss_bytes, running
+from tests.bench.procs import BenchError, Service, median, rss_bytes, running
 from tests.bench.report import Row, Section
 
 SEARCH = "/napshare.v1.TrackerService/Search"
@@ -128,17 +128,14 @@ class Throughput:
 
     tracker: list[loadgen.LoadResult]
     echo: list[loadgen.LoadResult]
-    tracker_cpu: float
-    echo_cpu: float
 
 
 def throughput(config: Config, tracker: Service, requests: list[bytes]) -> Throughput:
     """Interleave rounds against the echo server and the tracker, with the same generator."""
-    result = Throughput([], [], 0.0, 0.0)
+    result = Throughput([], [])
     with running("echo server", apps.echo(config.echo_workers)) as echo:
         for round_number in range(1, config.load_rounds + 1):
             for label, server in (("echo", echo), ("tracker", tracker)):
-                cpu_before, began = cpu_seconds(server.pid), time.perf_counter()
                 run = loadgen.run_load(
                     server.address,
                     SEARCH,
@@ -148,16 +145,11 @@ def throughput(config: Config, tracker: Service, requests: list[bytes]) -> Throu
                     concurrency=config.load_concurrency,
                     duration=config.load_seconds,
                     warmup=config.warmup_seconds,
+                    server_pid=server.pid,
                 )
-                cores = (cpu_seconds(server.pid) - cpu_before) / (time.perf_counter() - began)
                 if run.errors or not run.calls:
                     raise BenchError(f"{label}: {run.errors} failed calls, {run.calls} done")
-                if label == "echo":
-                    result.echo.append(run)
-                    result.echo_cpu = max(result.echo_cpu, cores)
-                else:
-                    result.tracker.append(run)
-                    result.tracker_cpu = max(result.tracker_cpu, cores)
+                (result.echo if label == "echo" else result.tracker).append(run)
                 _progress(
                     f"search load round {round_number}/{config.load_rounds}: {label} "
                     f"{run.rate:,.0f} calls/s, p99 {run.percentile(0.99):.1f} ms"
@@ -290,9 +282,10 @@ def _section(
         + ", ".join(f"{run.rate:,.0f}" for run in load_result.echo)
         + f" calls/s. Echo p50/p99 {echoes.percentile(0.5):.1f}/"
         f"{echoes.percentile(0.99):.1f} ms. Search answers averaged {mean_bytes:,.0f} bytes. "
-        f"CPU used by the server while loaded: tracker {load_result.tracker_cpu:.2f} cores, "
-        f"echo {load_result.echo_cpu:.2f} cores (of {os.cpu_count()}; the generator has the "
-        "rest).",
+        f"Server CPU while loaded: tracker {searches.server_cores:.2f} cores, "
+        f"{searches.server_us_per_call:.0f} µs per call; echo {echoes.server_cores:.2f} cores, "
+        f"{echoes.server_us_per_call:.0f} µs per call (of {os.cpu_count()} cores; the "
+        "generator and the rest of the machine have the rest).",
         "",
         f"Latency: one client, one call at a time, {keyword.calls:,} keyword queries of two or "
         f"three words taken from popular names (e.g. `{example}`); "
