@@ -12,7 +12,7 @@ from napshare.v1 import tracker_pb2
 
 from tests.bench import apps, catalog, loadgen, report, tracker_scale
 from tests.bench.files import MIB, format_size, make_random_file, parse_size
-from tests.bench.procs import running
+from tests.bench.procs import median, percentile, running
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,6 +24,15 @@ def test_sizes_parse_and_print_both_ways() -> None:
     assert format_size(4 * 1024 * MIB) == "4 GiB"
     with pytest.raises(ValueError, match="must look like"):
         parse_size("four megs")
+
+
+def test_percentiles_are_nearest_rank() -> None:
+    values = list(range(1, 101))
+    assert percentile(values, 0.99) == 99
+    assert percentile(values, 0.5) == 50
+    assert percentile([7.0], 0.99) == 7.0
+    assert median([3, 1, 2]) == 2
+    assert median([4, 1, 3, 2]) == 2.5
 
 
 def test_hand_encoded_join_requests_decode_as_protobuf() -> None:

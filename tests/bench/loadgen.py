@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.bench.h2client import Connection, ProtocolError
-from tests.bench.procs import PYTHON, ROOT, BenchError, child_env, cpu_seconds
+from tests.bench.procs import PYTHON, ROOT, BenchError, child_env, cpu_seconds, percentile
 
 _LENGTH = struct.Struct(">I")
 
@@ -77,12 +77,8 @@ class LoadResult:
         return self.calls / self.seconds
 
     def percentile(self, fraction: float) -> float:
-        """A latency percentile in milliseconds (nearest rank)."""
-        ordered = sorted(self.latencies_us)
-        if not ordered:
-            return float("nan")
-        rank = min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))
-        return ordered[rank] / 1000
+        """A latency percentile in milliseconds."""
+        return percentile(self.latencies_us, fraction) / 1000 if self.latencies_us else math.nan
 
 
 class _Tally:

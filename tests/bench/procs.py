@@ -1,6 +1,7 @@
 """Child processes for the benchmarks: start, find their address, time, measure, stop."""
 
 import contextlib
+import math
 import os
 import re
 import shlex
@@ -167,6 +168,12 @@ def timed_run(command: Sequence[str], *, cwd: Path | None = None, timeout: float
             raise BenchError(f"exit {result.returncode}: {shlex.join(command)}\n{tail}")
         kib, user, system = report.read().split()[-3:]
     return Timed(seconds, int(kib) * 1024, float(user) + float(system))
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """The nearest-rank percentile of a non-empty sequence (fraction 0.99 for p99)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(fraction * len(ordered)) - 1))]
 
 
 def median(values: Sequence[float]) -> float:

@@ -12,7 +12,7 @@ from napshare.v1 import tracker_pb2
 
 from tests.bench import apps, catalog, loadgen
 from tests.bench.config import Config
-from tests.bench.procs import BenchError, Service, median, rss_bytes, running
+from tests.bench.procs import BenchError, Service, median, percentile, rss_bytes, running
 from tests.bench.report import Row, Section
 
 SEARCH = "/napshare.v1.TrackerService/Search"
@@ -55,6 +55,13 @@ def load(config: Config, tracker: Service, entries: list[catalog.Entry]) -> Load
         slots = threading.BoundedSemaphore(IN_FLIGHT)
         failures: list[BaseException] = []
         pending = []
+
+        def done(finished: "grpc.Future[bytes]") -> None:
+            problem = finished.exception()
+            if problem is not None:
+                failures.append(problem)
+            slots.release()
+
         started = time.perf_counter()
         for number, indexes in enumerate(
             catalog.pick_files(entries, config.peers, config.files_per_peer)
@@ -63,13 +70,6 @@ def load(config: Config, tracker: Service, entries: list[catalog.Entry]) -> Load
             request = encoder.join(catalog.peer_host(number), PEER_PORT, indexes)
             slots.acquire()
             future = join.future(request, timeout=60)  # type: ignore[attr-defined]
-
-            def done(finished: "grpc.Future[bytes]", slots: threading.Semaphore = slots) -> None:
-                problem = finished.exception()
-                if problem is not None:
-                    failures.append(problem)
-                slots.release()
-
             future.add_done_callback(done)
             pending.append(future)
             if number and number % 1000 == 0:
@@ -112,10 +112,9 @@ def sequential(tracker: Service, requests: list[bytes], budget: float = 30.0) ->
             if time.monotonic() > deadline:
                 break
     counts = [len(tracker_pb2.SearchResponse.FromString(answer).results) for answer in answers]
-    times.sort()
     return Latency(
-        p50_ms=times[len(times) // 2],
-        p99_ms=times[min(len(times) - 1, round(0.99 * len(times)) - 1)],
+        p50_ms=percentile(times, 0.5),
+        p99_ms=percentile(times, 0.99),
         calls=len(times),
         matched=sum(1 for count in counts if count),
         results=sum(counts),
