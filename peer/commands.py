@@ -46,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
         return _fail(str(error), EXIT_USAGE)
     except OSError as error:
         return _fail(str(error), EXIT_OTHER)
+    except KeyboardInterrupt:
+        return _fail("interrupted", EXIT_INTERRUPTED)
 
 
 def _fail(message: str, code: int) -> int:

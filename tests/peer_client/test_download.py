@@ -3,6 +3,8 @@
 import fcntl
 import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -11,7 +13,9 @@ from peer.client_errors import AlreadyExistsError, FolderProblemError, NotFoundE
 from peer.download import Downloader, DownloadOptions
 from peer.store import SharedFolder
 
-from .conftest import DATA_SIZE, Swarm, run_peer, sha256_file
+from .conftest import DATA_SIZE, Swarm, cli_env, run_peer, sha256_file
+
+GIB = 1 << 30
 
 EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
@@ -154,3 +158,27 @@ def test_the_peer_named_by_the_user_is_asked_first(swarm: Swarm) -> None:
 
     assert result.sources == (f"127.0.0.1:{port}",)
     assert sha256_file(target / "aula1.mp4") == swarm.sha256
+
+
+@pytest.mark.slow
+def test_memory_stays_bounded_while_downloading_1_gib(swarm: Swarm) -> None:
+    source = swarm.folder("a")
+    with (source / "big.bin").open("wb") as out:
+        out.truncate(GIB)
+    swarm.node(source, swarm.tracker.address)
+    target = swarm.folder("b")
+    measured = (
+        "import resource, sys; from peer.cli import main; code = main(sys.argv[1:]); "
+        "print('maxrss', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); "
+        "sys.exit(code)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", measured, "download", "big.bin", "--dir", str(target),
+         "--tracker", swarm.tracker.address],
+        capture_output=True, text=True, timeout=300, check=False, env=cli_env(),
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr
+    assert (target / "big.bin").stat().st_size == GIB
+    max_rss_kib = int(done.stderr.split("maxrss ")[1].split()[0])
+    assert max_rss_kib < 150 * 1024, f"{max_rss_kib} KiB"
