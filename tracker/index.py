@@ -133,6 +133,17 @@ class TrackerIndex:
         self._catalog = Catalog()
         self._entries = 0
         self._dead: list[DeadPeer] = []
+        self._generation = 0  # changes whenever any search could answer differently
+        self._due = math.inf  # when the oldest lease runs out
+
+    @property
+    def generation(self) -> int:
+        """A number that changes whenever a search could answer differently."""
+        return self._generation
+
+    def unchanged_since(self, generation: int) -> bool:
+        """Whether every search answers as it did at `generation` (no lease has run out since)."""
+        return generation == self._generation and self._clock() < self._due
 
     def join(self, host: str, port: int, files: Sequence[FileLike]) -> Registration:
         """Register a peer, replacing any registration of the same address."""
@@ -151,6 +162,7 @@ class TrackerIndex:
             peer = _Peer(peer_id, token, now)
             self._peers[peer_id] = peer
             self._add_locked(peer, checked)
+            self._changed_locked()
         return Registration(peer_id, token)
 
     def update(self, peer_id: str, token: str, files: Sequence[FileLike]) -> None:
@@ -169,6 +181,8 @@ class TrackerIndex:
                 )
             self._add_locked(peer, checked)
             self._renew_locked(peer, now)
+            if checked[0]:
+                self._changed_locked()
 
     def heartbeat(self, peer_id: str, token: str) -> None:
         """Renew the caller's lease."""
@@ -185,6 +199,7 @@ class TrackerIndex:
             peer = self._authenticated_locked(peer_id, token)
             del self._peers[peer_id]
             self._remove_locked(peer)
+            self._changed_locked()
 
     def search(self, *, name: str = "", query: str = "", limit: int = 0) -> SearchOutcome:
         """Matches for an exact `name` or for every keyword of `query` (exactly one is set)."""
@@ -309,6 +324,13 @@ class TrackerIndex:
     def _renew_locked(self, peer: _Peer, now: float) -> None:
         peer.renewed = now
         self._peers.move_to_end(peer.peer_id)
+        self._due = next(iter(self._peers.values())).renewed + self._lease
+
+    def _changed_locked(self) -> None:
+        """Note that searches may answer differently from now on."""
+        self._generation += 1
+        oldest = next(iter(self._peers.values()), None)
+        self._due = math.inf if oldest is None else oldest.renewed + self._lease
 
     def _expire_locked(self) -> float:
         """Drop every peer whose lease ran out, and return the time now."""
@@ -320,6 +342,7 @@ class TrackerIndex:
                 break
             del peers[oldest.peer_id]
             self._dead.append(DeadPeer(oldest.peer_id, self._remove_locked(oldest)))
+            self._changed_locked()
         return now
 
 

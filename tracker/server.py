@@ -8,8 +8,9 @@ import grpc
 from grpc_health.v1.health import HealthServicer
 from napshare.v1 import tracker_pb2, tracker_pb2_grpc
 
-from common.console import PEER_DEAD, say
+from common.console import PEER_DEAD
 from common.serving import add_health_and_reflection, bind
+from tracker import console
 from tracker.index import DEFAULT_HEARTBEAT_INTERVAL, TrackerIndex
 from tracker.service import TrackerService
 
@@ -17,7 +18,7 @@ logger = logging.getLogger(__name__)
 
 SERVICE_NAME = tracker_pb2.DESCRIPTOR.services_by_name["TrackerService"].full_name
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
-MAX_REAP_SECONDS = 1.0
+TICK_SECONDS = 0.1  # how often expired leases are dropped and console lines flushed
 
 
 def create_server(
@@ -55,11 +56,12 @@ def create_server(
 
 
 def _reap(server: grpc.Server, index: TrackerIndex) -> None:
-    """Until the server stops, drop peers whose lease ran out and say so."""
-    tick = min(index.heartbeat_interval / 2, MAX_REAP_SECONDS)
-    while server.wait_for_termination(timeout=tick):
+    """Until the server stops, drop peers whose lease ran out, say so, and flush the console."""
+    while server.wait_for_termination(timeout=TICK_SECONDS):
         try:
             for dead in index.expire():
-                say(PEER_DEAD, peer=dead.peer_id, files=dead.names)
+                console.say(PEER_DEAD, peer=dead.peer_id, files=dead.names)
         except Exception:
             logger.exception("dropping expired peers failed; trying again")
+        console.flush()
+    console.flush()

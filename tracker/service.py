@@ -8,12 +8,15 @@ import grpc
 from napshare.v1 import file_info_pb2, tracker_pb2, tracker_pb2_grpc
 
 from common.address import InvalidAddressError, format_address, parse_address
-from common.console import PEER_JOINED, PEER_SEARCHED, say
+from common.console import PEER_JOINED, PEER_SEARCHED
+from tracker.console import say
 from tracker.errors import InvalidRequestError, TrackerError
-from tracker.index import TrackerIndex
+from tracker.index import DEFAULT_LIMIT, SearchOutcome, TrackerIndex
 from tracker.status import abort
 
 logger = logging.getLogger(__name__)
+
+ANSWERS_KEPT = 1024  # recent Search answers; at most 100 results each
 
 
 class TrackerService(tracker_pb2_grpc.TrackerServiceServicer):
@@ -23,6 +26,8 @@ class TrackerService(tracker_pb2_grpc.TrackerServiceServicer):
         self._index = index
         # The protocol counts whole seconds; sub-second intervals exist for tests.
         self._interval_seconds = max(1, math.ceil(index.heartbeat_interval))
+        # Popular searches repeat: their answers are reused until the index changes.
+        self._answers: dict[tuple[str, str, int], tuple[int, tracker_pb2.SearchResponse]] = {}
 
     def Join(  # noqa: N802 - the RPC's name
         self, request: tracker_pb2.JoinRequest, context: grpc.ServicerContext
@@ -42,27 +47,26 @@ class TrackerService(tracker_pb2_grpc.TrackerServiceServicer):
     def Search(  # noqa: N802 - the RPC's name
         self, request: tracker_pb2.SearchRequest, context: grpc.ServicerContext
     ) -> tracker_pb2.SearchResponse:
-        try:
-            outcome = self._index.search(
-                name=request.name, query=request.query, limit=request.limit
-            )
-        except TrackerError as error:
-            abort(context, error)
+        name, query, limit = request.name, request.query, request.limit
+        key = (name, query, limit)
+        cached = self._answers.get(key)
+        if cached is not None and self._index.unchanged_since(cached[0]):
+            response = cached[1]
+        else:
+            generation = self._index.generation
+            try:
+                outcome = self._index.search(name=name, query=query, limit=limit)
+            except TrackerError as error:
+                abort(context, error)
+            response = _search_response(outcome)
+            if len(outcome.matches) <= DEFAULT_LIMIT:  # what may be kept stays small
+                if len(self._answers) >= ANSWERS_KEPT:
+                    self._answers.clear()
+                self._answers[key] = (generation, response)
         peer = context.peer()
         asker = _known_address(request.peer_id) or _caller(peer) or peer
-        say(PEER_SEARCHED, peer=asker, name=request.name or " ".join(request.query.split()))
-        return tracker_pb2.SearchResponse(
-            results=[
-                tracker_pb2.SearchResult(
-                    peer_id=match.peer_id,
-                    file=file_info_pb2.FileInfo(
-                        name=match.file.name, size=match.file.size, sha256=match.file.sha256
-                    ),
-                )
-                for match in outcome.matches
-            ],
-            truncated=outcome.truncated,
-        )
+        say(PEER_SEARCHED, peer=asker, name=name or " ".join(query.split()))
+        return response
 
     def Update(  # noqa: N802 - the RPC's name
         self, request: tracker_pb2.UpdateRequest, context: grpc.ServicerContext
@@ -92,6 +96,21 @@ class TrackerService(tracker_pb2_grpc.TrackerServiceServicer):
             abort(context, error)
         logger.info("peer %s left", request.peer_id)
         return tracker_pb2.LeaveResponse()
+
+
+def _search_response(outcome: SearchOutcome) -> tracker_pb2.SearchResponse:
+    return tracker_pb2.SearchResponse(
+        results=[
+            tracker_pb2.SearchResult(
+                peer_id=match.peer_id,
+                file=file_info_pb2.FileInfo(
+                    name=match.file.name, size=match.file.size, sha256=match.file.sha256
+                ),
+            )
+            for match in outcome.matches
+        ],
+        truncated=outcome.truncated,
+    )
 
 
 def _caller(peer: str) -> str | None:

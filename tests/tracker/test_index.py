@@ -251,3 +251,21 @@ def test_a_million_entries_would_fit_in_300_bytes_each():
 
     assert index.stats().entries == 30_000
     assert per_entry < 250, per_entry
+
+
+def test_the_generation_changes_with_every_change_that_searches_can_see():
+    clock = Clock()
+    index = TrackerIndex(heartbeat_interval=10, clock=clock)
+    start = index.generation
+    a = index.join("10.0.0.1", 1, [entry("x")])
+    after_join = index.generation
+
+    index.heartbeat(a.peer_id, a.token)
+    index.update(a.peer_id, a.token, [])
+    index.search(name="x")
+    assert index.generation == after_join != start
+    assert index.unchanged_since(after_join)
+    clock.now += 30
+    assert not index.unchanged_since(after_join)  # a lease ran out: searches will differ
+    assert index.expire() == [DeadPeer(a.peer_id, ["x"])]
+    assert index.generation != after_join

@@ -245,3 +245,37 @@ def test_join_with_empty_host_over_ipv6_registers_the_bracketed_address(info):
         server.stop(None)
     assert reply.peer_id == "[::1]:8776"
     assert [r.peer_id for r in found.results] == ["[::1]:8776"]
+
+
+@pytest.mark.parametrize("search", [{"name": "x.mp4"}, {"query": "X.MP"}], ids=["name", "query"])
+def test_a_repeated_search_sees_every_change(make_tracker, info, search):
+    from tracker.index import TrackerIndex
+
+    class Clock:
+        now = 1000.0
+
+        def __call__(self):
+            return self.now
+
+    clock = Clock()
+    tracker = make_tracker(TrackerIndex(heartbeat_interval=10, clock=clock))
+
+    def answer():
+        found = tracker.stub.Search(tracker_pb2.SearchRequest(**search))
+        return [(r.peer_id, r.file.size) for r in found.results]
+
+    assert answer() == []
+    a = join(tracker, 8776, info("x.mp4", 1))
+    assert answer() == [(a.peer_id, 1)]
+    b = join(tracker, 8777, info("x.mp4", 1))
+    assert answer() == [(a.peer_id, 1), (b.peer_id, 1)]
+    tracker.stub.Update(
+        tracker_pb2.UpdateRequest(peer_id=a.peer_id, token=a.token, files=[info("x.mp4", 2)])
+    )
+    assert answer() == [(a.peer_id, 2), (b.peer_id, 1)]
+    tracker.stub.Leave(tracker_pb2.LeaveRequest(peer_id=b.peer_id, token=b.token))
+    assert answer() == [(a.peer_id, 2)]
+    clock.now += 29.9
+    assert answer() == [(a.peer_id, 2)]
+    clock.now += 0.1  # A's lease runs out; no heartbeat, no Update since
+    assert answer() == []
