@@ -126,22 +126,25 @@ class Encoder:
 
 
 def exact_searches(names: list[str], count: int, seed: int = 11) -> list[bytes]:
-    """Search-by-name requests for names drawn uniformly from `names`."""
+    """Search-by-name requests for `count` names drawn uniformly from `names`, without repeats
+    while there are names enough, so that caching answers gains only what repetition gives."""
     rng = random.Random(seed)
-    return [
-        tracker_pb2.SearchRequest(name=rng.choice(names)).SerializeToString() for _ in range(count)
-    ]
+    picked = rng.sample(names, count) if count <= len(names) else rng.choices(names, k=count)
+    return [tracker_pb2.SearchRequest(name=name).SerializeToString() for name in picked]
 
 
 def keyword_queries(catalog: list[Entry], count: int, seed: int = 13) -> list[str]:
-    """What users type: two or three words of a popular file's name (first 1% of the catalog)."""
+    """What users type: two or three words of a popular file's name (first 1% of the catalog),
+    each query different, up to `count` of them."""
     rng = random.Random(seed)
     head = catalog[: max(1, len(catalog) // 100)]
-    queries = []
-    for _ in range(count):
+    queries: dict[str, None] = {}
+    for _ in range(count * 20):
+        if len(queries) == count:
+            break
         words = [w for w in rng.choice(head).name.rsplit(".", 1)[0].split("-") if w != "to"]
-        queries.append(" ".join(rng.sample(words, min(len(words), rng.choice((2, 3))))))
-    return queries
+        queries[" ".join(rng.sample(words, min(len(words), rng.choice((2, 3)))))] = None
+    return list(queries)
 
 
 def keyword_searches(queries: list[str]) -> list[bytes]:

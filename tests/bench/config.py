@@ -27,6 +27,7 @@ class Config:
     join_files: int = 10_000
     join_repeats: int = 5
     keyword_queries: int = 1000
+    search_pool: int = 50_000
     load_rounds: int = 5
     load_seconds: float = 4.0
     warmup_seconds: float = 1.5
@@ -52,6 +53,7 @@ class Config:
             join_files=300,
             join_repeats=2,
             keyword_queries=30,
+            search_pool=200,
             load_rounds=1,
             load_seconds=0.5,
             warmup_seconds=0.2,
