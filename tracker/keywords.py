@@ -5,10 +5,9 @@ lowercased name is hashed into one of a fixed number of buckets, and each bucket
 ids of the names with a trigram there, as a compact array. A query word of three or more
 characters occurs only in names that are in the buckets of all its trigrams, so the
 smallest of those buckets, intersected with the next ones while that pays, gives the
-candidates, which are then checked against every word.
-A fixed bucket count bounds the index's memory whatever alphabet the names use; a rare
-collision only adds candidates. Only a query whose every word is shorter than three
-characters checks every distinct name.
+candidates, which are then checked against every word. A fixed bucket count bounds the
+index's memory whatever alphabet the names use; a rare collision only adds candidates.
+Only a query whose every word is shorter than three characters checks every distinct name.
 
 Removing a name leaves its id in the buckets (arrays cannot drop an item cheaply); a
 bucket is rebuilt once half of it, and at least MIN_PURGE ids, is stale. Ids are reused,
@@ -25,11 +24,6 @@ BUCKETS = 1 << 18
 MAX_INTERSECTIONS = 4
 FEW = 32
 MIN_PURGE = 8  # stale ids a bucket may keep before a purge, whatever its size
-
-
-def trigrams(text: str) -> set[str]:
-    """The distinct three-character pieces of `text`."""
-    return {text[i : i + GRAM] for i in range(len(text) - GRAM + 1)}
 
 
 def query_words(query: str) -> list[str]:

@@ -131,7 +131,7 @@ def test_shutdown_turns_health_not_serving_before_the_server_stops():
             health_pb2.HealthCheckRequest(service="napshare.v1.TrackerService"), timeout=30
         )
         assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
-        stopping = threading.Thread(target=stop_gracefully, args=(server, health, 2.0))
+        stopping = threading.Thread(target=stop_gracefully, args=(server, health, 0.5))
         stopping.start()
         assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
         stopping.join()
