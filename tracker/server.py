@@ -1,12 +1,15 @@
 """create_server: a started gRPC server with the tracker, health, reflection and a lease reaper."""
 
+from __future__ import annotations
+
 import logging
 import threading
 from concurrent import futures
+from typing import Any
 
 import grpc
 from grpc_health.v1.health import HealthServicer
-from napshare.v1 import tracker_pb2, tracker_pb2_grpc
+from napshare.v1 import tracker_pb2
 
 from common.console import PEER_DEAD
 from common.serving import add_health_and_reflection, bind
@@ -44,7 +47,9 @@ def create_server(
             ("grpc.so_reuseport", 0),  # a second tracker on a taken port must fail, not share it
         ],
     )
-    tracker_pb2_grpc.add_TrackerServiceServicer_to_server(TrackerService(index), server)
+    handlers = _handlers(TrackerService(index))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)  # type: ignore[attr-defined]
     add_health_and_reflection(server, [SERVICE_NAME], health)
     bound = bind(server, host, port)
     server.start()
@@ -53,6 +58,30 @@ def create_server(
         "tracker serving on port %d, heartbeat interval %s s", bound, index.heartbeat_interval
     )
     return server, bound
+
+
+def _handlers(service: TrackerService) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
+    """What the generated add_TrackerServiceServicer_to_server registers, but Search on bytes.
+
+    Search answers are kept serialized, so a repeated search costs no protobuf work.
+    """
+
+    def typed(method: Any, request: Any, response: Any) -> grpc.RpcMethodHandler[Any, Any]:
+        return grpc.unary_unary_rpc_method_handler(
+            method,
+            request_deserializer=request.FromString,
+            response_serializer=response.SerializeToString,
+        )
+
+    return {
+        "Join": typed(service.Join, tracker_pb2.JoinRequest, tracker_pb2.JoinResponse),
+        "Search": grpc.unary_unary_rpc_method_handler(service.search_wire),
+        "Update": typed(service.Update, tracker_pb2.UpdateRequest, tracker_pb2.UpdateResponse),
+        "Heartbeat": typed(
+            service.Heartbeat, tracker_pb2.HeartbeatRequest, tracker_pb2.HeartbeatResponse
+        ),
+        "Leave": typed(service.Leave, tracker_pb2.LeaveRequest, tracker_pb2.LeaveResponse),
+    }
 
 
 def _reap(server: grpc.Server, index: TrackerIndex) -> None:

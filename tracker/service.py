@@ -2,21 +2,35 @@
 
 import logging
 import math
+from typing import NamedTuple
 from urllib.parse import unquote
 
 import grpc
+from google.protobuf.message import DecodeError
 from napshare.v1 import file_info_pb2, tracker_pb2, tracker_pb2_grpc
 
 from common.address import InvalidAddressError, format_address, parse_address
 from common.console import PEER_JOINED, PEER_SEARCHED
 from tracker.console import say
 from tracker.errors import InvalidRequestError, TrackerError
-from tracker.index import DEFAULT_LIMIT, SearchOutcome, TrackerIndex
+from tracker.index import SearchOutcome, TrackerIndex
 from tracker.status import abort
 
 logger = logging.getLogger(__name__)
 
-ANSWERS_KEPT = 1024  # recent Search answers; at most 100 results each
+# Recent Search answers kept, and the largest request and answer (bytes) that may be kept.
+ANSWERS_KEPT = 1024
+MAX_KEPT_REQUEST = 1024
+MAX_KEPT_RESPONSE = 16 * 1024
+
+
+class _Answer(NamedTuple):
+    """A serialized Search answer, the index generation it reflects, and its console line."""
+
+    generation: int
+    response: bytes
+    asker: str | None  # the request's peer_id, normalised, if it had a valid one
+    searched: str
 
 
 class TrackerService(tracker_pb2_grpc.TrackerServiceServicer):
@@ -26,8 +40,8 @@ class TrackerService(tracker_pb2_grpc.TrackerServiceServicer):
         self._index = index
         # The protocol counts whole seconds; sub-second intervals exist for tests.
         self._interval_seconds = max(1, math.ceil(index.heartbeat_interval))
-        # Popular searches repeat: their answers are reused until the index changes.
-        self._answers: dict[tuple[str, str, int], tuple[int, tracker_pb2.SearchResponse]] = {}
+        # Popular searches repeat: their answers are kept, serialized, until the index changes.
+        self._answers: dict[bytes, _Answer] = {}
 
     def Join(  # noqa: N802 - the RPC's name
         self, request: tracker_pb2.JoinRequest, context: grpc.ServicerContext
@@ -47,26 +61,42 @@ class TrackerService(tracker_pb2_grpc.TrackerServiceServicer):
     def Search(  # noqa: N802 - the RPC's name
         self, request: tracker_pb2.SearchRequest, context: grpc.ServicerContext
     ) -> tracker_pb2.SearchResponse:
-        name, query, limit = request.name, request.query, request.limit
-        key = (name, query, limit)
-        cached = self._answers.get(key)
-        if cached is not None and self._index.unchanged_since(cached[0]):
-            response = cached[1]
-        else:
-            generation = self._index.generation
+        return tracker_pb2.SearchResponse.FromString(
+            self.search_wire(request.SerializeToString(), context)
+        )
+
+    def search_wire(self, data: bytes, context: grpc.ServicerContext) -> bytes:
+        """Search on serialized messages, as the server registers it: answers are kept as bytes."""
+        answer = self._answers.get(data)
+        if answer is None or not self._index.unchanged_since(answer.generation):
             try:
-                outcome = self._index.search(name=name, query=query, limit=limit)
+                answer = self._answer(data)
             except TrackerError as error:
                 abort(context, error)
-            response = _search_response(outcome)
-            if len(outcome.matches) <= DEFAULT_LIMIT:  # what may be kept stays small
+            if len(data) <= MAX_KEPT_REQUEST and len(answer.response) <= MAX_KEPT_RESPONSE:
                 if len(self._answers) >= ANSWERS_KEPT:
                     self._answers.clear()
-                self._answers[key] = (generation, response)
-        peer = context.peer()
-        asker = _known_address(request.peer_id) or _caller(peer) or peer
-        say(PEER_SEARCHED, peer=asker, name=name or " ".join(query.split()))
-        return response
+                self._answers[data] = answer
+        if answer.asker is None:
+            peer = context.peer()
+            say(PEER_SEARCHED, peer=_caller(peer) or peer, name=answer.searched)
+        else:
+            say(PEER_SEARCHED, peer=answer.asker, name=answer.searched)
+        return answer.response
+
+    def _answer(self, data: bytes) -> _Answer:
+        try:
+            request = tracker_pb2.SearchRequest.FromString(data)
+        except DecodeError:
+            raise InvalidRequestError("the request is not a SearchRequest message") from None
+        generation = self._index.generation
+        outcome = self._index.search(name=request.name, query=request.query, limit=request.limit)
+        return _Answer(
+            generation,
+            _search_response(outcome).SerializeToString(),
+            _known_address(request.peer_id),
+            request.name or " ".join(request.query.split()),
+        )
 
     def Update(  # noqa: N802 - the RPC's name
         self, request: tracker_pb2.UpdateRequest, context: grpc.ServicerContext

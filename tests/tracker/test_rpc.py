@@ -279,3 +279,26 @@ def test_a_repeated_search_sees_every_change(make_tracker, info, search):
     assert answer() == [(a.peer_id, 2)]
     clock.now += 0.1  # A's lease runs out; no heartbeat, no Update since
     assert answer() == []
+
+
+def test_the_service_also_works_through_the_generated_registration(info):
+    from concurrent import futures
+
+    from tracker.index import TrackerIndex
+    from tracker.service import TrackerService
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    tracker_pb2_grpc.add_TrackerServiceServicer_to_server(TrackerService(TrackerIndex()), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = tracker_pb2_grpc.TrackerServiceStub(channel)
+            stub.Join(tracker_pb2.JoinRequest(host="127.0.0.1", port=8776, files=[info("a.mp4")]))
+            found = stub.Search(tracker_pb2.SearchRequest(query="A.MP4"))
+            with pytest.raises(grpc.RpcError) as raised:
+                stub.Search(tracker_pb2.SearchRequest())
+    finally:
+        server.stop(None)
+    assert [(r.peer_id, r.file.name) for r in found.results] == [("127.0.0.1:8776", "a.mp4")]
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
