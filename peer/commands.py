@@ -78,7 +78,7 @@ def _download(args: argparse.Namespace) -> int:
         stall_timeout=args.stall_timeout,
         give_up_after=args.give_up_after,
     )
-    _sigterm_interrupts()
+    _signals_interrupt()
     try:
         result = Downloader(folder, tracker).download(args.name, options, reporter_for(sys.stderr))
     except (KeyboardInterrupt, CancelledError):
@@ -119,7 +119,7 @@ def _serve(args: argparse.Namespace) -> int:
         console.say(console.I_AM_PEER, peer=peer_id, files=names)
 
     # From here on SIGINT and SIGTERM both raise KeyboardInterrupt: a clean stop, exit 0.
-    _sigterm_interrupts()
+    _signals_interrupt()
     try:
         node = Node(config, joined)
     except KeyboardInterrupt:
@@ -143,10 +143,11 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sigterm_interrupts() -> None:
-    """Make SIGTERM stop the main thread the way Ctrl-C does."""
+def _signals_interrupt() -> None:
+    """Make SIGTERM, and SIGINT even if inherited as ignored (`cmd &`), stop like Ctrl-C."""
 
     def interrupt(_signum: int, _frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, interrupt)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, interrupt)
