@@ -2,7 +2,6 @@
 
 import logging
 import math
-from typing import NamedTuple
 from urllib.parse import unquote
 
 import grpc
@@ -11,26 +10,13 @@ from napshare.v1 import file_info_pb2, tracker_pb2, tracker_pb2_grpc
 
 from common.address import InvalidAddressError, format_address, parse_address
 from common.console import PEER_JOINED, PEER_SEARCHED
+from tracker.answers import Answer, Answers
 from tracker.console import say
 from tracker.errors import InvalidRequestError, TrackerError
 from tracker.index import SearchOutcome, TrackerIndex
 from tracker.status import abort
 
 logger = logging.getLogger(__name__)
-
-# Recent Search answers kept, and the largest request and answer (bytes) that may be kept.
-ANSWERS_KEPT = 1024
-MAX_KEPT_REQUEST = 1024
-MAX_KEPT_RESPONSE = 16 * 1024
-
-
-class _Answer(NamedTuple):
-    """A serialized Search answer, the index generation it reflects, and its console line."""
-
-    generation: int
-    response: bytes
-    asker: str | None  # the request's peer_id, normalised, if it had a valid one
-    searched: str
 
 
 class TrackerService(tracker_pb2_grpc.TrackerServiceServicer):
@@ -41,7 +27,7 @@ class TrackerService(tracker_pb2_grpc.TrackerServiceServicer):
         # The protocol counts whole seconds; sub-second intervals exist for tests.
         self._interval_seconds = max(1, math.ceil(index.heartbeat_interval))
         # Popular searches repeat: their answers are kept, serialized, until the index changes.
-        self._answers: dict[bytes, _Answer] = {}
+        self._answers = Answers()
 
     def Join(  # noqa: N802 - the RPC's name
         self, request: tracker_pb2.JoinRequest, context: grpc.ServicerContext
@@ -73,10 +59,7 @@ class TrackerService(tracker_pb2_grpc.TrackerServiceServicer):
                 answer = self._answer(data)
             except TrackerError as error:
                 abort(context, error)
-            if len(data) <= MAX_KEPT_REQUEST and len(answer.response) <= MAX_KEPT_RESPONSE:
-                if len(self._answers) >= ANSWERS_KEPT:
-                    self._answers.clear()
-                self._answers[data] = answer
+            self._answers.put(data, answer)
         if answer.asker is None:
             peer = context.peer()
             say(PEER_SEARCHED, peer=_caller(peer) or peer, name=answer.searched)
@@ -84,14 +67,14 @@ class TrackerService(tracker_pb2_grpc.TrackerServiceServicer):
             say(PEER_SEARCHED, peer=answer.asker, name=answer.searched)
         return answer.response
 
-    def _answer(self, data: bytes) -> _Answer:
+    def _answer(self, data: bytes) -> Answer:
         try:
             request = tracker_pb2.SearchRequest.FromString(data)
         except DecodeError:
             raise InvalidRequestError("the request is not a SearchRequest message") from None
         generation = self._index.generation
         outcome = self._index.search(name=request.name, query=request.query, limit=request.limit)
-        return _Answer(
+        return Answer(
             generation,
             _search_response(outcome).SerializeToString(),
             _known_address(request.peer_id),
