@@ -84,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     common.add_argument(
         "--log-level",
+        type=str.lower,
         default="warning",
         choices=["debug", "info", "warning", "error"],
         help="how much to log on stderr (default: warning)",

@@ -5,3 +5,4 @@ RESCAN_INTERVAL = 5.0  # seconds between looks for new files in a served folder
 STALL_TIMEOUT = 30.0  # seconds without data before another peer is asked
 GIVE_UP_AFTER = 120.0  # seconds in which no peer sent a byte before a download fails
 MAX_UPLOADS = 4
+UPLOAD_STALL_TIMEOUT = 60.0  # seconds a downloader may take no chunk before its slot is freed

@@ -12,7 +12,7 @@ from grpc_health.v1.health import HealthServicer
 from common import console
 from common.serving import stop_gracefully
 from peer.client_errors import ClientError, TrackerUnreachableError
-from peer.defaults import MAX_UPLOADS, RESCAN_INTERVAL
+from peer.defaults import MAX_UPLOADS, RESCAN_INTERVAL, UPLOAD_STALL_TIMEOUT
 from peer.download import Downloader, DownloadOptions, DownloadResult
 from peer.progress import StatusReporter
 from peer.server import create_server
@@ -71,6 +71,7 @@ class Node:
             port=config.port,
             max_uploads=config.max_uploads,
             chunk_size=config.chunk_size,
+            stall_timeout=UPLOAD_STALL_TIMEOUT,
             health=self.health,
         )
         self.link = TrackerLink(
