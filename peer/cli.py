@@ -1,13 +1,11 @@
 """`napshare-peer`: the command line (serve a folder, search the tracker, download a file)."""
 
 import argparse
-import logging
 import math
-import os
-import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
+from common import logsetup
 from common.address import InvalidAddressError, check_host, format_address, parse_address
 from peer.defaults import (
     DEFAULT_TRACKER,
@@ -206,14 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run `napshare-peer`; returns the exit code."""
     args = build_parser().parse_args(argv)
-    if args.log_level != "debug":
-        # gRPC's core would print its own copy of errors that are reported here in one line.
-        os.environ.setdefault("GRPC_VERBOSITY", "NONE")
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logsetup.configure(args.log_level)
     from peer.commands import run  # noqa: PLC0415 - only now may gRPC load
 
     return run(args)

@@ -1,19 +1,17 @@
 """The napshare-tracker command: parse flags, serve until SIGINT or SIGTERM, stop gracefully."""
 
 import argparse
-import logging
 import math
-import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from common import logsetup
 from common.address import format_address
 from tracker.index import DEFAULT_HEARTBEAT_INTERVAL
 
 # This module loads no gRPC: main() must set GRPC_VERBOSITY before gRPC's core starts.
 DEFAULT_PORT = 1099
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -59,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-level",
         type=str.upper,
-        choices=LOG_LEVELS,
+        choices=logsetup.LOG_LEVELS,
         default="INFO",
         help="diagnostics on stderr (default INFO)",
     )
@@ -69,12 +67,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the tracker until SIGINT or SIGTERM; return the exit status."""
     args = _parser().parse_args(argv)
-    if args.log_level != "DEBUG":
-        # gRPC's core would print its own copy of errors that are reported here in one line.
-        os.environ.setdefault("GRPC_VERBOSITY", "NONE")
-    logging.basicConfig(
-        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logsetup.configure(args.log_level)
     from grpc_health.v1.health import HealthServicer  # noqa: PLC0415 - only now may gRPC load
 
     from common.serving import PortInUseError, stop_gracefully, wait_for_signal  # noqa: PLC0415
