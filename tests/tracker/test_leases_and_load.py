@@ -9,6 +9,7 @@ import grpc
 import pytest
 from napshare.v1 import tracker_pb2
 
+from common.console import PEER_DEAD, render
 from tracker.index import TrackerIndex
 
 INTERVAL = 0.2  # the lease is three intervals: 0.6 s
@@ -41,7 +42,8 @@ def test_a_silent_peer_is_dropped_and_a_heartbeating_one_is_not(make_tracker, in
     beating = threading.Thread(target=heartbeat)
     beating.start()
     try:
-        wait_until(lambda: "127.0.0.1:8777 dead" in capsys.readouterr().out)
+        dead = render(PEER_DEAD, {"peer": "127.0.0.1:8777", "files": ["a.mp4", "b.mp4"]})
+        wait_until(lambda: dead in capsys.readouterr().out.splitlines())
         # Several leases later the heartbeating peer is still there.
         time.sleep(2 * INTERVAL * 3)
         answer = tracker.stub.Search(tracker_pb2.SearchRequest(name="a.mp4"))
