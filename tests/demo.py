@@ -49,6 +49,7 @@ class Process:
         self.name = name
         self.log = log
         self._out = log.open("w")
+        self._shown = 0
         self.popen = subprocess.Popen(
             command, stdout=self._out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
         )
@@ -66,8 +67,21 @@ class Process:
             f"demo: {self.name} did not print {pattern.pattern!r}:\n{self.log.read_text()}"
         )
 
-    def lines(self, needle: str) -> list[str]:
-        return [line for line in self.log.read_text().splitlines() if needle in line]
+    def show_new_lines(self, expect: int = 0) -> None:
+        """Print the console lines (not log records) it wrote since the last call."""
+        deadline = time.monotonic() + 5
+        while True:
+            lines = [
+                line
+                for line in self.log.read_text().splitlines()[self._shown :]
+                if not re.match(r"\d{4}-\d\d-\d\d ", line) and not LISTENING.search(line)
+            ]
+            if len(lines) >= expect or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        for line in lines:
+            print(f"  [{self.name}] {line}", flush=True)
+        self._shown = len(self.log.read_text().splitlines())
 
     def stop(self) -> None:
         if self.popen.poll() is None:
@@ -163,21 +177,20 @@ def run(size: int, work: Path) -> None:
             print(f"  {name}: {peer.wait_for(LISTENING).group(1)}", flush=True)
 
         step("a. The peers join and the tracker accepts them (JOIN -> JOIN_OK)")
-        am_peer = re.compile(r"^(I am peer|Sou peer) .*$", re.MULTILINE)
+        am_peer = re.compile(r"^(I am peer|Sou peer) (\S+) .*$", re.MULTILINE)
         for peer in peers:
-            print(f"  [{peer.name}]  {peer.wait_for(am_peer, timeout=120).group(0)}", flush=True)
-        joined = re.compile(
-            r"^Peer \S+ (added with files|adicionado com arquivos).*$", re.MULTILINE
-        )
-        tracker.wait_for(joined)
-        for line in tracker.lines("Peer "):
-            print(f"  [tracker] {line}", flush=True)
+            line = peer.wait_for(am_peer, timeout=120)
+            print(f"  [{peer.name}]  {line.group(0)}", flush=True)
+            tracker.wait_for(re.compile(rf"^Peer {re.escape(line.group(2))} ", re.MULTILINE))
+        tracker.show_new_lines()
 
         step(f"b. A search for a file that no peer has ({MISSING}): an empty answer")
         show([peer_cmd, "search", MISSING, "--tracker", tracker_address])
+        tracker.show_new_lines(expect=1)
 
         step(f"c. A search for the video ({VIDEO}): the peers that have it")
         show([peer_cmd, "search", VIDEO, "--tracker", tracker_address])
+        tracker.show_new_lines(expect=1)
 
         step(f"d. Download of {VIDEO} into peer2's folder")
         print("  before:\n" + listing(folder_b), flush=True)

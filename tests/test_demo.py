@@ -23,6 +23,8 @@ def test_demo_shows_the_whole_flow() -> None:
     for heading in ("=== a.", "=== b.", "=== c.", "=== d.", "=== e."):
         assert heading in out
     assert re.search(r"I am peer 127\.0\.0\.1:\d+ with files aula1\.mp4\n", out)
+    assert re.search(r"\[tracker\] Peer 127\.0\.0\.1:\d+ added with files aula1\.mp4\n", out)
+    assert re.search(r"\[tracker\] Peer 127\.0\.0\.1:\d+ requested file aula99\.mp4\n", out)
     assert re.search(r"search aula99\.mp4 .*\n  peers with requested file:\n", out)
     assert re.search(r"search aula1\.mp4 .*\n  peers with requested file: 127\.0\.0\.1:\d+\n", out)
     assert "File aula1.mp4 downloaded successfully into folder peer2" in out
