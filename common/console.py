@@ -21,6 +21,13 @@ DOWNLOADED = "File {name} downloaded successfully into folder {folder}"
 REFUSED_TRYING_NEXT = "peer {peer} refused the download, now asking peer {next}"
 
 
+def _printable(text: str) -> str:
+    """Escape control characters, so that a file name cannot forge or break a console line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
+
+
 @functools.cache
 def _translations(languages: tuple[str, ...] | None) -> gettext.NullTranslations:
     return gettext.translation(
@@ -35,7 +42,8 @@ def render(
 ) -> str:
     """One console line: `message` translated, with list fields joined by single spaces."""
     values = {
-        key: value if isinstance(value, str) else " ".join(value) for key, value in fields.items()
+        key: _printable(value if isinstance(value, str) else " ".join(value))
+        for key, value in fields.items()
     }
     return _translations(languages).gettext(message).format(**values).rstrip()
 
