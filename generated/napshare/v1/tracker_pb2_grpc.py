@@ -91,8 +91,8 @@ class TrackerServiceServicer:
 
         Errors:
         * `INVALID_ARGUMENT`: a malformed host, port 0 or above 65535, a bad file
-        name, size or sha256, or a name listed twice.
-        * `RESOURCE_EXHAUSTED`: more than 50,000 files, or a request over 16 MiB.
+        name, size or sha256, a name listed twice, or more than 50,000 files.
+        * `RESOURCE_EXHAUSTED`: a request over 16 MiB.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -116,11 +116,12 @@ class TrackerServiceServicer:
         and sha256 of files already listed. It also renews the caller's lease.
 
         Errors:
-        * `INVALID_ARGUMENT`: a bad peer id or a bad file.
+        * `INVALID_ARGUMENT`: a bad peer id, a bad file, a name listed twice, or
+        more than 50,000 files in the call.
         * `UNAUTHENTICATED`: the token does not match the peer id.
         * `NOT_FOUND`: the peer is unknown or its lease expired; call `Join`.
-        * `RESOURCE_EXHAUSTED`: more than 50,000 files in the call, or in the
-        registration after it.
+        * `RESOURCE_EXHAUSTED`: the registration would hold more than 50,000
+        files, or the request is over 16 MiB.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -55,8 +55,8 @@ class TrackerServiceStub:
 
     Errors:
     * `INVALID_ARGUMENT`: a malformed host, port 0 or above 65535, a bad file
-      name, size or sha256, or a name listed twice.
-    * `RESOURCE_EXHAUSTED`: more than 50,000 files, or a request over 16 MiB.
+      name, size or sha256, a name listed twice, or more than 50,000 files.
+    * `RESOURCE_EXHAUSTED`: a request over 16 MiB.
     """
     Search: _grpc.UnaryUnaryMultiCallable[_tracker_pb2.SearchRequest, _tracker_pb2.SearchResponse]
     """Search finds the peers that share a file, by exact name or by keywords.
@@ -72,11 +72,12 @@ class TrackerServiceStub:
     and sha256 of files already listed. It also renews the caller's lease.
 
     Errors:
-    * `INVALID_ARGUMENT`: a bad peer id or a bad file.
+    * `INVALID_ARGUMENT`: a bad peer id, a bad file, a name listed twice, or
+      more than 50,000 files in the call.
     * `UNAUTHENTICATED`: the token does not match the peer id.
     * `NOT_FOUND`: the peer is unknown or its lease expired; call `Join`.
-    * `RESOURCE_EXHAUSTED`: more than 50,000 files in the call, or in the
-      registration after it.
+    * `RESOURCE_EXHAUSTED`: the registration would hold more than 50,000
+      files, or the request is over 16 MiB.
     """
     Heartbeat: _grpc.UnaryUnaryMultiCallable[_tracker_pb2.HeartbeatRequest, _tracker_pb2.HeartbeatResponse]
     """Heartbeat renews the caller's lease.
@@ -117,8 +118,8 @@ class TrackerServiceAsyncStub(TrackerServiceStub):
 
     Errors:
     * `INVALID_ARGUMENT`: a malformed host, port 0 or above 65535, a bad file
-      name, size or sha256, or a name listed twice.
-    * `RESOURCE_EXHAUSTED`: more than 50,000 files, or a request over 16 MiB.
+      name, size or sha256, a name listed twice, or more than 50,000 files.
+    * `RESOURCE_EXHAUSTED`: a request over 16 MiB.
     """
     Search: _aio.UnaryUnaryMultiCallable[_tracker_pb2.SearchRequest, _tracker_pb2.SearchResponse]  # type: ignore[assignment]
     """Search finds the peers that share a file, by exact name or by keywords.
@@ -134,11 +135,12 @@ class TrackerServiceAsyncStub(TrackerServiceStub):
     and sha256 of files already listed. It also renews the caller's lease.
 
     Errors:
-    * `INVALID_ARGUMENT`: a bad peer id or a bad file.
+    * `INVALID_ARGUMENT`: a bad peer id, a bad file, a name listed twice, or
+      more than 50,000 files in the call.
     * `UNAUTHENTICATED`: the token does not match the peer id.
     * `NOT_FOUND`: the peer is unknown or its lease expired; call `Join`.
-    * `RESOURCE_EXHAUSTED`: more than 50,000 files in the call, or in the
-      registration after it.
+    * `RESOURCE_EXHAUSTED`: the registration would hold more than 50,000
+      files, or the request is over 16 MiB.
     """
     Heartbeat: _aio.UnaryUnaryMultiCallable[_tracker_pb2.HeartbeatRequest, _tracker_pb2.HeartbeatResponse]  # type: ignore[assignment]
     """Heartbeat renews the caller's lease.
@@ -182,8 +184,8 @@ class TrackerServiceServicer(metaclass=_abc_1.ABCMeta):
 
         Errors:
         * `INVALID_ARGUMENT`: a malformed host, port 0 or above 65535, a bad file
-          name, size or sha256, or a name listed twice.
-        * `RESOURCE_EXHAUSTED`: more than 50,000 files, or a request over 16 MiB.
+          name, size or sha256, a name listed twice, or more than 50,000 files.
+        * `RESOURCE_EXHAUSTED`: a request over 16 MiB.
         """
 
     @_abc_1.abstractmethod
@@ -211,11 +213,12 @@ class TrackerServiceServicer(metaclass=_abc_1.ABCMeta):
         and sha256 of files already listed. It also renews the caller's lease.
 
         Errors:
-        * `INVALID_ARGUMENT`: a bad peer id or a bad file.
+        * `INVALID_ARGUMENT`: a bad peer id, a bad file, a name listed twice, or
+          more than 50,000 files in the call.
         * `UNAUTHENTICATED`: the token does not match the peer id.
         * `NOT_FOUND`: the peer is unknown or its lease expired; call `Join`.
-        * `RESOURCE_EXHAUSTED`: more than 50,000 files in the call, or in the
-          registration after it.
+        * `RESOURCE_EXHAUSTED`: the registration would hold more than 50,000
+          files, or the request is over 16 MiB.
         """
 
     @_abc_1.abstractmethod
