@@ -1,12 +1,11 @@
 """`napshare-peer`: the command line (serve a folder, search the tracker, download a file)."""
 
 import argparse
-import math
-from collections.abc import Callable, Sequence
-from typing import NoReturn
+from collections.abc import Sequence
 
 from common import logsetup
 from common.address import InvalidAddressError, check_host, format_address, parse_address
+from common.cliargs import OneLineParser, int_in_range, positive_number
 from peer.defaults import (
     DEFAULT_TRACKER,
     GIVE_UP_AFTER,
@@ -17,7 +16,6 @@ from peer.defaults import (
 from peer.service import DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE
 
 # This module loads no gRPC: main() must set GRPC_VERBOSITY before gRPC's core starts.
-EXIT_USAGE = 2
 
 EPILOG = """\
 exit codes:
@@ -33,32 +31,6 @@ exit codes:
   9    the port is in use
   130  interrupted (Ctrl-C); run the same download again to resume it
 """
-
-
-class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line, not usage plus a line."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see --help)\n")
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
-    return value
-
-
-def _bounded(low: int, high: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        if not text.isdigit() or not low <= int(text) <= high:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number from {low} to {high}")
-        return int(text)
-
-    return parse
 
 
 def _host(text: str) -> str:
@@ -79,7 +51,7 @@ def _address(text: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every subcommand."""
-    common = _Parser(add_help=False)
+    common = OneLineParser(add_help=False)
     common.add_argument(
         "--log-level",
         type=str.lower,
@@ -87,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["debug", "info", "warning", "error"],
         help="how much to log on stderr (default: warning)",
     )
-    tracker = _Parser(add_help=False)
+    tracker = OneLineParser(add_help=False)
     tracker.add_argument(
         "--tracker",
         type=_address,
@@ -95,23 +67,23 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help=f"the tracker's address (default: {DEFAULT_TRACKER})",
     )
-    fetching = _Parser(add_help=False)
+    fetching = OneLineParser(add_help=False)
     fetching.add_argument(
         "--stall-timeout",
-        type=_positive,
+        type=positive_number,
         default=STALL_TIMEOUT,
         metavar="S",
         help="switch to another peer after S seconds without data (default: %(default)g)",
     )
     fetching.add_argument(
         "--give-up-after",
-        type=_positive,
+        type=positive_number,
         default=GIVE_UP_AFTER,
         metavar="S",
         help="fail after S seconds in which no peer sent a byte (default: %(default)g)",
     )
 
-    parser = _Parser(
+    parser = OneLineParser(
         prog="napshare-peer",
         description="Share a folder with napshare peers and download files from them.",
         epilog=EPILOG,
@@ -142,27 +114,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--port",
-        type=_bounded(0, 65535),
+        type=int_in_range(0, 65535),
         default=0,
         help="the port to listen on (default: a free one, printed)",
     )
     serve.add_argument(
         "--max-uploads",
-        type=_bounded(1, 1000),
+        type=int_in_range(1, 1000),
         default=MAX_UPLOADS,
         metavar="N",
         help="uploads at once; more are refused (default: %(default)d)",
     )
     serve.add_argument(
         "--chunk-size",
-        type=_bounded(MIN_CHUNK_SIZE, MAX_CHUNK_SIZE),
+        type=int_in_range(MIN_CHUNK_SIZE, MAX_CHUNK_SIZE),
         default=DEFAULT_CHUNK_SIZE,
         metavar="BYTES",
         help="bytes per message sent, 16 KiB to 2 MiB (default: %(default)d)",
     )
     serve.add_argument(
         "--rescan-interval",
-        type=_positive,
+        type=positive_number,
         default=RESCAN_INTERVAL,
         metavar="S",
         help=f"look for new files every S seconds (default: {RESCAN_INTERVAL:g})",

@@ -10,9 +10,9 @@ from types import FrameType
 
 from common import console
 from common.address import InvalidAddressError, format_address
+from common.cliargs import EXIT_USAGE
 from common.names import InvalidNameError
 from common.serving import PortInUseError
-from peer.cli import EXIT_USAGE
 from peer.client_errors import CancelledError, ClientError
 from peer.download import Downloader, DownloadOptions
 from peer.node import Node, NodeConfig, downloaded_line, listen_address
