@@ -96,18 +96,23 @@ class HashCache:
                     logger.warning("cannot save the hash cache in %s: %s", self._root, error)
                     self._warned = True
 
-    def _write(self, payload: bytes) -> None:
+    def _open_cache_dir(self, *, create: bool) -> int:
+        """An fd of `<root>/.napshare`, never through a symlink planted in its place."""
         root_fd = os.open(self._root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(CACHE_DIR, 0o700, dir_fd=root_fd)
-            dir_fd = os.open(
+            if create:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(CACHE_DIR, 0o700, dir_fd=root_fd)
+            return os.open(
                 CACHE_DIR,
                 os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
                 dir_fd=root_fd,
             )
         finally:
             os.close(root_fd)
+
+    def _write(self, payload: bytes) -> None:
+        dir_fd = self._open_cache_dir(create=True)
         try:
             temp = f"{CACHE_FILE}.{secrets.token_hex(8)}.tmp"
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -148,15 +153,7 @@ class HashCache:
         return entries
 
     def _read(self) -> bytes:
-        root_fd = os.open(self._root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            dir_fd = os.open(
-                CACHE_DIR,
-                os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                dir_fd=root_fd,
-            )
-        finally:
-            os.close(root_fd)
+        dir_fd = self._open_cache_dir(create=False)
         try:
             fd = os.open(
                 CACHE_FILE,
