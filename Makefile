@@ -1,5 +1,6 @@
 # napshare — every target works on a fresh machine with python3, make, git and npm.
 SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 .DEFAULT_GOAL := help
 
 PYTHON ?= python3
@@ -10,14 +11,19 @@ TOOLS := .tools
 BUF_VERSION := 1.75.0
 BUF := $(TOOLS)/node_modules/.bin/buf
 STAMP := $(VENV)/.installed
+LOCK := requirements-dev.lock
+# mypy cannot follow setuptools' editable import hook; this tree of links shows it the
+# installed layout (napshare.tracker is tracker/, and so on).
+TYPECHECK := $(TOOLS)/typecheck
 PROTO_FILES := $(shell find protos -name '*.proto' | sort)
 
-.PHONY: help install proto check-proto locale check-locale lint test demo bench bench-smoke clean
+.PHONY: help install lock proto check-proto locale check-locale lint test demo bench clean
 
 help:
 	@echo "make demo        the whole napshare flow: tracker, two peers, a >1 GiB video download"
 	@echo "make test        install, check generated code, lint, run the tests"
-	@echo "make install     create .venv with napshare (editable) and its dev tools"
+	@echo "make install     create .venv with napshare (editable) and its dev tools, from $(LOCK)"
+	@echo "make lock        re-resolve the dev tools and dependencies into $(LOCK)"
 	@echo "make proto       regenerate generated/ from protos/"
 	@echo "make check-proto fail if generated/ is not what protos/ generates"
 	@echo "make locale      recompile the Portuguese console lines after editing the .po"
@@ -26,11 +32,23 @@ help:
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Every tool and dependency at the version in $(LOCK), so a new upstream release cannot turn
+# a clean clone red; napshare itself goes on top without resolving anything again.
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --requirement $(LOCK)
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation --editable .
+	$(PY) -m pip check
 	touch $@
+
+lock:
+	rm -rf $(TOOLS)/lock-venv
+	$(PYTHON) -m venv $(TOOLS)/lock-venv
+	$(TOOLS)/lock-venv/bin/pip install --quiet --upgrade pip setuptools
+	$(TOOLS)/lock-venv/bin/pip install --quiet '.[dev]'
+	{ echo "# make lock writes this file: every package make install puts in .venv, pinned."; \
+	  $(TOOLS)/lock-venv/bin/pip freeze --all --exclude napshare; } > $(LOCK)
+	rm -rf $(TOOLS)/lock-venv
 
 $(BUF):
 	npm install --silent --no-audit --no-fund --prefix $(TOOLS) @bufbuild/buf@$(BUF_VERSION)
@@ -60,15 +78,16 @@ locale: $(STAMP)
 	$(BIN)/pybabel compile -l pt_BR -i $(LOCALE_PO) -o $(LOCALE_PO:.po=.mo)
 
 check-locale: $(STAMP)
-	@mkdir -p $(TOOLS)
-	@$(BIN)/pybabel compile -l pt_BR -i $(LOCALE_PO) -o $(TOOLS)/napshare.mo 2>/dev/null
-	@cmp -s $(TOOLS)/napshare.mo $(LOCALE_PO:.po=.mo) || { \
-	  echo "$(LOCALE_PO:.po=.mo) is out of date: run 'make locale' and commit the result"; exit 1; }
+	@$(PY) tests/check_locale.py
 
 lint: $(STAMP) $(BUF)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy tracker peer common
+	rm -rf $(TYPECHECK) && mkdir -p $(TYPECHECK)/napshare
+	for d in common tracker peer; do ln -s $(CURDIR)/$$d $(TYPECHECK)/napshare/$$d; done
+	for f in __init__.py py.typed v1; do ln -s $(CURDIR)/generated/napshare/$$f $(TYPECHECK)/napshare/$$f; done
+	MYPYPATH=$(TYPECHECK) $(BIN)/mypy -p napshare.common -p napshare.tracker -p napshare.peer \
+	  | sed -e 's|^$(TYPECHECK)/napshare/||'
 	$(BUF) lint
 
 test: install check-proto check-locale lint

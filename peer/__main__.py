@@ -1,7 +1,7 @@
-"""`python -m peer`: the same as `napshare-peer`."""
+"""`python -m napshare.peer`: the same as `napshare-peer`."""
 
 import sys
 
-from peer.cli import main
+from napshare.peer.ui.cli import main
 
 sys.exit(main())

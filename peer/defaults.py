@@ -1,6 +1,8 @@
 """Default settings, shared by the command line and the code it runs (nothing here loads gRPC)."""
 
-DEFAULT_TRACKER = "127.0.0.1:1099"
+from napshare.common.protocol import TRACKER_PORT
+
+DEFAULT_TRACKER = f"127.0.0.1:{TRACKER_PORT}"
 RESCAN_INTERVAL = 5.0  # seconds between looks for new files in a served folder
 STALL_TIMEOUT = 30.0  # seconds without data before another peer is asked
 GIVE_UP_AFTER = 120.0  # seconds in which no peer sent a byte before a download fails

@@ -8,18 +8,17 @@ from dataclasses import dataclass, field
 
 import grpc
 from grpc_health.v1.health import HealthServicer
-
-from common import console
-from common.serving import stop_gracefully
-from peer.client_errors import ClientError, TrackerUnreachableError
-from peer.defaults import MAX_UPLOADS, RESCAN_INTERVAL, UPLOAD_STALL_TIMEOUT
-from peer.download import Downloader, DownloadOptions, DownloadResult
-from peer.progress import StatusReporter
-from peer.server import create_server
-from peer.service import DEFAULT_CHUNK_SIZE
-from peer.store import SharedFolder
-from peer.tracker_client import TrackerClient
-from peer.tracker_link import TrackerLink
+from napshare.common import console
+from napshare.common.serving import stop_gracefully
+from napshare.peer.defaults import MAX_UPLOADS, RESCAN_INTERVAL, UPLOAD_STALL_TIMEOUT
+from napshare.peer.downloading.engine import Downloader, DownloadOptions, DownloadResult
+from napshare.peer.downloading.reporting import StatusReporter
+from napshare.peer.errors import ClientError, TrackerUnreachableError
+from napshare.peer.folder.store import SharedFolder
+from napshare.peer.serving.server import create_server
+from napshare.peer.serving.uploads import DEFAULT_CHUNK_SIZE
+from napshare.peer.tracker_client import TrackerClient
+from napshare.peer.tracker_link import TrackerLink
 
 logger = logging.getLogger(__name__)
 

@@ -4,11 +4,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import grpc
+from napshare.common.address import format_address, parse_address
+from napshare.peer.errors import tracker_error
+from napshare.peer.folder.store import SharedFile
 from napshare.v1 import file_info_pb2, tracker_pb2, tracker_pb2_grpc
-
-from common.address import format_address, parse_address
-from peer.client_errors import tracker_error
-from peer.store import SharedFile
 
 CALL_TIMEOUT = 10.0
 MAX_MESSAGE = 32 * 1024 * 1024

@@ -8,14 +8,14 @@ import logging
 import threading
 from collections.abc import Callable
 
-from peer.client_errors import ClientError, LeaseLostError, TrackerUnreachableError
-from peer.defaults import RESCAN_INTERVAL
-from peer.store import FolderError, SharedFile, SharedFolder
-from peer.tracker_client import Registration, TrackerClient
+from napshare.common.protocol import HEARTBEAT_INTERVAL
+from napshare.peer.defaults import RESCAN_INTERVAL
+from napshare.peer.errors import ClientError, LeaseLostError, TrackerUnreachableError
+from napshare.peer.folder.store import FolderError, SharedFile, SharedFolder
+from napshare.peer.tracker_client import Registration, TrackerClient
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_HEARTBEAT = 30.0
 FIRST_RETRY = 0.5
 MAX_RETRY = 10.0
 
@@ -122,7 +122,7 @@ class TrackerLink:
                     logger.warning("tracker %s is back; joined again", self.tracker.address)
                 retry, unreachable = FIRST_RETRY, False
                 continue
-            interval = registration.heartbeat_interval or DEFAULT_HEARTBEAT
+            interval = registration.heartbeat_interval or HEARTBEAT_INTERVAL
             if self._sleep(interval):
                 continue
             try:

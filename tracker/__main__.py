@@ -1,5 +1,5 @@
-"""`python -m tracker`: the same as the napshare-tracker command."""
+"""`python -m napshare.tracker`: the same as the napshare-tracker command."""
 
-from tracker.cli import main
+from napshare.tracker.cli import main
 
 raise SystemExit(main())

@@ -13,8 +13,8 @@ import struct
 from collections.abc import Iterable
 from itertools import repeat
 
-from tracker.keywords import KeywordIndex
-from tracker.nametable import NameTable
+from napshare.tracker.keywords import KeywordIndex
+from napshare.tracker.nametable import NameTable
 
 _RECORD = struct.Struct("<Q32s")
 RECORD_SIZE = _RECORD.size

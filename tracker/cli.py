@@ -4,13 +4,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from common import logsetup
-from common.address import format_address
-from common.cliargs import OneLineParser, int_in_range, positive_number
-from tracker.index import DEFAULT_HEARTBEAT_INTERVAL
+from napshare.common import logsetup
+from napshare.common.address import format_address
+from napshare.common.cliargs import OneLineParser, int_in_range, positive_number
+from napshare.common.protocol import HEARTBEAT_INTERVAL, TRACKER_PORT
 
 # This module loads no gRPC: main() must set GRPC_VERBOSITY before gRPC's core starts.
-DEFAULT_PORT = 1099
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -22,13 +21,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--port",
         type=int_in_range(0, 65535),
-        default=DEFAULT_PORT,
+        default=TRACKER_PORT,
         help="port to listen on; 0 picks a free one",
     )
     parser.add_argument(
         "--heartbeat-interval",
         type=positive_number,
-        default=DEFAULT_HEARTBEAT_INTERVAL,
+        default=HEARTBEAT_INTERVAL,
         metavar="SECONDS",
         help="how often peers must call Heartbeat; a peer silent for three intervals is "
         "dropped (default 30; fractions are for tests)",
@@ -48,9 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logsetup.configure(args.log_level)
     from grpc_health.v1.health import HealthServicer  # noqa: PLC0415 - only now may gRPC load
-
-    from common.serving import PortInUseError, stop_gracefully, wait_for_signal  # noqa: PLC0415
-    from tracker.server import create_server  # noqa: PLC0415
+    from napshare.common.serving import PortInUseError, stop_gracefully, wait_for_signal  # noqa: PLC0415
+    from napshare.tracker.server import create_server  # noqa: PLC0415
 
     health = HealthServicer()
     try:

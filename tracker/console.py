@@ -12,7 +12,7 @@ import threading
 from collections import deque
 from collections.abc import Iterable
 
-from common.console import render
+from napshare.common.console import render
 
 logger = logging.getLogger(__name__)
 

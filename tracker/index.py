@@ -15,26 +15,26 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
-from common.address import (
+from napshare.common.address import (
     InvalidAddressError,
     check_host,
     check_port,
     format_address,
     parse_address,
 )
-from common.names import InvalidNameError, check_file_name, check_sha256
-from tracker.catalog import Catalog, pack_record, unpack_record
-from tracker.errors import (
+from napshare.common.names import InvalidNameError, check_file_name, check_sha256
+from napshare.common.protocol import HEARTBEAT_INTERVAL
+from napshare.tracker.catalog import Catalog, pack_record, unpack_record
+from napshare.tracker.errors import (
     CapacityError,
     InvalidRequestError,
     UnauthenticatedError,
     UnknownPeerError,
 )
-from tracker.keywords import query_words
+from napshare.tracker.keywords import query_words
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_HEARTBEAT_INTERVAL = 30.0
 LEASE_INTERVALS = 3
 MAX_FILES = 50_000
 DEFAULT_LIMIT = 100
@@ -117,7 +117,7 @@ class TrackerIndex:
 
     def __init__(
         self,
-        heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
+        heartbeat_interval: float = HEARTBEAT_INTERVAL,
         *,
         clock: Callable[[], float] = time.monotonic,
         max_files: int = MAX_FILES,

@@ -9,13 +9,13 @@ from typing import Any
 
 import grpc
 from grpc_health.v1.health import HealthServicer
+from napshare.common.console import PEER_DEAD
+from napshare.common.protocol import HEARTBEAT_INTERVAL
+from napshare.common.serving import add_health_and_reflection, bind
+from napshare.tracker import console
+from napshare.tracker.index import TrackerIndex
+from napshare.tracker.servicer import TrackerServicer
 from napshare.v1 import tracker_pb2
-
-from common.console import PEER_DEAD
-from common.serving import add_health_and_reflection, bind
-from tracker import console
-from tracker.index import DEFAULT_HEARTBEAT_INTERVAL, TrackerIndex
-from tracker.service import TrackerService
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ def create_server(
     *,
     host: str = "0.0.0.0",
     port: int = 0,
-    heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
+    heartbeat_interval: float = HEARTBEAT_INTERVAL,
     health: HealthServicer | None = None,
     max_workers: int = 16,
 ) -> tuple[grpc.Server, int]:
@@ -47,7 +47,7 @@ def create_server(
             ("grpc.so_reuseport", 0),  # a second tracker on a taken port must fail, not share it
         ],
     )
-    handlers = _handlers(TrackerService(index))
+    handlers = _handlers(TrackerServicer(index))
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
     server.add_registered_method_handlers(SERVICE_NAME, handlers)  # type: ignore[attr-defined]
     add_health_and_reflection(server, [SERVICE_NAME], health)
@@ -60,7 +60,7 @@ def create_server(
     return server, bound
 
 
-def _handlers(service: TrackerService) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
+def _handlers(service: TrackerServicer) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
     """What the generated add_TrackerServiceServicer_to_server registers, but Search on bytes.
 
     Search answers are kept serialized, so a repeated search costs no protobuf work.

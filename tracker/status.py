@@ -3,8 +3,7 @@
 from typing import NoReturn
 
 import grpc
-
-from tracker.errors import (
+from napshare.tracker.errors import (
     CapacityError,
     InvalidRequestError,
     TrackerError,

@@ -41,7 +41,7 @@ def tracker(heartbeat: float | None = None) -> list[str]:
 
 
 def _peer() -> list[str]:
-    return [str(PEER_SCRIPT)] if PEER_SCRIPT.exists() else [PYTHON, "-m", "peer"]
+    return [str(PEER_SCRIPT)] if PEER_SCRIPT.exists() else [PYTHON, "-m", "napshare.peer"]
 
 
 def serve(folder: Path, tracker_address: str, extra: Sequence[str] = ()) -> list[str]:

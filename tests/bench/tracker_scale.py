@@ -261,7 +261,7 @@ def _section(
     mean_bytes = searches.response_bytes / searches.calls
     generator_us = 1e6 * searches.generator_cpu / searches.calls
     details = [
-        f"The tracker runs as its own process (`python -m tracker`), loaded over gRPC with "
+        "The tracker runs as its own process (`python -m napshare.tracker`), loaded over gRPC with "
         f"{loaded.entries:,} (file, peer) entries: {config.peers:,} peers × "
         f"{config.files_per_peer} files, {len(loaded.shared):,} distinct names such as "
         f"`{loaded.shared[0]}`, picked with Zipf-like popularity (the most shared files are on "

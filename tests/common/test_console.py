@@ -1,6 +1,6 @@
 """The console lines: exact wording in both languages, and names that cannot forge lines."""
 
-from common import console
+from napshare.common import console
 
 
 def test_english_and_portuguese_lines_are_the_originals() -> None:

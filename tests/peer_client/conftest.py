@@ -19,13 +19,12 @@ from typing import Any
 
 import grpc
 import pytest
-
-from peer.download import DownloadOptions
-from peer.node import Node, NodeConfig
-from peer.server import create_server as create_peer_server
-from peer.store import SharedFolder
-from peer.tracker_client import Source, TrackerClient
-from tracker.server import create_server as create_tracker
+from napshare.peer.downloading.engine import DownloadOptions
+from napshare.peer.folder.store import SharedFolder
+from napshare.peer.node import Node, NodeConfig
+from napshare.peer.serving.server import create_server as create_peer_server
+from napshare.peer.tracker_client import Source, TrackerClient
+from napshare.tracker.server import create_server as create_tracker
 
 ROOT = Path(__file__).resolve().parents[2]
 MIB = 1 << 20
@@ -69,7 +68,7 @@ def part_size(folder: Path, name: str) -> int:
 
 
 def cli_env(lang: str = "C.UTF-8") -> dict[str, str]:
-    """The environment for a `python -m peer` process, in the language of `lang`."""
+    """The environment for a `python -m napshare.peer` process, in the language of `lang`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LC_", "LANG"))}
     env["LANG"] = lang
     env["PYTHONUNBUFFERED"] = "1"
@@ -79,9 +78,9 @@ def cli_env(lang: str = "C.UTF-8") -> dict[str, str]:
 def run_peer(
     *args: str, lang: str = "C.UTF-8", timeout: float = 120, cwd: Path = ROOT
 ) -> subprocess.CompletedProcess[str]:
-    """Run `python -m peer ARGS` to completion and capture its output."""
+    """Run `python -m napshare.peer ARGS` to completion and capture its output."""
     return subprocess.run(
-        [sys.executable, "-m", "peer", *args],
+        [sys.executable, "-m", "napshare.peer", *args],
         cwd=cwd,
         env=cli_env(lang),
         capture_output=True,
@@ -92,9 +91,9 @@ def run_peer(
 
 
 def start_cli(*args: str, lang: str = "C.UTF-8") -> subprocess.Popen[str]:
-    """Start `python -m peer ARGS` without waiting."""
+    """Start `python -m napshare.peer ARGS` without waiting."""
     return subprocess.Popen(
-        [sys.executable, "-m", "peer", *args],
+        [sys.executable, "-m", "napshare.peer", *args],
         cwd=ROOT,
         env=cli_env(lang),
         stdin=subprocess.DEVNULL,
@@ -190,7 +189,7 @@ def plain_peer() -> Iterator[Callable[..., tuple[SharedFolder, int]]]:
 
 @dataclass
 class PeerProcess:
-    """A `python -m peer serve --no-menu` process and what it printed."""
+    """A `python -m napshare.peer serve --no-menu` process and what it printed."""
 
     process: subprocess.Popen[str]
     peer_id: str = ""

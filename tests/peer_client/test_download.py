@@ -7,11 +7,10 @@ import subprocess
 import sys
 
 import pytest
-
-from common.names import InvalidNameError
-from peer.client_errors import AlreadyExistsError, FolderProblemError, NotFoundError
-from peer.download import Downloader, DownloadOptions
-from peer.store import SharedFolder
+from napshare.common.names import InvalidNameError
+from napshare.peer.downloading.engine import Downloader, DownloadOptions
+from napshare.peer.errors import AlreadyExistsError, FolderProblemError, NotFoundError
+from napshare.peer.folder.store import SharedFolder
 
 from .conftest import DATA_SIZE, Swarm, cli_env, run_peer, sha256_file
 
@@ -169,7 +168,7 @@ def test_memory_stays_bounded_while_downloading_1_gib(swarm: Swarm) -> None:
     target = swarm.folder("b")
     # VmHWM is this process's own peak; ru_maxrss would inherit the parent's across exec.
     measured = (
-        "import re, sys; from peer.cli import main; code = main(sys.argv[1:]); "
+        "import re, sys; from napshare.peer.ui.cli import main; code = main(sys.argv[1:]); "
         "status = open('/proc/self/status').read(); "
         "print('peak', re.search(r'VmHWM:\\s+(\\d+)', status).group(1), file=sys.stderr); "
         "sys.exit(code)"

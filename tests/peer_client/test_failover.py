@@ -7,12 +7,11 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
+from napshare.common import console
+from napshare.peer.downloading.engine import Downloader, DownloadOptions, DownloadResult
+from napshare.peer.errors import NoPeerReachableError
+from napshare.peer.folder.store import SharedFile, SharedFolder
 from napshare.v1 import peer_pb2, peer_pb2_grpc
-
-from common import console
-from peer.client_errors import NoPeerReachableError
-from peer.download import Downloader, DownloadOptions, DownloadResult
-from peer.store import SharedFile, SharedFolder
 
 from .conftest import (
     DATA_SIZE,

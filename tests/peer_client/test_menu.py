@@ -2,7 +2,7 @@
 
 import io
 
-from peer.menu import Menu
+from napshare.peer.ui.menu import Menu
 
 from .conftest import Swarm, sha256_file
 

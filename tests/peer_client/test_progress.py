@@ -4,9 +4,9 @@ import io
 import re
 import time
 
+from napshare.peer.ui.progress import BarReporter, PlainReporter, reporter_for
+from napshare.peer.units import human
 from rich.console import Console
-
-from peer.progress import BarReporter, PlainReporter, human, reporter_for
 
 
 def test_human_sizes() -> None:

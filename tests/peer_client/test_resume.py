@@ -8,10 +8,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from peer.download import Downloader
-from peer.partfile import PartFile
-from peer.store import SharedFolder
+from napshare.peer.downloading.engine import Downloader
+from napshare.peer.downloading.partfile import PartFile
+from napshare.peer.folder.store import SharedFolder
 
 from .conftest import (
     DATA_SIZE,

@@ -6,8 +6,7 @@ import random
 from pathlib import Path
 
 import pytest
-
-from peer.trailing_hash import TrailingHash
+from napshare.peer.downloading.trailing_hash import TrailingHash
 
 CHUNK = 64 * 1024
 

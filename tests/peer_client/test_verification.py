@@ -4,10 +4,9 @@ import os
 from pathlib import Path
 
 import pytest
-
-from peer.client_errors import VerificationFailedError
-from peer.download import Downloader, DownloadOptions
-from peer.store import SharedFile, SharedFolder
+from napshare.peer.downloading.engine import Downloader, DownloadOptions
+from napshare.peer.errors import VerificationFailedError
+from napshare.peer.folder.store import SharedFile, SharedFolder
 
 from .conftest import DATA_SIZE, Swarm, run_peer, sha256_file
 

@@ -8,10 +8,9 @@ from typing import Any
 
 import grpc
 import pytest
+from napshare.peer.folder.store import SharedFolder
+from napshare.peer.serving.server import create_server
 from napshare.v1 import peer_pb2, peer_pb2_grpc
-
-from peer.server import create_server
-from peer.store import SharedFolder
 
 GIB = 1 << 30
 BIG_SIZE = 5 * GIB // 2 + 1

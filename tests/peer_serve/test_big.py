@@ -20,8 +20,8 @@ MAX_RSS_KIB = 150 * 1024
 SERVE = """
 import sys
 from pathlib import Path
-from peer.server import create_server
-from peer.store import SharedFolder
+from napshare.peer.serving.server import create_server
+from napshare.peer.folder.store import SharedFolder
 server, port = create_server(SharedFolder(Path(sys.argv[1])), host="127.0.0.1")
 print(port, flush=True)
 sys.stdin.read()

@@ -7,13 +7,12 @@ from pathlib import Path
 
 import grpc
 import pytest
+from napshare.common.serving import PortInUseError
+from napshare.peer.folder.hash_cache import CACHE_DIR, CACHE_FILE
+from napshare.peer.folder.store import SharedFolder
+from napshare.peer.serving.server import create_server
+from napshare.peer.wire import decode_response
 from napshare.v1 import peer_pb2
-
-from common.serving import PortInUseError
-from peer.hash_cache import CACHE_DIR, CACHE_FILE
-from peer.server import create_server
-from peer.store import SharedFolder
-from peer.wire import decode_response
 
 from .conftest import Peer
 

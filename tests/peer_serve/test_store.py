@@ -7,10 +7,9 @@ import time
 from pathlib import Path
 
 import pytest
-
-from common.names import InvalidNameError
-from peer.hash_cache import CACHE_DIR, CACHE_FILE
-from peer.store import FolderError, NotSharedError, SharedFolder, sha256_of
+from napshare.common.names import InvalidNameError
+from napshare.peer.folder.hash_cache import CACHE_DIR, CACHE_FILE
+from napshare.peer.folder.store import FolderError, NotSharedError, SharedFolder, sha256_of
 
 OLD_NS = 1_600_000_000 * 10**9
 
@@ -76,7 +75,7 @@ def test_get_refuses_what_is_not_shared(tmp_path: Path, name: str) -> None:
 )
 def test_hostile_names_are_invalid(tmp_path: Path, name: str) -> None:
     folder = SharedFolder(tmp_path)
-    for call in (folder.get, folder.open, folder.part_path, folder.final_path):
+    for call in (folder.get, folder.open):
         with pytest.raises(InvalidNameError):
             call(name)
 
@@ -89,12 +88,6 @@ def test_open_gives_a_descriptor_of_the_file(tmp_path: Path) -> None:
         assert (info.name, info.size, info.sha256) == ("f.bin", 10, sha(b"0123456789"))
     finally:
         os.close(fd)
-
-
-def test_paths_for_downloads(tmp_path: Path) -> None:
-    folder = SharedFolder(tmp_path)
-    assert folder.part_path("v.mp4") == tmp_path.resolve() / "v.mp4.part"
-    assert folder.final_path("v.mp4") == tmp_path.resolve() / "v.mp4"
 
 
 @pytest.mark.parametrize("kind", ["missing", "file"])

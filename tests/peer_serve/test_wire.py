@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 from google.protobuf.message import DecodeError
+from napshare.peer.wire import ChunkBuffer, decode_response, file_field, varint
 from napshare.v1 import file_info_pb2, peer_pb2
-
-from peer.wire import ChunkBuffer, decode_response, file_field, varint
 
 OFFSETS = [0, 1, 127, 128, 16383, 16384, 2**31 - 1, 2**31, 2**32 + 5, 5 * 2**30 + 1, 2**62]
 LENGTHS = [0, 1, 127, 128, 300, 16384, 65536]

@@ -15,10 +15,9 @@ from typing import IO
 
 import grpc
 import pytest
+from napshare.tracker.index import TrackerIndex
+from napshare.tracker.server import create_server
 from napshare.v1 import file_info_pb2, tracker_pb2_grpc
-
-from tracker.index import TrackerIndex
-from tracker.server import create_server
 
 LISTENING = re.compile(r"napshare tracker listening on 127\.0\.0\.1:(\d+)")
 
@@ -90,11 +89,11 @@ def console_env(lang: str) -> dict[str, str]:
 
 
 class TrackerProcess:
-    """`python -m tracker` on a free loopback port, with its output lines collected."""
+    """`python -m napshare.tracker` on a free loopback port, with its output lines collected."""
 
     def __init__(self, python: str, cwd: Path, *args: str, lang: str = "C.UTF-8") -> None:
         self.process = subprocess.Popen(
-            [python, "-m", "tracker", "--host", "127.0.0.1", "--port", "0", *args],
+            [python, "-m", "napshare.tracker", "--host", "127.0.0.1", "--port", "0", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

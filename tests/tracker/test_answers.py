@@ -1,6 +1,6 @@
 """The kept Search answers: within their byte budget, oldest dropped first."""
 
-from tracker.answers import ENTRY_OVERHEAD, Answer, Answers
+from napshare.tracker.answers import ENTRY_OVERHEAD, Answer, Answers
 
 
 def answer(size, generation=1):

@@ -1,4 +1,4 @@
-"""`python -m tracker` as a user runs it: console lines in two languages, flags, signals."""
+"""`python -m napshare.tracker` as a user runs it: console lines in both languages, flags."""
 
 import signal
 import subprocess
@@ -7,10 +7,9 @@ import threading
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from napshare.tracker.index import TrackerIndex
+from napshare.tracker.server import create_server
 from napshare.v1 import tracker_pb2, tracker_pb2_grpc
-
-from tracker.index import TrackerIndex
-from tracker.server import create_server
 
 LINES = {
     "C.UTF-8": (
@@ -63,7 +62,7 @@ def test_a_taken_port_is_one_line_and_a_failure(start_tracker, python, tmp_path)
     first = start_tracker()
 
     second = subprocess.run(
-        [python, "-m", "tracker", "--host", "127.0.0.1", "--port", str(first.port)],
+        [python, "-m", "napshare.tracker", "--host", "127.0.0.1", "--port", str(first.port)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -92,7 +91,7 @@ def test_a_taken_port_is_one_line_and_a_failure(start_tracker, python, tmp_path)
 )
 def test_a_bad_flag_is_one_line_and_a_failure(python, tmp_path, flags, word):
     done = subprocess.run(
-        [python, "-m", "tracker", *flags],
+        [python, "-m", "napshare.tracker", *flags],
         capture_output=True,
         text=True,
         timeout=60,
@@ -108,7 +107,7 @@ def test_a_bad_flag_is_one_line_and_a_failure(python, tmp_path, flags, word):
 
 def test_help_lists_every_flag(python, tmp_path):
     done = subprocess.run(
-        [python, "-m", "tracker", "--help"],
+        [python, "-m", "napshare.tracker", "--help"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -121,8 +120,7 @@ def test_help_lists_every_flag(python, tmp_path):
 
 def test_shutdown_turns_health_not_serving_before_the_server_stops():
     from grpc_health.v1.health import HealthServicer
-
-    from common.serving import stop_gracefully
+    from napshare.common.serving import stop_gracefully
 
     health = HealthServicer()
     server, port = create_server(TrackerIndex(), host="127.0.0.1", port=0, health=health)

@@ -2,8 +2,8 @@
 
 import threading
 
-from common.console import PEER_SEARCHED, render
-from tracker import console
+from napshare.common.console import PEER_SEARCHED, render
+from napshare.tracker import console
 
 
 def test_lines_from_many_threads_are_all_written_in_each_threads_order(capsys):

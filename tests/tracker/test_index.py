@@ -5,16 +5,15 @@ import random
 import tracemalloc
 
 import pytest
-
-from tracker.errors import (
+from napshare.tracker.errors import (
     CapacityError,
     InvalidRequestError,
     UnauthenticatedError,
     UnknownPeerError,
 )
-from tracker.index import DeadPeer, FileEntry, TrackerIndex
-from tracker.keywords import KeywordIndex, query_words
-from tracker.nametable import NameTable
+from napshare.tracker.index import DeadPeer, FileEntry, TrackerIndex
+from napshare.tracker.keywords import KeywordIndex, query_words
+from napshare.tracker.nametable import NameTable
 
 
 def entry(name, size=1):

@@ -7,10 +7,9 @@ from concurrent import futures
 
 import grpc
 import pytest
+from napshare.common.console import PEER_DEAD, render
+from napshare.tracker.index import TrackerIndex
 from napshare.v1 import tracker_pb2
-
-from common.console import PEER_DEAD, render
-from tracker.index import TrackerIndex
 
 INTERVAL = 0.2  # the lease is three intervals: 0.6 s
 

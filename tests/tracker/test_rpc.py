@@ -228,9 +228,9 @@ def test_peer_ids_are_matched_in_their_normal_form(tracker, info):
 
 
 def test_join_with_empty_host_over_ipv6_registers_the_bracketed_address(info):
-    from common.serving import PortInUseError
-    from tracker.index import TrackerIndex
-    from tracker.server import create_server
+    from napshare.common.serving import PortInUseError
+    from napshare.tracker.index import TrackerIndex
+    from napshare.tracker.server import create_server
 
     try:
         server, port = create_server(TrackerIndex(), host="::1", port=0)
@@ -249,7 +249,7 @@ def test_join_with_empty_host_over_ipv6_registers_the_bracketed_address(info):
 
 @pytest.mark.parametrize("search", [{"name": "x.mp4"}, {"query": "X.MP"}], ids=["name", "query"])
 def test_a_repeated_search_sees_every_change(make_tracker, info, search):
-    from tracker.index import TrackerIndex
+    from napshare.tracker.index import TrackerIndex
 
     class Clock:
         now = 1000.0
@@ -284,11 +284,11 @@ def test_a_repeated_search_sees_every_change(make_tracker, info, search):
 def test_the_service_also_works_through_the_generated_registration(info):
     from concurrent import futures
 
-    from tracker.index import TrackerIndex
-    from tracker.service import TrackerService
+    from napshare.tracker.index import TrackerIndex
+    from napshare.tracker.servicer import TrackerServicer
 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    tracker_pb2_grpc.add_TrackerServiceServicer_to_server(TrackerService(TrackerIndex()), server)
+    tracker_pb2_grpc.add_TrackerServiceServicer_to_server(TrackerServicer(TrackerIndex()), server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     try:

@@ -3,17 +3,17 @@
 import argparse
 from collections.abc import Sequence
 
-from common import logsetup
-from common.address import InvalidAddressError, check_host, format_address, parse_address
-from common.cliargs import OneLineParser, int_in_range, positive_number
-from peer.defaults import (
+from napshare.common import logsetup
+from napshare.common.address import InvalidAddressError, check_host, format_address, parse_address
+from napshare.common.cliargs import OneLineParser, int_in_range, positive_number
+from napshare.peer.defaults import (
     DEFAULT_TRACKER,
     GIVE_UP_AFTER,
     MAX_UPLOADS,
     RESCAN_INTERVAL,
     STALL_TIMEOUT,
 )
-from peer.service import DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE
+from napshare.peer.serving.uploads import DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE
 
 # This module loads no gRPC: main() must set GRPC_VERBOSITY before gRPC's core starts.
 
@@ -177,6 +177,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run `napshare-peer`; returns the exit code."""
     args = build_parser().parse_args(argv)
     logsetup.configure(args.log_level)
-    from peer.commands import run  # noqa: PLC0415 - only now may gRPC load
+    from napshare.peer.ui.commands import run  # noqa: PLC0415 - only now may gRPC load
 
     return run(args)

@@ -8,17 +8,17 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from common import console
-from common.address import InvalidAddressError, format_address
-from common.cliargs import EXIT_USAGE
-from common.names import InvalidNameError
-from common.serving import PortInUseError
-from peer.client_errors import CancelledError, ClientError
-from peer.download import Downloader, DownloadOptions
-from peer.node import Node, NodeConfig, downloaded_line, listen_address
-from peer.progress import reporter_for
-from peer.store import FolderError, SharedFolder
-from peer.tracker_client import TrackerClient
+from napshare.common import console
+from napshare.common.address import InvalidAddressError, format_address
+from napshare.common.cliargs import EXIT_USAGE
+from napshare.common.names import InvalidNameError
+from napshare.common.serving import PortInUseError
+from napshare.peer.downloading.engine import Downloader, DownloadOptions
+from napshare.peer.errors import CancelledError, ClientError
+from napshare.peer.folder.store import FolderError, SharedFolder
+from napshare.peer.node import Node, NodeConfig, downloaded_line, listen_address
+from napshare.peer.tracker_client import TrackerClient
+from napshare.peer.ui.progress import reporter_for
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         node.start()
         if interactive:
-            from peer.menu import Menu  # noqa: PLC0415 - only a terminal needs it
+            from napshare.peer.ui.menu import Menu  # noqa: PLC0415 - only a terminal needs it
 
             Menu(node).run()
         else:

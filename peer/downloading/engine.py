@@ -14,11 +14,14 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
-from common import console
-from common.names import check_file_name
-from peer.client_errors import (
+from napshare.common import console
+from napshare.common.names import check_file_name
+from napshare.peer.defaults import GIVE_UP_AFTER, STALL_TIMEOUT
+from napshare.peer.downloading.fetch import PeerChannels, fetch
+from napshare.peer.downloading.partfile import PartFile
+from napshare.peer.downloading.reporting import Reporter, SilentReporter
+from napshare.peer.errors import (
     CancelledError,
     NoPeerReachableError,
     NotFoundError,
@@ -26,11 +29,8 @@ from peer.client_errors import (
     PeerFault,
     VerificationFailedError,
 )
-from peer.defaults import GIVE_UP_AFTER, STALL_TIMEOUT
-from peer.fetch import PeerChannels, fetch
-from peer.partfile import PartFile
-from peer.store import SharedFile, SharedFolder
-from peer.tracker_client import Source, TrackerClient
+from napshare.peer.folder.store import SharedFile, SharedFolder
+from napshare.peer.tracker_client import Source, TrackerClient
 
 logger = logging.getLogger(__name__)
 
@@ -63,44 +63,6 @@ class DownloadResult:
     resumed_from: int
     bytes_received: int
     sources: tuple[str, ...]
-
-
-class Reporter(Protocol):
-    """Where a download tells how it goes (a progress bar, plain lines, or nothing)."""
-
-    def begin(self, name: str, size: int, have: int) -> None:
-        """The download of `size` bytes starts, `have` of them already there."""
-
-    def advance(self, count: int) -> None:
-        """`count` more bytes arrived."""
-
-    def restart(self, have: int) -> None:
-        """The bytes so far were thrown away; `have` are there now."""
-
-    def note(self, line: str) -> None:
-        """Show one line to the user."""
-
-    def end(self) -> None:
-        """The download is over, whatever the outcome."""
-
-
-class SilentReporter:
-    """A Reporter that shows nothing."""
-
-    def begin(self, name: str, size: int, have: int) -> None:
-        """Nothing."""
-
-    def advance(self, count: int) -> None:
-        """Nothing."""
-
-    def restart(self, have: int) -> None:
-        """Nothing."""
-
-    def note(self, line: str) -> None:
-        """Nothing."""
-
-    def end(self) -> None:
-        """Nothing."""
 
 
 class _Target:

@@ -17,13 +17,13 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common.names import check_file_name
-from peer.client_errors import AlreadyExistsError, FolderProblemError
-from peer.trailing_hash import TrailingHash
+from napshare.common.names import check_file_name
+from napshare.peer.downloading.trailing_hash import TrailingHash
+from napshare.peer.errors import AlreadyExistsError, FolderProblemError
+from napshare.peer.folder.store import PART_SUFFIX
 
 logger = logging.getLogger(__name__)
 
-PART_SUFFIX = ".part"
 NOTE_DIRS = (".napshare", "partial")
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _MAX_NOTE_BYTES = 1024 * 1024

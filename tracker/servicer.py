@@ -1,4 +1,4 @@
-"""TrackerService: protobuf requests to TrackerIndex calls and back, plus the console lines."""
+"""TrackerServicer: protobuf requests to TrackerIndex calls and back, plus the console lines."""
 
 import logging
 import math
@@ -6,20 +6,19 @@ from urllib.parse import unquote
 
 import grpc
 from google.protobuf.message import DecodeError
+from napshare.common.address import InvalidAddressError, format_address, parse_address
+from napshare.common.console import PEER_JOINED, PEER_SEARCHED
+from napshare.tracker.answers import Answer, Answers
+from napshare.tracker.console import say
+from napshare.tracker.errors import InvalidRequestError, TrackerError
+from napshare.tracker.index import SearchOutcome, TrackerIndex
+from napshare.tracker.status import abort
 from napshare.v1 import file_info_pb2, tracker_pb2, tracker_pb2_grpc
-
-from common.address import InvalidAddressError, format_address, parse_address
-from common.console import PEER_JOINED, PEER_SEARCHED
-from tracker.answers import Answer, Answers
-from tracker.console import say
-from tracker.errors import InvalidRequestError, TrackerError
-from tracker.index import SearchOutcome, TrackerIndex
-from tracker.status import abort
 
 logger = logging.getLogger(__name__)
 
 
-class TrackerService(tracker_pb2_grpc.TrackerServiceServicer):
+class TrackerServicer(tracker_pb2_grpc.TrackerServiceServicer):
     """The gRPC face of a TrackerIndex."""
 
     def __init__(self, index: TrackerIndex) -> None:

@@ -10,8 +10,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.names import InvalidNameError, check_file_name, check_sha256
-from peer.hash_cache import CachedHash, HashCache
+from napshare.common.names import InvalidNameError, check_file_name, check_sha256
+from napshare.peer.folder.hash_cache import CachedHash, HashCache
 
 logger = logging.getLogger(__name__)
 
@@ -111,16 +111,6 @@ class SharedFolder:
             os.close(fd)
             raise
         return fd, info
-
-    def part_path(self, name: str) -> Path:
-        """Where a download of `name` in progress is kept: root/<name>.part."""
-        check_file_name(name)
-        return self.root / (name + PART_SUFFIX)
-
-    def final_path(self, name: str) -> Path:
-        """Where the finished file `name` goes: root/<name>."""
-        check_file_name(name)
-        return self.root / name
 
     def remember(self, name: str, sha256: str) -> SharedFile:
         """Record the digest of a file just verified and put in place, so it is not hashed again."""

@@ -4,10 +4,10 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from common.names import check_file_name, check_sha256
-from peer.store import SharedFile, SharedFolder
-from peer.uploads import Lease, UploadSlots
-from peer.wire import ChunkBuffer, file_field
+from napshare.common.names import check_file_name, check_sha256
+from napshare.peer.folder.store import SharedFile, SharedFolder
+from napshare.peer.serving.slots import UploadSlot, UploadSlots
+from napshare.peer.wire import ChunkBuffer, file_field
 
 MIN_CHUNK_SIZE = 16 * 1024
 DEFAULT_CHUNK_SIZE = 1024 * 1024
@@ -60,12 +60,12 @@ class DownloadSpec:
 class Transfer:
     """One running upload: an open file, the byte range to send, and the slot it holds."""
 
-    def __init__(self, fd: int, info: SharedFile, start: int, end: int, lease: Lease) -> None:
+    def __init__(self, fd: int, info: SharedFile, start: int, end: int, slot: UploadSlot) -> None:
         self.fd = fd
         self.info = info
         self.start = start
         self.end = end
-        self._lease = lease
+        self._slot = slot
         self._closed = False
 
     def messages(self, chunk_size: int) -> Iterator[bytes]:
@@ -78,7 +78,7 @@ class Transfer:
             got = buffer.read(self.fd, position, wanted)
             if got < wanted:
                 raise FileChangedError(f"file {self.info.name!r} shrank while being sent")
-            self._lease.progress()
+            self._slot.progress()
             yield buffer.message(position, got, file)
             file = b""
             position += got
@@ -87,17 +87,17 @@ class Transfer:
 
     def release_slot(self) -> None:
         """Free the upload slot (the stream ended or the client went away); idempotent."""
-        self._lease.release()
+        self._slot.release()
 
     def close(self) -> None:
         """Free the slot and close the file; idempotent."""
-        self._lease.release()
+        self._slot.release()
         if not self._closed:
             self._closed = True
             os.close(self.fd)
 
 
-class Downloads:
+class Uploads:
     """Starts transfers from one shared folder, within the upload slots."""
 
     def __init__(self, folder: SharedFolder, slots: UploadSlots, chunk_size: int) -> None:
@@ -108,13 +108,13 @@ class Downloads:
     def start(self, spec: DownloadSpec, on_stall: Callable[[], None]) -> Transfer:
         """Check `spec`, take a slot, open the file; raise a domain error if it cannot be served."""
         spec = DownloadSpec(spec.name, spec.offset, spec.limit, spec.sha256.lower()).check()
-        lease = self.slots.acquire(on_stall)
+        slot = self.slots.acquire(on_stall)
         try:
             fd, info = self.folder.open(spec.name)
         except BaseException:
-            lease.release()
+            slot.release()
             raise
-        transfer = Transfer(fd, info, spec.offset, spec.offset, lease)
+        transfer = Transfer(fd, info, spec.offset, spec.offset, slot)
         try:
             if spec.sha256 and spec.sha256 != info.sha256:
                 raise FileChangedError(

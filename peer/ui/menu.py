@@ -4,12 +4,12 @@ import sys
 from collections.abc import Callable
 from typing import TextIO
 
-from common import console
-from common.address import InvalidAddressError, format_address, parse_address
-from common.names import InvalidNameError, check_file_name
-from peer.client_errors import ClientError
-from peer.node import BackgroundDownload, Node, downloaded_line
-from peer.progress import human
+from napshare.common import console
+from napshare.common.address import InvalidAddressError, format_address, parse_address
+from napshare.common.names import InvalidNameError, check_file_name
+from napshare.peer.errors import ClientError
+from napshare.peer.node import BackgroundDownload, Node, downloaded_line
+from napshare.peer.units import human
 
 CHOICES = ("JOIN", "SEARCH", "DOWNLOAD", "LIST", "QUIT")
 

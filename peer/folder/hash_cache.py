@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.names import InvalidNameError, check_sha256
+from napshare.common.names import InvalidNameError, check_sha256
 
 logger = logging.getLogger(__name__)
 

@@ -1,10 +1,11 @@
 """How a download shows its progress: a rich bar on a terminal, plain periodic lines otherwise."""
 
 import sys
-import threading
 import time
 from typing import TextIO
 
+from napshare.peer.downloading.reporting import Reporter, StatusReporter
+from napshare.peer.units import human
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -18,18 +19,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from peer.download import Reporter
-
 PLAIN_INTERVAL = 2.0
-
-
-def human(count: float) -> str:
-    """A byte count in binary units: `512 B`, `3.5 MiB`, `1.0 GiB`."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(count) < 1024 or unit == "TiB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
-    raise AssertionError("unreachable")
 
 
 class _RateColumn(ProgressColumn):
@@ -86,74 +76,32 @@ class BarReporter:
             self._task = None
 
 
-class PlainReporter:
+class PlainReporter(StatusReporter):
     """One line on `stream` every `interval` seconds: done, percent, rate and time left."""
 
     def __init__(self, stream: TextIO | None = None, interval: float = PLAIN_INTERVAL) -> None:
+        super().__init__()
         self._stream = stream or sys.stderr
         self._interval = interval
-        self._name = ""
-        self._size = 0
-        self._done = 0
-        self._start_done = 0
-        self._started = 0.0
         self._last_line = 0.0
 
     def begin(self, name: str, size: int, have: int) -> None:
         """Say what is fetched, and from where it resumes."""
-        self._name, self._size, self._done, self._start_done = name, size, have, have
-        self._started = self._last_line = time.monotonic()
+        super().begin(name, size, have)
+        self._last_line = time.monotonic()
         resumed = f", resuming after {human(have)}" if have else ""
         self._write(f"downloading {name}: {human(size)}{resumed}")
 
     def advance(self, count: int) -> None:
         """Count bytes; print a line when `interval` has passed since the last one."""
-        self._done += count
+        super().advance(count)
         now = time.monotonic()
         if now - self._last_line >= self._interval:
             self._last_line = now
-            self._write(f"{self._name}: {self.status(now)}")
-
-    def restart(self, have: int) -> None:
-        """Start counting again from `have`."""
-        self._done = self._start_done = have
-        self._started = time.monotonic()
-
-    def note(self, line: str) -> None:
-        """Print `line` on stdout."""
-        print(line, flush=True)
-
-    def end(self) -> None:
-        """Nothing to clean up."""
-
-    def status(self, now: float | None = None) -> str:
-        """How far it got: `40% 400.0 MiB of 1.0 GiB, 120.5 MiB/s, 5 s left`."""
-        if not self._name:
-            return "(looking for peers)"
-        now = time.monotonic() if now is None else now
-        elapsed = max(now - self._started, 1e-9)
-        rate = (self._done - self._start_done) / elapsed
-        percent = 100 * self._done // self._size if self._size else 100
-        left = f", {(self._size - self._done) / rate:.0f} s left" if rate > 0 else ""
-        return f"{percent}% {human(self._done)} of {human(self._size)}, {human(rate)}/s{left}"
+            self._write(f"{self.name}: {self.status(now)}")
 
     def _write(self, line: str) -> None:
         print(line, file=self._stream, flush=True)
-
-
-class StatusReporter(PlainReporter):
-    """Prints nothing but the original's lines; keeps the status for a menu to show on demand."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.finished = threading.Event()
-
-    def _write(self, line: str) -> None:
-        pass
-
-    def end(self) -> None:
-        """Mark the download over."""
-        self.finished.set()
 
 
 def reporter_for(stream: TextIO) -> Reporter:

@@ -12,7 +12,7 @@ class UploadsBusyError(Exception):
     """Every upload slot is taken: the original's "download refused"."""
 
 
-class Lease:
+class UploadSlot:
     """One upload slot, held from the request until the stream ends."""
 
     def __init__(self, slots: "UploadSlots", on_stall: Callable[[], None]) -> None:
@@ -45,37 +45,31 @@ class UploadSlots:
             raise ValueError(f"stall timeout must be positive, not {stall_timeout}")
         self.max_uploads = max_uploads
         self.stall_timeout = stall_timeout
-        self._leases: set[Lease] = set()
+        self._held: set[UploadSlot] = set()
         self._condition = threading.Condition()
         self._watching = False
 
-    @property
-    def active(self) -> int:
-        """How many uploads hold a slot now."""
-        with self._condition:
-            return len(self._leases)
-
-    def acquire(self, on_stall: Callable[[], None] = lambda: None) -> Lease:
+    def acquire(self, on_stall: Callable[[], None] = lambda: None) -> UploadSlot:
         """Take a slot at once or raise UploadsBusyError; never waits."""
         with self._condition:
-            if len(self._leases) >= self.max_uploads:
+            if len(self._held) >= self.max_uploads:
                 raise UploadsBusyError(
                     f"this peer is already serving {self.max_uploads} downloads; "
                     "try another peer or again later"
                 )
-            lease = Lease(self, on_stall)
-            self._leases.add(lease)
+            slot = UploadSlot(self, on_stall)
+            self._held.add(slot)
             if self.stall_timeout is not None and not self._watching:
                 self._watching = True
                 threading.Thread(target=self._watch, name="upload-stall-watch", daemon=True).start()
-            return lease
+            return slot
 
-    def _release(self, lease: Lease) -> None:
+    def _release(self, slot: UploadSlot) -> None:
         with self._condition:
-            if lease.released:
+            if slot.released:
                 return
-            lease.released = True
-            self._leases.discard(lease)
+            slot.released = True
+            self._held.discard(slot)
             self._condition.notify_all()
 
     def _watch(self) -> None:
@@ -84,17 +78,17 @@ class UploadSlots:
         interval = min(timeout / 4, 1.0)
         while True:
             with self._condition:
-                if not self._leases:
+                if not self._held:
                     self._watching = False
                     return
                 self._condition.wait(interval)
                 now = time.monotonic()
                 stalled = [
-                    lease
-                    for lease in self._leases
-                    if lease.last_progress is not None and now - lease.last_progress > timeout
+                    slot
+                    for slot in self._held
+                    if slot.last_progress is not None and now - slot.last_progress > timeout
                 ]
-            for lease in stalled:
+            for slot in stalled:
                 logger.warning("cutting off a download whose client took no data for %ss", timeout)
-                lease.release()
-                lease.on_stall()
+                slot.release()
+                slot.on_stall()

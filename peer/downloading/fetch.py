@@ -6,11 +6,10 @@ from collections.abc import Callable
 from typing import TypeAlias
 
 import grpc
+from napshare.peer.downloading.partfile import PartFile
+from napshare.peer.errors import CancelledError, PeerError, PeerFault, peer_failure
+from napshare.peer.wire import Chunk, decode_response
 from napshare.v1 import file_info_pb2, peer_pb2
-
-from peer.client_errors import CancelledError, PeerError, PeerFault, peer_failure
-from peer.partfile import PartFile
-from peer.wire import Chunk, decode_response
 
 DOWNLOAD = "/{}/Download".format(peer_pb2.DESCRIPTOR.services_by_name["PeerService"].full_name)
 # Only the type stubs make the class generic.

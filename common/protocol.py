@@ -1,0 +1,4 @@
+"""Defaults that tracker and peer must agree on: the tracker's port and the heartbeat interval."""
+
+TRACKER_PORT = 1099  # the original assignment's port
+HEARTBEAT_INTERVAL = 30.0  # seconds; a peer silent for three intervals is dropped

@@ -1,0 +1,1 @@
+"""Downloading: the download engine, one stream from one peer, part files, hashing."""

@@ -1,0 +1,96 @@
+"""How a download tells its progress: the Reporter protocol, a silent one, one that keeps status.
+
+The download engine calls a Reporter; the user interface decides what to show (peer.ui.progress
+draws bars and lines on top of StatusReporter).
+"""
+
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from napshare.peer.units import human
+
+
+class Reporter(Protocol):
+    """Where a download tells how it goes (a progress bar, plain lines, or nothing)."""
+
+    def begin(self, name: str, size: int, have: int) -> None:
+        """The download of `size` bytes starts, `have` of them already there."""
+
+    def advance(self, count: int) -> None:
+        """`count` more bytes arrived."""
+
+    def restart(self, have: int) -> None:
+        """The bytes so far were thrown away; `have` are there now."""
+
+    def note(self, line: str) -> None:
+        """Show one line to the user."""
+
+    def end(self) -> None:
+        """The download is over, whatever the outcome."""
+
+
+class SilentReporter:
+    """A Reporter that shows nothing."""
+
+    def begin(self, name: str, size: int, have: int) -> None:
+        """Nothing."""
+
+    def advance(self, count: int) -> None:
+        """Nothing."""
+
+    def restart(self, have: int) -> None:
+        """Nothing."""
+
+    def note(self, line: str) -> None:
+        """Nothing."""
+
+    def end(self) -> None:
+        """Nothing."""
+
+
+class StatusReporter:
+    """Shows nothing by itself; keeps how far the download got for `status()` to tell.
+
+    `note` lines (the original's console lines, such as a refused download) go to `on_note`.
+    """
+
+    def __init__(self, on_note: Callable[[str], None] = print) -> None:
+        self._on_note = on_note
+        self.name = ""
+        self._size = 0
+        self._done = 0
+        self._start_done = 0
+        self._started = 0.0
+
+    def begin(self, name: str, size: int, have: int) -> None:
+        """Start counting `size` bytes, `have` of them already there."""
+        self.name, self._size, self._done, self._start_done = name, size, have, have
+        self._started = time.monotonic()
+
+    def advance(self, count: int) -> None:
+        """Count `count` more bytes."""
+        self._done += count
+
+    def restart(self, have: int) -> None:
+        """Start counting again from `have`."""
+        self._done = self._start_done = have
+        self._started = time.monotonic()
+
+    def note(self, line: str) -> None:
+        """Pass `line` on to `on_note`."""
+        self._on_note(line)
+
+    def end(self) -> None:
+        """Nothing to clean up."""
+
+    def status(self, now: float | None = None) -> str:
+        """How far it got: `40% 400.0 MiB of 1.0 GiB, 120.5 MiB/s, 5 s left`."""
+        if not self.name:
+            return "(looking for peers)"
+        now = time.monotonic() if now is None else now
+        elapsed = max(now - self._started, 1e-9)
+        rate = (self._done - self._start_done) / elapsed
+        percent = 100 * self._done // self._size if self._size else 100
+        left = f", {(self._size - self._done) / rate:.0f} s left" if rate > 0 else ""
+        return f"{percent}% {human(self._done)} of {human(self._size)}, {human(rate)}/s{left}"

@@ -1,0 +1,1 @@
+"""The shared folder: which files are shared, their cached digests, safe opens."""

@@ -1,0 +1,1 @@
+"""Serving: the PeerService servicer, one upload's logic, upload slots, status codes."""

@@ -1,0 +1,39 @@
+"""PeerServicer: Download requests to Uploads calls, and serialized chunks back."""
+
+import logging
+from collections.abc import Iterator
+
+import grpc
+from napshare.peer.serving import status
+from napshare.peer.serving.uploads import DownloadSpec, Uploads
+from napshare.v1 import peer_pb2
+
+logger = logging.getLogger(__name__)
+
+
+class PeerServicer:
+    """Translates Download requests and responses; the work is in serving.uploads."""
+
+    def __init__(self, uploads: Uploads) -> None:
+        self._uploads = uploads
+
+    def Download(  # noqa: N802 - the RPC's name
+        self, request: peer_pb2.DownloadRequest, context: grpc.ServicerContext
+    ) -> Iterator[bytes]:
+        """Stream the requested range as serialized DownloadResponse messages."""
+        spec = DownloadSpec(request.name, request.offset, request.limit, request.sha256)
+        try:
+            transfer = self._uploads.start(spec, on_stall=context.cancel)
+        except Exception as error:
+            logger.info("not serving %r to %s: %s", spec.name[:256], context.peer(), error)
+            status.abort(context, error)
+        logger.info(
+            "sending %r bytes %d-%d to %s", spec.name, transfer.start, transfer.end, context.peer()
+        )
+        context.add_callback(transfer.release_slot)
+        try:
+            yield from transfer.messages(self._uploads.chunk_size)
+        except Exception as error:
+            status.abort(context, error)
+        finally:
+            transfer.close()

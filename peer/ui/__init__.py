@@ -1,0 +1,1 @@
+"""The user interface: the command line, its commands, the menu, progress display."""
