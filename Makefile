@@ -26,7 +26,7 @@ help:
 	@echo "make lock        re-resolve the dev tools and dependencies into $(LOCK)"
 	@echo "make proto       regenerate generated/ from protos/"
 	@echo "make check-proto fail if generated/ is not what protos/ generates"
-	@echo "make locale      recompile the Portuguese console lines after editing the .po"
+	@echo "make locale      add newly marked messages to the Portuguese catalog and compile it"
 	@echo "make lint        ruff, mypy --strict, buf lint"
 	@echo "make bench       transfer speed, memory and tracker scale; writes BENCHMARKS.md"
 
@@ -74,7 +74,14 @@ check-proto: $(STAMP)
 
 LOCALE_PO := common/locale/pt_BR/LC_MESSAGES/napshare.po
 
+# Messages marked tr(...) or N_(...) in the code go into the .po (new ones untranslated, for
+# check-locale to point at), then the .po is compiled.
 locale: $(STAMP)
+	@mkdir -p $(TOOLS)
+	$(BIN)/pybabel extract --no-default-keywords -k tr -k N_ --no-location \
+	  --sort-output -o $(TOOLS)/napshare.pot common tracker peer
+	$(BIN)/pybabel update --no-fuzzy-matching --ignore-obsolete -l pt_BR \
+	  -i $(TOOLS)/napshare.pot -o $(LOCALE_PO)
 	$(BIN)/pybabel compile -l pt_BR -i $(LOCALE_PO) -o $(LOCALE_PO:.po=.mo)
 
 check-locale: $(STAMP)

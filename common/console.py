@@ -51,3 +51,13 @@ def render(
 def say(message: str, **fields: str | Iterable[str]) -> None:
     """Print one console line to stdout, at once."""
     print(render(message, fields), file=sys.stdout, flush=True)
+
+
+def N_(message: str) -> str:  # noqa: N802 - gettext's name for "translate later"
+    """Mark `message` for the catalog without translating it now (for constants)."""
+    return message
+
+
+def tr(message: str, **fields: object) -> str:
+    """`message` in the user's language, with `fields` put in (`str.format`)."""
+    return _translations(None).gettext(message).format(**fields)

@@ -17,6 +17,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from napshare.common.console import tr
 from napshare.common.names import check_file_name
 from napshare.peer.downloading.trailing_hash import TrailingHash
 from napshare.peer.errors import AlreadyExistsError, FolderProblemError
@@ -66,13 +67,17 @@ class PartFile:
         try:
             if not force and _exists(self.name, self._root_fd):
                 raise AlreadyExistsError(
-                    f"{root / name} already exists; use --force to download it again"
+                    tr("{path} already exists; use --force to download it again", path=root / name)
                 )
             self._note_fd = self._open_note_dir()
             self.note = self._start()
         except BaseException:
             self.close()
             raise
+
+    @property
+    def _part_path(self) -> Path:
+        return self._root / self.part_name
 
     @property
     def sources(self) -> list[str]:
@@ -95,7 +100,7 @@ class PartFile:
                 done += os.pwrite(self._fd, view[done:], offset + done)
         except OSError as error:
             raise FolderProblemError(
-                f"cannot write {self._root / self.part_name}: {error.strerror}"
+                tr("cannot write {path}: {error}", path=self._part_path, error=error.strerror)
             ) from None
         self.have = offset + length
         assert self._hash is not None
@@ -123,7 +128,7 @@ class PartFile:
             digest = self._hash.hexdigest(self.size)
         except OSError as error:
             raise FolderProblemError(
-                f"cannot read {self._root / self.part_name}: {error}"
+                tr("cannot read {path}: {error}", path=self._part_path, error=error)
             ) from None
         if digest != self.sha256:
             logger.warning("%s: got sha256 %s, expected %s", self.name, digest, self.sha256)
@@ -144,7 +149,12 @@ class PartFile:
                 self._rename_without_replacing()
         except OSError as error:
             raise FolderProblemError(
-                f"cannot put {self.name} in place in {self._root}: {error.strerror}"
+                tr(
+                    "cannot put {name} in place in {folder}: {error}",
+                    name=self.name,
+                    folder=self._root,
+                    error=error.strerror,
+                )
             ) from None
         os.fsync(root)
         self._remove_note()
@@ -157,14 +167,16 @@ class PartFile:
             )
         except FileExistsError:
             raise AlreadyExistsError(
-                f"{self._root / self.name} appeared during the download; kept it, "
-                f"use --force to replace it"
+                tr(
+                    "{path} appeared during the download; kept it, use --force to replace it",
+                    path=self._root / self.name,
+                )
             ) from None
         except OSError:
             # No hard links on this file system: check, then rename (a small race).
             if _exists(self.name, root):
                 raise AlreadyExistsError(
-                    f"{self._root / self.name} appeared during the download; kept it"
+                    tr("{path} appeared during the download; kept it", path=self._root / self.name)
                 ) from None
             os.replace(self.part_name, self.name, src_dir_fd=root, dst_dir_fd=root)
             return
@@ -213,7 +225,7 @@ class PartFile:
             self._fd = os.open(self.part_name, flags, 0o644, dir_fd=self._root_fd)
         except OSError as error:
             raise FolderProblemError(
-                f"cannot write {self._root / self.part_name}: {error}"
+                tr("cannot write {path}: {error}", path=self._part_path, error=error)
             ) from None
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -223,7 +235,7 @@ class PartFile:
             ) from None
         info = os.fstat(self._fd)
         if not stat.S_ISREG(info.st_mode):
-            raise FolderProblemError(f"{self._root / self.part_name} is not a regular file")
+            raise FolderProblemError(tr("{path} is not a regular file", path=self._part_path))
         self.have = info.st_size if same else 0
         if self.have > self.size:
             self.have = 0
@@ -251,7 +263,11 @@ class PartFile:
         except OSError as error:
             os.close(fd)
             raise FolderProblemError(
-                f"cannot keep download notes in {self._root / NOTE_DIRS[0]}: {error}"
+                tr(
+                    "cannot keep download notes in {path}: {error}",
+                    path=self._root / NOTE_DIRS[0],
+                    error=error,
+                )
             ) from None
         return fd
 
@@ -306,7 +322,9 @@ def _open_dir(root: Path) -> int:
     try:
         return os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as error:
-        raise FolderProblemError(f"folder {root} cannot be opened: {error.strerror}") from None
+        raise FolderProblemError(
+            tr("folder {folder} cannot be opened: {error}", folder=root, error=error.strerror)
+        ) from None
 
 
 def _exists(name: str, dir_fd: int) -> bool:

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from napshare.common.console import tr
 from napshare.common.names import InvalidNameError, check_file_name, check_sha256
 from napshare.peer.folder.hash_cache import CachedHash, HashCache
 
@@ -52,11 +53,11 @@ class SharedFolder:
         try:
             resolved = Path(root).expanduser().resolve(strict=True)
         except (OSError, RuntimeError) as error:
-            raise FolderError(f"shared folder {root} does not exist") from error
+            raise FolderError(tr("shared folder {folder} does not exist", folder=root)) from error
         if not resolved.is_dir():
-            raise FolderError(f"shared folder {root} is not a directory")
+            raise FolderError(tr("shared folder {folder} is not a directory", folder=root))
         if not os.access(resolved, os.R_OK | os.X_OK):
-            raise FolderError(f"shared folder {root} is not readable")
+            raise FolderError(tr("shared folder {folder} is not readable", folder=root))
         self.root = resolved
         self.hash_count = 0
         self._cache = HashCache(resolved)
@@ -67,7 +68,9 @@ class SharedFolder:
         try:
             entries = sorted(os.scandir(self.root), key=lambda entry: entry.name)
         except OSError as error:
-            raise FolderError(f"cannot list shared folder {self.root}: {error}") from error
+            raise FolderError(
+                tr("cannot list shared folder {folder}: {error}", folder=self.root, error=error)
+            ) from error
         files: list[SharedFile] = []
         for entry in entries:
             if not _is_shareable_name(entry.name) or not entry.is_file(follow_symlinks=False):
