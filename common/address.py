@@ -4,6 +4,7 @@ import ipaddress
 import re
 
 _LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 class InvalidAddressError(ValueError):
@@ -39,9 +40,26 @@ def format_address(host: str, port: int) -> str:
 
 def parse_address(text: str) -> tuple[str, int]:
     """Split `host:port` or `[v6]:port` into a checked (host, port)."""
+    shown = repr(text[:80])
+    scheme = _SCHEME.match(text.strip())
+    if scheme:
+        raise InvalidAddressError(
+            f"address {shown} has a scheme: give host:port without {scheme.group(0)}"
+        )
     host, sep, port_text = text.strip().rpartition(":")
-    if not sep or not host or not port_text.isdigit():
-        raise InvalidAddressError(f"address {text[:80]!r} must look like host:port")
-    if ":" in host and not host.startswith("["):
-        raise InvalidAddressError(f"IPv6 address {text[:80]!r} must look like [addr]:port")
+    if ":" in host and not host.startswith("[") and _looks_like_ipv6(host, text.strip()):
+        raise InvalidAddressError(f"IPv6 address {shown} must look like [addr]:port")
+    if not sep or not host or not port_text.isdigit() or (":" in host and host[0] != "["):
+        raise InvalidAddressError(f"address {shown} must look like host:port")
     return check_host(host), check_port(int(port_text))
+
+
+def _looks_like_ipv6(*candidates: str) -> bool:
+    """True if any candidate is an IPv6 literal: `::1:80` is one with its port run in."""
+    for candidate in candidates:
+        try:
+            ipaddress.IPv6Address(candidate)
+        except ValueError:
+            continue
+        return True
+    return False

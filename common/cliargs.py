@@ -5,14 +5,14 @@ import math
 from collections.abc import Callable
 from typing import NoReturn
 
-EXIT_USAGE = 2
+from napshare.common.exitcodes import ExitCode
 
 
 class OneLineParser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line, not usage plus a line."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see --help)\n")
+        self.exit(ExitCode.USAGE, f"{self.prog}: {message} (see --help)\n")
 
 
 def positive_number(text: str) -> float:

@@ -1,68 +1,80 @@
 """What can go wrong on the client side, and the one place that maps gRPC status codes to it."""
 
 import enum
+from typing import ClassVar
 
 import grpc
+from napshare.common.exitcodes import ExitCode
+from napshare.v1 import peer_pb2, tracker_pb2
+
+TRACKER_SERVICE: str = tracker_pb2.DESCRIPTOR.services_by_name["TrackerService"].full_name
+PEER_SERVICE: str = peer_pb2.DESCRIPTOR.services_by_name["PeerService"].full_name
 
 
 class ClientError(Exception):
     """A failure the user can act on; `exit_code` is what the CLI exits with."""
 
-    exit_code = 1
+    exit_code: ClassVar[ExitCode] = ExitCode.OTHER
 
 
 class TrackerUnreachableError(ClientError):
     """The tracker did not answer."""
 
-    exit_code = 6
+    exit_code = ExitCode.TRACKER_UNREACHABLE
 
 
 class TrackerRejectedError(ClientError):
     """The tracker answered with an error about the request itself."""
 
-    exit_code = 1
-
 
 class LeaseLostError(ClientError):
     """The tracker no longer knows this peer (it restarted, or the lease ran out): Join again."""
 
-    exit_code = 1
+
+class NotATrackerError(ClientError):
+    """The address answers gRPC but does not serve the tracker service (a peer, say)."""
 
 
 class NotFoundError(ClientError):
     """No peer shares the file."""
 
-    exit_code = 3
+    exit_code = ExitCode.NOT_FOUND
 
 
 class NoPeerReachableError(ClientError):
     """Peers share the file, but none of them delivered it in time."""
 
-    exit_code = 4
+    exit_code = ExitCode.NO_PEER_REACHABLE
 
 
 class VerificationFailedError(ClientError):
     """Every source's bytes failed the sha256 check."""
 
-    exit_code = 5
+    exit_code = ExitCode.VERIFICATION_FAILED
 
 
 class FolderProblemError(ClientError):
     """The target folder is missing, unusable, or holds something in the way."""
 
-    exit_code = 7
+    exit_code = ExitCode.FOLDER
+
+
+class DownloadInProgressError(ClientError):
+    """Another process holds the lock on the file's .part: it is downloading it right now."""
+
+    exit_code = ExitCode.DOWNLOAD_IN_PROGRESS
 
 
 class AlreadyExistsError(ClientError):
     """The complete file is already in the folder and `--force` was not given."""
 
-    exit_code = 8
+    exit_code = ExitCode.EXISTS
 
 
 class CancelledError(ClientError):
     """The download was asked to stop; its .part stays for a later resume."""
 
-    exit_code = 130
+    exit_code = ExitCode.INTERRUPTED
 
 
 class PeerFault(enum.Enum):
@@ -113,8 +125,11 @@ def _code(error: grpc.RpcError) -> grpc.StatusCode:
 
 def peer_failure(peer: str, error: grpc.RpcError) -> PeerError:
     """The PeerError that a Download call's error means."""
-    fault = _PEER_FAULTS.get(_code(error), PeerFault.BROKEN)
-    return PeerError(peer, fault, _details(error))
+    code = _code(error)
+    if code is grpc.StatusCode.UNIMPLEMENTED:
+        detail = f"{peer} is not a napshare peer (it does not serve {PEER_SERVICE})"
+        return PeerError(peer, PeerFault.BROKEN, detail)
+    return PeerError(peer, _PEER_FAULTS.get(code, PeerFault.BROKEN), _details(error))
 
 
 def tracker_error(tracker: str, error: grpc.RpcError) -> ClientError:
@@ -124,4 +139,8 @@ def tracker_error(tracker: str, error: grpc.RpcError) -> ClientError:
         return TrackerUnreachableError(f"tracker {tracker} is unreachable ({_details(error)})")
     if code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAUTHENTICATED):
         return LeaseLostError(f"tracker {tracker} no longer knows this peer: {_details(error)}")
+    if code is grpc.StatusCode.UNIMPLEMENTED:
+        return NotATrackerError(
+            f"{tracker} is not a napshare tracker (it does not serve {TRACKER_SERVICE})"
+        )
     return TrackerRejectedError(f"tracker {tracker} refused the request: {_details(error)}")

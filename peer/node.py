@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import grpc
 from grpc_health.v1.health import HealthServicer
 from napshare.common import console
+from napshare.common.names import InvalidNameError
 from napshare.common.serving import stop_gracefully
 from napshare.peer.defaults import MAX_UPLOADS, RESCAN_INTERVAL, UPLOAD_STALL_TIMEOUT
 from napshare.peer.downloading.engine import Downloader, DownloadOptions, DownloadResult
@@ -112,11 +113,11 @@ class Node:
         def run() -> None:
             try:
                 job.result = self.downloader.download(name, options, reporter, cancel)
-            except (ClientError, ValueError) as error:
+            except (ClientError, InvalidNameError) as error:
                 job.error = str(error)
             except Exception as error:
-                logger.exception("download of %s failed", name)
-                job.error = f"unexpected error: {error}"
+                logger.debug("download of %s hit an internal error", name, exc_info=True)
+                job.error = f"internal error: {type(error).__name__}: {error}"
             done(job)
 
         thread = threading.Thread(target=run, name=f"download-{name}", daemon=True)

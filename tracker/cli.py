@@ -7,15 +7,20 @@ from collections.abc import Sequence
 from napshare.common import logsetup
 from napshare.common.address import format_address
 from napshare.common.cliargs import OneLineParser, int_in_range, positive_number
+from napshare.common.exitcodes import ExitCode, epilog
 from napshare.common.protocol import HEARTBEAT_INTERVAL, TRACKER_PORT
 
 # This module loads no gRPC: main() must set GRPC_VERBOSITY before gRPC's core starts.
+
+EXIT_CODES = (ExitCode.OK, ExitCode.OTHER, ExitCode.USAGE, ExitCode.PORT_IN_USE)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="napshare-tracker",
         description="The napshare tracker: the central index of which peer shares which file.",
+        epilog=epilog(EXIT_CODES),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
     parser.add_argument(
@@ -60,8 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except PortInUseError as error:
         print(f"napshare-tracker: {error}", file=sys.stderr)
-        return 1
+        return ExitCode.PORT_IN_USE
     address = format_address(args.host, port)
     wait_for_signal(ready=lambda: print(f"napshare tracker listening on {address}", flush=True))
     stop_gracefully(server, health)
-    return 0
+    return ExitCode.OK

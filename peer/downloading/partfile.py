@@ -20,7 +20,7 @@ from pathlib import Path
 from napshare.common.console import tr
 from napshare.common.names import check_file_name
 from napshare.peer.downloading.trailing_hash import TrailingHash
-from napshare.peer.errors import AlreadyExistsError, FolderProblemError
+from napshare.peer.errors import AlreadyExistsError, DownloadInProgressError, FolderProblemError
 from napshare.peer.folder.store import PART_SUFFIX
 
 logger = logging.getLogger(__name__)
@@ -230,8 +230,9 @@ class PartFile:
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise FolderProblemError(
-                f"{self._root / self.name} is being downloaded by another process already"
+            raise DownloadInProgressError(
+                f"{self.name} is already being downloaded into {self._root} by another "
+                "process; wait for it to finish, or stop it first"
             ) from None
         info = os.fstat(self._fd)
         if not stat.S_ISREG(info.st_mode):

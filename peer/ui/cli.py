@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from napshare.common import logsetup
 from napshare.common.address import InvalidAddressError, check_host, format_address, parse_address
 from napshare.common.cliargs import OneLineParser, int_in_range, positive_number
+from napshare.common.exitcodes import epilog
+from napshare.common.names import InvalidNameError, check_file_name
 from napshare.peer.defaults import (
     DEFAULT_TRACKER,
     GIVE_UP_AFTER,
@@ -13,24 +15,23 @@ from napshare.peer.defaults import (
     RESCAN_INTERVAL,
     STALL_TIMEOUT,
 )
+from napshare.peer.folder.hash_cache import CACHE_DIR, CACHE_FILE
 from napshare.peer.serving.uploads import DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE
 
 # This module loads no gRPC: main() must set GRPC_VERBOSITY before gRPC's core starts.
 
-EPILOG = """\
-exit codes:
-  0    success (a search that finds nothing is a success too)
-  1    another error, such as the tracker refusing a request
-  2    bad arguments: a malformed address, file name or option
-  3    not found: no peer shares the file
-  4    no peer reachable: peers share it but none sent it in time (the .part is kept)
-  5    verification failed: every source's bytes failed the sha256 check
-  6    the tracker is unreachable
-  7    the folder is missing or unusable
-  8    the file is already in the folder (use --force)
-  9    the port is in use
-  130  interrupted (Ctrl-C); run the same download again to resume it
+EPILOG = (
+    epilog()
+    + f"""
+the {CACHE_DIR}/ folder:
+  serve and download keep their own files in DIR/{CACHE_DIR}/, which is never shared:
+  {CACHE_FILE} holds the sha256 of each shared file (with its size and mtime), so a
+  restart does not read every file again; partial/ holds one note per unfinished
+  download (which file the .part is the start of, and which peers sent it), so the same
+  download resumes. Deleting it is safe: files are hashed again, and unfinished downloads
+  start over.
 """
+)
 
 
 def _host(text: str) -> str:
@@ -175,7 +176,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run `napshare-peer`; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "download" or (args.command == "search" and not args.query):
+        try:
+            check_file_name(args.name)
+        except InvalidNameError as error:
+            parser.error(str(error))
     logsetup.configure(args.log_level)
     from napshare.peer.ui.commands import run  # noqa: PLC0415 - only now may gRPC load
 

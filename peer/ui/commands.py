@@ -10,7 +10,7 @@ from types import FrameType
 
 from napshare.common import console
 from napshare.common.address import InvalidAddressError, format_address
-from napshare.common.cliargs import EXIT_USAGE
+from napshare.common.exitcodes import ExitCode
 from napshare.common.names import InvalidNameError
 from napshare.common.serving import PortInUseError
 from napshare.peer.downloading.engine import Downloader, DownloadOptions
@@ -21,11 +21,6 @@ from napshare.peer.tracker_client import TrackerClient
 from napshare.peer.ui.progress import reporter_for
 
 logger = logging.getLogger(__name__)
-
-EXIT_OTHER = 1
-EXIT_FOLDER = 7
-EXIT_PORT = 9
-EXIT_INTERRUPTED = 130
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,18 +34,22 @@ def run(args: argparse.Namespace) -> int:
     except ClientError as error:
         return _fail(str(error), error.exit_code)
     except FolderError as error:
-        return _fail(str(error), EXIT_FOLDER)
+        return _fail(str(error), ExitCode.FOLDER)
     except PortInUseError as error:
-        return _fail(str(error), EXIT_PORT)
-    except (InvalidNameError, InvalidAddressError, ValueError) as error:
-        return _fail(str(error), EXIT_USAGE)
+        return _fail(str(error), ExitCode.PORT_IN_USE)
+    except (InvalidNameError, InvalidAddressError) as error:
+        return _fail(str(error), ExitCode.USAGE)
     except OSError as error:
-        return _fail(str(error), EXIT_OTHER)
+        return _fail(str(error), ExitCode.OTHER)
     except KeyboardInterrupt:
-        return _fail("interrupted", EXIT_INTERRUPTED)
+        return _fail("interrupted", ExitCode.INTERRUPTED)
+    except Exception as error:
+        logger.debug("internal error", exc_info=True)
+        message = f"internal error: {type(error).__name__}: {error}"
+        return _fail(f"{message} (--log-level debug logs the traceback)", ExitCode.OTHER)
 
 
-def _fail(message: str, code: int) -> int:
+def _fail(message: str, code: ExitCode) -> int:
     print(f"napshare-peer: {message}", file=sys.stderr, flush=True)
     return code
 
@@ -84,7 +83,7 @@ def _download(args: argparse.Namespace) -> int:
     except (KeyboardInterrupt, CancelledError):
         return _fail(
             f"download of {args.name} interrupted; run the same command again to resume it",
-            EXIT_INTERRUPTED,
+            ExitCode.INTERRUPTED,
         )
     finally:
         tracker.close()

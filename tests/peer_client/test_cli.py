@@ -1,12 +1,30 @@
 """The one-shot commands: the original's lines in English and Portuguese, and one-line errors."""
 
+import fcntl
+import os
 import signal
 import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from napshare.common.exitcodes import ExitCode
+from napshare.peer.node import BackgroundDownload, Node
 
-from .conftest import PeerProcess, Swarm, free_port, run_peer, start_cli, start_tracker
+from .conftest import (
+    ROOT,
+    PeerProcess,
+    Swarm,
+    Tracker,
+    cli_env,
+    free_port,
+    run_peer,
+    start_cli,
+    start_tracker,
+)
 
 PT = "pt_BR.UTF-8"
 EN = "C.UTF-8"
@@ -140,11 +158,155 @@ def test_bad_arguments_are_one_line(args: list[str], tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_help_documents_the_exit_codes() -> None:
-    done = run_peer("download", "--help")
+@pytest.mark.parametrize("command", [[], ["serve"], ["search"], ["download"]])
+def test_help_lists_every_exit_code_of_the_table(command: list[str]) -> None:
+    done = run_peer(*command, "--help")
+
     assert done.returncode == 0
-    assert "verification failed" in done.stdout
-    assert "130" in done.stdout
+    listed = done.stdout.split("exit codes:\n", 1)[1]
+    for code in ExitCode:
+        assert f"  {code.value:<4} {code.description}\n" in listed
+
+
+def test_help_says_what_the_napshare_folder_holds() -> None:
+    done = run_peer("--help")
+
+    assert done.returncode == 0
+    assert "DIR/.napshare/" in done.stdout
+    assert "hashes.json" in done.stdout
+    assert "partial/" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["search", "a/b"], ["download", "a/b", "--dir", "."]],
+)
+def test_a_bad_file_name_is_a_usage_error_for_search_and_download(
+    tracker: Tracker, tmp_path: Path, args: list[str]
+) -> None:
+    done = run_peer(*args, "--tracker", tracker.address, cwd=tmp_path)
+
+    assert done.returncode == ExitCode.USAGE
+    assert done.stderr.startswith("napshare-peer: file name 'a/b' ")
+    assert len(done.stderr.splitlines()) == 1
+
+
+def test_a_second_download_into_the_same_folder_says_so(swarm: Swarm) -> None:
+    swarm.node(swarm.share("a"), swarm.tracker.address)
+    target = swarm.folder("b")
+    # What a first `napshare-peer download aula1.mp4 --dir b` holds while it runs.
+    fd = os.open(target / "aula1.mp4.part", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        done = run_peer("download", "aula1.mp4", "--dir", str(target),
+                        "--tracker", swarm.tracker.address)  # fmt: skip
+    finally:
+        os.close(fd)
+
+    assert done.returncode == ExitCode.DOWNLOAD_IN_PROGRESS == 10
+    assert done.stderr == (
+        f"napshare-peer: aula1.mp4 is already being downloaded into {target} by another "
+        "process; wait for it to finish, or stop it first\n"
+    )
+
+
+# A bug planted in the search, as a ValueError from deep inside would be one.
+_BUGGY_SEARCH = """
+import sys
+from napshare.peer.tracker_client import TrackerClient
+def search(self, name, asker=""):
+    raise ValueError("planted bug")
+TrackerClient.search = search
+from napshare.peer.ui.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("level", ["warning", "debug"])
+def test_an_internal_error_is_one_line_and_exit_1(tracker: Tracker, level: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _BUGGY_SEARCH, "search", "x", "--tracker", tracker.address,
+         "--log-level", level],
+        cwd=ROOT, env=cli_env(), capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+    assert done.returncode == ExitCode.OTHER
+    last = done.stderr.splitlines()[-1]
+    assert last.startswith("napshare-peer: internal error: ValueError: planted bug")
+    if level == "debug":
+        assert "Traceback" in done.stderr
+    else:
+        assert done.stderr == last + "\n"
+
+
+def test_a_background_download_reports_a_bug_as_an_internal_error(
+    swarm: Swarm, node_factory: Callable[..., Node]
+) -> None:
+    node = node_factory(swarm.folder("a"), swarm.tracker.address)
+
+    def planted_bug(*_args: object) -> None:
+        raise ValueError("planted bug")
+
+    node.downloader.download = planted_bug  # type: ignore[method-assign]
+    finished = threading.Event()
+
+    def done(_job: BackgroundDownload) -> None:
+        finished.set()
+
+    job = node.download_in_background("aula1.mp4", None, done)
+    assert finished.wait(30)
+    assert job.error == "internal error: ValueError: planted bug"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["search", "x", "--tracker", "http://127.0.0.1:1099"],
+        ["download", "x", "--dir", ".", "--from", "grpc://127.0.0.1:8000"],
+    ],
+)
+def test_an_address_with_a_scheme_says_to_drop_it(args: list[str], tmp_path: Path) -> None:
+    done = run_peer(*args, cwd=tmp_path)
+
+    assert done.returncode == ExitCode.USAGE
+    assert "give host:port without " in done.stderr
+    assert "IPv6" not in done.stderr
+    assert len(done.stderr.splitlines()) == 1
+
+
+def test_an_ipv6_address_without_brackets_says_so(tmp_path: Path) -> None:
+    done = run_peer("search", "x", "--tracker", "fe80::1:1099", cwd=tmp_path)
+
+    assert done.returncode == ExitCode.USAGE
+    assert "IPv6 address 'fe80::1:1099' must look like [addr]:port" in done.stderr
+
+
+def test_a_tracker_address_that_is_a_peer_says_so(swarm: Swarm) -> None:
+    _folder, port = swarm.plain(swarm.folder("a"))
+
+    done = run_peer("search", "x", "--tracker", f"127.0.0.1:{port}")
+
+    assert done.returncode == ExitCode.OTHER
+    assert done.stderr == (
+        f"napshare-peer: 127.0.0.1:{port} is not a napshare tracker "
+        "(it does not serve napshare.v1.TrackerService)\n"
+    )
+
+
+def test_a_from_address_that_is_the_tracker_says_so(swarm: Swarm) -> None:
+    swarm.node(swarm.share("a"), swarm.tracker.address)
+    swarm.folder("b")
+
+    done = run_peer(
+        "download", "aula1.mp4", "--dir", "b", "--from", swarm.tracker.address,
+        "--tracker", swarm.tracker.address, cwd=swarm.tmp,
+    )  # fmt: skip
+
+    assert done.returncode == ExitCode.OK, done.stderr
+    assert (
+        f"{swarm.tracker.address} is not a napshare peer "
+        "(it does not serve napshare.v1.PeerService)"
+    ) in done.stderr
 
 
 def test_serve_without_a_tracker_keeps_serving_and_joins_when_it_appears(swarm: Swarm) -> None:

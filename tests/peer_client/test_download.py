@@ -9,7 +9,12 @@ import sys
 import pytest
 from napshare.common.names import InvalidNameError
 from napshare.peer.downloading.engine import Downloader, DownloadOptions
-from napshare.peer.errors import AlreadyExistsError, FolderProblemError, NotFoundError
+from napshare.peer.errors import (
+    AlreadyExistsError,
+    DownloadInProgressError,
+    FolderProblemError,
+    NotFoundError,
+)
 from napshare.peer.folder.store import SharedFolder
 
 from .conftest import DATA_SIZE, Swarm, cli_env, run_peer, sha256_file
@@ -139,7 +144,7 @@ def test_only_one_download_writes_a_part_at_a_time(swarm: Swarm) -> None:
     fd = os.open(target / "aula1.mp4.part", os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        with pytest.raises(FolderProblemError, match="another process"):
+        with pytest.raises(DownloadInProgressError, match="another process"):
             Downloader(SharedFolder(target), swarm.tracker.client).download("aula1.mp4")
     finally:
         os.close(fd)

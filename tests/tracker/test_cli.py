@@ -7,6 +7,7 @@ import threading
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from napshare.common.exitcodes import ExitCode
 from napshare.tracker.index import TrackerIndex
 from napshare.tracker.server import create_server
 from napshare.v1 import tracker_pb2, tracker_pb2_grpc
@@ -70,7 +71,7 @@ def test_a_taken_port_is_one_line_and_a_failure(start_tracker, python, tmp_path)
         check=False,
     )
 
-    assert second.returncode != 0
+    assert second.returncode == ExitCode.PORT_IN_USE == 9  # as napshare-peer
     problem = second.stderr.strip().splitlines()
     assert len(problem) == 1, second.stderr
     assert str(first.port) in problem[0]
@@ -116,6 +117,21 @@ def test_help_lists_every_flag(python, tmp_path):
     )
     for flag in ("--host", "--port", "--heartbeat-interval", "--log-level"):
         assert flag in done.stdout
+
+
+def test_help_lists_the_exit_codes_from_the_table(python, tmp_path):
+    done = subprocess.run(
+        [python, "-m", "napshare.tracker", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        check=True,
+    )
+    listed = done.stdout.split("exit codes:\n", 1)[1]
+    for code in (ExitCode.OK, ExitCode.USAGE, ExitCode.PORT_IN_USE):
+        assert f"  {code.value:<4} {code.description}\n" in listed
+    assert f"  {ExitCode.NOT_FOUND.value:<4} " not in listed  # a code only the peer exits with
 
 
 def test_shutdown_turns_health_not_serving_before_the_server_stops():

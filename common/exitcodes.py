@@ -1,0 +1,38 @@
+"""The exit codes of napshare-tracker and napshare-peer: one table, and --help made from it."""
+
+from collections.abc import Iterable
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """What a napshare program's exit status means; `description` is its line in --help."""
+
+    description: str
+
+    def __new__(cls, value: int, description: str) -> "ExitCode":
+        member = int.__new__(cls, value)
+        member._value_ = value
+        member.description = description
+        return member
+
+    OK = 0, "success (a search that finds nothing is a success too)"
+    OTHER = 1, "any other error, such as a refused request or an internal error"
+    USAGE = 2, "bad arguments: a malformed address, file name or option"
+    NOT_FOUND = 3, "not found: no peer shares the file"
+    NO_PEER_REACHABLE = (
+        4,
+        "no peer reachable: peers share it but none sent it in time (the .part is kept)",
+    )
+    VERIFICATION_FAILED = 5, "verification failed: every source's bytes failed the sha256 check"
+    TRACKER_UNREACHABLE = 6, "the tracker is unreachable"
+    FOLDER = 7, "the folder is missing or unusable"
+    EXISTS = 8, "the file is already in the folder (use --force)"
+    PORT_IN_USE = 9, "the port is in use"
+    DOWNLOAD_IN_PROGRESS = 10, "another process is already downloading that file into that folder"
+    INTERRUPTED = 130, "interrupted (Ctrl-C); run the same download again to resume it"
+
+
+def epilog(codes: Iterable[ExitCode] = ExitCode) -> str:
+    """The `exit codes:` section of --help, one line per code (use RawDescriptionHelpFormatter)."""
+    lines = [f"  {code.value:<4} {code.description}" for code in codes]
+    return "\n".join(["exit codes:", *lines]) + "\n"
