@@ -1,5 +1,6 @@
 """What `pip install napshare` puts on a machine: one top-level name, working console scripts."""
 
+import shutil
 import subprocess
 import sys
 import venv
@@ -23,8 +24,11 @@ def run(*args: str | Path, cwd: Path = ROOT) -> str:
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
+    # setuptools writes build/ and *.egg-info beside the sources: build from a copy.
+    source = tmp_path_factory.mktemp("source") / "napshare"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".*", "build", "*.egg-info"))
     run(sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-        "--wheel-dir", out, ROOT)  # fmt: skip
+        "--wheel-dir", out, source)  # fmt: skip
     (built,) = out.glob("napshare-*.whl")
     return built
 

@@ -21,11 +21,11 @@ from napshare.common.console import tr
 from napshare.common.names import check_file_name
 from napshare.peer.downloading.trailing_hash import TrailingHash
 from napshare.peer.errors import AlreadyExistsError, DownloadInProgressError, FolderProblemError
-from napshare.peer.folder.store import PART_SUFFIX
+from napshare.peer.folder.layout import PART_SUFFIX, PARTIAL_DIR, STATE_DIR
 
 logger = logging.getLogger(__name__)
 
-NOTE_DIRS = (".napshare", "partial")
+NOTE_DIRS = (STATE_DIR, PARTIAL_DIR)
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _MAX_NOTE_BYTES = 1024 * 1024
 WRITEBACK_WINDOW = 32 * 1024 * 1024

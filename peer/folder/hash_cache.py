@@ -11,11 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from napshare.common.names import InvalidNameError, check_sha256
+from napshare.peer.folder.layout import HASHES_FILE, STATE_DIR
 
 logger = logging.getLogger(__name__)
 
-CACHE_DIR = ".napshare"
-CACHE_FILE = "hashes.json"
 _VERSION = 1
 _MAX_CACHE_BYTES = 256 * 1024 * 1024
 # While a long scan hashes many files, save at most this often, so a crash loses little work.
@@ -102,9 +101,9 @@ class HashCache:
         try:
             if create:
                 with contextlib.suppress(FileExistsError):
-                    os.mkdir(CACHE_DIR, 0o700, dir_fd=root_fd)
+                    os.mkdir(STATE_DIR, 0o700, dir_fd=root_fd)
             return os.open(
-                CACHE_DIR,
+                STATE_DIR,
                 os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
                 dir_fd=root_fd,
             )
@@ -114,7 +113,7 @@ class HashCache:
     def _write(self, payload: bytes) -> None:
         dir_fd = self._open_cache_dir(create=True)
         try:
-            temp = f"{CACHE_FILE}.{secrets.token_hex(8)}.tmp"
+            temp = f"{HASHES_FILE}.{secrets.token_hex(8)}.tmp"
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
             fd = os.open(temp, flags, 0o600, dir_fd=dir_fd)
             try:
@@ -124,7 +123,7 @@ class HashCache:
             finally:
                 os.close(fd)
             try:
-                os.replace(temp, CACHE_FILE, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+                os.replace(temp, HASHES_FILE, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
             except OSError:
                 os.unlink(temp, dir_fd=dir_fd)
                 raise
@@ -156,7 +155,7 @@ class HashCache:
         dir_fd = self._open_cache_dir(create=False)
         try:
             fd = os.open(
-                CACHE_FILE,
+                HASHES_FILE,
                 os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
                 dir_fd=dir_fd,
             )
@@ -165,5 +164,5 @@ class HashCache:
         with os.fdopen(fd, "rb") as source:
             data = source.read(_MAX_CACHE_BYTES + 1)
         if len(data) > _MAX_CACHE_BYTES:
-            raise OSError(f"{CACHE_FILE} is larger than {_MAX_CACHE_BYTES} bytes")
+            raise OSError(f"{HASHES_FILE} is larger than {_MAX_CACHE_BYTES} bytes")
         return data

@@ -13,10 +13,10 @@ from pathlib import Path
 from napshare.common.console import tr
 from napshare.common.names import InvalidNameError, check_file_name, check_sha256
 from napshare.peer.folder.hash_cache import CachedHash, HashCache
+from napshare.peer.folder.layout import PART_SUFFIX
 
 logger = logging.getLogger(__name__)
 
-PART_SUFFIX = ".part"
 HASH_BUFFER = 4 * 1024 * 1024
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 # The clock the kernel stamps mtimes with; a file stamped in the tick its hash began may

@@ -15,7 +15,7 @@ from napshare.peer.defaults import (
     RESCAN_INTERVAL,
     STALL_TIMEOUT,
 )
-from napshare.peer.folder.hash_cache import CACHE_DIR, CACHE_FILE
+from napshare.peer.folder.layout import HASHES_FILE, PART_SUFFIX, PARTIAL_DIR, STATE_DIR
 from napshare.peer.serving.uploads import DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE
 
 # This module loads no gRPC: main() must set GRPC_VERBOSITY before gRPC's core starts.
@@ -23,11 +23,11 @@ from napshare.peer.serving.uploads import DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MI
 EPILOG = (
     epilog()
     + f"""
-the {CACHE_DIR}/ folder:
-  serve and download keep their own files in DIR/{CACHE_DIR}/, which is never shared:
-  {CACHE_FILE} holds the sha256 of each shared file (with its size and mtime), so a
-  restart does not read every file again; partial/ holds one note per unfinished
-  download (which file the .part is the start of, and which peers sent it), so the same
+the {STATE_DIR}/ folder:
+  serve and download keep their own files in DIR/{STATE_DIR}/, which is never shared:
+  {HASHES_FILE} holds the sha256 of each shared file (with its size and mtime), so a
+  restart does not read every file again; {PARTIAL_DIR}/ holds one note per unfinished
+  download (which file the {PART_SUFFIX} is the start of, and which peers sent it), so the same
   download resumes. Deleting it is safe: files are hashed again, and unfinished downloads
   start over.
 """

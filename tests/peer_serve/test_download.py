@@ -8,7 +8,7 @@ from pathlib import Path
 import grpc
 import pytest
 from napshare.common.serving import PortInUseError
-from napshare.peer.folder.hash_cache import CACHE_DIR, CACHE_FILE
+from napshare.peer.folder.layout import HASHES_FILE, STATE_DIR
 from napshare.peer.folder.store import SharedFolder
 from napshare.peer.serving.server import create_server
 from napshare.peer.wire import decode_response
@@ -135,10 +135,10 @@ def test_hostile_names_are_invalid_arguments(peer: Peer, name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["missing", "link", "inner-link", "sub", "movie.mp4.part", CACHE_DIR, CACHE_FILE]
+    "name", ["missing", "link", "inner-link", "sub", "movie.mp4.part", STATE_DIR, HASHES_FILE]
 )
 def test_what_is_not_shared_is_not_found(peer: Peer, name: str) -> None:
-    assert (peer.folder.root / CACHE_DIR / CACHE_FILE).is_file()
+    assert (peer.folder.root / STATE_DIR / HASHES_FILE).is_file()
     assert peer.error(name) == grpc.StatusCode.NOT_FOUND
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from napshare.common.names import InvalidNameError
-from napshare.peer.folder.hash_cache import CACHE_DIR, CACHE_FILE
+from napshare.peer.folder.layout import HASHES_FILE, STATE_DIR
 from napshare.peer.folder.store import FolderError, NotSharedError, SharedFolder, sha256_of
 
 OLD_NS = 1_600_000_000 * 10**9
@@ -50,7 +50,7 @@ def test_shares_regular_files_at_the_top_only(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["out-link", "in-link", "sub", "fifo", "movie.mp4.part", CACHE_DIR, "missing"]
+    "name", ["out-link", "in-link", "sub", "fifo", "movie.mp4.part", STATE_DIR, "missing"]
 )
 def test_get_refuses_what_is_not_shared(tmp_path: Path, name: str) -> None:
     outside = tmp_path / "outside.txt"
@@ -110,7 +110,7 @@ def test_hashes_are_cached_across_restarts(tmp_path: Path) -> None:
     assert second.scan() == before
     assert second.get("f1") == before[1]
     assert second.hash_count == 0
-    assert json.loads((tmp_path / CACHE_DIR / CACHE_FILE).read_text())["files"].keys() == {
+    assert json.loads((tmp_path / STATE_DIR / HASHES_FILE).read_text())["files"].keys() == {
         "f0",
         "f1",
         "f2",
@@ -120,7 +120,7 @@ def test_hashes_are_cached_across_restarts(tmp_path: Path) -> None:
 def test_a_scan_that_finds_nothing_new_writes_nothing(tmp_path: Path) -> None:
     write_old(tmp_path / "f", b"data")
     SharedFolder(tmp_path).scan()
-    cache = tmp_path / CACHE_DIR / CACHE_FILE
+    cache = tmp_path / STATE_DIR / HASHES_FILE
     written = cache.stat()
 
     folder = SharedFolder(tmp_path)
@@ -168,7 +168,7 @@ def test_removed_files_leave_the_cache(tmp_path: Path) -> None:
 
     SharedFolder(tmp_path).scan()
 
-    assert json.loads((tmp_path / CACHE_DIR / CACHE_FILE).read_text())["files"].keys() == {"keep"}
+    assert json.loads((tmp_path / STATE_DIR / HASHES_FILE).read_text())["files"].keys() == {"keep"}
 
 
 def test_remember_records_a_verified_download_without_hashing(tmp_path: Path) -> None:
@@ -198,8 +198,8 @@ def test_remember_checks_its_arguments(tmp_path: Path) -> None:
 
 def test_corrupt_cache_is_ignored(tmp_path: Path) -> None:
     write_old(tmp_path / "f", b"data")
-    (tmp_path / CACHE_DIR).mkdir()
-    (tmp_path / CACHE_DIR / CACHE_FILE).write_text('{"version": 1, "files": {"f": 3}}')
+    (tmp_path / STATE_DIR).mkdir()
+    (tmp_path / STATE_DIR / HASHES_FILE).write_text('{"version": 1, "files": {"f": 3}}')
 
     folder = SharedFolder(tmp_path)
 
@@ -210,8 +210,8 @@ def test_corrupt_cache_is_ignored(tmp_path: Path) -> None:
 def test_a_forged_cache_digest_is_rejected(tmp_path: Path) -> None:
     write_old(tmp_path / "f", b"data")
     entry = {"size": 4, "mtime_ns": OLD_NS, "sha256": "not hex"}
-    (tmp_path / CACHE_DIR).mkdir()
-    (tmp_path / CACHE_DIR / CACHE_FILE).write_text(
+    (tmp_path / STATE_DIR).mkdir()
+    (tmp_path / STATE_DIR / HASHES_FILE).write_text(
         json.dumps({"version": 1, "files": {"f": entry}})
     )
 
@@ -226,20 +226,20 @@ def test_cache_symlinks_never_lead_outside(tmp_path: Path) -> None:
     root = tmp_path / "share"
     root.mkdir()
     write_old(root / "f", b"data")
-    (root / CACHE_DIR).symlink_to(outside_dir)
+    (root / STATE_DIR).symlink_to(outside_dir)
 
     SharedFolder(root).scan()
 
     assert list(outside_dir.iterdir()) == []
-    (root / CACHE_DIR).unlink()
-    (root / CACHE_DIR).mkdir()
-    (root / CACHE_DIR / CACHE_FILE).symlink_to(outside_file)
+    (root / STATE_DIR).unlink()
+    (root / STATE_DIR).mkdir()
+    (root / STATE_DIR / HASHES_FILE).symlink_to(outside_file)
 
     SharedFolder(root).scan()
 
     assert outside_file.read_text() == '{"version": 1, "files": {}}'
-    assert not (root / CACHE_DIR / CACHE_FILE).is_symlink()
-    assert sorted(p.name for p in (root / CACHE_DIR).iterdir()) == [CACHE_FILE]
+    assert not (root / STATE_DIR / HASHES_FILE).is_symlink()
+    assert sorted(p.name for p in (root / STATE_DIR).iterdir()) == [HASHES_FILE]
 
 
 def test_sha256_of_hashes_exactly_the_size_it_was_given(tmp_path: Path) -> None:
