@@ -9,8 +9,10 @@ from napshare.common.cliargs import OneLineParser, int_in_range, positive_number
 from napshare.peer.defaults import (
     DEFAULT_TRACKER,
     GIVE_UP_AFTER,
+    MAX_RESULTS,
     MAX_UPLOADS,
     RESCAN_INTERVAL,
+    SEARCH_LIMIT,
     STALL_TIMEOUT,
 )
 from napshare.peer.serving.uploads import DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE
@@ -153,6 +155,14 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("name", help="the exact file name, or keywords with --query")
     search.add_argument(
         "--query", action="store_true", help="match every file whose name holds all the words"
+    )
+    search.add_argument(
+        "--limit",
+        type=int_in_range(0, MAX_RESULTS),
+        default=SEARCH_LIMIT,
+        metavar="N",
+        help=f"list at most N results, 0 for all (at most {MAX_RESULTS:,}); a line on stderr "
+        "says when more matched (default: %(default)d)",
     )
 
     download = commands.add_parser(
