@@ -1,6 +1,9 @@
 """The console lines of the original assignment, in English or, under pt_BR, its Portuguese.
 
 The language follows the standard gettext variables (LANGUAGE, LC_ALL, LC_MESSAGES, LANG).
+A line that lists a peer's files is the original's while the list is short (at most
+MAX_LISTED names in at most MAX_LISTED_CHARS characters); past that it gives the count and
+the first few names (at most SAMPLE_NAMES, within SAMPLE_CHARS, always at least one).
 """
 
 import functools
@@ -19,6 +22,18 @@ I_AM_PEER = "I am peer {peer} with files {files}"
 PEERS_WITH_FILE = "peers with requested file: {peers}"
 DOWNLOADED = "File {name} downloaded successfully into folder {folder}"
 REFUSED_TRYING_NEXT = "peer {peer} refused the download, now asking peer {next}"
+
+PEER_JOINED_MANY = "Peer {peer} added with {count} files: {files} and {more} more"
+PEER_DEAD_MANY = "Peer {peer} dead. Removing its {count} files: {files} and {more} more"
+I_AM_PEER_MANY = "I am peer {peer} with {count} files: {files} and {more} more"
+
+MAX_LISTED = 20
+MAX_LISTED_CHARS = 400
+SAMPLE_NAMES = 3
+SAMPLE_CHARS = 120
+
+# The lines whose `files` field is a list of names, and their form for long lists.
+_COUNTED = {PEER_JOINED: PEER_JOINED_MANY, PEER_DEAD: PEER_DEAD_MANY, I_AM_PEER: I_AM_PEER_MANY}
 
 
 def _printable(text: str) -> str:
@@ -41,11 +56,30 @@ def render(
     languages: tuple[str, ...] | None = None,
 ) -> str:
     """One console line: `message` translated, with list fields joined by single spaces."""
+    if message in _COUNTED:
+        message, fields = _counted(message, fields)
     values = {
         key: _printable(value if isinstance(value, str) else " ".join(value))
         for key, value in fields.items()
     }
     return _translations(languages).gettext(message).format(**values).rstrip()
+
+
+def _counted(
+    message: str, fields: Mapping[str, str | Iterable[str]]
+) -> tuple[str, Mapping[str, str | Iterable[str]]]:
+    """`message` and `fields` as they are for a short file list, else the counted form."""
+    files = fields["files"]
+    names = [files] if isinstance(files, str) else list(files)
+    if len(names) <= MAX_LISTED and len(_printable(" ".join(names))) <= MAX_LISTED_CHARS:
+        return message, {**fields, "files": names}
+    shown = names[:1]
+    for name in names[1:SAMPLE_NAMES]:
+        if len(_printable(" ".join([*shown, name]))) > SAMPLE_CHARS:
+            break
+        shown.append(name)
+    counts = {"count": str(len(names)), "more": str(len(names) - len(shown))}
+    return _COUNTED[message], {**fields, "files": shown, **counts}
 
 
 def say(message: str, **fields: str | Iterable[str]) -> None:

@@ -8,3 +8,7 @@ STALL_TIMEOUT = 30.0  # seconds without data before another peer is asked
 GIVE_UP_AFTER = 120.0  # seconds in which no peer sent a byte before a download fails
 MAX_UPLOADS = 4
 UPLOAD_STALL_TIMEOUT = 60.0  # seconds a downloader may take no chunk before its slot is freed
+SEARCH_LIMIT = 1_000  # results `napshare-peer search` prints unless --limit says otherwise
+# A search stops at MAX_RESULTS results whatever the tracker says, so that a hostile tracker
+# cannot make a client grow forever (--limit 0 means this many).
+MAX_RESULTS = 100_000

@@ -1,16 +1,29 @@
-"""The tracker's calls as plain Python: Join, Search, Update, Heartbeat, Leave."""
+"""The tracker's calls as plain Python: Join, Search (every page), Update, Heartbeat, Leave."""
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import grpc
+from google.protobuf.message import Message
 from napshare.common.address import format_address, parse_address
+from napshare.peer.defaults import MAX_RESULTS
 from napshare.peer.errors import tracker_error
 from napshare.peer.folder.store import SharedFile
 from napshare.v1 import file_info_pb2, tracker_pb2, tracker_pb2_grpc
 
+logger = logging.getLogger(__name__)
+
 CALL_TIMEOUT = 10.0
 MAX_MESSAGE = 32 * 1024 * 1024
+PAGE_SIZE = 1_000  # results asked for per Search call: the tracker's own cap
+# With defaults.MAX_RESULTS, this bounds a search however a hostile tracker pages: it cannot
+# make the client loop forever. It leaves room for short pages.
+MAX_PAGES = 2 * MAX_RESULTS // PAGE_SIZE
+
+RequestT = TypeVar("RequestT", bound=Message)
+ReplyT = TypeVar("ReplyT", bound=Message)
 
 
 @dataclass(frozen=True)
@@ -21,6 +34,15 @@ class Source:
     name: str
     size: int
     sha256: str
+
+
+@dataclass(frozen=True)
+class Found:
+    """The sources a search returned, and whether more matched than they hold."""
+
+    sources: list[Source]
+    more: bool  # more matched: the limit asked for, or the client's caps, cut the list
+    capped: bool  # the caps (MAX_RESULTS, MAX_PAGES) did the cutting, not the limit
 
 
 @dataclass(frozen=True)
@@ -61,55 +83,94 @@ class TrackerClient:
     def join(self, host: str, port: int, files: Iterable[SharedFile]) -> Registration:
         """Register this peer's address and files (JOIN -> JOIN_OK)."""
         request = tracker_pb2.JoinRequest(host=host, port=port, files=_infos(files))
-        try:
-            reply = self._stub.Join(request, timeout=self._timeout)
-        except grpc.RpcError as error:
-            raise tracker_error(self.address, error) from None
+        reply = self._call(self._stub.Join, request)
         return Registration(reply.peer_id, reply.token, float(reply.heartbeat_interval_seconds))
 
     def search(self, name: str, *, asker: str = "") -> list[Source]:
         """Every peer sharing a file named exactly `name` (an empty list when none)."""
-        return self._search(tracker_pb2.SearchRequest(name=name, peer_id=asker))
+        return self._every(self.find(name=name, asker=asker))
 
-    def query(self, words: str, *, limit: int = 0, asker: str = "") -> list[Source]:
+    def query(self, words: str, *, asker: str = "") -> list[Source]:
         """Every (peer, file) whose file name holds all the `words`, ignoring case."""
-        return self._search(tracker_pb2.SearchRequest(query=words, limit=limit, peer_id=asker))
+        return self._every(self.find(query=words, asker=asker))
 
-    def update(self, registration: Registration, files: Iterable[SharedFile]) -> None:
-        """Add or refresh files in this peer's registration."""
+    def find(self, *, name: str = "", query: str = "", limit: int = 0, asker: str = "") -> Found:
+        """The first `limit` matches of an exact `name` or of `query`'s words, page by page.
+
+        `limit` 0 means every match; either way at most MAX_RESULTS, in at most MAX_PAGES calls.
+        """
+        wanted = min(limit, MAX_RESULTS) if limit > 0 else MAX_RESULTS
+        capped = not 0 < limit <= MAX_RESULTS
+        sources: list[Source] = []
+        token = ""
+        for _ in range(MAX_PAGES):
+            request = tracker_pb2.SearchRequest(
+                name=name,
+                query=query,
+                peer_id=asker,
+                page_size=min(PAGE_SIZE, wanted - len(sources)),
+                page_token=token,
+            )
+            reply = self._call(self._stub.Search, request)
+            room = wanted - len(sources)
+            sources += [
+                Source(r.peer_id, r.file.name, r.file.size, r.file.sha256)
+                for r in reply.results[:room]
+            ]
+            token = reply.next_page_token
+            more = bool(token) or reply.truncated or len(reply.results) > room
+            if not token or len(sources) >= wanted:
+                return Found(sources, more, more and capped)
+        return Found(sources, True, True)
+
+    def update(
+        self,
+        registration: Registration,
+        files: Iterable[SharedFile],
+        removed_names: Iterable[str] = (),
+    ) -> None:
+        """Add or refresh `files` and withdraw `removed_names` in this peer's registration."""
         request = tracker_pb2.UpdateRequest(
-            peer_id=registration.peer_id, token=registration.token, files=_infos(files)
+            peer_id=registration.peer_id,
+            token=registration.token,
+            files=_infos(files),
+            removed_names=removed_names,
         )
-        try:
-            self._stub.Update(request, timeout=self._timeout)
-        except grpc.RpcError as error:
-            raise tracker_error(self.address, error) from None
+        self._call(self._stub.Update, request)
 
     def heartbeat(self, registration: Registration) -> None:
         """Renew this peer's lease."""
         request = tracker_pb2.HeartbeatRequest(
             peer_id=registration.peer_id, token=registration.token
         )
-        try:
-            self._stub.Heartbeat(request, timeout=self._timeout)
-        except grpc.RpcError as error:
-            raise tracker_error(self.address, error) from None
+        self._call(self._stub.Heartbeat, request)
 
     def leave(self, registration: Registration) -> None:
         """Remove this peer and its files from the index."""
         request = tracker_pb2.LeaveRequest(peer_id=registration.peer_id, token=registration.token)
-        try:
-            self._stub.Leave(request, timeout=self._timeout)
-        except grpc.RpcError as error:
-            raise tracker_error(self.address, error) from None
+        self._call(self._stub.Leave, request)
 
     def close(self) -> None:
         """Close the channel."""
         self._channel.close()
 
-    def _search(self, request: tracker_pb2.SearchRequest) -> list[Source]:
+    def _call(
+        self, method: "grpc.UnaryUnaryMultiCallable[RequestT, ReplyT]", request: RequestT
+    ) -> ReplyT:
+        """One RPC with this client's timeout; its failure as a ClientError (peer.errors)."""
         try:
-            reply = self._stub.Search(request, timeout=self._timeout)
+            return method(request, timeout=self._timeout)
         except grpc.RpcError as error:
             raise tracker_error(self.address, error) from None
-        return [Source(r.peer_id, r.file.name, r.file.size, r.file.sha256) for r in reply.results]
+
+    def _every(self, found: Found) -> list[Source]:
+        if found.more:
+            logger.warning(
+                "tracker %s has more matches; listing the first %d (at most %d results or "
+                "%d pages per search)",
+                self.address,
+                len(found.sources),
+                MAX_RESULTS,
+                MAX_PAGES,
+            )
+        return found.sources

@@ -1,12 +1,13 @@
 """Keeps a serving peer registered at the tracker: Join, Heartbeat, re-Join, Update, Leave.
 
 Two threads: one joins and heartbeats (joining again whenever the tracker forgot this peer
-or could not be reached), one rescans the folder and announces new or changed files.
+or could not be reached), one rescans the folder and sends the tracker what changed (new or
+changed files, and names that left the folder) through Update.
 """
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from napshare.common.protocol import HEARTBEAT_INTERVAL
 from napshare.peer.defaults import RESCAN_INTERVAL
@@ -146,29 +147,29 @@ class TrackerLink:
                 if self._registration is None:
                     continue
                 names = {f.name for f in files}
-                if any(name not in names for name in self._announced):
-                    # Update cannot remove a file; Join replaces the whole list.
-                    logger.info("files left the shared folder; joining again")
-                    self._forget(self._registration)
-                    continue
+                removed = [name for name in self._announced if name not in names]
                 changed = [f for f in files if self._announced.get(f.name) != (f.size, f.sha256)]
-            if changed:
-                self._update(changed)
+            if changed or removed:
+                self._update(changed, removed)
 
-    def _update(self, files: list[SharedFile]) -> None:
+    def _update(self, files: list[SharedFile], removed: list[str] | None = None) -> None:
+        """Send the tracker what changed: new or changed `files`, and `removed` names."""
+        removed = removed or []
         with self._lock:
             registration = self._registration
             if registration is None:
                 return  # the next Join lists them
             try:
-                self.tracker.update(registration, files)
+                self.tracker.update(registration, files, removed)
             except ClientError as error:
-                logger.warning("could not announce %s: %s", " ".join(f.name for f in files), error)
+                logger.warning("could not update the tracker: %s", error)
                 self._forget(registration)
                 return
             for f in files:
                 self._announced[f.name] = (f.size, f.sha256)
-        logger.info("announced %s", " ".join(f.name for f in files))
+            for name in removed:
+                del self._announced[name]
+        logger.info("announced %s; withdrew %s", _few(f.name for f in files), _few(removed))
 
     def _forget(self, registration: Registration) -> None:
         """Drop `registration` (if still current) and wake the heartbeat thread to join again."""
@@ -182,3 +183,10 @@ class TrackerLink:
         woken = self._wake.wait(seconds)
         self._wake.clear()
         return woken or self._stop.is_set()
+
+
+def _few(names: Iterable[str], shown: int = 5) -> str:
+    """Up to `shown` names, and how many more, for a log line of bounded length."""
+    listed = list(names)
+    text = " ".join(listed[:shown]) or "nothing"
+    return text if len(listed) <= shown else f"{text} and {len(listed) - shown} more"

@@ -24,6 +24,7 @@ from napshare.common.address import (
 )
 from napshare.common.names import InvalidNameError, check_file_name, check_sha256
 from napshare.common.protocol import HEARTBEAT_INTERVAL
+from napshare.tracker import paging
 from napshare.tracker.catalog import Catalog, pack_record, unpack_record
 from napshare.tracker.errors import (
     CapacityError,
@@ -69,10 +70,15 @@ class Match(NamedTuple):
 
 
 class SearchOutcome(NamedTuple):
-    """The first matches in (peer id, name) order, and whether more matched."""
+    """One page of matches in (peer id, name) order, and the token of the next page, if any."""
 
     matches: list[Match]
-    truncated: bool
+    next_page_token: str
+
+    @property
+    def truncated(self) -> bool:
+        """Whether more matched than this page holds."""
+        return bool(self.next_page_token)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,23 +171,36 @@ class TrackerIndex:
             self._changed_locked()
         return Registration(peer_id, token)
 
-    def update(self, peer_id: str, token: str, files: Sequence[FileLike]) -> None:
-        """Add or refresh files of the caller's own registration, and renew its lease."""
+    def update(
+        self,
+        peer_id: str,
+        token: str,
+        files: Sequence[FileLike],
+        removed_names: Sequence[str] = (),
+    ) -> None:
+        """Add or refresh `files` and drop `removed_names` of the caller's own registration.
+
+        Removed names the caller does not have are ignored. The lease is renewed.
+        """
         peer_id = _normal_peer_id(peer_id)
         checked = self._check_files(files)
+        removed = self._check_removed(removed_names, checked[0])
         with self._lock:
             now = self._expire_locked()
             peer = self._authenticated_locked(peer_id, token)
             catalog = self._catalog
+            gone = {i for i in map(catalog.id_of, removed) if i is not None} & set(peer.files)
             new = sum(1 for name in checked[0] if not catalog.holds(peer_id, name))
-            if len(peer.files) + new > self.max_files:
+            if len(peer.files) - len(gone) + new > self.max_files:
                 raise CapacityError(
-                    f"peer {peer_id} would share {len(peer.files) + new} files; "
+                    f"peer {peer_id} would share {len(peer.files) - len(gone) + new} files; "
                     f"the limit is {self.max_files} per peer"
                 )
+            if gone:
+                self._drop_locked(peer, gone)
             self._add_locked(peer, checked)
             self._renew_locked(peer, now)
-            if checked[0]:
+            if checked[0] or gone:
                 self._changed_locked()
 
     def heartbeat(self, peer_id: str, token: str) -> None:
@@ -201,8 +220,14 @@ class TrackerIndex:
             self._remove_locked(peer)
             self._changed_locked()
 
-    def search(self, *, name: str = "", query: str = "", limit: int = 0) -> SearchOutcome:
-        """Matches for an exact `name` or for every keyword of `query` (exactly one is set)."""
+    def search(
+        self, *, name: str = "", query: str = "", limit: int = 0, page_token: str = ""
+    ) -> SearchOutcome:
+        """A page of matches for an exact `name` or every keyword of `query` (exactly one is set).
+
+        `limit` is the page size (0: DEFAULT_LIMIT; at most MAX_LIMIT); `page_token` is empty
+        for the first page, else the `next_page_token` of the page before.
+        """
         if bool(name) == bool(query):
             raise InvalidRequestError(
                 "set exactly one of name (an exact file name) and query (keywords)"
@@ -215,6 +240,8 @@ class TrackerIndex:
             _check_name(name, "name")
         elif not words:
             raise InvalidRequestError("query has no word in it; give at least one keyword")
+        search = paging.search_id(name, words)
+        after = paging.decode(page_token, search) if page_token else None
         with self._lock:
             self._expire_locked()
             catalog = self._catalog
@@ -223,13 +250,18 @@ class TrackerIndex:
                 held = [] if found is None else catalog.holdings((found,))
             else:
                 held = catalog.holdings(catalog.matching(words))
+            if after is not None:
+                held = [h for h in held if (h[0], h[1]) > after]
             # (peer id, name) is unique, so name ids are never compared.
             first = sorted(held) if len(held) <= limit else heapq.nsmallest(limit + 1, held)
             matches = [
                 Match(peer_id, _entry(file_name, catalog.record(peer_id, name_id)))
                 for peer_id, file_name, name_id in first
             ]
-        return SearchOutcome(matches[:limit], len(matches) > limit)
+        if len(matches) <= limit:
+            return SearchOutcome(matches, "")
+        last = matches[limit - 1]
+        return SearchOutcome(matches[:limit], paging.encode(search, (last.peer_id, last.file.name)))
 
     def expire(self) -> list[DeadPeer]:
         """Drop peers whose lease ran out; return every peer dropped since the last call."""
@@ -287,6 +319,22 @@ class TrackerIndex:
         ]
         return names, records
 
+    def _check_removed(self, names: Sequence[str], added: list[str]) -> set[str]:
+        """The distinct removed names, or InvalidRequestError naming a bad one."""
+        if len(names) > self.max_files:
+            raise InvalidRequestError(
+                f"{len(names)} removed names in one call; the limit is {self.max_files}"
+            )
+        for position, name in enumerate(names):
+            _check_name(name, f"removed_names[{position}]")
+        removed = set(names)
+        if not removed.isdisjoint(added):
+            both = min(removed.intersection(added))
+            raise InvalidRequestError(
+                f"{both!r} is in both files and removed_names; list it in one of them"
+            )
+        return removed
+
     def _files_locked(self, peer: _Peer) -> list[FileEntry]:
         catalog = self._catalog
         return sorted(
@@ -297,6 +345,13 @@ class TrackerIndex:
         new = self._catalog.put_all(peer.peer_id, *checked)
         peer.files.extend(new)
         self._entries += len(new)
+
+    def _drop_locked(self, peer: _Peer, name_ids: set[int]) -> None:
+        """Drop the names `name_ids` (all held by `peer`) from its registration."""
+        for name_id in name_ids:
+            self._catalog.drop(peer.peer_id, name_id)
+        peer.files = array("I", (i for i in peer.files if i not in name_ids))
+        self._entries -= len(name_ids)
 
     def _remove_locked(self, peer: _Peer) -> list[str]:
         """Drop `peer`'s files (it is already out of `_peers`); return their names."""

@@ -72,7 +72,12 @@ class TrackerServicer(tracker_pb2_grpc.TrackerServiceServicer):
         except DecodeError:
             raise InvalidRequestError("the request is not a SearchRequest message") from None
         generation = self._index.generation
-        outcome = self._index.search(name=request.name, query=request.query, limit=request.limit)
+        outcome = self._index.search(
+            name=request.name,
+            query=request.query,
+            limit=request.page_size or request.limit,
+            page_token=request.page_token,
+        )
         return Answer(
             generation,
             _search_response(outcome).SerializeToString(),
@@ -84,10 +89,15 @@ class TrackerServicer(tracker_pb2_grpc.TrackerServiceServicer):
         self, request: tracker_pb2.UpdateRequest, context: grpc.ServicerContext
     ) -> tracker_pb2.UpdateResponse:
         try:
-            self._index.update(request.peer_id, request.token, request.files)
+            self._index.update(request.peer_id, request.token, request.files, request.removed_names)
         except TrackerError as error:
             abort(context, error)
-        logger.debug("peer %s updated %d files", request.peer_id, len(request.files))
+        logger.debug(
+            "peer %s updated %d files and removed %d",
+            request.peer_id,
+            len(request.files),
+            len(request.removed_names),
+        )
         return tracker_pb2.UpdateResponse()
 
     def Heartbeat(  # noqa: N802 - the RPC's name
@@ -122,6 +132,7 @@ def _search_response(outcome: SearchOutcome) -> tracker_pb2.SearchResponse:
             for match in outcome.matches
         ],
         truncated=outcome.truncated,
+        next_page_token=outcome.next_page_token,
     )
 
 

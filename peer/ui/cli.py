@@ -11,8 +11,10 @@ from napshare.common.names import InvalidNameError, check_file_name
 from napshare.peer.defaults import (
     DEFAULT_TRACKER,
     GIVE_UP_AFTER,
+    MAX_RESULTS,
     MAX_UPLOADS,
     RESCAN_INTERVAL,
+    SEARCH_LIMIT,
     STALL_TIMEOUT,
 )
 from napshare.peer.folder.layout import HASHES_FILE, PART_SUFFIX, PARTIAL_DIR, STATE_DIR
@@ -154,6 +156,14 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("name", help="the exact file name, or keywords with --query")
     search.add_argument(
         "--query", action="store_true", help="match every file whose name holds all the words"
+    )
+    search.add_argument(
+        "--limit",
+        type=int_in_range(0, MAX_RESULTS),
+        default=SEARCH_LIMIT,
+        metavar="N",
+        help=f"list at most N results, 0 for all (at most {MAX_RESULTS:,}); a line on stderr "
+        "says when more matched (default: %(default)d)",
     )
 
     download = commands.add_parser(

@@ -50,22 +50,33 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _fail(message: str, code: ExitCode) -> int:
-    print(f"napshare-peer: {message}", file=sys.stderr, flush=True)
+    _notice(message)
     return code
 
 
 def _search(args: argparse.Namespace) -> int:
     tracker = TrackerClient(args.tracker)
     try:
-        sources = tracker.query(args.name) if args.query else tracker.search(args.name)
+        if args.query:
+            found = tracker.find(query=args.name, limit=args.limit)
+        else:
+            found = tracker.find(name=args.name, limit=args.limit)
     finally:
         tracker.close()
     if args.query:
-        for s in sources:
+        for s in found.sources:
             print(f"{s.peer}\t{s.size}\t{s.name}")
-    peers = list(dict.fromkeys(s.peer for s in sources))
+    peers = list(dict.fromkeys(s.peer for s in found.sources))
     console.say(console.PEERS_WITH_FILE, peers=peers)
+    if found.capped:
+        _notice(f"more results match; listed the first {len(found.sources)}, this client's cap")
+    elif found.more:
+        _notice(f"more results match; listed the first {args.limit} (--limit 0 lists all)")
     return 0
+
+
+def _notice(message: str) -> None:
+    print(f"napshare-peer: {message}", file=sys.stderr, flush=True)
 
 
 def _download(args: argparse.Namespace) -> int:

@@ -67,6 +67,7 @@ def test_files_copied_in_later_are_announced_and_removed_ones_dropped(swarm: Swa
     (folder / "aula1.mp4").unlink()
     wait_until(lambda: swarm.tracker.peers_with("aula1.mp4") == [])
     assert swarm.tracker.peers_with("late.bin") == [node.link.peer_id]
+    assert node.link.join_count == 1  # changes went as Update deltas, never a re-join
 
 
 def test_leave_on_stop(swarm: Swarm) -> None:

@@ -126,6 +126,23 @@ def test_a_name_listed_twice(populated, info):
     assert_still_serving(tracker, before)
 
 
+@pytest.mark.parametrize("removed", [["a/b.mp4"], [""], [".."], ["aula1.mp4"]])
+def test_update_with_a_bad_removed_name(populated, info, removed):
+    tracker, a = populated
+    before = tracker.index.snapshot()
+
+    expect(
+        INVALID,
+        tracker.stub.Update,
+        tracker_pb2.UpdateRequest(
+            peer_id=a.peer_id, token=a.token, files=[info("aula1.mp4")], removed_names=removed
+        ),
+        "removed_names" if removed != ["aula1.mp4"] else "both",
+    )
+
+    assert_still_serving(tracker, before)
+
+
 @pytest.mark.parametrize(
     "request_fields",
     [

@@ -90,3 +90,26 @@ def test_join_and_search_with_json_bodies(grpcurl):
         "napshare.v1.TrackerService/Heartbeat",
         body={"peer_id": joined["peer_id"], "token": joined["token"]},
     )
+
+
+def test_paging_with_json_bodies(grpcurl):
+    files = [{"name": f"aula{n}.mp4", "size": "5", "sha256": SHA} for n in (1, 2)]
+    grpcurl(
+        "napshare.v1.TrackerService/Join",
+        body={"host": "127.0.0.1", "port": 8776, "files": files},
+    )
+
+    first = json.loads(
+        grpcurl("napshare.v1.TrackerService/Search", body={"query": "AULA mp4", "page_size": 1})
+    )
+    second = json.loads(
+        grpcurl(
+            "napshare.v1.TrackerService/Search",
+            body={"query": "AULA mp4", "page_size": 1, "page_token": first["next_page_token"]},
+        )
+    )
+
+    assert [r["file"]["name"] for r in first["results"]] == ["aula1.mp4"]
+    assert first["truncated"] is True
+    assert [r["file"]["name"] for r in second["results"]] == ["aula2.mp4"]
+    assert "next_page_token" not in second

@@ -40,6 +40,17 @@ def brute_force(snapshot, words):
     )
 
 
+def paged(index, query, page_size):
+    """Every match of `query`, fetched `page_size` at a time."""
+    found, token = [], ""
+    while True:
+        outcome = index.search(query=query, limit=page_size, page_token=token)
+        assert len(outcome.matches) <= page_size
+        found += [(m.peer_id, m.file.name) for m in outcome.matches]
+        if not (token := outcome.next_page_token):
+            return found
+
+
 ALPHABET = "abcAB.-_1é日本İ"
 
 
@@ -59,9 +70,13 @@ def test_keyword_search_equals_a_brute_force_scan_through_churn():
         if action < 0.5 or port not in tokens:
             names = {random_name(rng) for _ in range(rng.randint(0, 12))}
             tokens[port] = index.join("10.0.0.1", port, [entry(n) for n in names]).token
-        elif action < 0.8:
+        elif action < 0.7:
             names = {random_name(rng) for _ in range(rng.randint(1, 5))}
             index.update(f"10.0.0.1:{port}", tokens[port], [entry(n, step) for n in names])
+        elif action < 0.8:
+            held = [f.name for f in index.files_of(f"10.0.0.1:{port}")]
+            gone = [*rng.sample(held, min(len(held), rng.randint(0, 4))), random_name(rng)]
+            index.update(f"10.0.0.1:{port}", tokens[port], [], gone)
         else:
             index.leave(f"10.0.0.1:{port}", tokens.pop(port))
         if step % 10 == 0:
@@ -72,6 +87,7 @@ def test_keyword_search_equals_a_brute_force_scan_through_churn():
                 found = [(m.peer_id, m.file.name) for m in outcome.matches]
                 assert found == brute_force(snapshot, query_words(query)), query
                 assert not outcome.truncated
+                assert paged(index, query, rng.randint(1, 5)) == found, query
 
 
 @pytest.mark.parametrize("buckets", [1, 8, 1 << 18])
@@ -204,6 +220,67 @@ def test_capacity_counts_new_names_only():
     with pytest.raises(InvalidRequestError):
         index.join("10.0.0.1", 2, [entry(n) for n in "wxyz"])
     assert [f.size for f in index.files_of(peer.peer_id)] == [5, 1, 1]
+
+
+def test_update_removes_names_of_the_callers_own_registration_only():
+    index = TrackerIndex()
+    a = index.join("10.0.0.1", 1, [entry("x.mp4"), entry("y.mp4"), entry("z.mp4")])
+    b = index.join("10.0.0.1", 2, [entry("x.mp4")])
+    generation = index.generation
+
+    index.update(a.peer_id, a.token, [entry("w.mp4")], ["x.mp4", "z.mp4", "never.mp4"])
+
+    assert [f.name for f in index.files_of(a.peer_id)] == ["w.mp4", "y.mp4"]
+    assert [f.name for f in index.files_of(b.peer_id)] == ["x.mp4"]
+    assert [m.peer_id for m in index.search(name="x.mp4").matches] == [b.peer_id]
+    assert index.search(name="z.mp4").matches == []
+    assert index.stats().entries == 3
+    assert index.generation != generation
+
+
+def test_removing_only_unknown_names_changes_nothing_but_renews_the_lease():
+    clock = Clock()
+    index = TrackerIndex(10, clock=clock)
+    a = index.join("10.0.0.1", 1, [entry("x.mp4")])
+    generation = index.generation
+    clock.now += 25
+
+    index.update(a.peer_id, a.token, [], ["nope.mp4", "nope.mp4"])
+    clock.now += 25
+
+    assert index.generation == generation
+    assert index.expire() == []
+    assert [f.name for f in index.files_of(a.peer_id)] == ["x.mp4"]
+
+
+@pytest.mark.parametrize(
+    ("files", "removed", "word"),
+    [
+        ([], ["a/b.mp4"], r"removed_names\[0\]"),
+        ([], ["ok.mp4", ""], r"removed_names\[1\]"),
+        ([entry("x.mp4")], ["x.mp4"], "both"),
+        ([], ["n"] * 4, "limit"),
+    ],
+    ids=["slash", "empty", "in both lists", "too many"],
+)
+def test_bad_removed_names_change_nothing(files, removed, word):
+    index = TrackerIndex(max_files=3)
+    a = index.join("10.0.0.1", 1, [entry("x.mp4")])
+    before = index.snapshot()
+
+    with pytest.raises(InvalidRequestError, match=word):
+        index.update(a.peer_id, a.token, files, removed)
+
+    assert index.snapshot() == before
+
+
+def test_capacity_counts_removals_first():
+    index = TrackerIndex(max_files=2)
+    peer = index.join("10.0.0.1", 1, [entry("a"), entry("b")])
+
+    index.update(peer.peer_id, peer.token, [entry("c")], ["a"])
+
+    assert [f.name for f in index.files_of(peer.peer_id)] == ["b", "c"]
 
 
 def test_tokens_are_checked_in_constant_time_and_per_peer():

@@ -139,6 +139,20 @@ def test_update_adds_and_refreshes_files(tracker, info):
     assert peers_with(tracker, "aula2.mp4") == [a.peer_id]
 
 
+def test_update_removes_names_and_ignores_unknown_ones(tracker, info):
+    a = join(tracker, 8776, info("aula1.mp4"), info("aula2.mp4"))
+    join(tracker, 8777, info("aula1.mp4"))
+
+    tracker.stub.Update(
+        tracker_pb2.UpdateRequest(
+            peer_id=a.peer_id, token=a.token, removed_names=["aula1.mp4", "never.mp4"]
+        )
+    )
+
+    assert peers_with(tracker, "aula1.mp4") == ["127.0.0.1:8777"]
+    assert peers_with(tracker, "aula2.mp4") == ["127.0.0.1:8776"]
+
+
 def test_update_of_one_peer_leaves_the_others_untouched(tracker, info):
     a = join(tracker, 8776, info("aula1.mp4"))
     b = join(tracker, 8777, info("aula2.mp4"))

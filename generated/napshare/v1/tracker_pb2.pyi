@@ -28,24 +28,30 @@ class JoinResponse(_message.Message):
     def __init__(self, peer_id: _Optional[str] = ..., token: _Optional[str] = ..., heartbeat_interval_seconds: _Optional[int] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
-    __slots__ = ("name", "query", "limit", "peer_id")
+    __slots__ = ("name", "query", "limit", "peer_id", "page_size", "page_token")
     NAME_FIELD_NUMBER: _ClassVar[int]
     QUERY_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     PEER_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     name: str
     query: str
     limit: int
     peer_id: str
-    def __init__(self, name: _Optional[str] = ..., query: _Optional[str] = ..., limit: _Optional[int] = ..., peer_id: _Optional[str] = ...) -> None: ...
+    page_size: int
+    page_token: str
+    def __init__(self, name: _Optional[str] = ..., query: _Optional[str] = ..., limit: _Optional[int] = ..., peer_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
-    __slots__ = ("results", "truncated")
+    __slots__ = ("results", "truncated", "next_page_token")
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[SearchResult]
     truncated: bool
-    def __init__(self, results: _Optional[_Iterable[_Union[SearchResult, _Mapping]]] = ..., truncated: _Optional[bool] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, results: _Optional[_Iterable[_Union[SearchResult, _Mapping]]] = ..., truncated: _Optional[bool] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class SearchResult(_message.Message):
     __slots__ = ("peer_id", "file")
@@ -56,14 +62,16 @@ class SearchResult(_message.Message):
     def __init__(self, peer_id: _Optional[str] = ..., file: _Optional[_Union[_file_info_pb2.FileInfo, _Mapping]] = ...) -> None: ...
 
 class UpdateRequest(_message.Message):
-    __slots__ = ("peer_id", "token", "files")
+    __slots__ = ("peer_id", "token", "files", "removed_names")
     PEER_ID_FIELD_NUMBER: _ClassVar[int]
     TOKEN_FIELD_NUMBER: _ClassVar[int]
     FILES_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_NAMES_FIELD_NUMBER: _ClassVar[int]
     peer_id: str
     token: str
     files: _containers.RepeatedCompositeFieldContainer[_file_info_pb2.FileInfo]
-    def __init__(self, peer_id: _Optional[str] = ..., token: _Optional[str] = ..., files: _Optional[_Iterable[_Union[_file_info_pb2.FileInfo, _Mapping]]] = ...) -> None: ...
+    removed_names: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, peer_id: _Optional[str] = ..., token: _Optional[str] = ..., files: _Optional[_Iterable[_Union[_file_info_pb2.FileInfo, _Mapping]]] = ..., removed_names: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class UpdateResponse(_message.Message):
     __slots__ = ()

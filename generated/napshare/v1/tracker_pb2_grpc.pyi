@@ -40,8 +40,9 @@ class TrackerServiceStub:
     with its files. `Update`, `Heartbeat` and `Leave` act only on the caller's
     own registration, proved by the `peer_id` and `token` that `Join` returned.
 
-    Limits: at most 50,000 files in one `Join` or `Update` call, and at most
-    16 MiB in one request message.
+    Limits: at most 50,000 files in one `Join` or `Update` call (and 50,000
+    removed names in one `Update`), at most 16 MiB in one request message, and
+    at most 1,000 results in one `Search` response.
     """
 
     @_typing.overload
@@ -63,17 +64,32 @@ class TrackerServiceStub:
     A search that matches nothing returns an empty list, not an error.
     Results are ordered by peer id, then by file name.
 
-    Errors:
-    * `INVALID_ARGUMENT`: both or neither of `name` and `query` are set, the
-      name is not a valid file name, or the query has no word in it.
-    """
-    Update: _grpc.UnaryUnaryMultiCallable[_tracker_pb2.UpdateRequest, _tracker_pb2.UpdateResponse]
-    """Update adds files to the caller's own registration, or refreshes the size
-    and sha256 of files already listed. It also renews the caller's lease.
+    Paging (as in AIP-158): a response holds at most `page_size` results
+    (`limit` when `page_size` is 0; 100 when both are 0; never more than
+    1,000). When more match, `next_page_token` is set (and `truncated` is
+    true); send the same search again with `page_token` set to it for the
+    next page. A token is an opaque cursor of at most 1,024 characters: the
+    last (peer id, file name) returned, tied to the search it came from. The
+    next page starts after that key, so pages stay correct while peers join
+    and leave: no match present throughout is skipped or repeated. Tokens do
+    not expire. `page_size` may change from page to page.
 
     Errors:
-    * `INVALID_ARGUMENT`: a bad peer id, a bad file, a name listed twice, or
-      more than 50,000 files in the call.
+    * `INVALID_ARGUMENT`: both or neither of `name` and `query` are set, the
+      name is not a valid file name, the query has no word in it, or
+      `page_token` is malformed, too long, or belongs to another search.
+    """
+    Update: _grpc.UnaryUnaryMultiCallable[_tracker_pb2.UpdateRequest, _tracker_pb2.UpdateResponse]
+    """Update changes the caller's own registration: it adds the files in
+    `files` or refreshes the size and sha256 of those already listed, and
+    removes the names in `removed_names` (names the caller does not have are
+    ignored). It also renews the caller's lease, even when both lists are
+    empty.
+
+    Errors:
+    * `INVALID_ARGUMENT`: a bad peer id, a bad file, a name listed twice in
+      `files`, a bad name in `removed_names`, a name in both lists, or more
+      than 50,000 entries in either list.
     * `UNAUTHENTICATED`: the token does not match the peer id.
     * `NOT_FOUND`: the peer is unknown or its lease expired; call `Join`.
     * `RESOURCE_EXHAUSTED`: the registration would hold more than 50,000
@@ -106,8 +122,9 @@ class TrackerServiceAsyncStub(TrackerServiceStub):
     with its files. `Update`, `Heartbeat` and `Leave` act only on the caller's
     own registration, proved by the `peer_id` and `token` that `Join` returned.
 
-    Limits: at most 50,000 files in one `Join` or `Update` call, and at most
-    16 MiB in one request message.
+    Limits: at most 50,000 files in one `Join` or `Update` call (and 50,000
+    removed names in one `Update`), at most 16 MiB in one request message, and
+    at most 1,000 results in one `Search` response.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -126,17 +143,32 @@ class TrackerServiceAsyncStub(TrackerServiceStub):
     A search that matches nothing returns an empty list, not an error.
     Results are ordered by peer id, then by file name.
 
-    Errors:
-    * `INVALID_ARGUMENT`: both or neither of `name` and `query` are set, the
-      name is not a valid file name, or the query has no word in it.
-    """
-    Update: _aio.UnaryUnaryMultiCallable[_tracker_pb2.UpdateRequest, _tracker_pb2.UpdateResponse]  # type: ignore[assignment]
-    """Update adds files to the caller's own registration, or refreshes the size
-    and sha256 of files already listed. It also renews the caller's lease.
+    Paging (as in AIP-158): a response holds at most `page_size` results
+    (`limit` when `page_size` is 0; 100 when both are 0; never more than
+    1,000). When more match, `next_page_token` is set (and `truncated` is
+    true); send the same search again with `page_token` set to it for the
+    next page. A token is an opaque cursor of at most 1,024 characters: the
+    last (peer id, file name) returned, tied to the search it came from. The
+    next page starts after that key, so pages stay correct while peers join
+    and leave: no match present throughout is skipped or repeated. Tokens do
+    not expire. `page_size` may change from page to page.
 
     Errors:
-    * `INVALID_ARGUMENT`: a bad peer id, a bad file, a name listed twice, or
-      more than 50,000 files in the call.
+    * `INVALID_ARGUMENT`: both or neither of `name` and `query` are set, the
+      name is not a valid file name, the query has no word in it, or
+      `page_token` is malformed, too long, or belongs to another search.
+    """
+    Update: _aio.UnaryUnaryMultiCallable[_tracker_pb2.UpdateRequest, _tracker_pb2.UpdateResponse]  # type: ignore[assignment]
+    """Update changes the caller's own registration: it adds the files in
+    `files` or refreshes the size and sha256 of those already listed, and
+    removes the names in `removed_names` (names the caller does not have are
+    ignored). It also renews the caller's lease, even when both lists are
+    empty.
+
+    Errors:
+    * `INVALID_ARGUMENT`: a bad peer id, a bad file, a name listed twice in
+      `files`, a bad name in `removed_names`, a name in both lists, or more
+      than 50,000 entries in either list.
     * `UNAUTHENTICATED`: the token does not match the peer id.
     * `NOT_FOUND`: the peer is unknown or its lease expired; call `Join`.
     * `RESOURCE_EXHAUSTED`: the registration would hold more than 50,000
@@ -168,8 +200,9 @@ class TrackerServiceServicer(metaclass=_abc_1.ABCMeta):
     with its files. `Update`, `Heartbeat` and `Leave` act only on the caller's
     own registration, proved by the `peer_id` and `token` that `Join` returned.
 
-    Limits: at most 50,000 files in one `Join` or `Update` call, and at most
-    16 MiB in one request message.
+    Limits: at most 50,000 files in one `Join` or `Update` call (and 50,000
+    removed names in one `Update`), at most 16 MiB in one request message, and
+    at most 1,000 results in one `Search` response.
     """
 
     @_abc_1.abstractmethod
@@ -198,9 +231,20 @@ class TrackerServiceServicer(metaclass=_abc_1.ABCMeta):
         A search that matches nothing returns an empty list, not an error.
         Results are ordered by peer id, then by file name.
 
+        Paging (as in AIP-158): a response holds at most `page_size` results
+        (`limit` when `page_size` is 0; 100 when both are 0; never more than
+        1,000). When more match, `next_page_token` is set (and `truncated` is
+        true); send the same search again with `page_token` set to it for the
+        next page. A token is an opaque cursor of at most 1,024 characters: the
+        last (peer id, file name) returned, tied to the search it came from. The
+        next page starts after that key, so pages stay correct while peers join
+        and leave: no match present throughout is skipped or repeated. Tokens do
+        not expire. `page_size` may change from page to page.
+
         Errors:
         * `INVALID_ARGUMENT`: both or neither of `name` and `query` are set, the
-          name is not a valid file name, or the query has no word in it.
+          name is not a valid file name, the query has no word in it, or
+          `page_token` is malformed, too long, or belongs to another search.
         """
 
     @_abc_1.abstractmethod
@@ -209,12 +253,16 @@ class TrackerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _tracker_pb2.UpdateRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_tracker_pb2.UpdateResponse, _abc.Awaitable[_tracker_pb2.UpdateResponse]]:
-        """Update adds files to the caller's own registration, or refreshes the size
-        and sha256 of files already listed. It also renews the caller's lease.
+        """Update changes the caller's own registration: it adds the files in
+        `files` or refreshes the size and sha256 of those already listed, and
+        removes the names in `removed_names` (names the caller does not have are
+        ignored). It also renews the caller's lease, even when both lists are
+        empty.
 
         Errors:
-        * `INVALID_ARGUMENT`: a bad peer id, a bad file, a name listed twice, or
-          more than 50,000 files in the call.
+        * `INVALID_ARGUMENT`: a bad peer id, a bad file, a name listed twice in
+          `files`, a bad name in `removed_names`, a name in both lists, or more
+          than 50,000 entries in either list.
         * `UNAUTHENTICATED`: the token does not match the peer id.
         * `NOT_FOUND`: the peer is unknown or its lease expired; call `Join`.
         * `RESOURCE_EXHAUSTED`: the registration would hold more than 50,000
