@@ -8,6 +8,7 @@ import gettext
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TextIO
 
 LOCALE_DIR = Path(__file__).with_name("locale")
 DOMAIN = "napshare"
@@ -21,11 +22,17 @@ DOWNLOADED = "File {name} downloaded successfully into folder {folder}"
 REFUSED_TRYING_NEXT = "peer {peer} refused the download, now asking peer {next}"
 
 
-def _printable(text: str) -> str:
-    """Escape control characters, so that a file name cannot forge or break a console line."""
+def printable(text: str) -> str:
+    """Escape control characters, so that text from the network cannot forge or break a line."""
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
+
+
+def show(*columns: str, file: TextIO | None = None) -> None:
+    """Print one line, its columns escaped and joined by tabs, at once (stdout by default)."""
+    line = "\t".join(printable(column) for column in columns)
+    print(line, file=file or sys.stdout, flush=True)
 
 
 @functools.cache
@@ -42,7 +49,7 @@ def render(
 ) -> str:
     """One console line: `message` translated, with list fields joined by single spaces."""
     values = {
-        key: _printable(value if isinstance(value, str) else " ".join(value))
+        key: printable(value if isinstance(value, str) else " ".join(value))
         for key, value in fields.items()
     }
     return _translations(languages).gettext(message).format(**values).rstrip()
@@ -50,4 +57,4 @@ def render(
 
 def say(message: str, **fields: str | Iterable[str]) -> None:
     """Print one console line to stdout, at once."""
-    print(render(message, fields), file=sys.stdout, flush=True)
+    show(render(message, fields))

@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _fail(message: str, code: int) -> int:
-    print(f"napshare-peer: {message}", file=sys.stderr, flush=True)
+    console.show(f"napshare-peer: {message}", file=sys.stderr)
     return code
 
 
@@ -63,7 +63,7 @@ def _search(args: argparse.Namespace) -> int:
         tracker.close()
     if args.query:
         for s in sources:
-            print(f"{s.peer}\t{s.size}\t{s.name}")
+            console.show(s.peer, str(s.size), s.name)
     peers = list(dict.fromkeys(s.peer for s in sources))
     console.say(console.PEERS_WITH_FILE, peers=peers)
     return 0
@@ -95,7 +95,7 @@ def _download(args: argparse.Namespace) -> int:
         result.resumed_from,
         " ".join(result.sources) or "nobody (empty file)",
     )
-    print(downloaded_line(result, args.dir), flush=True)
+    console.show(downloaded_line(result, args.dir))
     return 0
 
 
@@ -125,7 +125,7 @@ def _serve(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 0
     listening = format_address(listen_address(args.host, args.bind), node.port)
-    print(f"listening on {listening}", flush=True)
+    console.show(f"listening on {listening}")
     interactive = not args.no_menu and sys.stdin.isatty()
     try:
         node.start()

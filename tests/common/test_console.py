@@ -1,5 +1,7 @@
 """The console lines: exact wording in both languages, and names that cannot forge lines."""
 
+import io
+
 from napshare.common import console
 
 
@@ -35,3 +37,9 @@ def test_control_characters_in_names_are_escaped() -> None:
 def test_printable_unicode_is_kept() -> None:
     line = console.render(console.DOWNLOADED, {"name": "ação ünï.mp4", "folder": "vídeos"}, ("en",))
     assert line == "File ação ünï.mp4 downloaded successfully into folder vídeos"
+
+
+def test_show_escapes_each_column_and_joins_them_with_tabs() -> None:
+    out = io.StringIO()
+    console.show("127.0.0.1:1", "5", "a\tb\x1b[2J\nPeer x", file=out)
+    assert out.getvalue() == "127.0.0.1:1\t5\ta\\tb\\x1b[2J\\nPeer x\n"
