@@ -9,15 +9,13 @@ import threading
 from collections.abc import Callable
 
 from napshare.common.protocol import HEARTBEAT_INTERVAL
-from napshare.peer.defaults import RESCAN_INTERVAL
+from napshare.peer.backoff import Backoff
+from napshare.peer.defaults import RESCAN_INTERVAL, TRACKER_RETRY_CAP
 from napshare.peer.errors import ClientError, LeaseLostError, TrackerUnreachableError
 from napshare.peer.folder.store import FolderError, SharedFile, SharedFolder
 from napshare.peer.tracker_client import Registration, TrackerClient
 
 logger = logging.getLogger(__name__)
-
-FIRST_RETRY = 0.5
-MAX_RETRY = 10.0
 
 Joined = Callable[[str, list[str]], None]
 
@@ -104,7 +102,7 @@ class TrackerLink:
                 logger.warning("could not leave the tracker: %s", error)
 
     def _heartbeats(self) -> None:
-        retry = FIRST_RETRY
+        retry = Backoff(TRACKER_RETRY_CAP)
         unreachable = False
         while not self._stop.is_set():
             registration = self._registration
@@ -115,12 +113,12 @@ class TrackerLink:
                     if not unreachable:
                         logger.warning("%s; will keep trying", error)
                     unreachable = True
-                    self._sleep(retry)
-                    retry = min(MAX_RETRY, retry * 2)
+                    self._sleep(retry.next())
                     continue
                 if unreachable:
                     logger.warning("tracker %s is back; joined again", self.tracker.address)
-                retry, unreachable = FIRST_RETRY, False
+                retry.reset()
+                unreachable = False
                 continue
             interval = registration.heartbeat_interval or HEARTBEAT_INTERVAL
             if self._sleep(interval):
