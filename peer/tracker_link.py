@@ -64,6 +64,7 @@ class TrackerLink:
             self._registration = registration
             self._announced = {f.name: (f.size, f.sha256) for f in files}
             self.join_count += 1
+        self._wake.set()  # the heartbeat thread times its next heartbeat from this Join
         logger.info(
             "joined %s as %s with %d files (heartbeat every %g s)",
             self.tracker.address,
@@ -121,17 +122,18 @@ class TrackerLink:
                 unreachable = False
                 continue
             interval = registration.heartbeat_interval or HEARTBEAT_INTERVAL
-            if self._sleep(interval):
-                continue
+            if self._sleep(interval) or self._registration is not registration:
+                continue  # woken (a Join, a lost lease, stopping): look again at what is current
             try:
                 self.tracker.heartbeat(registration)
             except LeaseLostError as error:
-                logger.warning("%s; joining again", error)
-                self._forget(registration)
+                # A Join meanwhile (the menu's) replaced the token this heartbeat carried.
+                if self._forget(registration):
+                    logger.warning("%s; joining again", error)
             except ClientError as error:
-                logger.warning("heartbeat failed: %s; will join again when it answers", error)
-                unreachable = isinstance(error, TrackerUnreachableError)
-                self._forget(registration)
+                if self._forget(registration):
+                    logger.warning("heartbeat failed: %s; will join again when it answers", error)
+                    unreachable = isinstance(error, TrackerUnreachableError)
 
     def _rescans(self) -> None:
         while not self._stop.wait(self.rescan_interval):
@@ -168,12 +170,14 @@ class TrackerLink:
                 self._announced[f.name] = (f.size, f.sha256)
         logger.info("announced %s", " ".join(f.name for f in files))
 
-    def _forget(self, registration: Registration) -> None:
-        """Drop `registration` (if still current) and wake the heartbeat thread to join again."""
+    def _forget(self, registration: Registration) -> bool:
+        """Drop `registration` and wake the heartbeat thread to join again; False if not current."""
         with self._lock:
-            if self._registration is registration:
-                self._registration = None
+            if self._registration is not registration:
+                return False
+            self._registration = None
         self._wake.set()
+        return True
 
     def _sleep(self, seconds: float) -> bool:
         """Wait `seconds`, or less when woken; True when woken or stopping."""
