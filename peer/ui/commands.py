@@ -5,6 +5,7 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -115,8 +116,10 @@ def _serve(args: argparse.Namespace) -> int:
         ),
     )
 
+    show: Callable[[str], None] = console.show  # the menu's own while it runs
+
     def joined(peer_id: str, names: list[str]) -> None:
-        console.say(console.I_AM_PEER, peer=peer_id, files=names)
+        show(console.render(console.I_AM_PEER, {"peer": peer_id, "files": names}))
 
     # From here on SIGINT and SIGTERM both raise KeyboardInterrupt: a clean stop, exit 0.
     _signals_interrupt()
@@ -132,7 +135,9 @@ def _serve(args: argparse.Namespace) -> int:
         if interactive:
             from napshare.peer.ui.menu import Menu  # noqa: PLC0415 - only a terminal needs it
 
-            Menu(node).run()
+            menu = Menu(node)
+            show = menu.say
+            menu.run()
         else:
             while True:
                 time.sleep(3600)

@@ -45,14 +45,14 @@ class Menu:
     def _loop(self) -> None:
         try:
             while True:
-                self._say("  ".join(f"{i}) {c}" for i, c in enumerate(CHOICES, start=1)))
+                self.say("  ".join(f"{i}) {c}" for i, c in enumerate(CHOICES, start=1)))
                 choice = self._choice(self._ask("> "))
                 if choice is None:
-                    self._say(f"choose 1-{len(CHOICES)} or one of {' '.join(CHOICES)}")
+                    self.say(f"choose 1-{len(CHOICES)} or one of {' '.join(CHOICES)}")
                 elif not self._actions[choice]():
                     return
         except (EOFError, KeyboardInterrupt):
-            self._say("")
+            self.say("")
 
     def _choice(self, text: str) -> str | None:
         text = text.strip().upper()
@@ -64,7 +64,7 @@ class Menu:
         try:
             self.node.link.join()
         except ClientError as error:
-            self._say(str(error))
+            self.say(str(error))
         return True
 
     def _search(self) -> bool:
@@ -72,9 +72,9 @@ class Menu:
         try:
             sources = self.node.tracker.search(check_file_name(name), asker=self.node.link.peer_id)
         except (ClientError, InvalidNameError) as error:
-            self._say(str(error))
+            self.say(str(error))
             return True
-        self._say(console.render(console.PEERS_WITH_FILE, {"peers": [s.peer for s in sources]}))
+        self.say(console.render(console.PEERS_WITH_FILE, {"peers": [s.peer for s in sources]}))
         return True
 
     def _download(self) -> bool:
@@ -84,31 +84,31 @@ class Menu:
             check_file_name(name)
             preferred = format_address(*parse_address(peer)) if peer else None
         except (InvalidNameError, InvalidAddressError) as error:
-            self._say(str(error))
+            self.say(str(error))
             return True
         if any(job.running and job.name == name for job in self.node.downloads):
-            self._say(f"{name} is already being downloaded")
+            self.say(f"{name} is already being downloaded")
             return True
-        self.node.download_in_background(name, preferred, self._finished, self._say)
-        self._say(f"downloading {name} in the background; LIST shows how far it got")
+        self.node.download_in_background(name, preferred, self._finished, self.say)
+        self.say(f"downloading {name} in the background; LIST shows how far it got")
         return True
 
     def _finished(self, job: BackgroundDownload) -> None:
         """Called from the download's thread: its last line, above the prompt."""
         if job.result is not None:
-            self._say(downloaded_line(job.result, self.node.config.folder_label))
+            self.say(downloaded_line(job.result, self.node.config.folder_label))
         elif not job.cancel.is_set():
-            self._say(f"download of {job.name} failed: {job.error}")
+            self.say(f"download of {job.name} failed: {job.error}")
 
     def _list(self) -> bool:
         files = self.node.config.folder.scan()
         me = self.node.link.peer_id or "(not joined)"
-        self._say(f"sharing {len(files)} file{'' if len(files) == 1 else 's'} as {me}:")
+        self.say(f"sharing {len(files)} file{'' if len(files) == 1 else 's'} as {me}:")
         for f in files:
-            self._say(f"  {f.name}  {human(f.size)}")
+            self.say(f"  {f.name}  {human(f.size)}")
         for job in self.node.downloads:
             if job.running:
-                self._say(f"  downloading {job.name}: {job.reporter.status()}")
+                self.say(f"  downloading {job.name}: {job.reporter.status()}")
         return True
 
     def _ask(self, prompt: str) -> str:
@@ -133,7 +133,7 @@ class Menu:
             raise EOFError
         return line
 
-    def _say(self, line: str) -> None:
+    def say(self, line: str) -> None:
         """Print one line, escaped; while waiting for input, above the prompt, then redraw it."""
         with self._lock:
             text = console.printable(line)
@@ -146,14 +146,14 @@ class Menu:
 
     @contextmanager
     def _logging_above_prompt(self) -> Iterator[None]:
-        """While the menu runs, log lines to the terminal go through `_say` instead."""
+        """While the menu runs, log lines to the terminal go through `say` instead."""
         root = logging.getLogger()
         terminal = [
             h
             for h in root.handlers
             if isinstance(h, logging.StreamHandler) and h.stream in (sys.stderr, sys.stdout)
         ]
-        handler = _SayHandler(self._say)
+        handler = _SayHandler(self.say)
         for old in terminal:
             root.removeHandler(old)
         root.addHandler(handler)

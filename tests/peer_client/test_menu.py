@@ -15,7 +15,7 @@ import time
 import pytest
 from napshare.peer.ui.menu import Menu
 
-from .conftest import ROOT, Swarm, cli_env, sha256_file, start_tracker, wait_until
+from .conftest import ROOT, Swarm, cli_env, free_port, sha256_file, start_tracker, wait_until
 
 
 def test_menu_searches_and_downloads_in_the_background(swarm: Swarm) -> None:
@@ -107,7 +107,8 @@ def _read_until(terminal: int, pattern: str, seen: bytearray, timeout: float = 3
 
 
 def test_on_a_terminal_a_log_line_redraws_the_prompt_with_what_was_typed(swarm: Swarm) -> None:
-    short = start_tracker(heartbeat_interval=1.0)
+    port = free_port()
+    short = start_tracker(port, heartbeat_interval=1.0)
     terminal, side = pty.openpty()
     env = cli_env()
     env["TERM"] = "xterm"
@@ -123,6 +124,10 @@ def test_on_a_terminal_a_log_line_redraws_the_prompt_with_what_was_typed(swarm: 
         short.server.stop(None)  # the next heartbeat fails: a warning while the menu waits
         _read_until(terminal, r"WARNING[^\r\n]*\r\n> SEA", seen)
         assert re.search(rb"> SEA\r\x1b\[K[^\r\n]* WARNING napshare[^\r\n]*\r\n> SEA", seen), seen
+
+        short.client.close()
+        short = start_tracker(port, heartbeat_interval=1.0)  # back: the peer joins again
+        _read_until(terminal, r"\r\x1b\[KI am peer [^\r\n]*\r\n> SEA", seen)
     finally:
         short.client.close()
         short.server.stop(None)
