@@ -11,6 +11,7 @@ import gettext
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TextIO
 
 LOCALE_DIR = Path(__file__).with_name("locale")
 DOMAIN = "napshare"
@@ -36,11 +37,17 @@ SAMPLE_CHARS = 120
 _COUNTED = {PEER_JOINED: PEER_JOINED_MANY, PEER_DEAD: PEER_DEAD_MANY, I_AM_PEER: I_AM_PEER_MANY}
 
 
-def _printable(text: str) -> str:
-    """Escape control characters, so that a file name cannot forge or break a console line."""
+def printable(text: str) -> str:
+    """Escape control characters, so that text from the network cannot forge or break a line."""
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
+
+
+def show(*columns: str, file: TextIO | None = None) -> None:
+    """Print one line, its columns escaped and joined by tabs, at once (stdout by default)."""
+    line = "\t".join(printable(column) for column in columns)
+    print(line, file=file or sys.stdout, flush=True)
 
 
 @functools.cache
@@ -59,7 +66,7 @@ def render(
     if message in _COUNTED:
         message, fields = _counted(message, fields)
     values = {
-        key: _printable(value if isinstance(value, str) else " ".join(value))
+        key: printable(value if isinstance(value, str) else " ".join(value))
         for key, value in fields.items()
     }
     return _translations(languages).gettext(message).format(**values).rstrip()
@@ -71,11 +78,11 @@ def _counted(
     """`message` and `fields` as they are for a short file list, else the counted form."""
     files = fields["files"]
     names = [files] if isinstance(files, str) else list(files)
-    if len(names) <= MAX_LISTED and len(_printable(" ".join(names))) <= MAX_LISTED_CHARS:
+    if len(names) <= MAX_LISTED and len(printable(" ".join(names))) <= MAX_LISTED_CHARS:
         return message, {**fields, "files": names}
     shown = names[:1]
     for name in names[1:SAMPLE_NAMES]:
-        if len(_printable(" ".join([*shown, name]))) > SAMPLE_CHARS:
+        if len(printable(" ".join([*shown, name]))) > SAMPLE_CHARS:
             break
         shown.append(name)
     counts = {"count": str(len(names)), "more": str(len(names) - len(shown))}
@@ -84,7 +91,7 @@ def _counted(
 
 def say(message: str, **fields: str | Iterable[str]) -> None:
     """Print one console line to stdout, at once."""
-    print(render(message, fields), file=sys.stdout, flush=True)
+    show(render(message, fields))
 
 
 def N_(message: str) -> str:  # noqa: N802 - gettext's name for "translate later"

@@ -4,7 +4,18 @@ import logging
 import os
 import sys
 
+from napshare.common.console import printable
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class EscapingFormatter(logging.Formatter):
+    """Escapes control characters in the message: log lines embed names from the network."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        """The line without its traceback, escaped (a traceback keeps its own lines)."""
+        return printable(super().formatMessage(record))
 
 
 def configure(level: str) -> None:
@@ -13,6 +24,6 @@ def configure(level: str) -> None:
     if level != "DEBUG":
         # gRPC's core would print its own copy of errors that are reported in one line.
         os.environ.setdefault("GRPC_VERBOSITY", "NONE")
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(EscapingFormatter(LOG_FORMAT))
+    logging.basicConfig(level=level, handlers=[handler])

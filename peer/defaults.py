@@ -12,3 +12,5 @@ SEARCH_LIMIT = 1_000  # results `napshare-peer search` prints unless --limit say
 # A search stops at MAX_RESULTS results whatever the tracker says, so that a hostile tracker
 # cannot make a client grow forever (--limit 0 means this many).
 MAX_RESULTS = 100_000
+DOWNLOAD_BACKOFF_CAP = 8.0  # the longest wait before asking the peers of a download again
+TRACKER_RETRY_CAP = 10.0  # the longest wait before trying to join an unreachable tracker again

@@ -99,15 +99,22 @@ class Node:
         self.link.start()
 
     def download_in_background(
-        self, name: str, preferred: str | None, done: Callable[[BackgroundDownload], None]
+        self,
+        name: str,
+        preferred: str | None,
+        done: Callable[[BackgroundDownload], None],
+        on_note: Callable[[str], None] | None = None,
     ) -> BackgroundDownload:
-        """Start downloading `name` in a thread; `done` is called with it when it ends."""
+        """Start downloading `name` in a thread; `done` is called with it when it ends.
+
+        `on_note` shows the download's console lines (stdout when None).
+        """
         options = DownloadOptions(
             preferred=preferred,
             stall_timeout=self.config.download.stall_timeout,
             give_up_after=self.config.download.give_up_after,
         )
-        reporter = StatusReporter()
+        reporter = StatusReporter() if on_note is None else StatusReporter(on_note)
         cancel = threading.Event()
 
         def run() -> None:

@@ -10,15 +10,13 @@ import threading
 from collections.abc import Callable, Iterable
 
 from napshare.common.protocol import HEARTBEAT_INTERVAL
-from napshare.peer.defaults import RESCAN_INTERVAL
+from napshare.peer.backoff import Backoff
+from napshare.peer.defaults import RESCAN_INTERVAL, TRACKER_RETRY_CAP
 from napshare.peer.errors import ClientError, LeaseLostError, TrackerUnreachableError
 from napshare.peer.folder.store import FolderError, SharedFile, SharedFolder
 from napshare.peer.tracker_client import Registration, TrackerClient
 
 logger = logging.getLogger(__name__)
-
-FIRST_RETRY = 0.5
-MAX_RETRY = 10.0
 
 Joined = Callable[[str, list[str]], None]
 
@@ -67,6 +65,7 @@ class TrackerLink:
             self._registration = registration
             self._announced = {f.name: (f.size, f.sha256) for f in files}
             self.join_count += 1
+        self._wake.set()  # the heartbeat thread times its next heartbeat from this Join
         logger.info(
             "joined %s as %s with %d files (heartbeat every %g s)",
             self.tracker.address,
@@ -105,7 +104,7 @@ class TrackerLink:
                 logger.warning("could not leave the tracker: %s", error)
 
     def _heartbeats(self) -> None:
-        retry = FIRST_RETRY
+        retry = Backoff(TRACKER_RETRY_CAP)
         unreachable = False
         while not self._stop.is_set():
             registration = self._registration
@@ -116,25 +115,26 @@ class TrackerLink:
                     if not unreachable:
                         logger.warning("%s; will keep trying", error)
                     unreachable = True
-                    self._sleep(retry)
-                    retry = min(MAX_RETRY, retry * 2)
+                    self._sleep(retry.next())
                     continue
                 if unreachable:
                     logger.warning("tracker %s is back; joined again", self.tracker.address)
-                retry, unreachable = FIRST_RETRY, False
+                retry.reset()
+                unreachable = False
                 continue
             interval = registration.heartbeat_interval or HEARTBEAT_INTERVAL
-            if self._sleep(interval):
-                continue
+            if self._sleep(interval) or self._registration is not registration:
+                continue  # woken (a Join, a lost lease, stopping): look again at what is current
             try:
                 self.tracker.heartbeat(registration)
             except LeaseLostError as error:
-                logger.warning("%s; joining again", error)
-                self._forget(registration)
+                # A Join meanwhile (the menu's) replaced the token this heartbeat carried.
+                if self._forget(registration):
+                    logger.warning("%s; joining again", error)
             except ClientError as error:
-                logger.warning("heartbeat failed: %s; will join again when it answers", error)
-                unreachable = isinstance(error, TrackerUnreachableError)
-                self._forget(registration)
+                if self._forget(registration):
+                    logger.warning("heartbeat failed: %s; will join again when it answers", error)
+                    unreachable = isinstance(error, TrackerUnreachableError)
 
     def _rescans(self) -> None:
         while not self._stop.wait(self.rescan_interval):
@@ -171,12 +171,14 @@ class TrackerLink:
                 del self._announced[name]
         logger.info("announced %s; withdrew %s", _few(f.name for f in files), _few(removed))
 
-    def _forget(self, registration: Registration) -> None:
-        """Drop `registration` (if still current) and wake the heartbeat thread to join again."""
+    def _forget(self, registration: Registration) -> bool:
+        """Drop `registration` and wake the heartbeat thread to join again; False if not current."""
         with self._lock:
-            if self._registration is registration:
-                self._registration = None
+            if self._registration is not registration:
+                return False
+            self._registration = None
         self._wake.set()
+        return True
 
     def _sleep(self, seconds: float) -> bool:
         """Wait `seconds`, or less when woken; True when woken or stopping."""

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from napshare.common import console
 from napshare.common.names import check_file_name
-from napshare.peer.defaults import GIVE_UP_AFTER, STALL_TIMEOUT
+from napshare.peer.backoff import Backoff
+from napshare.peer.defaults import DOWNLOAD_BACKOFF_CAP, GIVE_UP_AFTER, STALL_TIMEOUT
 from napshare.peer.downloading.fetch import PeerChannels, fetch
 from napshare.peer.downloading.partfile import PartFile
 from napshare.peer.downloading.reporting import Reporter, SilentReporter
@@ -34,8 +35,6 @@ from napshare.peer.tracker_client import Source, TrackerClient
 
 logger = logging.getLogger(__name__)
 
-FIRST_BACKOFF = 0.5
-
 
 @dataclass(frozen=True)
 class DownloadOptions:
@@ -49,7 +48,7 @@ class DownloadOptions:
     force: bool = False
     stall_timeout: float = STALL_TIMEOUT
     give_up_after: float = GIVE_UP_AFTER
-    max_backoff: float = 8.0
+    max_backoff: float = DOWNLOAD_BACKOFF_CAP
 
 
 @dataclass(frozen=True)
@@ -181,7 +180,7 @@ class Downloader:
             resumed_from = part.have
             received = 0
             reporter.begin(name, target.size, part.have)
-            backoff = _Backoff(options.max_backoff)
+            backoff = Backoff(options.max_backoff)
             last_progress = time.monotonic()
             while True:
                 if part.have == target.size:
@@ -325,19 +324,3 @@ def _sleep(delay: float, cancel: threading.Event | None, name: str) -> None:
         time.sleep(delay)
     elif cancel.wait(delay):
         raise CancelledError(f"download of {name} cancelled")
-
-
-class _Backoff:
-    """Exponential delays with jitter, capped."""
-
-    def __init__(self, cap: float) -> None:
-        self._cap = cap
-        self._next = FIRST_BACKOFF
-
-    def next(self) -> float:
-        delay = min(self._cap, self._next)
-        self._next = min(self._cap, self._next * 2)
-        return delay * random.uniform(0.5, 1.0)
-
-    def reset(self) -> None:
-        self._next = FIRST_BACKOFF

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from napshare.common import console
 from napshare.peer.units import human
 
 
@@ -55,7 +56,7 @@ class StatusReporter:
     `note` lines (the original's console lines, such as a refused download) go to `on_note`.
     """
 
-    def __init__(self, on_note: Callable[[str], None] = print) -> None:
+    def __init__(self, on_note: Callable[[str], None] = console.show) -> None:
         self._on_note = on_note
         self.name = ""
         self._size = 0

@@ -5,6 +5,7 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -65,7 +66,7 @@ def _search(args: argparse.Namespace) -> int:
         tracker.close()
     if args.query:
         for s in found.sources:
-            print(f"{s.peer}\t{s.size}\t{s.name}")
+            console.show(s.peer, str(s.size), s.name)
     peers = list(dict.fromkeys(s.peer for s in found.sources))
     console.say(console.PEERS_WITH_FILE, peers=peers)
     if found.capped:
@@ -76,7 +77,7 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def _notice(message: str) -> None:
-    print(f"napshare-peer: {message}", file=sys.stderr, flush=True)
+    console.show(f"napshare-peer: {message}", file=sys.stderr)
 
 
 def _download(args: argparse.Namespace) -> int:
@@ -105,7 +106,7 @@ def _download(args: argparse.Namespace) -> int:
         result.resumed_from,
         " ".join(result.sources) or "nobody (empty file)",
     )
-    print(downloaded_line(result, args.dir), flush=True)
+    console.show(downloaded_line(result, args.dir))
     return 0
 
 
@@ -125,8 +126,10 @@ def _serve(args: argparse.Namespace) -> int:
         ),
     )
 
+    show: Callable[[str], None] = console.show  # the menu's own while it runs
+
     def joined(peer_id: str, names: list[str]) -> None:
-        console.say(console.I_AM_PEER, peer=peer_id, files=names)
+        show(console.render(console.I_AM_PEER, {"peer": peer_id, "files": names}))
 
     # From here on SIGINT and SIGTERM both raise KeyboardInterrupt: a clean stop, exit 0.
     _signals_interrupt()
@@ -135,14 +138,16 @@ def _serve(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 0
     listening = format_address(listen_address(args.host, args.bind), node.port)
-    print(f"listening on {listening}", flush=True)
+    console.show(f"listening on {listening}")
     interactive = not args.no_menu and sys.stdin.isatty()
     try:
         node.start()
         if interactive:
             from napshare.peer.ui.menu import Menu  # noqa: PLC0415 - only a terminal needs it
 
-            Menu(node).run()
+            menu = Menu(node)
+            show = menu.say
+            menu.run()
         else:
             while True:
                 time.sleep(3600)

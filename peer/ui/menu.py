@@ -1,10 +1,14 @@
 """The original's interactive menu: JOIN, SEARCH, DOWNLOAD, plus LIST and QUIT."""
 
+import logging
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import ModuleType
 from typing import TextIO
 
-from napshare.common import console
+from napshare.common import console, logsetup
 from napshare.common.address import InvalidAddressError, format_address, parse_address
 from napshare.common.names import InvalidNameError, check_file_name
 from napshare.peer.errors import ClientError
@@ -12,6 +16,7 @@ from napshare.peer.node import BackgroundDownload, Node, downloaded_line
 from napshare.peer.units import human
 
 CHOICES = ("JOIN", "SEARCH", "DOWNLOAD", "LIST", "QUIT")
+CLEAR_LINE = "\r\x1b[K"  # back to the line's start, then erase it
 
 
 class Menu:
@@ -22,6 +27,8 @@ class Menu:
         self._in = stdin
         self._out = stdout
         self._prompt = ""  # shown while waiting for input
+        self._lock = threading.Lock()  # one line at a time, from any thread
+        self._readline = _readline_for(stdin, stdout)
         self._actions: dict[str, Callable[[], bool]] = {
             "JOIN": self._join,
             "SEARCH": self._search,
@@ -32,16 +39,20 @@ class Menu:
 
     def run(self) -> None:
         """Show the menu and act on each choice; return when the user quits."""
+        with self._logging_above_prompt():
+            self._loop()
+
+    def _loop(self) -> None:
         try:
             while True:
-                self._say("  ".join(f"{i}) {c}" for i, c in enumerate(CHOICES, start=1)))
+                self.say("  ".join(f"{i}) {c}" for i, c in enumerate(CHOICES, start=1)))
                 choice = self._choice(self._ask("> "))
                 if choice is None:
-                    self._say(f"choose 1-{len(CHOICES)} or one of {' '.join(CHOICES)}")
+                    self.say(f"choose 1-{len(CHOICES)} or one of {' '.join(CHOICES)}")
                 elif not self._actions[choice]():
                     return
         except (EOFError, KeyboardInterrupt):
-            self._say("")
+            self.say("")
 
     def _choice(self, text: str) -> str | None:
         text = text.strip().upper()
@@ -53,7 +64,7 @@ class Menu:
         try:
             self.node.link.join()
         except ClientError as error:
-            self._say(str(error))
+            self.say(str(error))
         return True
 
     def _search(self) -> bool:
@@ -61,9 +72,9 @@ class Menu:
         try:
             sources = self.node.tracker.search(check_file_name(name), asker=self.node.link.peer_id)
         except (ClientError, InvalidNameError) as error:
-            self._say(str(error))
+            self.say(str(error))
             return True
-        self._say(console.render(console.PEERS_WITH_FILE, {"peers": [s.peer for s in sources]}))
+        self.say(console.render(console.PEERS_WITH_FILE, {"peers": [s.peer for s in sources]}))
         return True
 
     def _download(self) -> bool:
@@ -73,49 +84,110 @@ class Menu:
             check_file_name(name)
             preferred = format_address(*parse_address(peer)) if peer else None
         except (InvalidNameError, InvalidAddressError) as error:
-            self._say(str(error))
+            self.say(str(error))
             return True
         if any(job.running and job.name == name for job in self.node.downloads):
-            self._say(f"{name} is already being downloaded")
+            self.say(f"{name} is already being downloaded")
             return True
-        self.node.download_in_background(name, preferred, self._finished)
-        self._say(f"downloading {name} in the background; LIST shows how far it got")
+        self.node.download_in_background(name, preferred, self._finished, self.say)
+        self.say(f"downloading {name} in the background; LIST shows how far it got")
         return True
 
     def _finished(self, job: BackgroundDownload) -> None:
-        """Called from the download's thread: the line, then the prompt the user was at."""
+        """Called from the download's thread: its last line, above the prompt."""
         if job.result is not None:
-            line = downloaded_line(job.result, self.node.config.folder_label)
+            self.say(downloaded_line(job.result, self.node.config.folder_label))
         elif not job.cancel.is_set():
-            line = f"download of {job.name} failed: {job.error}"
-        else:
-            return
-        prompt = self._prompt
-        self._out.write(f"\n{line}\n{prompt}" if prompt else f"{line}\n")
-        self._out.flush()
+            self.say(f"download of {job.name} failed: {job.error}")
 
     def _list(self) -> bool:
         files = self.node.config.folder.scan()
         me = self.node.link.peer_id or "(not joined)"
-        self._say(f"sharing {len(files)} file{'' if len(files) == 1 else 's'} as {me}:")
+        self.say(f"sharing {len(files)} file{'' if len(files) == 1 else 's'} as {me}:")
         for f in files:
-            self._say(f"  {f.name}  {human(f.size)}")
+            self.say(f"  {f.name}  {human(f.size)}")
         for job in self.node.downloads:
             if job.running:
-                self._say(f"  downloading {job.name}: {job.reporter.status()}")
+                self.say(f"  downloading {job.name}: {job.reporter.status()}")
         return True
 
     def _ask(self, prompt: str) -> str:
-        self._out.write(prompt)
-        self._out.flush()
-        self._prompt = prompt
+        if self._readline is not None:
+            with self._lock:
+                self._prompt = prompt
+            try:
+                return input(prompt)  # readline draws the prompt and edits the line
+            finally:
+                with self._lock:
+                    self._prompt = ""
+        with self._lock:
+            self._out.write(prompt)
+            self._out.flush()
+            self._prompt = prompt
         try:
             line = self._in.readline()
         finally:
-            self._prompt = ""
+            with self._lock:
+                self._prompt = ""
         if not line:
             raise EOFError
         return line
 
-    def _say(self, line: str) -> None:
-        print(line, file=self._out, flush=True)
+    def say(self, line: str) -> None:
+        """Print one line, escaped; while waiting for input, above the prompt, then redraw it."""
+        with self._lock:
+            text = console.printable(line)
+            if self._prompt:
+                typed = self._readline.get_line_buffer() if self._readline is not None else ""
+                self._out.write(f"{CLEAR_LINE}{text}\n{self._prompt}{typed}")
+            else:
+                self._out.write(f"{text}\n")
+            self._out.flush()
+
+    @contextmanager
+    def _logging_above_prompt(self) -> Iterator[None]:
+        """While the menu runs, log lines to the terminal go through `say` instead."""
+        root = logging.getLogger()
+        terminal = [
+            h
+            for h in root.handlers
+            if isinstance(h, logging.StreamHandler) and h.stream in (sys.stderr, sys.stdout)
+        ]
+        handler = _SayHandler(self.say)
+        for old in terminal:
+            root.removeHandler(old)
+        root.addHandler(handler)
+        try:
+            yield
+        finally:
+            root.removeHandler(handler)
+            for old in terminal:
+                root.addHandler(old)
+
+
+class _SayHandler(logging.Handler):
+    """Hands each log record's lines to the menu (a traceback keeps its own lines)."""
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        super().__init__()
+        self.setFormatter(logsetup.EscapingFormatter(logsetup.LOG_FORMAT))
+        self._say = say
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Format `record` and show it line by line."""
+        try:
+            for line in self.format(record).splitlines():
+                self._say(line)
+        except Exception:
+            self.handleError(record)
+
+
+def _readline_for(stdin: TextIO, stdout: TextIO) -> ModuleType | None:
+    """The readline module when the menu talks to the terminal itself, else None."""
+    if stdin is not sys.stdin or stdout is not sys.stdout or not stdin.isatty():
+        return None
+    try:
+        import readline  # noqa: PLC0415 - line editing only on a terminal
+    except ImportError:
+        return None
+    return readline

@@ -4,6 +4,7 @@ import sys
 import time
 from typing import TextIO
 
+from napshare.common import console
 from napshare.peer.downloading.reporting import Reporter, StatusReporter
 from napshare.peer.units import human
 from rich.console import Console
@@ -42,7 +43,7 @@ class BarReporter:
         """Show a bar for `name`, already `have` of `size` bytes along."""
         if self._progress is None:
             self._progress = Progress(
-                TextColumn("{task.description}"),
+                TextColumn("{task.description}", markup=False),
                 BarColumn(),
                 DownloadColumn(binary_units=True),
                 _RateColumn(),
@@ -52,7 +53,7 @@ class BarReporter:
             self._progress.start()
         if self._task is not None:
             self._progress.remove_task(self._task)
-        self._task = self._progress.add_task(name, total=size, completed=have)
+        self._task = self._progress.add_task(console.printable(name), total=size, completed=have)
 
     def advance(self, count: int) -> None:
         """Move the bar."""
@@ -66,7 +67,7 @@ class BarReporter:
 
     def note(self, line: str) -> None:
         """Print `line` on stdout above the bar."""
-        print(line, flush=True)
+        console.show(line)
 
     def end(self) -> None:
         """Leave the final bar on screen."""
@@ -101,7 +102,7 @@ class PlainReporter(StatusReporter):
             self._write(f"{self.name}: {self.status(now)}")
 
     def _write(self, line: str) -> None:
-        print(line, file=self._stream, flush=True)
+        console.show(line, file=self._stream)
 
 
 def reporter_for(stream: TextIO) -> Reporter:

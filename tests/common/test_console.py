@@ -1,5 +1,7 @@
 """The console lines: exact wording in both languages, and names that cannot forge lines."""
 
+import io
+
 from napshare.common import console
 
 
@@ -78,3 +80,9 @@ def test_a_few_long_names_are_counted_too_and_the_line_stays_bounded() -> None:
     huge = ["\x01" * 200 + f"{n}" for n in range(50_000)]
     line = console.render(console.PEER_DEAD, {"peer": "1.2.3.4:5", "files": huge}, ("en",))
     assert len(line) < 1200
+
+
+def test_show_escapes_each_column_and_joins_them_with_tabs() -> None:
+    out = io.StringIO()
+    console.show("127.0.0.1:1", "5", "a\tb\x1b[2J\nPeer x", file=out)
+    assert out.getvalue() == "127.0.0.1:1\t5\ta\\tb\\x1b[2J\\nPeer x\n"

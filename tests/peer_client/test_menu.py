@@ -1,10 +1,21 @@
 """The interactive menu: JOIN, SEARCH, DOWNLOAD (in the background), LIST, QUIT."""
 
 import io
+import logging
+import os
+import pty
+import re
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
 
+import pytest
 from napshare.peer.ui.menu import Menu
 
-from .conftest import Swarm, sha256_file
+from .conftest import ROOT, Swarm, cli_env, free_port, sha256_file, start_tracker, wait_until
 
 
 def test_menu_searches_and_downloads_in_the_background(swarm: Swarm) -> None:
@@ -52,3 +63,74 @@ def test_menu_join_list_and_end_of_input(swarm: Swarm) -> None:
     assert f"sharing 1 file as {me.link.peer_id}:" in out
     assert "  aula1.mp4  96.0 MiB" in out
     assert out.startswith("1) JOIN  2) SEARCH  3) DOWNLOAD  4) LIST  5) QUIT\n")
+
+
+def _wait_for(out: io.StringIO, text: str) -> None:
+    wait_until(lambda: out.getvalue().endswith(text), timeout=30)
+
+
+def test_a_log_line_while_the_menu_waits_goes_above_a_redrawn_prompt(swarm: Swarm) -> None:
+    me = swarm.node(swarm.folder("peer1"), swarm.tracker.address)
+    read, write = os.pipe()
+    typed = os.fdopen(read, "r")
+    keys = os.fdopen(write, "w")
+    shown = io.StringIO()
+    handlers = list(logging.getLogger().handlers)
+    menu = threading.Thread(target=Menu(me, typed, shown).run)
+    menu.start()
+    try:
+        _wait_for(shown, "> ")
+        logging.getLogger("napshare.peer.tracker_link").warning("evil\x1b[2J name\nforged")
+        _wait_for(shown, "evil\\x1b[2J name\\nforged\n> ")
+    finally:
+        keys.write("QUIT\n")
+        keys.close()
+        menu.join(timeout=30)
+        typed.close()
+    out = shown.getvalue()
+    assert re.search(
+        r"\n> \r\x1b\[K\S+ \S+ WARNING napshare\.peer\.tracker_link: "
+        r"evil\\x1b\[2J name\\nforged\n> $",
+        out,
+    ), out
+    assert logging.getLogger().handlers == handlers  # the menu's handler is gone again
+
+
+def _read_until(terminal: int, pattern: str, seen: bytearray, timeout: float = 30.0) -> None:
+    """Read the terminal's output into `seen` until it matches `pattern`; fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not re.search(pattern.encode(), seen):
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([terminal], [], [], left)[0]:
+            pytest.fail(f"no {pattern!r} on the terminal: {bytes(seen)!r}")
+        seen += os.read(terminal, 65536)
+
+
+def test_on_a_terminal_a_log_line_redraws_the_prompt_with_what_was_typed(swarm: Swarm) -> None:
+    port = free_port()
+    short = start_tracker(port, heartbeat_interval=1.0)
+    terminal, side = pty.openpty()
+    env = cli_env()
+    env["TERM"] = "xterm"
+    command = [sys.executable, "-m", "napshare.peer", "serve", "--dir", str(swarm.share("a"))]
+    command += ["--tracker", short.address, "--host", "127.0.0.1"]
+    peer = subprocess.Popen(command, stdin=side, stdout=side, stderr=side, cwd=ROOT, env=env)
+    os.close(side)
+    seen = bytearray()
+    try:
+        _read_until(terminal, r"QUIT\r\n(?:\x1b\[[?0-9;]*[a-zA-Z])*> $", seen)
+        os.write(terminal, b"SEA")  # typed, not entered yet
+        _read_until(terminal, r"> SEA$", seen)
+        short.server.stop(None)  # the next heartbeat fails: a warning while the menu waits
+        _read_until(terminal, r"WARNING[^\r\n]*\r\n> SEA", seen)
+        assert re.search(rb"> SEA\r\x1b\[K[^\r\n]* WARNING napshare[^\r\n]*\r\n> SEA", seen), seen
+
+        short.client.close()
+        short = start_tracker(port, heartbeat_interval=1.0)  # back: the peer joins again
+        _read_until(terminal, r"\r\x1b\[KI am peer [^\r\n]*\r\n> SEA", seen)
+    finally:
+        short.client.close()
+        short.server.stop(None)
+        peer.send_signal(signal.SIGTERM)
+        peer.wait(timeout=30)
+        os.close(terminal)

@@ -60,3 +60,15 @@ def test_a_terminal_gets_a_bar_with_rate_and_time_left() -> None:
 
 def test_reporter_for_picks_plain_lines_off_a_terminal() -> None:
     assert isinstance(reporter_for(io.StringIO()), PlainReporter)
+
+
+def test_the_bar_shows_a_hostile_name_escaped_and_without_markup() -> None:
+    out = io.StringIO()
+    reporter = BarReporter(Console(file=out, force_terminal=True, width=120))
+    reporter.begin("[red]x\x1b[2J\ny.mp4", 100, 0)
+    reporter.advance(100)
+    reporter.end()
+
+    shown = out.getvalue()
+    assert "\x1b[2J" not in shown
+    assert "[red]x\\x1b[2J\\ny.mp4" in shown

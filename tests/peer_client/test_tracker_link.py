@@ -1,8 +1,11 @@
 """The tracker link: heartbeats, re-joining a restarted tracker, announcing new files, leaving."""
 
+import logging
 import os
 import signal
 import time
+
+import pytest
 
 from .conftest import Swarm, free_port, start_tracker, wait_until
 
@@ -75,3 +78,22 @@ def test_leave_on_stop(swarm: Swarm) -> None:
     assert swarm.tracker.peers_with("aula1.mp4") == [node.link.peer_id]
     node.link.stop()
     assert swarm.tracker.peers_with("aula1.mp4") == []
+
+
+def test_a_join_from_the_menu_brings_no_false_warning_and_no_extra_join(
+    swarm: Swarm, caplog: pytest.LogCaptureFixture
+) -> None:
+    short = start_tracker(heartbeat_interval=1.0)
+    try:
+        node = swarm.node(swarm.share("a"), short.address)
+        assert node.link.join_count == 1
+        time.sleep(0.5)  # halfway to the first heartbeat, which carries the first token
+        with caplog.at_level(logging.WARNING, logger="napshare.peer.tracker_link"):
+            node.link.join()  # what the menu's JOIN does: a new token
+            time.sleep(3.5)  # several heartbeat intervals
+        assert [r.getMessage() for r in caplog.records] == []
+        assert node.link.join_count == 2
+        assert short.peers_with("aula1.mp4") == [node.link.peer_id]
+    finally:
+        short.client.close()
+        short.server.stop(None)
