@@ -264,9 +264,9 @@ def test_a_second_download_into_the_same_folder_says_so(swarm: Swarm) -> None:
 _BUGGY_SEARCH = """
 import sys
 from napshare.peer.tracker_client import TrackerClient
-def search(self, name, asker=""):
+def planted(self, *args, **kwargs):
     raise ValueError("planted bug")
-TrackerClient.search = search
+TrackerClient.search = TrackerClient.find = planted
 from napshare.peer.ui.cli import main
 sys.exit(main(sys.argv[1:]))
 """
