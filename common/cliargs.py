@@ -5,6 +5,7 @@ import math
 from collections.abc import Callable
 from typing import NoReturn
 
+from napshare.common.console import tr
 from napshare.common.exitcodes import ExitCode
 
 
@@ -12,7 +13,10 @@ class OneLineParser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line, not usage plus a line."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(ExitCode.USAGE, f"{self.prog}: {message} (see --help)\n")
+        self.exit(
+            ExitCode.USAGE,
+            tr("{prog}: {message} (see --help)", prog=self.prog, message=message) + "\n",
+        )
 
 
 def positive_number(text: str) -> float:
@@ -22,7 +26,7 @@ def positive_number(text: str) -> float:
     except ValueError:
         value = math.nan
     if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
+        raise argparse.ArgumentTypeError(tr("{text} is not a positive number", text=repr(text)))
     return value
 
 
@@ -31,7 +35,14 @@ def int_in_range(low: int, high: int) -> Callable[[str], int]:
 
     def parse(text: str) -> int:
         if not text.isdigit() or not low <= int(text) <= high:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number from {low} to {high}")
+            raise argparse.ArgumentTypeError(
+                tr(
+                    "{text} is not a number from {low} to {high}",
+                    text=repr(text),
+                    low=low,
+                    high=high,
+                )
+            )
         return int(text)
 
     return parse

@@ -16,17 +16,23 @@ from typing import TextIO
 LOCALE_DIR = Path(__file__).with_name("locale")
 DOMAIN = "napshare"
 
-PEER_JOINED = "Peer {peer} added with files {files}"
-PEER_SEARCHED = "Peer {peer} requested file {name}"
-PEER_DEAD = "Peer {peer} dead. Removing its files {files}"
-I_AM_PEER = "I am peer {peer} with files {files}"
-PEERS_WITH_FILE = "peers with requested file: {peers}"
-DOWNLOADED = "File {name} downloaded successfully into folder {folder}"
-REFUSED_TRYING_NEXT = "peer {peer} refused the download, now asking peer {next}"
 
-PEER_JOINED_MANY = "Peer {peer} added with {count} files: {files} and {more} more"
-PEER_DEAD_MANY = "Peer {peer} dead. Removing its {count} files: {files} and {more} more"
-I_AM_PEER_MANY = "I am peer {peer} with {count} files: {files} and {more} more"
+def N_(message: str) -> str:  # noqa: N802 - gettext's name for "translate later"
+    """Mark `message` for the catalog without translating it now (for constants)."""
+    return message
+
+
+PEER_JOINED = N_("Peer {peer} added with files {files}")
+PEER_SEARCHED = N_("Peer {peer} requested file {name}")
+PEER_DEAD = N_("Peer {peer} dead. Removing its files {files}")
+I_AM_PEER = N_("I am peer {peer} with files {files}")
+PEERS_WITH_FILE = N_("peers with requested file: {peers}")
+DOWNLOADED = N_("File {name} downloaded successfully into folder {folder}")
+REFUSED_TRYING_NEXT = N_("peer {peer} refused the download, now asking peer {next}")
+
+PEER_JOINED_MANY = N_("Peer {peer} added with {count} files: {files} and {more} more")
+PEER_DEAD_MANY = N_("Peer {peer} dead. Removing its {count} files: {files} and {more} more")
+I_AM_PEER_MANY = N_("I am peer {peer} with {count} files: {files} and {more} more")
 
 MAX_LISTED = 20
 MAX_LISTED_CHARS = 400
@@ -94,11 +100,6 @@ def say(message: str, **fields: str | Iterable[str]) -> None:
     show(render(message, fields))
 
 
-def N_(message: str) -> str:  # noqa: N802 - gettext's name for "translate later"
-    """Mark `message` for the catalog without translating it now (for constants)."""
-    return message
-
-
-def tr(message: str, **fields: object) -> str:
+def tr(message: str, /, **fields: object) -> str:
     """`message` in the user's language, with `fields` put in (`str.format`)."""
     return _translations(None).gettext(message).format(**fields)

@@ -3,9 +3,14 @@
 from collections.abc import Iterable
 from enum import IntEnum
 
+from napshare.common.console import N_, tr
+
 
 class ExitCode(IntEnum):
-    """What a napshare program's exit status means; `description` is its line in --help."""
+    """What a napshare program's exit status means; `description` is its line in --help.
+
+    The descriptions are marked for the catalog; `epilog` translates them.
+    """
 
     description: str
 
@@ -15,24 +20,27 @@ class ExitCode(IntEnum):
         member.description = description
         return member
 
-    OK = 0, "success (a search that finds nothing is a success too)"
-    OTHER = 1, "any other error, such as a refused request or an internal error"
-    USAGE = 2, "bad arguments: a malformed address, file name or option"
-    NOT_FOUND = 3, "not found: no peer shares the file"
+    OK = 0, N_("success (a search that finds nothing is a success too)")
+    OTHER = 1, N_("any other error, such as a refused request or an internal error")
+    USAGE = 2, N_("bad arguments: a malformed address, file name or option")
+    NOT_FOUND = 3, N_("not found: no peer shares the file")
     NO_PEER_REACHABLE = (
         4,
-        "no peer reachable: peers share it but none sent it in time (the .part is kept)",
+        N_("no peer reachable: peers share it but none sent it in time (the .part is kept)"),
     )
-    VERIFICATION_FAILED = 5, "verification failed: every source's bytes failed the sha256 check"
-    TRACKER_UNREACHABLE = 6, "the tracker is unreachable"
-    FOLDER = 7, "the folder is missing or unusable"
-    EXISTS = 8, "the file is already in the folder (use --force)"
-    PORT_IN_USE = 9, "the port is in use"
-    DOWNLOAD_IN_PROGRESS = 10, "another process is already downloading that file into that folder"
-    INTERRUPTED = 130, "interrupted (Ctrl-C); run the same download again to resume it"
+    VERIFICATION_FAILED = 5, N_("verification failed: every source's bytes failed the sha256 check")
+    TRACKER_UNREACHABLE = 6, N_("the tracker is unreachable")
+    FOLDER = 7, N_("the folder is missing or unusable")
+    EXISTS = 8, N_("the file is already in the folder (use --force)")
+    PORT_IN_USE = 9, N_("the port is in use")
+    DOWNLOAD_IN_PROGRESS = (
+        10,
+        N_("another process is already downloading that file into that folder"),
+    )
+    INTERRUPTED = 130, N_("interrupted (Ctrl-C); run the same download again to resume it")
 
 
 def epilog(codes: Iterable[ExitCode] = ExitCode) -> str:
     """The `exit codes:` section of --help, one line per code (use RawDescriptionHelpFormatter)."""
-    lines = [f"  {code.value:<4} {code.description}" for code in codes]
-    return "\n".join(["exit codes:", *lines]) + "\n"
+    lines = [f"  {code.value:<4} {tr(code.description)}" for code in codes]
+    return "\n".join([tr("exit codes:"), *lines]) + "\n"

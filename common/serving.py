@@ -9,6 +9,7 @@ from types import FrameType
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from napshare.common.console import tr
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +42,9 @@ def add_health_and_reflection(
 def bind(server: grpc.Server, host: str, port: int) -> int:
     """Listen on host:port (0 picks a free port) and return the port, or raise PortInUseError."""
     target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    problem = f"cannot listen on {target}: the port is in use or the address is not local"
+    problem = tr(
+        "cannot listen on {target}: the port is in use or the address is not local", target=target
+    )
     try:
         bound = server.add_insecure_port(target)
     except RuntimeError as error:

@@ -4,6 +4,7 @@ import enum
 from typing import ClassVar
 
 import grpc
+from napshare.common.console import tr
 from napshare.common.exitcodes import ExitCode
 from napshare.v1 import peer_pb2, tracker_pb2
 
@@ -133,14 +134,28 @@ def peer_failure(peer: str, error: grpc.RpcError) -> PeerError:
 
 
 def tracker_error(tracker: str, error: grpc.RpcError) -> ClientError:
-    """The ClientError that a tracker call's error means."""
-    code = _code(error)
+    """The ClientError that a tracker call's error means (the tracker's details stay English)."""
+    code, details = _code(error), _details(error)
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-        return TrackerUnreachableError(f"tracker {tracker} is unreachable ({_details(error)})")
+        return TrackerUnreachableError(
+            tr("tracker {tracker} is unreachable ({details})", tracker=tracker, details=details)
+        )
     if code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAUTHENTICATED):
-        return LeaseLostError(f"tracker {tracker} no longer knows this peer: {_details(error)}")
+        return LeaseLostError(
+            tr(
+                "tracker {tracker} no longer knows this peer: {details}",
+                tracker=tracker,
+                details=details,
+            )
+        )
     if code is grpc.StatusCode.UNIMPLEMENTED:
         return NotATrackerError(
-            f"{tracker} is not a napshare tracker (it does not serve {TRACKER_SERVICE})"
+            tr(
+                "{tracker} is not a napshare tracker (it does not serve {service})",
+                tracker=tracker,
+                service=TRACKER_SERVICE,
+            )
         )
-    return TrackerRejectedError(f"tracker {tracker} refused the request: {_details(error)}")
+    return TrackerRejectedError(
+        tr("tracker {tracker} refused the request: {details}", tracker=tracker, details=details)
+    )

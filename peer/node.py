@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import grpc
 from grpc_health.v1.health import HealthServicer
 from napshare.common import console
+from napshare.common.console import tr
 from napshare.common.names import InvalidNameError
 from napshare.common.serving import stop_gracefully
 from napshare.peer.defaults import MAX_UPLOADS, RESCAN_INTERVAL, UPLOAD_STALL_TIMEOUT
@@ -124,7 +125,9 @@ class Node:
                 job.error = str(error)
             except Exception as error:
                 logger.debug("download of %s hit an internal error", name, exc_info=True)
-                job.error = f"internal error: {type(error).__name__}: {error}"
+                job.error = tr(
+                    "internal error: {kind}: {error}", kind=type(error).__name__, error=error
+                )
             done(job)
 
         thread = threading.Thread(target=run, name=f"download-{name}", daemon=True)

@@ -21,7 +21,7 @@ GIB = 1024**3
 DEFAULT_SIZE = GIB + 64 * 1024**2
 VIDEO = "aula1.mp4"
 MISSING = "aula99.mp4"
-LISTENING = re.compile(r"listening on (\S+:\d+)")
+LISTENING = re.compile(r"(?:listening on|escutando em) (\S+:\d+)")
 
 
 def step(title: str) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from napshare.common import logsetup
 from napshare.common.address import format_address
 from napshare.common.cliargs import OneLineParser, int_in_range, positive_number
+from napshare.common.console import tr
 from napshare.common.exitcodes import ExitCode, epilog
 from napshare.common.protocol import HEARTBEAT_INTERVAL, TRACKER_PORT
 
@@ -18,31 +19,35 @@ EXIT_CODES = (ExitCode.OK, ExitCode.OTHER, ExitCode.USAGE, ExitCode.PORT_IN_USE)
 def _parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="napshare-tracker",
-        description="The napshare tracker: the central index of which peer shares which file.",
+        description=tr("The napshare tracker: the central index of which peer shares which file."),
         epilog=epilog(EXIT_CODES),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
+    parser.add_argument(
+        "--host", default="0.0.0.0", help=tr("address to listen on (default 0.0.0.0)")
+    )
     parser.add_argument(
         "--port",
         type=int_in_range(0, 65535),
         default=TRACKER_PORT,
-        help="port to listen on; 0 picks a free one",
+        help=tr("port to listen on; 0 picks a free one"),
     )
     parser.add_argument(
         "--heartbeat-interval",
         type=positive_number,
         default=HEARTBEAT_INTERVAL,
         metavar="SECONDS",
-        help="how often peers must call Heartbeat; a peer silent for three intervals is "
-        "dropped (default 30; fractions are for tests)",
+        help=tr(
+            "how often peers must call Heartbeat; a peer silent for three intervals is "
+            "dropped (default 30; fractions are for tests)"
+        ),
     )
     parser.add_argument(
         "--log-level",
         type=str.upper,
         choices=logsetup.LOG_LEVELS,
         default="INFO",
-        help="diagnostics on stderr (default INFO)",
+        help=tr("diagnostics on stderr (default INFO)"),
     )
     return parser
 
@@ -67,6 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"napshare-tracker: {error}", file=sys.stderr)
         return ExitCode.PORT_IN_USE
     address = format_address(args.host, port)
-    wait_for_signal(ready=lambda: print(f"napshare tracker listening on {address}", flush=True))
+    listening = tr("napshare tracker listening on {address}", address=address)
+    wait_for_signal(ready=lambda: print(listening, flush=True))
     stop_gracefully(server, health)
     return ExitCode.OK

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from napshare.common import console
+from napshare.common.console import tr
 from napshare.common.names import check_file_name
 from napshare.peer.backoff import Backoff
 from napshare.peer.defaults import DOWNLOAD_BACKOFF_CAP, GIVE_UP_AFTER, STALL_TIMEOUT
@@ -151,7 +152,7 @@ class Downloader:
         """The versions of the file on offer, the most widely shared (or the preferred) first."""
         sources = self._search(name)
         if not sources:
-            raise NotFoundError(f"no peer shares {name}")
+            raise NotFoundError(tr("no peer shares {name}", name=name))
         counts = Counter((s.size, s.sha256) for s in sources)
         ranked = sorted(counts, key=lambda key: -counts[key])
         preferred = options.preferred
@@ -203,8 +204,12 @@ class Downloader:
                     continue
                 if now - last_progress >= options.give_up_after:
                     raise NoPeerReachableError(
-                        f"gave up on {name}: no peer sent any byte for "
-                        f"{options.give_up_after:g} s ({', '.join(target.candidates())})"
+                        tr(
+                            "gave up on {name}: no peer sent any byte for {seconds} s ({peers})",
+                            name=name,
+                            seconds=format(options.give_up_after, "g"),
+                            peers=", ".join(target.candidates()),
+                        )
                     )
                 delay = min(backoff.next(), max(0.0, last_progress + options.give_up_after - now))
                 logger.info("no peer could send %s now; asking again in %.1f s", name, delay)
@@ -310,12 +315,21 @@ class Downloader:
 def _exhausted(name: str, target: _Target) -> Exception:
     if target.banned:
         return VerificationFailedError(
-            f"verification failed: the bytes of {name} from {' '.join(sorted(target.banned))} "
-            f"do not match its sha256 {target.sha256}"
+            tr(
+                "verification failed: the bytes of {name} from {peers} "
+                "do not match its sha256 {sha256}",
+                name=name,
+                peers=" ".join(sorted(target.banned)),
+                sha256=target.sha256,
+            )
         )
     return NoPeerReachableError(
-        f"no peer has {name} with sha256 {target.sha256} any more "
-        f"({' '.join(sorted(target.dropped))})"
+        tr(
+            "no peer has {name} with sha256 {sha256} any more ({peers})",
+            name=name,
+            sha256=target.sha256,
+            peers=" ".join(sorted(target.dropped)),
+        )
     )
 
 
@@ -323,4 +337,4 @@ def _sleep(delay: float, cancel: threading.Event | None, name: str) -> None:
     if cancel is None:
         time.sleep(delay)
     elif cancel.wait(delay):
-        raise CancelledError(f"download of {name} cancelled")
+        raise CancelledError(tr("download of {name} cancelled", name=name))

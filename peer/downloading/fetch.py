@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import TypeAlias
 
 import grpc
+from napshare.common.console import tr
 from napshare.peer.downloading.partfile import PartFile
 from napshare.peer.errors import CancelledError, PeerError, PeerFault, peer_failure
 from napshare.peer.wire import Chunk, decode_response
@@ -131,7 +132,7 @@ def fetch(
             on_bytes(len(data))
     except grpc.RpcError as error:
         if watchdog.reason == "cancelled":
-            raise CancelledError(f"download of {part.name} cancelled") from None
+            raise CancelledError(tr("download of {name} cancelled", name=part.name)) from None
         if watchdog.reason == "stalled":
             raise PeerError(peer, PeerFault.STALLED, f"no data for {stall_timeout:g} s") from None
         raise peer_failure(peer, error) from None

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from napshare.common import console
+from napshare.common.console import tr
 from napshare.peer.units import human
 
 
@@ -88,10 +89,25 @@ class StatusReporter:
     def status(self, now: float | None = None) -> str:
         """How far it got: `40% 400.0 MiB of 1.0 GiB, 120.5 MiB/s, 5 s left`."""
         if not self.name:
-            return "(looking for peers)"
+            return tr("(looking for peers)")
         now = time.monotonic() if now is None else now
         elapsed = max(now - self._started, 1e-9)
         rate = (self._done - self._start_done) / elapsed
         percent = 100 * self._done // self._size if self._size else 100
-        left = f", {(self._size - self._done) / rate:.0f} s left" if rate > 0 else ""
-        return f"{percent}% {human(self._done)} of {human(self._size)}, {human(rate)}/s{left}"
+        done, size, speed = human(self._done), human(self._size), human(rate)
+        if rate <= 0:
+            return tr(
+                "{percent}% {done} of {size}, {rate}/s",
+                percent=percent,
+                done=done,
+                size=size,
+                rate=speed,
+            )
+        return tr(
+            "{percent}% {done} of {size}, {rate}/s, {left} s left",
+            percent=percent,
+            done=done,
+            size=size,
+            rate=speed,
+            left=format((self._size - self._done) / rate, ".0f"),
+        )

@@ -11,6 +11,7 @@ from types import FrameType
 
 from napshare.common import console
 from napshare.common.address import InvalidAddressError, format_address
+from napshare.common.console import tr
 from napshare.common.exitcodes import ExitCode
 from napshare.common.names import InvalidNameError
 from napshare.common.serving import PortInUseError
@@ -43,11 +44,15 @@ def run(args: argparse.Namespace) -> int:
     except OSError as error:
         return _fail(str(error), ExitCode.OTHER)
     except KeyboardInterrupt:
-        return _fail("interrupted", ExitCode.INTERRUPTED)
+        return _fail(tr("interrupted"), ExitCode.INTERRUPTED)
     except Exception as error:
         logger.debug("internal error", exc_info=True)
-        message = f"internal error: {type(error).__name__}: {error}"
-        return _fail(f"{message} (--log-level debug logs the traceback)", ExitCode.OTHER)
+        message = tr(
+            "internal error: {kind}: {error} (--log-level debug logs the traceback)",
+            kind=type(error).__name__,
+            error=error,
+        )
+        return _fail(message, ExitCode.OTHER)
 
 
 def _fail(message: str, code: ExitCode) -> int:
@@ -70,9 +75,19 @@ def _search(args: argparse.Namespace) -> int:
     peers = list(dict.fromkeys(s.peer for s in found.sources))
     console.say(console.PEERS_WITH_FILE, peers=peers)
     if found.capped:
-        _notice(f"more results match; listed the first {len(found.sources)}, this client's cap")
+        _notice(
+            tr(
+                "more results match; listed the first {count}, this client's cap",
+                count=len(found.sources),
+            )
+        )
     elif found.more:
-        _notice(f"more results match; listed the first {args.limit} (--limit 0 lists all)")
+        _notice(
+            tr(
+                "more results match; listed the first {count} (--limit 0 lists all)",
+                count=args.limit,
+            )
+        )
     return 0
 
 
@@ -94,7 +109,10 @@ def _download(args: argparse.Namespace) -> int:
         result = Downloader(folder, tracker).download(args.name, options, reporter_for(sys.stderr))
     except (KeyboardInterrupt, CancelledError):
         return _fail(
-            f"download of {args.name} interrupted; run the same command again to resume it",
+            tr(
+                "download of {name} interrupted; run the same command again to resume it",
+                name=args.name,
+            ),
             ExitCode.INTERRUPTED,
         )
     finally:
@@ -138,7 +156,7 @@ def _serve(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 0
     listening = format_address(listen_address(args.host, args.bind), node.port)
-    console.show(f"listening on {listening}")
+    console.show(tr("listening on {address}", address=listening))
     interactive = not args.no_menu and sys.stdin.isatty()
     try:
         node.start()

@@ -1,4 +1,8 @@
-"""The original's interactive menu: JOIN, SEARCH, DOWNLOAD, plus LIST and QUIT."""
+"""The original's interactive menu: JOIN, SEARCH, DOWNLOAD, plus LIST and QUIT.
+
+Its lines follow the locale, the choice names too (under pt_BR: ENTRAR, BUSCAR, BAIXAR,
+LISTAR, SAIR); a choice is taken by its number, its English name or its translated name.
+"""
 
 import logging
 import sys
@@ -10,12 +14,13 @@ from typing import TextIO
 
 from napshare.common import console, logsetup
 from napshare.common.address import InvalidAddressError, format_address, parse_address
+from napshare.common.console import N_, tr
 from napshare.common.names import InvalidNameError, check_file_name
 from napshare.peer.errors import ClientError
 from napshare.peer.node import BackgroundDownload, Node, downloaded_line
 from napshare.peer.units import human
 
-CHOICES = ("JOIN", "SEARCH", "DOWNLOAD", "LIST", "QUIT")
+CHOICES = (N_("JOIN"), N_("SEARCH"), N_("DOWNLOAD"), N_("LIST"), N_("QUIT"))
 CLEAR_LINE = "\r\x1b[K"  # back to the line's start, then erase it
 
 
@@ -45,10 +50,17 @@ class Menu:
     def _loop(self) -> None:
         try:
             while True:
-                self.say("  ".join(f"{i}) {c}" for i, c in enumerate(CHOICES, start=1)))
+                names = [tr(c) for c in CHOICES]
+                self.say("  ".join(f"{i}) {n}" for i, n in enumerate(names, start=1)))
                 choice = self._choice(self._ask("> "))
                 if choice is None:
-                    self.say(f"choose 1-{len(CHOICES)} or one of {' '.join(CHOICES)}")
+                    self.say(
+                        tr(
+                            "choose 1-{count} or one of {choices}",
+                            count=len(CHOICES),
+                            choices=" ".join(names),
+                        )
+                    )
                 elif not self._actions[choice]():
                     return
         except (EOFError, KeyboardInterrupt):
@@ -58,7 +70,10 @@ class Menu:
         text = text.strip().upper()
         if text.isdigit() and 1 <= int(text) <= len(CHOICES):
             return CHOICES[int(text) - 1]
-        return text if text in CHOICES else None
+        for choice in CHOICES:
+            if text in (choice, tr(choice).upper()):
+                return choice
+        return None
 
     def _join(self) -> bool:
         try:
@@ -68,7 +83,7 @@ class Menu:
         return True
 
     def _search(self) -> bool:
-        name = self._ask("file name: ").strip()
+        name = self._ask(tr("file name: ")).strip()
         try:
             sources = self.node.tracker.search(check_file_name(name), asker=self.node.link.peer_id)
         except (ClientError, InvalidNameError) as error:
@@ -78,8 +93,8 @@ class Menu:
         return True
 
     def _download(self) -> bool:
-        name = self._ask("file name: ").strip()
-        peer = self._ask("from peer ip:port (empty = any): ").strip()
+        name = self._ask(tr("file name: ")).strip()
+        peer = self._ask(tr("from peer ip:port (empty = any): ")).strip()
         try:
             check_file_name(name)
             preferred = format_address(*parse_address(peer)) if peer else None
@@ -87,10 +102,16 @@ class Menu:
             self.say(str(error))
             return True
         if any(job.running and job.name == name for job in self.node.downloads):
-            self.say(f"{name} is already being downloaded")
+            self.say(tr("{name} is already being downloaded", name=name))
             return True
         self.node.download_in_background(name, preferred, self._finished, self.say)
-        self.say(f"downloading {name} in the background; LIST shows how far it got")
+        self.say(
+            tr(
+                "downloading {name} in the background; {list} shows how far it got",
+                name=name,
+                list=tr("LIST"),
+            )
+        )
         return True
 
     def _finished(self, job: BackgroundDownload) -> None:
@@ -98,17 +119,21 @@ class Menu:
         if job.result is not None:
             self.say(downloaded_line(job.result, self.node.config.folder_label))
         elif not job.cancel.is_set():
-            self.say(f"download of {job.name} failed: {job.error}")
+            self.say(tr("download of {name} failed: {error}", name=job.name, error=job.error))
 
     def _list(self) -> bool:
         files = self.node.config.folder.scan()
-        me = self.node.link.peer_id or "(not joined)"
-        self.say(f"sharing {len(files)} file{'' if len(files) == 1 else 's'} as {me}:")
+        me = self.node.link.peer_id or tr("(not joined)")
+        if len(files) == 1:
+            self.say(tr("sharing 1 file as {peer}:", peer=me))
+        else:
+            self.say(tr("sharing {count} files as {peer}:", count=len(files), peer=me))
         for f in files:
             self.say(f"  {f.name}  {human(f.size)}")
         for job in self.node.downloads:
             if job.running:
-                self.say(f"  downloading {job.name}: {job.reporter.status()}")
+                status = job.reporter.status()
+                self.say("  " + tr("downloading {name}: {status}", name=job.name, status=status))
         return True
 
     def _ask(self, prompt: str) -> str:

@@ -5,6 +5,7 @@ import time
 from typing import TextIO
 
 from napshare.common import console
+from napshare.common.console import tr
 from napshare.peer.downloading.reporting import Reporter, StatusReporter
 from napshare.peer.units import human
 from rich.console import Console
@@ -90,8 +91,16 @@ class PlainReporter(StatusReporter):
         """Say what is fetched, and from where it resumes."""
         super().begin(name, size, have)
         self._last_line = time.monotonic()
-        resumed = f", resuming after {human(have)}" if have else ""
-        self._write(f"downloading {name}: {human(size)}{resumed}")
+        if have:
+            line = tr(
+                "downloading {name}: {size}, resuming after {have}",
+                name=name,
+                size=human(size),
+                have=human(have),
+            )
+        else:
+            line = tr("downloading {name}: {size}", name=name, size=human(size))
+        self._write(line)
 
     def advance(self, count: int) -> None:
         """Count bytes; print a line when `interval` has passed since the last one."""

@@ -83,19 +83,21 @@ def test_download_prints_the_success_line(swarm: Swarm, lang: str, line: str) ->
 
 
 @pytest.mark.parametrize(
-    ("lang", "line"),
+    ("lang", "listening", "line"),
     [
-        (EN, "I am peer {peer} with files aula1.mp4 b.txt"),
-        (PT, "Sou peer {peer} com arquivos aula1.mp4 b.txt"),
+        (EN, "listening on", "I am peer {peer} with files aula1.mp4 b.txt"),
+        (PT, "escutando em", "Sou peer {peer} com arquivos aula1.mp4 b.txt"),
     ],
 )
-def test_serve_prints_who_it_is_and_leaves_on_sigterm(swarm: Swarm, lang: str, line: str) -> None:
+def test_serve_prints_who_it_is_and_leaves_on_sigterm(
+    swarm: Swarm, lang: str, listening: str, line: str
+) -> None:
     folder = swarm.share("a")
     (folder / "b.txt").write_text("b")
 
     peer = swarm.spawn(folder, swarm.tracker.address, lang=lang)
 
-    assert peer.output[0].startswith("listening on 127.0.0.1:")
+    assert peer.output[0].startswith(listening + " 127.0.0.1:")
     assert peer.output[1] == line.format(peer=peer.peer_id) + "\n"
     assert swarm.tracker.peers_with("b.txt") == [peer.peer_id]
     assert peer.stop(signal.SIGTERM) == 0
@@ -121,6 +123,35 @@ def test_missing_folder_is_one_line(swarm: Swarm) -> None:
         done = run_peer(*args, *(["aula1.mp4"] if command == "download" else ["--no-menu"]))
         assert done.returncode == 7
         assert done.stderr == f"napshare-peer: shared folder {missing} does not exist\n"
+
+
+def test_errors_are_portuguese_one_liners_under_pt_br(swarm: Swarm) -> None:
+    folder = str(swarm.folder("b"))
+    missing = str(swarm.tmp / "nope")
+    nowhere = f"127.0.0.1:{free_port()}"
+    tracker = swarm.tracker.address
+
+    not_found = run_peer("download", "nope.mp4", "--dir", folder, "--tracker", tracker, lang=PT)
+    no_folder = run_peer("download", "nope.mp4", "--dir", missing, "--tracker", tracker, lang=PT)
+    no_tracker = run_peer("search", "aula1.mp4", "--tracker", nowhere, lang=PT)
+    bad_number = run_peer("download", "x", "--dir", folder, "--stall-timeout", "-1", lang=PT)
+
+    assert (not_found.returncode, not_found.stderr) == (
+        ExitCode.NOT_FOUND,
+        "napshare-peer: nenhum peer compartilha nope.mp4\n",
+    )
+    assert (no_folder.returncode, no_folder.stderr) == (
+        ExitCode.FOLDER,
+        f"napshare-peer: a pasta compartilhada {missing} não existe\n",
+    )
+    assert no_tracker.returncode == ExitCode.TRACKER_UNREACHABLE
+    assert no_tracker.stderr.startswith(f"napshare-peer: o tracker {nowhere} está inalcançável (")
+    assert len(no_tracker.stderr.splitlines()) == 1
+    assert (bad_number.returncode, bad_number.stderr) == (
+        ExitCode.USAGE,
+        "napshare-peer download: argument --stall-timeout: '-1' não é um número positivo "
+        "(veja --help)\n",
+    )
 
 
 def test_port_in_use_is_one_line(swarm: Swarm) -> None:
@@ -166,6 +197,25 @@ def test_help_lists_every_exit_code_of_the_table(command: list[str]) -> None:
     listed = done.stdout.split("exit codes:\n", 1)[1]
     for code in ExitCode:
         assert f"  {code.value:<4} {code.description}\n" in listed
+
+
+@pytest.mark.parametrize(
+    ("command", "option"),
+    [
+        ([], "download  baixa um arquivo e sai"),
+        (["serve"], "rodar como daemon até SIGINT ou SIGTERM"),
+        (["download"], "o endereço do tracker (padrão: 127.0.0.1:1099)"),
+    ],
+)
+def test_help_is_portuguese_under_pt_br(command: list[str], option: str) -> None:
+    done = run_peer(*command, "--help", lang=PT)
+
+    assert done.returncode == 0
+    helped, listed = done.stdout.split("códigos de saída:\n", 1)
+    assert option in helped
+    assert "  3    não encontrado: nenhum peer compartilha o arquivo\n" in listed
+    assert "  7    a pasta não existe ou não pode ser usada\n" in listed
+    assert "a pasta .napshare/:" in listed
 
 
 def test_help_says_what_the_napshare_folder_holds() -> None:

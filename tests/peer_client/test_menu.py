@@ -11,8 +11,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
+from napshare.common import console
 from napshare.peer.ui.menu import Menu
 
 from .conftest import ROOT, Swarm, cli_env, free_port, sha256_file, start_tracker, wait_until
@@ -63,6 +65,49 @@ def test_menu_join_list_and_end_of_input(swarm: Swarm) -> None:
     assert f"sharing 1 file as {me.link.peer_id}:" in out
     assert "  aula1.mp4  96.0 MiB" in out
     assert out.startswith("1) JOIN  2) SEARCH  3) DOWNLOAD  4) LIST  5) QUIT\n")
+
+
+@pytest.fixture
+def portuguese(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """This process speaks Brazilian Portuguese during the test (gettext reads the environment)."""
+    for key in ("LANGUAGE", "LC_ALL", "LC_MESSAGES"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("LANG", "pt_BR.UTF-8")
+    console._translations.cache_clear()
+    yield
+    console._translations.cache_clear()
+
+
+@pytest.mark.usefixtures("portuguese")
+def test_menu_speaks_portuguese_and_takes_the_portuguese_choices(swarm: Swarm) -> None:
+    me = swarm.node(swarm.share("peer1"), swarm.tracker.address)
+    typed = io.StringIO(
+        "BUSCAR\naula1.mp4\n"  # SEARCH by its Portuguese name
+        "7\n"  # not a choice
+        "baixar\naula9.mp4\n\n"  # DOWNLOAD, any case: nobody shares it
+        "4\n"
+        "search\naula1.mp4\n"  # the English names still work
+        "SAIR\n"
+        "LISTAR\n"  # never read: SAIR ends the menu
+    )
+    shown = io.StringIO()
+
+    Menu(me, typed, shown).run()
+    for job in me.downloads:
+        job.thread.join(timeout=60)
+
+    out = shown.getvalue()
+    assert out.startswith(
+        "1) ENTRAR  2) BUSCAR  3) BAIXAR  4) LISTAR  5) SAIR\n> nome do arquivo: "
+    )
+    assert f"peers com arquivo solicitado: {me.link.peer_id}\n" in out
+    assert out.count("peers com arquivo solicitado:") == 2
+    assert "escolha 1-5 ou um de ENTRAR BUSCAR BAIXAR LISTAR SAIR\n" in out
+    assert "do peer ip:porta (vazio = qualquer um): " in out
+    assert "baixando aula9.mp4 em segundo plano; LISTAR mostra até onde chegou\n" in out
+    assert "o download de aula9.mp4 falhou: nenhum peer compartilha aula9.mp4\n" in out
+    assert f"compartilhando 1 arquivo como {me.link.peer_id}:\n" in out
+    assert out.count("compartilhando") == 1
 
 
 def _wait_for(out: io.StringIO, text: str) -> None:

@@ -19,7 +19,9 @@ from napshare.tracker.index import TrackerIndex
 from napshare.tracker.server import create_server
 from napshare.v1 import file_info_pb2, tracker_pb2_grpc
 
-LISTENING = re.compile(r"napshare tracker listening on 127\.0\.0\.1:(\d+)")
+LISTENING = re.compile(
+    r"(?:napshare tracker listening on|tracker napshare escutando em) 127\.0\.0\.1:(\d+)"
+)
 
 
 def digest(name: str) -> str:
@@ -110,6 +112,7 @@ class TrackerProcess:
             target=self.stderr.extend, args=(self.process.stderr,), daemon=True
         ).start()
         first = self.next_line(timeout=30)
+        self.banner = first
         match = LISTENING.fullmatch(first)
         assert match, f"unexpected first line {first!r}; stderr: {self.stderr}"
         self.port = int(match.group(1))

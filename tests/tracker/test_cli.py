@@ -49,6 +49,20 @@ def test_console_lines_in_both_languages(start_tracker, info, lang):
     assert tracker.stop() == 0
 
 
+@pytest.mark.parametrize(
+    ("lang", "banner"),
+    [
+        ("C.UTF-8", "napshare tracker listening on {address}"),
+        ("pt_BR.UTF-8", "tracker napshare escutando em {address}"),
+    ],
+)
+def test_the_listening_line_follows_the_locale(start_tracker, lang, banner):
+    tracker = start_tracker(lang=lang)
+
+    assert tracker.banner == banner.format(address=tracker.address)
+    assert tracker.stop() == 0
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_stops_the_tracker_with_status_0(start_tracker, sig):
     tracker = start_tracker()
