@@ -36,9 +36,9 @@ CHANNEL_OPTIONS = [
 # MAX_WINDOW. A window stays in the client's memory, about three times over, only when the
 # client is slower than the link; the cap keeps that bounded. Round trips shorter than
 # MIN_WINDOW / WINDOW_RATE keep the default window: on loopback a large window only costs memory.
-WINDOW_RATE = 320_000_000
+WINDOW_RATE = 240_000_000
 MIN_WINDOW = 2 * 1024 * 1024
-MAX_WINDOW = 32 * 1024 * 1024
+MAX_WINDOW = 24 * 1024 * 1024
 ROUND_TRIP_PROBES = 2
 PROBE_TIMEOUT = 3.0
 _HEALTH_CHECK = "/grpc.health.v1.Health/Check"
