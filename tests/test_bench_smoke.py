@@ -2,15 +2,19 @@
 
 import json
 import math
+import os
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
+from napshare.peer.downloading import fetch
 from napshare.v1 import tracker_pb2
 
-from tests.bench import apps, catalog, loadgen, report, tracker_scale
+from tests.bench import apps, catalog, delayproxy, loadgen, report, swarm, tracker_scale
 from tests.bench.files import MIB, format_size, make_random_file, parse_size
 from tests.bench.procs import median, percentile, running
 
@@ -100,7 +104,12 @@ def test_quick_bench_measures_every_section_and_writes_the_report(tmp_path: Path
 
     sections = json.loads(rows_file.read_text())
     titles = [section["title"] for section in sections]
-    assert [t.split(" (")[0] for t in titles] == ["Transfer speed", "Memory", "Tracker scale"]
+    assert [t.split(" (")[0] for t in titles] == [
+        "Transfer speed",
+        "Memory",
+        "Tracker scale",
+        "Transfer over latency",
+    ]
     rows = {row["measure"]: row for section in sections for row in section["rows"]}
     for measure, row in rows.items():
         assert math.isfinite(row["value"]), measure
@@ -114,6 +123,8 @@ def test_quick_bench_measures_every_section_and_writes_the_report(tmp_path: Path
     assert any(m.startswith("serving peer, peak RSS, 8 MiB") for m in rows)
     assert rows["tracker RSS per entry"]["target"] == "≤ 300 bytes"
     assert "search / echo" in rows
+    assert rows["downloader peak RSS through the proxy"]["target"] == "≤ 100 MiB"
+    assert rows["napshare / curl, 5 ms one way (10 ms RTT)"]["value"] > 0
 
     text = out.read_text()
     assert "cores" in text
@@ -125,3 +136,73 @@ def test_quick_bench_measures_every_section_and_writes_the_report(tmp_path: Path
         assert measure in text
     assert result.stdout.count("|") > 3 * len(rows)
     assert (repo_report.read_bytes() if repo_report.exists() else None) == before
+
+
+def _echo_once(listener: socket.socket) -> None:
+    connection, _ = listener.accept()
+    with connection:
+        while data := connection.recv(65536):
+            connection.sendall(data)
+
+
+@pytest.mark.timeout(60)
+def test_delay_proxy_relays_both_directions_intact_and_in_order() -> None:
+    sent = os.urandom(3 * MIB + 17)
+    received = bytearray()
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        echo = threading.Thread(target=_echo_once, args=(listener,), daemon=True)
+        echo.start()
+        # A buffer far smaller than the data: each direction must stop reading and resume.
+        proxy = delayproxy.DelayProxy(listener.getsockname()[:2], delay=0.002, buffer=64 * 1024)
+        with proxy, socket.create_connection(_host_port(proxy.address), timeout=30) as client:
+
+            def send_all_then_half_close() -> None:
+                client.sendall(sent)
+                client.shutdown(socket.SHUT_WR)
+
+            writer = threading.Thread(target=send_all_then_half_close, daemon=True)
+            writer.start()
+            while data := client.recv(65536):
+                received += data
+            writer.join(30)
+        echo.join(30)
+    assert len(received) == len(sent)
+    assert received == sent
+
+
+def test_delay_proxy_relays_only_to_loopback() -> None:
+    with pytest.raises(SystemExit):
+        delayproxy.main(["192.0.2.1:80", "--delay-ms", "1"])
+
+
+@pytest.mark.timeout(120)
+def test_a_long_round_trip_gets_a_window_larger_than_a_few_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Bytes in flight, not speed: with gRPC's default window about one 1 MiB chunk crossed
+    # per round trip, so the proxy never held more than a few MiB on the way to the client.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    share, target = tmp_path / "share", tmp_path / "target"
+    share.mkdir()
+    target.mkdir()
+    with (share / "long.bin").open("wb") as out:
+        out.truncate(48 * MIB)
+    with swarm.tracker() as tracker, swarm.serving_peer(share, tracker.address, "long.bin") as peer:
+        host, port = _host_port(peer.address)
+        with delayproxy.DelayProxy((host, port), delay=0.2, buffer=32 * MIB) as proxy:
+            command = apps.download("long.bin", target, tracker.address, ["--from", proxy.address])
+            subprocess.run(command, cwd=ROOT, check=True, timeout=100, capture_output=True)
+            in_flight = proxy.peak_held
+    assert (target / "long.bin").stat().st_size == 48 * MIB
+    assert in_flight > 8 * MIB, f"at most {in_flight} bytes in flight"
+
+
+def test_the_window_follows_the_round_trip_within_bounds() -> None:
+    assert fetch.window_for(0.0002) is None  # loopback keeps gRPC's default window
+    assert fetch.window_for(0.05) == int(0.05 * fetch.WINDOW_RATE)
+    assert fetch.window_for(10.0) == fetch.MAX_WINDOW
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host, int(port)

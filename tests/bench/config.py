@@ -35,6 +35,9 @@ class Config:
     load_channels: int = 4
     load_concurrency: int = 4
     echo_workers: int = 16
+    latency_size: int = 256 * MIB
+    latency_delays_ms: list[float] = field(default_factory=lambda: [0.0, 5.0, 25.0, 50.0])
+    latency_buffer: int = 8 * MIB
     serve_args: list[str] = field(default_factory=list)
     download_args: list[str] = field(default_factory=list)
 
@@ -60,6 +63,8 @@ class Config:
             load_channels=1,
             load_concurrency=2,
             echo_workers=4,
+            latency_size=2 * MIB,
+            latency_delays_ms=[0.0, 5.0],
         )
 
     def reproduce(self, only: str) -> str:
@@ -70,9 +75,13 @@ class Config:
             "transfer": f"--size {_size_flag(self.transfer_size)} --rounds {self.rounds}",
             "memory": "--memory-sizes " + ",".join(_size_flag(s) for s in self.memory_sizes),
             "tracker": f"--peers {self.peers} --files-per-peer {self.files_per_peer}",
+            "latency": f"--latency-size {_size_flag(self.latency_size)} --rounds {self.rounds} "
+            "--latency-delays "
+            + ",".join(f"{d:g}" for d in self.latency_delays_ms)
+            + f" --latency-buffer {_size_flag(self.latency_buffer)}",
         }[only]
         extra = ""
-        if only in ("transfer", "memory"):
+        if only in ("transfer", "memory", "latency"):
             extra += "".join(f" --serve-arg={a}" for a in self.serve_args)
             extra += "".join(f" --download-arg={a}" for a in self.download_args)
         return f"{RUNNER} --only {only} {flags}{extra}"

@@ -3,6 +3,7 @@
 .venv/bin/python -m tests.bench.run                  everything, full sizes (about 10 minutes)
 .venv/bin/python -m tests.bench.run --quick --out /tmp/B.md    tiny sizes, seconds
 .venv/bin/python -m tests.bench.run --only transfer --size 256MiB --rounds 3
+.venv/bin/python -m tests.bench.run --only latency --rounds 3 --latency-delays 0,50
 """
 
 import argparse
@@ -15,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from tests.bench import memory, tracker_scale, transfer
+from tests.bench import latency, memory, tracker_scale, transfer
 from tests.bench.apps import napshare_ready
 from tests.bench.config import RUNNER, Config
 from tests.bench.files import parse_size
@@ -26,6 +27,7 @@ SECTIONS: dict[str, Callable[[Config], Section]] = {
     "transfer": transfer.run,
     "memory": memory.run,
     "tracker": tracker_scale.run,
+    "latency": latency.run,
 }
 NOTES = Path(__file__).with_name("NOTES.md")
 
@@ -48,6 +50,19 @@ def _parser() -> argparse.ArgumentParser:
         "--memory-sizes",
         type=lambda text: [parse_size(part) for part in text.split(",")],
         help="file sizes for the memory benchmark (default 1GiB,4GiB)",
+    )
+    parser.add_argument(
+        "--latency-size", type=parse_size, help="file size over the delay proxy (default 256MiB)"
+    )
+    parser.add_argument(
+        "--latency-delays",
+        type=lambda text: [float(part) for part in text.split(",")],
+        help="one-way delays in ms for the latency benchmark (default 0,5,25,50)",
+    )
+    parser.add_argument(
+        "--latency-buffer",
+        type=parse_size,
+        help="bytes the delay proxy holds per direction (default 8MiB)",
     )
     parser.add_argument("--peers", type=int, help="peers loaded into the tracker (default 10000)")
     parser.add_argument("--files-per-peer", type=int, help="files per loaded peer (default 100)")
@@ -88,6 +103,9 @@ def _config(args: argparse.Namespace, workdir: Path) -> Config:
         "load_processes": args.load_processes,
         "load_channels": args.load_channels,
         "load_concurrency": args.load_concurrency,
+        "latency_size": args.latency_size,
+        "latency_delays_ms": args.latency_delays,
+        "latency_buffer": args.latency_buffer,
     }
     for key, value in overrides.items():
         if value is not None:
