@@ -28,7 +28,7 @@ help:
 	@echo "make check-proto fail if generated/ is not what protos/ generates"
 	@echo "make locale      add newly marked messages to the Portuguese catalog and compile it"
 	@echo "make lint        ruff, mypy --strict, buf lint"
-	@echo "make bench       transfer speed, memory and tracker scale; writes BENCHMARKS.md"
+	@echo "make bench       transfer speed (loopback and behind a delay), memory, tracker scale; writes BENCHMARKS.md"
 
 install: $(STAMP)
 
