@@ -2,3 +2,4 @@
 
 TRACKER_PORT = 1099  # the original assignment's port
 HEARTBEAT_INTERVAL = 30.0  # seconds; a peer silent for three intervals is dropped
+MAX_PAGE_SIZE = 1_000  # the most Search results in one answer (page_size above it is lowered)

@@ -7,7 +7,9 @@ from typing import TypeVar
 
 import grpc
 from google.protobuf.message import Message
-from napshare.common.address import format_address, parse_address
+from napshare.common.address import InvalidAddressError, format_address, parse_address
+from napshare.common.names import InvalidNameError, check_file_name, check_sha256
+from napshare.common.protocol import MAX_PAGE_SIZE
 from napshare.peer.defaults import MAX_RESULTS
 from napshare.peer.errors import tracker_error
 from napshare.peer.folder.store import SharedFile
@@ -16,11 +18,10 @@ from napshare.v1 import file_info_pb2, tracker_pb2, tracker_pb2_grpc
 logger = logging.getLogger(__name__)
 
 CALL_TIMEOUT = 10.0
-MAX_MESSAGE = 32 * 1024 * 1024
-PAGE_SIZE = 1_000  # results asked for per Search call: the tracker's own cap
+MAX_ANSWER_BYTES = 32 * 1024 * 1024  # the largest tracker answer this client takes
 # With defaults.MAX_RESULTS, this bounds a search however a hostile tracker pages: it cannot
 # make the client loop forever. It leaves room for short pages.
-MAX_PAGES = 2 * MAX_RESULTS // PAGE_SIZE
+MAX_PAGES = 2 * MAX_RESULTS // MAX_PAGE_SIZE
 
 RequestT = TypeVar("RequestT", bound=Message)
 ReplyT = TypeVar("ReplyT", bound=Message)
@@ -71,8 +72,8 @@ class TrackerClient:
         self._channel = grpc.insecure_channel(
             self.address,
             options=[
-                ("grpc.max_receive_message_length", MAX_MESSAGE),
-                ("grpc.max_send_message_length", MAX_MESSAGE),
+                ("grpc.max_receive_message_length", MAX_ANSWER_BYTES),
+                ("grpc.max_send_message_length", MAX_ANSWER_BYTES),
                 # Come back quickly after the tracker restarts.
                 ("grpc.initial_reconnect_backoff_ms", 200),
                 ("grpc.max_reconnect_backoff_ms", 2000),
@@ -108,15 +109,12 @@ class TrackerClient:
                 name=name,
                 query=query,
                 peer_id=asker,
-                page_size=min(PAGE_SIZE, wanted - len(sources)),
+                page_size=min(MAX_PAGE_SIZE, wanted - len(sources)),
                 page_token=token,
             )
             reply = self._call(self._stub.Search, request)
             room = wanted - len(sources)
-            sources += [
-                Source(r.peer_id, r.file.name, r.file.size, r.file.sha256)
-                for r in reply.results[:room]
-            ]
+            sources += _checked(reply.results[:room], name, self.address)
             token = reply.next_page_token
             more = bool(token) or reply.truncated or len(reply.results) > room
             if not token or len(sources) >= wanted:
@@ -174,3 +172,33 @@ class TrackerClient:
                 MAX_PAGES,
             )
         return found.sources
+
+
+def _checked(results: Iterable[tracker_pb2.SearchResult], name: str, tracker: str) -> list[Source]:
+    """The results that are well formed: a plain name (`name` itself for an exact search), a
+    sha256, a size, and a peer id in the one form Join issues. A tracker is not trusted to send
+    only those; what else it sends is dropped, and said once in the log.
+    """
+    kept: list[Source] = []
+    dropped = 0
+    for r in results:
+        file = r.file
+        try:
+            check_file_name(file.name)
+            check_sha256(file.sha256)
+            well_formed = (
+                file.size >= 0
+                and (not name or file.name == name)
+                and format_address(*parse_address(r.peer_id)) == r.peer_id
+            )
+        except (InvalidNameError, InvalidAddressError):
+            well_formed = False
+        if well_formed:
+            kept.append(Source(r.peer_id, file.name, file.size, file.sha256))
+        else:
+            dropped += 1
+    if dropped:
+        logger.warning(
+            "tracker %s sent %d malformed search results; ignored them", tracker, dropped
+        )
+    return kept

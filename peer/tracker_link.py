@@ -18,6 +18,8 @@ from napshare.peer.tracker_client import Registration, TrackerClient
 
 logger = logging.getLogger(__name__)
 
+SUPERVISOR_PAUSE = 1.0  # seconds before a loop that failed by a bug starts again
+
 Joined = Callable[[str, list[str]], None]
 
 
@@ -80,7 +82,9 @@ class TrackerLink:
     def start(self) -> None:
         """Start heartbeating and rescanning (joining first, in the background, if needed)."""
         for target, name in ((self._heartbeats, "heartbeat"), (self._rescans, "rescan")):
-            thread = threading.Thread(target=target, name=f"tracker-{name}", daemon=True)
+            thread = threading.Thread(
+                target=self._supervised, args=(target,), name=f"tracker-{name}", daemon=True
+            )
             thread.start()
             self._threads.append(thread)
 
@@ -102,6 +106,17 @@ class TrackerLink:
                 logger.info("left %s", self.tracker.address)
             except ClientError as error:
                 logger.warning("could not leave the tracker: %s", error)
+
+    def _supervised(self, loop: Callable[[], None]) -> None:
+        """Run `loop` until stopping; a bug in it is logged and the loop starts again."""
+        while not self._stop.is_set():
+            try:
+                loop()
+            except Exception:
+                logger.exception(
+                    "the tracker link's %s loop failed; starting it again", loop.__name__
+                )
+                self._stop.wait(SUPERVISOR_PAUSE)
 
     def _heartbeats(self) -> None:
         retry = Backoff(TRACKER_RETRY_CAP)
@@ -143,14 +158,16 @@ class TrackerLink:
             except FolderError as error:
                 logger.warning("%s", error)
                 continue
+            # One hold of the lock from comparing to announcing: a Join meanwhile (the menu's,
+            # or a re-join) would replace what was announced under the comparison's feet.
             with self._lock:
                 if self._registration is None:
                     continue
                 names = {f.name for f in files}
                 removed = [name for name in self._announced if name not in names]
                 changed = [f for f in files if self._announced.get(f.name) != (f.size, f.sha256)]
-            if changed or removed:
-                self._update(changed, removed)
+                if changed or removed:
+                    self._update(changed, removed)
 
     def _update(self, files: list[SharedFile], removed: list[str] | None = None) -> None:
         """Send the tracker what changed: new or changed `files`, and `removed` names."""
@@ -168,7 +185,7 @@ class TrackerLink:
             for f in files:
                 self._announced[f.name] = (f.size, f.sha256)
             for name in removed:
-                del self._announced[name]
+                self._announced.pop(name, None)
         logger.info("announced %s; withdrew %s", _few(f.name for f in files), _few(removed))
 
     def _forget(self, registration: Registration) -> bool:

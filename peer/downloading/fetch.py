@@ -21,12 +21,12 @@ DOWNLOAD = "/{}/Download".format(peer_pb2.DESCRIPTOR.services_by_name["PeerServi
 Download: TypeAlias = "grpc.UnaryStreamMultiCallable[peer_pb2.DownloadRequest, Chunk]"
 
 # Chunks are at most 2 MiB; leave room for the other fields and for future chunk sizes.
-MAX_MESSAGE = 8 * 1024 * 1024
+MAX_CHUNK_MESSAGE = 8 * 1024 * 1024
 # No BDP probing: with it the window grew so far on a fast link that the client's RSS reached
 # 200 MiB. gRPC's default stream window without it keeps the client near 70 MiB at the same
 # speed, but lets about one 1 MiB message cross per round trip.
 CHANNEL_OPTIONS = [
-    ("grpc.max_receive_message_length", MAX_MESSAGE),
+    ("grpc.max_receive_message_length", MAX_CHUNK_MESSAGE),
     ("grpc.http2.bdp_probe", 0),
     ("grpc.initial_reconnect_backoff_ms", 200),
     ("grpc.max_reconnect_backoff_ms", 2000),

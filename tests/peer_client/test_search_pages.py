@@ -115,3 +115,47 @@ def test_a_hostile_tracker_cannot_make_a_search_endless(hostile: tuple[Endless, 
         assert len(sources) == results
     assert empty.calls == 2 * MAX_PAGES
     assert flooding.calls == 2 * MAX_RESULTS // 5000  # extra results per page are dropped
+
+
+class Malformed(tracker_pb2_grpc.TrackerServiceServicer):
+    """A hostile tracker that mixes malformed results among two good ones."""
+
+    def Search(  # noqa: N802 - the RPC's name
+        self, request: tracker_pb2.SearchRequest, context: grpc.ServicerContext
+    ) -> tracker_pb2.SearchResponse:
+        good = "a" * 64
+
+        def result(
+            peer: str, name: str, size: int = 1, sha: str = good
+        ) -> tracker_pb2.SearchResult:
+            info = file_info_pb2.FileInfo(name=name, size=size, sha256=sha)
+            return tracker_pb2.SearchResult(peer_id=peer, file=info)
+
+        return tracker_pb2.SearchResponse(
+            results=[
+                result("127.0.0.1:7", "v.mp4"),
+                result("unix:/tmp/socket", "v.mp4"),  # not a host:port
+                result("dns:///evil.example:1", "v.mp4"),
+                result("127.0.0.1:08", "v.mp4"),  # not the form Join issues
+                result("127.0.0.1:7", "../v.mp4"),
+                result("127.0.0.1:7", "x" * 1_000_000),  # a megabyte of name
+                result("127.0.0.1:7", "other.mp4"),  # not the name searched for
+                result("127.0.0.1:7", "v.mp4", size=-1),
+                result("127.0.0.1:7", "v.mp4", sha="not hex"),
+                result("[::1]:9", "v.mp4"),
+            ]
+        )
+
+
+def test_malformed_results_from_a_tracker_are_dropped() -> None:
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    tracker_pb2_grpc.add_TrackerServiceServicer_to_server(Malformed(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    client = TrackerClient(f"127.0.0.1:{port}")
+    try:
+        sources = client.search("v.mp4")
+    finally:
+        client.close()
+        server.stop(None)
+    assert [(s.peer, s.name) for s in sources] == [("127.0.0.1:7", "v.mp4"), ("[::1]:9", "v.mp4")]

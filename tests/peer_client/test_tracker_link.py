@@ -97,3 +97,26 @@ def test_a_join_from_the_menu_brings_no_false_warning_and_no_extra_join(
     finally:
         short.client.close()
         short.server.stop(None)
+
+
+def test_a_bug_in_a_rescan_is_logged_and_the_rescans_go_on(
+    swarm: Swarm, caplog: pytest.LogCaptureFixture
+) -> None:
+    node = swarm.node(swarm.share("a"), swarm.tracker.address)
+    folder = node.link.folder
+    real_scan = folder.scan
+    failures = []
+
+    def scan_failing_once() -> list:  # type: ignore[type-arg]
+        if not failures:
+            failures.append(1)
+            raise RuntimeError("planted bug")
+        return real_scan()
+
+    with caplog.at_level(logging.ERROR, logger="napshare.peer.tracker_link"):
+        folder.scan = scan_failing_once  # type: ignore[method-assign]
+        wait_until(lambda: bool(failures))
+        (swarm.tmp / "a" / "later.txt").write_text("later")
+        # The loop came back: the file copied in after the failure is announced.
+        wait_until(lambda: swarm.tracker.peers_with("later.txt") == [node.link.peer_id])
+    assert any("planted bug" in r.getMessage() or r.exc_info for r in caplog.records)
