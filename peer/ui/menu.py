@@ -17,6 +17,7 @@ from napshare.common.address import InvalidAddressError, format_address, parse_a
 from napshare.common.console import N_, tr
 from napshare.common.names import InvalidNameError, check_file_name
 from napshare.peer.errors import ClientError
+from napshare.peer.folder.store import FolderError
 from napshare.peer.node import BackgroundDownload, Node, downloaded_line
 from napshare.peer.units import human
 
@@ -78,7 +79,7 @@ class Menu:
     def _join(self) -> bool:
         try:
             self.node.link.join()
-        except ClientError as error:
+        except (ClientError, FolderError) as error:
             self.say(str(error))
         return True
 
@@ -122,7 +123,11 @@ class Menu:
             self.say(tr("download of {name} failed: {error}", name=job.name, error=job.error))
 
     def _list(self) -> bool:
-        files = self.node.config.folder.scan()
+        try:
+            files = self.node.config.folder.scan()
+        except FolderError as error:
+            self.say(str(error))
+            return True
         me = self.node.link.peer_id or tr("(not joined)")
         if len(files) == 1:
             self.say(tr("sharing 1 file as {peer}:", peer=me))

@@ -6,6 +6,7 @@ import os
 import pty
 import re
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -65,6 +66,19 @@ def test_menu_join_list_and_end_of_input(swarm: Swarm) -> None:
     assert f"sharing 1 file as {me.link.peer_id}:" in out
     assert "  aula1.mp4  96.0 MiB" in out
     assert out.startswith("1) JOIN  2) SEARCH  3) DOWNLOAD  4) LIST  5) QUIT\n")
+
+
+def test_a_folder_gone_while_the_menu_runs_is_a_line_not_the_end(swarm: Swarm) -> None:
+    folder = swarm.share("gone")
+    me = swarm.node(folder, swarm.tracker.address)
+    shown = io.StringIO()
+    shutil.rmtree(folder)
+
+    Menu(me, io.StringIO("4\n1\n5\n"), shown).run()  # LIST, JOIN, then QUIT
+
+    out = shown.getvalue()
+    assert out.count("shared folder") == 2, out  # one line each for LIST and JOIN
+    assert out.count("1) JOIN  2) SEARCH") == 3  # the menu came back after both
 
 
 @pytest.fixture
