@@ -20,7 +20,7 @@ class ExitCode(IntEnum):
         member.description = description
         return member
 
-    OK = 0, N_("success (a search that finds nothing is a success too)")
+    OK = 0, N_("success (for napshare-peer search, finding nothing is a success too)")
     OTHER = 1, N_("any other error, such as a refused request or an internal error")
     USAGE = 2, N_("bad arguments: a malformed address, file name or option")
     NOT_FOUND = 3, N_("not found: no peer shares the file")
@@ -32,7 +32,7 @@ class ExitCode(IntEnum):
     TRACKER_UNREACHABLE = 6, N_("the tracker is unreachable")
     FOLDER = 7, N_("the folder is missing or unusable")
     EXISTS = 8, N_("the file is already in the folder (use --force)")
-    PORT_IN_USE = 9, N_("the port is in use")
+    PORT_IN_USE = 9, N_("the port is in use, or the address to listen on is not local")
     DOWNLOAD_IN_PROGRESS = (
         10,
         N_("another process is already downloading that file into that folder"),

@@ -60,7 +60,7 @@ def _infos(files: Iterable[SharedFile]) -> list[file_info_pb2.FileInfo]:
 
 
 class TrackerClient:
-    """A channel to one tracker; every method raises a peer.client_errors.ClientError on failure.
+    """A channel to one tracker; every method raises a napshare.peer.errors.ClientError on failure.
 
     Raises common.address.InvalidAddressError at construction for a malformed address.
     """

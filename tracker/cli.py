@@ -9,7 +9,7 @@ from napshare.common.address import format_address
 from napshare.common.cliargs import OneLineParser, int_in_range, positive_number
 from napshare.common.console import tr
 from napshare.common.exitcodes import ExitCode, epilog
-from napshare.common.protocol import HEARTBEAT_INTERVAL, TRACKER_PORT
+from napshare.common.protocol import HEARTBEAT_INTERVAL, LEASE_INTERVALS, TRACKER_PORT
 
 # This module loads no gRPC: main() must set GRPC_VERBOSITY before gRPC's core starts.
 
@@ -38,8 +38,9 @@ def _parser() -> argparse.ArgumentParser:
         default=HEARTBEAT_INTERVAL,
         metavar="SECONDS",
         help=tr(
-            "how often peers must call Heartbeat; a peer silent for three intervals is "
-            "dropped (default 30; fractions are for tests)"
+            "how often peers must call Heartbeat; a peer silent for {intervals} intervals is "
+            "dropped (default %(default)g; fractions are for tests)",
+            intervals=LEASE_INTERVALS,
         ),
     )
     parser.add_argument(
@@ -47,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
         type=str.upper,
         choices=logsetup.LOG_LEVELS,
         default="INFO",
-        help=tr("diagnostics on stderr (default INFO)"),
+        help=tr("diagnostics on stderr (default %(default)s)"),
     )
     return parser
 

@@ -23,7 +23,7 @@ from napshare.common.address import (
     parse_address,
 )
 from napshare.common.names import InvalidNameError, check_file_name, check_sha256
-from napshare.common.protocol import HEARTBEAT_INTERVAL, MAX_PAGE_SIZE
+from napshare.common.protocol import HEARTBEAT_INTERVAL, LEASE_INTERVALS, MAX_PAGE_SIZE
 from napshare.tracker import paging
 from napshare.tracker.catalog import Catalog, pack_record, unpack_record
 from napshare.tracker.errors import (
@@ -36,7 +36,6 @@ from napshare.tracker.keywords import query_words
 
 logger = logging.getLogger(__name__)
 
-LEASE_INTERVALS = 3
 MAX_FILES = 50_000
 DEFAULT_LIMIT = 100
 MAX_LIMIT = MAX_PAGE_SIZE

@@ -127,7 +127,7 @@ class Downloader:
     ) -> DownloadResult:
         """Fetch `name` into the folder and return what was kept.
 
-        Raises a peer.client_errors.ClientError subclass (or InvalidNameError) on failure.
+        Raises a napshare.peer.errors.ClientError subclass (or InvalidNameError) on failure.
         """
         check_file_name(name)
         options = options or DownloadOptions()

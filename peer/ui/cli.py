@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=str.lower,
         default="warning",
         choices=["debug", "info", "warning", "error"],
-        help=tr("how much to log on stderr (default: warning)"),
+        help=tr("how much to log on stderr (default: %(default)s)"),
     )
     tracker = OneLineParser(add_help=False)
     tracker.add_argument(

@@ -88,7 +88,7 @@ def _search(args: argparse.Namespace) -> int:
                 count=args.limit,
             )
         )
-    return 0
+    return ExitCode.OK
 
 
 def _notice(message: str) -> None:
@@ -125,7 +125,7 @@ def _download(args: argparse.Namespace) -> int:
         " ".join(result.sources) or "nobody (empty file)",
     )
     console.show(downloaded_line(result, args.dir))
-    return 0
+    return ExitCode.OK
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -154,7 +154,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         node = Node(config, joined)
     except KeyboardInterrupt:
-        return 0
+        return ExitCode.OK
     listening = format_address(listen_address(args.host, args.bind), node.port)
     console.show(tr("listening on {address}", address=listening))
     interactive = not args.no_menu and sys.stdin.isatty()
@@ -173,7 +173,7 @@ def _serve(args: argparse.Namespace) -> int:
         logger.info("signalled; leaving the tracker and stopping")
     finally:
         node.stop()
-    return 0
+    return ExitCode.OK
 
 
 def _signals_interrupt() -> None:
