@@ -48,19 +48,21 @@ def mo_messages(path: Path) -> dict[str, str]:
         return messages(read_mo(source))
 
 
-def main() -> int:
-    """Print what differs and return 1, or say the catalog is in order and return 0."""
-    po, mo = po_messages(CATALOG.with_suffix(".po")), mo_messages(CATALOG.with_suffix(".mo"))
+def problems_of(po_path: Path, mo_path: Path, wanted: dict[str, str]) -> list[str]:
+    """What is wrong with the .po and .mo, given the messages `wanted` (msgid to a place)."""
+    po, mo = po_messages(po_path), mo_messages(mo_path)
     problems = [f"untranslated: {msgid!r}" for msgid, text in po.items() if not text]
-    problems += [
-        f"not in the .po: {msgid!r} ({where})"
-        for msgid, where in marked().items()
-        if msgid not in po
-    ]
+    problems += [f"not in the .po: {k!r} ({where})" for k, where in wanted.items() if k not in po]
     problems += [f"not compiled: {msgid!r}" for msgid in po.keys() - mo.keys()]
     problems += [f"compiled but not in the .po: {msgid!r}" for msgid in mo.keys() - po.keys()]
     problems += [f"differs: {k!r}" for k in po.keys() & mo.keys() if po[k] != mo[k]]
-    for problem in sorted(problems):
+    return sorted(problems)
+
+
+def main() -> int:
+    """Print what differs and return 1, or say the catalog is in order and return 0."""
+    problems = problems_of(CATALOG.with_suffix(".po"), CATALOG.with_suffix(".mo"), marked())
+    for problem in problems:
         print(f"{CATALOG.with_suffix('.mo').name}: {problem}", file=sys.stderr)
     if problems:
         print(
