@@ -33,10 +33,11 @@ help:
 install: $(STAMP)
 
 # Every tool and dependency at the version in $(LOCK), so a new upstream release cannot turn
-# a clean clone red; napshare itself goes on top without resolving anything again.
+# a clean clone red; napshare itself goes on top without resolving anything again. Nothing is
+# resolved at all (--no-deps): a lock that lacks a package fails pip check, loudly.
 $(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --requirement $(LOCK)
+	$(PY) -m pip install --quiet --no-deps --requirement $(LOCK)
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation --editable .
 	$(PY) -m pip check
 	touch $@
