@@ -42,7 +42,7 @@ WINDOW_RATE = 240_000_000
 MIN_WINDOW = 2 * 1024 * 1024
 MAX_WINDOW = 24 * 1024 * 1024
 ROUND_TRIP_PROBES = 2
-PROBE_TIMEOUT = 3.0
+PROBE_TIMEOUT = 3.0  # seconds all the probes of one peer may take together
 _HEALTH_CHECK = "/grpc.health.v1.Health/Check"
 
 
@@ -57,8 +57,10 @@ def window_for(round_trip: float) -> int | None:
 def _round_trip(channel: grpc.Channel) -> float | None:
     """The shortest of a few health-check round trips on `channel`, or None if they fail.
 
-    The first call opens the connection and is not counted.
+    The first call opens the connection and is not counted; all of them together take at
+    most PROBE_TIMEOUT.
     """
+    deadline = time.monotonic() + PROBE_TIMEOUT
     check = channel.unary_unary(
         _HEALTH_CHECK,
         request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
@@ -69,7 +71,7 @@ def _round_trip(channel: grpc.Channel) -> float | None:
     try:
         for probe in range(ROUND_TRIP_PROBES + 1):
             start = time.monotonic()
-            check(request, timeout=PROBE_TIMEOUT)
+            check(request, timeout=max(0.001, deadline - start))
             if probe:
                 times.append(time.monotonic() - start)
     except grpc.RpcError as error:
@@ -89,7 +91,7 @@ class PeerChannels:
         """PeerService.Download on `peer` (`host:port`), answering with chunks decoded in place.
 
         The first time, the round trip to `peer` is measured to size the stream window (at
-        most ROUND_TRIP_PROBES + 1 health checks of PROBE_TIMEOUT each). The data of each
+        most ROUND_TRIP_PROBES + 1 health checks, PROBE_TIMEOUT in all). The data of each
         chunk stays a view into the received message: one copy less than the generated
         stub's DownloadResponse.
         """
