@@ -16,8 +16,15 @@ LOCK := requirements-dev.lock
 # installed layout (napshare.tracker is tracker/, and so on).
 TYPECHECK := $(TOOLS)/typecheck
 PROTO_FILES := $(shell find protos -name '*.proto' | sort)
+# check-breaking (part of lint) runs buf breaking with the FILE rules buf.yaml names, twice:
+# the working tree against HEAD, for uncommitted edits; and HEAD against the protos just
+# before the last commit that changed protos/ or buf.yaml on the first-parent line (on main,
+# the merge that brought the change in; on a branch, its own last proto commit), so CI on a
+# fresh clone checks the latest proto change. BREAKING_AGAINST=<git ref> (a release tag,
+# origin/main) compares HEAD with that instead.
+BREAKING_AGAINST ?=
 
-.PHONY: help install lock proto check-proto locale check-locale lint test demo bench clean
+.PHONY: help install lock proto check-proto locale check-locale lint check-breaking test demo bench clean
 
 help:
 	@echo "make demo        the whole napshare flow: tracker, two peers, a >1 GiB video download"
@@ -27,7 +34,8 @@ help:
 	@echo "make proto       regenerate generated/ from protos/"
 	@echo "make check-proto fail if generated/ is not what protos/ generates"
 	@echo "make locale      add newly marked messages to the Portuguese catalog and compile it"
-	@echo "make lint        ruff, mypy --strict, buf lint"
+	@echo "make lint        ruff, mypy --strict, buf lint, make check-breaking"
+	@echo "make check-breaking  buf breaking against HEAD and the last proto change (BREAKING_AGAINST=<ref>)"
 	@echo "make bench       transfer speed (loopback and behind a delay), memory, tracker scale; writes BENCHMARKS.md"
 
 install: $(STAMP)
@@ -97,6 +105,24 @@ lint: $(STAMP) $(BUF)
 	MYPYPATH=$(TYPECHECK) $(BIN)/mypy -p napshare.common -p napshare.tracker -p napshare.peer \
 	  | sed -e 's|^$(TYPECHECK)/napshare/||'
 	$(BUF) lint
+	@$(MAKE) --no-print-directory check-breaking
+
+check-breaking: $(BUF)
+	$(BUF) breaking --against '.git#ref=HEAD'
+	@against='$(BREAKING_AGAINST)'; \
+	if [ -z "$$against" ]; then \
+	  changed=$$(git log -1 --first-parent --format=%H -- protos buf.yaml); \
+	  against=$$changed^1; \
+	fi; \
+	if commit=$$(git rev-parse --verify --quiet "$$against^{commit}"); then \
+	  echo "$(BUF) breaking --against '.git#ref=$$commit'  # $$against"; \
+	  $(BUF) breaking --against ".git#ref=$$commit"; \
+	elif [ -n '$(BREAKING_AGAINST)' ]; then \
+	  echo "BREAKING_AGAINST=$$against is not a commit in this clone"; exit 1; \
+	else \
+	  echo "buf breaking: $$against is not in this clone (shallow, or the first commit):" \
+	    "the last proto change is not checked; git fetch --unshallow checks it"; \
+	fi
 
 test: install check-proto check-locale lint
 	$(BIN)/pytest

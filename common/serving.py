@@ -8,8 +8,8 @@ from types import FrameType
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 from napshare.common.console import tr
+from napshare.common.reflection import enable_reflection
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ def add_health_and_reflection(
     service_names: Iterable[str],
     health_servicer: health.HealthServicer | None = None,
 ) -> health.HealthServicer:
-    """Register grpc.health.v1 and server reflection; every service starts SERVING.
+    """Register grpc.health.v1 and server reflection v1 and v1alpha; every service SERVING.
 
     Pass the `health_servicer` that main() will flip to NOT_SERVING on shutdown.
     """
@@ -35,7 +35,7 @@ def add_health_and_reflection(
     for name in ["", *names]:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     health_name = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
-    reflection.enable_server_reflection([*names, health_name, reflection.SERVICE_NAME], server)
+    enable_reflection(server, [*names, health_name])
     return health_servicer
 
 

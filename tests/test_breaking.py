@@ -1,0 +1,122 @@
+"""make check-breaking (run by make lint) fails on a renumbered field, committed or not."""
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BUF_MODULES = ROOT / ".tools" / "node_modules"
+PROTO = Path("protos/napshare/v1/file_info.proto")
+DELETED = 'Previously present field "1" with name "name" on message "FileInfo" was deleted.'
+
+
+def git(clone: Path, *args: str) -> str:
+    """Run git in the clone with a fixed identity; return stdout."""
+    done = subprocess.run(
+        ["git", "-c", "user.name=test", "-c", "user.email=test@localhost", *args],
+        cwd=clone,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return done.stdout
+
+
+@pytest.fixture
+def clone(tmp_path: Path) -> Path:
+    """A clone of this repository's HEAD with the working tree's Makefile and buf."""
+    if not (BUF_MODULES / ".bin" / "buf").exists():
+        pytest.skip(f"{BUF_MODULES}/.bin/buf is missing: run make lint (it installs buf)")
+    target = tmp_path / "repo"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(target)], check=True, timeout=120)
+    for name in ("Makefile", "buf.yaml"):
+        shutil.copy(ROOT / name, target / name)
+    if git(target, "status", "--porcelain"):
+        git(target, "commit", "-qam", "this tree's Makefile")
+    (target / ".tools").mkdir()
+    (target / ".tools" / "node_modules").symlink_to(BUF_MODULES)
+    return target
+
+
+def renumber(clone: Path) -> None:
+    """Give FileInfo.name the number 9 instead of 1: a break for every published client."""
+    path = clone / PROTO
+    text, count = re.subn(r"string name = 1;", "string name = 9;", path.read_text(), count=1)
+    assert count == 1
+    path.write_text(text)
+
+
+def check_breaking(clone: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run make check-breaking in the clone."""
+    return subprocess.run(
+        ["make", "--no-print-directory", "check-breaking", *args],
+        cwd=clone,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_unchanged_protos_pass(clone: Path) -> None:
+    done = check_breaking(clone)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_an_uncommitted_renumbered_field_fails(clone: Path) -> None:
+    renumber(clone)
+
+    done = check_breaking(clone)
+
+    assert done.returncode != 0
+    assert DELETED in done.stdout + done.stderr
+
+
+def test_a_committed_renumbered_field_fails(clone: Path) -> None:
+    renumber(clone)
+    git(clone, "commit", "-qam", "renumber FileInfo.name")
+
+    done = check_breaking(clone)
+
+    assert done.returncode != 0
+    assert DELETED in done.stdout + done.stderr
+
+
+def test_breaking_against_names_an_older_ref(clone: Path) -> None:
+    git(clone, "tag", "v-test")
+    renumber(clone)
+    git(clone, "commit", "-qam", "renumber FileInfo.name")
+    path = clone / PROTO
+    path.write_text(path.read_text() + "// A later proto change that breaks nothing.\n")
+    git(clone, "commit", "-qam", "a comment")
+
+    latest_only = check_breaking(clone)
+    done = check_breaking(clone, "BREAKING_AGAINST=v-test")
+
+    assert latest_only.returncode == 0, "only the latest proto change is checked by default"
+    assert done.returncode != 0
+    assert DELETED in done.stdout + done.stderr
+
+
+def test_a_shallow_clone_says_what_it_skips(clone: Path, tmp_path: Path) -> None:
+    renumber(clone)
+    git(clone, "commit", "-qam", "renumber FileInfo.name")
+    shallow = tmp_path / "shallow"
+    subprocess.run(
+        ["git", "clone", "-q", "--depth", "1", f"file://{clone}", str(shallow)],
+        check=True,
+        timeout=120,
+    )
+    (shallow / ".tools").mkdir()
+    (shallow / ".tools" / "node_modules").symlink_to(BUF_MODULES)
+
+    done = check_breaking(shallow)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "is not in this clone" in done.stdout
+    assert "git fetch --unshallow" in done.stdout
