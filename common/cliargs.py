@@ -5,8 +5,11 @@ import math
 from collections.abc import Callable
 from typing import NoReturn
 
+from napshare.common.address import InvalidAddressError, check_host
 from napshare.common.console import tr
 from napshare.common.exitcodes import ExitCode
+
+METRICS_HOST = "127.0.0.1"
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -46,3 +49,36 @@ def int_in_range(low: int, high: int) -> Callable[[str], int]:
         return int(text)
 
     return parse
+
+
+def add_metrics_flags(parser: argparse.ArgumentParser) -> None:
+    """--metrics-port and --metrics-host, the same on the tracker and on `serve`."""
+    parser.add_argument(
+        "--metrics-port",
+        type=int_in_range(0, 65535),
+        default=None,
+        metavar="PORT",
+        help=tr(
+            "serve Prometheus metrics over HTTP on PORT at /metrics; 0 picks a free one, "
+            "printed (default: no metrics)"
+        ),
+    )
+    parser.add_argument(
+        "--metrics-host",
+        type=host_name,
+        default=METRICS_HOST,
+        metavar="ADDR",
+        help=tr(
+            "the address the metrics listen on (default: {host}; the metrics name peers and "
+            "files, so open them to other hosts only on purpose)",
+            host=METRICS_HOST,
+        ),
+    )
+
+
+def host_name(text: str) -> str:
+    """An IP address or DNS name, normalised."""
+    try:
+        return check_host(text)
+    except InvalidAddressError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None

@@ -8,6 +8,7 @@ from types import FrameType
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from napshare.common.address import format_address
 from napshare.common.console import tr
 from napshare.common.reflection import enable_reflection
 
@@ -41,17 +42,24 @@ def add_health_and_reflection(
 
 def bind(server: grpc.Server, host: str, port: int) -> int:
     """Listen on host:port (0 picks a free port) and return the port, or raise PortInUseError."""
-    target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    problem = tr(
-        "cannot listen on {target}: the port is in use or the address is not local", target=target
-    )
+    target = format_address(host, port)
     try:
         bound = server.add_insecure_port(target)
     except RuntimeError as error:
-        raise PortInUseError(problem) from error
+        raise port_in_use(host, port) from error
     if bound == 0:
-        raise PortInUseError(problem)
+        raise port_in_use(host, port)
     return bound
+
+
+def port_in_use(host: str, port: int) -> PortInUseError:
+    """The error of an address that cannot be listened on, naming it."""
+    return PortInUseError(
+        tr(
+            "cannot listen on {target}: the port is in use or the address is not local",
+            target=format_address(host, port),
+        )
+    )
 
 
 def stop_gracefully(

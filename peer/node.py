@@ -10,6 +10,7 @@ import grpc
 from grpc_health.v1.health import HealthServicer
 from napshare.common import console
 from napshare.common.console import tr
+from napshare.common.metrics import Metrics
 from napshare.common.names import InvalidNameError
 from napshare.common.serving import stop_gracefully
 from napshare.peer.defaults import MAX_UPLOADS, RESCAN_INTERVAL, UPLOAD_STALL_TIMEOUT
@@ -61,7 +62,13 @@ class BackgroundDownload:
 class Node:
     """Server, tracker link and downloader of one peer, started and stopped together."""
 
-    def __init__(self, config: NodeConfig, on_joined: Callable[[str, list[str]], None]) -> None:
+    def __init__(
+        self,
+        config: NodeConfig,
+        on_joined: Callable[[str, list[str]], None],
+        metrics: Metrics | None = None,
+    ) -> None:
+        """With `metrics` (serving.server.peer_metrics()), uploads and downloads count there."""
         self.config = config
         self.tracker = TrackerClient(config.tracker)
         self.health = HealthServicer()
@@ -74,6 +81,7 @@ class Node:
             chunk_size=config.chunk_size,
             stall_timeout=UPLOAD_STALL_TIMEOUT,
             health=self.health,
+            metrics=metrics,
         )
         self.link = TrackerLink(
             self.tracker,
@@ -90,6 +98,20 @@ class Node:
             on_saved=self.link.announce,
         )
         self.downloads: list[BackgroundDownload] = []
+        self._received = _ByteCount()
+        if metrics is not None:
+            metrics.reading(
+                "counter",
+                "received_bytes",
+                "File bytes received by background downloads.",
+                lambda: self._received.total,
+            )
+            metrics.reading(
+                "gauge",
+                "downloads_active",
+                "Background downloads running now.",
+                lambda: sum(job.running for job in self.downloads),
+            )
 
     def start(self) -> None:
         """Join (or keep trying in the background when the tracker is down), then heartbeat."""
@@ -115,7 +137,7 @@ class Node:
             stall_timeout=self.config.download.stall_timeout,
             give_up_after=self.config.download.give_up_after,
         )
-        reporter = StatusReporter() if on_note is None else StatusReporter(on_note)
+        reporter = _CountingReporter(on_note or console.show, self._received)
         cancel = threading.Event()
 
         def run() -> None:
@@ -145,6 +167,31 @@ class Node:
         self.link.stop(leave=True)
         stop_gracefully(self.server, self.health)
         self.tracker.close()
+
+
+class _ByteCount:
+    """A total that many download threads add to."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.total = 0
+
+    def add(self, count: int) -> None:
+        with self._lock:
+            self.total += count
+
+
+class _CountingReporter(StatusReporter):
+    """A StatusReporter that also adds every byte that arrives to a node-wide count."""
+
+    def __init__(self, on_note: Callable[[str], None], received: _ByteCount) -> None:
+        super().__init__(on_note)
+        self._received = received
+
+    def advance(self, count: int) -> None:
+        """Count `count` more bytes, here and node-wide."""
+        super().advance(count)
+        self._received.add(count)
 
 
 def listen_address(host: str, bind: str) -> str:

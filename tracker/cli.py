@@ -6,7 +6,12 @@ from collections.abc import Sequence
 
 from napshare.common import logsetup
 from napshare.common.address import format_address
-from napshare.common.cliargs import OneLineParser, int_in_range, positive_number
+from napshare.common.cliargs import (
+    OneLineParser,
+    add_metrics_flags,
+    int_in_range,
+    positive_number,
+)
 from napshare.common.console import tr
 from napshare.common.exitcodes import ExitCode, epilog
 from napshare.common.protocol import HEARTBEAT_INTERVAL, LEASE_INTERVALS, TRACKER_PORT
@@ -43,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
             intervals=LEASE_INTERVALS,
         ),
     )
+    add_metrics_flags(parser)
     parser.add_argument(
         "--log-level",
         type=str.upper,
@@ -59,21 +65,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     logsetup.configure(args.log_level)
     from grpc_health.v1.health import HealthServicer  # noqa: PLC0415 - only now may gRPC load
     from napshare.common.serving import PortInUseError, stop_gracefully, wait_for_signal  # noqa: PLC0415
-    from napshare.tracker.server import create_server  # noqa: PLC0415
+    from napshare.tracker.server import create_server, tracker_metrics  # noqa: PLC0415
 
     health = HealthServicer()
+    metrics = None if args.metrics_port is None else tracker_metrics()
+    endpoint = None
     try:
         server, port = create_server(
             host=args.host,
             port=args.port,
             heartbeat_interval=args.heartbeat_interval,
             health=health,
+            metrics=metrics,
         )
+        if metrics is not None:
+            try:
+                endpoint = metrics.serve(args.metrics_host, args.metrics_port)
+            except PortInUseError:
+                server.stop(None)
+                raise
     except PortInUseError as error:
         print(f"napshare-tracker: {error}", file=sys.stderr)
         return ExitCode.PORT_IN_USE
     address = format_address(args.host, port)
-    listening = tr("napshare tracker listening on {address}", address=address)
-    wait_for_signal(ready=lambda: print(listening, flush=True))
+    lines = [tr("napshare tracker listening on {address}", address=address)]
+    if endpoint is not None:
+        lines.append(endpoint.line())
+    wait_for_signal(ready=lambda: print(*lines, sep="\n", flush=True))
     stop_gracefully(server, health)
+    if endpoint is not None:
+        endpoint.close()
     return ExitCode.OK

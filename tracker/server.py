@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from concurrent import futures
 from typing import Any
 
 import grpc
 from grpc_health.v1.health import HealthServicer
 from napshare.common.console import PEER_DEAD
+from napshare.common.metrics import Metrics
 from napshare.common.protocol import HEARTBEAT_INTERVAL
 from napshare.common.serving import add_health_and_reflection, bind
 from napshare.tracker import console
@@ -32,16 +34,20 @@ def create_server(
     heartbeat_interval: float = HEARTBEAT_INTERVAL,
     health: HealthServicer | None = None,
     max_workers: int = 16,
+    metrics: Metrics | None = None,
 ) -> tuple[grpc.Server, int]:
     """Start a tracker on host:port (0 picks a free port) and return it with its port.
 
-    `heartbeat_interval` applies only when no `index` is given. Raises
+    `heartbeat_interval` applies only when no `index` is given. With `metrics` (made with
+    tracker_metrics()), RPCs, the index's size and expired leases are counted there. Raises
     common.serving.PortInUseError if the address cannot be bound.
     """
     if index is None:
         index = TrackerIndex(heartbeat_interval)
+    on_expired = _count_index(metrics, index)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="tracker-rpc"),
+        interceptors=[] if metrics is None else [metrics.interceptor()],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.so_reuseport", 0),  # a second tracker on a taken port must fail, not share it
@@ -53,7 +59,9 @@ def create_server(
     add_health_and_reflection(server, [SERVICE_NAME], health)
     bound = bind(server, host, port)
     server.start()
-    threading.Thread(target=_reap, args=(server, index), name="tracker-leases", daemon=True).start()
+    threading.Thread(
+        target=_reap, args=(server, index, on_expired), name="tracker-leases", daemon=True
+    ).start()
     logger.debug(
         "tracker serving on port %d, heartbeat interval %s s", bound, index.heartbeat_interval
     )
@@ -84,11 +92,32 @@ def _handlers(service: TrackerServicer) -> dict[str, grpc.RpcMethodHandler[Any, 
     }
 
 
-def _reap(server: grpc.Server, index: TrackerIndex) -> None:
+def tracker_metrics() -> Metrics:
+    """A metrics registry for one tracker, to pass to create_server and serve."""
+    return Metrics("napshare_tracker")
+
+
+def _count_index(metrics: Metrics | None, index: TrackerIndex) -> Callable[[int], None]:
+    """Report the index's size to `metrics`; return what counts expired leases."""
+    if metrics is None:
+        return lambda _count: None
+    metrics.reading("gauge", "peers", "Peers registered.", lambda: index.stats().peers)
+    metrics.reading(
+        "gauge", "files", "Files shared, counted once per peer.", lambda: index.stats().entries
+    )
+    metrics.reading("gauge", "names", "Distinct file names shared.", lambda: index.stats().names)
+    expired = metrics.counter("leases_expired", "Peers dropped because their lease ran out.")
+    return expired.inc
+
+
+def _reap(server: grpc.Server, index: TrackerIndex, on_expired: Callable[[int], None]) -> None:
     """Until the server stops, drop peers whose lease ran out, say so, and flush the console."""
     while server.wait_for_termination(timeout=TICK_SECONDS):
         try:
-            for dead in index.expire():
+            dropped = index.expire()
+            if dropped:
+                on_expired(len(dropped))
+            for dead in dropped:
                 console.say(PEER_DEAD, peer=dead.peer_id, files=dead.names)
         except Exception:
             logger.exception("dropping expired peers failed; trying again")

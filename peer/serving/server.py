@@ -5,6 +5,7 @@ from concurrent import futures
 
 import grpc
 from grpc_health.v1.health import HealthServicer
+from napshare.common.metrics import Metrics
 from napshare.common.serving import PortInUseError, add_health_and_reflection, bind
 from napshare.peer.folder.store import SharedFolder
 from napshare.peer.serving.servicer import PeerServicer
@@ -30,17 +31,22 @@ def create_server(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     stall_timeout: float | None = None,
     health: HealthServicer | None = None,
+    metrics: Metrics | None = None,
 ) -> tuple[grpc.Server, int]:
     """Start a peer server sharing `folder` and return it with its port.
 
+    With `metrics` (made with peer_metrics()), RPCs, uploads and slots are counted there.
     Raises ValueError for a bad chunk size, max_uploads or stall_timeout, and
     common.serving.PortInUseError when host:port cannot be bound.
     """
     uploads = Uploads(folder, UploadSlots(max_uploads, stall_timeout), chunk_size)
+    if metrics is not None:
+        _count_uploads(metrics, uploads)
     workers = max_uploads + SPARE_THREADS
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="peer-rpc"),
         maximum_concurrent_rpcs=workers,
+        interceptors=[] if metrics is None else [metrics.interceptor()],
         options=[
             ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
             ("grpc.so_reuseport", 0),  # a second peer on a taken port must fail, not share it
@@ -69,3 +75,23 @@ def create_server(
         uploads.chunk_size,
     )
     return server, bound
+
+
+def peer_metrics() -> Metrics:
+    """A metrics registry for one serving peer, to pass to create_server and serve."""
+    return Metrics("napshare_peer")
+
+
+def _count_uploads(metrics: Metrics, uploads: Uploads) -> None:
+    tally, slots = uploads.tally, uploads.slots
+    metrics.reading(
+        "counter",
+        "served_bytes",
+        "File bytes sent to downloading peers.",
+        lambda: tally.bytes_served,
+    )
+    metrics.reading("gauge", "uploads_active", "Downloads being served now.", lambda: tally.active)
+    metrics.reading("gauge", "upload_slots_in_use", "Upload slots held now.", lambda: slots.in_use)
+    metrics.reading(
+        "gauge", "upload_slots", "Upload slots in all (--max-uploads).", lambda: slots.max_uploads
+    )

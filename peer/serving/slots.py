@@ -49,6 +49,12 @@ class UploadSlots:
         self._condition = threading.Condition()
         self._watching = False
 
+    @property
+    def in_use(self) -> int:
+        """How many slots are held now."""
+        with self._condition:
+            return len(self._held)
+
     def acquire(self, on_stall: Callable[[], None] = lambda: None) -> UploadSlot:
         """Take a slot at once or raise UploadsBusyError; never waits."""
         with self._condition:

@@ -1,6 +1,7 @@
 """Serving one Download: check the request, take an upload slot, stream the byte range."""
 
 import os
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -57,16 +58,51 @@ class DownloadSpec:
         return self
 
 
+class UploadTally:
+    """How many transfers are open and how many file bytes they handed to gRPC, for metrics."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.active = 0
+        self.bytes_served = 0
+
+    def opened(self) -> None:
+        """One more transfer is open."""
+        with self._lock:
+            self.active += 1
+
+    def served(self, count: int) -> None:
+        """`count` more bytes of a file went out."""
+        with self._lock:
+            self.bytes_served += count
+
+    def closed(self) -> None:
+        """One transfer fewer is open."""
+        with self._lock:
+            self.active -= 1
+
+
 class Transfer:
     """One running upload: an open file, the byte range to send, and the slot it holds."""
 
-    def __init__(self, fd: int, info: SharedFile, start: int, end: int, slot: UploadSlot) -> None:
+    def __init__(
+        self,
+        fd: int,
+        info: SharedFile,
+        start: int,
+        end: int,
+        slot: UploadSlot,
+        *,
+        tally: UploadTally,
+    ) -> None:
         self.fd = fd
         self.info = info
         self.start = start
         self.end = end
         self._slot = slot
+        self._tally = tally
         self._closed = False
+        tally.opened()
 
     def messages(self, chunk_size: int) -> Iterator[bytes]:
         """Serialized DownloadResponses: full chunks, a shorter last one, `file` on the first."""
@@ -80,6 +116,7 @@ class Transfer:
                 raise FileChangedError(f"file {self.info.name!r} shrank while being sent")
             self._slot.progress()
             yield buffer.message(position, got, file)
+            self._tally.served(got)
             file = b""
             position += got
             if position >= self.end:
@@ -94,6 +131,7 @@ class Transfer:
         self._slot.release()
         if not self._closed:
             self._closed = True
+            self._tally.closed()
             os.close(self.fd)
 
 
@@ -104,6 +142,7 @@ class Uploads:
         self.folder = folder
         self.slots = slots
         self.chunk_size = check_chunk_size(chunk_size)
+        self.tally = UploadTally()
 
     def start(self, spec: DownloadSpec, on_stall: Callable[[], None]) -> Transfer:
         """Check `spec`, take a slot, open the file; raise a domain error if it cannot be served."""
@@ -114,7 +153,7 @@ class Uploads:
         except BaseException:
             slot.release()
             raise
-        transfer = Transfer(fd, info, spec.offset, spec.offset, slot)
+        transfer = Transfer(fd, info, spec.offset, spec.offset, slot, tally=self.tally)
         try:
             if spec.sha256 and spec.sha256 != info.sha256:
                 raise FileChangedError(

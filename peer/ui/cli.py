@@ -4,8 +4,14 @@ import argparse
 from collections.abc import Sequence
 
 from napshare.common import logsetup
-from napshare.common.address import InvalidAddressError, check_host, format_address, parse_address
-from napshare.common.cliargs import OneLineParser, int_in_range, positive_number
+from napshare.common.address import InvalidAddressError, format_address, parse_address
+from napshare.common.cliargs import (
+    OneLineParser,
+    add_metrics_flags,
+    host_name,
+    int_in_range,
+    positive_number,
+)
 from napshare.common.console import tr
 from napshare.common.exitcodes import epilog
 from napshare.common.names import InvalidNameError, check_file_name
@@ -45,12 +51,7 @@ the {state}/ folder:
 
 
 def _host(text: str) -> str:
-    if not text:
-        return ""
-    try:
-        return check_host(text)
-    except InvalidAddressError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+    return host_name(text) if text else ""
 
 
 def _address(text: str) -> str:
@@ -154,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
             seconds=format(RESCAN_INTERVAL, "g"),
         ),
     )
+    add_metrics_flags(serve)
     serve.add_argument(
         "--no-menu", action="store_true", help=tr("run as a daemon until SIGINT or SIGTERM")
     )

@@ -13,12 +13,14 @@ from napshare.common import console
 from napshare.common.address import InvalidAddressError, format_address
 from napshare.common.console import tr
 from napshare.common.exitcodes import ExitCode
+from napshare.common.metrics import Metrics, MetricsEndpoint
 from napshare.common.names import InvalidNameError
 from napshare.common.serving import PortInUseError
 from napshare.peer.downloading.engine import Downloader, DownloadOptions
 from napshare.peer.errors import CancelledError, ClientError
 from napshare.peer.folder.store import FolderError, SharedFolder
 from napshare.peer.node import Node, NodeConfig, downloaded_line, listen_address
+from napshare.peer.serving.server import peer_metrics
 from napshare.peer.tracker_client import TrackerClient
 from napshare.peer.ui.progress import reporter_for
 
@@ -144,6 +146,22 @@ def _serve(args: argparse.Namespace) -> int:
         ),
     )
 
+    metrics = None if args.metrics_port is None else peer_metrics()
+    endpoint = None if metrics is None else metrics.serve(args.metrics_host, args.metrics_port)
+    try:
+        return _run_node(config, args, metrics, endpoint)
+    finally:
+        if endpoint is not None:
+            endpoint.close()
+
+
+def _run_node(
+    config: NodeConfig,
+    args: argparse.Namespace,
+    metrics: Metrics | None,
+    endpoint: MetricsEndpoint | None,
+) -> int:
+    """Run a node until SIGINT or SIGTERM (or the menu's quit); the exit code."""
     show: Callable[[str], None] = console.show  # the menu's own while it runs
 
     def joined(peer_id: str, names: list[str]) -> None:
@@ -152,11 +170,13 @@ def _serve(args: argparse.Namespace) -> int:
     # From here on SIGINT and SIGTERM both raise KeyboardInterrupt: a clean stop, exit 0.
     _signals_interrupt()
     try:
-        node = Node(config, joined)
+        node = Node(config, joined, metrics)
     except KeyboardInterrupt:
         return ExitCode.OK
     listening = format_address(listen_address(args.host, args.bind), node.port)
     console.show(tr("listening on {address}", address=listening))
+    if endpoint is not None:
+        console.show(endpoint.line())
     interactive = not args.no_menu and sys.stdin.isatty()
     try:
         node.start()
