@@ -2,34 +2,21 @@
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from napshare.tracker.index import TrackerIndex
 from napshare.v1 import file_info_pb2, tracker_pb2
 
 MAX_FILES = 3
 
 
-def error_info(error: grpc.RpcError) -> error_details_pb2.ErrorInfo:
-    """The one ErrorInfo in the call's google.rpc.Status details."""
-    status = rpc_status.from_call(error)
-    assert status is not None, "the error carries no google.rpc.Status"
-    assert status.code == error.code().value[0]
-    infos = []
-    for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            infos.append(info)
-    assert len(infos) == 1
-    assert infos[0].domain == "napshare.v1"
-    return infos[0]
-
-
 def fails(call, request):
     with pytest.raises(grpc.RpcError) as raised:
         call(request, timeout=30)
     return raised.value
+
+
+@pytest.fixture
+def error_info(rpc_details):
+    return lambda error: rpc_details(error)[0]
 
 
 @pytest.fixture
@@ -44,7 +31,7 @@ def small(make_tracker, info):
 BAD_SHA = file_info_pb2.FileInfo(name="x.mp4", size=1, sha256="A" * 64)
 
 
-def test_bad_file_names_and_digests_say_which_field(small, info):
+def test_bad_file_names_and_digests_say_which_field(small, info, error_info):
     tracker, _ = small
     bad_name = fails(
         tracker.stub.Join,
@@ -64,7 +51,7 @@ def test_bad_file_names_and_digests_say_which_field(small, info):
     assert error_info(bad_search).metadata["field"] == "name"
 
 
-def test_a_wrong_token_is_token_mismatch(small):
+def test_a_wrong_token_is_token_mismatch(small, error_info):
     tracker, joined = small
     error = fails(
         tracker.stub.Heartbeat,
@@ -76,7 +63,7 @@ def test_a_wrong_token_is_token_mismatch(small):
 
 
 @pytest.mark.parametrize("method", ["Update", "Heartbeat", "Leave"])
-def test_an_unknown_peer_is_peer_not_registered(small, method):
+def test_an_unknown_peer_is_peer_not_registered(small, method, error_info):
     tracker, joined = small
     request = getattr(tracker_pb2, f"{method}Request")(peer_id="127.0.0.1:9", token=joined.token)
     error = fails(getattr(tracker.stub, method), request)
@@ -85,7 +72,7 @@ def test_an_unknown_peer_is_peer_not_registered(small, method):
     assert error_info(error).reason == "PEER_NOT_REGISTERED"
 
 
-def test_a_malformed_peer_id_is_peer_id_invalid(small):
+def test_a_malformed_peer_id_is_peer_id_invalid(small, error_info):
     tracker, joined = small
     error = fails(
         tracker.stub.Heartbeat, tracker_pb2.HeartbeatRequest(peer_id="nope", token=joined.token)
@@ -96,7 +83,7 @@ def test_a_malformed_peer_id_is_peer_id_invalid(small):
     assert error_info(error).metadata["field"] == "peer_id"
 
 
-def test_too_big_registrations(small, info):
+def test_too_big_registrations(small, info, error_info):
     tracker, joined = small
     too_many = fails(
         tracker.stub.Join,
@@ -128,7 +115,7 @@ SEARCHES = {
 
 
 @pytest.mark.parametrize(("request_", "reason"), SEARCHES.values(), ids=SEARCHES.keys())
-def test_bad_searches(small, request_, reason):
+def test_bad_searches(small, request_, reason, error_info):
     tracker, _ = small
     error = fails(tracker.stub.Search, request_)
 
@@ -136,19 +123,20 @@ def test_bad_searches(small, request_, reason):
     assert error_info(error).reason == reason
 
 
-def test_a_page_token_of_another_search_is_page_token_mismatch(small):
+def test_a_page_token_of_another_search_is_page_token_mismatch(small, error_info):
     tracker, _ = small
     first = tracker.stub.Search(tracker_pb2.SearchRequest(query="f", page_size=1), timeout=30)
     assert first.next_page_token
     error = fails(
-        tracker.stub.Search, tracker_pb2.SearchRequest(query="mp4", page_token=first.next_page_token)
+        tracker.stub.Search,
+        tracker_pb2.SearchRequest(query="mp4", page_token=first.next_page_token),
     )
 
     assert error_info(error).reason == "PAGE_TOKEN_MISMATCH"
     assert error_info(error).metadata["field"] == "page_token"
 
 
-def test_search_bytes_that_do_not_decode_are_request_malformed(small):
+def test_search_bytes_that_do_not_decode_are_request_malformed(small, error_info):
     tracker, _ = small
     with grpc.insecure_channel(tracker.address) as channel:
         call = channel.unary_unary("/napshare.v1.TrackerService/Search", None, None)
