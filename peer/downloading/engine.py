@@ -86,7 +86,8 @@ class _Target:
 
     def wait(self, now: float) -> float:
         """Seconds from `now` until some candidate may be asked; 0 if one may be now."""
-        return max(0.0, min(self.not_before.get(p, now) for p in self.candidates()) - now)
+        waits = [self.not_before.get(p, now) - now for p in self.candidates()]
+        return max(0.0, min(waits, default=0.0))
 
     def to_back(self, peer: str) -> None:
         self.order.remove(peer)
