@@ -2,12 +2,18 @@
 
 import re
 
+from napshare.common import reasons
+
 MAX_NAME_BYTES = 255
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class InvalidNameError(ValueError):
-    """A file name or digest that the protocol does not allow."""
+    """A file name or digest that the protocol does not allow; `reason` says which."""
+
+    def __init__(self, message: str, reason: str = reasons.NAME_INVALID) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def check_file_name(name: str) -> str:
@@ -29,5 +35,7 @@ def check_file_name(name: str) -> str:
 def check_sha256(digest: str) -> str:
     """Return `digest` if it is 64 lowercase hex characters, else raise InvalidNameError."""
     if not _SHA256.fullmatch(digest):
-        raise InvalidNameError(f"sha256 {digest[:80]!r} must be 64 lowercase hex characters")
+        raise InvalidNameError(
+            f"sha256 {digest[:80]!r} must be 64 lowercase hex characters", reasons.SHA256_INVALID
+        )
     return digest

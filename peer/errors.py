@@ -1,9 +1,14 @@
-"""What can go wrong on the client side, and the one place that maps gRPC status codes to it."""
+"""What can go wrong on the client side, and the one place that maps gRPC errors to it.
+
+Errors are told apart by their ErrorInfo reason; the status code decides only for servers
+that send no napshare details.
+"""
 
 import enum
 from typing import ClassVar
 
 import grpc
+from napshare.common import error_details, reasons
 from napshare.common.console import tr
 from napshare.common.exitcodes import ExitCode
 from napshare.v1 import peer_pb2, tracker_pb2
@@ -90,15 +95,42 @@ class PeerFault(enum.Enum):
 
 
 class PeerError(Exception):
-    """One stream from one peer failed; `fault` says how."""
+    """One stream from one peer failed; `fault` says how.
 
-    def __init__(self, peer: str, fault: PeerFault, detail: str) -> None:
+    `retry_after` is the seconds the peer asked us to wait before asking it again (RetryInfo).
+    """
+
+    def __init__(
+        self, peer: str, fault: PeerFault, detail: str, retry_after: float | None = None
+    ) -> None:
         super().__init__(f"peer {peer} {fault.value}: {detail}")
         self.peer = peer
         self.fault = fault
         self.detail = detail
+        self.retry_after = retry_after
 
 
+# The longest wait a peer's RetryInfo can impose: longer asks are cut to this.
+MAX_RETRY_AFTER = 300.0
+
+_FAULT_BY_REASON = {
+    reasons.UPLOAD_SLOTS_FULL: PeerFault.REFUSED,
+    reasons.FOLDER_UNAVAILABLE: PeerFault.GONE,
+    reasons.FILE_UNREADABLE: PeerFault.GONE,
+    reasons.FILE_CHANGED: PeerFault.CHANGED,
+    reasons.OFFSET_PAST_END: PeerFault.CHANGED,  # its file is shorter than the one we fetch
+    reasons.FILE_NOT_SHARED: PeerFault.MISSING,
+    # It holds what we sent invalid: it and we disagree on the protocol.
+    reasons.NAME_INVALID: PeerFault.BROKEN,
+    reasons.SHA256_INVALID: PeerFault.BROKEN,
+    reasons.LIMIT_INVALID: PeerFault.BROKEN,
+    reasons.OFFSET_NEGATIVE: PeerFault.BROKEN,
+}
+# Tracker reasons meaning this peer's registration is gone: Join again.
+_LEASE_LOST = frozenset({reasons.PEER_NOT_REGISTERED, reasons.TOKEN_MISMATCH})
+
+
+# For servers without napshare details.
 _PEER_FAULTS = {
     grpc.StatusCode.RESOURCE_EXHAUSTED: PeerFault.REFUSED,
     grpc.StatusCode.UNAVAILABLE: PeerFault.GONE,
@@ -130,7 +162,15 @@ def peer_failure(peer: str, error: grpc.RpcError) -> PeerError:
     if code is grpc.StatusCode.UNIMPLEMENTED:
         detail = f"{peer} is not a napshare peer (it does not serve {PEER_SERVICE})"
         return PeerError(peer, PeerFault.BROKEN, detail)
-    return PeerError(peer, _PEER_FAULTS.get(code, PeerFault.BROKEN), _details(error))
+    found = error_details.read(error)
+    if found is None:
+        return PeerError(peer, _PEER_FAULTS.get(code, PeerFault.BROKEN), _details(error))
+    # A reason we do not know (from a newer peer) falls back on the code.
+    fault = _FAULT_BY_REASON.get(found.reason) or _PEER_FAULTS.get(code, PeerFault.BROKEN)
+    retry_after = None
+    if fault is PeerFault.REFUSED and found.retry_delay is not None:
+        retry_after = min(found.retry_delay, MAX_RETRY_AFTER)
+    return PeerError(peer, fault, _details(error), retry_after)
 
 
 def tracker_error(tracker: str, error: grpc.RpcError) -> ClientError:
@@ -140,7 +180,12 @@ def tracker_error(tracker: str, error: grpc.RpcError) -> ClientError:
         return TrackerUnreachableError(
             tr("tracker {tracker} is unreachable ({details})", tracker=tracker, details=details)
         )
-    if code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAUTHENTICATED):
+    found = error_details.read(error)
+    if found is None:
+        lost = code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAUTHENTICATED)
+    else:
+        lost = found.reason in _LEASE_LOST
+    if lost:
         return LeaseLostError(
             tr(
                 "tracker {tracker} no longer knows this peer: {details}",

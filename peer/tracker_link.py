@@ -178,9 +178,13 @@ class TrackerLink:
                 return  # the next Join lists them
             try:
                 self.tracker.update(registration, files, removed)
-            except ClientError as error:
-                logger.warning("could not update the tracker: %s", error)
+            except LeaseLostError as error:
+                logger.warning("could not update the tracker: %s; joining again", error)
                 self._forget(registration)
+                return
+            except ClientError as error:
+                # The lease still holds: the next rescan sends what was not announced again.
+                logger.warning("could not update the tracker: %s", error)
                 return
             for f in files:
                 self._announced[f.name] = (f.size, f.sha256)

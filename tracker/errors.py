@@ -1,21 +1,50 @@
-"""What can go wrong in the tracker's domain, as exceptions that know nothing of gRPC."""
+"""What can go wrong in the tracker's domain, as exceptions that know nothing of gRPC.
+
+Each carries a stable `reason` (common.reasons) and a little `metadata` (which field, which
+limit) for the ErrorInfo that tracker.status builds.
+"""
+
+from collections.abc import Mapping
+from typing import ClassVar
+
+from napshare.common import reasons
 
 
 class TrackerError(Exception):
     """Base of every error the tracker reports to a caller."""
 
+    default_reason: ClassVar[str] = ""
+
+    def __init__(
+        self, message: str, *, reason: str = "", metadata: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason or self.default_reason
+        self.metadata: Mapping[str, str] = metadata or {}
+
 
 class InvalidRequestError(TrackerError):
     """Malformed input: a bad name, digest, size, address, search or file list."""
+
+    def __init__(
+        self, message: str, reason: str, metadata: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(message, reason=reason, metadata=metadata)
 
 
 class UnauthenticatedError(TrackerError):
     """The token does not match the peer id."""
 
+    default_reason = reasons.TOKEN_MISMATCH
+
 
 class UnknownPeerError(TrackerError):
     """No registration for that peer id: never joined, left, or its lease ran out."""
 
+    default_reason = reasons.PEER_NOT_REGISTERED
+
 
 class CapacityError(TrackerError):
     """A registration would grow past the tracker's size limits."""
+
+    default_reason = reasons.FILE_LIMIT_REACHED

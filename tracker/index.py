@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
+from napshare.common import reasons
 from napshare.common.address import (
     InvalidAddressError,
     check_host,
@@ -155,7 +156,7 @@ class TrackerIndex:
         try:
             peer_id = format_address(check_host(host), check_port(port))
         except InvalidAddressError as error:
-            raise InvalidRequestError(str(error)) from None
+            raise InvalidRequestError(str(error), reasons.ADDRESS_INVALID) from None
         checked = self._check_files(files)
         token = secrets.token_hex(TOKEN_BYTES)
         with self._lock:
@@ -193,7 +194,8 @@ class TrackerIndex:
             if len(peer.files) - len(gone) + new > self.max_files:
                 raise CapacityError(
                     f"peer {peer_id} would share {len(peer.files) - len(gone) + new} files; "
-                    f"the limit is {self.max_files} per peer"
+                    f"the limit is {self.max_files} per peer",
+                    metadata={"limit": str(self.max_files)},
                 )
             if gone:
                 self._drop_locked(peer, gone)
@@ -229,16 +231,19 @@ class TrackerIndex:
         """
         if bool(name) == bool(query):
             raise InvalidRequestError(
-                "set exactly one of name (an exact file name) and query (keywords)"
+                "set exactly one of name (an exact file name) and query (keywords)",
+                reasons.NAME_OR_QUERY_REQUIRED,
             )
         if limit < 0:
-            raise InvalidRequestError(f"limit {limit} is negative")
+            raise InvalidRequestError(f"limit {limit} is negative", reasons.LIMIT_INVALID)
         limit = min(limit or DEFAULT_LIMIT, MAX_LIMIT)
         words = query_words(query)
         if name:
             _check_name(name, "name")
         elif not words:
-            raise InvalidRequestError("query has no word in it; give at least one keyword")
+            raise InvalidRequestError(
+                "query has no word in it; give at least one keyword", reasons.QUERY_EMPTY
+            )
         search = paging.search_id(name, words)
         after = paging.decode(page_token, search) if page_token else None
         with self._lock:
@@ -291,7 +296,9 @@ class TrackerIndex:
         """The files' names and packed records, or InvalidRequestError naming a bad one."""
         if len(files) > self.max_files:
             raise InvalidRequestError(
-                f"{len(files)} files in one call; the limit is {self.max_files}"
+                f"{len(files)} files in one call; the limit is {self.max_files}",
+                reasons.TOO_MANY_FILES,
+                {"field": "files", "limit": str(self.max_files)},
             )
         names = [file.name for file in files]
         sizes = [file.size for file in files]
@@ -303,15 +310,26 @@ class TrackerIndex:
             for position, digest in enumerate(digests):  # noqa: B007
                 check_sha256(digest)
         except InvalidNameError as error:
-            raise InvalidRequestError(f"files[{position}]: {error}") from None
+            part = "name" if error.reason == reasons.NAME_INVALID else "sha256"
+            raise InvalidRequestError(
+                f"files[{position}]: {error}", error.reason, {"field": f"files[{position}].{part}"}
+            ) from None
         if sizes and min(sizes) < 0:
             position = next(at for at, size in enumerate(sizes) if size < 0)
-            raise InvalidRequestError(f"files[{position}]: size {sizes[position]} is negative")
+            raise InvalidRequestError(
+                f"files[{position}]: size {sizes[position]} is negative",
+                reasons.SIZE_INVALID,
+                {"field": f"files[{position}].size"},
+            )
         if len(set(names)) < len(names):
             seen: set[str] = set()
             for position, name in enumerate(names):
                 if name in seen:
-                    raise InvalidRequestError(f"files[{position}]: {name!r} is listed twice")
+                    raise InvalidRequestError(
+                        f"files[{position}]: {name!r} is listed twice",
+                        reasons.NAME_DUPLICATE,
+                        {"field": f"files[{position}].name"},
+                    )
                 seen.add(name)
         records = [
             pack_record(size, bytes.fromhex(d)) for size, d in zip(sizes, digests, strict=True)
@@ -322,7 +340,9 @@ class TrackerIndex:
         """The distinct removed names, or InvalidRequestError naming a bad one."""
         if len(names) > self.max_files:
             raise InvalidRequestError(
-                f"{len(names)} removed names in one call; the limit is {self.max_files}"
+                f"{len(names)} removed names in one call; the limit is {self.max_files}",
+                reasons.TOO_MANY_FILES,
+                {"field": "removed_names", "limit": str(self.max_files)},
             )
         for position, name in enumerate(names):
             _check_name(name, f"removed_names[{position}]")
@@ -330,7 +350,8 @@ class TrackerIndex:
         if not removed.isdisjoint(added):
             both = min(removed.intersection(added))
             raise InvalidRequestError(
-                f"{both!r} is in both files and removed_names; list it in one of them"
+                f"{both!r} is in both files and removed_names; list it in one of them",
+                reasons.NAME_ADDED_AND_REMOVED,
             )
         return removed
 
@@ -404,7 +425,7 @@ def _check_name(name: str, where: str) -> str:
     try:
         return check_file_name(name)
     except InvalidNameError as error:
-        raise InvalidRequestError(f"{where}: {error}") from None
+        raise InvalidRequestError(f"{where}: {error}", error.reason, {"field": where}) from None
 
 
 def _normal_peer_id(peer_id: str) -> str:
@@ -412,7 +433,9 @@ def _normal_peer_id(peer_id: str) -> str:
     try:
         host, port = parse_address(peer_id)
     except InvalidAddressError as error:
-        raise InvalidRequestError(f"peer_id: {error}") from None
+        raise InvalidRequestError(
+            f"peer_id: {error}", reasons.PEER_ID_INVALID, {"field": "peer_id"}
+        ) from None
     return format_address(host, port)
 
 

@@ -10,6 +10,7 @@ import base64
 import binascii
 import hashlib
 
+from napshare.common import reasons
 from napshare.common.address import InvalidAddressError, format_address, parse_address
 from napshare.common.names import InvalidNameError, check_file_name
 from napshare.tracker.errors import InvalidRequestError
@@ -17,6 +18,7 @@ from napshare.tracker.errors import InvalidRequestError
 MAX_TOKEN_CHARS = 1024
 _VERSION = b"\x01"
 _SEARCH_HASH_BYTES = 8
+_FIELD = {"field": "page_token"}
 
 Key = tuple[str, str]  # (peer id, file name): the order of search results
 
@@ -40,7 +42,9 @@ def decode(token: str, search: bytes) -> Key:
     """The key a token resumes after, or InvalidRequestError if it is not one of ours."""
     if len(token) > MAX_TOKEN_CHARS:
         raise InvalidRequestError(
-            f"page_token has {len(token)} characters; a valid one has at most {MAX_TOKEN_CHARS}"
+            f"page_token has {len(token)} characters; a valid one has at most {MAX_TOKEN_CHARS}",
+            reasons.PAGE_TOKEN_INVALID,
+            _FIELD,
         )
     try:
         raw = base64.urlsafe_b64decode(token.encode("ascii"))
@@ -52,7 +56,9 @@ def decode(token: str, search: bytes) -> Key:
     if raw[1:head] != search:
         raise InvalidRequestError(
             "page_token belongs to another search; send the same name or query that returned "
-            "it, or no token for the first page"
+            "it, or no token for the first page",
+            reasons.PAGE_TOKEN_MISMATCH,
+            _FIELD,
         )
     peer_bytes, _, name_bytes = raw[head:].partition(b"\x00")
     try:
@@ -67,5 +73,7 @@ def decode(token: str, search: bytes) -> Key:
 
 def _malformed() -> InvalidRequestError:
     return InvalidRequestError(
-        "page_token is malformed; pass the next_page_token of the previous response unchanged"
+        "page_token is malformed; pass the next_page_token of the previous response unchanged",
+        reasons.PAGE_TOKEN_INVALID,
+        _FIELD,
     )

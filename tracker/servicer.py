@@ -6,6 +6,7 @@ from urllib.parse import unquote
 
 import grpc
 from google.protobuf.message import DecodeError
+from napshare.common import reasons
 from napshare.common.address import InvalidAddressError, format_address, parse_address
 from napshare.common.console import PEER_JOINED, PEER_SEARCHED
 from napshare.tracker.answers import Answer, Answers
@@ -70,7 +71,9 @@ class TrackerServicer(tracker_pb2_grpc.TrackerServiceServicer):
         try:
             request = tracker_pb2.SearchRequest.FromString(data)
         except DecodeError:
-            raise InvalidRequestError("the request is not a SearchRequest message") from None
+            raise InvalidRequestError(
+                "the request is not a SearchRequest message", reasons.REQUEST_MALFORMED
+            ) from None
         generation = self._index.generation
         outcome = self._index.search(
             name=request.name,
@@ -147,7 +150,9 @@ def _caller_host(peer: str) -> str:
     address = _caller(peer)
     if address is None:
         raise InvalidRequestError(
-            f"host is empty and the caller's address {peer[:80]!r} is not an IP address; set host"
+            f"host is empty and the caller's address {peer[:80]!r} is not an IP address; set host",
+            reasons.CALLER_ADDRESS_UNKNOWN,
+            {"field": "host"},
         )
     return address.rpartition(":")[0].removeprefix("[").removesuffix("]")
 

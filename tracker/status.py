@@ -1,8 +1,9 @@
-"""The one place that turns the tracker's domain errors into gRPC status codes."""
+"""The one place that turns the tracker's domain errors into gRPC statuses with details."""
 
 from typing import NoReturn
 
 import grpc
+from napshare.common import error_details
 from napshare.tracker.errors import (
     CapacityError,
     InvalidRequestError,
@@ -28,5 +29,7 @@ def status_code(error: TrackerError) -> grpc.StatusCode:
 
 
 def abort(context: grpc.ServicerContext, error: TrackerError) -> NoReturn:
-    """End the RPC with the status code that matches `error`, and its message."""
-    context.abort(status_code(error), str(error))
+    """End the RPC with `error`'s status code and message, and an ErrorInfo of its reason."""
+    context.abort_with_status(
+        error_details.status(status_code(error), str(error), error.reason, error.metadata)
+    )

@@ -75,9 +75,19 @@ class _Target:
         self.banned: set[str] = set()  # their bytes failed verification
         self.dropped: set[str] = set()  # they do not have this version
         self.warned: set[str] = set()  # the user was told they failed
+        self.not_before: dict[str, float] = {}  # busy peers: monotonic time to ask them again
 
     def candidates(self) -> list[str]:
         return [p for p in self.order if p not in self.banned and p not in self.dropped]
+
+    def ready(self, now: float) -> list[str]:
+        """The candidates that may be asked at `now` (busy ones only once their wait is over)."""
+        return [p for p in self.candidates() if self.not_before.get(p, now) <= now]
+
+    def wait(self, now: float) -> float:
+        """Seconds from `now` until some candidate may be asked; 0 if one may be now."""
+        waits = [self.not_before.get(p, now) - now for p in self.candidates()]
+        return max(0.0, min(waits, default=0.0))
 
     def to_back(self, peer: str) -> None:
         self.order.remove(peer)
@@ -194,7 +204,9 @@ class Downloader:
                 if not candidates:
                     raise _exhausted(name, target)
                 before = received
-                received += self._round(job, part, target, candidates)
+                ready = target.ready(time.monotonic())
+                if ready:
+                    received += self._round(job, part, target, ready)
                 if part.have == target.size:
                     continue
                 now = time.monotonic()
@@ -211,7 +223,9 @@ class Downloader:
                             peers=", ".join(target.candidates()),
                         )
                     )
-                delay = min(backoff.next(), max(0.0, last_progress + options.give_up_after - now))
+                # Busy peers said when to ask again; they are not asked before that.
+                delay = max(backoff.next(), target.wait(now))
+                delay = min(delay, max(0.0, last_progress + options.give_up_after - now))
                 logger.info("no peer could send %s now; asking again in %.1f s", name, delay)
                 _sleep(delay, job.cancel, name)
                 self._refresh(name, target)
@@ -266,6 +280,9 @@ class Downloader:
         peer = failure.peer
         if failure.fault is PeerFault.REFUSED:
             target.to_back(peer)
+            if failure.retry_after is not None:
+                target.not_before[peer] = time.monotonic() + failure.retry_after
+                logger.info("peer %s is busy; asking it again in %.1f s", peer, failure.retry_after)
             reporter.note(
                 console.render(console.REFUSED_TRYING_NEXT, {"peer": peer, "next": following})
             )

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from napshare.common import reasons
 from napshare.common.console import tr
 from napshare.common.names import InvalidNameError, check_file_name, check_sha256
 from napshare.peer.folder.hash_cache import CachedHash, HashCache
@@ -37,9 +38,13 @@ class SharedFile:
 class FolderError(Exception):
     """The shared folder is missing, not a directory, or not readable."""
 
+    reason = reasons.FOLDER_UNAVAILABLE
+
 
 class NotSharedError(Exception):
     """No file of that name is shared."""
+
+    reason = reasons.FILE_NOT_SHARED
 
 
 class SharedFolder:

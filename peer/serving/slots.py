@@ -5,11 +5,28 @@ import threading
 import time
 from collections.abc import Callable
 
+from napshare.common import reasons
+
 logger = logging.getLogger(__name__)
+
+# A refused downloader is told to wait as long as the youngest running upload has run: with
+# nothing else known, an upload is as likely to be nearer its end as its start, so the soonest
+# a slot frees is about that. Bounded, so that one long upload cannot keep clients away.
+MIN_RETRY_DELAY = 1.0
+MAX_RETRY_DELAY = 30.0
 
 
 class UploadsBusyError(Exception):
-    """Every upload slot is taken: the original's "download refused"."""
+    """Every upload slot is taken: the original's "download refused".
+
+    `retry_delay` is how many seconds the caller should wait before asking again.
+    """
+
+    reason = reasons.UPLOAD_SLOTS_FULL
+
+    def __init__(self, message: str, retry_delay: float) -> None:
+        super().__init__(message)
+        self.retry_delay = retry_delay
 
 
 class UploadSlot:
@@ -19,6 +36,7 @@ class UploadSlot:
         self._slots = slots
         self.on_stall = on_stall
         self.last_progress: float | None = None
+        self.started = time.monotonic()
         self.released = False
 
     def progress(self) -> None:
@@ -61,7 +79,8 @@ class UploadSlots:
             if len(self._held) >= self.max_uploads:
                 raise UploadsBusyError(
                     f"this peer is already serving {self.max_uploads} downloads; "
-                    "try another peer or again later"
+                    "try another peer or again later",
+                    self._retry_delay_locked(),
                 )
             slot = UploadSlot(self, on_stall)
             self._held.add(slot)
@@ -69,6 +88,10 @@ class UploadSlots:
                 self._watching = True
                 threading.Thread(target=self._watch, name="upload-stall-watch", daemon=True).start()
             return slot
+
+    def _retry_delay_locked(self) -> float:
+        youngest = time.monotonic() - max(slot.started for slot in self._held)
+        return min(MAX_RETRY_DELAY, max(MIN_RETRY_DELAY, youngest))
 
     def _release(self, slot: UploadSlot) -> None:
         with self._condition:

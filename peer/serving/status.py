@@ -1,14 +1,16 @@
-"""The one place that turns the peer's domain errors into gRPC status codes."""
+"""The one place that turns the peer's domain errors into gRPC statuses with details."""
 
 from typing import NoReturn
 
 import grpc
+from napshare.common import error_details, reasons
 from napshare.common.names import InvalidNameError
 from napshare.peer.folder.store import FolderError, NotSharedError
 from napshare.peer.serving.slots import UploadsBusyError
 from napshare.peer.serving.uploads import BadRequestError, FileChangedError, OutOfRangeError
 
-# Checked in order; the first matching class wins.
+# Checked in order; the first matching class wins. The reason is the error's own `reason`
+# (OSError's is FILE_UNREADABLE).
 STATUS_BY_ERROR: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
     (InvalidNameError, grpc.StatusCode.INVALID_ARGUMENT),
     (BadRequestError, grpc.StatusCode.INVALID_ARGUMENT),
@@ -21,13 +23,18 @@ STATUS_BY_ERROR: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
 )
 
 
-def status_for(error: Exception) -> tuple[grpc.StatusCode, str] | None:
-    """The status code and message for a domain error, or None for anything else (a bug)."""
+def status_for(error: Exception) -> grpc.Status | None:
+    """The status, with its ErrorInfo (and RetryInfo), for a domain error; None for a bug."""
     for kind, code in STATUS_BY_ERROR:
-        if isinstance(error, kind):
-            if isinstance(error, OSError):
-                return code, f"this peer cannot read the file: {error.strerror or error}"
-            return code, str(error)
+        if not isinstance(error, kind):
+            continue
+        if isinstance(error, OSError):
+            message = f"this peer cannot read the file: {error.strerror or error}"
+            return error_details.status(code, message, reasons.FILE_UNREADABLE)
+        if not isinstance(error, reasons.HasReason):
+            return None
+        retry_delay = error.retry_delay if isinstance(error, UploadsBusyError) else None
+        return error_details.status(code, str(error), error.reason, retry_delay=retry_delay)
     return None
 
 
@@ -36,4 +43,4 @@ def abort(context: grpc.ServicerContext, error: Exception) -> NoReturn:
     status = status_for(error)
     if status is None:
         raise error
-    context.abort(*status)
+    context.abort_with_status(status)

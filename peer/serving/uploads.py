@@ -5,6 +5,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from napshare.common import reasons
 from napshare.common.names import check_file_name, check_sha256
 from napshare.peer.folder.store import SharedFile, SharedFolder
 from napshare.peer.serving.slots import UploadSlot, UploadSlots
@@ -18,13 +19,21 @@ MAX_CHUNK_SIZE = 2 * 1024 * 1024
 class BadRequestError(ValueError):
     """A request field that can never be valid, such as a negative limit."""
 
+    reason = reasons.LIMIT_INVALID
+
 
 class OutOfRangeError(Exception):
-    """The requested offset is negative or past the end of the file."""
+    """The requested offset is negative or past the end of the file; `reason` says which."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class FileChangedError(Exception):
     """The file is not the one the caller expects, or it changed while being sent."""
+
+    reason = reasons.FILE_CHANGED
 
 
 def check_chunk_size(chunk_size: int) -> int:
@@ -54,7 +63,7 @@ class DownloadSpec:
         if self.sha256:
             check_sha256(self.sha256)
         if self.offset < 0:
-            raise OutOfRangeError(f"offset {self.offset} is negative")
+            raise OutOfRangeError(f"offset {self.offset} is negative", reasons.OFFSET_NEGATIVE)
         return self
 
 
@@ -161,7 +170,8 @@ class Uploads:
                 )
             if spec.offset > info.size:
                 raise OutOfRangeError(
-                    f"offset {spec.offset} is past the end of {spec.name!r} ({info.size} bytes)"
+                    f"offset {spec.offset} is past the end of {spec.name!r} ({info.size} bytes)",
+                    reasons.OFFSET_PAST_END,
                 )
             end = info.size if spec.limit == 0 else min(info.size, spec.offset + spec.limit)
         except BaseException:

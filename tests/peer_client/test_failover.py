@@ -200,3 +200,20 @@ def test_cli_exit_code_when_no_peer_is_reachable(swarm: Swarm) -> None:
     assert done.stderr.strip().splitlines()[-1].startswith("napshare-peer: gave up on aula1.mp4")
     assert "Traceback" not in done.stderr
     assert list(swarm.tmp.glob("aula1.mp4*")) == []  # nothing came, so no .part either
+
+
+def test_a_busy_peer_is_not_asked_again_before_its_retry_delay(
+    swarm: Swarm, hogs: list[Hog]
+) -> None:
+    busy = swarm.node(swarm.share("a"), swarm.tracker.address, max_uploads=1)
+    hogs.append(Hog(busy.port))
+    notes = Notes()
+    downloader = Downloader(SharedFolder(swarm.folder("c")), swarm.tracker.client)
+
+    # The busy peer's RetryInfo asks for at least MIN_RETRY_DELAY (1 s), more than the
+    # download may wait: it gives up without asking that peer a second time.
+    with pytest.raises(NoPeerReachableError):
+        downloader.download("aula1.mp4", DownloadOptions(give_up_after=0.8), notes)
+
+    me = busy.link.peer_id
+    assert notes.lines == [console.render(console.REFUSED_TRYING_NEXT, {"peer": me, "next": me})]

@@ -4,8 +4,14 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Iterator
 
 import pytest
+from napshare.peer.folder.store import SharedFolder
+from napshare.peer.tracker_client import TrackerClient
+from napshare.peer.tracker_link import TrackerLink
+from napshare.tracker.index import TrackerIndex
+from napshare.tracker.server import create_server as create_tracker_server
 
 from .conftest import Swarm, free_port, start_tracker, wait_until
 
@@ -120,3 +126,44 @@ def test_a_bug_in_a_rescan_is_logged_and_the_rescans_go_on(
         # The loop came back: the file copied in after the failure is announced.
         wait_until(lambda: swarm.tracker.peers_with("later.txt") == [node.link.peer_id])
     assert any("planted bug" in r.getMessage() or r.exc_info for r in caplog.records)
+
+
+@pytest.fixture
+def small_tracker() -> Iterator[tuple[str, TrackerClient]]:
+    """A tracker that allows one file per peer, and a client of it."""
+    server, port = create_tracker_server(TrackerIndex(max_files=1), host="127.0.0.1", port=0)
+    client = TrackerClient(f"127.0.0.1:{port}")
+    yield client.address, client
+    client.close()
+    server.stop(None)
+
+
+def test_an_update_refused_for_another_reason_keeps_the_registration(
+    swarm: Swarm, small_tracker: tuple[str, TrackerClient]
+) -> None:
+    _address, client = small_tracker
+    folder = SharedFolder(swarm.share("a"))
+    link = TrackerLink(client, folder, host="127.0.0.1", port=free_port())
+    joined = link.join()
+    (folder.root / "new.txt").write_text("new")
+
+    link.announce(folder.get("new.txt"))  # FILE_LIMIT_REACHED: the lease is fine
+
+    assert link.peer_id == joined.peer_id
+    assert link.join_count == 1
+    assert [s.peer for s in client.search("aula1.mp4")] == [joined.peer_id]
+
+
+def test_an_update_refused_with_token_mismatch_means_joining_again(
+    swarm: Swarm, small_tracker: tuple[str, TrackerClient]
+) -> None:
+    _address, client = small_tracker
+    folder = SharedFolder(swarm.share("a"))
+    port = free_port()
+    link = TrackerLink(client, folder, host="127.0.0.1", port=port)
+    link.join()
+    client.join("127.0.0.1", port, [])  # replaces the link's token
+
+    link.announce(folder.get("aula1.mp4"))
+
+    assert link.peer_id == ""  # forgotten: the heartbeat thread joins again

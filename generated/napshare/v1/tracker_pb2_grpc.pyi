@@ -43,6 +43,15 @@ class TrackerServiceStub:
     Limits: at most 50,000 files in one `Join` or `Update` call (and 50,000
     removed names in one `Update`), at most 16 MiB in one request message, and
     at most 1,000 results in one `Search` response.
+
+    Error model (AIP-193): every error the tracker returns carries
+    `google.rpc.Status` details with one `google.rpc.ErrorInfo` whose `domain`
+    is `napshare.v1` and whose `reason` is one of the stable strings listed
+    with each RPC below; clients branch on the reason, never on the message.
+    `metadata` may hold `field` (the request field at fault, such as
+    `files[3].name`) and `limit` (the limit that was passed). Errors made by
+    gRPC itself (a request over 16 MiB, bytes that are not the request
+    message outside `Search`) carry no details.
     """
 
     @_typing.overload
@@ -55,9 +64,12 @@ class TrackerServiceStub:
     stops working.
 
     Errors:
-    * `INVALID_ARGUMENT`: a malformed host, port 0 or above 65535, a bad file
-      name, size or sha256, a name listed twice, or more than 50,000 files.
-    * `RESOURCE_EXHAUSTED`: a request over 16 MiB.
+    * `INVALID_ARGUMENT`: a malformed host, port 0 or above 65535
+      (`ADDRESS_INVALID`); an empty host when the caller's address is not an
+      IP address (`CALLER_ADDRESS_UNKNOWN`); a bad file name (`NAME_INVALID`),
+      size (`SIZE_INVALID`) or sha256 (`SHA256_INVALID`); a name listed twice
+      (`NAME_DUPLICATE`); or more than 50,000 files (`TOO_MANY_FILES`).
+    * `RESOURCE_EXHAUSTED`: a request over 16 MiB (from gRPC, no details).
     """
     Search: _grpc.UnaryUnaryMultiCallable[_tracker_pb2.SearchRequest, _tracker_pb2.SearchResponse]
     """Search finds the peers that share a file, by exact name or by keywords.
@@ -75,9 +87,12 @@ class TrackerServiceStub:
     not expire. `page_size` may change from page to page.
 
     Errors:
-    * `INVALID_ARGUMENT`: both or neither of `name` and `query` are set, the
-      name is not a valid file name, the query has no word in it, or
-      `page_token` is malformed, too long, or belongs to another search.
+    * `INVALID_ARGUMENT`: both or neither of `name` and `query` are set
+      (`NAME_OR_QUERY_REQUIRED`), the name is not a valid file name
+      (`NAME_INVALID`), the query has no word in it (`QUERY_EMPTY`),
+      `page_token` is malformed or too long (`PAGE_TOKEN_INVALID`) or belongs
+      to another search (`PAGE_TOKEN_MISMATCH`), or the request bytes are not
+      a `SearchRequest` (`REQUEST_MALFORMED`).
     """
     Update: _grpc.UnaryUnaryMultiCallable[_tracker_pb2.UpdateRequest, _tracker_pb2.UpdateResponse]
     """Update changes the caller's own registration: it adds the files in
@@ -87,29 +102,38 @@ class TrackerServiceStub:
     empty.
 
     Errors:
-    * `INVALID_ARGUMENT`: a bad peer id, a bad file, a name listed twice in
-      `files`, a bad name in `removed_names`, a name in both lists, or more
-      than 50,000 entries in either list.
-    * `UNAUTHENTICATED`: the token does not match the peer id.
-    * `NOT_FOUND`: the peer is unknown or its lease expired; call `Join`.
+    * `INVALID_ARGUMENT`: a bad peer id (`PEER_ID_INVALID`); a bad file
+      (`NAME_INVALID`, `SIZE_INVALID`, `SHA256_INVALID`); a name listed twice
+      in `files` (`NAME_DUPLICATE`); a bad name in `removed_names`
+      (`NAME_INVALID`); a name in both lists (`NAME_ADDED_AND_REMOVED`); or
+      more than 50,000 entries in either list (`TOO_MANY_FILES`).
+    * `UNAUTHENTICATED`: the token does not match the peer id
+      (`TOKEN_MISMATCH`); call `Join`.
+    * `NOT_FOUND`: the peer is unknown or its lease expired
+      (`PEER_NOT_REGISTERED`); call `Join`.
     * `RESOURCE_EXHAUSTED`: the registration would hold more than 50,000
-      files, or the request is over 16 MiB.
+      files (`FILE_LIMIT_REACHED`), or the request is over 16 MiB (from
+      gRPC, no details).
     """
     Heartbeat: _grpc.UnaryUnaryMultiCallable[_tracker_pb2.HeartbeatRequest, _tracker_pb2.HeartbeatResponse]
     """Heartbeat renews the caller's lease.
 
     Errors:
-    * `INVALID_ARGUMENT`: a malformed peer id.
-    * `UNAUTHENTICATED`: the token does not match the peer id.
-    * `NOT_FOUND`: the peer is unknown or its lease expired; call `Join`.
+    * `INVALID_ARGUMENT`: a malformed peer id (`PEER_ID_INVALID`).
+    * `UNAUTHENTICATED`: the token does not match the peer id
+      (`TOKEN_MISMATCH`); call `Join`.
+    * `NOT_FOUND`: the peer is unknown or its lease expired
+      (`PEER_NOT_REGISTERED`); call `Join`.
     """
     Leave: _grpc.UnaryUnaryMultiCallable[_tracker_pb2.LeaveRequest, _tracker_pb2.LeaveResponse]
     """Leave removes the caller and all its files from the index.
 
     Errors:
-    * `INVALID_ARGUMENT`: a malformed peer id.
-    * `UNAUTHENTICATED`: the token does not match the peer id.
-    * `NOT_FOUND`: the peer is unknown or its lease already expired.
+    * `INVALID_ARGUMENT`: a malformed peer id (`PEER_ID_INVALID`).
+    * `UNAUTHENTICATED`: the token does not match the peer id
+      (`TOKEN_MISMATCH`).
+    * `NOT_FOUND`: the peer is unknown or its lease already expired
+      (`PEER_NOT_REGISTERED`).
     """
 
 @_typing.type_check_only
@@ -125,6 +149,15 @@ class TrackerServiceAsyncStub(TrackerServiceStub):
     Limits: at most 50,000 files in one `Join` or `Update` call (and 50,000
     removed names in one `Update`), at most 16 MiB in one request message, and
     at most 1,000 results in one `Search` response.
+
+    Error model (AIP-193): every error the tracker returns carries
+    `google.rpc.Status` details with one `google.rpc.ErrorInfo` whose `domain`
+    is `napshare.v1` and whose `reason` is one of the stable strings listed
+    with each RPC below; clients branch on the reason, never on the message.
+    `metadata` may hold `field` (the request field at fault, such as
+    `files[3].name`) and `limit` (the limit that was passed). Errors made by
+    gRPC itself (a request over 16 MiB, bytes that are not the request
+    message outside `Search`) carry no details.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -134,9 +167,12 @@ class TrackerServiceAsyncStub(TrackerServiceStub):
     stops working.
 
     Errors:
-    * `INVALID_ARGUMENT`: a malformed host, port 0 or above 65535, a bad file
-      name, size or sha256, a name listed twice, or more than 50,000 files.
-    * `RESOURCE_EXHAUSTED`: a request over 16 MiB.
+    * `INVALID_ARGUMENT`: a malformed host, port 0 or above 65535
+      (`ADDRESS_INVALID`); an empty host when the caller's address is not an
+      IP address (`CALLER_ADDRESS_UNKNOWN`); a bad file name (`NAME_INVALID`),
+      size (`SIZE_INVALID`) or sha256 (`SHA256_INVALID`); a name listed twice
+      (`NAME_DUPLICATE`); or more than 50,000 files (`TOO_MANY_FILES`).
+    * `RESOURCE_EXHAUSTED`: a request over 16 MiB (from gRPC, no details).
     """
     Search: _aio.UnaryUnaryMultiCallable[_tracker_pb2.SearchRequest, _tracker_pb2.SearchResponse]  # type: ignore[assignment]
     """Search finds the peers that share a file, by exact name or by keywords.
@@ -154,9 +190,12 @@ class TrackerServiceAsyncStub(TrackerServiceStub):
     not expire. `page_size` may change from page to page.
 
     Errors:
-    * `INVALID_ARGUMENT`: both or neither of `name` and `query` are set, the
-      name is not a valid file name, the query has no word in it, or
-      `page_token` is malformed, too long, or belongs to another search.
+    * `INVALID_ARGUMENT`: both or neither of `name` and `query` are set
+      (`NAME_OR_QUERY_REQUIRED`), the name is not a valid file name
+      (`NAME_INVALID`), the query has no word in it (`QUERY_EMPTY`),
+      `page_token` is malformed or too long (`PAGE_TOKEN_INVALID`) or belongs
+      to another search (`PAGE_TOKEN_MISMATCH`), or the request bytes are not
+      a `SearchRequest` (`REQUEST_MALFORMED`).
     """
     Update: _aio.UnaryUnaryMultiCallable[_tracker_pb2.UpdateRequest, _tracker_pb2.UpdateResponse]  # type: ignore[assignment]
     """Update changes the caller's own registration: it adds the files in
@@ -166,29 +205,38 @@ class TrackerServiceAsyncStub(TrackerServiceStub):
     empty.
 
     Errors:
-    * `INVALID_ARGUMENT`: a bad peer id, a bad file, a name listed twice in
-      `files`, a bad name in `removed_names`, a name in both lists, or more
-      than 50,000 entries in either list.
-    * `UNAUTHENTICATED`: the token does not match the peer id.
-    * `NOT_FOUND`: the peer is unknown or its lease expired; call `Join`.
+    * `INVALID_ARGUMENT`: a bad peer id (`PEER_ID_INVALID`); a bad file
+      (`NAME_INVALID`, `SIZE_INVALID`, `SHA256_INVALID`); a name listed twice
+      in `files` (`NAME_DUPLICATE`); a bad name in `removed_names`
+      (`NAME_INVALID`); a name in both lists (`NAME_ADDED_AND_REMOVED`); or
+      more than 50,000 entries in either list (`TOO_MANY_FILES`).
+    * `UNAUTHENTICATED`: the token does not match the peer id
+      (`TOKEN_MISMATCH`); call `Join`.
+    * `NOT_FOUND`: the peer is unknown or its lease expired
+      (`PEER_NOT_REGISTERED`); call `Join`.
     * `RESOURCE_EXHAUSTED`: the registration would hold more than 50,000
-      files, or the request is over 16 MiB.
+      files (`FILE_LIMIT_REACHED`), or the request is over 16 MiB (from
+      gRPC, no details).
     """
     Heartbeat: _aio.UnaryUnaryMultiCallable[_tracker_pb2.HeartbeatRequest, _tracker_pb2.HeartbeatResponse]  # type: ignore[assignment]
     """Heartbeat renews the caller's lease.
 
     Errors:
-    * `INVALID_ARGUMENT`: a malformed peer id.
-    * `UNAUTHENTICATED`: the token does not match the peer id.
-    * `NOT_FOUND`: the peer is unknown or its lease expired; call `Join`.
+    * `INVALID_ARGUMENT`: a malformed peer id (`PEER_ID_INVALID`).
+    * `UNAUTHENTICATED`: the token does not match the peer id
+      (`TOKEN_MISMATCH`); call `Join`.
+    * `NOT_FOUND`: the peer is unknown or its lease expired
+      (`PEER_NOT_REGISTERED`); call `Join`.
     """
     Leave: _aio.UnaryUnaryMultiCallable[_tracker_pb2.LeaveRequest, _tracker_pb2.LeaveResponse]  # type: ignore[assignment]
     """Leave removes the caller and all its files from the index.
 
     Errors:
-    * `INVALID_ARGUMENT`: a malformed peer id.
-    * `UNAUTHENTICATED`: the token does not match the peer id.
-    * `NOT_FOUND`: the peer is unknown or its lease already expired.
+    * `INVALID_ARGUMENT`: a malformed peer id (`PEER_ID_INVALID`).
+    * `UNAUTHENTICATED`: the token does not match the peer id
+      (`TOKEN_MISMATCH`).
+    * `NOT_FOUND`: the peer is unknown or its lease already expired
+      (`PEER_NOT_REGISTERED`).
     """
 
 class TrackerServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -203,6 +251,15 @@ class TrackerServiceServicer(metaclass=_abc_1.ABCMeta):
     Limits: at most 50,000 files in one `Join` or `Update` call (and 50,000
     removed names in one `Update`), at most 16 MiB in one request message, and
     at most 1,000 results in one `Search` response.
+
+    Error model (AIP-193): every error the tracker returns carries
+    `google.rpc.Status` details with one `google.rpc.ErrorInfo` whose `domain`
+    is `napshare.v1` and whose `reason` is one of the stable strings listed
+    with each RPC below; clients branch on the reason, never on the message.
+    `metadata` may hold `field` (the request field at fault, such as
+    `files[3].name`) and `limit` (the limit that was passed). Errors made by
+    gRPC itself (a request over 16 MiB, bytes that are not the request
+    message outside `Search`) carry no details.
     """
 
     @_abc_1.abstractmethod
@@ -216,9 +273,12 @@ class TrackerServiceServicer(metaclass=_abc_1.ABCMeta):
         stops working.
 
         Errors:
-        * `INVALID_ARGUMENT`: a malformed host, port 0 or above 65535, a bad file
-          name, size or sha256, a name listed twice, or more than 50,000 files.
-        * `RESOURCE_EXHAUSTED`: a request over 16 MiB.
+        * `INVALID_ARGUMENT`: a malformed host, port 0 or above 65535
+          (`ADDRESS_INVALID`); an empty host when the caller's address is not an
+          IP address (`CALLER_ADDRESS_UNKNOWN`); a bad file name (`NAME_INVALID`),
+          size (`SIZE_INVALID`) or sha256 (`SHA256_INVALID`); a name listed twice
+          (`NAME_DUPLICATE`); or more than 50,000 files (`TOO_MANY_FILES`).
+        * `RESOURCE_EXHAUSTED`: a request over 16 MiB (from gRPC, no details).
         """
 
     @_abc_1.abstractmethod
@@ -242,9 +302,12 @@ class TrackerServiceServicer(metaclass=_abc_1.ABCMeta):
         not expire. `page_size` may change from page to page.
 
         Errors:
-        * `INVALID_ARGUMENT`: both or neither of `name` and `query` are set, the
-          name is not a valid file name, the query has no word in it, or
-          `page_token` is malformed, too long, or belongs to another search.
+        * `INVALID_ARGUMENT`: both or neither of `name` and `query` are set
+          (`NAME_OR_QUERY_REQUIRED`), the name is not a valid file name
+          (`NAME_INVALID`), the query has no word in it (`QUERY_EMPTY`),
+          `page_token` is malformed or too long (`PAGE_TOKEN_INVALID`) or belongs
+          to another search (`PAGE_TOKEN_MISMATCH`), or the request bytes are not
+          a `SearchRequest` (`REQUEST_MALFORMED`).
         """
 
     @_abc_1.abstractmethod
@@ -260,13 +323,18 @@ class TrackerServiceServicer(metaclass=_abc_1.ABCMeta):
         empty.
 
         Errors:
-        * `INVALID_ARGUMENT`: a bad peer id, a bad file, a name listed twice in
-          `files`, a bad name in `removed_names`, a name in both lists, or more
-          than 50,000 entries in either list.
-        * `UNAUTHENTICATED`: the token does not match the peer id.
-        * `NOT_FOUND`: the peer is unknown or its lease expired; call `Join`.
+        * `INVALID_ARGUMENT`: a bad peer id (`PEER_ID_INVALID`); a bad file
+          (`NAME_INVALID`, `SIZE_INVALID`, `SHA256_INVALID`); a name listed twice
+          in `files` (`NAME_DUPLICATE`); a bad name in `removed_names`
+          (`NAME_INVALID`); a name in both lists (`NAME_ADDED_AND_REMOVED`); or
+          more than 50,000 entries in either list (`TOO_MANY_FILES`).
+        * `UNAUTHENTICATED`: the token does not match the peer id
+          (`TOKEN_MISMATCH`); call `Join`.
+        * `NOT_FOUND`: the peer is unknown or its lease expired
+          (`PEER_NOT_REGISTERED`); call `Join`.
         * `RESOURCE_EXHAUSTED`: the registration would hold more than 50,000
-          files, or the request is over 16 MiB.
+          files (`FILE_LIMIT_REACHED`), or the request is over 16 MiB (from
+          gRPC, no details).
         """
 
     @_abc_1.abstractmethod
@@ -278,9 +346,11 @@ class TrackerServiceServicer(metaclass=_abc_1.ABCMeta):
         """Heartbeat renews the caller's lease.
 
         Errors:
-        * `INVALID_ARGUMENT`: a malformed peer id.
-        * `UNAUTHENTICATED`: the token does not match the peer id.
-        * `NOT_FOUND`: the peer is unknown or its lease expired; call `Join`.
+        * `INVALID_ARGUMENT`: a malformed peer id (`PEER_ID_INVALID`).
+        * `UNAUTHENTICATED`: the token does not match the peer id
+          (`TOKEN_MISMATCH`); call `Join`.
+        * `NOT_FOUND`: the peer is unknown or its lease expired
+          (`PEER_NOT_REGISTERED`); call `Join`.
         """
 
     @_abc_1.abstractmethod
@@ -292,9 +362,11 @@ class TrackerServiceServicer(metaclass=_abc_1.ABCMeta):
         """Leave removes the caller and all its files from the index.
 
         Errors:
-        * `INVALID_ARGUMENT`: a malformed peer id.
-        * `UNAUTHENTICATED`: the token does not match the peer id.
-        * `NOT_FOUND`: the peer is unknown or its lease already expired.
+        * `INVALID_ARGUMENT`: a malformed peer id (`PEER_ID_INVALID`).
+        * `UNAUTHENTICATED`: the token does not match the peer id
+          (`TOKEN_MISMATCH`).
+        * `NOT_FOUND`: the peer is unknown or its lease already expired
+          (`PEER_NOT_REGISTERED`).
         """
 
 def add_TrackerServiceServicer_to_server(servicer: TrackerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

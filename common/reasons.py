@@ -1,0 +1,49 @@
+"""The stable ErrorInfo reasons of napshare's errors (AIP-193): one list, no gRPC.
+
+Servers put one in every error's google.rpc.ErrorInfo (domain DOMAIN); clients branch on
+them rather than on messages. The protos document which RPC returns which, with its code.
+"""
+
+from typing import Protocol, runtime_checkable
+
+DOMAIN = "napshare.v1"
+
+
+@runtime_checkable
+class HasReason(Protocol):
+    """A domain error that knows its reason."""
+
+    reason: str
+
+
+# Requests the protocol never allows (INVALID_ARGUMENT), tracker and peer alike.
+NAME_INVALID = "NAME_INVALID"  # not a plain file name
+SHA256_INVALID = "SHA256_INVALID"  # not 64 lowercase hex characters
+LIMIT_INVALID = "LIMIT_INVALID"  # a negative limit
+
+# Tracker, INVALID_ARGUMENT.
+ADDRESS_INVALID = "ADDRESS_INVALID"  # Join's host or port
+CALLER_ADDRESS_UNKNOWN = "CALLER_ADDRESS_UNKNOWN"  # Join's host is empty, the caller not an IP
+PEER_ID_INVALID = "PEER_ID_INVALID"
+SIZE_INVALID = "SIZE_INVALID"  # a negative file size
+NAME_DUPLICATE = "NAME_DUPLICATE"  # a name listed twice in files
+NAME_ADDED_AND_REMOVED = "NAME_ADDED_AND_REMOVED"  # in both files and removed_names
+TOO_MANY_FILES = "TOO_MANY_FILES"  # more files or removed names in one call than allowed
+NAME_OR_QUERY_REQUIRED = "NAME_OR_QUERY_REQUIRED"  # both or neither of name and query
+QUERY_EMPTY = "QUERY_EMPTY"  # a query without a word
+PAGE_TOKEN_INVALID = "PAGE_TOKEN_INVALID"  # malformed or too long
+PAGE_TOKEN_MISMATCH = "PAGE_TOKEN_MISMATCH"  # from another search
+REQUEST_MALFORMED = "REQUEST_MALFORMED"  # bytes that are not the request message
+# Tracker, the caller's registration.
+PEER_NOT_REGISTERED = "PEER_NOT_REGISTERED"  # NOT_FOUND: never joined, left, or lease ran out
+TOKEN_MISMATCH = "TOKEN_MISMATCH"  # UNAUTHENTICATED: not the token of the latest Join
+FILE_LIMIT_REACHED = "FILE_LIMIT_REACHED"  # RESOURCE_EXHAUSTED: a registration too big
+
+# Peer (Download).
+FILE_NOT_SHARED = "FILE_NOT_SHARED"  # NOT_FOUND
+OFFSET_NEGATIVE = "OFFSET_NEGATIVE"  # OUT_OF_RANGE
+OFFSET_PAST_END = "OFFSET_PAST_END"  # OUT_OF_RANGE: the file is shorter than the offset
+FILE_CHANGED = "FILE_CHANGED"  # FAILED_PRECONDITION: another sha256, or it shrank while sent
+UPLOAD_SLOTS_FULL = "UPLOAD_SLOTS_FULL"  # RESOURCE_EXHAUSTED, with RetryInfo
+FOLDER_UNAVAILABLE = "FOLDER_UNAVAILABLE"  # UNAVAILABLE: the shared folder is gone
+FILE_UNREADABLE = "FILE_UNREADABLE"  # UNAVAILABLE: reading the file failed

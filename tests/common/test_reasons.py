@@ -1,0 +1,29 @@
+"""Every ErrorInfo reason is documented next to its RPC in the protos, and in the README."""
+
+import re
+from pathlib import Path
+
+import pytest
+from napshare.common import reasons
+
+ROOT = Path(__file__).resolve().parents[2]
+ALL = sorted(
+    value
+    for name, value in vars(reasons).items()
+    if name.isupper() and name != "DOMAIN" and isinstance(value, str)
+)
+
+
+def test_reasons_are_upper_snake_and_distinct() -> None:
+    assert len(ALL) == len(set(ALL)) > 20
+    for reason in ALL:
+        assert re.fullmatch(r"[A-Z][A-Z0-9]*(_[A-Z0-9]+)*", reason), reason
+
+
+@pytest.mark.parametrize("reason", ALL)
+def test_each_reason_is_documented(reason: str) -> None:
+    protos = "".join(p.read_text() for p in (ROOT / "protos").rglob("*.proto"))
+    readme = (ROOT / "README.md").read_text()
+
+    assert f"`{reason}`" in protos
+    assert f"| `{reason}` |" in readme
