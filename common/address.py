@@ -3,11 +3,13 @@
 import ipaddress
 import re
 
+from napshare.common.console import N_, LocalizedError
+
 _LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 
 
-class InvalidAddressError(ValueError):
+class InvalidAddressError(LocalizedError, ValueError):
     """A host, port or `host:port` string that is not well formed."""
 
 
@@ -21,13 +23,13 @@ def check_host(host: str) -> str:
     name = host.rstrip(".")
     if 0 < len(name) <= 253 and all(_LABEL.fullmatch(label) for label in name.split(".")):
         return name.lower()
-    raise InvalidAddressError(f"host {host[:80]!r} is not an IP address or DNS name")
+    raise InvalidAddressError(N_("host {host!r} is not an IP address or DNS name"), host=host[:80])
 
 
 def check_port(port: int) -> int:
     """Return `port` if it is 1..65535, else raise InvalidAddressError."""
     if not 1 <= port <= 65535:
-        raise InvalidAddressError(f"port {port} is outside 1..65535")
+        raise InvalidAddressError(N_("port {port} is outside 1..65535"), port=port)
     return port
 
 
@@ -44,13 +46,17 @@ def parse_address(text: str) -> tuple[str, int]:
     scheme = _SCHEME.match(text.strip())
     if scheme:
         raise InvalidAddressError(
-            f"address {shown} has a scheme: give host:port without {scheme.group(0)}"
+            N_("address {address} has a scheme: give host:port without {scheme}"),
+            address=shown,
+            scheme=scheme.group(0),
         )
     host, sep, port_text = text.strip().rpartition(":")
     if ":" in host and not host.startswith("[") and _looks_like_ipv6(host, text.strip()):
-        raise InvalidAddressError(f"IPv6 address {shown} must look like [addr]:port")
+        raise InvalidAddressError(
+            N_("IPv6 address {address} must look like [addr]:port"), address=shown
+        )
     if not sep or not host or not port_text.isdigit() or (":" in host and host[0] != "["):
-        raise InvalidAddressError(f"address {shown} must look like host:port")
+        raise InvalidAddressError(N_("address {address} must look like host:port"), address=shown)
     return check_host(host), check_port(int(port_text))
 
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import NoReturn
 
 from napshare.common.address import InvalidAddressError, check_host
-from napshare.common.console import tr
+from napshare.common.console import localized, tr
 from napshare.common.exitcodes import ExitCode
 
 METRICS_HOST = "127.0.0.1"
@@ -81,4 +81,4 @@ def host_name(text: str) -> str:
     try:
         return check_host(text)
     except InvalidAddressError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+        raise argparse.ArgumentTypeError(localized(error)) from None

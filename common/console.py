@@ -103,3 +103,22 @@ def say(message: str, **fields: str | Iterable[str]) -> None:
 def tr(message: str, /, **fields: object) -> str:
     """`message` in the user's language, with `fields` put in (`str.format`)."""
     return _translations(None).gettext(message).format(**fields)
+
+
+class LocalizedError(Exception):
+    """An error whose `str()` is English (for logs, and for a server's answer to a remote
+    caller) and whose `localized()` is the same message in the user's language."""
+
+    def __init__(self, template: str, /, **fields: object) -> None:
+        super().__init__(template.format(**fields))
+        self.template = template
+        self.fields = fields
+
+    def localized(self) -> str:
+        """The message in the user's language."""
+        return tr(self.template, **self.fields)
+
+
+def localized(error: BaseException) -> str:
+    """What to show the user for `error`: its translation where it has one, else `str()`."""
+    return error.localized() if isinstance(error, LocalizedError) else str(error)

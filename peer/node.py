@@ -144,7 +144,7 @@ class Node:
             try:
                 job.result = self.downloader.download(name, options, reporter, cancel)
             except (ClientError, InvalidNameError) as error:
-                job.error = str(error)
+                job.error = console.localized(error)
             except Exception as error:
                 logger.debug("download of %s hit an internal error", name, exc_info=True)
                 job.error = tr(

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from napshare.common import reasons
-from napshare.common.console import tr
+from napshare.common.console import N_, LocalizedError
 from napshare.common.names import InvalidNameError, check_file_name, check_sha256
 from napshare.peer.folder.hash_cache import CachedHash, HashCache
 from napshare.peer.folder.layout import PART_SUFFIX
@@ -35,7 +35,7 @@ class SharedFile:
     mtime_ns: int
 
 
-class FolderError(Exception):
+class FolderError(LocalizedError):
     """The shared folder is missing, not a directory, or not readable."""
 
     reason = reasons.FOLDER_UNAVAILABLE
@@ -58,11 +58,11 @@ class SharedFolder:
         try:
             resolved = Path(root).expanduser().resolve(strict=True)
         except (OSError, RuntimeError) as error:
-            raise FolderError(tr("shared folder {folder} does not exist", folder=root)) from error
+            raise FolderError(N_("shared folder {folder} does not exist"), folder=root) from error
         if not resolved.is_dir():
-            raise FolderError(tr("shared folder {folder} is not a directory", folder=root))
+            raise FolderError(N_("shared folder {folder} is not a directory"), folder=root)
         if not os.access(resolved, os.R_OK | os.X_OK):
-            raise FolderError(tr("shared folder {folder} is not readable", folder=root))
+            raise FolderError(N_("shared folder {folder} is not readable"), folder=root)
         self.root = resolved
         self.hash_count = 0
         self._cache = HashCache(resolved)
@@ -74,7 +74,7 @@ class SharedFolder:
             entries = sorted(os.scandir(self.root), key=lambda entry: entry.name)
         except OSError as error:
             raise FolderError(
-                tr("cannot list shared folder {folder}: {error}", folder=self.root, error=error)
+                N_("cannot list shared folder {folder}: {error}"), folder=self.root, error=error
             ) from error
         files: list[SharedFile] = []
         for entry in entries:

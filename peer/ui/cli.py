@@ -12,7 +12,7 @@ from napshare.common.cliargs import (
     int_in_range,
     positive_number,
 )
-from napshare.common.console import tr
+from napshare.common.console import localized, tr
 from napshare.common.exitcodes import epilog
 from napshare.common.names import InvalidNameError, check_file_name
 from napshare.peer.defaults import (
@@ -58,7 +58,7 @@ def _address(text: str) -> str:
     try:
         return format_address(*parse_address(text))
     except InvalidAddressError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+        raise argparse.ArgumentTypeError(localized(error)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -209,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             check_file_name(args.name)
         except InvalidNameError as error:
-            parser.error(str(error))
+            parser.error(localized(error))
     logsetup.configure(args.log_level)
     from napshare.peer.ui.commands import run  # noqa: PLC0415 - only now may gRPC load
 

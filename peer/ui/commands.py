@@ -36,15 +36,15 @@ def run(args: argparse.Namespace) -> int:
             return _search(args)
         return _download(args)
     except ClientError as error:
-        return _fail(str(error), error.exit_code)
+        return _fail(console.localized(error), error.exit_code)
     except FolderError as error:
-        return _fail(str(error), ExitCode.FOLDER)
+        return _fail(console.localized(error), ExitCode.FOLDER)
     except PortInUseError as error:
-        return _fail(str(error), ExitCode.PORT_IN_USE)
+        return _fail(console.localized(error), ExitCode.PORT_IN_USE)
     except (InvalidNameError, InvalidAddressError) as error:
-        return _fail(str(error), ExitCode.USAGE)
+        return _fail(console.localized(error), ExitCode.USAGE)
     except OSError as error:
-        return _fail(str(error), ExitCode.OTHER)
+        return _fail(console.localized(error), ExitCode.OTHER)
     except KeyboardInterrupt:
         return _fail(tr("interrupted"), ExitCode.INTERRUPTED)
     except Exception as error:

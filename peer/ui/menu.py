@@ -80,7 +80,7 @@ class Menu:
         try:
             self.node.link.join()
         except (ClientError, FolderError) as error:
-            self.say(str(error))
+            self.say(console.localized(error))
         return True
 
     def _search(self) -> bool:
@@ -88,7 +88,7 @@ class Menu:
         try:
             sources = self.node.tracker.search(check_file_name(name), asker=self.node.link.peer_id)
         except (ClientError, InvalidNameError) as error:
-            self.say(str(error))
+            self.say(console.localized(error))
             return True
         self.say(console.render(console.PEERS_WITH_FILE, {"peers": [s.peer for s in sources]}))
         return True
@@ -100,7 +100,7 @@ class Menu:
             check_file_name(name)
             preferred = format_address(*parse_address(peer)) if peer else None
         except (InvalidNameError, InvalidAddressError) as error:
-            self.say(str(error))
+            self.say(console.localized(error))
             return True
         if any(job.running and job.name == name for job in self.node.downloads):
             self.say(tr("{name} is already being downloaded", name=name))
@@ -126,7 +126,7 @@ class Menu:
         try:
             files = self.node.config.folder.scan()
         except FolderError as error:
-            self.say(str(error))
+            self.say(console.localized(error))
             return True
         me = self.node.link.peer_id or tr("(not joined)")
         if len(files) == 1:

@@ -10,9 +10,11 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+import grpc
 import pytest
 from napshare.common.exitcodes import ExitCode
 from napshare.peer.node import BackgroundDownload, Node
+from napshare.v1 import peer_pb2, peer_pb2_grpc
 
 from .conftest import (
     ROOT,
@@ -151,6 +153,31 @@ def test_errors_are_portuguese_one_liners_under_pt_br(swarm: Swarm) -> None:
         ExitCode.USAGE,
         "napshare-peer download: argument --stall-timeout: '-1' não é um número positivo "
         "(veja --help)\n",
+    )
+
+
+def test_input_errors_are_portuguese_while_servers_answer_in_english(swarm: Swarm) -> None:
+    bad_name = run_peer("search", "a/b", "--tracker", swarm.tracker.address, lang=PT)
+    scheme = run_peer("search", "x", "--tracker", "http://127.0.0.1:1099", lang=PT)
+    assert (bad_name.returncode, bad_name.stderr) == (
+        ExitCode.USAGE,
+        "napshare-peer: o nome de arquivo 'a/b' deve ser um nome simples, sem '/', '\\' ou NUL "
+        "(veja --help)\n",
+    )
+    assert scheme.returncode == ExitCode.USAGE
+    assert "tem um esquema: informe host:porta sem http://" in scheme.stderr
+
+    # The same rule broken in a request to a peer that runs under pt_BR: its answer is English.
+    peer = swarm.spawn(swarm.share("pt"), swarm.tracker.address, lang=PT)
+    channel = grpc.insecure_channel(peer.peer_id)
+    try:
+        download = peer_pb2_grpc.PeerServiceStub(channel).Download
+        with pytest.raises(grpc.RpcError) as refused:
+            next(iter(download(peer_pb2.DownloadRequest(name="a/b"), timeout=10)))
+    finally:
+        channel.close()
+    assert refused.value.details() == (  # type: ignore[attr-defined]
+        "file name 'a/b' must be a plain name without '/', '\\' or NUL"
     )
 
 
