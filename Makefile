@@ -24,15 +24,21 @@ PROTO_FILES := $(shell find protos -name '*.proto' | sort)
 # origin/main) compares HEAD with that instead.
 BREAKING_AGAINST ?=
 
-.PHONY: help install lock proto check-proto locale check-locale lint check-breaking test demo bench clean
+
+TS_CLIENT := clients/typescript
+TS_STAMP := $(TS_CLIENT)/node_modules/.installed
+TS_GEN := $(TS_CLIENT)/src/gen
+
+.PHONY: help install ts-client lock proto check-proto locale check-locale lint check-breaking test demo bench clean
 
 help:
 	@echo "make demo        the whole napshare flow: tracker, two peers, a >1 GiB video download"
 	@echo "make test        install, check generated code, lint, run the tests"
 	@echo "make install     create .venv with napshare (editable) and its dev tools, from $(LOCK)"
 	@echo "make lock        re-resolve the dev tools and dependencies into $(LOCK)"
-	@echo "make proto       regenerate generated/ from protos/"
-	@echo "make check-proto fail if generated/ is not what protos/ generates"
+	@echo "make ts-client   install the TypeScript client's packages from its lock (clients/typescript)"
+	@echo "make proto       regenerate generated/ and $(TS_GEN) from protos/ (buf generate)"
+	@echo "make check-proto fail if generated/ or $(TS_GEN) is not what protos/ generates"
 	@echo "make locale      add newly marked messages to the Portuguese catalog and compile it"
 	@echo "make lint        ruff, mypy --strict, buf lint, make check-breaking"
 	@echo "make check-breaking  buf breaking against HEAD and the last proto change (BREAKING_AGAINST=<ref>)"
@@ -62,24 +68,34 @@ lock:
 $(BUF):
 	npm install --silent --no-audit --no-fund --prefix $(TOOLS) @bufbuild/buf@$(BUF_VERSION)
 
-# Generate Python code for protos/ into $(1).
+# buf.gen.yaml's local plugins: grpcio-tools' protoc and mypy-protobuf from .venv,
+# protoc-gen-es from the TypeScript client's lock. Nothing is fetched at generate time.
+$(TS_STAMP): $(TS_CLIENT)/package.json $(TS_CLIENT)/package-lock.json
+	npm ci --silent --no-audit --no-fund --prefix $(TS_CLIENT)
+	touch $@
+
+ts-client: $(TS_STAMP)
+
+# Run buf generate (buf.gen.yaml) with every output under $(1): generated/ (Python) and
+# $(TS_GEN) (TypeScript).
 define gen_proto
-	rm -rf $(1) && mkdir -p $(1)/napshare/v1
-	PATH="$(abspath $(BIN)):$$PATH" $(PY) -m grpc_tools.protoc -Iprotos \
-	  --python_out=$(1) --pyi_out=$(1) --grpc_python_out=$(1) --mypy_grpc_out=$(1) \
-	  $(patsubst protos/%,%,$(PROTO_FILES))
-	touch $(1)/napshare/__init__.py $(1)/napshare/v1/__init__.py $(1)/napshare/py.typed
+	rm -rf $(1)/generated $(1)/$(TS_GEN)
+	$(BUF) generate --output $(1)
+	touch $(1)/generated/napshare/__init__.py $(1)/generated/napshare/v1/__init__.py \
+	  $(1)/generated/napshare/py.typed
 endef
 
-proto: $(STAMP)
-	$(call gen_proto,generated)
+proto: $(STAMP) $(BUF) $(TS_STAMP)
+	$(call gen_proto,.)
 
-check-proto: $(STAMP)
+check-proto: $(STAMP) $(BUF) $(TS_STAMP)
 	$(call gen_proto,$(TOOLS)/generated-check)
-	@diff -r generated $(TOOLS)/generated-check > /dev/null || { \
-	  diff -r generated $(TOOLS)/generated-check | head -40; \
-	  echo "generated/ is out of date with protos/: run 'make proto' and commit the result"; exit 1; }
-	@echo "generated/ matches protos/"
+	@for d in generated $(TS_GEN); do \
+	  diff -r $$d $(TOOLS)/generated-check/$$d > /dev/null || { \
+	    diff -r $$d $(TOOLS)/generated-check/$$d | head -40; \
+	    echo "$$d is out of date with protos/: run 'make proto' and commit the result"; exit 1; }; \
+	done
+	@echo "generated/ and $(TS_GEN) match protos/"
 
 LOCALE_PO := common/locale/pt_BR/LC_MESSAGES/napshare.po
 
@@ -124,7 +140,7 @@ check-breaking: $(BUF)
 	    "the last proto change is not checked; git fetch --unshallow checks it"; \
 	fi
 
-test: install check-proto check-locale lint
+test: install ts-client check-proto check-locale lint
 	$(BIN)/pytest
 
 demo: $(STAMP)
@@ -134,4 +150,5 @@ bench: $(STAMP)
 	$(PY) -m tests.bench.run
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache \
+	  $(TS_CLIENT)/node_modules $(TS_CLIENT)/dist

@@ -1,0 +1,161 @@
+// The napshare services as TypeScript calls: connect-node over the gRPC protocol, a deadline
+// on every call, a bounded message size, and errors reduced to what a program can act on.
+
+import { createHash } from "node:crypto";
+
+import { BinaryReader } from "@bufbuild/protobuf/wire";
+import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+
+import { PeerService } from "./gen/napshare/v1/peer_pb.js";
+import {
+  TrackerService,
+  type JoinResponse,
+  type SearchResult,
+} from "./gen/napshare/v1/tracker_pb.js";
+import type { FileInfo } from "./gen/napshare/v1/file_info_pb.js";
+
+/** Deadline for one unary tracker call. */
+export const CALL_TIMEOUT_MS = 10_000;
+/** Deadline for a whole download stream. */
+export const DOWNLOAD_TIMEOUT_MS = 120_000;
+/** Every response chunk is at most 2 MiB; 4 MiB is every gRPC client's default limit. */
+const READ_MAX_BYTES = 4 * 1024 * 1024;
+/** The tracker refuses requests over 16 MiB; do not send what it would refuse. */
+const WRITE_MAX_BYTES = 16 * 1024 * 1024;
+/** The most pages `searchAll` follows, whatever the tracker answers. */
+const MAX_PAGES = 200;
+
+/** A gRPC base URL for `host:port` or `[v6]:port`, plaintext. */
+function baseUrl(address: string): string {
+  return `http://${address}`;
+}
+
+function transportTo(address: string) {
+  return createGrpcTransport({
+    baseUrl: baseUrl(address),
+    readMaxBytes: READ_MAX_BYTES,
+    writeMaxBytes: WRITE_MAX_BYTES,
+  });
+}
+
+export type TrackerClient = Client<typeof TrackerService>;
+export type PeerClient = Client<typeof PeerService>;
+
+export function trackerClient(address: string): TrackerClient {
+  return createClient(TrackerService, transportTo(address));
+}
+
+export function peerClient(peerId: string): PeerClient {
+  return createClient(PeerService, transportTo(peerId));
+}
+
+/** Register `files` as shared by host:port (a peer that may not exist: the tracker does not check). */
+export async function join(
+  tracker: TrackerClient,
+  host: string,
+  port: number,
+  files: FileInfo[],
+): Promise<JoinResponse> {
+  return tracker.join({ host, port, files }, { timeoutMs: CALL_TIMEOUT_MS });
+}
+
+/** One search, by exact name or by keywords. */
+export type SearchBy = { name: string } | { query: string };
+
+/** Every result of a search, following next_page_token; also how many pages it took. */
+export async function searchAll(
+  tracker: TrackerClient,
+  by: SearchBy,
+  pageSize: number,
+): Promise<{ results: SearchResult[]; pages: number }> {
+  const results: SearchResult[] = [];
+  let pageToken = "";
+  for (let pages = 1; pages <= MAX_PAGES; pages++) {
+    const page = await tracker.search(
+      { ...by, pageSize, pageToken },
+      { timeoutMs: CALL_TIMEOUT_MS },
+    );
+    results.push(...page.results);
+    if (page.nextPageToken === "") {
+      return { results, pages };
+    }
+    pageToken = page.nextPageToken;
+  }
+  throw new Error(`the tracker sent more than ${MAX_PAGES} pages`);
+}
+
+/** What a Download delivered: size and sha256 as announced and as received. */
+export interface Downloaded {
+  announced: FileInfo;
+  bytes: bigint;
+  sha256: string;
+}
+
+/**
+ * Stream `file` from the peer `peerId`, asking the peer to refuse it if its digest is not
+ * `file.sha256`, checking every chunk's offset, and hashing what arrives.
+ */
+export async function download(peerId: string, file: FileInfo): Promise<Downloaded> {
+  const peer = peerClient(peerId);
+  const digest = createHash("sha256");
+  let announced: FileInfo | undefined;
+  let bytes = 0n;
+  const stream = peer.download(
+    { name: file.name, sha256: file.sha256 },
+    { timeoutMs: DOWNLOAD_TIMEOUT_MS },
+  );
+  for await (const chunk of stream) {
+    announced ??= chunk.file;
+    if (chunk.offset !== bytes) {
+      throw new Error(`chunk at offset ${chunk.offset}, expected ${bytes}`);
+    }
+    digest.update(chunk.data);
+    bytes += BigInt(chunk.data.length);
+  }
+  if (announced === undefined) {
+    throw new Error("the peer's first response did not carry the file");
+  }
+  return { announced, bytes, sha256: digest.digest("hex") };
+}
+
+/** A failed call as a program can act on it. */
+export interface CallError {
+  /** The gRPC status code name, as in the .proto docs: `INVALID_ARGUMENT`. */
+  code: string;
+  message: string;
+  /** google.rpc.ErrorInfo's `reason`, when the server sent one; "" otherwise. */
+  reason: string;
+}
+
+/** The gRPC name of a status code: Code.InvalidArgument → INVALID_ARGUMENT. */
+function codeName(code: Code): string {
+  return Code[code].replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase();
+}
+
+const ERROR_INFO = "google.rpc.ErrorInfo";
+
+/** Field 1 of google.rpc.ErrorInfo, read from its wire bytes (no googleapis schema needed). */
+function errorInfoReason(value: Uint8Array): string {
+  const reader = new BinaryReader(value);
+  while (reader.pos < reader.len) {
+    const [field, wireType] = reader.tag();
+    if (field === 1) {
+      return reader.string();
+    }
+    reader.skip(wireType);
+  }
+  return "";
+}
+
+export function callError(err: unknown): CallError {
+  const error = ConnectError.from(err);
+  let reason = "";
+  for (const detail of error.details) {
+    if ("type" in detail && detail.type === ERROR_INFO) {
+      reason = errorInfoReason(detail.value);
+      break;
+    }
+  }
+  return { code: codeName(error.code), message: error.rawMessage, reason };
+}
