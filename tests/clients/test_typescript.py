@@ -146,8 +146,10 @@ def test_join_search_pages_download_and_errors(
     }
     for error in errors.values():
         assert error["message"]
-        # When the tracker sends google.rpc.ErrorInfo, check error["reason"] here too.
-        assert isinstance(error["reason"], str)
+    # The machine-readable reason, read by the TypeScript client from google.rpc.ErrorInfo.
+    assert errors["name with /"]["reason"] == "NAME_INVALID"
+    assert errors["bad page_token"]["reason"] in ("PAGE_TOKEN_INVALID", "PAGE_TOKEN_MISMATCH")
+    assert errors["request over 16 MiB"]["reason"] == ""  # refused by the client itself
 
     [left] = by_step["leave"]
     assert left["peerId"] == "127.0.0.1:9"
