@@ -100,6 +100,13 @@ export const DownloadResponseSchema: GenMessage<DownloadResponse> = /*@__PURE__*
 /**
  * PeerService sends files from a peer's shared folder to other peers.
  *
+ * Error model (AIP-193): every error a peer returns carries
+ * `google.rpc.Status` details with one `google.rpc.ErrorInfo` whose `domain`
+ * is `napshare.v1` and whose `reason` is one of the stable strings listed
+ * with `Download`; clients branch on the reason, never on the message. A busy
+ * peer adds a `google.rpc.RetryInfo`. Errors made by gRPC itself (a request
+ * over 64 KiB) carry no details.
+ *
  * @generated from service napshare.v1.PeerService
  */
 export const PeerService: GenService<{
@@ -114,14 +121,22 @@ export const PeerService: GenService<{
    *
    * Errors:
    * * `INVALID_ARGUMENT`: the name is not a plain file name (`../x`,
-   *   `/etc/passwd`, `a/b`, NUL, empty), `limit` is negative, or `sha256` is
-   *   not 64 hex characters.
-   * * `NOT_FOUND`: this peer does not share a file of that name.
-   * * `OUT_OF_RANGE`: `offset` is negative or past the end of the file.
-   * * `FAILED_PRECONDITION`: `sha256` is set and the file's digest differs:
-   *   the file changed since it was announced.
+   *   `/etc/passwd`, `a/b`, NUL, empty: `NAME_INVALID`), `limit` is negative
+   *   (`LIMIT_INVALID`), or `sha256` is not 64 hex characters
+   *   (`SHA256_INVALID`).
+   * * `NOT_FOUND`: this peer does not share a file of that name
+   *   (`FILE_NOT_SHARED`).
+   * * `OUT_OF_RANGE`: `offset` is negative (`OFFSET_NEGATIVE`) or past the
+   *   end of the file (`OFFSET_PAST_END`).
+   * * `FAILED_PRECONDITION`: `sha256` is set and the file's digest differs,
+   *   or the file shrank while being sent: the file changed since it was
+   *   announced (`FILE_CHANGED`).
    * * `RESOURCE_EXHAUSTED`: the peer is already serving its maximum number of
-   *   downloads; try another peer, or this one later.
+   *   downloads (`UPLOAD_SLOTS_FULL`); try another peer, or this one after
+   *   the `RetryInfo.retry_delay` it sends: as long as its most recently
+   *   started upload has run, between 1 and 30 seconds.
+   * * `UNAVAILABLE`: the shared folder is gone (`FOLDER_UNAVAILABLE`) or the
+   *   file cannot be read (`FILE_UNREADABLE`); try another peer.
    *
    * @generated from rpc napshare.v1.PeerService.Download
    */

@@ -379,6 +379,15 @@ export const LeaveResponseSchema: GenMessage<LeaveResponse> = /*@__PURE__*/
  * removed names in one `Update`), at most 16 MiB in one request message, and
  * at most 1,000 results in one `Search` response.
  *
+ * Error model (AIP-193): every error the tracker returns carries
+ * `google.rpc.Status` details with one `google.rpc.ErrorInfo` whose `domain`
+ * is `napshare.v1` and whose `reason` is one of the stable strings listed
+ * with each RPC below; clients branch on the reason, never on the message.
+ * `metadata` may hold `field` (the request field at fault, such as
+ * `files[3].name`) and `limit` (the limit that was passed). Errors made by
+ * gRPC itself (a request over 16 MiB, bytes that are not the request
+ * message outside `Search`) carry no details.
+ *
  * @generated from service napshare.v1.TrackerService
  */
 export const TrackerService: GenService<{
@@ -388,9 +397,12 @@ export const TrackerService: GenService<{
    * stops working.
    *
    * Errors:
-   * * `INVALID_ARGUMENT`: a malformed host, port 0 or above 65535, a bad file
-   *   name, size or sha256, a name listed twice, or more than 50,000 files.
-   * * `RESOURCE_EXHAUSTED`: a request over 16 MiB.
+   * * `INVALID_ARGUMENT`: a malformed host, port 0 or above 65535
+   *   (`ADDRESS_INVALID`); an empty host when the caller's address is not an
+   *   IP address (`CALLER_ADDRESS_UNKNOWN`); a bad file name (`NAME_INVALID`),
+   *   size (`SIZE_INVALID`) or sha256 (`SHA256_INVALID`); a name listed twice
+   *   (`NAME_DUPLICATE`); or more than 50,000 files (`TOO_MANY_FILES`).
+   * * `RESOURCE_EXHAUSTED`: a request over 16 MiB (from gRPC, no details).
    *
    * @generated from rpc napshare.v1.TrackerService.Join
    */
@@ -415,9 +427,12 @@ export const TrackerService: GenService<{
    * not expire. `page_size` may change from page to page.
    *
    * Errors:
-   * * `INVALID_ARGUMENT`: both or neither of `name` and `query` are set, the
-   *   name is not a valid file name, the query has no word in it, or
-   *   `page_token` is malformed, too long, or belongs to another search.
+   * * `INVALID_ARGUMENT`: both or neither of `name` and `query` are set
+   *   (`NAME_OR_QUERY_REQUIRED`), the name is not a valid file name
+   *   (`NAME_INVALID`), the query has no word in it (`QUERY_EMPTY`),
+   *   `page_token` is malformed or too long (`PAGE_TOKEN_INVALID`) or belongs
+   *   to another search (`PAGE_TOKEN_MISMATCH`), or the request bytes are not
+   *   a `SearchRequest` (`REQUEST_MALFORMED`).
    *
    * @generated from rpc napshare.v1.TrackerService.Search
    */
@@ -434,13 +449,18 @@ export const TrackerService: GenService<{
    * empty.
    *
    * Errors:
-   * * `INVALID_ARGUMENT`: a bad peer id, a bad file, a name listed twice in
-   *   `files`, a bad name in `removed_names`, a name in both lists, or more
-   *   than 50,000 entries in either list.
-   * * `UNAUTHENTICATED`: the token does not match the peer id.
-   * * `NOT_FOUND`: the peer is unknown or its lease expired; call `Join`.
+   * * `INVALID_ARGUMENT`: a bad peer id (`PEER_ID_INVALID`); a bad file
+   *   (`NAME_INVALID`, `SIZE_INVALID`, `SHA256_INVALID`); a name listed twice
+   *   in `files` (`NAME_DUPLICATE`); a bad name in `removed_names`
+   *   (`NAME_INVALID`); a name in both lists (`NAME_ADDED_AND_REMOVED`); or
+   *   more than 50,000 entries in either list (`TOO_MANY_FILES`).
+   * * `UNAUTHENTICATED`: the token does not match the peer id
+   *   (`TOKEN_MISMATCH`); call `Join`.
+   * * `NOT_FOUND`: the peer is unknown or its lease expired
+   *   (`PEER_NOT_REGISTERED`); call `Join`.
    * * `RESOURCE_EXHAUSTED`: the registration would hold more than 50,000
-   *   files, or the request is over 16 MiB.
+   *   files (`FILE_LIMIT_REACHED`), or the request is over 16 MiB (from
+   *   gRPC, no details).
    *
    * @generated from rpc napshare.v1.TrackerService.Update
    */
@@ -453,9 +473,11 @@ export const TrackerService: GenService<{
    * Heartbeat renews the caller's lease.
    *
    * Errors:
-   * * `INVALID_ARGUMENT`: a malformed peer id.
-   * * `UNAUTHENTICATED`: the token does not match the peer id.
-   * * `NOT_FOUND`: the peer is unknown or its lease expired; call `Join`.
+   * * `INVALID_ARGUMENT`: a malformed peer id (`PEER_ID_INVALID`).
+   * * `UNAUTHENTICATED`: the token does not match the peer id
+   *   (`TOKEN_MISMATCH`); call `Join`.
+   * * `NOT_FOUND`: the peer is unknown or its lease expired
+   *   (`PEER_NOT_REGISTERED`); call `Join`.
    *
    * @generated from rpc napshare.v1.TrackerService.Heartbeat
    */
@@ -468,9 +490,11 @@ export const TrackerService: GenService<{
    * Leave removes the caller and all its files from the index.
    *
    * Errors:
-   * * `INVALID_ARGUMENT`: a malformed peer id.
-   * * `UNAUTHENTICATED`: the token does not match the peer id.
-   * * `NOT_FOUND`: the peer is unknown or its lease already expired.
+   * * `INVALID_ARGUMENT`: a malformed peer id (`PEER_ID_INVALID`).
+   * * `UNAUTHENTICATED`: the token does not match the peer id
+   *   (`TOKEN_MISMATCH`).
+   * * `NOT_FOUND`: the peer is unknown or its lease already expired
+   *   (`PEER_NOT_REGISTERED`).
    *
    * @generated from rpc napshare.v1.TrackerService.Leave
    */
