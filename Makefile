@@ -17,11 +17,12 @@ LOCK := requirements-dev.lock
 TYPECHECK := $(TOOLS)/typecheck
 PROTO_FILES := $(shell find protos -name '*.proto' | sort)
 # check-breaking (part of lint) runs buf breaking with the FILE rules buf.yaml names, twice:
-# the working tree against HEAD, for uncommitted edits; and HEAD against the protos just
-# before the last commit that changed protos/ or buf.yaml on the first-parent line (on main,
-# the merge that brought the change in; on a branch, its own last proto commit), so CI on a
-# fresh clone checks the latest proto change. BREAKING_AGAINST=<git ref> (a release tag,
-# origin/main) compares HEAD with that instead.
+# the working tree against HEAD, for uncommitted edits; and HEAD against a baseline: on a
+# branch other than main, where it left main (git merge-base HEAD main), so every proto
+# change of the branch is checked; on main, the protos just before the last commit that
+# changed protos/ or buf.yaml on the first-parent line (the merge that brought the change
+# in). A shallow clone fails: the baseline is not in it. BREAKING_AGAINST=<git ref> (a
+# release tag, origin/main) compares HEAD with that instead.
 BREAKING_AGAINST ?=
 
 
@@ -126,7 +127,14 @@ lint: $(STAMP) $(BUF)
 check-breaking: $(BUF)
 	$(BUF) breaking --against '.git#ref=HEAD'
 	@against='$(BREAKING_AGAINST)'; \
-	if [ -z "$$against" ]; then \
+	if [ -z "$$against" ] && [ "$$(git rev-parse --is-shallow-repository)" = true ]; then \
+	  echo "buf breaking: this clone is shallow, so the protos before the last change are" \
+	    "not here: git fetch --unshallow, or set BREAKING_AGAINST=<ref>"; exit 1; \
+	fi; \
+	if [ -z "$$against" ] && main=$$(git rev-parse --verify --quiet main) \
+	    && [ "$$main" != "$$(git rev-parse HEAD)" ]; then \
+	  against=$$(git merge-base HEAD main); \
+	elif [ -z "$$against" ]; then \
 	  changed=$$(git log -1 --first-parent --format=%H -- protos buf.yaml); \
 	  against=$$changed^1; \
 	fi; \
@@ -136,8 +144,7 @@ check-breaking: $(BUF)
 	elif [ -n '$(BREAKING_AGAINST)' ]; then \
 	  echo "BREAKING_AGAINST=$$against is not a commit in this clone"; exit 1; \
 	else \
-	  echo "buf breaking: $$against is not in this clone (shallow, or the first commit):" \
-	    "the last proto change is not checked; git fetch --unshallow checks it"; \
+	  echo "buf breaking: the protos were never changed after the first commit"; \
 	fi
 
 test: install ts-client check-proto check-locale lint

@@ -6,6 +6,7 @@ from napshare.common import reasons
 from napshare.common.console import N_, LocalizedError
 
 MAX_NAME_BYTES = 255
+SHOWN = 80  # characters of a bad name or digest that an error message repeats
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -24,11 +25,12 @@ def check_file_name(name: str) -> str:
     if not name:
         raise InvalidNameError(N_("file name is empty"))
     if name in (".", ".."):
-        raise InvalidNameError(N_("file name {name!r} is not allowed"), name=name)
+        raise InvalidNameError(N_("file name {name!r} is not allowed"), name=name[:SHOWN])
     for bad in ("/", "\\", "\x00"):
         if bad in name:
             raise InvalidNameError(
-                N_("file name {name!r} must be a plain name without '/', '\\' or NUL"), name=name
+                N_("file name {name!r} must be a plain name without '/', '\\' or NUL"),
+                name=name[:SHOWN],
             )
     if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
         raise InvalidNameError(
@@ -43,6 +45,6 @@ def check_sha256(digest: str) -> str:
         raise InvalidNameError(
             N_("sha256 {digest!r} must be 64 lowercase hex characters"),
             reasons.SHA256_INVALID,
-            digest=digest[:80],
+            digest=digest[:SHOWN],
         )
     return digest

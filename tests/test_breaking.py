@@ -30,7 +30,7 @@ def git(clone: Path, *args: str) -> str:
 def clone(tmp_path: Path) -> Path:
     """A clone of this repository's HEAD with the working tree's Makefile and buf."""
     if not (BUF_MODULES / ".bin" / "buf").exists():
-        pytest.skip(f"{BUF_MODULES}/.bin/buf is missing: run make lint (it installs buf)")
+        pytest.fail(f"{BUF_MODULES}/.bin/buf is missing: run make lint (it installs buf)")
     target = tmp_path / "repo"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(target)], check=True, timeout=120)
     for name in ("Makefile", "buf.yaml"):
@@ -103,7 +103,21 @@ def test_breaking_against_names_an_older_ref(clone: Path) -> None:
     assert DELETED in done.stdout + done.stderr
 
 
-def test_a_shallow_clone_says_what_it_skips(clone: Path, tmp_path: Path) -> None:
+def test_a_branch_is_checked_against_where_it_left_main(clone: Path) -> None:
+    git(clone, "checkout", "-qb", "feature")
+    renumber(clone)
+    git(clone, "commit", "-qam", "renumber FileInfo.name")
+    path = clone / PROTO
+    path.write_text(path.read_text() + "// A later proto change that breaks nothing.\n")
+    git(clone, "commit", "-qam", "a comment")
+
+    done = check_breaking(clone)
+
+    assert done.returncode != 0
+    assert DELETED in done.stdout + done.stderr
+
+
+def test_a_shallow_clone_fails_and_says_why(clone: Path, tmp_path: Path) -> None:
     renumber(clone)
     git(clone, "commit", "-qam", "renumber FileInfo.name")
     shallow = tmp_path / "shallow"
@@ -116,7 +130,9 @@ def test_a_shallow_clone_says_what_it_skips(clone: Path, tmp_path: Path) -> None
     (shallow / ".tools" / "node_modules").symlink_to(BUF_MODULES)
 
     done = check_breaking(shallow)
+    pinned = check_breaking(shallow, "BREAKING_AGAINST=HEAD")
 
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "is not in this clone" in done.stdout
+    assert done.returncode != 0
+    assert "this clone is shallow" in done.stdout
     assert "git fetch --unshallow" in done.stdout
+    assert pinned.returncode == 0, pinned.stdout + pinned.stderr

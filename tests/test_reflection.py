@@ -48,7 +48,7 @@ def run(tool: Path, *args: str) -> str:
 def buf_curl() -> Callable[..., str]:
     """buf curl over plaintext HTTP/2 with one reflection protocol; returns stdout."""
     if not BUF.exists():
-        pytest.skip(f"{BUF} is missing: run make lint (it installs buf with npm)")
+        pytest.fail(f"{BUF} is missing: run make lint (it installs buf with npm)")
 
     def curl(protocol: str, *args: str) -> str:
         return run(

@@ -50,7 +50,10 @@ def generate(
     request: plugin_pb2.CodeGeneratorRequest, generators: list[str]
 ) -> plugin_pb2.CodeGeneratorResponse:
     """Run grpcio-tools' protoc with `--<generator>_out` for each generator; what it wrote."""
-    response = plugin_pb2.CodeGeneratorResponse()
+    # grpcio-tools' generators handle proto3 `optional`; say so, or buf refuses such files.
+    response = plugin_pb2.CodeGeneratorResponse(
+        supported_features=plugin_pb2.CodeGeneratorResponse.FEATURE_PROTO3_OPTIONAL
+    )
     with tempfile.TemporaryDirectory() as scratch:
         descriptors = Path(scratch, "descriptors.binpb")
         files = [as_parsed(file) for file in request.proto_file]

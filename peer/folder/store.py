@@ -109,6 +109,8 @@ class SharedFolder:
         try:
             fd = os.open(self.root / name, _OPEN_FLAGS)
         except OSError as error:
+            if error.errno == errno.ENOENT and not self.root.is_dir():
+                raise FolderError(N_("shared folder {folder} is gone"), folder=self.root) from error
             if error.errno in (errno.ENOENT, errno.ELOOP, errno.EACCES, errno.ENXIO):
                 raise NotSharedError(f"file {name!r} is not shared") from error
             raise

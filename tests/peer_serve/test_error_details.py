@@ -1,6 +1,7 @@
 """Every Download error carries an ErrorInfo of its documented reason; a busy peer, RetryInfo."""
 
 import hashlib
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -99,3 +100,16 @@ def test_each_refusal_carries_its_reason(
     info, retry = rpc_details(error)
     assert info.reason == reason
     assert retry is None
+
+
+def test_a_shared_folder_gone_is_folder_unavailable(
+    root: Path, start_peer: Callable[..., Peer], rpc_details: Callable[..., tuple]
+) -> None:
+    peer = start_peer(root)
+    shutil.rmtree(root)
+
+    error = failure(peer, "small.txt")
+
+    assert error.code() == grpc.StatusCode.UNAVAILABLE
+    assert rpc_details(error)[0].reason == "FOLDER_UNAVAILABLE"
+    assert "is gone" in error.details()

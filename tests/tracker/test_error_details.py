@@ -144,3 +144,25 @@ def test_search_bytes_that_do_not_decode_are_request_malformed(small, error_info
 
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert error_info(error).reason == "REQUEST_MALFORMED"
+
+
+def test_a_huge_bad_name_still_gets_its_reason(small, info, error_info):
+    tracker, joined = small
+    huge = "/" + "a" * 20_000  # the message must not carry it: it would overflow the metadata
+    for call, request in (
+        (tracker.stub.Search, tracker_pb2.SearchRequest(name=huge)),
+        (
+            tracker.stub.Update,
+            tracker_pb2.UpdateRequest(
+                peer_id=joined.peer_id, token=joined.token, removed_names=[huge]
+            ),
+        ),
+        (
+            tracker.stub.Join,
+            tracker_pb2.JoinRequest(host="127.0.0.1", port=8778, files=[info(huge)]),
+        ),
+    ):
+        error = fails(call, request)
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert error_info(error).reason == "NAME_INVALID"
+        assert len(error.details()) < 400

@@ -135,17 +135,32 @@ function codeName(code: Code): string {
 
 const ERROR_INFO = "google.rpc.ErrorInfo";
 
-/** Field 1 of google.rpc.ErrorInfo, read from its wire bytes (no googleapis schema needed). */
+const DOMAIN = "napshare.v1";
+
+/**
+ * The reason of a google.rpc.ErrorInfo of napshare's domain, read from its wire bytes (field 1
+ * reason, field 2 domain; no googleapis schema needed); "" for another domain or bytes that
+ * do not parse: a detail is a stranger's input too.
+ */
 function errorInfoReason(value: Uint8Array): string {
-  const reader = new BinaryReader(value);
-  while (reader.pos < reader.len) {
-    const [field, wireType] = reader.tag();
-    if (field === 1) {
-      return reader.string();
+  let reason = "";
+  let domain = "";
+  try {
+    const reader = new BinaryReader(value);
+    while (reader.pos < reader.len) {
+      const [field, wireType] = reader.tag();
+      if (field === 1) {
+        reason = reader.string();
+      } else if (field === 2) {
+        domain = reader.string();
+      } else {
+        reader.skip(wireType);
+      }
     }
-    reader.skip(wireType);
+  } catch {
+    return "";
   }
-  return "";
+  return domain === DOMAIN ? reason : "";
 }
 
 export function callError(err: unknown): CallError {

@@ -32,8 +32,10 @@ class PeerServiceStub:
     `google.rpc.Status` details with one `google.rpc.ErrorInfo` whose `domain`
     is `napshare.v1` and whose `reason` is one of the stable strings listed
     with `Download`; clients branch on the reason, never on the message. A busy
-    peer adds a `google.rpc.RetryInfo`. Errors made by gRPC itself (a request
-    over 64 KiB) carry no details.
+    peer adds a `google.rpc.RetryInfo`. Errors made by gRPC itself carry no
+    details: a request over 64 KiB, and `RESOURCE_EXHAUSTED` "Concurrent RPC
+    limit exceeded" when the peer has as many calls running as it accepts
+    (its upload slots plus 16); treat that as a busy peer.
     """
 
     def __init__(self, channel):
@@ -56,8 +58,10 @@ class PeerServiceServicer:
     `google.rpc.Status` details with one `google.rpc.ErrorInfo` whose `domain`
     is `napshare.v1` and whose `reason` is one of the stable strings listed
     with `Download`; clients branch on the reason, never on the message. A busy
-    peer adds a `google.rpc.RetryInfo`. Errors made by gRPC itself (a request
-    over 64 KiB) carry no details.
+    peer adds a `google.rpc.RetryInfo`. Errors made by gRPC itself carry no
+    details: a request over 64 KiB, and `RESOURCE_EXHAUSTED` "Concurrent RPC
+    limit exceeded" when the peer has as many calls running as it accepts
+    (its upload slots plus 16); treat that as a busy peer.
     """
 
     def Download(self, request, context):
@@ -115,8 +119,10 @@ class PeerService:
     `google.rpc.Status` details with one `google.rpc.ErrorInfo` whose `domain`
     is `napshare.v1` and whose `reason` is one of the stable strings listed
     with `Download`; clients branch on the reason, never on the message. A busy
-    peer adds a `google.rpc.RetryInfo`. Errors made by gRPC itself (a request
-    over 64 KiB) carry no details.
+    peer adds a `google.rpc.RetryInfo`. Errors made by gRPC itself carry no
+    details: a request over 64 KiB, and `RESOURCE_EXHAUSTED` "Concurrent RPC
+    limit exceeded" when the peer has as many calls running as it accepts
+    (its upload slots plus 16); treat that as a busy peer.
     """
 
     @staticmethod

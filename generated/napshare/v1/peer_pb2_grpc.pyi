@@ -36,8 +36,10 @@ class PeerServiceStub:
     `google.rpc.Status` details with one `google.rpc.ErrorInfo` whose `domain`
     is `napshare.v1` and whose `reason` is one of the stable strings listed
     with `Download`; clients branch on the reason, never on the message. A busy
-    peer adds a `google.rpc.RetryInfo`. Errors made by gRPC itself (a request
-    over 64 KiB) carry no details.
+    peer adds a `google.rpc.RetryInfo`. Errors made by gRPC itself carry no
+    details: a request over 64 KiB, and `RESOURCE_EXHAUSTED` "Concurrent RPC
+    limit exceeded" when the peer has as many calls running as it accepts
+    (its upload slots plus 16); treat that as a busy peer.
     """
 
     @_typing.overload
@@ -81,8 +83,10 @@ class PeerServiceAsyncStub(PeerServiceStub):
     `google.rpc.Status` details with one `google.rpc.ErrorInfo` whose `domain`
     is `napshare.v1` and whose `reason` is one of the stable strings listed
     with `Download`; clients branch on the reason, never on the message. A busy
-    peer adds a `google.rpc.RetryInfo`. Errors made by gRPC itself (a request
-    over 64 KiB) carry no details.
+    peer adds a `google.rpc.RetryInfo`. Errors made by gRPC itself carry no
+    details: a request over 64 KiB, and `RESOURCE_EXHAUSTED` "Concurrent RPC
+    limit exceeded" when the peer has as many calls running as it accepts
+    (its upload slots plus 16); treat that as a busy peer.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -122,8 +126,10 @@ class PeerServiceServicer(metaclass=_abc_1.ABCMeta):
     `google.rpc.Status` details with one `google.rpc.ErrorInfo` whose `domain`
     is `napshare.v1` and whose `reason` is one of the stable strings listed
     with `Download`; clients branch on the reason, never on the message. A busy
-    peer adds a `google.rpc.RetryInfo`. Errors made by gRPC itself (a request
-    over 64 KiB) carry no details.
+    peer adds a `google.rpc.RetryInfo`. Errors made by gRPC itself carry no
+    details: a request over 64 KiB, and `RESOURCE_EXHAUSTED` "Concurrent RPC
+    limit exceeded" when the peer has as many calls running as it accepts
+    (its upload slots plus 16); treat that as a busy peer.
     """
 
     @_abc_1.abstractmethod

@@ -104,8 +104,10 @@ export const DownloadResponseSchema: GenMessage<DownloadResponse> = /*@__PURE__*
  * `google.rpc.Status` details with one `google.rpc.ErrorInfo` whose `domain`
  * is `napshare.v1` and whose `reason` is one of the stable strings listed
  * with `Download`; clients branch on the reason, never on the message. A busy
- * peer adds a `google.rpc.RetryInfo`. Errors made by gRPC itself (a request
- * over 64 KiB) carry no details.
+ * peer adds a `google.rpc.RetryInfo`. Errors made by gRPC itself carry no
+ * details: a request over 64 KiB, and `RESOURCE_EXHAUSTED` "Concurrent RPC
+ * limit exceeded" when the peer has as many calls running as it accepts
+ * (its upload slots plus 16); treat that as a busy peer.
  *
  * @generated from service napshare.v1.PeerService
  */
