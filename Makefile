@@ -101,13 +101,15 @@ check-proto: $(STAMP) $(BUF) $(TS_STAMP)
 LOCALE_PO := common/locale/pt_BR/LC_MESSAGES/napshare.po
 
 # Messages marked tr(...) or N_(...) in the code go into the .po (new ones untranslated, for
-# check-locale to point at), then the .po is compiled.
+# check-locale to point at), then the .po is compiled. The header's date stays put, so that
+# two changes to the catalog do not conflict on it.
 locale: $(STAMP)
 	@mkdir -p $(TOOLS)
 	$(BIN)/pybabel extract --no-default-keywords -k tr -k N_ --no-location \
 	  --sort-output -o $(TOOLS)/napshare.pot common tracker peer
 	$(BIN)/pybabel update --no-fuzzy-matching --ignore-obsolete -l pt_BR \
 	  -i $(TOOLS)/napshare.pot -o $(LOCALE_PO)
+	sed -i -e 's/^"POT-Creation-Date: .*/"POT-Creation-Date: 2026-11-25 00:00+0000\\n"/' $(LOCALE_PO)
 	$(BIN)/pybabel compile -l pt_BR -i $(LOCALE_PO) -o $(LOCALE_PO:.po=.mo)
 
 check-locale: $(STAMP)

@@ -2,6 +2,7 @@
 
 import ipaddress
 import re
+from urllib.parse import unquote
 
 from napshare.common.console import N_, LocalizedError
 
@@ -69,3 +70,11 @@ def _looks_like_ipv6(*candidates: str) -> bool:
             continue
         return True
     return False
+
+
+def caller_ip(peer: str) -> str | None:
+    """The IP of gRPC's `context.peer()` (`ipv4:1.2.3.4:5678`, `ipv6:%5B::1%5D:5678`), else None."""
+    kind, _, address = unquote(peer).partition(":")
+    if kind not in ("ipv4", "ipv6"):
+        return None
+    return address.rpartition(":")[0].removeprefix("[").removesuffix("]") or None

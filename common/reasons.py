@@ -45,5 +45,10 @@ OFFSET_NEGATIVE = "OFFSET_NEGATIVE"  # OUT_OF_RANGE
 OFFSET_PAST_END = "OFFSET_PAST_END"  # OUT_OF_RANGE: the file is shorter than the offset
 FILE_CHANGED = "FILE_CHANGED"  # FAILED_PRECONDITION: another sha256, or it shrank while sent
 UPLOAD_SLOTS_FULL = "UPLOAD_SLOTS_FULL"  # RESOURCE_EXHAUSTED, with RetryInfo
+# RESOURCE_EXHAUSTED, with RetryInfo: the caller's IP holds as many slots as one address may.
+TOO_MANY_UPLOADS_FOR_ADDRESS = "TOO_MANY_UPLOADS_FOR_ADDRESS"
+# RESOURCE_EXHAUSTED, with RetryInfo: read below the minimum rate, so the slot was reclaimed
+# (mid-stream), and the caller's IP gets no new slot for a while.
+UPLOAD_TOO_SLOW = "UPLOAD_TOO_SLOW"
 FOLDER_UNAVAILABLE = "FOLDER_UNAVAILABLE"  # UNAVAILABLE: the shared folder is gone
 FILE_UNREADABLE = "FILE_UNREADABLE"  # UNAVAILABLE: reading the file failed

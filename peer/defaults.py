@@ -8,6 +8,13 @@ STALL_TIMEOUT = 30.0  # seconds without data before another peer is asked
 GIVE_UP_AFTER = 120.0  # seconds in which no peer sent a byte before a download fails
 MAX_UPLOADS = 4
 UPLOAD_STALL_TIMEOUT = 60.0  # seconds a downloader may take no chunk before its slot is freed
+UPLOADS_PER_ADDRESS = 2  # upload slots one client IP may hold at once
+# A slot read at less than MIN_UPLOAD_RATE KiB/s over the last UPLOAD_RATE_WINDOW seconds,
+# counted from UPLOAD_GRACE seconds after it was taken, is reclaimed. A slow WAN (1 MB/s) is
+# 16 times this rate; the grace covers the connection's start and its buffers filling.
+MIN_UPLOAD_RATE = 64.0
+UPLOAD_RATE_WINDOW = 30.0
+UPLOAD_GRACE = 10.0
 SEARCH_LIMIT = 1_000  # results `napshare-peer search` prints unless --limit says otherwise
 # A search stops at MAX_RESULTS results whatever the tracker says, so that a hostile tracker
 # cannot make a client grow forever (--limit 0 means this many).

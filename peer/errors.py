@@ -115,6 +115,8 @@ MAX_RETRY_AFTER = 300.0
 
 _FAULT_BY_REASON = {
     reasons.UPLOAD_SLOTS_FULL: PeerFault.REFUSED,
+    reasons.TOO_MANY_UPLOADS_FOR_ADDRESS: PeerFault.REFUSED,
+    reasons.UPLOAD_TOO_SLOW: PeerFault.REFUSED,  # our link to it is slow: others first
     reasons.FOLDER_UNAVAILABLE: PeerFault.GONE,
     reasons.FILE_UNREADABLE: PeerFault.GONE,
     reasons.FILE_CHANGED: PeerFault.CHANGED,

@@ -13,17 +13,34 @@ from napshare.common.console import tr
 from napshare.common.metrics import Metrics
 from napshare.common.names import InvalidNameError
 from napshare.common.serving import stop_gracefully
-from napshare.peer.defaults import MAX_UPLOADS, RESCAN_INTERVAL, UPLOAD_STALL_TIMEOUT
+from napshare.peer.defaults import (
+    MAX_UPLOADS,
+    MIN_UPLOAD_RATE,
+    RESCAN_INTERVAL,
+    UPLOAD_GRACE,
+    UPLOAD_RATE_WINDOW,
+    UPLOAD_STALL_TIMEOUT,
+    UPLOADS_PER_ADDRESS,
+)
 from napshare.peer.downloading.engine import Downloader, DownloadOptions, DownloadResult
 from napshare.peer.downloading.reporting import StatusReporter
 from napshare.peer.errors import ClientError, TrackerUnreachableError
 from napshare.peer.folder.store import SharedFolder
 from napshare.peer.serving.server import create_server
+from napshare.peer.serving.slots import Fairness
 from napshare.peer.serving.uploads import DEFAULT_CHUNK_SIZE
 from napshare.peer.tracker_client import TrackerClient
 from napshare.peer.tracker_link import TrackerLink
 
 logger = logging.getLogger(__name__)
+
+
+DEFAULT_FAIRNESS = Fairness(
+    per_address=UPLOADS_PER_ADDRESS,
+    min_rate=MIN_UPLOAD_RATE * 1024,
+    window=UPLOAD_RATE_WINDOW,
+    grace=UPLOAD_GRACE,
+)
 
 
 @dataclass(frozen=True)
@@ -37,6 +54,8 @@ class NodeConfig:
     port: int = 0
     bind: str = ""  # the address listened on; "" means `host` if loopback, else all
     max_uploads: int = MAX_UPLOADS
+    upload_stall_timeout: float = UPLOAD_STALL_TIMEOUT
+    fairness: Fairness = DEFAULT_FAIRNESS
     chunk_size: int = DEFAULT_CHUNK_SIZE
     rescan_interval: float = RESCAN_INTERVAL
     download: DownloadOptions = field(default_factory=DownloadOptions)
@@ -79,7 +98,8 @@ class Node:
             port=config.port,
             max_uploads=config.max_uploads,
             chunk_size=config.chunk_size,
-            stall_timeout=UPLOAD_STALL_TIMEOUT,
+            stall_timeout=config.upload_stall_timeout,
+            fairness=config.fairness,
             health=self.health,
             metrics=metrics,
         )

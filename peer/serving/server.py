@@ -9,7 +9,7 @@ from napshare.common.metrics import Metrics
 from napshare.common.serving import PortInUseError, add_health_and_reflection, bind
 from napshare.peer.folder.store import SharedFolder
 from napshare.peer.serving.servicer import PeerServicer
-from napshare.peer.serving.slots import UploadSlots
+from napshare.peer.serving.slots import Fairness, UploadSlots
 from napshare.peer.serving.uploads import DEFAULT_CHUNK_SIZE, Uploads
 from napshare.v1 import peer_pb2
 
@@ -30,16 +30,18 @@ def create_server(
     max_uploads: int = 4,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     stall_timeout: float | None = None,
+    fairness: Fairness | None = None,
     health: HealthServicer | None = None,
     metrics: Metrics | None = None,
 ) -> tuple[grpc.Server, int]:
     """Start a peer server sharing `folder` and return it with its port.
 
     With `metrics` (made with peer_metrics()), RPCs, uploads and slots are counted there.
+    With `fairness`, slots are limited per client address and slow readers lose theirs.
     Raises ValueError for a bad chunk size, max_uploads or stall_timeout, and
     common.serving.PortInUseError when host:port cannot be bound.
     """
-    uploads = Uploads(folder, UploadSlots(max_uploads, stall_timeout), chunk_size)
+    uploads = Uploads(folder, UploadSlots(max_uploads, stall_timeout, fairness), chunk_size)
     if metrics is not None:
         _count_uploads(metrics, uploads)
     workers = max_uploads + SPARE_THREADS

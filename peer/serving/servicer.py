@@ -4,6 +4,7 @@ import logging
 from collections.abc import Iterator
 
 import grpc
+from napshare.common.address import caller_ip
 from napshare.peer.serving import status
 from napshare.peer.serving.uploads import DownloadSpec, Uploads
 from napshare.v1 import peer_pb2
@@ -23,7 +24,9 @@ class PeerServicer:
         """Stream the requested range as serialized DownloadResponse messages."""
         spec = DownloadSpec(request.name, request.offset, request.limit, request.sha256)
         try:
-            transfer = self._uploads.start(spec, on_stall=context.cancel)
+            # Counted per IP, not per port: one client may open many connections.
+            address = caller_ip(context.peer()) or context.peer()
+            transfer = self._uploads.start(spec, address, on_stall=context.cancel)
         except Exception as error:
             logger.info("not serving %r to %s: %s", spec.name[:256], context.peer(), error)
             status.abort(context, error)

@@ -1,9 +1,11 @@
-"""Upload slots: at most `max_uploads` downloads served at once, and stalled ones cut off."""
+"""Upload slots: at most `max_uploads` downloads at once, shared fairly, stalled ones cut off."""
 
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from napshare.common import reasons
 
@@ -16,32 +18,86 @@ MIN_RETRY_DELAY = 1.0
 MAX_RETRY_DELAY = 30.0
 
 
-class UploadsBusyError(Exception):
-    """Every upload slot is taken: the original's "download refused".
+class SlotRefusedError(Exception):
+    """No slot for this Download now; `retry_delay` is how many seconds to wait before asking."""
 
-    `retry_delay` is how many seconds the caller should wait before asking again.
-    """
-
-    reason = reasons.UPLOAD_SLOTS_FULL
+    reason: str
 
     def __init__(self, message: str, retry_delay: float) -> None:
         super().__init__(message)
         self.retry_delay = retry_delay
 
 
+class UploadsBusyError(SlotRefusedError):
+    """Every upload slot is taken: the original's "download refused"."""
+
+    reason = reasons.UPLOAD_SLOTS_FULL
+
+
+class TooManyUploadsError(SlotRefusedError):
+    """The caller's address already holds as many slots as one address may."""
+
+    reason = reasons.TOO_MANY_UPLOADS_FOR_ADDRESS
+
+
+class UploadTooSlowError(SlotRefusedError):
+    """The caller's address read an upload too slowly: its slot went to others for a while."""
+
+    reason = reasons.UPLOAD_TOO_SLOW
+
+
+@dataclass(frozen=True)
+class Fairness:
+    """How the slots are shared among clients (the defaults are in peer.defaults).
+
+    One address holds at most `per_address` slots. From `grace` seconds after a slot is taken,
+    a slot whose client took less than `min_rate` bytes per second over the last `window`
+    seconds is reclaimed: its stream ends with UploadTooSlowError, and its address gets no
+    new slot for one `window`, so that the freed slot goes to someone else. A reclaimed
+    stream counts for its address until it ends.
+    """
+
+    per_address: int
+    min_rate: float
+    window: float
+    grace: float
+
+    def __post_init__(self) -> None:
+        if self.per_address < 1:
+            raise ValueError(f"uploads per address must be at least 1, not {self.per_address}")
+        if self.min_rate < 0:
+            raise ValueError(f"minimum upload rate must not be negative, not {self.min_rate}")
+        if self.window <= 0:
+            raise ValueError(f"upload rate window must be positive, not {self.window}")
+        if self.grace < 0:
+            raise ValueError(f"upload grace must not be negative, not {self.grace}")
+
+
 class UploadSlot:
     """One upload slot, held from the request until the stream ends."""
 
-    def __init__(self, slots: "UploadSlots", on_stall: Callable[[], None]) -> None:
+    def __init__(self, slots: "UploadSlots", address: str, on_stall: Callable[[], None]) -> None:
         self._slots = slots
+        self.address = address
         self.on_stall = on_stall
-        self.last_progress: float | None = None
         self.started = time.monotonic()
+        self.last_progress = self.started
+        self.bytes_sent = 0
+        # (time, bytes_sent) as the watcher saw them, the oldest at most one window back.
+        self.samples: deque[tuple[float, int]] = deque()
+        self.reclaimed: UploadTooSlowError | None = None
+        self.reclaimed_at = 0.0
         self.released = False
 
-    def progress(self) -> None:
-        """The client took another chunk; from now on a long pause counts as a stall."""
+    def sent(self, count: int) -> None:
+        """gRPC took `count` more bytes: the client is reading."""
+        self.bytes_sent += count
         self.last_progress = time.monotonic()
+
+    def check(self) -> None:
+        """Raise UploadTooSlowError if the slot was reclaimed, to end its stream."""
+        if self.reclaimed is not None:
+            raise self.reclaimed
 
     def release(self) -> None:
         """Give the slot back; calling it again does nothing."""
@@ -53,17 +109,27 @@ class UploadSlots:
 
     With `stall_timeout`, a watcher thread (running only while uploads are) calls the
     `on_stall` of an upload whose client took no chunk for that many seconds, and frees its
-    slot, so that clients that stop reading cannot hold every slot forever.
+    slot, so that clients that stop reading cannot hold every slot forever. With `fairness`,
+    it also reclaims slots read too slowly, and acquire counts slots per address.
     """
 
-    def __init__(self, max_uploads: int, stall_timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        max_uploads: int,
+        stall_timeout: float | None = None,
+        fairness: Fairness | None = None,
+    ) -> None:
         if max_uploads < 1:
             raise ValueError(f"max uploads must be at least 1, not {max_uploads}")
         if stall_timeout is not None and stall_timeout <= 0:
             raise ValueError(f"stall timeout must be positive, not {stall_timeout}")
         self.max_uploads = max_uploads
         self.stall_timeout = stall_timeout
-        self._held: set[UploadSlot] = set()
+        self.fairness = fairness
+        # Streams not ended yet, reclaimed ones included: they still count for their address.
+        self._open: set[UploadSlot] = set()
+        self._held = 0  # those of _open not reclaimed
+        self._cooling: dict[str, float] = {}  # address -> when it may have a slot again
         self._condition = threading.Condition()
         self._watching = False
 
@@ -71,26 +137,49 @@ class UploadSlots:
     def in_use(self) -> int:
         """How many slots are held now."""
         with self._condition:
-            return len(self._held)
+            return self._held
 
-    def acquire(self, on_stall: Callable[[], None] = lambda: None) -> UploadSlot:
-        """Take a slot at once or raise UploadsBusyError; never waits."""
+    def acquire(self, address: str = "", on_stall: Callable[[], None] = lambda: None) -> UploadSlot:
+        """Take a slot for a client at `address` (its IP) at once, or raise SlotRefusedError."""
         with self._condition:
-            if len(self._held) >= self.max_uploads:
+            now = time.monotonic()
+            if self.fairness is not None:
+                self._refuse_address_locked(address, self.fairness, now)
+            if self._held >= self.max_uploads:
                 raise UploadsBusyError(
                     f"this peer is already serving {self.max_uploads} downloads; "
                     "try another peer or again later",
-                    self._retry_delay_locked(),
+                    self._retry_delay_locked(self._open, now),
                 )
-            slot = UploadSlot(self, on_stall)
-            self._held.add(slot)
-            if self.stall_timeout is not None and not self._watching:
+            slot = UploadSlot(self, address, on_stall)
+            self._open.add(slot)
+            self._held += 1
+            watched = self.stall_timeout is not None or self.fairness is not None
+            if watched and not self._watching:
                 self._watching = True
-                threading.Thread(target=self._watch, name="upload-stall-watch", daemon=True).start()
+                threading.Thread(target=self._watch, name="upload-slot-watch", daemon=True).start()
             return slot
 
-    def _retry_delay_locked(self) -> float:
-        youngest = time.monotonic() - max(slot.started for slot in self._held)
+    def _refuse_address_locked(self, address: str, fairness: Fairness, now: float) -> None:
+        self._cooling = {key: until for key, until in self._cooling.items() if until > now}
+        until = self._cooling.get(address)
+        if until is not None:
+            raise UploadTooSlowError(
+                f"a download from {address} read too slowly (under {_rate(fairness.min_rate)}); "
+                "try another peer or again later",
+                max(MIN_RETRY_DELAY, until - now),
+            )
+        own = [slot for slot in self._open if slot.address == address]
+        if len(own) >= fairness.per_address:
+            raise TooManyUploadsError(
+                f"{address} already has {len(own)} downloads from this peer, the most one "
+                "address may have; try again when one ends",
+                self._retry_delay_locked(own, now),
+            )
+
+    @staticmethod
+    def _retry_delay_locked(slots: "set[UploadSlot] | list[UploadSlot]", now: float) -> float:
+        youngest = now - max(slot.started for slot in slots)
         return min(MAX_RETRY_DELAY, max(MIN_RETRY_DELAY, youngest))
 
     def _release(self, slot: UploadSlot) -> None:
@@ -98,26 +187,77 @@ class UploadSlots:
             if slot.released:
                 return
             slot.released = True
-            self._held.discard(slot)
+            self._open.discard(slot)
+            if slot.reclaimed is None:
+                self._held -= 1
             self._condition.notify_all()
 
+    def _reclaim_locked(self, slot: UploadSlot, fairness: Fairness, now: float) -> None:
+        slot.reclaimed = UploadTooSlowError(
+            f"this download was read at under {_rate(fairness.min_rate)} for "
+            f"{fairness.window:g} s; its slot went to another downloader. "
+            "Try another peer or again later",
+            fairness.window,
+        )
+        slot.reclaimed_at = now
+        self._held -= 1
+        self._cooling[slot.address] = now + fairness.window
+        self._condition.notify_all()
+
     def _watch(self) -> None:
-        assert self.stall_timeout is not None
-        timeout = self.stall_timeout
-        interval = min(timeout / 4, 1.0)
+        periods = [p for p in (self.stall_timeout, self.fairness and self.fairness.window) if p]
+        interval = min(min(periods) / 4, 1.0)
         while True:
             with self._condition:
-                if not self._held:
+                if not self._open:
                     self._watching = False
                     return
                 self._condition.wait(interval)
-                now = time.monotonic()
-                stalled = [
-                    slot
-                    for slot in self._held
-                    if slot.last_progress is not None and now - slot.last_progress > timeout
-                ]
-            for slot in stalled:
-                logger.warning("cutting off a download whose client took no data for %ss", timeout)
+                cut = self._check_locked(time.monotonic())
+            for slot, why in cut:
+                logger.warning("cutting off a download to %s: %s", slot.address or "?", why)
                 slot.release()
                 slot.on_stall()
+
+    def _check_locked(self, now: float) -> list[tuple[UploadSlot, str]]:
+        """Reclaim slow slots; return the streams to cut off now, with why."""
+        cut: list[tuple[UploadSlot, str]] = []
+        fairness = self.fairness
+        for slot in list(self._open):
+            if slot.reclaimed is not None:
+                # Its stream ends with UploadTooSlowError, after the data already queued,
+                # once gRPC takes one more chunk; one whose client reads nothing more within
+                # the stall timeout (or a window, without one) is cancelled.
+                assert fairness is not None
+                if now - slot.reclaimed_at > (self.stall_timeout or fairness.window):
+                    cut.append((slot, "reclaimed for reading too slowly, and still not read"))
+                continue
+            if self.stall_timeout is not None and now - slot.last_progress > self.stall_timeout:
+                cut.append((slot, f"its client took no data for {self.stall_timeout:g} s"))
+                continue
+            started = fairness is not None and now - slot.started >= fairness.grace
+            if fairness is not None and started and self._too_slow(slot, fairness, now):
+                logger.warning(
+                    "reclaiming the upload slot of %s: under %s for %g s",
+                    slot.address or "?",
+                    _rate(fairness.min_rate),
+                    fairness.window,
+                )
+                self._reclaim_locked(slot, fairness, now)
+        return cut
+
+    @staticmethod
+    def _too_slow(slot: UploadSlot, fairness: Fairness, now: float) -> bool:
+        samples = slot.samples
+        if not samples or now - samples[-1][0] >= fairness.window / 8:
+            samples.append((now, slot.bytes_sent))
+        while len(samples) > 1 and samples[1][0] <= now - fairness.window:
+            samples.popleft()
+        since, sent_then = samples[0]
+        if now - since < fairness.window:
+            return False
+        return slot.bytes_sent - sent_then < fairness.min_rate * (now - since)
+
+
+def _rate(bytes_per_second: float) -> str:
+    return f"{bytes_per_second / 1024:g} KiB/s"

@@ -6,7 +6,7 @@ import grpc
 from napshare.common import error_details, reasons
 from napshare.common.names import InvalidNameError
 from napshare.peer.folder.store import FolderError, NotSharedError
-from napshare.peer.serving.slots import UploadsBusyError
+from napshare.peer.serving.slots import SlotRefusedError
 from napshare.peer.serving.uploads import BadRequestError, FileChangedError, OutOfRangeError
 
 # Checked in order; the first matching class wins. The reason is the error's own `reason`
@@ -17,7 +17,7 @@ STATUS_BY_ERROR: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
     (NotSharedError, grpc.StatusCode.NOT_FOUND),
     (OutOfRangeError, grpc.StatusCode.OUT_OF_RANGE),
     (FileChangedError, grpc.StatusCode.FAILED_PRECONDITION),
-    (UploadsBusyError, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (SlotRefusedError, grpc.StatusCode.RESOURCE_EXHAUSTED),  # busy, per address, too slow
     (FolderError, grpc.StatusCode.UNAVAILABLE),
     (OSError, grpc.StatusCode.UNAVAILABLE),
 )
@@ -33,7 +33,7 @@ def status_for(error: Exception) -> grpc.Status | None:
             return error_details.status(code, message, reasons.FILE_UNREADABLE)
         if not isinstance(error, reasons.HasReason):
             return None
-        retry_delay = error.retry_delay if isinstance(error, UploadsBusyError) else None
+        retry_delay = error.retry_delay if isinstance(error, SlotRefusedError) else None
         return error_details.status(code, str(error), error.reason, retry_delay=retry_delay)
     return None
 

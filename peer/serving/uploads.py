@@ -123,13 +123,15 @@ class Transfer:
             got = buffer.read(self.fd, position, wanted)
             if got < wanted:
                 raise FileChangedError(f"file {self.info.name!r} shrank while being sent")
-            self._slot.progress()
             yield buffer.message(position, got, file)
+            # gRPC took the message: a slow reader shows as a long wait in that yield.
+            self._slot.sent(got)
             self._tally.served(got)
             file = b""
             position += got
             if position >= self.end:
                 return
+            self._slot.check()
 
     def release_slot(self) -> None:
         """Free the upload slot (the stream ended or the client went away); idempotent."""
@@ -153,10 +155,13 @@ class Uploads:
         self.chunk_size = check_chunk_size(chunk_size)
         self.tally = UploadTally()
 
-    def start(self, spec: DownloadSpec, on_stall: Callable[[], None]) -> Transfer:
-        """Check `spec`, take a slot, open the file; raise a domain error if it cannot be served."""
+    def start(self, spec: DownloadSpec, address: str, on_stall: Callable[[], None]) -> Transfer:
+        """Check `spec`, take a slot for the client at `address` (its IP), open the file.
+
+        Raises a domain error if it cannot be served.
+        """
         spec = DownloadSpec(spec.name, spec.offset, spec.limit, spec.sha256.lower()).check()
-        slot = self.slots.acquire(on_stall)
+        slot = self.slots.acquire(address, on_stall)
         try:
             fd, info = self.folder.open(spec.name)
         except BaseException:

@@ -10,6 +10,7 @@ from napshare.common.cliargs import (
     add_metrics_flags,
     host_name,
     int_in_range,
+    non_negative_number,
     positive_number,
 )
 from napshare.common.console import localized, tr
@@ -20,9 +21,14 @@ from napshare.peer.defaults import (
     GIVE_UP_AFTER,
     MAX_RESULTS,
     MAX_UPLOADS,
+    MIN_UPLOAD_RATE,
     RESCAN_INTERVAL,
     SEARCH_LIMIT,
     STALL_TIMEOUT,
+    UPLOAD_GRACE,
+    UPLOAD_RATE_WINDOW,
+    UPLOAD_STALL_TIMEOUT,
+    UPLOADS_PER_ADDRESS,
 )
 from napshare.peer.folder.layout import HASHES_FILE, PART_SUFFIX, PARTIAL_DIR, STATE_DIR
 from napshare.peer.serving.uploads import DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE
@@ -137,6 +143,45 @@ def build_parser() -> argparse.ArgumentParser:
         default=MAX_UPLOADS,
         metavar="N",
         help=tr("uploads at once; more are refused (default: %(default)d)"),
+    )
+    serve.add_argument(
+        "--max-uploads-per-address",
+        type=int_in_range(1, 1000),
+        default=UPLOADS_PER_ADDRESS,
+        metavar="N",
+        help=tr("uploads at once to one IP address, whatever its ports (default: %(default)d)"),
+    )
+    serve.add_argument(
+        "--min-upload-rate",
+        type=non_negative_number,
+        default=MIN_UPLOAD_RATE,
+        metavar="KIB_S",
+        help=tr(
+            "free the slot of an upload read at less than KIB_S KiB/s over the rate window, "
+            "and give its address no new slot for one window; 0 turns this off "
+            "(default: %(default)g)"
+        ),
+    )
+    serve.add_argument(
+        "--upload-rate-window",
+        type=positive_number,
+        default=UPLOAD_RATE_WINDOW,
+        metavar="S",
+        help=tr("the seconds over which an upload's rate is averaged (default: %(default)g)"),
+    )
+    serve.add_argument(
+        "--upload-grace",
+        type=non_negative_number,
+        default=UPLOAD_GRACE,
+        metavar="S",
+        help=tr("seconds after an upload starts before its rate counts (default: %(default)g)"),
+    )
+    serve.add_argument(
+        "--upload-stall-timeout",
+        type=positive_number,
+        default=UPLOAD_STALL_TIMEOUT,
+        metavar="S",
+        help=tr("cancel an upload whose client took no data for S seconds (default: %(default)g)"),
     )
     serve.add_argument(
         "--chunk-size",

@@ -21,6 +21,7 @@ from napshare.peer.errors import CancelledError, ClientError
 from napshare.peer.folder.store import FolderError, SharedFolder
 from napshare.peer.node import Node, NodeConfig, downloaded_line, listen_address
 from napshare.peer.serving.server import peer_metrics
+from napshare.peer.serving.slots import Fairness
 from napshare.peer.tracker_client import TrackerClient
 from napshare.peer.ui.progress import reporter_for
 
@@ -139,6 +140,13 @@ def _serve(args: argparse.Namespace) -> int:
         bind=args.bind,
         port=args.port,
         max_uploads=args.max_uploads,
+        upload_stall_timeout=args.upload_stall_timeout,
+        fairness=Fairness(
+            per_address=args.max_uploads_per_address,
+            min_rate=args.min_upload_rate * 1024,
+            window=args.upload_rate_window,
+            grace=args.upload_grace,
+        ),
         chunk_size=args.chunk_size,
         rescan_interval=args.rescan_interval,
         download=DownloadOptions(

@@ -205,6 +205,9 @@ def test_port_in_use_is_one_line(swarm: Swarm) -> None:
         ["download", "x", "--dir", ".", "--stall-timeout", "-1"],
         ["serve", "--dir", ".", "--host", "not a host"],
         ["serve", "--dir", ".", "--port", "65536"],
+        ["serve", "--dir", ".", "--min-upload-rate", "-1"],
+        ["serve", "--dir", ".", "--max-uploads-per-address", "0"],
+        ["serve", "--dir", ".", "--upload-rate-window", "0"],
     ],
 )
 def test_bad_arguments_are_one_line(args: list[str], tmp_path: Path) -> None:
@@ -243,6 +246,22 @@ def test_help_is_portuguese_under_pt_br(command: list[str], option: str) -> None
     assert "  3    não encontrado: nenhum peer compartilha o arquivo\n" in listed
     assert "  7    a pasta não existe ou não pode ser usada\n" in listed
     assert "a pasta .napshare/:" in listed
+
+
+def test_serve_help_gives_the_upload_slot_defaults() -> None:
+    done = run_peer("serve", "--help")
+
+    assert done.returncode == 0
+    text = " ".join(done.stdout.split())
+    for flag, default in [
+        ("--max-uploads-per-address N", "(default: 2)"),
+        ("--min-upload-rate KIB_S", "(default: 64)"),
+        ("--upload-rate-window S", "(default: 30)"),
+        ("--upload-grace S", "(default: 10)"),
+        ("--upload-stall-timeout S", "(default: 60)"),
+    ]:
+        assert flag in text
+        assert default in text.split(flag, 2)[2].split(" --", 1)[0]
 
 
 def test_help_says_what_the_napshare_folder_holds() -> None:

@@ -83,6 +83,15 @@ def test_a_busy_peer_s_retry_info_is_kept_and_bounded(failing) -> None:
     assert (never.fault, never.retry_after) == (PeerFault.REFUSED, MAX_RETRY_AFTER)
 
 
+@pytest.mark.parametrize("reason", ["TOO_MANY_UPLOADS_FOR_ADDRESS", "UPLOAD_TOO_SLOW"])
+def test_a_peer_sharing_its_slots_fairly_is_asked_again_later(failing, reason: str) -> None:
+    failure = peer_failure(
+        "p", failing(with_details(grpc.StatusCode.RESOURCE_EXHAUSTED, reason, 4))
+    )
+
+    assert (failure.fault, failure.retry_after) == (PeerFault.REFUSED, 4.0)
+
+
 def test_the_reason_decides_over_the_code(failing) -> None:
     # OUT_OF_RANGE alone means a broken peer; OFFSET_PAST_END says its file is another one.
     past_end = failing(with_details(grpc.StatusCode.OUT_OF_RANGE, "OFFSET_PAST_END"))

@@ -88,7 +88,15 @@ class PeerServiceServicer:
         * `RESOURCE_EXHAUSTED`: the peer is already serving its maximum number of
         downloads (`UPLOAD_SLOTS_FULL`); try another peer, or this one after
         the `RetryInfo.retry_delay` it sends: as long as its most recently
-        started upload has run, between 1 and 30 seconds.
+        started upload has run, between 1 and 30 seconds. Also
+        `RESOURCE_EXHAUSTED`, with `RetryInfo`: the caller's IP address already
+        holds as many downloads as one address may (`TOO_MANY_UPLOADS_FOR_ADDRESS`,
+        2 by default), or it read a download too slowly (`UPLOAD_TOO_SLOW`).
+        `UPLOAD_TOO_SLOW` can also end a running stream: one read at less than
+        the peer's minimum rate over its window (64 KiB/s over 30 s by default,
+        counted from 10 s after the start) loses its slot to other downloaders,
+        and its address gets no new slot for one window; keep the bytes
+        received and ask another peer, or this one after the retry delay.
         * `UNAVAILABLE`: the shared folder is gone (`FOLDER_UNAVAILABLE`) or the
         file cannot be read (`FILE_UNREADABLE`); try another peer.
         """
