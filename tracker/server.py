@@ -69,15 +69,17 @@ def create_server(
 
 
 def _handlers(service: TrackerServicer) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
-    """What the generated add_TrackerServiceServicer_to_server registers, but Search on bytes.
+    """What the generated add_TrackerServiceServicer_to_server registers, but on bytes.
 
-    Search answers are kept serialized, so a repeated search costs no protobuf work.
+    The servicer parses every request itself, so bytes that are no message get
+    INVALID_ARGUMENT rather than gRPC's INTERNAL. Search answers are kept serialized, so a
+    repeated search costs no protobuf work.
     """
 
     def typed(method: Any, request: Any, response: Any) -> grpc.RpcMethodHandler[Any, Any]:
         return grpc.unary_unary_rpc_method_handler(
-            method,
-            request_deserializer=request.FromString,
+            service.on_bytes(method, request),
+            request_deserializer=None,
             response_serializer=response.SerializeToString,
         )
 
