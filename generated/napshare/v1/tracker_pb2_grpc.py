@@ -35,8 +35,10 @@ class TrackerServiceStub:
     own registration, proved by the `peer_id` and `token` that `Join` returned.
 
     Limits: at most 50,000 files in one `Join` or `Update` call (and 50,000
-    removed names in one `Update`), at most 16 MiB in one request message, and
-    at most 1,000 results in one `Search` response.
+    removed names in one `Update`), at most 16 MiB in one request message,
+    at most 1,000 results in one `Search` response, and at most 4,096 calls
+    in flight at once (queued or running; more get `RESOURCE_EXHAUSTED` from
+    gRPC, with no details).
 
     Error model (AIP-193): every error the tracker returns carries
     `google.rpc.Status` details with one `google.rpc.ErrorInfo` whose `domain`
@@ -46,7 +48,8 @@ class TrackerServiceStub:
     `files[3].name`) and `limit` (the limit that was passed). Every RPC
     answers request bytes that are not its request message with
     `INVALID_ARGUMENT` (`REQUEST_MALFORMED`). Errors made by gRPC itself (a
-    request over 16 MiB) carry no details.
+    request over 16 MiB, more calls in flight than the limit) carry no
+    details.
     """
 
     def __init__(self, channel):
@@ -92,8 +95,10 @@ class TrackerServiceServicer:
     own registration, proved by the `peer_id` and `token` that `Join` returned.
 
     Limits: at most 50,000 files in one `Join` or `Update` call (and 50,000
-    removed names in one `Update`), at most 16 MiB in one request message, and
-    at most 1,000 results in one `Search` response.
+    removed names in one `Update`), at most 16 MiB in one request message,
+    at most 1,000 results in one `Search` response, and at most 4,096 calls
+    in flight at once (queued or running; more get `RESOURCE_EXHAUSTED` from
+    gRPC, with no details).
 
     Error model (AIP-193): every error the tracker returns carries
     `google.rpc.Status` details with one `google.rpc.ErrorInfo` whose `domain`
@@ -103,7 +108,8 @@ class TrackerServiceServicer:
     `files[3].name`) and `limit` (the limit that was passed). Every RPC
     answers request bytes that are not its request message with
     `INVALID_ARGUMENT` (`REQUEST_MALFORMED`). Errors made by gRPC itself (a
-    request over 16 MiB) carry no details.
+    request over 16 MiB, more calls in flight than the limit) carry no
+    details.
     """
 
     def Join(self, request, context):
@@ -253,8 +259,10 @@ class TrackerService:
     own registration, proved by the `peer_id` and `token` that `Join` returned.
 
     Limits: at most 50,000 files in one `Join` or `Update` call (and 50,000
-    removed names in one `Update`), at most 16 MiB in one request message, and
-    at most 1,000 results in one `Search` response.
+    removed names in one `Update`), at most 16 MiB in one request message,
+    at most 1,000 results in one `Search` response, and at most 4,096 calls
+    in flight at once (queued or running; more get `RESOURCE_EXHAUSTED` from
+    gRPC, with no details).
 
     Error model (AIP-193): every error the tracker returns carries
     `google.rpc.Status` details with one `google.rpc.ErrorInfo` whose `domain`
@@ -264,7 +272,8 @@ class TrackerService:
     `files[3].name`) and `limit` (the limit that was passed). Every RPC
     answers request bytes that are not its request message with
     `INVALID_ARGUMENT` (`REQUEST_MALFORMED`). Errors made by gRPC itself (a
-    request over 16 MiB) carry no details.
+    request over 16 MiB, more calls in flight than the limit) carry no
+    details.
     """
 
     @staticmethod

@@ -41,8 +41,10 @@ class TrackerServiceStub:
     own registration, proved by the `peer_id` and `token` that `Join` returned.
 
     Limits: at most 50,000 files in one `Join` or `Update` call (and 50,000
-    removed names in one `Update`), at most 16 MiB in one request message, and
-    at most 1,000 results in one `Search` response.
+    removed names in one `Update`), at most 16 MiB in one request message,
+    at most 1,000 results in one `Search` response, and at most 4,096 calls
+    in flight at once (queued or running; more get `RESOURCE_EXHAUSTED` from
+    gRPC, with no details).
 
     Error model (AIP-193): every error the tracker returns carries
     `google.rpc.Status` details with one `google.rpc.ErrorInfo` whose `domain`
@@ -52,7 +54,8 @@ class TrackerServiceStub:
     `files[3].name`) and `limit` (the limit that was passed). Every RPC
     answers request bytes that are not its request message with
     `INVALID_ARGUMENT` (`REQUEST_MALFORMED`). Errors made by gRPC itself (a
-    request over 16 MiB) carry no details.
+    request over 16 MiB, more calls in flight than the limit) carry no
+    details.
     """
 
     @_typing.overload
@@ -152,8 +155,10 @@ class TrackerServiceAsyncStub(TrackerServiceStub):
     own registration, proved by the `peer_id` and `token` that `Join` returned.
 
     Limits: at most 50,000 files in one `Join` or `Update` call (and 50,000
-    removed names in one `Update`), at most 16 MiB in one request message, and
-    at most 1,000 results in one `Search` response.
+    removed names in one `Update`), at most 16 MiB in one request message,
+    at most 1,000 results in one `Search` response, and at most 4,096 calls
+    in flight at once (queued or running; more get `RESOURCE_EXHAUSTED` from
+    gRPC, with no details).
 
     Error model (AIP-193): every error the tracker returns carries
     `google.rpc.Status` details with one `google.rpc.ErrorInfo` whose `domain`
@@ -163,7 +168,8 @@ class TrackerServiceAsyncStub(TrackerServiceStub):
     `files[3].name`) and `limit` (the limit that was passed). Every RPC
     answers request bytes that are not its request message with
     `INVALID_ARGUMENT` (`REQUEST_MALFORMED`). Errors made by gRPC itself (a
-    request over 16 MiB) carry no details.
+    request over 16 MiB, more calls in flight than the limit) carry no
+    details.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -259,8 +265,10 @@ class TrackerServiceServicer(metaclass=_abc_1.ABCMeta):
     own registration, proved by the `peer_id` and `token` that `Join` returned.
 
     Limits: at most 50,000 files in one `Join` or `Update` call (and 50,000
-    removed names in one `Update`), at most 16 MiB in one request message, and
-    at most 1,000 results in one `Search` response.
+    removed names in one `Update`), at most 16 MiB in one request message,
+    at most 1,000 results in one `Search` response, and at most 4,096 calls
+    in flight at once (queued or running; more get `RESOURCE_EXHAUSTED` from
+    gRPC, with no details).
 
     Error model (AIP-193): every error the tracker returns carries
     `google.rpc.Status` details with one `google.rpc.ErrorInfo` whose `domain`
@@ -270,7 +278,8 @@ class TrackerServiceServicer(metaclass=_abc_1.ABCMeta):
     `files[3].name`) and `limit` (the limit that was passed). Every RPC
     answers request bytes that are not its request message with
     `INVALID_ARGUMENT` (`REQUEST_MALFORMED`). Errors made by gRPC itself (a
-    request over 16 MiB) carry no details.
+    request over 16 MiB, more calls in flight than the limit) carry no
+    details.
     """
 
     @_abc_1.abstractmethod

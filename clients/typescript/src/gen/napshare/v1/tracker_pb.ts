@@ -376,8 +376,10 @@ export const LeaveResponseSchema: GenMessage<LeaveResponse> = /*@__PURE__*/
  * own registration, proved by the `peer_id` and `token` that `Join` returned.
  *
  * Limits: at most 50,000 files in one `Join` or `Update` call (and 50,000
- * removed names in one `Update`), at most 16 MiB in one request message, and
- * at most 1,000 results in one `Search` response.
+ * removed names in one `Update`), at most 16 MiB in one request message,
+ * at most 1,000 results in one `Search` response, and at most 4,096 calls
+ * in flight at once (queued or running; more get `RESOURCE_EXHAUSTED` from
+ * gRPC, with no details).
  *
  * Error model (AIP-193): every error the tracker returns carries
  * `google.rpc.Status` details with one `google.rpc.ErrorInfo` whose `domain`
@@ -387,7 +389,8 @@ export const LeaveResponseSchema: GenMessage<LeaveResponse> = /*@__PURE__*/
  * `files[3].name`) and `limit` (the limit that was passed). Every RPC
  * answers request bytes that are not its request message with
  * `INVALID_ARGUMENT` (`REQUEST_MALFORMED`). Errors made by gRPC itself (a
- * request over 16 MiB) carry no details.
+ * request over 16 MiB, more calls in flight than the limit) carry no
+ * details.
  *
  * @generated from service napshare.v1.TrackerService
  */
