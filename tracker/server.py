@@ -24,6 +24,16 @@ logger = logging.getLogger(__name__)
 SERVICE_NAME = tracker_pb2.DESCRIPTOR.services_by_name["TrackerService"].full_name
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 TICK_SECONDS = 0.1  # how often expired leases are dropped and console lines flushed
+# Calls accepted at once, queued or running; past it gRPC answers RESOURCE_EXHAUSTED.
+MAX_CONCURRENT_RPCS = 4096
+# gRPC core holds the calls that Python has not picked up yet (Python takes them one at a
+# time, under the GIL) and, once more than grpc.server.max_pending_requests (default 1000)
+# wait, drops some at random with a bare CANCELLED ("Too many pending requests for this
+# server"): a burst of 2,000 searches lost 1-2% that way. Up to MAX_CONCURRENT_RPCS may wait.
+BACKLOG_OPTIONS = [
+    ("grpc.server.max_pending_requests", MAX_CONCURRENT_RPCS),
+    ("grpc.server.max_pending_requests_hard_limit", MAX_CONCURRENT_RPCS),
+]
 
 
 def create_server(
@@ -48,9 +58,11 @@ def create_server(
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="tracker-rpc"),
         interceptors=[] if metrics is None else [metrics.interceptor()],
+        maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS,
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.so_reuseport", 0),  # a second tracker on a taken port must fail, not share it
+            *BACKLOG_OPTIONS,
         ],
     )
     handlers = _handlers(TrackerServicer(index))
@@ -69,15 +81,17 @@ def create_server(
 
 
 def _handlers(service: TrackerServicer) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
-    """What the generated add_TrackerServiceServicer_to_server registers, but Search on bytes.
+    """What the generated add_TrackerServiceServicer_to_server registers, but on bytes.
 
-    Search answers are kept serialized, so a repeated search costs no protobuf work.
+    The servicer parses every request itself, so bytes that are no message get
+    INVALID_ARGUMENT rather than gRPC's INTERNAL. Search answers are kept serialized, so a
+    repeated search costs no protobuf work.
     """
 
     def typed(method: Any, request: Any, response: Any) -> grpc.RpcMethodHandler[Any, Any]:
         return grpc.unary_unary_rpc_method_handler(
-            method,
-            request_deserializer=request.FromString,
+            service.on_bytes(method, request),
+            request_deserializer=None,
             response_serializer=response.SerializeToString,
         )
 

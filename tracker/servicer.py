@@ -2,13 +2,16 @@
 
 import logging
 import math
+from collections.abc import Callable
+from typing import TypeVar
 from urllib.parse import unquote
 
 import grpc
-from google.protobuf.message import DecodeError
+from google.protobuf.message import Message
 from napshare.common import reasons
 from napshare.common.address import InvalidAddressError, format_address, parse_address
 from napshare.common.console import PEER_JOINED, PEER_SEARCHED
+from napshare.common.messages import MalformedRequestError, parse_request
 from napshare.tracker.answers import Answer, Answers
 from napshare.tracker.console import say
 from napshare.tracker.errors import InvalidRequestError, TrackerError
@@ -17,6 +20,9 @@ from napshare.tracker.status import abort
 from napshare.v1 import file_info_pb2, tracker_pb2, tracker_pb2_grpc
 
 logger = logging.getLogger(__name__)
+
+RequestT = TypeVar("RequestT", bound=Message)
+ResponseT = TypeVar("ResponseT", bound=Message)
 
 
 class TrackerServicer(tracker_pb2_grpc.TrackerServiceServicer):
@@ -28,6 +34,22 @@ class TrackerServicer(tracker_pb2_grpc.TrackerServiceServicer):
         self._interval_seconds = max(1, math.ceil(index.heartbeat_interval))
         # Popular searches repeat: their answers are kept, serialized, until the index changes.
         self._answers = Answers()
+
+    def on_bytes(
+        self,
+        method: Callable[[RequestT, grpc.ServicerContext], ResponseT],
+        request_type: type[RequestT],
+    ) -> Callable[[bytes, grpc.ServicerContext], ResponseT]:
+        """`method` on a serialized request, as the server registers it: bad bytes are ours."""
+
+        def handle(data: bytes, context: grpc.ServicerContext) -> ResponseT:
+            try:
+                request = _parse(request_type, data)
+            except TrackerError as error:
+                abort(context, error)
+            return method(request, context)
+
+        return handle
 
     def Join(  # noqa: N802 - the RPC's name
         self, request: tracker_pb2.JoinRequest, context: grpc.ServicerContext
@@ -68,12 +90,7 @@ class TrackerServicer(tracker_pb2_grpc.TrackerServiceServicer):
         return answer.response
 
     def _answer(self, data: bytes) -> Answer:
-        try:
-            request = tracker_pb2.SearchRequest.FromString(data)
-        except DecodeError:
-            raise InvalidRequestError(
-                "the request is not a SearchRequest message", reasons.REQUEST_MALFORMED
-            ) from None
+        request = _parse(tracker_pb2.SearchRequest, data)
         generation = self._index.generation
         outcome = self._index.search(
             name=request.name,
@@ -121,6 +138,14 @@ class TrackerServicer(tracker_pb2_grpc.TrackerServiceServicer):
             abort(context, error)
         logger.info("peer %s left", request.peer_id)
         return tracker_pb2.LeaveResponse()
+
+
+def _parse(request_type: type[RequestT], data: bytes) -> RequestT:
+    """`data` as a `request_type`; InvalidRequestError (REQUEST_MALFORMED) if it is not one."""
+    try:
+        return parse_request(request_type, data)
+    except MalformedRequestError as error:
+        raise InvalidRequestError(str(error), error.reason) from None
 
 
 def _search_response(outcome: SearchOutcome) -> tracker_pb2.SearchResponse:

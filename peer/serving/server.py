@@ -56,7 +56,7 @@ def create_server(
     )
     handler = grpc.unary_stream_rpc_method_handler(
         PeerServicer(uploads).Download,
-        request_deserializer=peer_pb2.DownloadRequest.FromString,
+        request_deserializer=None,  # Download parses it: bad bytes get INVALID_ARGUMENT
         response_serializer=None,  # Download yields bytes already in wire format
     )
     server.add_generic_rpc_handlers(

@@ -5,6 +5,7 @@ from collections.abc import Iterator
 
 import grpc
 from napshare.common.address import caller_ip
+from napshare.common.messages import MalformedRequestError, parse_request
 from napshare.peer.serving import status
 from napshare.peer.serving.uploads import DownloadSpec, Uploads
 from napshare.v1 import peer_pb2
@@ -19,9 +20,14 @@ class PeerServicer:
         self._uploads = uploads
 
     def Download(  # noqa: N802 - the RPC's name
-        self, request: peer_pb2.DownloadRequest, context: grpc.ServicerContext
+        self, data: bytes, context: grpc.ServicerContext
     ) -> Iterator[bytes]:
-        """Stream the requested range as serialized DownloadResponse messages."""
+        """Stream the range a serialized DownloadRequest asks for as serialized responses."""
+        try:
+            request = parse_request(peer_pb2.DownloadRequest, data)
+        except MalformedRequestError as error:
+            logger.info("not serving %s: %s", context.peer(), error)
+            status.abort(context, error)
         spec = DownloadSpec(request.name, request.offset, request.limit, request.sha256)
         try:
             # Counted per IP, not per port: one client may open many connections.

@@ -4,6 +4,7 @@ from typing import NoReturn
 
 import grpc
 from napshare.common import error_details, reasons
+from napshare.common.messages import MalformedRequestError
 from napshare.common.names import InvalidNameError
 from napshare.peer.folder.store import FolderError, NotSharedError
 from napshare.peer.serving.slots import SlotRefusedError
@@ -12,6 +13,7 @@ from napshare.peer.serving.uploads import BadRequestError, FileChangedError, Out
 # Checked in order; the first matching class wins. The reason is the error's own `reason`
 # (OSError's is FILE_UNREADABLE).
 STATUS_BY_ERROR: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
+    (MalformedRequestError, grpc.StatusCode.INVALID_ARGUMENT),
     (InvalidNameError, grpc.StatusCode.INVALID_ARGUMENT),
     (BadRequestError, grpc.StatusCode.INVALID_ARGUMENT),
     (NotSharedError, grpc.StatusCode.NOT_FOUND),

@@ -113,3 +113,22 @@ def test_a_shared_folder_gone_is_folder_unavailable(
     assert error.code() == grpc.StatusCode.UNAVAILABLE
     assert rpc_details(error)[0].reason == "FOLDER_UNAVAILABLE"
     assert "is gone" in error.details()
+
+
+@pytest.mark.parametrize("garbage", [b"\xff\xff\xff", b"\x0a\x02\xc3\x28"], ids=["tag", "utf8"])
+def test_bytes_that_are_no_download_request_are_request_malformed(
+    root: Path,
+    start_peer: Callable[..., Peer],
+    rpc_details: Callable[..., tuple],
+    garbage: bytes,
+) -> None:
+    peer = start_peer(root)
+    call = peer.channel.unary_stream("/napshare.v1.PeerService/Download", None, None)
+
+    with pytest.raises(grpc.RpcError) as caught:
+        list(call(garbage, timeout=30))
+
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, caught.value.details()
+    assert "not a DownloadRequest message" in caught.value.details()
+    assert rpc_details(caught.value)[0].reason == "REQUEST_MALFORMED"
+    assert peer.download("small.txt")[-1].data == b"small"

@@ -242,7 +242,7 @@ def test_a_request_over_16_mib(populated):
 
 
 @pytest.mark.parametrize("method", ["Join", "Search", "Update", "Heartbeat", "Leave"])
-def test_bytes_that_are_no_protobuf_message(populated, method):
+def test_bytes_that_are_no_protobuf_message(populated, method, rpc_details):
     tracker, _ = populated
     before = tracker.index.snapshot()
     channel = grpc.insecure_channel(tracker.address)
@@ -251,9 +251,9 @@ def test_bytes_that_are_no_protobuf_message(populated, method):
     for garbage in (b"\xff\xff\xff", b"\x0a\x02\xc3\x28"):  # a bad tag; invalid UTF-8
         with pytest.raises(grpc.RpcError) as raised:
             call(garbage, timeout=30)
-        # Search parses its own requests; for the others this is gRPC's own answer.
-        expected = INVALID if method == "Search" else grpc.StatusCode.INTERNAL
-        assert raised.value.code() == expected
+        assert raised.value.code() == INVALID, raised.value.details()
+        assert f"not a {method}Request message" in raised.value.details()
+        assert rpc_details(raised.value)[0].reason == "REQUEST_MALFORMED"
     channel.close()
 
     assert_still_serving(tracker, before)

@@ -58,8 +58,9 @@ class PeerServiceStub:
     Errors:
     * `INVALID_ARGUMENT`: the name is not a plain file name (`../x`,
       `/etc/passwd`, `a/b`, NUL, empty: `NAME_INVALID`), `limit` is negative
-      (`LIMIT_INVALID`), or `sha256` is not 64 hex characters
-      (`SHA256_INVALID`).
+      (`LIMIT_INVALID`), `sha256` is not 64 hex characters
+      (`SHA256_INVALID`), or the request bytes are not a `DownloadRequest`
+      (`REQUEST_MALFORMED`).
     * `NOT_FOUND`: this peer does not share a file of that name
       (`FILE_NOT_SHARED`).
     * `OUT_OF_RANGE`: `offset` is negative (`OFFSET_NEGATIVE`) or past the
@@ -110,8 +111,9 @@ class PeerServiceAsyncStub(PeerServiceStub):
     Errors:
     * `INVALID_ARGUMENT`: the name is not a plain file name (`../x`,
       `/etc/passwd`, `a/b`, NUL, empty: `NAME_INVALID`), `limit` is negative
-      (`LIMIT_INVALID`), or `sha256` is not 64 hex characters
-      (`SHA256_INVALID`).
+      (`LIMIT_INVALID`), `sha256` is not 64 hex characters
+      (`SHA256_INVALID`), or the request bytes are not a `DownloadRequest`
+      (`REQUEST_MALFORMED`).
     * `NOT_FOUND`: this peer does not share a file of that name
       (`FILE_NOT_SHARED`).
     * `OUT_OF_RANGE`: `offset` is negative (`OFFSET_NEGATIVE`) or past the
@@ -165,8 +167,9 @@ class PeerServiceServicer(metaclass=_abc_1.ABCMeta):
         Errors:
         * `INVALID_ARGUMENT`: the name is not a plain file name (`../x`,
           `/etc/passwd`, `a/b`, NUL, empty: `NAME_INVALID`), `limit` is negative
-          (`LIMIT_INVALID`), or `sha256` is not 64 hex characters
-          (`SHA256_INVALID`).
+          (`LIMIT_INVALID`), `sha256` is not 64 hex characters
+          (`SHA256_INVALID`), or the request bytes are not a `DownloadRequest`
+          (`REQUEST_MALFORMED`).
         * `NOT_FOUND`: this peer does not share a file of that name
           (`FILE_NOT_SHARED`).
         * `OUT_OF_RANGE`: `offset` is negative (`OFFSET_NEGATIVE`) or past the

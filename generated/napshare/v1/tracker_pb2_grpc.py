@@ -35,17 +35,21 @@ class TrackerServiceStub:
     own registration, proved by the `peer_id` and `token` that `Join` returned.
 
     Limits: at most 50,000 files in one `Join` or `Update` call (and 50,000
-    removed names in one `Update`), at most 16 MiB in one request message, and
-    at most 1,000 results in one `Search` response.
+    removed names in one `Update`), at most 16 MiB in one request message,
+    at most 1,000 results in one `Search` response, and at most 4,096 calls
+    in flight at once (queued or running; more get `RESOURCE_EXHAUSTED` from
+    gRPC, with no details).
 
     Error model (AIP-193): every error the tracker returns carries
     `google.rpc.Status` details with one `google.rpc.ErrorInfo` whose `domain`
     is `napshare.v1` and whose `reason` is one of the stable strings listed
     with each RPC below; clients branch on the reason, never on the message.
     `metadata` may hold `field` (the request field at fault, such as
-    `files[3].name`) and `limit` (the limit that was passed). Errors made by
-    gRPC itself (a request over 16 MiB, bytes that are not the request
-    message outside `Search`) carry no details.
+    `files[3].name`) and `limit` (the limit that was passed). Every RPC
+    answers request bytes that are not its request message with
+    `INVALID_ARGUMENT` (`REQUEST_MALFORMED`). Errors made by gRPC itself (a
+    request over 16 MiB, more calls in flight than the limit) carry no
+    details.
     """
 
     def __init__(self, channel):
@@ -91,17 +95,21 @@ class TrackerServiceServicer:
     own registration, proved by the `peer_id` and `token` that `Join` returned.
 
     Limits: at most 50,000 files in one `Join` or `Update` call (and 50,000
-    removed names in one `Update`), at most 16 MiB in one request message, and
-    at most 1,000 results in one `Search` response.
+    removed names in one `Update`), at most 16 MiB in one request message,
+    at most 1,000 results in one `Search` response, and at most 4,096 calls
+    in flight at once (queued or running; more get `RESOURCE_EXHAUSTED` from
+    gRPC, with no details).
 
     Error model (AIP-193): every error the tracker returns carries
     `google.rpc.Status` details with one `google.rpc.ErrorInfo` whose `domain`
     is `napshare.v1` and whose `reason` is one of the stable strings listed
     with each RPC below; clients branch on the reason, never on the message.
     `metadata` may hold `field` (the request field at fault, such as
-    `files[3].name`) and `limit` (the limit that was passed). Errors made by
-    gRPC itself (a request over 16 MiB, bytes that are not the request
-    message outside `Search`) carry no details.
+    `files[3].name`) and `limit` (the limit that was passed). Every RPC
+    answers request bytes that are not its request message with
+    `INVALID_ARGUMENT` (`REQUEST_MALFORMED`). Errors made by gRPC itself (a
+    request over 16 MiB, more calls in flight than the limit) carry no
+    details.
     """
 
     def Join(self, request, context):
@@ -114,7 +122,8 @@ class TrackerServiceServicer:
         (`ADDRESS_INVALID`); an empty host when the caller's address is not an
         IP address (`CALLER_ADDRESS_UNKNOWN`); a bad file name (`NAME_INVALID`),
         size (`SIZE_INVALID`) or sha256 (`SHA256_INVALID`); a name listed twice
-        (`NAME_DUPLICATE`); or more than 50,000 files (`TOO_MANY_FILES`).
+        (`NAME_DUPLICATE`); more than 50,000 files (`TOO_MANY_FILES`); or the
+        request bytes are not a `JoinRequest` (`REQUEST_MALFORMED`).
         * `RESOURCE_EXHAUSTED`: a request over 16 MiB (from gRPC, no details).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -159,8 +168,9 @@ class TrackerServiceServicer:
         * `INVALID_ARGUMENT`: a bad peer id (`PEER_ID_INVALID`); a bad file
         (`NAME_INVALID`, `SIZE_INVALID`, `SHA256_INVALID`); a name listed twice
         in `files` (`NAME_DUPLICATE`); a bad name in `removed_names`
-        (`NAME_INVALID`); a name in both lists (`NAME_ADDED_AND_REMOVED`); or
-        more than 50,000 entries in either list (`TOO_MANY_FILES`).
+        (`NAME_INVALID`); a name in both lists (`NAME_ADDED_AND_REMOVED`);
+        more than 50,000 entries in either list (`TOO_MANY_FILES`); or the
+        request bytes are not an `UpdateRequest` (`REQUEST_MALFORMED`).
         * `UNAUTHENTICATED`: the token does not match the peer id
         (`TOKEN_MISMATCH`); call `Join`.
         * `NOT_FOUND`: the peer is unknown or its lease expired
@@ -177,7 +187,8 @@ class TrackerServiceServicer:
         """Heartbeat renews the caller's lease.
 
         Errors:
-        * `INVALID_ARGUMENT`: a malformed peer id (`PEER_ID_INVALID`).
+        * `INVALID_ARGUMENT`: a malformed peer id (`PEER_ID_INVALID`), or the
+        request bytes are not a `HeartbeatRequest` (`REQUEST_MALFORMED`).
         * `UNAUTHENTICATED`: the token does not match the peer id
         (`TOKEN_MISMATCH`); call `Join`.
         * `NOT_FOUND`: the peer is unknown or its lease expired
@@ -191,7 +202,8 @@ class TrackerServiceServicer:
         """Leave removes the caller and all its files from the index.
 
         Errors:
-        * `INVALID_ARGUMENT`: a malformed peer id (`PEER_ID_INVALID`).
+        * `INVALID_ARGUMENT`: a malformed peer id (`PEER_ID_INVALID`), or the
+        request bytes are not a `LeaveRequest` (`REQUEST_MALFORMED`).
         * `UNAUTHENTICATED`: the token does not match the peer id
         (`TOKEN_MISMATCH`).
         * `NOT_FOUND`: the peer is unknown or its lease already expired
@@ -247,17 +259,21 @@ class TrackerService:
     own registration, proved by the `peer_id` and `token` that `Join` returned.
 
     Limits: at most 50,000 files in one `Join` or `Update` call (and 50,000
-    removed names in one `Update`), at most 16 MiB in one request message, and
-    at most 1,000 results in one `Search` response.
+    removed names in one `Update`), at most 16 MiB in one request message,
+    at most 1,000 results in one `Search` response, and at most 4,096 calls
+    in flight at once (queued or running; more get `RESOURCE_EXHAUSTED` from
+    gRPC, with no details).
 
     Error model (AIP-193): every error the tracker returns carries
     `google.rpc.Status` details with one `google.rpc.ErrorInfo` whose `domain`
     is `napshare.v1` and whose `reason` is one of the stable strings listed
     with each RPC below; clients branch on the reason, never on the message.
     `metadata` may hold `field` (the request field at fault, such as
-    `files[3].name`) and `limit` (the limit that was passed). Errors made by
-    gRPC itself (a request over 16 MiB, bytes that are not the request
-    message outside `Search`) carry no details.
+    `files[3].name`) and `limit` (the limit that was passed). Every RPC
+    answers request bytes that are not its request message with
+    `INVALID_ARGUMENT` (`REQUEST_MALFORMED`). Errors made by gRPC itself (a
+    request over 16 MiB, more calls in flight than the limit) carry no
+    details.
     """
 
     @staticmethod
