@@ -1,11 +1,17 @@
 """Fixtures every test folder may use."""
 
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+# hypothesis keeps caches in ./.hypothesis unless told otherwise: not in the repository.
+os.environ.setdefault(
+    "HYPOTHESIS_STORAGE_DIRECTORY", tempfile.mkdtemp(prefix="napshare-hypothesis-")
+)
 
 
 @pytest.fixture
