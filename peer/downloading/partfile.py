@@ -39,7 +39,7 @@ from napshare.peer.folder.layout import (
 
 logger = logging.getLogger(__name__)
 
-NOTE_DIRS = (STATE_DIR, PARTIAL_DIR)
+_PARTIAL_PATH = (STATE_DIR, PARTIAL_DIR)  # the folder of parts and notes, from the root down
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _MAX_NOTE_BYTES = 1024 * 1024
 WRITEBACK_WINDOW = 32 * 1024 * 1024
@@ -90,7 +90,7 @@ class PartFile:
 
     @property
     def _part_path(self) -> Path:
-        return self._root.joinpath(*NOTE_DIRS, self.part_name)
+        return self._root.joinpath(*_PARTIAL_PATH, self.part_name)
 
     @property
     def sources(self) -> list[str]:
@@ -278,7 +278,7 @@ class PartFile:
     def _open_partial_dir(self) -> int:
         fd = os.dup(self._root_fd)
         try:
-            for part in NOTE_DIRS:
+            for part in _PARTIAL_PATH:
                 with contextlib.suppress(FileExistsError):
                     os.mkdir(part, 0o700, dir_fd=fd)
                 inner = os.open(part, _DIR_FLAGS, dir_fd=fd)
@@ -291,7 +291,7 @@ class PartFile:
             raise FolderProblemError(
                 tr(
                     "cannot keep download notes in {path}: {error}",
-                    path=self._root / NOTE_DIRS[0],
+                    path=self._root / _PARTIAL_PATH[0],
                     error=error,
                 )
             ) from None
