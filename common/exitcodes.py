@@ -37,6 +37,10 @@ class ExitCode(IntEnum):
         10,
         N_("another process is already downloading that file into that folder"),
     )
+    DISK_FULL = (
+        11,
+        N_("the disk is full: free some space and run the same download again to resume it"),
+    )
     INTERRUPTED = 130, N_("interrupted (Ctrl-C); run the same download again to resume it")
 
 

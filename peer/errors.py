@@ -65,8 +65,14 @@ class FolderProblemError(ClientError):
     exit_code = ExitCode.FOLDER
 
 
+class DiskFullError(FolderProblemError):
+    """The folder's file system has no room left; the bytes written so far are kept to resume."""
+
+    exit_code = ExitCode.DISK_FULL
+
+
 class DownloadInProgressError(ClientError):
-    """Another process holds the lock on the file's .part: it is downloading it right now."""
+    """Another process holds the lock on the file's part: it is downloading it right now."""
 
     exit_code = ExitCode.DOWNLOAD_IN_PROGRESS
 
@@ -78,7 +84,7 @@ class AlreadyExistsError(ClientError):
 
 
 class CancelledError(ClientError):
-    """The download was asked to stop; its .part stays for a later resume."""
+    """The download was asked to stop; its part stays for a later resume."""
 
     exit_code = ExitCode.INTERRUPTED
 

@@ -1,9 +1,9 @@
 """Download a file by name: search the tracker, stream from peers with failover, verify, keep.
 
-The bytes land in `<dir>/<name>.part`; a later attempt resumes from them. The file gets its
-final name only once its sha256 matches the tracker's. Peers that refuse, die or stall are
-left for the next one at the same offset; a peer whose bytes fail verification is not used
-again for that file.
+The bytes land in a part under `<dir>/.napshare/partial/`; a later attempt resumes from it.
+The file gets its final name only once its sha256 matches the tracker's. Peers that refuse,
+die or stall are left for the next one at the same offset; a peer whose bytes fail
+verification is not used again for that file.
 """
 
 import logging

@@ -1,14 +1,17 @@
-"""A download in progress: `<dir>/<name>.part`, its note in `<dir>/.napshare/partial/`, its hash.
+"""A download in progress: its bytes and note in `<dir>/.napshare/partial/`, and its hash.
 
-The note records which file (size, sha256) the part holds the beginning of, and which peers
-sent its bytes, so that a later run resumes it only when the sources still have that file.
-Every path is opened relative to the folder's descriptor without following symlinks, so
-nothing is ever written outside the folder.
+The part (`<key>.part`) and its note (`<key>.json`, which file (size, sha256) the part holds
+the beginning of and which peers sent its bytes) share a key made from the name, so they
+never take a name the user's files could have; a later run resumes the part only when the
+sources still have that file. The only change made to the user's files is the final link of
+the verified part to `<dir>/<name>`, on the same file system, so atomic. Every path is
+opened relative to a directory descriptor without following symlinks, so nothing is ever
+written outside the folder.
 """
 
 import contextlib
+import errno
 import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -20,15 +23,28 @@ from pathlib import Path
 from napshare.common.console import tr
 from napshare.common.names import check_file_name
 from napshare.peer.downloading.trailing_hash import TrailingHash
-from napshare.peer.errors import AlreadyExistsError, DownloadInProgressError, FolderProblemError
-from napshare.peer.folder.layout import PART_SUFFIX, PARTIAL_DIR, STATE_DIR
+from napshare.peer.errors import (
+    AlreadyExistsError,
+    DiskFullError,
+    DownloadInProgressError,
+    FolderProblemError,
+)
+from napshare.peer.folder.layout import (
+    NOTE_SUFFIX,
+    PART_SUFFIX,
+    PARTIAL_DIR,
+    STATE_DIR,
+    partial_key,
+)
 
 logger = logging.getLogger(__name__)
 
-NOTE_DIRS = (STATE_DIR, PARTIAL_DIR)
+_PARTIAL_PATH = (STATE_DIR, PARTIAL_DIR)  # the folder of parts and notes, from the root down
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _MAX_NOTE_BYTES = 1024 * 1024
 WRITEBACK_WINDOW = 32 * 1024 * 1024
+_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+_READ_ONLY = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
 
 
 @dataclass
@@ -41,11 +57,6 @@ class Note:
     sources: list[str] = field(default_factory=list)
 
 
-def _note_file(name: str) -> str:
-    # A digest of the name: any valid file name, even 255 bytes long, gives a short fixed name.
-    return hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:40] + ".json"
-
-
 class PartFile:
     """The open .part of one file: write chunks at their offsets, then verify and commit.
 
@@ -54,7 +65,9 @@ class PartFile:
 
     def __init__(self, root: Path, name: str, size: int, sha256: str, *, force: bool) -> None:
         self.name = check_file_name(name)
-        self.part_name = name + PART_SUFFIX
+        key = partial_key(name)
+        self.part_name = key + PART_SUFFIX  # in the partial folder, as the note is
+        self._note_name = key + NOTE_SUFFIX
         self.size = size
         self.sha256 = sha256
         self._root = root
@@ -62,14 +75,14 @@ class PartFile:
         self.have = 0
         self._flushed = 0  # writeback was started for bytes before this
         self._fd = -1
-        self._note_fd = -1
+        self._partial_fd = -1
         self._hash: TrailingHash | None = None
         try:
             if not force and _exists(self.name, self._root_fd):
                 raise AlreadyExistsError(
                     tr("{path} already exists; use --force to download it again", path=root / name)
                 )
-            self._note_fd = self._open_note_dir()
+            self._partial_fd = self._open_partial_dir()
             self.note = self._start()
         except BaseException:
             self.close()
@@ -77,7 +90,7 @@ class PartFile:
 
     @property
     def _part_path(self) -> Path:
-        return self._root / self.part_name
+        return self._root.joinpath(*_PARTIAL_PATH, self.part_name)
 
     @property
     def sources(self) -> list[str]:
@@ -98,10 +111,11 @@ class PartFile:
         try:
             while done < length:
                 done += os.pwrite(self._fd, view[done:], offset + done)
+            removed = os.fstat(self._fd).st_nlink == 0
         except OSError as error:
-            raise FolderProblemError(
-                tr("cannot write {path}: {error}", path=self._part_path, error=error.strerror)
-            ) from None
+            raise self._failure(error, offset + done) from None
+        if removed:
+            raise self._removed()
         self.have = offset + length
         assert self._hash is not None
         self._hash.feed(offset, view)
@@ -140,14 +154,20 @@ class PartFile:
         Without `replace`, a file that appeared under the final name meanwhile is kept and
         AlreadyExistsError raised.
         """
-        root = self._root_fd
         try:
             os.fsync(self._fd)
+            if os.fstat(self._fd).st_nlink == 0:
+                raise self._removed()
             if replace:
-                os.replace(self.part_name, self.name, src_dir_fd=root, dst_dir_fd=root)
+                os.replace(
+                    self.part_name, self.name, src_dir_fd=self._partial_fd, dst_dir_fd=self._root_fd
+                )
             else:
                 self._rename_without_replacing()
+            os.fsync(self._root_fd)
         except OSError as error:
+            if error.errno in _DISK_FULL | _READ_ONLY | {errno.ENOENT}:
+                raise self._failure(error, self.have) from None
             raise FolderProblemError(
                 tr(
                     "cannot put {name} in place in {folder}: {error}",
@@ -156,14 +176,17 @@ class PartFile:
                     error=error.strerror,
                 )
             ) from None
-        os.fsync(root)
         self._remove_note()
 
     def _rename_without_replacing(self) -> None:
-        root = self._root_fd
+        partial, root = self._partial_fd, self._root_fd
         try:
             os.link(
-                self.part_name, self.name, src_dir_fd=root, dst_dir_fd=root, follow_symlinks=False
+                self.part_name,
+                self.name,
+                src_dir_fd=partial,
+                dst_dir_fd=root,
+                follow_symlinks=False,
             )
         except FileExistsError:
             raise AlreadyExistsError(
@@ -172,15 +195,17 @@ class PartFile:
                     path=self._root / self.name,
                 )
             ) from None
-        except OSError:
+        except OSError as error:
+            if error.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK):
+                raise
             # No hard links on this file system: check, then rename (a small race).
             if _exists(self.name, root):
                 raise AlreadyExistsError(
                     tr("{path} appeared during the download; kept it", path=self._root / self.name)
                 ) from None
-            os.replace(self.part_name, self.name, src_dir_fd=root, dst_dir_fd=root)
+            os.replace(self.part_name, self.name, src_dir_fd=partial, dst_dir_fd=root)
             return
-        os.unlink(self.part_name, dir_fd=root)
+        os.unlink(self.part_name, dir_fd=partial)
 
     def discard(self) -> None:
         """Throw the part's bytes away and start it again from zero, for the same file."""
@@ -194,13 +219,13 @@ class PartFile:
     def remove(self) -> None:
         """Delete the part and its note (a download that cannot succeed)."""
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.part_name, dir_fd=self._root_fd)
+            os.unlink(self.part_name, dir_fd=self._partial_fd)
         self._remove_note()
 
     def close(self) -> None:
         """Stop hashing and close descriptors; the part stays for a later resume. Idempotent."""
         self._stop_hash()
-        for attribute in ("_fd", "_note_fd", "_root_fd"):
+        for attribute in ("_fd", "_partial_fd", "_root_fd"):
             fd = getattr(self, attribute, -1)
             if fd >= 0:
                 os.close(fd)
@@ -222,11 +247,9 @@ class PartFile:
             self._save_note()
         assert note is not None
         try:
-            self._fd = os.open(self.part_name, flags, 0o644, dir_fd=self._root_fd)
+            self._fd = os.open(self.part_name, flags, 0o644, dir_fd=self._partial_fd)
         except OSError as error:
-            raise FolderProblemError(
-                tr("cannot write {path}: {error}", path=self._part_path, error=error)
-            ) from None
+            raise self._failure(error, 0) from None
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -252,10 +275,10 @@ class PartFile:
         self._hash = TrailingHash(self._fd)
         return note
 
-    def _open_note_dir(self) -> int:
+    def _open_partial_dir(self) -> int:
         fd = os.dup(self._root_fd)
         try:
-            for part in NOTE_DIRS:
+            for part in _PARTIAL_PATH:
                 with contextlib.suppress(FileExistsError):
                     os.mkdir(part, 0o700, dir_fd=fd)
                 inner = os.open(part, _DIR_FLAGS, dir_fd=fd)
@@ -263,10 +286,12 @@ class PartFile:
                 fd = inner
         except OSError as error:
             os.close(fd)
+            if error.errno in _READ_ONLY | _DISK_FULL:
+                raise self._failure(error, 0) from None
             raise FolderProblemError(
                 tr(
                     "cannot keep download notes in {path}: {error}",
-                    path=self._root / NOTE_DIRS[0],
+                    path=self._root / _PARTIAL_PATH[0],
                     error=error,
                 )
             ) from None
@@ -275,9 +300,9 @@ class PartFile:
     def _load_note(self) -> Note | None:
         try:
             fd = os.open(
-                _note_file(self.name),
+                self._note_name,
                 os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                dir_fd=self._note_fd,
+                dir_fd=self._partial_fd,
             )
         except FileNotFoundError:
             return None
@@ -301,17 +326,62 @@ class PartFile:
         payload = json.dumps(self.note.__dict__).encode()
         temp = f"{secrets.token_hex(8)}.tmp"
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-        fd = os.open(temp, flags, 0o600, dir_fd=self._note_fd)
         try:
-            os.write(fd, payload)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temp, _note_file(self.name), src_dir_fd=self._note_fd, dst_dir_fd=self._note_fd)
+            fd = os.open(temp, flags, 0o600, dir_fd=self._partial_fd)
+            try:
+                if os.write(fd, payload) != len(payload):
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            partial = self._partial_fd
+            os.replace(temp, self._note_name, src_dir_fd=partial, dst_dir_fd=partial)
+        except OSError as error:
+            with contextlib.suppress(OSError):
+                os.unlink(temp, dir_fd=self._partial_fd)
+            raise self._failure(error, self.have) from None
 
     def _remove_note(self) -> None:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(_note_file(self.name), dir_fd=self._note_fd)
+            os.unlink(self._note_name, dir_fd=self._partial_fd)
+
+    def _failure(self, error: OSError, kept: int) -> FolderProblemError:
+        """The one line that `error`, met while writing the part or its note, means."""
+        if error.errno in _DISK_FULL:
+            return DiskFullError(
+                tr(
+                    "the disk of {folder} is full: kept {kept} of {size} bytes of {name}; "
+                    "free some space and run the same download again to resume it",
+                    folder=self._root,
+                    kept=kept,
+                    size=self.size,
+                    name=self.name,
+                )
+            )
+        if error.errno in _READ_ONLY:
+            return FolderProblemError(
+                tr(
+                    "cannot download into {folder}: it is read-only ({error})",
+                    folder=self._root,
+                    error=error.strerror,
+                )
+            )
+        if error.errno == errno.ENOENT:
+            return self._removed()
+        return FolderProblemError(
+            tr("cannot write {path}: {error}", path=self._part_path, error=error.strerror)
+        )
+
+    def _removed(self) -> FolderProblemError:
+        return FolderProblemError(
+            tr(
+                "folder {folder} (or its {state}/) was removed during the download of {name}; "
+                "stopped, nothing was kept",
+                folder=self._root,
+                state=STATE_DIR,
+                name=self.name,
+            )
+        )
 
     def _stop_hash(self) -> None:
         if self._hash is not None:

@@ -1,6 +1,18 @@
 """What napshare keeps inside a shared or download folder, by name: one home for these names."""
 
+import hashlib
+
 STATE_DIR = ".napshare"  # napshare's own files; never shared
 HASHES_FILE = "hashes.json"  # in STATE_DIR: the cached sha256 of each shared file
-PARTIAL_DIR = "partial"  # in STATE_DIR: one note per unfinished download
-PART_SUFFIX = ".part"  # `<name>.part`: the bytes of an unfinished download of `<name>`
+PARTIAL_DIR = "partial"  # in STATE_DIR: each unfinished download's bytes and note
+PART_SUFFIX = ".part"  # in PARTIAL_DIR: `<key>.part`, the bytes of an unfinished download
+NOTE_SUFFIX = ".json"  # in PARTIAL_DIR: `<key>.json`, what that part is the beginning of
+
+
+def partial_key(name: str) -> str:
+    """The stem of the part and note of `name` in PARTIAL_DIR.
+
+    A digest of the name: any valid file name, even 255 bytes long, gives a short fixed name
+    that never is, or looks like, one of the user's files.
+    """
+    return hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:40]

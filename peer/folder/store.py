@@ -14,7 +14,6 @@ from napshare.common import reasons
 from napshare.common.console import N_, LocalizedError
 from napshare.common.names import InvalidNameError, check_file_name, check_sha256
 from napshare.peer.folder.hash_cache import CachedHash, HashCache
-from napshare.peer.folder.layout import PART_SUFFIX
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +47,7 @@ class NotSharedError(Exception):
 
 
 class SharedFolder:
-    """The regular files at the top of `root`, except `*.part` downloads and the hash cache.
+    """The regular files at the top of `root` (napshare's own files live in a folder there).
 
     Symlinks are never followed, so nothing outside `root` is ever read; the only thing
     written is the cache in `root/.napshare/`. Safe to use from several threads.
@@ -184,8 +183,6 @@ def sha256_of(fd: int, size: int) -> str:
 
 
 def _is_shareable_name(name: str) -> bool:
-    if name.endswith(PART_SUFFIX):
-        return False
     try:
         check_file_name(name)
         name.encode("utf-8")

@@ -43,10 +43,11 @@ def _epilog() -> str:
 the {state}/ folder:
   serve and download keep their own files in DIR/{state}/, which is never shared:
   {hashes} holds the sha256 of each shared file (with its size and mtime), so a
-  restart does not read every file again; {partial}/ holds one note per unfinished
-  download (which file the {suffix} is the start of, and which peers sent it), so the same
-  download resumes. Deleting it is safe: files are hashed again, and unfinished downloads
-  start over.
+  restart does not read every file again; {partial}/ holds each unfinished download: its
+  bytes (KEY{suffix}) and a note (which file they are the start of, and which peers sent
+  them), so the same download resumes. A download touches nothing else in DIR but the
+  verified file it finally puts there. Deleting {state}/ is safe: files are hashed again,
+  and unfinished downloads start over.
 """,
         state=STATE_DIR,
         hashes=HASHES_FILE,

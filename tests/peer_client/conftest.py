@@ -20,6 +20,7 @@ from typing import Any
 import grpc
 import pytest
 from napshare.peer.downloading.engine import DownloadOptions
+from napshare.peer.folder.layout import PART_SUFFIX, PARTIAL_DIR, STATE_DIR, partial_key
 from napshare.peer.folder.store import SharedFolder
 from napshare.peer.node import Node, NodeConfig
 from napshare.peer.serving.server import create_server as create_peer_server
@@ -59,10 +60,15 @@ def wait_until(condition: Callable[[], object], timeout: float = 30.0, step: flo
         time.sleep(step)
 
 
+def part_path(folder: Path, name: str) -> Path:
+    """Where the bytes of an unfinished download of `name` into `folder` are kept."""
+    return folder / STATE_DIR / PARTIAL_DIR / (partial_key(name) + PART_SUFFIX)
+
+
 def part_size(folder: Path, name: str) -> int:
-    """The size of `<folder>/<name>.part`, 0 when it does not exist."""
+    """The size of the part of `name` in `folder`, 0 when it does not exist."""
     try:
-        return (folder / f"{name}.part").stat().st_size
+        return part_path(folder, name).stat().st_size
     except FileNotFoundError:
         return 0
 

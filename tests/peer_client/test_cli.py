@@ -23,6 +23,7 @@ from .conftest import (
     Tracker,
     cli_env,
     free_port,
+    part_path,
     run_peer,
     start_cli,
     start_tracker,
@@ -291,7 +292,9 @@ def test_a_second_download_into_the_same_folder_says_so(swarm: Swarm) -> None:
     swarm.node(swarm.share("a"), swarm.tracker.address)
     target = swarm.folder("b")
     # What a first `napshare-peer download aula1.mp4 --dir b` holds while it runs.
-    fd = os.open(target / "aula1.mp4.part", os.O_RDWR | os.O_CREAT, 0o644)
+    part = part_path(target, "aula1.mp4")
+    part.parent.mkdir(parents=True)
+    fd = os.open(part, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         done = run_peer("download", "aula1.mp4", "--dir", str(target),

@@ -17,7 +17,7 @@ from napshare.peer.errors import (
 )
 from napshare.peer.folder.store import SharedFolder
 
-from .conftest import DATA_SIZE, Swarm, cli_env, run_peer, sha256_file
+from .conftest import DATA_SIZE, Swarm, cli_env, part_path, run_peer, sha256_file
 
 GIB = 1 << 30
 
@@ -37,7 +37,7 @@ def test_download_by_name_is_verified_and_announced(swarm: Swarm) -> None:
     assert sha256_file(kept) == swarm.sha256
     assert result.sources == (source.link.peer_id,)
     assert result.bytes_received == DATA_SIZE
-    assert not (swarm.tmp / "peer2" / "aula1.mp4.part").exists()
+    assert not part_path(swarm.tmp / "peer2", "aula1.mp4").exists()
     # Announced by Update right away: the downloader is a source now, with the same digest.
     listed = {s.peer: s.sha256 for s in swarm.tracker.search("aula1.mp4")}
     assert listed == {source.link.peer_id: swarm.sha256, downloader.link.peer_id: swarm.sha256}
@@ -111,12 +111,14 @@ def test_symlinks_in_the_folder_never_lead_writes_outside(swarm: Swarm) -> None:
     target = swarm.folder("b")
     downloader = Downloader(SharedFolder(target), swarm.tracker.client)
 
-    # A .part that is a symlink to a file outside.
-    os.symlink(victim, target / "aula1.mp4.part")
+    # A part that is a symlink to a file outside.
+    part = part_path(target, "aula1.mp4")
+    part.parent.mkdir(parents=True)
+    os.symlink(victim, part)
     with pytest.raises(FolderProblemError):
         downloader.download("aula1.mp4")
     assert victim.read_bytes() == b"precious"
-    os.unlink(target / "aula1.mp4.part")
+    os.unlink(part)
 
     # The notes folder a symlink to a folder outside.
     shutil.rmtree(target / ".napshare")
@@ -141,7 +143,9 @@ def test_symlinks_in_the_folder_never_lead_writes_outside(swarm: Swarm) -> None:
 def test_only_one_download_writes_a_part_at_a_time(swarm: Swarm) -> None:
     swarm.node(swarm.share("a"), swarm.tracker.address)
     target = swarm.folder("b")
-    fd = os.open(target / "aula1.mp4.part", os.O_RDWR | os.O_CREAT, 0o644)
+    part = part_path(target, "aula1.mp4")
+    part.parent.mkdir(parents=True)
+    fd = os.open(part, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         with pytest.raises(DownloadInProgressError, match="another process"):

@@ -1,5 +1,6 @@
-"""Resume: a download killed or interrupted midway goes on from its .part, no byte fetched twice."""
+"""Resume: a download killed or interrupted midway goes on from its part, no byte fetched twice."""
 
+import hashlib
 import json
 import os
 import re
@@ -18,6 +19,7 @@ from .conftest import (
     SLOW_CHUNK,
     PeerProcess,
     Swarm,
+    part_path,
     part_size,
     run_peer,
     sha256_file,
@@ -72,7 +74,7 @@ def test_resume_after_the_downloading_process_is_killed(swarm: Swarm) -> None:
 
     assert already == kept
     assert fetched == DATA_SIZE - kept
-    assert not (target / "aula1.mp4.part").exists()
+    assert not part_path(target, "aula1.mp4").exists()
 
 
 def test_ctrl_c_leaves_a_resumable_part(swarm: Swarm) -> None:
@@ -112,7 +114,9 @@ def test_a_part_of_another_version_starts_over(swarm: Swarm) -> None:
 def test_a_part_without_its_note_starts_over(swarm: Swarm) -> None:
     swarm.node(swarm.share("a"), swarm.tracker.address)
     target = swarm.folder("b")
-    (target / "aula1.mp4.part").write_bytes(b"who knows" * 1000)
+    part = part_path(target, "aula1.mp4")
+    part.parent.mkdir(parents=True)
+    part.write_bytes(b"who knows" * 1000)
 
     result = Downloader(SharedFolder(target), swarm.tracker.client).download("aula1.mp4")
 
@@ -131,8 +135,12 @@ def test_the_note_lives_apart_and_records_the_sources(swarm: Swarm) -> None:
     finally:
         source.process.send_signal(signal.SIGCONT)
 
-    [note] = (target / ".napshare" / "partial").iterdir()
-    assert json.loads(note.read_text()) == {
+    # Nothing but napshare's own folder in the user's; the part and its note side by side.
+    assert [p.name for p in target.iterdir()] == [".napshare"]
+    part = part_path(target, "aula1.mp4")
+    assert sorted(p.name for p in part.parent.iterdir()) == [part.stem + ".json", part.name]
+    assert part.name == hashlib.sha256(b"aula1.mp4").hexdigest()[:40] + ".part"
+    assert json.loads(part.with_suffix(".json").read_text()) == {
         "name": "aula1.mp4",
         "size": DATA_SIZE,
         "sha256": swarm.sha256,
@@ -156,7 +164,7 @@ def test_resume_past_4_gib(swarm: Swarm) -> None:
     target = swarm.folder("b")
     begun = PartFile(SharedFolder(target).root, "big.bin", size, shared.sha256, force=False)
     begun.close()
-    os.truncate(target / "big.bin.part", 4 * GIB + 1)  # as if 4 GiB + 1 byte had arrived
+    os.truncate(part_path(target, "big.bin"), 4 * GIB + 1)  # as if 4 GiB + 1 byte had arrived
 
     result = Downloader(SharedFolder(target), swarm.tracker.client).download("big.bin")
 

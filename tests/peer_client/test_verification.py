@@ -8,7 +8,7 @@ from napshare.peer.downloading.engine import Downloader, DownloadOptions
 from napshare.peer.errors import VerificationFailedError
 from napshare.peer.folder.store import SharedFile, SharedFolder
 
-from .conftest import DATA_SIZE, Swarm, run_peer, sha256_file
+from .conftest import DATA_SIZE, Swarm, part_path, run_peer, sha256_file
 
 BOGUS = "0" * 64
 
@@ -34,7 +34,7 @@ def test_bad_bytes_ban_the_peer_and_an_honest_one_serves(swarm: Swarm) -> None:
 
     assert result.sources == (honest.link.peer_id,)
     assert sha256_file(target / "aula1.mp4") == swarm.sha256
-    assert not (target / "aula1.mp4.part").exists()
+    assert not part_path(target, "aula1.mp4").exists()
 
 
 def test_bad_bytes_from_the_only_source_are_not_kept(swarm: Swarm) -> None:
@@ -61,7 +61,7 @@ def test_cli_says_verification_failed(swarm: Swarm) -> None:
     assert done.returncode == 5
     assert done.stderr.strip().splitlines()[-1].startswith("napshare-peer: verification failed")
     assert not (target / "aula1.mp4").exists()
-    assert not (target / "aula1.mp4.part").exists()
+    assert not part_path(target, "aula1.mp4").exists()
 
 
 def test_a_majority_advertising_a_bogus_digest_does_not_block_the_real_file(
