@@ -33,6 +33,19 @@ def positive_number(text: str) -> float:
     return value
 
 
+def non_negative_number(text: str) -> float:
+    """A finite number of zero or more, such as a number of seconds that may be none."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(
+            tr("{text} is not a number of zero or more", text=repr(text))
+        )
+    return value
+
+
 def int_in_range(low: int, high: int) -> Callable[[str], int]:
     """A parser of whole numbers from `low` to `high`."""
 

@@ -105,6 +105,7 @@ def _download(args: argparse.Namespace) -> int:
         force=args.force,
         stall_timeout=args.stall_timeout,
         give_up_after=args.give_up_after,
+        wait_for_peers=args.wait_for_peers,
     )
     _signals_interrupt()
     try:
@@ -142,7 +143,9 @@ def _serve(args: argparse.Namespace) -> int:
         chunk_size=args.chunk_size,
         rescan_interval=args.rescan_interval,
         download=DownloadOptions(
-            stall_timeout=args.stall_timeout, give_up_after=args.give_up_after
+            stall_timeout=args.stall_timeout,
+            give_up_after=args.give_up_after,
+            wait_for_peers=args.wait_for_peers,
         ),
     )
 
