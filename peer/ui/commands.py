@@ -76,6 +76,8 @@ def _search(args: argparse.Namespace) -> int:
             console.show(s.peer, str(s.size), s.name)
     peers = list(dict.fromkeys(s.peer for s in found.sources))
     console.say(console.PEERS_WITH_FILE, peers=peers)
+    if not found.sources and found.gathering:
+        _notice(tr("the tracker started moments ago and its peers may still be joining"))
     if found.capped:
         _notice(
             tr(

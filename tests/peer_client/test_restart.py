@@ -4,9 +4,20 @@ import os
 
 import pytest
 from napshare.common.exitcodes import ExitCode
+from napshare.common.protocol import HEARTBEAT_INTERVAL, LEASE_INTERVALS
 from napshare.peer.tracker_client import TrackerClient
+from napshare.tracker.index import TrackerIndex
+from napshare.tracker.server import create_server as create_tracker_server
 
-from .conftest import Swarm, Tracker, free_port, start_cli, start_tracker, wait_until
+from .conftest import (
+    Swarm,
+    Tracker,
+    free_port,
+    run_peer,
+    start_cli,
+    start_tracker,
+    wait_until,
+)
 
 LONG_INTERVAL = 120.0  # heartbeats far apart: re-joining must not wait for the next one
 
@@ -104,3 +115,22 @@ def test_a_download_waits_a_bounded_time_then_is_not_found(
         assert err == f"napshare-peer: {not_found} nobody.bin\n"
     finally:
         _stop(tracker)
+
+
+def test_an_empty_search_says_when_the_tracker_is_gathering() -> None:
+    now = [1000.0]
+    index = TrackerIndex(clock=lambda: now[0])  # the test moves the tracker's clock
+    server, port = create_tracker_server(index, host="127.0.0.1", port=0)
+    address = f"127.0.0.1:{port}"
+    try:
+        early = run_peer("search", "nobody.bin", "--tracker", address)
+        now[0] += LEASE_INTERVALS * HEARTBEAT_INTERVAL  # the gathering window is over
+        late = run_peer("search", "nobody.bin", "--tracker", address)
+    finally:
+        server.stop(None)
+    assert (early.returncode, late.returncode) == (ExitCode.OK, ExitCode.OK)
+    assert early.stdout == late.stdout == "peers with requested file:\n"
+    assert early.stderr == (
+        "napshare-peer: the tracker started moments ago and its peers may still be joining\n"
+    )
+    assert late.stderr == ""
