@@ -1,6 +1,6 @@
 """Default settings, shared by the command line and the code it runs (nothing here loads gRPC)."""
 
-from napshare.common.protocol import TRACKER_PORT
+from napshare.common.protocol import HEARTBEAT_INTERVAL, TRACKER_PORT
 
 DEFAULT_TRACKER = f"127.0.0.1:{TRACKER_PORT}"
 RESCAN_INTERVAL = 5.0  # seconds between looks for new files in a served folder
@@ -19,5 +19,10 @@ SEARCH_LIMIT = 1_000  # results `napshare-peer search` prints unless --limit say
 # A search stops at MAX_RESULTS results whatever the tracker says, so that a hostile tracker
 # cannot make a client grow forever (--limit 0 means this many).
 MAX_RESULTS = 100_000
+# A download that finds nothing while the tracker says it is gathering (it started less than
+# a lease ago, so peers may be re-joining) searches again for up to this many seconds: one
+# heartbeat interval, in which every peer still alive has heartbeated and so re-joined.
+WAIT_FOR_PEERS = HEARTBEAT_INTERVAL
+GATHERING_POLL = 1.0  # seconds between searches while waiting for peers to re-join
 DOWNLOAD_BACKOFF_CAP = 8.0  # the longest wait before asking the peers of a download again
 TRACKER_RETRY_CAP = 10.0  # the longest wait before trying to join an unreachable tracker again

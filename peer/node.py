@@ -156,6 +156,7 @@ class Node:
             preferred=preferred,
             stall_timeout=self.config.download.stall_timeout,
             give_up_after=self.config.download.give_up_after,
+            wait_for_peers=self.config.download.wait_for_peers,
         )
         reporter = _CountingReporter(on_note or console.show, self._received)
         cancel = threading.Event()

@@ -1,7 +1,7 @@
 """The tracker's calls as plain Python: Join, Search (every page), Update, Heartbeat, Leave."""
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -44,6 +44,7 @@ class Found:
     sources: list[Source]
     more: bool  # more matched: the limit asked for, or the client's caps, cut the list
     capped: bool  # the caps (MAX_RESULTS, MAX_PAGES) did the cutting, not the limit
+    gathering: bool = False  # the tracker started recently: peers may still be re-joining
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,13 @@ class TrackerClient:
 
     def search(self, name: str, *, asker: str = "") -> list[Source]:
         """Every peer sharing a file named exactly `name` (an empty list when none)."""
-        return self._every(self.find(name=name, asker=asker))
+        return self.lookup(name, asker=asker).sources
+
+    def lookup(self, name: str, *, asker: str = "") -> Found:
+        """Every peer sharing a file named exactly `name`, and whether the tracker is gathering."""
+        found = self.find(name=name, asker=asker)
+        self._every(found)
+        return found
 
     def query(self, words: str, *, asker: str = "") -> list[Source]:
         """Every (peer, file) whose file name holds all the `words`, ignoring case."""
@@ -104,6 +111,7 @@ class TrackerClient:
         capped = not 0 < limit <= MAX_RESULTS
         sources: list[Source] = []
         token = ""
+        gathering = False
         for _ in range(MAX_PAGES):
             request = tracker_pb2.SearchRequest(
                 name=name,
@@ -113,13 +121,14 @@ class TrackerClient:
                 page_token=token,
             )
             reply = self._call(self._stub.Search, request)
+            gathering = gathering or reply.gathering
             room = wanted - len(sources)
             sources += _checked(reply.results[:room], name, self.address)
             token = reply.next_page_token
             more = bool(token) or reply.truncated or len(reply.results) > room
             if not token or len(sources) >= wanted:
-                return Found(sources, more, more and capped)
-        return Found(sources, True, True)
+                return Found(sources, more, more and capped, gathering)
+        return Found(sources, True, True, gathering)
 
     def update(
         self,
@@ -147,6 +156,31 @@ class TrackerClient:
         """Remove this peer and its files from the index."""
         request = tracker_pb2.LeaveRequest(peer_id=registration.peer_id, token=registration.token)
         self._call(self._stub.Leave, request)
+
+    def watch_reconnects(self, callback: Callable[[], None]) -> None:
+        """Keep the channel connected, and call `callback` each time it connects again after
+        losing the tracker (a restart, say). It runs on gRPC's thread, so it must be quick.
+        """
+        # lost: a connection failed, or one that was up closed (IDLE after READY); the first
+        # IDLE -> CONNECTING -> READY of a new channel is no reconnection.
+        state = {"ready": False, "lost": False}
+
+        def changed(connectivity: grpc.ChannelConnectivity) -> None:
+            if connectivity is grpc.ChannelConnectivity.READY:
+                lost = state["lost"]
+                state.update(ready=True, lost=False)
+                if lost:
+                    logger.info("connected to tracker %s again", self.address)
+                    callback()
+            elif connectivity is grpc.ChannelConnectivity.TRANSIENT_FAILURE:
+                state["lost"] = True
+            elif connectivity is grpc.ChannelConnectivity.IDLE and state["ready"]:
+                state["lost"] = True
+                # An idle channel waits for the next call to dial; this one dials now (and on
+                # failing, again with the reconnect backoff) until the tracker answers.
+                grpc.channel_ready_future(self._channel)
+
+        self._channel.subscribe(changed, try_to_connect=False)
 
     def close(self) -> None:
         """Close the channel."""

@@ -2,7 +2,9 @@
 
 Two threads: one joins and heartbeats (joining again whenever the tracker forgot this peer
 or could not be reached), one rescans the folder and sends the tracker what changed (new or
-changed files, and names that left the folder) through Update.
+changed files, and names that left the folder) through Update. When the channel to the tracker
+connects again after losing it (a restart), the heartbeat goes at once rather than at the next
+interval, so a restarted tracker hears NOT_FOUND's re-join within moments.
 """
 
 import logging
@@ -51,6 +53,7 @@ class TrackerLink:
         self._lock = threading.RLock()  # one Join/Update at a time, and the state above
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self._reconnected = threading.Event()  # heartbeat (or join) now, not at the interval
         self._threads: list[threading.Thread] = []
 
     @property
@@ -67,6 +70,7 @@ class TrackerLink:
             self._registration = registration
             self._announced = {f.name: (f.size, f.sha256) for f in files}
             self.join_count += 1
+            self._reconnected.clear()  # this Join is the check a reconnection asks for
         self._wake.set()  # the heartbeat thread times its next heartbeat from this Join
         logger.info(
             "joined %s as %s with %d files (heartbeat every %g s)",
@@ -81,6 +85,7 @@ class TrackerLink:
 
     def start(self) -> None:
         """Start heartbeating and rescanning (joining first, in the background, if needed)."""
+        self.tracker.watch_reconnects(self._on_reconnect)
         for target, name in ((self._heartbeats, "heartbeat"), (self._rescans, "rescan")):
             thread = threading.Thread(
                 target=self._supervised, args=(target,), name=f"tracker-{name}", daemon=True
@@ -138,8 +143,12 @@ class TrackerLink:
                 unreachable = False
                 continue
             interval = registration.heartbeat_interval or HEARTBEAT_INTERVAL
-            if self._sleep(interval) or self._registration is not registration:
-                continue  # woken (a Join, a lost lease, stopping): look again at what is current
+            woken = self._sleep(interval)
+            if self._stop.is_set() or self._registration is not registration:
+                continue  # a Join, a lost lease: look again at what is current
+            if woken and not self._reconnected.is_set():
+                continue  # the wake of this thread's own Join: time the heartbeat from it
+            self._reconnected.clear()
             try:
                 self.tracker.heartbeat(registration)
             except LeaseLostError as error:
@@ -191,6 +200,11 @@ class TrackerLink:
             for name in removed:
                 self._announced.pop(name, None)
         logger.info("announced %s; withdrew %s", _few(f.name for f in files), _few(removed))
+
+    def _on_reconnect(self) -> None:
+        """The channel to the tracker is up again: it may have restarted and forgotten us."""
+        self._reconnected.set()
+        self._wake.set()
 
     def _forget(self, registration: Registration) -> bool:
         """Drop `registration` and wake the heartbeat thread to join again; False if not current."""

@@ -70,10 +70,13 @@ class Match(NamedTuple):
 
 
 class SearchOutcome(NamedTuple):
-    """One page of matches in (peer id, name) order, and the token of the next page, if any."""
+    """One page of matches in (peer id, name) order, the token of the next page, if any, and
+    whether the tracker is still gathering the peers it had before a restart.
+    """
 
     matches: list[Match]
     next_page_token: str
+    gathering: bool
 
     @property
     def truncated(self) -> bool:
@@ -140,7 +143,10 @@ class TrackerIndex:
         self._entries = 0
         self._dead: list[DeadPeer] = []
         self._generation = 0  # changes whenever any search could answer differently
-        self._due = math.inf  # when the oldest lease runs out
+        # For one lease after the start, peers of a tracker that restarted may still be
+        # re-joining: searches say so (until this time; None once it has passed).
+        self._gathering_until: float | None = clock() + self._lease
+        self._due = self._gathering_until  # when the oldest lease runs out, or gathering ends
 
     @property
     def generation(self) -> int:
@@ -148,7 +154,9 @@ class TrackerIndex:
         return self._generation
 
     def unchanged_since(self, generation: int) -> bool:
-        """Whether every search answers as it did at `generation` (no lease has run out since)."""
+        """Whether every search answers as it did at `generation` (no lease has run out since,
+        nor has the gathering window ended).
+        """
         return generation == self._generation and self._clock() < self._due
 
     def join(self, host: str, port: int, files: Sequence[FileLike]) -> Registration:
@@ -249,6 +257,7 @@ class TrackerIndex:
         with self._lock:
             self._expire_locked()
             catalog = self._catalog
+            gathering = self._gathering_until is not None
             if name:
                 found = catalog.id_of(name)
                 held = [] if found is None else catalog.holdings((found,))
@@ -263,9 +272,10 @@ class TrackerIndex:
                 for peer_id, file_name, name_id in first
             ]
         if len(matches) <= limit:
-            return SearchOutcome(matches, "")
+            return SearchOutcome(matches, "", gathering)
         last = matches[limit - 1]
-        return SearchOutcome(matches[:limit], paging.encode(search, (last.peer_id, last.file.name)))
+        token = paging.encode(search, (last.peer_id, last.file.name))
+        return SearchOutcome(matches[:limit], token, gathering)
 
     def expire(self) -> list[DeadPeer]:
         """Drop peers whose lease ran out; return every peer dropped since the last call."""
@@ -399,17 +409,27 @@ class TrackerIndex:
     def _renew_locked(self, peer: _Peer, now: float) -> None:
         peer.renewed = now
         self._peers.move_to_end(peer.peer_id)
-        self._due = next(iter(self._peers.values())).renewed + self._lease
+        self._set_due_locked()
 
     def _changed_locked(self) -> None:
         """Note that searches may answer differently from now on."""
         self._generation += 1
+        self._set_due_locked()
+
+    def _set_due_locked(self) -> None:
+        """Note when searches will next answer differently by the clock alone."""
         oldest = next(iter(self._peers.values()), None)
-        self._due = math.inf if oldest is None else oldest.renewed + self._lease
+        due = math.inf if oldest is None else oldest.renewed + self._lease
+        gathering_until = self._gathering_until
+        self._due = due if gathering_until is None else min(due, gathering_until)
 
     def _expire_locked(self) -> float:
         """Drop every peer whose lease ran out, and return the time now."""
         now = self._clock()
+        if self._gathering_until is not None and now >= self._gathering_until:
+            self._gathering_until = None
+            logger.info("a lease has passed since the start: peers have had time to re-join")
+            self._changed_locked()  # searches stop saying "gathering"
         peers = self._peers
         while peers:
             oldest = next(iter(peers.values()))

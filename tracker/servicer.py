@@ -161,6 +161,7 @@ def _search_response(outcome: SearchOutcome) -> tracker_pb2.SearchResponse:
         ],
         truncated=outcome.truncated,
         next_page_token=outcome.next_page_token,
+        gathering=outcome.gathering,
     )
 
 

@@ -19,7 +19,13 @@ from napshare.common import console
 from napshare.common.console import tr
 from napshare.common.names import check_file_name
 from napshare.peer.backoff import Backoff
-from napshare.peer.defaults import DOWNLOAD_BACKOFF_CAP, GIVE_UP_AFTER, STALL_TIMEOUT
+from napshare.peer.defaults import (
+    DOWNLOAD_BACKOFF_CAP,
+    GATHERING_POLL,
+    GIVE_UP_AFTER,
+    STALL_TIMEOUT,
+    WAIT_FOR_PEERS,
+)
 from napshare.peer.downloading.fetch import PeerChannels, fetch
 from napshare.peer.downloading.partfile import PartFile
 from napshare.peer.downloading.reporting import Reporter, SilentReporter
@@ -32,7 +38,7 @@ from napshare.peer.errors import (
     VerificationFailedError,
 )
 from napshare.peer.folder.store import SharedFile, SharedFolder
-from napshare.peer.tracker_client import Source, TrackerClient
+from napshare.peer.tracker_client import Found, TrackerClient
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +49,8 @@ class DownloadOptions:
 
     `preferred` is a peer (`host:port`) asked first, as the original's DOWNLOAD named one.
     `give_up_after` counts seconds without any new byte, not the whole download's time.
+    `wait_for_peers` is how long to keep searching when nobody shares the file yet but the
+    tracker is gathering (it restarted moments ago and its peers are re-joining); 0: never.
     """
 
     preferred: str | None = None
@@ -50,6 +58,7 @@ class DownloadOptions:
     stall_timeout: float = STALL_TIMEOUT
     give_up_after: float = GIVE_UP_AFTER
     max_backoff: float = DOWNLOAD_BACKOFF_CAP
+    wait_for_peers: float = WAIT_FOR_PEERS
 
 
 @dataclass(frozen=True)
@@ -142,7 +151,7 @@ class Downloader:
         check_file_name(name)
         options = options or DownloadOptions()
         reporter = reporter or SilentReporter()
-        targets = self._targets(name, options)
+        targets = self._targets(name, options, reporter, cancel)
         job = _Job(name, options, reporter, PeerChannels(), cancel)
         try:
             failure: Exception | None = None
@@ -158,9 +167,18 @@ class Downloader:
             job.channels.close()
             reporter.end()
 
-    def _targets(self, name: str, options: DownloadOptions) -> list[_Target]:
+    def _targets(
+        self,
+        name: str,
+        options: DownloadOptions,
+        reporter: Reporter,
+        cancel: threading.Event | None,
+    ) -> list[_Target]:
         """The versions of the file on offer, the most widely shared (or the preferred) first."""
-        sources = self._search(name)
+        found = self._search(name)
+        if not found.sources and found.gathering and options.wait_for_peers > 0:
+            found = self._await_peers(name, options.wait_for_peers, reporter, cancel)
+        sources = found.sources
         if not sources:
             raise NotFoundError(tr("no peer shares {name}", name=name))
         counts = Counter((s.size, s.sha256) for s in sources)
@@ -180,9 +198,33 @@ class Downloader:
             targets.append(_Target(size, sha256, peers))
         return targets
 
-    def _search(self, name: str) -> list[Source]:
+    def _await_peers(
+        self, name: str, patience: float, reporter: Reporter, cancel: threading.Event | None
+    ) -> Found:
+        """Search again until a peer shares `name`, the tracker stops gathering, or `patience`
+        seconds pass; the last answer.
+        """
+        reporter.note(
+            tr(
+                "the tracker started moments ago and its peers may still be joining; "
+                "waiting up to {seconds} s for a peer that shares {name}",
+                seconds=format(patience, "g"),
+                name=name,
+            )
+        )
+        deadline = time.monotonic() + patience
+        while True:
+            _sleep(min(GATHERING_POLL, max(0.0, deadline - time.monotonic())), cancel, name)
+            found = self._search(name)
+            if found.sources or not found.gathering or time.monotonic() >= deadline:
+                return found
+
+    def _search(self, name: str) -> Found:
         me = self._asker()
-        return [s for s in self.tracker.search(name, asker=me) if s.peer != me]
+        found = self.tracker.lookup(name, asker=me)
+        return Found(
+            [s for s in found.sources if s.peer != me], found.more, found.capped, found.gathering
+        )
 
     def _fetch_target(self, job: _Job, target: _Target) -> DownloadResult:
         name, options, reporter = job.name, job.options, job.reporter
@@ -313,7 +355,7 @@ class Downloader:
     def _refresh(self, name: str, target: _Target) -> None:
         """Add peers that joined since the search (keeping the old list if the tracker is down)."""
         try:
-            sources = self._search(name)
+            sources = self._search(name).sources
         except Exception as error:
             logger.info("could not search the tracker again: %s", error)
             return

@@ -29,6 +29,7 @@ from napshare.peer.defaults import (
     UPLOAD_RATE_WINDOW,
     UPLOAD_STALL_TIMEOUT,
     UPLOADS_PER_ADDRESS,
+    WAIT_FOR_PEERS,
 )
 from napshare.peer.folder.layout import HASHES_FILE, PART_SUFFIX, PARTIAL_DIR, STATE_DIR
 from napshare.peer.serving.uploads import DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE
@@ -101,6 +102,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=GIVE_UP_AFTER,
         metavar="S",
         help=tr("fail after S seconds in which no peer sent a byte (default: %(default)g)"),
+    )
+    fetching.add_argument(
+        "--wait-for-peers",
+        type=non_negative_number,
+        default=WAIT_FOR_PEERS,
+        metavar="S",
+        help=tr(
+            "when nobody shares the file and the tracker started moments ago, keep "
+            "searching for up to S seconds while its peers join; 0: do not wait "
+            "(default: %(default)g)"
+        ),
     )
 
     parser = OneLineParser(

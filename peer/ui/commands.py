@@ -77,6 +77,8 @@ def _search(args: argparse.Namespace) -> int:
             console.show(s.peer, str(s.size), s.name)
     peers = list(dict.fromkeys(s.peer for s in found.sources))
     console.say(console.PEERS_WITH_FILE, peers=peers)
+    if not found.sources and found.gathering:
+        _notice(tr("the tracker started moments ago and its peers may still be joining"))
     if found.capped:
         _notice(
             tr(
@@ -106,6 +108,7 @@ def _download(args: argparse.Namespace) -> int:
         force=args.force,
         stall_timeout=args.stall_timeout,
         give_up_after=args.give_up_after,
+        wait_for_peers=args.wait_for_peers,
     )
     _signals_interrupt()
     try:
@@ -150,7 +153,9 @@ def _serve(args: argparse.Namespace) -> int:
         chunk_size=args.chunk_size,
         rescan_interval=args.rescan_interval,
         download=DownloadOptions(
-            stall_timeout=args.stall_timeout, give_up_after=args.give_up_after
+            stall_timeout=args.stall_timeout,
+            give_up_after=args.give_up_after,
+            wait_for_peers=args.wait_for_peers,
         ),
     )
 

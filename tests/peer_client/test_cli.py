@@ -134,7 +134,18 @@ def test_errors_are_portuguese_one_liners_under_pt_br(swarm: Swarm) -> None:
     nowhere = f"127.0.0.1:{free_port()}"
     tracker = swarm.tracker.address
 
-    not_found = run_peer("download", "nope.mp4", "--dir", folder, "--tracker", tracker, lang=PT)
+    # The tracker just started, so it is gathering; not waiting for peers keeps this quick.
+    not_found = run_peer(
+        "download",
+        "nope.mp4",
+        "--dir",
+        folder,
+        "--tracker",
+        tracker,
+        "--wait-for-peers",
+        "0",
+        lang=PT,
+    )
     no_folder = run_peer("download", "nope.mp4", "--dir", missing, "--tracker", tracker, lang=PT)
     no_tracker = run_peer("search", "aula1.mp4", "--tracker", nowhere, lang=PT)
     bad_number = run_peer("download", "x", "--dir", folder, "--stall-timeout", "-1", lang=PT)

@@ -61,8 +61,10 @@ def test_empty_file(swarm: Swarm) -> None:
 
 def test_a_missing_file_is_not_found(swarm: Swarm) -> None:
     target = swarm.folder("b")
+    # The tracker just started, so it is gathering: do not wait for peers to join.
+    options = DownloadOptions(wait_for_peers=0)
     with pytest.raises(NotFoundError, match=r"no peer shares nope\.mp4"):
-        Downloader(SharedFolder(target), swarm.tracker.client).download("nope.mp4")
+        Downloader(SharedFolder(target), swarm.tracker.client).download("nope.mp4", options)
     assert list(target.iterdir()) == []
 
 

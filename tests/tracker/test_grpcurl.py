@@ -80,11 +80,12 @@ def test_join_and_search_with_json_bodies(grpcurl):
                 "peer_id": "127.0.0.1:8776",
                 "file": {"name": "aula1.mp4", "size": "5", "sha256": SHA},
             }
-        ]
+        ],
+        "gathering": True,  # the tracker started less than a lease ago
     }
     assert exact == expected
     assert keyword == expected
-    assert missing == {}
+    assert missing == {"gathering": True}
 
     grpcurl(
         "napshare.v1.TrackerService/Heartbeat",

@@ -145,6 +145,11 @@ class TrackerServiceServicer:
         and leave: no match present throughout is skipped or repeated. Tokens do
         not expire. `page_size` may change from page to page.
 
+        A tracker that started less than one lease ago (three heartbeat
+        intervals) sets `gathering`: peers registered before a restart may still
+        be re-joining, so an empty answer may fill in; a client that found
+        nothing may search again shortly.
+
         Errors:
         * `INVALID_ARGUMENT`: both or neither of `name` and `query` are set
         (`NAME_OR_QUERY_REQUIRED`), the name is not a valid file name

@@ -91,6 +91,11 @@ class TrackerServiceStub:
     and leave: no match present throughout is skipped or repeated. Tokens do
     not expire. `page_size` may change from page to page.
 
+    A tracker that started less than one lease ago (three heartbeat
+    intervals) sets `gathering`: peers registered before a restart may still
+    be re-joining, so an empty answer may fill in; a client that found
+    nothing may search again shortly.
+
     Errors:
     * `INVALID_ARGUMENT`: both or neither of `name` and `query` are set
       (`NAME_OR_QUERY_REQUIRED`), the name is not a valid file name
@@ -201,6 +206,11 @@ class TrackerServiceAsyncStub(TrackerServiceStub):
     next page starts after that key, so pages stay correct while peers join
     and leave: no match present throughout is skipped or repeated. Tokens do
     not expire. `page_size` may change from page to page.
+
+    A tracker that started less than one lease ago (three heartbeat
+    intervals) sets `gathering`: peers registered before a restart may still
+    be re-joining, so an empty answer may fill in; a client that found
+    nothing may search again shortly.
 
     Errors:
     * `INVALID_ARGUMENT`: both or neither of `name` and `query` are set
@@ -321,6 +331,11 @@ class TrackerServiceServicer(metaclass=_abc_1.ABCMeta):
         next page starts after that key, so pages stay correct while peers join
         and leave: no match present throughout is skipped or repeated. Tokens do
         not expire. `page_size` may change from page to page.
+
+        A tracker that started less than one lease ago (three heartbeat
+        intervals) sets `gathering`: peers registered before a restart may still
+        be re-joining, so an empty answer may fill in; a client that found
+        nothing may search again shortly.
 
         Errors:
         * `INVALID_ARGUMENT`: both or neither of `name` and `query` are set

@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file napshare/v1/tracker.proto.
  */
 export const file_napshare_v1_tracker: GenFile = /*@__PURE__*/
-  fileDesc("ChluYXBzaGFyZS92MS90cmFja2VyLnByb3RvEgtuYXBzaGFyZS52MSJPCgtKb2luUmVxdWVzdBIMCgRob3N0GAEgASgJEgwKBHBvcnQYAiABKA0SJAoFZmlsZXMYAyADKAsyFS5uYXBzaGFyZS52MS5GaWxlSW5mbyJSCgxKb2luUmVzcG9uc2USDwoHcGVlcl9pZBgBIAEoCRINCgV0b2tlbhgCIAEoCRIiChpoZWFydGJlYXRfaW50ZXJ2YWxfc2Vjb25kcxgDIAEoDSJzCg1TZWFyY2hSZXF1ZXN0EgwKBG5hbWUYASABKAkSDQoFcXVlcnkYAiABKAkSDQoFbGltaXQYAyABKA0SDwoHcGVlcl9pZBgEIAEoCRIRCglwYWdlX3NpemUYBSABKA0SEgoKcGFnZV90b2tlbhgGIAEoCSJoCg5TZWFyY2hSZXNwb25zZRIqCgdyZXN1bHRzGAEgAygLMhkubmFwc2hhcmUudjEuU2VhcmNoUmVzdWx0EhEKCXRydW5jYXRlZBgCIAEoCBIXCg9uZXh0X3BhZ2VfdG9rZW4YAyABKAkiRAoMU2VhcmNoUmVzdWx0Eg8KB3BlZXJfaWQYASABKAkSIwoEZmlsZRgCIAEoCzIVLm5hcHNoYXJlLnYxLkZpbGVJbmZvImwKDVVwZGF0ZVJlcXVlc3QSDwoHcGVlcl9pZBgBIAEoCRINCgV0b2tlbhgCIAEoCRIkCgVmaWxlcxgDIAMoCzIVLm5hcHNoYXJlLnYxLkZpbGVJbmZvEhUKDXJlbW92ZWRfbmFtZXMYBCADKAkiEAoOVXBkYXRlUmVzcG9uc2UiMgoQSGVhcnRiZWF0UmVxdWVzdBIPCgdwZWVyX2lkGAEgASgJEg0KBXRva2VuGAIgASgJIhMKEUhlYXJ0YmVhdFJlc3BvbnNlIi4KDExlYXZlUmVxdWVzdBIPCgdwZWVyX2lkGAEgASgJEg0KBXRva2VuGAIgASgJIg8KDUxlYXZlUmVzcG9uc2Uy3wIKDlRyYWNrZXJTZXJ2aWNlEjsKBEpvaW4SGC5uYXBzaGFyZS52MS5Kb2luUmVxdWVzdBoZLm5hcHNoYXJlLnYxLkpvaW5SZXNwb25zZRJBCgZTZWFyY2gSGi5uYXBzaGFyZS52MS5TZWFyY2hSZXF1ZXN0GhsubmFwc2hhcmUudjEuU2VhcmNoUmVzcG9uc2USQQoGVXBkYXRlEhoubmFwc2hhcmUudjEuVXBkYXRlUmVxdWVzdBobLm5hcHNoYXJlLnYxLlVwZGF0ZVJlc3BvbnNlEkoKCUhlYXJ0YmVhdBIdLm5hcHNoYXJlLnYxLkhlYXJ0YmVhdFJlcXVlc3QaHi5uYXBzaGFyZS52MS5IZWFydGJlYXRSZXNwb25zZRI+CgVMZWF2ZRIZLm5hcHNoYXJlLnYxLkxlYXZlUmVxdWVzdBoaLm5hcHNoYXJlLnYxLkxlYXZlUmVzcG9uc2VCagoOaW8ubmFwc2hhcmUudjFCDFRyYWNrZXJQcm90b1ABWjpnaXRodWIuY29tL25hcHNoYXJlL25hcHNoYXJlL2dlbi9nby9uYXBzaGFyZS92MTtuYXBzaGFyZXYxqgILTmFwc2hhcmUuVjFiBnByb3RvMw", [file_napshare_v1_file_info]);
+  fileDesc("ChluYXBzaGFyZS92MS90cmFja2VyLnByb3RvEgtuYXBzaGFyZS52MSJPCgtKb2luUmVxdWVzdBIMCgRob3N0GAEgASgJEgwKBHBvcnQYAiABKA0SJAoFZmlsZXMYAyADKAsyFS5uYXBzaGFyZS52MS5GaWxlSW5mbyJSCgxKb2luUmVzcG9uc2USDwoHcGVlcl9pZBgBIAEoCRINCgV0b2tlbhgCIAEoCRIiChpoZWFydGJlYXRfaW50ZXJ2YWxfc2Vjb25kcxgDIAEoDSJzCg1TZWFyY2hSZXF1ZXN0EgwKBG5hbWUYASABKAkSDQoFcXVlcnkYAiABKAkSDQoFbGltaXQYAyABKA0SDwoHcGVlcl9pZBgEIAEoCRIRCglwYWdlX3NpemUYBSABKA0SEgoKcGFnZV90b2tlbhgGIAEoCSJ7Cg5TZWFyY2hSZXNwb25zZRIqCgdyZXN1bHRzGAEgAygLMhkubmFwc2hhcmUudjEuU2VhcmNoUmVzdWx0EhEKCXRydW5jYXRlZBgCIAEoCBIXCg9uZXh0X3BhZ2VfdG9rZW4YAyABKAkSEQoJZ2F0aGVyaW5nGAQgASgIIkQKDFNlYXJjaFJlc3VsdBIPCgdwZWVyX2lkGAEgASgJEiMKBGZpbGUYAiABKAsyFS5uYXBzaGFyZS52MS5GaWxlSW5mbyJsCg1VcGRhdGVSZXF1ZXN0Eg8KB3BlZXJfaWQYASABKAkSDQoFdG9rZW4YAiABKAkSJAoFZmlsZXMYAyADKAsyFS5uYXBzaGFyZS52MS5GaWxlSW5mbxIVCg1yZW1vdmVkX25hbWVzGAQgAygJIhAKDlVwZGF0ZVJlc3BvbnNlIjIKEEhlYXJ0YmVhdFJlcXVlc3QSDwoHcGVlcl9pZBgBIAEoCRINCgV0b2tlbhgCIAEoCSITChFIZWFydGJlYXRSZXNwb25zZSIuCgxMZWF2ZVJlcXVlc3QSDwoHcGVlcl9pZBgBIAEoCRINCgV0b2tlbhgCIAEoCSIPCg1MZWF2ZVJlc3BvbnNlMt8CCg5UcmFja2VyU2VydmljZRI7CgRKb2luEhgubmFwc2hhcmUudjEuSm9pblJlcXVlc3QaGS5uYXBzaGFyZS52MS5Kb2luUmVzcG9uc2USQQoGU2VhcmNoEhoubmFwc2hhcmUudjEuU2VhcmNoUmVxdWVzdBobLm5hcHNoYXJlLnYxLlNlYXJjaFJlc3BvbnNlEkEKBlVwZGF0ZRIaLm5hcHNoYXJlLnYxLlVwZGF0ZVJlcXVlc3QaGy5uYXBzaGFyZS52MS5VcGRhdGVSZXNwb25zZRJKCglIZWFydGJlYXQSHS5uYXBzaGFyZS52MS5IZWFydGJlYXRSZXF1ZXN0Gh4ubmFwc2hhcmUudjEuSGVhcnRiZWF0UmVzcG9uc2USPgoFTGVhdmUSGS5uYXBzaGFyZS52MS5MZWF2ZVJlcXVlc3QaGi5uYXBzaGFyZS52MS5MZWF2ZVJlc3BvbnNlQmoKDmlvLm5hcHNoYXJlLnYxQgxUcmFja2VyUHJvdG9QAVo6Z2l0aHViLmNvbS9uYXBzaGFyZS9uYXBzaGFyZS9nZW4vZ28vbmFwc2hhcmUvdjE7bmFwc2hhcmV2MaoCC05hcHNoYXJlLlYxYgZwcm90bzM", [file_napshare_v1_file_info]);
 
 /**
  * JoinRequest registers a peer.
@@ -184,6 +184,16 @@ export type SearchResponse = Message<"napshare.v1.SearchResponse"> & {
    * @generated from field: string next_page_token = 3;
    */
   nextPageToken: string;
+
+  /**
+   * True when the tracker started less than one lease (three heartbeat
+   * intervals) ago, so peers may still be re-joining after a restart and an
+   * empty or short answer may fill in. False once every peer that was
+   * registered before the restart has had a lease's time to join again.
+   *
+   * @generated from field: bool gathering = 4;
+   */
+  gathering: boolean;
 };
 
 /**
@@ -430,6 +440,11 @@ export const TrackerService: GenService<{
    * next page starts after that key, so pages stay correct while peers join
    * and leave: no match present throughout is skipped or repeated. Tokens do
    * not expire. `page_size` may change from page to page.
+   *
+   * A tracker that started less than one lease ago (three heartbeat
+   * intervals) sets `gathering`: peers registered before a restart may still
+   * be re-joining, so an empty answer may fill in; a client that found
+   * nothing may search again shortly.
    *
    * Errors:
    * * `INVALID_ARGUMENT`: both or neither of `name` and `query` are set
