@@ -165,6 +165,24 @@ def _read_until(terminal: int, pattern: str, seen: bytearray, timeout: float = 3
         seen += os.read(terminal, 65536)
 
 
+def _drain_until_exit(process: subprocess.Popen[bytes], terminal: int, seen: bytearray) -> int:
+    """Keep reading the terminal, as a terminal does, until `process` exits; its exit code.
+
+    A process whose terminal is not read blocks in its next write once the pty's buffer fills.
+    """
+    deadline = time.monotonic() + 30.0
+    while process.poll() is None:
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"the peer did not stop within 30 s of SIGTERM: {bytes(seen[-2000:])!r}")
+        if select.select([terminal], [], [], 0.2)[0]:
+            try:
+                seen += os.read(terminal, 65536)
+            except OSError:  # the other side closed
+                process.wait(timeout=30)
+    return process.returncode
+
+
 def test_on_a_terminal_a_log_line_redraws_the_prompt_with_what_was_typed(swarm: Swarm) -> None:
     port = free_port()
     short = start_tracker(port, heartbeat_interval=1.0)
@@ -191,5 +209,5 @@ def test_on_a_terminal_a_log_line_redraws_the_prompt_with_what_was_typed(swarm: 
         short.client.close()
         short.server.stop(None)
         peer.send_signal(signal.SIGTERM)
-        peer.wait(timeout=30)
+        _drain_until_exit(peer, terminal, seen)
         os.close(terminal)
