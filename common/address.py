@@ -72,9 +72,16 @@ def _looks_like_ipv6(*candidates: str) -> bool:
     return False
 
 
-def caller_ip(peer: str) -> str | None:
-    """The IP of gRPC's `context.peer()` (`ipv4:1.2.3.4:5678`, `ipv6:%5B::1%5D:5678`), else None."""
+def caller_address(peer: str) -> str | None:
+    """`ip:port` (`[v6]:port`) of gRPC's `context.peer()` (`ipv4:1.2.3.4:5678`,
+    `ipv6:%5B::1%5D:5678`), else None (a unix socket, say)."""
     kind, _, address = unquote(peer).partition(":")
-    if kind not in ("ipv4", "ipv6"):
+    return address if kind in ("ipv4", "ipv6") else None
+
+
+def caller_ip(peer: str) -> str | None:
+    """The IP alone of gRPC's `context.peer()`, else None."""
+    address = caller_address(peer)
+    if address is None:
         return None
     return address.rpartition(":")[0].removeprefix("[").removesuffix("]") or None

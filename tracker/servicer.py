@@ -4,12 +4,17 @@ import logging
 import math
 from collections.abc import Callable
 from typing import TypeVar
-from urllib.parse import unquote
 
 import grpc
 from google.protobuf.message import Message
 from napshare.common import reasons
-from napshare.common.address import InvalidAddressError, format_address, parse_address
+from napshare.common.address import (
+    InvalidAddressError,
+    caller_address,
+    caller_ip,
+    format_address,
+    parse_address,
+)
 from napshare.common.console import PEER_JOINED, PEER_SEARCHED
 from napshare.common.messages import MalformedRequestError, parse_request
 from napshare.tracker.answers import Answer, Answers
@@ -84,7 +89,7 @@ class TrackerServicer(tracker_pb2_grpc.TrackerServiceServicer):
             self._answers.put(data, answer)
         if answer.asker is None:
             peer = context.peer()
-            say(PEER_SEARCHED, peer=_caller(peer) or peer, name=answer.searched)
+            say(PEER_SEARCHED, peer=caller_address(peer) or peer, name=answer.searched)
         else:
             say(PEER_SEARCHED, peer=answer.asker, name=answer.searched)
         return answer.response
@@ -165,22 +170,16 @@ def _search_response(outcome: SearchOutcome) -> tracker_pb2.SearchResponse:
     )
 
 
-def _caller(peer: str) -> str | None:
-    """`ip:port` (`[v6]:port`) from gRPC's `ipv4:1.2.3.4:5678` or `ipv6:[::1]:5678`, else None."""
-    kind, _, address = unquote(peer).partition(":")
-    return address if kind in ("ipv4", "ipv6") else None
-
-
 def _caller_host(peer: str) -> str:
     """The IP address the call came from, for a Join with an empty host."""
-    address = _caller(peer)
-    if address is None:
+    host = caller_ip(peer)
+    if host is None:
         raise InvalidRequestError(
             f"host is empty and the caller's address {peer[:80]!r} is not an IP address; set host",
             reasons.CALLER_ADDRESS_UNKNOWN,
             {"field": "host"},
         )
-    return address.rpartition(":")[0].removeprefix("[").removesuffix("]")
+    return host
 
 
 def _known_address(peer_id: str) -> str | None:
