@@ -1,5 +1,6 @@
 """A running peer: serves its folder, stays joined to the tracker, downloads in the background."""
 
+import dataclasses
 import ipaddress
 import logging
 import threading
@@ -152,12 +153,7 @@ class Node:
 
         `on_note` shows the download's console lines (stdout when None).
         """
-        options = DownloadOptions(
-            preferred=preferred,
-            stall_timeout=self.config.download.stall_timeout,
-            give_up_after=self.config.download.give_up_after,
-            wait_for_peers=self.config.download.wait_for_peers,
-        )
+        options = dataclasses.replace(self.config.download, preferred=preferred)
         reporter = _CountingReporter(on_note or console.show, self._received)
         cancel = threading.Event()
 

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from napshare.common import console
 from napshare.common.address import InvalidAddressError, format_address
@@ -103,13 +104,7 @@ def _notice(message: str) -> None:
 def _download(args: argparse.Namespace) -> int:
     folder = SharedFolder(Path(args.dir))
     tracker = TrackerClient(args.tracker)
-    options = DownloadOptions(
-        preferred=args.source,
-        force=args.force,
-        stall_timeout=args.stall_timeout,
-        give_up_after=args.give_up_after,
-        wait_for_peers=args.wait_for_peers,
-    )
+    options = _download_options(args, preferred=args.source, force=args.force)
     _signals_interrupt()
     try:
         result = Downloader(folder, tracker).download(args.name, options, reporter_for(sys.stderr))
@@ -134,6 +129,16 @@ def _download(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _download_options(args: argparse.Namespace, **extra: Any) -> DownloadOptions:
+    """The download flags `serve` and `download` share, plus `extra` fields."""
+    return DownloadOptions(
+        stall_timeout=args.stall_timeout,
+        give_up_after=args.give_up_after,
+        wait_for_peers=args.wait_for_peers,
+        **extra,
+    )
+
+
 def _serve(args: argparse.Namespace) -> int:
     config = NodeConfig(
         folder=SharedFolder(Path(args.dir)),
@@ -152,11 +157,7 @@ def _serve(args: argparse.Namespace) -> int:
         ),
         chunk_size=args.chunk_size,
         rescan_interval=args.rescan_interval,
-        download=DownloadOptions(
-            stall_timeout=args.stall_timeout,
-            give_up_after=args.give_up_after,
-            wait_for_peers=args.wait_for_peers,
-        ),
+        download=_download_options(args),
     )
 
     metrics = None if args.metrics_port is None else peer_metrics()
