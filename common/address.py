@@ -72,6 +72,11 @@ def _looks_like_ipv6(*candidates: str) -> bool:
     return False
 
 
+def normal_address(text: str) -> str:
+    """`text` (`host:port` or `[v6]:port`) in the one form peer ids have, or InvalidAddressError."""
+    return format_address(*parse_address(text))
+
+
 def caller_address(peer: str) -> str | None:
     """`ip:port` (`[v6]:port`) of gRPC's `context.peer()` (`ipv4:1.2.3.4:5678`,
     `ipv6:%5B::1%5D:5678`), else None (a unix socket, say)."""

@@ -7,7 +7,12 @@ from typing import TypeVar
 
 import grpc
 from google.protobuf.message import Message
-from napshare.common.address import InvalidAddressError, format_address, parse_address
+from napshare.common.address import (
+    InvalidAddressError,
+    format_address,
+    normal_address,
+    parse_address,
+)
 from napshare.common.names import InvalidNameError, check_file_name, check_sha256
 from napshare.common.protocol import MAX_PAGE_SIZE
 from napshare.peer.defaults import MAX_RESULTS
@@ -223,7 +228,7 @@ def _checked(results: Iterable[tracker_pb2.SearchResult], name: str, tracker: st
             well_formed = (
                 file.size >= 0
                 and (not name or file.name == name)
-                and format_address(*parse_address(r.peer_id)) == r.peer_id
+                and normal_address(r.peer_id) == r.peer_id
             )
         except (InvalidNameError, InvalidAddressError):
             well_formed = False

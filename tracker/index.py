@@ -21,7 +21,7 @@ from napshare.common.address import (
     check_host,
     check_port,
     format_address,
-    parse_address,
+    normal_address,
 )
 from napshare.common.names import InvalidNameError, check_file_name, check_sha256
 from napshare.common.protocol import HEARTBEAT_INTERVAL, LEASE_INTERVALS, MAX_PAGE_SIZE
@@ -197,7 +197,8 @@ class TrackerIndex:
             now = self._expire_locked()
             peer = self._authenticated_locked(peer_id, token)
             catalog = self._catalog
-            gone = {i for i in map(catalog.id_of, removed) if i is not None} & set(peer.files)
+            held = [catalog.id_of(n) for n in removed if catalog.holds(peer_id, n)]
+            gone = {i for i in held if i is not None}
             new = sum(1 for name in checked[0] if not catalog.holds(peer_id, name))
             if len(peer.files) - len(gone) + new > self.max_files:
                 raise CapacityError(
@@ -451,12 +452,11 @@ def _check_name(name: str, where: str) -> str:
 def _normal_peer_id(peer_id: str) -> str:
     """`peer_id` in the one form Join issues, or InvalidRequestError."""
     try:
-        host, port = parse_address(peer_id)
+        return normal_address(peer_id)
     except InvalidAddressError as error:
         raise InvalidRequestError(
             f"peer_id: {error}", reasons.PEER_ID_INVALID, {"field": "peer_id"}
         ) from None
-    return format_address(host, port)
 
 
 def _entry(name: str, record: bytes) -> FileEntry:

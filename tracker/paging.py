@@ -11,7 +11,7 @@ import binascii
 import hashlib
 
 from napshare.common import reasons
-from napshare.common.address import InvalidAddressError, format_address, parse_address
+from napshare.common.address import InvalidAddressError, normal_address
 from napshare.common.names import InvalidNameError, check_file_name
 from napshare.tracker.errors import InvalidRequestError
 
@@ -26,7 +26,9 @@ Key = tuple[str, str]  # (peer id, file name): the order of search results
 def search_id(name: str, words: list[str]) -> bytes:
     """What ties a token to its search: a short hash of the exact name or the query words."""
     what = "name\x00" + name if name else "query\x00" + " ".join(words)
-    return hashlib.blake2b(what.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return hashlib.blake2b(
+        what.encode("utf-8", "surrogatepass"), digest_size=_SEARCH_HASH_BYTES
+    ).digest()
 
 
 def encode(search: bytes, last: Key) -> str:
@@ -64,7 +66,7 @@ def decode(token: str, search: bytes) -> Key:
     try:
         peer_id = peer_bytes.decode("ascii")
         name = check_file_name(name_bytes.decode("utf-8"))
-        if format_address(*parse_address(peer_id)) != peer_id:
+        if normal_address(peer_id) != peer_id:
             raise _malformed()
     except (UnicodeDecodeError, InvalidNameError, InvalidAddressError):
         raise _malformed() from None

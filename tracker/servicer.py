@@ -8,13 +8,7 @@ from typing import TypeVar
 import grpc
 from google.protobuf.message import Message
 from napshare.common import reasons
-from napshare.common.address import (
-    InvalidAddressError,
-    caller_address,
-    caller_ip,
-    format_address,
-    parse_address,
-)
+from napshare.common.address import InvalidAddressError, caller_address, caller_ip, normal_address
 from napshare.common.console import PEER_JOINED, PEER_SEARCHED
 from napshare.common.messages import MalformedRequestError, parse_request
 from napshare.tracker.answers import Answer, Answers
@@ -187,6 +181,6 @@ def _known_address(peer_id: str) -> str | None:
     if not peer_id:
         return None
     try:
-        return format_address(*parse_address(peer_id))
+        return normal_address(peer_id)
     except InvalidAddressError:
         return None

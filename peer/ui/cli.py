@@ -4,7 +4,7 @@ import argparse
 from collections.abc import Sequence
 
 from napshare.common import logsetup
-from napshare.common.address import InvalidAddressError, format_address, parse_address
+from napshare.common.address import InvalidAddressError, normal_address
 from napshare.common.cliargs import (
     OneLineParser,
     add_metrics_flags,
@@ -64,7 +64,7 @@ def _host(text: str) -> str:
 
 def _address(text: str) -> str:
     try:
-        return format_address(*parse_address(text))
+        return normal_address(text)
     except InvalidAddressError as error:
         raise argparse.ArgumentTypeError(localized(error)) from None
 

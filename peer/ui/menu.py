@@ -13,7 +13,7 @@ from types import ModuleType
 from typing import TextIO
 
 from napshare.common import console, logsetup
-from napshare.common.address import InvalidAddressError, format_address, parse_address
+from napshare.common.address import InvalidAddressError, normal_address
 from napshare.common.console import N_, tr
 from napshare.common.names import InvalidNameError, check_file_name
 from napshare.peer.errors import ClientError
@@ -98,7 +98,7 @@ class Menu:
         peer = self._ask(tr("from peer ip:port (empty = any): ")).strip()
         try:
             check_file_name(name)
-            preferred = format_address(*parse_address(peer)) if peer else None
+            preferred = normal_address(peer) if peer else None
         except (InvalidNameError, InvalidAddressError) as error:
             self.say(console.localized(error))
             return True
