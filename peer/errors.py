@@ -11,10 +11,7 @@ import grpc
 from napshare.common import error_details, reasons
 from napshare.common.console import tr
 from napshare.common.exitcodes import ExitCode
-from napshare.v1 import peer_pb2, tracker_pb2
-
-TRACKER_SERVICE: str = tracker_pb2.DESCRIPTOR.services_by_name["TrackerService"].full_name
-PEER_SERVICE: str = peer_pb2.DESCRIPTOR.services_by_name["PeerService"].full_name
+from napshare.common.protocol import PEER_SERVICE, TRACKER_SERVICE
 
 
 class ClientError(Exception):

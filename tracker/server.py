@@ -12,7 +12,7 @@ import grpc
 from grpc_health.v1.health import HealthServicer
 from napshare.common.console import PEER_DEAD
 from napshare.common.metrics import Metrics
-from napshare.common.protocol import HEARTBEAT_INTERVAL
+from napshare.common.protocol import HEARTBEAT_INTERVAL, TRACKER_SERVICE
 from napshare.common.serving import add_health_and_reflection, bind
 from napshare.tracker import console
 from napshare.tracker.index import TrackerIndex
@@ -21,7 +21,7 @@ from napshare.v1 import tracker_pb2
 
 logger = logging.getLogger(__name__)
 
-SERVICE_NAME = tracker_pb2.DESCRIPTOR.services_by_name["TrackerService"].full_name
+SERVICE_NAME = TRACKER_SERVICE
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 TICK_SECONDS = 0.1  # how often expired leases are dropped and console lines flushed
 # Calls accepted at once, queued or running; past it gRPC answers RESOURCE_EXHAUSTED.

@@ -9,6 +9,7 @@ from typing import TypeAlias
 import grpc
 from grpc_health.v1 import health_pb2
 from napshare.common.console import tr
+from napshare.common.protocol import PEER_SERVICE
 from napshare.peer.downloading.partfile import PartFile
 from napshare.peer.errors import CancelledError, PeerError, PeerFault, peer_failure
 from napshare.peer.wire import Chunk, decode_response
@@ -16,7 +17,7 @@ from napshare.v1 import file_info_pb2, peer_pb2
 
 logger = logging.getLogger(__name__)
 
-DOWNLOAD = "/{}/Download".format(peer_pb2.DESCRIPTOR.services_by_name["PeerService"].full_name)
+DOWNLOAD = f"/{PEER_SERVICE}/Download"
 # Only the type stubs make the class generic.
 Download: TypeAlias = "grpc.UnaryStreamMultiCallable[peer_pb2.DownloadRequest, Chunk]"
 

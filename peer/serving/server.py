@@ -6,16 +6,16 @@ from concurrent import futures
 import grpc
 from grpc_health.v1.health import HealthServicer
 from napshare.common.metrics import Metrics
+from napshare.common.protocol import PEER_SERVICE
 from napshare.common.serving import PortInUseError, add_health_and_reflection, bind
 from napshare.peer.folder.store import SharedFolder
 from napshare.peer.serving.servicer import PeerServicer
 from napshare.peer.serving.slots import Fairness, UploadSlots
 from napshare.peer.serving.uploads import DEFAULT_CHUNK_SIZE, Uploads
-from napshare.v1 import peer_pb2
 
 logger = logging.getLogger(__name__)
 
-SERVICE_NAME: str = peer_pb2.DESCRIPTOR.services_by_name["PeerService"].full_name
+SERVICE_NAME = PEER_SERVICE
 # Threads beyond the upload slots, so that health checks, reflection and the downloads that
 # get RESOURCE_EXHAUSTED are answered at once instead of waiting behind running uploads.
 SPARE_THREADS = 16
