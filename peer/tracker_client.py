@@ -100,12 +100,14 @@ class TrackerClient:
     def lookup(self, name: str, *, asker: str = "") -> Found:
         """Every peer sharing a file named exactly `name`, and whether the tracker is gathering."""
         found = self.find(name=name, asker=asker)
-        self._every(found)
+        self._warn_if_more(found)
         return found
 
     def query(self, words: str, *, asker: str = "") -> list[Source]:
         """Every (peer, file) whose file name holds all the `words`, ignoring case."""
-        return self._every(self.find(query=words, asker=asker))
+        found = self.find(query=words, asker=asker)
+        self._warn_if_more(found)
+        return found.sources
 
     def find(self, *, name: str = "", query: str = "", limit: int = 0, asker: str = "") -> Found:
         """The first `limit` matches of an exact `name` or of `query`'s words, page by page.
@@ -200,7 +202,7 @@ class TrackerClient:
         except grpc.RpcError as error:
             raise tracker_error(self.address, error) from None
 
-    def _every(self, found: Found) -> list[Source]:
+    def _warn_if_more(self, found: Found) -> None:
         if found.more:
             logger.warning(
                 "tracker %s has more matches; listing the first %d (at most %d results or "
@@ -210,7 +212,6 @@ class TrackerClient:
                 MAX_RESULTS,
                 MAX_PAGES,
             )
-        return found.sources
 
 
 def _checked(results: Iterable[tracker_pb2.SearchResult], name: str, tracker: str) -> list[Source]:

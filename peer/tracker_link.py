@@ -9,7 +9,7 @@ interval, so a restarted tracker hears NOT_FOUND's re-join within moments.
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from napshare.common.protocol import HEARTBEAT_INTERVAL
 from napshare.peer.backoff import Backoff
@@ -178,9 +178,8 @@ class TrackerLink:
                 if changed or removed:
                     self._update(changed, removed)
 
-    def _update(self, files: list[SharedFile], removed: list[str] | None = None) -> None:
+    def _update(self, files: list[SharedFile], removed: Sequence[str] = ()) -> None:
         """Send the tracker what changed: new or changed `files`, and `removed` names."""
-        removed = removed or []
         with self._lock:
             registration = self._registration
             if registration is None:

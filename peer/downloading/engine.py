@@ -6,6 +6,7 @@ die or stall are left for the next one at the same offset; a peer whose bytes fa
 verification is not used again for that file.
 """
 
+import dataclasses
 import logging
 import random
 import threading
@@ -222,9 +223,7 @@ class Downloader:
     def _search(self, name: str) -> Found:
         me = self._asker()
         found = self.tracker.lookup(name, asker=me)
-        return Found(
-            [s for s in found.sources if s.peer != me], found.more, found.capped, found.gathering
-        )
+        return dataclasses.replace(found, sources=[s for s in found.sources if s.peer != me])
 
     def _fetch_target(self, job: _Job, target: _Target) -> DownloadResult:
         name, options, reporter = job.name, job.options, job.reporter
