@@ -4,6 +4,7 @@ import argparse
 import logging
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -105,9 +106,11 @@ def _download(args: argparse.Namespace) -> int:
     folder = SharedFolder(Path(args.dir))
     tracker = TrackerClient(args.tracker)
     options = _download_options(args, preferred=args.source, force=args.force)
-    _signals_interrupt()
+    cancel = _signals_cancel()
     try:
-        result = Downloader(folder, tracker).download(args.name, options, reporter_for(sys.stderr))
+        result = Downloader(folder, tracker).download(
+            args.name, options, reporter_for(sys.stderr), cancel
+        )
     except (KeyboardInterrupt, CancelledError):
         return _fail(
             tr(
@@ -208,6 +211,25 @@ def _run_node(
     finally:
         node.stop()
     return ExitCode.OK
+
+
+def _signals_cancel() -> threading.Event:
+    """An event that the first SIGINT or SIGTERM sets; a second one interrupts at once.
+
+    The download engine watches the event and stops at a safe point (its part closed, its
+    hash thread ended); an exception raised by a signal handler could land anywhere, even
+    inside a lock a cleanup step needs.
+    """
+    cancel = threading.Event()
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        cancel.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stop)
+    return cancel
 
 
 def _signals_interrupt() -> None:
