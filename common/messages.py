@@ -4,10 +4,11 @@ gRPC's own deserializer answers INTERNAL ("Exception deserializing request!") fo
 servers register every method on raw bytes and parse them here instead.
 """
 
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
+import grpc
 from google.protobuf.message import DecodeError, Message
-from napshare.common import reasons
+from napshare.common import error_details, reasons
 
 RequestT = TypeVar("RequestT", bound=Message)
 
@@ -26,3 +27,13 @@ def parse_request(message_type: type[RequestT], data: bytes) -> RequestT:
         raise MalformedRequestError(
             f"the request is not a {message_type.DESCRIPTOR.name} message"
         ) from None
+
+
+def abort_malformed(context: grpc.ServicerContext, error: MalformedRequestError) -> NoReturn:
+    """End a health or reflection call on bytes that are no message: INVALID_ARGUMENT.
+
+    The tracker and the peer map MalformedRequestError in their own status tables.
+    """
+    context.abort_with_status(
+        error_details.status(grpc.StatusCode.INVALID_ARGUMENT, str(error), error.reason)
+    )

@@ -3,15 +3,18 @@
 grpc.reflection.v1 has the same messages and field numbers as v1alpha; only the proto
 package differs. So the v1 file descriptor is built here from v1alpha's (for `describe`), and
 one v1alpha servicer answers on both method paths: the bytes on the wire are the same.
+Both paths take raw bytes and parse each request here, so that bytes that are no message get
+INVALID_ARGUMENT rather than gRPC's INTERNAL.
 """
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool
-from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
+from grpc_reflection.v1alpha import reflection, reflection_pb2
+from napshare.common.messages import MalformedRequestError, abort_malformed, parse_request
 
 logger = logging.getLogger(__name__)
 
@@ -28,17 +31,35 @@ def enable_reflection(server: grpc.Server, service_names: Iterable[str]) -> None
     _ensure_v1_descriptor(descriptor_pool.Default())
     names = [*service_names, V1_SERVICE_NAME, V1ALPHA_SERVICE_NAME]
     servicer = reflection.ReflectionServicer(names)
-    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(servicer, server)
-    v1_handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
+
+    def info(requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[Any]:
+        # Its stubs say it returns None; it is a generator of responses.
+        respond: Any = servicer.ServerReflectionInfo
+        answers: Iterator[Any] = respond(_parsed(requests, context), context)
+        return answers
+
+    handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
         METHOD: grpc.stream_stream_rpc_method_handler(
-            servicer.ServerReflectionInfo,
-            request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
-            response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
+            info, response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString
         )
     }
     server.add_generic_rpc_handlers(
-        (grpc.method_handlers_generic_handler(V1_SERVICE_NAME, v1_handlers),)
+        tuple(
+            grpc.method_handlers_generic_handler(name, handlers)
+            for name in (V1ALPHA_SERVICE_NAME, V1_SERVICE_NAME)
+        )
     )
+
+
+def _parsed(
+    requests: Iterator[bytes], context: grpc.ServicerContext
+) -> Iterator[reflection_pb2.ServerReflectionRequest]:
+    """Each request parsed; the call ends with INVALID_ARGUMENT at the first that is none."""
+    for data in requests:
+        try:
+            yield parse_request(reflection_pb2.ServerReflectionRequest, data)
+        except MalformedRequestError as error:
+            abort_malformed(context, error)
 
 
 def v1_file_descriptor() -> descriptor_pb2.FileDescriptorProto:

@@ -5,16 +5,32 @@ import signal
 import threading
 from collections.abc import Callable, Iterable
 from types import FrameType
+from typing import Any, TypeVar
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from google.protobuf.message import Message
+from grpc_health.v1 import health, health_pb2
 from napshare.common.address import format_address
 from napshare.common.console import tr
+from napshare.common.messages import MalformedRequestError, abort_malformed, parse_request
 from napshare.common.reflection import enable_reflection
 
 logger = logging.getLogger(__name__)
 
 GRACE_SECONDS = 5.0
+HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+# Calls accepted at once, queued or running; past it gRPC answers RESOURCE_EXHAUSTED.
+MAX_CONCURRENT_RPCS = 4096
+# gRPC core holds the calls that Python has not picked up yet (Python takes them one at a
+# time, under the GIL) and, once more than grpc.server.max_pending_requests (default 1000)
+# wait, drops some at random with a bare CANCELLED ("Too many pending requests for this
+# server"): a burst of 2,000 searches lost 1-2% that way. Up to MAX_CONCURRENT_RPCS may wait.
+BACKLOG_OPTIONS = [
+    ("grpc.server.max_pending_requests", MAX_CONCURRENT_RPCS),
+    ("grpc.server.max_pending_requests_hard_limit", MAX_CONCURRENT_RPCS),
+]
+
+RequestT = TypeVar("RequestT", bound=Message)
 
 
 class PortInUseError(OSError):
@@ -32,12 +48,52 @@ def add_health_and_reflection(
     """
     names = list(service_names)
     health_servicer = health_servicer or health.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    _add_health(server, health_servicer)
     for name in ["", *names]:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    health_name = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
-    enable_reflection(server, [*names, health_name])
+    enable_reflection(server, [*names, HEALTH_SERVICE])
     return health_servicer
+
+
+def _add_health(server: grpc.Server, servicer: health.HealthServicer) -> None:
+    """What grpc_health's add_HealthServicer_to_server registers, but on bytes.
+
+    Its handlers let gRPC deserialize, which answers INTERNAL to bytes that are no message;
+    these parse the request themselves, so such bytes get INVALID_ARGUMENT.
+    """
+    response = health_pb2.HealthCheckResponse.SerializeToString
+    handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
+        "Check": grpc.unary_unary_rpc_method_handler(
+            _on_bytes(servicer.Check, health_pb2.HealthCheckRequest),
+            response_serializer=response,
+        ),
+        "Watch": grpc.unary_stream_rpc_method_handler(
+            _on_bytes(servicer.Watch, health_pb2.HealthCheckRequest),
+            response_serializer=response,
+        ),
+        "List": grpc.unary_unary_rpc_method_handler(
+            _on_bytes(servicer.List, health_pb2.HealthListRequest),
+            response_serializer=health_pb2.HealthListResponse.SerializeToString,
+        ),
+    }
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(HEALTH_SERVICE, handlers),)
+    )
+
+
+def _on_bytes(
+    method: Callable[[RequestT, grpc.ServicerContext], Any], request_type: type[RequestT]
+) -> Callable[[bytes, grpc.ServicerContext], Any]:
+    """`method` on the serialized request: bytes that are no `request_type` are the caller's."""
+
+    def handle(data: bytes, context: grpc.ServicerContext) -> Any:
+        try:
+            request = parse_request(request_type, data)
+        except MalformedRequestError as error:
+            abort_malformed(context, error)
+        return method(request, context)
+
+    return handle
 
 
 def bind(server: grpc.Server, host: str, port: int) -> int:

@@ -1,8 +1,9 @@
 """Fuzzing a running tracker and peer: no input gets UNKNOWN or INTERNAL, nothing breaks them.
 
-Random bytes go to every method of both services, and structurally valid messages with
-hostile strings, huge and negative numbers and many files go to each RPC, over real
-channels. Afterwards both servers still answer health and memory has not run away.
+Random bytes go to every method of both services and of health and reflection, and
+structurally valid messages with hostile strings, huge and negative numbers and many files
+go to each RPC, over real channels. Afterwards both servers still answer health and memory
+has not run away.
 """
 
 import hashlib
@@ -15,6 +16,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from napshare.common import error_details, reasons
 from napshare.peer.folder.store import SharedFolder
 from napshare.peer.serving.server import create_server as create_peer
 from napshare.tracker.server import create_server as create_tracker
@@ -23,6 +25,14 @@ from napshare.v1 import file_info_pb2, peer_pb2, tracker_pb2
 BUGS = {grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL}
 TRACKER_METHODS = ["Join", "Search", "Update", "Heartbeat", "Leave"]
 DOWNLOAD = "/napshare.v1.PeerService/Download"
+HEALTH_UNARY = ["/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/List"]
+HEALTH_WATCH = "/grpc.health.v1.Health/Watch"
+REFLECTION = [
+    f"/grpc.reflection.{version}.ServerReflection/ServerReflectionInfo"
+    for version in ("v1", "v1alpha")
+]
+COMMON_METHODS = [*HEALTH_UNARY, HEALTH_WATCH, *REFLECTION]
+UNDECODABLE = b"\xff"  # field 31 with wire type 7, which does not exist
 RSS_GROWTH_LIMIT_KIB = 256 * 1024  # generous: a leak of every request would exceed it
 FUZZ = settings(max_examples=200, deadline=None, database=None)
 
@@ -84,6 +94,24 @@ def unary(servers: Servers, method: str, request: bytes) -> grpc.StatusCode:
 def download(servers: Servers, request: bytes) -> grpc.StatusCode:
     stream = servers.peer.unary_stream(DOWNLOAD, None, None)
     return code_of(lambda: list(stream(request, timeout=30)))
+
+
+def channel_of(servers: Servers, server: str) -> grpc.Channel:
+    return servers.tracker if server == "tracker" else servers.peer
+
+
+def common_call(channel: grpc.Channel, method: str, request: bytes) -> None:
+    """Call a health or reflection `method` with raw bytes; raise grpc.RpcError if it fails."""
+    if method in HEALTH_UNARY:
+        channel.unary_unary(method, None, None)(request, timeout=30)
+    elif method == HEALTH_WATCH:
+        stream = channel.unary_stream(method, None, None)(request, timeout=30)
+        try:
+            next(stream)  # a Watch that parsed streams until cancelled: its first answer will do
+        finally:
+            stream.cancel()
+    else:
+        list(channel.stream_stream(method, None, None)(iter([request]), timeout=30))
 
 
 def assert_healthy(servers: Servers) -> None:
@@ -205,6 +233,33 @@ def test_random_bytes_to_the_tracker(servers: Servers, method: str, data: bytes)
 @given(data=st.binary(max_size=2048))
 def test_random_bytes_to_the_peer(servers: Servers, data: bytes) -> None:
     assert download(servers, data) not in BUGS
+
+
+@FUZZ
+@given(
+    server=st.sampled_from(["tracker", "peer"]),
+    method=st.sampled_from(COMMON_METHODS),
+    data=st.binary(max_size=2048),
+)
+def test_random_bytes_to_health_and_reflection(
+    servers: Servers, server: str, method: str, data: bytes
+) -> None:
+    channel = channel_of(servers, server)
+    code = code_of(lambda: common_call(channel, method, data))
+    assert code not in BUGS
+
+
+@pytest.mark.parametrize("server", ["tracker", "peer"])
+@pytest.mark.parametrize("method", COMMON_METHODS)
+def test_undecodable_bytes_to_health_and_reflection_are_invalid_argument(
+    servers: Servers, server: str, method: str
+) -> None:
+    with pytest.raises(grpc.RpcError) as raised:
+        common_call(channel_of(servers, server), method, UNDECODABLE)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT, raised.value.details()
+    found = error_details.read(raised.value)
+    assert found is not None
+    assert found.reason == reasons.REQUEST_MALFORMED
 
 
 @FUZZ
