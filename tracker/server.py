@@ -13,7 +13,12 @@ from grpc_health.v1.health import HealthServicer
 from napshare.common.console import PEER_DEAD
 from napshare.common.metrics import Metrics
 from napshare.common.protocol import HEARTBEAT_INTERVAL, TRACKER_SERVICE
-from napshare.common.serving import add_health_and_reflection, bind
+from napshare.common.serving import (
+    BACKLOG_OPTIONS,
+    MAX_CONCURRENT_RPCS,
+    add_health_and_reflection,
+    bind,
+)
 from napshare.tracker import console
 from napshare.tracker.index import TrackerIndex
 from napshare.tracker.servicer import TrackerServicer
@@ -24,16 +29,6 @@ logger = logging.getLogger(__name__)
 SERVICE_NAME = TRACKER_SERVICE
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 TICK_SECONDS = 0.1  # how often expired leases are dropped and console lines flushed
-# Calls accepted at once, queued or running; past it gRPC answers RESOURCE_EXHAUSTED.
-MAX_CONCURRENT_RPCS = 4096
-# gRPC core holds the calls that Python has not picked up yet (Python takes them one at a
-# time, under the GIL) and, once more than grpc.server.max_pending_requests (default 1000)
-# wait, drops some at random with a bare CANCELLED ("Too many pending requests for this
-# server"): a burst of 2,000 searches lost 1-2% that way. Up to MAX_CONCURRENT_RPCS may wait.
-BACKLOG_OPTIONS = [
-    ("grpc.server.max_pending_requests", MAX_CONCURRENT_RPCS),
-    ("grpc.server.max_pending_requests_hard_limit", MAX_CONCURRENT_RPCS),
-]
 
 
 def create_server(

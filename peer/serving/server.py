@@ -7,7 +7,13 @@ import grpc
 from grpc_health.v1.health import HealthServicer
 from napshare.common.metrics import Metrics
 from napshare.common.protocol import PEER_SERVICE
-from napshare.common.serving import PortInUseError, add_health_and_reflection, bind
+from napshare.common.serving import (
+    BACKLOG_OPTIONS,
+    MAX_CONCURRENT_RPCS,
+    PortInUseError,
+    add_health_and_reflection,
+    bind,
+)
 from napshare.peer.folder.store import SharedFolder
 from napshare.peer.serving.servicer import PeerServicer
 from napshare.peer.serving.slots import Fairness, UploadSlots
@@ -47,11 +53,14 @@ def create_server(
     workers = max_uploads + SPARE_THREADS
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="peer-rpc"),
-        maximum_concurrent_rpcs=workers,
+        # Calls past the workers wait for one: a Download past the upload slots is refused
+        # by the slots at once, so health checks queued among them are soon answered.
+        maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS,
         interceptors=[] if metrics is None else [metrics.interceptor()],
         options=[
             ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
             ("grpc.so_reuseport", 0),  # a second peer on a taken port must fail, not share it
+            *BACKLOG_OPTIONS,
         ],
     )
     handler = grpc.unary_stream_rpc_method_handler(

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from napshare.common import error_details, reasons
 from napshare.v1 import peer_pb2
 
 from .conftest import Peer
@@ -86,6 +88,33 @@ def test_refused_calls_are_answered_while_uploads_run(
     for _ in range(20):
         assert peer.error("small.txt") == grpc.StatusCode.RESOURCE_EXHAUSTED
 
+    for stream in held:
+        stream.cancel()
+
+
+def test_a_burst_of_downloads_past_the_slots_is_refused_by_the_slots_and_health_answers(
+    root: Path, start_peer: Callable[..., Peer]
+) -> None:
+    """Once the workers were busy, gRPC refused every call, health checks included, with a bare
+    RESOURCE_EXHAUSTED, and its core cancelled calls past 1,000 pending."""
+    peer = start_peer(root, max_uploads=2)
+    held = [hold(peer), hold(peer)]
+    health = health_pb2_grpc.HealthStub(peer.channel)
+    streams = [
+        peer.stub.Download(peer_pb2.DownloadRequest(name="small.txt"), timeout=120)
+        for _ in range(1500)
+    ]
+    checks = [health.Check.future(health_pb2.HealthCheckRequest(), timeout=120) for _ in range(200)]
+    refusals: dict[str, int] = {}
+    for stream in streams:
+        with pytest.raises(grpc.RpcError) as caught:
+            list(stream)
+        assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, caught.value.details()
+        found = error_details.read(caught.value)
+        reason = "no ErrorInfo" if found is None else found.reason
+        refusals[reason] = refusals.get(reason, 0) + 1
+    assert refusals == {reasons.UPLOAD_SLOTS_FULL: 1500}
+    assert all(check.result().status == health_pb2.HealthCheckResponse.SERVING for check in checks)
     for stream in held:
         stream.cancel()
 
