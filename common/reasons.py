@@ -31,6 +31,7 @@ NAME_ADDED_AND_REMOVED = "NAME_ADDED_AND_REMOVED"  # in both files and removed_n
 TOO_MANY_FILES = "TOO_MANY_FILES"  # more files or removed names in one call than allowed
 NAME_OR_QUERY_REQUIRED = "NAME_OR_QUERY_REQUIRED"  # both or neither of name and query
 QUERY_EMPTY = "QUERY_EMPTY"  # a query without a word
+QUERY_TOO_LONG = "QUERY_TOO_LONG"  # a query of more characters than allowed
 PAGE_TOKEN_INVALID = "PAGE_TOKEN_INVALID"  # malformed or too long
 PAGE_TOKEN_MISMATCH = "PAGE_TOKEN_MISMATCH"  # from another search
 REQUEST_MALFORMED = "REQUEST_MALFORMED"  # bytes that are not the request message
@@ -38,6 +39,8 @@ REQUEST_MALFORMED = "REQUEST_MALFORMED"  # bytes that are not the request messag
 PEER_NOT_REGISTERED = "PEER_NOT_REGISTERED"  # NOT_FOUND: never joined, left, or lease ran out
 TOKEN_MISMATCH = "TOKEN_MISMATCH"  # UNAUTHENTICATED: not the token of the latest Join
 FILE_LIMIT_REACHED = "FILE_LIMIT_REACHED"  # RESOURCE_EXHAUSTED: a registration too big
+# RESOURCE_EXHAUSTED, with RetryInfo: as many broad searches as allowed are running.
+SEARCHES_BUSY = "SEARCHES_BUSY"
 
 # Peer (Download).
 FILE_NOT_SHARED = "FILE_NOT_SHARED"  # NOT_FOUND

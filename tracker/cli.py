@@ -15,6 +15,7 @@ from napshare.common.cliargs import (
 from napshare.common.console import tr
 from napshare.common.exitcodes import ExitCode, epilog
 from napshare.common.protocol import HEARTBEAT_INTERVAL, LEASE_INTERVALS, TRACKER_PORT
+from napshare.tracker.index import MAX_CANDIDATES, MAX_CONCURRENT_SEARCHES
 
 # This module loads no gRPC: main() must set GRPC_VERBOSITY before gRPC's core starts.
 
@@ -48,6 +49,18 @@ def _parser() -> argparse.ArgumentParser:
             intervals=LEASE_INTERVALS,
         ),
     )
+    parser.add_argument(
+        "--max-concurrent-searches",
+        type=int_in_range(1, 1024),
+        default=MAX_CONCURRENT_SEARCHES,
+        metavar="N",
+        help=tr(
+            "broad keyword searches (words found in more than {names} names) run at once; "
+            "more are refused with RESOURCE_EXHAUSTED and a time to ask again "
+            "(default %(default)s)",
+            names=MAX_CANDIDATES,
+        ),
+    )
     add_metrics_flags(parser)
     parser.add_argument(
         "--log-level",
@@ -75,6 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             host=args.host,
             port=args.port,
             heartbeat_interval=args.heartbeat_interval,
+            max_concurrent_searches=args.max_concurrent_searches,
             health=health,
             metrics=metrics,
         )

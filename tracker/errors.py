@@ -16,11 +16,17 @@ class TrackerError(Exception):
     default_reason: ClassVar[str] = ""
 
     def __init__(
-        self, message: str, *, reason: str = "", metadata: Mapping[str, str] | None = None
+        self,
+        message: str,
+        *,
+        reason: str = "",
+        metadata: Mapping[str, str] | None = None,
+        retry_delay: float | None = None,
     ) -> None:
         super().__init__(message)
         self.reason = reason or self.default_reason
         self.metadata: Mapping[str, str] = metadata or {}
+        self.retry_delay = retry_delay  # seconds to wait before asking again (RetryInfo)
 
 
 class InvalidRequestError(TrackerError):
@@ -48,3 +54,9 @@ class CapacityError(TrackerError):
     """A registration would grow past the tracker's size limits."""
 
     default_reason = reasons.FILE_LIMIT_REACHED
+
+
+class BusyError(TrackerError):
+    """As many broad searches as allowed are running: the caller should ask again later."""
+
+    default_reason = reasons.SEARCHES_BUSY

@@ -1,7 +1,17 @@
-"""The tracker's index: registered peers, their tokens and leases, and search over their files."""
+"""The tracker's index: registered peers, their tokens and leases, and search over their files.
+
+A search costs bounded work. An exact name, or keywords whose candidates are few (at most
+MAX_CANDIDATES names, judged from the keyword index), is answered from those candidates. A
+broader keyword search walks the entries in result order instead (peers by id, each peer's
+files by name, both kept sorted), so a page costs what it returns, and at most SEARCH_BUDGET
+entries: past that the page ends early, with a token that resumes after the last entry
+looked at. At most `max_concurrent_searches` broad searches run or wait at once; others
+are refused with BusyError at once, before they wait for the index lock.
+"""
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import hmac
 import logging
@@ -28,6 +38,7 @@ from napshare.common.protocol import HEARTBEAT_INTERVAL, LEASE_INTERVALS, MAX_PA
 from napshare.tracker import paging
 from napshare.tracker.catalog import Catalog, pack_record, unpack_record
 from napshare.tracker.errors import (
+    BusyError,
     CapacityError,
     InvalidRequestError,
     UnauthenticatedError,
@@ -41,6 +52,12 @@ MAX_FILES = 50_000
 DEFAULT_LIMIT = 100
 MAX_LIMIT = MAX_PAGE_SIZE
 TOKEN_BYTES = 16
+MAX_QUERY_CHARS = 1024
+MAX_CANDIDATES = 10_000  # a keyword search whose candidates may be more is broad: it walks
+SEARCH_BUDGET = 10_000  # entries a broad search looks at for one page
+MAX_CONCURRENT_SEARCHES = 4  # broad searches running or waiting for the lock at once
+BUSY_RETRY_SECONDS = 1.0  # what a refused broad search is told to wait (RetryInfo)
+_INSORT_MAX = 64  # new files of one call inserted one by one; more are sorted in at once
 
 
 class FileLike(Protocol):
@@ -77,6 +94,7 @@ class SearchOutcome(NamedTuple):
     matches: list[Match]
     next_page_token: str
     gathering: bool
+    examined: int = 0  # entries gathered (exact name, few candidates) or walked (broad)
 
     @property
     def truncated(self) -> bool:
@@ -110,7 +128,9 @@ class IndexStats:
 
 
 class _Peer:
-    """A registration: identity, secret, lease renewal time and the ids of its names."""
+    """A registration: identity, secret, lease renewal time and the ids of its names, in
+    name order (a broad search walks them in that order).
+    """
 
     __slots__ = ("files", "peer_id", "renewed", "token")
 
@@ -130,15 +150,22 @@ class TrackerIndex:
         *,
         clock: Callable[[], float] = time.monotonic,
         max_files: int = MAX_FILES,
+        max_concurrent_searches: int = MAX_CONCURRENT_SEARCHES,
+        search_budget: int = SEARCH_BUDGET,
     ) -> None:
         if not (math.isfinite(heartbeat_interval) and heartbeat_interval > 0):
             raise ValueError(f"heartbeat interval {heartbeat_interval} must be a positive number")
+        if max_concurrent_searches < 1 or search_budget < 1:
+            raise ValueError("max_concurrent_searches and search_budget must be at least 1")
         self.heartbeat_interval = heartbeat_interval
         self.max_files = max_files
+        self.search_budget = search_budget
+        self._broad_searches = threading.BoundedSemaphore(max_concurrent_searches)
         self._lease = LEASE_INTERVALS * heartbeat_interval
         self._clock = clock
         self._lock = threading.Lock()
         self._peers: OrderedDict[str, _Peer] = OrderedDict()  # oldest renewal first
+        self._order: list[str] = []  # the registered peer ids, sorted
         self._catalog = Catalog()
         self._entries = 0
         self._dead: list[DeadPeer] = []
@@ -175,6 +202,8 @@ class TrackerIndex:
                 logger.info("peer %s joined again; its earlier registration is replaced", peer_id)
             peer = _Peer(peer_id, token, now)
             self._peers[peer_id] = peer
+            if old is None:
+                bisect.insort(self._order, peer_id)
             self._add_locked(peer, checked)
             self._changed_locked()
         return Registration(peer_id, token)
@@ -227,6 +256,7 @@ class TrackerIndex:
             self._expire_locked()
             peer = self._authenticated_locked(peer_id, token)
             del self._peers[peer_id]
+            self._unorder_locked(peer_id)
             self._remove_locked(peer)
             self._changed_locked()
 
@@ -245,6 +275,12 @@ class TrackerIndex:
             )
         if limit < 0:
             raise InvalidRequestError(f"limit {limit} is negative", reasons.LIMIT_INVALID)
+        if len(query) > MAX_QUERY_CHARS:
+            raise InvalidRequestError(
+                f"query has {len(query)} characters; the limit is {MAX_QUERY_CHARS}",
+                reasons.QUERY_TOO_LONG,
+                {"field": "query", "limit": str(MAX_QUERY_CHARS)},
+            )
         limit = min(limit or DEFAULT_LIMIT, MAX_LIMIT)
         words = query_words(query)
         if name:
@@ -255,28 +291,89 @@ class TrackerIndex:
             )
         search = paging.search_id(name, words)
         after = paging.decode(page_token, search) if page_token else None
-        with self._lock:
-            self._expire_locked()
-            catalog = self._catalog
-            gathering = self._gathering_until is not None
+        # Read without the lock, so that a refused search never waits for it.
+        broad = not name and self._is_broad(words)
+        if broad and not self._broad_searches.acquire(blocking=False):
+            raise BusyError(
+                "the tracker is running as many broad searches as it allows; ask again "
+                f"in {BUSY_RETRY_SECONDS:g} s, or add words that narrow the query",
+                retry_delay=BUSY_RETRY_SECONDS,
+            )
+        try:
+            with self._lock:
+                return self._search_locked(search, name, words, limit, after)
+        finally:
+            if broad:
+                self._broad_searches.release()
+
+    def _is_broad(self, words: list[str]) -> bool:
+        return self._catalog.keywords.estimate(words) > MAX_CANDIDATES
+
+    def _search_locked(
+        self, search: bytes, name: str, words: list[str], limit: int, after: paging.Key | None
+    ) -> SearchOutcome:
+        self._expire_locked()
+        catalog = self._catalog
+        gathering = self._gathering_until is not None
+        resume: paging.Key | None = None
+        if name or not self._is_broad(words):
             if name:
                 found = catalog.id_of(name)
                 held = [] if found is None else catalog.holdings((found,))
             else:
                 held = catalog.holdings(catalog.matching(words))
+            examined = len(held)
             if after is not None:
                 held = [h for h in held if (h[0], h[1]) > after]
             # (peer id, name) is unique, so name ids are never compared.
             first = sorted(held) if len(held) <= limit else heapq.nsmallest(limit + 1, held)
-            matches = [
-                Match(peer_id, _entry(file_name, catalog.record(peer_id, name_id)))
-                for peer_id, file_name, name_id in first
-            ]
-        if len(matches) <= limit:
-            return SearchOutcome(matches, "", gathering)
-        last = matches[limit - 1]
-        token = paging.encode(search, (last.peer_id, last.file.name))
-        return SearchOutcome(matches[:limit], token, gathering)
+        else:
+            first, resume, examined = self._walk_locked(words, limit + 1, after)
+        matches = [
+            Match(peer_id, _entry(file_name, catalog.record(peer_id, name_id)))
+            for peer_id, file_name, name_id in first
+        ]
+        if len(matches) > limit:
+            last = matches[limit - 1]
+            token = paging.encode(search, (last.peer_id, last.file.name))
+            return SearchOutcome(matches[:limit], token, gathering, examined)
+        token = "" if resume is None else paging.encode(search, resume)
+        return SearchOutcome(matches, token, gathering, examined)
+
+    def _walk_locked(
+        self, words: list[str], wanted: int, after: paging.Key | None
+    ) -> tuple[list[tuple[str, str, int]], paging.Key | None, int]:
+        """The first `wanted` matches after `after`, walking entries in (peer id, name) order.
+
+        Returns them with (peer id, name, name id) each, the key to resume after if the walk
+        stopped at the budget rather than at the end, and how many entries it looked at.
+        """
+        name_of = self._catalog.name_of
+        order, budget = self._order, self.search_budget
+        found: list[tuple[str, str, int]] = []
+        examined = 0
+        start = 0 if after is None else bisect.bisect_left(order, after[0])
+        for position in range(start, len(order)):
+            peer_id = order[position]
+            files = self._peers[peer_id].files
+            first = 0
+            if after is not None and peer_id == after[0]:
+                first = bisect.bisect_right(files, after[1], key=name_of)
+            for at in range(first, len(files)):
+                name_id = files[at]
+                file_name = name_of(name_id)
+                examined += 1
+                lowered = file_name.lower()
+                for word in words:
+                    if word not in lowered:
+                        break
+                else:
+                    found.append((peer_id, file_name, name_id))
+                    if len(found) == wanted:
+                        return found, None, examined
+                if examined >= budget:
+                    return found, (peer_id, file_name), examined
+        return found, None, examined
 
     def expire(self) -> list[DeadPeer]:
         """Drop peers whose lease ran out; return every peer dropped since the last call."""
@@ -374,8 +471,19 @@ class TrackerIndex:
 
     def _add_locked(self, peer: _Peer, checked: tuple[list[str], list[bytes]]) -> None:
         new = self._catalog.put_all(peer.peer_id, *checked)
-        peer.files.extend(new)
+        name_of = self._catalog.name_of
+        if len(new) <= _INSORT_MAX:
+            for name_id in new:
+                bisect.insort(peer.files, name_id, key=name_of)
+        else:
+            peer.files.extend(new)
+            peer.files = array("I", sorted(peer.files, key=name_of))
         self._entries += len(new)
+
+    def _unorder_locked(self, peer_id: str) -> None:
+        """Take `peer_id`, no longer registered, out of the sorted peer ids."""
+        order = self._order
+        del order[bisect.bisect_left(order, peer_id)]
 
     def _drop_locked(self, peer: _Peer, name_ids: set[int]) -> None:
         """Drop the names `name_ids` (all held by `peer`) from its registration."""
@@ -437,6 +545,7 @@ class TrackerIndex:
             if now - oldest.renewed < self._lease:
                 break
             del peers[oldest.peer_id]
+            self._unorder_locked(oldest.peer_id)
             self._dead.append(DeadPeer(oldest.peer_id, self._remove_locked(oldest)))
             self._changed_locked()
         return now

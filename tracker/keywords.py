@@ -77,6 +77,22 @@ class KeywordIndex:
             else:
                 yield name_id
 
+    def estimate(self, words: Sequence[str]) -> int:
+        """At most how many names a search for `words` checks: the size of its smallest bucket
+        (every distinct name when each word is shorter than three characters), 0 when a word
+        cannot match. Safe without the caller's lock: each read is one atomic step, and a
+        stale answer only misjudges how broad a search is.
+        """
+        smallest = -1
+        for word in words:
+            for bucket in self._buckets_of(word):
+                ids = self._buckets[bucket]
+                if ids is None:
+                    return 0
+                if smallest < 0 or len(ids) < smallest:
+                    smallest = len(ids)
+        return len(self._names) if smallest < 0 else smallest
+
     def bucket_sizes(self) -> list[int]:
         """The length of every non-empty bucket, stale ids included: for tests and statistics."""
         return [len(ids) for ids in self._buckets if ids is not None]

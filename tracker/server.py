@@ -20,7 +20,7 @@ from napshare.common.serving import (
     bind,
 )
 from napshare.tracker import console
-from napshare.tracker.index import TrackerIndex
+from napshare.tracker.index import MAX_CONCURRENT_SEARCHES, TrackerIndex
 from napshare.tracker.servicer import TrackerServicer
 from napshare.v1 import tracker_pb2
 
@@ -37,18 +37,20 @@ def create_server(
     host: str = "0.0.0.0",
     port: int = 0,
     heartbeat_interval: float = HEARTBEAT_INTERVAL,
+    max_concurrent_searches: int = MAX_CONCURRENT_SEARCHES,
     health: HealthServicer | None = None,
     max_workers: int = 16,
     metrics: Metrics | None = None,
 ) -> tuple[grpc.Server, int]:
     """Start a tracker on host:port (0 picks a free port) and return it with its port.
 
-    `heartbeat_interval` applies only when no `index` is given. With `metrics` (made with
-    tracker_metrics()), RPCs, the index's size and expired leases are counted there. Raises
-    common.serving.PortInUseError if the address cannot be bound.
+    `heartbeat_interval` and `max_concurrent_searches` apply only when no `index` is
+    given. With `metrics` (made with tracker_metrics()), RPCs, the index's size and expired
+    leases are counted there. Raises common.serving.PortInUseError if the address cannot be
+    bound.
     """
     if index is None:
-        index = TrackerIndex(heartbeat_interval)
+        index = TrackerIndex(heartbeat_interval, max_concurrent_searches=max_concurrent_searches)
     on_expired = _count_index(metrics, index)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="tracker-rpc"),

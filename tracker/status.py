@@ -5,6 +5,7 @@ from typing import NoReturn
 import grpc
 from napshare.common import error_details
 from napshare.tracker.errors import (
+    BusyError,
     CapacityError,
     InvalidRequestError,
     TrackerError,
@@ -17,6 +18,7 @@ STATUS_CODES: dict[type[TrackerError], grpc.StatusCode] = {
     UnauthenticatedError: grpc.StatusCode.UNAUTHENTICATED,
     UnknownPeerError: grpc.StatusCode.NOT_FOUND,
     CapacityError: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    BusyError: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 
 
@@ -29,7 +31,11 @@ def status_code(error: TrackerError) -> grpc.StatusCode:
 
 
 def abort(context: grpc.ServicerContext, error: TrackerError) -> NoReturn:
-    """End the RPC with `error`'s status code and message, and an ErrorInfo of its reason."""
+    """End the RPC with `error`'s status code and message, an ErrorInfo of its reason and,
+    if it says when to ask again, a RetryInfo.
+    """
     context.abort_with_status(
-        error_details.status(status_code(error), str(error), error.reason, error.metadata)
+        error_details.status(
+            status_code(error), str(error), error.reason, error.metadata, error.retry_delay
+        )
     )

@@ -91,6 +91,12 @@ class TrackerServiceStub:
     and leave: no match present throughout is skipped or repeated. Tokens do
     not expire. `page_size` may change from page to page.
 
+    A search costs the tracker bounded work: a broad keyword search (one
+    whose words occur in more than 10,000 names) looks at no more than
+    10,000 (peer, file) entries per call. When that runs out first, the page
+    ends early, with fewer results than asked for, possibly none, and
+    `next_page_token` set: follow it until it is empty to see every match.
+
     A tracker that started less than one lease ago (three heartbeat
     intervals) sets `gathering`: peers registered before a restart may still
     be re-joining, so an empty answer may fill in; a client that found
@@ -101,8 +107,13 @@ class TrackerServiceStub:
       (`NAME_OR_QUERY_REQUIRED`), the name is not a valid file name
       (`NAME_INVALID`), the query has no word in it (`QUERY_EMPTY`),
       `page_token` is malformed or too long (`PAGE_TOKEN_INVALID`) or belongs
-      to another search (`PAGE_TOKEN_MISMATCH`), or the request bytes are not
-      a `SearchRequest` (`REQUEST_MALFORMED`).
+      to another search (`PAGE_TOKEN_MISMATCH`), the query is longer than
+      1,024 characters (`QUERY_TOO_LONG`), or the request bytes are not a
+      `SearchRequest` (`REQUEST_MALFORMED`).
+    * `RESOURCE_EXHAUSTED`: the tracker is already running as many broad
+      keyword searches as it allows (`--max-concurrent-searches`, default 4)
+      (`SEARCHES_BUSY`); a `google.rpc.RetryInfo` says when to ask again.
+      Exact-name and narrow keyword searches are never refused this way.
     """
     Update: _grpc.UnaryUnaryMultiCallable[_tracker_pb2.UpdateRequest, _tracker_pb2.UpdateResponse]
     """Update changes the caller's own registration: it adds the files in
@@ -207,6 +218,12 @@ class TrackerServiceAsyncStub(TrackerServiceStub):
     and leave: no match present throughout is skipped or repeated. Tokens do
     not expire. `page_size` may change from page to page.
 
+    A search costs the tracker bounded work: a broad keyword search (one
+    whose words occur in more than 10,000 names) looks at no more than
+    10,000 (peer, file) entries per call. When that runs out first, the page
+    ends early, with fewer results than asked for, possibly none, and
+    `next_page_token` set: follow it until it is empty to see every match.
+
     A tracker that started less than one lease ago (three heartbeat
     intervals) sets `gathering`: peers registered before a restart may still
     be re-joining, so an empty answer may fill in; a client that found
@@ -217,8 +234,13 @@ class TrackerServiceAsyncStub(TrackerServiceStub):
       (`NAME_OR_QUERY_REQUIRED`), the name is not a valid file name
       (`NAME_INVALID`), the query has no word in it (`QUERY_EMPTY`),
       `page_token` is malformed or too long (`PAGE_TOKEN_INVALID`) or belongs
-      to another search (`PAGE_TOKEN_MISMATCH`), or the request bytes are not
-      a `SearchRequest` (`REQUEST_MALFORMED`).
+      to another search (`PAGE_TOKEN_MISMATCH`), the query is longer than
+      1,024 characters (`QUERY_TOO_LONG`), or the request bytes are not a
+      `SearchRequest` (`REQUEST_MALFORMED`).
+    * `RESOURCE_EXHAUSTED`: the tracker is already running as many broad
+      keyword searches as it allows (`--max-concurrent-searches`, default 4)
+      (`SEARCHES_BUSY`); a `google.rpc.RetryInfo` says when to ask again.
+      Exact-name and narrow keyword searches are never refused this way.
     """
     Update: _aio.UnaryUnaryMultiCallable[_tracker_pb2.UpdateRequest, _tracker_pb2.UpdateResponse]  # type: ignore[assignment]
     """Update changes the caller's own registration: it adds the files in
@@ -332,6 +354,12 @@ class TrackerServiceServicer(metaclass=_abc_1.ABCMeta):
         and leave: no match present throughout is skipped or repeated. Tokens do
         not expire. `page_size` may change from page to page.
 
+        A search costs the tracker bounded work: a broad keyword search (one
+        whose words occur in more than 10,000 names) looks at no more than
+        10,000 (peer, file) entries per call. When that runs out first, the page
+        ends early, with fewer results than asked for, possibly none, and
+        `next_page_token` set: follow it until it is empty to see every match.
+
         A tracker that started less than one lease ago (three heartbeat
         intervals) sets `gathering`: peers registered before a restart may still
         be re-joining, so an empty answer may fill in; a client that found
@@ -342,8 +370,13 @@ class TrackerServiceServicer(metaclass=_abc_1.ABCMeta):
           (`NAME_OR_QUERY_REQUIRED`), the name is not a valid file name
           (`NAME_INVALID`), the query has no word in it (`QUERY_EMPTY`),
           `page_token` is malformed or too long (`PAGE_TOKEN_INVALID`) or belongs
-          to another search (`PAGE_TOKEN_MISMATCH`), or the request bytes are not
-          a `SearchRequest` (`REQUEST_MALFORMED`).
+          to another search (`PAGE_TOKEN_MISMATCH`), the query is longer than
+          1,024 characters (`QUERY_TOO_LONG`), or the request bytes are not a
+          `SearchRequest` (`REQUEST_MALFORMED`).
+        * `RESOURCE_EXHAUSTED`: the tracker is already running as many broad
+          keyword searches as it allows (`--max-concurrent-searches`, default 4)
+          (`SEARCHES_BUSY`); a `google.rpc.RetryInfo` says when to ask again.
+          Exact-name and narrow keyword searches are never refused this way.
         """
 
     @_abc_1.abstractmethod

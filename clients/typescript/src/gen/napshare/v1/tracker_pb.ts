@@ -110,8 +110,8 @@ export type SearchRequest = Message<"napshare.v1.SearchRequest"> & {
   name: string;
 
   /**
-   * Keywords separated by white space. A file matches when every keyword
-   * occurs in its name, ignoring case.
+   * Keywords separated by white space, at most 1,024 characters in all. A
+   * file matches when every keyword occurs in its name, ignoring case.
    *
    * @generated from field: string query = 2;
    */
@@ -171,8 +171,9 @@ export type SearchResponse = Message<"napshare.v1.SearchResponse"> & {
   results: SearchResult[];
 
   /**
-   * True when more matches exist than `results` holds: exactly when
-   * `next_page_token` is set.
+   * True when more matches may exist than `results` holds: exactly when
+   * `next_page_token` is set (a broad search's page that ended early sets
+   * it even if no more match).
    *
    * @generated from field: bool truncated = 2;
    */
@@ -441,6 +442,12 @@ export const TrackerService: GenService<{
    * and leave: no match present throughout is skipped or repeated. Tokens do
    * not expire. `page_size` may change from page to page.
    *
+   * A search costs the tracker bounded work: a broad keyword search (one
+   * whose words occur in more than 10,000 names) looks at no more than
+   * 10,000 (peer, file) entries per call. When that runs out first, the page
+   * ends early, with fewer results than asked for, possibly none, and
+   * `next_page_token` set: follow it until it is empty to see every match.
+   *
    * A tracker that started less than one lease ago (three heartbeat
    * intervals) sets `gathering`: peers registered before a restart may still
    * be re-joining, so an empty answer may fill in; a client that found
@@ -451,8 +458,13 @@ export const TrackerService: GenService<{
    *   (`NAME_OR_QUERY_REQUIRED`), the name is not a valid file name
    *   (`NAME_INVALID`), the query has no word in it (`QUERY_EMPTY`),
    *   `page_token` is malformed or too long (`PAGE_TOKEN_INVALID`) or belongs
-   *   to another search (`PAGE_TOKEN_MISMATCH`), or the request bytes are not
-   *   a `SearchRequest` (`REQUEST_MALFORMED`).
+   *   to another search (`PAGE_TOKEN_MISMATCH`), the query is longer than
+   *   1,024 characters (`QUERY_TOO_LONG`), or the request bytes are not a
+   *   `SearchRequest` (`REQUEST_MALFORMED`).
+   * * `RESOURCE_EXHAUSTED`: the tracker is already running as many broad
+   *   keyword searches as it allows (`--max-concurrent-searches`, default 4)
+   *   (`SEARCHES_BUSY`); a `google.rpc.RetryInfo` says when to ask again.
+   *   Exact-name and narrow keyword searches are never refused this way.
    *
    * @generated from rpc napshare.v1.TrackerService.Search
    */
