@@ -29,6 +29,7 @@ I_AM_PEER = N_("I am peer {peer} with files {files}")
 PEERS_WITH_FILE = N_("peers with requested file: {peers}")
 DOWNLOADED = N_("File {name} downloaded successfully into folder {folder}")
 REFUSED_TRYING_NEXT = N_("peer {peer} refused the download, now asking peer {next}")
+LINES_LEFT_OUT = N_("… {count} similar lines left out")
 
 PEER_JOINED_MANY = N_("Peer {peer} added with {count} files: {files} and {more} more")
 PEER_DEAD_MANY = N_("Peer {peer} dead. Removing its {count} files: {files} and {more} more")

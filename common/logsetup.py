@@ -1,10 +1,22 @@
-"""Logging for the command lines: call configure() in main() before anything loads gRPC."""
+"""Logging for the command lines: call configure() in main() before anything loads gRPC.
+
+Log lines come from requests a stranger sends, so they are bounded (common.linelimit): at
+most LOG_LINES of one kind (logger, level and format string) in LOG_WINDOW_SECONDS, then
+one line says how many were left out; every line is cut to MAX_LINE_CHARS.
+"""
 
 import logging
 import os
 import sys
 
 from napshare.common.console import printable
+from napshare.common.linelimit import (
+    LOG_LINES,
+    LOG_WINDOW_SECONDS,
+    MAX_LINE_CHARS,
+    LineLimiter,
+    cut,
+)
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -14,8 +26,43 @@ class EscapingFormatter(logging.Formatter):
     """Escapes control characters in the message: log lines embed names from the network."""
 
     def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
-        """The line without its traceback, escaped (a traceback keeps its own lines)."""
-        return printable(super().formatMessage(record))
+        """The line without its traceback, escaped and cut (a traceback keeps its own lines)."""
+        return cut(printable(super().formatMessage(record)), MAX_LINE_CHARS)
+
+
+class LimitedHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler that writes at most `lines` lines of one kind in `seconds`."""
+
+    def __init__(self, lines: int = LOG_LINES, seconds: float = LOG_WINDOW_SECONDS) -> None:
+        super().__init__(sys.stderr)
+        self._limiter = LineLimiter(lines, seconds)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Write `record` unless too many of its kind came in this window; first say how
+        many lines of any kind were left out in windows now over.
+        """
+        self._report_left_out()
+        if self._limiter.admit((record.name, record.levelno, str(record.msg)[:200])):
+            super().emit(record)
+
+    def close(self) -> None:
+        """Say how many lines were left out in the last windows, then close."""
+        self._report_left_out(everything=True)
+        super().close()
+
+    def _report_left_out(self, *, everything: bool = False) -> None:
+        for (name, level, template), count in self._limiter.left_out(everything=everything):
+            super().emit(
+                logging.LogRecord(
+                    name,
+                    level,
+                    __file__,
+                    0,
+                    "… %d similar lines left out: %s",
+                    (count, template),
+                    None,
+                )
+            )
 
 
 def configure(level: str) -> None:
@@ -24,6 +71,6 @@ def configure(level: str) -> None:
     if level != "DEBUG":
         # gRPC's core would print its own copy of errors that are reported in one line.
         os.environ.setdefault("GRPC_VERBOSITY", "NONE")
-    handler = logging.StreamHandler(sys.stderr)
+    handler = LimitedHandler()
     handler.setFormatter(EscapingFormatter(LOG_FORMAT))
     logging.basicConfig(level=level, handlers=[handler])

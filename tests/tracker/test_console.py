@@ -2,8 +2,28 @@
 
 import threading
 
-from napshare.common.console import PEER_SEARCHED, render
+import pytest
+from napshare.common.console import LINES_LEFT_OUT, PEER_SEARCHED, render
+from napshare.common.linelimit import CONSOLE_LINES, CONSOLE_WINDOW_SECONDS, LineLimiter
 from napshare.tracker import console
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(autouse=True)
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """A fresh rate limit on a clock the test moves: lines of earlier tests do not count."""
+    clock = Clock()
+    monkeypatch.setattr(
+        console, "_limiter", LineLimiter(CONSOLE_LINES, CONSOLE_WINDOW_SECONDS, clock)
+    )
+    return clock
 
 
 def test_lines_from_many_threads_are_all_written_in_each_threads_order(capsys):
@@ -32,3 +52,15 @@ def test_lines_are_written_without_a_reaper_once_many_are_queued(capsys):
         console.say(PEER_SEARCHED, peer="10.0.0.1:1", name=f"{n}.mp4")
 
     assert len(capsys.readouterr().out.splitlines()) == console.MAX_QUEUED + 1
+
+
+def test_a_flood_of_one_kind_of_line_is_cut_to_the_rate_and_the_rest_counted(capsys, clock):
+    for n in range(CONSOLE_LINES + 5000):
+        console.say(PEER_SEARCHED, peer="10.0.0.1:1", name=f"{n}.mp4" * 100)
+    console.flush()
+    clock.now += CONSOLE_WINDOW_SECONDS
+    console.flush()
+
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == CONSOLE_LINES + 1
+    assert lines[-1] == render(LINES_LEFT_OUT, {"count": "5000"})
