@@ -1,12 +1,14 @@
 """The tracker's calls as plain Python: Join, Search (every page), Update, Heartbeat, Leave."""
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TypeVar
 
 import grpc
 from google.protobuf.message import Message
+from napshare.common import error_details, reasons
 from napshare.common.address import (
     InvalidAddressError,
     format_address,
@@ -27,6 +29,8 @@ MAX_ANSWER_BYTES = 32 * 1024 * 1024  # the largest tracker answer this client ta
 # With defaults.MAX_RESULTS, this bounds a search however a hostile tracker pages: it cannot
 # make the client loop forever. It leaves room for short pages.
 MAX_PAGES = 2 * MAX_RESULTS // MAX_PAGE_SIZE
+BUSY_RETRIES = 3  # times a search the tracker refused as busy (SEARCHES_BUSY) is asked again
+MAX_BUSY_WAIT = 5.0  # seconds waited before each, whatever the tracker's RetryInfo asks
 
 RequestT = TypeVar("RequestT", bound=Message)
 ReplyT = TypeVar("ReplyT", bound=Message)
@@ -127,7 +131,7 @@ class TrackerClient:
                 page_size=min(MAX_PAGE_SIZE, wanted - len(sources)),
                 page_token=token,
             )
-            reply = self._call(self._stub.Search, request)
+            reply = self._search(request)
             gathering = gathering or reply.gathering
             room = wanted - len(sources)
             sources += _checked(reply.results[:room], name, self.address)
@@ -201,6 +205,27 @@ class TrackerClient:
             return method(request, timeout=self._timeout)
         except grpc.RpcError as error:
             raise tracker_error(self.address, error) from None
+
+    def _search(self, request: tracker_pb2.SearchRequest) -> tracker_pb2.SearchResponse:
+        """One Search call, asked again a few times while the tracker says it is busy."""
+        retries = 0
+        while True:
+            try:
+                return self._stub.Search(request, timeout=self._timeout)
+            except grpc.RpcError as error:
+                found = error_details.read(error)
+                if (
+                    retries == BUSY_RETRIES
+                    or found is None
+                    or found.reason != reasons.SEARCHES_BUSY
+                ):
+                    raise tracker_error(self.address, error) from None
+                delay = min(found.retry_delay or 1.0, MAX_BUSY_WAIT)
+                logger.info(
+                    "tracker %s is busy searching; asking again in %g s", self.address, delay
+                )
+                retries += 1
+                time.sleep(delay)
 
     def _warn_if_more(self, found: Found) -> None:
         if found.more:

@@ -1,6 +1,7 @@
 """Searching through every page: all results, a --limit, a notice when cut, a hostile tracker."""
 
 import hashlib
+import threading
 from collections.abc import Iterator
 from concurrent import futures
 
@@ -8,6 +9,9 @@ import grpc
 import pytest
 from napshare.peer.defaults import MAX_RESULTS
 from napshare.peer.tracker_client import MAX_PAGES, TrackerClient
+from napshare.tracker import index as index_module
+from napshare.tracker.index import FileEntry, TrackerIndex
+from napshare.tracker.server import create_server
 from napshare.v1 import file_info_pb2, tracker_pb2, tracker_pb2_grpc
 
 from .conftest import Tracker, run_peer
@@ -159,3 +163,21 @@ def test_malformed_results_from_a_tracker_are_dropped() -> None:
         client.close()
         server.stop(None)
     assert [(s.peer, s.name) for s in sources] == [("127.0.0.1:7", "v.mp4"), ("[::1]:9", "v.mp4")]
+
+
+def test_a_search_the_tracker_refuses_as_busy_is_asked_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(index_module, "MAX_CANDIDATES", 0)  # every keyword search is broad
+    index = TrackerIndex(max_concurrent_searches=1)
+    index.join("127.0.0.1", 9001, [FileEntry(f"f{n}.mp4", n, "0" * 64) for n in range(30)])
+    server, port = create_server(index, host="127.0.0.1", port=0)
+    client = TrackerClient(f"127.0.0.1:{port}")
+    busy = index._broad_searches
+    busy.acquire()  # another broad search holds the only place
+    threading.Timer(0.3, busy.release).start()
+    try:
+        assert len(client.query("mp4")) == 30
+    finally:
+        client.close()
+        server.stop(None)
