@@ -347,6 +347,7 @@ class TrackerIndex:
 
         Returns them with (peer id, name, name id) each, the key to resume after if the walk
         stopped at the budget rather than at the end, and how many entries it looked at.
+        Peers without files cost a step each but no budget: a resume key needs an entry.
         """
         name_of = self._catalog.name_of
         order, budget = self._order, self.search_budget
