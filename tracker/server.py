@@ -16,6 +16,7 @@ from napshare.common.protocol import HEARTBEAT_INTERVAL, TRACKER_SERVICE
 from napshare.common.serving import add_health_and_reflection, bind
 from napshare.tracker import console
 from napshare.tracker.index import TrackerIndex
+from napshare.tracker.limits import Limits
 from napshare.tracker.servicer import TrackerServicer
 from napshare.v1 import tracker_pb2
 
@@ -45,15 +46,17 @@ def create_server(
     health: HealthServicer | None = None,
     max_workers: int = 16,
     metrics: Metrics | None = None,
+    limits: Limits | None = None,
 ) -> tuple[grpc.Server, int]:
     """Start a tracker on host:port (0 picks a free port) and return it with its port.
 
-    `heartbeat_interval` applies only when no `index` is given. With `metrics` (made with
-    tracker_metrics()), RPCs, the index's size and expired leases are counted there. Raises
-    common.serving.PortInUseError if the address cannot be bound.
+    `heartbeat_interval` and `limits` (default Limits()) apply only when no `index` is
+    given. With `metrics` (made with tracker_metrics()), RPCs, the index's size and expired
+    leases are counted there. Raises common.serving.PortInUseError if the address cannot be
+    bound.
     """
     if index is None:
-        index = TrackerIndex(heartbeat_interval)
+        index = TrackerIndex(heartbeat_interval, limits=limits)
     on_expired = _count_index(metrics, index)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="tracker-rpc"),
