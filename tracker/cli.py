@@ -84,7 +84,7 @@ def _add_limit_flags(parser: argparse.ArgumentParser) -> None:
             n=limits.files,
         ),
         "name_bytes": tr(
-            "bytes of file names in the whole index, once per peer (default {n:,})",
+            "bytes of distinct file names in the whole index (default {n:,})",
             n=limits.name_bytes,
         ),
     }

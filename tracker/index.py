@@ -176,7 +176,6 @@ class TrackerIndex:
         self._peers: OrderedDict[str, _Peer] = OrderedDict()  # oldest renewal first
         self._catalog = Catalog()
         self._entries = 0  # (peer, file) pairs in the catalog, departed peers' included
-        self._name_bytes = 0  # UTF-8 bytes of their names, each counted once per pair
         self._usage: dict[str, _Usage] = {}  # by source address, of registered peers only
         # Peers out of _peers whose files are still in the catalog, oldest first. Searches
         # skip their files; a peer id is never both here and in _peers.
@@ -217,7 +216,14 @@ class TrackerIndex:
         with self._lock:
             now = self._expire_locked()
             old = self._peers.get(peer_id)
-            self._check_room_locked(source, 1, len(checked[0]), name_bytes, replaced=old)
+            self._check_room_locked(
+                source,
+                1,
+                len(checked[0]),
+                name_bytes,
+                self._catalog.new_bytes(checked[0]),
+                replaced=old,
+            )
             if old is not None:
                 del self._peers[peer_id]
                 self._unregister_locked(old)
@@ -261,7 +267,13 @@ class TrackerIndex:
                     f"the limit is {self.max_files} per peer",
                     metadata={"limit": str(self.max_files)},
                 )
-            self._check_room_locked(peer.source, 0, new - len(gone), new_bytes - gone_bytes)
+            self._check_room_locked(
+                peer.source,
+                0,
+                new - len(gone),
+                new_bytes - gone_bytes,
+                catalog.new_bytes(new_names),
+            )
             if gone:
                 self._drop_locked(peer, gone, gone_bytes)
             self._add_locked(peer, checked, new_bytes)
@@ -445,10 +457,13 @@ class TrackerIndex:
         peers: int,
         files: int,
         name_bytes: int,
+        distinct_bytes: int,
+        *,
         replaced: _Peer | None = None,
     ) -> None:
         """CapacityError if adding `peers` registrations, `files` entries and `name_bytes`
-        from `source`, less the registration `replaced`, would pass a limit it grows.
+        (`distinct_bytes` of them in names the index does not have yet) from `source`, less
+        the registration `replaced`, would pass a limit it grows.
         """
         gone = (0, 0, 0) if replaced is None else (1, len(replaced.files), replaced.name_bytes)
         if source is not None:
@@ -464,7 +479,7 @@ class TrackerIndex:
         whose = "the tracker"
         _check(whose, "peers", len(self._peers), peers - gone[0], self.limits)
         _check(whose, "files", self._entries, files - gone[1], self.limits)
-        _check(whose, "name_bytes", self._name_bytes, name_bytes - gone[2], self.limits)
+        _check(whose, "name_bytes", self._catalog.name_bytes, distinct_bytes, self.limits)
 
     def _register_locked(self, peer: _Peer) -> None:
         """Count `peer` (already in _peers) against its source address."""
@@ -487,7 +502,6 @@ class TrackerIndex:
     def _counted_locked(self, peer: _Peer, files: int, name_bytes: int) -> None:
         """Count `files` more entries with `name_bytes` more bytes of names for `peer`."""
         self._entries += files
-        self._name_bytes += name_bytes
         peer.name_bytes += name_bytes
         if peer.source is not None:
             usage = self._usage[peer.source]
@@ -514,7 +528,6 @@ class TrackerIndex:
         for name_id in peer.files:
             self._catalog.drop(peer.peer_id, name_id)
         self._entries -= len(peer.files)
-        self._name_bytes -= peer.name_bytes
         peer.files = array("I")
 
     def _depart_locked(self, peer: _Peer, *, expired: bool) -> None:
@@ -541,7 +554,6 @@ class TrackerIndex:
             budget -= len(ids)
             if gone.dropped < len(peer.files):
                 return False
-            self._name_bytes -= peer.name_bytes
             del departed[peer.peer_id]
             if gone.expired:
                 self._dead.append(DeadPeer(peer.peer_id, gone.names))

@@ -1,8 +1,9 @@
 """The tracker's size limits, per source address and for the whole index: one home for each default.
 
 Limits count what a request would leave in memory: registrations, (peer, file) entries and
-UTF-8 bytes of file names, each name counted once per peer that announces it. Per-address
-limits count by the IP address a call comes from, not the host a Join claims.
+UTF-8 bytes of file names. An address's names count once per registration that announces
+them; the whole index's, once per distinct name (what memory holds). Per-address limits
+count by the IP address a call comes from, not the host a Join claims.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ class Limits:
     peers_per_address: int = 64
     files_per_address: int = 100_000
     name_bytes_per_address: int = 16 * MIB
-    # 2,000,000 entries is about 250 MB of RSS at ~116 B an entry (BENCHMARKS.md), plus about
-    # 3.5 B of RSS per byte of distinct name (the string and its trigrams).
+    # Measured RSS: ~116 B an entry when names are shared (BENCHMARKS.md, 1,000,000 entries);
+    # a distinct name adds ~230 B plus ~5.3 B per byte (the string and its trigrams). The
+    # worst case, 2,000,000 distinct names in 64 MiB, is about 820 MB.
     peers: int = 100_000
     files: int = 2_000_000
-    name_bytes: int = 128 * MIB
+    name_bytes: int = 64 * MIB
 
     def __post_init__(self) -> None:
         for field in fields(self):

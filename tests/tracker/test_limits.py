@@ -288,3 +288,12 @@ def test_a_bad_limit_is_one_line_and_a_failure(python, tmp_path, value):
     assert len(done.stderr.strip().splitlines()) == 1
     assert "--max-files" in done.stderr
     assert "is not a number from 1 to" in done.stderr
+
+
+def test_the_index_counts_a_shared_name_once():
+    index = tracker_with(name_bytes=6)
+    index.join("10.0.0.1", 1, files("abc"), ONE)
+    index.join("10.0.0.1", 2, files("abc"), TWO)  # held twice, stored once: 3 bytes
+
+    refused("INDEX_NAME_BYTES_LIMIT", index.join, "10.0.0.1", 3, files("abcd"))
+    index.join("10.0.0.1", 3, files("xyz", "abc"))
