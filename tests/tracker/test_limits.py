@@ -11,8 +11,9 @@ from napshare.tracker.errors import CapacityError
 from napshare.tracker.index import FileEntry, TrackerIndex
 from napshare.tracker.keywords import KeywordIndex
 from napshare.tracker.limits import Limits, flag
-from napshare.v1 import tracker_pb2, tracker_pb2_grpc
+from napshare.v1 import file_info_pb2, tracker_pb2, tracker_pb2_grpc
 
+from tests.bench.procs import rss_bytes
 from tests.tracker.test_index import Clock
 
 ROOMY = Limits(
@@ -297,3 +298,42 @@ def test_the_index_counts_a_shared_name_once():
 
     refused("INDEX_NAME_BYTES_LIMIT", index.join, "10.0.0.1", 3, files("abcd"))
     index.join("10.0.0.1", 3, files("xyz", "abc"))
+
+
+def test_joins_past_the_limits_leave_the_trackers_memory_bounded(start_tracker, rpc_details):
+    """One address sends 20 Joins of 20,000 distinct 90-byte names; only the first fits."""
+    files_per_join, joins = 20_000, 20
+    tracker = start_tracker("--max-files-per-address", str(files_per_join))
+    pid = tracker.process.pid
+    requests = [
+        tracker_pb2.JoinRequest(
+            host="127.0.0.1",
+            port=9000 + number,
+            files=[
+                file_info_pb2.FileInfo(
+                    name=f"{number:02d}-{n:05d}-" + hashlib.sha256(b"%d" % n).hexdigest()[:81],
+                    size=n,
+                    sha256=hashlib.sha256(b"%d" % n).hexdigest(),
+                )
+                for n in range(files_per_join)
+            ],
+        )
+        for number in range(joins)
+    ]
+    with grpc.insecure_channel(
+        tracker.address, options=[("grpc.max_send_message_length", 16 * 1024 * 1024)]
+    ) as channel:
+        stub = tracker_pb2_grpc.TrackerServiceStub(channel)
+        stub.Search(tracker_pb2.SearchRequest(name="warm-up"), timeout=10)
+        before = rss_bytes(pid)
+        stub.Join(requests[0], timeout=60)
+        reasons = []
+        for request in requests[1:]:
+            with pytest.raises(grpc.RpcError) as caught:
+                stub.Join(request, timeout=60)
+            reasons.append(rpc_details(caught.value)[0].reason)
+        grown = rss_bytes(pid) - before
+
+    assert set(reasons) == {"ADDRESS_FILE_LIMIT"}
+    # 20,000 entries take about 15 MB; all 400,000 would take about 280 MB.
+    assert grown < 100 * 1024 * 1024, grown
