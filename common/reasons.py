@@ -41,6 +41,13 @@ TOKEN_MISMATCH = "TOKEN_MISMATCH"  # UNAUTHENTICATED: not the token of the lates
 FILE_LIMIT_REACHED = "FILE_LIMIT_REACHED"  # RESOURCE_EXHAUSTED: a registration too big
 # RESOURCE_EXHAUSTED, with RetryInfo: as many broad searches as allowed are running.
 SEARCHES_BUSY = "SEARCHES_BUSY"
+# Tracker, RESOURCE_EXHAUSTED: the limits of tracker.limits (metadata: limit, flag).
+ADDRESS_PEER_LIMIT = "ADDRESS_PEER_LIMIT"  # as many registrations from the caller's IP as allowed
+ADDRESS_FILE_LIMIT = "ADDRESS_FILE_LIMIT"  # the caller's IP would register too many files
+ADDRESS_NAME_BYTES_LIMIT = "ADDRESS_NAME_BYTES_LIMIT"  # ... too many bytes of file names
+INDEX_PEER_LIMIT = "INDEX_PEER_LIMIT"  # the tracker holds as many registrations as it may
+INDEX_FULL = "INDEX_FULL"  # the tracker holds as many (peer, file) entries as it may
+INDEX_NAME_BYTES_LIMIT = "INDEX_NAME_BYTES_LIMIT"  # ... as many bytes of file names as it may
 
 # Peer (Download).
 FILE_NOT_SHARED = "FILE_NOT_SHARED"  # NOT_FOUND

@@ -43,6 +43,7 @@ class Catalog:
         self._records = bytearray()
         self._free: list[int] = []
         self.keywords = KeywordIndex(self._names)
+        self.name_bytes = 0  # UTF-8 bytes of the distinct names
 
     def __len__(self) -> int:
         """How many distinct names have at least one holder."""
@@ -57,6 +58,11 @@ class Catalog:
         name = self._names[name_id]
         assert name is not None, f"name id {name_id} is free"
         return name
+
+    def new_bytes(self, names: Iterable[str]) -> int:
+        """The UTF-8 bytes of those of `names` that nobody holds yet."""
+        get_id = self._ids.get
+        return sum(len(name.encode()) for name in names if get_id(name) is None)
 
     def holds(self, holder: str, name: str) -> bool:
         """Whether peer `holder` has `name`."""
@@ -103,6 +109,7 @@ class Catalog:
             return
         assert owner == holder, "dropping a name the holder does not have"
         name = self.name_of(name_id)
+        self.name_bytes -= len(name.encode())
         self._ids.remove(name)
         self._names[name_id] = None
         self._owners[name_id] = None
@@ -144,6 +151,7 @@ class Catalog:
             self._owners.append(None)
             self._records.extend(bytes(RECORD_SIZE))
         self._ids.add(name, name_id)
+        self.name_bytes += len(name.encode())
         self.keywords.add(name_id, name)
         self._owners[name_id] = holder
         self._set_record(name_id, record)

@@ -16,8 +16,11 @@ from napshare.common.console import tr
 from napshare.common.exitcodes import ExitCode, epilog
 from napshare.common.protocol import HEARTBEAT_INTERVAL, LEASE_INTERVALS, TRACKER_PORT
 from napshare.tracker.index import MAX_CANDIDATES, MAX_CONCURRENT_SEARCHES
+from napshare.tracker.limits import Limits, flag
 
 # This module loads no gRPC: main() must set GRPC_VERBOSITY before gRPC's core starts.
+
+MAX_LIMIT = 10**12  # what a --max-... flag accepts: far past any tracker's memory
 
 EXIT_CODES = (ExitCode.OK, ExitCode.OTHER, ExitCode.USAGE, ExitCode.PORT_IN_USE)
 
@@ -61,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
             names=MAX_CANDIDATES,
         ),
     )
+    _add_limit_flags(parser)
     add_metrics_flags(parser)
     parser.add_argument(
         "--log-level",
@@ -70,6 +74,51 @@ def _parser() -> argparse.ArgumentParser:
         help=tr("diagnostics on stderr (default %(default)s)"),
     )
     return parser
+
+
+def _add_limit_flags(parser: argparse.ArgumentParser) -> None:
+    """A --max-... flag for every field of Limits, with the field's default."""
+    limits = Limits()
+    helps = {
+        "peers_per_address": tr(
+            "registrations (peers) from one IP address (default {n:,})", n=limits.peers_per_address
+        ),
+        "files_per_address": tr(
+            "files the peers of one IP address share, in all (default {n:,})",
+            n=limits.files_per_address,
+        ),
+        "name_bytes_per_address": tr(
+            "bytes of file names the peers of one IP address share (default {n:,})",
+            n=limits.name_bytes_per_address,
+        ),
+        "peers": tr("registrations in the whole index (default {n:,})", n=limits.peers),
+        "files": tr(
+            "files in the whole index, once per peer that shares each (default {n:,})",
+            n=limits.files,
+        ),
+        "name_bytes": tr(
+            "bytes of distinct file names in the whole index (default {n:,})",
+            n=limits.name_bytes,
+        ),
+    }
+    group = parser.add_argument_group(
+        tr("limits"),
+        tr("past a limit, Join and Update answer RESOURCE_EXHAUSTED and change nothing"),
+    )
+    for limit in Limits.__dataclass_fields__:
+        group.add_argument(
+            flag(limit),
+            dest=f"max_{limit}",
+            type=int_in_range(1, MAX_LIMIT),
+            default=getattr(limits, limit),
+            metavar="N",
+            help=helps[limit],
+        )
+
+
+def _limits(args: argparse.Namespace) -> Limits:
+    """The Limits that the --max-... flags set."""
+    return Limits(**{limit: getattr(args, f"max_{limit}") for limit in Limits.__dataclass_fields__})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -91,6 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_concurrent_searches=args.max_concurrent_searches,
             health=health,
             metrics=metrics,
+            limits=_limits(args),
         )
         if metrics is not None:
             try:

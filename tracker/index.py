@@ -45,6 +45,7 @@ from napshare.tracker.errors import (
     UnknownPeerError,
 )
 from napshare.tracker.keywords import query_words
+from napshare.tracker.limits import Limits, flag
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,11 @@ SEARCH_BUDGET = 10_000  # entries a broad search looks at for one page
 MAX_CONCURRENT_SEARCHES = 4  # broad searches running or waiting for the lock at once
 BUSY_RETRY_SECONDS = 1.0  # what a refused broad search is told to wait (RetryInfo)
 _INSORT_MAX = 64  # new files of one call inserted one by one; more are sorted in at once
+# Files of departed peers are dropped at most this many per hold of the lock, so RPCs and
+# health keep answering while a million entries go.
+DROP_SLICE = 1000
+SLICE_PAUSE = 0.001  # seconds between slices, for the threads waiting for the lock
+PURGE_SECONDS = 1.0  # expire() returns after this long even with files left to drop
 
 
 class FileLike(Protocol):
@@ -128,17 +134,43 @@ class IndexStats:
 
 
 class _Peer:
-    """A registration: identity, secret, lease renewal time and the ids of its names, in
-    name order (a broad search walks them in that order).
+    """A registration: identity, secret, lease renewal time, the ids of its names in name
+    order (a broad search walks them in that order), the bytes of those names and the address
+    it joined from (None: not counted per address).
     """
 
-    __slots__ = ("files", "peer_id", "renewed", "token")
+    __slots__ = ("files", "name_bytes", "peer_id", "renewed", "source", "token")
 
-    def __init__(self, peer_id: str, token: str, now: float) -> None:
+    def __init__(self, peer_id: str, token: str, now: float, source: str | None) -> None:
         self.peer_id = peer_id
         self.token = token
         self.renewed = now
+        self.source = source
         self.files: array[int] = array("I")
+        self.name_bytes = 0
+
+
+class _Usage:
+    """What the registrations from one source address hold."""
+
+    __slots__ = ("files", "name_bytes", "peers")
+
+    def __init__(self) -> None:
+        self.peers = 0
+        self.files = 0
+        self.name_bytes = 0
+
+
+class _Departed:
+    """A peer that expired or left, whose files are still being dropped, a slice at a time."""
+
+    __slots__ = ("dropped", "expired", "names", "peer")
+
+    def __init__(self, peer: _Peer, *, expired: bool) -> None:
+        self.peer = peer
+        self.expired = expired  # report it as dead once its files are gone
+        self.dropped = 0  # how many of peer.files are gone
+        self.names: list[str] = []  # of the dropped files, for the report
 
 
 class TrackerIndex:
@@ -152,6 +184,7 @@ class TrackerIndex:
         max_files: int = MAX_FILES,
         max_concurrent_searches: int = MAX_CONCURRENT_SEARCHES,
         search_budget: int = SEARCH_BUDGET,
+        limits: Limits | None = None,
     ) -> None:
         if not (math.isfinite(heartbeat_interval) and heartbeat_interval > 0):
             raise ValueError(f"heartbeat interval {heartbeat_interval} must be a positive number")
@@ -161,13 +194,18 @@ class TrackerIndex:
         self.max_files = max_files
         self.search_budget = search_budget
         self._broad_searches = threading.BoundedSemaphore(max_concurrent_searches)
+        self.limits = limits or Limits()
         self._lease = LEASE_INTERVALS * heartbeat_interval
         self._clock = clock
         self._lock = threading.Lock()
         self._peers: OrderedDict[str, _Peer] = OrderedDict()  # oldest renewal first
         self._order: list[str] = []  # the registered peer ids, sorted
         self._catalog = Catalog()
-        self._entries = 0
+        self._entries = 0  # (peer, file) pairs in the catalog, departed peers' included
+        self._usage: dict[str, _Usage] = {}  # by source address, of registered peers only
+        # Peers out of _peers whose files are still in the catalog, oldest first. Searches
+        # skip their files; a peer id is never both here and in _peers.
+        self._departed: OrderedDict[str, _Departed] = OrderedDict()
         self._dead: list[DeadPeer] = []
         self._generation = 0  # changes whenever any search could answer differently
         # For one lease after the start, peers of a tracker that restarted may still be
@@ -186,25 +224,44 @@ class TrackerIndex:
         """
         return generation == self._generation and self._clock() < self._due
 
-    def join(self, host: str, port: int, files: Sequence[FileLike]) -> Registration:
-        """Register a peer, replacing any registration of the same address."""
+    def join(
+        self, host: str, port: int, files: Sequence[FileLike], source: str | None = None
+    ) -> Registration:
+        """Register a peer, replacing any registration of the same address.
+
+        `source` is the address the call came from, which the per-address limits count (None:
+        a caller in this process, not counted); past a limit, CapacityError and no change.
+        """
         try:
             peer_id = format_address(check_host(host), check_port(port))
         except InvalidAddressError as error:
             raise InvalidRequestError(str(error), reasons.ADDRESS_INVALID) from None
         checked = self._check_files(files)
+        name_bytes = sum(len(name.encode()) for name in checked[0])
         token = secrets.token_hex(TOKEN_BYTES)
         with self._lock:
             now = self._expire_locked()
-            old = self._peers.pop(peer_id, None)
+            old = self._peers.get(peer_id)
+            self._check_room_locked(
+                source,
+                1,
+                len(checked[0]),
+                name_bytes,
+                self._catalog.new_bytes(checked[0]),
+                replaced=old,
+            )
             if old is not None:
+                del self._peers[peer_id]
+                self._unregister_locked(old)
                 self._remove_locked(old)
                 logger.info("peer %s joined again; its earlier registration is replaced", peer_id)
-            peer = _Peer(peer_id, token, now)
+            self._finish_departed_locked(peer_id)
+            peer = _Peer(peer_id, token, now, source)
             self._peers[peer_id] = peer
             if old is None:
                 bisect.insort(self._order, peer_id)
-            self._add_locked(peer, checked)
+            self._register_locked(peer)
+            self._add_locked(peer, checked, name_bytes)
             self._changed_locked()
         return Registration(peer_id, token)
 
@@ -228,16 +285,26 @@ class TrackerIndex:
             catalog = self._catalog
             held = [catalog.id_of(n) for n in removed if catalog.holds(peer_id, n)]
             gone = {i for i in held if i is not None}
-            new = sum(1 for name in checked[0] if not catalog.holds(peer_id, name))
+            gone_bytes = sum(len(catalog.name_of(i).encode()) for i in gone)
+            new_names = [name for name in checked[0] if not catalog.holds(peer_id, name)]
+            new = len(new_names)
+            new_bytes = sum(len(name.encode()) for name in new_names)
             if len(peer.files) - len(gone) + new > self.max_files:
                 raise CapacityError(
                     f"peer {peer_id} would share {len(peer.files) - len(gone) + new} files; "
                     f"the limit is {self.max_files} per peer",
                     metadata={"limit": str(self.max_files)},
                 )
+            self._check_room_locked(
+                peer.source,
+                0,
+                new - len(gone),
+                new_bytes - gone_bytes,
+                catalog.new_bytes(new_names),
+            )
             if gone:
-                self._drop_locked(peer, gone)
-            self._add_locked(peer, checked)
+                self._drop_locked(peer, gone, gone_bytes)
+            self._add_locked(peer, checked, new_bytes)
             self._renew_locked(peer, now)
             if checked[0] or gone:
                 self._changed_locked()
@@ -255,10 +322,7 @@ class TrackerIndex:
         with self._lock:
             self._expire_locked()
             peer = self._authenticated_locked(peer_id, token)
-            del self._peers[peer_id]
-            self._unorder_locked(peer_id)
-            self._remove_locked(peer)
-            self._changed_locked()
+            self._depart_locked(peer, expired=False)
 
     def search(
         self, *, name: str = "", query: str = "", limit: int = 0, page_token: str = ""
@@ -323,6 +387,9 @@ class TrackerIndex:
             else:
                 held = catalog.holdings(catalog.matching(words))
             examined = len(held)
+            if self._departed:
+                departed = self._departed
+                held = [h for h in held if h[0] not in departed]
             if after is not None:
                 held = [h for h in held if (h[0], h[1]) > after]
             # (peer id, name) is unique, so name ids are never compared.
@@ -377,11 +444,19 @@ class TrackerIndex:
         return found, None, examined
 
     def expire(self) -> list[DeadPeer]:
-        """Drop peers whose lease ran out; return every peer dropped since the last call."""
-        with self._lock:
-            self._expire_locked()
-            dead, self._dead = self._dead, []
-        return dead
+        """Drop peers whose lease ran out and the files of every peer that expired or left,
+        DROP_SLICE files per hold of the lock, for up to PURGE_SECONDS; return every expired
+        peer whose files are all gone since the last call.
+        """
+        deadline = time.monotonic() + PURGE_SECONDS
+        while True:
+            with self._lock:
+                self._expire_locked()
+                done = self._drop_departed_locked(DROP_SLICE)
+                if done or time.monotonic() >= deadline:
+                    dead, self._dead = self._dead, []
+                    return dead
+            time.sleep(SLICE_PAUSE)
 
     def files_of(self, peer_id: str) -> list[FileEntry] | None:
         """The files of a registered peer, by name; None if it is not registered."""
@@ -397,7 +472,9 @@ class TrackerIndex:
             }
 
     def stats(self) -> IndexStats:
-        """Peers, (peer, file) entries and distinct names."""
+        """Peers, (peer, file) entries (those of departed peers not yet dropped too) and
+        distinct names.
+        """
         with self._lock:
             return IndexStats(len(self._peers), self._entries, len(self._catalog))
 
@@ -470,7 +547,67 @@ class TrackerIndex:
             _entry(catalog.name_of(i), catalog.record(peer.peer_id, i)) for i in peer.files
         )
 
-    def _add_locked(self, peer: _Peer, checked: tuple[list[str], list[bytes]]) -> None:
+    def _check_room_locked(
+        self,
+        source: str | None,
+        peers: int,
+        files: int,
+        name_bytes: int,
+        distinct_bytes: int,
+        *,
+        replaced: _Peer | None = None,
+    ) -> None:
+        """CapacityError if adding `peers` registrations, `files` entries and `name_bytes`
+        (`distinct_bytes` of them in names the index does not have yet) from `source`, less
+        the registration `replaced`, would pass a limit it grows.
+        """
+        gone = (0, 0, 0) if replaced is None else (1, len(replaced.files), replaced.name_bytes)
+        if source is not None:
+            usage = self._usage.get(source) or _Usage()
+            same = replaced is not None and replaced.source == source
+            mine = gone if same else (0, 0, 0)
+            whose = f"address {source}"
+            _check(whose, "peers_per_address", usage.peers, peers - mine[0], self.limits)
+            _check(whose, "files_per_address", usage.files, files - mine[1], self.limits)
+            _check(
+                whose, "name_bytes_per_address", usage.name_bytes, name_bytes - mine[2], self.limits
+            )
+        whose = "the tracker"
+        _check(whose, "peers", len(self._peers), peers - gone[0], self.limits)
+        _check(whose, "files", self._entries, files - gone[1], self.limits)
+        _check(whose, "name_bytes", self._catalog.name_bytes, distinct_bytes, self.limits)
+
+    def _register_locked(self, peer: _Peer) -> None:
+        """Count `peer` (already in _peers) against its source address."""
+        if peer.source is not None:
+            usage = self._usage.get(peer.source)
+            if usage is None:
+                usage = self._usage[peer.source] = _Usage()
+            usage.peers += 1
+
+    def _unregister_locked(self, peer: _Peer) -> None:
+        """Stop counting `peer` (already out of _peers) and its files against its address."""
+        if peer.source is not None:
+            usage = self._usage[peer.source]
+            usage.peers -= 1
+            usage.files -= len(peer.files)
+            usage.name_bytes -= peer.name_bytes
+            if not usage.peers:
+                del self._usage[peer.source]
+
+    def _counted_locked(self, peer: _Peer, files: int, name_bytes: int) -> None:
+        """Count `files` more entries with `name_bytes` more bytes of names for `peer`."""
+        self._entries += files
+        peer.name_bytes += name_bytes
+        if peer.source is not None:
+            usage = self._usage[peer.source]
+            usage.files += files
+            usage.name_bytes += name_bytes
+
+    def _add_locked(
+        self, peer: _Peer, checked: tuple[list[str], list[bytes]], new_bytes: int
+    ) -> None:
+        """Add `checked` to `peer`; `new_bytes` are those of the names it did not have yet."""
         new = self._catalog.put_all(peer.peer_id, *checked)
         name_of = self._catalog.name_of
         if len(new) <= _INSORT_MAX:
@@ -479,29 +616,64 @@ class TrackerIndex:
         else:
             peer.files.extend(new)
             peer.files = array("I", sorted(peer.files, key=name_of))
-        self._entries += len(new)
+        self._counted_locked(peer, len(new), new_bytes)
 
     def _unorder_locked(self, peer_id: str) -> None:
         """Take `peer_id`, no longer registered, out of the sorted peer ids."""
         order = self._order
         del order[bisect.bisect_left(order, peer_id)]
 
-    def _drop_locked(self, peer: _Peer, name_ids: set[int]) -> None:
-        """Drop the names `name_ids` (all held by `peer`) from its registration."""
+    def _drop_locked(self, peer: _Peer, name_ids: set[int], name_bytes: int) -> None:
+        """Drop the names `name_ids` (all held by `peer`, `name_bytes` long) from it."""
         for name_id in name_ids:
             self._catalog.drop(peer.peer_id, name_id)
         peer.files = array("I", (i for i in peer.files if i not in name_ids))
-        self._entries -= len(name_ids)
+        self._counted_locked(peer, -len(name_ids), -name_bytes)
 
-    def _remove_locked(self, peer: _Peer) -> list[str]:
-        """Drop `peer`'s files (it is already out of `_peers`); return their names."""
-        catalog = self._catalog
-        names = [catalog.name_of(name_id) for name_id in peer.files]
+    def _remove_locked(self, peer: _Peer) -> None:
+        """Drop `peer`'s files at once (it is out of `_peers` and no longer counted)."""
         for name_id in peer.files:
-            catalog.drop(peer.peer_id, name_id)
+            self._catalog.drop(peer.peer_id, name_id)
         self._entries -= len(peer.files)
         peer.files = array("I")
-        return names
+
+    def _depart_locked(self, peer: _Peer, *, expired: bool) -> None:
+        """Take `peer` out of the registrations; its files go later, a slice at a time."""
+        del self._peers[peer.peer_id]
+        self._unorder_locked(peer.peer_id)
+        self._unregister_locked(peer)
+        self._departed[peer.peer_id] = _Departed(peer, expired=expired)
+        self._changed_locked()
+
+    def _drop_departed_locked(self, budget: int) -> bool:
+        """Drop up to `budget` files of departed peers, oldest first; whether none are left."""
+        catalog, departed = self._catalog, self._departed
+        while departed:
+            gone = next(iter(departed.values()))
+            peer = gone.peer
+            start = gone.dropped
+            ids = peer.files[start : start + budget]
+            for name_id in ids:
+                if gone.expired:
+                    gone.names.append(catalog.name_of(name_id))
+                catalog.drop(peer.peer_id, name_id)
+            gone.dropped += len(ids)
+            self._entries -= len(ids)
+            budget -= len(ids)
+            if gone.dropped < len(peer.files):
+                return False
+            del departed[peer.peer_id]
+            if gone.expired:
+                self._dead.append(DeadPeer(peer.peer_id, gone.names))
+        return True
+
+    def _finish_departed_locked(self, peer_id: str) -> None:
+        """Drop at once what is left of departed `peer_id`'s files, before it joins again."""
+        gone = self._departed.get(peer_id)
+        if gone is None:
+            return
+        self._departed.move_to_end(peer_id, last=False)
+        self._drop_departed_locked(len(gone.peer.files) - gone.dropped)
 
     def _authenticated_locked(self, peer_id: str, token: str) -> _Peer:
         peer = self._peers.get(peer_id)
@@ -545,11 +717,39 @@ class TrackerIndex:
             oldest = next(iter(peers.values()))
             if now - oldest.renewed < self._lease:
                 break
-            del peers[oldest.peer_id]
-            self._unorder_locked(oldest.peer_id)
-            self._dead.append(DeadPeer(oldest.peer_id, self._remove_locked(oldest)))
-            self._changed_locked()
+            self._depart_locked(oldest, expired=True)
         return now
+
+
+def _check(whose: str, limit: str, current: int, added: int, limits: Limits) -> None:
+    """CapacityError if `current` + `added` passes the limit named `limit`, and grows."""
+    value = getattr(limits, limit)
+    after = current + added
+    if added > 0 and after > value:
+        what = _COUNTED[limit]
+        raise CapacityError(
+            f"{whose} would have {after:,} {what}; the limit is {value:,} ({flag(limit)})",
+            reason=_REASONS[limit],
+            metadata={"limit": str(value), "flag": flag(limit)},
+        )
+
+
+_COUNTED = {
+    "peers_per_address": "registrations",
+    "files_per_address": "files",
+    "name_bytes_per_address": "bytes of file names",
+    "peers": "registrations",
+    "files": "files",
+    "name_bytes": "bytes of file names",
+}
+_REASONS = {
+    "peers_per_address": reasons.ADDRESS_PEER_LIMIT,
+    "files_per_address": reasons.ADDRESS_FILE_LIMIT,
+    "name_bytes_per_address": reasons.ADDRESS_NAME_BYTES_LIMIT,
+    "peers": reasons.INDEX_PEER_LIMIT,
+    "files": reasons.INDEX_FULL,
+    "name_bytes": reasons.INDEX_NAME_BYTES_LIMIT,
+}
 
 
 def _check_name(name: str, where: str) -> str:

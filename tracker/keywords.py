@@ -11,7 +11,9 @@ Only a query whose every word is shorter than three characters checks every dist
 
 Removing a name leaves its id in the buckets (arrays cannot drop an item cheaply); a
 bucket is rebuilt once half of it, and at least MIN_PURGE ids, is stale. Ids are reused,
-and every candidate is checked, so stale entries cost time, never wrong answers.
+and every candidate is checked, so stale entries cost time, never wrong answers. A rebuild
+keeps without a second look every id not freed since the bucket's last rebuild, so it costs
+a pass over the bucket, not a pass over the trigrams of every name in it.
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ class KeywordIndex:
         self._mask = buckets - 1
         self._buckets: list[array[int] | None] = [None] * buckets
         self._stale = array("I", bytes(4 * buckets))
+        self._removals = 0  # names removed so far
+        self._freed = array("Q")  # by id: the value of _removals when it was last removed
+        self._purged = array("Q", bytes(8 * buckets))  # by bucket: _removals at its rebuild
 
     def add(self, name_id: int, name: str) -> None:
         """Index `name` under `name_id`."""
@@ -54,6 +59,11 @@ class KeywordIndex:
 
     def remove(self, name_id: int, name: str) -> None:
         """Forget `name`, whose id is already free (`names[name_id]` is None or reused)."""
+        self._removals += 1
+        freed = self._freed
+        if name_id >= len(freed):
+            freed.frombytes(bytes(8 * (max(name_id + 1, len(self._names)) - len(freed))))
+        freed[name_id] = self._removals
         for bucket in self._buckets_of(name.lower()):
             ids = self._buckets[bucket]
             assert ids is not None, f"{name!r} was never indexed"
@@ -137,13 +147,19 @@ class KeywordIndex:
 
     def _purge(self, bucket: int) -> None:
         """Rebuild one bucket without its stale ids."""
-        names = self._names
+        names, freed = self._names, self._freed
+        since, known = self._purged[bucket], len(freed)
         kept = array("I")
         for name_id in _unique(self._buckets[bucket] or (), len(names)):
             name = names[name_id]
-            if name is not None and bucket in self._buckets_of(name.lower()):
+            if name is None:
+                continue
+            # Only an id freed since the last rebuild may be here for the name it had before.
+            fresh = name_id >= known or freed[name_id] <= since
+            if fresh or bucket in self._buckets_of(name.lower()):
                 kept.append(name_id)
         self._stale[bucket] = 0
+        self._purged[bucket] = self._removals
         self._buckets[bucket] = kept or None
 
 

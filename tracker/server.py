@@ -21,6 +21,7 @@ from napshare.common.serving import (
 )
 from napshare.tracker import console
 from napshare.tracker.index import MAX_CONCURRENT_SEARCHES, TrackerIndex
+from napshare.tracker.limits import Limits
 from napshare.tracker.servicer import TrackerServicer
 from napshare.v1 import tracker_pb2
 
@@ -41,16 +42,19 @@ def create_server(
     health: HealthServicer | None = None,
     max_workers: int = 16,
     metrics: Metrics | None = None,
+    limits: Limits | None = None,
 ) -> tuple[grpc.Server, int]:
     """Start a tracker on host:port (0 picks a free port) and return it with its port.
 
-    `heartbeat_interval` and `max_concurrent_searches` apply only when no `index` is
-    given. With `metrics` (made with tracker_metrics()), RPCs, the index's size and expired
-    leases are counted there. Raises common.serving.PortInUseError if the address cannot be
+    `heartbeat_interval`, `max_concurrent_searches` and `limits` (default Limits()) apply only
+    when no `index` is given. With `metrics` (made with tracker_metrics()), RPCs, the index's
+    size and expired leases are counted there. Raises common.serving.PortInUseError if the address cannot be
     bound.
     """
     if index is None:
-        index = TrackerIndex(heartbeat_interval, max_concurrent_searches=max_concurrent_searches)
+        index = TrackerIndex(
+            heartbeat_interval, max_concurrent_searches=max_concurrent_searches, limits=limits
+        )
     on_expired = _count_index(metrics, index)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="tracker-rpc"),

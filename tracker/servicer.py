@@ -54,8 +54,11 @@ class TrackerServicer(tracker_pb2_grpc.TrackerServiceServicer):
         self, request: tracker_pb2.JoinRequest, context: grpc.ServicerContext
     ) -> tracker_pb2.JoinResponse:
         try:
-            host = request.host or _caller_host(context.peer())
-            registration = self._index.join(host, request.port, request.files)
+            caller = context.peer()
+            host = request.host or _caller_host(caller)
+            # Limits count by where the call comes from: a Join can claim any host.
+            source = caller_ip(caller) or caller
+            registration = self._index.join(host, request.port, request.files, source)
         except TrackerError as error:
             abort(context, error)
         say(PEER_JOINED, peer=registration.peer_id, files=[file.name for file in request.files])

@@ -22,8 +22,8 @@ def napshare_ready() -> str | None:
     return f"napshare is not runnable yet: {', '.join(missing)} missing" if missing else None
 
 
-def tracker(heartbeat: float | None = None) -> list[str]:
-    """A tracker on a free loopback port; it prints its address."""
+def tracker(heartbeat: float | None = None, extra: Sequence[str] = ()) -> list[str]:
+    """A tracker on a free loopback port, with `extra` flags; it prints its address."""
     command = [
         PYTHON,
         "-m",
@@ -37,7 +37,7 @@ def tracker(heartbeat: float | None = None) -> list[str]:
     ]
     if heartbeat is not None:
         command += ["--heartbeat-interval", f"{heartbeat:g}"]
-    return command
+    return [*command, *extra]
 
 
 def _peer() -> list[str]:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import grpc
+from napshare.common.names import MAX_NAME_BYTES
 from napshare.v1 import tracker_pb2
 
 from tests.bench import apps, catalog, loadgen
@@ -187,10 +188,27 @@ def big_joins(config: Config, tracker: Service, entries: list[catalog.Entry]) ->
     return Joins(times, len(requests[0]))
 
 
+def limit_flags(config: Config) -> list[str]:
+    """The tracker's per-address limits raised to what this benchmark loads: every peer it
+    simulates calls from 127.0.0.1, where a real tracker would see thousands of addresses.
+    """
+    peers = config.peers + config.join_repeats
+    files = config.peers * config.files_per_peer + config.join_repeats * config.join_files
+    return [
+        "--max-peers-per-address",
+        str(peers),
+        "--max-files-per-address",
+        str(files),
+        "--max-name-bytes-per-address",
+        str(files * MAX_NAME_BYTES),
+    ]
+
+
 def run(config: Config) -> Section:
     """Load a tracker subprocess, then measure RSS, latency, throughput and a big Join."""
     entries = catalog.make_catalog(config.distinct)
-    with running("tracker", apps.tracker(heartbeat=HEARTBEAT_SECONDS)) as tracker:
+    tracker_command = apps.tracker(heartbeat=HEARTBEAT_SECONDS, extra=limit_flags(config))
+    with running("tracker", tracker_command) as tracker:
         loaded = load(config, tracker, entries)
         _progress(f"tracker: loaded {loaded.entries:,} entries in {loaded.seconds:.1f} s")
         queries = catalog.keyword_queries(entries, config.keyword_queries)

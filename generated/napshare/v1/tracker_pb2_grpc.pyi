@@ -74,7 +74,15 @@ class TrackerServiceStub:
       size (`SIZE_INVALID`) or sha256 (`SHA256_INVALID`); a name listed twice
       (`NAME_DUPLICATE`); more than 50,000 files (`TOO_MANY_FILES`); or the
       request bytes are not a `JoinRequest` (`REQUEST_MALFORMED`).
-    * `RESOURCE_EXHAUSTED`: a request over 16 MiB (from gRPC, no details).
+    * `RESOURCE_EXHAUSTED`: a limit of the tracker would be passed, and
+      nothing changed: the registrations (`ADDRESS_PEER_LIMIT`), files
+      (`ADDRESS_FILE_LIMIT`) or bytes of file names
+      (`ADDRESS_NAME_BYTES_LIMIT`) of the IP address the call comes from,
+      whatever `host` says; or the registrations (`INDEX_PEER_LIMIT`), files
+      (`INDEX_FULL`) or bytes of file names (`INDEX_NAME_BYTES_LIMIT`) of the
+      whole index. `metadata` holds `limit` (its value) and `flag` (the
+      tracker's option that sets it). Or a request over 16 MiB (from gRPC,
+      no details).
     """
     Search: _grpc.UnaryUnaryMultiCallable[_tracker_pb2.SearchRequest, _tracker_pb2.SearchResponse]
     """Search finds the peers that share a file, by exact name or by keywords.
@@ -134,8 +142,11 @@ class TrackerServiceStub:
     * `NOT_FOUND`: the peer is unknown or its lease expired
       (`PEER_NOT_REGISTERED`); call `Join`.
     * `RESOURCE_EXHAUSTED`: the registration would hold more than 50,000
-      files (`FILE_LIMIT_REACHED`), or the request is over 16 MiB (from
-      gRPC, no details).
+      files (`FILE_LIMIT_REACHED`); a limit of the caller's address or of
+      the whole index would be passed (`ADDRESS_FILE_LIMIT`,
+      `ADDRESS_NAME_BYTES_LIMIT`, `INDEX_FULL`, `INDEX_NAME_BYTES_LIMIT`, as
+      for `Join`; the address is the one the peer joined from); nothing
+      changed. Or the request is over 16 MiB (from gRPC, no details).
     """
     Heartbeat: _grpc.UnaryUnaryMultiCallable[_tracker_pb2.HeartbeatRequest, _tracker_pb2.HeartbeatResponse]
     """Heartbeat renews the caller's lease.
@@ -201,7 +212,15 @@ class TrackerServiceAsyncStub(TrackerServiceStub):
       size (`SIZE_INVALID`) or sha256 (`SHA256_INVALID`); a name listed twice
       (`NAME_DUPLICATE`); more than 50,000 files (`TOO_MANY_FILES`); or the
       request bytes are not a `JoinRequest` (`REQUEST_MALFORMED`).
-    * `RESOURCE_EXHAUSTED`: a request over 16 MiB (from gRPC, no details).
+    * `RESOURCE_EXHAUSTED`: a limit of the tracker would be passed, and
+      nothing changed: the registrations (`ADDRESS_PEER_LIMIT`), files
+      (`ADDRESS_FILE_LIMIT`) or bytes of file names
+      (`ADDRESS_NAME_BYTES_LIMIT`) of the IP address the call comes from,
+      whatever `host` says; or the registrations (`INDEX_PEER_LIMIT`), files
+      (`INDEX_FULL`) or bytes of file names (`INDEX_NAME_BYTES_LIMIT`) of the
+      whole index. `metadata` holds `limit` (its value) and `flag` (the
+      tracker's option that sets it). Or a request over 16 MiB (from gRPC,
+      no details).
     """
     Search: _aio.UnaryUnaryMultiCallable[_tracker_pb2.SearchRequest, _tracker_pb2.SearchResponse]  # type: ignore[assignment]
     """Search finds the peers that share a file, by exact name or by keywords.
@@ -261,8 +280,11 @@ class TrackerServiceAsyncStub(TrackerServiceStub):
     * `NOT_FOUND`: the peer is unknown or its lease expired
       (`PEER_NOT_REGISTERED`); call `Join`.
     * `RESOURCE_EXHAUSTED`: the registration would hold more than 50,000
-      files (`FILE_LIMIT_REACHED`), or the request is over 16 MiB (from
-      gRPC, no details).
+      files (`FILE_LIMIT_REACHED`); a limit of the caller's address or of
+      the whole index would be passed (`ADDRESS_FILE_LIMIT`,
+      `ADDRESS_NAME_BYTES_LIMIT`, `INDEX_FULL`, `INDEX_NAME_BYTES_LIMIT`, as
+      for `Join`; the address is the one the peer joined from); nothing
+      changed. Or the request is over 16 MiB (from gRPC, no details).
     """
     Heartbeat: _aio.UnaryUnaryMultiCallable[_tracker_pb2.HeartbeatRequest, _tracker_pb2.HeartbeatResponse]  # type: ignore[assignment]
     """Heartbeat renews the caller's lease.
@@ -331,7 +353,15 @@ class TrackerServiceServicer(metaclass=_abc_1.ABCMeta):
           size (`SIZE_INVALID`) or sha256 (`SHA256_INVALID`); a name listed twice
           (`NAME_DUPLICATE`); more than 50,000 files (`TOO_MANY_FILES`); or the
           request bytes are not a `JoinRequest` (`REQUEST_MALFORMED`).
-        * `RESOURCE_EXHAUSTED`: a request over 16 MiB (from gRPC, no details).
+        * `RESOURCE_EXHAUSTED`: a limit of the tracker would be passed, and
+          nothing changed: the registrations (`ADDRESS_PEER_LIMIT`), files
+          (`ADDRESS_FILE_LIMIT`) or bytes of file names
+          (`ADDRESS_NAME_BYTES_LIMIT`) of the IP address the call comes from,
+          whatever `host` says; or the registrations (`INDEX_PEER_LIMIT`), files
+          (`INDEX_FULL`) or bytes of file names (`INDEX_NAME_BYTES_LIMIT`) of the
+          whole index. `metadata` holds `limit` (its value) and `flag` (the
+          tracker's option that sets it). Or a request over 16 MiB (from gRPC,
+          no details).
         """
 
     @_abc_1.abstractmethod
@@ -403,8 +433,11 @@ class TrackerServiceServicer(metaclass=_abc_1.ABCMeta):
         * `NOT_FOUND`: the peer is unknown or its lease expired
           (`PEER_NOT_REGISTERED`); call `Join`.
         * `RESOURCE_EXHAUSTED`: the registration would hold more than 50,000
-          files (`FILE_LIMIT_REACHED`), or the request is over 16 MiB (from
-          gRPC, no details).
+          files (`FILE_LIMIT_REACHED`); a limit of the caller's address or of
+          the whole index would be passed (`ADDRESS_FILE_LIMIT`,
+          `ADDRESS_NAME_BYTES_LIMIT`, `INDEX_FULL`, `INDEX_NAME_BYTES_LIMIT`, as
+          for `Join`; the address is the one the peer joined from); nothing
+          changed. Or the request is over 16 MiB (from gRPC, no details).
         """
 
     @_abc_1.abstractmethod

@@ -418,7 +418,15 @@ export const TrackerService: GenService<{
    *   size (`SIZE_INVALID`) or sha256 (`SHA256_INVALID`); a name listed twice
    *   (`NAME_DUPLICATE`); more than 50,000 files (`TOO_MANY_FILES`); or the
    *   request bytes are not a `JoinRequest` (`REQUEST_MALFORMED`).
-   * * `RESOURCE_EXHAUSTED`: a request over 16 MiB (from gRPC, no details).
+   * * `RESOURCE_EXHAUSTED`: a limit of the tracker would be passed, and
+   *   nothing changed: the registrations (`ADDRESS_PEER_LIMIT`), files
+   *   (`ADDRESS_FILE_LIMIT`) or bytes of file names
+   *   (`ADDRESS_NAME_BYTES_LIMIT`) of the IP address the call comes from,
+   *   whatever `host` says; or the registrations (`INDEX_PEER_LIMIT`), files
+   *   (`INDEX_FULL`) or bytes of file names (`INDEX_NAME_BYTES_LIMIT`) of the
+   *   whole index. `metadata` holds `limit` (its value) and `flag` (the
+   *   tracker's option that sets it). Or a request over 16 MiB (from gRPC,
+   *   no details).
    *
    * @generated from rpc napshare.v1.TrackerService.Join
    */
@@ -492,8 +500,11 @@ export const TrackerService: GenService<{
    * * `NOT_FOUND`: the peer is unknown or its lease expired
    *   (`PEER_NOT_REGISTERED`); call `Join`.
    * * `RESOURCE_EXHAUSTED`: the registration would hold more than 50,000
-   *   files (`FILE_LIMIT_REACHED`), or the request is over 16 MiB (from
-   *   gRPC, no details).
+   *   files (`FILE_LIMIT_REACHED`); a limit of the caller's address or of
+   *   the whole index would be passed (`ADDRESS_FILE_LIMIT`,
+   *   `ADDRESS_NAME_BYTES_LIMIT`, `INDEX_FULL`, `INDEX_NAME_BYTES_LIMIT`, as
+   *   for `Join`; the address is the one the peer joined from); nothing
+   *   changed. Or the request is over 16 MiB (from gRPC, no details).
    *
    * @generated from rpc napshare.v1.TrackerService.Update
    */
