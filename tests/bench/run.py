@@ -32,6 +32,9 @@ SECTIONS: dict[str, Callable[[Config], Section]] = {
     "ratelimit": ratelimit.run,
 }
 NOTES = Path(__file__).with_name("NOTES.md")
+# The table of the last `make soak` (tests/bench/soak.py writes it): it goes after the notes,
+# so that regenerating BENCHMARKS.md keeps it.
+SOAK_RESULT = Path(__file__).with_name("soak-result.md")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -165,6 +168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{_load_average()} at the end."
     )
     notes = args.notes.read_text() if args.notes.exists() else ""
+    if SOAK_RESULT.exists():
+        notes = notes.rstrip("\n") + "\n\n" + SOAK_RESULT.read_text()
     print(terminal_text(sections))
     out = args.out or (None if args.quick or args.only else ROOT / "BENCHMARKS.md")
     if out is not None:
