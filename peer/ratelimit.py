@@ -44,8 +44,11 @@ class TokenBucket:
         return self.rate > 0
 
     def reserve(self, count: int) -> float:
-        """Take `count` bytes' tokens; the seconds to wait before sending (or reading) them."""
-        if not self.rate:
+        """Take `count` bytes' tokens; the seconds to wait before sending (or reading) them.
+
+        Nothing (count 0) never waits, even behind others' debt.
+        """
+        if not self.rate or count <= 0:
             return 0.0
         with self._lock:
             now = self._clock()

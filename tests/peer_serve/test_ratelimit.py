@@ -38,6 +38,7 @@ def test_a_full_bucket_lets_its_burst_through_then_charges_the_rate() -> None:
     assert bucket.reserve(250) == 0
     assert bucket.reserve(1000) == pytest.approx(1.0)
     assert bucket.reserve(500) == pytest.approx(1.5)  # queued behind the first debt
+    assert bucket.reserve(0) == 0  # an empty file's only message waits for nobody
     clock.now += 1.5
     assert bucket.reserve(0) == 0
 
