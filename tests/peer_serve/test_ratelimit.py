@@ -135,7 +135,8 @@ def test_a_reader_held_back_by_the_peers_own_cap_keeps_its_slot(
 def test_waiting_for_the_cap_is_not_a_stall_of_the_reader(
     tmp_path: Path, start_peer: Callable[..., Peer]
 ) -> None:
-    # Each 16 KiB chunk waits about 0.8 s for tokens, longer than the 0.3 s stall timeout.
-    data = _file(tmp_path, 64 * KIB).read_bytes()
-    peer = start_peer(tmp_path, max_upload_rate=20 * KIB, stall_timeout=0.3)
+    # Each 16 KiB chunk waits about 2 s for tokens, twice the 1 s stall timeout (which still
+    # leaves a loaded machine a second to hand each chunk to gRPC once its wait is over).
+    data = _file(tmp_path, 32 * KIB).read_bytes()
+    peer = start_peer(tmp_path, max_upload_rate=8 * KIB, stall_timeout=1.0)
     assert b"".join(r.data for r in peer.download("f.bin")) == data
