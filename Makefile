@@ -30,7 +30,7 @@ TS_CLIENT := clients/typescript
 TS_STAMP := $(TS_CLIENT)/node_modules/.installed
 TS_GEN := $(TS_CLIENT)/src/gen
 
-.PHONY: help install ts-client lock proto check-proto locale check-locale lint check-breaking test demo bench clean
+.PHONY: help install ts-client lock proto check-proto locale check-locale lint check-breaking test demo bench soak clean
 
 help:
 	@echo "make demo        the whole napshare flow: tracker, two peers, a >1 GiB video download"
@@ -43,7 +43,8 @@ help:
 	@echo "make locale      add newly marked messages to the Portuguese catalog and compile it"
 	@echo "make lint        ruff, mypy --strict, buf lint, make check-breaking"
 	@echo "make check-breaking  buf breaking against HEAD and the last proto change (BREAKING_AGAINST=<ref>)"
-	@echo "make bench       transfer speed (loopback and behind a delay), memory, tracker scale; writes BENCHMARKS.md"
+	@echo "make bench       transfer speed (loopback and behind a delay), memory, tracker scale, rate limits; writes BENCHMARKS.md"
+	@echo "make soak        minutes of churn: hundreds of peers, searches, downloads, slow readers, SIGKILLs (SOAK_ARGS='--minutes 3')"
 
 install: $(STAMP)
 
@@ -157,6 +158,13 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m tests.bench.run
+
+# Not part of `make test` (tests/test_soak_smoke.py runs it for seconds there). Writes
+# tests/bench/soak-result.md and its section of BENCHMARKS.md; exits 1 on any UNKNOWN or
+# INTERNAL answer or a download that did not verify. SOAK_ARGS='--minutes 10' for longer.
+SOAK_ARGS ?= --minutes 3
+soak: $(STAMP)
+	$(PY) -m tests.bench.soak $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache \

@@ -27,6 +27,7 @@ from napshare.peer.downloading.engine import Downloader, DownloadOptions, Downlo
 from napshare.peer.downloading.reporting import StatusReporter
 from napshare.peer.errors import ClientError, TrackerUnreachableError
 from napshare.peer.folder.store import SharedFolder
+from napshare.peer.ratelimit import TokenBucket
 from napshare.peer.serving.server import create_server
 from napshare.peer.serving.slots import Fairness
 from napshare.peer.serving.uploads import DEFAULT_CHUNK_SIZE
@@ -60,6 +61,9 @@ class NodeConfig:
     chunk_size: int = DEFAULT_CHUNK_SIZE
     rescan_interval: float = RESCAN_INTERVAL
     download: DownloadOptions = field(default_factory=DownloadOptions)
+    # Bytes per second for all uploads together, and for all background downloads; 0: no cap.
+    max_upload_rate: float = 0
+    max_download_rate: float = 0
 
 
 @dataclass
@@ -101,6 +105,7 @@ class Node:
             chunk_size=config.chunk_size,
             stall_timeout=config.upload_stall_timeout,
             fairness=config.fairness,
+            max_upload_rate=config.max_upload_rate,
             health=self.health,
             metrics=metrics,
         )
@@ -117,6 +122,7 @@ class Node:
             self.tracker,
             asker=lambda: self.link.peer_id,
             on_saved=self.link.announce,
+            limit=TokenBucket(config.max_download_rate),
         )
         self.downloads: list[BackgroundDownload] = []
         self._received = _ByteCount()

@@ -39,6 +39,7 @@ from napshare.peer.errors import (
     VerificationFailedError,
 )
 from napshare.peer.folder.store import SharedFile, SharedFolder
+from napshare.peer.ratelimit import TokenBucket
 from napshare.peer.tracker_client import Found, TrackerClient
 
 logger = logging.getLogger(__name__)
@@ -122,7 +123,8 @@ class Downloader:
     """Downloads files into one folder; safe to run several downloads at once from threads.
 
     `asker` is this peer's id when it serves too (so it never asks itself), and `on_saved`
-    is called with each file kept, to announce it to the tracker.
+    is called with each file kept, to announce it to the tracker. `limit` caps the bytes per
+    second of all its downloads together (`--max-download-rate`; None: no cap).
     """
 
     def __init__(
@@ -132,11 +134,13 @@ class Downloader:
         *,
         asker: Callable[[], str] = lambda: "",
         on_saved: Callable[[SharedFile], None] | None = None,
+        limit: TokenBucket | None = None,
     ) -> None:
         self.folder = folder
         self.tracker = tracker
         self._asker = asker
         self._on_saved = on_saved
+        self._limit = limit
 
     def download(
         self,
@@ -305,6 +309,7 @@ class Downloader:
                     stall_timeout=job.options.stall_timeout,
                     cancel=job.cancel,
                     on_bytes=job.reporter.advance,
+                    limit=self._limit,
                 )
             except PeerError as failure:
                 following = candidates[(index + 1) % len(candidates)]

@@ -12,6 +12,7 @@ from napshare.common.console import tr
 from napshare.common.protocol import PEER_SERVICE
 from napshare.peer.downloading.partfile import PartFile
 from napshare.peer.errors import CancelledError, PeerError, PeerFault, peer_failure
+from napshare.peer.ratelimit import TokenBucket
 from napshare.peer.wire import Chunk, decode_response
 from napshare.v1 import file_info_pb2, peer_pb2
 
@@ -168,9 +169,12 @@ def fetch(
     stall_timeout: float,
     cancel: threading.Event | None = None,
     on_bytes: Callable[[int], None] = lambda _count: None,
+    limit: TokenBucket | None = None,
 ) -> None:
     """Stream the rest of `part`'s file from `peer`, appending to it until it is complete.
 
+    With `limit`, each chunk's bytes are taken from that bucket before the next chunk is
+    read: the stream's window then fills and the peer waits (memory stays bounded).
     Raises PeerError when the peer fails in any way (the bytes it sent stay in the part),
     or CancelledError when `cancel` is set.
     """
@@ -198,6 +202,8 @@ def fetch(
                 part.add_source(peer)
             part.write(chunk.offset, data)
             on_bytes(len(data))
+            if limit is not None:
+                _pace(limit, len(data), watchdog, cancel)
     except grpc.RpcError as error:
         if watchdog.reason == "cancelled":
             raise CancelledError(tr("download of {name} cancelled", name=part.name)) from None
@@ -211,6 +217,20 @@ def fetch(
         raise PeerError(
             peer, PeerFault.GONE, f"the stream ended at byte {part.have} of {part.size}"
         )
+
+
+def _pace(
+    limit: TokenBucket, count: int, watchdog: _Watchdog, cancel: threading.Event | None
+) -> None:
+    """Wait as long as the download cap says; the wait is ours, not a stall of the peer."""
+    delay = limit.reserve(count)
+    if not delay:
+        return
+    watchdog.last = time.monotonic() + delay
+    if cancel is None:
+        time.sleep(delay)
+    else:
+        cancel.wait(delay)  # once set, the watchdog cancels the call and the loop ends
 
 
 def _check_file(peer: str, part: PartFile, file: file_info_pb2.FileInfo | None) -> None:

@@ -15,6 +15,7 @@ from napshare.common.serving import (
     bind,
 )
 from napshare.peer.folder.store import SharedFolder
+from napshare.peer.ratelimit import TokenBucket
 from napshare.peer.serving.servicer import PeerServicer
 from napshare.peer.serving.slots import Fairness, UploadSlots
 from napshare.peer.serving.uploads import DEFAULT_CHUNK_SIZE, Uploads
@@ -37,6 +38,7 @@ def create_server(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     stall_timeout: float | None = None,
     fairness: Fairness | None = None,
+    max_upload_rate: float = 0,
     health: HealthServicer | None = None,
     metrics: Metrics | None = None,
 ) -> tuple[grpc.Server, int]:
@@ -44,10 +46,15 @@ def create_server(
 
     With `metrics` (made with peer_metrics()), RPCs, uploads and slots are counted there.
     With `fairness`, slots are limited per client address and slow readers lose theirs.
+    With `max_upload_rate` (bytes per second; 0, the default, is no cap), all uploads
+    together send at most that, and a reader is not held slow for what the cap holds back.
     Raises ValueError for a bad chunk size, max_uploads or stall_timeout, and
     common.serving.PortInUseError when host:port cannot be bound.
     """
-    uploads = Uploads(folder, UploadSlots(max_uploads, stall_timeout, fairness), chunk_size)
+    if fairness is not None:
+        fairness = fairness.under_cap(max_upload_rate, max_uploads)
+    slots = UploadSlots(max_uploads, stall_timeout, fairness)
+    uploads = Uploads(folder, slots, chunk_size, TokenBucket(max_upload_rate))
     if metrics is not None:
         _count_uploads(metrics, uploads)
     workers = max_uploads + SPARE_THREADS
@@ -79,11 +86,12 @@ def create_server(
         raise
     server.start()
     logger.info(
-        "serving %s on port %d (max %d uploads, chunks of %d bytes)",
+        "serving %s on port %d (max %d uploads, chunks of %d bytes, upload cap %s)",
         folder.root,
         bound,
         max_uploads,
         uploads.chunk_size,
+        f"{max_upload_rate:g} B/s" if max_upload_rate else "none",
     )
     return server, bound
 

@@ -1,5 +1,6 @@
 """Upload slots: at most `max_uploads` downloads at once, shared fairly, stalled ones cut off."""
 
+import dataclasses
 import logging
 import threading
 import time
@@ -72,6 +73,18 @@ class Fairness:
         if self.grace < 0:
             raise ValueError(f"upload grace must not be negative, not {self.grace}")
 
+    def under_cap(self, upload_rate: float, max_uploads: int) -> "Fairness":
+        """These rules for a peer whose uploads share a cap of `upload_rate` bytes/s (0: none).
+
+        With every slot taken, each upload gets about upload_rate / max_uploads; a reader
+        held below min_rate by our own cap is not slow, so min_rate becomes at most half of
+        that share (half, for the unevenness of the turns the uploads take).
+        """
+        if not upload_rate:
+            return self
+        share = upload_rate / max_uploads / 2
+        return dataclasses.replace(self, min_rate=min(self.min_rate, share))
+
 
 class UploadSlot:
     """One upload slot, held from the request until the stream ends."""
@@ -93,6 +106,10 @@ class UploadSlot:
         """gRPC took `count` more bytes: the client is reading."""
         self.bytes_sent += count
         self.last_progress = time.monotonic()
+
+    def waiting(self, seconds: float) -> None:
+        """Our own upload cap holds this upload for `seconds`: not a stall of its client."""
+        self.last_progress = max(self.last_progress, time.monotonic() + seconds)
 
     def check(self) -> None:
         """Raise UploadTooSlowError if the slot was reclaimed, to end its stream."""

@@ -2,18 +2,23 @@
 
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from napshare.common import reasons
 from napshare.common.names import check_file_name, check_sha256
 from napshare.peer.folder.store import SharedFile, SharedFolder
+from napshare.peer.ratelimit import TokenBucket
 from napshare.peer.serving.slots import UploadSlot, UploadSlots
 from napshare.peer.wire import ChunkBuffer, file_field
 
 MIN_CHUNK_SIZE = 16 * 1024
 DEFAULT_CHUNK_SIZE = 1024 * 1024
 MAX_CHUNK_SIZE = 2 * 1024 * 1024
+# Under an upload cap a chunk is at most this many seconds of the cap, so that the uploads
+# sharing it take turns in small steps rather than waiting seconds for each other's chunks.
+PACE_SECONDS = 0.25
 
 
 class BadRequestError(ValueError):
@@ -44,6 +49,13 @@ def check_chunk_size(chunk_size: int) -> int:
             f"and {MAX_CHUNK_SIZE} bytes (16 KiB and 2 MiB)"
         )
     return chunk_size
+
+
+def paced_chunk_size(chunk_size: int, rate: float) -> int:
+    """The chunk size under an upload cap of `rate` bytes per second (0: no cap)."""
+    if not rate:
+        return chunk_size
+    return min(chunk_size, max(MIN_CHUNK_SIZE, int(rate * PACE_SECONDS)))
 
 
 @dataclass(frozen=True)
@@ -103,6 +115,7 @@ class Transfer:
         slot: UploadSlot,
         *,
         tally: UploadTally,
+        limit: TokenBucket,
     ) -> None:
         self.fd = fd
         self.info = info
@@ -110,6 +123,7 @@ class Transfer:
         self.end = end
         self._slot = slot
         self._tally = tally
+        self._limit = limit
         self._closed = False
         tally.opened()
 
@@ -120,6 +134,7 @@ class Transfer:
         position = self.start
         while True:
             wanted = min(chunk_size, self.end - position)
+            self._pace(wanted)
             got = buffer.read(self.fd, position, wanted)
             if got < wanted:
                 raise FileChangedError(f"file {self.info.name!r} shrank while being sent")
@@ -131,6 +146,14 @@ class Transfer:
             position += got
             if position >= self.end:
                 return
+            self._slot.check()
+
+    def _pace(self, count: int) -> None:
+        """Wait until the peer's upload cap lets `count` more bytes go out."""
+        delay = self._limit.reserve(count)
+        if delay:
+            self._slot.waiting(delay)
+            time.sleep(delay)
             self._slot.check()
 
     def release_slot(self) -> None:
@@ -147,12 +170,23 @@ class Transfer:
 
 
 class Uploads:
-    """Starts transfers from one shared folder, within the upload slots."""
+    """Starts transfers from one shared folder, within the upload slots and the upload cap.
 
-    def __init__(self, folder: SharedFolder, slots: UploadSlots, chunk_size: int) -> None:
+    `limit` is one bucket for the whole peer: every upload takes its bytes from it, so the
+    cap holds for all of them together (TokenBucket(0), the default, is no cap).
+    """
+
+    def __init__(
+        self,
+        folder: SharedFolder,
+        slots: UploadSlots,
+        chunk_size: int,
+        limit: TokenBucket | None = None,
+    ) -> None:
         self.folder = folder
         self.slots = slots
-        self.chunk_size = check_chunk_size(chunk_size)
+        self.limit = limit or TokenBucket(0)
+        self.chunk_size = paced_chunk_size(check_chunk_size(chunk_size), self.limit.rate)
         self.tally = UploadTally()
 
     def start(self, spec: DownloadSpec, address: str, on_stall: Callable[[], None]) -> Transfer:
@@ -167,7 +201,9 @@ class Uploads:
         except BaseException:
             slot.release()
             raise
-        transfer = Transfer(fd, info, spec.offset, spec.offset, slot, tally=self.tally)
+        transfer = Transfer(
+            fd, info, spec.offset, spec.offset, slot, tally=self.tally, limit=self.limit
+        )
         try:
             if spec.sha256 and spec.sha256 != info.sha256:
                 raise FileChangedError(

@@ -32,6 +32,7 @@ from napshare.peer.defaults import (
     WAIT_FOR_PEERS,
 )
 from napshare.peer.folder.layout import HASHES_FILE, PART_SUFFIX, PARTIAL_DIR, STATE_DIR
+from napshare.peer.ratelimit import parse_rate
 from napshare.peer.serving.uploads import DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE
 
 # This module loads no gRPC: main() must set GRPC_VERBOSITY before gRPC's core starts.
@@ -67,6 +68,19 @@ def _address(text: str) -> str:
         return normal_address(text)
     except InvalidAddressError as error:
         raise argparse.ArgumentTypeError(localized(error)) from None
+
+
+def _rate(text: str) -> float:
+    try:
+        return parse_rate(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            tr(
+                "{text} is not a rate: bytes per second, with K, M or G for 1024, 1024² or "
+                "1024³ (500K, 30M); 0 for no limit",
+                text=repr(text),
+            )
+        ) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -112,6 +126,16 @@ def build_parser() -> argparse.ArgumentParser:
             "when nobody shares the file and the tracker started moments ago, keep "
             "searching for up to S seconds while its peers join; 0: do not wait "
             "(default: %(default)g)"
+        ),
+    )
+    fetching.add_argument(
+        "--max-download-rate",
+        type=_rate,
+        default=0.0,
+        metavar="RATE",
+        help=tr(
+            "receive at most RATE bytes per second, all downloads together: 500K, 30M "
+            "(K, M, G: 1024, 1024², 1024³); 0 for no limit (default: 0)"
         ),
     )
 
@@ -195,6 +219,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=UPLOAD_STALL_TIMEOUT,
         metavar="S",
         help=tr("cancel an upload whose client took no data for S seconds (default: %(default)g)"),
+    )
+    serve.add_argument(
+        "--max-upload-rate",
+        type=_rate,
+        default=0.0,
+        metavar="RATE",
+        help=tr(
+            "send at most RATE bytes per second, all uploads together: 500K, 30M "
+            "(K, M, G: 1024, 1024², 1024³); 0 for no limit (default: 0). Under a cap the "
+            "minimum upload rate is at most half of each slot's share of it"
+        ),
     )
     serve.add_argument(
         "--chunk-size",

@@ -22,6 +22,7 @@ from napshare.peer.downloading.engine import Downloader, DownloadOptions
 from napshare.peer.errors import CancelledError, ClientError
 from napshare.peer.folder.store import FolderError, SharedFolder
 from napshare.peer.node import Node, NodeConfig, downloaded_line, listen_address
+from napshare.peer.ratelimit import TokenBucket
 from napshare.peer.serving.server import peer_metrics
 from napshare.peer.serving.slots import Fairness
 from napshare.peer.tracker_client import TrackerClient
@@ -108,9 +109,8 @@ def _download(args: argparse.Namespace) -> int:
     options = _download_options(args, preferred=args.source, force=args.force)
     cancel = _signals_cancel()
     try:
-        result = Downloader(folder, tracker).download(
-            args.name, options, reporter_for(sys.stderr), cancel
-        )
+        downloader = Downloader(folder, tracker, limit=TokenBucket(args.max_download_rate))
+        result = downloader.download(args.name, options, reporter_for(sys.stderr), cancel)
     except (KeyboardInterrupt, CancelledError):
         return _fail(
             tr(
@@ -161,6 +161,8 @@ def _serve(args: argparse.Namespace) -> int:
         chunk_size=args.chunk_size,
         rescan_interval=args.rescan_interval,
         download=_download_options(args),
+        max_upload_rate=args.max_upload_rate,
+        max_download_rate=args.max_download_rate,
     )
 
     metrics = None if args.metrics_port is None else peer_metrics()

@@ -38,6 +38,8 @@ class Config:
     latency_size: int = 256 * MIB
     latency_delays_ms: list[float] = field(default_factory=lambda: [0.0, 5.0, 25.0, 50.0])
     latency_buffer: int = 8 * MIB
+    rate_cap: int = 30 * MIB
+    rate_seconds: float = 10.0
     serve_args: list[str] = field(default_factory=list)
     download_args: list[str] = field(default_factory=list)
 
@@ -65,6 +67,8 @@ class Config:
             echo_workers=4,
             latency_size=2 * MIB,
             latency_delays_ms=[0.0, 5.0],
+            rate_cap=8 * MIB,
+            rate_seconds=1.5,
         )
 
     def reproduce(self, only: str) -> str:
@@ -79,6 +83,8 @@ class Config:
             "--latency-delays "
             + ",".join(f"{d:g}" for d in self.latency_delays_ms)
             + f" --latency-buffer {_size_flag(self.latency_buffer)}",
+            "ratelimit": f"--rate-cap {_size_flag(self.rate_cap)} "
+            f"--rate-seconds {self.rate_seconds:g}",
         }[only]
         extra = ""
         if only in ("transfer", "memory", "latency"):

@@ -4,6 +4,7 @@
 .venv/bin/python -m tests.bench.run --quick --out /tmp/B.md    tiny sizes, seconds
 .venv/bin/python -m tests.bench.run --only transfer --size 256MiB --rounds 3
 .venv/bin/python -m tests.bench.run --only latency --rounds 3 --latency-delays 0,50
+.venv/bin/python -m tests.bench.run --only ratelimit --rate-cap 30MiB --rate-seconds 10
 """
 
 import argparse
@@ -16,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from tests.bench import latency, memory, tracker_scale, transfer
+from tests.bench import latency, memory, ratelimit, tracker_scale, transfer
 from tests.bench.apps import napshare_ready
 from tests.bench.config import RUNNER, Config
 from tests.bench.files import parse_size
@@ -28,8 +29,12 @@ SECTIONS: dict[str, Callable[[Config], Section]] = {
     "memory": memory.run,
     "tracker": tracker_scale.run,
     "latency": latency.run,
+    "ratelimit": ratelimit.run,
 }
 NOTES = Path(__file__).with_name("NOTES.md")
+# The table of the last `make soak` (tests/bench/soak.py writes it): it goes after the notes,
+# so that regenerating BENCHMARKS.md keeps it.
+SOAK_RESULT = Path(__file__).with_name("soak-result.md")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -63,6 +68,12 @@ def _parser() -> argparse.ArgumentParser:
         "--latency-buffer",
         type=parse_size,
         help="bytes the delay proxy holds per direction (default 8MiB)",
+    )
+    parser.add_argument(
+        "--rate-cap", type=parse_size, help="the cap of the rate-limit bench (default 30MiB)"
+    )
+    parser.add_argument(
+        "--rate-seconds", type=float, help="seconds at the cap the file lasts (default 10)"
     )
     parser.add_argument("--peers", type=int, help="peers loaded into the tracker (default 10000)")
     parser.add_argument("--files-per-peer", type=int, help="files per loaded peer (default 100)")
@@ -106,6 +117,8 @@ def _config(args: argparse.Namespace, workdir: Path) -> Config:
         "latency_size": args.latency_size,
         "latency_delays_ms": args.latency_delays,
         "latency_buffer": args.latency_buffer,
+        "rate_cap": args.rate_cap,
+        "rate_seconds": args.rate_seconds,
     }
     for key, value in overrides.items():
         if value is not None:
@@ -155,6 +168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{_load_average()} at the end."
     )
     notes = args.notes.read_text() if args.notes.exists() else ""
+    if SOAK_RESULT.exists():
+        notes = notes.rstrip("\n") + "\n\n" + SOAK_RESULT.read_text()
     print(terminal_text(sections))
     out = args.out or (None if args.quick or args.only else ROOT / "BENCHMARKS.md")
     if out is not None:
