@@ -48,8 +48,8 @@ def create_server(
 
     `heartbeat_interval`, `max_concurrent_searches` and `limits` (default Limits()) apply only
     when no `index` is given. With `metrics` (made with tracker_metrics()), RPCs, the index's
-    size and expired leases are counted there. Raises common.serving.PortInUseError if the address cannot be
-    bound.
+    size and expired leases are counted there. Raises common.serving.PortInUseError if the
+    address cannot be bound.
     """
     if index is None:
         index = TrackerIndex(

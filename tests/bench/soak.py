@@ -481,6 +481,8 @@ SERVE_FLAGS = [
     "error",
 ]
 CAPPED = ["--max-upload-rate", "16M"]
+# The simulated peers all call from 127.0.0.1: one address may hold them all.
+TRACKER_FLAGS = ["--max-peers-per-address", "10000"]
 
 
 def run(shape: Shape, workdir: Path) -> tuple[Tally, Outcomes]:
@@ -491,7 +493,7 @@ def run(shape: Shape, workdir: Path) -> tuple[Tally, Outcomes]:
         _sha256(make_random_file(sources / REAL_NAME.format(i), shape.file_size + i * 4099))
         for i in range(shape.real_files)
     ]
-    tracker_command = [*apps.tracker(shape.heartbeat), *shape.tracker_args]
+    tracker_command = [*apps.tracker(shape.heartbeat), *TRACKER_FLAGS, *shape.tracker_args]
     tracker = start_service("tracker", tracker_command)
     peers: list[RealPeer] = []
     workers: list[subprocess.Popen[bytes]] = []
