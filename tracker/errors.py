@@ -48,3 +48,25 @@ class CapacityError(TrackerError):
     """A registration would grow past the tracker's size limits."""
 
     default_reason = reasons.FILE_LIMIT_REACHED
+
+
+class ProofInvalidError(TrackerError):
+    """A Join's signature does not prove the certificate's key signed this Join now."""
+
+    default_reason = reasons.JOIN_SIGNATURE_INVALID
+
+
+class AddressTakenError(TrackerError):
+    """A live registration of another identity holds the address a Join claims."""
+
+    default_reason = reasons.ADDRESS_TAKEN
+
+
+class ChecksBusyError(TrackerError):
+    """Every reachability check slot stayed busy; `retry_after` seconds is a fair wait."""
+
+    default_reason = reasons.ADDRESS_CHECKS_BUSY
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -28,6 +28,7 @@ from napshare.common.protocol import HEARTBEAT_INTERVAL, LEASE_INTERVALS, MAX_PA
 from napshare.tracker import paging
 from napshare.tracker.catalog import Catalog, pack_record, unpack_record
 from napshare.tracker.errors import (
+    AddressTakenError,
     CapacityError,
     InvalidRequestError,
     UnauthenticatedError,
@@ -67,6 +68,7 @@ class Match(NamedTuple):
 
     peer_id: str
     file: FileEntry
+    certificate: bytes = b""  # the peer's, as its Join carried it; empty when anonymous
 
 
 class SearchOutcome(NamedTuple):
@@ -110,14 +112,18 @@ class IndexStats:
 
 
 class _Peer:
-    """A registration: identity, secret, lease renewal time and the ids of its names."""
+    """A registration: address, owner, secret, lease renewal time and the ids of its names."""
 
-    __slots__ = ("files", "peer_id", "renewed", "token")
+    __slots__ = ("certificate", "files", "identity", "peer_id", "renewed", "token")
 
-    def __init__(self, peer_id: str, token: str, now: float) -> None:
+    def __init__(
+        self, peer_id: str, token: str, now: float, identity: str, certificate: bytes
+    ) -> None:
         self.peer_id = peer_id
         self.token = token
         self.renewed = now
+        self.identity = identity  # the certificate's fingerprint; "" for an anonymous Join
+        self.certificate = certificate
         self.files: array[int] = array("I")
 
 
@@ -159,25 +165,50 @@ class TrackerIndex:
         """
         return generation == self._generation and self._clock() < self._due
 
-    def join(self, host: str, port: int, files: Sequence[FileLike]) -> Registration:
-        """Register a peer, replacing any registration of the same address."""
-        try:
-            peer_id = format_address(check_host(host), check_port(port))
-        except InvalidAddressError as error:
-            raise InvalidRequestError(str(error), reasons.ADDRESS_INVALID) from None
+    def join(
+        self,
+        host: str,
+        port: int,
+        files: Sequence[FileLike],
+        *,
+        identity: str = "",
+        certificate: bytes = b"",
+    ) -> Registration:
+        """Register a peer of `identity` ("" for anonymous), replacing a registration of the
+        same address and identity; AddressTakenError if one of another identity holds it.
+        """
+        peer_id = self.claim(host, port, identity)
         checked = self._check_files(files)
         token = secrets.token_hex(TOKEN_BYTES)
         with self._lock:
             now = self._expire_locked()
-            old = self._peers.pop(peer_id, None)
+            old = self._peers.get(peer_id)
+            if old is not None and old.identity != identity:
+                raise _taken(peer_id)
             if old is not None:
+                del self._peers[peer_id]
                 self._remove_locked(old)
                 logger.info("peer %s joined again; its earlier registration is replaced", peer_id)
-            peer = _Peer(peer_id, token, now)
+            peer = _Peer(peer_id, token, now, identity, certificate)
             self._peers[peer_id] = peer
             self._add_locked(peer, checked)
             self._changed_locked()
         return Registration(peer_id, token)
+
+    def claim(self, host: str, port: int, identity: str) -> str:
+        """The peer id of host:port if `identity` may join with it now: no live registration
+        of another identity holds it. Raises InvalidRequestError or AddressTakenError.
+        """
+        try:
+            peer_id = format_address(check_host(host), check_port(port))
+        except InvalidAddressError as error:
+            raise InvalidRequestError(str(error), reasons.ADDRESS_INVALID) from None
+        with self._lock:
+            self._expire_locked()
+            old = self._peers.get(peer_id)
+            if old is not None and old.identity != identity:
+                raise _taken(peer_id)
+        return peer_id
 
     def update(
         self,
@@ -268,8 +299,13 @@ class TrackerIndex:
                 held = [h for h in held if (h[0], h[1]) > after]
             # (peer id, name) is unique, so name ids are never compared.
             first = sorted(held) if len(held) <= limit else heapq.nsmallest(limit + 1, held)
+            peers = self._peers
             matches = [
-                Match(peer_id, _entry(file_name, catalog.record(peer_id, name_id)))
+                Match(
+                    peer_id,
+                    _entry(file_name, catalog.record(peer_id, name_id)),
+                    peers[peer_id].certificate,
+                )
                 for peer_id, file_name, name_id in first
             ]
         if len(matches) <= limit:
@@ -440,6 +476,13 @@ class TrackerIndex:
             self._dead.append(DeadPeer(oldest.peer_id, self._remove_locked(oldest)))
             self._changed_locked()
         return now
+
+
+def _taken(peer_id: str) -> AddressTakenError:
+    return AddressTakenError(
+        f"address {peer_id} is registered by a live peer of another identity; it stays so "
+        "until that peer leaves or its lease runs out"
+    )
 
 
 def _check_name(name: str, where: str) -> str:

@@ -5,8 +5,11 @@ from typing import NoReturn
 import grpc
 from napshare.common import error_details
 from napshare.tracker.errors import (
+    AddressTakenError,
     CapacityError,
+    ChecksBusyError,
     InvalidRequestError,
+    ProofInvalidError,
     TrackerError,
     UnauthenticatedError,
     UnknownPeerError,
@@ -17,6 +20,9 @@ STATUS_CODES: dict[type[TrackerError], grpc.StatusCode] = {
     UnauthenticatedError: grpc.StatusCode.UNAUTHENTICATED,
     UnknownPeerError: grpc.StatusCode.NOT_FOUND,
     CapacityError: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    ProofInvalidError: grpc.StatusCode.UNAUTHENTICATED,
+    AddressTakenError: grpc.StatusCode.PERMISSION_DENIED,
+    ChecksBusyError: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 
 
@@ -29,7 +35,10 @@ def status_code(error: TrackerError) -> grpc.StatusCode:
 
 
 def abort(context: grpc.ServicerContext, error: TrackerError) -> NoReturn:
-    """End the RPC with `error`'s status code and message, and an ErrorInfo of its reason."""
+    """End the RPC with `error`'s status code and message, and an ErrorInfo of its reason
+    (and a RetryInfo when it says when to ask again).
+    """
+    retry = error.retry_after if isinstance(error, ChecksBusyError) else None
     context.abort_with_status(
-        error_details.status(status_code(error), str(error), error.reason, error.metadata)
+        error_details.status(status_code(error), str(error), error.reason, error.metadata, retry)
     )
