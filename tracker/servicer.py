@@ -89,12 +89,13 @@ class TrackerServicer(tracker_pb2_grpc.TrackerServiceServicer):
         except TrackerError as error:
             abort(context, error)
         say(PEER_JOINED, peer=registration.peer_id, files=[file.name for file in request.files])
-        logger.info(
-            "peer %s is %s (identity %s)",
-            registration.peer_id,
-            "reachable" if reachable else "not reachable",
-            identity[:16] or "none",
-        )
+        if identity:
+            logger.info(
+                "peer %s (identity %s…) is %s",
+                registration.peer_id,
+                identity[:16],
+                "reachable" if reachable else "not reachable at that address",
+            )
         return tracker_pb2.JoinResponse(
             peer_id=registration.peer_id,
             token=registration.token,

@@ -7,7 +7,9 @@ import pytest
 from napshare.common import reasons
 from napshare.common.identity import PEER_NAME, TRACKER_NAME, join_message, make_identity
 from napshare.common.tls import pinned_channel
+from napshare.tracker.errors import ChecksBusyError
 from napshare.tracker.index import TrackerIndex
+from napshare.tracker.reachability import AddressCheck
 from napshare.tracker.server import create_server
 from napshare.v1 import tracker_pb2, tracker_pb2_grpc
 
@@ -118,3 +120,14 @@ def test_a_plain_text_tracker_takes_joins_signed_for_no_tracker():
             assert stub.Join(signed("", PEER)).peer_id == "127.0.0.1:8776"
     finally:
         server.stop(None)
+
+
+def test_connect_back_checks_are_bounded_in_number():
+    check = AddressCheck(tls=True, timeout=0.2, max_checks=1)
+    assert check._slots.acquire(timeout=1)  # one check running, say towards a slow address
+    try:
+        with pytest.raises(ChecksBusyError):
+            check.reachable("127.0.0.1", 9, PEER.certificate_der)
+    finally:
+        check._slots.release()
+    assert check.reachable("127.0.0.1", 9, PEER.certificate_der) is False  # nothing there
