@@ -161,8 +161,8 @@ def load_or_create(directory: str, name: str, extra_names: Iterable[str] = ()) -
         cert_pem = _read(dir_fd, CERT_FILE)
         if key_pem is None and cert_pem is None:
             identity = make_identity(name, extra_names)
-            _write(dir_fd, CERT_FILE, identity.certificate_pem)
             _write(dir_fd, KEY_FILE, identity.key_pem)
+            _write(dir_fd, CERT_FILE, identity.certificate_pem)  # last: a cert means a key
             return identity
         if key_pem is None or cert_pem is None:
             missing = KEY_FILE if key_pem is None else CERT_FILE
