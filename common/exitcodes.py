@@ -41,6 +41,21 @@ class ExitCode(IntEnum):
         11,
         N_("the disk is full: free some space and run the same download again to resume it"),
     )
+    TRACKER_IDENTITY = (
+        12,
+        N_(
+            "the tracker's certificate is not the one pinned (--tracker-cert, "
+            "--tracker-fingerprint, or the one first seen), or it serves no TLS"
+        ),
+    )
+    PEER_IDENTITY = (
+        13,
+        N_("the peers answering are not the ones the tracker lists (another certificate)"),
+    )
+    IDENTITY_FILES = (
+        14,
+        N_("this program's identity files (key.pem, cert.pem) are unreadable or corrupt"),
+    )
     INTERRUPTED = 130, N_("interrupted (Ctrl-C); run the same download again to resume it")
 
 

@@ -35,6 +35,11 @@ QUERY_TOO_LONG = "QUERY_TOO_LONG"  # a query of more characters than allowed
 PAGE_TOKEN_INVALID = "PAGE_TOKEN_INVALID"  # malformed or too long
 PAGE_TOKEN_MISMATCH = "PAGE_TOKEN_MISMATCH"  # from another search
 REQUEST_MALFORMED = "REQUEST_MALFORMED"  # bytes that are not the request message
+CERTIFICATE_INVALID = "CERTIFICATE_INVALID"  # Join's certificate: not DER X.509 ECDSA, too big
+# Tracker, Join's proof of identity.
+JOIN_SIGNATURE_INVALID = "JOIN_SIGNATURE_INVALID"  # UNAUTHENTICATED: bad signature or signed_at
+ADDRESS_TAKEN = "ADDRESS_TAKEN"  # PERMISSION_DENIED: a live registration of another identity
+ADDRESS_CHECKS_BUSY = "ADDRESS_CHECKS_BUSY"  # RESOURCE_EXHAUSTED, RetryInfo: checks all busy
 # Tracker, the caller's registration.
 PEER_NOT_REGISTERED = "PEER_NOT_REGISTERED"  # NOT_FOUND: never joined, left, or lease ran out
 TOKEN_MISMATCH = "TOKEN_MISMATCH"  # UNAUTHENTICATED: not the token of the latest Join

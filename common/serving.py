@@ -96,11 +96,21 @@ def _on_bytes(
     return handle
 
 
-def bind(server: grpc.Server, host: str, port: int) -> int:
-    """Listen on host:port (0 picks a free port) and return the port, or raise PortInUseError."""
+def bind(
+    server: grpc.Server,
+    host: str,
+    port: int,
+    credentials: grpc.ServerCredentials | None = None,
+) -> int:
+    """Listen on host:port (0 picks a free port), over TLS with `credentials` (else plain
+    text), and return the port, or raise PortInUseError.
+    """
     target = format_address(host, port)
     try:
-        bound = server.add_insecure_port(target)
+        if credentials is None:
+            bound = server.add_insecure_port(target)
+        else:
+            bound = server.add_secure_port(target, credentials)
     except RuntimeError as error:
         raise port_in_use(host, port) from error
     if bound == 0:

@@ -12,6 +12,7 @@ from napshare.common import error_details, reasons
 from napshare.common.console import tr
 from napshare.common.exitcodes import ExitCode
 from napshare.common.protocol import PEER_SERVICE, TRACKER_SERVICE
+from napshare.common.tls import not_pinned, not_tls
 
 
 class ClientError(Exception):
@@ -24,6 +25,24 @@ class TrackerUnreachableError(ClientError):
     """The tracker did not answer."""
 
     exit_code = ExitCode.TRACKER_UNREACHABLE
+
+
+class TrackerIdentityError(ClientError):
+    """The tracker's certificate is not the pinned one, or it serves no TLS when TLS is asked."""
+
+    exit_code = ExitCode.TRACKER_IDENTITY
+
+
+class PeerIdentityError(ClientError):
+    """Every peer that answered showed a certificate other than the one the tracker lists."""
+
+    exit_code = ExitCode.PEER_IDENTITY
+
+
+class IdentityFilesError(ClientError):
+    """This peer's own identity files are unreadable or corrupt."""
+
+    exit_code = ExitCode.IDENTITY_FILES
 
 
 class TrackerRejectedError(ClientError):
@@ -95,6 +114,7 @@ class PeerFault(enum.Enum):
     CHANGED = "changed"  # its file is not the one we are fetching: drop it for this file
     MISSING = "missing"  # it does not share the file (any more): drop it for this file
     BROKEN = "broken"  # it broke the protocol: never use it again for this file
+    IMPOSTOR = "impostor"  # another certificate than the tracker lists: never use it again
 
 
 class PeerError(Exception):
@@ -167,6 +187,15 @@ def peer_failure(peer: str, error: grpc.RpcError) -> PeerError:
     if code is grpc.StatusCode.UNIMPLEMENTED:
         detail = f"{peer} is not a napshare peer (it does not serve {PEER_SERVICE})"
         return PeerError(peer, PeerFault.BROKEN, detail)
+    if code is grpc.StatusCode.UNAVAILABLE and not_pinned(_details(error)):
+        detail = (
+            "showed another certificate than the one the tracker lists for it: someone may "
+            "be in the middle"
+        )
+        return PeerError(peer, PeerFault.IMPOSTOR, detail)
+    if code is grpc.StatusCode.UNAVAILABLE and not_tls(_details(error)):
+        detail = "serves no TLS (it runs with --plaintext?); this peer does not download in clear"
+        return PeerError(peer, PeerFault.BROKEN, detail)
     found = error_details.read(error)
     if found is None:
         return PeerError(peer, _PEER_FAULTS.get(code, PeerFault.BROKEN), _details(error))
@@ -181,6 +210,16 @@ def peer_failure(peer: str, error: grpc.RpcError) -> PeerError:
 def tracker_error(tracker: str, error: grpc.RpcError) -> ClientError:
     """The ClientError that a tracker call's error means (the tracker's details stay English)."""
     code, details = _code(error), _details(error)
+    if code is grpc.StatusCode.UNAVAILABLE and not_pinned(details):
+        return TrackerIdentityError(
+            tr(
+                "tracker {tracker} showed another certificate than the one pinned: someone "
+                "may be posing as it",
+                tracker=tracker,
+            )
+        )
+    if code is grpc.StatusCode.UNAVAILABLE and not_tls(details):
+        return TrackerIdentityError(no_tls_tracker(tracker))
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         return TrackerUnreachableError(
             tr("tracker {tracker} is unreachable ({details})", tracker=tracker, details=details)
@@ -208,4 +247,13 @@ def tracker_error(tracker: str, error: grpc.RpcError) -> ClientError:
         )
     return TrackerRejectedError(
         tr("tracker {tracker} refused the request: {details}", tracker=tracker, details=details)
+    )
+
+
+def no_tls_tracker(tracker: str) -> str:
+    """The line for a tracker that answers TLS in plain text."""
+    return tr(
+        "tracker {tracker} serves no TLS (is it running with --plaintext? then pass "
+        "--plaintext here too)",
+        tracker=tracker,
     )

@@ -33,6 +33,7 @@ from napshare.peer.serving.slots import Fairness
 from napshare.peer.serving.uploads import DEFAULT_CHUNK_SIZE
 from napshare.peer.tracker_client import TrackerClient
 from napshare.peer.tracker_link import TrackerLink
+from napshare.peer.transport import PLAINTEXT, Transport, peer_identity
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ class NodeConfig:
     # Bytes per second for all uploads together, and for all background downloads; 0: no cap.
     max_upload_rate: float = 0
     max_download_rate: float = 0
+    transport: Transport = PLAINTEXT
 
 
 @dataclass
@@ -91,10 +93,17 @@ class Node:
         config: NodeConfig,
         on_joined: Callable[[str, list[str]], None],
         metrics: Metrics | None = None,
+        on_reachable: Callable[[bool], None] | None = None,
     ) -> None:
-        """With `metrics` (serving.server.peer_metrics()), uploads and downloads count there."""
+        """With `metrics` (serving.server.peer_metrics()), uploads and downloads count there.
+
+        The peer's identity is kept in its folder's `.napshare/identity/` (made on the first
+        start); it serves TLS with it unless the transport is plain text. Raises
+        IdentityFilesError when the identity files are there but unusable.
+        """
         self.config = config
-        self.tracker = TrackerClient(config.tracker)
+        self.identity = peer_identity(config.folder.root)
+        self.tracker = TrackerClient(config.tracker, transport=config.transport)
         self.health = HealthServicer()
         self.server: grpc.Server
         self.server, self.port = create_server(
@@ -108,6 +117,7 @@ class Node:
             max_upload_rate=config.max_upload_rate,
             health=self.health,
             metrics=metrics,
+            tls=None if config.transport.plaintext else self.identity,
         )
         self.link = TrackerLink(
             self.tracker,
@@ -116,6 +126,8 @@ class Node:
             port=self.port,
             rescan_interval=config.rescan_interval,
             on_joined=on_joined,
+            identity=self.identity,
+            on_reachable=on_reachable,
         )
         self.downloader = Downloader(
             config.folder,

@@ -1,6 +1,7 @@
 """The tracker's calls as plain Python: Join, Search (every page), Update, Heartbeat, Leave."""
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -15,11 +16,15 @@ from napshare.common.address import (
     normal_address,
     parse_address,
 )
+from napshare.common.console import tr
+from napshare.common.identity import MAX_CERTIFICATE_BYTES, Identity, join_message
 from napshare.common.names import InvalidNameError, check_file_name, check_sha256
 from napshare.common.protocol import MAX_PAGE_SIZE
+from napshare.common.tls import pinned_channel, speaks_tls
 from napshare.peer.defaults import MAX_RESULTS
-from napshare.peer.errors import tracker_error
+from napshare.peer.errors import ClientError, TrackerUnreachableError, tracker_error
 from napshare.peer.folder.store import SharedFile
+from napshare.peer.transport import PLAINTEXT, Transport, pinned_fingerprint, tracker_certificate
 from napshare.v1 import file_info_pb2, tracker_pb2, tracker_pb2_grpc
 
 logger = logging.getLogger(__name__)
@@ -44,6 +49,7 @@ class Source:
     name: str
     size: int
     sha256: str
+    certificate: bytes = b""  # the peer's (DER), to pin; empty for an anonymous peer
 
 
 @dataclass(frozen=True)
@@ -63,39 +69,77 @@ class Registration:
     peer_id: str
     token: str
     heartbeat_interval: float
+    reachable: bool = False  # the tracker reached this peer's PeerService at its address
 
 
 def _infos(files: Iterable[SharedFile]) -> list[file_info_pb2.FileInfo]:
     return [file_info_pb2.FileInfo(name=f.name, size=f.size, sha256=f.sha256) for f in files]
 
 
+_CHANNEL_OPTIONS: list[tuple[str, int | str]] = [
+    ("grpc.max_receive_message_length", MAX_ANSWER_BYTES),
+    ("grpc.max_send_message_length", MAX_ANSWER_BYTES),
+    # Come back quickly after the tracker restarts.
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+]
+
+
 class TrackerClient:
     """A channel to one tracker; every method raises a napshare.peer.errors.ClientError on failure.
 
+    Over TLS (`transport` not plain text) the channel trusts only the tracker's pinned
+    certificate; when that has to be fetched (trust on first use), the first call fetches it.
     Raises common.address.InvalidAddressError at construction for a malformed address.
     """
 
-    def __init__(self, address: str, *, timeout: float = CALL_TIMEOUT) -> None:
+    def __init__(
+        self, address: str, *, timeout: float = CALL_TIMEOUT, transport: Transport = PLAINTEXT
+    ) -> None:
         host, port = parse_address(address)
         self.address = format_address(host, port)
+        self.transport = transport
         self._timeout = timeout
-        self._channel = grpc.insecure_channel(
-            self.address,
-            options=[
-                ("grpc.max_receive_message_length", MAX_ANSWER_BYTES),
-                ("grpc.max_send_message_length", MAX_ANSWER_BYTES),
-                # Come back quickly after the tracker restarts.
-                ("grpc.initial_reconnect_backoff_ms", 200),
-                ("grpc.max_reconnect_backoff_ms", 2000),
-            ],
-        )
-        self._stub = tracker_pb2_grpc.TrackerServiceStub(self._channel)
+        self._lock = threading.Lock()
+        self._channel: grpc.Channel | None = None
+        self._stub: tracker_pb2_grpc.TrackerServiceStub | None = None
+        self._watchers: list[Callable[[grpc.ChannelConnectivity], None]] = []
+        self.tracker_identity = ""  # the pinned certificate's fingerprint; "" in plain text
+        if transport.plaintext:
+            self._open(grpc.insecure_channel(self.address, options=_CHANNEL_OPTIONS))
 
-    def join(self, host: str, port: int, files: Iterable[SharedFile]) -> Registration:
-        """Register this peer's address and files (JOIN -> JOIN_OK)."""
+    @property
+    def plaintext(self) -> bool:
+        """Whether this client, and the peer using it, talk plain text (--plaintext)."""
+        return self.transport.plaintext
+
+    def join(
+        self,
+        host: str,
+        port: int,
+        files: Iterable[SharedFile],
+        *,
+        identity: Identity | None = None,
+    ) -> Registration:
+        """Register this peer's address and files (JOIN -> JOIN_OK), as `identity` if given
+        (else anonymously): the Join carries its certificate and a signature for this tracker.
+        """
         request = tracker_pb2.JoinRequest(host=host, port=port, files=_infos(files))
-        reply = self._call(self._stub.Join, request)
-        return Registration(reply.peer_id, reply.token, float(reply.heartbeat_interval_seconds))
+        stub = self._connected()
+        if identity is not None:
+            signed_at = int(time.time())
+            request.certificate = identity.certificate_der
+            request.signed_at = signed_at
+            request.signature = identity.sign(
+                join_message(self.tracker_identity, host, port, signed_at)
+            )
+        reply = self._call(stub.Join, request)
+        return Registration(
+            reply.peer_id,
+            reply.token,
+            float(reply.heartbeat_interval_seconds),
+            reply.reachable,
+        )
 
     def search(self, name: str, *, asker: str = "") -> list[Source]:
         """Every peer sharing a file named exactly `name` (an empty list when none)."""
@@ -154,19 +198,19 @@ class TrackerClient:
             files=_infos(files),
             removed_names=removed_names,
         )
-        self._call(self._stub.Update, request)
+        self._call(self._connected().Update, request)
 
     def heartbeat(self, registration: Registration) -> None:
         """Renew this peer's lease."""
         request = tracker_pb2.HeartbeatRequest(
             peer_id=registration.peer_id, token=registration.token
         )
-        self._call(self._stub.Heartbeat, request)
+        self._call(self._connected().Heartbeat, request)
 
     def leave(self, registration: Registration) -> None:
         """Remove this peer and its files from the index."""
         request = tracker_pb2.LeaveRequest(peer_id=registration.peer_id, token=registration.token)
-        self._call(self._stub.Leave, request)
+        self._call(self._connected().Leave, request)
 
     def watch_reconnects(self, callback: Callable[[], None]) -> None:
         """Keep the channel connected, and call `callback` each time it connects again after
@@ -189,13 +233,36 @@ class TrackerClient:
                 state["lost"] = True
                 # An idle channel waits for the next call to dial; this one dials now (and on
                 # failing, again with the reconnect backoff) until the tracker answers.
-                grpc.channel_ready_future(self._channel)
+                if self._channel is not None:
+                    grpc.channel_ready_future(self._channel)
 
-        self._channel.subscribe(changed, try_to_connect=False)
+        with self._lock:
+            self._watchers.append(changed)
+            if self._channel is not None:
+                self._channel.subscribe(changed, try_to_connect=False)
 
     def close(self) -> None:
         """Close the channel."""
-        self._channel.close()
+        with self._lock:
+            if self._channel is not None:
+                self._channel.close()
+
+    def _open(self, channel: grpc.Channel) -> tracker_pb2_grpc.TrackerServiceStub:
+        """Use `channel` from now on (the lock held, or in the constructor)."""
+        self._channel = channel
+        self._stub = tracker_pb2_grpc.TrackerServiceStub(channel)
+        for watcher in self._watchers:
+            channel.subscribe(watcher, try_to_connect=False)
+        return self._stub
+
+    def _connected(self) -> tracker_pb2_grpc.TrackerServiceStub:
+        """The stub, once the tracker's certificate is pinned (fetched on first use)."""
+        with self._lock:
+            if self._stub is not None:
+                return self._stub
+            certificate = tracker_certificate(self.transport, self.address)
+            self.tracker_identity = pinned_fingerprint(certificate)
+            return self._open(pinned_channel(self.address, certificate, _CHANNEL_OPTIONS))
 
     def _call(
         self, method: "grpc.UnaryUnaryMultiCallable[RequestT, ReplyT]", request: RequestT
@@ -204,14 +271,30 @@ class TrackerClient:
         try:
             return method(request, timeout=self._timeout)
         except grpc.RpcError as error:
-            raise tracker_error(self.address, error) from None
+            failure = self._failure(error)
+        raise failure
+
+    def _failure(self, error: grpc.RpcError) -> ClientError:
+        """A failed call as the ClientError the user reads."""
+        failure = tracker_error(self.address, error)
+        if isinstance(failure, TrackerUnreachableError) and self.plaintext:
+            host, port = parse_address(self.address)
+            if speaks_tls(host.strip("[]"), port):
+                failure = TrackerUnreachableError(
+                    tr(
+                        "tracker {tracker} serves TLS and this peer runs with --plaintext: "
+                        "drop --plaintext (or run the tracker with --plaintext too)",
+                        tracker=self.address,
+                    )
+                )
+        return failure
 
     def _search(self, request: tracker_pb2.SearchRequest) -> tracker_pb2.SearchResponse:
         """One Search call, asked again a few times while the tracker says it is busy."""
         retries = 0
         while True:
             try:
-                return self._stub.Search(request, timeout=self._timeout)
+                return self._connected().Search(request, timeout=self._timeout)
             except grpc.RpcError as error:
                 found = error_details.read(error)
                 if (
@@ -219,7 +302,7 @@ class TrackerClient:
                     or found is None
                     or found.reason != reasons.SEARCHES_BUSY
                 ):
-                    raise tracker_error(self.address, error) from None
+                    raise self._failure(error) from None
                 delay = min(found.retry_delay or 1.0, MAX_BUSY_WAIT)
                 logger.info(
                     "tracker %s is busy searching; asking again in %g s", self.address, delay
@@ -253,13 +336,14 @@ def _checked(results: Iterable[tracker_pb2.SearchResult], name: str, tracker: st
             check_sha256(file.sha256)
             well_formed = (
                 file.size >= 0
+                and len(r.certificate) <= MAX_CERTIFICATE_BYTES
                 and (not name or file.name == name)
                 and normal_address(r.peer_id) == r.peer_id
             )
         except (InvalidNameError, InvalidAddressError):
             well_formed = False
         if well_formed:
-            kept.append(Source(r.peer_id, file.name, file.size, file.sha256))
+            kept.append(Source(r.peer_id, file.name, file.size, file.sha256, r.certificate))
         else:
             dropped += 1
     if dropped:

@@ -11,6 +11,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
 
+from napshare.common.identity import Identity
 from napshare.common.protocol import HEARTBEAT_INTERVAL
 from napshare.peer.backoff import Backoff
 from napshare.peer.defaults import RESCAN_INTERVAL, TRACKER_RETRY_CAP
@@ -28,7 +29,9 @@ Joined = Callable[[str, list[str]], None]
 class TrackerLink:
     """This peer's registration at one tracker, kept alive in the background.
 
-    `on_joined(peer_id, file_names)` is called after every successful Join.
+    `on_joined(peer_id, file_names)` is called after every successful Join, and
+    `on_reachable(reachable)` after every Join whose reachability differs from the last one's
+    (the first Join's, always). Joins carry `identity` when given.
     """
 
     def __init__(
@@ -40,6 +43,8 @@ class TrackerLink:
         port: int,
         rescan_interval: float = RESCAN_INTERVAL,
         on_joined: Joined | None = None,
+        identity: Identity | None = None,
+        on_reachable: Callable[[bool], None] | None = None,
     ) -> None:
         self.tracker = tracker
         self.folder = folder
@@ -47,6 +52,9 @@ class TrackerLink:
         self.port = port
         self.rescan_interval = rescan_interval
         self.on_joined = on_joined
+        self.identity = identity
+        self.on_reachable = on_reachable
+        self._reachable: bool | None = None
         self.join_count = 0
         self._registration: Registration | None = None
         self._announced: dict[str, tuple[int, str]] = {}
@@ -66,7 +74,9 @@ class TrackerLink:
         """Join now with every shared file (again, if already joined). Raises ClientError."""
         with self._lock:
             files = self.folder.scan()
-            registration = self.tracker.join(self.host, self.port, files)
+            registration = self.tracker.join(self.host, self.port, files, identity=self.identity)
+            told = self._reachable
+            self._reachable = registration.reachable
             self._registration = registration
             self._announced = {f.name: (f.size, f.sha256) for f in files}
             self.join_count += 1
@@ -81,6 +91,8 @@ class TrackerLink:
         )
         if self.on_joined is not None:
             self.on_joined(registration.peer_id, [f.name for f in files])
+        if self.on_reachable is not None and told is not registration.reachable:
+            self.on_reachable(registration.reachable)
         return registration
 
     def start(self) -> None:

@@ -22,6 +22,8 @@ DEFAULT_SIZE = GIB + 64 * 1024**2
 VIDEO = "aula1.mp4"
 MISSING = "aula99.mp4"
 LISTENING = re.compile(r"(?:listening on|escutando em) (\S+:\d+)")
+FINGERPRINT = re.compile(r"SHA-256 (?:fingerprint|do certificado) ([0-9a-f]{64})")
+REACHED = re.compile(r"^(?:the tracker reached this peer|o tracker alcançou este peer).*$", re.M)
 
 
 def step(title: str) -> None:
@@ -74,7 +76,9 @@ class Process:
             lines = [
                 line
                 for line in self.log.read_text().splitlines()[self._shown :]
-                if not re.match(r"\d{4}-\d\d-\d\d ", line) and not LISTENING.search(line)
+                if not re.match(r"\d{4}-\d\d-\d\d ", line)
+                and not LISTENING.search(line)
+                and not FINGERPRINT.search(line)
             ]
             if len(lines) >= expect or time.monotonic() > deadline:
                 break
@@ -153,21 +157,28 @@ def run(size: int, work: Path) -> None:
         kind = make_video(folder_a / VIDEO, size)
         print(f"  {kind}\n{listing(folder_a)}", flush=True)
 
-        step("Starting a tracker and two peers on free ports")
+        step("Starting a tracker and two peers on free ports, over TLS")
+        state = work / "tracker-state"
         tracker = Process(
             "tracker",
-            [tracker_cmd, "--host", "127.0.0.1", "--port", "0", "--heartbeat-interval", "5"],
+            [
+                *(tracker_cmd, "--host", "127.0.0.1", "--port", "0", "--heartbeat-interval", "5"),
+                *("--state-dir", str(state)),
+            ],
             work / "tracker.log",
         )
         processes.append(tracker)
         tracker_address = tracker.wait_for(LISTENING).group(1)
-        print(f"  tracker: {tracker_address}", flush=True)
+        fingerprint = tracker.wait_for(FINGERPRINT).group(1)
+        print(f"  tracker: {tracker_address}, TLS certificate SHA-256 {fingerprint}", flush=True)
+        # Every peer command pins the tracker's certificate, made on its first start.
+        pin = ("--tracker", tracker_address, "--tracker-cert", str(state / "identity/cert.pem"))
         peers = []
         for name, folder in (("peer1", folder_a), ("peer2", folder_b)):
             peer = Process(
                 name,
                 [
-                    *(peer_cmd, "serve", "--dir", str(folder), "--tracker", tracker_address),
+                    *(peer_cmd, "serve", "--dir", str(folder), *pin),
                     *("--host", "127.0.0.1", "--no-menu", "--rescan-interval", "1"),
                 ],
                 work / f"{name}.log",
@@ -181,22 +192,24 @@ def run(size: int, work: Path) -> None:
         for peer in peers:
             line = peer.wait_for(am_peer, timeout=120)
             print(f"  [{peer.name}]  {line.group(0)}", flush=True)
+            reached = peer.wait_for(REACHED, timeout=30)
+            print(f"  [{peer.name}]  {reached.group(0)}", flush=True)
             tracker.wait_for(re.compile(rf"^Peer {re.escape(line.group(2))} ", re.MULTILINE))
         tracker.show_new_lines()
 
         step(f"b. A search for a file that no peer has ({MISSING}): an empty answer")
-        show([peer_cmd, "search", MISSING, "--tracker", tracker_address])
+        show([peer_cmd, "search", MISSING, *pin])
         tracker.show_new_lines(expect=1)
 
         step(f"c. A search for the video ({VIDEO}): the peers that have it")
-        show([peer_cmd, "search", VIDEO, "--tracker", tracker_address])
+        show([peer_cmd, "search", VIDEO, *pin])
         tracker.show_new_lines(expect=1)
 
         step(f"d. Download of {VIDEO} into peer2's folder")
         print("  before:\n" + listing(folder_b), flush=True)
         started = time.monotonic()
         show(
-            [peer_cmd, "download", VIDEO, "--dir", folder_b.name, "--tracker", tracker_address],
+            [peer_cmd, "download", VIDEO, "--dir", folder_b.name, *pin],
             work,
         )
         seconds = time.monotonic() - started
@@ -218,7 +231,7 @@ def run(size: int, work: Path) -> None:
         deadline = time.monotonic() + 30
         while True:
             result = subprocess.run(
-                [peer_cmd, "search", VIDEO, "--tracker", tracker_address],
+                [peer_cmd, "search", VIDEO, *pin],
                 capture_output=True,
                 text=True,
                 check=False,
@@ -226,7 +239,7 @@ def run(size: int, work: Path) -> None:
             if result.stdout.count(":") >= 3 or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
-        show([peer_cmd, "search", VIDEO, "--tracker", tracker_address])
+        show([peer_cmd, "search", VIDEO, *pin])
 
         step("e. The downloaded video plays")
         play(got, work)

@@ -118,9 +118,12 @@ def test_quick_bench_measures_every_section_and_writes_the_report(tmp_path: Path
         assert (row["status"] == "") == (row["target"] == ""), measure
         if row["unit"] in {"MB/s", "calls/s", "ms", "×"}:
             assert row["value"] > 0, measure
-    transfer = rows["napshare download (end to end, sha256 verified)"]["value"]
+    transfer = rows["napshare download over TLS (end to end, sha256 verified)"]["value"]
+    plaintext = rows["napshare download --plaintext"]["value"]
     raw = rows["raw TCP: sendfile → recv_into → file"]["value"]
-    assert rows["napshare / raw TCP"]["value"] == pytest.approx(transfer / raw)
+    assert rows["napshare TLS / raw TCP"]["value"] == pytest.approx(transfer / raw)
+    assert rows["napshare TLS / --plaintext"]["value"] == pytest.approx(transfer / plaintext)
+    assert rows["napshare TLS / --plaintext"]["target"] == "≥ 0.85×"
     assert any(m.startswith("serving peer, peak RSS, 8 MiB") for m in rows)
     assert rows["tracker RSS per entry"]["target"] == "≤ 300 bytes"
     assert "search / echo" in rows
@@ -193,7 +196,9 @@ def test_a_long_round_trip_gets_a_window_larger_than_a_few_chunks(
     with swarm.tracker() as tracker, swarm.serving_peer(share, tracker.address, "long.bin") as peer:
         host, port = _host_port(peer.address)
         with delayproxy.DelayProxy((host, port), delay=0.2, buffer=32 * MIB) as proxy:
-            command = apps.download("long.bin", target, tracker.address, ["--from", proxy.address])
+            command = apps.download(
+                "long.bin", target, tracker.address, [*apps.PLAINTEXT, "--from", proxy.address]
+            )
             subprocess.run(command, cwd=ROOT, check=True, timeout=100, capture_output=True)
             in_flight = proxy.peak_held
     assert (target / "long.bin").stat().st_size == 48 * MIB

@@ -308,6 +308,7 @@ def test_the_commands_serve_metrics_with_metrics_port(tmp_path, shared):
             "0",
             "--metrics-port",
             "0",
+            "--plaintext",
         ],
         tmp_path,
     )
@@ -323,6 +324,7 @@ def test_the_commands_serve_metrics_with_metrics_port(tmp_path, shared):
                 "-m",
                 "napshare.peer",
                 "serve",
+                "--plaintext",
                 "--dir",
                 str(folder),
                 "--no-menu",
@@ -357,9 +359,10 @@ def test_a_taken_metrics_port_is_one_line_and_its_exit_code(tmp_path, shared, co
         taken.listen()
         port = str(taken.getsockname()[1])
         if command == "tracker":
-            args = ["-m", "napshare.tracker", "--host", "127.0.0.1", "--port", "0"]
+            args = ["-m", "napshare.tracker", "--host", "127.0.0.1", "--port", "0", "--plaintext"]
         else:
-            args = ["-m", "napshare.peer", "serve", "--dir", str(folder), "--no-menu"]
+            args = ["-m", "napshare.peer", "serve", "--plaintext", "--dir", str(folder)]
+            args += ["--no-menu"]
             args += ["--tracker", "127.0.0.1:1"]
         done = subprocess.run(
             [sys.executable, *args, "--metrics-port", port],

@@ -1,8 +1,11 @@
 """The napshare-tracker command: parse flags, serve until SIGINT or SIGTERM, stop gracefully."""
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from napshare.common import logsetup
 from napshare.common.address import format_address
@@ -18,11 +21,29 @@ from napshare.common.protocol import HEARTBEAT_INTERVAL, LEASE_INTERVALS, TRACKE
 from napshare.tracker.index import MAX_CANDIDATES, MAX_CONCURRENT_SEARCHES
 from napshare.tracker.limits import Limits, flag
 
+if TYPE_CHECKING:
+    from napshare.common.identity import Identity
+
 # This module loads no gRPC: main() must set GRPC_VERBOSITY before gRPC's core starts.
 
 MAX_LIMIT = 10**12  # what a --max-... flag accepts: far past any tracker's memory
 
-EXIT_CODES = (ExitCode.OK, ExitCode.OTHER, ExitCode.USAGE, ExitCode.PORT_IN_USE)
+EXIT_CODES = (
+    ExitCode.OK,
+    ExitCode.OTHER,
+    ExitCode.USAGE,
+    ExitCode.PORT_IN_USE,
+    ExitCode.IDENTITY_FILES,
+)
+IDENTITY_DIR = "identity"  # in the state folder: the tracker's own key.pem and cert.pem
+
+
+def default_state_dir() -> Path:
+    """Where the tracker keeps its own certificate: $XDG_STATE_HOME/napshare-tracker, or
+    ~/.local/state/napshare-tracker.
+    """
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "napshare-tracker"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -62,6 +83,31 @@ def _parser() -> argparse.ArgumentParser:
             "more are refused with RESOURCE_EXHAUSTED and a time to ask again "
             "(default %(default)s)",
             names=MAX_CANDIDATES,
+        ),
+    )
+    parser.add_argument(
+        "--plaintext",
+        action="store_true",
+        help=tr("serve plain text instead of TLS, for a network you trust (grpcurl -plaintext)"),
+    )
+    parser.add_argument(
+        "--tls-cert",
+        metavar="FILE",
+        help=tr(
+            "serve TLS with this PEM certificate (with --tls-key) instead of the tracker's own"
+        ),
+    )
+    parser.add_argument(
+        "--tls-key", metavar="FILE", help=tr("the PEM private key of --tls-cert (unencrypted)")
+    )
+    parser.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help=tr(
+            "where the tracker keeps its own certificate, made on first start "
+            "(DIR/{identity}/cert.pem and key.pem, owner-only; default: {default})",
+            identity=IDENTITY_DIR,
+            default="$XDG_STATE_HOME/napshare-tracker or ~/.local/state/napshare-tracker",
         ),
     )
     _add_limit_flags(parser)
@@ -123,12 +169,23 @@ def _limits(args: argparse.Namespace) -> Limits:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the tracker until SIGINT or SIGTERM; return the exit status."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if (args.tls_cert is None) != (args.tls_key is None):
+        parser.error(tr("--tls-cert and --tls-key go together"))
+    if args.plaintext and args.tls_cert is not None:
+        parser.error(tr("--plaintext serves no TLS: drop --tls-cert and --tls-key"))
     logsetup.configure(args.log_level)
     from grpc_health.v1.health import HealthServicer  # noqa: PLC0415 - only now may gRPC load
+    from napshare.common.identity import IdentityError  # noqa: PLC0415
     from napshare.common.serving import PortInUseError, stop_gracefully, wait_for_signal  # noqa: PLC0415
     from napshare.tracker.server import create_server, tracker_metrics  # noqa: PLC0415
 
+    try:
+        identity = None if args.plaintext else _identity(args)
+    except (IdentityError, OSError) as error:
+        print(f"napshare-tracker: {error}", file=sys.stderr)
+        return ExitCode.IDENTITY_FILES
     health = HealthServicer()
     metrics = None if args.metrics_port is None else tracker_metrics()
     endpoint = None
@@ -141,6 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             health=health,
             metrics=metrics,
             limits=_limits(args),
+            tls=identity,
         )
         if metrics is not None:
             try:
@@ -153,10 +211,55 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitCode.PORT_IN_USE
     address = format_address(args.host, port)
     lines = [tr("napshare tracker listening on {address}", address=address)]
+    if identity is None:
+        security = tr("serving plain text (--plaintext): anyone on the path can read it")
+    else:
+        security = tr(
+            "serving TLS; certificate SHA-256 fingerprint {fingerprint}",
+            fingerprint=identity.fingerprint,
+        )
     if endpoint is not None:
         lines.append(endpoint.line())
-    wait_for_signal(ready=lambda: print(*lines, sep="\n", flush=True))
+
+    def ready() -> None:
+        print(*lines, sep="\n", flush=True)
+        print(security, file=sys.stderr, flush=True)  # stdout stays the lines scripts read
+
+    wait_for_signal(ready=ready)
     stop_gracefully(server, health)
     if endpoint is not None:
         endpoint.close()
     return ExitCode.OK
+
+
+def _identity(args: argparse.Namespace) -> "Identity":
+    """The tracker's TLS identity: --tls-cert and --tls-key, else its own (made if needed)."""
+    from napshare.common.identity import (  # noqa: PLC0415
+        TRACKER_NAME,
+        IdentityError,
+        identity_from_pem,
+        load_or_create,
+    )
+
+    if args.tls_cert is not None:
+        try:
+            cert = Path(args.tls_cert).read_bytes()
+            key = Path(args.tls_key).read_bytes()
+        except OSError as error:
+            raise IdentityError(f"cannot read {error.filename}: {error.strerror}") from None
+        try:
+            return identity_from_pem(key, cert)
+        except IdentityError as error:
+            raise IdentityError(f"{args.tls_cert}, {args.tls_key}: {error}") from None
+    state = Path(args.state_dir) if args.state_dir else default_state_dir()
+    directory = state / IDENTITY_DIR
+    names = ["localhost", "127.0.0.1", "::1"]
+    if args.host not in ("0.0.0.0", "::", ""):
+        names.append(args.host)
+    try:
+        return load_or_create(str(directory), TRACKER_NAME, names)
+    except IdentityError as error:
+        raise IdentityError(
+            f"the tracker's identity in {directory} is unusable: {error}; delete the folder to "
+            "make a new one (peers that pinned the old one will refuse it)"
+        ) from None

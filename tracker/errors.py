@@ -60,3 +60,21 @@ class BusyError(TrackerError):
     """As many broad searches as allowed are running: the caller should ask again later."""
 
     default_reason = reasons.SEARCHES_BUSY
+
+
+class ProofInvalidError(TrackerError):
+    """A Join's signature does not prove the certificate's key signed this Join now."""
+
+    default_reason = reasons.JOIN_SIGNATURE_INVALID
+
+
+class AddressTakenError(TrackerError):
+    """A live registration of another identity holds the address a Join claims."""
+
+    default_reason = reasons.ADDRESS_TAKEN
+
+
+class ChecksBusyError(TrackerError):
+    """Every reachability check slot is busy: the caller should join again later."""
+
+    default_reason = reasons.ADDRESS_CHECKS_BUSY

@@ -39,6 +39,7 @@ from napshare.tracker import paging
 from napshare.tracker.catalog import Catalog, pack_record, unpack_record
 from napshare.tracker.errors import (
     BusyError,
+    AddressTakenError,
     CapacityError,
     InvalidRequestError,
     UnauthenticatedError,
@@ -90,6 +91,7 @@ class Match(NamedTuple):
 
     peer_id: str
     file: FileEntry
+    certificate: bytes = b""  # the peer's, as its Join carried it; empty when anonymous
 
 
 class SearchOutcome(NamedTuple):
@@ -134,18 +136,37 @@ class IndexStats:
 
 
 class _Peer:
-    """A registration: identity, secret, lease renewal time, the ids of its names in name
-    order (a broad search walks them in that order), the bytes of those names and the address
-    it joined from (None: not counted per address).
+    """A registration: address, owner, secret, lease renewal time, the ids of its names in
+    name order (a broad search walks them in that order), the bytes of those names and the
+    address it joined from (None: not counted per address).
     """
 
-    __slots__ = ("files", "name_bytes", "peer_id", "renewed", "source", "token")
+    __slots__ = (
+        "certificate",
+        "files",
+        "identity",
+        "name_bytes",
+        "peer_id",
+        "renewed",
+        "source",
+        "token",
+    )
 
-    def __init__(self, peer_id: str, token: str, now: float, source: str | None) -> None:
+    def __init__(
+        self,
+        peer_id: str,
+        token: str,
+        now: float,
+        source: str | None,
+        identity: str = "",
+        certificate: bytes = b"",
+    ) -> None:
         self.peer_id = peer_id
         self.token = token
         self.renewed = now
         self.source = source
+        self.identity = identity  # the certificate's fingerprint; "" for an anonymous Join
+        self.certificate = certificate
         self.files: array[int] = array("I")
         self.name_bytes = 0
 
@@ -225,23 +246,30 @@ class TrackerIndex:
         return generation == self._generation and self._clock() < self._due
 
     def join(
-        self, host: str, port: int, files: Sequence[FileLike], source: str | None = None
+        self,
+        host: str,
+        port: int,
+        files: Sequence[FileLike],
+        source: str | None = None,
+        *,
+        identity: str = "",
+        certificate: bytes = b"",
     ) -> Registration:
-        """Register a peer, replacing any registration of the same address.
+        """Register a peer of `identity` ("" for anonymous), replacing a registration of the
+        same address and identity; AddressTakenError if one of another identity holds it.
 
         `source` is the address the call came from, which the per-address limits count (None:
         a caller in this process, not counted); past a limit, CapacityError and no change.
         """
-        try:
-            peer_id = format_address(check_host(host), check_port(port))
-        except InvalidAddressError as error:
-            raise InvalidRequestError(str(error), reasons.ADDRESS_INVALID) from None
+        peer_id = self.claim(host, port, identity)
         checked = self._check_files(files)
         name_bytes = sum(len(name.encode()) for name in checked[0])
         token = secrets.token_hex(TOKEN_BYTES)
         with self._lock:
             now = self._expire_locked()
             old = self._peers.get(peer_id)
+            if old is not None and old.identity != identity:
+                raise _taken(peer_id)
             self._check_room_locked(
                 source,
                 1,
@@ -256,7 +284,7 @@ class TrackerIndex:
                 self._remove_locked(old)
                 logger.info("peer %s joined again; its earlier registration is replaced", peer_id)
             self._finish_departed_locked(peer_id)
-            peer = _Peer(peer_id, token, now, source)
+            peer = _Peer(peer_id, token, now, source, identity, certificate)
             self._peers[peer_id] = peer
             if old is None:
                 bisect.insort(self._order, peer_id)
@@ -264,6 +292,21 @@ class TrackerIndex:
             self._add_locked(peer, checked, name_bytes)
             self._changed_locked()
         return Registration(peer_id, token)
+
+    def claim(self, host: str, port: int, identity: str) -> str:
+        """The peer id of host:port if `identity` may join with it now: no live registration
+        of another identity holds it. Raises InvalidRequestError or AddressTakenError.
+        """
+        try:
+            peer_id = format_address(check_host(host), check_port(port))
+        except InvalidAddressError as error:
+            raise InvalidRequestError(str(error), reasons.ADDRESS_INVALID) from None
+        with self._lock:
+            self._expire_locked()
+            old = self._peers.get(peer_id)
+            if old is not None and old.identity != identity:
+                raise _taken(peer_id)
+        return peer_id
 
     def update(
         self,
@@ -396,8 +439,13 @@ class TrackerIndex:
             first = sorted(held) if len(held) <= limit else heapq.nsmallest(limit + 1, held)
         else:
             first, resume, examined = self._walk_locked(words, limit + 1, after)
+        peers = self._peers
         matches = [
-            Match(peer_id, _entry(file_name, catalog.record(peer_id, name_id)))
+            Match(
+                peer_id,
+                _entry(file_name, catalog.record(peer_id, name_id)),
+                peers[peer_id].certificate,
+            )
             for peer_id, file_name, name_id in first
         ]
         if len(matches) > limit:
@@ -750,6 +798,13 @@ _REASONS = {
     "files": reasons.INDEX_FULL,
     "name_bytes": reasons.INDEX_NAME_BYTES_LIMIT,
 }
+
+
+def _taken(peer_id: str) -> AddressTakenError:
+    return AddressTakenError(
+        f"address {peer_id} is registered by a live peer of another identity; it stays so "
+        "until that peer leaves or its lease runs out"
+    )
 
 
 def _check_name(name: str, where: str) -> str:

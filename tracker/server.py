@@ -11,6 +11,7 @@ from typing import Any
 import grpc
 from grpc_health.v1.health import HealthServicer
 from napshare.common.console import PEER_DEAD
+from napshare.common.identity import Identity
 from napshare.common.metrics import Metrics
 from napshare.common.protocol import HEARTBEAT_INTERVAL, TRACKER_SERVICE
 from napshare.common.serving import (
@@ -19,9 +20,12 @@ from napshare.common.serving import (
     add_health_and_reflection,
     bind,
 )
+from napshare.common.tls import server_credentials
 from napshare.tracker import console
 from napshare.tracker.index import MAX_CONCURRENT_SEARCHES, TrackerIndex
 from napshare.tracker.limits import Limits
+from napshare.tracker.proof import JoinProof
+from napshare.tracker.reachability import AddressCheck
 from napshare.tracker.servicer import TrackerServicer
 from napshare.v1 import tracker_pb2
 
@@ -43,8 +47,12 @@ def create_server(
     max_workers: int = 16,
     metrics: Metrics | None = None,
     limits: Limits | None = None,
+    tls: Identity | None = None,
 ) -> tuple[grpc.Server, int]:
     """Start a tracker on host:port (0 picks a free port) and return it with its port.
+
+    With `tls`, it serves TLS with that identity, and Joins must be signed for it; without,
+    plain text (Joins signed for the plain text tracker, "").
 
     `heartbeat_interval`, `max_concurrent_searches` and `limits` (default Limits()) apply only
     when no `index` is given. With `metrics` (made with tracker_metrics()), RPCs, the index's
@@ -66,11 +74,12 @@ def create_server(
             *BACKLOG_OPTIONS,
         ],
     )
-    handlers = _handlers(TrackerServicer(index))
+    proof = JoinProof("" if tls is None else tls.fingerprint)
+    handlers = _handlers(TrackerServicer(index, proof, AddressCheck(tls=tls is not None)))
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
     server.add_registered_method_handlers(SERVICE_NAME, handlers)  # type: ignore[attr-defined]
     add_health_and_reflection(server, [SERVICE_NAME], health)
-    bound = bind(server, host, port)
+    bound = bind(server, host, port, None if tls is None else server_credentials(tls))
     server.start()
     threading.Thread(
         target=_reap, args=(server, index, on_expired), name="tracker-leases", daemon=True

@@ -15,6 +15,8 @@ from napshare.tracker.answers import Answer, Answers
 from napshare.tracker.console import say
 from napshare.tracker.errors import InvalidRequestError, TrackerError
 from napshare.tracker.index import SearchOutcome, TrackerIndex
+from napshare.tracker.proof import JoinProof
+from napshare.tracker.reachability import AddressCheck
 from napshare.tracker.status import abort
 from napshare.v1 import file_info_pb2, tracker_pb2, tracker_pb2_grpc
 
@@ -27,8 +29,16 @@ ResponseT = TypeVar("ResponseT", bound=Message)
 class TrackerServicer(tracker_pb2_grpc.TrackerServiceServicer):
     """The gRPC face of a TrackerIndex."""
 
-    def __init__(self, index: TrackerIndex) -> None:
+    def __init__(
+        self,
+        index: TrackerIndex,
+        proof: JoinProof | None = None,
+        check: AddressCheck | None = None,
+    ) -> None:
+        """Without `proof` and `check`, those of a tracker that serves plain text."""
         self._index = index
+        self._proof = proof or JoinProof("")
+        self._check = check or AddressCheck(tls=False)
         # The protocol counts whole seconds; sub-second intervals exist for tests.
         self._interval_seconds = max(1, math.ceil(index.heartbeat_interval))
         # Popular searches repeat: their answers are kept, serialized, until the index changes.
@@ -58,14 +68,43 @@ class TrackerServicer(tracker_pb2_grpc.TrackerServiceServicer):
             host = request.host or _caller_host(caller)
             # Limits count by where the call comes from: a Join can claim any host.
             source = caller_ip(caller) or caller
-            registration = self._index.join(host, request.port, request.files, source)
+            identity = ""
+            if request.certificate:
+                identity = self._proof.identity(
+                    request.certificate,
+                    request.signature,
+                    request.signed_at,
+                    request.host,
+                    request.port,
+                )
+            # Refused before dialing: a Join for a taken address costs the tracker no check.
+            self._index.claim(host, request.port, identity)
+            reachable = bool(identity) and self._check.reachable(
+                host, request.port, request.certificate
+            )
+            registration = self._index.join(
+                host,
+                request.port,
+                request.files,
+                source,
+                identity=identity,
+                certificate=request.certificate,
+            )
         except TrackerError as error:
             abort(context, error)
         say(PEER_JOINED, peer=registration.peer_id, files=[file.name for file in request.files])
+        if identity:
+            logger.info(
+                "peer %s (identity %s…) is %s",
+                registration.peer_id,
+                identity[:16],
+                "reachable" if reachable else "not reachable at that address",
+            )
         return tracker_pb2.JoinResponse(
             peer_id=registration.peer_id,
             token=registration.token,
             heartbeat_interval_seconds=self._interval_seconds,
+            reachable=reachable,
         )
 
     def Search(  # noqa: N802 - the RPC's name
@@ -158,6 +197,7 @@ def _search_response(outcome: SearchOutcome) -> tracker_pb2.SearchResponse:
                 file=file_info_pb2.FileInfo(
                     name=match.file.name, size=match.file.size, sha256=match.file.sha256
                 ),
+                certificate=match.certificate,
             )
             for match in outcome.matches
         ],

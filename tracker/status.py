@@ -6,8 +6,11 @@ import grpc
 from napshare.common import error_details
 from napshare.tracker.errors import (
     BusyError,
+    AddressTakenError,
     CapacityError,
+    ChecksBusyError,
     InvalidRequestError,
+    ProofInvalidError,
     TrackerError,
     UnauthenticatedError,
     UnknownPeerError,
@@ -19,6 +22,9 @@ STATUS_CODES: dict[type[TrackerError], grpc.StatusCode] = {
     UnknownPeerError: grpc.StatusCode.NOT_FOUND,
     CapacityError: grpc.StatusCode.RESOURCE_EXHAUSTED,
     BusyError: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    ProofInvalidError: grpc.StatusCode.UNAUTHENTICATED,
+    AddressTakenError: grpc.StatusCode.PERMISSION_DENIED,
+    ChecksBusyError: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 
 

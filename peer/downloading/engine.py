@@ -36,6 +36,7 @@ from napshare.peer.errors import (
     NotFoundError,
     PeerError,
     PeerFault,
+    PeerIdentityError,
     VerificationFailedError,
 )
 from napshare.peer.folder.store import SharedFile, SharedFolder
@@ -83,7 +84,8 @@ class _Target:
         self.size = size
         self.sha256 = sha256
         self.order = peers
-        self.banned: set[str] = set()  # their bytes failed verification
+        self.banned: set[str] = set()  # their bytes failed verification, or they broke rules
+        self.impostors: set[str] = set()  # banned: another certificate than the tracker lists
         self.dropped: set[str] = set()  # they do not have this version
         self.warned: set[str] = set()  # the user was told they failed
         self.not_before: dict[str, float] = {}  # busy peers: monotonic time to ask them again
@@ -156,8 +158,9 @@ class Downloader:
         check_file_name(name)
         options = options or DownloadOptions()
         reporter = reporter or SilentReporter()
-        targets = self._targets(name, options, reporter, cancel)
-        job = _Job(name, options, reporter, PeerChannels(), cancel)
+        channels = PeerChannels(plaintext=self.tracker.plaintext)
+        targets = self._targets(name, options, reporter, cancel, channels)
+        job = _Job(name, options, reporter, channels, cancel)
         try:
             failure: Exception | None = None
             for target in targets:
@@ -178,12 +181,17 @@ class Downloader:
         options: DownloadOptions,
         reporter: Reporter,
         cancel: threading.Event | None,
+        channels: PeerChannels,
     ) -> list[_Target]:
-        """The versions of the file on offer, the most widely shared (or the preferred) first."""
+        """The versions of the file on offer, the most widely shared (or the preferred) first;
+        each source's certificate is pinned in `channels`.
+        """
         found = self._search(name)
         if not found.sources and found.gathering and options.wait_for_peers > 0:
             found = self._await_peers(name, options.wait_for_peers, reporter, cancel)
         sources = found.sources
+        for source in sources:
+            channels.pin(source.peer, source.certificate)
         if not sources:
             raise NotFoundError(tr("no peer shares {name}", name=name))
         counts = Counter((s.size, s.sha256) for s in sources)
@@ -273,7 +281,7 @@ class Downloader:
                 delay = min(delay, max(0.0, last_progress + options.give_up_after - now))
                 logger.info("no peer could send %s now; asking again in %.1f s", name, delay)
                 _sleep(delay, job.cancel, name)
-                self._refresh(name, target)
+                self._refresh(name, target, job.channels)
             part.commit(replace=options.force)
         except VerificationFailedError:
             part.remove()
@@ -343,6 +351,8 @@ class Downloader:
             logger.warning("%s; not asking it again for this file", failure)
         else:
             target.banned.add(peer)
+            if failure.fault is PeerFault.IMPOSTOR:
+                target.impostors.add(peer)
             logger.warning("%s; not using it again for this file", failure)
 
     def _reject(self, part: PartFile, target: _Target) -> None:
@@ -356,14 +366,18 @@ class Downloader:
         )
         part.discard()
 
-    def _refresh(self, name: str, target: _Target) -> None:
+    def _refresh(self, name: str, target: _Target, channels: PeerChannels) -> None:
         """Add peers that joined since the search (keeping the old list if the tracker is down)."""
         try:
             sources = self._search(name).sources
         except Exception as error:
             logger.info("could not search the tracker again: %s", error)
             return
-        target.add([s.peer for s in sources if (s.size, s.sha256) == (target.size, target.sha256)])
+        same = [s for s in sources if (s.size, s.sha256) == (target.size, target.sha256)]
+        for source in same:
+            if source.peer not in target.order:
+                channels.pin(source.peer, source.certificate)
+        target.add([s.peer for s in same])
 
     def _saved(self, name: str, sha256: str) -> None:
         try:
@@ -376,6 +390,15 @@ class Downloader:
 
 
 def _exhausted(name: str, target: _Target) -> Exception:
+    if target.impostors and target.impostors == target.banned:
+        return PeerIdentityError(
+            tr(
+                "refused to download {name}: {peers} showed another certificate than the one "
+                "the tracker lists (someone may be in the middle); nothing was kept",
+                name=name,
+                peers=" ".join(sorted(target.impostors)),
+            )
+        )
     if target.banned:
         return VerificationFailedError(
             tr(

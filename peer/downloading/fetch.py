@@ -9,7 +9,9 @@ from typing import TypeAlias
 import grpc
 from grpc_health.v1 import health_pb2
 from napshare.common.console import tr
+from napshare.common.identity import ProofError, certificate_pem
 from napshare.common.protocol import PEER_SERVICE
+from napshare.common.tls import pinned_channel
 from napshare.peer.downloading.partfile import PartFile
 from napshare.peer.errors import CancelledError, PeerError, PeerFault, peer_failure
 from napshare.peer.ratelimit import TokenBucket
@@ -27,7 +29,7 @@ MAX_CHUNK_MESSAGE = 8 * 1024 * 1024
 # No BDP probing: with it the window grew so far on a fast link that the client's RSS reached
 # 200 MiB. gRPC's default stream window without it keeps the client near 70 MiB at the same
 # speed, but lets about one 1 MiB message cross per round trip.
-CHANNEL_OPTIONS = [
+CHANNEL_OPTIONS: list[tuple[str, int | str]] = [
     ("grpc.max_receive_message_length", MAX_CHUNK_MESSAGE),
     ("grpc.http2.bdp_probe", 0),
     ("grpc.initial_reconnect_backoff_ms", 200),
@@ -83,11 +85,23 @@ def _round_trip(channel: grpc.Channel) -> float | None:
 
 
 class PeerChannels:
-    """One channel per peer address, reused across streams and closed together."""
+    """One channel per peer address, reused across streams and closed together.
 
-    def __init__(self) -> None:
+    Over TLS (not `plaintext`) each channel trusts only the certificate the tracker listed
+    for that peer (`pin`), so a middleman can neither read the stream nor pose as the peer.
+    """
+
+    def __init__(self, *, plaintext: bool = True) -> None:
+        self.plaintext = plaintext
         self._calls: dict[str, Download] = {}
         self._channels: list[grpc.Channel] = []
+        self._certificates: dict[str, bytes] = {}
+
+    def pin(self, peer: str, certificate: bytes) -> None:
+        """Trust only `certificate` (DER, as the tracker lists it) for `peer` from now on."""
+        if self._certificates.get(peer, certificate) != certificate:
+            self._calls.pop(peer, None)  # a new identity at that address: a new channel
+        self._certificates[peer] = certificate
 
     def download(self, peer: str) -> Download:
         """PeerService.Download on `peer` (`host:port`), answering with chunks decoded in place.
@@ -95,7 +109,8 @@ class PeerChannels:
         The first time, the round trip to `peer` is measured to size the stream window (at
         most ROUND_TRIP_PROBES + 1 health checks, PROBE_TIMEOUT in all). The data of each
         chunk stays a view into the received message: one copy less than the generated
-        stub's DownloadResponse.
+        stub's DownloadResponse. Raises PeerError (BROKEN) over TLS when `peer` has no
+        usable certificate pinned.
         """
         if peer not in self._calls:
             self._calls[peer] = self._open(peer).unary_stream(
@@ -105,17 +120,32 @@ class PeerChannels:
             )
         return self._calls[peer]
 
+    def _channel(self, peer: str, options: list[tuple[str, int | str]]) -> grpc.Channel:
+        if self.plaintext:
+            return grpc.insecure_channel(peer, options=options)
+        certificate = self._certificates.get(peer, b"")
+        if not certificate:
+            raise PeerError(
+                peer,
+                PeerFault.BROKEN,
+                "the tracker lists no certificate for it (it joined anonymously), so it cannot "
+                "be reached over TLS",
+            )
+        try:
+            pem = certificate_pem(certificate)
+        except ProofError as error:
+            raise PeerError(peer, PeerFault.BROKEN, f"its listed certificate: {error}") from None
+        return pinned_channel(peer, pem, options)
+
     def _open(self, peer: str) -> grpc.Channel:
-        channel = grpc.insecure_channel(peer, options=CHANNEL_OPTIONS)
+        channel = self._channel(peer, CHANNEL_OPTIONS)
         self._channels.append(channel)
         round_trip = _round_trip(channel)
         window = None if round_trip is None else window_for(round_trip)
         if round_trip is None or window is None:
             return channel
         logger.debug("round trip to %s %.1f ms: window %d bytes", peer, round_trip * 1e3, window)
-        sized = grpc.insecure_channel(
-            peer, options=[*CHANNEL_OPTIONS, ("grpc.http2.lookahead_bytes", window)]
-        )
+        sized = self._channel(peer, [*CHANNEL_OPTIONS, ("grpc.http2.lookahead_bytes", window)])
         self._channels.remove(channel)
         channel.close()
         self._channels.append(sized)

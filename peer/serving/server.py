@@ -5,6 +5,7 @@ from concurrent import futures
 
 import grpc
 from grpc_health.v1.health import HealthServicer
+from napshare.common.identity import Identity
 from napshare.common.metrics import Metrics
 from napshare.common.protocol import PEER_SERVICE
 from napshare.common.serving import (
@@ -14,6 +15,7 @@ from napshare.common.serving import (
     add_health_and_reflection,
     bind,
 )
+from napshare.common.tls import server_credentials
 from napshare.peer.folder.store import SharedFolder
 from napshare.peer.ratelimit import TokenBucket
 from napshare.peer.serving.servicer import PeerServicer
@@ -41,8 +43,11 @@ def create_server(
     max_upload_rate: float = 0,
     health: HealthServicer | None = None,
     metrics: Metrics | None = None,
+    tls: Identity | None = None,
 ) -> tuple[grpc.Server, int]:
     """Start a peer server sharing `folder` and return it with its port.
+
+    With `tls` it serves TLS with that identity's certificate; without, plain text.
 
     With `metrics` (made with peer_metrics()), RPCs, uploads and slots are counted there.
     With `fairness`, slots are limited per client address and slow readers lose theirs.
@@ -80,7 +85,7 @@ def create_server(
     )
     add_health_and_reflection(server, [SERVICE_NAME], health)
     try:
-        bound = bind(server, host, port)
+        bound = bind(server, host, port, None if tls is None else server_credentials(tls))
     except PortInUseError:
         server.stop(None)
         raise

@@ -31,7 +31,14 @@ from napshare.peer.defaults import (
     UPLOADS_PER_ADDRESS,
     WAIT_FOR_PEERS,
 )
-from napshare.peer.folder.layout import HASHES_FILE, PART_SUFFIX, PARTIAL_DIR, STATE_DIR
+from napshare.peer.folder.layout import (
+    HASHES_FILE,
+    IDENTITY_DIR,
+    KNOWN_TRACKERS_FILE,
+    PART_SUFFIX,
+    PARTIAL_DIR,
+    STATE_DIR,
+)
 from napshare.peer.ratelimit import parse_rate
 from napshare.peer.serving.uploads import DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE
 
@@ -48,19 +55,33 @@ the {state}/ folder:
   restart does not read every file again; {partial}/ holds each unfinished download: its
   bytes (KEY{suffix}) and a note (which file they are the start of, and which peers sent
   them), so the same download resumes. A download touches nothing else in DIR but the
-  verified file it finally puts there. Deleting {state}/ is safe: files are hashed again,
-  and unfinished downloads start over.
+  verified file it finally puts there. {identity}/ holds this peer's identity (key.pem,
+  cert.pem, owner-only), made on the first serve; {known} the fingerprint of each tracker
+  first seen. Deleting {state}/ is safe but for them: files are hashed again, unfinished
+  downloads start over, and a new identity cannot take this peer's address at the tracker
+  until the old one's lease ran out.
 """,
         state=STATE_DIR,
         hashes=HASHES_FILE,
         partial=PARTIAL_DIR,
         suffix=PART_SUFFIX,
+        identity=IDENTITY_DIR,
+        known=KNOWN_TRACKERS_FILE,
     )
     return epilog() + state
 
 
 def _host(text: str) -> str:
     return host_name(text) if text else ""
+
+
+def _fingerprint(text: str) -> str:
+    hex_digits = text.replace(":", "").lower()
+    if len(hex_digits) != 64 or any(c not in "0123456789abcdef" for c in hex_digits):
+        raise argparse.ArgumentTypeError(
+            tr("{text!r} is not a SHA-256 fingerprint (64 hex digits)", text=text[:80])
+        )
+    return hex_digits
 
 
 def _address(text: str) -> str:
@@ -101,6 +122,32 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_TRACKER,
         metavar="HOST:PORT",
         help=tr("the tracker's address (default: {tracker})", tracker=DEFAULT_TRACKER),
+    )
+    tracker.add_argument(
+        "--plaintext",
+        action="store_true",
+        help=tr(
+            "talk plain text to the tracker and to peers, and serve plain text, for a network "
+            "you trust (the tracker must run with --plaintext too)"
+        ),
+    )
+    pin = tracker.add_mutually_exclusive_group()
+    pin.add_argument(
+        "--tracker-cert",
+        metavar="FILE",
+        help=tr("trust only this PEM certificate for the tracker (its cert.pem)"),
+    )
+    pin.add_argument(
+        "--tracker-fingerprint",
+        type=_fingerprint,
+        metavar="HEX",
+        help=tr(
+            "trust only a tracker certificate of this SHA-256 fingerprint (the tracker prints "
+            "it at start); without either flag, the certificate first seen is kept in "
+            "DIR/{state}/{known} and any other is refused",
+            state=STATE_DIR,
+            known=KNOWN_TRACKERS_FILE,
+        ),
     )
     fetching = OneLineParser(add_help=False)
     fetching.add_argument(

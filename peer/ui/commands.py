@@ -26,6 +26,7 @@ from napshare.peer.ratelimit import TokenBucket
 from napshare.peer.serving.server import peer_metrics
 from napshare.peer.serving.slots import Fairness
 from napshare.peer.tracker_client import TrackerClient
+from napshare.peer.transport import Transport, known_trackers_file, read_tracker_cert
 from napshare.peer.ui.progress import reporter_for
 
 logger = logging.getLogger(__name__)
@@ -66,8 +67,20 @@ def _fail(message: str, code: ExitCode) -> int:
     return code
 
 
+def _transport(args: argparse.Namespace, root: Path | None) -> Transport:
+    """What the flags say about TLS; first-seen tracker certificates kept under `root`."""
+    if args.plaintext:
+        return Transport(plaintext=True)
+    return Transport(
+        plaintext=False,
+        tracker_cert=None if args.tracker_cert is None else read_tracker_cert(args.tracker_cert),
+        tracker_fingerprint=args.tracker_fingerprint,
+        known_trackers=None if root is None else known_trackers_file(root),
+    )
+
+
 def _search(args: argparse.Namespace) -> int:
-    tracker = TrackerClient(args.tracker)
+    tracker = TrackerClient(args.tracker, transport=_transport(args, None))
     try:
         if args.query:
             found = tracker.find(query=args.name, limit=args.limit)
@@ -105,7 +118,7 @@ def _notice(message: str) -> None:
 
 def _download(args: argparse.Namespace) -> int:
     folder = SharedFolder(Path(args.dir))
-    tracker = TrackerClient(args.tracker)
+    tracker = TrackerClient(args.tracker, transport=_transport(args, folder.root))
     options = _download_options(args, preferred=args.source, force=args.force)
     cancel = _signals_cancel()
     try:
@@ -143,8 +156,9 @@ def _download_options(args: argparse.Namespace, **extra: Any) -> DownloadOptions
 
 
 def _serve(args: argparse.Namespace) -> int:
+    folder = SharedFolder(Path(args.dir))
     config = NodeConfig(
-        folder=SharedFolder(Path(args.dir)),
+        folder=folder,
         folder_label=args.dir,
         tracker=args.tracker,
         host=args.host,
@@ -163,6 +177,7 @@ def _serve(args: argparse.Namespace) -> int:
         download=_download_options(args),
         max_upload_rate=args.max_upload_rate,
         max_download_rate=args.max_download_rate,
+        transport=_transport(args, folder.root),
     )
 
     metrics = None if args.metrics_port is None else peer_metrics()
@@ -186,10 +201,21 @@ def _run_node(
     def joined(peer_id: str, names: list[str]) -> None:
         show(console.render(console.I_AM_PEER, {"peer": peer_id, "files": names}))
 
+    def reachable(yes: bool) -> None:
+        if yes:
+            show(tr("the tracker reached this peer at its address: other peers can download"))
+        else:
+            show(
+                tr(
+                    "the tracker could not reach this peer at its address: other peers may "
+                    "not be able to download from it (a firewall or NAT? see --host and --port)"
+                )
+            )
+
     # From here on SIGINT and SIGTERM both raise KeyboardInterrupt: a clean stop, exit 0.
     _signals_interrupt()
     try:
-        node = Node(config, joined, metrics)
+        node = Node(config, joined, metrics, on_reachable=reachable)
     except KeyboardInterrupt:
         return ExitCode.OK
     listening = format_address(listen_address(args.host, args.bind), node.port)

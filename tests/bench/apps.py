@@ -10,6 +10,8 @@ BIN = Path(PYTHON).parent
 PEER_SCRIPT = BIN / "napshare-peer"
 TRACKER_SCRIPT = BIN / "napshare-tracker"
 HTTP_PORT = re.compile(r"Serving HTTP on (127\.0\.0\.1) port (\d+)")
+# The flags of a peer command that talks plain text, to a tracker started with state_dir None.
+PLAINTEXT = ("--plaintext",)
 
 
 def napshare_ready() -> str | None:
@@ -22,8 +24,13 @@ def napshare_ready() -> str | None:
     return f"napshare is not runnable yet: {', '.join(missing)} missing" if missing else None
 
 
-def tracker(heartbeat: float | None = None, extra: Sequence[str] = ()) -> list[str]:
-    """A tracker on a free loopback port, with `extra` flags; it prints its address."""
+def tracker(
+    heartbeat: float | None = None, state_dir: Path | None = None, extra: Sequence[str] = ()
+) -> list[str]:
+    """A tracker on a free loopback port, with `extra` flags; it prints its address. Plain
+    text, unless a `state_dir` is given: then TLS, with its certificate made in
+    STATE_DIR/identity/.
+    """
     command = [
         PYTHON,
         "-m",
@@ -37,7 +44,13 @@ def tracker(heartbeat: float | None = None, extra: Sequence[str] = ()) -> list[s
     ]
     if heartbeat is not None:
         command += ["--heartbeat-interval", f"{heartbeat:g}"]
+    command += ["--plaintext"] if state_dir is None else ["--state-dir", str(state_dir)]
     return [*command, *extra]
+
+
+def pin(state_dir: Path) -> tuple[str, ...]:
+    """The flags of a peer command that pins the certificate of the tracker of `state_dir`."""
+    return ("--tracker-cert", str(state_dir / "identity" / "cert.pem"))
 
 
 def _peer() -> list[str]:

@@ -91,7 +91,7 @@ def _measure(
             FILE_NAME,
             download_dir,
             tracker.address,
-            ["--from", to_peer.address, *config.download_args],
+            [*apps.PLAINTEXT, "--from", to_peer.address, *config.download_args],
         )
         curl = apps.curl(f"http://{to_http.address}/{FILE_NAME}", download_dir / FILE_NAME)
         # One untimed pass each checks the bytes and warms both paths.

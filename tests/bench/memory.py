@@ -38,7 +38,9 @@ def _measure(config: Config, tracker_address: str, size: int) -> Peaks:
             idle = peak_rss_bytes(peer.pid)
             clients = []
             for _ in range(DOWNLOADS):
-                command = apps.download(name, target, tracker_address, config.download_args)
+                command = apps.download(
+                    name, target, tracker_address, [*apps.PLAINTEXT, *config.download_args]
+                )
                 clients.append(timed_run(command).max_rss_bytes)
                 if (target / name).stat().st_size != size:
                     raise BenchError(f"the {format_size(size)} download is incomplete")

@@ -6,16 +6,27 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import grpc
+from napshare.common.tls import pinned_channel
 from napshare.v1 import tracker_pb2, tracker_pb2_grpc
 
 from tests.bench import apps
 from tests.bench.procs import BenchError, Service, running
 
 
-def wait_listed(tracker_address: str, name: str, timeout: float = 120.0) -> None:
-    """Block until the tracker lists a peer with `name`; BenchError after `timeout` seconds."""
+def wait_listed(
+    tracker_address: str, name: str, timeout: float = 120.0, state_dir: Path | None = None
+) -> None:
+    """Block until the tracker lists a peer with `name`; BenchError after `timeout` seconds.
+
+    `state_dir` is a TLS tracker's (its certificate is pinned); None for plain text.
+    """
     deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(tracker_address) as channel:
+    if state_dir is None:
+        channel = grpc.insecure_channel(tracker_address)
+    else:
+        certificate = (state_dir / "identity" / "cert.pem").read_bytes()
+        channel = pinned_channel(tracker_address, certificate)
+    with channel:
         stub = tracker_pb2_grpc.TrackerServiceStub(channel)
         while time.monotonic() < deadline:
             try:
@@ -29,17 +40,25 @@ def wait_listed(tracker_address: str, name: str, timeout: float = 120.0) -> None
 
 
 @contextlib.contextmanager
-def tracker() -> Iterator[Service]:
-    """A tracker subprocess on a free loopback port."""
-    with running("tracker", apps.tracker()) as service:
+def tracker(state_dir: Path | None = None) -> Iterator[Service]:
+    """A tracker subprocess on a free loopback port: plain text, or TLS with `state_dir`."""
+    with running("tracker", apps.tracker(state_dir=state_dir)) as service:
         yield service
 
 
 @contextlib.contextmanager
 def serving_peer(
-    folder: Path, tracker_address: str, name: str, extra: Sequence[str] = ()
+    folder: Path,
+    tracker_address: str,
+    name: str,
+    extra: Sequence[str] = (),
+    state_dir: Path | None = None,
 ) -> Iterator[Service]:
-    """A peer subprocess sharing `folder`, started and listed by the tracker under `name`."""
-    with running("serving peer", apps.serve(folder, tracker_address, extra)) as peer:
-        wait_listed(tracker_address, name)
+    """A peer subprocess sharing `folder`, started and listed by the tracker under `name`;
+    in plain text, or over TLS pinned to the tracker of `state_dir`.
+    """
+    security = apps.PLAINTEXT if state_dir is None else apps.pin(state_dir)
+    command = apps.serve(folder, tracker_address, [*security, *extra])
+    with running("serving peer", command) as peer:
+        wait_listed(tracker_address, name, state_dir=state_dir)
         yield peer

@@ -1,4 +1,6 @@
-"""Transfer speed: napshare, raw TCP and curl download the same file, interleaved round by round."""
+"""Transfer speed: napshare (TLS and --plaintext), raw TCP and curl download the same file,
+interleaved round by round.
+"""
 
 import hashlib
 import os
@@ -81,7 +83,12 @@ def run(config: Config) -> Section:
     share.mkdir(parents=True, exist_ok=True)
     source = make_random_file(share / FILE_NAME, size)
     expected = sha256_of(source)
+    state = config.workdir / "tracker-state"
     with (
+        swarm.tracker(state) as tls_tracker,
+        swarm.serving_peer(
+            share, tls_tracker.address, FILE_NAME, config.serve_args, state_dir=state
+        ) as tls_peer,
         swarm.tracker() as tracker,
         swarm.serving_peer(share, tracker.address, FILE_NAME, config.serve_args) as peer,
         running("raw TCP sender", apps.raw_serve(source)) as raw,
@@ -91,11 +98,22 @@ def run(config: Config) -> Section:
         methods = [
             Method(
                 "napshare",
+                tls_peer,
+                lambda out: apps.download(
+                    FILE_NAME,
+                    out.parent,
+                    tls_tracker.address,
+                    [*apps.pin(state), *config.download_args],
+                ),
+                "napshare-peer download NAME --dir DIR --tracker TRACKER --tracker-cert CERT",
+            ),
+            Method(
+                "napshare --plaintext",
                 peer,
                 lambda out: apps.download(
-                    FILE_NAME, out.parent, tracker.address, config.download_args
+                    FILE_NAME, out.parent, tracker.address, [*apps.PLAINTEXT, *config.download_args]
                 ),
-                "napshare-peer download NAME --dir DIR --tracker TRACKER",
+                "napshare-peer download --plaintext NAME --dir DIR --tracker TRACKER",
             ),
             Method(
                 "raw TCP",
@@ -124,22 +142,26 @@ def run(config: Config) -> Section:
 
 def _section(config: Config, methods: list[Method], startup: float) -> Section:
     size = config.transfer_size
-    napshare, raw, curl = (median(m.speeds(size)) for m in methods)
+    napshare, plaintext, raw, curl = (median(m.speeds(size)) for m in methods)
     # Ratios per round, then the median: neighbours in time share the machine's mood.
-    own, machine, user = (m.speeds(size) for m in methods)
+    own, clear, machine, user = (m.speeds(size) for m in methods)
     to_raw = median([n / r for n, r in zip(own, machine, strict=True)])
     to_curl = median([n / c for n, c in zip(own, user, strict=True)])
+    to_clear = median([n / c for n, c in zip(own, clear, strict=True)])
     rows = [
-        Row("napshare download (end to end, sha256 verified)", napshare, "MB/s"),
+        Row("napshare download over TLS (end to end, sha256 verified)", napshare, "MB/s"),
+        Row("napshare download --plaintext", plaintext, "MB/s"),
         Row("raw TCP: sendfile → recv_into → file", raw, "MB/s"),
         Row("python -m http.server → curl -o", curl, "MB/s"),
-        Row("napshare / raw TCP", to_raw, "×", "≥ 0.80×", to_raw >= 0.8),
-        Row("napshare / curl", to_curl, "×", "≥ 1.00×", to_curl >= 1.0),
+        Row("napshare TLS / --plaintext", to_clear, "×", "≥ 0.85×", to_clear >= 0.85),
+        Row("napshare TLS / raw TCP", to_raw, "×", "≥ 0.80×", to_raw >= 0.8),
+        Row("napshare TLS / curl", to_curl, "×", "≥ 1.00×", to_curl >= 1.0),
     ]
     details = [
         f"A {format_size(size)} file of random bytes, downloaded onto local disk over loopback, "
-        f"{config.rounds} round{'s' if config.rounds > 1 else ''} in the order napshare, raw TCP, "
-        "curl; medians of MB/s (MB = 10⁶ bytes), and of the ratios taken round by round. "
+        f"{config.rounds} round{'s' if config.rounds > 1 else ''} in the order napshare (TLS), "
+        "napshare --plaintext, raw TCP, curl; medians of MB/s (MB = 10⁶ bytes), and of the "
+        "ratios taken round by round. "
         "Each time is the wall time of one download command, process start "
         "included; the servers stay up and warm between rounds, the downloaded file is "
         "deleted after every download, and a `sync` before each one leaves no earlier write-back "

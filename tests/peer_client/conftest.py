@@ -81,12 +81,24 @@ def cli_env(lang: str = "C.UTF-8") -> dict[str, str]:
     return env
 
 
+COMMANDS = ("serve", "search", "download")
+
+
+def plaintext(args: tuple[str, ...]) -> list[str]:
+    """`args` with --plaintext after the command: the in-process trackers serve plain text."""
+    if args and args[0] in COMMANDS:
+        return [args[0], "--plaintext", *args[1:]]
+    return list(args)
+
+
 def run_peer(
-    *args: str, lang: str = "C.UTF-8", timeout: float = 120, cwd: Path = ROOT
+    *args: str, lang: str = "C.UTF-8", timeout: float = 120, cwd: Path = ROOT, tls: bool = False
 ) -> subprocess.CompletedProcess[str]:
-    """Run `python -m napshare.peer ARGS` to completion and capture its output."""
+    """Run `python -m napshare.peer ARGS` to completion and capture its output (in plain text
+    unless `tls`).
+    """
     return subprocess.run(
-        [sys.executable, "-m", "napshare.peer", *args],
+        [sys.executable, "-m", "napshare.peer", *(list(args) if tls else plaintext(args))],
         cwd=cwd,
         env=cli_env(lang),
         capture_output=True,
@@ -96,10 +108,10 @@ def run_peer(
     )
 
 
-def start_cli(*args: str, lang: str = "C.UTF-8") -> subprocess.Popen[str]:
-    """Start `python -m napshare.peer ARGS` without waiting."""
+def start_cli(*args: str, lang: str = "C.UTF-8", tls: bool = False) -> subprocess.Popen[str]:
+    """Start `python -m napshare.peer ARGS` without waiting (in plain text unless `tls`)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "napshare.peer", *args],
+        [sys.executable, "-m", "napshare.peer", *(list(args) if tls else plaintext(args))],
         cwd=ROOT,
         env=cli_env(lang),
         stdin=subprocess.DEVNULL,

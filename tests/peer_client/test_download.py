@@ -185,7 +185,7 @@ def test_memory_stays_bounded_while_downloading_1_gib(swarm: Swarm) -> None:
         "sys.exit(code)"
     )
     done = subprocess.run(
-        [sys.executable, "-c", measured, "download", "big.bin", "--dir", str(target),
+        [sys.executable, "-c", measured, "download", "--plaintext", "big.bin", "--dir", str(target),
          "--tracker", swarm.tracker.address],
         capture_output=True, text=True, timeout=300, check=False, env=cli_env(),
     )  # fmt: skip

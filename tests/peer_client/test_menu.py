@@ -189,7 +189,8 @@ def test_on_a_terminal_a_log_line_redraws_the_prompt_with_what_was_typed(swarm: 
     terminal, side = pty.openpty()
     env = cli_env()
     env["TERM"] = "xterm"
-    command = [sys.executable, "-m", "napshare.peer", "serve", "--dir", str(swarm.share("a"))]
+    command = [sys.executable, "-m", "napshare.peer", "serve", "--plaintext"]
+    command += ["--dir", str(swarm.share("a"))]
     command += ["--tracker", short.address, "--host", "127.0.0.1"]
     peer = subprocess.Popen(command, stdin=side, stdout=side, stderr=side, cwd=ROOT, env=env)
     os.close(side)

@@ -93,9 +93,23 @@ def console_env(lang: str) -> dict[str, str]:
 class TrackerProcess:
     """`python -m napshare.tracker` on a free loopback port, with its output lines collected."""
 
-    def __init__(self, python: str, cwd: Path, *args: str, lang: str = "C.UTF-8") -> None:
+    def __init__(
+        self, python: str, cwd: Path, *args: str, lang: str = "C.UTF-8", tls: bool = False
+    ) -> None:
+        """A plain text tracker, unless `tls`: then TLS with its own state folder in `cwd`."""
+        security = ["--state-dir", str(cwd / "tracker-state")] if tls else ["--plaintext"]
         self.process = subprocess.Popen(
-            [python, "-m", "napshare.tracker", "--host", "127.0.0.1", "--port", "0", *args],
+            [
+                python,
+                "-m",
+                "napshare.tracker",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                *security,
+                *args,
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -153,8 +167,8 @@ def start_tracker(python: str, tmp_path: Path) -> Iterator[Callable[..., Tracker
     """Start tracker processes; any still running at the end of the test is killed."""
     started: list[TrackerProcess] = []
 
-    def start(*args: str, lang: str = "C.UTF-8") -> TrackerProcess:
-        process = TrackerProcess(python, tmp_path, *args, lang=lang)
+    def start(*args: str, lang: str = "C.UTF-8", tls: bool = False) -> TrackerProcess:
+        process = TrackerProcess(python, tmp_path, *args, lang=lang, tls=tls)
         started.append(process)
         return process
 

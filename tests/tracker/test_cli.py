@@ -77,7 +77,16 @@ def test_a_taken_port_is_one_line_and_a_failure(start_tracker, python, tmp_path)
     first = start_tracker()
 
     second = subprocess.run(
-        [python, "-m", "napshare.tracker", "--host", "127.0.0.1", "--port", str(first.port)],
+        [
+            python,
+            "-m",
+            "napshare.tracker",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(first.port),
+            "--plaintext",
+        ],
         capture_output=True,
         text=True,
         timeout=60,

@@ -28,6 +28,11 @@ if _version_not_supported:
 class PeerServiceStub:
     """PeerService sends files from a peer's shared folder to other peers.
 
+    Transport: a peer serves TLS with its identity's certificate (self-signed,
+    ECDSA P-256, subjectAltName `napshare-peer`, kept in `.napshare/identity/`
+    of its folder); the tracker's Search results carry that certificate, and
+    downloaders trust only it. Run with `--plaintext`, a peer serves plain text.
+
     Error model (AIP-193): every error a peer returns carries
     `google.rpc.Status` details with one `google.rpc.ErrorInfo` whose `domain`
     is `napshare.v1` and whose `reason` is one of the stable strings listed
@@ -53,6 +58,11 @@ class PeerServiceStub:
 
 class PeerServiceServicer:
     """PeerService sends files from a peer's shared folder to other peers.
+
+    Transport: a peer serves TLS with its identity's certificate (self-signed,
+    ECDSA P-256, subjectAltName `napshare-peer`, kept in `.napshare/identity/`
+    of its folder); the tracker's Search results carry that certificate, and
+    downloaders trust only it. Run with `--plaintext`, a peer serves plain text.
 
     Error model (AIP-193): every error a peer returns carries
     `google.rpc.Status` details with one `google.rpc.ErrorInfo` whose `domain`
@@ -123,6 +133,11 @@ def add_PeerServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class PeerService:
     """PeerService sends files from a peer's shared folder to other peers.
+
+    Transport: a peer serves TLS with its identity's certificate (self-signed,
+    ECDSA P-256, subjectAltName `napshare-peer`, kept in `.napshare/identity/`
+    of its folder); the tracker's Search results carry that certificate, and
+    downloaders trust only it. Run with `--plaintext`, a peer serves plain text.
 
     Error model (AIP-193): every error a peer returns carries
     `google.rpc.Status` details with one `google.rpc.ErrorInfo` whose `domain`

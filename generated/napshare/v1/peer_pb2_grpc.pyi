@@ -32,6 +32,11 @@ GRPC_VERSION: str
 class PeerServiceStub:
     """PeerService sends files from a peer's shared folder to other peers.
 
+    Transport: a peer serves TLS with its identity's certificate (self-signed,
+    ECDSA P-256, subjectAltName `napshare-peer`, kept in `.napshare/identity/`
+    of its folder); the tracker's Search results carry that certificate, and
+    downloaders trust only it. Run with `--plaintext`, a peer serves plain text.
+
     Error model (AIP-193): every error a peer returns carries
     `google.rpc.Status` details with one `google.rpc.ErrorInfo` whose `domain`
     is `napshare.v1` and whose `reason` is one of the stable strings listed
@@ -88,6 +93,11 @@ class PeerServiceStub:
 class PeerServiceAsyncStub(PeerServiceStub):
     """PeerService sends files from a peer's shared folder to other peers.
 
+    Transport: a peer serves TLS with its identity's certificate (self-signed,
+    ECDSA P-256, subjectAltName `napshare-peer`, kept in `.napshare/identity/`
+    of its folder); the tracker's Search results carry that certificate, and
+    downloaders trust only it. Run with `--plaintext`, a peer serves plain text.
+
     Error model (AIP-193): every error a peer returns carries
     `google.rpc.Status` details with one `google.rpc.ErrorInfo` whose `domain`
     is `napshare.v1` and whose `reason` is one of the stable strings listed
@@ -139,6 +149,11 @@ class PeerServiceAsyncStub(PeerServiceStub):
 
 class PeerServiceServicer(metaclass=_abc_1.ABCMeta):
     """PeerService sends files from a peer's shared folder to other peers.
+
+    Transport: a peer serves TLS with its identity's certificate (self-signed,
+    ECDSA P-256, subjectAltName `napshare-peer`, kept in `.napshare/identity/`
+    of its folder); the tracker's Search results carry that certificate, and
+    downloaders trust only it. Run with `--plaintext`, a peer serves plain text.
 
     Error model (AIP-193): every error a peer returns carries
     `google.rpc.Status` details with one `google.rpc.ErrorInfo` whose `domain`

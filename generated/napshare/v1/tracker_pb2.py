@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from napshare.v1 import file_info_pb2 as napshare_dot_v1_dot_file__info__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19napshare/v1/tracker.proto\x12\x0bnapshare.v1\x1a\x1bnapshare/v1/file_info.proto\"O\n\x0bJoinRequest\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\x0c\n\x04port\x18\x02 \x01(\r\x12$\n\x05\x66iles\x18\x03 \x03(\x0b\x32\x15.napshare.v1.FileInfo\"R\n\x0cJoinResponse\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\x12\"\n\x1aheartbeat_interval_seconds\x18\x03 \x01(\r\"s\n\rSearchRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05query\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\r\x12\x0f\n\x07peer_id\x18\x04 \x01(\t\x12\x11\n\tpage_size\x18\x05 \x01(\r\x12\x12\n\npage_token\x18\x06 \x01(\t\"{\n\x0eSearchResponse\x12*\n\x07results\x18\x01 \x03(\x0b\x32\x19.napshare.v1.SearchResult\x12\x11\n\ttruncated\x18\x02 \x01(\x08\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\x12\x11\n\tgathering\x18\x04 \x01(\x08\"D\n\x0cSearchResult\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12#\n\x04\x66ile\x18\x02 \x01(\x0b\x32\x15.napshare.v1.FileInfo\"l\n\rUpdateRequest\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\x12$\n\x05\x66iles\x18\x03 \x03(\x0b\x32\x15.napshare.v1.FileInfo\x12\x15\n\rremoved_names\x18\x04 \x03(\t\"\x10\n\x0eUpdateResponse\"2\n\x10HeartbeatRequest\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\"\x13\n\x11HeartbeatResponse\".\n\x0cLeaveRequest\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\"\x0f\n\rLeaveResponse2\xdf\x02\n\x0eTrackerService\x12;\n\x04Join\x12\x18.napshare.v1.JoinRequest\x1a\x19.napshare.v1.JoinResponse\x12\x41\n\x06Search\x12\x1a.napshare.v1.SearchRequest\x1a\x1b.napshare.v1.SearchResponse\x12\x41\n\x06Update\x12\x1a.napshare.v1.UpdateRequest\x1a\x1b.napshare.v1.UpdateResponse\x12J\n\tHeartbeat\x12\x1d.napshare.v1.HeartbeatRequest\x1a\x1e.napshare.v1.HeartbeatResponse\x12>\n\x05Leave\x12\x19.napshare.v1.LeaveRequest\x1a\x1a.napshare.v1.LeaveResponseBj\n\x0eio.napshare.v1B\x0cTrackerProtoP\x01Z:github.com/napshare/napshare/gen/go/napshare/v1;napsharev1\xaa\x02\x0bNapshare.V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19napshare/v1/tracker.proto\x12\x0bnapshare.v1\x1a\x1bnapshare/v1/file_info.proto\"\x8a\x01\n\x0bJoinRequest\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\x0c\n\x04port\x18\x02 \x01(\r\x12$\n\x05\x66iles\x18\x03 \x03(\x0b\x32\x15.napshare.v1.FileInfo\x12\x13\n\x0b\x63\x65rtificate\x18\x04 \x01(\x0c\x12\x11\n\tsignature\x18\x05 \x01(\x0c\x12\x11\n\tsigned_at\x18\x06 \x01(\x03\"e\n\x0cJoinResponse\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\x12\"\n\x1aheartbeat_interval_seconds\x18\x03 \x01(\r\x12\x11\n\treachable\x18\x04 \x01(\x08\"s\n\rSearchRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05query\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\r\x12\x0f\n\x07peer_id\x18\x04 \x01(\t\x12\x11\n\tpage_size\x18\x05 \x01(\r\x12\x12\n\npage_token\x18\x06 \x01(\t\"{\n\x0eSearchResponse\x12*\n\x07results\x18\x01 \x03(\x0b\x32\x19.napshare.v1.SearchResult\x12\x11\n\ttruncated\x18\x02 \x01(\x08\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\x12\x11\n\tgathering\x18\x04 \x01(\x08\"Y\n\x0cSearchResult\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12#\n\x04\x66ile\x18\x02 \x01(\x0b\x32\x15.napshare.v1.FileInfo\x12\x13\n\x0b\x63\x65rtificate\x18\x03 \x01(\x0c\"l\n\rUpdateRequest\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\x12$\n\x05\x66iles\x18\x03 \x03(\x0b\x32\x15.napshare.v1.FileInfo\x12\x15\n\rremoved_names\x18\x04 \x03(\t\"\x10\n\x0eUpdateResponse\"2\n\x10HeartbeatRequest\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\"\x13\n\x11HeartbeatResponse\".\n\x0cLeaveRequest\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\"\x0f\n\rLeaveResponse2\xdf\x02\n\x0eTrackerService\x12;\n\x04Join\x12\x18.napshare.v1.JoinRequest\x1a\x19.napshare.v1.JoinResponse\x12\x41\n\x06Search\x12\x1a.napshare.v1.SearchRequest\x1a\x1b.napshare.v1.SearchResponse\x12\x41\n\x06Update\x12\x1a.napshare.v1.UpdateRequest\x1a\x1b.napshare.v1.UpdateResponse\x12J\n\tHeartbeat\x12\x1d.napshare.v1.HeartbeatRequest\x1a\x1e.napshare.v1.HeartbeatResponse\x12>\n\x05Leave\x12\x19.napshare.v1.LeaveRequest\x1a\x1a.napshare.v1.LeaveResponseBj\n\x0eio.napshare.v1B\x0cTrackerProtoP\x01Z:github.com/napshare/napshare/gen/go/napshare/v1;napsharev1\xaa\x02\x0bNapshare.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,28 +33,28 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'napshare.v1.tracker_pb2', _
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\016io.napshare.v1B\014TrackerProtoP\001Z:github.com/napshare/napshare/gen/go/napshare/v1;napsharev1\252\002\013Napshare.V1'
-  _globals['_JOINREQUEST']._serialized_start=71
-  _globals['_JOINREQUEST']._serialized_end=150
-  _globals['_JOINRESPONSE']._serialized_start=152
-  _globals['_JOINRESPONSE']._serialized_end=234
-  _globals['_SEARCHREQUEST']._serialized_start=236
-  _globals['_SEARCHREQUEST']._serialized_end=351
-  _globals['_SEARCHRESPONSE']._serialized_start=353
-  _globals['_SEARCHRESPONSE']._serialized_end=476
-  _globals['_SEARCHRESULT']._serialized_start=478
-  _globals['_SEARCHRESULT']._serialized_end=546
-  _globals['_UPDATEREQUEST']._serialized_start=548
-  _globals['_UPDATEREQUEST']._serialized_end=656
-  _globals['_UPDATERESPONSE']._serialized_start=658
-  _globals['_UPDATERESPONSE']._serialized_end=674
-  _globals['_HEARTBEATREQUEST']._serialized_start=676
-  _globals['_HEARTBEATREQUEST']._serialized_end=726
-  _globals['_HEARTBEATRESPONSE']._serialized_start=728
-  _globals['_HEARTBEATRESPONSE']._serialized_end=747
-  _globals['_LEAVEREQUEST']._serialized_start=749
-  _globals['_LEAVEREQUEST']._serialized_end=795
-  _globals['_LEAVERESPONSE']._serialized_start=797
-  _globals['_LEAVERESPONSE']._serialized_end=812
-  _globals['_TRACKERSERVICE']._serialized_start=815
-  _globals['_TRACKERSERVICE']._serialized_end=1166
+  _globals['_JOINREQUEST']._serialized_start=72
+  _globals['_JOINREQUEST']._serialized_end=210
+  _globals['_JOINRESPONSE']._serialized_start=212
+  _globals['_JOINRESPONSE']._serialized_end=313
+  _globals['_SEARCHREQUEST']._serialized_start=315
+  _globals['_SEARCHREQUEST']._serialized_end=430
+  _globals['_SEARCHRESPONSE']._serialized_start=432
+  _globals['_SEARCHRESPONSE']._serialized_end=555
+  _globals['_SEARCHRESULT']._serialized_start=557
+  _globals['_SEARCHRESULT']._serialized_end=646
+  _globals['_UPDATEREQUEST']._serialized_start=648
+  _globals['_UPDATEREQUEST']._serialized_end=756
+  _globals['_UPDATERESPONSE']._serialized_start=758
+  _globals['_UPDATERESPONSE']._serialized_end=774
+  _globals['_HEARTBEATREQUEST']._serialized_start=776
+  _globals['_HEARTBEATREQUEST']._serialized_end=826
+  _globals['_HEARTBEATRESPONSE']._serialized_start=828
+  _globals['_HEARTBEATRESPONSE']._serialized_end=847
+  _globals['_LEAVEREQUEST']._serialized_start=849
+  _globals['_LEAVEREQUEST']._serialized_end=895
+  _globals['_LEAVERESPONSE']._serialized_start=897
+  _globals['_LEAVERESPONSE']._serialized_end=912
+  _globals['_TRACKERSERVICE']._serialized_start=915
+  _globals['_TRACKERSERVICE']._serialized_end=1266
 # @@protoc_insertion_point(module_scope)

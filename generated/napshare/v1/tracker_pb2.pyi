@@ -8,24 +8,32 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class JoinRequest(_message.Message):
-    __slots__ = ("host", "port", "files")
+    __slots__ = ("host", "port", "files", "certificate", "signature", "signed_at")
     HOST_FIELD_NUMBER: _ClassVar[int]
     PORT_FIELD_NUMBER: _ClassVar[int]
     FILES_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    SIGNED_AT_FIELD_NUMBER: _ClassVar[int]
     host: str
     port: int
     files: _containers.RepeatedCompositeFieldContainer[_file_info_pb2.FileInfo]
-    def __init__(self, host: _Optional[str] = ..., port: _Optional[int] = ..., files: _Optional[_Iterable[_Union[_file_info_pb2.FileInfo, _Mapping]]] = ...) -> None: ...
+    certificate: bytes
+    signature: bytes
+    signed_at: int
+    def __init__(self, host: _Optional[str] = ..., port: _Optional[int] = ..., files: _Optional[_Iterable[_Union[_file_info_pb2.FileInfo, _Mapping]]] = ..., certificate: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., signed_at: _Optional[int] = ...) -> None: ...
 
 class JoinResponse(_message.Message):
-    __slots__ = ("peer_id", "token", "heartbeat_interval_seconds")
+    __slots__ = ("peer_id", "token", "heartbeat_interval_seconds", "reachable")
     PEER_ID_FIELD_NUMBER: _ClassVar[int]
     TOKEN_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    REACHABLE_FIELD_NUMBER: _ClassVar[int]
     peer_id: str
     token: str
     heartbeat_interval_seconds: int
-    def __init__(self, peer_id: _Optional[str] = ..., token: _Optional[str] = ..., heartbeat_interval_seconds: _Optional[int] = ...) -> None: ...
+    reachable: bool
+    def __init__(self, peer_id: _Optional[str] = ..., token: _Optional[str] = ..., heartbeat_interval_seconds: _Optional[int] = ..., reachable: _Optional[bool] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
     __slots__ = ("name", "query", "limit", "peer_id", "page_size", "page_token")
@@ -56,12 +64,14 @@ class SearchResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[SearchResult, _Mapping]]] = ..., truncated: _Optional[bool] = ..., next_page_token: _Optional[str] = ..., gathering: _Optional[bool] = ...) -> None: ...
 
 class SearchResult(_message.Message):
-    __slots__ = ("peer_id", "file")
+    __slots__ = ("peer_id", "file", "certificate")
     PEER_ID_FIELD_NUMBER: _ClassVar[int]
     FILE_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
     peer_id: str
     file: _file_info_pb2.FileInfo
-    def __init__(self, peer_id: _Optional[str] = ..., file: _Optional[_Union[_file_info_pb2.FileInfo, _Mapping]] = ...) -> None: ...
+    certificate: bytes
+    def __init__(self, peer_id: _Optional[str] = ..., file: _Optional[_Union[_file_info_pb2.FileInfo, _Mapping]] = ..., certificate: _Optional[bytes] = ...) -> None: ...
 
 class UpdateRequest(_message.Message):
     __slots__ = ("peer_id", "token", "files", "removed_names")

@@ -34,6 +34,11 @@ class TrackerServiceStub:
     with its files. `Update`, `Heartbeat` and `Leave` act only on the caller's
     own registration, proved by the `peer_id` and `token` that `Join` returned.
 
+    Transport: the tracker serves TLS with its own certificate (self-signed,
+    made on first start, or given with `--tls-cert`); clients pin it (a file,
+    its SHA-256, or trust on first use). Run with `--plaintext` it serves plain
+    text instead, for trusted networks.
+
     Limits: at most 50,000 files in one `Join` or `Update` call (and 50,000
     removed names in one `Update`), at most 16 MiB in one request message,
     at most 1,000 results in one `Search` response, and at most 4,096 calls
@@ -94,6 +99,11 @@ class TrackerServiceServicer:
     with its files. `Update`, `Heartbeat` and `Leave` act only on the caller's
     own registration, proved by the `peer_id` and `token` that `Join` returned.
 
+    Transport: the tracker serves TLS with its own certificate (self-signed,
+    made on first start, or given with `--tls-cert`); clients pin it (a file,
+    its SHA-256, or trust on first use). Run with `--plaintext` it serves plain
+    text instead, for trusted networks.
+
     Limits: at most 50,000 files in one `Join` or `Update` call (and 50,000
     removed names in one `Update`), at most 16 MiB in one request message,
     at most 1,000 results in one `Search` response, and at most 4,096 calls
@@ -113,17 +123,43 @@ class TrackerServiceServicer:
     """
 
     def Join(self, request, context):
-        """Join registers a peer and the files it shares, replacing any earlier
-        registration of the same address (the peer restarted); the old token
+        """Join registers a peer and the files it shares.
+
+        A registration belongs to an identity: the SHA-256 of the certificate in
+        `certificate` (empty for a Join without one, which is anonymous). A Join
+        for an address that holds a live registration of another identity
+        (anonymous counts as one) is refused with `PERMISSION_DENIED`, and that
+        registration is left exactly as it was. The same identity joining again
+        (a restart) replaces its earlier registration at once; the old token
         stops working.
+
+        A Join with a certificate proves the peer holds its key: `signature`
+        signs the tracker's identity, the claimed `host` and `port`, and
+        `signed_at` (see `JoinRequest.signature`). The tracker then connects back
+        to the claimed address, trusting only that certificate (over TLS, asking
+        for a name the certificate holds; a tracker run with `--plaintext`
+        connects back in plain text and only sees that something answers), and
+        calls `grpc.health.v1.Health/Check` with a 3 s deadline. At most 16 such
+        checks run at once. A failed check does not refuse the Join: the peer is
+        registered as not reachable and `JoinResponse.reachable` says so
+        (firewalled peers are still listed). An anonymous Join is never checked
+        and never reachable.
 
         Errors:
         * `INVALID_ARGUMENT`: a malformed host, port 0 or above 65535
         (`ADDRESS_INVALID`); an empty host when the caller's address is not an
         IP address (`CALLER_ADDRESS_UNKNOWN`); a bad file name (`NAME_INVALID`),
         size (`SIZE_INVALID`) or sha256 (`SHA256_INVALID`); a name listed twice
-        (`NAME_DUPLICATE`); more than 50,000 files (`TOO_MANY_FILES`); or the
-        request bytes are not a `JoinRequest` (`REQUEST_MALFORMED`).
+        (`NAME_DUPLICATE`); more than 50,000 files (`TOO_MANY_FILES`); a
+        `certificate` that is not a DER X.509 certificate with an ECDSA key, or
+        over 16 KiB (`CERTIFICATE_INVALID`); or the request bytes are not a
+        `JoinRequest` (`REQUEST_MALFORMED`).
+        * `UNAUTHENTICATED`: `signature` is not the certificate key's over this
+        Join for this tracker, or `signed_at` is more than 300 s away from the
+        tracker's clock (`JOIN_SIGNATURE_INVALID`).
+        * `PERMISSION_DENIED`: a live registration of another identity holds the
+        address (`ADDRESS_TAKEN`); it is left as it was. Its lease runs out
+        three heartbeat intervals after its last heartbeat.
         * `RESOURCE_EXHAUSTED`: a limit of the tracker would be passed, and
         nothing changed: the registrations (`ADDRESS_PEER_LIMIT`), files
         (`ADDRESS_FILE_LIMIT`) or bytes of file names
@@ -131,8 +167,9 @@ class TrackerServiceServicer:
         whatever `host` says; or the registrations (`INDEX_PEER_LIMIT`), files
         (`INDEX_FULL`) or bytes of file names (`INDEX_NAME_BYTES_LIMIT`) of the
         whole index. `metadata` holds `limit` (its value) and `flag` (the
-        tracker's option that sets it). Or a request over 16 MiB (from gRPC,
-        no details).
+        tracker's option that sets it). Or 8 reachability checks of other Joins
+        are running (`ADDRESS_CHECKS_BUSY`, with `RetryInfo`: 3 s); or a
+        request over 16 MiB (from gRPC, no details).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -284,6 +321,11 @@ class TrackerService:
     (`Update`, `Heartbeat`) for three heartbeat intervals is dropped together
     with its files. `Update`, `Heartbeat` and `Leave` act only on the caller's
     own registration, proved by the `peer_id` and `token` that `Join` returned.
+
+    Transport: the tracker serves TLS with its own certificate (self-signed,
+    made on first start, or given with `--tls-cert`); clients pin it (a file,
+    its SHA-256, or trust on first use). Run with `--plaintext` it serves plain
+    text instead, for trusted networks.
 
     Limits: at most 50,000 files in one `Join` or `Update` call (and 50,000
     removed names in one `Update`), at most 16 MiB in one request message,

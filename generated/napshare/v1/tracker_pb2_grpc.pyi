@@ -40,6 +40,11 @@ class TrackerServiceStub:
     with its files. `Update`, `Heartbeat` and `Leave` act only on the caller's
     own registration, proved by the `peer_id` and `token` that `Join` returned.
 
+    Transport: the tracker serves TLS with its own certificate (self-signed,
+    made on first start, or given with `--tls-cert`); clients pin it (a file,
+    its SHA-256, or trust on first use). Run with `--plaintext` it serves plain
+    text instead, for trusted networks.
+
     Limits: at most 50,000 files in one `Join` or `Update` call (and 50,000
     removed names in one `Update`), at most 16 MiB in one request message,
     at most 1,000 results in one `Search` response, and at most 4,096 calls
@@ -63,17 +68,43 @@ class TrackerServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> TrackerServiceAsyncStub: ...
     Join: _grpc.UnaryUnaryMultiCallable[_tracker_pb2.JoinRequest, _tracker_pb2.JoinResponse]
-    """Join registers a peer and the files it shares, replacing any earlier
-    registration of the same address (the peer restarted); the old token
+    """Join registers a peer and the files it shares.
+
+    A registration belongs to an identity: the SHA-256 of the certificate in
+    `certificate` (empty for a Join without one, which is anonymous). A Join
+    for an address that holds a live registration of another identity
+    (anonymous counts as one) is refused with `PERMISSION_DENIED`, and that
+    registration is left exactly as it was. The same identity joining again
+    (a restart) replaces its earlier registration at once; the old token
     stops working.
+
+    A Join with a certificate proves the peer holds its key: `signature`
+    signs the tracker's identity, the claimed `host` and `port`, and
+    `signed_at` (see `JoinRequest.signature`). The tracker then connects back
+    to the claimed address, trusting only that certificate (over TLS, asking
+    for a name the certificate holds; a tracker run with `--plaintext`
+    connects back in plain text and only sees that something answers), and
+    calls `grpc.health.v1.Health/Check` with a 3 s deadline. At most 16 such
+    checks run at once. A failed check does not refuse the Join: the peer is
+    registered as not reachable and `JoinResponse.reachable` says so
+    (firewalled peers are still listed). An anonymous Join is never checked
+    and never reachable.
 
     Errors:
     * `INVALID_ARGUMENT`: a malformed host, port 0 or above 65535
       (`ADDRESS_INVALID`); an empty host when the caller's address is not an
       IP address (`CALLER_ADDRESS_UNKNOWN`); a bad file name (`NAME_INVALID`),
       size (`SIZE_INVALID`) or sha256 (`SHA256_INVALID`); a name listed twice
-      (`NAME_DUPLICATE`); more than 50,000 files (`TOO_MANY_FILES`); or the
-      request bytes are not a `JoinRequest` (`REQUEST_MALFORMED`).
+      (`NAME_DUPLICATE`); more than 50,000 files (`TOO_MANY_FILES`); a
+      `certificate` that is not a DER X.509 certificate with an ECDSA key, or
+      over 16 KiB (`CERTIFICATE_INVALID`); or the request bytes are not a
+      `JoinRequest` (`REQUEST_MALFORMED`).
+    * `UNAUTHENTICATED`: `signature` is not the certificate key's over this
+      Join for this tracker, or `signed_at` is more than 300 s away from the
+      tracker's clock (`JOIN_SIGNATURE_INVALID`).
+    * `PERMISSION_DENIED`: a live registration of another identity holds the
+      address (`ADDRESS_TAKEN`); it is left as it was. Its lease runs out
+      three heartbeat intervals after its last heartbeat.
     * `RESOURCE_EXHAUSTED`: a limit of the tracker would be passed, and
       nothing changed: the registrations (`ADDRESS_PEER_LIMIT`), files
       (`ADDRESS_FILE_LIMIT`) or bytes of file names
@@ -81,8 +112,9 @@ class TrackerServiceStub:
       whatever `host` says; or the registrations (`INDEX_PEER_LIMIT`), files
       (`INDEX_FULL`) or bytes of file names (`INDEX_NAME_BYTES_LIMIT`) of the
       whole index. `metadata` holds `limit` (its value) and `flag` (the
-      tracker's option that sets it). Or a request over 16 MiB (from gRPC,
-      no details).
+      tracker's option that sets it). Or 8 reachability checks of other Joins
+      are running (`ADDRESS_CHECKS_BUSY`, with `RetryInfo`: 3 s); or a
+      request over 16 MiB (from gRPC, no details).
     """
     Search: _grpc.UnaryUnaryMultiCallable[_tracker_pb2.SearchRequest, _tracker_pb2.SearchResponse]
     """Search finds the peers that share a file, by exact name or by keywords.
@@ -181,6 +213,11 @@ class TrackerServiceAsyncStub(TrackerServiceStub):
     with its files. `Update`, `Heartbeat` and `Leave` act only on the caller's
     own registration, proved by the `peer_id` and `token` that `Join` returned.
 
+    Transport: the tracker serves TLS with its own certificate (self-signed,
+    made on first start, or given with `--tls-cert`); clients pin it (a file,
+    its SHA-256, or trust on first use). Run with `--plaintext` it serves plain
+    text instead, for trusted networks.
+
     Limits: at most 50,000 files in one `Join` or `Update` call (and 50,000
     removed names in one `Update`), at most 16 MiB in one request message,
     at most 1,000 results in one `Search` response, and at most 4,096 calls
@@ -201,17 +238,43 @@ class TrackerServiceAsyncStub(TrackerServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     Join: _aio.UnaryUnaryMultiCallable[_tracker_pb2.JoinRequest, _tracker_pb2.JoinResponse]  # type: ignore[assignment]
-    """Join registers a peer and the files it shares, replacing any earlier
-    registration of the same address (the peer restarted); the old token
+    """Join registers a peer and the files it shares.
+
+    A registration belongs to an identity: the SHA-256 of the certificate in
+    `certificate` (empty for a Join without one, which is anonymous). A Join
+    for an address that holds a live registration of another identity
+    (anonymous counts as one) is refused with `PERMISSION_DENIED`, and that
+    registration is left exactly as it was. The same identity joining again
+    (a restart) replaces its earlier registration at once; the old token
     stops working.
+
+    A Join with a certificate proves the peer holds its key: `signature`
+    signs the tracker's identity, the claimed `host` and `port`, and
+    `signed_at` (see `JoinRequest.signature`). The tracker then connects back
+    to the claimed address, trusting only that certificate (over TLS, asking
+    for a name the certificate holds; a tracker run with `--plaintext`
+    connects back in plain text and only sees that something answers), and
+    calls `grpc.health.v1.Health/Check` with a 3 s deadline. At most 16 such
+    checks run at once. A failed check does not refuse the Join: the peer is
+    registered as not reachable and `JoinResponse.reachable` says so
+    (firewalled peers are still listed). An anonymous Join is never checked
+    and never reachable.
 
     Errors:
     * `INVALID_ARGUMENT`: a malformed host, port 0 or above 65535
       (`ADDRESS_INVALID`); an empty host when the caller's address is not an
       IP address (`CALLER_ADDRESS_UNKNOWN`); a bad file name (`NAME_INVALID`),
       size (`SIZE_INVALID`) or sha256 (`SHA256_INVALID`); a name listed twice
-      (`NAME_DUPLICATE`); more than 50,000 files (`TOO_MANY_FILES`); or the
-      request bytes are not a `JoinRequest` (`REQUEST_MALFORMED`).
+      (`NAME_DUPLICATE`); more than 50,000 files (`TOO_MANY_FILES`); a
+      `certificate` that is not a DER X.509 certificate with an ECDSA key, or
+      over 16 KiB (`CERTIFICATE_INVALID`); or the request bytes are not a
+      `JoinRequest` (`REQUEST_MALFORMED`).
+    * `UNAUTHENTICATED`: `signature` is not the certificate key's over this
+      Join for this tracker, or `signed_at` is more than 300 s away from the
+      tracker's clock (`JOIN_SIGNATURE_INVALID`).
+    * `PERMISSION_DENIED`: a live registration of another identity holds the
+      address (`ADDRESS_TAKEN`); it is left as it was. Its lease runs out
+      three heartbeat intervals after its last heartbeat.
     * `RESOURCE_EXHAUSTED`: a limit of the tracker would be passed, and
       nothing changed: the registrations (`ADDRESS_PEER_LIMIT`), files
       (`ADDRESS_FILE_LIMIT`) or bytes of file names
@@ -219,8 +282,9 @@ class TrackerServiceAsyncStub(TrackerServiceStub):
       whatever `host` says; or the registrations (`INDEX_PEER_LIMIT`), files
       (`INDEX_FULL`) or bytes of file names (`INDEX_NAME_BYTES_LIMIT`) of the
       whole index. `metadata` holds `limit` (its value) and `flag` (the
-      tracker's option that sets it). Or a request over 16 MiB (from gRPC,
-      no details).
+      tracker's option that sets it). Or 8 reachability checks of other Joins
+      are running (`ADDRESS_CHECKS_BUSY`, with `RetryInfo`: 3 s); or a
+      request over 16 MiB (from gRPC, no details).
     """
     Search: _aio.UnaryUnaryMultiCallable[_tracker_pb2.SearchRequest, _tracker_pb2.SearchResponse]  # type: ignore[assignment]
     """Search finds the peers that share a file, by exact name or by keywords.
@@ -318,6 +382,11 @@ class TrackerServiceServicer(metaclass=_abc_1.ABCMeta):
     with its files. `Update`, `Heartbeat` and `Leave` act only on the caller's
     own registration, proved by the `peer_id` and `token` that `Join` returned.
 
+    Transport: the tracker serves TLS with its own certificate (self-signed,
+    made on first start, or given with `--tls-cert`); clients pin it (a file,
+    its SHA-256, or trust on first use). Run with `--plaintext` it serves plain
+    text instead, for trusted networks.
+
     Limits: at most 50,000 files in one `Join` or `Update` call (and 50,000
     removed names in one `Update`), at most 16 MiB in one request message,
     at most 1,000 results in one `Search` response, and at most 4,096 calls
@@ -342,17 +411,43 @@ class TrackerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _tracker_pb2.JoinRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_tracker_pb2.JoinResponse, _abc.Awaitable[_tracker_pb2.JoinResponse]]:
-        """Join registers a peer and the files it shares, replacing any earlier
-        registration of the same address (the peer restarted); the old token
+        """Join registers a peer and the files it shares.
+
+        A registration belongs to an identity: the SHA-256 of the certificate in
+        `certificate` (empty for a Join without one, which is anonymous). A Join
+        for an address that holds a live registration of another identity
+        (anonymous counts as one) is refused with `PERMISSION_DENIED`, and that
+        registration is left exactly as it was. The same identity joining again
+        (a restart) replaces its earlier registration at once; the old token
         stops working.
+
+        A Join with a certificate proves the peer holds its key: `signature`
+        signs the tracker's identity, the claimed `host` and `port`, and
+        `signed_at` (see `JoinRequest.signature`). The tracker then connects back
+        to the claimed address, trusting only that certificate (over TLS, asking
+        for a name the certificate holds; a tracker run with `--plaintext`
+        connects back in plain text and only sees that something answers), and
+        calls `grpc.health.v1.Health/Check` with a 3 s deadline. At most 16 such
+        checks run at once. A failed check does not refuse the Join: the peer is
+        registered as not reachable and `JoinResponse.reachable` says so
+        (firewalled peers are still listed). An anonymous Join is never checked
+        and never reachable.
 
         Errors:
         * `INVALID_ARGUMENT`: a malformed host, port 0 or above 65535
           (`ADDRESS_INVALID`); an empty host when the caller's address is not an
           IP address (`CALLER_ADDRESS_UNKNOWN`); a bad file name (`NAME_INVALID`),
           size (`SIZE_INVALID`) or sha256 (`SHA256_INVALID`); a name listed twice
-          (`NAME_DUPLICATE`); more than 50,000 files (`TOO_MANY_FILES`); or the
-          request bytes are not a `JoinRequest` (`REQUEST_MALFORMED`).
+          (`NAME_DUPLICATE`); more than 50,000 files (`TOO_MANY_FILES`); a
+          `certificate` that is not a DER X.509 certificate with an ECDSA key, or
+          over 16 KiB (`CERTIFICATE_INVALID`); or the request bytes are not a
+          `JoinRequest` (`REQUEST_MALFORMED`).
+        * `UNAUTHENTICATED`: `signature` is not the certificate key's over this
+          Join for this tracker, or `signed_at` is more than 300 s away from the
+          tracker's clock (`JOIN_SIGNATURE_INVALID`).
+        * `PERMISSION_DENIED`: a live registration of another identity holds the
+          address (`ADDRESS_TAKEN`); it is left as it was. Its lease runs out
+          three heartbeat intervals after its last heartbeat.
         * `RESOURCE_EXHAUSTED`: a limit of the tracker would be passed, and
           nothing changed: the registrations (`ADDRESS_PEER_LIMIT`), files
           (`ADDRESS_FILE_LIMIT`) or bytes of file names
@@ -360,8 +455,9 @@ class TrackerServiceServicer(metaclass=_abc_1.ABCMeta):
           whatever `host` says; or the registrations (`INDEX_PEER_LIMIT`), files
           (`INDEX_FULL`) or bytes of file names (`INDEX_NAME_BYTES_LIMIT`) of the
           whole index. `metadata` holds `limit` (its value) and `flag` (the
-          tracker's option that sets it). Or a request over 16 MiB (from gRPC,
-          no details).
+          tracker's option that sets it). Or 8 reachability checks of other Joins
+          are running (`ADDRESS_CHECKS_BUSY`, with `RetryInfo`: 3 s); or a
+          request over 16 MiB (from gRPC, no details).
         """
 
     @_abc_1.abstractmethod

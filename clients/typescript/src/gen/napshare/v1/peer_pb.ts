@@ -100,6 +100,11 @@ export const DownloadResponseSchema: GenMessage<DownloadResponse> = /*@__PURE__*
 /**
  * PeerService sends files from a peer's shared folder to other peers.
  *
+ * Transport: a peer serves TLS with its identity's certificate (self-signed,
+ * ECDSA P-256, subjectAltName `napshare-peer`, kept in `.napshare/identity/`
+ * of its folder); the tracker's Search results carry that certificate, and
+ * downloaders trust only it. Run with `--plaintext`, a peer serves plain text.
+ *
  * Error model (AIP-193): every error a peer returns carries
  * `google.rpc.Status` details with one `google.rpc.ErrorInfo` whose `domain`
  * is `napshare.v1` and whose `reason` is one of the stable strings listed

@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file napshare/v1/tracker.proto.
  */
 export const file_napshare_v1_tracker: GenFile = /*@__PURE__*/
-  fileDesc("ChluYXBzaGFyZS92MS90cmFja2VyLnByb3RvEgtuYXBzaGFyZS52MSJPCgtKb2luUmVxdWVzdBIMCgRob3N0GAEgASgJEgwKBHBvcnQYAiABKA0SJAoFZmlsZXMYAyADKAsyFS5uYXBzaGFyZS52MS5GaWxlSW5mbyJSCgxKb2luUmVzcG9uc2USDwoHcGVlcl9pZBgBIAEoCRINCgV0b2tlbhgCIAEoCRIiChpoZWFydGJlYXRfaW50ZXJ2YWxfc2Vjb25kcxgDIAEoDSJzCg1TZWFyY2hSZXF1ZXN0EgwKBG5hbWUYASABKAkSDQoFcXVlcnkYAiABKAkSDQoFbGltaXQYAyABKA0SDwoHcGVlcl9pZBgEIAEoCRIRCglwYWdlX3NpemUYBSABKA0SEgoKcGFnZV90b2tlbhgGIAEoCSJ7Cg5TZWFyY2hSZXNwb25zZRIqCgdyZXN1bHRzGAEgAygLMhkubmFwc2hhcmUudjEuU2VhcmNoUmVzdWx0EhEKCXRydW5jYXRlZBgCIAEoCBIXCg9uZXh0X3BhZ2VfdG9rZW4YAyABKAkSEQoJZ2F0aGVyaW5nGAQgASgIIkQKDFNlYXJjaFJlc3VsdBIPCgdwZWVyX2lkGAEgASgJEiMKBGZpbGUYAiABKAsyFS5uYXBzaGFyZS52MS5GaWxlSW5mbyJsCg1VcGRhdGVSZXF1ZXN0Eg8KB3BlZXJfaWQYASABKAkSDQoFdG9rZW4YAiABKAkSJAoFZmlsZXMYAyADKAsyFS5uYXBzaGFyZS52MS5GaWxlSW5mbxIVCg1yZW1vdmVkX25hbWVzGAQgAygJIhAKDlVwZGF0ZVJlc3BvbnNlIjIKEEhlYXJ0YmVhdFJlcXVlc3QSDwoHcGVlcl9pZBgBIAEoCRINCgV0b2tlbhgCIAEoCSITChFIZWFydGJlYXRSZXNwb25zZSIuCgxMZWF2ZVJlcXVlc3QSDwoHcGVlcl9pZBgBIAEoCRINCgV0b2tlbhgCIAEoCSIPCg1MZWF2ZVJlc3BvbnNlMt8CCg5UcmFja2VyU2VydmljZRI7CgRKb2luEhgubmFwc2hhcmUudjEuSm9pblJlcXVlc3QaGS5uYXBzaGFyZS52MS5Kb2luUmVzcG9uc2USQQoGU2VhcmNoEhoubmFwc2hhcmUudjEuU2VhcmNoUmVxdWVzdBobLm5hcHNoYXJlLnYxLlNlYXJjaFJlc3BvbnNlEkEKBlVwZGF0ZRIaLm5hcHNoYXJlLnYxLlVwZGF0ZVJlcXVlc3QaGy5uYXBzaGFyZS52MS5VcGRhdGVSZXNwb25zZRJKCglIZWFydGJlYXQSHS5uYXBzaGFyZS52MS5IZWFydGJlYXRSZXF1ZXN0Gh4ubmFwc2hhcmUudjEuSGVhcnRiZWF0UmVzcG9uc2USPgoFTGVhdmUSGS5uYXBzaGFyZS52MS5MZWF2ZVJlcXVlc3QaGi5uYXBzaGFyZS52MS5MZWF2ZVJlc3BvbnNlQmoKDmlvLm5hcHNoYXJlLnYxQgxUcmFja2VyUHJvdG9QAVo6Z2l0aHViLmNvbS9uYXBzaGFyZS9uYXBzaGFyZS9nZW4vZ28vbmFwc2hhcmUvdjE7bmFwc2hhcmV2MaoCC05hcHNoYXJlLlYxYgZwcm90bzM", [file_napshare_v1_file_info]);
+  fileDesc("ChluYXBzaGFyZS92MS90cmFja2VyLnByb3RvEgtuYXBzaGFyZS52MSKKAQoLSm9pblJlcXVlc3QSDAoEaG9zdBgBIAEoCRIMCgRwb3J0GAIgASgNEiQKBWZpbGVzGAMgAygLMhUubmFwc2hhcmUudjEuRmlsZUluZm8SEwoLY2VydGlmaWNhdGUYBCABKAwSEQoJc2lnbmF0dXJlGAUgASgMEhEKCXNpZ25lZF9hdBgGIAEoAyJlCgxKb2luUmVzcG9uc2USDwoHcGVlcl9pZBgBIAEoCRINCgV0b2tlbhgCIAEoCRIiChpoZWFydGJlYXRfaW50ZXJ2YWxfc2Vjb25kcxgDIAEoDRIRCglyZWFjaGFibGUYBCABKAgicwoNU2VhcmNoUmVxdWVzdBIMCgRuYW1lGAEgASgJEg0KBXF1ZXJ5GAIgASgJEg0KBWxpbWl0GAMgASgNEg8KB3BlZXJfaWQYBCABKAkSEQoJcGFnZV9zaXplGAUgASgNEhIKCnBhZ2VfdG9rZW4YBiABKAkiewoOU2VhcmNoUmVzcG9uc2USKgoHcmVzdWx0cxgBIAMoCzIZLm5hcHNoYXJlLnYxLlNlYXJjaFJlc3VsdBIRCgl0cnVuY2F0ZWQYAiABKAgSFwoPbmV4dF9wYWdlX3Rva2VuGAMgASgJEhEKCWdhdGhlcmluZxgEIAEoCCJZCgxTZWFyY2hSZXN1bHQSDwoHcGVlcl9pZBgBIAEoCRIjCgRmaWxlGAIgASgLMhUubmFwc2hhcmUudjEuRmlsZUluZm8SEwoLY2VydGlmaWNhdGUYAyABKAwibAoNVXBkYXRlUmVxdWVzdBIPCgdwZWVyX2lkGAEgASgJEg0KBXRva2VuGAIgASgJEiQKBWZpbGVzGAMgAygLMhUubmFwc2hhcmUudjEuRmlsZUluZm8SFQoNcmVtb3ZlZF9uYW1lcxgEIAMoCSIQCg5VcGRhdGVSZXNwb25zZSIyChBIZWFydGJlYXRSZXF1ZXN0Eg8KB3BlZXJfaWQYASABKAkSDQoFdG9rZW4YAiABKAkiEwoRSGVhcnRiZWF0UmVzcG9uc2UiLgoMTGVhdmVSZXF1ZXN0Eg8KB3BlZXJfaWQYASABKAkSDQoFdG9rZW4YAiABKAkiDwoNTGVhdmVSZXNwb25zZTLfAgoOVHJhY2tlclNlcnZpY2USOwoESm9pbhIYLm5hcHNoYXJlLnYxLkpvaW5SZXF1ZXN0GhkubmFwc2hhcmUudjEuSm9pblJlc3BvbnNlEkEKBlNlYXJjaBIaLm5hcHNoYXJlLnYxLlNlYXJjaFJlcXVlc3QaGy5uYXBzaGFyZS52MS5TZWFyY2hSZXNwb25zZRJBCgZVcGRhdGUSGi5uYXBzaGFyZS52MS5VcGRhdGVSZXF1ZXN0GhsubmFwc2hhcmUudjEuVXBkYXRlUmVzcG9uc2USSgoJSGVhcnRiZWF0Eh0ubmFwc2hhcmUudjEuSGVhcnRiZWF0UmVxdWVzdBoeLm5hcHNoYXJlLnYxLkhlYXJ0YmVhdFJlc3BvbnNlEj4KBUxlYXZlEhkubmFwc2hhcmUudjEuTGVhdmVSZXF1ZXN0GhoubmFwc2hhcmUudjEuTGVhdmVSZXNwb25zZUJqCg5pby5uYXBzaGFyZS52MUIMVHJhY2tlclByb3RvUAFaOmdpdGh1Yi5jb20vbmFwc2hhcmUvbmFwc2hhcmUvZ2VuL2dvL25hcHNoYXJlL3YxO25hcHNoYXJldjGqAgtOYXBzaGFyZS5WMWIGcHJvdG8z", [file_napshare_v1_file_info]);
 
 /**
  * JoinRequest registers a peer.
@@ -48,6 +48,34 @@ export type JoinRequest = Message<"napshare.v1.JoinRequest"> & {
    * @generated from field: repeated napshare.v1.FileInfo files = 3;
    */
   files: FileInfo[];
+
+  /**
+   * The peer's certificate (DER, at most 16 KiB): the self-signed X.509
+   * certificate of its ECDSA P-256 key that its `PeerService` serves TLS
+   * with. Its SHA-256 is the peer's identity. Empty for an anonymous Join.
+   *
+   * @generated from field: bytes certificate = 4;
+   */
+  certificate: Uint8Array;
+
+  /**
+   * With `certificate`: an ECDSA-SHA256 signature (DER) by the certificate's
+   * key of the bytes "napshare.v1 Join" NUL, then these four fields, UTF-8,
+   * joined by NUL bytes: the tracker's identity (the SHA-256 in hex of the
+   * tracker's certificate, DER; empty for a tracker serving plain text),
+   * `host` as sent, `port` in decimal, `signed_at` in decimal.
+   *
+   * @generated from field: bytes signature = 5;
+   */
+  signature: Uint8Array;
+
+  /**
+   * With `certificate`: when `signature` was made, in seconds since the Unix
+   * epoch. It must be within 300 s of the tracker's clock.
+   *
+   * @generated from field: int64 signed_at = 6;
+   */
+  signedAt: bigint;
 };
 
 /**
@@ -86,6 +114,16 @@ export type JoinResponse = Message<"napshare.v1.JoinResponse"> & {
    * @generated from field: uint32 heartbeat_interval_seconds = 3;
    */
   heartbeatIntervalSeconds: number;
+
+  /**
+   * Whether the tracker, connecting back to the claimed address, found this
+   * peer there (answering with the Join's certificate). False for an
+   * anonymous Join. Other peers may not be able to download from a peer that
+   * is not reachable.
+   *
+   * @generated from field: bool reachable = 4;
+   */
+  reachable: boolean;
 };
 
 /**
@@ -223,6 +261,15 @@ export type SearchResult = Message<"napshare.v1.SearchResult"> & {
    * @generated from field: napshare.v1.FileInfo file = 2;
    */
   file?: FileInfo | undefined;
+
+  /**
+   * The peer's certificate (DER), as its Join carried it: connect to
+   * `peer_id` over TLS trusting only this certificate. Empty for an anonymous
+   * peer, which can only be reached in plain text.
+   *
+   * @generated from field: bytes certificate = 3;
+   */
+  certificate: Uint8Array;
 };
 
 /**
@@ -386,6 +433,11 @@ export const LeaveResponseSchema: GenMessage<LeaveResponse> = /*@__PURE__*/
  * with its files. `Update`, `Heartbeat` and `Leave` act only on the caller's
  * own registration, proved by the `peer_id` and `token` that `Join` returned.
  *
+ * Transport: the tracker serves TLS with its own certificate (self-signed,
+ * made on first start, or given with `--tls-cert`); clients pin it (a file,
+ * its SHA-256, or trust on first use). Run with `--plaintext` it serves plain
+ * text instead, for trusted networks.
+ *
  * Limits: at most 50,000 files in one `Join` or `Update` call (and 50,000
  * removed names in one `Update`), at most 16 MiB in one request message,
  * at most 1,000 results in one `Search` response, and at most 4,096 calls
@@ -407,17 +459,43 @@ export const LeaveResponseSchema: GenMessage<LeaveResponse> = /*@__PURE__*/
  */
 export const TrackerService: GenService<{
   /**
-   * Join registers a peer and the files it shares, replacing any earlier
-   * registration of the same address (the peer restarted); the old token
+   * Join registers a peer and the files it shares.
+   *
+   * A registration belongs to an identity: the SHA-256 of the certificate in
+   * `certificate` (empty for a Join without one, which is anonymous). A Join
+   * for an address that holds a live registration of another identity
+   * (anonymous counts as one) is refused with `PERMISSION_DENIED`, and that
+   * registration is left exactly as it was. The same identity joining again
+   * (a restart) replaces its earlier registration at once; the old token
    * stops working.
+   *
+   * A Join with a certificate proves the peer holds its key: `signature`
+   * signs the tracker's identity, the claimed `host` and `port`, and
+   * `signed_at` (see `JoinRequest.signature`). The tracker then connects back
+   * to the claimed address, trusting only that certificate (over TLS, asking
+   * for a name the certificate holds; a tracker run with `--plaintext`
+   * connects back in plain text and only sees that something answers), and
+   * calls `grpc.health.v1.Health/Check` with a 3 s deadline. At most 16 such
+   * checks run at once. A failed check does not refuse the Join: the peer is
+   * registered as not reachable and `JoinResponse.reachable` says so
+   * (firewalled peers are still listed). An anonymous Join is never checked
+   * and never reachable.
    *
    * Errors:
    * * `INVALID_ARGUMENT`: a malformed host, port 0 or above 65535
    *   (`ADDRESS_INVALID`); an empty host when the caller's address is not an
    *   IP address (`CALLER_ADDRESS_UNKNOWN`); a bad file name (`NAME_INVALID`),
    *   size (`SIZE_INVALID`) or sha256 (`SHA256_INVALID`); a name listed twice
-   *   (`NAME_DUPLICATE`); more than 50,000 files (`TOO_MANY_FILES`); or the
-   *   request bytes are not a `JoinRequest` (`REQUEST_MALFORMED`).
+   *   (`NAME_DUPLICATE`); more than 50,000 files (`TOO_MANY_FILES`); a
+   *   `certificate` that is not a DER X.509 certificate with an ECDSA key, or
+   *   over 16 KiB (`CERTIFICATE_INVALID`); or the request bytes are not a
+   *   `JoinRequest` (`REQUEST_MALFORMED`).
+   * * `UNAUTHENTICATED`: `signature` is not the certificate key's over this
+   *   Join for this tracker, or `signed_at` is more than 300 s away from the
+   *   tracker's clock (`JOIN_SIGNATURE_INVALID`).
+   * * `PERMISSION_DENIED`: a live registration of another identity holds the
+   *   address (`ADDRESS_TAKEN`); it is left as it was. Its lease runs out
+   *   three heartbeat intervals after its last heartbeat.
    * * `RESOURCE_EXHAUSTED`: a limit of the tracker would be passed, and
    *   nothing changed: the registrations (`ADDRESS_PEER_LIMIT`), files
    *   (`ADDRESS_FILE_LIMIT`) or bytes of file names
@@ -425,8 +503,9 @@ export const TrackerService: GenService<{
    *   whatever `host` says; or the registrations (`INDEX_PEER_LIMIT`), files
    *   (`INDEX_FULL`) or bytes of file names (`INDEX_NAME_BYTES_LIMIT`) of the
    *   whole index. `metadata` holds `limit` (its value) and `flag` (the
-   *   tracker's option that sets it). Or a request over 16 MiB (from gRPC,
-   *   no details).
+   *   tracker's option that sets it). Or 8 reachability checks of other Joins
+   *   are running (`ADDRESS_CHECKS_BUSY`, with `RetryInfo`: 3 s); or a
+   *   request over 16 MiB (from gRPC, no details).
    *
    * @generated from rpc napshare.v1.TrackerService.Join
    */

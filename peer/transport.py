@@ -1,0 +1,192 @@
+"""How a peer talks: plain text, or TLS with the tracker pinned (a file, a fingerprint, or the
+certificate first seen, kept in `.napshare/known_trackers.json`), and this peer's identity.
+"""
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from napshare.common.address import parse_address
+from napshare.common.console import tr
+from napshare.common.identity import (
+    PEER_NAME,
+    Identity,
+    IdentityError,
+    certificate_pem,
+    certificates_in,
+    fingerprint,
+    load_or_create,
+)
+from napshare.common.tls import NoTlsError, fetch_certificate
+from napshare.peer.errors import (
+    IdentityFilesError,
+    TrackerIdentityError,
+    TrackerUnreachableError,
+    no_tls_tracker,
+)
+from napshare.peer.folder.layout import IDENTITY_DIR, KNOWN_TRACKERS_FILE, STATE_DIR
+
+logger = logging.getLogger(__name__)
+
+MAX_KNOWN_BYTES = 1024 * 1024  # a known_trackers.json larger than this is not napshare's
+
+
+@dataclass(frozen=True)
+class Transport:
+    """What --plaintext, --tracker-cert and --tracker-fingerprint said, and where first-seen
+    tracker certificates are kept (None: nowhere, so an unpinned tracker is trusted each time).
+
+    The default, plain text, is for in-process servers and tests; the command line asks for TLS
+    unless --plaintext is given.
+    """
+
+    plaintext: bool = True
+    tracker_cert: bytes | None = None  # PEM, from --tracker-cert
+    tracker_fingerprint: str | None = None  # from --tracker-fingerprint
+    known_trackers: Path | None = None
+
+
+PLAINTEXT = Transport()
+
+
+def tracker_certificate(transport: Transport, address: str) -> bytes:
+    """The tracker's certificate (PEM) to pin, checked against what `transport` knows.
+
+    Without --tracker-cert, the certificate is fetched with a TLS handshake and compared with
+    --tracker-fingerprint or the one first seen. Raises TrackerIdentityError when it differs
+    or the tracker speaks no TLS, TrackerUnreachableError when it does not answer.
+    """
+    if transport.tracker_cert is not None:
+        return transport.tracker_cert
+    host, port = parse_address(address)
+    try:
+        der = fetch_certificate(host.strip("[]"), port)
+    except NoTlsError:
+        raise TrackerIdentityError(no_tls_tracker(address)) from None
+    except OSError as error:
+        raise TrackerUnreachableError(
+            tr(
+                "tracker {tracker} is unreachable ({details})",
+                tracker=address,
+                details=error.strerror or error,
+            )
+        ) from None
+    seen = fingerprint(der)
+    expected = transport.tracker_fingerprint
+    if expected is not None and seen != expected:
+        raise TrackerIdentityError(
+            tr(
+                "tracker {tracker} has certificate fingerprint {seen}, not {expected} "
+                "(--tracker-fingerprint): someone may be posing as it",
+                tracker=address,
+                seen=seen,
+                expected=expected,
+            )
+        )
+    if expected is None and transport.known_trackers is not None:
+        _check_known(transport.known_trackers, address, seen)
+    return certificate_pem(der)
+
+
+def pinned_fingerprint(certificate: bytes) -> str:
+    """The identity of a pinned tracker certificate (PEM): its first certificate's."""
+    return fingerprint(certificates_in(certificate)[0])
+
+
+def read_tracker_cert(path: str) -> bytes:
+    """The PEM of --tracker-cert FILE; IdentityFilesError if it holds no certificate."""
+    try:
+        data = Path(path).read_bytes()
+        certificates_in(data)
+    except OSError as error:
+        raise IdentityFilesError(
+            tr("cannot read {path}: {error}", path=path, error=error.strerror)
+        ) from None
+    except IdentityError as error:
+        raise IdentityFilesError(f"{path}: {error}") from None
+    return data
+
+
+def peer_identity(root: Path) -> Identity:
+    """This peer's identity, kept in `root/.napshare/identity/` (made there on first start)."""
+    directory = root / STATE_DIR / IDENTITY_DIR
+    os.makedirs(root / STATE_DIR, mode=0o700, exist_ok=True)
+    try:
+        return load_or_create(str(directory), PEER_NAME)
+    except (IdentityError, OSError) as error:
+        raise IdentityFilesError(
+            tr(
+                "this peer's identity in {directory} is unusable: {error}; delete that folder "
+                "to make a new identity (the tracker lets it have this peer's address only "
+                "once the old one's lease ran out)",
+                directory=directory,
+                error=error,
+            )
+        ) from None
+
+
+def known_trackers_file(root: Path) -> Path:
+    """Where a peer serving or downloading into `root` keeps the trackers it first saw."""
+    return root / STATE_DIR / KNOWN_TRACKERS_FILE
+
+
+def _check_known(path: Path, address: str, seen: str) -> None:
+    """Trust on first use: remember `seen` for `address`, or fail if another was seen before."""
+    known = _read_known(path)
+    before = known.get(address)
+    if before == seen:
+        return
+    if before is not None:
+        raise TrackerIdentityError(
+            tr(
+                "TRACKER CERTIFICATE CHANGED: {tracker} now has fingerprint {seen}, not {before} "
+                "as first seen; someone may be posing as it. If the tracker really has a new "
+                "certificate, delete its entry in {path}",
+                tracker=address,
+                seen=seen,
+                before=before,
+                path=path,
+            )
+        )
+    known[address] = seen
+    _write_known(path, known)
+    logger.warning(
+        "trusting tracker %s on first use: certificate fingerprint %s (kept in %s)",
+        address,
+        seen,
+        path,
+    )
+
+
+def _read_known(path: Path) -> dict[str, str]:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return {}
+    except OSError as error:
+        raise IdentityFilesError(f"cannot open {path}: {error.strerror}") from None
+    with os.fdopen(fd, "rb") as file:
+        data = file.read(MAX_KNOWN_BYTES + 1)
+    try:
+        known = json.loads(data) if len(data) <= MAX_KNOWN_BYTES else None
+    except ValueError:
+        known = None
+    if not isinstance(known, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in known.items()
+    ):
+        raise IdentityFilesError(
+            tr("{path} is corrupt: delete it to trust trackers anew", path=path)
+        )
+    return known
+
+
+def _write_known(path: Path, known: dict[str, str]) -> None:
+    os.makedirs(path.parent, mode=0o700, exist_ok=True)
+    temp = path.with_name(f".{path.name}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(temp, flags, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        json.dump(known, file, indent=1, sort_keys=True)
+    os.replace(temp, path)
