@@ -38,8 +38,8 @@ from napshare.common.protocol import HEARTBEAT_INTERVAL, LEASE_INTERVALS, MAX_PA
 from napshare.tracker import paging
 from napshare.tracker.catalog import Catalog, pack_record, unpack_record
 from napshare.tracker.errors import (
-    BusyError,
     AddressTakenError,
+    BusyError,
     CapacityError,
     InvalidRequestError,
     UnauthenticatedError,
@@ -158,6 +158,7 @@ class _Peer:
         token: str,
         now: float,
         source: str | None,
+        *,
         identity: str = "",
         certificate: bytes = b"",
     ) -> None:
@@ -284,7 +285,7 @@ class TrackerIndex:
                 self._remove_locked(old)
                 logger.info("peer %s joined again; its earlier registration is replaced", peer_id)
             self._finish_departed_locked(peer_id)
-            peer = _Peer(peer_id, token, now, source, identity, certificate)
+            peer = _Peer(peer_id, token, now, source, identity=identity, certificate=certificate)
             self._peers[peer_id] = peer
             if old is None:
                 bisect.insort(self._order, peer_id)

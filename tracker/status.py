@@ -5,8 +5,8 @@ from typing import NoReturn
 import grpc
 from napshare.common import error_details
 from napshare.tracker.errors import (
-    BusyError,
     AddressTakenError,
+    BusyError,
     CapacityError,
     ChecksBusyError,
     InvalidRequestError,

@@ -274,7 +274,7 @@ class RealPeer:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self, tracker: str) -> None:
-        command = apps.serve(self.folder, tracker, self.extra)
+        command = apps.serve(self.folder, tracker, [*apps.PLAINTEXT, *self.extra])
         self.service = start_service(f"real peer {self.index}", command)
 
     @property
@@ -314,7 +314,8 @@ def _downloads(
             into = scratch / str(rng.random())[2:]
             into.mkdir()
             name = REAL_NAME.format(index)
-            extra = ["--stall-timeout", "5", "--give-up-after", "60", "--log-level", "error"]
+            extra = [*apps.PLAINTEXT, "--stall-timeout", "5", "--give-up-after", "60"]
+            extra += ["--log-level", "error"]
             began = time.time()
             result = subprocess.run(
                 apps.download(name, into, tracker, extra),
@@ -481,7 +482,8 @@ SERVE_FLAGS = [
     "error",
 ]
 CAPPED = ["--max-upload-rate", "16M"]
-# The simulated peers all call from 127.0.0.1: one address may hold them all.
+# The simulated peers all call from 127.0.0.1: one address may hold them all. The soak runs
+# in plain text: it is about load, and TLS has its own row in make bench.
 TRACKER_FLAGS = ["--max-peers-per-address", "10000"]
 
 
