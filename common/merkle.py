@@ -21,7 +21,7 @@ MAX_LAYER_BYTES = MAX_PIECES * HASH_SIZE
 _ZERO = bytes(HASH_SIZE)
 
 
-def _sha(data: bytes | memoryview) -> bytes:
+def _sha(data: bytes | bytearray | memoryview) -> bytes:
     return hashlib.sha256(data).digest()
 
 
@@ -114,24 +114,32 @@ def split_layer(data: bytes, size: int) -> list[bytes]:
 
 
 class TreeBuilder:
-    """The root and piece layer of a file of a known size, fed its bytes in order."""
+    """The root and piece layer of a file of a known size, fed its bytes in order.
 
-    def __init__(self, size: int) -> None:
+    With `start` (a piece boundary) it is fed the file from there on, and `layer` holds the
+    hashes of the pieces from there on, each as soon as its last byte was fed.
+    """
+
+    def __init__(self, size: int, start: int = 0) -> None:
         self.size = size
         self.piece_size = piece_size_for(size)
+        if (start % self.piece_size and start != size) or not 0 <= start <= size:
+            raise ValueError(f"{start} is not a piece boundary of a file of {size} bytes")
         self.layer: list[bytes] = []
         self._leaves: list[bytes] = []
         self._block = bytearray()
-        self._fed = 0
+        self._fed = start
 
     def update(self, data: bytes | memoryview) -> None:
-        """Feed the next bytes of the file."""
+        """Feed the next bytes of the file; ValueError past its end."""
         view = memoryview(data)
+        if self._fed + len(view) > self.size:
+            raise ValueError(f"{self._fed + len(view)} bytes fed to a file of {self.size}")
         while view:
             room = min(self.piece_size - self._fed % self.piece_size, len(view))
             self._feed_piece(view[:room])
             view = view[room:]
-            if self._fed % self.piece_size == 0:
+            if self._fed % self.piece_size == 0 or self._fed == self.size:
                 self._end_piece()
 
     def _feed_piece(self, view: memoryview) -> None:
@@ -160,5 +168,4 @@ class TreeBuilder:
         """The root, once exactly `size` bytes were fed; ValueError otherwise."""
         if self._fed != self.size:
             raise ValueError(f"fed {self._fed} bytes of a file of {self.size}")
-        self._end_piece()
         return root_of_layer(self.layer, self.size)

@@ -6,6 +6,7 @@ import heapq
 import hmac
 import logging
 import math
+import re
 import secrets
 import threading
 import time
@@ -41,6 +42,7 @@ MAX_FILES = 50_000
 DEFAULT_LIMIT = 100
 MAX_LIMIT = MAX_PAGE_SIZE
 TOKEN_BYTES = 16
+_HEX_ROOT = re.compile(r"[0-9a-f]{64}")
 
 
 class FileLike(Protocol):
@@ -52,6 +54,8 @@ class FileLike(Protocol):
     def size(self) -> int: ...
     @property
     def sha256(self) -> str: ...
+    @property
+    def pieces_root(self) -> str: ...
 
 
 class FileEntry(NamedTuple):
@@ -60,6 +64,7 @@ class FileEntry(NamedTuple):
     name: str
     size: int
     sha256: str
+    pieces_root: str = ""
 
 
 class Match(NamedTuple):
@@ -314,6 +319,7 @@ class TrackerIndex:
         names = [file.name for file in files]
         sizes = [file.size for file in files]
         digests = [file.sha256 for file in files]
+        roots = [file.pieces_root for file in files]
         position = 0
         try:
             for position, name in enumerate(names):  # noqa: B007 - the error names it
@@ -342,8 +348,17 @@ class TrackerIndex:
                         {"field": f"files[{position}].name"},
                     )
                 seen.add(name)
+        for position, (size, root) in enumerate(zip(sizes, roots, strict=True)):
+            if root and (size == 0 or not _HEX_ROOT.fullmatch(root)):
+                raise InvalidRequestError(
+                    f"files[{position}]: pieces_root must be empty or 64 lowercase hex "
+                    "characters, and empty for an empty file",
+                    reasons.PIECES_ROOT_INVALID,
+                    {"field": f"files[{position}].pieces_root"},
+                )
         records = [
-            pack_record(size, bytes.fromhex(d)) for size, d in zip(sizes, digests, strict=True)
+            pack_record(size, bytes.fromhex(d), bytes.fromhex(r))
+            for size, d, r in zip(sizes, digests, roots, strict=True)
         ]
         return names, records
 
@@ -460,5 +475,5 @@ def _normal_peer_id(peer_id: str) -> str:
 
 
 def _entry(name: str, record: bytes) -> FileEntry:
-    size, digest = unpack_record(record)
-    return FileEntry(name, size, digest.hex())
+    size, digest, pieces_root = unpack_record(record)
+    return FileEntry(name, size, digest.hex(), pieces_root.hex())

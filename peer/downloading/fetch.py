@@ -1,4 +1,6 @@
-"""One Download stream from one peer into a .part, watched for stalls and cancellation."""
+"""One Download stream from one peer into a .part, watched for stalls and cancellation; and
+the piece layer from one peer (GetPieceLayer), checked against the root before it is used.
+"""
 
 import logging
 import threading
@@ -11,6 +13,7 @@ from grpc_health.v1 import health_pb2
 from napshare.common.console import tr
 from napshare.common.protocol import PEER_SERVICE
 from napshare.peer.downloading.partfile import PartFile
+from napshare.peer.downloading.pieces import BadLayerError, BadPieceError, PieceLayer
 from napshare.peer.errors import CancelledError, PeerError, PeerFault, peer_failure
 from napshare.peer.wire import Chunk, decode_response
 from napshare.v1 import file_info_pb2, peer_pb2
@@ -18,10 +21,14 @@ from napshare.v1 import file_info_pb2, peer_pb2
 logger = logging.getLogger(__name__)
 
 DOWNLOAD = f"/{PEER_SERVICE}/Download"
-# Only the type stubs make the class generic.
+GET_PIECE_LAYER = f"/{PEER_SERVICE}/GetPieceLayer"
+# Only the type stubs make the classes generic.
 Download: TypeAlias = "grpc.UnaryStreamMultiCallable[peer_pb2.DownloadRequest, Chunk]"
+GetPieceLayer: TypeAlias = (
+    "grpc.UnaryUnaryMultiCallable[peer_pb2.GetPieceLayerRequest, peer_pb2.GetPieceLayerResponse]"
+)
 
-# Chunks are at most 2 MiB; leave room for the other fields and for future chunk sizes.
+# Chunks are at most 2 MiB, layers 512 KiB; leave room for the other fields and future sizes.
 MAX_CHUNK_MESSAGE = 8 * 1024 * 1024
 # No BDP probing: with it the window grew so far on a fast link that the client's RSS reached
 # 200 MiB. gRPC's default stream window without it keeps the client near 70 MiB at the same
@@ -86,6 +93,8 @@ class PeerChannels:
 
     def __init__(self) -> None:
         self._calls: dict[str, Download] = {}
+        self._layer_calls: dict[str, GetPieceLayer] = {}
+        self._by_peer: dict[str, grpc.Channel] = {}
         self._channels: list[grpc.Channel] = []
 
     def download(self, peer: str) -> Download:
@@ -97,12 +106,27 @@ class PeerChannels:
         stub's DownloadResponse.
         """
         if peer not in self._calls:
-            self._calls[peer] = self._open(peer).unary_stream(
+            self._calls[peer] = self._channel(peer).unary_stream(
                 DOWNLOAD,
                 request_serializer=peer_pb2.DownloadRequest.SerializeToString,
                 response_deserializer=decode_response,
             )
         return self._calls[peer]
+
+    def piece_layer(self, peer: str) -> GetPieceLayer:
+        """PeerService.GetPieceLayer on `peer`, on the same channel as its downloads."""
+        if peer not in self._layer_calls:
+            self._layer_calls[peer] = self._channel(peer).unary_unary(
+                GET_PIECE_LAYER,
+                request_serializer=peer_pb2.GetPieceLayerRequest.SerializeToString,
+                response_deserializer=peer_pb2.GetPieceLayerResponse.FromString,
+            )
+        return self._layer_calls[peer]
+
+    def _channel(self, peer: str) -> grpc.Channel:
+        if peer not in self._by_peer:
+            self._by_peer[peer] = self._open(peer)
+        return self._by_peer[peer]
 
     def _open(self, peer: str) -> grpc.Channel:
         channel = grpc.insecure_channel(peer, options=CHANNEL_OPTIONS)
@@ -126,6 +150,8 @@ class PeerChannels:
             channel.close()
         self._channels.clear()
         self._calls.clear()
+        self._layer_calls.clear()
+        self._by_peer.clear()
 
 
 class _Watchdog:
@@ -171,9 +197,11 @@ def fetch(
 ) -> None:
     """Stream the rest of `part`'s file from `peer`, appending to it until it is complete.
 
-    Raises PeerError when the peer fails in any way (the bytes it sent stay in the part),
-    or CancelledError when `cancel` is set.
+    The stream starts where the verified bytes end; whatever it leaves of an unfinished piece
+    is thrown away, so every piece kept came whole from one peer. Raises PeerError when the
+    peer fails in any way (a bad piece: BROKEN), or CancelledError when `cancel` is set.
     """
+    part.rollback()
     request = peer_pb2.DownloadRequest(name=part.name, offset=part.have, sha256=part.sha256)
     call = download(request)
     watchdog = _Watchdog(call, stall_timeout, cancel)
@@ -196,7 +224,10 @@ def fetch(
                 )
             if part.have == request.offset:
                 part.add_source(peer)
-            part.write(chunk.offset, data)
+            try:
+                part.write(chunk.offset, data)
+            except BadPieceError as error:
+                raise PeerError(peer, PeerFault.BROKEN, str(error)) from None
             on_bytes(len(data))
     except grpc.RpcError as error:
         if watchdog.reason == "cancelled":
@@ -207,16 +238,38 @@ def fetch(
     finally:
         watchdog.stop()
         call.cancel()  # type: ignore[no-untyped-call]
+        part.rollback()
     if part.have < part.size:
         raise PeerError(
             peer, PeerFault.GONE, f"the stream ended at byte {part.have} of {part.size}"
         )
 
 
+def fetch_layer(get: GetPieceLayer, peer: str, part: PartFile, *, timeout: float) -> PieceLayer:
+    """The piece layer of `part`'s file from `peer`, checked against the pieces root.
+
+    Raises PeerError when the call fails, or BROKEN when the layer does not match the root.
+    """
+    request = peer_pb2.GetPieceLayerRequest(name=part.name, sha256=part.sha256)
+    try:
+        answer = get(request, timeout=timeout)
+    except grpc.RpcError as error:
+        raise peer_failure(peer, error) from None
+    try:
+        return PieceLayer.checked(part.size, part.pieces_root, answer.piece_size, answer.hashes)
+    except BadLayerError as error:
+        raise PeerError(peer, PeerFault.BROKEN, f"bad piece layer: {error}") from None
+
+
 def _check_file(peer: str, part: PartFile, file: file_info_pb2.FileInfo | None) -> None:
     if file is None:
         return
-    if (file.name, file.size, file.sha256) != (part.name, part.size, part.sha256):
+    # Roots are compared only when both sides have one: a peer that computes none sends none
+    # (its pieces are still checked), and a listing without one checks the sha256 only.
+    roots_differ = (
+        bool(file.pieces_root and part.pieces_root) and file.pieces_root != part.pieces_root
+    )
+    if (file.name, file.size, file.sha256) != (part.name, part.size, part.sha256) or roots_differ:
         raise PeerError(
             peer,
             PeerFault.CHANGED,

@@ -1,4 +1,6 @@
-"""The shared folder: which files a peer shares, their sha256 (cached), and safe access to them."""
+"""The shared folder: which files a peer shares, their sha256 and pieces root (cached), their
+piece layers, and safe access to them.
+"""
 
 import errno
 import hashlib
@@ -10,10 +12,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from napshare.common import reasons
+from napshare.common import merkle, reasons
 from napshare.common.console import N_, LocalizedError
 from napshare.common.names import InvalidNameError, check_file_name, check_sha256
 from napshare.peer.folder.hash_cache import CachedHash, HashCache
+from napshare.peer.folder.layers import LayerStore
 
 logger = logging.getLogger(__name__)
 
@@ -26,12 +29,26 @@ _MTIME_CLOCK: int = getattr(time, "CLOCK_REALTIME_COARSE", time.CLOCK_REALTIME)
 
 @dataclass(frozen=True)
 class SharedFile:
-    """One shared file as it is now: plain name, size in bytes, sha256 and mtime."""
+    """One shared file as it is now: plain name, size in bytes, sha256, mtime, pieces root.
+
+    `pieces_root` is the file's BEP 52 root in hex (napshare.common.merkle), "" for an empty
+    file (or for a file described by another peer that does not compute it).
+    """
 
     name: str
     size: int
     sha256: str
     mtime_ns: int
+    pieces_root: str = ""
+
+
+@dataclass(frozen=True)
+class Digests:
+    """What one read of a file gives: its sha256 and pieces root in hex, and its piece layer."""
+
+    sha256: str
+    pieces_root: str
+    layer: bytes
 
 
 class FolderError(LocalizedError):
@@ -65,6 +82,7 @@ class SharedFolder:
         self.root = resolved
         self.hash_count = 0
         self._cache = HashCache(resolved)
+        self._layers = LayerStore(resolved)
         self._hash_lock = threading.Lock()
 
     def scan(self) -> list[SharedFile]:
@@ -88,6 +106,7 @@ class SharedFolder:
             files.append(info)
         self._cache.retain({info.name for info in files})
         self._cache.flush()
+        self._layers.retain(self._cache.roots())
         return files
 
     def get(self, name: str) -> SharedFile:
@@ -121,19 +140,42 @@ class SharedFolder:
             raise
         return fd, info
 
-    def remember(self, name: str, sha256: str) -> SharedFile:
-        """Record the digest of a file just verified and put in place, so it is not hashed again."""
+    def piece_layer(self, name: str) -> tuple[SharedFile, bytes]:
+        """The shared file `name` and its piece layer (napshare.common.merkle; b"" if empty).
+
+        Read from the layer store, or computed again from the file (and kept) if it is not
+        there. Raises InvalidNameError or NotSharedError.
+        """
+        fd, info = self.open(name)
+        try:
+            if info.size <= merkle.piece_size_for(info.size):
+                return info, bytes.fromhex(info.pieces_root)
+            layer = self._layers.get(info.pieces_root, info.size)
+            if layer is not None:
+                return info, layer
+            before = os.fstat(fd)
+            digests = self._hash_once(name, fd, before, reuse=False)
+            return SharedFile(
+                name, before.st_size, digests.sha256, before.st_mtime_ns, digests.pieces_root
+            ), digests.layer
+        finally:
+            os.close(fd)
+
+    def remember(self, name: str, digests: Digests) -> SharedFile:
+        """Record the digests of a file just verified and put in place, so it is not hashed
+        again (its layer, already checked against its root, kept as well).
+        """
         check_file_name(name)
-        check_sha256(sha256)
+        check_sha256(digests.sha256)
         try:
             info = os.stat(self.root / name, follow_symlinks=False)
         except FileNotFoundError as error:
             raise NotSharedError(f"file {name!r} is not in {self.root}") from error
         if not stat.S_ISREG(info.st_mode):
             raise NotSharedError(f"{name!r} is not a regular file")
-        self._cache.store(name, CachedHash(info.st_size, info.st_mtime_ns, sha256))
+        self._keep(name, info, digests)
         self._cache.flush()
-        return SharedFile(name, info.st_size, sha256, info.st_mtime_ns)
+        return SharedFile(name, info.st_size, digests.sha256, info.st_mtime_ns, digests.pieces_root)
 
     def _check_shared_name(self, name: str) -> None:
         check_file_name(name)
@@ -144,33 +186,48 @@ class SharedFolder:
         before = os.fstat(fd)
         if not stat.S_ISREG(before.st_mode):
             raise NotSharedError(f"{name!r} is not a regular file")
-        digest = self._cache.lookup(name, before.st_size, before.st_mtime_ns)
-        if digest is None:
-            digest = self._hash_once(name, fd, before)
-        return SharedFile(name, before.st_size, digest, before.st_mtime_ns)
+        cached = self._cache.lookup(name, before.st_size, before.st_mtime_ns)
+        if cached is None:
+            digests = self._hash_once(name, fd, before)
+            sha256, pieces_root = digests.sha256, digests.pieces_root
+        else:
+            sha256, pieces_root = cached.sha256, cached.pieces_root
+        return SharedFile(name, before.st_size, sha256, before.st_mtime_ns, pieces_root)
 
-    def _hash_once(self, name: str, fd: int, before: os.stat_result) -> str:
+    def _hash_once(
+        self, name: str, fd: int, before: os.stat_result, *, reuse: bool = True
+    ) -> Digests:
         with self._hash_lock:
-            digest = self._cache.lookup(name, before.st_size, before.st_mtime_ns)
-            if digest is not None:
-                return digest
+            cached = self._cache.lookup(name, before.st_size, before.st_mtime_ns)
+            if reuse and cached is not None:
+                return Digests(cached.sha256, cached.pieces_root, b"")
             started_ns = time.clock_gettime_ns(_MTIME_CLOCK)
             logger.info("hashing %s (%d bytes)", name, before.st_size)
             try:
-                digest = sha256_of(fd, before.st_size)
+                digests = digests_of(fd, before.st_size)
             except EOFError as error:
                 raise NotSharedError(f"file {name!r} shrank while being hashed") from error
             finally:
                 self.hash_count += 1
             after = os.fstat(fd)
         if _unchanged(before, after) and before.st_mtime_ns < started_ns:
-            self._cache.store(name, CachedHash(before.st_size, before.st_mtime_ns, digest))
-        return digest
+            self._keep(name, before, digests)
+        return digests
+
+    def _keep(self, name: str, info: os.stat_result, digests: Digests) -> None:
+        self._cache.store(
+            name, CachedHash(info.st_size, info.st_mtime_ns, digests.sha256, digests.pieces_root)
+        )
+        if info.st_size > merkle.piece_size_for(info.st_size):
+            self._layers.put(digests.pieces_root, digests.layer)
 
 
-def sha256_of(fd: int, size: int) -> str:
-    """The sha256 of the first `size` bytes of `fd` (read with pread); EOFError if it has fewer."""
+def digests_of(fd: int, size: int) -> Digests:
+    """The sha256, pieces root and piece layer of the first `size` bytes of `fd`, in one read
+    (with pread); EOFError if it has fewer.
+    """
     digest = hashlib.sha256()
+    tree = merkle.TreeBuilder(size)
     view = memoryview(bytearray(HASH_BUFFER))
     position = 0
     while position < size:
@@ -178,8 +235,11 @@ def sha256_of(fd: int, size: int) -> str:
         if count == 0:
             raise EOFError(f"the file ended at byte {position} of {size}")
         digest.update(view[:count])
+        tree.update(view[:count])
         position += count
-    return digest.hexdigest()
+    root = tree.finish()
+    layer = b"".join(tree.layer) if len(tree.layer) > 1 else b""
+    return Digests(digest.hexdigest(), root.hex(), layer)
 
 
 def _is_shareable_name(name: str) -> bool:
