@@ -109,6 +109,7 @@ def test_quick_bench_measures_every_section_and_writes_the_report(tmp_path: Path
         "Memory",
         "Tracker scale",
         "Transfer over latency",
+        "Poisoning",
     ]
     rows = {row["measure"]: row for section in sections for row in section["rows"]}
     for measure, row in rows.items():
@@ -125,6 +126,9 @@ def test_quick_bench_measures_every_section_and_writes_the_report(tmp_path: Path
     assert "search / echo" in rows
     assert rows["downloader peak RSS through the proxy"]["target"] == "≤ 100 MiB"
     assert rows["napshare / curl, 5 ms one way (10 ms RTT)"]["value"] > 0
+    assert rows["wrong bytes in the last chunk: bytes fetched twice (worst round)"]["target"] == (
+        "≤ 4 MiB"
+    )
 
     text = out.read_text()
     assert "cores" in text

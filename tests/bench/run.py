@@ -4,6 +4,7 @@
 .venv/bin/python -m tests.bench.run --quick --out /tmp/B.md    tiny sizes, seconds
 .venv/bin/python -m tests.bench.run --only transfer --size 256MiB --rounds 3
 .venv/bin/python -m tests.bench.run --only latency --rounds 3 --latency-delays 0,50
+.venv/bin/python -m tests.bench.run --only poisoning --size 1GiB --rounds 3
 """
 
 import argparse
@@ -16,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from tests.bench import latency, memory, tracker_scale, transfer
+from tests.bench import latency, memory, poisoning, tracker_scale, transfer
 from tests.bench.apps import napshare_ready
 from tests.bench.config import RUNNER, Config
 from tests.bench.files import parse_size
@@ -28,6 +29,7 @@ SECTIONS: dict[str, Callable[[Config], Section]] = {
     "memory": memory.run,
     "tracker": tracker_scale.run,
     "latency": latency.run,
+    "poisoning": poisoning.run,
 }
 NOTES = Path(__file__).with_name("NOTES.md")
 
