@@ -220,7 +220,7 @@ class SharedFolder:
         self._cache.store(
             name, CachedHash(info.st_size, info.st_mtime_ns, digests.sha256, digests.pieces_root)
         )
-        if info.st_size > merkle.piece_size_for(info.st_size):
+        if digests.layer and info.st_size > merkle.piece_size_for(info.st_size):
             self._layers.put(digests.pieces_root, digests.layer)
 
 
