@@ -26,6 +26,7 @@ ADDRESS_INVALID = "ADDRESS_INVALID"  # Join's host or port
 CALLER_ADDRESS_UNKNOWN = "CALLER_ADDRESS_UNKNOWN"  # Join's host is empty, the caller not an IP
 PEER_ID_INVALID = "PEER_ID_INVALID"
 SIZE_INVALID = "SIZE_INVALID"  # a negative file size
+PIECES_ROOT_INVALID = "PIECES_ROOT_INVALID"  # not "" nor 64 lowercase hex, or set for 0 bytes
 NAME_DUPLICATE = "NAME_DUPLICATE"  # a name listed twice in files
 NAME_ADDED_AND_REMOVED = "NAME_ADDED_AND_REMOVED"  # in both files and removed_names
 TOO_MANY_FILES = "TOO_MANY_FILES"  # more files or removed names in one call than allowed

@@ -50,6 +50,7 @@ class Source:
     size: int
     sha256: str
     certificate: bytes = b""  # the peer's (DER), to pin; empty for an anonymous peer
+    pieces_root: str = ""  # hex; "" when the file is empty or the peer computes none
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,10 @@ class Registration:
 
 
 def _infos(files: Iterable[SharedFile]) -> list[file_info_pb2.FileInfo]:
-    return [file_info_pb2.FileInfo(name=f.name, size=f.size, sha256=f.sha256) for f in files]
+    return [
+        file_info_pb2.FileInfo(name=f.name, size=f.size, sha256=f.sha256, pieces_root=f.pieces_root)
+        for f in files
+    ]
 
 
 _CHANNEL_OPTIONS: list[tuple[str, int | str]] = [
@@ -324,8 +328,9 @@ class TrackerClient:
 
 def _checked(results: Iterable[tracker_pb2.SearchResult], name: str, tracker: str) -> list[Source]:
     """The results that are well formed: a plain name (`name` itself for an exact search), a
-    sha256, a size, and a peer id in the one form Join issues. A tracker is not trusted to send
-    only those; what else it sends is dropped, and said once in the log.
+    sha256, a size, a pieces root or none (none for an empty file), and a peer id in the one
+    form Join issues. A tracker is not trusted to send only those; what else it sends is
+    dropped, and said once in the log.
     """
     kept: list[Source] = []
     dropped = 0
@@ -334,16 +339,28 @@ def _checked(results: Iterable[tracker_pb2.SearchResult], name: str, tracker: st
         try:
             check_file_name(file.name)
             check_sha256(file.sha256)
+            if file.pieces_root:
+                check_sha256(file.pieces_root)  # the same form: 64 lowercase hex characters
             well_formed = (
                 file.size >= 0
                 and len(r.certificate) <= MAX_CERTIFICATE_BYTES
+                and not (file.pieces_root and file.size == 0)
                 and (not name or file.name == name)
                 and normal_address(r.peer_id) == r.peer_id
             )
         except (InvalidNameError, InvalidAddressError):
             well_formed = False
         if well_formed:
-            kept.append(Source(r.peer_id, file.name, file.size, file.sha256, r.certificate))
+            kept.append(
+                Source(
+                    r.peer_id,
+                    file.name,
+                    file.size,
+                    file.sha256,
+                    certificate=r.certificate,
+                    pieces_root=file.pieces_root,
+                )
+            )
         else:
             dropped += 1
     if dropped:

@@ -16,7 +16,7 @@ _DATA_TAG = 0x12  # field 2, length-delimited
 _FILE_TAG = 0x1A  # field 3, length-delimited
 _MAX_VARINT = 10
 HEADROOM = 2 * (1 + _MAX_VARINT)
-TAILROOM = 1024  # > 1 + 2 + a FileInfo with a 255-byte name (about 340 bytes)
+TAILROOM = 1024  # > 1 + 2 + a FileInfo with a 255-byte name (about 410 bytes)
 
 
 def varint(value: int) -> bytes:
@@ -31,9 +31,11 @@ def varint(value: int) -> bytes:
     return bytes(out)
 
 
-def file_field(name: str, size: int, sha256: str) -> bytes:
+def file_field(name: str, size: int, sha256: str, pieces_root: str = "") -> bytes:
     """Field 3 (`file`) of a DownloadResponse, ready to append."""
-    body = file_info_pb2.FileInfo(name=name, size=size, sha256=sha256).SerializeToString()
+    body = file_info_pb2.FileInfo(
+        name=name, size=size, sha256=sha256, pieces_root=pieces_root
+    ).SerializeToString()
     return bytes([_FILE_TAG]) + varint(len(body)) + body
 
 

@@ -110,6 +110,7 @@ def test_quick_bench_measures_every_section_and_writes_the_report(tmp_path: Path
         "Tracker scale",
         "Transfer over latency",
         "Rate limits",
+        "Poisoning",
     ]
     rows = {row["measure"]: row for section in sections for row in section["rows"]}
     for measure, row in rows.items():
@@ -131,6 +132,9 @@ def test_quick_bench_measures_every_section_and_writes_the_report(tmp_path: Path
     assert rows["napshare / curl, 5 ms one way (10 ms RTT)"]["value"] > 0
     assert rows["upload: achieved / cap"]["value"] > 0
     assert rows["download: achieved / cap"]["target"] == "0.90–1.10×"
+    assert rows["wrong bytes in the last chunk: bytes fetched twice (worst round)"]["target"] == (
+        "≤ 4 MiB"
+    )
 
     text = out.read_text()
     assert "cores" in text

@@ -2,9 +2,10 @@
 
 Memory matters here: a tracker may index millions of (peer, file) pairs. Each distinct
 name is stored once and gets a small integer id. A name with a single holder (the usual
-case) keeps that holder's size and digest in one shared bytearray, 40 bytes per id; a name
-with several holders keeps a dict from peer id to a 40-byte record, shared between holders
-whose size and digest agree. Holders are peer ids, the same string objects the peers use.
+case) keeps that holder's size, digest and pieces root in one shared bytearray, 72 bytes per
+id; a name with several holders keeps a dict from peer id to a 72-byte record, shared between
+holders whose size, digest and root agree. Holders are peer ids, the same string objects the
+peers use.
 """
 
 from __future__ import annotations
@@ -16,21 +17,22 @@ from itertools import repeat
 from napshare.tracker.keywords import KeywordIndex
 from napshare.tracker.nametable import NameTable
 
-_RECORD = struct.Struct("<Q32s")
+_RECORD = struct.Struct("<Q32s32s")  # size, sha256, pieces root (zeros: none)
 RECORD_SIZE = _RECORD.size
+_NO_ROOT = bytes(32)  # a root is a SHA-256: never all zeros in practice
 
 _Owner = str | dict[str, bytes] | None  # one holder's peer id, several holders, or a free id
 
 
-def pack_record(size: int, digest: bytes) -> bytes:
-    """A file's size and raw SHA-256 digest as one 40-byte record."""
-    return _RECORD.pack(size, digest)
+def pack_record(size: int, digest: bytes, pieces_root: bytes = b"") -> bytes:
+    """A file's size, raw SHA-256 digest and raw pieces root (b"": none) as one record."""
+    return _RECORD.pack(size, digest, pieces_root)
 
 
-def unpack_record(record: bytes) -> tuple[int, bytes]:
-    """The (size, raw digest) of a record."""
-    size, digest = _RECORD.unpack(record)
-    return size, digest
+def unpack_record(record: bytes) -> tuple[int, bytes, bytes]:
+    """The (size, raw digest, raw pieces root or b"") of a record."""
+    size, digest, pieces_root = _RECORD.unpack(record)
+    return size, digest, b"" if pieces_root == _NO_ROOT else pieces_root
 
 
 class Catalog:

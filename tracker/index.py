@@ -16,6 +16,7 @@ import heapq
 import hmac
 import logging
 import math
+import re
 import secrets
 import threading
 import time
@@ -65,6 +66,7 @@ _INSORT_MAX = 64  # new files of one call inserted one by one; more are sorted i
 DROP_SLICE = 1000
 SLICE_PAUSE = 0.001  # seconds between slices, for the threads waiting for the lock
 PURGE_SECONDS = 1.0  # expire() returns after this long even with files left to drop
+_HEX_ROOT = re.compile(r"[0-9a-f]{64}")
 
 
 class FileLike(Protocol):
@@ -76,6 +78,8 @@ class FileLike(Protocol):
     def size(self) -> int: ...
     @property
     def sha256(self) -> str: ...
+    @property
+    def pieces_root(self) -> str: ...
 
 
 class FileEntry(NamedTuple):
@@ -84,6 +88,7 @@ class FileEntry(NamedTuple):
     name: str
     size: int
     sha256: str
+    pieces_root: str = ""
 
 
 class Match(NamedTuple):
@@ -538,6 +543,7 @@ class TrackerIndex:
         names = [file.name for file in files]
         sizes = [file.size for file in files]
         digests = [file.sha256 for file in files]
+        roots = [file.pieces_root for file in files]
         position = 0
         try:
             for position, name in enumerate(names):  # noqa: B007 - the error names it
@@ -566,8 +572,17 @@ class TrackerIndex:
                         {"field": f"files[{position}].name"},
                     )
                 seen.add(name)
+        for position, (size, root) in enumerate(zip(sizes, roots, strict=True)):
+            if root and (size == 0 or not _HEX_ROOT.fullmatch(root)):
+                raise InvalidRequestError(
+                    f"files[{position}]: pieces_root must be empty or 64 lowercase hex "
+                    "characters, and empty for an empty file",
+                    reasons.PIECES_ROOT_INVALID,
+                    {"field": f"files[{position}].pieces_root"},
+                )
         records = [
-            pack_record(size, bytes.fromhex(d)) for size, d in zip(sizes, digests, strict=True)
+            pack_record(size, bytes.fromhex(d), bytes.fromhex(r))
+            for size, d, r in zip(sizes, digests, roots, strict=True)
         ]
         return names, records
 
@@ -826,5 +841,5 @@ def _normal_peer_id(peer_id: str) -> str:
 
 
 def _entry(name: str, record: bytes) -> FileEntry:
-    size, digest = unpack_record(record)
-    return FileEntry(name, size, digest.hex())
+    size, digest, pieces_root = unpack_record(record)
+    return FileEntry(name, size, digest.hex(), pieces_root.hex())

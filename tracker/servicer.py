@@ -195,7 +195,10 @@ def _search_response(outcome: SearchOutcome) -> tracker_pb2.SearchResponse:
             tracker_pb2.SearchResult(
                 peer_id=match.peer_id,
                 file=file_info_pb2.FileInfo(
-                    name=match.file.name, size=match.file.size, sha256=match.file.sha256
+                    name=match.file.name,
+                    size=match.file.size,
+                    sha256=match.file.sha256,
+                    pieces_root=match.file.pieces_root,
                 ),
                 certificate=match.certificate,
             )

@@ -1,9 +1,11 @@
 """Download a file by name: search the tracker, stream from peers with failover, verify, keep.
 
 The bytes land in a part under `<dir>/.napshare/partial/`; a later attempt resumes from it.
-The file gets its final name only once its sha256 matches the tracker's. Peers that refuse,
-die or stall are left for the next one at the same offset; a peer whose bytes fail
-verification is not used again for that file.
+When the tracker lists a pieces root, the piece layer is fetched from a peer and checked
+against it first, then every piece is checked as it arrives: a bad piece bans the one peer
+that sent it (for that file) and is fetched again from another. The file gets its final
+name only once its whole sha256 matches the tracker's too. Peers that refuse, die or stall
+are left for the next one at the same piece.
 """
 
 import dataclasses
@@ -27,7 +29,7 @@ from napshare.peer.defaults import (
     STALL_TIMEOUT,
     WAIT_FOR_PEERS,
 )
-from napshare.peer.downloading.fetch import PeerChannels, fetch
+from napshare.peer.downloading.fetch import PeerChannels, fetch, fetch_layer
 from napshare.peer.downloading.partfile import PartFile
 from napshare.peer.downloading.reporting import Reporter, SilentReporter
 from napshare.peer.errors import (
@@ -39,9 +41,9 @@ from napshare.peer.errors import (
     PeerIdentityError,
     VerificationFailedError,
 )
-from napshare.peer.folder.store import SharedFile, SharedFolder
+from napshare.peer.folder.store import Digests, SharedFile, SharedFolder
 from napshare.peer.ratelimit import TokenBucket
-from napshare.peer.tracker_client import Found, TrackerClient
+from napshare.peer.tracker_client import Found, Source, TrackerClient
 
 logger = logging.getLogger(__name__)
 
@@ -78,11 +80,14 @@ class DownloadResult:
 
 
 class _Target:
-    """One version (size, sha256) of the file and the peers that have it, in asking order."""
+    """One version (size, sha256, pieces root) of the file and the peers that have it, in
+    asking order.
+    """
 
-    def __init__(self, size: int, sha256: str, peers: list[str]) -> None:
+    def __init__(self, size: int, sha256: str, pieces_root: str, peers: list[str]) -> None:
         self.size = size
         self.sha256 = sha256
+        self.pieces_root = pieces_root
         self.order = peers
         self.banned: set[str] = set()  # their bytes failed verification, or they broke rules
         self.impostors: set[str] = set()  # banned: another certificate than the tracker lists
@@ -109,6 +114,14 @@ class _Target:
     def add(self, peers: list[str]) -> None:
         self.order.extend(p for p in peers if p not in self.order)
 
+    def has(self, source: Source) -> bool:
+        """Whether `source` offers this version."""
+        return (source.size, source.sha256, source.pieces_root) == (
+            self.size,
+            self.sha256,
+            self.pieces_root,
+        )
+
 
 @dataclass(frozen=True)
 class _Job:
@@ -119,6 +132,18 @@ class _Job:
     reporter: Reporter
     channels: PeerChannels
     cancel: threading.Event | None
+
+
+class _Shown:
+    """Passes bytes on to a reporter, counting them (to tell when some were not kept)."""
+
+    def __init__(self, reporter: Reporter) -> None:
+        self.count = 0
+        self._reporter = reporter
+
+    def advance(self, count: int) -> None:
+        self.count += count
+        self._reporter.advance(count)
 
 
 class Downloader:
@@ -194,21 +219,23 @@ class Downloader:
             channels.pin(source.peer, source.certificate)
         if not sources:
             raise NotFoundError(tr("no peer shares {name}", name=name))
-        counts = Counter((s.size, s.sha256) for s in sources)
+        counts = Counter((s.size, s.sha256, s.pieces_root) for s in sources)
         ranked = sorted(counts, key=lambda key: -counts[key])
         preferred = options.preferred
         if preferred is not None:
-            chosen = [(s.size, s.sha256) for s in sources if s.peer == preferred]
+            chosen = [(s.size, s.sha256, s.pieces_root) for s in sources if s.peer == preferred]
             if chosen:
                 ranked.remove(chosen[0])
                 ranked.insert(0, chosen[0])
         targets = []
-        for size, sha256 in ranked:
-            peers = [s.peer for s in sources if (s.size, s.sha256) == (size, sha256)]
+        for size, sha256, pieces_root in ranked:
+            target = _Target(size, sha256, pieces_root, [])
+            peers = [s.peer for s in sources if target.has(s)]
             random.shuffle(peers)
             if preferred is not None:
                 peers = [preferred] + [p for p in peers if p != preferred]
-            targets.append(_Target(size, sha256, peers))
+            target.add(peers)
+            targets.append(target)
         return targets
 
     def _await_peers(
@@ -239,9 +266,15 @@ class Downloader:
 
     def _fetch_target(self, job: _Job, target: _Target) -> DownloadResult:
         name, options, reporter = job.name, job.options, job.reporter
-        part = PartFile(self.folder.root, name, target.size, target.sha256, force=options.force)
+        part = PartFile(
+            self.folder.root,
+            name,
+            target.size,
+            target.sha256,
+            force=options.force,
+            pieces_root=target.pieces_root,
+        )
         try:
-            resumed_from = part.have
             received = 0
             reporter.begin(name, target.size, part.have)
             backoff = Backoff(options.max_backoff)
@@ -270,7 +303,8 @@ class Downloader:
                 if now - last_progress >= options.give_up_after:
                     raise NoPeerReachableError(
                         tr(
-                            "gave up on {name}: no peer sent any byte for {seconds} s ({peers})",
+                            "gave up on {name}: no peer sent a good piece for {seconds} s "
+                            "({peers})",
                             name=name,
                             seconds=format(options.give_up_after, "g"),
                             peers=", ".join(target.candidates()),
@@ -288,35 +322,42 @@ class Downloader:
             part.close()
             raise
         except BaseException:
-            if part.have == 0:
+            if part.empty:
                 part.remove()  # nothing to resume
             part.close()
             raise
         part.close()
-        self._saved(name, target.sha256)
+        layer = part.layer
+        self._saved(name, target.sha256, target.pieces_root, layer.serialized() if layer else b"")
         return DownloadResult(
             name,
             self.folder.root / name,
             target.size,
             target.sha256,
-            resumed_from,
+            part.resumed_from,
             received,
             tuple(part.sources),
         )
 
     def _round(self, job: _Job, part: PartFile, target: _Target, candidates: list[str]) -> int:
-        """Ask each candidate in turn until the part is complete; the bytes received."""
+        """Ask each candidate in turn until the part is complete; the verified bytes received."""
         received = 0
         for index, peer in enumerate(candidates):
             before = part.have
+            shown = _Shown(job.reporter)
             try:
+                if part.needs_layer:
+                    self._attach_layer(job, part, peer)
+                    before = part.have  # pieces an earlier run left were checked on disk
+                    if before:
+                        job.reporter.restart(before)
                 fetch(
                     job.channels.download(peer),
                     peer,
                     part,
                     stall_timeout=job.options.stall_timeout,
                     cancel=job.cancel,
-                    on_bytes=job.reporter.advance,
+                    on_bytes=shown.advance,
                     limit=self._limit,
                 )
             except PeerError as failure:
@@ -324,9 +365,19 @@ class Downloader:
                 self._handle(failure, target, job.reporter, following, part.have)
             finally:
                 received += part.have - before
+                if part.have < before + shown.count:
+                    job.reporter.restart(part.have)  # a piece came short or bad: not kept
             if part.have == target.size:
                 break
         return received
+
+    def _attach_layer(self, job: _Job, part: PartFile, peer: str) -> None:
+        """Get the piece layer from `peer`, check it against the root, and use it."""
+        layer = fetch_layer(
+            job.channels.piece_layer(peer), peer, part, timeout=job.options.stall_timeout
+        )
+        part.attach(layer)
+        logger.info("%s: piece layer of %d pieces from %s", part.name, len(layer.hashes), peer)
 
     def _handle(
         self, failure: PeerError, target: _Target, reporter: Reporter, following: str, at: int
@@ -373,20 +424,26 @@ class Downloader:
         except Exception as error:
             logger.info("could not search the tracker again: %s", error)
             return
-        same = [s for s in sources if (s.size, s.sha256) == (target.size, target.sha256)]
+        same = [s for s in sources if target.has(s)]
         for source in same:
             if source.peer not in target.order:
                 channels.pin(source.peer, source.certificate)
         target.add([s.peer for s in same])
 
-    def _saved(self, name: str, sha256: str) -> None:
+    def _saved(self, name: str, sha256: str, pieces_root: str, layer: bytes) -> None:
         try:
-            shared = self.folder.remember(name, sha256)
+            if pieces_root or sha256 == _EMPTY_SHA256:
+                shared = self.folder.remember(name, Digests(sha256, pieces_root, layer))
+            else:
+                shared = self.folder.get(name)  # a peer without roots: compute ours
         except Exception as error:
             logger.warning("could not record the sha256 of %s: %s", name, error)
             return
         if self._on_saved is not None:
             self._on_saved(shared)
+
+
+_EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 
 def _exhausted(name: str, target: _Target) -> Exception:

@@ -1,4 +1,6 @@
-"""One Download stream from one peer into a .part, watched for stalls and cancellation."""
+"""One Download stream from one peer into a .part, watched for stalls and cancellation; and
+the piece layer from one peer (GetPieceLayer), checked against the root before it is used.
+"""
 
 import logging
 import threading
@@ -13,6 +15,7 @@ from napshare.common.identity import ProofError, certificate_pem
 from napshare.common.protocol import PEER_SERVICE
 from napshare.common.tls import pinned_channel
 from napshare.peer.downloading.partfile import PartFile
+from napshare.peer.downloading.pieces import BadLayerError, BadPieceError, PieceLayer
 from napshare.peer.errors import CancelledError, PeerError, PeerFault, peer_failure
 from napshare.peer.ratelimit import TokenBucket
 from napshare.peer.wire import Chunk, decode_response
@@ -21,10 +24,14 @@ from napshare.v1 import file_info_pb2, peer_pb2
 logger = logging.getLogger(__name__)
 
 DOWNLOAD = f"/{PEER_SERVICE}/Download"
-# Only the type stubs make the class generic.
+GET_PIECE_LAYER = f"/{PEER_SERVICE}/GetPieceLayer"
+# Only the type stubs make the classes generic.
 Download: TypeAlias = "grpc.UnaryStreamMultiCallable[peer_pb2.DownloadRequest, Chunk]"
+GetPieceLayer: TypeAlias = (
+    "grpc.UnaryUnaryMultiCallable[peer_pb2.GetPieceLayerRequest, peer_pb2.GetPieceLayerResponse]"
+)
 
-# Chunks are at most 2 MiB; leave room for the other fields and for future chunk sizes.
+# Chunks are at most 2 MiB, layers 512 KiB; leave room for the other fields and future sizes.
 MAX_CHUNK_MESSAGE = 8 * 1024 * 1024
 # No BDP probing: with it the window grew so far on a fast link that the client's RSS reached
 # 200 MiB. gRPC's default stream window without it keeps the client near 70 MiB at the same
@@ -94,13 +101,18 @@ class PeerChannels:
     def __init__(self, *, plaintext: bool = True) -> None:
         self.plaintext = plaintext
         self._calls: dict[str, Download] = {}
+        self._layer_calls: dict[str, GetPieceLayer] = {}
+        self._by_peer: dict[str, grpc.Channel] = {}
         self._channels: list[grpc.Channel] = []
         self._certificates: dict[str, bytes] = {}
 
     def pin(self, peer: str, certificate: bytes) -> None:
         """Trust only `certificate` (DER, as the tracker lists it) for `peer` from now on."""
         if self._certificates.get(peer, certificate) != certificate:
-            self._calls.pop(peer, None)  # a new identity at that address: a new channel
+            # A new identity at that address: a new channel, pinned to it.
+            self._calls.pop(peer, None)
+            self._layer_calls.pop(peer, None)
+            self._by_peer.pop(peer, None)
         self._certificates[peer] = certificate
 
     def download(self, peer: str) -> Download:
@@ -113,14 +125,29 @@ class PeerChannels:
         usable certificate pinned.
         """
         if peer not in self._calls:
-            self._calls[peer] = self._open(peer).unary_stream(
+            self._calls[peer] = self._channel(peer).unary_stream(
                 DOWNLOAD,
                 request_serializer=peer_pb2.DownloadRequest.SerializeToString,
                 response_deserializer=decode_response,
             )
         return self._calls[peer]
 
-    def _channel(self, peer: str, options: list[tuple[str, int | str]]) -> grpc.Channel:
+    def piece_layer(self, peer: str) -> GetPieceLayer:
+        """PeerService.GetPieceLayer on `peer`, on the same channel as its downloads."""
+        if peer not in self._layer_calls:
+            self._layer_calls[peer] = self._channel(peer).unary_unary(
+                GET_PIECE_LAYER,
+                request_serializer=peer_pb2.GetPieceLayerRequest.SerializeToString,
+                response_deserializer=peer_pb2.GetPieceLayerResponse.FromString,
+            )
+        return self._layer_calls[peer]
+
+    def _channel(self, peer: str) -> grpc.Channel:
+        if peer not in self._by_peer:
+            self._by_peer[peer] = self._open(peer)
+        return self._by_peer[peer]
+
+    def _new_channel(self, peer: str, options: list[tuple[str, int | str]]) -> grpc.Channel:
         if self.plaintext:
             return grpc.insecure_channel(peer, options=options)
         certificate = self._certificates.get(peer, b"")
@@ -138,14 +165,16 @@ class PeerChannels:
         return pinned_channel(peer, pem, options)
 
     def _open(self, peer: str) -> grpc.Channel:
-        channel = self._channel(peer, CHANNEL_OPTIONS)
+        channel = self._new_channel(peer, CHANNEL_OPTIONS)
         self._channels.append(channel)
         round_trip = _round_trip(channel)
         window = None if round_trip is None else window_for(round_trip)
         if round_trip is None or window is None:
             return channel
         logger.debug("round trip to %s %.1f ms: window %d bytes", peer, round_trip * 1e3, window)
-        sized = self._channel(peer, [*CHANNEL_OPTIONS, ("grpc.http2.lookahead_bytes", window)])
+        sized = self._new_channel(
+            peer, [*CHANNEL_OPTIONS, ("grpc.http2.lookahead_bytes", window)]
+        )
         self._channels.remove(channel)
         channel.close()
         self._channels.append(sized)
@@ -157,6 +186,8 @@ class PeerChannels:
             channel.close()
         self._channels.clear()
         self._calls.clear()
+        self._layer_calls.clear()
+        self._by_peer.clear()
 
 
 class _Watchdog:
@@ -203,11 +234,13 @@ def fetch(
 ) -> None:
     """Stream the rest of `part`'s file from `peer`, appending to it until it is complete.
 
-    With `limit`, each chunk's bytes are taken from that bucket before the next chunk is
-    read: the stream's window then fills and the peer waits (memory stays bounded).
-    Raises PeerError when the peer fails in any way (the bytes it sent stay in the part),
-    or CancelledError when `cancel` is set.
+    The stream starts where the verified bytes end; whatever it leaves of an unfinished piece
+    is thrown away, so every piece kept came whole from one peer. With `limit`, each chunk's
+    bytes are taken from that bucket before the next chunk is read: the stream's window then
+    fills and the peer waits (memory stays bounded). Raises PeerError when the peer fails in
+    any way (a bad piece: BROKEN), or CancelledError when `cancel` is set.
     """
+    part.rollback()
     request = peer_pb2.DownloadRequest(name=part.name, offset=part.have, sha256=part.sha256)
     call = download(request)
     watchdog = _Watchdog(call, stall_timeout, cancel)
@@ -230,7 +263,10 @@ def fetch(
                 )
             if part.have == request.offset:
                 part.add_source(peer)
-            part.write(chunk.offset, data)
+            try:
+                part.write(chunk.offset, data)
+            except BadPieceError as error:
+                raise PeerError(peer, PeerFault.BROKEN, str(error)) from None
             on_bytes(len(data))
             if limit is not None:
                 _pace(limit, len(data), watchdog, cancel)
@@ -243,6 +279,7 @@ def fetch(
     finally:
         watchdog.stop()
         call.cancel()  # type: ignore[no-untyped-call]
+        part.rollback()
     if part.have < part.size:
         raise PeerError(
             peer, PeerFault.GONE, f"the stream ended at byte {part.have} of {part.size}"
@@ -263,10 +300,31 @@ def _pace(
         cancel.wait(delay)  # once set, the watchdog cancels the call and the loop ends
 
 
+def fetch_layer(get: GetPieceLayer, peer: str, part: PartFile, *, timeout: float) -> PieceLayer:
+    """The piece layer of `part`'s file from `peer`, checked against the pieces root.
+
+    Raises PeerError when the call fails, or BROKEN when the layer does not match the root.
+    """
+    request = peer_pb2.GetPieceLayerRequest(name=part.name, sha256=part.sha256)
+    try:
+        answer = get(request, timeout=timeout)
+    except grpc.RpcError as error:
+        raise peer_failure(peer, error) from None
+    try:
+        return PieceLayer.checked(part.size, part.pieces_root, answer.piece_size, answer.hashes)
+    except BadLayerError as error:
+        raise PeerError(peer, PeerFault.BROKEN, f"bad piece layer: {error}") from None
+
+
 def _check_file(peer: str, part: PartFile, file: file_info_pb2.FileInfo | None) -> None:
     if file is None:
         return
-    if (file.name, file.size, file.sha256) != (part.name, part.size, part.sha256):
+    # Roots are compared only when both sides have one: a peer that computes none sends none
+    # (its pieces are still checked), and a listing without one checks the sha256 only.
+    roots_differ = (
+        bool(file.pieces_root and part.pieces_root) and file.pieces_root != part.pieces_root
+    )
+    if (file.name, file.size, file.sha256) != (part.name, part.size, part.sha256) or roots_differ:
         raise PeerError(
             peer,
             PeerFault.CHANGED,

@@ -1,4 +1,4 @@
-"""The shared folder's sha256 cache, kept in `<root>/.napshare/hashes.json` across restarts."""
+"""The shared folder's sha256 and pieces-root cache, in `<root>/.napshare/hashes.json`."""
 
 import contextlib
 import json
@@ -15,7 +15,8 @@ from napshare.peer.folder.layout import HASHES_FILE, STATE_DIR
 
 logger = logging.getLogger(__name__)
 
-_VERSION = 1
+# 2 added the pieces root; a cache of another version is ignored (every file hashed again).
+_VERSION = 2
 _MAX_CACHE_BYTES = 256 * 1024 * 1024
 # While a long scan hashes many files, save at most this often, so a crash loses little work.
 SAVE_INTERVAL = 5.0
@@ -23,11 +24,15 @@ SAVE_INTERVAL = 5.0
 
 @dataclass(frozen=True)
 class CachedHash:
-    """The digest of a file as it was when hashed: valid while size and mtime stay the same."""
+    """The digests of a file as it was when hashed: valid while size and mtime stay the same.
+
+    `pieces_root` is its BEP 52 root in hex (napshare.common.merkle), "" for an empty file.
+    """
 
     size: int
     mtime_ns: int
     sha256: str
+    pieces_root: str
 
 
 class HashCache:
@@ -47,13 +52,13 @@ class HashCache:
         self._saved_at = time.monotonic()
         self._entries: dict[str, CachedHash] = self._load()
 
-    def lookup(self, name: str, size: int, mtime_ns: int) -> str | None:
-        """The cached digest of `name` if its size and mtime still match, else None."""
+    def lookup(self, name: str, size: int, mtime_ns: int) -> CachedHash | None:
+        """The cached digests of `name` if its size and mtime still match, else None."""
         with self._lock:
             entry = self._entries.get(name)
         if entry is None or entry.size != size or entry.mtime_ns != mtime_ns:
             return None
-        return entry.sha256
+        return entry
 
     def store(self, name: str, entry: CachedHash) -> None:
         """Remember one digest in memory; flush() persists it."""
@@ -84,7 +89,12 @@ class HashCache:
                 self._dirty = False
                 self._saved_at = time.monotonic()
                 files = {
-                    name: {"size": e.size, "mtime_ns": e.mtime_ns, "sha256": e.sha256}
+                    name: {
+                        "size": e.size,
+                        "mtime_ns": e.mtime_ns,
+                        "sha256": e.sha256,
+                        "pieces_root": e.pieces_root,
+                    }
                     for name, e in sorted(self._entries.items())
                 }
             payload = json.dumps({"version": _VERSION, "files": files}, separators=(",", ":"))
@@ -143,13 +153,23 @@ class HashCache:
             if document.get("version") != _VERSION:
                 return {}
             entries = {
-                str(name): CachedHash(int(e["size"]), int(e["mtime_ns"]), check_sha256(e["sha256"]))
+                str(name): CachedHash(
+                    int(e["size"]),
+                    int(e["mtime_ns"]),
+                    check_sha256(e["sha256"]),
+                    _check_root(e["pieces_root"], int(e["size"])),
+                )
                 for name, e in document["files"].items()
             }
         except (ValueError, TypeError, KeyError, AttributeError, InvalidNameError) as error:
             logger.warning("ignoring a corrupt hash cache in %s: %s", self._root, error)
             return {}
         return entries
+
+    def roots(self) -> set[str]:
+        """The pieces roots of every cached file."""
+        with self._lock:
+            return {entry.pieces_root for entry in self._entries.values()}
 
     def _read(self) -> bytes:
         dir_fd = self._open_cache_dir(create=False)
@@ -166,3 +186,12 @@ class HashCache:
         if len(data) > _MAX_CACHE_BYTES:
             raise OSError(f"{HASHES_FILE} is larger than {_MAX_CACHE_BYTES} bytes")
         return data
+
+
+def _check_root(pieces_root: object, size: int) -> str:
+    """A cached pieces root: 64 hex characters, or "" for an empty file; ValueError if not."""
+    if size == 0 and pieces_root == "":
+        return ""
+    if not isinstance(pieces_root, str):
+        raise ValueError("pieces_root is not a string")
+    return check_sha256(pieces_root)

@@ -3,7 +3,8 @@
 import hashlib
 
 STATE_DIR = ".napshare"  # napshare's own files; never shared
-HASHES_FILE = "hashes.json"  # in STATE_DIR: the cached sha256 of each shared file
+HASHES_FILE = "hashes.json"  # in STATE_DIR: the cached sha256 and pieces root of each file
+LAYERS_DIR = "layers"  # in STATE_DIR: `<pieces root>`, the piece layer of a shared file
 PARTIAL_DIR = "partial"  # in STATE_DIR: each unfinished download's bytes and note
 PART_SUFFIX = ".part"  # in PARTIAL_DIR: `<key>.part`, the bytes of an unfinished download
 NOTE_SUFFIX = ".json"  # in PARTIAL_DIR: `<key>.json`, what that part is the beginning of

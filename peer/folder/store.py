@@ -1,23 +1,28 @@
-"""The shared folder: which files a peer shares, their sha256 (cached), and safe access to them."""
+"""The shared folder: which files a peer shares, their sha256 and pieces root (cached), their
+piece layers, and safe access to them.
+"""
 
 import errno
 import hashlib
 import logging
 import os
+import queue
 import stat
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from napshare.common import reasons
+from napshare.common import merkle, reasons
 from napshare.common.console import N_, LocalizedError
 from napshare.common.names import InvalidNameError, check_file_name, check_sha256
 from napshare.peer.folder.hash_cache import CachedHash, HashCache
+from napshare.peer.folder.layers import LayerStore
 
 logger = logging.getLogger(__name__)
 
 HASH_BUFFER = 4 * 1024 * 1024
+HASH_BUFFERS = 3  # read ahead of the tree's thread by at most two buffers
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 # The clock the kernel stamps mtimes with; a file stamped in the tick its hash began may
 # change again within that tick without its mtime moving, so such a digest is not cached.
@@ -26,12 +31,26 @@ _MTIME_CLOCK: int = getattr(time, "CLOCK_REALTIME_COARSE", time.CLOCK_REALTIME)
 
 @dataclass(frozen=True)
 class SharedFile:
-    """One shared file as it is now: plain name, size in bytes, sha256 and mtime."""
+    """One shared file as it is now: plain name, size in bytes, sha256, mtime, pieces root.
+
+    `pieces_root` is the file's BEP 52 root in hex (napshare.common.merkle), "" for an empty
+    file (or for a file described by another peer that does not compute it).
+    """
 
     name: str
     size: int
     sha256: str
     mtime_ns: int
+    pieces_root: str = ""
+
+
+@dataclass(frozen=True)
+class Digests:
+    """What one read of a file gives: its sha256 and pieces root in hex, and its piece layer."""
+
+    sha256: str
+    pieces_root: str
+    layer: bytes
 
 
 class FolderError(LocalizedError):
@@ -65,6 +84,7 @@ class SharedFolder:
         self.root = resolved
         self.hash_count = 0
         self._cache = HashCache(resolved)
+        self._layers = LayerStore(resolved)
         self._hash_lock = threading.Lock()
 
     def scan(self) -> list[SharedFile]:
@@ -88,6 +108,7 @@ class SharedFolder:
             files.append(info)
         self._cache.retain({info.name for info in files})
         self._cache.flush()
+        self._layers.retain(self._cache.roots())
         return files
 
     def get(self, name: str) -> SharedFile:
@@ -121,19 +142,42 @@ class SharedFolder:
             raise
         return fd, info
 
-    def remember(self, name: str, sha256: str) -> SharedFile:
-        """Record the digest of a file just verified and put in place, so it is not hashed again."""
+    def piece_layer(self, name: str) -> tuple[SharedFile, bytes]:
+        """The shared file `name` and its piece layer (napshare.common.merkle; b"" if empty).
+
+        Read from the layer store, or computed again from the file (and kept) if it is not
+        there. Raises InvalidNameError or NotSharedError.
+        """
+        fd, info = self.open(name)
+        try:
+            if info.size <= merkle.piece_size_for(info.size):
+                return info, bytes.fromhex(info.pieces_root)
+            layer = self._layers.get(info.pieces_root, info.size)
+            if layer is not None:
+                return info, layer
+            before = os.fstat(fd)
+            digests = self._hash_once(name, fd, before, reuse=False)
+            return SharedFile(
+                name, before.st_size, digests.sha256, before.st_mtime_ns, digests.pieces_root
+            ), digests.layer
+        finally:
+            os.close(fd)
+
+    def remember(self, name: str, digests: Digests) -> SharedFile:
+        """Record the digests of a file just verified and put in place, so it is not hashed
+        again (its layer, already checked against its root, kept as well).
+        """
         check_file_name(name)
-        check_sha256(sha256)
+        check_sha256(digests.sha256)
         try:
             info = os.stat(self.root / name, follow_symlinks=False)
         except FileNotFoundError as error:
             raise NotSharedError(f"file {name!r} is not in {self.root}") from error
         if not stat.S_ISREG(info.st_mode):
             raise NotSharedError(f"{name!r} is not a regular file")
-        self._cache.store(name, CachedHash(info.st_size, info.st_mtime_ns, sha256))
+        self._keep(name, info, digests)
         self._cache.flush()
-        return SharedFile(name, info.st_size, sha256, info.st_mtime_ns)
+        return SharedFile(name, info.st_size, digests.sha256, info.st_mtime_ns, digests.pieces_root)
 
     def _check_shared_name(self, name: str) -> None:
         check_file_name(name)
@@ -144,42 +188,80 @@ class SharedFolder:
         before = os.fstat(fd)
         if not stat.S_ISREG(before.st_mode):
             raise NotSharedError(f"{name!r} is not a regular file")
-        digest = self._cache.lookup(name, before.st_size, before.st_mtime_ns)
-        if digest is None:
-            digest = self._hash_once(name, fd, before)
-        return SharedFile(name, before.st_size, digest, before.st_mtime_ns)
+        cached = self._cache.lookup(name, before.st_size, before.st_mtime_ns)
+        if cached is None:
+            digests = self._hash_once(name, fd, before)
+            sha256, pieces_root = digests.sha256, digests.pieces_root
+        else:
+            sha256, pieces_root = cached.sha256, cached.pieces_root
+        return SharedFile(name, before.st_size, sha256, before.st_mtime_ns, pieces_root)
 
-    def _hash_once(self, name: str, fd: int, before: os.stat_result) -> str:
+    def _hash_once(
+        self, name: str, fd: int, before: os.stat_result, *, reuse: bool = True
+    ) -> Digests:
         with self._hash_lock:
-            digest = self._cache.lookup(name, before.st_size, before.st_mtime_ns)
-            if digest is not None:
-                return digest
+            cached = self._cache.lookup(name, before.st_size, before.st_mtime_ns)
+            if reuse and cached is not None:
+                return Digests(cached.sha256, cached.pieces_root, b"")
             started_ns = time.clock_gettime_ns(_MTIME_CLOCK)
             logger.info("hashing %s (%d bytes)", name, before.st_size)
             try:
-                digest = sha256_of(fd, before.st_size)
+                digests = digests_of(fd, before.st_size)
             except EOFError as error:
                 raise NotSharedError(f"file {name!r} shrank while being hashed") from error
             finally:
                 self.hash_count += 1
             after = os.fstat(fd)
         if _unchanged(before, after) and before.st_mtime_ns < started_ns:
-            self._cache.store(name, CachedHash(before.st_size, before.st_mtime_ns, digest))
-        return digest
+            self._keep(name, before, digests)
+        return digests
+
+    def _keep(self, name: str, info: os.stat_result, digests: Digests) -> None:
+        self._cache.store(
+            name, CachedHash(info.st_size, info.st_mtime_ns, digests.sha256, digests.pieces_root)
+        )
+        if digests.layer and info.st_size > merkle.piece_size_for(info.st_size):
+            self._layers.put(digests.pieces_root, digests.layer)
 
 
-def sha256_of(fd: int, size: int) -> str:
-    """The sha256 of the first `size` bytes of `fd` (read with pread); EOFError if it has fewer."""
+def digests_of(fd: int, size: int) -> Digests:
+    """The sha256, pieces root and piece layer of the first `size` bytes of `fd`, in one read
+    (with pread); EOFError if it has fewer.
+
+    The tree is built on a thread of its own from the same buffers (hashlib releases the
+    GIL), so on two cores hashing takes about as long as the sha256 alone.
+    """
     digest = hashlib.sha256()
-    view = memoryview(bytearray(HASH_BUFFER))
+    tree = merkle.TreeBuilder(size)
+    free: queue.Queue[memoryview] = queue.Queue()
+    full: queue.Queue[tuple[memoryview, int] | None] = queue.Queue()
+    for _ in range(HASH_BUFFERS):
+        free.put(memoryview(bytearray(HASH_BUFFER)))
+
+    def build() -> None:
+        while (item := full.get()) is not None:
+            buffer, count = item
+            tree.update(buffer[:count])
+            free.put(buffer)
+
+    builder = threading.Thread(target=build, name="merkle-tree", daemon=True)
+    builder.start()
     position = 0
-    while position < size:
-        count = os.preadv(fd, [view[: min(HASH_BUFFER, size - position)]], position)
-        if count == 0:
-            raise EOFError(f"the file ended at byte {position} of {size}")
-        digest.update(view[:count])
-        position += count
-    return digest.hexdigest()
+    try:
+        while position < size:
+            view = free.get()
+            count = os.preadv(fd, [view[: min(HASH_BUFFER, size - position)]], position)
+            if count == 0:
+                raise EOFError(f"the file ended at byte {position} of {size}")
+            digest.update(view[:count])
+            full.put((view, count))
+            position += count
+    finally:
+        full.put(None)
+        builder.join()
+    root = tree.finish()
+    layer = b"".join(tree.layer) if len(tree.layer) > 1 else b""
+    return Digests(digest.hexdigest(), root.hex(), layer)
 
 
 def _is_shareable_name(name: str) -> bool:

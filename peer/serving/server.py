@@ -75,13 +75,21 @@ def create_server(
             *BACKLOG_OPTIONS,
         ],
     )
+    servicer = PeerServicer(uploads)
     handler = grpc.unary_stream_rpc_method_handler(
-        PeerServicer(uploads).Download,
+        servicer.Download,
         request_deserializer=None,  # Download parses it: bad bytes get INVALID_ARGUMENT
         response_serializer=None,  # Download yields bytes already in wire format
     )
+    layer_handler = grpc.unary_unary_rpc_method_handler(
+        servicer.GetPieceLayer, request_deserializer=None, response_serializer=None
+    )
     server.add_generic_rpc_handlers(
-        (grpc.method_handlers_generic_handler(SERVICE_NAME, {"Download": handler}),)
+        (
+            grpc.method_handlers_generic_handler(
+                SERVICE_NAME, {"Download": handler, "GetPieceLayer": layer_handler}
+            ),
+        )
     )
     add_health_and_reflection(server, [SERVICE_NAME], health)
     try:

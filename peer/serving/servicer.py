@@ -1,4 +1,4 @@
-"""PeerServicer: Download requests to Uploads calls, and serialized chunks back."""
+"""PeerServicer: Download and GetPieceLayer requests to Uploads calls, and their answers back."""
 
 import logging
 from collections.abc import Iterator
@@ -14,7 +14,7 @@ logger = logging.getLogger(__name__)
 
 
 class PeerServicer:
-    """Translates Download requests and responses; the work is in serving.uploads."""
+    """Translates requests and responses; the work is in serving.uploads."""
 
     def __init__(self, uploads: Uploads) -> None:
         self._uploads = uploads
@@ -46,3 +46,16 @@ class PeerServicer:
             status.abort(context, error)
         finally:
             transfer.close()
+
+    def GetPieceLayer(  # noqa: N802 - the RPC's name
+        self, data: bytes, context: grpc.ServicerContext
+    ) -> bytes:
+        """The serialized GetPieceLayerResponse for a serialized GetPieceLayerRequest."""
+        try:
+            request = parse_request(peer_pb2.GetPieceLayerRequest, data)
+            piece_size, hashes = self._uploads.piece_layer(request.name, request.sha256)
+        except Exception as error:
+            logger.info("no piece layer for %s: %s", context.peer(), error)
+            status.abort(context, error)
+        response = peer_pb2.GetPieceLayerResponse(piece_size=piece_size, hashes=hashes)
+        return response.SerializeToString()

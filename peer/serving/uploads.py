@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from napshare.common import reasons
+from napshare.common import merkle, reasons
 from napshare.common.names import check_file_name, check_sha256
 from napshare.peer.folder.store import SharedFile, SharedFolder
 from napshare.peer.ratelimit import TokenBucket
@@ -130,7 +130,8 @@ class Transfer:
     def messages(self, chunk_size: int) -> Iterator[bytes]:
         """Serialized DownloadResponses: full chunks, a shorter last one, `file` on the first."""
         buffer = ChunkBuffer(chunk_size)
-        file = file_field(self.info.name, self.info.size, self.info.sha256)
+        info = self.info
+        file = file_field(info.name, info.size, info.sha256, info.pieces_root)
         position = self.start
         while True:
             wanted = min(chunk_size, self.end - position)
@@ -220,3 +221,18 @@ class Uploads:
             raise
         transfer.end = end
         return transfer
+
+    def piece_layer(self, name: str, sha256: str) -> tuple[int, bytes]:
+        """The piece size and piece layer of the shared file `name` (napshare.common.merkle),
+        which must have this sha256 if one is given. Takes no slot. Raises a domain error.
+        """
+        check_file_name(name)
+        sha256 = sha256.lower()
+        if sha256:
+            check_sha256(sha256)
+        info, layer = self.folder.piece_layer(name)
+        if sha256 and sha256 != info.sha256:
+            raise FileChangedError(
+                f"file {name!r} changed: its sha256 is not the one requested; search again"
+            )
+        return merkle.piece_size_for(info.size), layer

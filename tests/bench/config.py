@@ -77,6 +77,7 @@ class Config:
             return f"{RUNNER} --quick --only {only}"
         flags = {
             "transfer": f"--size {_size_flag(self.transfer_size)} --rounds {self.rounds}",
+            "poisoning": f"--size {_size_flag(self.transfer_size)} --rounds {min(self.rounds, 3)}",
             "memory": "--memory-sizes " + ",".join(_size_flag(s) for s in self.memory_sizes),
             "tracker": f"--peers {self.peers} --files-per-peer {self.files_per_peer}",
             "latency": f"--latency-size {_size_flag(self.latency_size)} --rounds {self.rounds} "
@@ -87,7 +88,7 @@ class Config:
             f"--rate-seconds {self.rate_seconds:g}",
         }[only]
         extra = ""
-        if only in ("transfer", "memory", "latency"):
+        if only in ("transfer", "memory", "latency", "poisoning"):
             extra += "".join(f" --serve-arg={a}" for a in self.serve_args)
             extra += "".join(f" --download-arg={a}" for a in self.download_args)
         return f"{RUNNER} --only {only} {flags}{extra}"

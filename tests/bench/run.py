@@ -5,6 +5,7 @@
 .venv/bin/python -m tests.bench.run --only transfer --size 256MiB --rounds 3
 .venv/bin/python -m tests.bench.run --only latency --rounds 3 --latency-delays 0,50
 .venv/bin/python -m tests.bench.run --only ratelimit --rate-cap 30MiB --rate-seconds 10
+.venv/bin/python -m tests.bench.run --only poisoning --size 1GiB --rounds 3
 """
 
 import argparse
@@ -17,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from tests.bench import latency, memory, ratelimit, tracker_scale, transfer
+from tests.bench import latency, memory, poisoning, ratelimit, tracker_scale, transfer
 from tests.bench.apps import napshare_ready
 from tests.bench.config import RUNNER, Config
 from tests.bench.files import parse_size
@@ -30,6 +31,7 @@ SECTIONS: dict[str, Callable[[Config], Section]] = {
     "tracker": tracker_scale.run,
     "latency": latency.run,
     "ratelimit": ratelimit.run,
+    "poisoning": poisoning.run,
 }
 NOTES = Path(__file__).with_name("NOTES.md")
 # The table of the last `make soak` (tests/bench/soak.py writes it): it goes after the notes,

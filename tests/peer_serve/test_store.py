@@ -7,9 +7,16 @@ import time
 from pathlib import Path
 
 import pytest
+from napshare.common import merkle
 from napshare.common.names import InvalidNameError
-from napshare.peer.folder.layout import HASHES_FILE, STATE_DIR
-from napshare.peer.folder.store import FolderError, NotSharedError, SharedFolder, sha256_of
+from napshare.peer.folder.layout import HASHES_FILE, LAYERS_DIR, STATE_DIR
+from napshare.peer.folder.store import (
+    Digests,
+    FolderError,
+    NotSharedError,
+    SharedFolder,
+    digests_of,
+)
 
 OLD_NS = 1_600_000_000 * 10**9
 
@@ -174,9 +181,15 @@ def test_remember_records_a_verified_download_without_hashing(tmp_path: Path) ->
     folder = SharedFolder(tmp_path)
     (tmp_path / "new.bin").write_bytes(b"downloaded")
 
-    info = folder.remember("new.bin", sha(b"downloaded"))
+    root = hashlib.sha256(b"downloaded").hexdigest()  # one block: the root is its hash
+    info = folder.remember("new.bin", Digests(sha(b"downloaded"), root, b""))
 
-    assert (info.name, info.size, info.sha256) == ("new.bin", 10, sha(b"downloaded"))
+    assert (info.name, info.size, info.sha256, info.pieces_root) == (
+        "new.bin",
+        10,
+        sha(b"downloaded"),
+        root,
+    )
     later = SharedFolder(tmp_path)
     assert later.get("new.bin") == info
     assert folder.hash_count == later.hash_count == 0
@@ -186,13 +199,13 @@ def test_remember_checks_its_arguments(tmp_path: Path) -> None:
     folder = SharedFolder(tmp_path)
     (tmp_path / "d").mkdir()
     with pytest.raises(InvalidNameError):
-        folder.remember("a/b", "0" * 64)
+        folder.remember("a/b", Digests("0" * 64, "", b""))
     with pytest.raises(InvalidNameError):
-        folder.remember("x", "not a digest")
+        folder.remember("x", Digests("not a digest", "", b""))
     with pytest.raises(NotSharedError):
-        folder.remember("missing", "0" * 64)
+        folder.remember("missing", Digests("0" * 64, "", b""))
     with pytest.raises(NotSharedError):
-        folder.remember("d", "0" * 64)
+        folder.remember("d", Digests("0" * 64, "", b""))
 
 
 def test_corrupt_cache_is_ignored(tmp_path: Path) -> None:
@@ -241,14 +254,55 @@ def test_cache_symlinks_never_lead_outside(tmp_path: Path) -> None:
     assert sorted(p.name for p in (root / STATE_DIR).iterdir()) == [HASHES_FILE]
 
 
-def test_sha256_of_hashes_exactly_the_size_it_was_given(tmp_path: Path) -> None:
+def test_digests_of_hashes_exactly_the_size_it_was_given(tmp_path: Path) -> None:
     data = bytes(range(256)) * 40000  # larger than the hash buffer
     (tmp_path / "f").write_bytes(data)
     fd = os.open(tmp_path / "f", os.O_RDONLY)
     try:
-        assert sha256_of(fd, len(data)) == sha(data)
-        assert sha256_of(fd, 1000) == sha(data[:1000])
+        assert digests_of(fd, len(data)).sha256 == sha(data)
+        assert digests_of(fd, 1000).sha256 == sha(data[:1000])
         with pytest.raises(EOFError):
-            sha256_of(fd, len(data) + 1)
+            digests_of(fd, len(data) + 1)
     finally:
         os.close(fd)
+
+
+def test_one_read_gives_the_sha256_the_root_and_the_layer_which_are_cached(
+    tmp_path: Path,
+) -> None:
+    data = os.urandom(3 * 1024 * 1024 + 5)
+    write_old(tmp_path / "f", data)
+    write_old(tmp_path / "small", b"abc")
+    tree = merkle.TreeBuilder(len(data))
+    tree.update(data)
+    root = tree.finish().hex()
+    folder = SharedFolder(tmp_path)
+
+    info = folder.get("f")
+    assert (info.sha256, info.pieces_root) == (sha(data), root)
+    assert folder.hash_count == 1
+    assert folder.piece_layer("f") == (info, b"".join(tree.layer))
+    assert folder.piece_layer("small")[1] == hashlib.sha256(b"abc").digest()
+    assert folder.hash_count == 2  # the layer was kept, not computed again
+
+    later = SharedFolder(tmp_path)
+    assert later.get("f") == info
+    assert later.piece_layer("f")[1] == b"".join(tree.layer)
+    assert later.hash_count == 0
+    cache = json.loads((tmp_path / STATE_DIR / HASHES_FILE).read_text())
+    assert cache["version"] == 2
+    assert cache["files"]["f"]["pieces_root"] == root
+
+
+def test_a_damaged_layer_file_is_computed_again(tmp_path: Path) -> None:
+    data = os.urandom(2 * 1024 * 1024 + 1)
+    write_old(tmp_path / "f", data)
+    folder = SharedFolder(tmp_path)
+    info, layer = folder.piece_layer("f")
+    stored = tmp_path / STATE_DIR / LAYERS_DIR / info.pieces_root
+    stored.write_bytes(bytes(len(layer)))
+
+    again = SharedFolder(tmp_path)
+    assert again.piece_layer("f") == (info, layer)
+    assert again.hash_count == 1
+    assert stored.read_bytes() == layer

@@ -66,6 +66,8 @@ def test_grpcurl_downloads_a_file(peer: Peer) -> None:
         "name": "hello.txt",
         "size": "16",
         "sha256": hashlib.sha256(b"hello, napshare\n").hexdigest(),
+        # One 16 KiB block or less: the BEP 52 root is that block's hash.
+        "pieces_root": hashlib.sha256(b"hello, napshare\n").hexdigest(),
     }
 
 

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bnapshare/v1/file_info.proto\x12\x0bnapshare.v1\"6\n\x08\x46ileInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x03\x12\x0e\n\x06sha256\x18\x03 \x01(\tBk\n\x0eio.napshare.v1B\rFileInfoProtoP\x01Z:github.com/napshare/napshare/gen/go/napshare/v1;napsharev1\xaa\x02\x0bNapshare.V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bnapshare/v1/file_info.proto\x12\x0bnapshare.v1\"K\n\x08\x46ileInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x03\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\x13\n\x0bpieces_root\x18\x04 \x01(\tBk\n\x0eio.napshare.v1B\rFileInfoProtoP\x01Z:github.com/napshare/napshare/gen/go/napshare/v1;napsharev1\xaa\x02\x0bNapshare.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,5 +33,5 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\016io.napshare.v1B\rFileInfoProtoP\001Z:github.com/napshare/napshare/gen/go/napshare/v1;napsharev1\252\002\013Napshare.V1'
   _globals['_FILEINFO']._serialized_start=44
-  _globals['_FILEINFO']._serialized_end=98
+  _globals['_FILEINFO']._serialized_end=119
 # @@protoc_insertion_point(module_scope)

@@ -6,6 +6,22 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class GetPieceLayerRequest(_message.Message):
+    __slots__ = ("name", "sha256")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    sha256: str
+    def __init__(self, name: _Optional[str] = ..., sha256: _Optional[str] = ...) -> None: ...
+
+class GetPieceLayerResponse(_message.Message):
+    __slots__ = ("piece_size", "hashes")
+    PIECE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    HASHES_FIELD_NUMBER: _ClassVar[int]
+    piece_size: int
+    hashes: bytes
+    def __init__(self, piece_size: _Optional[int] = ..., hashes: _Optional[bytes] = ...) -> None: ...
+
 class DownloadRequest(_message.Message):
     __slots__ = ("name", "offset", "limit", "sha256")
     NAME_FIELD_NUMBER: _ClassVar[int]

@@ -54,6 +54,11 @@ class PeerServiceStub:
                 request_serializer=napshare_dot_v1_dot_peer__pb2.DownloadRequest.SerializeToString,
                 response_deserializer=napshare_dot_v1_dot_peer__pb2.DownloadResponse.FromString,
                 _registered_method=True)
+        self.GetPieceLayer = channel.unary_unary(
+                '/napshare.v1.PeerService/GetPieceLayer',
+                request_serializer=napshare_dot_v1_dot_peer__pb2.GetPieceLayerRequest.SerializeToString,
+                response_deserializer=napshare_dot_v1_dot_peer__pb2.GetPieceLayerResponse.FromString,
+                _registered_method=True)
 
 
 class PeerServiceServicer:
@@ -115,6 +120,30 @@ class PeerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetPieceLayer(self, request, context):
+        """GetPieceLayer returns the piece layer of a file's BEP 52 Merkle tree (see
+        `FileInfo.pieces_root`): one SHA-256 per piece, so that a downloader can
+        verify each piece as it arrives and blame exactly the peer that sent a
+        bad one. The caller checks the layer against the root the tracker listed
+        before it trusts any hash in it. At most 16,384 hashes (512 KiB); a file
+        of one piece or less gets its root as its one hash, an empty file none.
+        It takes no upload slot.
+
+        Errors:
+        * `INVALID_ARGUMENT`: the name is not a plain file name (`NAME_INVALID`),
+        `sha256` is set but not 64 hex characters (`SHA256_INVALID`), or the
+        request bytes are not a `GetPieceLayerRequest` (`REQUEST_MALFORMED`).
+        * `NOT_FOUND`: this peer does not share a file of that name
+        (`FILE_NOT_SHARED`).
+        * `FAILED_PRECONDITION`: `sha256` is set and the file's digest differs
+        (`FILE_CHANGED`).
+        * `UNAVAILABLE`: the shared folder is gone (`FOLDER_UNAVAILABLE`) or the
+        file cannot be read (`FILE_UNREADABLE`); try another peer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PeerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -122,6 +151,11 @@ def add_PeerServiceServicer_to_server(servicer, server):
                     servicer.Download,
                     request_deserializer=napshare_dot_v1_dot_peer__pb2.DownloadRequest.FromString,
                     response_serializer=napshare_dot_v1_dot_peer__pb2.DownloadResponse.SerializeToString,
+            ),
+            'GetPieceLayer': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPieceLayer,
+                    request_deserializer=napshare_dot_v1_dot_peer__pb2.GetPieceLayerRequest.FromString,
+                    response_serializer=napshare_dot_v1_dot_peer__pb2.GetPieceLayerResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -166,6 +200,33 @@ class PeerService:
             '/napshare.v1.PeerService/Download',
             napshare_dot_v1_dot_peer__pb2.DownloadRequest.SerializeToString,
             napshare_dot_v1_dot_peer__pb2.DownloadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPieceLayer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/napshare.v1.PeerService/GetPieceLayer',
+            napshare_dot_v1_dot_peer__pb2.GetPieceLayerRequest.SerializeToString,
+            napshare_dot_v1_dot_peer__pb2.GetPieceLayerResponse.FromString,
             options,
             channel_credentials,
             insecure,

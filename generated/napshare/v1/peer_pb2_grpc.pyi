@@ -88,6 +88,26 @@ class PeerServiceStub:
     * `UNAVAILABLE`: the shared folder is gone (`FOLDER_UNAVAILABLE`) or the
       file cannot be read (`FILE_UNREADABLE`); try another peer.
     """
+    GetPieceLayer: _grpc.UnaryUnaryMultiCallable[_peer_pb2.GetPieceLayerRequest, _peer_pb2.GetPieceLayerResponse]
+    """GetPieceLayer returns the piece layer of a file's BEP 52 Merkle tree (see
+    `FileInfo.pieces_root`): one SHA-256 per piece, so that a downloader can
+    verify each piece as it arrives and blame exactly the peer that sent a
+    bad one. The caller checks the layer against the root the tracker listed
+    before it trusts any hash in it. At most 16,384 hashes (512 KiB); a file
+    of one piece or less gets its root as its one hash, an empty file none.
+    It takes no upload slot.
+
+    Errors:
+    * `INVALID_ARGUMENT`: the name is not a plain file name (`NAME_INVALID`),
+      `sha256` is set but not 64 hex characters (`SHA256_INVALID`), or the
+      request bytes are not a `GetPieceLayerRequest` (`REQUEST_MALFORMED`).
+    * `NOT_FOUND`: this peer does not share a file of that name
+      (`FILE_NOT_SHARED`).
+    * `FAILED_PRECONDITION`: `sha256` is set and the file's digest differs
+      (`FILE_CHANGED`).
+    * `UNAVAILABLE`: the shared folder is gone (`FOLDER_UNAVAILABLE`) or the
+      file cannot be read (`FILE_UNREADABLE`); try another peer.
+    """
 
 @_typing.type_check_only
 class PeerServiceAsyncStub(PeerServiceStub):
@@ -143,6 +163,26 @@ class PeerServiceAsyncStub(PeerServiceStub):
       counted from 10 s after the start) loses its slot to other downloaders,
       and its address gets no new slot for one window; keep the bytes
       received and ask another peer, or this one after the retry delay.
+    * `UNAVAILABLE`: the shared folder is gone (`FOLDER_UNAVAILABLE`) or the
+      file cannot be read (`FILE_UNREADABLE`); try another peer.
+    """
+    GetPieceLayer: _aio.UnaryUnaryMultiCallable[_peer_pb2.GetPieceLayerRequest, _peer_pb2.GetPieceLayerResponse]  # type: ignore[assignment]
+    """GetPieceLayer returns the piece layer of a file's BEP 52 Merkle tree (see
+    `FileInfo.pieces_root`): one SHA-256 per piece, so that a downloader can
+    verify each piece as it arrives and blame exactly the peer that sent a
+    bad one. The caller checks the layer against the root the tracker listed
+    before it trusts any hash in it. At most 16,384 hashes (512 KiB); a file
+    of one piece or less gets its root as its one hash, an empty file none.
+    It takes no upload slot.
+
+    Errors:
+    * `INVALID_ARGUMENT`: the name is not a plain file name (`NAME_INVALID`),
+      `sha256` is set but not 64 hex characters (`SHA256_INVALID`), or the
+      request bytes are not a `GetPieceLayerRequest` (`REQUEST_MALFORMED`).
+    * `NOT_FOUND`: this peer does not share a file of that name
+      (`FILE_NOT_SHARED`).
+    * `FAILED_PRECONDITION`: `sha256` is set and the file's digest differs
+      (`FILE_CHANGED`).
     * `UNAVAILABLE`: the shared folder is gone (`FOLDER_UNAVAILABLE`) or the
       file cannot be read (`FILE_UNREADABLE`); try another peer.
     """
@@ -204,6 +244,32 @@ class PeerServiceServicer(metaclass=_abc_1.ABCMeta):
           counted from 10 s after the start) loses its slot to other downloaders,
           and its address gets no new slot for one window; keep the bytes
           received and ask another peer, or this one after the retry delay.
+        * `UNAVAILABLE`: the shared folder is gone (`FOLDER_UNAVAILABLE`) or the
+          file cannot be read (`FILE_UNREADABLE`); try another peer.
+        """
+
+    @_abc_1.abstractmethod
+    def GetPieceLayer(
+        self,
+        request: _peer_pb2.GetPieceLayerRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_peer_pb2.GetPieceLayerResponse, _abc.Awaitable[_peer_pb2.GetPieceLayerResponse]]:
+        """GetPieceLayer returns the piece layer of a file's BEP 52 Merkle tree (see
+        `FileInfo.pieces_root`): one SHA-256 per piece, so that a downloader can
+        verify each piece as it arrives and blame exactly the peer that sent a
+        bad one. The caller checks the layer against the root the tracker listed
+        before it trusts any hash in it. At most 16,384 hashes (512 KiB); a file
+        of one piece or less gets its root as its one hash, an empty file none.
+        It takes no upload slot.
+
+        Errors:
+        * `INVALID_ARGUMENT`: the name is not a plain file name (`NAME_INVALID`),
+          `sha256` is set but not 64 hex characters (`SHA256_INVALID`), or the
+          request bytes are not a `GetPieceLayerRequest` (`REQUEST_MALFORMED`).
+        * `NOT_FOUND`: this peer does not share a file of that name
+          (`FILE_NOT_SHARED`).
+        * `FAILED_PRECONDITION`: `sha256` is set and the file's digest differs
+          (`FILE_CHANGED`).
         * `UNAVAILABLE`: the shared folder is gone (`FOLDER_UNAVAILABLE`) or the
           file cannot be read (`FILE_UNREADABLE`); try another peer.
         """

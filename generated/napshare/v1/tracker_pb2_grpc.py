@@ -149,8 +149,9 @@ class TrackerServiceServicer:
         * `INVALID_ARGUMENT`: a malformed host, port 0 or above 65535
         (`ADDRESS_INVALID`); an empty host when the caller's address is not an
         IP address (`CALLER_ADDRESS_UNKNOWN`); a bad file name (`NAME_INVALID`),
-        size (`SIZE_INVALID`) or sha256 (`SHA256_INVALID`); a name listed twice
-        (`NAME_DUPLICATE`); more than 50,000 files (`TOO_MANY_FILES`); a
+        size (`SIZE_INVALID`), sha256 (`SHA256_INVALID`) or pieces root
+        (`PIECES_ROOT_INVALID`); a name listed twice (`NAME_DUPLICATE`); more
+        than 50,000 files (`TOO_MANY_FILES`); a
         `certificate` that is not a DER X.509 certificate with an ECDSA key, or
         over 16 KiB (`CERTIFICATE_INVALID`); or the request bytes are not a
         `JoinRequest` (`REQUEST_MALFORMED`).
@@ -227,7 +228,8 @@ class TrackerServiceServicer:
 
         Errors:
         * `INVALID_ARGUMENT`: a bad peer id (`PEER_ID_INVALID`); a bad file
-        (`NAME_INVALID`, `SIZE_INVALID`, `SHA256_INVALID`); a name listed twice
+        (`NAME_INVALID`, `SIZE_INVALID`, `SHA256_INVALID`,
+        `PIECES_ROOT_INVALID`); a name listed twice
         in `files` (`NAME_DUPLICATE`); a bad name in `removed_names`
         (`NAME_INVALID`); a name in both lists (`NAME_ADDED_AND_REMOVED`);
         more than 50,000 entries in either list (`TOO_MANY_FILES`); or the

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file napshare/v1/file_info.proto.
  */
 export const file_napshare_v1_file_info: GenFile = /*@__PURE__*/
-  fileDesc("ChtuYXBzaGFyZS92MS9maWxlX2luZm8ucHJvdG8SC25hcHNoYXJlLnYxIjYKCEZpbGVJbmZvEgwKBG5hbWUYASABKAkSDAoEc2l6ZRgCIAEoAxIOCgZzaGEyNTYYAyABKAlCawoOaW8ubmFwc2hhcmUudjFCDUZpbGVJbmZvUHJvdG9QAVo6Z2l0aHViLmNvbS9uYXBzaGFyZS9uYXBzaGFyZS9nZW4vZ28vbmFwc2hhcmUvdjE7bmFwc2hhcmV2MaoCC05hcHNoYXJlLlYxYgZwcm90bzM");
+  fileDesc("ChtuYXBzaGFyZS92MS9maWxlX2luZm8ucHJvdG8SC25hcHNoYXJlLnYxIksKCEZpbGVJbmZvEgwKBG5hbWUYASABKAkSDAoEc2l6ZRgCIAEoAxIOCgZzaGEyNTYYAyABKAkSEwoLcGllY2VzX3Jvb3QYBCABKAlCawoOaW8ubmFwc2hhcmUudjFCDUZpbGVJbmZvUHJvdG9QAVo6Z2l0aHViLmNvbS9uYXBzaGFyZS9uYXBzaGFyZS9nZW4vZ28vbmFwc2hhcmUvdjE7bmFwc2hhcmV2MaoCC05hcHNoYXJlLlYxYgZwcm90bzM");
 
 /**
  * FileInfo describes one file that a peer shares.
@@ -45,6 +45,23 @@ export type FileInfo = Message<"napshare.v1.FileInfo"> & {
    * @generated from field: string sha256 = 3;
    */
   sha256: string;
+
+  /**
+   * Optional: the root of the file's SHA-256 Merkle tree as BitTorrent v2
+   * (BEP 52) builds it ("pieces root"), as 64 lowercase hex characters; empty
+   * for an empty file, and from peers that do not compute it. The leaves are
+   * the SHA-256 of each 16 KiB block (the last may be shorter), the tree is
+   * binary and padded on the right with zero hashes to a power of two. The
+   * piece size is 1 MiB, doubled while the file would have more than 16,384
+   * pieces (so 2 MiB above 16 GiB, 4 MiB above 32 GiB, ...): both sides derive
+   * it from `size`, and `PeerService.GetPieceLayer` serves the layer of piece
+   * hashes that a downloader checks against this root before it trusts any
+   * of them. A file of one piece or less has no layer: its root is its only
+   * piece hash.
+   *
+   * @generated from field: string pieces_root = 4;
+   */
+  piecesRoot: string;
 };
 
 /**

@@ -16,7 +16,66 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file napshare/v1/peer.proto.
  */
 export const file_napshare_v1_peer: GenFile = /*@__PURE__*/
-  fileDesc("ChZuYXBzaGFyZS92MS9wZWVyLnByb3RvEgtuYXBzaGFyZS52MSJOCg9Eb3dubG9hZFJlcXVlc3QSDAoEbmFtZRgBIAEoCRIOCgZvZmZzZXQYAiABKAMSDQoFbGltaXQYAyABKAMSDgoGc2hhMjU2GAQgASgJIlUKEERvd25sb2FkUmVzcG9uc2USDgoGb2Zmc2V0GAEgASgDEgwKBGRhdGEYAiABKAwSIwoEZmlsZRgDIAEoCzIVLm5hcHNoYXJlLnYxLkZpbGVJbmZvMlgKC1BlZXJTZXJ2aWNlEkkKCERvd25sb2FkEhwubmFwc2hhcmUudjEuRG93bmxvYWRSZXF1ZXN0Gh0ubmFwc2hhcmUudjEuRG93bmxvYWRSZXNwb25zZTABQmcKDmlvLm5hcHNoYXJlLnYxQglQZWVyUHJvdG9QAVo6Z2l0aHViLmNvbS9uYXBzaGFyZS9uYXBzaGFyZS9nZW4vZ28vbmFwc2hhcmUvdjE7bmFwc2hhcmV2MaoCC05hcHNoYXJlLlYxYgZwcm90bzM", [file_napshare_v1_file_info]);
+  fileDesc("ChZuYXBzaGFyZS92MS9wZWVyLnByb3RvEgtuYXBzaGFyZS52MSI0ChRHZXRQaWVjZUxheWVyUmVxdWVzdBIMCgRuYW1lGAEgASgJEg4KBnNoYTI1NhgCIAEoCSI7ChVHZXRQaWVjZUxheWVyUmVzcG9uc2USEgoKcGllY2Vfc2l6ZRgBIAEoAxIOCgZoYXNoZXMYAiABKAwiTgoPRG93bmxvYWRSZXF1ZXN0EgwKBG5hbWUYASABKAkSDgoGb2Zmc2V0GAIgASgDEg0KBWxpbWl0GAMgASgDEg4KBnNoYTI1NhgEIAEoCSJVChBEb3dubG9hZFJlc3BvbnNlEg4KBm9mZnNldBgBIAEoAxIMCgRkYXRhGAIgASgMEiMKBGZpbGUYAyABKAsyFS5uYXBzaGFyZS52MS5GaWxlSW5mbzKwAQoLUGVlclNlcnZpY2USSQoIRG93bmxvYWQSHC5uYXBzaGFyZS52MS5Eb3dubG9hZFJlcXVlc3QaHS5uYXBzaGFyZS52MS5Eb3dubG9hZFJlc3BvbnNlMAESVgoNR2V0UGllY2VMYXllchIhLm5hcHNoYXJlLnYxLkdldFBpZWNlTGF5ZXJSZXF1ZXN0GiIubmFwc2hhcmUudjEuR2V0UGllY2VMYXllclJlc3BvbnNlQmcKDmlvLm5hcHNoYXJlLnYxQglQZWVyUHJvdG9QAVo6Z2l0aHViLmNvbS9uYXBzaGFyZS9uYXBzaGFyZS9nZW4vZ28vbmFwc2hhcmUvdjE7bmFwc2hhcmV2MaoCC05hcHNoYXJlLlYxYgZwcm90bzM", [file_napshare_v1_file_info]);
+
+/**
+ * GetPieceLayerRequest names the file whose piece layer is wanted.
+ *
+ * @generated from message napshare.v1.GetPieceLayerRequest
+ */
+export type GetPieceLayerRequest = Message<"napshare.v1.GetPieceLayerRequest"> & {
+  /**
+   * The plain file name, as listed by the tracker.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Optional: the SHA-256 the caller expects, as 64 hex characters. When set
+   * and different from the file's, the call fails with `FAILED_PRECONDITION`.
+   *
+   * @generated from field: string sha256 = 2;
+   */
+  sha256: string;
+};
+
+/**
+ * Describes the message napshare.v1.GetPieceLayerRequest.
+ * Use `create(GetPieceLayerRequestSchema)` to create a new message.
+ */
+export const GetPieceLayerRequestSchema: GenMessage<GetPieceLayerRequest> = /*@__PURE__*/
+  messageDesc(file_napshare_v1_peer, 0);
+
+/**
+ * GetPieceLayerResponse carries the piece hashes of the file.
+ *
+ * @generated from message napshare.v1.GetPieceLayerResponse
+ */
+export type GetPieceLayerResponse = Message<"napshare.v1.GetPieceLayerResponse"> & {
+  /**
+   * The piece size in bytes: a power of two, 1 MiB or more, chosen from the
+   * file size as `FileInfo.pieces_root` says.
+   *
+   * @generated from field: int64 piece_size = 1;
+   */
+  pieceSize: bigint;
+
+  /**
+   * The piece hashes, 32 bytes each, one after another in file order: one
+   * per piece, the last piece's padded with zero leaf hashes to a full piece.
+   *
+   * @generated from field: bytes hashes = 2;
+   */
+  hashes: Uint8Array;
+};
+
+/**
+ * Describes the message napshare.v1.GetPieceLayerResponse.
+ * Use `create(GetPieceLayerResponseSchema)` to create a new message.
+ */
+export const GetPieceLayerResponseSchema: GenMessage<GetPieceLayerResponse> = /*@__PURE__*/
+  messageDesc(file_napshare_v1_peer, 1);
 
 /**
  * DownloadRequest names the file and the byte range wanted.
@@ -60,7 +119,7 @@ export type DownloadRequest = Message<"napshare.v1.DownloadRequest"> & {
  * Use `create(DownloadRequestSchema)` to create a new message.
  */
 export const DownloadRequestSchema: GenMessage<DownloadRequest> = /*@__PURE__*/
-  messageDesc(file_napshare_v1_peer, 0);
+  messageDesc(file_napshare_v1_peer, 2);
 
 /**
  * DownloadResponse carries one chunk of the file.
@@ -83,7 +142,8 @@ export type DownloadResponse = Message<"napshare.v1.DownloadResponse"> & {
   data: Uint8Array;
 
   /**
-   * The whole file's name, size and sha256; set on the first response only.
+   * The whole file's name, size, sha256 and pieces root; set on the first
+   * response only.
    *
    * @generated from field: napshare.v1.FileInfo file = 3;
    */
@@ -95,7 +155,7 @@ export type DownloadResponse = Message<"napshare.v1.DownloadResponse"> & {
  * Use `create(DownloadResponseSchema)` to create a new message.
  */
 export const DownloadResponseSchema: GenMessage<DownloadResponse> = /*@__PURE__*/
-  messageDesc(file_napshare_v1_peer, 1);
+  messageDesc(file_napshare_v1_peer, 3);
 
 /**
  * PeerService sends files from a peer's shared folder to other peers.
@@ -160,6 +220,33 @@ export const PeerService: GenService<{
     methodKind: "server_streaming";
     input: typeof DownloadRequestSchema;
     output: typeof DownloadResponseSchema;
+  },
+  /**
+   * GetPieceLayer returns the piece layer of a file's BEP 52 Merkle tree (see
+   * `FileInfo.pieces_root`): one SHA-256 per piece, so that a downloader can
+   * verify each piece as it arrives and blame exactly the peer that sent a
+   * bad one. The caller checks the layer against the root the tracker listed
+   * before it trusts any hash in it. At most 16,384 hashes (512 KiB); a file
+   * of one piece or less gets its root as its one hash, an empty file none.
+   * It takes no upload slot.
+   *
+   * Errors:
+   * * `INVALID_ARGUMENT`: the name is not a plain file name (`NAME_INVALID`),
+   *   `sha256` is set but not 64 hex characters (`SHA256_INVALID`), or the
+   *   request bytes are not a `GetPieceLayerRequest` (`REQUEST_MALFORMED`).
+   * * `NOT_FOUND`: this peer does not share a file of that name
+   *   (`FILE_NOT_SHARED`).
+   * * `FAILED_PRECONDITION`: `sha256` is set and the file's digest differs
+   *   (`FILE_CHANGED`).
+   * * `UNAVAILABLE`: the shared folder is gone (`FOLDER_UNAVAILABLE`) or the
+   *   file cannot be read (`FILE_UNREADABLE`); try another peer.
+   *
+   * @generated from rpc napshare.v1.PeerService.GetPieceLayer
+   */
+  getPieceLayer: {
+    methodKind: "unary";
+    input: typeof GetPieceLayerRequestSchema;
+    output: typeof GetPieceLayerResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_napshare_v1_peer, 0);
