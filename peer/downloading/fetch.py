@@ -172,9 +172,7 @@ class PeerChannels:
         if round_trip is None or window is None:
             return channel
         logger.debug("round trip to %s %.1f ms: window %d bytes", peer, round_trip * 1e3, window)
-        sized = self._new_channel(
-            peer, [*CHANNEL_OPTIONS, ("grpc.http2.lookahead_bytes", window)]
-        )
+        sized = self._new_channel(peer, [*CHANNEL_OPTIONS, ("grpc.http2.lookahead_bytes", window)])
         self._channels.remove(channel)
         channel.close()
         self._channels.append(sized)

@@ -70,7 +70,7 @@ def _round(
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     honest_before, liar_before = _served(url), _liar_sent(stats)
-    extra = [*config.download_args, *(["--from", liar] if liar else [])]
+    extra = [*apps.PLAINTEXT, *config.download_args, *(["--from", liar] if liar else [])]
     timed = timed_run(apps.download(FILE_NAME, out, tracker, extra))
     got = out / FILE_NAME
     if not got.exists() or got.stat().st_size != size:
