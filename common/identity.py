@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from napshare.common.files import replace_at
 
 # The name every peer's certificate holds (its subjectAltName), and that downloaders and the
 # tracker's reachability check ask for: a peer is known by its certificate, not by a DNS name.
@@ -189,14 +190,7 @@ def _read(dir_fd: int, file_name: str) -> bytes | None:
 
 def _write(dir_fd: int, file_name: str, data: bytes) -> None:
     """Write `file_name` whole, 0600, through a temporary name."""
-    temp = f".{file_name}.tmp"
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
-    fd = os.open(temp, flags, 0o600, dir_fd=dir_fd)
-    with os.fdopen(fd, "wb") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temp, file_name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    replace_at(dir_fd, file_name, data)
 
 
 def join_message(tracker: str, host: str, port: int, signed_at: int) -> bytes:

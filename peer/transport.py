@@ -10,6 +10,7 @@ from pathlib import Path
 
 from napshare.common.address import parse_address
 from napshare.common.console import tr
+from napshare.common.files import replace_at
 from napshare.common.identity import (
     PEER_NAME,
     Identity,
@@ -184,9 +185,8 @@ def _read_known(path: Path) -> dict[str, str]:
 
 def _write_known(path: Path, known: dict[str, str]) -> None:
     os.makedirs(path.parent, mode=0o700, exist_ok=True)
-    temp = path.with_name(f".{path.name}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
-    fd = os.open(temp, flags, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as file:
-        json.dump(known, file, indent=1, sort_keys=True)
-    os.replace(temp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        replace_at(dir_fd, path.name, json.dumps(known, indent=1, sort_keys=True).encode())
+    finally:
+        os.close(dir_fd)

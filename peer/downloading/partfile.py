@@ -18,12 +18,12 @@ import fcntl
 import json
 import logging
 import os
-import secrets
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from napshare.common.console import tr
+from napshare.common.files import replace_at
 from napshare.common.names import check_file_name
 from napshare.peer.downloading.pieces import BadPieceError, PieceCheck, PieceLayer
 from napshare.peer.downloading.trailing_hash import TrailingHash
@@ -495,21 +495,9 @@ class PartFile:
 
     def _save_note(self) -> None:
         payload = json.dumps(self.note.__dict__).encode()
-        temp = f"{secrets.token_hex(8)}.tmp"
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
-            fd = os.open(temp, flags, 0o600, dir_fd=self._partial_fd)
-            try:
-                if os.write(fd, payload) != len(payload):
-                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            partial = self._partial_fd
-            os.replace(temp, self._note_name, src_dir_fd=partial, dst_dir_fd=partial)
+            replace_at(self._partial_fd, self._note_name, payload)
         except OSError as error:
-            with contextlib.suppress(OSError):
-                os.unlink(temp, dir_fd=self._partial_fd)
             raise self._failure(error, self.have) from None
 
     def _remove_note(self) -> None:

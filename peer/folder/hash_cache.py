@@ -4,12 +4,12 @@ import contextlib
 import json
 import logging
 import os
-import secrets
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from napshare.common.files import replace_at
 from napshare.common.names import InvalidNameError, check_sha256
 from napshare.peer.folder.layout import HASHES_FILE, STATE_DIR
 
@@ -123,20 +123,7 @@ class HashCache:
     def _write(self, payload: bytes) -> None:
         dir_fd = self._open_cache_dir(create=True)
         try:
-            temp = f"{HASHES_FILE}.{secrets.token_hex(8)}.tmp"
-            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-            fd = os.open(temp, flags, 0o600, dir_fd=dir_fd)
-            try:
-                with os.fdopen(fd, "wb", closefd=False) as out:
-                    out.write(payload)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            try:
-                os.replace(temp, HASHES_FILE, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-            except OSError:
-                os.unlink(temp, dir_fd=dir_fd)
-                raise
+            replace_at(dir_fd, HASHES_FILE, payload)
         finally:
             os.close(dir_fd)
 

@@ -8,10 +8,10 @@ Every path is opened relative to a directory descriptor with O_NOFOLLOW, as the 
 import contextlib
 import logging
 import os
-import secrets
 from pathlib import Path
 
 from napshare.common import merkle
+from napshare.common.files import replace_at
 from napshare.peer.folder.layout import LAYERS_DIR, STATE_DIR
 
 logger = logging.getLogger(__name__)
@@ -57,15 +57,7 @@ class LayerStore:
         try:
             dir_fd = self._open_dir(create=True)
             try:
-                temp = f"{secrets.token_hex(8)}.tmp"
-                flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-                fd = os.open(temp, flags, 0o600, dir_fd=dir_fd)
-                try:
-                    with os.fdopen(fd, "wb", closefd=False) as out:
-                        out.write(layer)
-                finally:
-                    os.close(fd)
-                os.replace(temp, pieces_root, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+                replace_at(dir_fd, pieces_root, layer, sync=False)
             finally:
                 os.close(dir_fd)
         except OSError as error:
