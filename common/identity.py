@@ -30,7 +30,9 @@ TRACKER_NAME = "napshare-tracker"
 KEY_FILE = "key.pem"
 CERT_FILE = "cert.pem"
 MAX_FILE_BYTES = 64 * 1024  # an identity file larger than this is not one
-MAX_CERTIFICATE_BYTES = 16 * 1024  # the largest certificate a JoinRequest may carry
+# The largest certificate a JoinRequest may carry; napshare's own are about 400 bytes. Every
+# search result carries its peer's, so a large one would swell every answer that lists it.
+MAX_CERTIFICATE_BYTES = 2 * 1024
 # How far a Join's signed time may be from the tracker's clock, either way, in seconds.
 JOIN_CLOCK_SKEW = 300
 _JOIN_CONTEXT = b"napshare.v1 Join\0"

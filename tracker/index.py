@@ -152,6 +152,7 @@ class _Peer:
         "identity",
         "name_bytes",
         "peer_id",
+        "reachable",
         "renewed",
         "source",
         "token",
@@ -166,8 +167,10 @@ class _Peer:
         *,
         identity: str = "",
         certificate: bytes = b"",
+        reachable: bool = False,
     ) -> None:
         self.peer_id = peer_id
+        self.reachable = reachable  # the tracker reached this identity at this address
         self.token = token
         self.renewed = now
         self.source = source
@@ -260,21 +263,23 @@ class TrackerIndex:
         *,
         identity: str = "",
         certificate: bytes = b"",
+        reachable: bool = False,
     ) -> Registration:
         """Register a peer of `identity` ("" for anonymous), replacing a registration of the
-        same address and identity; AddressTakenError if one of another identity holds it.
+        same address and identity, or, when this one was `reachable` there, one of another
+        identity that was not; AddressTakenError if one of another identity holds it.
 
         `source` is the address the call came from, which the per-address limits count (None:
         a caller in this process, not counted); past a limit, CapacityError and no change.
         """
-        peer_id = self.claim(host, port, identity)
+        peer_id = self.claim(host, port, identity, may_prove=reachable)
         checked = self._check_files(files)
         name_bytes = sum(len(name.encode()) for name in checked[0])
         token = secrets.token_hex(TOKEN_BYTES)
         with self._lock:
             now = self._expire_locked()
             old = self._peers.get(peer_id)
-            if old is not None and old.identity != identity:
+            if old is not None and _holds_against(old, identity, proven=reachable):
                 raise _taken(peer_id)
             self._check_room_locked(
                 source,
@@ -290,7 +295,15 @@ class TrackerIndex:
                 self._remove_locked(old)
                 logger.info("peer %s joined again; its earlier registration is replaced", peer_id)
             self._finish_departed_locked(peer_id)
-            peer = _Peer(peer_id, token, now, source, identity=identity, certificate=certificate)
+            peer = _Peer(
+                peer_id,
+                token,
+                now,
+                source,
+                identity=identity,
+                certificate=certificate,
+                reachable=reachable,
+            )
             self._peers[peer_id] = peer
             if old is None:
                 bisect.insort(self._order, peer_id)
@@ -299,9 +312,11 @@ class TrackerIndex:
             self._changed_locked()
         return Registration(peer_id, token)
 
-    def claim(self, host: str, port: int, identity: str) -> str:
+    def claim(self, host: str, port: int, identity: str, *, may_prove: bool = False) -> str:
         """The peer id of host:port if `identity` may join with it now: no live registration
-        of another identity holds it. Raises InvalidRequestError or AddressTakenError.
+        of another identity holds it, other than one the tracker never reached there, which a
+        Join that `may_prove` (signed, so it will be checked) can still take over by being
+        reached. Raises InvalidRequestError or AddressTakenError.
         """
         try:
             peer_id = format_address(check_host(host), check_port(port))
@@ -310,7 +325,7 @@ class TrackerIndex:
         with self._lock:
             self._expire_locked()
             old = self._peers.get(peer_id)
-            if old is not None and old.identity != identity:
+            if old is not None and _holds_against(old, identity, proven=may_prove):
                 raise _taken(peer_id)
         return peer_id
 
@@ -814,6 +829,15 @@ _REASONS = {
     "files": reasons.INDEX_FULL,
     "name_bytes": reasons.INDEX_NAME_BYTES_LIMIT,
 }
+
+
+def _holds_against(old: _Peer, identity: str, *, proven: bool) -> bool:
+    """Whether registration `old` keeps its address from a Join of `identity`: it is another
+    identity's, and that one was reached there or the Join was not (nor anonymous).
+    """
+    if old.identity == identity:
+        return False
+    return old.reachable or not proven or not identity
 
 
 def _taken(peer_id: str) -> AddressTakenError:

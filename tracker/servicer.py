@@ -78,9 +78,9 @@ class TrackerServicer(tracker_pb2_grpc.TrackerServiceServicer):
                     request.port,
                 )
             # Refused before dialing: a Join for a taken address costs the tracker no check.
-            self._index.claim(host, request.port, identity)
+            self._index.claim(host, request.port, identity, may_prove=bool(identity))
             reachable = bool(identity) and self._check.reachable(
-                host, request.port, request.certificate
+                host, request.port, request.certificate, source
             )
             registration = self._index.join(
                 host,
@@ -89,6 +89,7 @@ class TrackerServicer(tracker_pb2_grpc.TrackerServiceServicer):
                 source,
                 identity=identity,
                 certificate=request.certificate,
+                reachable=reachable,
             )
         except TrackerError as error:
             abort(context, error)

@@ -45,7 +45,7 @@ def test_a_failed_replace_leaves_the_name_as_it_was_and_no_temporary_file(
     (tmp_path / "state.json").mkdir()  # a folder cannot be replaced by a file
     fd = _dir_fd(tmp_path)
     try:
-        with pytest.raises(OSError):
+        with pytest.raises(IsADirectoryError):
             replace_at(fd, "state.json", b"new", sync=False)
     finally:
         os.close(fd)

@@ -154,6 +154,31 @@ def test_the_hijack_is_permission_denied_with_its_reason(
     assert rpc_details(caught.value)[0].reason == reasons.ADDRESS_TAKEN
 
 
+@pytest.mark.parametrize("squatter", ["another identity", "anonymous"])
+def test_a_squatter_the_tracker_never_reached_yields_the_address_to_its_owner(
+    tmp_path, tls_tracker, tls_node, squatter
+):
+    # Someone joins first with a free address, where no peer of theirs answers: the tracker
+    # registers them as not reachable. The peer that really serves there then joins.
+    port = free_port()
+    fake_files = [SharedFile("evil.exe", 4, "0" * 64, 0)]
+    client = tls_tracker.client()
+    try:
+        identity = make_identity(PEER_NAME) if squatter == "another identity" else None
+        squat = client.join("127.0.0.1", port, fake_files, identity=identity)
+        assert squat.reachable is False
+        assert [s.peer for s in client.search("evil.exe")] == [f"127.0.0.1:{port}"]
+
+        node = tls_node(shared(tmp_path), tls_tracker, port=port)
+        assert node.reachability == [True]
+        assert [s.peer for s in client.search("hello.txt")] == [node.link.peer_id]
+        assert client.search("evil.exe") == []
+        with pytest.raises(TrackerRejectedError, match="another identity"):
+            client.join("127.0.0.1", port, fake_files, identity=identity)  # and not back again
+    finally:
+        client.close()
+
+
 def test_a_restart_rejoins_at_once_and_a_new_identity_cannot_take_the_address(
     tmp_path, tls_tracker, tls_node
 ):

@@ -1,5 +1,7 @@
 """Join's proof of identity and the rules of who may hold an address, on a real tracker."""
 
+import socket
+import threading
 import time
 
 import grpc
@@ -101,7 +103,7 @@ def test_a_join_that_does_not_prove_its_identity_is_refused(
         ),
         "no certificate bytes": lambda: signed(tracker.fingerprint, PEER, certificate=b"junk"),
         "a huge certificate": lambda: signed(
-            tracker.fingerprint, PEER, certificate=b"\x30" * 20_000
+            tracker.fingerprint, PEER, certificate=b"\x30" * 2_100
         ),
     }[how]()
     if how == "another port":
@@ -131,3 +133,25 @@ def test_connect_back_checks_are_bounded_in_number():
     finally:
         check._slots.release()
     assert check.reachable("127.0.0.1", 9, PEER.certificate_der) is False  # nothing there
+
+
+def test_one_source_gets_only_its_share_of_the_connect_back_checks():
+    # A port that accepts and never answers: a check of it runs until its deadline.
+    silent = socket.create_server(("127.0.0.1", 0))
+    port = silent.getsockname()[1]
+    check = AddressCheck(tls=True, timeout=1.0, max_checks=8, max_per_source=1)
+    running = threading.Thread(
+        target=check.reachable, args=("127.0.0.1", port, PEER.certificate_der, "192.0.2.1")
+    )
+    running.start()
+    try:
+        while "192.0.2.1" not in check._by_source:
+            time.sleep(0.01)
+        with pytest.raises(ChecksBusyError, match=r"from 192\.0\.2\.1"):
+            check.reachable("127.0.0.1", port, PEER.certificate_der, "192.0.2.1")
+        # Another source still gets a slot: nothing answers there, so not reachable.
+        assert check.reachable("127.0.0.1", 9, PEER.certificate_der, "192.0.2.2") is False
+    finally:
+        running.join()
+        silent.close()
+    assert check._by_source == {}

@@ -50,7 +50,7 @@ export type JoinRequest = Message<"napshare.v1.JoinRequest"> & {
   files: FileInfo[];
 
   /**
-   * The peer's certificate (DER, at most 16 KiB): the self-signed X.509
+   * The peer's certificate (DER, at most 2 KiB): the self-signed X.509
    * certificate of its ECDSA P-256 key that its `PeerService` serves TLS
    * with. Its SHA-256 is the peer's identity. Empty for an anonymous Join.
    *
@@ -465,9 +465,11 @@ export const TrackerService: GenService<{
    * `certificate` (empty for a Join without one, which is anonymous). A Join
    * for an address that holds a live registration of another identity
    * (anonymous counts as one) is refused with `PERMISSION_DENIED`, and that
-   * registration is left exactly as it was. The same identity joining again
-   * (a restart) replaces its earlier registration at once; the old token
-   * stops working.
+   * registration is left exactly as it was, unless the tracker never reached
+   * that registration at its address and does reach this Join's peer there:
+   * the peer that really serves at an address takes it over from whoever
+   * claimed it first. The same identity joining again (a restart) replaces
+   * its earlier registration at once; the old token stops working.
    *
    * A Join with a certificate proves the peer holds its key: `signature`
    * signs the tracker's identity, the claimed `host` and `port`, and
@@ -475,7 +477,7 @@ export const TrackerService: GenService<{
    * to the claimed address, trusting only that certificate (over TLS, asking
    * for a name the certificate holds; a tracker run with `--plaintext`
    * connects back in plain text and only sees that something answers), and
-   * calls `grpc.health.v1.Health/Check` with a 3 s deadline. At most 16 such
+   * calls `grpc.health.v1.Health/Check` with a 3 s deadline. At most 8 such
    * checks run at once. A failed check does not refuse the Join: the peer is
    * registered as not reachable and `JoinResponse.reachable` says so
    * (firewalled peers are still listed). An anonymous Join is never checked
@@ -489,14 +491,15 @@ export const TrackerService: GenService<{
    *   (`PIECES_ROOT_INVALID`); a name listed twice (`NAME_DUPLICATE`); more
    *   than 50,000 files (`TOO_MANY_FILES`); a
    *   `certificate` that is not a DER X.509 certificate with an ECDSA key, or
-   *   over 16 KiB (`CERTIFICATE_INVALID`); or the request bytes are not a
+   *   over 2 KiB (`CERTIFICATE_INVALID`); or the request bytes are not a
    *   `JoinRequest` (`REQUEST_MALFORMED`).
    * * `UNAUTHENTICATED`: `signature` is not the certificate key's over this
    *   Join for this tracker, or `signed_at` is more than 300 s away from the
    *   tracker's clock (`JOIN_SIGNATURE_INVALID`).
    * * `PERMISSION_DENIED`: a live registration of another identity holds the
-   *   address (`ADDRESS_TAKEN`); it is left as it was. Its lease runs out
-   *   three heartbeat intervals after its last heartbeat.
+   *   address (`ADDRESS_TAKEN`), one the tracker reached there or this Join
+   *   was not; it is left as it was. Its lease runs out three heartbeat
+   *   intervals after its last heartbeat.
    * * `RESOURCE_EXHAUSTED`: a limit of the tracker would be passed, and
    *   nothing changed: the registrations (`ADDRESS_PEER_LIMIT`), files
    *   (`ADDRESS_FILE_LIMIT`) or bytes of file names
