@@ -160,6 +160,11 @@ def load_or_create(directory: str, name: str, extra_names: Iterable[str] = ()) -
     os.makedirs(directory, mode=0o700, exist_ok=True)
     dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
+        if os.fstat(dir_fd).st_mode & 0o077:
+            try:
+                os.fchmod(dir_fd, 0o700)  # made by someone or something else: owner-only now
+            except OSError as error:
+                raise IdentityError(f"cannot make it owner-only: {error.strerror}") from None
         key_pem = _read(dir_fd, KEY_FILE)
         cert_pem = _read(dir_fd, CERT_FILE)
         if key_pem is None and cert_pem is None:
@@ -170,7 +175,13 @@ def load_or_create(directory: str, name: str, extra_names: Iterable[str] = ()) -
         if key_pem is None or cert_pem is None:
             missing = KEY_FILE if key_pem is None else CERT_FILE
             raise IdentityError(f"{missing} is missing")
-        return identity_from_pem(key_pem, cert_pem)
+        identity = identity_from_pem(key_pem, cert_pem)
+        if not isinstance(identity.key, ec.EllipticCurvePrivateKey):
+            raise IdentityError(
+                f"{KEY_FILE} is not an ECDSA key, and only ECDSA keys can sign a Join; "
+                "delete the identity's files to make a new one"
+            )
+        return identity
     finally:
         os.close(dir_fd)
 

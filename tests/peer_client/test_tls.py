@@ -427,7 +427,46 @@ def test_identity_files_are_owner_only_and_survive_a_restart(tmp_path, tls_track
     assert tls_node(folder, tls_tracker).identity.fingerprint == fingerprint
 
 
-@pytest.mark.parametrize("damage", ["garbage", "missing cert", "symlink"])
+def _ed25519_pair() -> tuple[bytes, bytes]:
+    """A key and self-signed certificate that TLS could use but that cannot sign a Join."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+    from cryptography.x509.oid import NameOID
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, PEER_NAME)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, None)
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return key_pem, cert.public_bytes(serialization.Encoding.PEM)
+
+
+def test_an_identity_folder_made_open_to_others_is_made_owner_only(tmp_path, tls_tracker, tls_node):
+    folder = shared(tmp_path)
+    directory = folder / STATE_DIR / IDENTITY_DIR
+    directory.mkdir(parents=True)
+    directory.chmod(0o755)
+    tls_node(folder, tls_tracker)
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+
+
+@pytest.mark.parametrize("damage", ["garbage", "missing cert", "symlink", "ed25519"])
 def test_a_corrupt_identity_is_one_line_and_its_exit_code(tmp_path, tls_tracker, damage):
     folder = shared(tmp_path)
     directory = folder / STATE_DIR / IDENTITY_DIR
@@ -437,6 +476,10 @@ def test_a_corrupt_identity_is_one_line_and_its_exit_code(tmp_path, tls_tracker,
     (directory / "key.pem").write_bytes(make.key_pem)
     if damage == "garbage":
         (directory / "key.pem").write_bytes(b"-----BEGIN PRIVATE KEY-----\nnot a key\n")
+    elif damage == "ed25519":
+        key_pem, cert_pem = _ed25519_pair()
+        (directory / "key.pem").write_bytes(key_pem)
+        (directory / "cert.pem").write_bytes(cert_pem)
     elif damage == "missing cert":
         (directory / "cert.pem").unlink()
     else:
