@@ -1,11 +1,12 @@
-"""Download a file by name: search the tracker, stream from peers with failover, verify, keep.
+"""Download a file by name: search the tracker, stream from every peer at once, verify, keep.
 
 The bytes land in a part under `<dir>/.napshare/partial/`; a later attempt resumes from it.
 When the tracker lists a pieces root, the piece layer is fetched from a peer and checked
-against it first, then every piece is checked as it arrives: a bad piece bans the one peer
-that sent it (for that file) and is fetched again from another. The file gets its final
-name only once its whole sha256 matches the tracker's too. Peers that refuse, die or stall
-are left for the next one at the same piece.
+against it first; then up to `max_sources` peers send pieces at once (peer.downloading.swarm),
+and every piece is checked as it arrives: a bad piece bans the one peer that sent it (for
+that file) and is fetched again from another. The file gets its final name only once its
+whole sha256 matches the tracker's too. Peers that refuse, die or stall leave their pieces
+to the others and are asked again later.
 """
 
 import dataclasses
@@ -26,12 +27,14 @@ from napshare.peer.defaults import (
     DOWNLOAD_BACKOFF_CAP,
     GATHERING_POLL,
     GIVE_UP_AFTER,
+    MAX_SOURCES,
     STALL_TIMEOUT,
     WAIT_FOR_PEERS,
 )
-from napshare.peer.downloading.fetch import PeerChannels, fetch, fetch_layer
+from napshare.peer.downloading.fetch import PeerChannels, Stream, fetch_in_order, fetch_layer
 from napshare.peer.downloading.partfile import PartFile
 from napshare.peer.downloading.reporting import Reporter, SilentReporter
+from napshare.peer.downloading.swarm import Swarm
 from napshare.peer.errors import (
     CancelledError,
     NoPeerReachableError,
@@ -56,6 +59,8 @@ class DownloadOptions:
     `give_up_after` counts seconds without any new byte, not the whole download's time.
     `wait_for_peers` is how long to keep searching when nobody shares the file yet but the
     tracker is gathering (it restarted moments ago and its peers are re-joining); 0: never.
+    `max_sources` is how many peers send pieces at once; one at a time when `preferred` is set,
+    or for a file without a pieces root.
     """
 
     preferred: str | None = None
@@ -64,6 +69,7 @@ class DownloadOptions:
     give_up_after: float = GIVE_UP_AFTER
     max_backoff: float = DOWNLOAD_BACKOFF_CAP
     wait_for_peers: float = WAIT_FOR_PEERS
+    max_sources: int = MAX_SOURCES
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,7 @@ class DownloadResult:
     resumed_from: int
     bytes_received: int
     sources: tuple[str, ...]
+    received_from: tuple[tuple[str, int], ...] = ()  # (peer, bytes kept) in this run, most first
 
 
 class _Target:
@@ -132,18 +139,27 @@ class _Job:
     reporter: Reporter
     channels: PeerChannels
     cancel: threading.Event | None
+    tally: "_Tally"
 
 
-class _Shown:
-    """Passes bytes on to a reporter, counting them (to tell when some were not kept)."""
+class _Tally:
+    """Counts the bytes kept from each peer, from every stream's thread, and passes them on to
+    the reporter one call at a time.
+    """
 
     def __init__(self, reporter: Reporter) -> None:
-        self.count = 0
         self._reporter = reporter
+        self._lock = threading.Lock()
+        self._by_peer: Counter[str] = Counter()
 
-    def advance(self, count: int) -> None:
-        self.count += count
-        self._reporter.advance(count)
+    def add(self, peer: str, count: int) -> None:
+        with self._lock:
+            self._by_peer[peer] += count
+            self._reporter.advance(count)
+
+    def by_peer(self) -> tuple[tuple[str, int], ...]:
+        with self._lock:
+            return tuple(self._by_peer.most_common())
 
 
 class Downloader:
@@ -185,7 +201,7 @@ class Downloader:
         reporter = reporter or SilentReporter()
         channels = PeerChannels(plaintext=self.tracker.plaintext)
         targets = self._targets(name, options, reporter, cancel, channels)
-        job = _Job(name, options, reporter, channels, cancel)
+        job = _Job(name, options, reporter, channels, cancel, _Tally(reporter))
         try:
             failure: Exception | None = None
             for target in targets:
@@ -275,7 +291,6 @@ class Downloader:
             pieces_root=target.pieces_root,
         )
         try:
-            received = 0
             reporter.begin(name, target.size, part.have)
             backoff = Backoff(options.max_backoff)
             last_progress = time.monotonic()
@@ -289,14 +304,14 @@ class Downloader:
                 candidates = target.candidates()
                 if not candidates:
                     raise _exhausted(name, target)
-                before = received
+                before = part.have
                 ready = target.ready(time.monotonic())
                 if ready:
-                    received += self._round(job, part, target, ready)
+                    self._round(job, part, target, ready)
                 if part.have == target.size:
                     continue
                 now = time.monotonic()
-                if received > before:
+                if part.have > before:
                     last_progress = now
                     backoff.reset()
                     continue
@@ -335,41 +350,73 @@ class Downloader:
             target.size,
             target.sha256,
             part.resumed_from,
-            received,
+            part.have - part.resumed_from,
             tuple(part.sources),
+            job.tally.by_peer(),
         )
 
-    def _round(self, job: _Job, part: PartFile, target: _Target, candidates: list[str]) -> int:
-        """Ask each candidate in turn until the part is complete; the verified bytes received."""
-        received = 0
-        for index, peer in enumerate(candidates):
-            before = part.have
-            shown = _Shown(job.reporter)
+    def _round(self, job: _Job, part: PartFile, target: _Target, ready: list[str]) -> None:
+        """One try of the peers that may be asked now, until the part is complete or none of
+        them can send more.
+        """
+        if part.needs_layer:
+            ready = self._layer_round(job, part, target, ready)
+            if part.needs_layer:
+                return
+        if part.layer is None:
+            self._in_order(job, part, target, ready)
+            return
+        asked = set(ready)
+        swarm = Swarm(
+            part,
+            job.channels,
+            self._stream(job),
+            job.reporter,
+            # A peer the user named sends alone; the others only step in when it fails.
+            max_sources=1 if job.options.preferred else job.options.max_sources,
+            ready=lambda: [p for p in target.ready(time.monotonic()) if p in asked],
+            on_failure=lambda failure, following: self._handle(
+                failure, target, job.reporter, following
+            ),
+        )
+        swarm.run()
+
+    def _layer_round(
+        self, job: _Job, part: PartFile, target: _Target, ready: list[str]
+    ) -> list[str]:
+        """Ask the peers in turn for the piece layer until one sends a good one; the peers
+        left to ask for pieces.
+        """
+        for index, peer in enumerate(ready):
             try:
-                if part.needs_layer:
-                    self._attach_layer(job, part, peer)
-                    before = part.have  # pieces an earlier run left were checked on disk
-                    if before:
-                        job.reporter.restart(before)
-                fetch(
-                    job.channels.download(peer),
-                    peer,
-                    part,
-                    stall_timeout=job.options.stall_timeout,
-                    cancel=job.cancel,
-                    on_bytes=shown.advance,
-                    limit=self._limit,
-                )
+                self._attach_layer(job, part, peer)
             except PeerError as failure:
-                following = candidates[(index + 1) % len(candidates)]
-                self._handle(failure, target, job.reporter, following, part.have)
+                self._handle(failure, target, job.reporter, ready[(index + 1) % len(ready)])
+                continue
+            if part.have:
+                job.reporter.restart(part.have)  # pieces an earlier run left, checked on disk
+            return [p for p in ready if p in target.candidates()]
+        return []
+
+    def _in_order(self, job: _Job, part: PartFile, target: _Target, ready: list[str]) -> None:
+        """A file without a pieces root: one stream at a time, each peer in turn."""
+        how = self._stream(job)
+        for index, peer in enumerate(ready):
+            before = part.have
+            job.reporter.sources(1)
+            try:
+                fetch_in_order(job.channels.download(peer), peer, part, how)
+            except PeerError as failure:
+                self._handle(failure, target, job.reporter, ready[(index + 1) % len(ready)])
             finally:
-                received += part.have - before
-                if part.have < before + shown.count:
-                    job.reporter.restart(part.have)  # a piece came short or bad: not kept
+                job.reporter.sources(0)
+                if part.have < before:
+                    job.reporter.restart(part.have)
             if part.have == target.size:
-                break
-        return received
+                return
+
+    def _stream(self, job: _Job) -> Stream:
+        return Stream(job.options.stall_timeout, job.cancel, self._limit, job.tally.add)
 
     def _attach_layer(self, job: _Job, part: PartFile, peer: str) -> None:
         """Get the piece layer from `peer`, check it against the root, and use it."""
@@ -380,7 +427,7 @@ class Downloader:
         logger.info("%s: piece layer of %d pieces from %s", part.name, len(layer.hashes), peer)
 
     def _handle(
-        self, failure: PeerError, target: _Target, reporter: Reporter, following: str, at: int
+        self, failure: PeerError, target: _Target, reporter: Reporter, following: str
     ) -> None:
         peer = failure.peer
         if failure.fault is PeerFault.REFUSED:
@@ -396,7 +443,7 @@ class Downloader:
             # Warn once per peer; a peer that stays down would fill the screen otherwise.
             level = logging.INFO if peer in target.warned else logging.WARNING
             target.warned.add(peer)
-            logger.log(level, "%s; going on from byte %d with peer %s", failure, at, following)
+            logger.log(level, "%s; going on with peer %s", failure, following)
         elif failure.fault in (PeerFault.CHANGED, PeerFault.MISSING):
             target.dropped.add(peer)
             logger.warning("%s; not asking it again for this file", failure)

@@ -1,11 +1,14 @@
-"""One Download stream from one peer into a .part, watched for stalls and cancellation; and
-the piece layer from one peer (GetPieceLayer), checked against the root before it is used.
+"""One Download stream from one peer into a .part, watched for stalls and cancellation: a
+claim of pieces (peer.downloading.plan), each verified as it arrives, or a whole file without
+a pieces root in order; and the piece layer from one peer (GetPieceLayer), checked against
+the root before it is used.
 """
 
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TypeAlias
 
 import grpc
@@ -16,6 +19,7 @@ from napshare.common.protocol import PEER_SERVICE
 from napshare.common.tls import pinned_channel
 from napshare.peer.downloading.partfile import PartFile
 from napshare.peer.downloading.pieces import BadLayerError, BadPieceError, PieceLayer
+from napshare.peer.downloading.plan import Claim, Plan
 from napshare.peer.errors import CancelledError, PeerError, PeerFault, peer_failure
 from napshare.peer.ratelimit import TokenBucket
 from napshare.peer.wire import Chunk, decode_response
@@ -189,16 +193,18 @@ class PeerChannels:
 
 
 class _Watchdog:
-    """Cancels a call when no data came for `stall_timeout` seconds, or when `cancel` is set."""
+    """Cancels a call when no data came for `stall_timeout` seconds, or when one of `stops` is
+    set (`reason` then says which: "stalled", or the index of the event).
+    """
 
     def __init__(
-        self, call: grpc.Call, stall_timeout: float, cancel: threading.Event | None
+        self, call: grpc.Call, stall_timeout: float, stops: Sequence[threading.Event | None]
     ) -> None:
-        self.reason: str | None = None
+        self.reason: str | int | None = None
         self.last = time.monotonic()
         self._call = call
         self._stall_timeout = stall_timeout
-        self._cancel = cancel
+        self._stops = stops
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, name="stall-watchdog", daemon=True)
         self._thread.start()
@@ -210,8 +216,9 @@ class _Watchdog:
     def _run(self) -> None:
         tick = min(0.2, self._stall_timeout / 4)
         while not self._done.wait(tick):
-            if self._cancel is not None and self._cancel.is_set():
-                self.reason = "cancelled"
+            stopped = [i for i, event in enumerate(self._stops) if event and event.is_set()]
+            if stopped:
+                self.reason = stopped[0]
             elif time.monotonic() - self.last > self._stall_timeout:
                 self.reason = "stalled"
             else:
@@ -220,28 +227,109 @@ class _Watchdog:
             return
 
 
-def fetch(
-    download: Download,
-    peer: str,
-    part: PartFile,
-    *,
-    stall_timeout: float,
-    cancel: threading.Event | None = None,
-    on_bytes: Callable[[int], None] = lambda _count: None,
-    limit: TokenBucket | None = None,
-) -> None:
-    """Stream the rest of `part`'s file from `peer`, appending to it until it is complete.
-
-    The stream starts where the verified bytes end; whatever it leaves of an unfinished piece
-    is thrown away, so every piece kept came whole from one peer. With `limit`, each chunk's
-    bytes are taken from that bucket before the next chunk is read: the stream's window then
-    fills and the peer waits (memory stays bounded). Raises PeerError when the peer fails in
-    any way (a bad piece: BROKEN), or CancelledError when `cancel` is set.
+@dataclass(frozen=True)
+class Stream:
+    """How one stream runs: its stall cut-off, the download's cancel event, the rate cap
+    shared by every stream of the downloader, and where verified bytes are counted.
     """
-    part.rollback()
+
+    stall_timeout: float
+    cancel: threading.Event | None = None
+    limit: TokenBucket | None = None
+    on_bytes: Callable[[str, int], None] = lambda _peer, _count: None  # kept, from whom
+    halt: threading.Event | None = None  # the engine stops every stream (another one failed)
+
+
+def fetch_claim(download: Download, part: PartFile, plan: Plan, claim: Claim, how: Stream) -> None:
+    """Stream `claim`'s pieces from its peer into `part`, each verified before it is kept.
+
+    Returns when the claim is done: its pieces are in (from this stream or another), its end
+    was taken by another stream, or it was superseded. Raises PeerError when the peer fails in
+    any way (a bad piece: BROKEN, nothing of it kept), or CancelledError when `how.cancel` is
+    set.
+    """
+    peer = claim.peer
+    layer = part.layer
+    assert layer is not None
+    offset = claim.start * layer.piece_size
+    end = layer.end_of(claim.asked_end - 1)
+    request = peer_pb2.DownloadRequest(
+        name=part.name, offset=offset, limit=end - offset, sha256=part.sha256
+    )
+    call = download(request)
+    watchdog = _Watchdog(call, how.stall_timeout, (how.cancel, how.halt, claim.superseded))
+    position, index = offset, claim.start
+    piece_end = layer.end_of(index)
+    piece: list[memoryview] = []
+    first = True
+    try:
+        for chunk in call:
+            watchdog.last = time.monotonic()
+            if first:
+                _check_file(peer, part, chunk.file)
+                first = False
+            data = chunk.data
+            if not data:
+                continue
+            if chunk.offset != position or position + len(data) > end:
+                raise PeerError(
+                    peer,
+                    PeerFault.BROKEN,
+                    f"sent {len(data)} bytes at offset {chunk.offset}, "
+                    f"expected offset {position} (bytes {offset}-{end - 1} were asked)",
+                )
+            view = memoryview(data)
+            while view:
+                take = min(len(view), piece_end - position)
+                piece.append(view[:take])
+                view = view[take:]
+                position += take
+                if position < piece_end:
+                    continue
+                try:
+                    kept = part.put_piece(index, piece)
+                except BadPieceError as error:
+                    raise PeerError(peer, PeerFault.BROKEN, str(error)) from None
+                piece = []
+                if kept:
+                    if not claim.pieces:
+                        part.add_source(peer)
+                    how.on_bytes(peer, layer.end_of(index) - index * layer.piece_size)
+                _, going_on = plan.advance(claim, index)
+                if not going_on:
+                    return
+                index += 1
+                piece_end = layer.end_of(index)
+            if how.limit is not None:
+                _pace(how.limit, len(data), watchdog, how.cancel)
+    except grpc.RpcError as error:
+        if watchdog.reason in (0, 1):
+            raise CancelledError(tr("download of {name} cancelled", name=part.name)) from None
+        if watchdog.reason == 2:
+            return  # superseded: other streams have the rest
+        if watchdog.reason == "stalled":
+            raise PeerError(
+                peer, PeerFault.STALLED, f"no data for {how.stall_timeout:g} s"
+            ) from None
+        raise peer_failure(peer, error) from None
+    finally:
+        watchdog.stop()
+        call.cancel()  # type: ignore[no-untyped-call]
+    if claim.superseded.is_set():
+        return
+    raise PeerError(peer, PeerFault.GONE, f"the stream ended at byte {position} of {end}")
+
+
+def fetch_in_order(download: Download, peer: str, part: PartFile, how: Stream) -> None:
+    """Stream the rest of `part`'s file from `peer`, appending to it until it is complete:
+    a file without a pieces root, which only its sha256 can tell good or bad.
+
+    Raises PeerError when the peer fails in any way, or CancelledError when `how.cancel` is
+    set.
+    """
     request = peer_pb2.DownloadRequest(name=part.name, offset=part.have, sha256=part.sha256)
     call = download(request)
-    watchdog = _Watchdog(call, stall_timeout, cancel)
+    watchdog = _Watchdog(call, how.stall_timeout, (how.cancel, how.halt))
     first = True
     try:
         for chunk in call:
@@ -261,23 +349,21 @@ def fetch(
                 )
             if part.have == request.offset:
                 part.add_source(peer)
-            try:
-                part.write(chunk.offset, data)
-            except BadPieceError as error:
-                raise PeerError(peer, PeerFault.BROKEN, str(error)) from None
-            on_bytes(len(data))
-            if limit is not None:
-                _pace(limit, len(data), watchdog, cancel)
+            part.write(chunk.offset, data)
+            how.on_bytes(peer, len(data))
+            if how.limit is not None:
+                _pace(how.limit, len(data), watchdog, how.cancel)
     except grpc.RpcError as error:
-        if watchdog.reason == "cancelled":
+        if watchdog.reason in (0, 1):
             raise CancelledError(tr("download of {name} cancelled", name=part.name)) from None
         if watchdog.reason == "stalled":
-            raise PeerError(peer, PeerFault.STALLED, f"no data for {stall_timeout:g} s") from None
+            raise PeerError(
+                peer, PeerFault.STALLED, f"no data for {how.stall_timeout:g} s"
+            ) from None
         raise peer_failure(peer, error) from None
     finally:
         watchdog.stop()
         call.cancel()  # type: ignore[no-untyped-call]
-        part.rollback()
     if part.have < part.size:
         raise PeerError(
             peer, PeerFault.GONE, f"the stream ended at byte {part.have} of {part.size}"

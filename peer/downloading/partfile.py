@@ -1,17 +1,19 @@
 """A download in progress: its bytes and note in `<dir>/.napshare/partial/`, and its hash.
 
-The part (`<key>.part`) and its note (`<key>.json`, which file (size, sha256, pieces root) the
-part holds the beginning of, how many of its bytes are verified pieces, and which peers sent
-its bytes) share a key made from the name, so they never take a name the user's files could
-have; a later run resumes the part only when the sources still have that file. A file with a
-pieces root is checked piece by piece as it arrives (peer.downloading.pieces): a bad piece
-is never kept, and only whole verified pieces count, so a resume fetches only what is missing.
-The only change made to the user's files is the final link of the verified part to
-`<dir>/<name>`, on the same file system, so atomic. Every path is
-opened relative to a directory descriptor without following symlinks, so nothing is ever
-written outside the folder.
+The part (`<key>.part`) and its note (`<key>.json`: which file (size, sha256, pieces root)
+the part holds pieces of, which of its pieces are verified, and which peers sent them) share
+a key made from the name, so they never take a name the user's files could have; a later run
+resumes the part only when the sources still have that file. A file with a pieces root is
+kept piece by piece, in any order (peer.downloading.pieces): a piece is written only once its
+bytes match its hash, so a resume fetches only what is missing, and several streams may fill
+one part at once. A file without one is appended to in order, and only its sha256 says
+whether it is good. The only change made to the user's files is the final link of the
+verified part to `<dir>/<name>`, on the same file system, so atomic. Every path is opened
+relative to a directory descriptor without following symlinks, so nothing is ever written
+outside the folder.
 """
 
+import base64
 import contextlib
 import errno
 import fcntl
@@ -19,13 +21,15 @@ import json
 import logging
 import os
 import stat
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from napshare.common.console import tr
 from napshare.common.files import replace_at
 from napshare.common.names import check_file_name
-from napshare.peer.downloading.pieces import BadPieceError, PieceCheck, PieceLayer
+from napshare.peer.downloading.pieces import BadPieceError, PieceLayer
 from napshare.peer.downloading.trailing_hash import TrailingHash
 from napshare.peer.errors import (
     AlreadyExistsError,
@@ -47,8 +51,8 @@ _PARTIAL_PATH = (STATE_DIR, PARTIAL_DIR)  # the folder of parts and notes, from 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _MAX_NOTE_BYTES = 1024 * 1024
 WRITEBACK_WINDOW = 32 * 1024 * 1024
-# The note records the verified bytes this often (after the part's bytes reach the disk), so
-# a crash loses little; a clean stop records them exactly.
+# The note records the verified pieces this often (after their bytes reach the disk), so a
+# crash loses little; a clean stop records them exactly.
 NOTE_INTERVAL = 64 * 1024 * 1024
 _DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 _READ_ONLY = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
@@ -56,10 +60,12 @@ _READ_ONLY = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
 
 @dataclass
 class Note:
-    """What a .part holds the beginning of, how much of it is verified, who sent its bytes.
+    """What a .part holds pieces of, which of them are verified, who sent its bytes.
 
-    `verified` counts bytes from the start that are whole pieces checked against the layer
-    of `pieces_root` and on disk; "" for a file without one (only its sha256 is checked).
+    `pieces` is a bitmap (base64, piece i in bit 7 - i % 8 of byte i // 8) of the pieces
+    checked against the layer of `pieces_root` and on disk. `verified` is what notes of
+    earlier versions kept instead: the bytes from the start that are such pieces. A file
+    without a root has neither (only its sha256 is checked).
     """
 
     name: str
@@ -68,16 +74,17 @@ class Note:
     sources: list[str] = field(default_factory=list)
     pieces_root: str = ""
     verified: int = 0
+    pieces: str | None = None
 
 
 class PartFile:
-    """The open .part of one file: write chunks at their offsets, then verify and commit.
+    """The open .part of one file: put verified pieces in it (or append, without a root),
+    then verify the whole and commit.
 
-    `have` is how many bytes from the start are there (resumed from an earlier run, or
-    written since). With a `pieces_root`, `verified` (a piece boundary) is how many of them
-    are whole pieces that matched their hash; the rest is the piece being received, thrown
-    away by `rollback`. The layer must be given (`attach`) before the first write, unless
-    the file has one piece or less. Without a root, every byte counts as verified.
+    `have` is how many of the file's bytes are kept: the verified pieces (resumed from an
+    earlier run, or put since); without a root, the bytes from the start. The layer must be
+    given (`attach`) before the first piece, unless the file has one piece or less.
+    `put_piece` may be called from several threads at once.
     """
 
     def __init__(
@@ -98,16 +105,18 @@ class PartFile:
         self.sha256 = sha256
         self.pieces_root = pieces_root
         self.layer: PieceLayer | None = None
-        self.verified = 0
-        self._check: PieceCheck | None = None
-        self._pending: list[tuple[int, memoryview]] = []  # the received piece's unchecked bytes
-        self._on_disk = 0  # bytes in the part from an earlier run, not yet checked
-        self._noted = 0  # the note says this many bytes are verified
-        self._finished = False  # committed or removed: the note is gone for good
+        self.have = 0
         self.resumed_from = 0  # the bytes an earlier run left that are kept (once checked)
+        self._done = bytearray()  # per piece, once the layer is in: 1 when verified
+        self._frontier = 0  # the first piece not verified: the whole-file hash follows it
+        self._on_disk = 0  # bytes in the part from an earlier run (legacy notes: unchecked)
+        self._noted_pieces: bytearray | None = None  # what the note said, until `attach`
+        self._unnoted = 0  # bytes verified since the note last recorded the pieces
+        self._finished = False  # committed or removed: the note is gone for good
+        self._lock = threading.Lock()  # the pieces, the frontier, the hash feed
+        self._note_lock = threading.Lock()  # one note write at a time
         self._root = root
         self._root_fd = _open_dir(root)
-        self.have = 0
         self._flushed = 0  # writeback was started for bytes before this
         self._fd = -1
         self._partial_fd = -1
@@ -137,141 +146,213 @@ class PartFile:
         return list(self.note.sources)
 
     def add_source(self, peer: str) -> None:
-        """Record that `peer` is about to send bytes of this part."""
-        if peer not in self.note.sources:
+        """Record that `peer` is about to send bytes of this part (or just did)."""
+        with self._note_lock:
+            if peer in self.note.sources:
+                return
             self.note.sources.append(peer)
             self._save_note()
 
     @property
     def needs_layer(self) -> bool:
-        """Whether the piece layer must be attached before bytes may be written."""
+        """Whether the piece layer must be attached before pieces may be put."""
         return bool(self.pieces_root) and self.layer is None
+
+    def verified_pieces(self) -> bytearray:
+        """Per piece, 1 when it is verified (a copy), once the layer is in."""
+        with self._lock:
+            return bytearray(self._done)
 
     def attach(self, layer: PieceLayer) -> None:
         """Check pieces with `layer` (already checked against the root) from now on.
 
-        Bytes an earlier run left in the part past the note's verified ones are checked on
-        disk, piece by piece, and kept as far as they are good.
+        The pieces the note lists are trusted; the others that hold bytes on disk (an earlier
+        run wrote them after the note's last record, or a note of an earlier version counted
+        only a prefix) are checked there, and kept if good.
         """
         self.layer = layer
-        if self._on_disk > self.verified:
-            self._recheck(layer)
-        self._on_disk = self.verified
-        self.resumed_from = self.verified
-        try:
-            if os.fstat(self._fd).st_size > self.verified:
-                os.ftruncate(self._fd, self.verified)
-        except OSError as error:
-            raise self._failure(error, self.verified) from None
-        self.rollback()
+        count = len(layer.hashes)
+        noted = self._noted_pieces or bytearray(count)
+        prefix = min(self.note.verified, self._on_disk)  # what notes of earlier versions say
+        self._done = bytearray(
+            1 if (i < len(noted) and noted[i]) or layer.end_of(i) <= prefix else 0
+            for i in range(count)
+        )
+        for index in range(count):
+            if self._done[index] and layer.end_of(index) > self._on_disk:
+                self._done[index] = 0  # the part was cut shorter than the note says
+        rechecked = self._recheck(layer)
+        self.have = sum(
+            layer.end_of(i) - i * layer.piece_size for i in range(count) if self._done[i]
+        )
+        self.resumed_from = self.have
+        self._frontier = self._done.find(0)
+        if self._frontier < 0:
+            self._frontier = count
+        self._flushed = self._frontier * layer.piece_size
+        self._on_disk = 0
+        self._noted_pieces = None
+        if rechecked:
+            self._note_pieces()
 
-    def rollback(self) -> None:
-        """Throw away the bytes of the piece being received: `have` goes back to `verified`."""
-        self.have = self.verified
-        self._pending.clear()
-        if self.layer is not None:
-            self._check = PieceCheck(self.layer, self.verified)
+    def put_piece(self, index: int, data: Sequence[memoryview]) -> bool:
+        """Keep piece `index`, whose bytes are `data` in order, if it is good and not kept yet.
+
+        True when it was kept now; False when it was already there (another stream's).
+        Raises BadPieceError when the bytes do not match the piece's hash (nothing written).
+        """
+        layer = self.layer
+        if layer is None:
+            raise RuntimeError("the piece layer must be attached before putting pieces")
+        if self._done[index]:
+            return False
+        if not layer.good(index, data):
+            start = index * layer.piece_size
+            raise BadPieceError(self.name, index, start, layer.end_of(index))
+        start = index * layer.piece_size
+        length = layer.end_of(index) - start
+        with self._lock:
+            if self._done[index]:
+                return False
+            self._write(start, data)
+            self._done[index] = 1
+            self.have += length
+            self._unnoted += length
+            self._follow(index, data)
+            note_now = self._unnoted >= NOTE_INTERVAL
+            if note_now:
+                self._unnoted = 0
+        if note_now:
+            self._note_pieces()
+        return True
+
+    def _follow(self, index: int, data: Sequence[memoryview]) -> None:
+        """Move the whole-file hash's frontier past `index` if it was there, and start writeback
+        of what it left behind. Called with the lock held.
+        """
+        assert self._hash is not None
+        assert self.layer is not None
+        if index != self._frontier:
+            return  # read back from the part once the frontier reaches it
+        at = index * self.layer.piece_size
+        for view in data:
+            self._hash.feed(at, view)
+            at += len(view)
+        frontier = self._done.find(0, index)
+        self._frontier = len(self._done) if frontier < 0 else frontier
+        end = min(self.size, self._frontier * self.layer.piece_size)
+        if end > at:
+            self._hash.feed(end, memoryview(b""))  # the pieces there are read back
+        if end - self._flushed >= WRITEBACK_WINDOW:
+            self._start_writeback(end)
 
     def write(self, offset: int, data: bytes | memoryview) -> None:
-        """Write `data` at `offset`, which must be where the part ends now.
-
-        Raises BadPieceError (after `rollback`) when a piece it completes is bad.
-        """
-        if self.needs_layer:
-            raise RuntimeError("the piece layer must be attached before writing")
-        done = 0
-        length = len(data)
+        """Append `data` at `offset`, where the part ends now: a file without a pieces root."""
+        if self.pieces_root:
+            raise RuntimeError("a file with a pieces root is kept piece by piece (put_piece)")
+        if offset != self.have:
+            raise RuntimeError(f"writing at {offset}, but the part ends at {self.have}")
         view = memoryview(data)
+        self._write(offset, [view])
+        self.have = offset + len(view)
+        assert self._hash is not None
+        self._hash.feed(offset, view)
+        if self.have - self._flushed >= WRITEBACK_WINDOW:
+            self._start_writeback(self.have)
+
+    def _write(self, offset: int, data: Sequence[memoryview]) -> None:
+        """Write `data` in order from `offset`, all of it; on failure, what was written of it
+        at the end of the part is cut off again (a full disk gets its space back).
+        """
+        views = [v for v in data if len(v)]
+        at = offset
         try:
-            while done < length:
-                done += os.pwrite(self._fd, view[done:], offset + done)
+            while views:
+                count = os.pwritev(self._fd, views, at)
+                at += count
+                while views and count >= len(views[0]):
+                    count -= len(views[0])
+                    views.pop(0)
+                if count:
+                    views[0] = views[0][count:]
             removed = os.fstat(self._fd).st_nlink == 0
         except OSError as error:
-            raise self._failure(
-                error, offset + done if self._check is None else self.verified
-            ) from None
+            with contextlib.suppress(OSError):
+                if at > offset and os.fstat(self._fd).st_size <= at:
+                    os.ftruncate(self._fd, offset)
+            raise self._failure(error, self.have) from None
         if removed:
             raise self._removed()
-        self.have = offset + length
-        assert self._hash is not None
-        if self._check is None:
-            self._hash.feed(offset, view)
-            self.verified = self.have
-        else:
-            self._check_pieces(offset, view)
-        if self.have - self._flushed >= WRITEBACK_WINDOW:
-            self._start_writeback()
-        if self._check is not None and self.verified - self._noted >= NOTE_INTERVAL:
-            self._note_verified()
 
-    def _check_pieces(self, offset: int, view: memoryview) -> None:
-        assert self._check is not None
-        assert self.layer is not None
-        assert self._hash is not None
-        piece_size = self.layer.piece_size
-        position = offset
-        while position < self.have:
-            end = min(self.have, (position // piece_size + 1) * piece_size)
-            piece = view[position - offset : end - offset]
-            self._pending.append((position, piece))
-            for index, good in self._check.feed(piece):
-                if not good:
-                    start = index * piece_size
-                    self.rollback()
-                    raise BadPieceError(self.name, index, start, self.layer.end_of(index))
-                for at, chunk in self._pending:
-                    self._hash.feed(at, chunk)
-                self._pending.clear()
-                self.verified = end
-            position = end
-
-    def _note_verified(self) -> None:
-        """Record `verified` in the note once those bytes are on disk."""
+    def _note_pieces(self) -> None:
+        """Record the verified pieces in the note once their bytes are on disk."""
+        with self._lock:
+            done = bytes(self._done)
         try:
             os.fdatasync(self._fd)
         except OSError as error:
-            raise self._failure(error, self.verified) from None
-        self.note.verified = self._noted = self.verified
-        self._save_note()
+            raise self._failure(error, self.have) from None
+        with self._note_lock:
+            self.note.pieces = _bitmap(done)
+            self.note.verified = 0
+            self._save_note()
 
-    def _recheck(self, layer: PieceLayer) -> None:
-        """Keep the whole good pieces an earlier run left past the verified bytes."""
-        start = self.verified
-        index = start // layer.piece_size
+    def _recheck(self, layer: PieceLayer) -> bool:
+        """Keep the good pieces an earlier run left on disk that the note does not list;
+        whether any was found.
+        """
         buffer = bytearray(layer.piece_size)
-        while index < len(layer.hashes) and layer.end_of(index) <= self._on_disk:
-            length = layer.end_of(index) - index * layer.piece_size
+        found = checked = 0
+        for index in range(len(layer.hashes)):
+            start, end = index * layer.piece_size, layer.end_of(index)
+            if self._done[index] or not self._holds_data(start, end):
+                continue
+            length = end - start
             view = memoryview(buffer)[:length]
             try:
-                count = os.preadv(self._fd, [view], index * layer.piece_size)
+                count = os.preadv(self._fd, [view], start)
             except OSError as error:
-                raise self._failure(error, self.verified) from None
-            if count != length or not layer.good(index, view):
-                break
-            self.verified = layer.end_of(index)
-            index += 1
-        logger.info(
-            "%s: %d bytes found on disk past the note, %d of them good pieces",
-            self.name,
-            self._on_disk - start,
-            self.verified - start,
-        )
+                raise self._failure(error, 0) from None
+            checked += length
+            if count == length and layer.good(index, [view]):
+                self._done[index] = 1
+                found += length
+        if checked:
+            logger.info(
+                "%s: %d bytes found on disk past the note, %d of them good pieces",
+                self.name,
+                checked,
+                found,
+            )
+        return found > 0
 
-    def _start_writeback(self) -> None:
-        """Start writing the bytes just written to disk, without waiting for it.
+    def _holds_data(self, start: int, end: int) -> bool:
+        """Whether the part may hold bytes of [start, end): written, not a hole."""
+        if self._noted_pieces is not None:
+            if end > self._on_disk:
+                return False
+            try:
+                return os.lseek(self._fd, start, os.SEEK_DATA) < end
+            except OSError:
+                return False  # ENXIO: only a hole from `start` on
+        return end <= self._on_disk  # a note of an earlier version: the bytes it left
+
+    def _start_writeback(self, end: int) -> None:
+        """Start writing the bytes before `end` to disk, without waiting for it.
 
         Linux's POSIX_FADV_DONTNEED starts writeback of dirty pages in the range (and only
         drops pages already clean): what sync_file_range(SYNC_FILE_RANGE_WRITE) does, which
         Python lacks. The disk then works while the rest arrives, and the fsync before the
-        rename has little left to write instead of the whole file.
+        rename has little left to write instead of the whole file. Only bytes the whole-file
+        hash has been handed, or reads back next, are advised: the pages it still needs stay.
         """
-        os.posix_fadvise(self._fd, self._flushed, self.have - self._flushed, os.POSIX_FADV_DONTNEED)
-        self._flushed = self.have
+        os.posix_fadvise(self._fd, self._flushed, end - self._flushed, os.POSIX_FADV_DONTNEED)
+        self._flushed = end
 
     def verify(self) -> bool:
         """True when the part is complete and its sha256 is the expected one."""
         assert self._hash is not None
-        if self.verified != self.size:
+        if self.have != self.size:
             return False
         try:
             digest = self._hash.hexdigest(self.size)
@@ -347,12 +428,15 @@ class PartFile:
         """Throw the part's bytes away and start it again from zero, for the same file."""
         self._stop_hash()
         os.ftruncate(self._fd, 0)
-        self.have = self._flushed = self.verified = self._noted = self._on_disk = 0
-        self.note.sources.clear()
-        self.note.verified = 0
-        self._save_note()
+        self.have = self._flushed = self._frontier = self._unnoted = self._on_disk = 0
+        if self.layer is not None:
+            self._done = bytearray(len(self._done))
+        with self._note_lock:
+            self.note.sources.clear()
+            self.note.verified = 0
+            self.note.pieces = "" if self.layer is not None else None
+            self._save_note()
         self._hash = TrailingHash(self._fd)
-        self.rollback()
 
     def remove(self) -> None:
         """Delete the part and its note (a download that cannot succeed)."""
@@ -369,14 +453,12 @@ class PartFile:
     def close(self) -> None:
         """Stop hashing and close descriptors; the part stays for a later resume. Idempotent.
 
-        The note then records exactly the verified bytes, and the part holds only those.
+        The note then records exactly the verified pieces.
         """
         self._stop_hash()
         if self._fd >= 0 and not self._finished and self.layer is not None:
             try:
-                os.ftruncate(self._fd, self.verified)
-                if self.verified != self._noted:
-                    self._note_verified()
+                self._note_pieces()
             except (OSError, FolderProblemError) as error:
                 logger.warning("could not record the verified pieces of %s: %s", self.name, error)
         for attribute in ("_fd", "_partial_fd", "_root_fd"):
@@ -387,7 +469,13 @@ class PartFile:
 
     def _start(self) -> Note:
         note = self._load_note()
-        wanted = Note(self.name, self.size, self.sha256, pieces_root=self.pieces_root)
+        wanted = Note(
+            self.name,
+            self.size,
+            self.sha256,
+            pieces_root=self.pieces_root,
+            pieces="" if self.pieces_root else None,
+        )
         flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
         # A note of an earlier version has no root: its bytes are checked once the layer is in.
         same = (
@@ -396,7 +484,7 @@ class PartFile:
             and note.pieces_root in ("", self.pieces_root)
         )
         if same and note is not None and note.pieces_root != self.pieces_root:
-            note.pieces_root, note.verified = self.pieces_root, 0
+            note.pieces_root, note.verified, note.pieces = self.pieces_root, 0, None
         if not same:
             # Write the note before the part exists, so a part never lacks one.
             note = wanted
@@ -417,30 +505,25 @@ class PartFile:
         info = os.fstat(self._fd)
         if not stat.S_ISREG(info.st_mode):
             raise FolderProblemError(tr("{path} is not a regular file", path=self._part_path))
-        self.have = info.st_size if same else 0
-        if self.have > self.size:
-            self.have = 0
-        if self.have < info.st_size:
-            os.ftruncate(self._fd, self.have)
+        kept = info.st_size if same else 0
+        if kept > self.size:
+            kept = 0
+        if kept < info.st_size:
+            os.ftruncate(self._fd, kept)
             note.sources.clear()
-        if self.pieces_root:
-            # Trust the note for what it says is verified; check the rest once the layer is in.
-            self._on_disk = self.have
-            self.verified = self._noted = max(0, min(note.verified, self.have))
-            self.have = self.verified
-        else:
-            self.verified = self.have
-        self.resumed_from = self.have
-        if self.have or self._on_disk:
-            logger.info(
-                "%s: resuming after %d bytes already in %s (%d more to check)",
-                self.name,
-                self.have,
-                self.part_name,
-                self._on_disk - self.have,
-            )
         self.note = note
-        self._flushed = self.have
+        if self.pieces_root:
+            # Trust the note for the pieces it lists; check the rest once the layer is in.
+            self._on_disk = kept
+            self._noted_pieces = _pieces_of(note.pieces) if note.pieces is not None else None
+            if kept:
+                logger.info("%s: resuming from %s", self.name, self.part_name)
+        else:
+            self.have = self.resumed_from = self._flushed = kept
+            if kept:
+                logger.info(
+                    "%s: resuming after %d bytes already in %s", self.name, kept, self.part_name
+                )
         self._hash = TrailingHash(self._fd)
         return note
 
@@ -488,6 +571,7 @@ class PartFile:
                 [str(peer) for peer in document["sources"]],
                 str(document.get("pieces_root", "")),
                 int(document.get("verified", 0)),
+                None if document.get("pieces") is None else str(document["pieces"]),
             )
         except (OSError, ValueError, TypeError, KeyError) as error:
             logger.warning("ignoring the note of %s: %s", self.part_name, error)
@@ -563,3 +647,21 @@ def _exists(name: str, dir_fd: int) -> bool:
     except FileNotFoundError:
         return False
     return True
+
+
+def _bitmap(done: bytes) -> str:
+    """The note's form of per-piece flags: a bitmap, base64."""
+    bits = bytearray((len(done) + 7) // 8)
+    for index, flag in enumerate(done):
+        if flag:
+            bits[index // 8] |= 0x80 >> (index % 8)
+    return base64.b64encode(bits).decode()
+
+
+def _pieces_of(text: str) -> bytearray:
+    """Per-piece flags from the note's bitmap (as many as it has bits); empty when unreadable."""
+    try:
+        bits = base64.b64decode(text, validate=True)
+    except ValueError:
+        return bytearray()
+    return bytearray(1 if bits[i // 8] & (0x80 >> (i % 8)) else 0 for i in range(len(bits) * 8))

@@ -2,6 +2,7 @@
 and the check of each piece as its bytes arrive (napshare.common.merkle, BEP 52).
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from napshare.common import merkle
@@ -67,28 +68,9 @@ class PieceLayer:
         """Where piece `index` ends."""
         return min((index + 1) * self.piece_size, self.size)
 
-    def good(self, index: int, data: bytes | memoryview) -> bool:
-        """Whether `data`, all of piece `index`, hashes to its hash."""
+    def good(self, index: int, data: Sequence[bytes | memoryview]) -> bool:
+        """Whether `data`, all of piece `index` in order, hashes to its hash."""
         tree = merkle.TreeBuilder(self.size, index * self.piece_size)
-        tree.update(data)
+        for view in data:
+            tree.update(view)
         return tree.layer == [self.hashes[index]]
-
-
-class PieceCheck:
-    """Hashes a file's bytes in order from a piece boundary and says which pieces are good."""
-
-    def __init__(self, layer: PieceLayer, start: int) -> None:
-        self.layer = layer
-        self._next = start // layer.piece_size  # the piece being received
-        self._tree = merkle.TreeBuilder(layer.size, start)
-
-    def feed(self, data: memoryview) -> list[tuple[int, bool]]:
-        """Hash the next bytes; (index, good) for every piece they complete."""
-        self._tree.update(data)
-        done = [
-            (self._next + i, digest == self.layer.hashes[self._next + i])
-            for i, digest in enumerate(self._tree.layer)
-        ]
-        self._next += len(done)
-        self._tree.layer.clear()
-        return done

@@ -20,10 +20,13 @@ class Reporter(Protocol):
         """The download of `size` bytes starts, `have` of them already there."""
 
     def advance(self, count: int) -> None:
-        """`count` more bytes arrived."""
+        """`count` more bytes arrived and were kept (never from two threads at once)."""
 
     def restart(self, have: int) -> None:
         """The bytes so far were thrown away; `have` are there now."""
+
+    def sources(self, count: int) -> None:
+        """`count` peers are sending pieces now."""
 
     def note(self, line: str) -> None:
         """Show one line to the user."""
@@ -42,6 +45,9 @@ class SilentReporter:
         """Nothing."""
 
     def restart(self, have: int) -> None:
+        """Nothing."""
+
+    def sources(self, count: int) -> None:
         """Nothing."""
 
     def note(self, line: str) -> None:
@@ -64,6 +70,7 @@ class StatusReporter:
         self._done = 0
         self._start_done = 0
         self._started = 0.0
+        self._sources = 0
 
     def begin(self, name: str, size: int, have: int) -> None:
         """Start counting `size` bytes, `have` of them already there."""
@@ -79,6 +86,10 @@ class StatusReporter:
         self._done = self._start_done = have
         self._started = time.monotonic()
 
+    def sources(self, count: int) -> None:
+        """Remember how many peers send now, for `status`."""
+        self._sources = count
+
     def note(self, line: str) -> None:
         """Pass `line` on to `on_note`."""
         self._on_note(line)
@@ -87,7 +98,10 @@ class StatusReporter:
         """Nothing to clean up."""
 
     def status(self, now: float | None = None) -> str:
-        """How far it got: `40% 400.0 MiB of 1.0 GiB, 120.5 MiB/s, 5 s left`."""
+        """How far it got: `40% 400.0 MiB of 1.0 GiB, 120.5 MiB/s, 5 s left, from 3 peers`."""
+        return f"{self._progress(now)}{sources_text(self._sources)}"
+
+    def _progress(self, now: float | None) -> str:
         if not self.name:
             return tr("(looking for peers)")
         now = time.monotonic() if now is None else now
@@ -111,3 +125,12 @@ class StatusReporter:
             rate=speed,
             left=format((self._size - self._done) / rate, ".0f"),
         )
+
+
+def sources_text(count: int) -> str:
+    """`, from 3 peers` (how many send now), as the progress lines end; "" for none."""
+    if count <= 0:
+        return ""
+    if count == 1:
+        return tr(", from 1 peer")
+    return tr(", from {count} peers", count=count)

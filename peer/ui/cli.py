@@ -20,8 +20,10 @@ from napshare.peer.defaults import (
     DEFAULT_TRACKER,
     GIVE_UP_AFTER,
     MAX_RESULTS,
+    MAX_SOURCES,
     MAX_UPLOADS,
     MIN_UPLOAD_RATE,
+    MOST_SOURCES,
     RESCAN_INTERVAL,
     SEARCH_LIMIT,
     STALL_TIMEOUT,
@@ -173,6 +175,16 @@ def build_parser() -> argparse.ArgumentParser:
             "when nobody shares the file and the tracker started moments ago, keep "
             "searching for up to S seconds while its peers join; 0: do not wait "
             "(default: %(default)g)"
+        ),
+    )
+    fetching.add_argument(
+        "--max-sources",
+        type=int_in_range(1, MOST_SOURCES),
+        default=MAX_SOURCES,
+        metavar="N",
+        help=tr(
+            "draw pieces from up to N peers at once, 1 to {most} (default: %(default)s)",
+            most=MOST_SOURCES,
         ),
     )
     fetching.add_argument(
@@ -333,7 +345,11 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("name", help=tr("the exact file name"))
     download.add_argument("--dir", required=True, help=tr("the folder to download into"))
     download.add_argument(
-        "--from", dest="source", type=_address, metavar="HOST:PORT", help=tr("ask this peer first")
+        "--from",
+        dest="source",
+        type=_address,
+        metavar="HOST:PORT",
+        help=tr("fetch from this peer alone; the others only if it fails"),
     )
     download.add_argument(
         "--force", action="store_true", help=tr("replace the file if the folder has it already")

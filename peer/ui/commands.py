@@ -141,6 +141,11 @@ def _download(args: argparse.Namespace) -> int:
         result.resumed_from,
         " ".join(result.sources) or "nobody (empty file)",
     )
+    if len(result.received_from) > 1:
+        logger.info(
+            "bytes from each peer: %s",
+            ", ".join(f"{peer} {count}" for peer, count in result.received_from),
+        )
     console.show(downloaded_line(result, args.dir))
     return ExitCode.OK
 
@@ -151,6 +156,7 @@ def _download_options(args: argparse.Namespace, **extra: Any) -> DownloadOptions
         stall_timeout=args.stall_timeout,
         give_up_after=args.give_up_after,
         wait_for_peers=args.wait_for_peers,
+        max_sources=args.max_sources,
         **extra,
     )
 

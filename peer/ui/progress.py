@@ -6,7 +6,7 @@ from typing import TextIO
 
 from napshare.common import console
 from napshare.common.console import tr
-from napshare.peer.downloading.reporting import Reporter, StatusReporter
+from napshare.peer.downloading.reporting import Reporter, StatusReporter, sources_text
 from napshare.peer.units import human
 from rich.console import Console
 from rich.progress import (
@@ -32,6 +32,13 @@ class _RateColumn(ProgressColumn):
         return Text("?" if speed is None else f"{human(speed)}/s", style="progress.data.speed")
 
 
+class _SourcesColumn(ProgressColumn):
+    """How many peers send now."""
+
+    def render(self, task: Task) -> Text:
+        return Text(sources_text(task.fields.get("sources", 0)).lstrip(", "))
+
+
 class BarReporter:
     """A rich progress bar with size, rate and time left, on the terminal's stderr."""
 
@@ -49,12 +56,15 @@ class BarReporter:
                 DownloadColumn(binary_units=True),
                 _RateColumn(),
                 TimeRemainingColumn(),
+                _SourcesColumn(),
                 console=self._console,
             )
             self._progress.start()
         if self._task is not None:
             self._progress.remove_task(self._task)
-        self._task = self._progress.add_task(console.printable(name), total=size, completed=have)
+        self._task = self._progress.add_task(
+            console.printable(name), total=size, completed=have, sources=0
+        )
 
     def advance(self, count: int) -> None:
         """Move the bar."""
@@ -65,6 +75,11 @@ class BarReporter:
         """Move the bar back to `have`."""
         if self._progress is not None and self._task is not None:
             self._progress.reset(self._task, completed=have)
+
+    def sources(self, count: int) -> None:
+        """Show how many peers send now."""
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, sources=count)
 
     def note(self, line: str) -> None:
         """Print `line` on stdout above the bar."""

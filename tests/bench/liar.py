@@ -26,8 +26,9 @@ from napshare.v1 import file_info_pb2, peer_pb2
 MIB = 1024 * 1024
 CHUNK = MIB
 # wrong bytes in the last chunk only; a corrupted first chunk of `first` bytes, then
-# UNAVAILABLE; a piece layer that does not match the root (the bytes are right).
-LIES = ("last chunk", "first chunk then drop", "layer")
+# UNAVAILABLE; a piece layer that does not match the root (the bytes are right); wrong bytes
+# in every chunk.
+LIES = ("last chunk", "first chunk then drop", "layer", "every chunk")
 
 
 class LyingPeer:
@@ -106,13 +107,16 @@ class LyingPeer:
         )
         dropping = self.lie == "first chunk then drop"
         chunk = self.first if dropping else CHUNK
+        end = self.info.size
+        if request.limit:
+            end = min(end, request.offset + request.limit)
         with self.path.open("rb") as source:
             position = request.offset
-            while position < self.info.size:
+            while position < end:
                 source.seek(position)
-                data = source.read(min(chunk, self.info.size - position))
+                data = source.read(min(chunk, end - position))
                 last = position + len(data) == self.info.size
-                if dropping or (self.lie == "last chunk" and last):
+                if dropping or self.lie == "every chunk" or (self.lie == "last chunk" and last):
                     data = bytes(b ^ 0xFF for b in data[:100]) + data[100:]
                 with self._lock:
                     self.sent += len(data)

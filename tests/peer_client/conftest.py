@@ -32,6 +32,8 @@ MIB = 1 << 20
 DATA_SIZE = 96 * MIB + 12345  # not a multiple of any chunk size
 SLOW_CHUNK = 16 * 1024  # small chunks make a subprocess peer slow enough to act mid-stream
 I_AM = re.compile(r"(?:I am peer|Sou peer) (\S+) ")
+# The downloader's info line: bytes fetched, bytes already there, the peers that sent any.
+FETCHED = re.compile(r"fetched (\d+) bytes of \S+ \((\d+) were already there\) from (.*)")
 
 
 def free_port() -> int:

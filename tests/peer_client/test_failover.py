@@ -1,6 +1,5 @@
 """Failover: a source that dies, stalls or refuses mid-download, and giving up after a while."""
 
-import re
 import signal
 import threading
 from collections.abc import Iterator
@@ -9,12 +8,14 @@ import grpc
 import pytest
 from napshare.common import console
 from napshare.peer.downloading.engine import Downloader, DownloadOptions, DownloadResult
+from napshare.peer.downloading.reporting import SilentReporter
 from napshare.peer.errors import NoPeerReachableError
 from napshare.peer.folder.store import SharedFile, SharedFolder
 from napshare.v1 import peer_pb2, peer_pb2_grpc
 
 from .conftest import (
     DATA_SIZE,
+    FETCHED,
     MIB,
     SLOW_CHUNK,
     Swarm,
@@ -26,30 +27,16 @@ from .conftest import (
     wait_until,
 )
 
-FETCHED = re.compile(r"fetched (\d+) bytes of \S+ \((\d+) were already there\) from (.*)")
 
-
-class Notes:
+class Notes(SilentReporter):
     """A Reporter that keeps the lines a download shows."""
 
     def __init__(self) -> None:
         self.lines: list[str] = []
 
-    def begin(self, name: str, size: int, have: int) -> None:
-        """Nothing to show."""
-
-    def advance(self, count: int) -> None:
-        """Nothing to show."""
-
-    def restart(self, have: int) -> None:
-        """Nothing to show."""
-
     def note(self, line: str) -> None:
         """Keep the line."""
         self.lines.append(line)
-
-    def end(self) -> None:
-        """Nothing to show."""
 
 
 class Hog:

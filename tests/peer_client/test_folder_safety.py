@@ -14,6 +14,7 @@ from napshare.peer.downloading.engine import Downloader
 from napshare.peer.folder.store import SharedFolder
 
 from .conftest import (
+    FETCHED,
     MIB,
     SLOW_CHUNK,
     Swarm,
@@ -25,7 +26,6 @@ from .conftest import (
     wait_until,
 )
 
-FETCHED = re.compile(r"fetched (\d+) bytes of \S+ \((\d+) were already there\)")
 BIG = 16 * MIB
 
 

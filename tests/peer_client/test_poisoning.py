@@ -159,7 +159,8 @@ def test_a_restart_fetches_only_the_missing_pieces_and_checks_only_the_unnoted_o
     )
     layer_bytes = SharedFolder(swarm.tmp / "honest").piece_layer("aula1.mp4")[1]
     part.attach(PieceLayer.checked(DATA_SIZE, info.pieces_root, MIB, layer_bytes))
-    part.write(0, data[: 5 * MIB])
+    for index in range(5):
+        part.put_piece(index, [memoryview(data)[index * MIB : (index + 1) * MIB]])
     part.close()  # a clean stop: the note says 5 pieces are verified
     # As if a crash came later: 3 more pieces reached the disk, the note never heard of them,
     # and the last of them is damaged.
