@@ -213,6 +213,8 @@ def test_the_window_follows_the_round_trip_within_bounds() -> None:
     assert fetch.window_for(0.0002) is None  # loopback keeps gRPC's default window
     assert fetch.window_for(0.05) == int(0.05 * fetch.WINDOW_RATE)
     assert fetch.window_for(10.0) == fetch.MAX_WINDOW
+    assert fetch.window_for(10.0, streams=4) == fetch.MAX_WINDOW // 4  # one download's share
+    assert fetch.window_for(10.0, streams=32) == fetch.MIN_WINDOW
 
 
 def _host_port(address: str) -> tuple[str, int]:

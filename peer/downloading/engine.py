@@ -282,6 +282,8 @@ class Downloader:
 
     def _fetch_target(self, job: _Job, target: _Target) -> DownloadResult:
         name, options, reporter = job.name, job.options, job.reporter
+        sources = 1 if options.preferred else options.max_sources
+        job.channels.streams = max(1, min(sources, len(target.candidates())))
         part = PartFile(
             self.folder.root,
             name,

@@ -50,7 +50,8 @@ CHANNEL_OPTIONS: list[tuple[str, int | str]] = [
 # sized to the round trip a health check takes: WINDOW_RATE bytes per second of round trip, at
 # most MAX_WINDOW. Measured, a window gives about half of window / round trip, hence twice the
 # ~120 MB/s one source reaches here. The client holds the window in memory only when it is
-# slower than the link; MAX_WINDOW keeps that under 100 MiB of RSS (32 MiB reached 98 MiB).
+# slower than the link; MAX_WINDOW keeps that under 100 MiB of RSS (32 MiB reached 98 MiB),
+# so the streams of one download share it: each gets MAX_WINDOW / sources (MIN_WINDOW at least).
 # Round trips under MIN_WINDOW / WINDOW_RATE (9 ms) keep gRPC's default window: on loopback
 # a large window only costs memory (16 MiB took a 1 GiB download from 69 to 120 MiB).
 WINDOW_RATE = 240_000_000
@@ -61,12 +62,14 @@ PROBE_TIMEOUT = 3.0  # seconds all the probes of one peer may take together
 _HEALTH_CHECK = "/grpc.health.v1.Health/Check"
 
 
-def window_for(round_trip: float) -> int | None:
-    """The stream window for a link with this round trip in seconds; None for gRPC's default."""
+def window_for(round_trip: float, streams: int = 1) -> int | None:
+    """The stream window for a link with this round trip in seconds, when `streams` streams
+    of one download share MAX_WINDOW; None for gRPC's default.
+    """
     window = int(round_trip * WINDOW_RATE)
     if window < MIN_WINDOW:
         return None
-    return min(window, MAX_WINDOW)
+    return max(MIN_WINDOW, min(window, MAX_WINDOW // max(1, streams)))
 
 
 def _round_trip(channel: grpc.Channel) -> float | None:
@@ -109,6 +112,7 @@ class PeerChannels:
         self._by_peer: dict[str, grpc.Channel] = {}
         self._channels: list[grpc.Channel] = []
         self._certificates: dict[str, bytes] = {}
+        self.streams = 1  # how many streams share MAX_WINDOW (the download's sources)
 
     def pin(self, peer: str, certificate: bytes) -> None:
         """Trust only `certificate` (DER, as the tracker lists it) for `peer` from now on."""
@@ -172,7 +176,7 @@ class PeerChannels:
         channel = self._new_channel(peer, CHANNEL_OPTIONS)
         self._channels.append(channel)
         round_trip = _round_trip(channel)
-        window = None if round_trip is None else window_for(round_trip)
+        window = None if round_trip is None else window_for(round_trip, self.streams)
         if round_trip is None or window is None:
             return channel
         logger.debug("round trip to %s %.1f ms: window %d bytes", peer, round_trip * 1e3, window)
