@@ -8,6 +8,7 @@ STALL_TIMEOUT = 30.0  # seconds without data before another peer is asked
 GIVE_UP_AFTER = 120.0  # seconds in which no peer sent a byte before a download fails
 MAX_SOURCES = 4  # peers one download draws pieces from at once (--max-sources)
 MOST_SOURCES = 32  # the most --max-sources allows
+SOURCES_REFRESH = 30.0  # seconds between searches for more peers while a download has room
 MAX_UPLOADS = 4
 UPLOAD_STALL_TIMEOUT = 60.0  # seconds a downloader may take no chunk before its slot is freed
 UPLOADS_PER_ADDRESS = 2  # upload slots one client IP may hold at once

@@ -28,6 +28,7 @@ from napshare.peer.defaults import (
     GATHERING_POLL,
     GIVE_UP_AFTER,
     MAX_SOURCES,
+    SOURCES_REFRESH,
     STALL_TIMEOUT,
     WAIT_FOR_PEERS,
 )
@@ -60,7 +61,8 @@ class DownloadOptions:
     `wait_for_peers` is how long to keep searching when nobody shares the file yet but the
     tracker is gathering (it restarted moments ago and its peers are re-joining); 0: never.
     `max_sources` is how many peers send pieces at once; one at a time when `preferred` is set,
-    or for a file without a pieces root.
+    or for a file without a pieces root. While fewer send, the tracker is searched again every
+    `refresh_every` seconds for peers that joined since.
     """
 
     preferred: str | None = None
@@ -70,6 +72,7 @@ class DownloadOptions:
     max_backoff: float = DOWNLOAD_BACKOFF_CAP
     wait_for_peers: float = WAIT_FOR_PEERS
     max_sources: int = MAX_SOURCES
+    refresh_every: float = SOURCES_REFRESH
 
 
 @dataclass(frozen=True)
@@ -368,7 +371,6 @@ class Downloader:
         if part.layer is None:
             self._in_order(job, part, target, ready)
             return
-        asked = set(ready)
         swarm = Swarm(
             part,
             job.channels,
@@ -376,10 +378,12 @@ class Downloader:
             job.reporter,
             # A peer the user named sends alone; the others only step in when it fails.
             max_sources=1 if job.options.preferred else job.options.max_sources,
-            ready=lambda: [p for p in target.ready(time.monotonic()) if p in asked],
+            ready=lambda: target.ready(time.monotonic()),
             on_failure=lambda failure, following: self._handle(
                 failure, target, job.reporter, following
             ),
+            refresh=lambda: self._refresh(job.name, target, job.channels),
+            refresh_every=job.options.refresh_every,
         )
         swarm.run()
 

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
+from napshare.peer.defaults import SOURCES_REFRESH
 from napshare.peer.downloading.fetch import PeerChannels, Stream, fetch_claim
 from napshare.peer.downloading.partfile import PartFile
 from napshare.peer.downloading.plan import Claim, Plan
@@ -30,7 +31,8 @@ class Swarm:
 
     `on_failure(failure, following)` is told of each stream's PeerError (`following` is a peer
     that goes on); a peer whose stream failed is not asked again in this round, unless it
-    was busy and said when to come back.
+    was busy and said when to come back. While fewer than `max_sources` stream, `refresh()`
+    is called every `refresh_every` seconds to find peers that joined since (a search).
     """
 
     def __init__(
@@ -43,6 +45,8 @@ class Swarm:
         max_sources: int,
         ready: Callable[[], list[str]],
         on_failure: Callable[[PeerError, str], None],
+        refresh: Callable[[], None] = lambda: None,
+        refresh_every: float = SOURCES_REFRESH,
     ) -> None:
         self._part = part
         self._channels = channels
@@ -52,6 +56,8 @@ class Swarm:
         self._max = max(1, max_sources)
         self._ready = ready
         self._on_failure = on_failure
+        self._refresh = refresh
+        self._refresh_every = refresh_every
         self._events: queue.Queue[tuple[str, BaseException | None]] = queue.Queue()
 
     def run(self) -> None:
@@ -61,8 +67,12 @@ class Swarm:
         plan = Plan(self._part.verified_pieces())
         running: dict[str, threading.Thread] = {}
         resting: set[str] = set()  # failed in this round
+        refreshed = time.monotonic()
         try:
             while not plan.complete:
+                if len(running) < self._max and time.monotonic() - refreshed >= self._refresh_every:
+                    self._refresh()
+                    refreshed = time.monotonic()
                 for peer in self._ready():
                     if len(running) >= self._max:
                         break

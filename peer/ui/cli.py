@@ -3,7 +3,7 @@
 import argparse
 from collections.abc import Sequence
 
-from napshare.common import logsetup
+from napshare.common import arenas, logsetup
 from napshare.common.address import InvalidAddressError, normal_address
 from napshare.common.cliargs import (
     OneLineParser,
@@ -367,6 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except InvalidNameError as error:
             parser.error(localized(error))
     logsetup.configure(args.log_level)
+    arenas.limit_arenas()  # before gRPC and the download's threads start
     from napshare.peer.ui.commands import run  # noqa: PLC0415 - only now may gRPC load
 
     return run(args)

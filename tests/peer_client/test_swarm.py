@@ -75,6 +75,27 @@ def test_a_faster_peer_sends_more_of_the_file(swarm: Swarm) -> None:
     assert sent[fast.link.peer_id] > 2 * sent[slow.link.peer_id] > 0
 
 
+def test_a_peer_that_joins_during_the_download_is_drawn_from_too(swarm: Swarm) -> None:
+    first = swarm.node(swarm.share("a"), swarm.tracker.address, max_upload_rate=RATE)
+    target = swarm.folder("c")
+    outcome: list[DownloadResult] = []
+    downloader = Downloader(SharedFolder(target), swarm.tracker.client)
+    options = DownloadOptions(refresh_every=0.2)
+    thread = threading.Thread(
+        target=lambda: outcome.append(downloader.download("aula1.mp4", options))
+    )
+    thread.start()
+    wait_until(lambda: part_size(target, "aula1.mp4") >= 4 * MIB or not thread.is_alive())
+    late = swarm.node(swarm.share("b"), swarm.tracker.address, max_upload_rate=RATE)
+    thread.join(timeout=120)
+
+    [result] = outcome
+    assert sha256_file(target / "aula1.mp4") == swarm.sha256
+    sent = dict(result.received_from)
+    assert set(sent) == {first.link.peer_id, late.link.peer_id}
+    assert sum(sent.values()) == DATA_SIZE
+
+
 def test_max_sources_one_takes_one_peer_at_a_time(swarm: Swarm) -> None:
     for name in ("a", "b"):
         swarm.node(swarm.share(name), swarm.tracker.address)
