@@ -5,6 +5,7 @@ the root before it is used.
 """
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -58,6 +59,7 @@ WINDOW_RATE = 240_000_000
 MIN_WINDOW = 2 * 1024 * 1024
 MAX_WINDOW = 24 * 1024 * 1024
 ROUND_TRIP_PROBES = 2
+KEEP_AHEAD = 1  # whole pieces one stream may have received and not yet checked and written
 PROBE_TIMEOUT = 3.0  # seconds all the probes of one peer may take together
 _HEALTH_CHECK = "/grpc.health.v1.Health/Check"
 
@@ -250,7 +252,7 @@ def fetch_claim(download: Download, part: PartFile, plan: Plan, claim: Claim, ho
     Returns when the claim is done: its pieces are in (from this stream or another), its end
     was taken by another stream, or it was superseded. Raises PeerError when the peer fails in
     any way (a bad piece: BROKEN, nothing of it kept), or CancelledError when `how.cancel` is
-    set.
+    set. Each whole piece is checked and written by a keeper thread while the next arrives.
     """
     peer = claim.peer
     layer = part.layer
@@ -262,6 +264,7 @@ def fetch_claim(download: Download, part: PartFile, plan: Plan, claim: Claim, ho
     )
     call = download(request)
     watchdog = _Watchdog(call, how.stall_timeout, (how.cancel, how.halt, claim.superseded))
+    keeper = _Keeper(part, plan, claim, how, call)
     position, index = offset, claim.start
     piece_end = layer.end_of(index)
     piece: list[memoryview] = []
@@ -290,38 +293,107 @@ def fetch_claim(download: Download, part: PartFile, plan: Plan, claim: Claim, ho
                 position += take
                 if position < piece_end:
                     continue
-                try:
-                    kept = part.put_piece(index, piece)
-                except BadPieceError as error:
-                    raise PeerError(peer, PeerFault.BROKEN, str(error)) from None
-                piece = []
-                if kept:
-                    if not claim.pieces:
-                        part.add_source(peer)
-                    how.on_bytes(peer, layer.end_of(index) - index * layer.piece_size)
-                _, going_on = plan.advance(claim, index)
-                if not going_on:
+                if not keeper.keep(index, piece):
                     return
+                piece = []
                 index += 1
+                if index >= claim.end:
+                    return
                 piece_end = layer.end_of(index)
             if how.limit is not None:
                 _pace(how.limit, len(data), watchdog, how.cancel)
     except grpc.RpcError as error:
+        keeper.finish()
         if watchdog.reason in (0, 1):
             raise CancelledError(tr("download of {name} cancelled", name=part.name)) from None
-        if watchdog.reason == 2:
-            return  # superseded: other streams have the rest
+        if watchdog.reason == 2 or keeper.stopped:
+            return  # superseded, or the keeper ended the call: other streams have the rest
         if watchdog.reason == "stalled":
             raise PeerError(
                 peer, PeerFault.STALLED, f"no data for {how.stall_timeout:g} s"
             ) from None
         raise peer_failure(peer, error) from None
     finally:
+        keeper.finish()
         watchdog.stop()
         call.cancel()  # type: ignore[no-untyped-call]
-    if claim.superseded.is_set():
+    if claim.superseded.is_set() or keeper.stopped:
         return
     raise PeerError(peer, PeerFault.GONE, f"the stream ended at byte {position} of {end}")
+
+
+class _Keeper:
+    """Checks and writes the whole pieces one stream received, in a thread of its own, so
+    hashing and writing a piece overlap receiving the next (at most KEEP_AHEAD wait).
+
+    A bad piece, or the end of the claim, stops it: `keep` then says no, and the call is
+    cancelled so the receiving loop ends; `finish` (idempotent) waits for the pieces handed
+    over and raises the bad piece's PeerError.
+    """
+
+    def __init__(
+        self, part: PartFile, plan: Plan, claim: Claim, how: Stream, call: grpc.Call
+    ) -> None:
+        self.stopped = False  # the claim is done, or a piece was bad
+        self._part, self._plan, self._claim, self._how, self._call = part, plan, claim, how, call
+        self._error: BaseException | None = None  # a PeerError, or a folder problem
+        self._queue: queue.Queue[tuple[int, list[memoryview]] | None] = queue.Queue(KEEP_AHEAD)
+        self._thread: threading.Thread | None = threading.Thread(
+            target=self._run, name=f"keep-{claim.peer}", daemon=True
+        )
+        self._thread.start()
+
+    def keep(self, index: int, piece: list[memoryview]) -> bool:
+        """Hand over piece `index`; False when nothing more is wanted from this stream (a bad
+        piece raises PeerError).
+        """
+        if self._error is not None:
+            self.finish()
+        if self.stopped:
+            return False
+        self._queue.put((index, piece))
+        return True
+
+    def finish(self) -> None:
+        """Wait for the pieces handed over; raise the PeerError of a bad one (or what else
+        stopped the keeper)."""
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(None)
+            thread.join()
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self.stopped:
+                continue  # drain until finished
+            try:
+                self._keep(*item)
+            except BaseException as error:  # a bad piece, or a folder problem: the stream's
+                self._error = error
+                self._stop()
+
+    def _keep(self, index: int, piece: list[memoryview]) -> None:
+        layer = self._part.layer
+        assert layer is not None
+        peer = self._claim.peer
+        try:
+            kept = self._part.put_piece(index, piece)
+        except BadPieceError as error:
+            raise PeerError(peer, PeerFault.BROKEN, str(error)) from None
+        if kept:
+            if not self._claim.pieces:
+                self._part.add_source(peer)
+            self._how.on_bytes(peer, layer.end_of(index) - index * layer.piece_size)
+        _, going_on = self._plan.advance(self._claim, index)
+        if not going_on:
+            self._stop()
+
+    def _stop(self) -> None:
+        self.stopped = True
+        self._call.cancel()  # type: ignore[no-untyped-call]
 
 
 def fetch_in_order(download: Download, peer: str, part: PartFile, how: Stream) -> None:
