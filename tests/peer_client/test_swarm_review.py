@@ -19,8 +19,9 @@ from pathlib import Path
 
 import grpc
 import pytest
-from napshare.common import merkle
+from napshare.common import error_details, merkle, reasons
 from napshare.peer.downloading.engine import Downloader, DownloadOptions, DownloadResult
+from napshare.peer.errors import NoPeerReachableError
 from napshare.peer.folder.layout import NOTE_SUFFIX, PARTIAL_DIR, STATE_DIR, partial_key
 from napshare.peer.folder.store import SharedFile, SharedFolder
 from napshare.peer.serving.server import create_server
@@ -40,8 +41,11 @@ def _make_file(folder: Path, size: int) -> SharedFile:
 class SlowPeer:
     """A PeerService serving the true bytes of `path` in `chunk`-byte messages, `pause` s apart."""
 
-    def __init__(self, path: Path, info: SharedFile, chunk: int, pause: float) -> None:
+    def __init__(
+        self, path: Path, info: SharedFile, chunk: int, pause: float, *, busy: bool = False
+    ) -> None:
         self.path, self.info, self.chunk, self.pause = path, info, chunk, pause
+        self.busy = busy  # every Download: RESOURCE_EXHAUSTED, "ask again in 0 s"
         self.asked = 0
         self.done = threading.Event()
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
@@ -81,6 +85,15 @@ class SlowPeer:
         self, request: peer_pb2.DownloadRequest, context: grpc.ServicerContext
     ) -> Iterator[peer_pb2.DownloadResponse]:
         self.asked += 1
+        if self.busy:
+            context.abort_with_status(
+                error_details.status(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    "every upload slot is taken",
+                    reasons.UPLOAD_SLOTS_FULL,
+                    retry_delay=0.0,
+                )
+            )
         info: file_info_pb2.FileInfo | None = file_info_pb2.FileInfo(
             name=self.info.name,
             size=self.info.size,
@@ -110,10 +123,16 @@ def slow_peers() -> Iterator[list[SlowPeer]]:
 
 
 def _start_slow(
-    tracker: Tracker, started: list[SlowPeer], path: Path, chunk: int, pause: float
+    tracker: Tracker,
+    started: list[SlowPeer],
+    path: Path,
+    chunk: int,
+    pause: float,
+    *,
+    busy: bool = False,
 ) -> tuple[SlowPeer, str]:
     info = SharedFolder(path.parent).get(path.name)
-    peer = SlowPeer(path, info, chunk, pause)
+    peer = SlowPeer(path, info, chunk, pause, busy=busy)
     started.append(peer)
     return peer, tracker.client.join("127.0.0.1", peer.port, [info]).peer_id
 
@@ -183,6 +202,44 @@ def test_a_piece_in_more_chunks_than_iov_max_is_written(
     Downloader(SharedFolder(target), tracker.client).download(NAME, DownloadOptions())
 
     assert sha256_file(target / NAME) == info.sha256
+
+
+def test_a_peer_busy_with_a_zero_retry_delay_is_not_asked_in_a_loop_for_ever(
+    tracker: Tracker, tmp_path: Path, slow_peers: list[SlowPeer]
+) -> None:
+    # RetryInfo 0 s is accepted as it is; the swarm then finds the peer ready again at once,
+    # starts a new stream (a thread and a call) for it, and so is never without a running
+    # stream: the round never ends, give_up_after (checked between rounds) never applies,
+    # and the only peer is asked as fast as it answers, for ever.
+    _make_file(tmp_path / "data", 512 * 1024)
+    busy, _ = _start_slow(tracker, slow_peers, tmp_path / "data" / NAME, 16, 0.0, busy=True)
+    target = tmp_path / "target"
+    target.mkdir()
+    cancel = threading.Event()
+    outcome: list[DownloadResult | BaseException] = []
+
+    def run() -> None:
+        try:
+            outcome.append(
+                Downloader(SharedFolder(target), tracker.client).download(
+                    NAME, DownloadOptions(give_up_after=2.0, max_backoff=0.5), cancel=cancel
+                )
+            )
+        except BaseException as error:
+            outcome.append(error)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        thread.join(timeout=30)
+        finished = not thread.is_alive()
+    finally:
+        cancel.set()
+        thread.join(timeout=30)
+    assert finished, f"still asking the busy peer 30 s later ({busy.asked} calls)"
+    [failure] = outcome
+    assert isinstance(failure, NoPeerReachableError)
+    assert busy.asked < 100
 
 
 @pytest.mark.parametrize("chunk", [MIB, 32], ids=["1 MiB chunks", "32-byte chunks"])
