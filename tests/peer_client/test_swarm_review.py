@@ -242,6 +242,48 @@ def test_a_peer_busy_with_a_zero_retry_delay_is_not_asked_in_a_loop_for_ever(
     assert busy.asked < 100
 
 
+def test_a_peer_that_sends_only_empty_messages_counts_as_stalled(
+    tracker: Tracker, tmp_path: Path, slow_peers: list[SlowPeer]
+) -> None:
+    # The watchdog takes any message as data, so a peer that answers with its FileInfo and
+    # then an empty message every 0.1 s never stalls: asked alone (`--from` it), the other
+    # peers never step in and the download waits for ever. (The single-stream engine before
+    # this change did the same; the issue asks that a stalling peer's range go to others.)
+    info = _make_file(tmp_path / "data", 512 * 1024)
+    _, idle_id = _start_slow(tracker, slow_peers, tmp_path / "data" / NAME, chunk=0, pause=0.1)
+    shared = SharedFolder(tmp_path / "data")
+    server, port = create_server(shared, host="127.0.0.1")
+    target = tmp_path / "target"
+    target.mkdir()
+    cancel = threading.Event()
+    outcome: list[DownloadResult | BaseException] = []
+
+    def run() -> None:
+        try:
+            outcome.append(
+                Downloader(SharedFolder(target), tracker.client).download(
+                    NAME, DownloadOptions(preferred=idle_id, stall_timeout=1.0), cancel=cancel
+                )
+            )
+        except BaseException as error:
+            outcome.append(error)
+
+    try:
+        tracker.client.join("127.0.0.1", port, [shared.get(NAME)])
+        thread = threading.Thread(target=run)
+        thread.start()
+        thread.join(timeout=30)
+        finished = not thread.is_alive()
+    finally:
+        cancel.set()
+        thread.join(timeout=30)
+        server.stop(None)
+    assert finished, "the download still waited on a peer that sends empty messages, 30 s on"
+    [result] = outcome
+    assert isinstance(result, DownloadResult)
+    assert sha256_file(target / NAME) == info.sha256
+
+
 @pytest.mark.parametrize("chunk", [MIB, 32], ids=["1 MiB chunks", "32-byte chunks"])
 def test_a_peer_sending_tiny_chunks_does_not_multiply_the_memory_of_a_piece(
     tracker: Tracker, tmp_path: Path, slow_peers: list[SlowPeer], chunk: int
