@@ -28,6 +28,7 @@ from napshare.peer.defaults import (
     GATHERING_POLL,
     GIVE_UP_AFTER,
     MAX_SOURCES,
+    MOST_SOURCES,
     SOURCES_REFRESH,
     STALL_TIMEOUT,
     WAIT_FOR_PEERS,
@@ -285,8 +286,7 @@ class Downloader:
 
     def _fetch_target(self, job: _Job, target: _Target) -> DownloadResult:
         name, options, reporter = job.name, job.options, job.reporter
-        sources = 1 if options.preferred else options.max_sources
-        job.channels.streams = max(1, min(sources, len(target.candidates())))
+        job.channels.streams = self._streams(job, target)
         part = PartFile(
             self.folder.root,
             name,
@@ -377,12 +377,12 @@ class Downloader:
             self._stream(job),
             job.reporter,
             # A peer the user named sends alone; the others only step in when it fails.
-            max_sources=1 if job.options.preferred else job.options.max_sources,
+            max_sources=1 if job.options.preferred else min(job.options.max_sources, MOST_SOURCES),
             ready=lambda: target.ready(time.monotonic()),
             on_failure=lambda failure, following: self._handle(
                 failure, target, job.reporter, following
             ),
-            refresh=lambda: self._refresh(job.name, target, job.channels),
+            refresh=lambda: self._more_sources(job, target),
             refresh_every=job.options.refresh_every,
         )
         swarm.run()
@@ -421,6 +421,12 @@ class Downloader:
             if part.have == target.size:
                 return
 
+    @staticmethod
+    def _streams(job: _Job, target: _Target) -> int:
+        """How many streams this download runs at most: what the channels' windows share."""
+        sources = 1 if job.options.preferred else job.options.max_sources
+        return max(1, min(sources, MOST_SOURCES, len(target.candidates())))
+
     def _stream(self, job: _Job) -> Stream:
         return Stream(job.options.stall_timeout, job.cancel, self._limit, job.tally.add)
 
@@ -439,8 +445,9 @@ class Downloader:
         if failure.fault is PeerFault.REFUSED:
             target.to_back(peer)
             if failure.retry_after is not None:
-                target.not_before[peer] = time.monotonic() + failure.retry_after
-                logger.info("peer %s is busy; asking it again in %.1f s", peer, failure.retry_after)
+                wait = max(failure.retry_after, MIN_RETRY_AFTER)
+                target.not_before[peer] = time.monotonic() + wait
+                logger.info("peer %s is busy; asking it again in %.1f s", peer, wait)
             reporter.note(
                 console.render(console.REFUSED_TRYING_NEXT, {"peer": peer, "next": following})
             )
@@ -460,7 +467,34 @@ class Downloader:
             logger.warning("%s; not using it again for this file", failure)
 
     def _reject(self, part: PartFile, target: _Target) -> None:
-        """The complete part fails verification: ban whoever sent its bytes and start over."""
+        """The complete part fails verification: with pieces, check them again on disk and
+        fetch the bad ones again (every piece was good when it arrived, so no peer is to
+        blame); if every piece is still good, the peers list a sha256 and a pieces root that
+        disagree, and this version cannot be had. Without pieces, ban whoever sent its bytes
+        and start over.
+        """
+        if part.layer is not None:
+            bad = part.recheck_pieces()
+            if bad:
+                logger.warning(
+                    "%s: %d pieces on disk no longer match their hashes (the disk, or the part "
+                    "was changed); fetching them again",
+                    part.name,
+                    bad,
+                )
+                return
+            peers = target.candidates()
+            target.banned.update(peers)
+            raise VerificationFailedError(
+                tr(
+                    "verification failed: every piece of {name} matches its pieces root, but "
+                    "not its sha256 {sha256}: {peers} list a sha256 and a pieces root that "
+                    "disagree",
+                    name=part.name,
+                    sha256=target.sha256,
+                    peers=" ".join(sorted(peers)),
+                )
+            )
         culprits = part.sources or target.candidates()
         target.banned.update(culprits)
         logger.warning(
@@ -469,6 +503,13 @@ class Downloader:
             " ".join(culprits),
         )
         part.discard()
+
+    def _more_sources(self, job: _Job, target: _Target) -> None:
+        """Look for peers that joined since; channels opened from now on share the window
+        among as many streams as there are then (those open keep theirs).
+        """
+        self._refresh(job.name, target, job.channels)
+        job.channels.streams = self._streams(job, target)
 
     def _refresh(self, name: str, target: _Target, channels: PeerChannels) -> None:
         """Add peers that joined since the search (keeping the old list if the tracker is down)."""
@@ -496,6 +537,9 @@ class Downloader:
             self._on_saved(shared)
 
 
+# A busy peer is asked again after at least this many seconds, whatever its RetryInfo says
+# (0 s would have it asked in a loop).
+MIN_RETRY_AFTER = 0.5
 _EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 

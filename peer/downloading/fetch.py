@@ -59,6 +59,11 @@ WINDOW_RATE = 240_000_000
 MIN_WINDOW = 2 * 1024 * 1024
 MAX_WINDOW = 24 * 1024 * 1024
 ROUND_TRIP_PROBES = 2
+PACE_TICK = 0.05  # seconds between looks at the stop events while the download cap waits
+# A piece arriving in more chunks than this is copied into one buffer instead of kept as the
+# chunks' views: tiny chunks then cost a piece of memory, not an object per chunk (and a
+# write stays within the kernel's limit on buffers per call).
+MAX_VIEWS = 16
 KEEP_AHEAD = 1  # whole pieces one stream may have received and not yet checked and written
 PROBE_TIMEOUT = 3.0  # seconds all the probes of one peer may take together
 _HEALTH_CHECK = "/grpc.health.v1.Health/Check"
@@ -267,17 +272,18 @@ def fetch_claim(download: Download, part: PartFile, plan: Plan, claim: Claim, ho
     keeper = _Keeper(part, plan, claim, how, call)
     position, index = offset, claim.start
     piece_end = layer.end_of(index)
-    piece: list[memoryview] = []
+    piece = _Piece(piece_end - position)
+    stops = (how.cancel, how.halt, claim.superseded)
     first = True
     try:
         for chunk in call:
-            watchdog.last = time.monotonic()
             if first:
                 _check_file(peer, part, chunk.file)
                 first = False
             data = chunk.data
             if not data:
-                continue
+                continue  # not progress: a peer sending only empty messages stalls
+            watchdog.last = time.monotonic()
             if chunk.offset != position or position + len(data) > end:
                 raise PeerError(
                     peer,
@@ -288,20 +294,20 @@ def fetch_claim(download: Download, part: PartFile, plan: Plan, claim: Claim, ho
             view = memoryview(data)
             while view:
                 take = min(len(view), piece_end - position)
-                piece.append(view[:take])
+                piece.add(view[:take])
                 view = view[take:]
                 position += take
                 if position < piece_end:
                     continue
-                if not keeper.keep(index, piece):
+                if not keeper.keep(index, piece.views()):
                     return
-                piece = []
                 index += 1
                 if index >= claim.end:
                     return
                 piece_end = layer.end_of(index)
+                piece = _Piece(piece_end - position)
             if how.limit is not None:
-                _pace(how.limit, len(data), watchdog, how.cancel)
+                _pace(how.limit, len(data), watchdog, stops)
     except grpc.RpcError as error:
         keeper.finish()
         if watchdog.reason in (0, 1):
@@ -320,6 +326,40 @@ def fetch_claim(download: Download, part: PartFile, plan: Plan, claim: Claim, ho
     if claim.superseded.is_set() or keeper.stopped:
         return
     raise PeerError(peer, PeerFault.GONE, f"the stream ended at byte {position} of {end}")
+
+
+class _Piece:
+    """The bytes of one piece as they arrive: the chunks' own views, or, past MAX_VIEWS of
+    them, one buffer they are copied into.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._views: list[memoryview] = []
+        self._buffer: bytearray | None = None
+        self._filled = 0
+
+    def add(self, view: memoryview) -> None:
+        if self._buffer is None and len(self._views) < MAX_VIEWS:
+            self._views.append(view)
+            return
+        if self._buffer is None:
+            self._buffer = bytearray(self._size)
+            for held in self._views:
+                self._copy(held)
+            self._views = []
+        self._copy(view)
+
+    def _copy(self, view: memoryview) -> None:
+        assert self._buffer is not None
+        self._buffer[self._filled : self._filled + len(view)] = view
+        self._filled += len(view)
+
+    def views(self) -> list[memoryview]:
+        """The piece's bytes, in order."""
+        if self._buffer is None:
+            return self._views
+        return [memoryview(self._buffer)[: self._filled]]
 
 
 class _Keeper:
@@ -409,13 +449,13 @@ def fetch_in_order(download: Download, peer: str, part: PartFile, how: Stream) -
     first = True
     try:
         for chunk in call:
-            watchdog.last = time.monotonic()
             if first:
                 _check_file(peer, part, chunk.file)
                 first = False
             data = chunk.data
             if not data:
-                continue
+                continue  # not progress: a peer sending only empty messages stalls
+            watchdog.last = time.monotonic()
             if chunk.offset != part.have or part.have + len(data) > part.size:
                 raise PeerError(
                     peer,
@@ -428,7 +468,7 @@ def fetch_in_order(download: Download, peer: str, part: PartFile, how: Stream) -
             part.write(chunk.offset, data)
             how.on_bytes(peer, len(data))
             if how.limit is not None:
-                _pace(how.limit, len(data), watchdog, how.cancel)
+                _pace(how.limit, len(data), watchdog, (how.cancel, how.halt))
     except grpc.RpcError as error:
         if watchdog.reason in (0, 1):
             raise CancelledError(tr("download of {name} cancelled", name=part.name)) from None
@@ -447,17 +487,23 @@ def fetch_in_order(download: Download, peer: str, part: PartFile, how: Stream) -
 
 
 def _pace(
-    limit: TokenBucket, count: int, watchdog: _Watchdog, cancel: threading.Event | None
+    limit: TokenBucket,
+    count: int,
+    watchdog: _Watchdog,
+    stops: Sequence[threading.Event | None],
 ) -> None:
-    """Wait as long as the download cap says; the wait is ours, not a stall of the peer."""
+    """Wait as long as the download cap says, or until one of `stops` is set (the watchdog
+    then cancels the call and the loop ends); the wait is ours, not a stall of the peer.
+    """
     delay = limit.reserve(count)
     if not delay:
         return
     watchdog.last = time.monotonic() + delay
-    if cancel is None:
-        time.sleep(delay)
-    else:
-        cancel.wait(delay)  # once set, the watchdog cancels the call and the loop ends
+    deadline = time.monotonic() + delay
+    while (left := deadline - time.monotonic()) > 0:
+        if any(stop is not None and stop.is_set() for stop in stops):
+            return
+        time.sleep(min(left, PACE_TICK))
 
 
 def fetch_layer(get: GetPieceLayer, peer: str, part: PartFile, *, timeout: float) -> PieceLayer:

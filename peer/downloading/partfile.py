@@ -55,6 +55,7 @@ WRITEBACK_WINDOW = 32 * 1024 * 1024
 # crash loses little; a clean stop records them exactly.
 NOTE_INTERVAL = 64 * 1024 * 1024
 _DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+_IOV_MAX = 1024  # Linux's limit on the buffers of one pwritev (sysconf SC_IOV_MAX)
 _READ_ONLY = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
 
 
@@ -268,7 +269,7 @@ class PartFile:
         at = offset
         try:
             while views:
-                count = os.pwritev(self._fd, views, at)
+                count = os.pwritev(self._fd, views[:_IOV_MAX], at)
                 at += count
                 while views and count >= len(views[0]):
                     count -= len(views[0])
@@ -325,6 +326,36 @@ class PartFile:
                 found,
             )
         return found > 0
+
+    def recheck_pieces(self) -> int:
+        """Check every verified piece again on disk (the whole file failed its sha256): the
+        bad ones go back to missing and the whole-file hash starts over; how many were bad.
+        """
+        layer = self.layer
+        assert layer is not None
+        buffer = bytearray(layer.piece_size)
+        bad = 0
+        for index in range(len(layer.hashes)):
+            if not self._done[index]:
+                continue
+            start, end = index * layer.piece_size, layer.end_of(index)
+            view = memoryview(buffer)[: end - start]
+            try:
+                count = os.preadv(self._fd, [view], start)
+            except OSError as error:
+                raise self._failure(error, self.have) from None
+            if count != len(view) or not layer.good(index, [view]):
+                self._done[index] = 0
+                self.have -= len(view)
+                bad += 1
+        self._stop_hash()
+        self._hash = TrailingHash(self._fd)
+        frontier = self._done.find(0)
+        self._frontier = len(self._done) if frontier < 0 else frontier
+        self._flushed = min(self._flushed, self._frontier * layer.piece_size)
+        if bad:
+            self._note_pieces()
+        return bad
 
     def _holds_data(self, start: int, end: int) -> bool:
         """Whether the part may hold bytes of [start, end): written, not a hole."""

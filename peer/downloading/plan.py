@@ -13,6 +13,10 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+# Seconds a stream in the end-game may go without a piece before a stream from an idle peer
+# may take its place on that piece.
+END_GAME_PATIENCE = 5.0
+
 
 @dataclass(eq=False)
 class Claim:
@@ -62,16 +66,6 @@ class Plan:
     def left(self) -> int:
         """How many pieces are not verified."""
         return self._left
-
-    def streams(self) -> int:
-        """How many streams hold a claim."""
-        with self._lock:
-            return len(self._claims)
-
-    def has_free(self) -> bool:
-        """Whether some piece is neither verified nor claimed by any stream."""
-        with self._lock:
-            return self._free_run() is not None
 
     def claim(self, peer: str) -> Claim | None:
         """Work for a new stream from `peer`, or None when there is none it could do."""
@@ -152,15 +146,28 @@ class Plan:
         return max(1, min(victim.left, round(victim.left * fraction)))
 
     def _end_game(self, peer: str) -> Claim | None:
-        """A second stream on the piece that has been waited for longest, if any may have one."""
-        pending = [c for c in self._claims if c.next < c.end and not self._all_done(c)]
+        """Another stream on the piece waited on longest that may have one more; when each has
+        its streams, one in place of the stream longest without a piece, if that is longer
+        than END_GAME_PATIENCE (two slow peers never hold the last piece against a fast one).
+        """
+        pending = sorted(
+            (c for c in self._claims if c.next < c.end and not self._all_done(c)),
+            key=lambda c: c.progressed,
+        )
+        for claim in pending:
+            if len(self._covering(claim.next)) < self._per_piece:
+                return self._add(Claim(peer, claim.next, claim.next, claim.end, claim.end, True))
         if not pending:
             return None
-        oldest = min(pending, key=lambda c: c.progressed)
-        covering = sum(1 for c in self._claims if c.next <= oldest.next < c.end)
-        if covering >= self._per_piece:
+        stale = min(self._covering(pending[0].next), key=lambda c: c.progressed)
+        if time.monotonic() - stale.progressed < END_GAME_PATIENCE:
             return None
-        return self._add(Claim(peer, oldest.next, oldest.next, oldest.end, oldest.end, True))
+        stale.superseded.set()
+        self._claims.remove(stale)
+        return self._add(Claim(peer, stale.next, stale.next, stale.end, stale.end, True))
+
+    def _covering(self, index: int) -> list[Claim]:
+        return [c for c in self._claims if c.next <= index < c.end]
 
     def _all_done(self, claim: Claim) -> bool:
         return self._done.find(0, claim.next, claim.end) < 0 if claim.next < claim.end else True

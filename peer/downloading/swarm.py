@@ -13,12 +13,13 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
+from napshare.common.console import tr
 from napshare.peer.defaults import SOURCES_REFRESH
 from napshare.peer.downloading.fetch import PeerChannels, Stream, fetch_claim
 from napshare.peer.downloading.partfile import PartFile
 from napshare.peer.downloading.plan import Claim, Plan
 from napshare.peer.downloading.reporting import Reporter
-from napshare.peer.errors import PeerError, PeerFault
+from napshare.peer.errors import CancelledError, PeerError, PeerFault
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +71,8 @@ class Swarm:
         refreshed = time.monotonic()
         try:
             while not plan.complete:
+                if self._how.cancel is not None and self._how.cancel.is_set():
+                    raise CancelledError(tr("download of {name} cancelled", name=self._part.name))
                 if len(running) < self._max and time.monotonic() - refreshed >= self._refresh_every:
                     self._refresh()
                     refreshed = time.monotonic()

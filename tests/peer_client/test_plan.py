@@ -4,7 +4,7 @@ claim by rate, end-game), driven as the streams drive it, without a network.
 
 import time
 
-from napshare.peer.downloading.plan import Claim, Plan
+from napshare.peer.downloading.plan import END_GAME_PATIENCE, Claim, Plan
 
 
 def _verify(plan: Plan, claim: Claim, count: int) -> bool:
@@ -123,4 +123,20 @@ def test_a_complete_plan_has_no_work() -> None:
 
     assert plan.complete
     assert plan.claim("a") is None
-    assert not plan.has_free()
+
+
+def test_in_the_end_game_a_stream_long_without_a_piece_gives_its_place_to_an_idle_peer() -> None:
+    plan = Plan([0])
+    first = plan.claim("slow1")
+    second = plan.claim("slow2")  # the end-game's second stream on the only piece
+    assert first is not None
+    assert second is not None
+    assert plan.claim("fast") is None  # two streams on it, both still within their patience
+
+    first.progressed -= END_GAME_PATIENCE + 1  # slow1 has gone that long without a piece
+    third = plan.claim("fast")
+
+    assert third is not None
+    assert (third.start, third.end) == (0, 1)
+    assert first.superseded.is_set()  # slow1's stream is cancelled; slow2's goes on
+    assert not second.superseded.is_set()
