@@ -18,7 +18,16 @@ import pytest
 from napshare.common import console
 from napshare.peer.ui.menu import Menu
 
-from .conftest import ROOT, Swarm, cli_env, free_port, sha256_file, start_tracker, wait_until
+from .conftest import (
+    ROOT,
+    Swarm,
+    cli_env,
+    free_port,
+    sha256_file,
+    signal_a_thread_not_main,
+    start_tracker,
+    wait_until,
+)
 
 
 def test_menu_searches_and_downloads_in_the_background(swarm: Swarm) -> None:
@@ -153,6 +162,32 @@ def test_a_log_line_while_the_menu_waits_goes_above_a_redrawn_prompt(swarm: Swar
         out,
     ), out
     assert logging.getLogger().handlers == handlers  # the menu's handler is gone again
+
+
+def test_on_a_terminal_a_sigterm_that_lands_on_another_thread_stops_the_peer(
+    swarm: Swarm,
+) -> None:
+    terminal, side = pty.openpty()
+    env = cli_env()
+    env["TERM"] = "xterm"
+    command = [sys.executable, "-m", "napshare.peer", "serve", "--plaintext"]
+    command += ["--dir", str(swarm.share("a"))]
+    command += ["--tracker", swarm.tracker.address, "--host", "127.0.0.1"]
+    peer = subprocess.Popen(command, stdin=side, stdout=side, stderr=side, cwd=ROOT, env=env)
+    os.close(side)
+    seen = bytearray()
+    try:
+        _read_until(terminal, r"QUIT\r\n(?:\x1b\[[?0-9;]*[a-zA-Z])*> $", seen)
+        os.write(terminal, b"SEA")  # readline waits in select() on the terminal alone
+        _read_until(terminal, r"> SEA$", seen)
+        signal_a_thread_not_main(peer.pid, signal.SIGTERM)
+        assert _drain_until_exit(peer, terminal, seen) == 0
+    finally:
+        if peer.poll() is None:
+            peer.kill()
+            peer.wait(timeout=30)
+        os.close(terminal)
+    assert swarm.tracker.peers_with("aula1.mp4") == []  # it left the tracker on its way out
 
 
 def _read_until(terminal: int, pattern: str, seen: bytearray, timeout: float = 30.0) -> None:
