@@ -19,9 +19,8 @@ from typing import Any
 # Sent to the main thread alone (pthread_kill), to interrupt what it waits in; does nothing.
 POKE = signal.SIGRTMIN
 
-_installed = threading.Lock()
+_lock = threading.Lock()  # one forwarding thread per process
 _forwarded: set[int] = set()
-
 
 Handler = Callable[[int, FrameType | None], Any]
 
@@ -29,13 +28,12 @@ Handler = Callable[[int, FrameType | None], Any]
 def handle(signals: Iterable[signal.Signals], handler: Handler) -> None:
     """Install `handler` for each of `signals`, run by the main thread (call from it, too)."""
     wanted = set(signals)
+    with _lock:
+        if not _forwarded:
+            _start_forwarding()  # before the handlers: a signal on another thread is then poked
+        _forwarded.update(wanted)
     for sig in wanted:
         signal.signal(sig, handler)
-    with _installed:
-        started = bool(_forwarded)
-        _forwarded.update(wanted)
-        if not started:
-            _start_forwarding()
 
 
 def _start_forwarding() -> None:
