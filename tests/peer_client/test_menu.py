@@ -29,6 +29,8 @@ from .conftest import (
     wait_until,
 )
 
+STOP_WAIT = 60.0  # seconds; a stop takes a few, more on a loaded machine (Leave, grace)
+
 
 def test_menu_searches_and_downloads_in_the_background(swarm: Swarm) -> None:
     source = swarm.node(swarm.share("peer1"), swarm.tracker.address)
@@ -205,11 +207,13 @@ def _drain_until_exit(process: subprocess.Popen[bytes], terminal: int, seen: byt
 
     A process whose terminal is not read blocks in its next write once the pty's buffer fills.
     """
-    deadline = time.monotonic() + 30.0
+    deadline = time.monotonic() + STOP_WAIT
     while process.poll() is None:
         if time.monotonic() > deadline:
             process.kill()
-            pytest.fail(f"the peer did not stop within 30 s of SIGTERM: {bytes(seen[-2000:])!r}")
+            pytest.fail(
+                f"the peer did not stop within {STOP_WAIT:g} s of SIGTERM: {bytes(seen[-2000:])!r}"
+            )
         if select.select([terminal], [], [], 0.2)[0]:
             try:
                 seen += os.read(terminal, 65536)
