@@ -5,7 +5,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterable
 from types import FrameType
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import grpc
 from google.protobuf.message import Message
@@ -31,6 +31,7 @@ BACKLOG_OPTIONS = [
 ]
 
 RequestT = TypeVar("RequestT", bound=Message)
+ResponseT = TypeVar("ResponseT")
 
 
 class PortInUseError(OSError):
@@ -64,15 +65,15 @@ def _add_health(server: grpc.Server, servicer: health.HealthServicer) -> None:
     response = health_pb2.HealthCheckResponse.SerializeToString
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
         "Check": grpc.unary_unary_rpc_method_handler(
-            _on_bytes(servicer.Check, health_pb2.HealthCheckRequest),
+            on_bytes(servicer.Check, health_pb2.HealthCheckRequest),
             response_serializer=response,
         ),
         "Watch": grpc.unary_stream_rpc_method_handler(
-            _on_bytes(servicer.Watch, health_pb2.HealthCheckRequest),
+            on_bytes(servicer.Watch, health_pb2.HealthCheckRequest),
             response_serializer=response,
         ),
         "List": grpc.unary_unary_rpc_method_handler(
-            _on_bytes(servicer.List, health_pb2.HealthListRequest),
+            on_bytes(servicer.List, health_pb2.HealthListRequest),
             response_serializer=health_pb2.HealthListResponse.SerializeToString,
         ),
     }
@@ -81,16 +82,20 @@ def _add_health(server: grpc.Server, servicer: health.HealthServicer) -> None:
     )
 
 
-def _on_bytes(
-    method: Callable[[RequestT, grpc.ServicerContext], Any], request_type: type[RequestT]
-) -> Callable[[bytes, grpc.ServicerContext], Any]:
-    """`method` on the serialized request: bytes that are no `request_type` are the caller's."""
+def on_bytes(
+    method: Callable[[RequestT, grpc.ServicerContext], ResponseT],
+    request_type: type[RequestT],
+    abort: Callable[[grpc.ServicerContext, MalformedRequestError], NoReturn] = abort_malformed,
+) -> Callable[[bytes, grpc.ServicerContext], ResponseT]:
+    """`method` on the serialized request, as a server registers it with no deserializer:
+    bytes that are no `request_type` are the caller's, ended by `abort` (a server's own table).
+    """
 
-    def handle(data: bytes, context: grpc.ServicerContext) -> Any:
+    def handle(data: bytes, context: grpc.ServicerContext) -> ResponseT:
         try:
             request = parse_request(request_type, data)
         except MalformedRequestError as error:
-            abort_malformed(context, error)
+            abort(context, error)
         return method(request, context)
 
     return handle

@@ -19,6 +19,7 @@ from napshare.common.serving import (
     MAX_CONCURRENT_RPCS,
     add_health_and_reflection,
     bind,
+    on_bytes,
 )
 from napshare.common.tls import server_credentials
 from napshare.tracker import console
@@ -27,6 +28,7 @@ from napshare.tracker.limits import Limits
 from napshare.tracker.proof import JoinProof
 from napshare.tracker.reachability import AddressCheck
 from napshare.tracker.servicer import TrackerServicer
+from napshare.tracker.status import abort
 from napshare.v1 import tracker_pb2
 
 logger = logging.getLogger(__name__)
@@ -100,7 +102,7 @@ def _handlers(service: TrackerServicer) -> dict[str, grpc.RpcMethodHandler[Any, 
 
     def typed(method: Any, request: Any, response: Any) -> grpc.RpcMethodHandler[Any, Any]:
         return grpc.unary_unary_rpc_method_handler(
-            service.on_bytes(method, request),
+            on_bytes(method, request, abort),
             request_deserializer=None,
             response_serializer=response.SerializeToString,
         )

@@ -2,11 +2,8 @@
 
 import logging
 import math
-from collections.abc import Callable
-from typing import TypeVar
 
 import grpc
-from google.protobuf.message import Message
 from napshare.common import reasons
 from napshare.common.address import InvalidAddressError, caller_address, caller_ip, normal_address
 from napshare.common.console import PEER_JOINED, PEER_SEARCHED
@@ -21,9 +18,6 @@ from napshare.tracker.status import abort
 from napshare.v1 import file_info_pb2, tracker_pb2, tracker_pb2_grpc
 
 logger = logging.getLogger(__name__)
-
-RequestT = TypeVar("RequestT", bound=Message)
-ResponseT = TypeVar("ResponseT", bound=Message)
 
 
 class TrackerServicer(tracker_pb2_grpc.TrackerServiceServicer):
@@ -43,22 +37,6 @@ class TrackerServicer(tracker_pb2_grpc.TrackerServiceServicer):
         self._interval_seconds = max(1, math.ceil(index.heartbeat_interval))
         # Popular searches repeat: their answers are kept, serialized, until the index changes.
         self._answers = Answers()
-
-    def on_bytes(
-        self,
-        method: Callable[[RequestT, grpc.ServicerContext], ResponseT],
-        request_type: type[RequestT],
-    ) -> Callable[[bytes, grpc.ServicerContext], ResponseT]:
-        """`method` on a serialized request, as the server registers it: bad bytes are ours."""
-
-        def handle(data: bytes, context: grpc.ServicerContext) -> ResponseT:
-            try:
-                request = _parse(request_type, data)
-            except TrackerError as error:
-                abort(context, error)
-            return method(request, context)
-
-        return handle
 
     def Join(  # noqa: N802 - the RPC's name
         self, request: tracker_pb2.JoinRequest, context: grpc.ServicerContext
@@ -121,7 +99,7 @@ class TrackerServicer(tracker_pb2_grpc.TrackerServiceServicer):
         if answer is None or not self._index.unchanged_since(answer.generation):
             try:
                 answer = self._answer(data)
-            except TrackerError as error:
+            except (TrackerError, MalformedRequestError) as error:
                 abort(context, error)
             self._answers.put(data, answer)
         if answer.asker is None:
@@ -132,7 +110,7 @@ class TrackerServicer(tracker_pb2_grpc.TrackerServiceServicer):
         return answer.response
 
     def _answer(self, data: bytes) -> Answer:
-        request = _parse(tracker_pb2.SearchRequest, data)
+        request = parse_request(tracker_pb2.SearchRequest, data)
         generation = self._index.generation
         outcome = self._index.search(
             name=request.name,
@@ -180,14 +158,6 @@ class TrackerServicer(tracker_pb2_grpc.TrackerServiceServicer):
             abort(context, error)
         logger.info("peer %s left", request.peer_id)
         return tracker_pb2.LeaveResponse()
-
-
-def _parse(request_type: type[RequestT], data: bytes) -> RequestT:
-    """`data` as a `request_type`; InvalidRequestError (REQUEST_MALFORMED) if it is not one."""
-    try:
-        return parse_request(request_type, data)
-    except MalformedRequestError as error:
-        raise InvalidRequestError(str(error), error.reason) from None
 
 
 def _search_response(outcome: SearchOutcome) -> tracker_pb2.SearchResponse:

@@ -4,6 +4,7 @@ from typing import NoReturn
 
 import grpc
 from napshare.common import error_details
+from napshare.common.messages import MalformedRequestError
 from napshare.tracker.errors import (
     AddressTakenError,
     BusyError,
@@ -16,7 +17,8 @@ from napshare.tracker.errors import (
     UnknownPeerError,
 )
 
-STATUS_CODES: dict[type[TrackerError], grpc.StatusCode] = {
+STATUS_CODES: dict[type[Exception], grpc.StatusCode] = {
+    MalformedRequestError: grpc.StatusCode.INVALID_ARGUMENT,  # bytes that are no request
     InvalidRequestError: grpc.StatusCode.INVALID_ARGUMENT,
     UnauthenticatedError: grpc.StatusCode.UNAUTHENTICATED,
     UnknownPeerError: grpc.StatusCode.NOT_FOUND,
@@ -28,7 +30,7 @@ STATUS_CODES: dict[type[TrackerError], grpc.StatusCode] = {
 }
 
 
-def status_code(error: TrackerError) -> grpc.StatusCode:
+def status_code(error: TrackerError | MalformedRequestError) -> grpc.StatusCode:
     """The status code for `error`: that of its nearest class in STATUS_CODES."""
     for cls in type(error).__mro__:
         if cls in STATUS_CODES:
@@ -36,12 +38,14 @@ def status_code(error: TrackerError) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
-def abort(context: grpc.ServicerContext, error: TrackerError) -> NoReturn:
+def abort(context: grpc.ServicerContext, error: TrackerError | MalformedRequestError) -> NoReturn:
     """End the RPC with `error`'s status code and message, an ErrorInfo of its reason and,
     if it says when to ask again, a RetryInfo.
     """
-    context.abort_with_status(
-        error_details.status(
+    if isinstance(error, MalformedRequestError):
+        status = error_details.status(status_code(error), str(error), error.reason)
+    else:
+        status = error_details.status(
             status_code(error), str(error), error.reason, error.metadata, error.retry_delay
         )
-    )
+    context.abort_with_status(status)

@@ -11,7 +11,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from napshare.common import console
+from napshare.common import console, signals
 from napshare.common.address import InvalidAddressError, format_address
 from napshare.common.console import tr
 from napshare.common.exitcodes import ExitCode
@@ -261,8 +261,7 @@ def _signals_cancel() -> threading.Event:
             raise KeyboardInterrupt
         cancel.set()
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, stop)
+    signals.handle((signal.SIGINT, signal.SIGTERM), stop)
     return cancel
 
 
@@ -272,5 +271,4 @@ def _signals_interrupt() -> None:
     def interrupt(_signum: int, _frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, interrupt)
+    signals.handle((signal.SIGINT, signal.SIGTERM), interrupt)

@@ -1,5 +1,6 @@
 """Fixtures for the download client: a real tracker, real peers, real files in tmp_path."""
 
+import ctypes
 import hashlib
 import os
 import queue
@@ -60,6 +61,20 @@ def wait_until(condition: Callable[[], object], timeout: float = 30.0, step: flo
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout} s waiting for {condition}")
         time.sleep(step)
+
+
+def signal_a_thread_not_main(pid: int, sig: int) -> None:
+    """Send `sig` to the newest thread of process `pid` that is not its main thread.
+
+    The kernel may hand a signal sent to the process (kill) to any of its threads; tgkill
+    aims it at one, so that a test needs no luck to have it land off the main thread.
+    """
+    threads = [int(tid) for tid in os.listdir(f"/proc/{pid}/task") if int(tid) != pid]
+    assert threads, f"process {pid} runs no thread besides its main one"
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.tgkill(pid, max(threads), sig) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, os.strerror(error))
 
 
 def part_path(folder: Path, name: str) -> Path:

@@ -25,6 +25,7 @@ from .conftest import (
     free_port,
     part_path,
     run_peer,
+    signal_a_thread_not_main,
     start_cli,
     start_tracker,
 )
@@ -105,6 +106,16 @@ def test_serve_prints_who_it_is_and_leaves_on_sigterm(
     assert swarm.tracker.peers_with("b.txt") == [peer.peer_id]
     assert peer.stop(signal.SIGTERM) == 0
     assert swarm.tracker.peers_with("b.txt") == []  # Leave, not a lease running out
+
+
+def test_serve_stops_on_a_sigterm_that_lands_on_a_thread_not_the_main_one(swarm: Swarm) -> None:
+    peer = swarm.spawn(swarm.share("a"), swarm.tracker.address)
+    assert swarm.tracker.peers_with("aula1.mp4") == [peer.peer_id]
+
+    signal_a_thread_not_main(peer.process.pid, signal.SIGTERM)
+
+    assert peer.process.wait(timeout=30) == 0  # the main thread sleeps in time.sleep meanwhile
+    assert swarm.tracker.peers_with("aula1.mp4") == []
 
 
 def test_unreachable_tracker_is_one_line(swarm: Swarm) -> None:

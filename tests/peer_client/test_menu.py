@@ -18,7 +18,18 @@ import pytest
 from napshare.common import console
 from napshare.peer.ui.menu import Menu
 
-from .conftest import ROOT, Swarm, cli_env, free_port, sha256_file, start_tracker, wait_until
+from .conftest import (
+    ROOT,
+    Swarm,
+    cli_env,
+    free_port,
+    sha256_file,
+    signal_a_thread_not_main,
+    start_tracker,
+    wait_until,
+)
+
+STOP_WAIT = 60.0  # seconds; a stop takes a few, more on a loaded machine (Leave, grace)
 
 
 def test_menu_searches_and_downloads_in_the_background(swarm: Swarm) -> None:
@@ -155,6 +166,32 @@ def test_a_log_line_while_the_menu_waits_goes_above_a_redrawn_prompt(swarm: Swar
     assert logging.getLogger().handlers == handlers  # the menu's handler is gone again
 
 
+def test_on_a_terminal_a_sigterm_that_lands_on_another_thread_stops_the_peer(
+    swarm: Swarm,
+) -> None:
+    terminal, side = pty.openpty()
+    env = cli_env()
+    env["TERM"] = "xterm"
+    command = [sys.executable, "-m", "napshare.peer", "serve", "--plaintext"]
+    command += ["--dir", str(swarm.share("a"))]
+    command += ["--tracker", swarm.tracker.address, "--host", "127.0.0.1"]
+    peer = subprocess.Popen(command, stdin=side, stdout=side, stderr=side, cwd=ROOT, env=env)
+    os.close(side)
+    seen = bytearray()
+    try:
+        _read_until(terminal, r"QUIT\r\n(?:\x1b\[[?0-9;]*[a-zA-Z])*> $", seen)
+        os.write(terminal, b"SEA")  # readline waits in select() on the terminal alone
+        _read_until(terminal, r"> SEA$", seen)
+        signal_a_thread_not_main(peer.pid, signal.SIGTERM)
+        assert _drain_until_exit(peer, terminal, seen) == 0
+    finally:
+        if peer.poll() is None:
+            peer.kill()
+            peer.wait(timeout=30)
+        os.close(terminal)
+    assert swarm.tracker.peers_with("aula1.mp4") == []  # it left the tracker on its way out
+
+
 def _read_until(terminal: int, pattern: str, seen: bytearray, timeout: float = 30.0) -> None:
     """Read the terminal's output into `seen` until it matches `pattern`; fail after `timeout`."""
     deadline = time.monotonic() + timeout
@@ -170,11 +207,13 @@ def _drain_until_exit(process: subprocess.Popen[bytes], terminal: int, seen: byt
 
     A process whose terminal is not read blocks in its next write once the pty's buffer fills.
     """
-    deadline = time.monotonic() + 30.0
+    deadline = time.monotonic() + STOP_WAIT
     while process.poll() is None:
         if time.monotonic() > deadline:
             process.kill()
-            pytest.fail(f"the peer did not stop within 30 s of SIGTERM: {bytes(seen[-2000:])!r}")
+            pytest.fail(
+                f"the peer did not stop within {STOP_WAIT:g} s of SIGTERM: {bytes(seen[-2000:])!r}"
+            )
         if select.select([terminal], [], [], 0.2)[0]:
             try:
                 seen += os.read(terminal, 65536)

@@ -23,6 +23,7 @@ from .conftest import (
     part_size,
     run_peer,
     sha256_file,
+    signal_a_thread_not_main,
     start_cli,
     wait_until,
 )
@@ -77,13 +78,17 @@ def test_resume_after_the_downloading_process_is_killed(swarm: Swarm) -> None:
     assert not part_path(target, "aula1.mp4").exists()
 
 
-def test_ctrl_c_leaves_a_resumable_part(swarm: Swarm) -> None:
+@pytest.mark.parametrize("off_main", [False, True], ids=["to-the-process", "to-another-thread"])
+def test_ctrl_c_leaves_a_resumable_part(swarm: Swarm, off_main: bool) -> None:
     source = swarm.spawn(swarm.share("a"), swarm.tracker.address, "--chunk-size", str(SLOW_CHUNK))
     target = swarm.folder("b")
     download = start_download(swarm, target)
     try:
         freeze_midway(source, target, download)
-        download.send_signal(signal.SIGINT)
+        if off_main:
+            signal_a_thread_not_main(download.pid, signal.SIGINT)
+        else:
+            download.send_signal(signal.SIGINT)
         _out, err = download.communicate(timeout=30)
         kept = part_size(target, "aula1.mp4")
     finally:
