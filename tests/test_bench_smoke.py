@@ -111,6 +111,9 @@ def test_quick_bench_measures_every_section_and_writes_the_report(tmp_path: Path
         "Transfer over latency",
         "Rate limits",
         "Poisoning",
+        "Swarm rate",
+        "Swarm memory",
+        "Single source against 2bb7e67",
     ]
     rows = {row["measure"]: row for section in sections for row in section["rows"]}
     for measure, row in rows.items():
@@ -135,6 +138,10 @@ def test_quick_bench_measures_every_section_and_writes_the_report(tmp_path: Path
     assert rows["wrong bytes in the last chunk: bytes fetched twice (worst round)"]["target"] == (
         "≤ 4 MiB"
     )
+    assert rows["3 peers each capped at R: process start to exit"]["value"] > 0
+    assert rows["3 capped peers / R (by its own lines)"]["value"] > 0
+    assert rows["downloading client, 4 serving peers, peak RSS, 8 MiB"]["target"] == "< 100 MiB"
+    assert rows["one source: current / 2bb7e67"]["value"] > 0
 
     text = out.read_text()
     assert "cores" in text
@@ -142,6 +149,10 @@ def test_quick_bench_measures_every_section_and_writes_the_report(tmp_path: Path
         assert f"Every row below comes from `{section['reproduce']}`." in text
     assert "--quick --only transfer" in text
     assert "## What each idea gave" in text
+    # The swarms' later peers took the first one's hash cache instead of hashing again.
+    assert "the other 2, started from a copy of its hash cache" in text
+    assert "2 of 2 logged no hashing" in text
+    assert "3 of 3 logged no hashing" in text
     for measure in rows:
         assert measure in text
     assert result.stdout.count("|") > 3 * len(rows)
