@@ -39,6 +39,20 @@ def test_percentiles_are_nearest_rank() -> None:
     assert median([4, 1, 3, 2]) == 2.5
 
 
+def test_a_peers_hashing_time_comes_from_the_times_on_its_log_lines() -> None:
+    log = "\n".join(
+        [
+            "2026-12-02 02:35:53,715 INFO napshare.peer.serving.server: serving /tmp/s on port 1",
+            "listening on 127.0.0.1:39211",
+            "2026-12-02 02:35:53,716 INFO napshare.peer.folder.store: hashing a.bin (3000 bytes)",
+            "2026-12-02 02:35:55,216 INFO napshare.peer.folder.store: hashing b.bin (9000 bytes)",
+            "2026-12-02 02:35:56,916 INFO napshare.peer.tracker_link: joined 127.0.0.1:1 as ...",
+        ]
+    )
+    assert swarm._hashing_seconds(log) == pytest.approx(3.2)
+    assert swarm._hashing_seconds(log.replace("hashing", "found")) is None
+
+
 def test_hand_encoded_join_requests_decode_as_protobuf() -> None:
     entries = catalog.make_catalog(50)
     request = tracker_pb2.JoinRequest.FromString(

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import grpc
@@ -86,6 +87,24 @@ def serving_peer(
 
 # Its INFO line before it hashes a file (peer/folder/store.py): `hashing NAME (SIZE bytes)`.
 _HASHING = re.compile(r"\bhashing .+ \(\d+ bytes\)")
+# The time at the start of each of its log lines (common/logsetup.py LOG_FORMAT).
+_LOGGED_AT = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
+
+
+def _hashing_seconds(log: str) -> float | None:
+    """From a peer's first `hashing` line to the line after its last one (by the times the
+    lines carry), or None if it logged no hashing or no times.
+    """
+    stamped = []
+    for line in log.splitlines():
+        found = _LOGGED_AT.match(line)
+        if found:
+            at = datetime.strptime(found.group(1), "%Y-%m-%d %H:%M:%S,%f")
+            stamped.append((at, bool(_HASHING.search(line))))
+    hashing = [index for index, (_, is_hashing) in enumerate(stamped) if is_hashing]
+    if not hashing or hashing[-1] + 1 >= len(stamped):
+        return None
+    return (stamped[hashing[-1] + 1][0] - stamped[hashing[0]][0]).total_seconds()
 
 
 @dataclass(frozen=True)
@@ -96,6 +115,7 @@ class Member:
     folder: Path
     seconds: float  # from its start to being listed by the tracker
     hashed: bool  # it logged hashing the file (else it took the digests from its hash cache)
+    hashing_seconds: float | None  # how long that took, by its log's times
 
 
 class Swarm:
@@ -176,8 +196,9 @@ class Swarm:
             wait_listed(self._tracker, path.name, peers=len(self.members) + more)
         seconds = time.monotonic() - began
         for service, folder in zip(services, folders, strict=True):
-            hashed = bool(_HASHING.search(service.log.read_text(errors="replace")))
-            self.members.append(Member(service, folder, seconds, hashed))
+            log = service.log.read_text(errors="replace")
+            hashed = bool(_HASHING.search(log))
+            self.members.append(Member(service, folder, seconds, hashed, _hashing_seconds(log)))
 
     def _close(self) -> None:
         """Stop every peer at once (each leaves the tracker first), then remove their folders."""
@@ -194,10 +215,12 @@ class Swarm:
         if not self.members:
             return "No serving peer was started."
         first, *others = self.members
+        seconds = first.hashing_seconds
+        hashing = "" if seconds is None else f" ({seconds:.1f} s of it hashing, by its log)"
         text = (
             f"Serving peers from start to listed at the tracker: the first, which hashes the "
             f"files{'' if first.hashed else ' (its log shows no hashing: it found a cache)'}, "
-            f"{first.seconds:.1f} s"
+            f"{first.seconds:.1f} s{hashing}"
         )
         if not others:
             return text + "."

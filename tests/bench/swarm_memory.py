@@ -23,8 +23,13 @@ class Peak:
     """
 
     size: int
-    client: int
+    clients: list[int]  # each download's peak
     sources: list[int | None]
+
+    @property
+    def client(self) -> int:
+        """The highest of the downloads' peaks."""
+        return max(self.clients)
 
 
 def _name(size: int) -> str:
@@ -43,9 +48,9 @@ def _measure(config: Config, tracker: str, size: int) -> Peak:
         for _ in range(_downloads(config))
     ]
     shutil.rmtree(into)
-    peak = max(f.timed.max_rss_bytes for f in fetched)
-    print(f"swarm memory {format_size(size)}: client {peak / MIB:.0f} MiB", file=sys.stderr)
-    return Peak(size, peak, [f.sources for f in fetched])
+    peak = Peak(size, [f.timed.max_rss_bytes for f in fetched], [f.sources for f in fetched])
+    print(f"swarm memory {format_size(size)}: client {peak.client / MIB:.0f} MiB", file=sys.stderr)
+    return peak
 
 
 def run(config: Config) -> Section:
@@ -89,8 +94,12 @@ def run(config: Config) -> Section:
         f"{PEERS} uncapped serving peers share a sparse file of each size (hard links, one "
         f"folder each); {_downloads(config)} client(s) in turn download each file to disk, "
         "choosing their sources from what the tracker lists (all peers listed first). Client: "
-        "`/usr/bin/time -f %M`, the highest of its runs. Sources each download says it fetched "
-        "from (its INFO log): "
+        "`/usr/bin/time -f %M`, the highest of its runs ("
+        + "; ".join(
+            f"{format_size(p.size)}: " + ", ".join(f"{c / MIB:.1f}" for c in p.clients) + " MiB"
+            for p in peaks
+        )
+        + "). Sources each download says it fetched from (its INFO log): "
         + "; ".join(
             f"{format_size(p.size)}: "
             + ", ".join("not said" if s is None else str(s) for s in p.sources)
