@@ -39,6 +39,20 @@ def test_percentiles_are_nearest_rank() -> None:
     assert median([4, 1, 3, 2]) == 2.5
 
 
+def test_a_peers_hashing_time_comes_from_the_times_on_its_log_lines() -> None:
+    log = "\n".join(
+        [
+            "2026-12-02 02:35:53,715 INFO napshare.peer.serving.server: serving /tmp/s on port 1",
+            "listening on 127.0.0.1:39211",
+            "2026-12-02 02:35:53,716 INFO napshare.peer.folder.store: hashing a.bin (3000 bytes)",
+            "2026-12-02 02:35:55,216 INFO napshare.peer.folder.store: hashing b.bin (9000 bytes)",
+            "2026-12-02 02:35:56,916 INFO napshare.peer.tracker_link: joined 127.0.0.1:1 as ...",
+        ]
+    )
+    assert swarm._hashing_seconds(log) == pytest.approx(3.2)
+    assert swarm._hashing_seconds(log.replace("hashing", "found")) is None
+
+
 def test_hand_encoded_join_requests_decode_as_protobuf() -> None:
     entries = catalog.make_catalog(50)
     request = tracker_pb2.JoinRequest.FromString(
@@ -111,6 +125,9 @@ def test_quick_bench_measures_every_section_and_writes_the_report(tmp_path: Path
         "Transfer over latency",
         "Rate limits",
         "Poisoning",
+        "Swarm rate",
+        "Swarm memory",
+        "Single source against 2bb7e67",
     ]
     rows = {row["measure"]: row for section in sections for row in section["rows"]}
     for measure, row in rows.items():
@@ -135,6 +152,10 @@ def test_quick_bench_measures_every_section_and_writes_the_report(tmp_path: Path
     assert rows["wrong bytes in the last chunk: bytes fetched twice (worst round)"]["target"] == (
         "≤ 4 MiB"
     )
+    assert rows["3 peers each capped at R: process start to exit"]["value"] > 0
+    assert rows["3 capped peers / R (by its own lines)"]["value"] > 0
+    assert rows["downloading client, 4 serving peers, peak RSS, 8 MiB"]["target"] == "< 100 MiB"
+    assert rows["one source: current / 2bb7e67"]["value"] > 0
 
     text = out.read_text()
     assert "cores" in text
@@ -142,6 +163,10 @@ def test_quick_bench_measures_every_section_and_writes_the_report(tmp_path: Path
         assert f"Every row below comes from `{section['reproduce']}`." in text
     assert "--quick --only transfer" in text
     assert "## What each idea gave" in text
+    # The swarms' later peers took the first one's hash cache instead of hashing again.
+    assert "the other 2, started from a copy of its hash cache" in text
+    assert "2 of 2 logged no hashing" in text
+    assert "3 of 3 logged no hashing" in text
     for measure in rows:
         assert measure in text
     assert result.stdout.count("|") > 3 * len(rows)

@@ -25,16 +25,18 @@ def napshare_ready() -> str | None:
 
 
 def tracker(
-    heartbeat: float | None = None, state_dir: Path | None = None, extra: Sequence[str] = ()
+    heartbeat: float | None = None,
+    state_dir: Path | None = None,
+    extra: Sequence[str] = (),
+    *,
+    program: Sequence[str] = (PYTHON, "-m", "tracker"),
 ) -> list[str]:
     """A tracker on a free loopback port, with `extra` flags; it prints its address. Plain
     text, unless a `state_dir` is given: then TLS, with its certificate made in
-    STATE_DIR/identity/.
+    STATE_DIR/identity/. `program` is the command before the flags (another build's, say).
     """
     command = [
-        PYTHON,
-        "-m",
-        "tracker",
+        *program,
         "--host",
         "127.0.0.1",
         "--port",
@@ -57,10 +59,18 @@ def _peer() -> list[str]:
     return [str(PEER_SCRIPT)] if PEER_SCRIPT.exists() else [PYTHON, "-m", "napshare.peer"]
 
 
-def serve(folder: Path, tracker_address: str, extra: Sequence[str] = ()) -> list[str]:
-    """A peer sharing `folder` on a free loopback port; it prints its address."""
+def serve(
+    folder: Path,
+    tracker_address: str,
+    extra: Sequence[str] = (),
+    *,
+    program: Sequence[str] | None = None,
+) -> list[str]:
+    """A peer sharing `folder` on a free loopback port; it prints its address. `program` is
+    the peer command (default: this checkout's).
+    """
     return [
-        *_peer(),
+        *(_peer() if program is None else program),
         "serve",
         "--dir",
         str(folder),
@@ -80,9 +90,27 @@ def peer_help() -> list[str]:
     return [*_peer(), "--help"]
 
 
-def download(name: str, folder: Path, tracker_address: str, extra: Sequence[str] = ()) -> list[str]:
-    """The napshare client: find `name` through the tracker, fetch it, verify its sha256."""
-    return [*_peer(), "download", name, "--dir", str(folder), "--tracker", tracker_address, *extra]
+def download(
+    name: str,
+    folder: Path,
+    tracker_address: str,
+    extra: Sequence[str] = (),
+    *,
+    program: Sequence[str] | None = None,
+) -> list[str]:
+    """The napshare client: find `name` through the tracker, fetch it, verify its sha256.
+    `program` is the peer command (default: this checkout's).
+    """
+    return [
+        *(_peer() if program is None else program),
+        "download",
+        name,
+        "--dir",
+        str(folder),
+        "--tracker",
+        tracker_address,
+        *extra,
+    ]
 
 
 def raw_serve(path: Path) -> list[str]:

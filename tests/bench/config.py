@@ -40,6 +40,8 @@ class Config:
     latency_buffer: int = 8 * MIB
     rate_cap: int = 30 * MIB
     rate_seconds: float = 10.0
+    swarm_rate: int = 30 * MIB
+    baseline: str = "2bb7e67"  # the last commit before the swarm engine (issue 10)
     serve_args: list[str] = field(default_factory=list)
     download_args: list[str] = field(default_factory=list)
 
@@ -69,6 +71,7 @@ class Config:
             latency_delays_ms=[0.0, 5.0],
             rate_cap=8 * MIB,
             rate_seconds=1.5,
+            swarm_rate=16 * MIB,
         )
 
     def reproduce(self, only: str) -> str:
@@ -86,9 +89,14 @@ class Config:
             + f" --latency-buffer {_size_flag(self.latency_buffer)}",
             "ratelimit": f"--rate-cap {_size_flag(self.rate_cap)} "
             f"--rate-seconds {self.rate_seconds:g}",
+            "swarm-rate": f"--size {_size_flag(self.transfer_size)} "
+            f"--swarm-rate {_size_flag(self.swarm_rate)}",
+            "swarm-memory": "--memory-sizes " + ",".join(_size_flag(s) for s in self.memory_sizes),
+            "single-source": f"--size {_size_flag(self.transfer_size)} --rounds {self.rounds} "
+            f"--baseline {self.baseline}",
         }[only]
         extra = ""
-        if only in ("transfer", "memory", "latency", "poisoning"):
+        if only in ("transfer", "memory", "latency", "poisoning", "swarm-rate", "swarm-memory"):
             extra += "".join(f" --serve-arg={a}" for a in self.serve_args)
             extra += "".join(f" --download-arg={a}" for a in self.download_args)
         return f"{RUNNER} --only {only} {flags}{extra}"

@@ -10,8 +10,9 @@ from tests.bench.files import MIB, format_size, make_sparse_file
 from tests.bench.procs import BenchError, peak_rss_bytes, timed_run
 from tests.bench.report import Row, Section
 
-LIMIT = 80 * MIB
-GROWTH_SLACK = 4 * MIB
+LIMIT = 80 * MIB  # each side, one source
+SWARM_LIMIT = 100 * MIB  # issue 10: the downloader with 4 sources (tests/bench/swarm_memory.py)
+GROWTH_SLACK = 4 * MIB  # "flat" from the smallest size to the largest
 # The client's peak varies from run to run (how far gRPC reads ahead), so take the worst of a few.
 DOWNLOADS = 2
 
@@ -70,14 +71,14 @@ def run(config: Config) -> Section:
                 f"serving peer, peak RSS, {label}",
                 peak.server / MIB,
                 "MiB",
-                "≤ 80 MiB",
+                f"≤ {LIMIT // MIB} MiB",
                 peak.server <= LIMIT,
             ),
             Row(
                 f"downloading client, peak RSS, {label}",
                 peak.client / MIB,
                 "MiB",
-                "≤ 80 MiB",
+                f"≤ {LIMIT // MIB} MiB",
                 peak.client <= LIMIT,
             ),
         ]
@@ -93,7 +94,7 @@ def run(config: Config) -> Section:
                 f"{side}, growth {span}",
                 growth / MIB,
                 "MiB",
-                "none (≤ 4 MiB)",
+                f"none (≤ {GROWTH_SLACK // MIB} MiB)",
                 growth <= GROWTH_SLACK,
             )
         )

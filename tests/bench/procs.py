@@ -9,8 +9,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,12 +26,15 @@ class BenchError(RuntimeError):
     """A benchmark could not run: a process failed to start, or a command failed."""
 
 
-def child_env() -> dict[str, str]:
-    """The environment for children: unbuffered output, English console lines."""
+def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for children: unbuffered output, English console lines, and `extra`
+    (a PYTHONPATH that runs another build of napshare, say).
+    """
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
     env["LANGUAGE"] = "en"
     env.pop("PYTHONPROFILEIMPORTTIME", None)
+    env.update(extra or {})
     return env
 
 
@@ -68,8 +72,10 @@ def start_service(
     *,
     pattern: re.Pattern[str] = _ADDRESS,
     timeout: float = 120.0,
+    env: Mapping[str, str] | None = None,
 ) -> Service:
-    """Start `command` and wait until it prints a loopback `host:port`; raise BenchError if not.
+    """Start `command` (with `env` on top of child_env) and wait until it prints a loopback
+    `host:port`; raise BenchError if not.
 
     Its output goes to a file in the temp folder, not a pipe, so that a chatty child (the
     tracker prints a line per search) costs no reader thread in this process.
@@ -79,7 +85,7 @@ def start_service(
         process = subprocess.Popen(
             list(command),
             cwd=ROOT,
-            env=child_env(),
+            env=child_env(env),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -147,27 +153,68 @@ class Timed:
     cpu_seconds: float
 
 
-def timed_run(command: Sequence[str], *, cwd: Path | None = None, timeout: float = 900) -> Timed:
+def timed_run(
+    command: Sequence[str],
+    *,
+    cwd: Path | None = None,
+    timeout: float = 900,
+    env: Mapping[str, str] | None = None,
+) -> Timed:
     """Run `command` under /usr/bin/time; its wall time, its peak RSS, or BenchError if it fails."""
+    return timed_lines(command, cwd=cwd, timeout=timeout, env=env).timed
+
+
+@dataclass(frozen=True)
+class Lines:
+    """One finished command as timed_run sees it, and each line it printed (stdout and stderr
+    together) with the seconds since its start when this process read it.
+    """
+
+    timed: Timed
+    lines: list[tuple[float, str]]
+
+    def first(self, pattern: re.Pattern[str]) -> float | None:
+        """When the first line matching `pattern` came, or None if none did."""
+        return next((at for at, line in self.lines if pattern.search(line)), None)
+
+
+def timed_lines(
+    command: Sequence[str],
+    *,
+    cwd: Path | None = None,
+    timeout: float = 900,
+    env: Mapping[str, str] | None = None,
+) -> Lines:
+    """timed_run, with every output line timed as it arrives (read from a pipe, unbuffered)."""
     with tempfile.NamedTemporaryFile("r", prefix="napshare-bench-time-") as report:
         wrapped = [TIME, "-f", "%M %U %S", "-o", report.name, *command]
+        lines: list[tuple[float, str]] = []
         start = time.perf_counter()
-        result = subprocess.run(
+        with subprocess.Popen(
             wrapped,
             cwd=cwd or ROOT,
-            env=child_env(),
+            env=child_env(env),
             stdin=subprocess.DEVNULL,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             text=True,
-            timeout=timeout,
-            check=False,
-        )
+            errors="replace",
+        ) as process:
+            assert process.stdout is not None
+            timer = threading.Timer(timeout, process.kill)
+            timer.start()
+            try:
+                for line in process.stdout:
+                    lines.append((time.perf_counter() - start, line.rstrip("\n")))
+                returncode = process.wait()
+            finally:
+                timer.cancel()
         seconds = time.perf_counter() - start
-        if result.returncode != 0:
-            tail = (result.stdout + result.stderr)[-2000:]
-            raise BenchError(f"exit {result.returncode}: {shlex.join(command)}\n{tail}")
+        if returncode != 0:
+            tail = "\n".join(line for _, line in lines)[-2000:]
+            raise BenchError(f"exit {returncode}: {shlex.join(command)}\n{tail}")
         kib, user, system = report.read().split()[-3:]
-    return Timed(seconds, int(kib) * 1024, float(user) + float(system))
+    return Lines(Timed(seconds, int(kib) * 1024, float(user) + float(system)), lines)
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:
@@ -187,10 +234,14 @@ def median(values: Sequence[float]) -> float:
 
 @contextlib.contextmanager
 def running(
-    name: str, command: Sequence[str], *, pattern: re.Pattern[str] = _ADDRESS
+    name: str,
+    command: Sequence[str],
+    *,
+    pattern: re.Pattern[str] = _ADDRESS,
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[Service]:
     """start_service as a context: the process group is stopped however the block ends."""
-    service = start_service(name, command, pattern=pattern)
+    service = start_service(name, command, pattern=pattern, env=env)
     try:
         yield service
     finally:

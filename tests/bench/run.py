@@ -6,6 +6,9 @@
 .venv/bin/python -m tests.bench.run --only latency --rounds 3 --latency-delays 0,50
 .venv/bin/python -m tests.bench.run --only ratelimit --rate-cap 30MiB --rate-seconds 10
 .venv/bin/python -m tests.bench.run --only poisoning --size 1GiB --rounds 3
+.venv/bin/python -m tests.bench.run --only swarm-rate --size 1GiB --swarm-rate 30MiB
+.venv/bin/python -m tests.bench.run --only swarm-memory --memory-sizes 1GiB,4GiB
+.venv/bin/python -m tests.bench.run --only single-source --size 1GiB --rounds 7 --baseline 2bb7e67
 """
 
 import argparse
@@ -18,7 +21,18 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from tests.bench import latency, memory, poisoning, ratelimit, tracker_scale, transfer
+from tests.bench import (
+    baseline,
+    latency,
+    memory,
+    poisoning,
+    ratelimit,
+    single_source,
+    swarm_memory,
+    swarm_rate,
+    tracker_scale,
+    transfer,
+)
 from tests.bench.apps import napshare_ready
 from tests.bench.config import RUNNER, Config
 from tests.bench.files import parse_size
@@ -32,6 +46,9 @@ SECTIONS: dict[str, Callable[[Config], Section]] = {
     "latency": latency.run,
     "ratelimit": ratelimit.run,
     "poisoning": poisoning.run,
+    "swarm-rate": swarm_rate.run,
+    "swarm-memory": swarm_memory.run,
+    "single-source": single_source.run,
 }
 NOTES = Path(__file__).with_name("NOTES.md")
 # The table of the last `make soak` (tests/bench/soak.py writes it): it goes after the notes,
@@ -51,12 +68,18 @@ def _parser() -> argparse.ArgumentParser:
         choices=sorted(SECTIONS),
         help="run only this benchmark (repeatable; default: all)",
     )
-    parser.add_argument("--size", type=parse_size, help="transfer file size (default 1GiB)")
-    parser.add_argument("--rounds", type=int, help="transfer rounds (default 7, at least 3)")
+    parser.add_argument(
+        "--size",
+        type=parse_size,
+        help="file size of transfer, poisoning, swarm-rate, single-source (default 1GiB)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, help="rounds of transfer, single-source (default 7, at least 3)"
+    )
     parser.add_argument(
         "--memory-sizes",
         type=lambda text: [parse_size(part) for part in text.split(",")],
-        help="file sizes for the memory benchmark (default 1GiB,4GiB)",
+        help="file sizes for the memory and swarm-memory benchmarks (default 1GiB,4GiB)",
     )
     parser.add_argument(
         "--latency-size", type=parse_size, help="file size over the delay proxy (default 256MiB)"
@@ -76,6 +99,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--rate-seconds", type=float, help="seconds at the cap the file lasts (default 10)"
+    )
+    parser.add_argument(
+        "--swarm-rate",
+        type=parse_size,
+        help="the upload cap R of each serving peer in the swarm-rate bench (default 30MiB)",
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="the revision the single-source bench runs beside the current code "
+        "(default 2bb7e67, the last before the swarm engine)",
     )
     parser.add_argument("--peers", type=int, help="peers loaded into the tracker (default 10000)")
     parser.add_argument("--files-per-peer", type=int, help="files per loaded peer (default 100)")
@@ -121,6 +155,8 @@ def _config(args: argparse.Namespace, workdir: Path) -> Config:
         "latency_buffer": args.latency_buffer,
         "rate_cap": args.rate_cap,
         "rate_seconds": args.rate_seconds,
+        "swarm_rate": args.swarm_rate,
+        "baseline": args.baseline,
     }
     for key, value in overrides.items():
         if value is not None:
@@ -161,6 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     finally:
+        baseline.remove_builds()
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
     minutes = (time.monotonic() - began) / 60
