@@ -304,7 +304,7 @@ class Downloader:
                     if part.verify():
                         break
                     self._reject(part, target)
-                    reporter.restart(0)
+                    reporter.restart(part.have)
                     continue
                 candidates = target.candidates()
                 if not candidates:
@@ -338,7 +338,11 @@ class Downloader:
                 self._refresh(name, target, job.channels)
             part.commit(replace=options.force)
         except VerificationFailedError:
-            part.remove()
+            # Verified pieces are kept for a later run (every peer is banned now, but others
+            # may come); bytes nothing can check, or a version whose pieces and sha256
+            # disagree, are not.
+            if part.layer is None or part.empty or part.have == part.size:
+                part.remove()
             part.close()
             raise
         except BaseException:
