@@ -310,15 +310,9 @@ def fetch_claim(download: Download, part: PartFile, plan: Plan, claim: Claim, ho
                 _pace(how.limit, len(data), watchdog, stops)
     except grpc.RpcError as error:
         keeper.finish()
-        if watchdog.reason in (0, 1):
-            raise CancelledError(tr("download of {name} cancelled", name=part.name)) from None
         if watchdog.reason == 2 or keeper.stopped:
             return  # superseded, or the keeper ended the call: other streams have the rest
-        if watchdog.reason == "stalled":
-            raise PeerError(
-                peer, PeerFault.STALLED, f"no data for {how.stall_timeout:g} s"
-            ) from None
-        raise peer_failure(peer, error) from None
+        raise _ended(error, watchdog, peer, part, how) from None
     finally:
         keeper.finish()
         watchdog.stop()
@@ -470,13 +464,7 @@ def fetch_in_order(download: Download, peer: str, part: PartFile, how: Stream) -
             if how.limit is not None:
                 _pace(how.limit, len(data), watchdog, (how.cancel, how.halt))
     except grpc.RpcError as error:
-        if watchdog.reason in (0, 1):
-            raise CancelledError(tr("download of {name} cancelled", name=part.name)) from None
-        if watchdog.reason == "stalled":
-            raise PeerError(
-                peer, PeerFault.STALLED, f"no data for {how.stall_timeout:g} s"
-            ) from None
-        raise peer_failure(peer, error) from None
+        raise _ended(error, watchdog, peer, part, how) from None
     finally:
         watchdog.stop()
         call.cancel()  # type: ignore[no-untyped-call]
@@ -484,6 +472,19 @@ def fetch_in_order(download: Download, peer: str, part: PartFile, how: Stream) -
         raise PeerError(
             peer, PeerFault.GONE, f"the stream ended at byte {part.have} of {part.size}"
         )
+
+
+def _ended(
+    error: grpc.RpcError, watchdog: _Watchdog, peer: str, part: PartFile, how: Stream
+) -> Exception:
+    """What a stream's failed call means: cancelled or halted by us (the watchdog's first two
+    events), stalled, or the peer's own failure.
+    """
+    if watchdog.reason in (0, 1):
+        return CancelledError(tr("download of {name} cancelled", name=part.name))
+    if watchdog.reason == "stalled":
+        return PeerError(peer, PeerFault.STALLED, f"no data for {how.stall_timeout:g} s")
+    return peer_failure(peer, error)
 
 
 def _pace(
