@@ -133,8 +133,10 @@ class PeerError(Exception):
         self.retry_after = retry_after
 
 
-# The longest wait a peer's RetryInfo can impose: longer asks are cut to this.
+# The longest wait a peer's RetryInfo can impose: longer asks are cut to this. Shorter ones
+# are raised to the shortest, so a peer saying 0 s is not asked again in a loop.
 MAX_RETRY_AFTER = 300.0
+MIN_RETRY_AFTER = 0.5
 
 _FAULT_BY_REASON = {
     reasons.UPLOAD_SLOTS_FULL: PeerFault.REFUSED,
@@ -203,7 +205,7 @@ def peer_failure(peer: str, error: grpc.RpcError) -> PeerError:
     fault = _FAULT_BY_REASON.get(found.reason) or _PEER_FAULTS.get(code, PeerFault.BROKEN)
     retry_after = None
     if fault is PeerFault.REFUSED and found.retry_delay is not None:
-        retry_after = min(found.retry_delay, MAX_RETRY_AFTER)
+        retry_after = min(max(found.retry_delay, MIN_RETRY_AFTER), MAX_RETRY_AFTER)
     return PeerError(peer, fault, _details(error), retry_after)
 
 

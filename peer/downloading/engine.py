@@ -380,8 +380,7 @@ class Downloader:
             job.channels,
             self._stream(job),
             job.reporter,
-            # A peer the user named sends alone; the others only step in when it fails.
-            max_sources=1 if job.options.preferred else min(job.options.max_sources, MOST_SOURCES),
+            max_sources=self._max_sources(job),
             ready=lambda: target.ready(time.monotonic()),
             on_failure=lambda failure, following: self._handle(
                 failure, target, job.reporter, following
@@ -426,10 +425,17 @@ class Downloader:
                 return
 
     @staticmethod
-    def _streams(job: _Job, target: _Target) -> int:
-        """How many streams this download runs at most: what the channels' windows share."""
-        sources = 1 if job.options.preferred else job.options.max_sources
-        return max(1, min(sources, MOST_SOURCES, len(target.candidates())))
+    def _max_sources(job: _Job) -> int:
+        """How many peers may send at once: a peer the user named sends alone (the others only
+        step in when it fails).
+        """
+        if job.options.preferred:
+            return 1
+        return max(1, min(job.options.max_sources, MOST_SOURCES))
+
+    def _streams(self, job: _Job, target: _Target) -> int:
+        """How many streams this download runs at most now: what the channels' windows share."""
+        return max(1, min(self._max_sources(job), len(target.candidates())))
 
     def _stream(self, job: _Job) -> Stream:
         return Stream(job.options.stall_timeout, job.cancel, self._limit, job.tally.add)
@@ -449,9 +455,8 @@ class Downloader:
         if failure.fault is PeerFault.REFUSED:
             target.to_back(peer)
             if failure.retry_after is not None:
-                wait = max(failure.retry_after, MIN_RETRY_AFTER)
-                target.not_before[peer] = time.monotonic() + wait
-                logger.info("peer %s is busy; asking it again in %.1f s", peer, wait)
+                target.not_before[peer] = time.monotonic() + failure.retry_after
+                logger.info("peer %s is busy; asking it again in %.1f s", peer, failure.retry_after)
             reporter.note(
                 console.render(console.REFUSED_TRYING_NEXT, {"peer": peer, "next": following})
             )
@@ -541,9 +546,6 @@ class Downloader:
             self._on_saved(shared)
 
 
-# A busy peer is asked again after at least this many seconds, whatever its RetryInfo says
-# (0 s would have it asked in a loop).
-MIN_RETRY_AFTER = 0.5
 _EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 
