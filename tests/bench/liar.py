@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent import futures
 from pathlib import Path
 from types import FrameType
@@ -29,6 +29,37 @@ CHUNK = MIB
 # UNAVAILABLE; a piece layer that does not match the root (the bytes are right); wrong bytes
 # in every chunk.
 LIES = ("last chunk", "first chunk then drop", "layer", "every chunk")
+
+
+Download = Callable[
+    [peer_pb2.DownloadRequest, grpc.ServicerContext], Iterator[peer_pb2.DownloadResponse]
+]
+GetPieceLayer = Callable[
+    [peer_pb2.GetPieceLayerRequest, grpc.ServicerContext], peer_pb2.GetPieceLayerResponse
+]
+
+
+def peer_service(download: Download, layer: GetPieceLayer) -> tuple[grpc.Server, int]:
+    """A started PeerService of these two handlers (plain text) on a free loopback port."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    handlers = {
+        "Download": grpc.unary_stream_rpc_method_handler(
+            download,
+            request_deserializer=peer_pb2.DownloadRequest.FromString,
+            response_serializer=peer_pb2.DownloadResponse.SerializeToString,
+        ),
+        "GetPieceLayer": grpc.unary_unary_rpc_method_handler(
+            layer,
+            request_deserializer=peer_pb2.GetPieceLayerRequest.FromString,
+            response_serializer=peer_pb2.GetPieceLayerResponse.SerializeToString,
+        ),
+    }
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler("napshare.v1.PeerService", handlers),)
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    return server, port
 
 
 class LyingPeer:
@@ -49,24 +80,7 @@ class LyingPeer:
         self._stats = stats
         self._hashes: bytes | None = None  # the true layer, computed once
         self._lock = threading.Lock()
-        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-        handlers = {
-            "Download": grpc.unary_stream_rpc_method_handler(
-                self._download,
-                request_deserializer=peer_pb2.DownloadRequest.FromString,
-                response_serializer=peer_pb2.DownloadResponse.SerializeToString,
-            ),
-            "GetPieceLayer": grpc.unary_unary_rpc_method_handler(
-                self._layer,
-                request_deserializer=peer_pb2.GetPieceLayerRequest.FromString,
-                response_serializer=peer_pb2.GetPieceLayerResponse.SerializeToString,
-            ),
-        }
-        self.server.add_generic_rpc_handlers(
-            (grpc.method_handlers_generic_handler("napshare.v1.PeerService", handlers),)
-        )
-        self.port = self.server.add_insecure_port("127.0.0.1:0")
-        self.server.start()
+        self.server, self.port = peer_service(self._download, self._layer)
 
     def stop(self) -> None:
         """Stop serving at once."""

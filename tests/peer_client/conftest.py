@@ -20,7 +20,7 @@ from typing import Any
 
 import grpc
 import pytest
-from napshare.peer.downloading.engine import DownloadOptions
+from napshare.peer.downloading.engine import DownloadOptions, DownloadResult
 from napshare.peer.folder.layout import PART_SUFFIX, PARTIAL_DIR, STATE_DIR, partial_key
 from napshare.peer.folder.store import SharedFolder
 from napshare.peer.node import Node, NodeConfig
@@ -88,6 +88,23 @@ def part_size(folder: Path, name: str) -> int:
         return part_path(folder, name).stat().st_size
     except FileNotFoundError:
         return 0
+
+
+def download_in_thread(
+    download: Callable[[], DownloadResult],
+) -> tuple[threading.Thread, list[DownloadResult | BaseException]]:
+    """A thread (not started) that runs `download()`; its result, or what it raised, lands in
+    the list.
+    """
+    outcome: list[DownloadResult | BaseException] = []
+
+    def run() -> None:
+        try:
+            outcome.append(download())
+        except BaseException as error:  # the test looks at it
+            outcome.append(error)
+
+    return threading.Thread(target=run), outcome
 
 
 def cli_env(lang: str = "C.UTF-8") -> dict[str, str]:

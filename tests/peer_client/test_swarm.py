@@ -8,7 +8,6 @@ real tracker, capped with their own `--max-upload-rate` so that they overlap in 
 import logging
 import re
 import signal
-import threading
 from collections.abc import Callable
 
 import pytest
@@ -24,6 +23,7 @@ from .conftest import (
     FETCHED,
     MIB,
     Swarm,
+    download_in_thread,
     part_path,
     part_size,
     run_peer,
@@ -78,12 +78,9 @@ def test_a_faster_peer_sends_more_of_the_file(swarm: Swarm) -> None:
 def test_a_peer_that_joins_during_the_download_is_drawn_from_too(swarm: Swarm) -> None:
     first = swarm.node(swarm.share("a"), swarm.tracker.address, max_upload_rate=RATE)
     target = swarm.folder("c")
-    outcome: list[DownloadResult] = []
     downloader = Downloader(SharedFolder(target), swarm.tracker.client)
     options = DownloadOptions(refresh_every=0.2)
-    thread = threading.Thread(
-        target=lambda: outcome.append(downloader.download("aula1.mp4", options))
-    )
+    thread, outcome = download_in_thread(lambda: downloader.download("aula1.mp4", options))
     thread.start()
     wait_until(lambda: part_size(target, "aula1.mp4") >= 4 * MIB or not thread.is_alive())
     late = swarm.node(swarm.share("b"), swarm.tracker.address, max_upload_rate=RATE)
@@ -112,12 +109,9 @@ def test_a_stalled_peer_hands_its_pieces_to_the_others(swarm: Swarm) -> None:
     )
     other = swarm.node(swarm.share("b"), swarm.tracker.address, max_upload_rate=RATE)
     target = swarm.folder("c")
-    outcome: list[DownloadResult] = []
     downloader = Downloader(SharedFolder(target), swarm.tracker.client)
     options = DownloadOptions(stall_timeout=1.0)
-    thread = threading.Thread(
-        target=lambda: outcome.append(downloader.download("aula1.mp4", options))
-    )
+    thread, outcome = download_in_thread(lambda: downloader.download("aula1.mp4", options))
     thread.start()
     try:
         # Both send; then one stops answering without closing its connection.

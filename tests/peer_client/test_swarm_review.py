@@ -14,7 +14,6 @@ import threading
 import time
 import tracemalloc
 from collections.abc import Iterator
-from concurrent import futures
 from pathlib import Path
 
 import grpc
@@ -27,7 +26,9 @@ from napshare.peer.folder.store import SharedFile, SharedFolder
 from napshare.peer.serving.server import create_server
 from napshare.v1 import file_info_pb2, peer_pb2
 
-from .conftest import MIB, Tracker, part_path, sha256_file, wait_until
+from tests.bench.liar import peer_service
+
+from .conftest import MIB, Tracker, download_in_thread, part_path, sha256_file, wait_until
 
 NAME = "aula1.mp4"
 
@@ -48,24 +49,7 @@ class SlowPeer:
         self.busy = busy  # every Download: RESOURCE_EXHAUSTED, "ask again in 0 s"
         self.asked = 0
         self.done = threading.Event()
-        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-        handlers = {
-            "Download": grpc.unary_stream_rpc_method_handler(
-                self._download,
-                request_deserializer=peer_pb2.DownloadRequest.FromString,
-                response_serializer=peer_pb2.DownloadResponse.SerializeToString,
-            ),
-            "GetPieceLayer": grpc.unary_unary_rpc_method_handler(
-                self._layer,
-                request_deserializer=peer_pb2.GetPieceLayerRequest.FromString,
-                response_serializer=peer_pb2.GetPieceLayerResponse.SerializeToString,
-            ),
-        }
-        self.server.add_generic_rpc_handlers(
-            (grpc.method_handlers_generic_handler("napshare.v1.PeerService", handlers),)
-        )
-        self.port = self.server.add_insecure_port("127.0.0.1:0")
-        self.server.start()
+        self.server, self.port = peer_service(self._download, self._layer)
 
     def stop(self) -> None:
         self.done.set()
@@ -151,19 +135,10 @@ def test_a_fast_peer_that_joins_late_is_not_locked_out_by_two_slow_peers_in_the_
     target = tmp_path / "target"
     target.mkdir()
     cancel = threading.Event()
-    outcome: list[DownloadResult | BaseException] = []
+    download = Downloader(SharedFolder(target), tracker.client)
+    options = DownloadOptions(refresh_every=0.2, stall_timeout=2.0)
+    thread, outcome = download_in_thread(lambda: download.download(NAME, options, cancel=cancel))
 
-    def run() -> None:
-        try:
-            outcome.append(
-                Downloader(SharedFolder(target), tracker.client).download(
-                    NAME, DownloadOptions(refresh_every=0.2, stall_timeout=2.0), cancel=cancel
-                )
-            )
-        except BaseException as error:
-            outcome.append(error)
-
-    thread = threading.Thread(target=run)
     thread.start()
     try:
         wait_until(lambda: all(p.asked for p in slow_peers))
@@ -216,19 +191,10 @@ def test_a_peer_busy_with_a_zero_retry_delay_is_not_asked_in_a_loop_for_ever(
     target = tmp_path / "target"
     target.mkdir()
     cancel = threading.Event()
-    outcome: list[DownloadResult | BaseException] = []
+    download = Downloader(SharedFolder(target), tracker.client)
+    options = DownloadOptions(give_up_after=2.0, max_backoff=0.5)
+    thread, outcome = download_in_thread(lambda: download.download(NAME, options, cancel=cancel))
 
-    def run() -> None:
-        try:
-            outcome.append(
-                Downloader(SharedFolder(target), tracker.client).download(
-                    NAME, DownloadOptions(give_up_after=2.0, max_backoff=0.5), cancel=cancel
-                )
-            )
-        except BaseException as error:
-            outcome.append(error)
-
-    thread = threading.Thread(target=run)
     thread.start()
     try:
         thread.join(timeout=30)
@@ -256,21 +222,12 @@ def test_a_peer_that_sends_only_empty_messages_counts_as_stalled(
     target = tmp_path / "target"
     target.mkdir()
     cancel = threading.Event()
-    outcome: list[DownloadResult | BaseException] = []
-
-    def run() -> None:
-        try:
-            outcome.append(
-                Downloader(SharedFolder(target), tracker.client).download(
-                    NAME, DownloadOptions(preferred=idle_id, stall_timeout=1.0), cancel=cancel
-                )
-            )
-        except BaseException as error:
-            outcome.append(error)
+    download = Downloader(SharedFolder(target), tracker.client)
+    options = DownloadOptions(preferred=idle_id, stall_timeout=1.0)
+    thread, outcome = download_in_thread(lambda: download.download(NAME, options, cancel=cancel))
 
     try:
         tracker.client.join("127.0.0.1", port, [shared.get(NAME)])
-        thread = threading.Thread(target=run)
         thread.start()
         thread.join(timeout=30)
         finished = not thread.is_alive()
