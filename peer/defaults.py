@@ -9,6 +9,12 @@ GIVE_UP_AFTER = 120.0  # seconds in which no peer sent a byte before a download 
 MAX_SOURCES = 4  # peers one download draws pieces from at once (--max-sources)
 MOST_SOURCES = 32  # the most --max-sources allows
 SOURCES_REFRESH = 30.0  # seconds between searches for more peers while a download has room
+# Streams one download opens to one peer at most, each on a connection of its own (a peer
+# allows UPLOADS_PER_ADDRESS); the second only while SECOND_STREAM_MIN bytes or more are left:
+# it costs a connection, round trips, and what the first stream had in flight past its new
+# end, for a gain only on a download of a second or more at the speed of one stream.
+STREAMS_PER_PEER = 2
+SECOND_STREAM_MIN = 256 * 1024 * 1024
 MAX_UPLOADS = 4
 UPLOAD_STALL_TIMEOUT = 60.0  # seconds a downloader may take no chunk before its slot is freed
 UPLOADS_PER_ADDRESS = 2  # upload slots one client IP may hold at once

@@ -31,6 +31,7 @@ from napshare.peer.defaults import (
     MOST_SOURCES,
     SOURCES_REFRESH,
     STALL_TIMEOUT,
+    STREAMS_PER_PEER,
     WAIT_FOR_PEERS,
 )
 from napshare.peer.downloading.fetch import PeerChannels, Stream, fetch_in_order, fetch_layer
@@ -381,6 +382,7 @@ class Downloader:
             self._stream(job),
             job.reporter,
             max_sources=self._max_sources(job),
+            max_streams=self._max_streams(job),
             ready=lambda: target.ready(time.monotonic()),
             on_failure=lambda failure, following: self._handle(
                 failure, target, job.reporter, following
@@ -433,9 +435,16 @@ class Downloader:
             return 1
         return max(1, min(job.options.max_sources, MOST_SOURCES))
 
+    def _max_streams(self, job: _Job) -> int:
+        """How many streams may run at once: one per peer, and a peer's second ones while
+        fewer peers than that send (one peer named with --from may send on two).
+        """
+        return max(self._max_sources(job), STREAMS_PER_PEER)
+
     def _streams(self, job: _Job, target: _Target) -> int:
         """How many streams this download runs at most now: what the channels' windows share."""
-        return max(1, min(self._max_sources(job), len(target.candidates())))
+        peers = len(target.candidates()) * STREAMS_PER_PEER
+        return max(1, min(self._max_streams(job), peers))
 
     def _stream(self, job: _Job) -> Stream:
         return Stream(job.options.stall_timeout, job.cancel, self._limit, job.tally.add)

@@ -47,8 +47,9 @@ CHANNEL_OPTIONS: list[tuple[str, int | str]] = [
     ("grpc.initial_reconnect_backoff_ms", 200),
     ("grpc.max_reconnect_backoff_ms", 2000),
 ]
-# So a long link is used at full speed, the stream window (`grpc.http2.lookahead_bytes`) is
-# sized to the round trip a health check takes: WINDOW_RATE bytes per second of round trip, at
+# So a long link is used at full speed, the stream window (`grpc.http2.lookahead_bytes`) of
+# the channel that carries downloads is sized to the round trip a health check takes on the
+# peer's other channel, already open: WINDOW_RATE bytes per second of round trip, at
 # most MAX_WINDOW. Measured, a window gives about half of window / round trip, hence twice the
 # ~120 MB/s one source reaches here. The client holds the window in memory only when it is
 # slower than the link; MAX_WINDOW keeps that under 100 MiB of RSS (32 MiB reached 98 MiB),
@@ -58,7 +59,7 @@ CHANNEL_OPTIONS: list[tuple[str, int | str]] = [
 WINDOW_RATE = 240_000_000
 MIN_WINDOW = 2 * 1024 * 1024
 MAX_WINDOW = 24 * 1024 * 1024
-ROUND_TRIP_PROBES = 2
+ROUND_TRIP_PROBES = 1  # health checks timed on an open connection (each costs a round trip)
 PACE_TICK = 0.05  # seconds between looks at the stop events while the download cap waits
 # A piece arriving in more chunks than this is copied into one buffer instead of kept as the
 # chunks' views: tiny chunks then cost a piece of memory, not an object per chunk (and a
@@ -79,11 +80,12 @@ def window_for(round_trip: float, streams: int = 1) -> int | None:
     return max(MIN_WINDOW, min(window, MAX_WINDOW // max(1, streams)))
 
 
-def _round_trip(channel: grpc.Channel) -> float | None:
-    """The shortest of a few health-check round trips on `channel`, or None if they fail.
+def _round_trip(channel: grpc.Channel, *, opened: bool) -> float | None:
+    """The shortest of ROUND_TRIP_PROBES health-check round trips on `channel`, or None if
+    they fail.
 
-    The first call opens the connection and is not counted; all of them together take at
-    most PROBE_TIMEOUT.
+    Unless the channel has `opened` its connection with an earlier call, one more call opens
+    it first and is not counted; all of them together take at most PROBE_TIMEOUT.
     """
     deadline = time.monotonic() + PROBE_TIMEOUT
     check = channel.unary_unary(
@@ -94,10 +96,10 @@ def _round_trip(channel: grpc.Channel) -> float | None:
     request = health_pb2.HealthCheckRequest()
     times = []
     try:
-        for probe in range(ROUND_TRIP_PROBES + 1):
+        for probe in range(ROUND_TRIP_PROBES + (0 if opened else 1)):
             start = time.monotonic()
             check(request, timeout=max(0.001, deadline - start))
-            if probe:
+            if opened or probe:
                 times.append(time.monotonic() - start)
     except grpc.RpcError as error:
         logger.debug("no round trip measured: %s", error.code())
@@ -106,7 +108,11 @@ def _round_trip(channel: grpc.Channel) -> float | None:
 
 
 class PeerChannels:
-    """One channel per peer address, reused across streams and closed together.
+    """Two channels per peer address, reused across streams and closed together: one with
+    gRPC's default window for the small calls (GetPieceLayer, the health checks that time the
+    round trip), and one for Download, with a window sized to that round trip (the same
+    channel when the default suits it). The piece layer's call thus opens the connection the
+    round trip is then timed on, and no call waits for a connection opened only to probe.
 
     Over TLS (not `plaintext`) each channel trusts only the certificate the tracker listed
     for that peer (`pin`), so a middleman can neither read the stream nor pose as the peer.
@@ -114,57 +120,100 @@ class PeerChannels:
 
     def __init__(self, *, plaintext: bool = True) -> None:
         self.plaintext = plaintext
-        self._calls: dict[str, Download] = {}
+        self._calls: dict[tuple[str, int], Download] = {}
         self._layer_calls: dict[str, GetPieceLayer] = {}
-        self._by_peer: dict[str, grpc.Channel] = {}
+        self._small: dict[str, grpc.Channel] = {}  # per peer: default window
+        self._bulk: dict[tuple[str, int], grpc.Channel] = {}  # per stream of a peer: Download
+        self._windows: dict[str, int | None] = {}  # per peer: its Download channels' window
         self._channels: list[grpc.Channel] = []
         self._certificates: dict[str, bytes] = {}
-        self.streams = 1  # how many streams share MAX_WINDOW (the download's sources)
+        self.streams = 1  # how many streams of the download share MAX_WINDOW
 
     def pin(self, peer: str, certificate: bytes) -> None:
         """Trust only `certificate` (DER, as the tracker lists it) for `peer` from now on."""
         if self._certificates.get(peer, certificate) != certificate:
-            # A new identity at that address: a new channel, pinned to it.
-            self._calls.pop(peer, None)
+            # A new identity at that address: new channels, pinned to it.
             self._layer_calls.pop(peer, None)
-            self._by_peer.pop(peer, None)
+            self._small.pop(peer, None)
+            self._windows.pop(peer, None)
+            for key in [key for key in self._bulk if key[0] == peer]:
+                self._calls.pop(key, None)
+                del self._bulk[key]
         self._certificates[peer] = certificate
 
-    def download(self, peer: str) -> Download:
-        """PeerService.Download on `peer` (`host:port`), answering with chunks decoded in place.
+    def download(self, peer: str, stream: int = 0) -> Download:
+        """PeerService.Download on `peer` (`host:port`), answering with chunks decoded in place,
+        on the channel of that peer's `stream` (each but the first on a connection of its own).
 
-        The first time, the round trip to `peer` is measured to size the stream window (at
-        most ROUND_TRIP_PROBES + 1 health checks, PROBE_TIMEOUT in all). The data of each
-        chunk stays a view into the received message: one copy less than the generated
-        stub's DownloadResponse. Raises PeerError (BROKEN) over TLS when `peer` has no
-        usable certificate pinned.
+        The first time, the round trip to `peer` is timed to size the stream window (at most
+        ROUND_TRIP_PROBES + 1 health checks, PROBE_TIMEOUT in all). The data of each chunk
+        stays a view into the received message: one copy less than the generated stub's
+        DownloadResponse. Raises PeerError (BROKEN) over TLS when `peer` has no usable
+        certificate pinned.
         """
-        if peer not in self._calls:
-            self._calls[peer] = self._channel(peer).unary_stream(
+        key = (peer, stream)
+        if key not in self._calls:
+            self._calls[key] = self._bulk_channel(key).unary_stream(
                 DOWNLOAD,
                 request_serializer=peer_pb2.DownloadRequest.SerializeToString,
                 response_deserializer=decode_response,
             )
-        return self._calls[peer]
+        return self._calls[key]
 
     def piece_layer(self, peer: str) -> GetPieceLayer:
-        """PeerService.GetPieceLayer on `peer`, on the same channel as its downloads."""
+        """PeerService.GetPieceLayer on `peer`, on its channel for small calls."""
         if peer not in self._layer_calls:
-            self._layer_calls[peer] = self._channel(peer).unary_unary(
+            self._layer_calls[peer] = self._small_channel(peer).unary_unary(
                 GET_PIECE_LAYER,
                 request_serializer=peer_pb2.GetPieceLayerRequest.SerializeToString,
                 response_deserializer=peer_pb2.GetPieceLayerResponse.FromString,
             )
         return self._layer_calls[peer]
 
-    def _channel(self, peer: str) -> grpc.Channel:
-        if peer not in self._by_peer:
-            self._by_peer[peer] = self._open(peer)
-        return self._by_peer[peer]
+    def _small_channel(self, peer: str) -> grpc.Channel:
+        if peer not in self._small:
+            self._small[peer] = self._new_channel(peer, CHANNEL_OPTIONS)
+        return self._small[peer]
+
+    def _bulk_channel(self, key: tuple[str, int]) -> grpc.Channel:
+        if key not in self._bulk:
+            peer, stream = key
+            window = self._window(peer)
+            options = list(CHANNEL_OPTIONS)
+            if window is not None:
+                options.append(("grpc.http2.lookahead_bytes", window))
+            if stream:
+                options.append(("grpc.use_local_subchannel_pool", 1))  # a connection of its own
+            elif window is None:
+                self._bulk[key] = self._small_channel(peer)
+                return self._bulk[key]
+            self._bulk[key] = self._new_channel(peer, options)
+        return self._bulk[key]
+
+    def _window(self, peer: str) -> int | None:
+        """The window of `peer`'s Download channels (None: gRPC's default), from its round trip
+        timed on the channel for small calls.
+        """
+        if peer not in self._windows:
+            opened = peer in self._layer_calls
+            round_trip = _round_trip(self._small_channel(peer), opened=opened)
+            window = None if round_trip is None else window_for(round_trip, self.streams)
+            if round_trip is not None and window is not None:
+                logger.debug(
+                    "round trip to %s %.1f ms: window %d bytes", peer, round_trip * 1e3, window
+                )
+            self._windows[peer] = window
+        return self._windows[peer]
 
     def _new_channel(self, peer: str, options: list[tuple[str, int | str]]) -> grpc.Channel:
         if self.plaintext:
-            return grpc.insecure_channel(peer, options=options)
+            channel = grpc.insecure_channel(peer, options=options)
+        else:
+            channel = pinned_channel(peer, self._pinned_pem(peer), options)
+        self._channels.append(channel)
+        return channel
+
+    def _pinned_pem(self, peer: str) -> bytes:
         certificate = self._certificates.get(peer, b"")
         if not certificate:
             raise PeerError(
@@ -174,24 +223,9 @@ class PeerChannels:
                 "be reached over TLS",
             )
         try:
-            pem = certificate_pem(certificate)
+            return certificate_pem(certificate)
         except ProofError as error:
             raise PeerError(peer, PeerFault.BROKEN, f"its listed certificate: {error}") from None
-        return pinned_channel(peer, pem, options)
-
-    def _open(self, peer: str) -> grpc.Channel:
-        channel = self._new_channel(peer, CHANNEL_OPTIONS)
-        self._channels.append(channel)
-        round_trip = _round_trip(channel)
-        window = None if round_trip is None else window_for(round_trip, self.streams)
-        if round_trip is None or window is None:
-            return channel
-        logger.debug("round trip to %s %.1f ms: window %d bytes", peer, round_trip * 1e3, window)
-        sized = self._new_channel(peer, [*CHANNEL_OPTIONS, ("grpc.http2.lookahead_bytes", window)])
-        self._channels.remove(channel)
-        channel.close()
-        self._channels.append(sized)
-        return sized
 
     def close(self) -> None:
         """Close every channel."""
@@ -200,7 +234,9 @@ class PeerChannels:
         self._channels.clear()
         self._calls.clear()
         self._layer_calls.clear()
-        self._by_peer.clear()
+        self._small.clear()
+        self._bulk.clear()
+        self._windows.clear()
 
 
 class _Watchdog:

@@ -46,15 +46,19 @@ class Plan:
     """The pieces of one file: which are verified, and which stream fetches which.
 
     `done[i]` is non-zero for the pieces already verified (a resumed part's); `streams_per_piece`
-    caps how many streams may fetch one piece at once in the end-game.
+    caps how many streams may fetch one piece at once in the end-game, `streams_per_peer` how
+    many streams one peer may have (each with a claim of its own; never two on one piece).
     """
 
-    def __init__(self, done: Iterable[int], *, streams_per_piece: int = 2) -> None:
+    def __init__(
+        self, done: Iterable[int], *, streams_per_piece: int = 2, streams_per_peer: int = 1
+    ) -> None:
         self._done = bytearray(1 if d else 0 for d in done)
         self._left = self._done.count(0)
         self._claims: list[Claim] = []
         self._rates: dict[str, float] = {}  # pieces per second each peer's last stream gave
         self._per_piece = streams_per_piece
+        self._per_peer = streams_per_peer
         self._lock = threading.Lock()
 
     @property
@@ -70,8 +74,8 @@ class Plan:
     def claim(self, peer: str) -> Claim | None:
         """Work for a new stream from `peer`, or None when there is none it could do."""
         with self._lock:
-            if any(c.peer == peer for c in self._claims):
-                return None  # one stream per peer
+            if sum(c.peer == peer for c in self._claims) >= self._per_peer:
+                return None
             run = self._free_run()
             if run is not None:
                 return self._add(Claim(peer, run[0], run[0], run[1], run[1]))
@@ -151,7 +155,13 @@ class Plan:
         than END_GAME_PATIENCE (two slow peers never hold the last piece against a fast one).
         """
         pending = sorted(
-            (c for c in self._claims if c.next < c.end and not self._all_done(c)),
+            (
+                c
+                for c in self._claims
+                if c.next < c.end
+                and not self._all_done(c)
+                and all(o.peer != peer for o in self._covering(c.next))
+            ),
             key=lambda c: c.progressed,
         )
         for claim in pending:

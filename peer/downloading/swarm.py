@@ -1,5 +1,6 @@
 """The streams of one round of a download: one per peer that may be asked, up to a cap, all at
-once on the pieces of one part; peer.downloading.plan decides which stream fetches what.
+once on the pieces of one part (and a second one per peer while the cap leaves room and much of
+the file is left); peer.downloading.plan decides which stream fetches what.
 
 A stream that fails is reported (the engine decides whether its peer is asked again, later, or
 never) and its pieces go to the others; a failure that is not a peer's (the disk, a cancel)
@@ -14,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from napshare.common.console import tr
-from napshare.peer.defaults import SOURCES_REFRESH
+from napshare.peer.defaults import SECOND_STREAM_MIN, SOURCES_REFRESH, STREAMS_PER_PEER
 from napshare.peer.downloading.fetch import PeerChannels, Stream, fetch_claim
 from napshare.peer.downloading.partfile import PartFile
 from napshare.peer.downloading.plan import Claim, Plan
@@ -24,6 +25,7 @@ from napshare.peer.errors import CancelledError, PeerError, PeerFault
 logger = logging.getLogger(__name__)
 
 POLL = 0.5  # seconds between looks for peers whose wait is over, while streams run
+_Key = tuple[str, int]  # a stream: its peer, and which of that peer's streams it is
 
 
 class Swarm:
@@ -34,6 +36,12 @@ class Swarm:
     that goes on); a peer whose stream failed is not asked again in this round, unless it
     was busy and said when to come back. While fewer than `max_sources` stream, `refresh()`
     is called every `refresh_every` seconds to find peers that joined since (a search).
+
+    Up to `max_streams` streams run at once, at most `max_sources` peers' and STREAMS_PER_PEER
+    of one peer's: each stream has a connection of its own, so the receiving work of two spreads
+    over two cores. A peer's second stream starts only while SECOND_STREAM_MIN bytes or more
+    are left to fetch (it costs a connection and round trips), and not again for this round
+    once the peer refused one (it allows one upload per address, or has no slot free).
     """
 
     def __init__(
@@ -44,6 +52,7 @@ class Swarm:
         reporter: Reporter,
         *,
         max_sources: int,
+        max_streams: int | None = None,
         ready: Callable[[], list[str]],
         on_failure: Callable[[PeerError, str], None],
         refresh: Callable[[], None] = lambda: None,
@@ -55,45 +64,50 @@ class Swarm:
         self._how = replace(how, halt=self._halt)
         self._reporter = reporter
         self._max = max(1, max_sources)
+        self._max_streams = max(self._max, max_streams or self._max)
         self._ready = ready
         self._on_failure = on_failure
         self._refresh = refresh
         self._refresh_every = refresh_every
-        self._events: queue.Queue[tuple[str, BaseException | None]] = queue.Queue()
+        self._events: queue.Queue[tuple[_Key, BaseException | None]] = queue.Queue()
 
     def run(self) -> None:
         """Fetch until the part is complete or every stream has ended; raises what is not a
         peer's failure (CancelledError, a FolderProblemError) after stopping every stream.
         """
-        plan = Plan(self._part.verified_pieces())
-        running: dict[str, threading.Thread] = {}
+        plan = Plan(self._part.verified_pieces(), streams_per_peer=STREAMS_PER_PEER)
+        running: dict[_Key, threading.Thread] = {}
         resting: set[str] = set()  # failed in this round
+        single: set[str] = set()  # refused a second stream in this round
         refreshed = time.monotonic()
         try:
             while not plan.complete:
                 if self._how.cancel is not None and self._how.cancel.is_set():
                     raise CancelledError(tr("download of {name} cancelled", name=self._part.name))
-                if len(running) < self._max and time.monotonic() - refreshed >= self._refresh_every:
+                peers = {peer for peer, _ in running}
+                if len(peers) < self._max and time.monotonic() - refreshed >= self._refresh_every:
                     self._refresh()
                     refreshed = time.monotonic()
-                for peer in self._ready():
-                    if len(running) >= self._max:
-                        break
-                    if peer in running or peer in resting:
-                        continue
-                    claim = plan.claim(peer)
+                for key in self._wanted(running, resting, single, plan):
+                    claim = plan.claim(key[0])
                     if claim is not None:
-                        running[peer] = self._start(plan, claim)
-                self._reporter.sources(len(running))
+                        running[key] = self._start(plan, claim, key)
+                self._reporter.sources(len({peer for peer, _ in running}))
                 if not running:
                     return
                 try:
-                    peer, outcome = self._events.get(timeout=POLL)
+                    key, outcome = self._events.get(timeout=POLL)
                 except queue.Empty:
                     continue
-                running.pop(peer).join()
-                self._reporter.sources(len(running))
+                running.pop(key).join()
+                self._reporter.sources(len({peer for peer, _ in running}))
+                peer = key[0]
                 if isinstance(outcome, PeerError):
+                    sibling = any(p == peer for p, _ in running)
+                    if sibling and outcome.fault is PeerFault.REFUSED:
+                        logger.debug("%s refused a second stream: %s", peer, outcome)
+                        single.add(peer)
+                        continue
                     if outcome.fault is not PeerFault.REFUSED or outcome.retry_after is None:
                         resting.add(peer)
                     others = [p for p in self._ready() if p != peer and p not in resting]
@@ -106,20 +120,47 @@ class Swarm:
                 thread.join()
             self._reporter.sources(0)
 
-    def _start(self, plan: Plan, claim: Claim) -> threading.Thread:
+    def _wanted(
+        self, running: dict[_Key, threading.Thread], resting: set[str], single: set[str], plan: Plan
+    ) -> list[_Key]:
+        """The streams to start now: first one for each ready peer without one (up to
+        `max_sources` peers), then second ones while `max_streams` and the bytes left allow.
+        """
+        ready = [p for p in self._ready() if p not in resting]
+        busy = set(running)
+        peers = {peer for peer, _ in busy}
+        wanted: list[_Key] = []
+        for peer in ready:
+            if peer not in peers and len(peers) < self._max:
+                peers.add(peer)
+                wanted.append((peer, 0))
+        layer = self._part.layer
+        left = plan.left * (layer.piece_size if layer is not None else 0)
+        if left >= SECOND_STREAM_MIN:
+            busy.update(wanted)
+            for peer in ready:
+                free = [n for n in range(STREAMS_PER_PEER) if (peer, n) not in busy]
+                if peer in peers and peer not in single and 0 < len(free) < STREAMS_PER_PEER:
+                    wanted.append((peer, free[0]))
+        return wanted[: max(0, self._max_streams - len(running))]
+
+    def _start(self, plan: Plan, claim: Claim, key: _Key) -> threading.Thread:
         thread = threading.Thread(
-            target=self._stream, args=(plan, claim), name=f"stream-{claim.peer}", daemon=True
+            target=self._stream,
+            args=(plan, claim, key),
+            name=f"stream-{claim.peer}-{key[1]}",
+            daemon=True,
         )
         thread.start()
         return thread
 
-    def _stream(self, plan: Plan, first: Claim) -> None:
-        """One peer's stream: its claim, then more from the plan while there is any."""
+    def _stream(self, plan: Plan, first: Claim, key: _Key) -> None:
+        """One stream of a peer: its claim, then more from the plan while there is any."""
         peer = first.peer
         claim: Claim | None = first
         outcome: BaseException | None = None
         try:
-            download = self._channels.download(peer)
+            download = self._channels.download(peer, key[1])
             while claim is not None:
                 started = time.monotonic()
                 try:
@@ -137,4 +178,4 @@ class Swarm:
                 claim = plan.claim(peer)
         except BaseException as error:  # handed to the engine's thread
             outcome = error
-        self._events.put((peer, outcome))
+        self._events.put((key, outcome))

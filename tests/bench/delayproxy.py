@@ -136,6 +136,12 @@ class DelayProxy:
         with self._lock:
             return max((pipe.peak_held for pipe in self._pipes), default=0)
 
+    @property
+    def connections(self) -> int:
+        """How many connections were relayed so far."""
+        with self._lock:
+            return len(self._sockets) // 2
+
     def close(self) -> None:
         """Stop accepting and drop every relayed connection."""
         with self._lock:

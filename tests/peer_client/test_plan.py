@@ -140,3 +140,32 @@ def test_in_the_end_game_a_stream_long_without_a_piece_gives_its_place_to_an_idl
     assert (third.start, third.end) == (0, 1)
     assert first.superseded.is_set()  # slow1's stream is cancelled; slow2's goes on
     assert not second.superseded.is_set()
+
+
+def test_a_peer_may_have_as_many_streams_as_the_plan_allows_each_on_its_own_pieces() -> None:
+    plan = Plan([0] * 16, streams_per_peer=2)
+
+    first = plan.claim("a")
+    second = plan.claim("a")
+
+    assert first is not None
+    assert second is not None
+    assert (first.start, first.end) == (0, 8)
+    assert (second.start, second.end) == (8, 16)  # the half of its own first claim not started
+    assert plan.claim("a") is None  # two streams for a, no more
+
+
+def test_in_the_end_game_a_peer_is_never_asked_twice_for_one_piece() -> None:
+    plan = Plan([0] * 2, streams_per_peer=2)
+    first = plan.claim("a")
+    second = plan.claim("a")
+    assert first is not None
+    assert second is not None
+    assert (first.end, second.start) == (1, 1)
+    assert not _verify(plan, first, 1)  # piece 0 in: a's first stream has nothing left
+    plan.release(first)
+
+    assert plan.claim("a") is None  # piece 1 is a's already: no duplicate from a
+    duplicate = plan.claim("b")
+    assert duplicate is not None
+    assert (duplicate.start, duplicate.duplicate) == (1, True)

@@ -1,0 +1,156 @@
+"""Two streams from one peer: a large file from a single source comes on two connections at
+once, each its own range of pieces, so the receiving work spreads over two cores; a small
+file, or a peer that allows one upload per address, keeps to one stream.
+
+The peer is a small real PeerService on a free loopback port that records each Download:
+from which connection (the client's port) and which range.
+"""
+
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from napshare.common import error_details, merkle, reasons
+from napshare.peer.defaults import SECOND_STREAM_MIN
+from napshare.peer.downloading.engine import Downloader, DownloadOptions
+from napshare.peer.folder.store import SharedFile, SharedFolder
+from napshare.v1 import file_info_pb2, peer_pb2
+
+from tests.bench.liar import peer_service
+
+from .conftest import MIB, Tracker, sha256_file
+
+NAME = "aula2.mp4"
+
+
+class RecordingPeer:
+    """Serves `path` in 1 MiB chunks; refuses a Download while another runs when `one_upload`."""
+
+    def __init__(self, path: Path, *, one_upload: bool = False) -> None:
+        self.info: SharedFile = SharedFolder(path.parent).get(path.name)
+        self.data = path.read_bytes()
+        self.one_upload = one_upload
+        self.asked: list[tuple[str, int, int]] = []  # connection, offset, limit
+        self.refused = 0
+        self._active = 0
+        self._lock = threading.Lock()
+        self.server, self.port = peer_service(self._download, self._layer)
+
+    def _layer(
+        self, _request: peer_pb2.GetPieceLayerRequest, _context: grpc.ServicerContext
+    ) -> peer_pb2.GetPieceLayerResponse:
+        tree = merkle.TreeBuilder(self.info.size)
+        tree.update(self.data)
+        return peer_pb2.GetPieceLayerResponse(
+            piece_size=merkle.piece_size_for(self.info.size), hashes=b"".join(tree.layer)
+        )
+
+    def _download(
+        self, request: peer_pb2.DownloadRequest, context: grpc.ServicerContext
+    ) -> Iterator[peer_pb2.DownloadResponse]:
+        with self._lock:
+            self.asked.append((context.peer(), request.offset, request.limit))
+            refuse = self.one_upload and self._active > 0
+            if refuse:
+                self.refused += 1
+            else:
+                self._active += 1
+        if refuse:
+            context.abort_with_status(
+                error_details.status(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    "one upload per address",
+                    reasons.UPLOAD_SLOTS_FULL,
+                    retry_delay=1.0,
+                )
+            )
+        try:
+            info: file_info_pb2.FileInfo | None = file_info_pb2.FileInfo(
+                name=self.info.name,
+                size=self.info.size,
+                sha256=self.info.sha256,
+                pieces_root=self.info.pieces_root,
+            )
+            end = request.offset + request.limit if request.limit else self.info.size
+            position = request.offset
+            while position < end and context.is_active():
+                chunk = self.data[position : min(end, position + MIB)]
+                yield peer_pb2.DownloadResponse(offset=position, data=chunk, file=info)
+                info = None
+                position += len(chunk)
+        finally:
+            with self._lock:
+                self._active -= 1
+
+
+@pytest.fixture
+def peers() -> Iterator[list[RecordingPeer]]:
+    started: list[RecordingPeer] = []
+    yield started
+    for peer in started:
+        peer.server.stop(None)
+
+
+def _serve(tracker: Tracker, peers: list[RecordingPeer], path: Path, **how: bool) -> RecordingPeer:
+    peer = RecordingPeer(path, **how)
+    peers.append(peer)
+    tracker.client.join("127.0.0.1", peer.port, [peer.info])
+    return peer
+
+
+def _file(tmp_path: Path, size: int) -> Path:
+    (tmp_path / "data").mkdir()
+    path = tmp_path / "data" / NAME
+    path.write_bytes(os.urandom(size))
+    return path
+
+
+def _download(tmp_path: Path, tracker: Tracker, options: DownloadOptions) -> Path:
+    target = tmp_path / "target"
+    target.mkdir()
+    Downloader(SharedFolder(target), tracker.client).download(NAME, options)
+    return target / NAME
+
+
+@pytest.mark.parametrize("named", [False, True], ids=["searched", "--from"])
+def test_a_large_file_from_one_peer_comes_on_two_connections_at_once(
+    tracker: Tracker, tmp_path: Path, peers: list[RecordingPeer], named: bool
+) -> None:
+    path = _file(tmp_path, SECOND_STREAM_MIN + 16 * MIB)
+    peer = _serve(tracker, peers, path)
+    options = DownloadOptions(preferred=f"127.0.0.1:{peer.port}" if named else None)
+
+    got = _download(tmp_path, tracker, options)
+
+    assert sha256_file(got) == peer.info.sha256
+    connections = {connection for connection, _, _ in peer.asked}
+    assert len(connections) == 2, peer.asked
+    # The first asked for the whole file, the second for the tail of it the first then left.
+    assert [offset > 0 for _, offset, _ in peer.asked[:2]] == [False, True]
+
+
+def test_a_small_file_comes_on_one_stream(
+    tracker: Tracker, tmp_path: Path, peers: list[RecordingPeer]
+) -> None:
+    path = _file(tmp_path, SECOND_STREAM_MIN // 4)
+    peer = _serve(tracker, peers, path)
+
+    got = _download(tmp_path, tracker, DownloadOptions())
+
+    assert sha256_file(got) == peer.info.sha256
+    assert len(peer.asked) == 1
+
+
+def test_a_peer_that_refuses_a_second_stream_sends_the_file_on_one(
+    tracker: Tracker, tmp_path: Path, peers: list[RecordingPeer]
+) -> None:
+    path = _file(tmp_path, SECOND_STREAM_MIN + 16 * MIB)
+    peer = _serve(tracker, peers, path, one_upload=True)
+
+    got = _download(tmp_path, tracker, DownloadOptions())
+
+    assert sha256_file(got) == peer.info.sha256
+    assert peer.refused == 1  # asked once for a second stream, then not again
