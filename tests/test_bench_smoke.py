@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -142,6 +143,17 @@ def test_quick_bench_measures_every_section_and_writes_the_report(tmp_path: Path
     assert rows["napshare TLS / raw TCP"]["value"] == pytest.approx(transfer / raw)
     assert rows["napshare TLS / --plaintext"]["value"] == pytest.approx(transfer / plaintext)
     assert rows["napshare TLS / --plaintext"]["target"] == "≥ 0.85×"
+    assert rows["receiving client CPU per GiB (napshare TLS)"]["target"] == "≤ 1.5 s"
+    # The race's rows are there whenever their programs are (the quick run installs none).
+    race = {
+        "napshare TLS / curl (issue 12's floor)": ("curl",),
+        "napshare TLS / curl + openssl + fsync": ("curl", "openssl"),
+        "napshare TLS / aria2c HTTP": ("aria2c",),
+        "napshare TLS / aria2c BitTorrent": ("aria2c",),
+        "napshare TLS / rsync daemon": ("rsync",),
+    }
+    for measure, programs in race.items():
+        assert (measure in rows) == all(shutil.which(p) for p in programs), measure
     assert any(m.startswith("serving peer, peak RSS, 8 MiB") for m in rows)
     assert rows["tracker RSS per entry"]["target"] == "≤ 300 bytes"
     assert "search / echo" in rows

@@ -1,5 +1,6 @@
 """The command lines the benchmarks run: napshare's own, and the tools it is compared with."""
 
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -136,3 +137,98 @@ def curl(url: str, out: Path) -> list[str]:
 def echo(workers: int) -> list[str]:
     """The bare gRPC echo server, the ceiling for unary calls."""
     return [PYTHON, "-m", "tests.bench.echo", "--workers", str(workers)]
+
+
+def curl_verified(url: str, out: Path) -> list[str]:
+    """The verified durable pipeline: curl into a file, `openssl dgst -sha256` of it (read
+    back from the page cache), then `sync OUT` (coreutils fsyncs each file it is given); prints
+    the digest. Faster and cheaper here than `curl | tee OUT | openssl dgst` (pipe copies).
+    """
+    script = 'curl -sS --fail -o "$2" "$1" && openssl dgst -sha256 "$2" && sync "$2"'
+    return ["bash", "-c", script, "bash", url, str(out)]
+
+
+# aria2c's flags for every run: no user configuration, no console output.
+ARIA2 = ("aria2c", "--no-conf", "--quiet=true", "--summary-interval=0")
+# A BitTorrent client that finds peers only through the torrent's tracker.
+ARIA2_BT = (
+    "--enable-dht=false",
+    "--enable-dht6=false",
+    "--bt-enable-lpd=false",
+    "--enable-peer-exchange=false",
+)
+
+
+def aria2_http(url: str, out: Path) -> list[str]:
+    """aria2c over HTTP, one connection, no checksum."""
+    return [
+        *ARIA2,
+        "-x1",
+        "-s1",
+        "--file-allocation=none",
+        "-d",
+        str(out.parent),
+        "-o",
+        out.name,
+        url,
+    ]
+
+
+def aria2_seed(torrent: Path, folder: Path, port: int | str) -> list[str]:
+    """aria2c seeding the file of `torrent`, found complete in `folder` (not hashed again),
+    until stopped, listening on `port` (a placeholder string for the report) and announcing
+    127.0.0.1.
+    """
+    return [
+        *ARIA2,
+        *ARIA2_BT,
+        "--seed-ratio=0.0",
+        "--bt-seed-unverified=true",
+        "--check-integrity=false",
+        "--bt-external-ip=127.0.0.1",
+        f"--listen-port={port}",
+        "-d",
+        str(folder),
+        str(torrent),
+    ]
+
+
+def aria2_leech(torrent: Path, folder: Path, port: int | str) -> list[str]:
+    """aria2c downloading `torrent` into `folder` (each piece checked against its SHA-1, as
+    BitTorrent always does), exiting when done.
+    """
+    return [
+        *ARIA2,
+        *ARIA2_BT,
+        "--seed-time=0",
+        "--file-allocation=none",
+        f"--listen-port={port}",
+        "-d",
+        str(folder),
+        str(torrent),
+    ]
+
+
+def rsync_config(share: Path, log: Path) -> str:
+    """rsyncd.conf with one read-only module, `share`, run as the bench's own user."""
+    return (
+        f"use chroot = no\nlog file = {log}\nuid = {os.getuid()}\ngid = {os.getgid()}\n"
+        f"[share]\npath = {share}\nread only = yes\n"
+    )
+
+
+def rsync_daemon(config: Path, port: int | str) -> list[str]:
+    """rsync's daemon on 127.0.0.1:`port` in the foreground."""
+    return [
+        "rsync",
+        "--daemon",
+        "--no-detach",
+        f"--config={config}",
+        f"--port={port}",
+        "--address=127.0.0.1",
+    ]
+
+
+def rsync_fetch(address: str, name: str, out: Path) -> list[str]:
+    """rsync copying module `share`'s `name` whole (-W, no delta), checked by its checksum."""
+    return ["rsync", "-W", "--no-motd", f"rsync://{address}/share/{name}", str(out)]

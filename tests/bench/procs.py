@@ -6,6 +6,7 @@ import os
 import re
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -73,9 +74,11 @@ def start_service(
     pattern: re.Pattern[str] = _ADDRESS,
     timeout: float = 120.0,
     env: Mapping[str, str] | None = None,
+    port: int | None = None,
 ) -> Service:
     """Start `command` (with `env` on top of child_env) and wait until it prints a loopback
-    `host:port`; raise BenchError if not.
+    `host:port`, or, for a program given its `port`, until 127.0.0.1:`port` accepts a
+    connection; raise BenchError if not.
 
     Its output goes to a file in the temp folder, not a pipe, so that a chatty child (the
     tracker prints a line per search) costs no reader thread in this process.
@@ -94,18 +97,40 @@ def start_service(
     service = Service(name, process, "", Path(log_name))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with service.log.open("rb") as log:
-            head = log.read(64 * 1024).decode(errors="replace")
-        match = pattern.search(head)
-        if match:
-            service.address = f"{match.group(1)}:{match.group(2)}"
-            return service
+        if port is not None:
+            if _accepts(port):
+                service.address = f"127.0.0.1:{port}"
+                return service
+        else:
+            with service.log.open("rb") as log:
+                head = log.read(64 * 1024).decode(errors="replace")
+            match = pattern.search(head)
+            if match:
+                service.address = f"{match.group(1)}:{match.group(2)}"
+                return service
         if process.poll() is not None:
             break
         time.sleep(0.05)
     tail = service.tail()
     stop(service)
     raise BenchError(f"{name} did not print its address: {shlex.join(command)}\n{tail}")
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on now, for a program that cannot take port 0 and
+    print the one it got (it may be taken before the program binds it: then it fails to start).
+    """
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def stop(service: Service, grace: float = 10.0) -> None:
@@ -142,6 +167,25 @@ def cpu_seconds(pid: int) -> float:
     """User plus system CPU time the process (all its threads) has used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[str]:
+    tasks = Path(f"/proc/{pid}/task")
+    return [c for task in tasks.iterdir() for c in (task / "children").read_text().split()]
+
+
+def settled_cpu_seconds(pid: int, timeout: float = 30.0) -> float:
+    """cpu_seconds of the process plus that of its children, once it has none left running
+    (it waited for each, so their time is in its cutime and cstime): a server that forks a
+    child per connection, like rsync's daemon, is counted whole.
+    """
+    deadline = time.monotonic() + timeout
+    while _children(pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if _children(pid):
+        raise BenchError(f"process {pid} still has children after {timeout:g} s")
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -239,9 +283,10 @@ def running(
     *,
     pattern: re.Pattern[str] = _ADDRESS,
     env: Mapping[str, str] | None = None,
+    port: int | None = None,
 ) -> Iterator[Service]:
     """start_service as a context: the process group is stopped however the block ends."""
-    service = start_service(name, command, pattern=pattern, env=env)
+    service = start_service(name, command, pattern=pattern, env=env, port=port)
     try:
         yield service
     finally:

@@ -59,7 +59,7 @@ SOAK_RESULT = Path(__file__).with_name("soak-result.md")
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tests.bench.run",
-        description="Measure napshare against raw TCP, curl and a bare gRPC server.",
+        description="Measure napshare against raw TCP, curl, aria2c, rsync and a bare gRPC server.",
     )
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks, not numbers")
     parser.add_argument(
