@@ -252,6 +252,8 @@ def test_the_window_follows_the_round_trip_within_bounds() -> None:
     assert fetch.window_for(10.0) == fetch.MAX_WINDOW
     assert fetch.window_for(10.0, streams=4) == fetch.MAX_WINDOW // 4  # one download's share
     assert fetch.window_for(10.0, streams=32) == fetch.MIN_WINDOW
+    # Two streams of one source share what one would get: the client takes in no more.
+    assert fetch.window_for(0.05, streams=2) == int(0.05 * fetch.WINDOW_RATE) // 2
 
 
 def _host_port(address: str) -> tuple[str, int]:

@@ -52,8 +52,9 @@ CHANNEL_OPTIONS: list[tuple[str, int | str]] = [
 # peer's other channel, already open: WINDOW_RATE bytes per second of round trip, at
 # most MAX_WINDOW. Measured, a window gives about half of window / round trip, hence twice the
 # ~120 MB/s one source reaches here. The client holds the window in memory only when it is
-# slower than the link; MAX_WINDOW keeps that under 100 MiB of RSS (32 MiB reached 98 MiB),
-# so the streams of one download share it: each gets MAX_WINDOW / sources (MIN_WINDOW at least).
+# slower than the link; MAX_WINDOW keeps that under 100 MiB of RSS (32 MiB reached 98 MiB).
+# The streams of one download share the window, which is what the client can take in, not
+# what one link carries: each gets the window / streams (MIN_WINDOW at least).
 # Round trips under MIN_WINDOW / WINDOW_RATE (9 ms) keep gRPC's default window: on loopback
 # a large window only costs memory (16 MiB took a 1 GiB download from 69 to 120 MiB).
 WINDOW_RATE = 240_000_000
@@ -72,12 +73,12 @@ _HEALTH_CHECK = "/grpc.health.v1.Health/Check"
 
 def window_for(round_trip: float, streams: int = 1) -> int | None:
     """The stream window for a link with this round trip in seconds, when `streams` streams
-    of one download share MAX_WINDOW; None for gRPC's default.
+    of one download share it; None for gRPC's default.
     """
     window = int(round_trip * WINDOW_RATE)
     if window < MIN_WINDOW:
         return None
-    return max(MIN_WINDOW, min(window, MAX_WINDOW // max(1, streams)))
+    return max(MIN_WINDOW, min(window, MAX_WINDOW) // max(1, streams))
 
 
 def _round_trip(channel: grpc.Channel, *, opened: bool) -> float | None:
