@@ -116,6 +116,7 @@ class PartFile:
         self._finished = False  # committed or removed: the note is gone for good
         self._lock = threading.Lock()  # the pieces, the frontier, the hash feed
         self._note_lock = threading.Lock()  # one note write at a time
+        self._writeback_lock = threading.Lock()  # one thread at a time waits for the disk
         self._root = root
         self._root_fd = _open_dir(root)
         self._writeback: Writeback  # once the part is open
@@ -220,22 +221,24 @@ class PartFile:
             self._done[index] = 1
             self.have += length
             self._unnoted += length
-            self._follow(index, data)
+            followed = self._follow(index, data)
             note_now = self._unnoted >= NOTE_INTERVAL
             if note_now:
                 self._unnoted = 0
+        self._write_back(followed)
         if note_now:
             self._note_pieces()
         return True
 
-    def _follow(self, index: int, data: Sequence[memoryview]) -> None:
-        """Move the whole-file hash's frontier past `index` if it was there, and start writeback
-        of what it left behind. Called with the lock held.
+    def _follow(self, index: int, data: Sequence[memoryview]) -> int:
+        """Move the whole-file hash's frontier past `index` if it was there; the bytes before
+        the new frontier (0 when it did not move) may be written back. Called with the lock
+        held.
         """
         assert self._hash is not None
         assert self.layer is not None
         if index != self._frontier:
-            return  # read back from the part once the frontier reaches it
+            return 0  # read back from the part once the frontier reaches it
         at = index * self.layer.piece_size
         for view in data:
             self._hash.feed(at, view)
@@ -245,7 +248,7 @@ class PartFile:
         end = min(self.size, self._frontier * self.layer.piece_size)
         if end > at:
             self._hash.feed(end, memoryview(b""))  # the pieces there are read back
-        self._write_back(end)
+        return end
 
     def write(self, offset: int, data: bytes | memoryview) -> None:
         """Append `data` at `offset`, where the part ends now: a file without a pieces root."""
@@ -370,9 +373,13 @@ class PartFile:
 
     def _write_back(self, end: int) -> None:
         """Let writeback follow the bytes before `end` (peer.downloading.writeback), keeping
-        the pages the whole-file hash has not read yet. Called with the lock held.
+        the pages the whole-file hash has not read yet. Without the lock, so that waiting for
+        the disk holds up no other stream's pieces; a thread that finds another one waiting
+        goes on, and a later piece catches up.
         """
         assert self._hash is not None
+        if not self._writeback_lock.acquire(blocking=False):
+            return
         try:
             self._writeback.wrote(end, self._hash.hashed)
         except OSError as error:
@@ -380,6 +387,8 @@ class PartFile:
             # would have seen: keep it, so no note or commit trusts these bytes.
             self._writeback_error = error
             raise self._failure(error, self.have) from None
+        finally:
+            self._writeback_lock.release()
 
     def _check_writeback(self) -> None:
         if self._writeback_error is not None:

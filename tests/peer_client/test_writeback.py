@@ -182,7 +182,10 @@ def test_a_download_does_not_keep_the_whole_file_in_the_page_cache(
         for offset in range(0, len(data), 64 * KIB):
             # The hash thread is let keep up, as it does at a network's pace; the pages it
             # has not read yet are kept, so a lagging one would keep more.
-            wait_until(lambda at=offset: part._hash is not None and part._hash.hashed >= at)
+            def caught_up(at: int = offset) -> bool:
+                return part._hash is not None and part._hash.hashed >= at
+
+            wait_until(caught_up)
             part.write(offset, data[offset : offset + 64 * KIB])
         assert part.verify()
         part.commit(replace=False)
