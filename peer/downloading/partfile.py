@@ -31,6 +31,7 @@ from napshare.common.files import replace_at
 from napshare.common.names import check_file_name
 from napshare.peer.downloading.pieces import BadPieceError, PieceLayer
 from napshare.peer.downloading.trailing_hash import TrailingHash
+from napshare.peer.downloading.writeback import Writeback
 from napshare.peer.errors import (
     AlreadyExistsError,
     DiskFullError,
@@ -50,7 +51,6 @@ logger = logging.getLogger(__name__)
 _PARTIAL_PATH = (STATE_DIR, PARTIAL_DIR)  # the folder of parts and notes, from the root down
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _MAX_NOTE_BYTES = 1024 * 1024
-WRITEBACK_WINDOW = 32 * 1024 * 1024
 # The note records the verified pieces this often (after their bytes reach the disk), so a
 # crash loses little; a clean stop records them exactly.
 NOTE_INTERVAL = 64 * 1024 * 1024
@@ -116,9 +116,11 @@ class PartFile:
         self._finished = False  # committed or removed: the note is gone for good
         self._lock = threading.Lock()  # the pieces, the frontier, the hash feed
         self._note_lock = threading.Lock()  # one note write at a time
+        self._writeback_lock = threading.Lock()  # one thread at a time waits for the disk
         self._root = root
         self._root_fd = _open_dir(root)
-        self._flushed = 0  # writeback was started for bytes before this
+        self._writeback: Writeback  # once the part is open
+        self._writeback_error: OSError | None = None  # writing back failed: nothing more noted
         self._fd = -1
         self._partial_fd = -1
         self._hash: TrailingHash | None = None
@@ -190,7 +192,7 @@ class PartFile:
         self._frontier = self._done.find(0)
         if self._frontier < 0:
             self._frontier = count
-        self._flushed = self._frontier * layer.piece_size
+        self._writeback.restart(self._frontier * layer.piece_size)
         self._on_disk = 0
         self._noted_pieces = None
         if rechecked:
@@ -219,22 +221,24 @@ class PartFile:
             self._done[index] = 1
             self.have += length
             self._unnoted += length
-            self._follow(index, data)
+            followed = self._follow(index, data)
             note_now = self._unnoted >= NOTE_INTERVAL
             if note_now:
                 self._unnoted = 0
+        self._write_back(followed)
         if note_now:
             self._note_pieces()
         return True
 
-    def _follow(self, index: int, data: Sequence[memoryview]) -> None:
-        """Move the whole-file hash's frontier past `index` if it was there, and start writeback
-        of what it left behind. Called with the lock held.
+    def _follow(self, index: int, data: Sequence[memoryview]) -> int:
+        """Move the whole-file hash's frontier past `index` if it was there; the bytes before
+        the new frontier (0 when it did not move) may be written back. Called with the lock
+        held.
         """
         assert self._hash is not None
         assert self.layer is not None
         if index != self._frontier:
-            return  # read back from the part once the frontier reaches it
+            return 0  # read back from the part once the frontier reaches it
         at = index * self.layer.piece_size
         for view in data:
             self._hash.feed(at, view)
@@ -244,8 +248,7 @@ class PartFile:
         end = min(self.size, self._frontier * self.layer.piece_size)
         if end > at:
             self._hash.feed(end, memoryview(b""))  # the pieces there are read back
-        if end - self._flushed >= WRITEBACK_WINDOW:
-            self._start_writeback(end)
+        return end
 
     def write(self, offset: int, data: bytes | memoryview) -> None:
         """Append `data` at `offset`, where the part ends now: a file without a pieces root."""
@@ -258,8 +261,7 @@ class PartFile:
         self.have = offset + len(view)
         assert self._hash is not None
         self._hash.feed(offset, view)
-        if self.have - self._flushed >= WRITEBACK_WINDOW:
-            self._start_writeback(self.have)
+        self._write_back(self.have)
 
     def _write(self, offset: int, data: Sequence[memoryview]) -> None:
         """Write `data` in order from `offset`, all of it; on failure, what was written of it
@@ -289,6 +291,7 @@ class PartFile:
         """Record the verified pieces in the note once their bytes are on disk."""
         with self._lock:
             done = bytes(self._done)
+        self._check_writeback()
         try:
             os.fdatasync(self._fd)
         except OSError as error:
@@ -352,7 +355,7 @@ class PartFile:
         self._hash = TrailingHash(self._fd)
         frontier = self._done.find(0)
         self._frontier = len(self._done) if frontier < 0 else frontier
-        self._flushed = min(self._flushed, self._frontier * layer.piece_size)
+        self._writeback.restart(min(self._writeback.started, self._frontier * layer.piece_size))
         if bad:
             self._note_pieces()
         return bad
@@ -368,17 +371,28 @@ class PartFile:
                 return False  # ENXIO: only a hole from `start` on
         return end <= self._on_disk  # a note of an earlier version: the bytes it left
 
-    def _start_writeback(self, end: int) -> None:
-        """Start writing the bytes before `end` to disk, without waiting for it.
-
-        Linux's POSIX_FADV_DONTNEED starts writeback of dirty pages in the range (and only
-        drops pages already clean): what sync_file_range(SYNC_FILE_RANGE_WRITE) does, which
-        Python lacks. The disk then works while the rest arrives, and the fsync before the
-        rename has little left to write instead of the whole file. Only bytes the whole-file
-        hash has been handed, or reads back next, are advised: the pages it still needs stay.
+    def _write_back(self, end: int) -> None:
+        """Let writeback follow the bytes before `end` (peer.downloading.writeback), keeping
+        the pages the whole-file hash has not read yet. Without the lock, so that waiting for
+        the disk holds up no other stream's pieces; a thread that finds another one waiting
+        goes on, and a later piece catches up.
         """
-        os.posix_fadvise(self._fd, self._flushed, end - self._flushed, os.POSIX_FADV_DONTNEED)
-        self._flushed = end
+        assert self._hash is not None
+        if not self._writeback_lock.acquire(blocking=False):
+            return
+        try:
+            self._writeback.wrote(end, self._hash.hashed)
+        except OSError as error:
+            # Waiting for the writeback reported (and so cleared) the error a later fsync
+            # would have seen: keep it, so no note or commit trusts these bytes.
+            self._writeback_error = error
+            raise self._failure(error, self.have) from None
+        finally:
+            self._writeback_lock.release()
+
+    def _check_writeback(self) -> None:
+        if self._writeback_error is not None:
+            raise self._failure(self._writeback_error, self.have)
 
     def verify(self) -> bool:
         """True when the part is complete and its sha256 is the expected one."""
@@ -401,6 +415,7 @@ class PartFile:
         Without `replace`, a file that appeared under the final name meanwhile is kept and
         AlreadyExistsError raised.
         """
+        self._check_writeback()
         try:
             os.fsync(self._fd)
             if os.fstat(self._fd).st_nlink == 0:
@@ -459,7 +474,8 @@ class PartFile:
         """Throw the part's bytes away and start it again from zero, for the same file."""
         self._stop_hash()
         os.ftruncate(self._fd, 0)
-        self.have = self._flushed = self._frontier = self._unnoted = self._on_disk = 0
+        self.have = self._frontier = self._unnoted = self._on_disk = 0
+        self._writeback.restart(0)
         if self.layer is not None:
             self._done = bytearray(len(self._done))
         with self._note_lock:
@@ -533,6 +549,7 @@ class PartFile:
                 f"{self.name} is already being downloaded into {self._root} by another "
                 "process; wait for it to finish, or stop it first"
             ) from None
+        self._writeback = Writeback(self._fd)
         info = os.fstat(self._fd)
         if not stat.S_ISREG(info.st_mode):
             raise FolderProblemError(tr("{path} is not a regular file", path=self._part_path))
@@ -550,7 +567,8 @@ class PartFile:
             if kept:
                 logger.info("%s: resuming from %s", self.name, self.part_name)
         else:
-            self.have = self.resumed_from = self._flushed = kept
+            self.have = self.resumed_from = kept
+            self._writeback.restart(kept)
             if kept:
                 logger.info(
                     "%s: resuming after %d bytes already in %s", self.name, kept, self.part_name

@@ -32,6 +32,11 @@ class TrailingHash:
         self._thread = threading.Thread(target=self._run, name="trailing-hash", daemon=True)
         self._thread.start()
 
+    @property
+    def hashed(self) -> int:
+        """How many bytes from the start it has hashed so far (it never reads them again)."""
+        return self._hashed
+
     def feed(self, offset: int, data: memoryview) -> None:
         """`data`, now written at `offset`, may be hashed; every byte before it is written too."""
         with contextlib.suppress(queue.Full):  # when lagging, it reads them back later
