@@ -35,7 +35,7 @@ class Config:
     load_channels: int = 4
     load_concurrency: int = 4
     echo_workers: int = 16
-    latency_size: int = 256 * MIB
+    latency_size: int = GIB
     latency_delays_ms: list[float] = field(default_factory=lambda: [0.0, 5.0, 25.0, 50.0])
     latency_buffer: int = 8 * MIB
     rate_cap: int = 30 * MIB

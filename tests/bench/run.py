@@ -82,7 +82,7 @@ def _parser() -> argparse.ArgumentParser:
         help="file sizes for the memory and swarm-memory benchmarks (default 1GiB,4GiB)",
     )
     parser.add_argument(
-        "--latency-size", type=parse_size, help="file size over the delay proxy (default 256MiB)"
+        "--latency-size", type=parse_size, help="file size over the delay proxy (default 1GiB)"
     )
     parser.add_argument(
         "--latency-delays",
