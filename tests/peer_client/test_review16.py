@@ -123,3 +123,34 @@ def test_a_peer_banned_on_one_stream_is_not_asked_again_on_its_other(
     assert peer.bad_sent.is_set()
     assert peer.asked_after_bad == [], "the banned peer was asked again on its second stream"
     assert not completed, "the file came from a peer banned for a bad piece"
+
+
+# Defect: PeerChannels has no lock, yet since 091df21 a peer's two streams call
+# PeerChannels.download from their own threads at the same moment (Swarm._wanted starts
+# (peer, 0) and (peer, 1) together). Both find no window for the peer and both time the round
+# trip (fetch.PeerChannels._window): a health check and a round trip more than the one
+# 091df21 budgets, and the two Download channels may get different windows. The same unlocked
+# dicts are iterated by `pin` (the engine's refresh thread) while a stream thread inserts into
+# `_bulk`, which can raise "dictionary changed size during iteration". This test shows the
+# first: the round trip is timed twice for one peer (it depends on the two threads meeting in
+# `_window`, which a 20 ms probe makes the usual case, not a certainty).
+def test_the_round_trip_to_a_peer_with_two_streams_is_timed_once(
+    tracker: Tracker,
+    tmp_path: Path,
+    plain_peer: object,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(swarm, "SECOND_STREAM_MIN", MIB)  # second streams for a small file
+    path = _file(tmp_path, 8 * MIB)
+    folder, port = plain_peer(path.parent)  # type: ignore[operator]
+    with DelayProxy(("127.0.0.1", port), delay=0.01) as proxy:
+        host, proxy_port = proxy.address.rsplit(":", 1)
+        tracker.client.join(host, int(proxy_port), [folder.get(NAME)])
+        with caplog.at_level(logging.DEBUG, logger=fetch.__name__):
+            got = _download(tmp_path, tracker, DownloadOptions())
+        connections = proxy.connections
+    assert sha256_file(got) == folder.get(NAME).sha256
+    assert connections == 3  # small calls, and one per stream: both streams ran
+    timed = [r for r in caplog.records if _WINDOW_LOG.search(r.getMessage())]
+    assert len(timed) == 1, [r.getMessage() for r in timed]
