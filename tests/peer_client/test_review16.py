@@ -78,6 +78,7 @@ class _BadFirstStreamPeer(RecordingPeer):
     def __init__(self, path: Path) -> None:
         self.second = threading.Event()
         self.bad_sent = threading.Event()
+        self.first_ended = threading.Event()
         self.asked_after_bad: list[tuple[int, int]] = []
         super().__init__(path)
 
@@ -90,12 +91,18 @@ class _BadFirstStreamPeer(RecordingPeer):
             self.second.set()
         if request.offset == 0 and not self.bad_sent.is_set():
             self.asked.append((context.peer(), request.offset, request.limit))
+            context.add_callback(self.first_ended.set)
             self.second.wait(30)
             bad = bytearray(self.data[:MIB])
             bad[0] ^= 0xFF
             self.bad_sent.set()
             yield peer_pb2.DownloadResponse(offset=0, data=bytes(bad))
+            self.first_ended.wait(30)  # until the client, having checked the piece, cancels
             return
+        if request.offset > 0:
+            # The second stream sends only once the first is over, so it is still sending
+            # when the engine bans the peer.
+            self.first_ended.wait(30)
         yield from super()._download(request, context)
 
 
