@@ -37,7 +37,7 @@ from napshare.peer.defaults import (
 from napshare.peer.downloading.fetch import PeerChannels, Stream, fetch_in_order, fetch_layer
 from napshare.peer.downloading.partfile import PartFile
 from napshare.peer.downloading.reporting import Reporter, SilentReporter
-from napshare.peer.downloading.swarm import Swarm
+from napshare.peer.downloading.swarm import Swarm, streams_per_peer
 from napshare.peer.errors import (
     CancelledError,
     NoPeerReachableError,
@@ -287,7 +287,7 @@ class Downloader:
 
     def _fetch_target(self, job: _Job, target: _Target) -> DownloadResult:
         name, options, reporter = job.name, job.options, job.reporter
-        job.channels.streams = self._streams(job, target)
+        job.channels.streams = self._streams(job, target, target.size)
         part = PartFile(
             self.folder.root,
             name,
@@ -376,6 +376,7 @@ class Downloader:
         if part.layer is None:
             self._in_order(job, part, target, ready)
             return
+        job.channels.streams = self._streams(job, target, target.size - part.have)
         swarm = Swarm(
             part,
             job.channels,
@@ -387,7 +388,7 @@ class Downloader:
             on_failure=lambda failure, following: self._handle(
                 failure, target, job.reporter, following
             ),
-            refresh=lambda: self._more_sources(job, target),
+            refresh=lambda: self._more_sources(job, target, part),
             refresh_every=job.options.refresh_every,
         )
         swarm.run()
@@ -441,9 +442,11 @@ class Downloader:
         """
         return max(self._max_sources(job), STREAMS_PER_PEER)
 
-    def _streams(self, job: _Job, target: _Target) -> int:
-        """How many streams this download runs at most now: what the channels' windows share."""
-        peers = len(target.candidates()) * STREAMS_PER_PEER
+    def _streams(self, job: _Job, target: _Target, left: int) -> int:
+        """How many streams this download runs at most now, with `left` bytes to fetch: what
+        the channels' windows share.
+        """
+        peers = len(target.candidates()) * streams_per_peer(left)
         return max(1, min(self._max_streams(job), peers))
 
     def _stream(self, job: _Job) -> Stream:
@@ -522,12 +525,12 @@ class Downloader:
         )
         part.discard()
 
-    def _more_sources(self, job: _Job, target: _Target) -> None:
+    def _more_sources(self, job: _Job, target: _Target, part: PartFile) -> None:
         """Look for peers that joined since; channels opened from now on share the window
         among as many streams as there are then (those open keep theirs).
         """
         self._refresh(job.name, target, job.channels)
-        job.channels.streams = self._streams(job, target)
+        job.channels.streams = self._streams(job, target, target.size - part.have)
 
     def _refresh(self, name: str, target: _Target, channels: PeerChannels) -> None:
         """Add peers that joined since the search (keeping the old list if the tracker is down)."""

@@ -121,26 +121,28 @@ class PeerChannels:
 
     def __init__(self, *, plaintext: bool = True) -> None:
         self.plaintext = plaintext
-        self._calls: dict[tuple[str, int], Download] = {}
+        self._calls: dict[str, dict[int, Download]] = {}  # per peer, per stream
         self._layer_calls: dict[str, GetPieceLayer] = {}
         self._small: dict[str, grpc.Channel] = {}  # per peer: default window
-        self._bulk: dict[tuple[str, int], grpc.Channel] = {}  # per stream of a peer: Download
+        self._bulk: dict[str, dict[int, grpc.Channel]] = {}  # per peer, per stream: Download
         self._windows: dict[str, int | None] = {}  # per peer: its Download channels' window
         self._channels: list[grpc.Channel] = []
         self._certificates: dict[str, bytes] = {}
+        # One lock per peer: its streams' threads ask for channels at once, and its round trip
+        # is timed once, while other peers' are timed beside it.
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
         self.streams = 1  # how many streams of the download share MAX_WINDOW
 
     def pin(self, peer: str, certificate: bytes) -> None:
         """Trust only `certificate` (DER, as the tracker lists it) for `peer` from now on."""
-        if self._certificates.get(peer, certificate) != certificate:
-            # A new identity at that address: new channels, pinned to it.
-            self._layer_calls.pop(peer, None)
-            self._small.pop(peer, None)
-            self._windows.pop(peer, None)
-            for key in [key for key in self._bulk if key[0] == peer]:
-                self._calls.pop(key, None)
-                del self._bulk[key]
-        self._certificates[peer] = certificate
+        with self._lock(peer):
+            if self._certificates.get(peer, certificate) != certificate:
+                # A new identity at that address: new channels, pinned to it.
+                for table in (self._calls, self._layer_calls, self._small, self._bulk):
+                    table.pop(peer, None)
+                self._windows.pop(peer, None)
+            self._certificates[peer] = certificate
 
     def download(self, peer: str, stream: int = 0) -> Download:
         """PeerService.Download on `peer` (`host:port`), answering with chunks decoded in place,
@@ -152,44 +154,50 @@ class PeerChannels:
         DownloadResponse. Raises PeerError (BROKEN) over TLS when `peer` has no usable
         certificate pinned.
         """
-        key = (peer, stream)
-        if key not in self._calls:
-            self._calls[key] = self._bulk_channel(key).unary_stream(
-                DOWNLOAD,
-                request_serializer=peer_pb2.DownloadRequest.SerializeToString,
-                response_deserializer=decode_response,
-            )
-        return self._calls[key]
+        with self._lock(peer):
+            calls = self._calls.setdefault(peer, {})
+            if stream not in calls:
+                calls[stream] = self._bulk_channel(peer, stream).unary_stream(
+                    DOWNLOAD,
+                    request_serializer=peer_pb2.DownloadRequest.SerializeToString,
+                    response_deserializer=decode_response,
+                )
+            return calls[stream]
 
     def piece_layer(self, peer: str) -> GetPieceLayer:
         """PeerService.GetPieceLayer on `peer`, on its channel for small calls."""
-        if peer not in self._layer_calls:
-            self._layer_calls[peer] = self._small_channel(peer).unary_unary(
-                GET_PIECE_LAYER,
-                request_serializer=peer_pb2.GetPieceLayerRequest.SerializeToString,
-                response_deserializer=peer_pb2.GetPieceLayerResponse.FromString,
-            )
-        return self._layer_calls[peer]
+        with self._lock(peer):
+            if peer not in self._layer_calls:
+                self._layer_calls[peer] = self._small_channel(peer).unary_unary(
+                    GET_PIECE_LAYER,
+                    request_serializer=peer_pb2.GetPieceLayerRequest.SerializeToString,
+                    response_deserializer=peer_pb2.GetPieceLayerResponse.FromString,
+                )
+            return self._layer_calls[peer]
+
+    def _lock(self, peer: str) -> threading.Lock:
+        with self._locks_lock:
+            return self._locks.setdefault(peer, threading.Lock())
 
     def _small_channel(self, peer: str) -> grpc.Channel:
         if peer not in self._small:
             self._small[peer] = self._new_channel(peer, CHANNEL_OPTIONS)
         return self._small[peer]
 
-    def _bulk_channel(self, key: tuple[str, int]) -> grpc.Channel:
-        if key not in self._bulk:
-            peer, stream = key
+    def _bulk_channel(self, peer: str, stream: int) -> grpc.Channel:
+        channels = self._bulk.setdefault(peer, {})
+        if stream not in channels:
             window = self._window(peer)
             options = list(CHANNEL_OPTIONS)
             if window is not None:
                 options.append(("grpc.http2.lookahead_bytes", window))
             if stream:
                 options.append(("grpc.use_local_subchannel_pool", 1))  # a connection of its own
-            elif window is None:
-                self._bulk[key] = self._small_channel(peer)
-                return self._bulk[key]
-            self._bulk[key] = self._new_channel(peer, options)
-        return self._bulk[key]
+            if stream or window is not None:
+                channels[stream] = self._new_channel(peer, options)
+            else:
+                channels[stream] = self._small_channel(peer)
+        return channels[stream]
 
     def _window(self, peer: str) -> int | None:
         """The window of `peer`'s Download channels (None: gRPC's default), from its round trip

@@ -59,6 +59,7 @@ class Plan:
         self._rates: dict[str, float] = {}  # pieces per second each peer's last stream gave
         self._per_piece = streams_per_piece
         self._per_peer = streams_per_peer
+        self._dropped: set[str] = set()
         self._lock = threading.Lock()
 
     @property
@@ -74,7 +75,7 @@ class Plan:
     def claim(self, peer: str) -> Claim | None:
         """Work for a new stream from `peer`, or None when there is none it could do."""
         with self._lock:
-            if sum(c.peer == peer for c in self._claims) >= self._per_peer:
+            if peer in self._dropped or sum(c.peer == peer for c in self._claims) >= self._per_peer:
                 return None
             run = self._free_run()
             if run is not None:
@@ -108,6 +109,16 @@ class Plan:
                 if other is not claim and other.next <= index < other.end and self._all_done(other):
                     other.superseded.set()
             return new, claim.next < claim.end and not claim.superseded.is_set()
+
+    def drop(self, peer: str) -> None:
+        """`peer` gets no more claims, and its streams stop (their claims are superseded: what
+        they leave goes to the others once released).
+        """
+        with self._lock:
+            self._dropped.add(peer)
+            for claim in self._claims:
+                if claim.peer == peer:
+                    claim.superseded.set()
 
     def release(self, claim: Claim) -> None:
         """`claim`'s stream ended; the pieces it did not verify are free for others."""

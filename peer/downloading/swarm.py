@@ -28,14 +28,22 @@ POLL = 0.5  # seconds between looks for peers whose wait is over, while streams 
 _Key = tuple[str, int]  # a stream: its peer, and which of that peer's streams it is
 
 
+def streams_per_peer(left: int) -> int:
+    """How many streams one peer may send on with `left` bytes to fetch: a second one only
+    while SECOND_STREAM_MIN or more are left.
+    """
+    return STREAMS_PER_PEER if left >= SECOND_STREAM_MIN else 1
+
+
 class Swarm:
     """Runs streams from the peers `ready()` lists into `part` until it is complete or no
     peer can send more now.
 
     `on_failure(failure, following)` is told of each stream's PeerError (`following` is a peer
-    that goes on); a peer whose stream failed is not asked again in this round, unless it
-    was busy and said when to come back. While fewer than `max_sources` stream, `refresh()`
-    is called every `refresh_every` seconds to find peers that joined since (a search).
+    that goes on); a peer whose stream failed is not asked again in this round (its other
+    stream stops too), unless it was busy and said when to come back. While fewer than
+    `max_sources` peers send, `refresh()` is called every `refresh_every` seconds to find
+    peers that joined since (a search).
 
     Up to `max_streams` streams run at once, at most `max_sources` peers' and STREAMS_PER_PEER
     of one peer's: each stream has a connection of its own, so the receiving work of two spreads
@@ -110,6 +118,7 @@ class Swarm:
                         continue
                     if outcome.fault is not PeerFault.REFUSED or outcome.retry_after is None:
                         resting.add(peer)
+                        plan.drop(peer)  # its other stream stops too
                     others = [p for p in self._ready() if p != peer and p not in resting]
                     self._on_failure(outcome, (others or [peer])[0])
                 elif outcome is not None:
@@ -135,13 +144,12 @@ class Swarm:
                 peers.add(peer)
                 wanted.append((peer, 0))
         layer = self._part.layer
-        left = plan.left * (layer.piece_size if layer is not None else 0)
-        if left >= SECOND_STREAM_MIN:
-            busy.update(wanted)
-            for peer in ready:
-                free = [n for n in range(STREAMS_PER_PEER) if (peer, n) not in busy]
-                if peer in peers and peer not in single and 0 < len(free) < STREAMS_PER_PEER:
-                    wanted.append((peer, free[0]))
+        per_peer = streams_per_peer(plan.left * (layer.piece_size if layer is not None else 0))
+        busy.update(wanted)
+        for peer in ready:
+            free = [n for n in range(per_peer) if (peer, n) not in busy]
+            if peer in peers and peer not in single and 0 < len(free) < per_peer:
+                wanted.append((peer, free[0]))
         return wanted[: max(0, self._max_streams - len(running))]
 
     def _start(self, plan: Plan, claim: Claim, key: _Key) -> threading.Thread:
