@@ -1,6 +1,6 @@
 """`make bench`: run the benchmarks, print the table, write BENCHMARKS.md.
 
-.venv/bin/python -m tests.bench.run                  everything, full sizes (about 10 minutes)
+.venv/bin/python -m tests.bench.run                  everything, full sizes (about 22 minutes)
 .venv/bin/python -m tests.bench.run --quick --out /tmp/B.md    tiny sizes, seconds
 .venv/bin/python -m tests.bench.run --only transfer --size 256MiB --rounds 3
 .venv/bin/python -m tests.bench.run --only latency --rounds 3 --latency-delays 0,50
