@@ -18,6 +18,7 @@ from pathlib import Path
 from types import FrameType
 
 import grpc
+from grpc_health.v1 import health, health_pb2_grpc
 from napshare.common import merkle
 from napshare.peer.folder.store import SharedFile, SharedFolder
 from napshare.peer.tracker_client import TrackerClient
@@ -39,9 +40,15 @@ GetPieceLayer = Callable[
 ]
 
 
-def peer_service(download: Download, layer: GetPieceLayer) -> tuple[grpc.Server, int]:
-    """A started PeerService of these two handlers (plain text) on a free loopback port."""
+def peer_service(
+    download: Download, layer: GetPieceLayer, checks: health.HealthServicer | None = None
+) -> tuple[grpc.Server, int]:
+    """A started PeerService of these two handlers (plain text) on a free loopback port, and
+    the health service `checks` beside it if given.
+    """
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    if checks is not None:
+        health_pb2_grpc.add_HealthServicer_to_server(checks, server)
     handlers = {
         "Download": grpc.unary_stream_rpc_method_handler(
             download,

@@ -4,15 +4,15 @@ before the first byte. Each call made only to measure costs a round trip of wait
 
 import threading
 from collections.abc import Iterator
-from concurrent import futures
 
 import grpc
 import pytest
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health, health_pb2
 from napshare.peer.downloading import fetch
 from napshare.v1 import peer_pb2
 
 from tests.bench.delayproxy import DelayProxy
+from tests.bench.liar import peer_service
 
 DATA = b"x" * 4096
 
@@ -48,26 +48,8 @@ def long_link() -> Iterator[tuple[DelayProxy, _CountingHealth]]:
     """A peer with a health service and PeerService behind 10 ms each way (20 ms round trip:
     long enough for a sized window).
     """
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     counting = _CountingHealth()
-    health_pb2_grpc.add_HealthServicer_to_server(counting, server)
-    handlers = {
-        "Download": grpc.unary_stream_rpc_method_handler(
-            _download,
-            request_deserializer=peer_pb2.DownloadRequest.FromString,
-            response_serializer=peer_pb2.DownloadResponse.SerializeToString,
-        ),
-        "GetPieceLayer": grpc.unary_unary_rpc_method_handler(
-            _layer,
-            request_deserializer=peer_pb2.GetPieceLayerRequest.FromString,
-            response_serializer=peer_pb2.GetPieceLayerResponse.SerializeToString,
-        ),
-    }
-    server.add_generic_rpc_handlers(
-        (grpc.method_handlers_generic_handler("napshare.v1.PeerService", handlers),)
-    )
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
+    server, port = peer_service(_download, _layer, counting)
     try:
         with DelayProxy(("127.0.0.1", port), delay=0.01) as proxy:
             yield proxy, counting

@@ -5,7 +5,6 @@ Real servers on free loopback ports, real files on disk.
 """
 
 import logging
-import os
 import re
 import threading
 from collections.abc import Iterator
@@ -14,31 +13,16 @@ from pathlib import Path
 import grpc
 import pytest
 from napshare.peer.downloading import fetch, swarm
-from napshare.peer.downloading.engine import Downloader, DownloadOptions
+from napshare.peer.downloading.engine import DownloadOptions
 from napshare.peer.errors import ClientError
-from napshare.peer.folder.store import SharedFolder
 from napshare.v1 import peer_pb2
 
 from tests.bench.delayproxy import DelayProxy
 
 from .conftest import MIB, Tracker, sha256_file
-from .test_streams import NAME, RecordingPeer
+from .test_streams import NAME, RecordingPeer, download_file, shared_file
 
 _WINDOW_LOG = re.compile(r"round trip to \S+ ([0-9.]+) ms: window (\d+) bytes")
-
-
-def _file(tmp_path: Path, size: int) -> Path:
-    (tmp_path / "data").mkdir()
-    path = tmp_path / "data" / NAME
-    path.write_bytes(os.urandom(size))
-    return path
-
-
-def _download(tmp_path: Path, tracker: Tracker, options: DownloadOptions) -> Path:
-    target = tmp_path / "target"
-    target.mkdir()
-    Downloader(SharedFolder(target), tracker.client).download(NAME, options)
-    return target / NAME
 
 
 # Defect: the engine sets PeerChannels.streams to STREAMS_PER_PEER per candidate peer
@@ -53,13 +37,13 @@ def test_a_small_file_from_one_peer_over_a_long_link_gets_the_whole_window(
     plain_peer: object,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    path = _file(tmp_path, 4 * MIB)
+    path = shared_file(tmp_path, 4 * MIB)
     folder, port = plain_peer(path.parent)  # type: ignore[operator]
     with DelayProxy(("127.0.0.1", port), delay=0.01) as proxy:
         host, proxy_port = proxy.address.rsplit(":", 1)
         tracker.client.join(host, int(proxy_port), [folder.get(NAME)])
         with caplog.at_level(logging.DEBUG, logger=fetch.__name__):
-            got = _download(tmp_path, tracker, DownloadOptions())
+            got = download_file(tmp_path, tracker, DownloadOptions())
     assert sha256_file(got) == folder.get(NAME).sha256
     found = [_WINDOW_LOG.search(r.getMessage()) for r in caplog.records]
     windows = [(float(m[1]) / 1e3, int(m[2])) for m in found if m]
@@ -80,6 +64,7 @@ class _BadFirstStreamPeer(RecordingPeer):
         self.bad_sent = threading.Event()
         self.first_ended = threading.Event()
         self.asked_after_bad: list[tuple[int, int]] = []
+        self.arrived = 0  # Download calls so far, whichever stream's came first
         super().__init__(path)
 
     def _download(
@@ -87,8 +72,10 @@ class _BadFirstStreamPeer(RecordingPeer):
     ) -> Iterator[peer_pb2.DownloadResponse]:
         if self.bad_sent.is_set():
             self.asked_after_bad.append((request.offset, request.limit))
-        if self.asked:
-            self.second.set()
+        with self._lock:
+            self.arrived += 1
+            if self.arrived >= 2:
+                self.second.set()
         if request.offset == 0 and not self.bad_sent.is_set():
             self.asked.append((context.peer(), request.offset, request.limit))
             context.add_callback(self.first_ended.set)
@@ -116,13 +103,13 @@ def test_a_peer_banned_on_one_stream_is_not_asked_again_on_its_other(
     tracker: Tracker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(swarm, "SECOND_STREAM_MIN", MIB)  # second streams for a small file
-    path = _file(tmp_path, 8 * MIB)
+    path = shared_file(tmp_path, 8 * MIB)
     peer = _BadFirstStreamPeer(path)
     try:
         tracker.client.join("127.0.0.1", peer.port, [peer.info])
         completed = True
         try:
-            _download(tmp_path, tracker, DownloadOptions(stall_timeout=10))
+            download_file(tmp_path, tracker, DownloadOptions(stall_timeout=10))
         except ClientError:
             completed = False
     finally:
@@ -149,13 +136,13 @@ def test_the_round_trip_to_a_peer_with_two_streams_is_timed_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(swarm, "SECOND_STREAM_MIN", MIB)  # second streams for a small file
-    path = _file(tmp_path, 8 * MIB)
+    path = shared_file(tmp_path, 8 * MIB)
     folder, port = plain_peer(path.parent)  # type: ignore[operator]
     with DelayProxy(("127.0.0.1", port), delay=0.01) as proxy:
         host, proxy_port = proxy.address.rsplit(":", 1)
         tracker.client.join(host, int(proxy_port), [folder.get(NAME)])
         with caplog.at_level(logging.DEBUG, logger=fetch.__name__):
-            got = _download(tmp_path, tracker, DownloadOptions())
+            got = download_file(tmp_path, tracker, DownloadOptions())
         connections = proxy.connections
     assert sha256_file(got) == folder.get(NAME).sha256
     assert connections == 3  # small calls, and one per stream: both streams ran

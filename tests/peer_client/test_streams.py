@@ -101,14 +101,16 @@ def _serve(tracker: Tracker, peers: list[RecordingPeer], path: Path, **how: bool
     return peer
 
 
-def _file(tmp_path: Path, size: int) -> Path:
+def shared_file(tmp_path: Path, size: int) -> Path:
+    """A file of `size` random bytes in tmp_path/data, named NAME."""
     (tmp_path / "data").mkdir()
     path = tmp_path / "data" / NAME
     path.write_bytes(os.urandom(size))
     return path
 
 
-def _download(tmp_path: Path, tracker: Tracker, options: DownloadOptions) -> Path:
+def download_file(tmp_path: Path, tracker: Tracker, options: DownloadOptions) -> Path:
+    """Download NAME into tmp_path/target with `options`; the path it has there."""
     target = tmp_path / "target"
     target.mkdir()
     Downloader(SharedFolder(target), tracker.client).download(NAME, options)
@@ -119,11 +121,11 @@ def _download(tmp_path: Path, tracker: Tracker, options: DownloadOptions) -> Pat
 def test_a_large_file_from_one_peer_comes_on_two_connections_at_once(
     tracker: Tracker, tmp_path: Path, peers: list[RecordingPeer], named: bool
 ) -> None:
-    path = _file(tmp_path, SECOND_STREAM_MIN + 16 * MIB)
+    path = shared_file(tmp_path, SECOND_STREAM_MIN + 16 * MIB)
     peer = _serve(tracker, peers, path)
     options = DownloadOptions(preferred=f"127.0.0.1:{peer.port}" if named else None)
 
-    got = _download(tmp_path, tracker, options)
+    got = download_file(tmp_path, tracker, options)
 
     assert sha256_file(got) == peer.info.sha256
     connections = {connection for connection, _, _ in peer.asked}
@@ -135,10 +137,10 @@ def test_a_large_file_from_one_peer_comes_on_two_connections_at_once(
 def test_a_small_file_comes_on_one_stream(
     tracker: Tracker, tmp_path: Path, peers: list[RecordingPeer]
 ) -> None:
-    path = _file(tmp_path, SECOND_STREAM_MIN // 4)
+    path = shared_file(tmp_path, SECOND_STREAM_MIN // 4)
     peer = _serve(tracker, peers, path)
 
-    got = _download(tmp_path, tracker, DownloadOptions())
+    got = download_file(tmp_path, tracker, DownloadOptions())
 
     assert sha256_file(got) == peer.info.sha256
     assert len(peer.asked) == 1
@@ -147,10 +149,10 @@ def test_a_small_file_comes_on_one_stream(
 def test_a_peer_that_refuses_a_second_stream_sends_the_file_on_one(
     tracker: Tracker, tmp_path: Path, peers: list[RecordingPeer]
 ) -> None:
-    path = _file(tmp_path, SECOND_STREAM_MIN + 16 * MIB)
+    path = shared_file(tmp_path, SECOND_STREAM_MIN + 16 * MIB)
     peer = _serve(tracker, peers, path, one_upload=True)
 
-    got = _download(tmp_path, tracker, DownloadOptions())
+    got = download_file(tmp_path, tracker, DownloadOptions())
 
     assert sha256_file(got) == peer.info.sha256
     assert peer.refused == 1  # asked once for a second stream, then not again
