@@ -25,6 +25,28 @@ from .test_streams import NAME, RecordingPeer, download_file, shared_file
 _WINDOW_LOG = re.compile(r"round trip to \S+ ([0-9.]+) ms: window (\d+) bytes")
 
 
+def _download_over_a_long_link(
+    tracker: Tracker,
+    tmp_path: Path,
+    plain_peer: object,
+    size: int,
+    caplog: pytest.LogCaptureFixture,
+) -> int:
+    """Download a file of `size` from a real peer behind 10 ms each way, with the fetch log
+    captured at DEBUG; checks the bytes, and returns how many connections the proxy relayed.
+    """
+    path = shared_file(tmp_path, size)
+    folder, port = plain_peer(path.parent)  # type: ignore[operator]
+    with DelayProxy(("127.0.0.1", port), delay=0.01) as proxy:
+        host, proxy_port = proxy.address.rsplit(":", 1)
+        tracker.client.join(host, int(proxy_port), [folder.get(NAME)])
+        with caplog.at_level(logging.DEBUG, logger=fetch.__name__):
+            got = download_file(tmp_path, tracker, DownloadOptions())
+        connections = proxy.connections
+    assert sha256_file(got) == folder.get(NAME).sha256
+    return int(connections)
+
+
 # Defect: the engine sets PeerChannels.streams to STREAMS_PER_PEER per candidate peer
 # (engine._streams) whatever the file's size, and since 1078047 window_for divides the whole
 # window by it. A file under SECOND_STREAM_MIN from one peer runs one stream only, yet that
@@ -37,14 +59,7 @@ def test_a_small_file_from_one_peer_over_a_long_link_gets_the_whole_window(
     plain_peer: object,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    path = shared_file(tmp_path, 4 * MIB)
-    folder, port = plain_peer(path.parent)  # type: ignore[operator]
-    with DelayProxy(("127.0.0.1", port), delay=0.01) as proxy:
-        host, proxy_port = proxy.address.rsplit(":", 1)
-        tracker.client.join(host, int(proxy_port), [folder.get(NAME)])
-        with caplog.at_level(logging.DEBUG, logger=fetch.__name__):
-            got = download_file(tmp_path, tracker, DownloadOptions())
-    assert sha256_file(got) == folder.get(NAME).sha256
+    _download_over_a_long_link(tracker, tmp_path, plain_peer, 4 * MIB, caplog)
     found = [_WINDOW_LOG.search(r.getMessage()) for r in caplog.records]
     windows = [(float(m[1]) / 1e3, int(m[2])) for m in found if m]
     assert windows, "the round trip was not long enough to size a window"
@@ -136,15 +151,7 @@ def test_the_round_trip_to_a_peer_with_two_streams_is_timed_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(swarm, "SECOND_STREAM_MIN", MIB)  # second streams for a small file
-    path = shared_file(tmp_path, 8 * MIB)
-    folder, port = plain_peer(path.parent)  # type: ignore[operator]
-    with DelayProxy(("127.0.0.1", port), delay=0.01) as proxy:
-        host, proxy_port = proxy.address.rsplit(":", 1)
-        tracker.client.join(host, int(proxy_port), [folder.get(NAME)])
-        with caplog.at_level(logging.DEBUG, logger=fetch.__name__):
-            got = download_file(tmp_path, tracker, DownloadOptions())
-        connections = proxy.connections
-    assert sha256_file(got) == folder.get(NAME).sha256
+    connections = _download_over_a_long_link(tracker, tmp_path, plain_peer, 8 * MIB, caplog)
     assert connections == 3  # small calls, and one per stream: both streams ran
     timed = [r for r in caplog.records if _WINDOW_LOG.search(r.getMessage())]
     assert len(timed) == 1, [r.getMessage() for r in timed]
