@@ -6,8 +6,8 @@ import os
 import queue
 import threading
 
-READ_BUFFER = 4 * 1024 * 1024
-QUEUE_CHUNKS = 8
+READ_BUFFER = 1024 * 1024
+QUEUE_CHUNKS = 4
 
 _Item = tuple[int, memoryview | None] | None
 
