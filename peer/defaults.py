@@ -22,6 +22,11 @@ SECOND_STREAM_MIN = 256 * 1024 * 1024
 # Download call: a round trip each, which a long link's claims (unbounded) do not pay.
 CLAIM_SIZE = 64 * 1024 * 1024
 MAX_UPLOADS = 4
+# Bytes of file per Download chunk a peer sends (serve --chunk-size): 1 MiB cost the least CPU
+# on both ends (tests/bench/NOTES.md, "chunk size").
+MIN_CHUNK_SIZE = 16 * 1024
+DEFAULT_CHUNK_SIZE = 1024 * 1024
+MAX_CHUNK_SIZE = 2 * 1024 * 1024
 UPLOAD_STALL_TIMEOUT = 60.0  # seconds a downloader may take no chunk before its slot is freed
 UPLOADS_PER_ADDRESS = 2  # upload slots one client IP may hold at once
 # A slot read at less than MIN_UPLOAD_RATE KiB/s over the last UPLOAD_RATE_WINDOW seconds,

@@ -15,6 +15,7 @@ from napshare.common.metrics import Metrics
 from napshare.common.names import InvalidNameError
 from napshare.common.serving import stop_gracefully
 from napshare.peer.defaults import (
+    DEFAULT_CHUNK_SIZE,
     MAX_UPLOADS,
     MIN_UPLOAD_RATE,
     RESCAN_INTERVAL,
@@ -30,7 +31,6 @@ from napshare.peer.folder.store import SharedFolder
 from napshare.peer.ratelimit import TokenBucket
 from napshare.peer.serving.server import create_server
 from napshare.peer.serving.slots import Fairness
-from napshare.peer.serving.uploads import DEFAULT_CHUNK_SIZE
 from napshare.peer.tracker_client import TrackerClient
 from napshare.peer.tracker_link import TrackerLink
 from napshare.peer.transport import PLAINTEXT, Transport, peer_identity
@@ -239,8 +239,3 @@ def listen_address(host: str, bind: str) -> str:
     except ValueError:
         pass
     return "0.0.0.0"
-
-
-def downloaded_line(result: DownloadResult, folder_label: str) -> str:
-    """The original's `File X downloaded successfully into folder Y`."""
-    return console.render(console.DOWNLOADED, {"name": result.name, "folder": folder_label})

@@ -16,11 +16,12 @@ from napshare.common.serving import (
     bind,
 )
 from napshare.common.tls import server_credentials
+from napshare.peer.defaults import DEFAULT_CHUNK_SIZE
 from napshare.peer.folder.store import SharedFolder
 from napshare.peer.ratelimit import TokenBucket
 from napshare.peer.serving.servicer import PeerServicer
 from napshare.peer.serving.slots import Fairness, UploadSlots
-from napshare.peer.serving.uploads import DEFAULT_CHUNK_SIZE, Uploads
+from napshare.peer.serving.uploads import Uploads
 
 logger = logging.getLogger(__name__)
 

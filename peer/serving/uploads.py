@@ -8,14 +8,12 @@ from dataclasses import dataclass
 
 from napshare.common import merkle, reasons
 from napshare.common.names import check_file_name, check_sha256
+from napshare.peer.defaults import MAX_CHUNK_SIZE, MIN_CHUNK_SIZE
 from napshare.peer.folder.store import SharedFile, SharedFolder
 from napshare.peer.ratelimit import TokenBucket
 from napshare.peer.serving.slots import UploadSlot, UploadSlots
 from napshare.peer.wire import ChunkBuffer, file_field
 
-MIN_CHUNK_SIZE = 16 * 1024
-DEFAULT_CHUNK_SIZE = 1024 * 1024
-MAX_CHUNK_SIZE = 2 * 1024 * 1024
 # Under an upload cap a chunk is at most this many seconds of the cap, so that the uploads
 # sharing it take turns in small steps rather than waiting seconds for each other's chunks.
 PACE_SECONDS = 0.25

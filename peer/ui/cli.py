@@ -17,11 +17,14 @@ from napshare.common.console import localized, tr
 from napshare.common.exitcodes import epilog
 from napshare.common.names import InvalidNameError, check_file_name
 from napshare.peer.defaults import (
+    DEFAULT_CHUNK_SIZE,
     DEFAULT_TRACKER,
     GIVE_UP_AFTER,
+    MAX_CHUNK_SIZE,
     MAX_RESULTS,
     MAX_SOURCES,
     MAX_UPLOADS,
+    MIN_CHUNK_SIZE,
     MIN_UPLOAD_RATE,
     MOST_SOURCES,
     RESCAN_INTERVAL,
@@ -42,7 +45,6 @@ from napshare.peer.folder.layout import (
     STATE_DIR,
 )
 from napshare.peer.ratelimit import parse_rate
-from napshare.peer.serving.uploads import DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE
 
 # This module loads no gRPC: main() must set GRPC_VERBOSITY before gRPC's core starts.
 

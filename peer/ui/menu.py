@@ -18,7 +18,8 @@ from napshare.common.console import N_, tr
 from napshare.common.names import InvalidNameError, check_file_name
 from napshare.peer.errors import ClientError
 from napshare.peer.folder.store import FolderError
-from napshare.peer.node import BackgroundDownload, Node, downloaded_line
+from napshare.peer.node import BackgroundDownload, Node
+from napshare.peer.ui.progress import downloaded_line
 from napshare.peer.units import human
 
 CHOICES = (N_("JOIN"), N_("SEARCH"), N_("DOWNLOAD"), N_("LIST"), N_("QUIT"))

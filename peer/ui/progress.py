@@ -6,6 +6,7 @@ from typing import TextIO
 
 from napshare.common import console
 from napshare.common.console import tr
+from napshare.peer.downloading.engine import DownloadResult
 from napshare.peer.downloading.reporting import Reporter, StatusReporter, sources_text
 from napshare.peer.units import human
 from rich.console import Console
@@ -134,3 +135,8 @@ def reporter_for(stream: TextIO) -> Reporter:
     if stream.isatty():
         return BarReporter(Console(file=stream))
     return PlainReporter(stream)
+
+
+def downloaded_line(result: DownloadResult, folder_label: str) -> str:
+    """The original's `File X downloaded successfully into folder Y`."""
+    return console.render(console.DOWNLOADED, {"name": result.name, "folder": folder_label})

@@ -450,3 +450,17 @@ def test_serve_without_a_tracker_keeps_serving_and_joins_when_it_appears(swarm: 
             late.server.stop(None)
     finally:
         peer.stop()
+
+
+def test_a_download_or_a_search_loads_none_of_the_serving_stack() -> None:
+    # prometheus_client, the node and the upload slots are about 5 MiB of a downloader's RSS,
+    # whose bound (100 MiB) has little room; only `serve` needs them.
+    serving = ("prometheus_client", "napshare.peer.node", "napshare.peer.serving.slots")
+    code = (
+        "import sys; import napshare.peer.ui.cli, napshare.peer.ui.commands; "
+        f"print([m for m in {serving!r} if m in sys.modules])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]", done.stdout
