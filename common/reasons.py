@@ -56,7 +56,7 @@ INDEX_FULL = "INDEX_FULL"  # the tracker holds as many (peer, file) entries as i
 INDEX_NAME_BYTES_LIMIT = "INDEX_NAME_BYTES_LIMIT"  # ... as many bytes of file names as it may
 
 # Tracker, reaching peers behind NATs (Listen, Connect).
-LISTENERS_FULL = "LISTENERS_FULL"  # RESOURCE_EXHAUSTED, RetryInfo: as many Listen streams as allowed
+LISTENERS_FULL = "LISTENERS_FULL"  # RESOURCE_EXHAUSTED, RetryInfo: Listen streams all taken
 LISTEN_REPLACED = "LISTEN_REPLACED"  # ABORTED: a newer Listen of the same peer took over
 CONNECT_PATH_INVALID = "CONNECT_PATH_INVALID"  # INVALID_ARGUMENT: Connect without a path
 PEER_NOT_LISTENING = "PEER_NOT_LISTENING"  # FAILED_PRECONDITION: no Listen stream, no local address
