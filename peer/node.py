@@ -13,6 +13,7 @@ from napshare.common import console
 from napshare.common.console import tr
 from napshare.common.metrics import Metrics
 from napshare.common.names import InvalidNameError
+from napshare.common.ratelimit import TokenBucket
 from napshare.common.serving import stop_gracefully
 from napshare.peer.defaults import (
     DEFAULT_CHUNK_SIZE,
@@ -28,7 +29,6 @@ from napshare.peer.downloading.engine import Downloader, DownloadOptions, Downlo
 from napshare.peer.downloading.reporting import StatusReporter
 from napshare.peer.errors import ClientError, TrackerUnreachableError
 from napshare.peer.folder.store import SharedFolder
-from napshare.peer.ratelimit import TokenBucket
 from napshare.peer.serving.server import create_server
 from napshare.peer.serving.slots import Fairness
 from napshare.peer.tracker_client import TrackerClient

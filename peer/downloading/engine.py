@@ -22,6 +22,7 @@ from pathlib import Path
 from napshare.common import console
 from napshare.common.console import tr
 from napshare.common.names import check_file_name
+from napshare.common.ratelimit import TokenBucket
 from napshare.peer.backoff import Backoff
 from napshare.peer.defaults import (
     DOWNLOAD_BACKOFF_CAP,
@@ -48,7 +49,6 @@ from napshare.peer.errors import (
     VerificationFailedError,
 )
 from napshare.peer.folder.store import Digests, SharedFile, SharedFolder
-from napshare.peer.ratelimit import TokenBucket
 from napshare.peer.tracker_client import Found, Source, TrackerClient
 
 logger = logging.getLogger(__name__)

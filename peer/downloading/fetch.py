@@ -17,12 +17,12 @@ from grpc_health.v1 import health_pb2
 from napshare.common.console import tr
 from napshare.common.identity import ProofError, certificate_pem
 from napshare.common.protocol import PEER_SERVICE
+from napshare.common.ratelimit import TokenBucket
 from napshare.common.tls import pinned_channel
 from napshare.peer.downloading.partfile import PartFile
 from napshare.peer.downloading.pieces import BadLayerError, BadPieceError, PieceLayer
 from napshare.peer.downloading.plan import Claim, Plan
 from napshare.peer.errors import CancelledError, PeerError, PeerFault, peer_failure
-from napshare.peer.ratelimit import TokenBucket
 from napshare.peer.wire import Chunk, decode_response
 from napshare.v1 import file_info_pb2, peer_pb2
 

@@ -8,6 +8,7 @@ from grpc_health.v1.health import HealthServicer
 from napshare.common.identity import Identity
 from napshare.common.metrics import Metrics
 from napshare.common.protocol import PEER_SERVICE
+from napshare.common.ratelimit import TokenBucket
 from napshare.common.serving import (
     BACKLOG_OPTIONS,
     MAX_CONCURRENT_RPCS,
@@ -18,7 +19,6 @@ from napshare.common.serving import (
 from napshare.common.tls import server_credentials
 from napshare.peer.defaults import DEFAULT_CHUNK_SIZE
 from napshare.peer.folder.store import SharedFolder
-from napshare.peer.ratelimit import TokenBucket
 from napshare.peer.serving.servicer import PeerServicer
 from napshare.peer.serving.slots import Fairness, UploadSlots
 from napshare.peer.serving.uploads import Uploads

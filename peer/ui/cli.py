@@ -16,6 +16,7 @@ from napshare.common.cliargs import (
 from napshare.common.console import localized, tr
 from napshare.common.exitcodes import epilog
 from napshare.common.names import InvalidNameError, check_file_name
+from napshare.common.ratelimit import parse_rate
 from napshare.peer.defaults import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_TRACKER,
@@ -44,7 +45,6 @@ from napshare.peer.folder.layout import (
     PARTIAL_DIR,
     STATE_DIR,
 )
-from napshare.peer.ratelimit import parse_rate
 
 # This module loads no gRPC: main() must set GRPC_VERBOSITY before gRPC's core starts.
 

@@ -13,11 +13,11 @@ from napshare.common.address import InvalidAddressError
 from napshare.common.console import tr
 from napshare.common.exitcodes import ExitCode
 from napshare.common.names import InvalidNameError
+from napshare.common.ratelimit import TokenBucket
 from napshare.common.serving import PortInUseError
 from napshare.peer.downloading.engine import Downloader
 from napshare.peer.errors import CancelledError, ClientError
 from napshare.peer.folder.store import FolderError, SharedFolder
-from napshare.peer.ratelimit import TokenBucket
 from napshare.peer.tracker_client import TrackerClient
 from napshare.peer.ui import flags
 from napshare.peer.ui.progress import downloaded_line, reporter_for

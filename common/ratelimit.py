@@ -1,4 +1,4 @@
-"""A token bucket that caps bytes per second, shared by serving (uploads) and downloading."""
+"""A token bucket that caps bytes per second: uploads, downloads and the relay share it."""
 
 import re
 import threading
