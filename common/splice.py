@@ -9,8 +9,10 @@ seconds in all, and a shared rate (common.ratelimit.TokenBucket).
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import errno
+import fcntl
 import logging
 import os
 import socket
@@ -60,7 +62,7 @@ class Splice:
         self,
         a: socket.socket,
         b: socket.socket,
-        caps: SpliceCaps = SpliceCaps(),  # noqa: B008 - frozen, shared safely
+        caps: SpliceCaps = SpliceCaps(),
         on_end: Callable[[Splice], None] | None = None,
         name: str = "splice",
     ) -> None:
@@ -181,16 +183,10 @@ class Splice:
 
 def _enlarge(pipe_fd: int) -> None:
     """Let the pipe hold a whole chunk, so one splice call moves CHUNK bytes."""
-    try:
-        import fcntl
-
+    with contextlib.suppress(OSError):  # the default 64 KiB pipe works too, in more calls
         fcntl.fcntl(pipe_fd, _F_SETPIPE_SZ, CHUNK)
-    except OSError:
-        pass  # the default 64 KiB pipe works too, in more calls
 
 
 def _shut(sock: socket.socket, how: int) -> None:
-    try:
+    with contextlib.suppress(OSError):
         sock.shutdown(how)
-    except OSError:
-        pass
