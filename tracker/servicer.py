@@ -2,6 +2,7 @@
 
 import logging
 import math
+from collections.abc import Iterator
 
 import grpc
 from napshare.common import reasons
@@ -158,6 +159,16 @@ class TrackerServicer(tracker_pb2_grpc.TrackerServiceServicer):
             abort(context, error)
         logger.info("peer %s left", request.peer_id)
         return tracker_pb2.LeaveResponse()
+
+    def Listen(  # noqa: N802 - the RPC's name
+        self, request: tracker_pb2.ListenRequest, context: grpc.ServicerContext
+    ) -> Iterator[tracker_pb2.ListenResponse]:
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, "Listen is not served yet")
+
+    def Connect(  # noqa: N802 - the RPC's name
+        self, request: tracker_pb2.ConnectRequest, context: grpc.ServicerContext
+    ) -> tracker_pb2.ConnectResponse:
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, "Connect is not served yet")
 
 
 def _search_response(outcome: SearchOutcome) -> tracker_pb2.SearchResponse:
