@@ -18,8 +18,8 @@ from napshare.common.cliargs import (
 from napshare.common.console import tr
 from napshare.common.exitcodes import ExitCode, epilog
 from napshare.common.protocol import HEARTBEAT_INTERVAL, LEASE_INTERVALS, TRACKER_PORT
-from napshare.tracker.index import MAX_CANDIDATES, MAX_CONCURRENT_SEARCHES
 from napshare.tracker.limits import Limits, flag
+from napshare.tracker.store.base import MAX_CANDIDATES, MAX_CONCURRENT_SEARCHES
 
 if TYPE_CHECKING:
     from napshare.common.identity import Identity

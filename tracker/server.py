@@ -23,12 +23,13 @@ from napshare.common.serving import (
 )
 from napshare.common.tls import server_credentials
 from napshare.tracker import console
-from napshare.tracker.index import MAX_CONCURRENT_SEARCHES, TrackerIndex
+from napshare.tracker.index import TrackerIndex
 from napshare.tracker.limits import Limits
 from napshare.tracker.proof import JoinProof
 from napshare.tracker.reachability import AddressCheck
 from napshare.tracker.servicer import TrackerServicer
 from napshare.tracker.status import abort
+from napshare.tracker.store.base import MAX_CONCURRENT_SEARCHES, IndexStore
 from napshare.v1 import tracker_pb2
 
 logger = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ TICK_SECONDS = 0.1  # how often expired leases are dropped and console lines flu
 
 
 def create_server(
-    index: TrackerIndex | None = None,
+    index: IndexStore | None = None,
     *,
     host: str = "0.0.0.0",
     port: int = 0,
@@ -123,7 +124,7 @@ def tracker_metrics() -> Metrics:
     return Metrics("napshare_tracker")
 
 
-def _count_index(metrics: Metrics | None, index: TrackerIndex) -> Callable[[int], None]:
+def _count_index(metrics: Metrics | None, index: IndexStore) -> Callable[[int], None]:
     """Report the index's size to `metrics`; return what counts expired leases."""
     if metrics is None:
         return lambda _count: None
@@ -136,7 +137,7 @@ def _count_index(metrics: Metrics | None, index: TrackerIndex) -> Callable[[int]
     return expired.inc
 
 
-def _reap(server: grpc.Server, index: TrackerIndex, on_expired: Callable[[int], None]) -> None:
+def _reap(server: grpc.Server, index: IndexStore, on_expired: Callable[[int], None]) -> None:
     """Until the server stops, drop peers whose lease ran out, say so, and flush the console."""
     while server.wait_for_termination(timeout=TICK_SECONDS):
         try:
