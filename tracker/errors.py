@@ -74,6 +74,12 @@ class AddressTakenError(TrackerError):
     default_reason = reasons.ADDRESS_TAKEN
 
 
+class StoreUnavailableError(TrackerError):
+    """The store that holds the index (Redis) did not answer: the caller should ask again."""
+
+    default_reason = reasons.STORE_UNAVAILABLE
+
+
 class ChecksBusyError(TrackerError):
     """Every reachability check slot is busy: the caller should join again later."""
 

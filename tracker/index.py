@@ -140,6 +140,7 @@ class TrackerIndex(IndexStore):
         max_concurrent_searches: int = MAX_CONCURRENT_SEARCHES,
         search_budget: int = SEARCH_BUDGET,
         limits: Limits | None = None,
+        max_candidates: int | None = None,
         page_token_secret: bytes | None = None,
     ) -> None:
         if not (math.isfinite(heartbeat_interval) and heartbeat_interval > 0):
@@ -150,6 +151,7 @@ class TrackerIndex(IndexStore):
             heartbeat_interval,
             max_files=max_files,
             max_concurrent_searches=max_concurrent_searches,
+            max_candidates=MAX_CANDIDATES if max_candidates is None else max_candidates,
             limits=limits,
         )
         self.search_budget = search_budget
@@ -293,7 +295,7 @@ class TrackerIndex(IndexStore):
             return self._search_locked(wanted.name, wanted.words, wanted.limit, after)
 
     def _is_broad(self, words: list[str]) -> bool:
-        return self._catalog.keywords.estimate(words) > MAX_CANDIDATES
+        return self._catalog.keywords.estimate(words) > self.max_candidates
 
     def _search_locked(
         self, name: str, words: list[str], limit: int, after: paging.Key | None

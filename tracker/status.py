@@ -12,6 +12,7 @@ from napshare.tracker.errors import (
     ChecksBusyError,
     InvalidRequestError,
     ProofInvalidError,
+    StoreUnavailableError,
     TrackerError,
     UnauthenticatedError,
     UnknownPeerError,
@@ -27,6 +28,7 @@ STATUS_CODES: dict[type[Exception], grpc.StatusCode] = {
     ProofInvalidError: grpc.StatusCode.UNAUTHENTICATED,
     AddressTakenError: grpc.StatusCode.PERMISSION_DENIED,
     ChecksBusyError: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    StoreUnavailableError: grpc.StatusCode.UNAVAILABLE,
 }
 
 

@@ -117,6 +117,7 @@ class IndexStore(ABC):
         *,
         max_files: int,
         max_concurrent_searches: int,
+        max_candidates: int,
         limits: Limits | None,
     ) -> None:
         if not (heartbeat_interval > 0 and heartbeat_interval < float("inf")):
@@ -126,6 +127,8 @@ class IndexStore(ABC):
         self.heartbeat_interval = heartbeat_interval
         self.lease = LEASE_INTERVALS * heartbeat_interval
         self.max_files = max_files
+        # A keyword search whose words may match more names than this is broad: it walks.
+        self.max_candidates = max_candidates
         self.limits = limits or Limits()
         self._broad_searches = threading.BoundedSemaphore(max_concurrent_searches)
 

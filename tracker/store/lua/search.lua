@@ -1,0 +1,203 @@
+-- Search: up to ARGV[5] matches after the key (ARGV[7], ARGV[8]) when ARGV[6] == '1', in
+-- (peer id, name) order, for the exact name ARGV[11] (ARGV[3] == 'n') or every lowered word
+-- ARGV[11..] (ARGV[3] == 'w'). A keyword search with more than ARGV[10] candidate names is
+-- broad: unless ARGV[4] == '1' it answers BROAD at once, else it walks the peers in order,
+-- looking at no more than ARGV[9] entries. ARGV: now, lease, mode, broad allowed, wanted,
+-- has after, after peer, after name, budget, max candidates, name or words...
+local now, lease = now_ms(ARGV[1]), tonumber(ARGV[2])
+local e = epoch(now, lease)
+local wanted, budget, most = tonumber(ARGV[5]), tonumber(ARGV[9]), tonumber(ARGV[10])
+local has_after, ap, an = ARGV[6] == '1', ARGV[7], ARGV[8]
+local CHUNK = 256
+
+local alive = {}
+local function live(peer)
+  local known = alive[peer]
+  if known == nil then
+    local deadline = redis.call('ZSCORE', B .. 'L', peer)
+    known = deadline ~= false and tonumber(deadline) > now
+    alive[peer] = known
+  end
+  return known
+end
+
+local words = {}
+for i = 11, #ARGV do words[#words + 1] = ARGV[i] end
+local function matches(low)
+  for _, word in ipairs(words) do
+    if not string.find(low, word, 1, true) then return false end
+  end
+  return true
+end
+
+local function record_of(peer, name)
+  local id = redis.call('HGET', B .. 'N', name)
+  local m = holding(B .. 'h:' .. id, peer)
+  return string.sub(m, #peer + 2)
+end
+
+-- Every live holder of name id `id` (named `name`) after the key, into `found`; how many
+-- holders there were.
+local function holders(id, name, found)
+  local hk = B .. 'h:' .. id
+  local from = '-'
+  if has_after then
+    if name > an then from = '[' .. ap .. NUL else from = '[' .. ap .. '\1' end
+  end
+  local members = redis.call('ZRANGE', hk, from, '+', 'BYLEX')
+  for _, m in ipairs(members) do
+    local at = string.find(m, NUL, 1, true)
+    local peer = string.sub(m, 1, at - 1)
+    if live(peer) then
+      found[#found + 1] = {peer .. NUL .. name, peer, name, string.sub(m, at + 1)}
+    end
+  end
+  return redis.call('ZCARD', hk)
+end
+
+local function by_key(a, b) return a[1] < b[1] end
+
+local function exact(name)
+  local found = {}
+  local id = redis.call('HGET', B .. 'N', name)
+  if not id then return found, 0 end
+  local hk = B .. 'h:' .. id
+  local from = '-'
+  if has_after then
+    if name > an then from = '[' .. ap .. NUL else from = '[' .. ap .. '\1' end
+  end
+  while #found < wanted do
+    local members = redis.call('ZRANGE', hk, from, '+', 'BYLEX', 'LIMIT', 0, CHUNK)
+    for _, m in ipairs(members) do
+      local at = string.find(m, NUL, 1, true)
+      local peer = string.sub(m, 1, at - 1)
+      if live(peer) then
+        found[#found + 1] = {'', peer, name, string.sub(m, at + 1)}
+        if #found == wanted then break end
+      end
+    end
+    if #members < CHUNK then break end
+    from = '(' .. members[#members]
+  end
+  return found, redis.call('ZCARD', hk)
+end
+
+-- The candidates' buckets, smallest first, and how many names the search would check;
+-- nil when a word cannot match at all.
+local function plan()
+  local sized = {}
+  for _, word in ipairs(words) do
+    for _, k in ipairs(buckets(word)) do
+      local key = B .. 'g:' .. k
+      local n = redis.call('SCARD', key)
+      if n == 0 then return nil, 0 end
+      sized[#sized + 1] = {n, key}
+    end
+  end
+  if #sized == 0 then return sized, redis.call('HLEN', B .. 'I') end
+  table.sort(sized, function(a, b) return a[1] < b[1] end)
+  return sized, sized[1][1]
+end
+
+local function narrow(sized)
+  local ids
+  if #sized == 0 then ids = redis.call('HKEYS', B .. 'I') else ids = redis.call('SMEMBERS', sized[1][2]) end
+  -- Each other bucket (the smallest few) strikes the ids it lacks, a thousand per call.
+  for j = 2, math.min(#sized, 5) do
+    local kept = {}
+    for i = 1, #ids, 1000 do
+      local part = {unpack(ids, i, math.min(i + 999, #ids))}
+      local here = redis.call('SMISMEMBER', sized[j][2], unpack(part))
+      for k, yes in ipairs(here) do
+        if yes == 1 then kept[#kept + 1] = part[k] end
+      end
+    end
+    ids = kept
+  end
+  local found, examined = {}, 0
+  for _, id in ipairs(ids) do
+    local name = redis.call('HGET', B .. 'I', id)
+    if name and matches(lowered(id, name)) then
+      examined = examined + holders(id, name, found)
+    end
+  end
+  table.sort(found, by_key)
+  while #found > wanted do table.remove(found) end
+  return found, examined
+end
+
+local function walk()
+  local found, examined = {}, 0
+  local from = has_after and ('[' .. ap) or '-'
+  while true do
+    local peers = redis.call('ZRANGE', B .. 'P', from, '+', 'BYLEX', 'LIMIT', 0, 64)
+    for _, peer in ipairs(peers) do
+      if live(peer) then
+        local fk = B .. 'f:' .. peer
+        local first = '-'
+        if has_after and peer == ap then first = '(' .. an end
+        while true do
+          local names = redis.call('ZRANGE', fk, first, '+', 'BYLEX', 'LIMIT', 0, CHUNK)
+          for _, name in ipairs(names) do
+            examined = examined + 1
+            local low
+            if string.find(name, '[\128-\255]') then
+              low = lowered(redis.call('HGET', B .. 'N', name), name)
+            else
+              low = string.lower(name)
+            end
+            if matches(low) then
+              found[#found + 1] = {'', peer, name, record_of(peer, name)}
+              if #found == wanted then return found, nil, examined end
+            end
+            if examined >= budget then return found, {peer, name}, examined end
+          end
+          if #names < CHUNK then break end
+          first = '(' .. names[#names]
+        end
+      end
+    end
+    if #peers < 64 then break end
+    from = '(' .. peers[#peers]
+  end
+  return found, nil, examined
+end
+
+local found, examined, resume = {}, 0, nil
+if ARGV[3] == 'n' then
+  found, examined = exact(ARGV[11])
+else
+  local sized, estimate = plan()
+  if sized then
+    if estimate <= most then
+      found, examined = narrow(sized)
+    elseif ARGV[4] ~= '1' then
+      return {e, 'BROAD'}
+    else
+      found, resume, examined = walk()
+    end
+  end
+end
+
+local m = redis.call('HMGET', M, 'gen', 'gather')
+local gather = tonumber(m[2]) or 0
+local due = -1
+-- Leases that ran out already count as gone in this answer: the next one to run out does not.
+local first = redis.call('ZRANGE', B .. 'L', '(' .. now, '+inf', 'BYSCORE', 'LIMIT', 0, 1, 'WITHSCORES')
+if first[2] then due = tonumber(first[2]) end
+if gather > now and (due < 0 or gather < due) then due = gather end
+local results, seen, peers = {}, {}, {}
+for _, f in ipairs(found) do
+  results[#results + 1] = f[2]
+  results[#results + 1] = f[3]
+  results[#results + 1] = f[4]
+  if not seen[f[2]] then
+    seen[f[2]] = true
+    local p = redis.call('HMGET', B .. 'p:' .. f[2], 'cert', 'reach')
+    peers[#peers + 1] = f[2]
+    peers[#peers + 1] = p[1] or ''
+    peers[#peers + 1] = p[2] or '0'
+  end
+end
+return {e, 'OK', gather > now and 1 or 0, examined, m[1] or '0', due,
+  resume and resume[1] or '', resume and resume[2] or '', results, peers}
