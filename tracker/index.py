@@ -385,12 +385,14 @@ class TrackerIndex(IndexStore):
     def files_of(self, peer_id: str) -> list[FileEntry] | None:
         """The files of a registered peer, by name; None if it is not registered."""
         with self._lock:
+            self._expire_locked()
             peer = self._peers.get(peer_id)
             return None if peer is None else self._files_locked(peer)
 
     def snapshot(self) -> dict[str, list[FileEntry]]:
         """Every registered peer id and its files, taken at one instant: for comparisons."""
         with self._lock:
+            self._expire_locked()
             return {
                 peer_id: self._files_locked(self._peers[peer_id]) for peer_id in sorted(self._peers)
             }
@@ -400,6 +402,7 @@ class TrackerIndex(IndexStore):
         distinct names.
         """
         with self._lock:
+            self._expire_locked()
             return IndexStats(len(self._peers), self._entries, len(self._catalog))
 
     def audit(self) -> list[str]:

@@ -368,7 +368,7 @@ class RedisStore(IndexStore):
         return dead
 
     def files_of(self, peer_id: str) -> list[FileEntry] | None:
-        reply = self._call("files", self._shard(peer_id), [peer_id])
+        reply = self._call("files", self._shard(peer_id), [peer_id, self._now()])
         if reply[0] == b"NONE":
             return None
         return sorted(
@@ -378,7 +378,7 @@ class RedisStore(IndexStore):
 
     def snapshot(self) -> dict[str, list[FileEntry]]:
         peers: dict[str, list[FileEntry]] = {}
-        for reply in self._fanout("snapshot", []):
+        for reply in self._fanout("snapshot", [self._now(), LEASE_SLICE]):
             for i in range(0, len(reply), 2):
                 files = reply[i + 1]
                 peers[reply[i].decode()] = sorted(
@@ -388,7 +388,7 @@ class RedisStore(IndexStore):
         return dict(sorted(peers.items()))
 
     def stats(self) -> IndexStats:
-        replies = self._fanout("stats", [])
+        replies = self._fanout("stats", [self._now(), LEASE_SLICE])
         return IndexStats(*(sum(int(reply[i]) for reply in replies) for i in range(3)))
 
     def audit(self) -> list[str]:

@@ -666,3 +666,174 @@ class StoreContract:
         snapshot = store.snapshot()
         assert store.stats().peers == len(snapshot)
         assert store.stats().entries == sum(len(f) for f in snapshot.values())
+
+
+# -- the stateful property test: a backend against the memory model ----------------------
+
+MODEL_LIMITS = Limits(
+    peers_per_address=3,
+    files_per_address=8,
+    name_bytes_per_address=60,
+    peers=5,
+    files=14,
+    name_bytes=100,
+)
+NAMES = ["a.mp4", "A.mp4", "ab", "b.txt", "été", "İx", "abc abc", "xyz.mp4", "Ab.MP4"]
+WORDS = ["a", "ab", "mp4", "b", "é", "i̇x", "abc", "xyz", "zz"]
+
+
+def _outcome(call: Callable[[], object]) -> tuple[str, object]:
+    """What a call did, comparable across backends: its result, or its error's kind, reason
+    and message.
+    """
+    try:
+        return "ok", call()
+    except Exception as error:
+        return "error", (type(error).__name__, getattr(error, "reason", ""), str(error))
+
+
+class ModelComparison:
+    """Builds the state machine that runs every call on a backend and on the memory model."""
+
+    @staticmethod
+    def machine(make: Make) -> type:
+        from hypothesis import strategies as st
+        from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+        from napshare.tracker.index import TrackerIndex
+
+        ports = st.integers(1, 6)
+        names = st.lists(st.sampled_from(NAMES), max_size=5, unique=True)
+        sources = st.sampled_from([None, ONE, TWO])
+        identities = st.sampled_from(["", "a" * 64, "b" * 64])
+
+        class Machine(RuleBasedStateMachine):
+            def __init__(self) -> None:
+                super().__init__()
+                self.clock = Clock()
+                options = {"clock": self.clock, "max_files": 6, "limits": MODEL_LIMITS}
+                self.model = TrackerIndex(10, **options)  # type: ignore[arg-type]
+                self.store = make(10, **options)
+                self.tokens: dict[int, tuple[str, str]] = {}  # port: (model's, store's)
+
+            def both(self, call: Callable[[IndexStore], object]) -> tuple[str, object]:
+                expected = _outcome(lambda: call(self.model))
+                found = _outcome(lambda: call(self.store))
+                if expected[0] == "ok":
+                    assert found[0] == "ok", found
+                else:
+                    assert found == expected
+                return found
+
+            @rule(
+                port=ports, files_=names, source=sources, identity=identities, reach=st.booleans()
+            )
+            def join(
+                self, port: int, files_: list[str], source: str | None, identity: str, reach: bool
+            ) -> None:
+                announced = [entry(n, len(n)) for n in files_]
+                results = []
+
+                def call(store: IndexStore) -> object:
+                    registration = store.join(
+                        "10.0.0.1",
+                        port,
+                        announced,
+                        source,
+                        identity=identity,
+                        certificate=identity.encode()[:3],
+                        reachable=reach,
+                    )
+                    results.append(registration.token)
+                    return registration.peer_id
+
+                if self.both(call)[0] == "ok":
+                    self.tokens[port] = (results[0], results[1])
+
+            @rule(port=ports, added=names, removed=names, wrong=st.booleans())
+            def update(self, port: int, added: list[str], removed: list[str], wrong: bool) -> None:
+                model_token, store_token = self.tokens.get(port, ("x" * 32, "x" * 32))
+                if wrong:
+                    model_token = store_token = "y" * 32
+                added_files = [entry(n, 7) for n in added]
+                self.both(
+                    lambda s: s.update(
+                        f"10.0.0.1:{port}",
+                        model_token if s is self.model else store_token,
+                        added_files,
+                        removed,
+                    )
+                )
+
+            @rule(port=ports)
+            def heartbeat(self, port: int) -> None:
+                model_token, store_token = self.tokens.get(port, ("x" * 32, "x" * 32))
+                self.both(
+                    lambda s: s.heartbeat(
+                        f"10.0.0.1:{port}", model_token if s is self.model else store_token
+                    )
+                )
+
+            @rule(port=ports)
+            def leave(self, port: int) -> None:
+                model_token, store_token = self.tokens.get(port, ("x" * 32, "x" * 32))
+                self.both(
+                    lambda s: s.leave(
+                        f"10.0.0.1:{port}", model_token if s is self.model else store_token
+                    )
+                )
+
+            @rule(seconds=st.sampled_from([0.5, 5.0, 10.0, 15.0]))
+            def tick(self, seconds: float) -> None:
+                self.clock.now += seconds
+
+            @rule()
+            def expire(self) -> None:
+                expected = sorted((d.peer_id, sorted(d.names)) for d in self.model.expire())
+                found = sorted((d.peer_id, sorted(d.names)) for d in self.store.expire())
+                assert found == expected
+
+            @rule(name=st.sampled_from(NAMES), limit=st.integers(1, 4))
+            def search_name(self, name: str, limit: int) -> None:
+                self.compare_search(limit, name=name)
+
+            @rule(
+                words=st.lists(st.sampled_from(WORDS), min_size=1, max_size=3),
+                limit=st.integers(1, 4),
+            )
+            def search_words(self, words: list[str], limit: int) -> None:
+                self.compare_search(limit, query=" ".join(words))
+
+            def compare_search(self, limit: int, **search: str) -> None:
+                expected = [(keys(p), p.gathering) for p in every_page(self.model, limit, **search)]
+                found = [(keys(p), p.gathering) for p in every_page(self.store, limit, **search)]
+                assert found == expected
+
+            @invariant()
+            def same_index(self) -> None:
+                assert self.store.snapshot() == self.model.snapshot()
+                assert self.store.stats() == self.model.stats()
+
+            def teardown(self) -> None:
+                self.store.expire()
+                assert self.store.audit() == []
+
+        return Machine
+
+
+class ModelContract:
+    """Mixed into a backend's test class: its store behaves as the memory model does."""
+
+    def test_behaves_as_the_memory_model(self, make: Make) -> None:
+        from hypothesis import HealthCheck, settings
+        from hypothesis.stateful import run_state_machine_as_test
+
+        machine = ModelComparison.machine(make)
+        run_state_machine_as_test(
+            machine,
+            settings=settings(
+                max_examples=40,
+                stateful_step_count=30,
+                deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+            ),
+        )

@@ -9,7 +9,7 @@ from napshare.tracker.store.base import IndexStore
 from napshare.tracker.store.redis_store import RedisStore
 
 from tests.support.redis import RedisServer, store_url
-from tests.tracker.store.contract import StoreContract
+from tests.tracker.store.contract import ModelContract, StoreContract
 
 
 @pytest.fixture
@@ -21,7 +21,7 @@ def made(redis_server: RedisServer) -> Iterator[list[RedisStore]]:
         store.close()
 
 
-class TestRedisStore(StoreContract):
+class TestRedisStore(StoreContract, ModelContract):
     @pytest.fixture
     def make(self, redis_server: RedisServer, made: list[RedisStore]) -> Callable[..., IndexStore]:
         def make(heartbeat_interval: float = 30.0, **options: object) -> IndexStore:

@@ -46,7 +46,7 @@ for src, u in pairs(usage) do
   local have = {redis.call('HGET', B .. 'Ap', src), redis.call('HGET', B .. 'Af', src),
     redis.call('HGET', B .. 'Ab', src)}
   for i = 1, 3 do
-    if tonumber(have[i]) ~= u[i] then problem('address ' .. src .. ' usage ' .. i .. ' counted ' .. tostring(have[i]) .. ', recounted ' .. u[i]) end
+    if (tonumber(have[i]) or 0) ~= u[i] then problem('address ' .. src .. ' usage ' .. i .. ' counted ' .. tostring(have[i]) .. ', recounted ' .. u[i]) end
   end
 end
 if redis.call('HLEN', B .. 'Ap') ~= (function() local n = 0 for _ in pairs(usage) do n = n + 1 end return n end)() then

@@ -176,7 +176,7 @@ local function drop_departed(entry, budget)
   for _, name in ipairs(names) do
     nbytes = nbytes + drop_entry(peer, name)
   end
-  redis.call('HINCRBY', M, 'files', -#names)
+  if #names > 0 then redis.call('HINCRBY', M, 'files', -#names) end
   if nbytes > 0 then redis.call('HINCRBY', M, 'nbytes', -nbytes) end
   if #names == budget and budget > 0 then
     redis.call('HSET', B .. 'c', seq, names[#names])

@@ -1,6 +1,6 @@
--- Files: {name, record, ...} of registered peer ARGV[1], or {'NONE'}.
+-- Files: {'OK', name, record, ...} of registered peer ARGV[1], or {'NONE'}. ARGV: peer, now.
 local peer = ARGV[1]
-if not redis.call('ZSCORE', B .. 'L', peer) then return {'NONE'} end
+if not registered(peer, now_ms(ARGV[2])) then return {'NONE'} end
 local out = {'OK'}
 for _, name in ipairs(redis.call('ZRANGE', B .. 'f:' .. peer, 0, -1)) do
   local id = redis.call('HGET', B .. 'N', name)

@@ -1,4 +1,6 @@
--- Snapshot: every registered peer of the shard and its files: {peer, {name, record, ...}, ...}.
+-- Snapshot: every registered peer of the shard and its files: {peer, {name, record, ...}, ...},
+-- once the registrations whose lease ran out have departed. ARGV: now, lease slice.
+sweep_leases(now_ms(ARGV[1]), tonumber(ARGV[2]))
 local out = {}
 for _, peer in ipairs(redis.call('ZRANGE', B .. 'P', '-', '+', 'BYLEX')) do
   local files = {}
