@@ -705,6 +705,7 @@ class ModelComparison:
         names = st.lists(st.sampled_from(NAMES), max_size=5, unique=True)
         sources = st.sampled_from([None, ONE, TWO])
         identities = st.sampled_from(["", "a" * 64, "b" * 64])
+        query = st.lists(st.sampled_from(WORDS), min_size=1, max_size=3)
 
         class Machine(RuleBasedStateMachine):
             def __init__(self) -> None:
