@@ -797,10 +797,7 @@ class ModelComparison:
             def search_name(self, name: str, limit: int) -> None:
                 self.compare_search(limit, name=name)
 
-            @rule(
-                words=st.lists(st.sampled_from(WORDS), min_size=1, max_size=3),
-                limit=st.integers(1, 4),
-            )
+            @rule(words=query, limit=st.integers(1, 4))
             def search_words(self, words: list[str], limit: int) -> None:
                 self.compare_search(limit, query=" ".join(words))
 
