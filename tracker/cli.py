@@ -20,6 +20,7 @@ from napshare.common.exitcodes import ExitCode, epilog
 from napshare.common.protocol import HEARTBEAT_INTERVAL, LEASE_INTERVALS, TRACKER_PORT
 from napshare.tracker.limits import Limits, flag
 from napshare.tracker.store.base import MAX_CANDIDATES, MAX_CONCURRENT_SEARCHES
+from napshare.tracker.store.factory import MEMORY, check_store
 
 if TYPE_CHECKING:
     from napshare.common.identity import Identity
@@ -34,6 +35,7 @@ EXIT_CODES = (
     ExitCode.USAGE,
     ExitCode.PORT_IN_USE,
     ExitCode.IDENTITY_FILES,
+    ExitCode.STORE_UNAVAILABLE,
 )
 IDENTITY_DIR = "identity"  # in the state folder: the tracker's own key.pem and cert.pem
 
@@ -110,6 +112,18 @@ def _parser() -> argparse.ArgumentParser:
             default="$XDG_STATE_HOME/napshare-tracker or ~/.local/state/napshare-tracker",
         ),
     )
+    parser.add_argument(
+        "--store",
+        type=_store,
+        default=MEMORY,
+        metavar="URL",
+        help=tr(
+            "where the index lives: memory (this process; a restart forgets it), or a Redis or "
+            "Valkey server, redis://HOST:PORT/DB, rediss://... (TLS) or unix:///PATH?db=N, "
+            "which every tracker given the same URL shares: replicas answering as one "
+            "(default %(default)s)"
+        ),
+    )
     _add_limit_flags(parser)
     add_metrics_flags(parser)
     parser.add_argument(
@@ -120,6 +134,13 @@ def _parser() -> argparse.ArgumentParser:
         help=tr("diagnostics on stderr (default %(default)s)"),
     )
     return parser
+
+
+def _store(value: str) -> str:
+    try:
+        return check_store(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _add_limit_flags(parser: argparse.ArgumentParser) -> None:
@@ -180,24 +201,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     from napshare.common.identity import IdentityError  # noqa: PLC0415
     from napshare.common.serving import PortInUseError, stop_gracefully, wait_for_signal  # noqa: PLC0415
     from napshare.tracker.server import create_server, tracker_metrics  # noqa: PLC0415
+    from napshare.tracker.store.factory import StoreConfigError, open_store  # noqa: PLC0415
 
     try:
         identity = None if args.plaintext else _identity(args)
     except (IdentityError, OSError) as error:
         print(f"napshare-tracker: {error}", file=sys.stderr)
         return ExitCode.IDENTITY_FILES
+    try:
+        store = open_store(
+            args.store,
+            args.heartbeat_interval,
+            max_concurrent_searches=args.max_concurrent_searches,
+            limits=_limits(args),
+        )
+    except StoreConfigError as error:
+        print(f"napshare-tracker: {error}", file=sys.stderr)
+        return ExitCode.STORE_UNAVAILABLE
     health = HealthServicer()
     metrics = None if args.metrics_port is None else tracker_metrics()
     endpoint = None
     try:
         server, port = create_server(
+            store,
             host=args.host,
             port=args.port,
-            heartbeat_interval=args.heartbeat_interval,
-            max_concurrent_searches=args.max_concurrent_searches,
             health=health,
             metrics=metrics,
-            limits=_limits(args),
             tls=identity,
         )
         if metrics is not None:
@@ -207,6 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 server.stop(None)
                 raise
     except PortInUseError as error:
+        store.close()
         print(f"napshare-tracker: {error}", file=sys.stderr)
         return ExitCode.PORT_IN_USE
     address = format_address(args.host, port)
@@ -227,6 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     wait_for_signal(ready=ready)
     stop_gracefully(server, health)
+    store.close()
     if endpoint is not None:
         endpoint.close()
     return ExitCode.OK

@@ -23,6 +23,7 @@ from napshare.common.serving import (
 )
 from napshare.common.tls import server_credentials
 from napshare.tracker import console
+from napshare.tracker.errors import StoreUnavailableError
 from napshare.tracker.index import TrackerIndex
 from napshare.tracker.limits import Limits
 from napshare.tracker.proof import JoinProof
@@ -138,7 +139,11 @@ def _count_index(metrics: Metrics | None, index: IndexStore) -> Callable[[int], 
 
 
 def _reap(server: grpc.Server, index: IndexStore, on_expired: Callable[[int], None]) -> None:
-    """Until the server stops, drop peers whose lease ran out, say so, and flush the console."""
+    """Until the server stops, drop peers whose lease ran out, say so, and flush the console.
+
+    With a shared store every replica does this; each expired peer is reported by one.
+    """
+    failing = False
     while server.wait_for_termination(timeout=TICK_SECONDS):
         try:
             dropped = index.expire()
@@ -146,6 +151,13 @@ def _reap(server: grpc.Server, index: IndexStore, on_expired: Callable[[int], No
                 on_expired(len(dropped))
             for dead in dropped:
                 console.say(PEER_DEAD, peer=dead.peer_id, files=dead.names)
+            if failing:
+                logger.warning("the index store answers again; dropping expired peers")
+            failing = False
+        except StoreUnavailableError as error:
+            if not failing:  # once, not ten times a second
+                logger.warning("cannot drop expired peers: %s", error)
+            failing = True
         except Exception:
             logger.exception("dropping expired peers failed; trying again")
         console.flush()

@@ -60,6 +60,7 @@ from napshare.tracker.store.base import (
     Match,
     Page,
 )
+from napshare.tracker.store.factory import StoreConfigError
 from redis.commands.core import Script
 from redis.exceptions import NoScriptError, RedisError
 
@@ -93,10 +94,6 @@ _SCRIPTS = (
 _AUTHENTICATED = ("update", "heartbeat", "leave")
 _SIZE = struct.Struct("<Q")
 _NO_DUE = -1
-
-
-class StoreConfigError(ValueError):
-    """A --store URL or store that this tracker cannot use; the message says why."""
 
 
 def _script_source(name: str) -> str:
