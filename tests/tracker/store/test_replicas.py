@@ -197,8 +197,8 @@ def _answered(call: Callable[[], tracker_pb2.SearchResponse]) -> tracker_pb2.Sea
             return call()
         except grpc.RpcError as error:
             found = error_details.read(error)  # type: ignore[arg-type]
-            assert found is not None
-            assert found.reason == reasons.STORE_UNAVAILABLE, error
+            if found is None or found.reason != reasons.STORE_UNAVAILABLE:
+                raise
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
