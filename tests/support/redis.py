@@ -138,6 +138,7 @@ class RedisCluster:
                 *("--cluster-enabled", "yes"),
                 *("--cluster-config-file", str(node / "nodes.conf")),
                 *("--cluster-node-timeout", "5000"),
+                *("--cluster-port", str(free_port())),  # else port + 10000, maybe taken
             ]
             self.servers.append(RedisServer(node, port, *cluster_flags))
         addresses = [f"127.0.0.1:{server.port}" for server in self.servers]

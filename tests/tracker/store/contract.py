@@ -107,6 +107,10 @@ class StoreContract:
     def store(self, make: Make) -> IndexStore:
         return make()
 
+    def examined_bound(self, budget: int) -> int:
+        """The most entries a page of a broad search with `search_budget` `budget` looks at."""
+        return budget
+
     # -- registrations and search ----------------------------------------------------------
 
     def test_keyword_search_equals_a_brute_force_scan_through_churn(self, make: Make) -> None:
@@ -427,86 +431,6 @@ class StoreContract:
         assert not store.search(name="aula.mp4").gathering
         assert not store.search(query="aula").gathering
 
-    # -- limits ----------------------------------------------------------------------------
-
-    def test_registrations_per_address(self, make: Make) -> None:
-        store = make(limits=dataclasses.replace(ROOMY, peers_per_address=2))
-        store.join("10.0.0.1", 1, files("a.mp4"), ONE)
-        store.join("10.0.0.1", 2, files("b.mp4"), ONE)
-        before = store.snapshot()
-
-        error = refused("ADDRESS_PEER_LIMIT", store.join, "10.0.0.1", 3, files("c.mp4"), ONE)
-        assert "the limit is 2 (--max-peers-per-address)" in str(error)
-        assert error.metadata == {"limit": "2", "flag": "--max-peers-per-address"}  # type: ignore[attr-defined]
-        assert store.snapshot() == before
-        store.join("10.0.0.1", 1, files("a2.mp4"), ONE)  # a re-join replaces, it adds none
-        store.join("10.0.0.1", 3, files("c.mp4"), TWO)  # another address has its own budget
-        store.join("10.0.0.1", 4, files("d.mp4"))  # callers in this process are not counted
-        assert store.stats().peers == 4
-
-    def test_files_per_address_count_every_registration_of_the_address(self, make: Make) -> None:
-        store = make(limits=dataclasses.replace(ROOMY, files_per_address=5))
-        first = store.join("10.0.0.1", 1, files("a", "b", "c"), ONE)
-        before = store.snapshot()
-
-        error = refused("ADDRESS_FILE_LIMIT", store.join, "10.0.0.1", 2, files("d", "e", "f"), ONE)
-        assert "address 10.9.0.1 would have 6 files; the limit is 5" in str(error)
-        error = refused(
-            "ADDRESS_FILE_LIMIT", store.update, first.peer_id, first.token, files("d", "e", "f")
-        )
-        assert "address 10.9.0.1 would have 6 files; the limit is 5" in str(error)
-        assert store.snapshot() == before
-        assert [m.peer_id for m in store.search(name="a").matches] == [first.peer_id]
-        assert store.search(name="d").matches == []
-
-        store.join("10.0.0.1", 2, files("d", "e", "f"), TWO)
-        store.update(first.peer_id, first.token, files("d", "e"), ["a"])  # 4 files now
-        store.join("10.0.0.1", 1, files(*"vwxyz"), ONE)  # replaces its own 4 files: 5
-        refused("ADDRESS_FILE_LIMIT", store.join, "10.0.0.1", 3, files("g"), ONE)
-
-    def test_bytes_of_names_per_address_are_utf8_bytes(self, make: Make) -> None:
-        store = make(limits=dataclasses.replace(ROOMY, name_bytes_per_address=20))
-        joined = store.join("10.0.0.1", 1, files("ééééé"), ONE)  # 10 bytes, 5 characters
-
-        refused("ADDRESS_NAME_BYTES_LIMIT", store.join, "10.0.0.1", 2, files("ååååå", "x"), ONE)
-        refused(
-            "ADDRESS_NAME_BYTES_LIMIT",
-            store.update,
-            joined.peer_id,
-            joined.token,
-            files("日本語xy"),
-        )
-        store.update(joined.peer_id, joined.token, files("ååååå"))  # exactly 20
-        store.join("10.0.0.1", 2, files("ååååå", "x"), TWO)
-        assert store.stats().entries == 4
-
-    def test_the_whole_index_has_limits_whoever_calls(self, make: Make) -> None:
-        store = make(limits=dataclasses.replace(ROOMY, peers=2, files=4, name_bytes=12))
-        a = store.join("10.0.0.1", 1, files("aaa", "bbb"))
-        store.join("10.0.0.1", 2, files("ccc"), ONE)
-        before = store.snapshot()
-
-        refused("INDEX_PEER_LIMIT", store.join, "10.0.0.1", 3, files("d"), TWO)
-        refused("INDEX_FULL", store.update, a.peer_id, a.token, files("d", "e"))
-        refused("INDEX_NAME_BYTES_LIMIT", store.update, a.peer_id, a.token, files("dddd"))
-        error = refused("INDEX_FULL", store.join, "10.0.0.1", 1, files(*"vwxyz"))
-        assert "the tracker would have 6 files; the limit is 4 (--max-files)" in str(error)
-        assert store.snapshot() == before
-        store.update(a.peer_id, a.token, files("ddd"))  # 4 files, 12 bytes: at the limits
-
-    def test_leaving_gives_the_address_its_budget_back(self, make: Make) -> None:
-        clock = Clock()
-        store = make(10, clock=clock, limits=dataclasses.replace(ROOMY, files_per_address=2))
-        left = store.join("10.0.0.1", 1, files("a", "b"), ONE)
-        store.leave(left.peer_id, left.token)
-        expired = store.join("10.0.0.1", 2, files("c", "d"), ONE)
-        refused("ADDRESS_FILE_LIMIT", store.join, "10.0.0.1", 3, files("e"), ONE)
-        clock.now += 30
-        store.join("10.0.0.1", 3, files("e", "f"), ONE)
-        assert store.search(name="c").matches == []
-        assert [d.peer_id for d in store.expire()] == [expired.peer_id]
-        assert store.stats().entries == 2
-
     def test_a_peer_that_joins_again_while_its_files_go_replaces_them(
         self, store: IndexStore
     ) -> None:
@@ -520,14 +444,6 @@ class StoreContract:
         assert store.files_of(new.peer_id) == files("1.mp4", "new.mp4")
         assert store.audit() == []
 
-    def test_the_index_counts_a_shared_name_once(self, make: Make) -> None:
-        store = make(limits=dataclasses.replace(ROOMY, name_bytes=6))
-        store.join("10.0.0.1", 1, files("abc"), ONE)
-        store.join("10.0.0.1", 2, files("abc"), TWO)  # held twice, stored once: 3 bytes
-
-        refused("INDEX_NAME_BYTES_LIMIT", store.join, "10.0.0.1", 3, files("abcd"))
-        store.join("10.0.0.1", 3, files("xyz", "abc"))
-
     # -- bounded search and paging ---------------------------------------------------------
 
     def test_a_broad_search_looks_at_a_bounded_number_of_entries(self, make: Make) -> None:
@@ -539,12 +455,12 @@ class StoreContract:
         outcome = store.search(query="mp4", limit=100)
         assert len(outcome.matches) == 100
         assert outcome.truncated
-        assert outcome.examined <= 500
+        assert outcome.examined <= self.examined_bound(500)
         assert [m.peer_id for m in outcome.matches] == ["127.0.0.1:10000"] * 100
 
         # "p-7" is in 111 names, all of the first peer: pages walk the other peers for nothing.
         pages = list(every_page(store, 1000, query="CLIP-7 mp4"))
-        assert all(page.examined <= 500 for page in pages)
+        assert all(page.examined <= self.examined_bound(500) for page in pages)
         assert any(page.truncated and len(page.matches) < 1000 for page in pages)
         found = [key for page in pages for key in keys(page)]
         assert found == brute_force(store.snapshot(), ["clip-7", "mp4"])
@@ -552,7 +468,7 @@ class StoreContract:
 
         # Words shorter than a trigram have no bucket: every name is a candidate.
         short = store.search(query="9.", limit=10)
-        assert short.examined <= 500
+        assert short.examined <= self.examined_bound(500)
         assert [m.file.name for m in short.matches][:2] == ["clip-109.mp4", "clip-119.mp4"]
 
     @pytest.mark.parametrize("budget", [1, 3, 7, 50])
@@ -573,7 +489,7 @@ class StoreContract:
 
         for limit in (1, 2, 5, 1000):
             pages = list(every_page(store, limit, query="mp4"))
-            assert all(page.examined <= budget for page in pages)
+            assert all(page.examined <= self.examined_bound(budget) for page in pages)
             found = [key for page in pages for key in keys(page)]
             assert found == brute_force(store.snapshot(), ["mp4"])
 
@@ -668,6 +584,98 @@ class StoreContract:
         assert store.stats().entries == sum(len(f) for f in snapshot.values())
 
 
+class LimitsContract:
+    """The limits, as one store with one shard enforces them exactly (a sharded store gives
+    each shard its share of each limit: its own tests say what that means).
+    """
+
+    def test_registrations_per_address(self, make: Make) -> None:
+        store = make(limits=dataclasses.replace(ROOMY, peers_per_address=2))
+        store.join("10.0.0.1", 1, files("a.mp4"), ONE)
+        store.join("10.0.0.1", 2, files("b.mp4"), ONE)
+        before = store.snapshot()
+
+        error = refused("ADDRESS_PEER_LIMIT", store.join, "10.0.0.1", 3, files("c.mp4"), ONE)
+        assert "the limit is 2 (--max-peers-per-address)" in str(error)
+        assert error.metadata == {"limit": "2", "flag": "--max-peers-per-address"}  # type: ignore[attr-defined]
+        assert store.snapshot() == before
+        store.join("10.0.0.1", 1, files("a2.mp4"), ONE)  # a re-join replaces, it adds none
+        store.join("10.0.0.1", 3, files("c.mp4"), TWO)  # another address has its own budget
+        store.join("10.0.0.1", 4, files("d.mp4"))  # callers in this process are not counted
+        assert store.stats().peers == 4
+
+    def test_files_per_address_count_every_registration_of_the_address(self, make: Make) -> None:
+        store = make(limits=dataclasses.replace(ROOMY, files_per_address=5))
+        first = store.join("10.0.0.1", 1, files("a", "b", "c"), ONE)
+        before = store.snapshot()
+
+        error = refused("ADDRESS_FILE_LIMIT", store.join, "10.0.0.1", 2, files("d", "e", "f"), ONE)
+        assert "address 10.9.0.1 would have 6 files; the limit is 5" in str(error)
+        error = refused(
+            "ADDRESS_FILE_LIMIT", store.update, first.peer_id, first.token, files("d", "e", "f")
+        )
+        assert "address 10.9.0.1 would have 6 files; the limit is 5" in str(error)
+        assert store.snapshot() == before
+        assert [m.peer_id for m in store.search(name="a").matches] == [first.peer_id]
+        assert store.search(name="d").matches == []
+
+        store.join("10.0.0.1", 2, files("d", "e", "f"), TWO)
+        store.update(first.peer_id, first.token, files("d", "e"), ["a"])  # 4 files now
+        store.join("10.0.0.1", 1, files(*"vwxyz"), ONE)  # replaces its own 4 files: 5
+        refused("ADDRESS_FILE_LIMIT", store.join, "10.0.0.1", 3, files("g"), ONE)
+
+    def test_bytes_of_names_per_address_are_utf8_bytes(self, make: Make) -> None:
+        store = make(limits=dataclasses.replace(ROOMY, name_bytes_per_address=20))
+        joined = store.join("10.0.0.1", 1, files("ééééé"), ONE)  # 10 bytes, 5 characters
+
+        refused("ADDRESS_NAME_BYTES_LIMIT", store.join, "10.0.0.1", 2, files("ååååå", "x"), ONE)
+        refused(
+            "ADDRESS_NAME_BYTES_LIMIT",
+            store.update,
+            joined.peer_id,
+            joined.token,
+            files("日本語xy"),
+        )
+        store.update(joined.peer_id, joined.token, files("ååååå"))  # exactly 20
+        store.join("10.0.0.1", 2, files("ååååå", "x"), TWO)
+        assert store.stats().entries == 4
+
+    def test_the_whole_index_has_limits_whoever_calls(self, make: Make) -> None:
+        store = make(limits=dataclasses.replace(ROOMY, peers=2, files=4, name_bytes=12))
+        a = store.join("10.0.0.1", 1, files("aaa", "bbb"))
+        store.join("10.0.0.1", 2, files("ccc"), ONE)
+        before = store.snapshot()
+
+        refused("INDEX_PEER_LIMIT", store.join, "10.0.0.1", 3, files("d"), TWO)
+        refused("INDEX_FULL", store.update, a.peer_id, a.token, files("d", "e"))
+        refused("INDEX_NAME_BYTES_LIMIT", store.update, a.peer_id, a.token, files("dddd"))
+        error = refused("INDEX_FULL", store.join, "10.0.0.1", 1, files(*"vwxyz"))
+        assert "the tracker would have 6 files; the limit is 4 (--max-files)" in str(error)
+        assert store.snapshot() == before
+        store.update(a.peer_id, a.token, files("ddd"))  # 4 files, 12 bytes: at the limits
+
+    def test_leaving_gives_the_address_its_budget_back(self, make: Make) -> None:
+        clock = Clock()
+        store = make(10, clock=clock, limits=dataclasses.replace(ROOMY, files_per_address=2))
+        left = store.join("10.0.0.1", 1, files("a", "b"), ONE)
+        store.leave(left.peer_id, left.token)
+        expired = store.join("10.0.0.1", 2, files("c", "d"), ONE)
+        refused("ADDRESS_FILE_LIMIT", store.join, "10.0.0.1", 3, files("e"), ONE)
+        clock.now += 30
+        store.join("10.0.0.1", 3, files("e", "f"), ONE)
+        assert store.search(name="c").matches == []
+        assert [d.peer_id for d in store.expire()] == [expired.peer_id]
+        assert store.stats().entries == 2
+
+    def test_the_index_counts_a_shared_name_once(self, make: Make) -> None:
+        store = make(limits=dataclasses.replace(ROOMY, name_bytes=6))
+        store.join("10.0.0.1", 1, files("abc"), ONE)
+        store.join("10.0.0.1", 2, files("abc"), TWO)  # held twice, stored once: 3 bytes
+
+        refused("INDEX_NAME_BYTES_LIMIT", store.join, "10.0.0.1", 3, files("abcd"))
+        store.join("10.0.0.1", 3, files("xyz", "abc"))
+
+
 # -- the stateful property test: a backend against the memory model ----------------------
 
 MODEL_LIMITS = Limits(
@@ -696,7 +704,7 @@ class ModelComparison:
     """Builds the state machine that runs every call on a backend and on the memory model."""
 
     @staticmethod
-    def machine(make: Make) -> type:
+    def machine(make: Make, limits: Limits, *, names_once: bool) -> type:
         from hypothesis import strategies as st
         from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
         from napshare.tracker.index import TrackerIndex
@@ -711,7 +719,7 @@ class ModelComparison:
             def __init__(self) -> None:
                 super().__init__()
                 self.clock = Clock()
-                options = {"clock": self.clock, "max_files": 6, "limits": MODEL_LIMITS}
+                options = {"clock": self.clock, "max_files": 6, "limits": limits}
                 self.model = TrackerIndex(10, **options)  # type: ignore[arg-type]
                 self.store = make(10, **options)
                 self.tokens: dict[int, tuple[str, str]] = {}  # port: (model's, store's)
@@ -809,7 +817,10 @@ class ModelComparison:
             @invariant()
             def same_index(self) -> None:
                 assert self.store.snapshot() == self.model.snapshot()
-                assert self.store.stats() == self.model.stats()
+                found, expected = self.store.stats(), self.model.stats()
+                assert (found.peers, found.entries) == (expected.peers, expected.entries)
+                if names_once:
+                    assert found.names == expected.names
 
             def teardown(self) -> None:
                 self.store.expire()
@@ -821,15 +832,19 @@ class ModelComparison:
 class ModelContract:
     """Mixed into a backend's test class: its store behaves as the memory model does."""
 
+    model_limits = MODEL_LIMITS  # small, so that calls pass them; ROOMY for a sharded store
+    names_once = True  # stats() counts each distinct name once (a sharded store: per shard)
+    model_examples = 40
+
     def test_behaves_as_the_memory_model(self, make: Make) -> None:
         from hypothesis import HealthCheck, settings
         from hypothesis.stateful import run_state_machine_as_test
 
-        machine = ModelComparison.machine(make)
+        machine = ModelComparison.machine(make, self.model_limits, names_once=self.names_once)
         run_state_machine_as_test(
             machine,
             settings=settings(
-                max_examples=40,
+                max_examples=self.model_examples,
                 stateful_step_count=30,
                 deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],

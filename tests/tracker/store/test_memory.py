@@ -6,10 +6,10 @@ import pytest
 from napshare.tracker.index import TrackerIndex
 from napshare.tracker.store.base import IndexStore
 
-from tests.tracker.store.contract import ModelContract, StoreContract
+from tests.tracker.store.contract import LimitsContract, ModelContract, StoreContract
 
 
-class TestMemoryStore(StoreContract, ModelContract):
+class TestMemoryStore(StoreContract, LimitsContract, ModelContract):
     @pytest.fixture
     def make(self) -> Callable[..., IndexStore]:
         def make(heartbeat_interval: float = 30.0, **options: object) -> IndexStore:

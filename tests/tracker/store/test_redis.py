@@ -1,15 +1,24 @@
 """The Redis backend (tracker/store/redis_store.py) against the store contract, on a real
-redis-server: in one shard, and in three (the layout a Redis Cluster spreads).
+redis-server: in one shard, and in three (the layout a Redis Cluster spreads over its nodes).
 """
 
+import dataclasses
 from collections.abc import Callable, Iterator
 
 import pytest
+from napshare.tracker.errors import CapacityError
 from napshare.tracker.store.base import IndexStore
 from napshare.tracker.store.redis_store import RedisStore
 
 from tests.support.redis import RedisServer, store_url
-from tests.tracker.store.contract import ModelContract, StoreContract
+from tests.tracker.store.contract import (
+    ONE,
+    ROOMY,
+    LimitsContract,
+    ModelContract,
+    StoreContract,
+    files,
+)
 
 
 @pytest.fixture
@@ -21,12 +30,47 @@ def made(redis_server: RedisServer) -> Iterator[list[RedisStore]]:
         store.close()
 
 
-class TestRedisStore(StoreContract, ModelContract):
+class RedisStoreTests(StoreContract, ModelContract):
+    """The contract on a new store of `shards` shards on the session's redis-server."""
+
+    shards = 1
+
     @pytest.fixture
     def make(self, redis_server: RedisServer, made: list[RedisStore]) -> Callable[..., IndexStore]:
         def make(heartbeat_interval: float = 30.0, **options: object) -> IndexStore:
-            store = RedisStore(store_url(redis_server), heartbeat_interval, **options)  # type: ignore[arg-type]
+            url = store_url(redis_server, shards=str(self.shards))
+            store = RedisStore(url, heartbeat_interval, **options)  # type: ignore[arg-type]
             made.append(store)
             return store
 
         return make
+
+
+class TestRedisStore(RedisStoreTests, LimitsContract):
+    """One shard: every limit is exact."""
+
+
+class TestShardedRedisStore(RedisStoreTests):
+    """Three shards on one server: every search asks all three and merges their pages."""
+
+    shards = 3
+    model_limits = ROOMY  # each shard enforces a third of each limit
+    names_once = False  # a name two shards hold is counted by each
+
+    def examined_bound(self, budget: int) -> int:
+        return budget * self.shards  # each shard walks up to the budget
+
+    def test_each_shard_enforces_its_share_of_a_limit(
+        self, make: Callable[..., IndexStore]
+    ) -> None:
+        store = make(limits=dataclasses.replace(ROOMY, files_per_address=9, files=30))
+        joined = 0
+        with pytest.raises(CapacityError) as caught:
+            for port in range(1, 10):
+                store.join("10.0.0.1", port, files(f"{port}-a", f"{port}-b"), ONE)
+                joined += 2
+        # A third of 9 per shard: the address is refused before it has 9, never after.
+        assert joined <= 9
+        assert caught.value.reason == "ADDRESS_FILE_LIMIT"
+        assert "the limit is 3 (--max-files-per-address)" in str(caught.value)
+        assert store.stats().entries == joined
