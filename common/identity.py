@@ -7,7 +7,9 @@ at Join that they hold their key by signing `join_message`; the tracker checks i
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import errno
 import hashlib
 import ipaddress
 import os
@@ -160,14 +162,31 @@ def identity_from_pem(key_pem: bytes, cert_pem: bytes) -> Identity:
     return Identity(key, cert_pem, ders[0], key_pem)
 
 
-def load_or_create(directory: str, name: str, extra_names: Iterable[str] = ()) -> Identity:
+def load_or_create(
+    directory: str, name: str, extra_names: Iterable[str] = (), *, parent_fd: int | None = None
+) -> Identity:
     """The identity kept in `directory` (KEY_FILE and CERT_FILE), made there if it has none.
 
     The directory is made 0700 and the files 0600; neither is followed if it is a symlink.
-    Raises IdentityError for files that are there but broken (one of them missing, say).
+    With `parent_fd`, `directory` is one name inside that open directory (so no component of
+    the path above it is followed either). Raises IdentityError for files that are there but
+    broken (one of them missing, say), or for a directory that is a symlink.
     """
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    if parent_fd is None:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+    else:
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(directory, 0o700, dir_fd=parent_fd)
+    try:
+        dir_fd = os.open(
+            directory,
+            os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+            dir_fd=parent_fd,
+        )
+    except OSError as error:
+        if error.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise IdentityError(f"{directory} is a symlink or not a folder") from None
+        raise
     try:
         if os.fstat(dir_fd).st_mode & 0o077:
             try:
