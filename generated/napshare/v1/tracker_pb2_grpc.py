@@ -158,8 +158,9 @@ class TrackerServiceServicer:
         and never reachable.
 
         Errors:
-        * `INVALID_ARGUMENT`: a malformed host, port 0 or above 65535
-        (`ADDRESS_INVALID`); an empty host when the caller's address is not an
+        * `INVALID_ARGUMENT`: a malformed host, port 0 or above 65535, or a
+        `local_addresses` entry that is not an IP address and port, or more
+        than 8 of them (`ADDRESS_INVALID`; `field` names it); an empty host when the caller's address is not an
         IP address (`CALLER_ADDRESS_UNKNOWN`); a bad file name (`NAME_INVALID`),
         size (`SIZE_INVALID`), sha256 (`SHA256_INVALID`) or pieces root
         (`PIECES_ROOT_INVALID`); a name listed twice (`NAME_DUPLICATE`); more
