@@ -94,6 +94,11 @@ def not_registered(peer_id: str) -> UnknownPeerError:
     )
 
 
+def unknown_contact(peer_id: str) -> UnknownPeerError:
+    """The error for a Connect to a peer that has no live registration."""
+    return UnknownPeerError(f"peer {peer_id} is not registered (it left, or its lease ran out)")
+
+
 def wrong_token(peer_id: str) -> UnauthenticatedError:
     """The error for a call whose token is not that of `peer_id`'s registration."""
     return UnauthenticatedError(

@@ -29,7 +29,7 @@ from napshare.common.protocol import HEARTBEAT_INTERVAL
 from napshare.tracker import paging
 from napshare.tracker.catalog import Catalog, pack_record, unpack_record
 from napshare.tracker.checks import MAX_FILES, CheckedFiles, SearchQuery
-from napshare.tracker.errors import address_taken, not_registered, wrong_token
+from napshare.tracker.errors import address_taken, not_registered, unknown_contact, wrong_token
 from napshare.tracker.limits import (
     PER_ADDRESS,
     WHOLE_INDEX,
@@ -43,6 +43,7 @@ from napshare.tracker.store.base import (
     MAX_CANDIDATES,
     MAX_CONCURRENT_SEARCHES,
     SEARCH_BUDGET,
+    Contact,
     DeadPeer,
     FileEntry,
     IndexStats,
@@ -281,6 +282,26 @@ class TrackerIndex(IndexStore):
             now = self._expire_locked()
             self._renew_locked(self._authenticated_locked(peer_id, token), now)
 
+    def _verify(self, peer_id: str, token: str) -> None:
+        with self._lock:
+            self._expire_locked()
+            self._authenticated_locked(peer_id, token)
+
+    def _contact(self, peer_id: str) -> Contact:
+        with self._lock:
+            self._expire_locked()
+            peer = self._peers.get(peer_id)
+            if peer is None:
+                raise unknown_contact(peer_id)
+            return Contact(
+                peer_id,
+                peer.token,
+                peer.identity,
+                peer.source,
+                peer.reachable,
+                peer.local_addresses,
+            )
+
     def _leave(self, peer_id: str, token: str) -> None:
         with self._lock:
             self._expire_locked()
@@ -326,6 +347,7 @@ class TrackerIndex(IndexStore):
                 peer_id,
                 _entry(file_name, catalog.record(peer_id, name_id)),
                 peers[peer_id].certificate,
+                peers[peer_id].reachable,
             )
             for peer_id, file_name, name_id in first
         ]

@@ -45,6 +45,7 @@ class Match(NamedTuple):
     peer_id: str
     file: FileEntry
     certificate: bytes = b""  # the peer's, as its Join carried it; empty when anonymous
+    reachable: bool = False  # the tracker reached the peer at peer_id when it joined
 
 
 class SearchOutcome(NamedTuple):
@@ -72,6 +73,20 @@ class Registration:
 
     peer_id: str
     token: str
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """What Connect needs of a registered peer: who it is, where it joined from, its local
+    addresses, and the token of its registration (a Listen stream holds it).
+    """
+
+    peer_id: str
+    token: str
+    identity: str  # "" for an anonymous Join
+    source: str | None  # the IP address its Join came from (None: a caller in this process)
+    reachable: bool
+    local_addresses: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +216,14 @@ class IndexStore(ABC):
         """Remove the caller and its files."""
         self._leave(checks.normal_peer_id(peer_id), token)
 
+    def verify(self, peer_id: str, token: str) -> None:
+        """Check that `token` is that of `peer_id`'s live registration, renewing nothing."""
+        self._verify(checks.normal_peer_id(peer_id), token)
+
+    def contact(self, peer_id: str) -> Contact:
+        """How to reach registered `peer_id`: UnknownPeerError if it is not registered."""
+        return self._contact(checks.normal_peer_id(peer_id))
+
     def search(
         self, *, name: str = "", query: str = "", limit: int = 0, page_token: str = ""
     ) -> SearchOutcome:
@@ -309,6 +332,12 @@ class IndexStore(ABC):
 
     @abstractmethod
     def _leave(self, peer_id: str, token: str) -> None: ...
+
+    @abstractmethod
+    def _verify(self, peer_id: str, token: str) -> None: ...
+
+    @abstractmethod
+    def _contact(self, peer_id: str) -> Contact: ...
 
     @abstractmethod
     def _page(self, wanted: SearchQuery, after: Key | None, *, broad: bool) -> Page | None:

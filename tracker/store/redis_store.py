@@ -38,6 +38,7 @@ from napshare.tracker.errors import (
     StoreUnavailableError,
     address_taken,
     not_registered,
+    unknown_contact,
     wrong_token,
 )
 from napshare.tracker.limits import (
@@ -53,6 +54,7 @@ from napshare.tracker.store.base import (
     MAX_CANDIDATES,
     MAX_CONCURRENT_SEARCHES,
     SEARCH_BUDGET,
+    Contact,
     DeadPeer,
     FileEntry,
     IndexStats,
@@ -78,6 +80,8 @@ CONNECT_TIMEOUT = 5.0  # seconds
 RETRY_SECONDS = 1.0  # what a caller is told to wait when the store does not answer
 _SCRIPTS = (
     "join",
+    "verify",
+    "contact",
     "claim",
     "update",
     "heartbeat",
@@ -91,7 +95,7 @@ _SCRIPTS = (
     "audit",
     "hello",
 )
-_AUTHENTICATED = ("update", "heartbeat", "leave")
+_AUTHENTICATED = ("update", "heartbeat", "leave", "verify")
 _SIZE = struct.Struct("<Q")
 _NO_DUE = -1
 
@@ -275,6 +279,25 @@ class RedisStore(IndexStore):
         args = [self._now(), self._lease_ms, peer_id, token, LEASE_SLICE]
         self._answered(peer_id, self._call("leave", shard, args), shard)
 
+    def _verify(self, peer_id: str, token: str) -> None:
+        shard = self._shard(peer_id)
+        args = [self._now(), self._lease_ms, peer_id, token, LEASE_SLICE]
+        self._answered(peer_id, self._call("verify", shard, args), shard)
+
+    def _contact(self, peer_id: str) -> Contact:
+        reply = self._call("contact", self._shard(peer_id), [self._now(), peer_id])
+        if reply[1] != b"OK":
+            raise unknown_contact(peer_id)
+        token, identity, source, has_source, reachable, local = reply[2:8]
+        return Contact(
+            peer_id,
+            token.decode(),
+            identity.decode(),
+            source.decode() if has_source == b"1" else None,
+            reachable == b"1",
+            tuple(local.decode().split("\n")) if local else (),
+        )
+
     def _page(self, wanted: SearchQuery, after: paging.Key | None, *, broad: bool) -> Page | None:
         head: list[Any] = [
             self._now(),
@@ -312,12 +335,15 @@ class RedisStore(IndexStore):
             generation.append((epoch, int(gen)))
             if shard_due != _NO_DUE and (due == _NO_DUE or shard_due < due):
                 due = shard_due
-            known = {peers[i].decode(): bytes(peers[i + 1]) for i in range(0, len(peers), 3)}
+            known = {
+                peers[i].decode(): (bytes(peers[i + 1]), peers[i + 2] == b"1")
+                for i in range(0, len(peers), 3)
+            }
             found = [
                 Match(
                     results[i].decode(),
                     _entry(results[i + 1].decode("utf-8", "surrogatepass"), results[i + 2]),
-                    known[results[i].decode()],
+                    *known[results[i].decode()],
                 )
                 for i in range(0, len(results), 3)
             ]

@@ -312,6 +312,62 @@ class StoreContract:
             ("10.0.0.1:2", b""),
         ]
 
+    def test_a_search_says_whether_the_tracker_reached_the_holder(self, store: IndexStore) -> None:
+        store.join("10.0.0.1", 1, files("a.mp4"), identity="f" * 64, reachable=True)
+        store.join("10.0.0.1", 2, files("a.mp4"), identity="e" * 64, reachable=False)
+
+        found = store.search(query="a.mp4").matches
+
+        assert [(m.peer_id, m.reachable) for m in found] == [
+            ("10.0.0.1:1", True),
+            ("10.0.0.1:2", False),
+        ]
+
+    def test_contact_tells_how_to_reach_a_registered_peer(self, store: IndexStore) -> None:
+        first = store.join(
+            "10.0.0.1", 8776, files("a"), "198.51.100.7", local_addresses=("10.0.0.1:1",)
+        )
+        assert store.contact("10.0.0.1:8776").local_addresses == ("10.0.0.1:1",)
+        second = store.join(
+            "10.0.0.1",
+            8776,
+            files("a"),
+            "198.51.100.7",
+            identity="c" * 64,
+            reachable=True,
+            local_addresses=("192.168.1.20:8776", "[fe80::1]:8776"),
+        )
+
+        contact = store.contact("10.0.0.1:8776")
+
+        assert contact.token == second.token != first.token
+        assert contact.local_addresses == ("192.168.1.20:8776", "[fe80::1]:8776")
+        assert (contact.source, contact.identity, contact.reachable) == (
+            "198.51.100.7",
+            "c" * 64,
+            True,
+        )
+        anonymous = store.join("10.0.0.1", 8777, [])
+        assert store.contact(anonymous.peer_id).source is None
+        with pytest.raises(UnknownPeerError):
+            store.contact("10.0.0.1:9")
+
+    def test_verify_checks_the_token_without_renewing_the_lease(self, make: Make) -> None:
+        clock = Clock()
+        store = make(10, clock=clock)
+        registration = store.join("10.0.0.1", 8776, files("a"))
+        clock.now += 29
+        store.verify(registration.peer_id, registration.token)
+        with pytest.raises(UnauthenticatedError):
+            store.verify(registration.peer_id, "0" * 32)
+        with pytest.raises(InvalidRequestError):
+            store.verify("not an address", registration.token)
+        clock.now += 1  # three intervals after the Join: verify renewed nothing
+        with pytest.raises(UnknownPeerError):
+            store.verify(registration.peer_id, registration.token)
+        with pytest.raises(UnknownPeerError):
+            store.contact(registration.peer_id)
+
     # -- who may take an address -----------------------------------------------------------
 
     def test_a_live_registration_keeps_its_address_from_another_identity(
