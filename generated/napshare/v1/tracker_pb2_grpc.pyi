@@ -61,6 +61,12 @@ class TrackerServiceStub:
     `INVALID_ARGUMENT` (`REQUEST_MALFORMED`). Errors made by gRPC itself (a
     request over 16 MiB, more calls in flight than the limit) carry no
     details.
+
+    Replicas: several trackers may share one index (`--store redis://...`) and
+    one identity, and answer as one: a peer may send each call to any of them,
+    and a `page_token` from one works at the others. A tracker whose store
+    does not answer fails any RPC with `UNAVAILABLE` (`STORE_UNAVAILABLE`,
+    with `RetryInfo`: 1 s); ask again, or ask another replica.
     """
 
     @_typing.overload
@@ -330,6 +336,12 @@ class TrackerServiceAsyncStub(TrackerServiceStub):
     `INVALID_ARGUMENT` (`REQUEST_MALFORMED`). Errors made by gRPC itself (a
     request over 16 MiB, more calls in flight than the limit) carry no
     details.
+
+    Replicas: several trackers may share one index (`--store redis://...`) and
+    one identity, and answer as one: a peer may send each call to any of them,
+    and a `page_token` from one works at the others. A tracker whose store
+    does not answer fails any RPC with `UNAVAILABLE` (`STORE_UNAVAILABLE`,
+    with `RetryInfo`: 1 s); ask again, or ask another replica.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -595,6 +607,12 @@ class TrackerServiceServicer(metaclass=_abc_1.ABCMeta):
     `INVALID_ARGUMENT` (`REQUEST_MALFORMED`). Errors made by gRPC itself (a
     request over 16 MiB, more calls in flight than the limit) carry no
     details.
+
+    Replicas: several trackers may share one index (`--store redis://...`) and
+    one identity, and answer as one: a peer may send each call to any of them,
+    and a `page_token` from one works at the others. A tracker whose store
+    does not answer fails any RPC with `UNAVAILABLE` (`STORE_UNAVAILABLE`,
+    with `RetryInfo`: 1 s); ask again, or ask another replica.
     """
 
     @_abc_1.abstractmethod

@@ -793,6 +793,12 @@ export const ConnectPathSchema: GenEnum<ConnectPath> = /*@__PURE__*/
  * request over 16 MiB, more calls in flight than the limit) carry no
  * details.
  *
+ * Replicas: several trackers may share one index (`--store redis://...`) and
+ * one identity, and answer as one: a peer may send each call to any of them,
+ * and a `page_token` from one works at the others. A tracker whose store
+ * does not answer fails any RPC with `UNAVAILABLE` (`STORE_UNAVAILABLE`,
+ * with `RetryInfo`: 1 s); ask again, or ask another replica.
+ *
  * @generated from service napshare.v1.TrackerService
  */
 export const TrackerService: GenService<{
