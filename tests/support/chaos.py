@@ -31,6 +31,8 @@ import grpc
 from napshare.tracker.store.redis_store import RedisStore
 from napshare.v1 import file_info_pb2, tracker_pb2, tracker_pb2_grpc
 
+from tests.support.redis import RedisServer, store_url
+
 LISTENING = re.compile(rb"listening on 127\.0\.0\.1:(\d+)")
 NAMES = [
     f"{word}-{n}.{ext}"
@@ -40,6 +42,8 @@ NAMES = [
 ]
 WORDS = ["raft", "paxos mp4", "gossip-2", "pdf", "-1.", "nothing"]
 RPC_TIMEOUT = 5.0
+# Every simulated peer calls from 127.0.0.1: one address may hold them all.
+REPLICA_FLAGS = ("--max-peers-per-address", "100000")
 DIGEST = "ab" * 32
 
 
@@ -109,12 +113,12 @@ class Storm:
     def __init__(self, store: str, folder: Path, *, replicas: int = 3, flags: tuple[str, ...] = ()):
         self.store = store
         self.folder = folder
-        self.flags = flags
         # A store older than a lease: a replica that restarts must not say gathering.
         primer = RedisStore(store, heartbeat_interval=0.01)
         primer.close()
         time.sleep(0.1)
-        self.replicas = [start_replica(store, folder, *flags) for _ in range(replicas)]
+        self.flags = (*REPLICA_FLAGS, *flags)
+        self.replicas = [start_replica(store, folder, *self.flags) for _ in range(replicas)]
         self.lock = threading.Lock()
         self.report = Report()
         self._channels: dict[str, grpc.Channel] = {}
@@ -203,7 +207,7 @@ class Storm:
         except grpc.RpcError as error:
             code = error.code().name  # type: ignore[attr-defined]
             self.count(rpc, code)
-            return code, error
+            return code, error.details()  # type: ignore[attr-defined]
         self.count(rpc, "OK")
         return "OK", reply
 
@@ -300,3 +304,49 @@ class Storm:
 
 def _info(name: str) -> file_info_pb2.FileInfo:
     return file_info_pb2.FileInfo(name=name, size=len(name), sha256=DIGEST)
+
+
+def store_loss(server: RedisServer, folder: Path) -> list[str]:
+    """Restart `server` without its data under two replicas: what went wrong, if anything.
+
+    Each replica must notice (one log line each) and its searches say `gathering` until the
+    peers had a lease to join again, and not after.
+    """
+    problems: list[str] = []
+    store = store_url(server)
+    replicas = [start_replica(store, folder, "--heartbeat-interval", "1") for _ in range(2)]
+    channels = [grpc.insecure_channel(replica.address) for replica in replicas]
+    try:
+        time.sleep(3.2)  # a new store gathers for one lease (3 s): let that pass first
+        server.kill()
+        server.start()
+        for replica, channel in zip(replicas, channels, strict=True):
+            stub = tracker_pb2_grpc.TrackerServiceStub(channel)
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    answer = stub.Search(tracker_pb2.SearchRequest(name="x"), timeout=RPC_TIMEOUT)
+                    break
+                except grpc.RpcError:
+                    if time.monotonic() > deadline:
+                        problems.append(f"replica {replica.address} did not answer again")
+                        answer = None
+                        break
+                    time.sleep(0.1)
+            if answer is not None and not answer.gathering:
+                problems.append(f"replica {replica.address} did not say gathering")
+        time.sleep(3.2)
+        for replica, channel in zip(replicas, channels, strict=True):
+            stub = tracker_pb2_grpc.TrackerServiceStub(channel)
+            if stub.Search(tracker_pb2.SearchRequest(name="x"), timeout=RPC_TIMEOUT).gathering:
+                problems.append(f"replica {replica.address} still says gathering after a lease")
+            noticed = replica.log.read_text(errors="replace").count("lost its data")
+            if noticed != 1:
+                problems.append(f"replica {replica.address} noticed the loss {noticed} times")
+    finally:
+        for channel in channels:
+            channel.close()
+        for replica in replicas:
+            replica.process.kill()
+            replica.process.wait()
+    return problems

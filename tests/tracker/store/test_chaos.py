@@ -18,7 +18,7 @@ def test_killing_replicas_during_a_storm_loses_nothing_acknowledged(
         storm.stop()
 
     assert report.problems == []
-    assert report.kills >= 5
+    assert report.kills >= 2
     assert report.calls[("Join", "OK")] > 50
     assert report.calls[("Search", "OK")] > 50
     assert report.registered > 0

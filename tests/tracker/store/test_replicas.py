@@ -9,10 +9,11 @@ from pathlib import Path
 
 import grpc
 import pytest
-from napshare.common import error_details, reasons
+from napshare.common import reasons
 from napshare.common.exitcodes import ExitCode
 from napshare.v1 import tracker_pb2, tracker_pb2_grpc
 
+from tests.support.chaos import store_loss
 from tests.support.redis import RedisServer, store_url
 from tests.tracker.conftest import TrackerProcess, info
 
@@ -165,43 +166,9 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 def test_when_the_store_loses_its_data_every_replica_gathers_once(
-    start_tracker: Callable[..., TrackerProcess], own_redis: RedisServer
+    own_redis: RedisServer, tmp_path: Path
 ) -> None:
-    url = store_url(own_redis)
-    a, b = (start_tracker("--store", url, "--heartbeat-interval", "1") for _ in range(2))
-    join(a, 9001, "x.mp4")
-    time.sleep(3.1)  # the gathering window of a new store ends
-    assert not search(a, name="x.mp4").gathering
-    assert not search(b, name="x.mp4").gathering
-
-    own_redis.kill()
-    own_redis.start()  # empty: it kept nothing
-
-    for tracker in (a, b):
-        answer = _answered(lambda tracker=tracker: search(tracker, name="x.mp4"))
-        assert answer.gathering
-        assert answer.results == []
-    time.sleep(3.1)
-    assert not search(a, name="x.mp4").gathering
-    assert not search(b, name="x.mp4").gathering
-    for tracker in (a, b):
-        noticed = [line for line in tracker.stderr if "lost its data" in line]
-        assert len(noticed) == 1, tracker.stderr
-
-
-def _answered(call: Callable[[], tracker_pb2.SearchResponse]) -> tracker_pb2.SearchResponse:
-    """`call`'s answer once the store answers again (UNAVAILABLE, STORE_UNAVAILABLE, until)."""
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            return call()
-        except grpc.RpcError as error:
-            found = error_details.read(error)  # type: ignore[arg-type]
-            if found is None or found.reason != reasons.STORE_UNAVAILABLE:
-                raise
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+    assert store_loss(own_redis, tmp_path) == []
 
 
 def test_a_store_that_cannot_be_reached_is_one_line_and_its_exit_code(
