@@ -83,6 +83,7 @@ class Config:
             "poisoning": f"--size {_size_flag(self.transfer_size)} --rounds {min(self.rounds, 3)}",
             "memory": "--memory-sizes " + ",".join(_size_flag(s) for s in self.memory_sizes),
             "tracker": f"--peers {self.peers} --files-per-peer {self.files_per_peer}",
+            "tracker-redis": f"--peers {self.peers} --files-per-peer {self.files_per_peer}",
             "latency": f"--latency-size {_size_flag(self.latency_size)} --rounds {self.rounds} "
             "--latency-delays "
             + ",".join(f"{d:g}" for d in self.latency_delays_ms)

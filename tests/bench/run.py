@@ -9,6 +9,7 @@
 .venv/bin/python -m tests.bench.run --only swarm-rate --size 1GiB --swarm-rate 30MiB
 .venv/bin/python -m tests.bench.run --only swarm-memory --memory-sizes 1GiB,4GiB
 .venv/bin/python -m tests.bench.run --only single-source --size 1GiB --rounds 7 --baseline 2bb7e67
+.venv/bin/python -m tests.bench.run --only tracker-redis --peers 10000 --files-per-peer 100
 """
 
 import argparse
@@ -31,6 +32,7 @@ from tests.bench import (
     swarm_memory,
     swarm_rate,
     tracker_scale,
+    tracker_store,
     transfer,
 )
 from tests.bench.apps import napshare_ready
@@ -43,6 +45,7 @@ SECTIONS: dict[str, Callable[[Config], Section]] = {
     "transfer": transfer.run,
     "memory": memory.run,
     "tracker": tracker_scale.run,
+    "tracker-redis": tracker_store.run,
     "latency": latency.run,
     "ratelimit": ratelimit.run,
     "poisoning": poisoning.run,
