@@ -4,7 +4,7 @@ Every call is one Lua script on the server (tracker/store/lua/), so it is one ro
 one atomic step, timed by the server's clock (`TIME`): replicas need not agree on the time,
 and two of them can never both pass a limit or both take an address. The index is split into
 shards by peer id, each under one hash tag, so on a Redis Cluster the shards spread over its
-nodes; a search asks every shard and merges their pages (tracker/store/layout.md). Leases are
+nodes; a search asks every shard and merges their pages (the keys: lua/common.lua). Leases are
 a sorted set of deadlines per shard; every replica sweeps it in bounded slices, and each
 expired peer is reported by the one sweep that drops its last file.
 
