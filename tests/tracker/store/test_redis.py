@@ -3,6 +3,7 @@ redis-server: in one shard, and in three (the layout a Redis Cluster spreads ove
 """
 
 import dataclasses
+import random
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -18,6 +19,7 @@ from tests.tracker.store.contract import (
     ModelContract,
     StoreContract,
     files,
+    paged,
 )
 
 
@@ -75,3 +77,33 @@ class TestShardedRedisStore(RedisStoreTests):
         assert refusals
         assert {error.reason for error in refusals} == {"ADDRESS_FILE_LIMIT"}
         assert "the limit is 3 (--max-files-per-address)" in str(refusals[0])
+
+
+def test_a_bucket_that_grows_past_a_set_becomes_a_bitmap_and_searches_agree(
+    redis_server: RedisServer, made: list[RedisStore]
+) -> None:
+    """Past 512 ids a trigram bucket is a bitmap: search, removal and reuse of ids still agree
+    with a brute-force scan.
+    """
+    store = RedisStore(store_url(redis_server), 3600)
+    made.append(store)
+    rng = random.Random(9)
+    tokens = {}
+    for port in range(1, 9):
+        names = [f"lecture-{port}-{n}.{rng.choice(['mp4', 'pdf'])}" for n in range(150)]
+        tokens[port] = store.join("10.0.0.1", port, files(*names)).token
+    for port in (2, 5):  # their names go; their ids come back for the next ones
+        store.leave(f"10.0.0.1:{port}", tokens[port])
+    store.expire()
+    store.join("10.0.0.1", 20, files(*(f"talk-{n}.mp4" for n in range(300))))
+
+    snapshot = store.snapshot()
+    for query in ("lecture", "lecture mp4", "ture-3", "talk mp4", "4-1", "pdf"):
+        expected = sorted(
+            (peer, f.name)
+            for peer, held in snapshot.items()
+            for f in held
+            if all(word in f.name.lower() for word in query.split())
+        )
+        assert paged(store, 1000, query=query) == expected, query
+    assert store.audit() == []

@@ -70,7 +70,14 @@ for i = 1, #ids, 2 do
     held = held + 1
   end
   for _, k in ipairs(buckets(lowered(id, name))) do
-    if redis.call('SISMEMBER', B .. 'g:' .. k, id) == 0 then problem('name ' .. name .. ' is not indexed') end
+    local bitmap = B .. 'G:' .. k
+    local indexed
+    if redis.call('EXISTS', bitmap) == 1 then
+      indexed = redis.call('GETBIT', bitmap, id) == 1
+    else
+      indexed = redis.call('SISMEMBER', B .. 'g:' .. k, id) == 1
+    end
+    if not indexed then problem('name ' .. name .. ' is not indexed') end
   end
 end
 for key in pairs(expected) do problem('entry ' .. key .. ' is not in the catalog') end
@@ -83,11 +90,18 @@ if nbytes ~= (tonumber(m[3]) or 0) then
 end
 -- Every word entry points to a live name.
 for k = 0, 65535 do
-  local key = B .. 'g:' .. k
-  if redis.call('EXISTS', key) == 1 then
-    for _, id in ipairs(redis.call('SMEMBERS', key)) do
-      if not redis.call('HGET', B .. 'I', id) then problem('bucket ' .. k .. ' holds gone name id ' .. id) end
-    end
+  local set, bitmap = B .. 'g:' .. k, B .. 'G:' .. k
+  local ids = {}
+  if redis.call('EXISTS', set) == 1 then ids = redis.call('SMEMBERS', set) end
+  if redis.call('EXISTS', bitmap) == 1 then
+    if #ids > 0 then problem('bucket ' .. k .. ' is both a set and a bitmap') end
+    ids = bitmap_ids(redis.call('GET', bitmap))
   end
+  for _, id in ipairs(ids) do
+    if not redis.call('HGET', B .. 'I', id) then problem('bucket ' .. k .. ' holds gone name id ' .. id) end
+  end
+end
+for _, id in ipairs(redis.call('SMEMBERS', B .. 'F')) do
+  if redis.call('HGET', B .. 'I', id) then problem('name id ' .. id .. ' is both free and used') end
 end
 return problems

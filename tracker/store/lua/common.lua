@@ -11,8 +11,11 @@
 --   f:<peer> zset: the peer's file names (score 0, in byte order)
 --   N        hash: name -> name id;   I: name id -> name;   W: name id -> lowered name, only
 --            where it differs from string.lower(name) (names that are not ASCII)
+--   F        set:  name ids free for reuse (so that ids, and the bitmaps below, stay small)
 --   h:<id>   zset: "<peer>\0<record>" of every holder of the name (score 0)
---   g:<b>    set:  ids of the names with a trigram in bucket b of 65,536
+--   g:<b>    set:  ids of the names with a trigram in bucket b of 65,536, while they are at
+--            most SMALL_BUCKET (an intset: 4 bytes an id); past that, G:<b> instead, a bitmap
+--            of the ids (one bit per id the shard has: far less than a set's 50 bytes an id)
 --   Ap Af Ab hash: source address -> registrations, files, name bytes of its live peers
 --   D        list: "<seq> <expired> <peer>" of departed peers whose files are still being
 --            dropped, oldest first; d: peer -> seq; c: seq -> the last name dropped;
@@ -22,6 +25,7 @@
 local M = KEYS[1]
 local B = string.sub(M, 1, -2)
 local NUL = '\0'
+local SMALL_BUCKET = 512
 
 local function now_ms(given)
   local n = tonumber(given)
@@ -60,6 +64,107 @@ local function buckets(low)
   return list
 end
 
+-- The trigram buckets: a set of ids while small, a bitmap once large. A call gathers the
+-- ids it adds and removes, bucket by bucket, and writes each bucket once at its end
+-- (flush_buckets): removals first, since an id freed in the call may be taken again in it.
+local adding, removing = {}, {}
+
+local function bucket_add(k, id)
+  local ids = adding[k]
+  if not ids then
+    ids = {}
+    adding[k] = ids
+  end
+  ids[#ids + 1] = id
+end
+
+local function bucket_remove(k, id)
+  local ids = removing[k]
+  if not ids then
+    ids = {}
+    removing[k] = ids
+  end
+  ids[#ids + 1] = id
+end
+
+-- Set or clear the bits of `ids` in `bitmap`, a few hundred per call.
+local function set_bits(bitmap, ids, value)
+  for i = 1, #ids, 300 do
+    local args = {}
+    for j = i, math.min(i + 299, #ids) do
+      args[#args + 1] = 'SET'
+      args[#args + 1] = 'u1'
+      args[#args + 1] = ids[j]
+      args[#args + 1] = value
+    end
+    redis.call('BITFIELD', bitmap, unpack(args))
+  end
+end
+
+-- Add or remove (SADD, SREM) `ids` to the set `key`, a thousand per call.
+local function set_members(command, key, ids)
+  for i = 1, #ids, 1000 do
+    redis.call(command, key, unpack(ids, i, math.min(i + 999, #ids)))
+  end
+end
+
+local function flush_buckets()
+  for k, ids in pairs(removing) do
+    local bitmap = B .. 'G:' .. k
+    if redis.call('EXISTS', bitmap) == 1 then
+      set_bits(bitmap, ids, 0)
+    else
+      set_members('SREM', B .. 'g:' .. k, ids)
+    end
+  end
+  for k, ids in pairs(adding) do
+    local bitmap = B .. 'G:' .. k
+    if redis.call('EXISTS', bitmap) == 1 then
+      set_bits(bitmap, ids, 1)
+    else
+      local set = B .. 'g:' .. k
+      set_members('SADD', set, ids)
+      if redis.call('SCARD', set) > SMALL_BUCKET then
+        set_bits(bitmap, redis.call('SMEMBERS', set), 1)
+        redis.call('DEL', set)
+      end
+    end
+  end
+  adding, removing = {}, {}
+end
+
+-- How many ids bucket k holds, and whether it is a bitmap (nil: the bucket is empty).
+local function bucket_size(k)
+  local n = redis.call('SCARD', B .. 'g:' .. k)
+  if n > 0 then return n, false end
+  local bitmap = B .. 'G:' .. k
+  if redis.call('EXISTS', bitmap) == 0 then return 0, false end
+  return redis.call('BITCOUNT', bitmap), true
+end
+
+-- The ids set in the bitmap `bits` (a string), in order.
+local function bitmap_ids(bits)
+  local ids = {}
+  for at = 1, #bits do
+    local byte = string.byte(bits, at)
+    if byte ~= 0 then
+      for bit = 7, 0, -1 do
+        if byte >= 2 ^ bit then
+          byte = byte - 2 ^ bit
+          ids[#ids + 1] = tostring((at - 1) * 8 + 7 - bit)
+        end
+      end
+    end
+  end
+  return ids
+end
+
+local function bitmap_has(bits, id)
+  local n = tonumber(id)
+  local byte = string.byte(bits, math.floor(n / 8) + 1) or 0
+  return math.floor(byte / 2 ^ (7 - n % 8)) % 2 == 1
+end
+
 local function lowered(id, name)
   return redis.call('HGET', B .. 'W', id) or string.lower(name)
 end
@@ -91,12 +196,11 @@ local function drop_entry(peer, name)
   redis.call('ZREM', hk, holding(hk, peer))
   if redis.call('EXISTS', hk) == 1 then return 0 end
   local low = lowered(id, name)
-  for _, k in ipairs(buckets(low)) do
-    redis.call('SREM', B .. 'g:' .. k, id)
-  end
+  for _, k in ipairs(buckets(low)) do bucket_remove(k, id) end
   redis.call('HDEL', B .. 'N', name)
   redis.call('HDEL', B .. 'I', id)
   redis.call('HDEL', B .. 'W', id)
+  redis.call('SADD', B .. 'F', id)
   return #name
 end
 
@@ -116,7 +220,7 @@ local function put_entry(peer, name, low, record)
     redis.call('ZADD', hk, 0, member)
     return 1, 0
   end
-  id = redis.call('HINCRBY', M, 'nextid', 1)
+  id = redis.call('SPOP', B .. 'F') or redis.call('HINCRBY', M, 'nextid', 1)
   redis.call('HSET', B .. 'N', name, id)
   redis.call('HSET', B .. 'I', id, name)
   if low ~= '' and low ~= string.lower(name) then
@@ -124,9 +228,7 @@ local function put_entry(peer, name, low, record)
   else
     low = string.lower(name)
   end
-  for _, k in ipairs(buckets(low)) do
-    redis.call('SADD', B .. 'g:' .. k, id)
-  end
+  for _, k in ipairs(buckets(low)) do bucket_add(k, id) end
   redis.call('ZADD', B .. 'h:' .. id, 0, member)
   return 1, #name
 end

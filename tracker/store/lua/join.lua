@@ -64,5 +64,6 @@ redis.call('HSET', B .. 'p:' .. peer, unpack(fields))
 redis.call('ZADD', B .. 'L', now + lease, peer)
 if files ~= 0 then redis.call('HINCRBY', M, 'files', files) end
 if nbytes ~= 0 then redis.call('HINCRBY', M, 'nbytes', nbytes) end
+flush_buckets()
 changed()
 return {e, 'OK'}

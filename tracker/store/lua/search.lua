@@ -82,43 +82,69 @@ local function exact(name)
   return found, redis.call('ZCARD', hk)
 end
 
--- The candidates' buckets, smallest first, and how many names the search would check;
--- nil when a word cannot match at all.
+-- The buckets to scan and check, and how many names the search would check: the smallest
+-- bucket of the query first, then the smallest of each other word (the buckets of one word
+-- hold much the same names), then the rest; nil when a word cannot match at all.
 local function plan()
-  local sized = {}
+  local firsts, rest = {}, {}
   for _, word in ipairs(words) do
+    local sized = {}
     for _, k in ipairs(buckets(word)) do
-      local key = B .. 'g:' .. k
-      local n = redis.call('SCARD', key)
+      local n, bitmap = bucket_size(k)
       if n == 0 then return nil, 0 end
-      sized[#sized + 1] = {n, key}
+      sized[#sized + 1] = {n, k, bitmap}
+    end
+    table.sort(sized, function(a, b) return a[1] < b[1] end)
+    for i, b in ipairs(sized) do
+      if i == 1 then firsts[#firsts + 1] = b else rest[#rest + 1] = b end
     end
   end
-  if #sized == 0 then return sized, redis.call('HLEN', B .. 'I') end
-  table.sort(sized, function(a, b) return a[1] < b[1] end)
-  return sized, sized[1][1]
+  if #firsts == 0 then return firsts, redis.call('HLEN', B .. 'I') end
+  local by_size = function(a, b) return a[1] < b[1] end
+  table.sort(firsts, by_size)
+  table.sort(rest, by_size)
+  for _, b in ipairs(rest) do firsts[#firsts + 1] = b end
+  return firsts, firsts[1][1]
+end
+
+-- The ids of bucket b (a plan entry).
+local function bucket_ids(b)
+  if b[3] then return bitmap_ids(redis.call('GET', B .. 'G:' .. b[2])) end
+  return redis.call('SMEMBERS', B .. 'g:' .. b[2])
 end
 
 local function narrow(sized)
   local ids
-  if #sized == 0 then ids = redis.call('HKEYS', B .. 'I') else ids = redis.call('SMEMBERS', sized[1][2]) end
-  -- Each other bucket (the smallest few) strikes the ids it lacks, a thousand per call.
+  if #sized == 0 then ids = redis.call('HKEYS', B .. 'I') else ids = bucket_ids(sized[1]) end
+  -- Each next bucket (the first few) strikes the ids it lacks: a bitmap read once, a set a
+  -- thousand ids per call.
   for j = 2, math.min(#sized, 5) do
     local kept = {}
-    for i = 1, #ids, 1000 do
-      local part = {unpack(ids, i, math.min(i + 999, #ids))}
-      local here = redis.call('SMISMEMBER', sized[j][2], unpack(part))
-      for k, yes in ipairs(here) do
-        if yes == 1 then kept[#kept + 1] = part[k] end
+    if sized[j][3] then
+      local bits = redis.call('GET', B .. 'G:' .. sized[j][2])
+      for _, id in ipairs(ids) do
+        if bitmap_has(bits, id) then kept[#kept + 1] = id end
+      end
+    else
+      local key = B .. 'g:' .. sized[j][2]
+      for i = 1, #ids, 1000 do
+        local part = {unpack(ids, i, math.min(i + 999, #ids))}
+        local here = redis.call('SMISMEMBER', key, unpack(part))
+        for k, yes in ipairs(here) do
+          if yes == 1 then kept[#kept + 1] = part[k] end
+        end
       end
     end
     ids = kept
   end
   local found, examined = {}, 0
-  for _, id in ipairs(ids) do
-    local name = redis.call('HGET', B .. 'I', id)
-    if name and matches(lowered(id, name)) then
-      examined = examined + holders(id, name, found)
+  for i = 1, #ids, 1000 do
+    local part = {unpack(ids, i, math.min(i + 999, #ids))}
+    local names = redis.call('HMGET', B .. 'I', unpack(part))
+    for k, name in ipairs(names) do
+      if name and matches(lowered(part[k], name)) then
+        examined = examined + holders(part[k], name, found)
+      end
     end
   end
   table.sort(found, by_key)

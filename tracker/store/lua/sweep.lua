@@ -15,6 +15,7 @@ while budget > 0 do
   if report then reports[#reports + 1] = report end
   if dropped == 0 and not report and redis.call('LINDEX', B .. 'D', 0) == entry then break end
 end
+flush_buckets()
 while true do
   local told = redis.call('LPOP', B .. 'R')
   if not told then break end

@@ -52,5 +52,6 @@ if src then usage(src, 0, new - #held, new_bytes - gone_bytes) end
 redis.call('ZADD', B .. 'L', now + lease, peer)
 if files ~= 0 then redis.call('HINCRBY', M, 'files', files) end
 if nbytes ~= 0 then redis.call('HINCRBY', M, 'nbytes', nbytes) end
+flush_buckets()
 if #names > 0 or #held > 0 then changed() end
 return {e, 'OK'}
