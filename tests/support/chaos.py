@@ -33,7 +33,7 @@ from napshare.v1 import file_info_pb2, tracker_pb2, tracker_pb2_grpc
 
 from tests.support.redis import RedisServer, store_url
 
-LISTENING = re.compile(rb"listening on 127\.0\.0\.1:(\d+)")
+LISTENING = re.compile(rb"listening on (127\.0\.0\.\d+):(\d+)")
 NAMES = [
     f"{word}-{n}.{ext}"
     for word in ("raft", "paxos", "gossip")
@@ -57,7 +57,9 @@ class Replica:
 
 
 def start_replica(store: str, folder: Path, *flags: str) -> Replica:
-    """A plain text tracker on a free port using `store`, once it listens."""
+    """A plain text tracker using `store`, once it listens: on 127.0.0.1 and a free port,
+    unless `flags` say --host and --port.
+    """
     log = Path(tempfile.mkstemp(prefix="replica-", suffix=".log", dir=folder)[1])
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -71,7 +73,7 @@ def start_replica(store: str, folder: Path, *flags: str) -> Replica:
     while time.monotonic() < deadline:
         found = LISTENING.search(log.read_bytes())
         if found:
-            return Replica(process, f"127.0.0.1:{int(found.group(1))}", log)
+            return Replica(process, f"{found.group(1).decode()}:{int(found.group(2))}", log)
         if process.poll() is not None:
             break
         time.sleep(0.05)
