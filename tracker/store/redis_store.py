@@ -466,6 +466,10 @@ class RedisStore(IndexStore):
         return limit if self.shards == 1 else max(1, limit // self.shards)
 
     def _settle_shards(self, wanted: int | None) -> int:
+        """The store's shard count: the one it was made with, else `wanted` (default: one on
+        a single server, SHARDS_PER_CLUSTER_NODE per master of a cluster).
+        """
+        asked = wanted
         if wanted is None:
             if self.cluster:
                 masters = len(self._client.get_primaries())
@@ -473,7 +477,12 @@ class RedisStore(IndexStore):
             else:
                 wanted = 1
         self._client.hsetnx(self._meta, "shards", wanted)
-        return int(self._client.hget(self._meta, "shards") or wanted)
+        stored = int(self._client.hget(self._meta, "shards") or wanted)
+        if asked is not None and stored != asked:
+            logger.warning(
+                "the store was made with %d shards; it keeps them (%d asked for)", stored, asked
+            )
+        return stored
 
     def _load_secret(self) -> paging.PageTokens:
         """The page tokens' signer, from the store's secret (made now if the store has none)."""
