@@ -79,13 +79,15 @@ class TestShardedRedisStore(RedisStoreTests):
         assert "the limit is 3 (--max-files-per-address)" in str(refusals[0])
 
 
+@pytest.mark.parametrize("max_candidates", [10_000, 500, 0])
 def test_a_bucket_that_grows_past_a_set_becomes_a_bitmap_and_searches_agree(
-    redis_server: RedisServer, made: list[RedisStore]
+    redis_server: RedisServer, made: list[RedisStore], max_candidates: int
 ) -> None:
     """Past 512 ids a trigram bucket is a bitmap: search, removal and reuse of ids still agree
-    with a brute-force scan.
+    with a brute-force scan, whether a search reads the smallest bucket, intersects the
+    bitmaps (words common apart, rarer together) or walks.
     """
-    store = RedisStore(store_url(redis_server), 3600)
+    store = RedisStore(store_url(redis_server), 3600, max_candidates=max_candidates)
     made.append(store)
     rng = random.Random(9)
     tokens = {}

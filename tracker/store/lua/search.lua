@@ -36,23 +36,31 @@ local function record_of(peer, name)
   return string.sub(m, #peer + 2)
 end
 
--- Every live holder of name id `id` (named `name`) after the key, into `found`; how many
--- holders there were.
+-- The first `wanted` live holders of name id `id` (named `name`) after the key, into
+-- `found` (only those can be on the page); how many holders it looked at.
 local function holders(id, name, found)
   local hk = B .. 'h:' .. id
   local from = '-'
   if has_after then
     if name > an then from = '[' .. ap .. NUL else from = '[' .. ap .. '\1' end
   end
-  local members = redis.call('ZRANGE', hk, from, '+', 'BYLEX')
-  for _, m in ipairs(members) do
-    local at = string.find(m, NUL, 1, true)
-    local peer = string.sub(m, 1, at - 1)
-    if live(peer) then
-      found[#found + 1] = {peer .. NUL .. name, peer, name, string.sub(m, at + 1)}
+  local taken, looked = 0, 0
+  while taken < wanted do
+    local members = redis.call('ZRANGE', hk, from, '+', 'BYLEX', 'LIMIT', 0, wanted)
+    for _, m in ipairs(members) do
+      looked = looked + 1
+      local at = string.find(m, NUL, 1, true)
+      local peer = string.sub(m, 1, at - 1)
+      if live(peer) then
+        found[#found + 1] = {peer .. NUL .. name, peer, name, string.sub(m, at + 1)}
+        taken = taken + 1
+        if taken == wanted then break end
+      end
     end
+    if #members < wanted then break end
+    from = '(' .. members[#members]
   end
-  return redis.call('ZCARD', hk)
+  return looked
 end
 
 local function by_key(a, b) return a[1] < b[1] end
@@ -113,12 +121,15 @@ local function bucket_ids(b)
   return redis.call('SMEMBERS', B .. 'g:' .. b[2])
 end
 
-local function narrow(sized)
-  local ids
-  if #sized == 0 then ids = redis.call('HKEYS', B .. 'I') else ids = bucket_ids(sized[1]) end
+-- The matches among the names of `ids` (default: the first bucket's), once the buckets from
+-- `next` to the fifth (default: the second) struck the ids they lack.
+local function narrow(sized, ids, next)
+  if ids == nil then
+    if #sized == 0 then ids = redis.call('HKEYS', B .. 'I') else ids = bucket_ids(sized[1]) end
+  end
   -- Each next bucket (the first few) strikes the ids it lacks: a bitmap read once, a set a
   -- thousand ids per call.
-  for j = 2, math.min(#sized, 5) do
+  for j = next or 2, math.min(#sized, 5) do
     local kept = {}
     if sized[j][3] then
       local bits = redis.call('GET', B .. 'G:' .. sized[j][2])
@@ -189,14 +200,49 @@ local function walk()
   return found, nil, examined
 end
 
+-- The ids in every one of the query's first few buckets when they are all bitmaps and hold
+-- at most `most` ids together; else nil. Words that are each common may still be rare
+-- together: then the search is narrow after all.
+local function intersected(sized)
+  local maps = {}
+  for j = 1, math.min(#sized, 5) do
+    if not sized[j][3] then return nil end
+    maps[#maps + 1] = redis.call('GET', B .. 'G:' .. sized[j][2])
+  end
+  local length = #maps[1]
+  for _, bits in ipairs(maps) do length = math.min(length, #bits) end
+  local ids, band = {}, bit.band
+  for at = 1, length do
+    local byte = string.byte(maps[1], at)
+    for j = 2, #maps do
+      if byte == 0 then break end
+      byte = band(byte, string.byte(maps[j], at))
+    end
+    if byte ~= 0 then
+      for b = 7, 0, -1 do
+        if byte >= 2 ^ b then
+          byte = byte - 2 ^ b
+          ids[#ids + 1] = tostring((at - 1) * 8 + 7 - b)
+        end
+      end
+      if #ids > most then return nil end
+    end
+  end
+  return ids
+end
+
 local found, examined, resume = {}, 0, nil
 if ARGV[3] == 'n' then
   found, examined = exact(ARGV[11])
 else
   local sized, estimate = plan()
   if sized then
+    local ids = nil
+    if estimate > most and #sized > 1 then ids = intersected(sized) end
     if estimate <= most then
       found, examined = narrow(sized)
+    elseif ids then
+      found, examined = narrow(sized, ids, math.min(#sized, 5) + 1)
     elseif ARGV[4] ~= '1' then
       return {e, 'BROAD'}
     else
