@@ -57,6 +57,17 @@ class NotATrackerError(ClientError):
     """The address answers gRPC but does not serve the tracker service (a peer, say)."""
 
 
+class ConnectRefusedError(ClientError):
+    """The tracker could not connect this peer to another: `reason` (common.reasons) says why,
+    `retry_after` when it may be asked again.
+    """
+
+    def __init__(self, message: str, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
 class NotFoundError(ClientError):
     """No peer shares the file."""
 
@@ -249,6 +260,21 @@ def tracker_error(tracker: str, error: grpc.RpcError) -> ClientError:
         )
     return TrackerRejectedError(
         tr("tracker {tracker} refused the request: {details}", tracker=tracker, details=details)
+    )
+
+
+def connect_refused(tracker: str, peer: str, error: grpc.RpcError) -> ConnectRefusedError:
+    """The ConnectRefusedError of a Connect call that the tracker answered with details."""
+    found = error_details.read(error)
+    return ConnectRefusedError(
+        tr(
+            "tracker {tracker} cannot connect this peer to {peer}: {details}",
+            tracker=tracker,
+            peer=peer,
+            details=_details(error),
+        ),
+        found.reason if found is not None else "",
+        found.retry_delay if found is not None else None,
     )
 
 
