@@ -18,8 +18,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from napshare.common import reasons
+from napshare.common import reasons, relay_wire, reverse_wire
 from napshare.common.address import InvalidAddressError, format_address, parse_ip_address
+from napshare.common.identity import Identity
 from napshare.common.protocol import MAX_LOCAL_ADDRESSES
 from napshare.common.ratelimit import TokenBucket
 from napshare.tracker.errors import (
@@ -39,19 +40,16 @@ CONNECT_BURST_SECONDS = 4.0  # a caller may spend this many seconds of its rate 
 MAX_PEER_DIALS = 16  # dials sent to one peer in the last PENDING_SECONDS (--max-peer-dials)
 PENDING_SECONDS = 10.0  # how long a dial counts as pending: the longest a side waits for it
 MAX_CALLERS = 65_536  # caller IPs whose rate is remembered; the least recent are forgotten
-SESSION_BYTES = 16
-SECRET_BYTES = 32
-TICKET_SECONDS = 60  # how long a relay ticket may be shown
 
 
 @dataclass(frozen=True)
 class RelayOffer:
     """The relay a tracker hands out: its address as callers get it (`:port` for the tracker's
-    own host) and what signs a ticket for it (a serialized SignedRelayTicket).
+    own host), and the tracker's identity, which signs the tickets the relay trusts.
     """
 
     address: str
-    sign: Callable[[relay_pb2.RelayTicket], bytes]
+    identity: Identity
 
 
 def check_local_addresses(addresses: Sequence[str]) -> tuple[str, ...]:
@@ -155,9 +153,9 @@ class Connects:
                 return tracker_pb2.ConnectResponse(local_addresses=local, dialing=False)
             raise _not_listening(contact.peer_id)
         self._count_dial(contact.peer_id)
-        session = secrets.token_bytes(SESSION_BYTES)
         if reverse:
-            secret = secrets.token_bytes(SECRET_BYTES)
+            session = secrets.token_bytes(reverse_wire.SESSION_BYTES)
+            secret = secrets.token_bytes(reverse_wire.SECRET_BYTES)
             event = tracker_pb2.ListenResponse(
                 reverse_dial=tracker_pb2.ReverseDial(
                     address=format_address(caller, reverse_port), session=session, secret=secret
@@ -168,7 +166,8 @@ class Connects:
             )
         else:
             assert self.relay is not None
-            tickets = [self._ticket(contact, caller, session, side) for side in _SIDES]
+            session = secrets.token_bytes(relay_wire.SESSION_BYTES)
+            tickets = [self._ticket(contact, caller, session, side) for side in relay_wire.SIDES]
             event = tracker_pb2.ListenResponse(
                 relay_session=tracker_pb2.RelaySession(
                     relay_address=self.relay.address, relay_ticket=tickets[0]
@@ -247,11 +246,11 @@ class Connects:
         ticket = relay_pb2.RelayTicket(
             session=session,
             side=side,
-            expires_at=int(self._wall_clock()) + TICKET_SECONDS,
+            expires_at=int(self._wall_clock()) + relay_wire.TICKET_SECONDS,
             serving_peer=contact.peer_id,
             downloader=caller,
         )
-        return self.relay.sign(ticket)
+        return relay_wire.sign_ticket(self.relay.identity, ticket)
 
 
 def _not_listening(peer_id: str) -> NotListeningError:
@@ -259,6 +258,3 @@ def _not_listening(peer_id: str) -> NotListeningError:
         f"peer {peer_id} holds no Listen stream, so it cannot be asked to dial, and has no "
         "address on the caller's network"
     )
-
-
-_SIDES = (relay_pb2.RELAY_SIDE_SERVING, relay_pb2.RELAY_SIDE_DOWNLOADING)

@@ -1,5 +1,5 @@
 """Helpers for the tests of reaching peers behind NATs: signed Joins, Listen streams read in a
-thread, and a relay ticket signer in the design's wire format.
+thread.
 """
 
 import queue
@@ -9,9 +9,7 @@ from collections.abc import Callable, Iterator
 
 import grpc
 from napshare.common.identity import Identity, join_message
-from napshare.v1 import relay_pb2, tracker_pb2, tracker_pb2_grpc
-
-TICKET_CONTEXT = b"napshare.v1 RelayTicket\0"
+from napshare.v1 import tracker_pb2, tracker_pb2_grpc
 
 
 def wait_until(condition: Callable[[], object], timeout: float = 30.0) -> None:
@@ -41,14 +39,6 @@ def signed_join(
         signed_at=signed_at,
         local_addresses=list(local_addresses),
     )
-
-
-def sign_ticket(identity: Identity, ticket: relay_pb2.RelayTicket) -> bytes:
-    """A serialized SignedRelayTicket, signed as the design says the tracker signs one."""
-    data = ticket.SerializeToString()
-    return relay_pb2.SignedRelayTicket(
-        ticket=data, signature=identity.sign(TICKET_CONTEXT + data)
-    ).SerializeToString()
 
 
 class ListenStream:

@@ -5,14 +5,9 @@ sent, who gets local addresses, relay tickets, and the caps.
 import pytest
 from napshare.common import reasons
 from napshare.common.identity import TRACKER_NAME, make_identity
-from napshare.tracker.connects import (
-    PENDING_SECONDS,
-    SECRET_BYTES,
-    SESSION_BYTES,
-    TICKET_SECONDS,
-    Connects,
-    RelayOffer,
-)
+from napshare.common.relay_wire import TICKET_SECONDS, verify_ticket
+from napshare.common.reverse_wire import SECRET_BYTES, SESSION_BYTES
+from napshare.tracker.connects import PENDING_SECONDS, Connects, RelayOffer
 from napshare.tracker.errors import (
     AnonymousPeerError,
     ConnectRateError,
@@ -25,8 +20,6 @@ from napshare.tracker.errors import (
 from napshare.tracker.index import FileEntry, TrackerIndex
 from napshare.tracker.switchboard import Switchboard
 from napshare.v1 import relay_pb2, tracker_pb2
-
-from tests.support.reach import sign_ticket
 
 ENTRY = FileEntry("a.mp4", 1, "ab" * 32)
 HOME = "198.51.100.7"  # the public IP address the peer joined from
@@ -100,13 +93,15 @@ def test_a_peer_without_a_stream_is_reached_only_on_its_own_network(world):
 
 def test_a_relay_connect_gives_each_side_its_signed_ticket_for_one_session(world):
     index, board, joined, listener = world
-    offer = RelayOffer(":1100", lambda ticket: sign_ticket(TRACKER, ticket))
-    connects = Connects(index, board, relay=offer, wall_clock=lambda: 1_000_000.0)
+    offer = RelayOffer(":1100", TRACKER)
+    now = 1_000_000.0
+    connects = Connects(index, board, relay=offer, wall_clock=lambda: now)
     answer = connects.connect(OUTSIDE, joined.peer_id, RELAY)
     session = listener.next(1).relay_session
     assert answer.relay_address == session.relay_address == ":1100"
+    # What the relay checks: signed by this tracker, for each side of one session.
     mine, theirs = (
-        relay_pb2.RelayTicket.FromString(relay_pb2.SignedRelayTicket.FromString(t).ticket)
+        verify_ticket(t, [TRACKER.certificate_der], now)
         for t in (answer.relay_ticket, session.relay_ticket)
     )
     assert mine.session == theirs.session
