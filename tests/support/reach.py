@@ -6,9 +6,17 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import grpc
-from napshare.common.identity import Identity, join_message
+from napshare.common.identity import TRACKER_NAME, Identity, join_message, make_identity
+from napshare.peer.folder.store import SharedFolder
+from napshare.peer.node import NodeConfig
+from napshare.peer.tracker_client import TrackerClient
+from napshare.peer.transport import PLAINTEXT, Transport
+from napshare.tracker.server import create_server as create_tracker
 from napshare.v1 import tracker_pb2, tracker_pb2_grpc
 
 
@@ -79,3 +87,59 @@ class ListenStream:
     def cancel(self) -> None:
         self.call.cancel()
         self._thread.join(5)
+
+
+BEHIND_NAT_BIND = "127.0.0.2"  # where a peer "behind a NAT" really listens
+
+
+def natted_config(folder: Path, tracker: str, transport: Transport, **options: Any) -> NodeConfig:
+    """A peer that announces 127.0.0.1 but listens on 127.0.0.2 (the tracker's check of its
+    address fails, as behind a NAT), with no local address to be found at: only the tracker's
+    paths reach it.
+    """
+    return NodeConfig(
+        folder=SharedFolder(folder),
+        folder_label=folder.name,
+        tracker=tracker,
+        host="127.0.0.1",
+        bind=BEHIND_NAT_BIND,
+        rescan_interval=60.0,
+        transport=transport,
+        local_addresses=(),
+        **options,
+    )
+
+
+@dataclass
+class TrackerWithIdentity:
+    """An in-process tracker (TLS when it has an identity) and how peers talk to it."""
+
+    server: grpc.Server
+    port: int
+    identity: Identity | None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def transport(self) -> Transport:
+        if self.identity is None:
+            return PLAINTEXT
+        return Transport(plaintext=False, tracker_cert=self.identity.certificate_pem)
+
+    def client(self) -> TrackerClient:
+        return TrackerClient(self.address, transport=self.transport())
+
+
+def start_reach_tracker(
+    *, tls: bool, port: int = 0, identity: Identity | None = None, **options: Any
+) -> TrackerWithIdentity:
+    """An in-process tracker on loopback (`port` 0: a free one), serving TLS with `identity`
+    (a new one when None) if `tls`, else plain text.
+    """
+    if tls and identity is None:
+        identity = make_identity(TRACKER_NAME, ["127.0.0.1"])
+    server, bound = create_tracker(
+        host="127.0.0.1", port=port, tls=identity if tls else None, **options
+    )
+    return TrackerWithIdentity(server, bound, identity if tls else None)
