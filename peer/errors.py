@@ -62,10 +62,13 @@ class ConnectRefusedError(ClientError):
     `retry_after` when it may be asked again.
     """
 
-    def __init__(self, message: str, reason: str, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, reason: str, retry_after: float | None = None, details: str = ""
+    ) -> None:
         super().__init__(message)
         self.reason = reason
         self.retry_after = retry_after
+        self.details = details or message  # the tracker's own words
 
 
 class NotFoundError(ClientError):
@@ -121,6 +124,8 @@ class PeerFault(enum.Enum):
 
     REFUSED = "refused"  # busy: try the next peer, come back later
     GONE = "gone"  # unreachable or died: try the next peer, come back later
+    # Alive at the tracker, but no path (direct, local, reverse, relay) reached it.
+    UNREACHABLE = "unreachable"
     STALLED = "stalled"  # no data for too long: as GONE
     CHANGED = "changed"  # its file is not the one we are fetching: drop it for this file
     MISSING = "missing"  # it does not share the file (any more): drop it for this file
@@ -275,6 +280,7 @@ def connect_refused(tracker: str, peer: str, error: grpc.RpcError) -> ConnectRef
         ),
         found.reason if found is not None else "",
         found.retry_delay if found is not None else None,
+        _details(error),
     )
 
 

@@ -233,6 +233,7 @@ class Node:
             job.cancel.set()
         for job in self.downloads:
             job.thread.join()
+        self.downloader.close()
         self.link.stop(leave=True)
         stop_gracefully(self.server, self.health)  # spliced connections finish too
         self.reach.stop()

@@ -97,16 +97,15 @@ def natted_config(folder: Path, tracker: str, transport: Transport, **options: A
     address fails, as behind a NAT), with no local address to be found at: only the tracker's
     paths reach it.
     """
+    settings: dict[str, Any] = {"local_addresses": (), "rescan_interval": 60.0, **options}
     return NodeConfig(
         folder=SharedFolder(folder),
         folder_label=folder.name,
         tracker=tracker,
         host="127.0.0.1",
         bind=BEHIND_NAT_BIND,
-        rescan_interval=60.0,
         transport=transport,
-        local_addresses=(),
-        **options,
+        **settings,
     )
 
 

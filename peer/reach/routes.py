@@ -1,0 +1,444 @@
+"""The downloader's side of reach: how to get a connection to each peer, chosen once per peer
+per download, and the local proxy that hands gRPC the connections it cannot dial itself.
+
+Paths, in order (the timeouts are peer.defaults'): direct to the listed address (a TCP probe
+first, shorter when the tracker could not reach the peer there); its local addresses when the
+tracker says we share its public address; a reverse connection (the tracker asks the peer to
+dial the listener of this process); a relay. gRPC dials direct and local addresses itself.
+Reverse and relayed connections are sockets gRPC cannot adopt (grpc/grpc#23760): the peer's
+channels dial a loopback proxy instead, and each connection it accepts is spliced
+(common.splice) to a fresh connection to the peer by the chosen path. TLS runs end to end
+over it, pinned to the peer's listed certificate as always: the proxy, a relay and the
+tracker see only ciphertext.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from napshare.common import reasons, relay_wire
+from napshare.common.address import (
+    InvalidAddressError,
+    format_address,
+    parse_address,
+)
+from napshare.common.console import tr
+from napshare.common.reverse_wire import ReverseHandshakeError, answer_reverse
+from napshare.common.splice import Splice
+from napshare.peer.defaults import DIRECT_PROBE, LOCAL_PROBE, RELAY_WAIT, REVERSE_WAIT
+from napshare.peer.errors import ClientError, ConnectRefusedError, PeerError, PeerFault
+from napshare.peer.reach.paths import Path, PathCounts
+from napshare.peer.tracker_client import TrackerClient
+from napshare.v1 import relay_pb2, tracker_pb2
+
+logger = logging.getLogger(__name__)
+
+MAX_HANDSHAKES = 32  # reverse handshakes the listener runs at once; more connections are closed
+MAX_PROXIED = 16  # connections one peer's proxy carries at once; more are closed
+_BUSY = frozenset({reasons.CONNECT_RATE_LIMITED, reasons.PEER_DIALS_BUSY})
+
+
+@dataclass(frozen=True)
+class Route:
+    """How this download reaches one peer: the path, what gRPC dials (the peer id, a local
+    address, or the proxy's loopback address), and for the user where it goes through.
+    """
+
+    path: Path
+    target: str
+    via: str = ""  # the local address, or the relay's
+
+
+class ReverseListener:
+    """The one listener of this process for reverse connections: peers that the tracker asked
+    to dial us connect here, prove the dial's secret, and are handed to whoever waits for
+    their session.
+    """
+
+    def __init__(self) -> None:
+        if socket.has_dualstack_ipv6():
+            self._socket = socket.create_server(
+                ("", 0), family=socket.AF_INET6, dualstack_ipv6=True
+            )
+        else:
+            self._socket = socket.create_server(("0.0.0.0", 0))
+        self.port: int = self._socket.getsockname()[1]
+        self._lock = threading.Lock()
+        self._secrets: dict[bytes, bytes] = {}
+        self._arrived: dict[bytes, socket.socket] = {}
+        self._condition = threading.Condition(self._lock)
+        self._handshakes = threading.BoundedSemaphore(MAX_HANDSHAKES)
+        self._closed = False
+        threading.Thread(target=self._accept, name="reverse-accept", daemon=True).start()
+
+    def expect(self, session: bytes, secret: bytes) -> None:
+        """Wait for a dial of `session` from now on."""
+        with self._lock:
+            self._secrets[session] = secret
+
+    def wait(self, session: bytes, timeout: float) -> socket.socket | None:
+        """The connection of `session` once it proved itself, or None after `timeout` seconds
+        (the session is then forgotten: a later dial is refused).
+        """
+        with self._condition:
+            self._condition.wait_for(
+                lambda: session in self._arrived or self._closed, timeout=timeout
+            )
+            self._secrets.pop(session, None)
+            return self._arrived.pop(session, None)
+
+    def close(self) -> None:
+        """Stop listening; connections that arrived and were not taken are closed."""
+        with self._condition:
+            self._closed = True
+            arrived = list(self._arrived.values())
+            self._arrived.clear()
+            self._condition.notify_all()
+        for sock in arrived:
+            sock.close()
+        with contextlib.suppress(OSError):
+            self._socket.shutdown(socket.SHUT_RDWR)
+        self._socket.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, _ = self._socket.accept()
+            except OSError:
+                return  # closed
+            if not self._handshakes.acquire(blocking=False):
+                sock.close()
+                continue
+            threading.Thread(
+                target=self._handshake, args=(sock,), name="reverse-handshake", daemon=True
+            ).start()
+
+    def _handshake(self, sock: socket.socket) -> None:
+        try:
+            session = answer_reverse(sock, self._secret_of, REVERSE_WAIT)
+        except (OSError, ReverseHandshakeError) as error:
+            logger.debug("a reverse connection refused: %s", error)
+            sock.close()
+            return
+        finally:
+            self._handshakes.release()
+        with self._condition:
+            if self._closed or session not in self._secrets:
+                sock.close()  # its waiter gave up meanwhile
+                return
+            del self._secrets[session]
+            self._arrived[session] = sock
+            self._condition.notify_all()
+
+    def _secret_of(self, session: bytes) -> bytes | None:
+        with self._lock:
+            return self._secrets.get(session)
+
+
+class Routes:
+    """The route to each peer of one download: chosen at the peer's first connection, kept
+    for the download. Reverse and relayed routes get a proxy of their own.
+
+    `reverse()` gives this process's ReverseListener (made when first needed); `note(line)`
+    tells the user how a peer that needs more than a direct connection is reached; `counts`
+    counts the connections made by each path.
+    """
+
+    def __init__(
+        self,
+        tracker: TrackerClient,
+        reverse: Callable[[], ReverseListener],
+        *,
+        note: Callable[[str], None] = lambda _line: None,
+        counts: PathCounts | None = None,
+    ) -> None:
+        self._tracker = tracker
+        self._tracker_host = parse_address(tracker.address)[0]
+        self._reverse = reverse
+        self._note = note
+        self.counts = PathCounts() if counts is None else counts
+        self._lock = threading.Lock()
+        self._routes: dict[str, Route] = {}
+        self._proxies: list[_Proxy] = []
+        self._closed = False
+
+    def path_of(self, peer: str) -> Path | None:
+        """How `peer` is reached in this download, if that is decided yet."""
+        with self._lock:
+            route = self._routes.get(peer)
+        return None if route is None else route.path
+
+    def route(self, peer: str, *, reachable: bool) -> Route:
+        """The route to `peer` (`reachable`: the tracker reached it at its id), choosing it
+        now if this is its first connection; PeerError if no path reaches it now.
+        """
+        with self._lock:
+            known = self._routes.get(peer)
+        if known is not None:
+            return known
+        route = self._choose(peer, reachable)
+        with self._lock:
+            self._routes[peer] = route
+        if route.path is Path.REVERSE:
+            self._note(
+                tr(
+                    "peer {peer} is behind a NAT: reached through a reverse connection",
+                    peer=peer,
+                )
+            )
+        elif route.path is Path.RELAY:
+            self._note(
+                tr(
+                    "peer {peer} is behind a NAT: reached through the relay at {relay}",
+                    peer=peer,
+                    relay=route.via,
+                )
+            )
+        elif route.path is Path.LOCAL:
+            self._note(
+                tr(
+                    "peer {peer} is on this network: reached at its local address {address}",
+                    peer=peer,
+                    address=route.via,
+                )
+            )
+        return route
+
+    def close(self) -> None:
+        """Stop every proxy and the connections it carries."""
+        with self._lock:
+            self._closed = True
+            proxies, self._proxies = self._proxies, []
+        for proxy in proxies:
+            proxy.close()
+
+    def _choose(self, peer: str, reachable: bool) -> Route:
+        tried: list[str] = []
+        # Even a peer the tracker could not reach may answer us (a firewall that lets our
+        # network in, an anonymous peer the tracker never checks): tried first, for less long.
+        problem = _probe(peer, DIRECT_PROBE if reachable else LOCAL_PROBE)
+        if problem is None:
+            return Route(Path.DIRECT, peer)
+        tried.append(tr("direct: {problem}", problem=problem))
+        listener = self._reverse()
+        answer = self._connect(peer, tracker_pb2.CONNECT_PATH_REVERSE, listener.port, tried)
+        if answer.session:
+            listener.expect(answer.session, answer.secret)
+        for address in answer.local_addresses:
+            if _probe(address, LOCAL_PROBE) is None:
+                if answer.session:
+                    listener.wait(answer.session, 0)  # not wanted: refuse it when it comes
+                return Route(Path.LOCAL, address, address)
+            tried.append(tr("local address {address}: no answer", address=address))
+        first: socket.socket | None = None
+        if answer.dialing and answer.session:
+            first = listener.wait(answer.session, REVERSE_WAIT)
+            if first is not None:
+                self.counts.add(Path.REVERSE)
+                return self._proxied(peer, Path.REVERSE, first, "")
+            tried.append(
+                tr("reverse: no connection within {seconds} s", seconds=format(REVERSE_WAIT, "g"))
+            )
+        elif not answer.dialing:
+            raise _gone(peer, tried, tr("it does not listen at the tracker now"))
+        relayed, via = self._relayed(peer, tried)
+        if relayed is None:
+            raise PeerError(
+                peer,
+                PeerFault.UNREACHABLE,
+                tr("no path reached it ({tried})", tried="; ".join(tried)),
+            )
+        self.counts.add(Path.RELAY)
+        return self._proxied(peer, Path.RELAY, relayed, via)
+
+    def _connect(
+        self, peer: str, path: tracker_pb2.ConnectPath, port: int, tried: list[str]
+    ) -> _Answer:
+        """Connect through the tracker; PeerError when the tracker says no such way exists."""
+        try:
+            answer = self._tracker.connect(peer, path, port)
+        except ConnectRefusedError as error:
+            if error.reason == reasons.PEER_NOT_REGISTERED:
+                raise PeerError(
+                    peer, PeerFault.MISSING, tr("the tracker no longer lists it")
+                ) from None
+            if error.reason in _BUSY:
+                raise PeerError(peer, PeerFault.REFUSED, str(error), error.retry_after) from None
+            if error.reason in (reasons.PEER_NOT_LISTENING, reasons.PEER_ANONYMOUS):
+                raise _gone(peer, tried, error.details) from None
+            raise PeerError(peer, PeerFault.UNREACHABLE, error.details) from None
+        except ClientError as error:
+            raise _gone(peer, tried, str(error)) from None
+        return _Answer(answer.local_addresses, answer.dialing, answer.session, answer.secret)
+
+    def _relayed(self, peer: str, tried: list[str]) -> tuple[socket.socket | None, str]:
+        """A connection to `peer` through the tracker's relay, or None (why goes in `tried`)."""
+        try:
+            answer = self._tracker.connect(peer, tracker_pb2.CONNECT_PATH_RELAY)
+        except ConnectRefusedError as error:
+            if error.reason in _BUSY:
+                raise PeerError(peer, PeerFault.REFUSED, str(error), error.retry_after) from None
+            tried.append(tr("relay: {problem}", problem=error.details))
+            return None, ""
+        except ClientError as error:
+            raise _gone(peer, tried, str(error)) from None
+        try:
+            target = relay_wire.relay_target(answer.relay_address, self._tracker_host)
+            sock, _ = relay_wire.join_relay(target, answer.relay_ticket, RELAY_WAIT)
+        except relay_wire.RelayRefusedError as error:
+            code = error.answer.code
+            if code == relay_pb2.RELAY_ANSWER_CODE_FULL:
+                retry = float(error.answer.retry_after_seconds or RELAY_WAIT)
+                raise PeerError(peer, PeerFault.REFUSED, str(error), retry) from None
+            tried.append(tr("relay: {problem}", problem=error))
+            return None, ""
+        except (OSError, InvalidAddressError) as error:
+            tried.append(tr("relay: {problem}", problem=error))
+            return None, ""
+        return sock, format_address(*target)
+
+    def _proxied(self, peer: str, path: Path, first: socket.socket, via: str) -> Route:
+        """A route through a new loopback proxy whose first connection is spliced to `first`
+        and each later one to a new connection to `peer` by `path` (reverse, else relay).
+        """
+
+        def dial() -> socket.socket | None:
+            return self._again(peer, path)
+
+        proxy = _Proxy(peer, first, dial)
+        with self._lock:
+            if self._closed:
+                proxy.close()
+                raise PeerError(peer, PeerFault.GONE, "the download ended")
+            self._proxies.append(proxy)
+        return Route(path, proxy.target, via)
+
+    def _again(self, peer: str, path: Path) -> socket.socket | None:
+        """A further connection to `peer`: by reverse (else relay) or by relay; None if it
+        cannot be had now (gRPC then sees the connection fail, and the stream is retried).
+        """
+        tried: list[str] = []
+        try:
+            if path is Path.REVERSE:
+                listener = self._reverse()
+                answer = self._connect(peer, tracker_pb2.CONNECT_PATH_REVERSE, listener.port, tried)
+                if answer.dialing and answer.session:
+                    listener.expect(answer.session, answer.secret)
+                    sock = listener.wait(answer.session, REVERSE_WAIT)
+                    if sock is not None:
+                        self.counts.add(Path.REVERSE)
+                        return sock
+            relayed, _ = self._relayed(peer, tried)
+        except PeerError as error:
+            logger.info("no further connection to %s: %s", peer, error.detail)
+            return None
+        if relayed is not None:
+            self.counts.add(Path.RELAY)
+        else:
+            logger.info("no further connection to %s: %s", peer, "; ".join(tried))
+        return relayed
+
+
+@dataclass(frozen=True)
+class _Answer:
+    local_addresses: tuple[str, ...]
+    dialing: bool
+    session: bytes
+    secret: bytes
+
+
+class _Proxy:
+    """A loopback listener for one peer's channels: each connection it accepts is spliced to
+    a connection to the peer (the first to `first`, the others to what `dial()` returns).
+    """
+
+    def __init__(
+        self, peer: str, first: socket.socket, dial: Callable[[], socket.socket | None]
+    ) -> None:
+        self._peer = peer
+        self._first: socket.socket | None = first
+        self._dial = dial
+        self._socket = socket.create_server(("127.0.0.1", 0))
+        self.target = format_address("127.0.0.1", self._socket.getsockname()[1])
+        self._lock = threading.Lock()
+        self._splices: set[Splice] = set()
+        self._carrying = threading.BoundedSemaphore(MAX_PROXIED)
+        self._closed = False
+        threading.Thread(target=self._accept, name=f"proxy-{peer}", daemon=True).start()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            splices = list(self._splices)
+            first, self._first = self._first, None
+        if first is not None:
+            first.close()
+        for splice in splices:
+            splice.stop()
+        with contextlib.suppress(OSError):
+            self._socket.shutdown(socket.SHUT_RDWR)
+        self._socket.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                accepted, _ = self._socket.accept()
+            except OSError:
+                return  # closed
+            if not self._carrying.acquire(blocking=False):
+                accepted.close()
+                continue
+            threading.Thread(
+                target=self._carry, args=(accepted,), name=f"proxy-{self._peer}", daemon=True
+            ).start()
+
+    def _carry(self, accepted: socket.socket) -> None:
+        with self._lock:
+            remote, self._first = self._first, None
+        if remote is None:
+            remote = self._dial()
+        if remote is None:
+            accepted.close()
+            self._carrying.release()
+            return
+        for sock in (accepted, remote):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def ended(splice: Splice) -> None:
+            with self._lock:
+                self._splices.discard(splice)
+            self._carrying.release()
+
+        splice = Splice(accepted, remote, on_end=ended, name=f"proxy-{self._peer}")
+        with self._lock:
+            closed = self._closed
+            if not closed:
+                self._splices.add(splice)
+        if closed:
+            accepted.close()
+            remote.close()
+            self._carrying.release()
+            return
+        splice.start()
+
+
+def _probe(address: str, timeout: float) -> str | None:
+    """None if a TCP connection to `address` opens within `timeout` seconds, else why not."""
+    try:
+        host, port = parse_address(address)
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
+    except TimeoutError:
+        return tr("no answer within {seconds} s", seconds=format(timeout, "g"))
+    except (OSError, InvalidAddressError) as error:
+        return str(getattr(error, "strerror", None) or error)
+
+
+def _gone(peer: str, tried: list[str], why: str) -> PeerError:
+    return PeerError(peer, PeerFault.GONE, "; ".join([*tried, why]))
