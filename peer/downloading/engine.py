@@ -120,11 +120,11 @@ class _Target:
         ]
 
     def down(self) -> list[PeerError]:
-        """The failures of the candidates, if every one failed to connect or died since it
-        last sent (else []): nobody can be reached now.
+        """The failures of the candidates, if no connection to any of them could be made
+        since they last sent (else []): nobody can be reached now.
         """
         failures = [self.failures.get(p) for p in self.candidates()]
-        if not failures or any(f is None or f.fault not in _DOWN for f in failures):
+        if not failures or any(f is None or f.reached for f in failures):
             return []
         return [f for f in failures if f is not None]
 
@@ -680,9 +680,6 @@ def _exhausted(name: str, target: _Target) -> Exception:
             peers=" ".join(sorted(target.dropped)),
         )
     )
-
-
-_DOWN = (PeerFault.GONE, PeerFault.STALLED, PeerFault.UNREACHABLE)
 
 
 def _next_of(peers: list[str], index: int) -> str | None:

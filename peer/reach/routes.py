@@ -441,4 +441,5 @@ def _probe(address: str, timeout: float) -> str | None:
 
 
 def _gone(peer: str, tried: list[str], why: str) -> PeerError:
-    return PeerError(peer, PeerFault.GONE, "; ".join([*tried, why]))
+    """No connection to `peer` now (it may come back): why, after the paths `tried`."""
+    return PeerError(peer, PeerFault.GONE, "; ".join([*tried, why]), reached=False)
