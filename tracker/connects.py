@@ -16,11 +16,10 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from typing import Protocol
 
 from napshare.common import reasons, relay_wire, reverse_wire
 from napshare.common.address import InvalidAddressError, format_address, parse_ip_address
-from napshare.common.identity import Identity
 from napshare.common.protocol import MAX_LOCAL_ADDRESSES
 from napshare.common.ratelimit import TokenBucket
 from napshare.tracker.errors import (
@@ -42,14 +41,17 @@ PENDING_SECONDS = 10.0  # how long a dial counts as pending: the longest a side 
 MAX_CALLERS = 65_536  # caller IPs whose rate is remembered; the least recent are forgotten
 
 
-@dataclass(frozen=True)
-class RelayOffer:
-    """The relay a tracker hands out: its address as callers get it (`:port` for the tracker's
-    own host), and the tracker's identity, which signs the tickets the relay trusts.
+class RelayOffer(Protocol):
+    """The relay a tracker hands out: its address as Connect gives it (`:PORT` for the
+    tracker's own host), and what signs a ticket for it (a serialized SignedRelayTicket,
+    relay_wire.sign_ticket with the tracker's identity).
     """
 
-    address: str
-    identity: Identity
+    @property
+    def address(self) -> str: ...
+
+    @property
+    def sign(self) -> Callable[[relay_pb2.RelayTicket], bytes]: ...
 
 
 def check_local_addresses(addresses: Sequence[str]) -> tuple[str, ...]:
@@ -250,7 +252,7 @@ class Connects:
             serving_peer=contact.peer_id,
             downloader=caller,
         )
-        return relay_wire.sign_ticket(self.relay.identity, ticket)
+        return self.relay.sign(ticket)
 
 
 def _not_listening(peer_id: str) -> NotListeningError:

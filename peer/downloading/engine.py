@@ -544,7 +544,7 @@ class Downloader:
             target.to_back(peer)
             if peer not in target.warned:  # once per peer: the path is chosen again later
                 target.warned.add(peer)
-                reporter.note(tr("{failure}", failure=str(failure)))
+                reporter.note(str(failure))
         elif failure.fault in (PeerFault.GONE, PeerFault.STALLED):
             target.to_back(peer)
             # Warn once per peer; a peer that stays down would fill the screen otherwise.

@@ -2,12 +2,16 @@
 sent, who gets local addresses, relay tickets, and the caps.
 """
 
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import pytest
 from napshare.common import reasons
 from napshare.common.identity import TRACKER_NAME, make_identity
-from napshare.common.relay_wire import TICKET_SECONDS, verify_ticket
+from napshare.common.relay_wire import TICKET_SECONDS, sign_ticket, verify_ticket
 from napshare.common.reverse_wire import SECRET_BYTES, SESSION_BYTES
-from napshare.tracker.connects import PENDING_SECONDS, Connects, RelayOffer
+from napshare.tracker.connects import PENDING_SECONDS, Connects
 from napshare.tracker.errors import (
     AnonymousPeerError,
     ConnectRateError,
@@ -27,6 +31,14 @@ OUTSIDE = "203.0.113.9"
 REVERSE = tracker_pb2.CONNECT_PATH_REVERSE
 RELAY = tracker_pb2.CONNECT_PATH_RELAY
 TRACKER = make_identity(TRACKER_NAME)
+
+
+@dataclass(frozen=True)
+class Offer:
+    """A relay a tracker hands out (tracker.connects.RelayOffer)."""
+
+    address: str
+    sign: Callable[[relay_pb2.RelayTicket], bytes]
 
 
 class Clock:
@@ -93,7 +105,7 @@ def test_a_peer_without_a_stream_is_reached_only_on_its_own_network(world):
 
 def test_a_relay_connect_gives_each_side_its_signed_ticket_for_one_session(world):
     index, board, joined, listener = world
-    offer = RelayOffer(":1100", TRACKER)
+    offer = Offer(":1100", functools.partial(sign_ticket, TRACKER))
     now = 1_000_000.0
     connects = Connects(index, board, relay=offer, wall_clock=lambda: now)
     answer = connects.connect(OUTSIDE, joined.peer_id, RELAY)
