@@ -208,6 +208,7 @@ class Downloader:
         self._on_saved = on_saved
         self._limit = limit
         self.connections = PathCounts()  # connections to peers opened, by path
+        self.reverse_host = ""  # where reverse connections are listened for ("": everywhere)
         self._reverse: ReverseListener | None = None
         self._reverse_lock = threading.Lock()
 
@@ -256,7 +257,7 @@ class Downloader:
         """The listener for this downloader's reverse connections, made when first needed."""
         with self._reverse_lock:
             if self._reverse is None:
-                self._reverse = ReverseListener()
+                self._reverse = ReverseListener(self.reverse_host)
             return self._reverse
 
     def _targets(

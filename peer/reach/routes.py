@@ -60,8 +60,11 @@ class ReverseListener:
     their session.
     """
 
-    def __init__(self) -> None:
-        if socket.has_dualstack_ipv6():
+    def __init__(self, host: str = "") -> None:
+        """Listen on `host` ("": every address, IPv4 and IPv6 where the host has both)."""
+        if host:
+            self._socket = socket.create_server((host, 0))
+        elif socket.has_dualstack_ipv6():
             self._socket = socket.create_server(
                 ("", 0), family=socket.AF_INET6, dualstack_ipv6=True
             )
