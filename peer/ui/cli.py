@@ -329,6 +329,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help=tr("behind a NAT: such dials started per second at most (default: %(default)g)"),
     )
+    serve.add_argument(
+        "--no-local-addresses",
+        action="store_true",
+        help=tr(
+            "do not tell the tracker this peer's addresses on its own network (peers behind "
+            "the same NAT then reach it through the tracker, like everyone else)"
+        ),
+    )
     add_metrics_flags(serve)
     serve.add_argument(
         "--no-menu", action="store_true", help=tr("run as a daemon until SIGINT or SIGTERM")

@@ -53,6 +53,7 @@ def serve(args: argparse.Namespace) -> int:
         transport=flags.transport(args, folder.root),
         max_dialbacks=args.max_dialbacks,
         dialback_rate=args.dialback_rate,
+        local_addresses=() if args.no_local_addresses else None,
     )
 
     metrics = None if args.metrics_port is None else peer_metrics()
