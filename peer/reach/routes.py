@@ -81,8 +81,9 @@ class ReverseListener:
 
     def expect(self, session: bytes, secret: bytes) -> None:
         """Wait for a dial of `session` from now on."""
-        with self._lock:
+        with self._condition:
             self._secrets[session] = secret
+            self._condition.notify_all()
 
     def wait(self, session: bytes, timeout: float) -> socket.socket | None:
         """The connection of `session` once it proved itself, or None after `timeout` seconds
@@ -139,7 +140,13 @@ class ReverseListener:
             self._condition.notify_all()
 
     def _secret_of(self, session: bytes) -> bytes | None:
-        with self._lock:
+        """The secret of `session`, waiting a little for it: the tracker tells the peer to
+        dial at the same time as it answers our Connect, so the dial may come first.
+        """
+        with self._condition:
+            self._condition.wait_for(
+                lambda: session in self._secrets or self._closed, timeout=REVERSE_WAIT
+            )
             return self._secrets.get(session)
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tests.bench import apps
 from tests.bench.files import format_size, make_random_file, parse_size
-from tests.bench.procs import median, running, timed_lines
+from tests.bench.procs import cpu_seconds, median, running, settled_cpu_seconds, timed_lines
 from tests.bench.transfer import MB, sha256_of
 
 FILE_NAME = "reach-lecture-0001.mp4"
@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         source = make_random_file(shared / FILE_NAME, args.size)
         expected = sha256_of(source)
         trackers = {}
+        services = []
         for mode, extra in (
             ("direct", ()),
             ("reverse", ("--bind", "127.0.0.2", "--no-local-addresses")),
@@ -48,29 +49,37 @@ def main(argv: list[str] | None = None) -> int:
             state = root / f"tracker-{mode}"
             tracker = stack.enter_context(running(f"tracker {mode}", apps.tracker(state_dir=state)))
             pins = apps.pin(state)
-            stack.enter_context(
+            peer = stack.enter_context(
                 running(
                     f"peer {mode}",
-                    apps.serve(shared, tracker.address, (*pins, *extra)),
+                    apps.serve(shared, tracker.address, (*pins, *extra, "--log-level", "INFO")),
                     pattern=LISTENING,
                 )
             )
-            trackers[mode] = (tracker.address, pins)
+            services += [tracker, peer]
+            trackers[mode] = (tracker.address, pins, peer.pid)
         seconds: dict[str, list[float]] = {mode: [] for mode in trackers}
         for round_ in range(args.rounds):
-            for mode, (address, pins) in trackers.items():
+            for mode, (address, pins, server) in trackers.items():
                 target = root / f"down-{mode}-{round_}"
                 target.mkdir()
-                done = timed_lines(apps.download(FILE_NAME, target, address, pins))
+                server_cpu = cpu_seconds(server)
+                try:
+                    done = timed_lines(apps.download(FILE_NAME, target, address, pins))
+                except Exception:
+                    for service in services:
+                        print(f"--- {service.name}\n{service.tail(40)}", file=sys.stderr)
+                    raise
                 said = done.first(REVERSE_LINE) is not None
                 if said != (mode == "reverse") or sha256_of(target / FILE_NAME) != expected:
                     print(f"{mode}: wrong path or bytes\n{done.lines}", file=sys.stderr)
                     return 1
                 seconds[mode].append(done.timed.seconds)
+                server_cpu = settled_cpu_seconds(server) - server_cpu
                 print(
                     f"round {round_ + 1} {mode:8} {done.timed.seconds:6.2f} s "
                     f"{args.size / done.timed.seconds / MB:7.1f} MB/s, "
-                    f"client CPU {done.timed.cpu_seconds:.1f} s",
+                    f"CPU client {done.timed.cpu_seconds:.1f} s, serving peer {server_cpu:.1f} s",
                     flush=True,
                 )
                 shutil.rmtree(target)
