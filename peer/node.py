@@ -33,7 +33,7 @@ from napshare.peer.errors import ClientError, TrackerUnreachableError
 from napshare.peer.folder.store import SharedFolder
 from napshare.peer.reach.addresses import local_addresses
 from napshare.peer.reach.listener import ReachListener
-from napshare.peer.reach.paths import PathCounts
+from napshare.peer.reach.paths import Path, PathCounts
 from napshare.peer.serving.callers import Callers
 from napshare.peer.serving.server import create_server
 from napshare.peer.serving.slots import Fairness
@@ -165,6 +165,33 @@ class Node:
         self.downloads: list[BackgroundDownload] = []
         self._received = _ByteCount()
         if metrics is not None:
+            metrics.labelled_reading(
+                "counter",
+                "connections",
+                "Connections this peer's downloads opened to other peers, by path (direct, "
+                "local, reverse, relay).",
+                "path",
+                self.downloader.connections.snapshot,
+            )
+            metrics.labelled_reading(
+                "counter",
+                "dialbacks",
+                "Connections this peer dialled out and served for downloaders that cannot "
+                "reach it, by path (reverse, relay).",
+                "path",
+                lambda: {
+                    path: count
+                    for path, count in self.dialled.snapshot().items()
+                    if path in (Path.REVERSE.value, Path.RELAY.value)
+                },
+            )
+            metrics.reading(
+                "gauge",
+                "listening",
+                "1 while this peer holds its Listen stream at the tracker (it is not reachable "
+                "directly), else 0.",
+                lambda: float(self.reach.listening),
+            )
             metrics.reading(
                 "counter",
                 "received_bytes",

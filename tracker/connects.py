@@ -113,6 +113,7 @@ class Connects:
         self._lock = threading.Lock()
         self._callers: collections.OrderedDict[str, TokenBucket] = collections.OrderedDict()
         self._dials: dict[str, collections.deque[float]] = {}  # per peer id: when sent
+        self._answered = {"reverse": 0, "relay": 0, "local": 0}  # Connect answers, by path
 
     def connect(
         self, caller: str | None, peer_id: str, path: int, reverse_port: int = 0
@@ -152,6 +153,7 @@ class Connects:
             )
         if not self._switchboard.listening(contact.peer_id, contact.token):
             if local:
+                self._count("local")
                 return tracker_pb2.ConnectResponse(local_addresses=local, dialing=False)
             raise _not_listening(contact.peer_id)
         self._count_dial(contact.peer_id)
@@ -189,7 +191,19 @@ class Connects:
                 f"ask again in {PENDING_SECONDS:g} s",
                 retry_delay=PENDING_SECONDS,
             )
+        self._count("reverse" if reverse else "relay")
         return answer
+
+    def answered(self) -> dict[str, int]:
+        """Connect calls answered so far, by path: reverse and relay (the peer was asked to
+        dial), local (only local addresses to offer).
+        """
+        with self._lock:
+            return dict(self._answered)
+
+    def _count(self, path: str) -> None:
+        with self._lock:
+            self._answered[path] += 1
 
     def _charge(self, caller: str) -> None:
         """Take one call from `caller`'s bucket, or ConnectRateError."""

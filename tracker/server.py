@@ -115,6 +115,14 @@ def create_server(
     )
     if metrics is not None:
         metrics.reading("gauge", "listeners", "Listen streams open now.", lambda: len(switchboard))
+        metrics.labelled_reading(
+            "counter",
+            "connects",
+            "Connect calls answered, by path: reverse and relay (the peer was asked to dial), "
+            "local (its local addresses only).",
+            "path",
+            connects.answered,
+        )
     handlers = _handlers(servicer)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
     server.add_registered_method_handlers(SERVICE_NAME, handlers)  # type: ignore[attr-defined]
