@@ -132,6 +132,8 @@ _CHANNEL_OPTIONS: list[tuple[str, int | str]] = [
     # Come back quickly after the tracker restarts.
     ("grpc.initial_reconnect_backoff_ms", 200),
     ("grpc.max_reconnect_backoff_ms", 2000),
+    # A connection of this client's own, so that reconnect() really dials a new one.
+    ("grpc.use_local_subchannel_pool", 1),
 ]
 
 
@@ -155,6 +157,7 @@ class TrackerClient:
         self._stub: tracker_pb2_grpc.TrackerServiceStub | None = None
         self._watchers: list[Callable[[grpc.ChannelConnectivity], None]] = []
         self.tracker_identity = ""  # the pinned certificate's fingerprint; "" in plain text
+        self._certificate: bytes | None = None  # the pinned certificate (PEM), over TLS
         if transport.plaintext:
             self._open(grpc.insecure_channel(self.address, options=_CHANNEL_OPTIONS))
 
@@ -326,6 +329,23 @@ class TrackerClient:
             if self._channel is not None:
                 self._channel.subscribe(changed, try_to_connect=False)
 
+    def reconnect(self) -> None:
+        """Dial the tracker afresh, on a new connection: the one in use went silent (a home
+        router may have dropped its mapping without a word). Calls on the old one end.
+        """
+        with self._lock:
+            old = self._channel
+            if old is None:
+                return
+            if self.plaintext:
+                channel = grpc.insecure_channel(self.address, options=_CHANNEL_OPTIONS)
+            else:
+                assert self._certificate is not None  # a channel over TLS was pinned to it
+                channel = pinned_channel(self.address, self._certificate, _CHANNEL_OPTIONS)
+            self._open(channel)
+        old.close()
+        logger.info("connecting to tracker %s again, on a new connection", self.address)
+
     def close(self) -> None:
         """Close the channel."""
         with self._lock:
@@ -347,6 +367,7 @@ class TrackerClient:
                 return self._stub
             certificate = tracker_certificate(self.transport, self.address)
             self.tracker_identity = pinned_fingerprint(certificate)
+            self._certificate = certificate
             return self._open(pinned_channel(self.address, certificate, _CHANNEL_OPTIONS))
 
     def _call(

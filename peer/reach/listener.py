@@ -199,11 +199,13 @@ class ReachListener:
                 stream, heard, silence = self._stream, self._heard, self._silence
             if stream is not None and silence and time.monotonic() - heard > silence:
                 logger.warning(
-                    "no word from tracker %s for %.0f s on the Listen stream; opening it again",
+                    "no word from tracker %s for %.0f s on the Listen stream; opening it again "
+                    "on a new connection",
                     self._tracker.address,
                     silence,
                 )
                 self._cancel(stream)
+                self._tracker.reconnect()
 
     def _cancel(self, stream: Listening) -> None:
         self._ours = True

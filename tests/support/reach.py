@@ -2,7 +2,9 @@
 thread.
 """
 
+import contextlib
 import queue
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -142,3 +144,56 @@ def start_reach_tracker(
         host="127.0.0.1", port=port, tls=identity if tls else None, **options
     )
     return TrackerWithIdentity(server, bound, identity if tls else None)
+
+
+class FreezableProxy:
+    """A loopback TCP proxy to `upstream` whose connections can go silent both ways without
+    closing, as when a home router drops a connection's mapping: bytes sent on a frozen
+    connection are read and dropped. New connections are carried as usual.
+    """
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self._upstream = upstream
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self._listener.getsockname()[1]}"
+        self.connections = 0
+        self._frozen: list[threading.Event] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def freeze(self) -> None:
+        """Every connection open now carries nothing more."""
+        with self._lock:
+            for flag in self._frozen:
+                flag.set()
+
+    def close(self) -> None:
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                accepted, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self._upstream)
+            frozen = threading.Event()
+            with self._lock:
+                self.connections += 1
+                self._frozen.append(frozen)
+            for source, sink in ((accepted, upstream), (upstream, accepted)):
+                threading.Thread(
+                    target=self._pump, args=(source, sink, frozen), daemon=True
+                ).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket, frozen: threading.Event) -> None:
+        try:
+            while data := source.recv(65536):
+                if not frozen.is_set():
+                    sink.sendall(data)
+        except OSError:
+            pass
+        if not frozen.is_set():
+            with contextlib.suppress(OSError):
+                sink.shutdown(socket.SHUT_WR)

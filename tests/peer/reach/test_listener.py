@@ -20,7 +20,7 @@ from napshare.peer.node import Node
 from napshare.peer.reach.paths import Path
 from napshare.v1 import peer_pb2, peer_pb2_grpc, tracker_pb2
 
-from tests.support.reach import natted_config, start_reach_tracker, wait_until
+from tests.support.reach import FreezableProxy, natted_config, start_reach_tracker, wait_until
 
 DATA = os.urandom(3 * 1024 * 1024 + 5)
 
@@ -172,3 +172,25 @@ def test_the_stream_comes_back_after_the_tracker_restarts(tmp_path, tracker):
         node.stop()
         if restarted is not None:
             restarted.server.stop(None)
+
+
+def test_a_stream_that_goes_silent_is_opened_again_on_a_new_connection(tmp_path):
+    tracker = start_reach_tracker(tls=True, listen_keepalive=1.0)
+    proxy = FreezableProxy(("127.0.0.1", tracker.port))
+    folder = tmp_path / "natted"
+    folder.mkdir()
+    node = Node(natted_config(folder, proxy.address, tracker.transport()), lambda *_: None)
+    node.start()
+    try:
+        wait_until(lambda: node.reach.listening)
+        before = proxy.connections
+        proxy.freeze()  # the router forgets the connection: keepalives stop arriving
+        # Three silent keepalive intervals later it dials the tracker again, and listens.
+        wait_until(lambda: proxy.connections > before)
+        wait_until(lambda: node.reach.listening)
+        reverse_connection(tracker, node.link.peer_id).close()
+        wait_until(lambda: node.dialled.snapshot()[Path.REVERSE.value] == 1)
+    finally:
+        node.stop()
+        proxy.close()
+        tracker.server.stop(None)

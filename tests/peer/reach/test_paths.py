@@ -110,7 +110,8 @@ def test_peers_behind_one_nat_reach_each_other_at_their_local_addresses(tmp_path
     assert f"peer {peer} is on this network: reached at its local address {local}" in notes.lines
     assert connections[Path.LOCAL.value] >= 1
     assert connections[Path.REVERSE.value] == 0
-    assert node.dialled.snapshot()[Path.REVERSE.value] == 0
+    # Connect asked the listening peer to dial as well; that dial, if it came, was not used.
+    assert node.dialled.snapshot()[Path.REVERSE.value] <= 1
 
 
 def free_port() -> int:
