@@ -50,7 +50,8 @@ from napshare.peer.errors import (
 )
 from napshare.peer.folder.store import Digests, SharedFile, SharedFolder
 from napshare.peer.reach.paths import PathCounts
-from napshare.peer.reach.routes import ReverseListener, Routes
+from napshare.peer.reach.reverse import ReverseListener
+from napshare.peer.reach.routes import Routes
 from napshare.peer.tracker_client import Found, Source, TrackerClient
 
 logger = logging.getLogger(__name__)

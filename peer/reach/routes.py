@@ -1,5 +1,5 @@
 """The downloader's side of reach: how to get a connection to each peer, chosen once per peer
-per download, and the local proxy that hands gRPC the connections it cannot dial itself.
+per download (peer.reach.proxy hands gRPC the connections it cannot dial itself).
 
 Paths, in order (the timeouts are peer.defaults'): direct to the listed address (a TCP probe
 first, shorter when the tracker could not reach the peer there); its local addresses when the
@@ -14,7 +14,6 @@ tracker see only ciphertext.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import socket
 import threading
@@ -28,18 +27,16 @@ from napshare.common.address import (
     parse_address,
 )
 from napshare.common.console import tr
-from napshare.common.reverse_wire import ReverseHandshakeError, answer_reverse
-from napshare.common.splice import Splice
 from napshare.peer.defaults import DIRECT_PROBE, LOCAL_PROBE, RELAY_WAIT, REVERSE_WAIT
 from napshare.peer.errors import ClientError, ConnectRefusedError, PeerError, PeerFault
 from napshare.peer.reach.paths import Path, PathCounts
+from napshare.peer.reach.proxy import LoopbackProxy
+from napshare.peer.reach.reverse import ReverseListener
 from napshare.peer.tracker_client import TrackerClient
 from napshare.v1 import relay_pb2, tracker_pb2
 
 logger = logging.getLogger(__name__)
 
-MAX_HANDSHAKES = 32  # reverse handshakes the listener runs at once; more connections are closed
-MAX_PROXIED = 16  # connections one peer's proxy carries at once; more are closed
 _BUSY = frozenset({reasons.CONNECT_RATE_LIMITED, reasons.PEER_DIALS_BUSY})
 
 
@@ -52,102 +49,6 @@ class Route:
     path: Path
     target: str
     via: str = ""  # the local address, or the relay's
-
-
-class ReverseListener:
-    """The one listener of this process for reverse connections: peers that the tracker asked
-    to dial us connect here, prove the dial's secret, and are handed to whoever waits for
-    their session.
-    """
-
-    def __init__(self, host: str = "") -> None:
-        """Listen on `host` ("": every address, IPv4 and IPv6 where the host has both)."""
-        if host:
-            self._socket = socket.create_server((host, 0))
-        elif socket.has_dualstack_ipv6():
-            self._socket = socket.create_server(
-                ("", 0), family=socket.AF_INET6, dualstack_ipv6=True
-            )
-        else:
-            self._socket = socket.create_server(("0.0.0.0", 0))
-        self.port: int = self._socket.getsockname()[1]
-        self._lock = threading.Lock()
-        self._secrets: dict[bytes, bytes] = {}
-        self._arrived: dict[bytes, socket.socket] = {}
-        self._condition = threading.Condition(self._lock)
-        self._handshakes = threading.BoundedSemaphore(MAX_HANDSHAKES)
-        self._closed = False
-        threading.Thread(target=self._accept, name="reverse-accept", daemon=True).start()
-
-    def expect(self, session: bytes, secret: bytes) -> None:
-        """Wait for a dial of `session` from now on."""
-        with self._condition:
-            self._secrets[session] = secret
-            self._condition.notify_all()
-
-    def wait(self, session: bytes, timeout: float) -> socket.socket | None:
-        """The connection of `session` once it proved itself, or None after `timeout` seconds
-        (the session is then forgotten: a later dial is refused).
-        """
-        with self._condition:
-            self._condition.wait_for(
-                lambda: session in self._arrived or self._closed, timeout=timeout
-            )
-            self._secrets.pop(session, None)
-            return self._arrived.pop(session, None)
-
-    def close(self) -> None:
-        """Stop listening; connections that arrived and were not taken are closed."""
-        with self._condition:
-            self._closed = True
-            arrived = list(self._arrived.values())
-            self._arrived.clear()
-            self._condition.notify_all()
-        for sock in arrived:
-            sock.close()
-        with contextlib.suppress(OSError):
-            self._socket.shutdown(socket.SHUT_RDWR)
-        self._socket.close()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                sock, _ = self._socket.accept()
-            except OSError:
-                return  # closed
-            if not self._handshakes.acquire(blocking=False):
-                sock.close()
-                continue
-            threading.Thread(
-                target=self._handshake, args=(sock,), name="reverse-handshake", daemon=True
-            ).start()
-
-    def _handshake(self, sock: socket.socket) -> None:
-        try:
-            session = answer_reverse(sock, self._secret_of, REVERSE_WAIT)
-        except (OSError, ReverseHandshakeError) as error:
-            logger.debug("a reverse connection refused: %s", error)
-            sock.close()
-            return
-        finally:
-            self._handshakes.release()
-        with self._condition:
-            if self._closed or session not in self._secrets:
-                sock.close()  # its waiter gave up meanwhile
-                return
-            del self._secrets[session]
-            self._arrived[session] = sock
-            self._condition.notify_all()
-
-    def _secret_of(self, session: bytes) -> bytes | None:
-        """The secret of `session`, waiting a little for it: the tracker tells the peer to
-        dial at the same time as it answers our Connect, so the dial may come first.
-        """
-        with self._condition:
-            self._condition.wait_for(
-                lambda: session in self._secrets or self._closed, timeout=REVERSE_WAIT
-            )
-            return self._secrets.get(session)
 
 
 class Routes:
@@ -174,7 +75,7 @@ class Routes:
         self.counts = PathCounts() if counts is None else counts
         self._lock = threading.Lock()
         self._routes: dict[str, Route] = {}
-        self._proxies: list[_Proxy] = []
+        self._proxies: list[LoopbackProxy] = []
         self._closed = False
 
     def path_of(self, peer: str) -> Path | None:
@@ -320,7 +221,7 @@ class Routes:
         def dial() -> socket.socket | None:
             return self._again(peer, path)
 
-        proxy = _Proxy(peer, first, dial)
+        proxy = LoopbackProxy(peer, first, dial)
         with self._lock:
             if self._closed:
                 proxy.close()
@@ -360,82 +261,6 @@ class _Answer:
     dialing: bool
     session: bytes
     secret: bytes
-
-
-class _Proxy:
-    """A loopback listener for one peer's channels: each connection it accepts is spliced to
-    a connection to the peer (the first to `first`, the others to what `dial()` returns).
-    """
-
-    def __init__(
-        self, peer: str, first: socket.socket, dial: Callable[[], socket.socket | None]
-    ) -> None:
-        self._peer = peer
-        self._first: socket.socket | None = first
-        self._dial = dial
-        self._socket = socket.create_server(("127.0.0.1", 0))
-        self.target = format_address("127.0.0.1", self._socket.getsockname()[1])
-        self._lock = threading.Lock()
-        self._splices: set[Splice] = set()
-        self._carrying = threading.BoundedSemaphore(MAX_PROXIED)
-        self._closed = False
-        threading.Thread(target=self._accept, name=f"proxy-{peer}", daemon=True).start()
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            splices = list(self._splices)
-            first, self._first = self._first, None
-        if first is not None:
-            first.close()
-        for splice in splices:
-            splice.stop()
-        with contextlib.suppress(OSError):
-            self._socket.shutdown(socket.SHUT_RDWR)
-        self._socket.close()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                accepted, _ = self._socket.accept()
-            except OSError:
-                return  # closed
-            if not self._carrying.acquire(blocking=False):
-                accepted.close()
-                continue
-            threading.Thread(
-                target=self._carry, args=(accepted,), name=f"proxy-{self._peer}", daemon=True
-            ).start()
-
-    def _carry(self, accepted: socket.socket) -> None:
-        with self._lock:
-            remote, self._first = self._first, None
-        if remote is None:
-            remote = self._dial()
-        if remote is None:
-            accepted.close()
-            self._carrying.release()
-            return
-        for sock in (accepted, remote):
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-        def ended(splice: Splice) -> None:
-            with self._lock:
-                self._splices.discard(splice)
-            self._carrying.release()
-
-        splice = Splice(accepted, remote, on_end=ended, name=f"proxy-{self._peer}")
-        with self._lock:
-            closed = self._closed
-            if not closed:
-                self._splices.add(splice)
-        if closed:
-            accepted.close()
-            remote.close()
-            self._carrying.release()
-            return
-        splice.start()
 
 
 def _probe(address: str, timeout: float) -> str | None:

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 from napshare.common.reverse_wire import ReverseHandshakeError, dial_reverse
-from napshare.peer.reach.routes import ReverseListener
+from napshare.peer.reach.reverse import ReverseListener
 
 
 def test_a_dial_that_comes_before_its_session_is_expected_still_gets_through():
