@@ -44,6 +44,7 @@ from napshare.v1 import relay_pb2, tracker_pb2
 logger = logging.getLogger(__name__)
 
 SILENT_INTERVALS = 3  # keepalive intervals without a message before the stream is opened again
+FIRST_WORD_SECONDS = 60.0  # how long a new stream may take to say `started` (3 default intervals)
 WATCH_TICK = 1.0  # seconds between the watchdog's looks at the stream
 SERVER_CONNECT_TIMEOUT = 5.0  # seconds to connect to our own server
 DROP_REPORT_SECONDS = 60.0  # at most one log line per this long about dropped requests
@@ -86,7 +87,7 @@ class ReachListener:
         self._registration: Registration | None = None
         self._stream: Listening | None = None
         self._heard = 0.0  # when the stream last carried a message
-        self._silence = 0.0  # seconds of silence after which the stream is opened again
+        self._silence = FIRST_WORD_SECONDS  # seconds of silence before it is opened again
         self._ours = False  # the current stream was cancelled by us
         self._splices: set[Splice] = set()
         self._stop = threading.Event()
@@ -168,7 +169,7 @@ class ReachListener:
             self._stream = stream
             self._ours = False
             self._heard = time.monotonic()
-            self._silence = 0.0
+            self._silence = FIRST_WORD_SECONDS
         try:
             for event in stream:
                 self._heard = time.monotonic()
@@ -197,7 +198,7 @@ class ReachListener:
         while not self._stop.wait(WATCH_TICK):
             with self._lock:
                 stream, heard, silence = self._stream, self._heard, self._silence
-            if stream is not None and silence and time.monotonic() - heard > silence:
+            if stream is not None and time.monotonic() - heard > silence:
                 logger.warning(
                     "no word from tracker %s for %.0f s on the Listen stream; opening it again "
                     "on a new connection",
