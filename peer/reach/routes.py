@@ -1,15 +1,16 @@
 """The downloader's side of reach: how to get a connection to each peer, chosen once per peer
 per download (peer.reach.proxy hands gRPC the connections it cannot dial itself).
 
-Paths, in order (the timeouts are peer.defaults'): direct to the listed address (a TCP probe
-first, shorter when the tracker could not reach the peer there); its local addresses when the
-tracker says we share its public address; a reverse connection (the tracker asks the peer to
-dial the listener of this process); a relay. gRPC dials direct and local addresses itself.
-Reverse and relayed connections are sockets gRPC cannot adopt (grpc/grpc#23760): the peer's
-channels dial a loopback proxy instead, and each connection it accepts is spliced
-(common.splice) to a fresh connection to the peer by the chosen path. TLS runs end to end
-over it, pinned to the peer's listed certificate as always: the proxy, a relay and the
-tracker see only ciphertext.
+Paths, in order (the timeouts are peer.defaults'): direct to the listed address when the
+tracker reached the peer there (a TCP probe first); its local addresses when the tracker says
+we share its public address; a reverse connection (the tracker asks the peer to dial the
+listener of this process); a relay; and the listed address of a peer the tracker could not
+reach only as a last resort, when the tracker has no way to it. gRPC dials direct and local
+addresses itself. Reverse and relayed connections are sockets gRPC cannot adopt
+(grpc/grpc#23760): the peer's channels dial a loopback proxy instead, and each connection it
+accepts is spliced (common.splice) to a fresh connection to the peer by the chosen path. TLS
+runs end to end over it, pinned to the peer's listed certificate as always: the proxy, a
+relay and the tracker see only ciphertext.
 """
 
 from __future__ import annotations
@@ -130,14 +131,16 @@ class Routes:
 
     def _choose(self, peer: str, reachable: bool) -> Route:
         tried: list[str] = []
-        # Even a peer the tracker could not reach may answer us (a firewall that lets our
-        # network in, an anonymous peer the tracker never checks): tried first, for less long.
-        problem = _probe(peer, DIRECT_PROBE if reachable else LOCAL_PROBE)
-        if problem is None:
-            return Route(Path.DIRECT, peer)
-        tried.append(tr("direct: {problem}", problem=problem))
+        if reachable:
+            problem = _probe(peer, DIRECT_PROBE)
+            if problem is None:
+                return Route(Path.DIRECT, peer)
+            tried.append(tr("direct: {problem}", problem=problem))
         listener = self._reverse()
-        answer = self._connect(peer, tracker_pb2.CONNECT_PATH_REVERSE, listener.port, tried)
+        try:
+            answer = self._connect(peer, tracker_pb2.CONNECT_PATH_REVERSE, listener.port)
+        except _NoWayError as no_way:
+            return self._last_resort(peer, reachable, tried, no_way.why)
         if answer.session:
             listener.expect(answer.session, answer.secret)
         for address in answer.local_addresses:
@@ -146,17 +149,17 @@ class Routes:
                     listener.wait(answer.session, 0)  # not wanted: refuse it when it comes
                 return Route(Path.LOCAL, address, address)
             tried.append(tr("local address {address}: no answer", address=address))
-        first: socket.socket | None = None
-        if answer.dialing and answer.session:
-            first = listener.wait(answer.session, REVERSE_WAIT)
-            if first is not None:
-                self.counts.add(Path.REVERSE)
-                return self._proxied(peer, Path.REVERSE, first, "")
-            tried.append(
-                tr("reverse: no connection within {seconds} s", seconds=format(REVERSE_WAIT, "g"))
+        if not answer.dialing:
+            return self._last_resort(
+                peer, reachable, tried, tr("it does not listen at the tracker now")
             )
-        elif not answer.dialing:
-            raise _gone(peer, tried, tr("it does not listen at the tracker now"))
+        first = listener.wait(answer.session, REVERSE_WAIT)
+        if first is not None:
+            self.counts.add(Path.REVERSE)
+            return self._proxied(peer, Path.REVERSE, first, "")
+        tried.append(
+            tr("reverse: no connection within {seconds} s", seconds=format(REVERSE_WAIT, "g"))
+        )
         relayed, via = self._relayed(peer, tried)
         if relayed is None:
             raise PeerError(
@@ -167,10 +170,26 @@ class Routes:
         self.counts.add(Path.RELAY)
         return self._proxied(peer, Path.RELAY, relayed, via)
 
-    def _connect(
-        self, peer: str, path: tracker_pb2.ConnectPath, port: int, tried: list[str]
-    ) -> _Answer:
-        """Connect through the tracker; PeerError when the tracker says no such way exists."""
+    def _last_resort(self, peer: str, reachable: bool, tried: list[str], why: str) -> Route:
+        """The tracker has no way to `peer` (`why`): dial its listed address anyway, with a
+        short timeout, unless that was tried already (it may let our network in, or be an
+        anonymous peer, which the tracker never checks); else PeerError (GONE).
+
+        A peer the tracker could not reach is dialled there only now: its public address
+        may answer with something else (a router's own service on that port).
+        """
+        if not reachable:
+            problem = _probe(peer, LOCAL_PROBE)
+            if problem is None:
+                return Route(Path.DIRECT, peer)
+            tried.append(tr("direct: {problem}", problem=problem))
+        raise _gone(peer, tried, why)
+
+    def _connect(self, peer: str, path: tracker_pb2.ConnectPath, port: int = 0) -> _Answer:
+        """Connect through the tracker. _NoWayError when it has none to `peer` now (it holds no
+        stream, is anonymous, or the tracker does not answer); PeerError when it is gone
+        (MISSING), or the tracker says to come back later (REFUSED).
+        """
         try:
             answer = self._tracker.connect(peer, path, port)
         except ConnectRefusedError as error:
@@ -180,11 +199,9 @@ class Routes:
                 ) from None
             if error.reason in _BUSY:
                 raise PeerError(peer, PeerFault.REFUSED, str(error), error.retry_after) from None
-            if error.reason in (reasons.PEER_NOT_LISTENING, reasons.PEER_ANONYMOUS):
-                raise _gone(peer, tried, error.details) from None
-            raise PeerError(peer, PeerFault.UNREACHABLE, error.details) from None
+            raise _NoWayError(error.details) from None
         except ClientError as error:
-            raise _gone(peer, tried, str(error)) from None
+            raise _NoWayError(str(error)) from None
         return _Answer(answer.local_addresses, answer.dialing, answer.session, answer.secret)
 
     def _relayed(self, peer: str, tried: list[str]) -> tuple[socket.socket | None, str]:
@@ -197,7 +214,8 @@ class Routes:
             tried.append(tr("relay: {problem}", problem=error.details))
             return None, ""
         except ClientError as error:
-            raise _gone(peer, tried, str(error)) from None
+            tried.append(tr("relay: {problem}", problem=str(error)))
+            return None, ""
         try:
             target = relay_wire.relay_target(answer.relay_address, self._tracker_host)
             sock, _ = relay_wire.join_relay(target, answer.relay_ticket, RELAY_WAIT)
@@ -237,7 +255,7 @@ class Routes:
         try:
             if path is Path.REVERSE:
                 listener = self._reverse()
-                answer = self._connect(peer, tracker_pb2.CONNECT_PATH_REVERSE, listener.port, tried)
+                answer = self._connect(peer, tracker_pb2.CONNECT_PATH_REVERSE, listener.port)
                 if answer.dialing and answer.session:
                     listener.expect(answer.session, answer.secret)
                     sock = listener.wait(answer.session, REVERSE_WAIT)
@@ -248,11 +266,22 @@ class Routes:
         except PeerError as error:
             logger.info("no further connection to %s: %s", peer, error.detail)
             return None
+        except _NoWayError as no_way:
+            logger.info("no further connection to %s: %s", peer, no_way.why)
+            return None
         if relayed is not None:
             self.counts.add(Path.RELAY)
         else:
             logger.info("no further connection to %s: %s", peer, "; ".join(tried))
         return relayed
+
+
+class _NoWayError(Exception):
+    """The tracker has no way to a peer now; `why`, in its words."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why = why
 
 
 @dataclass(frozen=True)
