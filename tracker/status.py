@@ -7,11 +7,18 @@ from napshare.common import error_details
 from napshare.common.messages import MalformedRequestError
 from napshare.tracker.errors import (
     AddressTakenError,
+    AnonymousPeerError,
     BusyError,
     CapacityError,
     ChecksBusyError,
+    ConnectRateError,
+    DialsBusyError,
     InvalidRequestError,
+    ListenersFullError,
+    ListenReplacedError,
+    NotListeningError,
     ProofInvalidError,
+    RelayUnavailableError,
     StoreUnavailableError,
     TrackerError,
     UnauthenticatedError,
@@ -29,6 +36,13 @@ STATUS_CODES: dict[type[Exception], grpc.StatusCode] = {
     AddressTakenError: grpc.StatusCode.PERMISSION_DENIED,
     ChecksBusyError: grpc.StatusCode.RESOURCE_EXHAUSTED,
     StoreUnavailableError: grpc.StatusCode.UNAVAILABLE,
+    ListenersFullError: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    ListenReplacedError: grpc.StatusCode.ABORTED,
+    NotListeningError: grpc.StatusCode.FAILED_PRECONDITION,
+    AnonymousPeerError: grpc.StatusCode.FAILED_PRECONDITION,
+    RelayUnavailableError: grpc.StatusCode.UNAVAILABLE,
+    ConnectRateError: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    DialsBusyError: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 
 
