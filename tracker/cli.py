@@ -27,7 +27,7 @@ from napshare.tracker.connects import (
 from napshare.tracker.limits import Limits, flag
 from napshare.tracker.store.base import MAX_CANDIDATES, MAX_CONCURRENT_SEARCHES
 from napshare.tracker.store.factory import MEMORY, check_store
-from napshare.tracker.switchboard import LISTEN_KEEPALIVE, MAX_LISTENERS, Switchboard
+from napshare.tracker.switchboard import LISTEN_KEEPALIVE, MAX_LISTENERS
 
 if TYPE_CHECKING:
     from napshare.common.identity import Identity
@@ -259,9 +259,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from grpc_health.v1.health import HealthServicer  # noqa: PLC0415 - only now may gRPC load
     from napshare.common.identity import IdentityError  # noqa: PLC0415
     from napshare.common.serving import PortInUseError, stop_gracefully, wait_for_signal  # noqa: PLC0415
+    from napshare.tracker.errors import TrackerError  # noqa: PLC0415
     from napshare.tracker.server import create_server, tracker_metrics  # noqa: PLC0415
     from napshare.tracker.store.factory import StoreConfigError, open_store  # noqa: PLC0415
-    from napshare.v1 import tracker_pb2  # noqa: PLC0415
 
     try:
         identity = None if args.plaintext else _identity(args)
@@ -280,7 +280,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitCode.STORE_UNAVAILABLE
     health = HealthServicer()
     metrics = None if args.metrics_port is None else tracker_metrics()
-    switchboard: Switchboard[tracker_pb2.ListenResponse] = Switchboard(args.max_listeners)
+    try:
+        switchboard = store.switchboard(args.max_listeners)
+    except TrackerError as error:
+        store.close()
+        print(f"napshare-tracker: {error}", file=sys.stderr)
+        return ExitCode.STORE_UNAVAILABLE
     endpoint = None
     try:
         server, port = create_server(

@@ -22,6 +22,8 @@ from napshare.tracker.checks import CheckedFiles, FileLike, SearchQuery
 from napshare.tracker.errors import searches_busy
 from napshare.tracker.limits import Limits
 from napshare.tracker.paging import Key, PageTokens
+from napshare.tracker.switchboard import Switchboard
+from napshare.v1 import tracker_pb2
 
 TOKEN_BYTES = 16
 MAX_CANDIDATES = 10_000  # a keyword search whose candidates may be more is broad: it walks
@@ -306,6 +308,12 @@ class IndexStore(ABC):
     @abstractmethod
     def close(self) -> None:
         """Let go of the store's connections and threads."""
+
+    def switchboard(self, max_listeners: int) -> Switchboard[tracker_pb2.ListenResponse]:
+        """Where this tracker keeps its peers' Listen streams: in this process, unless the
+        store is shared (then Connects at any replica reach them).
+        """
+        return Switchboard(max_listeners)
 
     @abstractmethod
     def _claim(self, peer_id: str, identity: str, *, may_prove: bool) -> None: ...

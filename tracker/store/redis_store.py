@@ -63,6 +63,9 @@ from napshare.tracker.store.base import (
     Page,
 )
 from napshare.tracker.store.factory import StoreConfigError
+from napshare.tracker.store.redis_switchboard import SharedSwitchboard
+from napshare.tracker.switchboard import Switchboard
+from napshare.v1 import tracker_pb2
 from redis.commands.core import Script
 from redis.exceptions import NoScriptError, RedisError
 
@@ -424,6 +427,10 @@ class RedisStore(IndexStore):
 
     def close(self) -> None:
         self._client.close()
+
+    def switchboard(self, max_listeners: int) -> Switchboard[tracker_pb2.ListenResponse]:
+        with self._errors():
+            return SharedSwitchboard(self._client, self.prefix, max_listeners)
 
     def forget(self) -> None:
         """Delete everything this store's prefix holds: for tests and benchmarks."""

@@ -11,11 +11,16 @@ import grpc
 import pytest
 from napshare.common import reasons
 from napshare.common.exitcodes import ExitCode
+from napshare.common.identity import PEER_NAME, make_identity
 from napshare.v1 import tracker_pb2, tracker_pb2_grpc
 
 from tests.support.chaos import store_loss
+from tests.support.reach import ListenStream, signed_join
 from tests.support.redis import RedisServer, store_url
 from tests.tracker.conftest import TrackerProcess, info
+
+PEER = make_identity(PEER_NAME)
+REVERSE = tracker_pb2.CONNECT_PATH_REVERSE
 
 
 def stub(tracker: TrackerProcess) -> tracker_pb2_grpc.TrackerServiceStub:
@@ -187,3 +192,62 @@ def test_a_store_that_cannot_be_reached_is_one_line_and_its_exit_code(
     assert done.returncode == ExitCode.STORE_UNAVAILABLE
     unreachable = r"napshare-tracker: cannot reach the store at redis://127\.0\.0\.1:1/0: .+\n"
     assert re.fullmatch(unreachable, done.stderr)
+
+
+def test_a_connect_at_one_replica_reaches_the_listen_stream_held_by_another(
+    replicas: Callable[..., list[TrackerProcess]], rpc_details: Callable[..., object]
+) -> None:
+    a, b = replicas(2, "--listen-keepalive", "1")
+    reply = stub(a).Join(signed_join(PEER, 8776, info("a.mp4")), timeout=10)
+    at_a = ListenStream(stub(a), reply.peer_id, reply.token)
+    try:
+        assert at_a.event().WhichOneof("event") == "started"
+        asked = tracker_pb2.ConnectRequest(peer_id=reply.peer_id, path=REVERSE, reverse_port=4242)
+        answer = stub(b).Connect(asked, timeout=10)
+        dial = at_a.event().reverse_dial
+        assert dial.address == "127.0.0.1:4242"
+        assert (dial.session, dial.secret) == (answer.session, answer.secret)
+    finally:
+        at_a.cancel()
+
+    # A replica that dies takes its streams along; the peer opens its stream at another.
+    again = ListenStream(stub(a), reply.peer_id, reply.token)
+    assert again.event().WhichOneof("event") == "started"
+    a.stop(signal.SIGKILL)
+    with pytest.raises(grpc.RpcError) as gone:
+        stub(b).Connect(asked, timeout=10)
+    assert rpc_details(gone.value)[0].reason == reasons.PEER_NOT_LISTENING  # type: ignore[index]
+    at_b = ListenStream(stub(b), reply.peer_id, reply.token)
+    try:
+        assert at_b.event().WhichOneof("event") == "started"
+        answer = stub(b).Connect(asked, timeout=10)
+        assert at_b.event().reverse_dial.session == answer.session
+    finally:
+        at_b.cancel()
+
+
+def test_a_newer_listen_or_a_leave_at_one_replica_ends_the_stream_held_by_another(
+    replicas: Callable[..., list[TrackerProcess]], rpc_details: Callable[..., object]
+) -> None:
+    a, b = replicas(2)
+    reply = stub(a).Join(signed_join(PEER, 8776, info("a.mp4")), timeout=10)
+    at_a = ListenStream(stub(a), reply.peer_id, reply.token)
+    assert at_a.event().WhichOneof("event") == "started"
+    at_b = ListenStream(stub(b), reply.peer_id, reply.token)
+    assert at_b.event().WhichOneof("event") == "started"
+
+    ended = end_of(at_a)
+    assert ended.code() is grpc.StatusCode.ABORTED
+    assert rpc_details(ended)[0].reason == reasons.LISTEN_REPLACED  # type: ignore[index]
+    stub(a).Leave(tracker_pb2.LeaveRequest(peer_id=reply.peer_id, token=reply.token), timeout=10)
+    ended = end_of(at_b)
+    assert ended.code() is grpc.StatusCode.NOT_FOUND
+
+
+def end_of(stream: ListenStream) -> grpc.RpcError:
+    """How `stream` ended (its keepalives skipped)."""
+    item = stream.next()
+    while isinstance(item, tracker_pb2.ListenResponse):
+        item = stream.next()
+    assert isinstance(item, grpc.RpcError), f"the stream ended with {item}"
+    return item
