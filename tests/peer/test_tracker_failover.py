@@ -3,18 +3,23 @@ trusts only the one identity it pinned, whichever replica answers.
 """
 
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from napshare.peer.errors import TrackerIdentityError, TrackerUnreachableError
+from napshare.common.reverse_wire import answer_reverse
+from napshare.peer.errors import ConnectRefusedError, TrackerIdentityError, TrackerUnreachableError
 from napshare.peer.folder.store import SharedFolder
-from napshare.peer.tracker_client import TrackerClient
+from napshare.peer.node import Node
+from napshare.peer.tracker_client import ConnectAnswer, TrackerClient
 from napshare.peer.tracker_link import TrackerLink
-from napshare.peer.transport import Transport
+from napshare.peer.transport import PLAINTEXT, Transport
+from napshare.v1 import tracker_pb2
 
+from tests.support.reach import natted_config, wait_until
 from tests.support.redis import shared_server, store_url
 from tests.tracker.conftest import TrackerProcess
 
@@ -104,3 +109,42 @@ def test_when_every_replica_is_down_the_error_says_the_tracker_is_unreachable(
             client.find(name="x.mp4")
     finally:
         client.close()
+
+
+def test_a_peer_behind_a_nat_opens_its_listen_stream_at_another_replica_when_its_dies(
+    start: Callable[..., TrackerProcess], store: str, tmp_path: Path
+) -> None:
+    a, b = (start("--store", store, "--listen-keepalive", "1") for _ in range(2))
+    folder = tmp_path / "natted"
+    folder.mkdir()
+    (folder / "data.bin").write_bytes(b"x" * 5000)
+    node = Node(natted_config(folder, f"{a.address},{b.address}", PLAINTEXT), lambda *_: None)
+    node.start()
+    asker = TrackerClient(b.address)
+    try:
+        wait_until(lambda: node.reach.listening)  # its stream is at a, the first replica
+        a.stop(signal.SIGKILL)
+        with socket.create_server(("127.0.0.1", 0)) as listener:
+            listener.settimeout(20)
+            port = listener.getsockname()[1]
+            answer = _connected(asker, node.link.peer_id, port)
+            conn, _ = listener.accept()  # the peer dials back, told through its stream at b
+            with conn:
+                assert answer_reverse(conn, {answer.session: answer.secret}.get, 5)
+    finally:
+        asker.close()
+        node.stop()
+
+
+def _connected(asker: TrackerClient, peer_id: str, port: int) -> ConnectAnswer:
+    """b's answer to a reverse Connect, once the peer's stream is open there (until then,
+    b answers that the peer is not listening).
+    """
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return asker.connect(peer_id, tracker_pb2.CONNECT_PATH_REVERSE, port)
+        except ConnectRefusedError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
