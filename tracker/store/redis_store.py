@@ -170,24 +170,10 @@ class RedisStore(IndexStore):
         self._scripts = {name: Script(self._client, _script_source(name)) for name in _SCRIPTS}
         self._meta = f"{{{self.prefix}}}:meta"
         self._lock = threading.Lock()  # the epochs and the secret below
-        with self._errors():
-            self.shards = self._settle_shards(wanted_shards)
-            self._keys = [f"{{{self.prefix}:{shard}}}:m" for shard in range(self.shards)]
-            self._epochs: list[bytes | None] = [None] * self.shards
-            self._secret = b""
-            self._tokens = self._load_secret()
-            made = []
-            for shard in range(self.shards):
-                bytewise, epoch, new = self._call("hello", shard, [self._now(), self._lease_ms])
-                if bytewise != 1:
-                    raise StoreConfigError(
-                        f"the Redis server of {_shown(url)} does not compare strings byte by "
-                        "byte in Lua (its LC_COLLATE or LC_CTYPE is not C): start it with "
-                        "LC_ALL=C"
-                    )
-                self._epochs[shard] = epoch
-                if new == b"1":
-                    made.append(shard)
+        try:
+            made = self._start(url, wanted_shards)
+        except StoreUnavailableError as error:
+            raise StoreConfigError(f"cannot use the store at {_shown(url)}: {error}") from None
         # Per shard: each script stays short, so Redis answers everyone else meanwhile. A page
         # of a sharded store's broad search looks at up to shards × budget entries in all.
         self.search_budget = search_budget
@@ -208,6 +194,30 @@ class RedisStore(IndexStore):
                 len(made),
                 self.shards,
             )
+
+    def _start(self, url: str, wanted_shards: int | None) -> list[int]:
+        """Settle the shards and the secret, check the server, and greet every shard (which
+        makes the epoch of one that has none); the shards that had none.
+        """
+        with self._errors():
+            self.shards = self._settle_shards(wanted_shards)
+            self._keys = [f"{{{self.prefix}:{shard}}}:m" for shard in range(self.shards)]
+            self._epochs: list[bytes | None] = [None] * self.shards
+            self._secret = b""
+            self._tokens = self._load_secret()
+            made: list[int] = []
+            for shard in range(self.shards):
+                bytewise, epoch, new = self._call("hello", shard, [self._now(), self._lease_ms])
+                if bytewise != 1:
+                    raise StoreConfigError(
+                        f"the Redis server of {_shown(url)} does not compare strings byte by "
+                        "byte in Lua (its LC_COLLATE or LC_CTYPE is not C): start it with "
+                        "LC_ALL=C"
+                    )
+                self._epochs[shard] = epoch
+                if new == b"1":
+                    made.append(shard)
+        return made
 
     # -- the calls -------------------------------------------------------------------------
 
