@@ -157,6 +157,9 @@ def test_quick_bench_measures_every_section_and_writes_the_report(tmp_path: Path
     assert any(m.startswith("serving peer, peak RSS, 8 MiB") for m in rows)
     assert rows["tracker RSS per entry"]["target"] == "≤ 300 bytes"
     assert "search / echo" in rows
+    assert rows["Redis memory per entry (used_memory)"]["target"] == "≤ 500 bytes"
+    assert rows["search throughput, two replicas on one Redis"]["value"] > 0
+    assert rows["store round trips per Heartbeat"]["value"] >= 1
     assert rows["downloader peak RSS through the proxy"]["target"] == "≤ 100 MiB"
     assert rows["napshare / curl, 5 ms one way (10 ms RTT)"]["value"] > 0
     assert rows["upload: achieved / cap"]["value"] > 0
