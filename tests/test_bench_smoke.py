@@ -123,6 +123,7 @@ def test_quick_bench_measures_every_section_and_writes_the_report(tmp_path: Path
         "Transfer speed",
         "Memory",
         "Tracker scale",
+        "Tracker on Redis",
         "Transfer over latency",
         "Rate limits",
         "Poisoning",

@@ -143,7 +143,11 @@ class TrackerServiceStub:
     last (peer id, file name) returned, tied to the search it came from. The
     next page starts after that key, so pages stay correct while peers join
     and leave: no match present throughout is skipped or repeated. Tokens do
-    not expire. `page_size` may change from page to page.
+    not expire, and replicas sharing a store accept each other's; they are
+    signed, so a tracker that keeps its index in memory refuses the tokens of
+    its runs before a restart (`PAGE_TOKEN_INVALID`: search again from the
+    first page), as does a store that lost its data. `page_size` may change
+    from page to page.
 
     A search costs the tracker bounded work: a broad keyword search (one
     whose words occur in more than 10,000 names) looks at no more than
@@ -416,7 +420,11 @@ class TrackerServiceAsyncStub(TrackerServiceStub):
     last (peer id, file name) returned, tied to the search it came from. The
     next page starts after that key, so pages stay correct while peers join
     and leave: no match present throughout is skipped or repeated. Tokens do
-    not expire. `page_size` may change from page to page.
+    not expire, and replicas sharing a store accept each other's; they are
+    signed, so a tracker that keeps its index in memory refuses the tokens of
+    its runs before a restart (`PAGE_TOKEN_INVALID`: search again from the
+    first page), as does a store that lost its data. `page_size` may change
+    from page to page.
 
     A search costs the tracker bounded work: a broad keyword search (one
     whose words occur in more than 10,000 names) looks at no more than
@@ -698,7 +706,11 @@ class TrackerServiceServicer(metaclass=_abc_1.ABCMeta):
         last (peer id, file name) returned, tied to the search it came from. The
         next page starts after that key, so pages stay correct while peers join
         and leave: no match present throughout is skipped or repeated. Tokens do
-        not expire. `page_size` may change from page to page.
+        not expire, and replicas sharing a store accept each other's; they are
+        signed, so a tracker that keeps its index in memory refuses the tokens of
+        its runs before a restart (`PAGE_TOKEN_INVALID`: search again from the
+        first page), as does a store that lost its data. `page_size` may change
+        from page to page.
 
         A search costs the tracker bounded work: a broad keyword search (one
         whose words occur in more than 10,000 names) looks at no more than
