@@ -1,0 +1,35 @@
+"""Fixtures for the relay's tests: in-process relays on free loopback ports."""
+
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from napshare.relay.caps import RelayCaps
+from napshare.relay.server import Relay, create_relay
+
+from tests.support.relays import TRACKER, RunningRelay
+
+
+@pytest.fixture
+def start_relay() -> Iterator[Callable[..., RunningRelay]]:
+    """start_relay(trusted=[TRACKER's], clock=time.time, **caps): a relay on 127.0.0.1:0."""
+    relays: list[Relay] = []
+
+    def start(
+        trusted: list[bytes] | None = None,
+        clock: Callable[[], float] = time.time,
+        **caps: object,
+    ) -> RunningRelay:
+        relay, port = create_relay(
+            "127.0.0.1",
+            0,
+            [TRACKER.certificate_der] if trusted is None else trusted,
+            RelayCaps(**caps),  # type: ignore[arg-type]
+            clock=clock,
+        )
+        relays.append(relay)
+        return RunningRelay(relay, ("127.0.0.1", port))
+
+    yield start
+    for relay in relays:
+        relay.stop()
