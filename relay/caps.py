@@ -11,9 +11,9 @@ import argparse
 import re
 from dataclasses import dataclass, fields
 
-from napshare.common.cliargs import int_in_range, non_negative_number, positive_number
+from napshare.common.cliargs import byte_rate, int_in_range, non_negative_number, positive_number
 from napshare.common.console import tr
-from napshare.common.ratelimit import TokenBucket, parse_rate
+from napshare.common.ratelimit import TokenBucket
 
 GIB = 1024**3
 MAX_COUNT = 1_000_000  # what a count flag accepts: far past what threads and sockets allow
@@ -97,19 +97,6 @@ def _size(text: str) -> int:
         ) from None
 
 
-def _rate(text: str) -> float:
-    try:
-        return parse_rate(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            tr(
-                "{text} is not a rate; write bytes per second with an optional K, M or G, "
-                "such as 500K or 30M; 0 means no limit",
-                text=repr(text),
-            )
-        ) from None
-
-
 def _flags() -> dict[str, tuple[str, object, str, str]]:
     """Each cap's flag (without a prefix), parser, metavar and help."""
     caps = RelayCaps()
@@ -136,13 +123,13 @@ def _flags() -> dict[str, tuple[str, object, str, str]]:
         ),
         "session_rate": (
             "max-session-rate",
-            _rate,
+            byte_rate,
             "RATE",
             tr("bytes per second of one relayed session (default 0: no cap), such as 10M"),
         ),
         "rate": (
             "max-rate",
-            _rate,
+            byte_rate,
             "RATE",
             tr("bytes per second of all relayed sessions together (default 0: no cap)"),
         ),

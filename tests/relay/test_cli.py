@@ -51,6 +51,17 @@ def test_the_relay_pairs_sessions_and_a_signal_stops_it_with_status_0(
     downloading.close()
 
 
+@pytest.mark.parametrize(
+    ("lang", "banner"),
+    [("C.UTF-8", "napshare relay listening on"), ("pt_BR.UTF-8", "relay napshare escutando em")],
+)
+def test_the_listening_line_follows_the_locale(tmp_path: Path, lang: str, banner: str) -> None:
+    relay = RelayProcess(sys.executable, tracker_cert_file(tmp_path), lang=lang)
+
+    assert relay.banner == f"{banner} 127.0.0.1:{relay.address[1]}"
+    assert relay.stop() == 0
+
+
 def test_without_a_tracker_certificate_the_relay_will_not_start() -> None:
     done = _run("--port", "0")
 

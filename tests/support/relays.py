@@ -7,7 +7,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,7 +121,7 @@ def send_and_close(sock: socket.socket, data: bytes) -> threading.Thread:
 class RelayProcess:
     """`python -m napshare.relay` on a free loopback port, trusting TRACKER; its lines read."""
 
-    def __init__(self, python: str, cert_file: Path, *args: str) -> None:
+    def __init__(self, python: str, cert_file: Path, *args: str, lang: str = "C.UTF-8") -> None:
         self.process = subprocess.Popen(
             [
                 python,
@@ -133,11 +133,14 @@ class RelayProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env={**os.environ, "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1"},
+            env={**_without_locale(os.environ), "LANG": lang, "PYTHONUNBUFFERED": "1"},
         )
         assert self.process.stdout is not None
         self.banner = self.process.stdout.readline().rstrip("\n")
-        match = re.fullmatch(r"napshare relay listening on 127\.0\.0\.1:(\d+)", self.banner)
+        match = re.fullmatch(
+            r"(?:napshare relay listening on|relay napshare escutando em) 127\.0\.0\.1:(\d+)",
+            self.banner,
+        )
         assert match, f"unexpected first line {self.banner!r}: {self.stop_and_stderr()}"
         self.address = ("127.0.0.1", int(match.group(1)))
 
@@ -179,3 +182,9 @@ def tracker_cert_file(folder: Path) -> Path:
     path = folder / "tracker-cert.pem"
     path.write_bytes(TRACKER.certificate_pem)
     return path
+
+
+def _without_locale(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment without the variables that choose a language, but for LANG."""
+    names = ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG")
+    return {key: value for key, value in environ.items() if key not in names}
