@@ -10,9 +10,11 @@ are all capped (relay.caps).
 from __future__ import annotations
 
 import contextlib
+import errno
 import heapq
 import itertools
 import logging
+import resource
 import selectors
 import socket
 import threading
@@ -41,6 +43,11 @@ logger = logging.getLogger(__name__)
 BACKLOG = 512  # connections the kernel queues before the loop accepts them
 ACCEPTS_PER_TURN = 64  # connections accepted at once, so the others' hellos are read too
 STOP_SECONDS = 5.0  # how long stop() waits for the loop and the splices to end
+FDS_PER_SESSION = 6  # a paired session's two sockets and its two pipes' four ends
+FDS_SPARE = 64  # the listener, the wake-up pair, the selector, logs, metrics
+ACCEPT_PAUSE = 0.1  # seconds the loop stops accepting when it has no file descriptor left
+# accept() errors that say the process or the kernel is out of something for now
+_OUT_OF = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 # Why a connection ended before it was paired: the `reason` label of the refused counter.
 REFUSED = {
@@ -110,6 +117,7 @@ class Relay:
         self._per_address: Counter[str] = Counter()
         self._deadlines: list[tuple[float, int, _Arrival]] = []
         self._order = itertools.count()
+        self._accepting_again: float | None = None  # when a paused accept resumes
         self._thread = threading.Thread(target=self._run, name="relay-loop", daemon=True)
 
     @property
@@ -166,6 +174,7 @@ class Relay:
                     else:
                         self._each(key.data)
                 self._expire()
+                self._resume_accepting()
         except Exception:
             logger.exception("the relay's loop failed; it stops")
         finally:
@@ -186,9 +195,25 @@ class Relay:
             self._drop(arrival)
 
     def _timeout(self) -> float | None:
-        if not self._deadlines:
+        wake = [deadline for deadline, _order, _arrival in self._deadlines[:1]]
+        if self._accepting_again is not None:
+            wake.append(self._accepting_again)
+        if not wake:
             return None
-        return max(0.0, self._deadlines[0][0] - time.monotonic())
+        return max(0.0, min(wake) - time.monotonic())
+
+    def _pause_accepting(self) -> None:
+        """Out of file descriptors: stop watching the listener for a moment rather than
+        spin on it (the kernel keeps the new connections queued meanwhile).
+        """
+        if self._accepting_again is None:
+            self._selector.unregister(self._listener)
+            self._accepting_again = time.monotonic() + ACCEPT_PAUSE
+
+    def _resume_accepting(self) -> None:
+        if self._accepting_again is not None and time.monotonic() >= self._accepting_again:
+            self._accepting_again = None
+            self._selector.register(self._listener, selectors.EVENT_READ, "listen")
 
     def _accept(self) -> None:
         for _ in range(ACCEPTS_PER_TURN):
@@ -196,8 +221,10 @@ class Relay:
                 sock, peer = self._listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as error:  # out of file descriptors, say: the others go on
+            except OSError as error:
                 logger.warning("the relay cannot accept a connection: %s", error)
+                if error.errno in _OUT_OF:
+                    self._pause_accepting()
                 return
             address = str(peer[0])
             sock.setblocking(False)
@@ -376,6 +403,7 @@ def create_relay(
     common.serving.PortInUseError if the address cannot be bound.
     """
     caps = caps or RelayCaps()
+    _fit_descriptor_limit(caps)
     try:
         family, kind, proto, _name, bind_to = socket.getaddrinfo(
             host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
@@ -395,6 +423,27 @@ def create_relay(
         relay_metrics(metrics, relay)
     logger.debug("relay listening on port %d", relay.port)
     return relay, relay.port
+
+
+def _fit_descriptor_limit(caps: RelayCaps) -> None:
+    """Raise this process's limit of open files (its soft limit, up to the hard one) to what
+    the caps may use; say so if it cannot be reached.
+    """
+    needed = caps.waiting + caps.sessions * FDS_PER_SESSION + FDS_SPARE
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < needed:
+        logger.warning(
+            "the relay may need %d open files at its caps but may open only %d: lower its "
+            "caps on sessions or on connections waiting, or raise the limit (ulimit -n)",
+            needed,
+            soft,
+        )
 
 
 def relay_metrics(metrics: Metrics, relay: Relay) -> None:

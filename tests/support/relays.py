@@ -121,9 +121,19 @@ def send_and_close(sock: socket.socket, data: bytes) -> threading.Thread:
 class RelayProcess:
     """`python -m napshare.relay` on a free loopback port, trusting TRACKER; its lines read."""
 
-    def __init__(self, python: str, cert_file: Path, *args: str, lang: str = "C.UTF-8") -> None:
+    def __init__(
+        self,
+        python: str,
+        cert_file: Path,
+        *args: str,
+        lang: str = "C.UTF-8",
+        open_files: tuple[int, int] | None = None,
+    ) -> None:
+        """Start it with `args`, in `lang`, and (soft, hard) limits of open files if given."""
+        limit = [] if open_files is None else ["prlimit", "--nofile={}:{}".format(*open_files)]
         self.process = subprocess.Popen(
             [
+                *limit,
                 python,
                 "-m",
                 "napshare.relay",
