@@ -14,6 +14,7 @@ import errno
 import heapq
 import itertools
 import logging
+import math
 import resource
 import selectors
 import socket
@@ -307,7 +308,7 @@ class Relay:
     def _pair(self, session: Session[_Arrival]) -> None:
         paired = _answer(relay_pb2.RELAY_ANSWER_CODE_PAIRED, "paired")
         paired.max_bytes = self.caps.session_bytes
-        paired.max_seconds = round(self.caps.session_seconds)
+        paired.max_seconds = math.ceil(self.caps.session_seconds)  # 0 stays "no cap"
         sides = (session.serving, session.downloading)
         for arrival in sides:
             self._forget(arrival)
