@@ -3,15 +3,24 @@
 import argparse
 import socket
 import subprocess
+import threading
 import urllib.request
 
 import pytest
 from napshare.common.exitcodes import ExitCode
-from napshare.common.identity import identity_from_pem
-from napshare.common.relay_wire import RelayRefusedError, hello
+from napshare.common.identity import (
+    PEER_NAME,
+    certificates_in,
+    fingerprint,
+    identity_from_pem,
+    make_identity,
+)
+from napshare.common.relay_wire import RelayRefusedError, hello, join_relay, relay_target
+from napshare.common.tls import pinned_channel
 from napshare.tracker.relaying import add_relay_flags, relay_port
-from napshare.v1 import relay_pb2
+from napshare.v1 import file_info_pb2, relay_pb2, tracker_pb2, tracker_pb2_grpc
 
+from tests.support.reach import ListenStream, signed_join
 from tests.support.relays import (
     DOWNLOADING,
     SERVING,
@@ -36,7 +45,7 @@ def test_a_tls_tracker_runs_a_relay_that_takes_its_tickets_and_stops_with_it(
     tracker = start_tracker(tls=True)
     address = _own_relay(tracker)
     identity_dir = tmp_path / "tracker-state" / "identity"
-    identity = identity_from_pem(
+    tracker_identity = identity_from_pem(
         (identity_dir / "key.pem").read_bytes(), (identity_dir / "cert.pem").read_bytes()
     )
     relay = RunningRelay(None, address)  # type: ignore[arg-type]
@@ -46,8 +55,8 @@ def test_a_tls_tracker_runs_a_relay_that_takes_its_tickets_and_stops_with_it(
         relay.join(ticket(new_session(), SERVING))
     assert caught.value.answer.code == relay_pb2.RELAY_ANSWER_CODE_TICKET_INVALID
     with socket.create_connection(address) as early:
-        early.sendall(hello(ticket(session, SERVING, signer=identity)))
-        with relay.join(ticket(session, DOWNLOADING, signer=identity)) as downloading:
+        early.sendall(hello(ticket(session, SERVING, signer=tracker_identity)))
+        with relay.join(ticket(session, DOWNLOADING, signer=tracker_identity)) as downloading:
             early.recv(64)  # its PAIRED answer
             early.sendall(b"through the tracker's relay")
             early.shutdown(socket.SHUT_WR)
@@ -133,4 +142,48 @@ def test_the_trackers_metrics_count_its_relays_sessions(start_tracker) -> None:
 
     assert "napshare_tracker_relay_sessions_paired 0.0" in text
     assert "napshare_tracker_relay_bytes_total 0.0" in text
+    assert tracker.stop() == 0
+
+
+def test_connect_hands_out_the_trackers_own_relay_and_both_sides_meet_there(
+    start_tracker, tmp_path
+) -> None:
+    tracker = start_tracker(tls=True)
+    relay_port = _own_relay(tracker)[1]
+    cert_pem = (tmp_path / "tracker-state" / "identity" / "cert.pem").read_bytes()
+    tracker_id = fingerprint(certificates_in(cert_pem)[0])
+    peer = make_identity(PEER_NAME)
+    with socket.create_server(("127.0.0.1", 0)) as nothing:  # the port of a peer not reached
+        port = nothing.getsockname()[1]
+    info = file_info_pb2.FileInfo(name="a.mp4", size=1, sha256="ab" * 32)
+    with pinned_channel(tracker.address, cert_pem) as channel:
+        stub = tracker_pb2_grpc.TrackerServiceStub(channel)
+        joined = stub.Join(signed_join(peer, port, info, tracker=tracker_id), timeout=30)
+        assert not joined.reachable
+        stream = ListenStream(stub, joined.peer_id, joined.token)
+        try:
+            assert stream.event().WhichOneof("event") == "started"
+            answer = stub.Connect(
+                tracker_pb2.ConnectRequest(
+                    peer_id=joined.peer_id, path=tracker_pb2.CONNECT_PATH_RELAY
+                ),
+                timeout=10,
+            )
+            told = stream.event().relay_session
+        finally:
+            stream.cancel()
+
+    assert answer.relay_address == told.relay_address == f":{relay_port}"
+    address = relay_target(answer.relay_address, "127.0.0.1")
+    serving: list[socket.socket] = []
+    thread = threading.Thread(
+        target=lambda: serving.append(join_relay(address, told.relay_ticket, 10)[0])
+    )
+    thread.start()
+    downloading, _ = join_relay(address, answer.relay_ticket, 10)
+    thread.join(10)
+    with downloading, serving[0]:
+        serving[0].sendall(b"met at the tracker's relay")
+        serving[0].shutdown(socket.SHUT_WR)
+        assert read_all(downloading) == b"met at the tracker's relay"
     assert tracker.stop() == 0
