@@ -1,13 +1,15 @@
 """Fixtures for the relay's tests: in-process relays on free loopback ports."""
 
+import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from napshare.relay.caps import RelayCaps
 from napshare.relay.server import Relay, create_relay
 
-from tests.support.relays import TRACKER, RunningRelay
+from tests.support.relays import TRACKER, RelayProcess, RunningRelay, tracker_cert_file
 
 
 @pytest.fixture
@@ -33,3 +35,20 @@ def start_relay() -> Iterator[Callable[..., RunningRelay]]:
     yield start
     for relay in relays:
         relay.stop()
+
+
+@pytest.fixture
+def relay_process(tmp_path: Path) -> Iterator[Callable[..., RelayProcess]]:
+    """relay_process(*args, **options): napshare-relay trusting TRACKER; killed at the end."""
+    started: list[RelayProcess] = []
+
+    def start(*args: str, **options: object) -> RelayProcess:
+        relay = RelayProcess(sys.executable, tracker_cert_file(tmp_path), *args, **options)  # type: ignore[arg-type]
+        started.append(relay)
+        return relay
+
+    yield start
+    for relay in started:
+        if relay.process.poll() is None:
+            relay.process.kill()
+            relay.process.wait(10)

@@ -13,7 +13,6 @@ from napshare.common.exitcodes import ExitCode
 
 from tests.support.relays import (
     TRACKER,
-    RelayProcess,
     read_all,
     send_and_close,
     tracker_cert_file,
@@ -34,9 +33,9 @@ def _run(*args: str, lang: str = "C.UTF-8") -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_the_relay_pairs_sessions_and_a_signal_stops_it_with_status_0(
-    tmp_path: Path, sig: signal.Signals
+    relay_process, sig: signal.Signals
 ) -> None:
-    relay = RelayProcess(sys.executable, tracker_cert_file(tmp_path))
+    relay = relay_process()
     serving, downloading = relay.pair()
     writer = send_and_close(serving, b"through the relay process")
     assert read_all(downloading) == b"through the relay process"
@@ -55,8 +54,8 @@ def test_the_relay_pairs_sessions_and_a_signal_stops_it_with_status_0(
     ("lang", "banner"),
     [("C.UTF-8", "napshare relay listening on"), ("pt_BR.UTF-8", "relay napshare escutando em")],
 )
-def test_the_listening_line_follows_the_locale(tmp_path: Path, lang: str, banner: str) -> None:
-    relay = RelayProcess(sys.executable, tracker_cert_file(tmp_path), lang=lang)
+def test_the_listening_line_follows_the_locale(relay_process, lang: str, banner: str) -> None:
+    relay = relay_process(lang=lang)
 
     assert relay.banner == f"{banner} 127.0.0.1:{relay.address[1]}"
     assert relay.stop() == 0
@@ -126,10 +125,8 @@ def test_help_gives_every_cap_with_its_default_and_the_exit_codes() -> None:
         assert words in text
 
 
-def test_metrics_count_sessions_and_bytes(tmp_path: Path) -> None:
-    relay = RelayProcess(
-        sys.executable,
-        tracker_cert_file(tmp_path),
+def test_metrics_count_sessions_and_bytes(relay_process) -> None:
+    relay = relay_process(
         "--metrics-port",
         "0",
         "--max-session-bytes",

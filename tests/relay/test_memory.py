@@ -7,12 +7,10 @@ waiting cap alongside as many sessions as one peer may have.
 
 import os
 import socket
-import sys
-from pathlib import Path
 
 from napshare.common.relay_wire import LENGTH, MAGIC
 
-from tests.support.relays import MIB, RelayProcess, read_all, send_and_close, tracker_cert_file
+from tests.support.relays import MIB, RelayProcess, read_all, send_and_close
 
 WAITING = 500
 SESSIONS = 8
@@ -31,10 +29,8 @@ def _relay_bytes(relay: RelayProcess, size: int) -> None:
     downloading.close()
 
 
-def test_the_relays_memory_grows_with_neither_bytes_relayed_nor_a_flood(tmp_path: Path) -> None:
-    relay = RelayProcess(
-        sys.executable,
-        tracker_cert_file(tmp_path),
+def test_the_relays_memory_grows_with_neither_bytes_relayed_nor_a_flood(relay_process) -> None:
+    relay = relay_process(
         *("--max-waiting", str(WAITING), "--max-waiting-per-address", str(WAITING)),
         *("--hello-timeout", "60"),
     )

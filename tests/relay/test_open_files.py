@@ -4,12 +4,11 @@ waits rather than spins when the files run out anyway.
 
 import re
 import socket
-import sys
 import time
 from pathlib import Path
 
 from tests.bench.procs import cpu_seconds
-from tests.support.relays import RelayProcess, read_all, send_and_close, tracker_cert_file
+from tests.support.relays import read_all, send_and_close
 
 NEEDED = 1024 + 256 * 6 + 64  # waiting + sessions × (2 sockets, 4 pipe ends) + spare
 
@@ -20,16 +19,16 @@ def _open_files(pid: int) -> int:
     return int(soft)
 
 
-def test_the_relay_raises_its_open_file_limit_to_what_its_caps_need(tmp_path: Path) -> None:
-    relay = RelayProcess(sys.executable, tracker_cert_file(tmp_path), open_files=(256, 8192))
+def test_the_relay_raises_its_open_file_limit_to_what_its_caps_need(relay_process) -> None:
+    relay = relay_process(open_files=(256, 8192))
 
     assert _open_files(relay.process.pid) == NEEDED
     assert relay.stop() == 0
     assert "open files" not in relay.stop_and_stderr()
 
 
-def test_a_limit_too_low_for_the_caps_is_said_at_start(tmp_path: Path) -> None:
-    relay = RelayProcess(sys.executable, tracker_cert_file(tmp_path), open_files=(256, 512))
+def test_a_limit_too_low_for_the_caps_is_said_at_start(relay_process) -> None:
+    relay = relay_process(open_files=(256, 512))
 
     assert _open_files(relay.process.pid) == 512
     assert relay.stop() == 0
@@ -38,10 +37,8 @@ def test_a_limit_too_low_for_the_caps_is_said_at_start(tmp_path: Path) -> None:
     )
 
 
-def test_out_of_open_files_the_relay_waits_and_then_goes_on(tmp_path: Path) -> None:
-    relay = RelayProcess(
-        sys.executable,
-        tracker_cert_file(tmp_path),
+def test_out_of_open_files_the_relay_waits_and_then_goes_on(relay_process) -> None:
+    relay = relay_process(
         *("--max-waiting", "1000", "--max-waiting-per-address", "1000"),
         open_files=(40, 40),
     )
