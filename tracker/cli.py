@@ -25,6 +25,7 @@ from napshare.tracker.connects import (
     PENDING_SECONDS,
 )
 from napshare.tracker.limits import Limits, flag
+from napshare.tracker.relaying import add_relay_flags, check_relay_flags, start_relay
 from napshare.tracker.store.base import MAX_CANDIDATES, MAX_CONCURRENT_SEARCHES
 from napshare.tracker.store.factory import MEMORY, check_store
 from napshare.tracker.switchboard import LISTEN_KEEPALIVE, MAX_LISTENERS
@@ -132,6 +133,7 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     _add_limit_flags(parser)
+    add_relay_flags(parser)
     _add_reach_flags(parser)
     add_metrics_flags(parser)
     parser.add_argument(
@@ -255,6 +257,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(tr("--tls-cert and --tls-key go together"))
     if args.plaintext and args.tls_cert is not None:
         parser.error(tr("--plaintext serves no TLS: drop --tls-cert and --tls-key"))
+    if relay_error := check_relay_flags(args):
+        parser.error(relay_error)
     logsetup.configure(args.log_level)
     from grpc_health.v1.health import HealthServicer  # noqa: PLC0415 - only now may gRPC load
     from napshare.common.identity import IdentityError  # noqa: PLC0415
@@ -287,7 +291,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"napshare-tracker: {error}", file=sys.stderr)
         return ExitCode.STORE_UNAVAILABLE
     endpoint = None
+    relay = None
     try:
+        relay = start_relay(args, identity, metrics)
         server, port = create_server(
             store,
             host=args.host,
@@ -299,6 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             listen_keepalive=args.listen_keepalive,
             connect_rate=args.connect_rate,
             max_peer_dials=args.max_peer_dials,
+            relay=relay,
         )
         if metrics is not None:
             try:
@@ -307,11 +314,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 server.stop(None)
                 raise
     except PortInUseError as error:
+        if relay is not None:
+            relay.stop()
         store.close()
         print(f"napshare-tracker: {error}", file=sys.stderr)
         return ExitCode.PORT_IN_USE
     address = format_address(args.host, port)
     lines = [tr("napshare tracker listening on {address}", address=address)]
+    if relay is not None:
+        lines.append(relay.line(args.host))
     if identity is None:
         security = tr("serving plain text (--plaintext): anyone on the path can read it")
     else:
@@ -329,6 +340,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     wait_for_signal(ready=ready)
     switchboard.close()  # Listen streams end now, not after the grace period
     stop_gracefully(server, health)
+    if relay is not None:
+        relay.stop()
     store.close()
     if endpoint is not None:
         endpoint.close()
