@@ -11,7 +11,7 @@ programs run in any host; the multi-host suite (tests/system) and the reach benc
         tracker.connect(home.wan_address, 8776)               # "refused": nothing forwarded
         tracker.start([napshare_tracker, ...], name="tracker")  # a program in a host
 
-Each namespace is named `napshare-<pid>-<n>-<host>`: the pid of the process that made it (two
+Each namespace is named `napshare-netns-<pid>-<n>-<host>`: the pid of the process that made it (two
 pytest-xdist workers never collide) and a counter (two internets of one process neither).
 Interfaces are made directly inside their namespaces (`ip link add ... netns`), never in the
 machine's own, so their short names (`eth0`, `wan`, `lan`, `port3`) cannot collide with anything.
@@ -43,7 +43,7 @@ LAN_PREFIXES = ("192.0.2", "198.51.100")  # TEST-NET-1 and -2: one LAN per home 
 FIRST_PUBLIC_HOST = 10  # public hosts are 203.0.113.10, .11, ...
 FIRST_ROUTER_WAN = 101  # routers' WAN addresses are 203.0.113.101, .102, ...
 FIRST_LAN_HOST = 10  # a LAN's hosts are .10, .11, ...; its router is .1
-NAMESPACE_PREFIX = "napshare-"
+NAMESPACE_PREFIX = "napshare-netns-"
 _OURS = re.compile(rf"^{NAMESPACE_PREFIX}(\d+)-\d+-")
 _COUNTER = itertools.count(1)
 TCPPROBE = Path(__file__).with_name("tcpprobe.py")
