@@ -21,8 +21,13 @@ PEER_PORT = 8776  # the port the README's users pick
 ENV = {"LANGUAGE": "en", "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1"}
 MIB = 1 << 20
 I_AM_PEER = r"^I am peer (\S+) "
-REACHED = "the tracker reached this peer at its address"
-NOT_REACHED = "the tracker could not reach this peer at its address"
+# What `serve` says after its Join: the tracker reached it at its address, or not (then other
+# peers reach it through the tracker); the older and the newer wording.
+REACHABLE = r"^(?:the tracker reached this peer at its address|reachable directly)"
+NOT_REACHABLE = r"could not reach this peer at its address|not reachable directly"
+# What a download says of a source it reached through the tracker.
+THROUGH_REVERSE = re.compile(r"reverse connection", re.IGNORECASE)
+THROUGH_RELAY = re.compile(r"relay", re.IGNORECASE)
 
 
 class Tracker:
@@ -76,16 +81,20 @@ class ServingPeer:
     with no --host: the tracker registers the address it sees, as for a user at home.
     """
 
-    def __init__(self, host: Host, folder: Path, tracker: Tracker, *flags: str) -> None:
+    def __init__(
+        self, host: Host, folder: Path, tracker: Tracker, *flags: str, port: int = PEER_PORT
+    ) -> None:
         self.host = host
         self.folder = folder
+        self.tracker = tracker
+        self.port = port
         folder.mkdir(parents=True, exist_ok=True)
         self.process = host.start(
             [
                 *(str(BIN / "napshare-peer"), "serve", "--dir", str(folder), *tracker.pin()),
-                *("--port", str(PEER_PORT), "--no-menu", *flags),
+                *("--port", str(port), "--no-menu", *flags),
             ],
-            name="peer",
+            name=f"peer-{port}",
             env=ENV,
         )
         self.peer_id = self.process.wait_for(I_AM_PEER, timeout=60).group(1)
@@ -112,6 +121,12 @@ class Download:
         return sha256_of(self.path)
 
 
+def download_command(tracker: Tracker, name: str, folder: Path, *flags: str) -> list[str]:
+    """`napshare-peer download NAME --dir FOLDER`, pinned to the tracker, with `flags`."""
+    argv = [str(BIN / "napshare-peer"), "download", name, "--dir", str(folder), *tracker.pin()]
+    return [*argv, *flags]
+
+
 def download(
     host: Host, tracker: Tracker, name: str, folder: Path, *flags: str, timeout: float = 60.0
 ) -> Download:
@@ -121,10 +136,9 @@ def download(
     fails in seconds; `flags` come after, and may say otherwise.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    argv = [str(BIN / "napshare-peer"), "download", name, "--dir", str(folder), *tracker.pin()]
-    argv += ["--give-up-after", "20"]
+    argv = download_command(tracker, name, folder, "--give-up-after", "20", *flags)
     try:
-        done = host.run([*argv, *flags], timeout=timeout, env=ENV)
+        done = host.run(argv, timeout=timeout, env=ENV)
     except subprocess.TimeoutExpired as expired:
         output = expired.output or ""
         text = output.decode(errors="replace") if isinstance(output, bytes) else output

@@ -103,7 +103,7 @@ def _namespaces_of(internet: netns.Internet) -> list[str]:
 
 
 def test_closing_the_internet_stops_its_programs_and_deletes_its_namespaces(
-    tmp_path: Path,
+    namespaces: None, tmp_path: Path
 ) -> None:
     internet = netns.Internet(tmp_path)
     try:
@@ -117,7 +117,7 @@ def test_closing_the_internet_stops_its_programs_and_deletes_its_namespaces(
     assert _namespaces_of(internet) == []
 
 
-def test_the_namespaces_of_a_run_that_died_are_swept(tmp_path: Path) -> None:
+def test_the_namespaces_of_a_run_that_died_are_swept(namespaces: None, tmp_path: Path) -> None:
     dead = subprocess.Popen(["true"])
     dead.wait()
     leftover = f"{netns.NAMESPACE_PREFIX}{dead.pid}-1-internet"

@@ -28,8 +28,11 @@ import pytest
 from tests.support import netns
 from tests.support.programs import (
     MIB,
+    NOT_REACHABLE,
     PEER_PORT,
     RELAY_PORT,
+    THROUGH_RELAY,
+    THROUGH_REVERSE,
     ServingPeer,
     Tracker,
     canary_file,
@@ -38,9 +41,6 @@ from tests.support.programs import (
 )
 
 SIZE = 4 * MIB + 12345  # a few pieces, and not a whole number of them
-NOT_REACHABLE = r"could not reach this peer at its address|not reachable directly"
-THROUGH_REVERSE = re.compile(r"reverse connection", re.IGNORECASE)
-THROUGH_RELAY = re.compile(r"relay", re.IGNORECASE)
 EXIT_NO_PEER_REACHABLE = 4
 
 # Cases that wait for a part of reach still on its way to main; strict: each turns into a
@@ -197,7 +197,7 @@ def test_a_file_larger_than_the_relays_byte_cap_completes_by_resuming(
 ) -> None:
     cap = 2 * MIB
     tracker_host = internet.public_host("tracker")
-    tracker = Tracker(tracker_host, tmp_path / "tracker", "--relay-max-bytes", str(cap))
+    tracker = Tracker(tracker_host, tmp_path / "tracker", "--relay-max-session-bytes", "2M")
     original, _ = shared_file(tmp_path / "alice", "bigfile.bin", size=3 * cap + 12345)
     ServingPeer(internet.home_router("alice-home").lan_host("alice"), tmp_path / "alice", tracker)
     bob_home = internet.home_router("bob-home")
