@@ -11,8 +11,8 @@ programs run in any host; the multi-host suite (tests/system) and the reach benc
         tracker.connect(home.wan_address, 8776)               # "refused": nothing forwarded
         tracker.start([napshare_tracker, ...], name="tracker")  # a program in a host
 
-Each namespace is named `napshare-netns-<pid>-<n>-<host>`: the pid of the process that made it (two
-pytest-xdist workers never collide) and a counter (two internets of one process neither).
+Each namespace is named `napshare-netns-<pid>-<n>-<host>`: the pid of the process that made it
+(two pytest-xdist workers never collide) and a counter (two internets of one process neither).
 Interfaces are made directly inside their namespaces (`ip link add ... netns`), never in the
 machine's own, so their short names (`eth0`, `wan`, `lan`, `port3`) cannot collide with anything.
 `close()` stops every program started here and deletes every namespace (their interfaces go with
@@ -274,11 +274,7 @@ class Host:
         """Start a program here in the background; it is stopped with the internet at the
         latest. Its output goes to `<workdir>/<host>-<name>.log`.
         """
-        log = self.internet.workdir / f"{self.name}-{name}.log"
-        for n in itertools.count(2):
-            if not log.exists():
-                break
-            log = self.internet.workdir / f"{self.name}-{name}-{n}.log"
+        log = self.internet.new_file(f"{self.name}-{name}", ".log")
         process = Process(self, name, argv, log, {**self.internet.env, **(env or {})})
         self.internet.processes.append(process)
         return process
@@ -405,7 +401,7 @@ class Capture:
     def __init__(self, host: Host, interface: str) -> None:
         self.host = host
         self.interface = interface
-        self.path = host.internet.workdir / f"{host.name}-{interface}.pcap"
+        self.path = host.internet.new_file(f"{host.name}-{interface}", ".pcap")
         self._process: Process | None = None
 
     def __enter__(self) -> "Capture":
@@ -535,8 +531,19 @@ class Internet:
     ) -> None:
         self.close()
 
+    def new_file(self, stem: str, suffix: str) -> Path:
+        """A path in the workdir that nothing has taken: `stem.suffix`, or `stem-2.suffix`..."""
+        path = self.workdir / f"{stem}{suffix}"
+        for n in itertools.count(2):
+            if not path.exists():
+                return path
+            path = self.workdir / f"{stem}-{n}{suffix}"
+        raise AssertionError("unreachable")
+
     def _new_namespace(self, name: str) -> str:
         namespace = f"{self.tag}-{name}"
+        if namespace in self.namespaces:
+            raise NetnsError(f"a host named {name} is already on this internet")
         sh("ip", "netns", "add", namespace)
         self.namespaces.append(namespace)
         sh("ip", "-n", namespace, "link", "set", "lo", "up")
@@ -553,8 +560,6 @@ class Internet:
         sh("ip", "-n", namespace, "link", "set", inside, "up")
 
     def _new_host(self, name: str, address: str, switch: Router | None) -> Host:
-        if any(host.name == name for host in self.hosts):
-            raise NetnsError(f"a host named {name} is already on this internet")
         host = Host(self, name, self._new_namespace(name), address)
         if switch is None:
             self._plug(host.namespace, "eth0", self.namespace, "br0")
