@@ -48,6 +48,7 @@ _OURS = re.compile(rf"^{NAMESPACE_PREFIX}(\d+)-\d+-")
 _COUNTER = itertools.count(1)
 TCPPROBE = Path(__file__).with_name("tcpprobe.py")
 TOOLS = {"ip": "iproute2", "nft": "nftables", "tcpdump": "tcpdump"}
+CAPTURE_BUFFER_KIB = 64 * 1024
 # root's programs are in sbin, which a user's PATH may lack
 _SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
 
@@ -406,12 +407,13 @@ class Capture:
 
     def __enter__(self) -> "Capture":
         # -U, --immediate-mode: write each packet as it comes, so that all that came before
-        # SIGINT is in the file; -s 0: whole packets; -Z root: keep the rights to write into
-        # the test's folder (Debian's tcpdump drops to a user of its own otherwise).
+        # SIGINT is in the file; -s 0: whole packets; -B: a 64 MiB buffer in the kernel (2 MiB
+        # by default: a burst of 64 KiB segments over a veth overflows it); -Z root: keep the
+        # rights to write into the test's folder (Debian's tcpdump drops to a user of its own).
         self._process = self.host.start(
             [
                 tool("tcpdump") or "tcpdump",
-                *("-i", self.interface, "-w", str(self.path)),
+                *("-i", self.interface, "-w", str(self.path), "-B", str(CAPTURE_BUFFER_KIB)),
                 *("-U", "--immediate-mode", "-n", "-s", "0", "-Z", "root", "tcp"),
             ],
             name=f"tcpdump-{self.interface}",
@@ -430,7 +432,17 @@ class Capture:
             self._process.wait(10)
 
     def packets(self) -> list["Packet"]:
-        """Every TCP packet captured."""
+        """Every TCP packet captured; NetnsError if tcpdump lost any, since a capture with holes
+        proves nothing about what crossed.
+        """
+        if self._process is None or self._process.running():
+            raise NetnsError("read a capture after its `with` block")
+        lost = re.search(r"^(\d+) packets? dropped by kernel", self._process.output(), re.M)
+        if lost is None or int(lost.group(1)):
+            raise NetnsError(
+                f"the capture on {self.host.name} {self.interface} lost packets:\n"
+                + self._process.output()
+            )
         return list(_tcp_packets(self.path.read_bytes()))
 
     def payload_bytes(self) -> int:
