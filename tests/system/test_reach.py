@@ -230,6 +230,8 @@ def test_a_router_that_forgets_idle_connections_in_seconds_does_not_cut_the_peer
     result = download(internet.public_host("carol"), tracker, "homefile.bin", tmp_path / "carol")
     assert result.returncode == 0, result.output
     assert_downloaded(result.path, original)
+    # The control stream was alive: alice dialled carol back, no relay was needed.
+    assert THROUGH_REVERSE.search(result.output), result.output
 
 
 @NEEDS_RELAY
