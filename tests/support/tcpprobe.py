@@ -12,7 +12,6 @@ No napshare code: the suite's NAT checks must not depend on what they test.
 
 import argparse
 import socket
-import sys
 import threading
 import time
 
@@ -102,4 +101,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
