@@ -11,6 +11,7 @@ on the path.
 """
 
 import os
+import re
 import shutil
 import sys
 from dataclasses import dataclass, field
@@ -37,21 +38,42 @@ REVERSE = "reverse"
 RELAY = "relay"
 # What the download must say of its source on each path (direct: neither).
 SAYS = {REVERSE: programs.THROUGH_REVERSE, RELAY: programs.THROUGH_RELAY}
+BEGINS = re.compile(r"^downloading \S+: ")
+DONE = re.compile(r"^File \S+ downloaded successfully")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One download: process start to exit, and when (seconds after its start) it had found
+    its path (said how it reached the peer; for direct, said it began) and had the file.
+    """
+
+    timed: Timed
+    found: float
+    done: float
 
 
 @dataclass
 class Route:
-    """One path to the file: who downloads, from which of the two serving peers; its timings."""
+    """One path to the file: who downloads, from which of the two serving peers; its runs."""
 
     label: str
     downloader: netns.Host
     source: ServingPeer
     name: str
-    runs: list[Timed] = field(default_factory=list)
+    runs: list[Run] = field(default_factory=list)
 
     def speeds(self, size: int) -> list[float]:
         """MB/s of each download, process start to exit."""
-        return [size / MB / run.seconds for run in self.runs]
+        return [size / MB / run.timed.seconds for run in self.runs]
+
+    def carried(self, size: int) -> list[float]:
+        """MB/s of each download once its path was found: what the path itself carries."""
+        return [size / MB / (run.done - run.found) for run in self.runs]
+
+    def finding(self) -> float:
+        """The median seconds from process start to the path found."""
+        return median([run.found for run in self.runs])
 
 
 def run(config: Config) -> Section:
@@ -113,7 +135,7 @@ def _build(internet: netns.Internet, work: Path, source: Path) -> list[Route]:
     ]
 
 
-def _download(path: Route, work: Path, size: int, expected: str | None) -> Timed:
+def _download(path: Route, work: Path, size: int, expected: str | None) -> Run:
     """One download of the path's name (its source alone has it) into a fresh folder: what it
     said of the path, its size and, when `expected` is given, its bytes checked.
     """
@@ -127,8 +149,9 @@ def _download(path: Route, work: Path, size: int, expected: str | None) -> Timed
     )
     lines = timed_lines(path.downloader.exec(command), env=programs.ENV)
     output = "\n".join(line for _, line in lines.lines)
-    said = SAYS.get(path.label)
-    if said is not None and not said.search(output):
+    found = lines.first(SAYS.get(path.label, BEGINS))
+    done = lines.first(DONE)
+    if found is None or done is None:
         raise BenchError(f"the {path.label} download did not say it went so:\n{output[-2000:]}")
     got = into / path.name
     if not got.exists() or got.stat().st_size != size:
@@ -136,7 +159,7 @@ def _download(path: Route, work: Path, size: int, expected: str | None) -> Timed
     if expected is not None and sha256_of(got) != expected:
         raise BenchError(f"the {path.label} download produced different bytes")
     shutil.rmtree(into)
-    return lines.timed
+    return Run(lines.timed, found, done)
 
 
 def _section(section: Section, config: Config, paths: list[Route], rounds: int) -> Section:
@@ -162,20 +185,35 @@ def _section(section: Section, config: Config, paths: list[Route], rounds: int) 
             "MB/s",
         ),
         Row("relay / direct", median(relay.speeds(size)) / median(direct.speeds(size)), "×"),
+        Row(
+            "relay, from the path found to the file verified",
+            median(relay.carried(size)),
+            "MB/s",
+        ),
+        Row("relay: seconds before the path is found", relay.finding(), "s"),
     ]
-    section.details.append(
-        f"A {format_size(size)} file of random bytes, shared by one host behind a home router "
-        f"twice (hard links): port {FORWARDED_PORT}, which the router forwards, and port "
-        f"{CLOSED_PORT}, which it does not, each under a name of its own. `napshare-peer "
-        "download NAME` over TLS as a user runs it, from a public host (direct and reverse) and "
-        "from a host "
-        "behind a second router (relay, through the tracker's own relay with its default caps: "
-        f"1 GiB per session each way). {rounds} round{'s' if rounds > 1 else ''}, the order "
-        "reversed every other round"
-        + ("" if config.quick else ", after an untimed one of each")
-        + "; each download's size checked, its SHA-256 in the first round. MB/s from process "
-        "start to exit, medians; the ratio is the median of the per-round ratios "
+    warm = "" if config.quick else ", after an untimed one of each"
+    section.details += [
+        f"A {format_size(size)} file of random bytes, shared twice (hard links) by one host "
+        f"behind a home router: on port {FORWARDED_PORT}, which the router forwards, and on "
+        f"port {CLOSED_PORT}, which it does not, each under a name of its own. `napshare-peer "
+        "download NAME` over TLS as a user runs it, from a public host (direct and reverse) "
+        "and from a host behind a second router (relay: the tracker's own, default caps, so 1 "
+        "GiB per session each way). A downloader behind a router first waits out the reverse "
+        f"dial that cannot reach it (5 s), then asks for the relay. {rounds} "
+        f"round{'s' if rounds > 1 else ''}, the order reversed every other round{warm}; each "
+        "download's size checked, its SHA-256 in the first round. MB/s from process start to "
+        "exit, medians; the ratio is the median of the per-round ratios "
         f"({', '.join(f'{r:.2f}' for r in ratios)}). The links are veths between network "
-        "namespaces: no delay or loss, but a real NAT and conntrack on the path."
-    )
+        "namespaces: no delay or loss, but a real NAT and conntrack on the path.",
+        "",
+        "| Path | MB/s per round, end to end | MB/s per round, from the path found "
+        "| Seconds to find the path (median) |",
+        "|---|---|---|---|",
+    ]
+    for path in paths:
+        section.details.append(
+            f"| {path.label} | {', '.join(f'{v:,.0f}' for v in path.speeds(size))} "
+            f"| {', '.join(f'{v:,.0f}' for v in path.carried(size))} | {path.finding():.2f} |"
+        )
     return section
