@@ -45,14 +45,10 @@ EXIT_NO_PEER_REACHABLE = 4
 
 # Cases that wait for a part of reach still on its way to main; strict: each turns into a
 # failure ("XPASS(strict)") the day its part lands, and its mark goes then.
-NEEDS_REVERSE = pytest.mark.xfail(
-    strict=True, reason="reverse connections (Listen, Connect, peer/reach) are not on main yet"
-)
 NEEDS_RELAY = pytest.mark.xfail(
-    strict=True, reason="the relay (napshare.relay, the tracker's embedded relay) is not on main"
-)
-NEEDS_LOCAL = pytest.mark.xfail(
-    strict=True, reason="local addresses in Join and Connect are not served on main yet"
+    strict=True,
+    reason="the relay (napshare.relay: the tracker's own, --no-relay, --relay-max-...) is not "
+    "on main yet",
 )
 
 
@@ -92,7 +88,7 @@ def test_nobody_on_the_internet_opens_a_connection_to_a_peer_behind_a_home_route
     assert home.lan_host("bob").connect(alice.host.address, PEER_PORT) == "connected"
 
 
-@NEEDS_REVERSE
+@NEEDS_RELAY
 def test_a_download_from_a_peer_no_path_reaches_says_so_at_once_and_exits_4(
     internet: netns.Internet, tmp_path: Path
 ) -> None:
@@ -122,7 +118,6 @@ def test_a_download_from_a_peer_no_path_reaches_says_so_at_once_and_exits_4(
     assert not result.path.exists()
 
 
-@NEEDS_REVERSE
 def test_a_public_peer_downloads_from_a_peer_behind_a_home_router_by_a_reverse_connection(
     internet: netns.Internet, tmp_path: Path
 ) -> None:
@@ -170,7 +165,6 @@ def test_peers_behind_two_home_routers_reach_each_other_through_a_relay_that_see
     assert not capture.contains(canary)
 
 
-@NEEDS_LOCAL
 def test_two_peers_behind_one_home_router_download_over_their_lan(
     internet: netns.Internet, tmp_path: Path
 ) -> None:
@@ -210,7 +204,6 @@ def test_a_file_larger_than_the_relays_byte_cap_completes_by_resuming(
     assert capture.connections(to=tracker_host.address, port=RELAY_PORT) >= 2 * 3
 
 
-@NEEDS_REVERSE
 def test_a_router_that_forgets_idle_connections_in_seconds_does_not_cut_the_peer_off(
     internet: netns.Internet, tmp_path: Path
 ) -> None:
@@ -254,7 +247,6 @@ def test_peers_behind_symmetric_nats_fall_back_to_the_relay(
     assert THROUGH_RELAY.search(result.output), result.output
 
 
-@NEEDS_REVERSE
 def test_after_a_tracker_restart_the_peer_behind_a_home_router_is_reachable_again(
     internet: netns.Internet, tmp_path: Path
 ) -> None:
