@@ -179,7 +179,7 @@ def test_two_peers_behind_one_home_router_download_over_their_lan(
 
     assert result.returncode == 0, result.output
     assert_downloaded(result.path, original)
-    assert f"{alice.host.address}:{PEER_PORT}" in result.output
+    assert f"local address {alice.host.address}:{PEER_PORT}" in result.output
     # The file never left the LAN: only the talk with the tracker crossed the router.
     assert wan.payload_bytes() < SIZE // 4
 
@@ -259,9 +259,12 @@ def test_after_a_tracker_restart_the_peer_behind_a_home_router_is_reachable_agai
     assert before.returncode == 0, before.output
 
     tracker.restart()  # same address and certificate; it knows no peer
-    tracker.process.wait_for(rf"^Peer {re.escape(alice.peer_id)} added")
+    # alice joins again and opens her control stream again, by herself.
+    tracker.process.wait_for(rf"^Peer {re.escape(alice.peer_id)} added", timeout=60)
+    tracker.process.wait_for(rf"peer {re.escape(alice.peer_id)} listens for connection requests")
 
     after = download(carol, tracker, "after.bin", tmp_path / "carol")
     assert after.returncode == 0, after.output
     assert_downloaded(after.path, second)
     assert_downloaded(before.path, first)
+    assert THROUGH_REVERSE.search(after.output), after.output
