@@ -8,6 +8,7 @@ from napshare.common.address import InvalidAddressError, normal_address
 from napshare.common.cliargs import (
     OneLineParser,
     add_metrics_flags,
+    byte_rate,
     host_name,
     int_in_range,
     non_negative_number,
@@ -16,7 +17,6 @@ from napshare.common.cliargs import (
 from napshare.common.console import localized, tr
 from napshare.common.exitcodes import epilog
 from napshare.common.names import InvalidNameError, check_file_name
-from napshare.common.ratelimit import parse_rate
 from napshare.peer.defaults import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_TRACKER,
@@ -95,19 +95,6 @@ def _address(text: str) -> str:
         return normal_address(text)
     except InvalidAddressError as error:
         raise argparse.ArgumentTypeError(localized(error)) from None
-
-
-def _rate(text: str) -> float:
-    try:
-        return parse_rate(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            tr(
-                "{text} is not a rate: bytes per second, with K, M or G for 1024, 1024² or "
-                "1024³ (500K, 30M); 0 for no limit",
-                text=repr(text),
-            )
-        ) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -193,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fetching.add_argument(
         "--max-download-rate",
-        type=_rate,
+        type=byte_rate,
         default=0.0,
         metavar="RATE",
         help=tr(
@@ -285,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--max-upload-rate",
-        type=_rate,
+        type=byte_rate,
         default=0.0,
         metavar="RATE",
         help=tr(

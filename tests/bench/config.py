@@ -95,6 +95,7 @@ class Config:
             "swarm-memory": "--memory-sizes " + ",".join(_size_flag(s) for s in self.memory_sizes),
             "single-source": f"--size {_size_flag(self.transfer_size)} --rounds {self.rounds} "
             f"--baseline {self.baseline}",
+            "relay": f"--size {_size_flag(self.transfer_size)} --rounds {self.rounds}",
             "reach": f"--size {_size_flag(self.transfer_size)} "
             f"--rounds {min(self.rounds, REACH_MAX_ROUNDS)}",
         }[only]

@@ -17,6 +17,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from napshare.relay.caps import RelayCaps
+
 from tests.bench.config import REACH_MAX_ROUNDS, Config
 from tests.bench.files import format_size, make_random_file
 from tests.bench.procs import BenchError, Timed, median, timed_lines
@@ -39,8 +41,6 @@ RELAY = "relay"
 # What the download must say of its source on each path (direct: neither).
 SAYS = {REVERSE: programs.THROUGH_REVERSE, RELAY: programs.THROUGH_RELAY}
 BEGINS = re.compile(r"^downloading \S+: ")
-# The tracker's start line when it runs its own relay (none before the relay was built).
-RUNS_A_RELAY = re.compile(r"^relay listening on ", re.MULTILINE)
 DONE = re.compile(r"^File \S+ downloaded successfully")
 
 
@@ -129,14 +129,12 @@ def _build(internet: netns.Internet, work: Path, source: Path) -> list[Route]:
     forwarded.wait_for(programs.REACHABLE, timeout=60)
     closed.wait_for(programs.NOT_REACHABLE, timeout=60)
     carol = internet.public_host("carol")
-    routes = [
+    bob = internet.home_router("away").lan_host("bob")
+    return [
         Route(DIRECT, carol, forwarded, FORWARDED_NAME),
         Route(REVERSE, carol, closed, CLOSED_NAME),
+        Route(RELAY, bob, closed, CLOSED_NAME),
     ]
-    if RUNS_A_RELAY.search(tracker.output()):
-        bob = internet.home_router("away").lan_host("bob")
-        routes.append(Route(RELAY, bob, closed, CLOSED_NAME))
-    return routes
 
 
 def _download(path: Route, work: Path, size: int, expected: str | None) -> Run:
@@ -168,7 +166,7 @@ def _download(path: Route, work: Path, size: int, expected: str | None) -> Run:
 
 def _section(section: Section, config: Config, paths: list[Route], rounds: int) -> Section:
     size = config.transfer_size
-    direct, reverse = paths[:2]
+    direct, reverse, relay = paths
     ratios = [r / d for r, d in zip(reverse.speeds(size), direct.speeds(size), strict=True)]
     ratio = median(ratios)
     section.rows += [
@@ -183,37 +181,34 @@ def _section(section: Section, config: Config, paths: list[Route], rounds: int) 
             "MB/s",
         ),
         Row("reverse / direct, same links", ratio, "×", f"≥ {TARGET:.2f}×", ratio >= TARGET),
+        Row(
+            "relay, default caps, both peers behind routers (end to end)",
+            median(relay.speeds(size)),
+            "MB/s",
+        ),
+        Row("relay / direct", median(relay.speeds(size)) / median(direct.speeds(size)), "×"),
+        Row(
+            "relay, from the path found to the file verified",
+            median(relay.carried(size)),
+            "MB/s",
+        ),
+        Row("relay: seconds before the path is found", relay.finding(), "s"),
     ]
-    for relay in paths[2:]:
-        section.rows += [
-            Row(
-                "relay, default caps, both peers behind routers (end to end)",
-                median(relay.speeds(size)),
-                "MB/s",
-            ),
-            Row("relay / direct", median(relay.speeds(size)) / median(direct.speeds(size)), "×"),
-            Row(
-                "relay, from the path found to the file verified",
-                median(relay.carried(size)),
-                "MB/s",
-            ),
-            Row("relay: seconds before the path is found", relay.finding(), "s"),
-        ]
     warm = "" if config.quick else ", after an untimed one of each"
     section.details += [
         f"A {format_size(size)} file of random bytes, shared twice (hard links) by one host "
         f"behind a home router: on port {FORWARDED_PORT}, which the router forwards, and on "
         f"port {CLOSED_PORT}, which it does not, each under a name of its own. `napshare-peer "
         "download NAME` over TLS as a user runs it, from a public host (direct and reverse) "
-        "and from a host behind a second router (relay: the tracker's own, default caps, so 1 "
-        "GiB per session each way). A downloader behind a router first waits out the reverse "
+        "and from a host behind a second router (relay: the tracker's own, default caps, so "
+        f"{format_size(RelayCaps().session_bytes)} per session each way; gRPC opens a connection, "
+        "so a session, per stream). A downloader behind a router first waits out the reverse "
         f"dial that cannot reach it (5 s), then asks for the relay. {rounds} "
         f"round{'s' if rounds > 1 else ''}, the order reversed every other round{warm}; each "
         "download's size checked, its SHA-256 in the first round. MB/s from process start to "
         "exit, medians; the ratio is the median of the per-round ratios "
         f"({', '.join(f'{r:.2f}' for r in ratios)}). The links are veths between network "
-        "namespaces: no delay or loss, but a real NAT and conntrack on the path."
-        + ("" if len(paths) > 2 else " The tracker ran no relay: the relay was not measured."),
+        "namespaces: no delay or loss, but a real NAT and conntrack on the path.",
         "",
         "| Path | MB/s per round, end to end | MB/s per round, from the path found "
         "| Seconds to find the path (median) |",

@@ -9,6 +9,7 @@
 .venv/bin/python -m tests.bench.run --only swarm-rate --size 1GiB --swarm-rate 30MiB
 .venv/bin/python -m tests.bench.run --only swarm-memory --memory-sizes 1GiB,4GiB
 .venv/bin/python -m tests.bench.run --only single-source --size 1GiB --rounds 7 --baseline 2bb7e67
+.venv/bin/python -m tests.bench.run --only relay --size 1GiB --rounds 5
 .venv/bin/python -m tests.bench.run --only reach --size 1GiB --rounds 5    (as root: namespaces)
 """
 
@@ -29,6 +30,7 @@ from tests.bench import (
     poisoning,
     ratelimit,
     reach,
+    relay,
     single_source,
     swarm_memory,
     swarm_rate,
@@ -51,6 +53,7 @@ SECTIONS: dict[str, Callable[[Config], Section]] = {
     "swarm-rate": swarm_rate.run,
     "swarm-memory": swarm_memory.run,
     "single-source": single_source.run,
+    "relay": relay.run,
     "reach": reach.run,
 }
 NOTES = Path(__file__).with_name("NOTES.md")
@@ -74,12 +77,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--size",
         type=parse_size,
-        help="file size of transfer, poisoning, swarm-rate, single-source, reach (default 1GiB)",
+        help="file size of transfer, poisoning, swarm-rate, single-source, relay, reach "
+        "(default 1GiB)",
     )
     parser.add_argument(
         "--rounds",
         type=int,
-        help="rounds of transfer, single-source (default 7, at least 3), reach (at most 5)",
+        help="rounds of transfer, single-source, relay (default 7, at least 3); of reach, at "
+        "most 5",
     )
     parser.add_argument(
         "--memory-sizes",

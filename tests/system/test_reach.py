@@ -23,8 +23,6 @@ import secrets
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.support import netns
 from tests.support.programs import (
     MIB,
@@ -42,14 +40,6 @@ from tests.support.programs import (
 
 SIZE = 4 * MIB + 12345  # a few pieces, and not a whole number of them
 EXIT_NO_PEER_REACHABLE = 4
-
-# Cases that wait for a part of reach still on its way to main; strict: each turns into a
-# failure ("XPASS(strict)") the day its part lands, and its mark goes then.
-NEEDS_RELAY = pytest.mark.xfail(
-    strict=True,
-    reason="the relay (napshare.relay: the tracker's own, --no-relay, --relay-max-...) is not "
-    "on main yet",
-)
 
 
 def shared_file(folder: Path, name: str, size: int = SIZE) -> tuple[Path, bytes]:
@@ -88,7 +78,6 @@ def test_nobody_on_the_internet_opens_a_connection_to_a_peer_behind_a_home_route
     assert home.lan_host("bob").connect(alice.host.address, PEER_PORT) == "connected"
 
 
-@NEEDS_RELAY
 def test_a_download_from_a_peer_no_path_reaches_says_so_at_once_and_exits_4(
     internet: netns.Internet, tmp_path: Path
 ) -> None:
@@ -143,7 +132,6 @@ def test_a_public_peer_downloads_from_a_peer_behind_a_home_router_by_a_reverse_c
     )
 
 
-@NEEDS_RELAY
 def test_peers_behind_two_home_routers_reach_each_other_through_a_relay_that_sees_only_ciphertext(
     internet: netns.Internet, tmp_path: Path
 ) -> None:
@@ -184,7 +172,6 @@ def test_two_peers_behind_one_home_router_download_over_their_lan(
     assert wan.payload_bytes() < SIZE // 4
 
 
-@NEEDS_RELAY
 def test_a_file_larger_than_the_relays_byte_cap_completes_by_resuming(
     internet: netns.Internet, tmp_path: Path
 ) -> None:
@@ -227,7 +214,6 @@ def test_a_router_that_forgets_idle_connections_in_seconds_does_not_cut_the_peer
     assert THROUGH_REVERSE.search(result.output), result.output
 
 
-@NEEDS_RELAY
 def test_peers_behind_symmetric_nats_fall_back_to_the_relay(
     internet: netns.Internet, tmp_path: Path
 ) -> None:
