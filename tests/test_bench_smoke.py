@@ -18,6 +18,7 @@ from napshare.v1 import tracker_pb2
 from tests.bench import apps, catalog, delayproxy, loadgen, report, swarm, tracker_scale
 from tests.bench.files import MIB, format_size, make_random_file, parse_size
 from tests.bench.procs import median, percentile, running
+from tests.support import netns
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -131,6 +132,7 @@ def test_quick_bench_measures_every_section_and_writes_the_report(tmp_path: Path
         "Swarm memory",
         "Single source against 2bb7e67",
         "Relay throughput",
+        "Reach over network namespaces",
     ]
     rows = {row["measure"]: row for section in sections for row in section["rows"]}
     for measure, row in rows.items():
@@ -175,6 +177,13 @@ def test_quick_bench_measures_every_section_and_writes_the_report(tmp_path: Path
     assert rows["one source: current / 2bb7e67"]["value"] > 0
     assert rows["raw TCP: relayed / direct"]["value"] > 0
     assert rows["TLS Download: relayed / direct"]["value"] > 0
+    # Namespaces need root; elsewhere the section says why it measured nothing.
+    reach = next(s for s in sections if s["title"] == "Reach over network namespaces")
+    if netns.missing() is None:
+        assert rows["reverse / direct, same links"]["target"] == "≥ 0.80×"
+        assert rows["relay, default caps, both peers behind routers (end to end)"]["value"] > 0
+    else:
+        assert reach["rows"] == []
 
     text = out.read_text()
     assert "cores" in text

@@ -11,6 +11,7 @@
 .venv/bin/python -m tests.bench.run --only single-source --size 1GiB --rounds 7 --baseline 2bb7e67
 .venv/bin/python -m tests.bench.run --only tracker-redis --peers 10000 --files-per-peer 100
 .venv/bin/python -m tests.bench.run --only relay --size 1GiB --rounds 5
+.venv/bin/python -m tests.bench.run --only reach --size 1GiB --rounds 5    (as root: namespaces)
 """
 
 import argparse
@@ -29,6 +30,7 @@ from tests.bench import (
     memory,
     poisoning,
     ratelimit,
+    reach,
     relay,
     single_source,
     swarm_memory,
@@ -55,6 +57,7 @@ SECTIONS: dict[str, Callable[[Config], Section]] = {
     "swarm-memory": swarm_memory.run,
     "single-source": single_source.run,
     "relay": relay.run,
+    "reach": reach.run,
 }
 NOTES = Path(__file__).with_name("NOTES.md")
 # The table of the last `make soak` (tests/bench/soak.py writes it): it goes after the notes,
@@ -77,12 +80,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--size",
         type=parse_size,
-        help="file size of transfer, poisoning, swarm-rate, single-source, relay (default 1GiB)",
+        help="file size of transfer, poisoning, swarm-rate, single-source, relay, reach "
+        "(default 1GiB)",
     )
     parser.add_argument(
         "--rounds",
         type=int,
-        help="rounds of transfer, single-source, relay (default 7, at least 3)",
+        help="rounds of transfer, single-source, relay (default 7, at least 3); of reach, at "
+        "most 5",
     )
     parser.add_argument(
         "--memory-sizes",
