@@ -15,9 +15,10 @@ import pytest
 from napshare.peer.downloading import fetch
 from napshare.v1 import tracker_pb2
 
-from tests.bench import apps, catalog, delayproxy, loadgen, report, swarm, tracker_scale
+from tests.bench import apps, catalog, loadgen, report, swarm, tracker_scale
 from tests.bench.files import MIB, format_size, make_random_file, parse_size
 from tests.bench.procs import median, percentile, running
+from tests.support import delayproxy
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -11,8 +11,8 @@ from grpc_health.v1 import health, health_pb2
 from napshare.peer.downloading import fetch
 from napshare.v1 import peer_pb2
 
-from tests.bench.delayproxy import DelayProxy
-from tests.bench.liar import peer_service
+from tests.support.delayproxy import DelayProxy
+from tests.support.liar import peer_service
 
 DATA = b"x" * 4096
 

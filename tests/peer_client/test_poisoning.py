@@ -1,6 +1,6 @@
 """Lying peers cost their bad pieces, never the file: exact blame, honest peers never banned.
 
-The liar is a small real PeerService (tests.bench.liar, a gRPC server on a free loopback port,
+The liar is a small real PeerService (tests.support.liar, a gRPC server on a free loopback port,
 registered with the tracker by a direct Join); the honest peer is a real napshare peer.
 Each counts the file bytes it sent, so the test sees what was fetched twice.
 """
@@ -17,7 +17,7 @@ from napshare.peer.errors import NoPeerReachableError
 from napshare.peer.folder.store import SharedFile, SharedFolder
 from napshare.peer.serving.server import create_server, peer_metrics
 
-from tests.bench.liar import CHUNK, LyingPeer
+from tests.support.liar import CHUNK, LyingPeer
 
 from .conftest import DATA_SIZE, MIB, Swarm, part_path, sha256_file
 

@@ -17,7 +17,7 @@ from napshare.peer.downloading.engine import DownloadOptions
 from napshare.peer.errors import ClientError
 from napshare.v1 import peer_pb2
 
-from tests.bench.delayproxy import DelayProxy
+from tests.support.delayproxy import DelayProxy
 
 from .conftest import MIB, Tracker, sha256_file
 from .test_streams import NAME, RecordingPeer, download_file, shared_file

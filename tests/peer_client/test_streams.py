@@ -19,7 +19,7 @@ from napshare.peer.downloading.engine import Downloader, DownloadOptions
 from napshare.peer.folder.store import SharedFile, SharedFolder
 from napshare.v1 import file_info_pb2, peer_pb2
 
-from tests.bench.liar import peer_service
+from tests.support.liar import peer_service
 
 from .conftest import MIB, Tracker, sha256_file
 

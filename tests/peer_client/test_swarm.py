@@ -16,7 +16,7 @@ from napshare.peer.downloading.partfile import PartFile
 from napshare.peer.downloading.pieces import PieceLayer
 from napshare.peer.folder.store import SharedFolder
 
-from tests.bench.liar import LyingPeer
+from tests.support.liar import LyingPeer
 
 from .conftest import (
     DATA_SIZE,

@@ -26,7 +26,7 @@ from napshare.peer.folder.store import SharedFile, SharedFolder
 from napshare.peer.serving.server import create_server
 from napshare.v1 import file_info_pb2, peer_pb2
 
-from tests.bench.liar import peer_service
+from tests.support.liar import peer_service
 
 from .conftest import MIB, Tracker, download_in_thread, part_path, sha256_file, wait_until
 

@@ -1,6 +1,6 @@
 """A loopback TCP relay that holds each direction's bytes for a delay: a long link on one machine.
 
-python -m tests.bench.delayproxy TARGET --delay-ms 25 [--buffer BYTES]
+python -m tests.support.delayproxy TARGET --delay-ms 25 [--buffer BYTES]
     prints `delay proxy on 127.0.0.1:PORT` and relays every connection to TARGET (host:port)
 
 Each direction of each connection has its own bounded buffer: bytes read from one side wait
@@ -209,7 +209,7 @@ def _address(text: str) -> tuple[str, int]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Command line: relay to TARGET with --delay-ms until killed."""
-    parser = argparse.ArgumentParser(prog="python -m tests.bench.delayproxy")
+    parser = argparse.ArgumentParser(prog="python -m tests.support.delayproxy")
     parser.add_argument("target", type=_address, help="127.0.0.1:PORT to relay to")
     parser.add_argument("--delay-ms", type=float, required=True, help="one-way delay")
     parser.add_argument(

@@ -1,6 +1,6 @@
 """A lying PeerService for the poisoning tests and benchmark: a real file, served wrong on purpose.
 
-python -m tests.bench.liar FILE --tracker ADDRESS --lie LIE --stats PATH
+python -m tests.support.liar FILE --tracker ADDRESS --lie LIE --stats PATH
 
 joins the tracker with FILE's true name, size, sha256 and pieces root, prints
 `listening on 127.0.0.1:PORT`, and writes the file bytes it sent so far to PATH after every
@@ -158,7 +158,7 @@ class LyingPeer:
 
 def main() -> int:
     """Serve FILE with a lie, registered with the tracker, until SIGTERM."""
-    parser = argparse.ArgumentParser(prog="python -m tests.bench.liar")
+    parser = argparse.ArgumentParser(prog="python -m tests.support.liar")
     parser.add_argument("file", type=Path)
     parser.add_argument("--tracker", required=True)
     parser.add_argument("--lie", choices=LIES, required=True)
