@@ -1,13 +1,16 @@
-"""Fixtures every test folder may use."""
+"""Fixtures every test folder may use: the interpreter, rpc_details, in-process trackers."""
 
 import os
 import sys
 import tempfile
-from pathlib import Path
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.rpc import rpc_details as _rpc_details
+from tests.support.trackers import InProcessTracker, start_in_process_tracker
+
 # hypothesis keeps caches in ./.hypothesis unless told otherwise: not in the repository.
 os.environ.setdefault(
     "HYPOTHESIS_STORAGE_DIRECTORY", tempfile.mkdtemp(prefix="napshare-hypothesis-")
@@ -20,31 +23,30 @@ def python() -> str:
     return sys.executable
 
 
-def _rpc_details(error):
-    """The ErrorInfo (domain napshare.v1) and RetryInfo or None in a failed call's status."""
-    from google.rpc import error_details_pb2
-    from grpc_status import rpc_status
-
-    status = rpc_status.from_call(error)
-    assert status is not None, "the error carries no google.rpc.Status"
-    assert status.code == error.code().value[0]
-    infos, retries = [], []
-    for detail in status.details:
-        for kind, found in (
-            (error_details_pb2.ErrorInfo, infos),
-            (error_details_pb2.RetryInfo, retries),
-        ):
-            if detail.Is(kind.DESCRIPTOR):
-                message = kind()
-                detail.Unpack(message)
-                found.append(message)
-    assert len(infos) == 1
-    assert len(retries) <= 1
-    assert infos[0].domain == "napshare.v1"
-    return infos[0], (retries[0] if retries else None)
+@pytest.fixture
+def rpc_details() -> Callable[..., Any]:
+    """rpc_details(error) -> (ErrorInfo, RetryInfo | None), checking there is one ErrorInfo."""
+    return _rpc_details
 
 
 @pytest.fixture
-def rpc_details():
-    """rpc_details(error) -> (ErrorInfo, RetryInfo | None), checking there is one ErrorInfo."""
-    return _rpc_details
+def make_tracker() -> Iterator[Callable[..., InProcessTracker]]:
+    """Start in-process trackers (start_in_process_tracker's arguments); all are stopped at
+    the end of the test.
+    """
+    started: list[InProcessTracker] = []
+
+    def start(*args: Any, **kwargs: Any) -> InProcessTracker:
+        tracker = start_in_process_tracker(*args, **kwargs)
+        started.append(tracker)
+        return tracker
+
+    yield start
+    for tracker in started:
+        tracker.stop()
+
+
+@pytest.fixture
+def tracker(make_tracker: Callable[..., InProcessTracker]) -> InProcessTracker:
+    """An in-process tracker for one test, heartbeats every 30 s."""
+    return make_tracker()

@@ -16,19 +16,12 @@ from napshare.common.exitcodes import ExitCode
 from napshare.peer.node import BackgroundDownload, Node
 from napshare.v1 import peer_pb2, peer_pb2_grpc
 
-from .conftest import (
-    ROOT,
-    PeerProcess,
-    Swarm,
-    Tracker,
-    cli_env,
-    free_port,
-    part_path,
-    run_peer,
-    signal_a_thread_not_main,
-    start_cli,
-    start_tracker,
-)
+from tests.support.downloads import Swarm, part_path
+from tests.support.files import ROOT
+from tests.support.net import free_port
+from tests.support.peers import PeerProcess, run_peer, start_cli
+from tests.support.processes import cli_env, signal_a_thread_not_main
+from tests.support.trackers import InProcessTracker, start_in_process_tracker
 
 PT = "pt_BR.UTF-8"
 EN = "C.UTF-8"
@@ -301,7 +294,7 @@ def test_help_says_what_the_napshare_folder_holds() -> None:
     [["search", "a/b"], ["download", "a/b", "--dir", "."]],
 )
 def test_a_bad_file_name_is_a_usage_error_for_search_and_download(
-    tracker: Tracker, tmp_path: Path, args: list[str]
+    tracker: InProcessTracker, tmp_path: Path, args: list[str]
 ) -> None:
     done = run_peer(*args, "--tracker", tracker.address, cwd=tmp_path)
 
@@ -344,7 +337,7 @@ sys.exit(main(sys.argv[1:]))
 
 
 @pytest.mark.parametrize("level", ["warning", "debug"])
-def test_an_internal_error_is_one_line_and_exit_1(tracker: Tracker, level: str) -> None:
+def test_an_internal_error_is_one_line_and_exit_1(tracker: InProcessTracker, level: str) -> None:
     done = subprocess.run(
         [sys.executable, "-c", _BUGGY_SEARCH, "search", "x", "--tracker", tracker.address,
          "--log-level", level],
@@ -361,9 +354,9 @@ def test_an_internal_error_is_one_line_and_exit_1(tracker: Tracker, level: str) 
 
 
 def test_a_background_download_reports_a_bug_as_an_internal_error(
-    swarm: Swarm, node_factory: Callable[..., Node]
+    swarm: Swarm, start_node: Callable[..., Node]
 ) -> None:
-    node = node_factory(swarm.folder("a"), swarm.tracker.address)
+    node = start_node(swarm.folder("a"), swarm.tracker.address)
 
     def planted_bug(*_args: object) -> None:
         raise ValueError("planted bug")
@@ -403,7 +396,7 @@ def test_an_ipv6_address_without_brackets_says_so(tmp_path: Path) -> None:
 
 
 def test_a_tracker_address_that_is_a_peer_says_so(swarm: Swarm) -> None:
-    _folder, port = swarm.plain(swarm.folder("a"))
+    port = swarm.plain(swarm.folder("a")).port
 
     done = run_peer("search", "x", "--tracker", f"127.0.0.1:{port}")
 
@@ -440,7 +433,7 @@ def test_serve_without_a_tracker_keeps_serving_and_joins_when_it_appears(swarm: 
     try:
         assert process.stdout is not None
         assert process.stdout.readline().startswith("listening on 127.0.0.1:")
-        late = start_tracker(port)
+        late = start_in_process_tracker(port=port)
         try:
             line = process.stdout.readline()
             assert line.startswith("I am peer 127.0.0.1:")

@@ -18,7 +18,10 @@ from napshare.peer.errors import (
 from napshare.peer.folder.layout import STATE_DIR
 from napshare.peer.folder.store import SharedFolder
 
-from .conftest import DATA_SIZE, Swarm, cli_env, part_path, run_peer, sha256_file
+from tests.support.downloads import DATA_SIZE, Swarm, part_path
+from tests.support.files import sha256_file
+from tests.support.peers import run_peer
+from tests.support.processes import cli_env
 
 GIB = 1 << 30
 
@@ -160,7 +163,7 @@ def test_only_one_download_writes_a_part_at_a_time(swarm: Swarm) -> None:
 def test_the_peer_named_by_the_user_is_asked_first(swarm: Swarm) -> None:
     swarm.node(swarm.share("listed"), swarm.tracker.address)
     # A peer the tracker does not list, named by the user as in the original's DOWNLOAD.
-    _folder, port = swarm.plain(swarm.share("named"))
+    port = swarm.plain(swarm.share("named")).port
     target = swarm.folder("c")
 
     result = Downloader(SharedFolder(target), swarm.tracker.client).download(

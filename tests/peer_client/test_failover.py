@@ -13,19 +13,11 @@ from napshare.peer.errors import NoPeerReachableError
 from napshare.peer.folder.store import SharedFile, SharedFolder
 from napshare.v1 import peer_pb2, peer_pb2_grpc
 
-from .conftest import (
-    DATA_SIZE,
-    FETCHED,
-    MIB,
-    SLOW_CHUNK,
-    Swarm,
-    free_port,
-    part_size,
-    run_peer,
-    sha256_file,
-    start_cli,
-    wait_until,
-)
+from tests.support.downloads import DATA_SIZE, FETCHED, Swarm, part_size
+from tests.support.files import MIB, sha256_file
+from tests.support.net import free_port
+from tests.support.peers import SLOW_CHUNK, run_peer, start_cli
+from tests.support.waiting import wait_until
 
 
 class Notes(SilentReporter):

@@ -13,18 +13,10 @@ from napshare.common.exitcodes import ExitCode
 from napshare.peer.downloading.engine import Downloader
 from napshare.peer.folder.store import SharedFolder
 
-from .conftest import (
-    FETCHED,
-    MIB,
-    SLOW_CHUNK,
-    Swarm,
-    part_path,
-    part_size,
-    run_peer,
-    sha256_file,
-    start_cli,
-    wait_until,
-)
+from tests.support.downloads import FETCHED, Swarm, part_path, part_size
+from tests.support.files import MIB, sha256_file
+from tests.support.peers import SLOW_CHUNK, run_peer, start_cli
+from tests.support.waiting import wait_until
 
 BIG = 16 * MIB
 

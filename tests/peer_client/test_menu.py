@@ -18,16 +18,12 @@ import pytest
 from napshare.common import console
 from napshare.peer.ui.menu import Menu
 
-from .conftest import (
-    ROOT,
-    Swarm,
-    cli_env,
-    free_port,
-    sha256_file,
-    signal_a_thread_not_main,
-    start_tracker,
-    wait_until,
-)
+from tests.support.downloads import Swarm
+from tests.support.files import ROOT, sha256_file
+from tests.support.net import free_port
+from tests.support.processes import cli_env, signal_a_thread_not_main
+from tests.support.trackers import start_in_process_tracker
+from tests.support.waiting import wait_until
 
 STOP_WAIT = 60.0  # seconds; a stop takes a few, more on a loaded machine (Leave, grace)
 
@@ -224,7 +220,7 @@ def _drain_until_exit(process: subprocess.Popen[bytes], terminal: int, seen: byt
 
 def test_on_a_terminal_a_log_line_redraws_the_prompt_with_what_was_typed(swarm: Swarm) -> None:
     port = free_port()
-    short = start_tracker(port, heartbeat_interval=1.0)
+    short = start_in_process_tracker(port=port, heartbeat_interval=1.0)
     terminal, side = pty.openpty()
     env = cli_env()
     env["TERM"] = "xterm"
@@ -243,7 +239,8 @@ def test_on_a_terminal_a_log_line_redraws_the_prompt_with_what_was_typed(swarm: 
         assert re.search(rb"> SEA\r\x1b\[K[^\r\n]* WARNING napshare[^\r\n]*\r\n> SEA", seen), seen
 
         short.client.close()
-        short = start_tracker(port, heartbeat_interval=1.0)  # back: the peer joins again
+        # Back: the peer joins again.
+        short = start_in_process_tracker(port=port, heartbeat_interval=1.0)
         _read_until(terminal, r"\r\x1b\[KI am peer [^\r\n]*\r\n> SEA", seen)
     finally:
         short.client.close()

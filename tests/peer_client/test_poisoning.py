@@ -6,7 +6,7 @@ Each counts the file bytes it sent, so the test sees what was fetched twice.
 """
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,61 +14,12 @@ from napshare.peer.downloading.engine import Downloader, DownloadOptions
 from napshare.peer.downloading.partfile import PartFile
 from napshare.peer.downloading.pieces import PieceLayer
 from napshare.peer.errors import NoPeerReachableError
-from napshare.peer.folder.store import SharedFile, SharedFolder
-from napshare.peer.serving.server import create_server, peer_metrics
+from napshare.peer.folder.store import SharedFolder
 
+from tests.support.downloads import DATA_SIZE, Swarm, part_path
+from tests.support.files import MIB, sha256_file
 from tests.support.liar import CHUNK, LyingPeer
-
-from .conftest import DATA_SIZE, MIB, Swarm, part_path, sha256_file
-
-
-@pytest.fixture
-def liars() -> Iterator[Callable[..., LyingPeer]]:
-    started: list[LyingPeer] = []
-
-    def start(path: Path, info: SharedFile, lie: str, first: int = CHUNK) -> LyingPeer:
-        liar = LyingPeer(path, info, lie, first)
-        started.append(liar)
-        return liar
-
-    yield start
-    for liar in started:
-        liar.stop()
-
-
-class Honest:
-    """A real napshare peer server, registered with the tracker, counting the bytes it sent."""
-
-    def __init__(self, swarm: Swarm, folder: str) -> None:
-        self.metrics = peer_metrics()
-        shared = SharedFolder(swarm.share(folder))
-        self.server, port = create_server(shared, host="127.0.0.1", metrics=self.metrics)
-        self.info = shared.get("aula1.mp4")
-        self.peer_id = swarm.tracker.client.join("127.0.0.1", port, [self.info]).peer_id
-
-    @property
-    def sent(self) -> int:
-        value = self.metrics.registry.get_sample_value("napshare_peer_served_bytes_total")
-        return int(value or 0)
-
-
-@pytest.fixture
-def honest(swarm: Swarm) -> Iterator[Honest]:
-    peer = Honest(swarm, "honest")
-    yield peer
-    peer.server.stop(None)
-
-
-def start_liar(
-    swarm: Swarm, honest: Honest, liars: Callable[..., LyingPeer], lie: str, first: int = CHUNK
-) -> tuple[LyingPeer, str]:
-    liar = liars(swarm.data, honest.info, lie, first)
-    peer_id = swarm.tracker.client.join("127.0.0.1", liar.port, [honest.info]).peer_id
-    return liar, peer_id
-
-
-def banned(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if "not using it again" in r.getMessage()]
+from tests.support.poisoning import Honest, banned, start_liar
 
 
 def download(swarm: Swarm, target: Path, preferred: str, **options: float) -> object:

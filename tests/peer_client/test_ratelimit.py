@@ -11,7 +11,9 @@ from pathlib import Path
 
 from napshare.common.exitcodes import ExitCode
 
-from .conftest import MIB, PeerProcess, Tracker, run_peer, sha256_file
+from tests.support.files import MIB, sha256_file
+from tests.support.peers import PeerProcess, run_peer
+from tests.support.trackers import InProcessTracker
 
 SIZE = 12 * MIB
 # 12 MiB at 2 MiB/s is 6 s; the bucket's burst (0.5 s) and one chunk in flight may come free.
@@ -26,7 +28,7 @@ def _shared(tmp_path: Path) -> tuple[Path, str]:
     return folder, sha256_file(path)
 
 
-def _timed_download(tracker: Tracker, into: Path, *extra: str) -> float:
+def _timed_download(tracker: InProcessTracker, into: Path, *extra: str) -> float:
     start = time.monotonic()
     result = run_peer(
         "download", "capped.bin", "--dir", str(into), "--tracker", tracker.address, *extra
@@ -37,7 +39,7 @@ def _timed_download(tracker: Tracker, into: Path, *extra: str) -> float:
 
 
 def test_a_serving_peer_sends_no_faster_than_its_upload_cap(
-    tracker: Tracker, tmp_path: Path, spawn_peer: Callable[..., PeerProcess]
+    tracker: InProcessTracker, tmp_path: Path, spawn_peer: Callable[..., PeerProcess]
 ) -> None:
     folder, digest = _shared(tmp_path)
     spawn_peer(folder, tracker.address, "--max-upload-rate", "2M")
@@ -49,7 +51,7 @@ def test_a_serving_peer_sends_no_faster_than_its_upload_cap(
 
 
 def test_a_download_receives_no_faster_than_its_download_cap(
-    tracker: Tracker, tmp_path: Path, spawn_peer: Callable[..., PeerProcess]
+    tracker: InProcessTracker, tmp_path: Path, spawn_peer: Callable[..., PeerProcess]
 ) -> None:
     folder, digest = _shared(tmp_path)
     spawn_peer(folder, tracker.address)

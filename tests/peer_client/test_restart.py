@@ -9,27 +9,23 @@ from napshare.peer.tracker_client import TrackerClient
 from napshare.tracker.index import TrackerIndex
 from napshare.tracker.server import create_server as create_tracker_server
 
-from .conftest import (
-    Swarm,
-    Tracker,
-    free_port,
-    run_peer,
-    start_cli,
-    start_tracker,
-    wait_until,
-)
+from tests.support.downloads import Swarm
+from tests.support.net import free_port
+from tests.support.peers import run_peer, start_cli
+from tests.support.trackers import InProcessTracker, start_in_process_tracker
+from tests.support.waiting import wait_until
 
 LONG_INTERVAL = 120.0  # heartbeats far apart: re-joining must not wait for the next one
 
 
-def _restart(tracker: Tracker, interval: float = LONG_INTERVAL) -> Tracker:
+def _restart(tracker: InProcessTracker, interval: float = LONG_INTERVAL) -> InProcessTracker:
     """Stop `tracker` and start a fresh, empty one on its port."""
     tracker.client.close()
     tracker.server.stop(None)
-    return start_tracker(tracker.port, heartbeat_interval=interval)
+    return start_in_process_tracker(port=tracker.port, heartbeat_interval=interval)
 
 
-def _stop(tracker: Tracker) -> None:
+def _stop(tracker: InProcessTracker) -> None:
     tracker.client.close()
     tracker.server.stop(None)
 
@@ -37,7 +33,7 @@ def _stop(tracker: Tracker) -> None:
 def test_a_serving_peer_rejoins_a_restarted_tracker_without_waiting_for_a_heartbeat(
     swarm: Swarm,
 ) -> None:
-    first = start_tracker(free_port(), heartbeat_interval=LONG_INTERVAL)
+    first = start_in_process_tracker(port=free_port(), heartbeat_interval=LONG_INTERVAL)
     peer = swarm.spawn(swarm.share("a"), first.address)
     assert first.peers_with("aula1.mp4") == [peer.peer_id]
 
@@ -50,10 +46,11 @@ def test_a_serving_peer_rejoins_a_restarted_tracker_without_waiting_for_a_heartb
 
 
 def test_a_download_started_before_the_peers_rejoined_waits_for_them(swarm: Swarm) -> None:
-    folder, port = swarm.plain(swarm.folder("a"))
+    plain = swarm.plain(swarm.folder("a"))
+    folder, port = plain.folder, plain.port
     data = os.urandom(300_000)
     (folder.root / "small.bin").write_bytes(data)
-    first = start_tracker(free_port())
+    first = start_in_process_tracker(port=free_port())
     first.client.join("127.0.0.1", port, folder.scan())
     assert first.peers_with("small.bin") == [f"127.0.0.1:{port}"]
 
@@ -95,7 +92,7 @@ def test_a_download_started_before_the_peers_rejoined_waits_for_them(swarm: Swar
 def test_a_download_waits_a_bounded_time_then_is_not_found(
     swarm: Swarm, lang: str, waiting: str, not_found: str
 ) -> None:
-    tracker = start_tracker()  # just started: gathering for the next 90 s
+    tracker = start_in_process_tracker()  # just started: gathering for the next 90 s
     try:
         download = start_cli(
             "download",

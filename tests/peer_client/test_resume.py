@@ -12,21 +12,11 @@ from napshare.peer.downloading.engine import Downloader
 from napshare.peer.downloading.partfile import PartFile
 from napshare.peer.folder.store import SharedFolder
 
-from .conftest import (
-    DATA_SIZE,
-    FETCHED,
-    MIB,
-    SLOW_CHUNK,
-    PeerProcess,
-    Swarm,
-    part_path,
-    part_size,
-    run_peer,
-    sha256_file,
-    signal_a_thread_not_main,
-    start_cli,
-    wait_until,
-)
+from tests.support.downloads import DATA_SIZE, FETCHED, Swarm, part_path, part_size
+from tests.support.files import MIB, sha256_file
+from tests.support.peers import SLOW_CHUNK, PeerProcess, run_peer, start_cli
+from tests.support.processes import signal_a_thread_not_main
+from tests.support.waiting import wait_until
 
 GIB = 1 << 30
 

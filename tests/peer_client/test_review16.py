@@ -7,7 +7,7 @@ Real servers on free loopback ports, real files on disk.
 import logging
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
@@ -18,17 +18,20 @@ from napshare.peer.errors import ClientError
 from napshare.v1 import peer_pb2
 
 from tests.support.delayproxy import DelayProxy
+from tests.support.downloads import NAME, download_file, shared_file
+from tests.support.files import MIB, sha256_file
+from tests.support.peers import InProcessPeer
+from tests.support.trackers import InProcessTracker
 
-from .conftest import MIB, Tracker, sha256_file
-from .test_streams import NAME, RecordingPeer, download_file, shared_file
+from .test_streams import RecordingPeer
 
 _WINDOW_LOG = re.compile(r"round trip to \S+ ([0-9.]+) ms: window (\d+) bytes")
 
 
 def _download_over_a_long_link(
-    tracker: Tracker,
+    tracker: InProcessTracker,
     tmp_path: Path,
-    plain_peer: object,
+    start_peer: Callable[..., InProcessPeer],
     size: int,
     caplog: pytest.LogCaptureFixture,
 ) -> int:
@@ -36,7 +39,8 @@ def _download_over_a_long_link(
     captured at DEBUG; checks the bytes, and returns how many connections the proxy relayed.
     """
     path = shared_file(tmp_path, size)
-    folder, port = plain_peer(path.parent)  # type: ignore[operator]
+    peer = start_peer(path.parent)
+    folder, port = peer.folder, peer.port
     with DelayProxy(("127.0.0.1", port), delay=0.01) as proxy:
         host, proxy_port = proxy.address.rsplit(":", 1)
         tracker.client.join(host, int(proxy_port), [folder.get(NAME)])
@@ -54,12 +58,12 @@ def _download_over_a_long_link(
 # before today (at 50 ms, 6 MB instead of 12 MB). The same happens with 2 peers (each gets a
 # quarter) on any file too small for second streams.
 def test_a_small_file_from_one_peer_over_a_long_link_gets_the_whole_window(
-    tracker: Tracker,
+    tracker: InProcessTracker,
     tmp_path: Path,
-    plain_peer: object,
+    start_peer: Callable[..., InProcessPeer],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    _download_over_a_long_link(tracker, tmp_path, plain_peer, 4 * MIB, caplog)
+    _download_over_a_long_link(tracker, tmp_path, start_peer, 4 * MIB, caplog)
     found = [_WINDOW_LOG.search(r.getMessage()) for r in caplog.records]
     windows = [(float(m[1]) / 1e3, int(m[2])) for m in found if m]
     assert windows, "the round trip was not long enough to size a window"
@@ -115,7 +119,7 @@ class _BadFirstStreamPeer(RecordingPeer):
 # (swarm._stream's `plan.claim(peer)` loop). Here the only source is banned and the download
 # still completes from it.
 def test_a_peer_banned_on_one_stream_is_not_asked_again_on_its_other(
-    tracker: Tracker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tracker: InProcessTracker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(swarm, "SECOND_STREAM_MIN", MIB)  # second streams for a small file
     path = shared_file(tmp_path, 8 * MIB)
@@ -144,14 +148,14 @@ def test_a_peer_banned_on_one_stream_is_not_asked_again_on_its_other(
 # first: the round trip is timed twice for one peer (it depends on the two threads meeting in
 # `_window`, which a 20 ms probe makes the usual case, not a certainty).
 def test_the_round_trip_to_a_peer_with_two_streams_is_timed_once(
-    tracker: Tracker,
+    tracker: InProcessTracker,
     tmp_path: Path,
-    plain_peer: object,
+    start_peer: Callable[..., InProcessPeer],
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(swarm, "SECOND_STREAM_MIN", MIB)  # second streams for a small file
-    connections = _download_over_a_long_link(tracker, tmp_path, plain_peer, 8 * MIB, caplog)
+    connections = _download_over_a_long_link(tracker, tmp_path, start_peer, 8 * MIB, caplog)
     assert connections == 3  # small calls, and one per stream: both streams ran
     timed = [r for r in caplog.records if _WINDOW_LOG.search(r.getMessage())]
     assert len(timed) == 1, [r.getMessage() for r in timed]

@@ -14,10 +14,11 @@ from napshare.tracker.index import FileEntry, TrackerIndex
 from napshare.tracker.server import create_server
 from napshare.v1 import file_info_pb2, tracker_pb2, tracker_pb2_grpc
 
-from .conftest import Tracker, run_peer
+from tests.support.peers import run_peer
+from tests.support.trackers import InProcessTracker
 
 
-def share(tracker: Tracker, port: int, names: list[str]) -> None:
+def share(tracker: InProcessTracker, port: int, names: list[str]) -> None:
     files = [
         file_info_pb2.FileInfo(name=n, size=1, sha256=hashlib.sha256(n.encode()).hexdigest())
         for n in names
@@ -28,14 +29,14 @@ def share(tracker: Tracker, port: int, names: list[str]) -> None:
 
 
 @pytest.fixture
-def crowded(tracker: Tracker) -> Tracker:
+def crowded(tracker: InProcessTracker) -> InProcessTracker:
     """A tracker where two peers share f0000.mp4 … f1499.mp4 each: 3,000 (peer, file) pairs."""
     for port in (9001, 9002):
         share(tracker, port, [f"f{n:04d}.mp4" for n in range(1500)])
     return tracker
 
 
-def test_query_and_search_fetch_every_page(crowded: Tracker) -> None:
+def test_query_and_search_fetch_every_page(crowded: InProcessTracker) -> None:
     everything = crowded.client.query("f mp4")
     assert len(everything) == 3000
     assert [(s.peer, s.name) for s in everything] == sorted(
@@ -50,7 +51,7 @@ def test_query_and_search_fetch_every_page(crowded: Tracker) -> None:
     )
 
 
-def test_the_cli_limit_and_its_notice(crowded: Tracker) -> None:
+def test_the_cli_limit_and_its_notice(crowded: InProcessTracker) -> None:
     address = crowded.address
     cut = run_peer("search", "f0", "--query", "--limit", "5", "--tracker", address)
     default = run_peer("search", "f0", "--query", "--tracker", address)
@@ -67,7 +68,7 @@ def test_the_cli_limit_and_its_notice(crowded: Tracker) -> None:
     assert whole.stderr == ""
 
 
-def test_a_bad_limit_is_a_usage_error(tracker: Tracker) -> None:
+def test_a_bad_limit_is_a_usage_error(tracker: InProcessTracker) -> None:
     done = run_peer("search", "x", "--limit", "-1", "--tracker", tracker.address)
     assert done.returncode == 2
     assert len(done.stderr.splitlines()) == 1

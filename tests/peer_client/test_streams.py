@@ -6,7 +6,6 @@ The peer is a small real PeerService on a free loopback port that records each D
 from which connection (the client's port) and which range.
 """
 
-import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,15 +14,14 @@ import grpc
 import pytest
 from napshare.common import error_details, merkle, reasons
 from napshare.peer.defaults import SECOND_STREAM_MIN
-from napshare.peer.downloading.engine import Downloader, DownloadOptions
+from napshare.peer.downloading.engine import DownloadOptions
 from napshare.peer.folder.store import SharedFile, SharedFolder
 from napshare.v1 import file_info_pb2, peer_pb2
 
+from tests.support.downloads import download_file, shared_file
+from tests.support.files import MIB, sha256_file
 from tests.support.liar import peer_service
-
-from .conftest import MIB, Tracker, sha256_file
-
-NAME = "aula2.mp4"
+from tests.support.trackers import InProcessTracker
 
 
 class RecordingPeer:
@@ -94,32 +92,18 @@ def peers() -> Iterator[list[RecordingPeer]]:
         peer.server.stop(None)
 
 
-def _serve(tracker: Tracker, peers: list[RecordingPeer], path: Path, **how: bool) -> RecordingPeer:
+def _serve(
+    tracker: InProcessTracker, peers: list[RecordingPeer], path: Path, **how: bool
+) -> RecordingPeer:
     peer = RecordingPeer(path, **how)
     peers.append(peer)
     tracker.client.join("127.0.0.1", peer.port, [peer.info])
     return peer
 
 
-def shared_file(tmp_path: Path, size: int) -> Path:
-    """A file of `size` random bytes in tmp_path/data, named NAME."""
-    (tmp_path / "data").mkdir()
-    path = tmp_path / "data" / NAME
-    path.write_bytes(os.urandom(size))
-    return path
-
-
-def download_file(tmp_path: Path, tracker: Tracker, options: DownloadOptions) -> Path:
-    """Download NAME into tmp_path/target with `options`; the path it has there."""
-    target = tmp_path / "target"
-    target.mkdir()
-    Downloader(SharedFolder(target), tracker.client).download(NAME, options)
-    return target / NAME
-
-
 @pytest.mark.parametrize("named", [False, True], ids=["searched", "--from"])
 def test_a_large_file_from_one_peer_comes_on_two_connections_at_once(
-    tracker: Tracker, tmp_path: Path, peers: list[RecordingPeer], named: bool
+    tracker: InProcessTracker, tmp_path: Path, peers: list[RecordingPeer], named: bool
 ) -> None:
     path = shared_file(tmp_path, SECOND_STREAM_MIN + 16 * MIB)
     peer = _serve(tracker, peers, path)
@@ -136,7 +120,7 @@ def test_a_large_file_from_one_peer_comes_on_two_connections_at_once(
 
 
 def test_a_small_file_comes_on_one_stream(
-    tracker: Tracker, tmp_path: Path, peers: list[RecordingPeer]
+    tracker: InProcessTracker, tmp_path: Path, peers: list[RecordingPeer]
 ) -> None:
     path = shared_file(tmp_path, SECOND_STREAM_MIN // 4)
     peer = _serve(tracker, peers, path)
@@ -148,7 +132,7 @@ def test_a_small_file_comes_on_one_stream(
 
 
 def test_a_peer_that_refuses_a_second_stream_sends_the_file_on_one(
-    tracker: Tracker, tmp_path: Path, peers: list[RecordingPeer]
+    tracker: InProcessTracker, tmp_path: Path, peers: list[RecordingPeer]
 ) -> None:
     path = shared_file(tmp_path, SECOND_STREAM_MIN + 16 * MIB)
     peer = _serve(tracker, peers, path, one_upload=True)

@@ -16,24 +16,19 @@ from napshare.peer.downloading.partfile import PartFile
 from napshare.peer.downloading.pieces import PieceLayer
 from napshare.peer.folder.store import SharedFolder
 
-from tests.support.liar import LyingPeer
-
-from .conftest import (
+from tests.support.downloads import (
     DATA_SIZE,
     FETCHED,
-    MIB,
     Swarm,
     download_in_thread,
     part_path,
     part_size,
-    run_peer,
-    sha256_file,
-    start_cli,
-    wait_until,
 )
-from .test_poisoning import Honest, banned, honest, liars, start_liar
-
-__all__ = ["honest", "liars"]  # fixtures, used by name
+from tests.support.files import MIB, sha256_file
+from tests.support.liar import LyingPeer
+from tests.support.peers import run_peer, start_cli
+from tests.support.poisoning import Honest, banned, start_liar
+from tests.support.waiting import wait_until
 
 RATE = 8 * MIB  # each serving peer's cap: the 96 MiB file takes seconds, so streams overlap
 

@@ -9,129 +9,35 @@ PeerService on a free loopback port that serves the true bytes, only slowly or i
 import base64
 import hashlib
 import json
-import os
 import threading
-import time
 import tracemalloc
-from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
 import pytest
-from napshare.common import error_details, merkle, reasons
 from napshare.peer.downloading.engine import Downloader, DownloadOptions, DownloadResult
 from napshare.peer.errors import NoPeerReachableError
 from napshare.peer.folder.layout import NOTE_SUFFIX, PARTIAL_DIR, STATE_DIR, partial_key
-from napshare.peer.folder.store import SharedFile, SharedFolder
+from napshare.peer.folder.store import SharedFolder
 from napshare.peer.serving.server import create_server
-from napshare.v1 import file_info_pb2, peer_pb2
 
-from tests.support.liar import peer_service
-
-from .conftest import MIB, Tracker, download_in_thread, part_path, sha256_file, wait_until
-
-NAME = "aula1.mp4"
-
-
-def _make_file(folder: Path, size: int) -> SharedFile:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / NAME).write_bytes(os.urandom(size))
-    return SharedFolder(folder).get(NAME)
-
-
-class SlowPeer:
-    """A PeerService serving the true bytes of `path` in `chunk`-byte messages, `pause` s apart."""
-
-    def __init__(
-        self, path: Path, info: SharedFile, chunk: int, pause: float, *, busy: bool = False
-    ) -> None:
-        self.path, self.info, self.chunk, self.pause = path, info, chunk, pause
-        self.busy = busy  # every Download: RESOURCE_EXHAUSTED, "ask again in 0 s"
-        self.asked = 0
-        self.done = threading.Event()
-        self.server, self.port = peer_service(self._download, self._layer)
-
-    def stop(self) -> None:
-        self.done.set()
-        self.server.stop(None)
-
-    def _layer(
-        self, _request: peer_pb2.GetPieceLayerRequest, _context: grpc.ServicerContext
-    ) -> peer_pb2.GetPieceLayerResponse:
-        tree = merkle.TreeBuilder(self.info.size)
-        tree.update(self.path.read_bytes())
-        hashes = b"".join(tree.layer) if len(tree.layer) > 1 else b""
-        return peer_pb2.GetPieceLayerResponse(
-            piece_size=merkle.piece_size_for(self.info.size), hashes=hashes
-        )
-
-    def _download(
-        self, request: peer_pb2.DownloadRequest, context: grpc.ServicerContext
-    ) -> Iterator[peer_pb2.DownloadResponse]:
-        self.asked += 1
-        if self.busy:
-            context.abort_with_status(
-                error_details.status(
-                    grpc.StatusCode.RESOURCE_EXHAUSTED,
-                    "every upload slot is taken",
-                    reasons.UPLOAD_SLOTS_FULL,
-                    retry_delay=0.0,
-                )
-            )
-        info: file_info_pb2.FileInfo | None = file_info_pb2.FileInfo(
-            name=self.info.name,
-            size=self.info.size,
-            sha256=self.info.sha256,
-            pieces_root=self.info.pieces_root,
-        )
-        data = self.path.read_bytes()
-        end = self.info.size
-        if request.limit:
-            end = min(end, request.offset + request.limit)
-        position = request.offset
-        while position < end and context.is_active() and not self.done.is_set():
-            piece = data[position : min(end, position + self.chunk)]
-            yield peer_pb2.DownloadResponse(offset=position, data=piece, file=info)
-            info = None
-            position += len(piece)
-            if self.pause:
-                time.sleep(self.pause)
-
-
-@pytest.fixture
-def slow_peers() -> Iterator[list[SlowPeer]]:
-    started: list[SlowPeer] = []
-    yield started
-    for peer in started:
-        peer.stop()
-
-
-def _start_slow(
-    tracker: Tracker,
-    started: list[SlowPeer],
-    path: Path,
-    chunk: int,
-    pause: float,
-    *,
-    busy: bool = False,
-) -> tuple[SlowPeer, str]:
-    info = SharedFolder(path.parent).get(path.name)
-    peer = SlowPeer(path, info, chunk, pause, busy=busy)
-    started.append(peer)
-    return peer, tracker.client.join("127.0.0.1", peer.port, [info]).peer_id
+from tests.support.downloads import NAME, download_in_thread, part_path, shared_info
+from tests.support.files import MIB, sha256_file
+from tests.support.slowpeer import SlowPeer, start_slow_peer
+from tests.support.trackers import InProcessTracker
+from tests.support.waiting import wait_until
 
 
 def test_a_fast_peer_that_joins_late_is_not_locked_out_by_two_slow_peers_in_the_end_game(
-    tracker: Tracker, tmp_path: Path, slow_peers: list[SlowPeer]
+    tracker: InProcessTracker, tmp_path: Path, slow_peers: list[SlowPeer]
 ) -> None:
     # A file of one piece: the first slow peer claims it, the second asks for it too (the
     # end-game, two streams a piece). Both keep sending a few bytes a second, so neither
     # stalls; the fast peer that joins then must still get the piece (issue 10: "one slow
     # peer never holds the tail"). The plan only offers it the oldest piece, which two
     # streams cover already, so it gets nothing, and the download waits for ever.
-    info = _make_file(tmp_path / "data", 512 * 1024)
+    info = shared_info(tmp_path, 512 * 1024)
     for _ in range(2):
-        _start_slow(tracker, slow_peers, tmp_path / "data" / NAME, chunk=16, pause=0.05)
+        start_slow_peer(tracker, slow_peers, tmp_path / "data" / NAME, chunk=16, pause=0.05)
     target = tmp_path / "target"
     target.mkdir()
     cancel = threading.Event()
@@ -161,7 +67,7 @@ def test_a_fast_peer_that_joins_late_is_not_locked_out_by_two_slow_peers_in_the_
 
 
 def test_a_piece_in_more_chunks_than_iov_max_is_written(
-    tracker: Tracker, tmp_path: Path, slow_peers: list[SlowPeer]
+    tracker: InProcessTracker, tmp_path: Path, slow_peers: list[SlowPeer]
 ) -> None:
     # A piece is written with one pwritev of all its chunks' views; Linux takes at most
     # IOV_MAX (1024) of them, so a 1 MiB piece sent in 512-byte chunks (2048 views) fails
@@ -169,8 +75,8 @@ def test_a_piece_in_more_chunks_than_iov_max_is_written(
     # problem that halts every stream and fails the download, blamed on no peer. Any peer can
     # do it on purpose; an honest capped one (16 KiB chunks) does it to pieces of 32 MiB.
     size = MIB + 1
-    info = _make_file(tmp_path / "data", size)
-    _start_slow(tracker, slow_peers, tmp_path / "data" / NAME, chunk=512, pause=0.0)
+    info = shared_info(tmp_path, size)
+    start_slow_peer(tracker, slow_peers, tmp_path / "data" / NAME, chunk=512, pause=0.0)
     target = tmp_path / "target"
     target.mkdir()
 
@@ -180,14 +86,14 @@ def test_a_piece_in_more_chunks_than_iov_max_is_written(
 
 
 def test_a_peer_busy_with_a_zero_retry_delay_is_not_asked_in_a_loop_for_ever(
-    tracker: Tracker, tmp_path: Path, slow_peers: list[SlowPeer]
+    tracker: InProcessTracker, tmp_path: Path, slow_peers: list[SlowPeer]
 ) -> None:
     # RetryInfo 0 s is accepted as it is; the swarm then finds the peer ready again at once,
     # starts a new stream (a thread and a call) for it, and so is never without a running
     # stream: the round never ends, give_up_after (checked between rounds) never applies,
     # and the only peer is asked as fast as it answers, for ever.
-    _make_file(tmp_path / "data", 512 * 1024)
-    busy, _ = _start_slow(tracker, slow_peers, tmp_path / "data" / NAME, 16, 0.0, busy=True)
+    shared_info(tmp_path, 512 * 1024)
+    busy, _ = start_slow_peer(tracker, slow_peers, tmp_path / "data" / NAME, 16, 0.0, busy=True)
     target = tmp_path / "target"
     target.mkdir()
     cancel = threading.Event()
@@ -209,14 +115,14 @@ def test_a_peer_busy_with_a_zero_retry_delay_is_not_asked_in_a_loop_for_ever(
 
 
 def test_a_peer_that_sends_only_empty_messages_counts_as_stalled(
-    tracker: Tracker, tmp_path: Path, slow_peers: list[SlowPeer]
+    tracker: InProcessTracker, tmp_path: Path, slow_peers: list[SlowPeer]
 ) -> None:
     # The watchdog takes any message as data, so a peer that answers with its FileInfo and
     # then an empty message every 0.1 s never stalls: asked alone (`--from` it), the other
     # peers never step in and the download waits for ever. (The single-stream engine before
     # this change did the same; the issue asks that a stalling peer's range go to others.)
-    info = _make_file(tmp_path / "data", 512 * 1024)
-    _, idle_id = _start_slow(tracker, slow_peers, tmp_path / "data" / NAME, chunk=0, pause=0.1)
+    info = shared_info(tmp_path, 512 * 1024)
+    _, idle_id = start_slow_peer(tracker, slow_peers, tmp_path / "data" / NAME, chunk=0, pause=0.1)
     shared = SharedFolder(tmp_path / "data")
     server, port = create_server(shared, host="127.0.0.1")
     target = tmp_path / "target"
@@ -243,7 +149,7 @@ def test_a_peer_that_sends_only_empty_messages_counts_as_stalled(
 
 @pytest.mark.parametrize("chunk", [MIB, 32], ids=["1 MiB chunks", "32-byte chunks"])
 def test_a_peer_sending_tiny_chunks_does_not_multiply_the_memory_of_a_piece(
-    tracker: Tracker, tmp_path: Path, slow_peers: list[SlowPeer], chunk: int
+    tracker: InProcessTracker, tmp_path: Path, slow_peers: list[SlowPeer], chunk: int
 ) -> None:
     # Each chunk of a piece is kept as its own message and memoryview until the piece is
     # whole: a peer that sends a 1 MiB piece 32 bytes at a time makes the downloader hold
@@ -251,8 +157,8 @@ def test_a_peer_sending_tiny_chunks_does_not_multiply_the_memory_of_a_piece(
     # once many GB. The bytes of one piece should cost about one piece. (Today the download
     # then also fails with EINVAL, see above; the peak is measured either way.)
     size = MIB + 1
-    info = _make_file(tmp_path / "data", size)
-    _start_slow(tracker, slow_peers, tmp_path / "data" / NAME, chunk=chunk, pause=0.0)
+    info = shared_info(tmp_path, size)
+    start_slow_peer(tracker, slow_peers, tmp_path / "data" / NAME, chunk=chunk, pause=0.0)
     target = tmp_path / "target"
     target.mkdir()
 
@@ -272,7 +178,7 @@ def test_a_peer_sending_tiny_chunks_does_not_multiply_the_memory_of_a_piece(
 
 
 def test_a_resumed_part_whose_noted_piece_went_bad_on_disk_bans_no_honest_peer(
-    tracker: Tracker, tmp_path: Path
+    tracker: InProcessTracker, tmp_path: Path
 ) -> None:
     # An earlier run noted pieces 0-2 as verified; piece 1 then went bad on the disk (bit
     # rot, another program). Every piece of this run is checked as it arrives, so when the
@@ -282,7 +188,7 @@ def test_a_resumed_part_whose_noted_piece_went_bad_on_disk_bans_no_honest_peer(
     # one and fetch it again, as the issue asks (a bad piece costs a piece, never a ban of an
     # honest peer).
     size = 3 * MIB + 7
-    info = _make_file(tmp_path / "data", size)
+    info = shared_info(tmp_path, size)
     shared = SharedFolder(tmp_path / "data")
     server, port = create_server(shared, host="127.0.0.1")
     try:

@@ -3,7 +3,8 @@
 import os
 import re
 
-from .conftest import Swarm, run_peer
+from tests.support.downloads import Swarm
+from tests.support.peers import run_peer
 
 FORGED = "Peer 6.6.6.6:1 added with files x"
 HOSTILE = (
@@ -28,7 +29,8 @@ def test_names_from_the_network_reach_no_terminal_raw(swarm: Swarm) -> None:
     folder = swarm.folder("hostile")
     for name in HOSTILE:
         (folder / name).write_bytes(os.urandom(1000))
-    shared, port = swarm.plain(folder)
+    plain = swarm.plain(folder)
+    shared, port = plain.folder, plain.port
     files = shared.scan()
     assert sorted(f.name for f in files) == sorted(HOSTILE)
     swarm.tracker.client.join("127.0.0.1", port, files)

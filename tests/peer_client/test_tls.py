@@ -31,7 +31,8 @@ from napshare.peer.transport import Transport
 from napshare.tracker.server import create_server as create_tracker
 from napshare.v1 import file_info_pb2, tracker_pb2, tracker_pb2_grpc
 
-from .conftest import free_port, run_peer, start_cli
+from tests.support.net import free_port
+from tests.support.peers import run_peer, start_cli
 
 HELLO = b"hello, napshare\n"
 

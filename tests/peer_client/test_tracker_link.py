@@ -13,18 +13,21 @@ from napshare.peer.tracker_link import TrackerLink
 from napshare.tracker.index import TrackerIndex
 from napshare.tracker.server import create_server as create_tracker_server
 
-from .conftest import Swarm, free_port, start_tracker, wait_until
+from tests.support.downloads import Swarm
+from tests.support.net import free_port
+from tests.support.trackers import start_in_process_tracker
+from tests.support.waiting import wait_until
 
 
 def test_a_peer_process_rejoins_a_restarted_tracker(swarm: Swarm) -> None:
     port = free_port()
-    first = start_tracker(port, heartbeat_interval=1.0)
+    first = start_in_process_tracker(port=port, heartbeat_interval=1.0)
     peer = swarm.spawn(swarm.share("a"), first.address)
     assert first.peers_with("aula1.mp4") == [peer.peer_id]
 
     first.server.stop(None)
     first.client.close()
-    second = start_tracker(port, heartbeat_interval=1.0)  # a fresh, empty index
+    second = start_in_process_tracker(port=port, heartbeat_interval=1.0)  # a fresh, empty index
     try:
         assert second.peers_with("aula1.mp4") == []
         # Its next heartbeat fails (unreachable, then NOT_FOUND): it joins again.
@@ -38,7 +41,7 @@ def test_a_peer_process_rejoins_a_restarted_tracker(swarm: Swarm) -> None:
 
 
 def test_heartbeats_keep_the_lease(swarm: Swarm) -> None:
-    short = start_tracker(heartbeat_interval=1.0)
+    short = start_in_process_tracker(heartbeat_interval=1.0)
     try:
         node = swarm.node(swarm.share("a"), short.address)
         # The lease is three intervals of one second; heartbeats carry it past that.
@@ -90,7 +93,7 @@ def test_leave_on_stop(swarm: Swarm) -> None:
 def test_a_join_from_the_menu_brings_no_false_warning_and_no_extra_join(
     swarm: Swarm, caplog: pytest.LogCaptureFixture
 ) -> None:
-    short = start_tracker(heartbeat_interval=1.0)
+    short = start_in_process_tracker(heartbeat_interval=1.0)
     try:
         node = swarm.node(swarm.share("a"), short.address)
         assert node.link.join_count == 1

@@ -8,7 +8,9 @@ from napshare.peer.downloading.engine import Downloader, DownloadOptions
 from napshare.peer.errors import VerificationFailedError
 from napshare.peer.folder.store import SharedFile, SharedFolder
 
-from .conftest import DATA_SIZE, MIB, Swarm, part_path, run_peer, sha256_file
+from tests.support.downloads import DATA_SIZE, Swarm, part_path
+from tests.support.files import MIB, sha256_file
+from tests.support.peers import run_peer
 
 BOGUS = "0" * 64
 
@@ -80,7 +82,7 @@ def test_a_majority_advertising_a_bogus_digest_does_not_block_the_real_file(
     # Join, as a hostile client could do): asked for that digest, they answer
     # FAILED_PRECONDITION, and the download moves on to the version an honest peer has.
     for name in ("x", "y"):
-        _folder, port = swarm.plain(swarm.share(name))
+        port = swarm.plain(swarm.share(name)).port
         swarm.tracker.client.join("127.0.0.1", port, [SharedFile("aula1.mp4", DATA_SIZE, BOGUS, 0)])
     honest = swarm.node(swarm.share("honest"), swarm.tracker.address)
     target = swarm.folder("c")

@@ -14,7 +14,7 @@ from napshare.peer.downloading.partfile import PartFile
 from napshare.peer.downloading.writeback import SyncFileRange, Writeback
 from napshare.peer.errors import FolderProblemError
 
-from .conftest import wait_until
+from tests.support.waiting import wait_until
 
 KIB = 1024
 PAGE = mmap.PAGESIZE

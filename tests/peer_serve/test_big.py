@@ -10,10 +10,13 @@ import grpc
 import pytest
 from napshare.v1 import peer_pb2, peer_pb2_grpc
 
-from .conftest import BIG_MARKERS, BIG_SIZE, Peer
+from tests.support.files import GIB, sha256_file
+from tests.support.peers import InProcessPeer
 
 pytestmark = pytest.mark.slow
 
+BIG_SIZE = 5 * GIB // 2 + 1
+BIG_MARKERS = {0: b"N", 2**31 - 1: b"A", 2**31: b"P", BIG_SIZE - 1: b"!"}
 CHUNK = 1024 * 1024
 MAX_RSS_KIB = 150 * 1024
 
@@ -29,8 +32,21 @@ server.stop(None)
 """
 
 
+@pytest.fixture(scope="session")
+def big_sparse(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A sparse file of 2.5 GiB + 1 byte with markers around 2^31, and its sha256."""
+    folder = tmp_path_factory.mktemp("big")
+    path = folder / "big.bin"
+    with path.open("wb") as out:
+        out.truncate(BIG_SIZE)
+        for position, marker in BIG_MARKERS.items():
+            out.seek(position)
+            out.write(marker)
+    return path, sha256_file(path)
+
+
 def test_streams_past_2_gib_with_exact_chunks(
-    big_sparse: tuple[Path, str], start_peer: Callable[..., Peer]
+    big_sparse: tuple[Path, str], start_peer: Callable[..., InProcessPeer]
 ) -> None:
     path, digest = big_sparse
     peer = start_peer(path.parent)
@@ -52,7 +68,9 @@ def test_streams_past_2_gib_with_exact_chunks(
     assert markers == BIG_MARKERS
 
 
-def test_range_across_2_gib(big_sparse: tuple[Path, str], start_peer: Callable[..., Peer]) -> None:
+def test_range_across_2_gib(
+    big_sparse: tuple[Path, str], start_peer: Callable[..., InProcessPeer]
+) -> None:
     path, digest = big_sparse
     peer = start_peer(path.parent)
     responses = peer.download("big.bin", offset=2**31 - 1, limit=2, sha256=digest)

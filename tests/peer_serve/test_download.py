@@ -14,7 +14,7 @@ from napshare.peer.serving.server import create_server
 from napshare.peer.wire import decode_response
 from napshare.v1 import peer_pb2
 
-from .conftest import Peer
+from tests.support.peers import InProcessPeer
 
 CHUNK = 16 * 1024
 SIZE = 5 * CHUNK + 123
@@ -34,7 +34,7 @@ HOSTILE = [
 
 
 @pytest.fixture
-def peer(tmp_path: Path, start_peer: Callable[..., Peer]) -> Peer:
+def peer(tmp_path: Path, start_peer: Callable[..., InProcessPeer]) -> InProcessPeer:
     (tmp_path / "outside.txt").write_bytes(b"secret")
     root = tmp_path / "share"
     root.mkdir()
@@ -65,7 +65,7 @@ def check_chunking(responses: list[peer_pb2.DownloadResponse], start: int) -> No
         position += len(response.data)
 
 
-def test_whole_file(peer: Peer) -> None:
+def test_whole_file(peer: InProcessPeer) -> None:
     responses = peer.download("data.bin")
 
     assert joined(responses) == DATA
@@ -80,19 +80,19 @@ def test_whole_file(peer: Peer) -> None:
     )
 
 
-def test_size_a_multiple_of_the_chunk(peer: Peer) -> None:
+def test_size_a_multiple_of_the_chunk(peer: InProcessPeer) -> None:
     responses = peer.download("exact.bin")
 
     assert [len(r.data) for r in responses] == [CHUNK] * 3
     assert joined(responses) == DATA[: 3 * CHUNK]
 
 
-def test_small_file(peer: Peer) -> None:
+def test_small_file(peer: InProcessPeer) -> None:
     (response,) = peer.download("hello.txt")
     assert (response.offset, response.data, response.file.size) == (0, b"hello\n", 6)
 
 
-def test_empty_file_gets_one_response_without_data(peer: Peer) -> None:
+def test_empty_file_gets_one_response_without_data(peer: InProcessPeer) -> None:
     (response,) = peer.download("empty")
 
     assert response.data == b""
@@ -104,7 +104,7 @@ def test_empty_file_gets_one_response_without_data(peer: Peer) -> None:
     ("offset", "limit"),
     [(1, 0), (CHUNK, 0), (CHUNK + 7, 0), (100, 10), (100, CHUNK), (5, 3 * CHUNK + 1), (10, 10**12)],
 )
-def test_ranges(peer: Peer, offset: int, limit: int) -> None:
+def test_ranges(peer: InProcessPeer, offset: int, limit: int) -> None:
     responses = peer.download("data.bin", offset=offset, limit=limit)
 
     end = SIZE if limit == 0 else min(SIZE, offset + limit)
@@ -114,28 +114,30 @@ def test_ranges(peer: Peer, offset: int, limit: int) -> None:
 
 
 @pytest.mark.parametrize(("offset", "limit"), [(SIZE, 0), (SIZE, 5)])
-def test_offset_at_the_end_gets_one_empty_response(peer: Peer, offset: int, limit: int) -> None:
+def test_offset_at_the_end_gets_one_empty_response(
+    peer: InProcessPeer, offset: int, limit: int
+) -> None:
     (response,) = peer.download("data.bin", offset=offset, limit=limit)
     assert (response.offset, response.data, response.file.size) == (SIZE, b"", SIZE)
 
 
-def test_matching_sha256_is_served(peer: Peer) -> None:
+def test_matching_sha256_is_served(peer: InProcessPeer) -> None:
     digest = hashlib.sha256(DATA).hexdigest()
     assert joined(peer.download("data.bin", sha256=digest)) == DATA
     assert joined(peer.download("data.bin", sha256=digest.upper())) == DATA
 
 
-def test_a_file_that_changed_is_refused(peer: Peer) -> None:
+def test_a_file_that_changed_is_refused(peer: InProcessPeer) -> None:
     assert peer.error("data.bin", sha256="0" * 64) == grpc.StatusCode.FAILED_PRECONDITION
 
 
 @pytest.mark.parametrize("name", HOSTILE)
-def test_hostile_names_are_invalid_arguments(peer: Peer, name: str) -> None:
+def test_hostile_names_are_invalid_arguments(peer: InProcessPeer, name: str) -> None:
     assert peer.error(name) == grpc.StatusCode.INVALID_ARGUMENT
 
 
 @pytest.mark.parametrize("name", ["missing", "link", "inner-link", "sub", STATE_DIR, HASHES_FILE])
-def test_what_is_not_shared_is_not_found(peer: Peer, name: str) -> None:
+def test_what_is_not_shared_is_not_found(peer: InProcessPeer, name: str) -> None:
     assert (peer.folder.root / STATE_DIR / HASHES_FILE).is_file()
     assert peer.error(name) == grpc.StatusCode.NOT_FOUND
 
@@ -151,22 +153,24 @@ def test_what_is_not_shared_is_not_found(peer: Peer, name: str) -> None:
         ({"sha256": "g" * 64}, grpc.StatusCode.INVALID_ARGUMENT),
     ],
 )
-def test_bad_requests(peer: Peer, fields: dict[str, object], code: grpc.StatusCode) -> None:
+def test_bad_requests(
+    peer: InProcessPeer, fields: dict[str, object], code: grpc.StatusCode
+) -> None:
     assert peer.error("data.bin", **fields) == code
 
 
-def test_errors_say_why(peer: Peer) -> None:
+def test_errors_say_why(peer: InProcessPeer) -> None:
     with pytest.raises(grpc.RpcError) as caught:
         peer.download("data.bin", offset=SIZE + 1)
     assert f"past the end of 'data.bin' ({SIZE} bytes)" in caught.value.details()
 
 
-def test_a_file_added_later_is_served(peer: Peer) -> None:
+def test_a_file_added_later_is_served(peer: InProcessPeer) -> None:
     (peer.folder.root / "new.txt").write_bytes(b"new")
     assert joined(peer.download("new.txt")) == b"new"
 
 
-def test_a_file_that_shrinks_while_sent_fails(peer: Peer) -> None:
+def test_a_file_that_shrinks_while_sent_fails(peer: InProcessPeer) -> None:
     path = peer.folder.root / "sparse.bin"
     with path.open("wb") as out:
         out.truncate(64 << 20)  # far more than flow control lets the server send ahead
@@ -182,7 +186,7 @@ def test_a_file_that_shrinks_while_sent_fails(peer: Peer) -> None:
     assert "shrank" in caught.value.details()
 
 
-def test_a_port_in_use_is_refused(peer: Peer) -> None:
+def test_a_port_in_use_is_refused(peer: InProcessPeer) -> None:
     with pytest.raises(PortInUseError, match=str(peer.port)):
         create_server(peer.folder, host="127.0.0.1", port=peer.port)
 
@@ -193,7 +197,7 @@ def test_bad_chunk_sizes_are_refused(tmp_path: Path, chunk_size: int) -> None:
         create_server(SharedFolder(tmp_path), host="127.0.0.1", chunk_size=chunk_size)
 
 
-def test_a_client_may_decode_chunks_without_copies(peer: Peer) -> None:
+def test_a_client_may_decode_chunks_without_copies(peer: InProcessPeer) -> None:
     download = peer.channel.unary_stream(
         "/napshare.v1.PeerService/Download",
         request_serializer=peer_pb2.DownloadRequest.SerializeToString,

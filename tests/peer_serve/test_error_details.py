@@ -10,7 +10,7 @@ import pytest
 from napshare.peer.serving.slots import MAX_RETRY_DELAY, MIN_RETRY_DELAY
 from napshare.v1 import peer_pb2
 
-from .conftest import Peer
+from tests.support.peers import InProcessPeer
 
 BIG = 64 << 20  # far more than HTTP/2 flow control lets a server send ahead of its reader
 
@@ -23,14 +23,14 @@ def root(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def failure(peer: Peer, name: str, **fields: object) -> grpc.RpcError:
+def failure(peer: InProcessPeer, name: str, **fields: object) -> grpc.RpcError:
     with pytest.raises(grpc.RpcError) as caught:
         peer.download(name, **fields)
     return caught.value
 
 
 def test_a_busy_peer_says_upload_slots_full_and_when_to_retry(
-    root: Path, start_peer: Callable[..., Peer], rpc_details: Callable[..., tuple]
+    root: Path, start_peer: Callable[..., InProcessPeer], rpc_details: Callable[..., tuple]
 ) -> None:
     peer = start_peer(root, max_uploads=2)
     held = []
@@ -85,7 +85,7 @@ CASES = {
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
 def test_each_refusal_carries_its_reason(
     root: Path,
-    start_peer: Callable[..., Peer],
+    start_peer: Callable[..., InProcessPeer],
     rpc_details: Callable[..., tuple],
     case: tuple[dict[str, object], grpc.StatusCode, str],
 ) -> None:
@@ -103,7 +103,7 @@ def test_each_refusal_carries_its_reason(
 
 
 def test_a_shared_folder_gone_is_folder_unavailable(
-    root: Path, start_peer: Callable[..., Peer], rpc_details: Callable[..., tuple]
+    root: Path, start_peer: Callable[..., InProcessPeer], rpc_details: Callable[..., tuple]
 ) -> None:
     peer = start_peer(root)
     shutil.rmtree(root)
@@ -118,7 +118,7 @@ def test_a_shared_folder_gone_is_folder_unavailable(
 @pytest.mark.parametrize("garbage", [b"\xff\xff\xff", b"\x0a\x02\xc3\x28"], ids=["tag", "utf8"])
 def test_bytes_that_are_no_download_request_are_request_malformed(
     root: Path,
-    start_peer: Callable[..., Peer],
+    start_peer: Callable[..., InProcessPeer],
     rpc_details: Callable[..., tuple],
     garbage: bytes,
 ) -> None:

@@ -11,7 +11,7 @@ from napshare.common.address import caller_ip
 from napshare.peer.serving.slots import Fairness
 from napshare.v1 import peer_pb2, peer_pb2_grpc
 
-from .conftest import Peer
+from tests.support.peers import InProcessPeer
 
 BIG = 64 << 20  # far more than HTTP/2 flow control lets a server send ahead of its reader
 PACED = 8 << 20
@@ -32,11 +32,13 @@ def root(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def channels(start_peer: Callable[..., Peer]) -> Iterator[Callable[[Peer], grpc.Channel]]:
+def channels(
+    start_peer: Callable[..., InProcessPeer],
+) -> Iterator[Callable[[InProcessPeer], grpc.Channel]]:
     """New channels (own connections, so own client ports) to a peer; closed after the test."""
     opened: list[grpc.Channel] = []
 
-    def open_channel(peer: Peer) -> grpc.Channel:
+    def open_channel(peer: InProcessPeer) -> grpc.Channel:
         channel = grpc.insecure_channel(f"127.0.0.1:{peer.port}")
         opened.append(channel)
         return channel
@@ -73,7 +75,7 @@ class SlowReader(threading.Thread):
 
 
 def download_within(
-    peer: Peer, name: str, deadline: float, rpc_details: Callable[..., tuple]
+    peer: InProcessPeer, name: str, deadline: float, rpc_details: Callable[..., tuple]
 ) -> tuple[bytes, list[str]]:
     """Download `name`, waiting as RESOURCE_EXHAUSTED's RetryInfo says; the reasons seen."""
     refusals: list[str] = []
@@ -93,8 +95,8 @@ def download_within(
 
 def test_slow_readers_holding_every_slot_do_not_lock_a_downloader_out(
     root: Path,
-    start_peer: Callable[..., Peer],
-    channels: Callable[[Peer], grpc.Channel],
+    start_peer: Callable[..., InProcessPeer],
+    channels: Callable[[InProcessPeer], grpc.Channel],
     rpc_details: Callable[..., tuple],
 ) -> None:
     # Every client here is 127.0.0.1: one more slot per address than the peer has, so that
@@ -123,8 +125,8 @@ def test_slow_readers_holding_every_slot_do_not_lock_a_downloader_out(
 
 def test_an_address_past_its_share_is_refused_with_its_reason(
     root: Path,
-    start_peer: Callable[..., Peer],
-    channels: Callable[[Peer], grpc.Channel],
+    start_peer: Callable[..., InProcessPeer],
+    channels: Callable[[InProcessPeer], grpc.Channel],
     rpc_details: Callable[..., tuple],
 ) -> None:
     fairness = Fairness(per_address=4, min_rate=0, window=30.0, grace=10.0)
@@ -156,7 +158,9 @@ def test_an_address_past_its_share_is_refused_with_its_reason(
 
 
 def test_readers_above_the_minimum_rate_keep_their_slots(
-    root: Path, start_peer: Callable[..., Peer], channels: Callable[[Peer], grpc.Channel]
+    root: Path,
+    start_peer: Callable[..., InProcessPeer],
+    channels: Callable[[InProcessPeer], grpc.Channel],
 ) -> None:
     peer = start_peer(root, max_uploads=2, chunk_size=CHUNK, stall_timeout=60.0, fairness=STRICT)
     totals: list[int] = []

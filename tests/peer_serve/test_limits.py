@@ -12,7 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from napshare.common import error_details, reasons
 from napshare.v1 import peer_pb2
 
-from .conftest import Peer
+from tests.support.peers import InProcessPeer
 
 BIG = 64 << 20  # far more than HTTP/2 flow control lets a server send ahead of its reader
 WAIT = 20.0
@@ -38,7 +38,7 @@ def open_descriptors(path: Path) -> int:
     return count
 
 
-def eventually_downloads(peer: Peer, name: str) -> bytes:
+def eventually_downloads(peer: InProcessPeer, name: str) -> bytes:
     """Retry until a download succeeds (a freed slot is seen), failing after WAIT seconds."""
     deadline = time.monotonic() + WAIT
     while True:
@@ -50,7 +50,7 @@ def eventually_downloads(peer: Peer, name: str) -> bytes:
             time.sleep(0.05)
 
 
-def hold(peer: Peer) -> grpc.Call:
+def hold(peer: InProcessPeer) -> grpc.Call:
     """A Download of big.bin that has delivered its first chunk and is then left unread."""
     stream = peer.stub.Download(peer_pb2.DownloadRequest(name="big.bin"))
     assert next(stream).file.size == BIG
@@ -58,7 +58,7 @@ def hold(peer: Peer) -> grpc.Call:
 
 
 def test_downloads_past_max_uploads_are_refused(
-    root: Path, start_peer: Callable[..., Peer]
+    root: Path, start_peer: Callable[..., InProcessPeer]
 ) -> None:
     peer = start_peer(root, max_uploads=2)
     held = [hold(peer), hold(peer)]
@@ -73,14 +73,16 @@ def test_downloads_past_max_uploads_are_refused(
     assert eventually_downloads(peer, "small.txt") == b"small"
 
 
-def test_finished_downloads_free_their_slot(root: Path, start_peer: Callable[..., Peer]) -> None:
+def test_finished_downloads_free_their_slot(
+    root: Path, start_peer: Callable[..., InProcessPeer]
+) -> None:
     peer = start_peer(root, max_uploads=1)
     for _ in range(5):
         assert peer.download("small.txt")[0].data == b"small"
 
 
 def test_refused_calls_are_answered_while_uploads_run(
-    root: Path, start_peer: Callable[..., Peer]
+    root: Path, start_peer: Callable[..., InProcessPeer]
 ) -> None:
     peer = start_peer(root, max_uploads=3)
     held = [hold(peer) for _ in range(3)]
@@ -93,7 +95,7 @@ def test_refused_calls_are_answered_while_uploads_run(
 
 
 def test_a_burst_of_downloads_past_the_slots_is_refused_by_the_slots_and_health_answers(
-    root: Path, start_peer: Callable[..., Peer]
+    root: Path, start_peer: Callable[..., InProcessPeer]
 ) -> None:
     """Once the workers were busy, gRPC refused every call, health checks included, with a bare
     RESOURCE_EXHAUSTED, and its core cancelled calls past 1,000 pending."""
@@ -120,7 +122,7 @@ def test_a_burst_of_downloads_past_the_slots_is_refused_by_the_slots_and_health_
 
 
 def test_cancel_frees_the_slot_and_closes_the_file(
-    root: Path, start_peer: Callable[..., Peer]
+    root: Path, start_peer: Callable[..., InProcessPeer]
 ) -> None:
     peer = start_peer(root, max_uploads=1)
     stream = hold(peer)
@@ -136,7 +138,7 @@ def test_cancel_frees_the_slot_and_closes_the_file(
 
 
 def test_a_client_that_stops_reading_is_cut_off(
-    root: Path, start_peer: Callable[..., Peer]
+    root: Path, start_peer: Callable[..., InProcessPeer]
 ) -> None:
     peer = start_peer(root, max_uploads=1, stall_timeout=1.0)
     stream = peer.stub.Download(peer_pb2.DownloadRequest(name="big.bin"))
@@ -150,7 +152,7 @@ def test_a_client_that_stops_reading_is_cut_off(
     assert caught.value.code() == grpc.StatusCode.CANCELLED
 
 
-def test_a_slow_reader_is_not_cut_off(root: Path, start_peer: Callable[..., Peer]) -> None:
+def test_a_slow_reader_is_not_cut_off(root: Path, start_peer: Callable[..., InProcessPeer]) -> None:
     peer = start_peer(root, max_uploads=1, stall_timeout=2.0)
     total = 0
     for response in peer.stub.Download(peer_pb2.DownloadRequest(name="big.bin")):

@@ -9,7 +9,7 @@ import grpc
 import pytest
 from napshare.v1 import peer_pb2
 
-from .conftest import Peer
+from tests.support.peers import InProcessPeer
 
 MIB = 1024 * 1024
 BLOCK = 16 * 1024
@@ -29,7 +29,7 @@ def piece_hash(piece: bytes) -> bytes:
 
 
 def test_the_layer_is_one_bep52_hash_per_piece_and_matches_the_listed_root(
-    tmp_path: Path, start_peer: Callable[..., Peer]
+    tmp_path: Path, start_peer: Callable[..., InProcessPeer]
 ) -> None:
     data = os.urandom(3 * MIB + 100)
     (tmp_path / "f.bin").write_bytes(data)
@@ -81,7 +81,7 @@ CASES = {
 def test_errors_carry_their_reason(
     case: str,
     tmp_path: Path,
-    start_peer: Callable[..., Peer],
+    start_peer: Callable[..., InProcessPeer],
     rpc_details: Callable[..., tuple],
 ) -> None:
     (tmp_path / "small").write_bytes(b"abc")
@@ -96,7 +96,7 @@ def test_errors_carry_their_reason(
 
 
 def test_bytes_that_are_no_request_get_request_malformed(
-    tmp_path: Path, start_peer: Callable[..., Peer], rpc_details: Callable[..., tuple]
+    tmp_path: Path, start_peer: Callable[..., InProcessPeer], rpc_details: Callable[..., tuple]
 ) -> None:
     peer = start_peer(tmp_path)
     call = peer.channel.unary_unary("/napshare.v1.PeerService/GetPieceLayer")

