@@ -3,6 +3,7 @@
 import signal
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 import pytest
@@ -11,12 +12,23 @@ from napshare.peer.downloading.engine import Downloader, DownloadOptions, Downlo
 from napshare.peer.downloading.reporting import SilentReporter
 from napshare.peer.errors import NoPeerReachableError
 from napshare.peer.folder.store import SharedFile, SharedFolder
+from napshare.peer.serving.server import create_server
 from napshare.v1 import peer_pb2, peer_pb2_grpc
 
-from tests.support.downloads import DATA_SIZE, FETCHED, Swarm, part_size
+from tests.support.downloads import (
+    DATA_SIZE,
+    FETCHED,
+    NAME,
+    Swarm,
+    download_in_thread,
+    part_size,
+    shared_info,
+)
 from tests.support.files import MIB, sha256_file
 from tests.support.net import free_port
 from tests.support.peers import SLOW_CHUNK, run_peer, start_cli
+from tests.support.slowpeer import SlowPeer, start_slow_peer
+from tests.support.trackers import InProcessTracker
 from tests.support.waiting import wait_until
 
 
@@ -196,3 +208,65 @@ def test_a_busy_peer_is_not_asked_again_before_its_retry_delay(
 
     me = busy.link.peer_id
     assert notes.lines == [console.render(console.REFUSED_TRYING_NEXT, {"peer": me, "next": me})]
+
+
+def test_a_peer_busy_with_a_zero_retry_delay_is_not_asked_in_a_loop_for_ever(
+    tracker: InProcessTracker, tmp_path: Path, slow_peers: list[SlowPeer]
+) -> None:
+    # RetryInfo 0 s is accepted as it is; the swarm then finds the peer ready again at once,
+    # starts a new stream (a thread and a call) for it, and so is never without a running
+    # stream: the round never ends, give_up_after (checked between rounds) never applies,
+    # and the only peer is asked as fast as it answers, for ever.
+    shared_info(tmp_path, 512 * 1024)
+    busy, _ = start_slow_peer(tracker, slow_peers, tmp_path / "data" / NAME, 16, 0.0, busy=True)
+    target = tmp_path / "target"
+    target.mkdir()
+    cancel = threading.Event()
+    download = Downloader(SharedFolder(target), tracker.client)
+    options = DownloadOptions(give_up_after=2.0, max_backoff=0.5)
+    thread, outcome = download_in_thread(lambda: download.download(NAME, options, cancel=cancel))
+
+    thread.start()
+    try:
+        thread.join(timeout=30)
+        finished = not thread.is_alive()
+    finally:
+        cancel.set()
+        thread.join(timeout=30)
+    assert finished, f"still asking the busy peer 30 s later ({busy.asked} calls)"
+    [failure] = outcome
+    assert isinstance(failure, NoPeerReachableError)
+    assert busy.asked < 100
+
+
+def test_a_peer_that_sends_only_empty_messages_counts_as_stalled(
+    tracker: InProcessTracker, tmp_path: Path, slow_peers: list[SlowPeer]
+) -> None:
+    # The watchdog takes any message as data, so a peer that answers with its FileInfo and
+    # then an empty message every 0.1 s never stalls: asked alone (`--from` it), the other
+    # peers never step in and the download waits for ever. (The single-stream engine before
+    # this change did the same; the issue asks that a stalling peer's range go to others.)
+    info = shared_info(tmp_path, 512 * 1024)
+    _, idle_id = start_slow_peer(tracker, slow_peers, tmp_path / "data" / NAME, chunk=0, pause=0.1)
+    shared = SharedFolder(tmp_path / "data")
+    server, port = create_server(shared, host="127.0.0.1")
+    target = tmp_path / "target"
+    target.mkdir()
+    cancel = threading.Event()
+    download = Downloader(SharedFolder(target), tracker.client)
+    options = DownloadOptions(preferred=idle_id, stall_timeout=1.0)
+    thread, outcome = download_in_thread(lambda: download.download(NAME, options, cancel=cancel))
+
+    try:
+        tracker.client.join("127.0.0.1", port, [shared.get(NAME)])
+        thread.start()
+        thread.join(timeout=30)
+        finished = not thread.is_alive()
+    finally:
+        cancel.set()
+        thread.join(timeout=30)
+        server.stop(None)
+    assert finished, "the download still waited on a peer that sends empty messages, 30 s on"
+    [result] = outcome
+    assert isinstance(result, DownloadResult)
+    assert sha256_file(target / NAME) == info.sha256

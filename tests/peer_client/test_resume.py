@@ -1,5 +1,8 @@
-"""Resume: a download killed or interrupted midway goes on from its part, no byte fetched twice."""
+"""Resume: a download killed or interrupted midway goes on from its part, no byte fetched twice;
+a noted piece that went bad on disk costs a piece, never a ban of an honest peer.
+"""
 
+import base64
 import hashlib
 import json
 import os
@@ -8,14 +11,25 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from napshare.peer.downloading.engine import Downloader
+from napshare.peer.downloading.engine import Downloader, DownloadOptions
 from napshare.peer.downloading.partfile import PartFile
+from napshare.peer.folder.layout import NOTE_SUFFIX, PARTIAL_DIR, STATE_DIR, partial_key
 from napshare.peer.folder.store import SharedFolder
+from napshare.peer.serving.server import create_server
 
-from tests.support.downloads import DATA_SIZE, FETCHED, Swarm, part_path, part_size
+from tests.support.downloads import (
+    DATA_SIZE,
+    FETCHED,
+    NAME,
+    Swarm,
+    part_path,
+    part_size,
+    shared_info,
+)
 from tests.support.files import MIB, sha256_file
 from tests.support.peers import SLOW_CHUNK, PeerProcess, run_peer, start_cli
 from tests.support.processes import signal_a_thread_not_main
+from tests.support.trackers import InProcessTracker
 from tests.support.waiting import wait_until
 
 GIB = 1 << 30
@@ -186,3 +200,43 @@ def test_a_complete_part_is_only_verified_and_kept(swarm: Swarm) -> None:
 
     assert (result.resumed_from, result.bytes_received) == (DATA_SIZE, 0)
     assert sha256_file(target / "aula1.mp4") == swarm.sha256
+
+
+def test_a_resumed_part_whose_noted_piece_went_bad_on_disk_bans_no_honest_peer(
+    tracker: InProcessTracker, tmp_path: Path
+) -> None:
+    # An earlier run noted pieces 0-2 as verified; piece 1 then went bad on the disk (bit
+    # rot, another program). Every piece of this run is checked as it arrives, so when the
+    # whole-file sha256 fails, no peer's bytes can be the cause: yet the engine bans every
+    # peer the note lists (here the one honest peer) and the download fails with "the bytes
+    # from <honest peer> do not match". It could re-check the pieces on disk, drop the bad
+    # one and fetch it again, as the issue asks (a bad piece costs a piece, never a ban of an
+    # honest peer).
+    size = 3 * MIB + 7
+    info = shared_info(tmp_path, size)
+    shared = SharedFolder(tmp_path / "data")
+    server, port = create_server(shared, host="127.0.0.1")
+    try:
+        honest_id = tracker.client.join("127.0.0.1", port, [shared.get(NAME)]).peer_id
+        target = tmp_path / "target"
+        partial = target / STATE_DIR / PARTIAL_DIR
+        partial.mkdir(parents=True)
+        data = bytearray((tmp_path / "data" / NAME).read_bytes()[: 3 * MIB])
+        data[MIB + 100] ^= 0xFF
+        part_path(target, NAME).write_bytes(bytes(data))
+        note = {
+            "name": NAME,
+            "size": size,
+            "sha256": info.sha256,
+            "sources": [honest_id],
+            "pieces_root": info.pieces_root,
+            "verified": 0,
+            "pieces": base64.b64encode(bytes([0b11100000])).decode(),
+        }
+        (partial / (partial_key(NAME) + NOTE_SUFFIX)).write_text(json.dumps(note))
+
+        Downloader(SharedFolder(target), tracker.client).download(NAME, DownloadOptions())
+    finally:
+        server.stop(None)
+
+    assert hashlib.sha256((target / NAME).read_bytes()).hexdigest() == info.sha256

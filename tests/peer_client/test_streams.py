@@ -1,6 +1,7 @@
 """Two streams from one peer: a large file from a single source comes on two connections at
 once, each its own range of pieces, so the receiving work spreads over two cores; a small
-file, or a peer that allows one upload per address, keeps to one stream.
+file, or a peer that allows one upload per address, keeps to one stream. A peer banned for a
+bad piece on one stream is not asked again on the other.
 
 The peer is a small real PeerService on a free loopback port that records each Download:
 from which connection (the client's port) and which range.
@@ -14,7 +15,9 @@ import grpc
 import pytest
 from napshare.common import error_details, merkle, reasons
 from napshare.peer.defaults import SECOND_STREAM_MIN
+from napshare.peer.downloading import swarm
 from napshare.peer.downloading.engine import DownloadOptions
+from napshare.peer.errors import ClientError
 from napshare.peer.folder.store import SharedFile, SharedFolder
 from napshare.v1 import file_info_pb2, peer_pb2
 
@@ -141,3 +144,68 @@ def test_a_peer_that_refuses_a_second_stream_sends_the_file_on_one(
 
     assert sha256_file(got) == peer.info.sha256
     assert peer.refused == 1  # asked once for a second stream, then not again
+
+
+class _BadFirstStreamPeer(RecordingPeer):
+    """Sends a bad first piece on the stream that asks from offset 0, once the second stream
+    of the same download has been asked for its range; good bytes everywhere else.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.second = threading.Event()
+        self.bad_sent = threading.Event()
+        self.first_ended = threading.Event()
+        self.asked_after_bad: list[tuple[int, int]] = []
+        self.arrived = 0  # Download calls so far, whichever stream's came first
+        super().__init__(path)
+
+    def _download(
+        self, request: peer_pb2.DownloadRequest, context: grpc.ServicerContext
+    ) -> Iterator[peer_pb2.DownloadResponse]:
+        if self.bad_sent.is_set():
+            self.asked_after_bad.append((request.offset, request.limit))
+        with self._lock:
+            self.arrived += 1
+            if self.arrived >= 2:
+                self.second.set()
+        if request.offset == 0 and not self.bad_sent.is_set():
+            self.asked.append((context.peer(), request.offset, request.limit))
+            context.add_callback(self.first_ended.set)
+            self.second.wait(30)
+            bad = bytearray(self.data[:MIB])
+            bad[0] ^= 0xFF
+            self.bad_sent.set()
+            yield peer_pb2.DownloadResponse(offset=0, data=bytes(bad))
+            self.first_ended.wait(30)  # until the client, having checked the piece, cancels
+            return
+        if request.offset > 0:
+            # The second stream sends only once the first is over, so it is still sending
+            # when the engine bans the peer.
+            self.first_ended.wait(30)
+        yield from super()._download(request, context)
+
+
+# The defect (at 5bb9bef): a peer banned for a bad piece (PeerFault.BROKEN, engine._handle: "not
+# using it again for this file") goes on sending on its second stream: Swarm.run only rests the
+# peer and tells the engine; the sibling stream is neither halted nor kept from claiming more, so
+# after its own range it claims the banned stream's pieces and asks the banned peer again
+# (swarm._stream's `plan.claim(peer)` loop). Here the only source is banned and the download still
+# completes from it.
+def test_a_peer_banned_on_one_stream_is_not_asked_again_on_its_other(
+    tracker: InProcessTracker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(swarm, "SECOND_STREAM_MIN", MIB)  # second streams for a small file
+    path = shared_file(tmp_path, 8 * MIB)
+    peer = _BadFirstStreamPeer(path)
+    try:
+        tracker.client.join("127.0.0.1", peer.port, [peer.info])
+        completed = True
+        try:
+            download_file(tmp_path, tracker, DownloadOptions(stall_timeout=10))
+        except ClientError:
+            completed = False
+    finally:
+        peer.server.stop(None)
+    assert peer.bad_sent.is_set()
+    assert peer.asked_after_bad == [], "the banned peer was asked again on its second stream"
+    assert not completed, "the file came from a peer banned for a bad piece"

@@ -1,5 +1,6 @@
 """One download from every peer at once: each sends a part, faster ones more, a stalled or
-lying one leaves its pieces to the others, and a part filled out of order resumes.
+lying one leaves its pieces to the others, slow ones do not hold the end-game from a faster
+one that comes late, and a part filled out of order resumes.
 
 Real serving peers (in-process nodes or `napshare-peer serve` processes) registered with a
 real tracker, capped with their own `--max-upload-rate` so that they overlap in time.
@@ -8,26 +9,33 @@ real tracker, capped with their own `--max-upload-rate` so that they overlap in 
 import logging
 import re
 import signal
+import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from napshare.peer.downloading.engine import Downloader, DownloadOptions, DownloadResult
 from napshare.peer.downloading.partfile import PartFile
 from napshare.peer.downloading.pieces import PieceLayer
 from napshare.peer.folder.store import SharedFolder
+from napshare.peer.serving.server import create_server
 
 from tests.support.downloads import (
     DATA_SIZE,
     FETCHED,
+    NAME,
     Swarm,
     download_in_thread,
     part_path,
     part_size,
+    shared_info,
 )
 from tests.support.files import MIB, sha256_file
 from tests.support.liar import LyingPeer
 from tests.support.peers import run_peer, start_cli
 from tests.support.poisoning import Honest, banned, start_liar
+from tests.support.slowpeer import SlowPeer, start_slow_peer
+from tests.support.trackers import InProcessTracker
 from tests.support.waiting import wait_until
 
 RATE = 8 * MIB  # each serving peer's cap: the 96 MiB file takes seconds, so streams overlap
@@ -229,3 +237,42 @@ def test_only_unnoted_pieces_that_hold_bytes_are_checked_on_disk(
         f"aula1.mp4: {2 * MIB} bytes found on disk past the note, {MIB} of them good pieces"
     ]
     assert again.resumed_from == 4 * MIB
+
+
+def test_a_fast_peer_that_joins_late_is_not_locked_out_by_two_slow_peers_in_the_end_game(
+    tracker: InProcessTracker, tmp_path: Path, slow_peers: list[SlowPeer]
+) -> None:
+    # A file of one piece: the first slow peer claims it, the second asks for it too (the
+    # end-game, two streams a piece). Both keep sending a few bytes a second, so neither
+    # stalls; the fast peer that joins then must still get the piece (issue 10: "one slow
+    # peer never holds the tail"). The plan only offers it the oldest piece, which two
+    # streams cover already, so it gets nothing, and the download waits for ever.
+    info = shared_info(tmp_path, 512 * 1024)
+    for _ in range(2):
+        start_slow_peer(tracker, slow_peers, tmp_path / "data" / NAME, chunk=16, pause=0.05)
+    target = tmp_path / "target"
+    target.mkdir()
+    cancel = threading.Event()
+    download = Downloader(SharedFolder(target), tracker.client)
+    options = DownloadOptions(refresh_every=0.2, stall_timeout=2.0)
+    thread, outcome = download_in_thread(lambda: download.download(NAME, options, cancel=cancel))
+
+    thread.start()
+    try:
+        wait_until(lambda: all(p.asked for p in slow_peers))
+        shared = SharedFolder(tmp_path / "data")
+        server, port = create_server(shared, host="127.0.0.1")
+        try:
+            tracker.client.join("127.0.0.1", port, [shared.get(NAME)])
+            thread.join(timeout=30)
+            finished = not thread.is_alive()
+        finally:
+            cancel.set()
+            thread.join(timeout=30)
+            server.stop(None)
+    finally:
+        cancel.set()
+    assert finished, "the download still waited on the two slow peers 30 s after a fast one came"
+    [result] = outcome
+    assert isinstance(result, DownloadResult)
+    assert sha256_file(target / NAME) == info.sha256
