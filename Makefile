@@ -159,7 +159,7 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m tests.bench.run
 
-# Not part of `make test` (tests/test_soak_smoke.py runs it for seconds there). Writes
+# Not part of `make test` (tests/bench/test_soak_smoke.py runs it for seconds there). Writes
 # tests/bench/soak-result.md and its section of BENCHMARKS.md; exits 1 on any UNKNOWN or
 # INTERNAL answer or a download that did not verify. SOAK_ARGS='--minutes 10' for longer.
 SOAK_ARGS ?= --minutes 3

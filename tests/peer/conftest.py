@@ -1,16 +1,16 @@
-"""Fixtures for the peer's tests: real trackers, real peers, real files in tmp_path."""
+"""Fixtures for the peer's tests: real peers in this process or as processes, and the data
+file (in-process trackers: tests/conftest.py).
+"""
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from napshare.peer.folder.store import SharedFile
 from napshare.peer.node import Node
 
 from tests.support.downloads import NAME, Swarm, make_data_file
 from tests.support.files import sha256_file
-from tests.support.liar import CHUNK, LyingPeer
 from tests.support.peers import (
     InProcessPeer,
     PeerProcess,
@@ -18,8 +18,6 @@ from tests.support.peers import (
     start_in_process_peer,
     start_node,
 )
-from tests.support.poisoning import Honest
-from tests.support.slowpeer import SlowPeer
 from tests.support.trackers import InProcessTracker
 
 
@@ -94,37 +92,3 @@ def swarm(  # noqa: PLR0917 - fixtures arrive as parameters
 ) -> Swarm:
     """A tracker, peer starters, the data file and tmp_path, together."""
     return Swarm(tracker, tmp_path, *data_file, start_node, spawn_peer, start_peer)
-
-
-@pytest.fixture
-def liars() -> Iterator[Callable[..., LyingPeer]]:
-    """liars(path, info, lie, first=CHUNK): LyingPeers serving `path` as `info`, wrong on
-    purpose; stopped after the test.
-    """
-    started: list[LyingPeer] = []
-
-    def start(path: Path, info: SharedFile, lie: str, first: int = CHUNK) -> LyingPeer:
-        liar = LyingPeer(path, info, lie, first)
-        started.append(liar)
-        return liar
-
-    yield start
-    for liar in started:
-        liar.stop()
-
-
-@pytest.fixture
-def honest(swarm: Swarm) -> Iterator[Honest]:
-    """A real napshare peer sharing the data file, joined to the swarm's tracker."""
-    peer = Honest(swarm, "honest")
-    yield peer
-    peer.server.stop(None)
-
-
-@pytest.fixture
-def slow_peers() -> Iterator[list[SlowPeer]]:
-    """The SlowPeers a test started (start_slow_peer); stopped after the test."""
-    started: list[SlowPeer] = []
-    yield started
-    for peer in started:
-        peer.stop()

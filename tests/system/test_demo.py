@@ -4,9 +4,10 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
-DEMO = Path(__file__).with_name("demo.py")
+from tests.support.files import ROOT
+
+DEMO = ROOT / "tests" / "demo.py"
 
 
 def test_demo_shows_the_whole_flow() -> None:

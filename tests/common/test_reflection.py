@@ -13,7 +13,8 @@ from napshare.peer.serving.server import create_server as create_peer_server
 from napshare.tracker.index import TrackerIndex
 from napshare.tracker.server import create_server as create_tracker_server
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.files import ROOT
+
 BUF = ROOT / ".tools" / "node_modules" / ".bin" / "buf"
 GRPCURL = Path(sys.executable).with_name("grpcurl")
 PROTOCOLS = ("grpc-v1", "grpc-v1alpha")

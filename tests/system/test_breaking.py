@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.files import ROOT
+
 BUF_MODULES = ROOT / ".tools" / "node_modules"
 PROTO = Path("protos/napshare/v1/file_info.proto")
 DELETED = 'Previously present field "1" with name "name" on message "FileInfo" was deleted.'

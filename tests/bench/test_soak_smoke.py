@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.files import ROOT
 
 
 def test_a_short_soak_sees_no_bug_codes_and_verifies_every_finished_download(

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).parents[1]
+from tests.support.files import ROOT
+
 LIST_TOP_LEVEL = "import pkgutil; print('\\n'.join(sorted(m.name for m in pkgutil.iter_modules())))"
 
 

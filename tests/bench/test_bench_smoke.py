@@ -19,8 +19,7 @@ from tests.bench import apps, catalog, loadgen, report, swarm, tracker_scale
 from tests.bench.files import MIB, format_size, make_random_file, parse_size
 from tests.bench.procs import median, percentile, running
 from tests.support import delayproxy
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.files import ROOT
 
 
 def test_sizes_parse_and_print_both_ways() -> None:
