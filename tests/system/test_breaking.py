@@ -34,6 +34,9 @@ def clone(tmp_path: Path) -> Path:
         pytest.fail(f"{BUF_MODULES}/.bin/buf is missing: run make lint (it installs buf)")
     target = tmp_path / "repo"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(target)], check=True, timeout=120)
+    # The clone's HEAD is its main, as on main itself, also when this tree is on another
+    # branch (a clone has a local branch only for the one checked out here).
+    git(target, "checkout", "-qB", "main")
     for name in ("Makefile", "buf.yaml"):
         shutil.copy(ROOT / name, target / name)
     if git(target, "status", "--porcelain"):
