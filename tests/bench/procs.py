@@ -125,15 +125,6 @@ def _accepts(port: int) -> bool:
         return False
 
 
-def free_port() -> int:
-    """A loopback TCP port nothing listens on now, for a program that cannot take port 0 and
-    print the one it got (it may be taken before the program binds it: then it fails to start).
-    """
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def stop(service: Service, grace: float = 10.0) -> None:
     """Stop the service's whole process group (SIGTERM, SIGKILL after `grace` s); drop its log."""
     process = service.process

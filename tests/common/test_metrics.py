@@ -5,7 +5,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,6 +23,8 @@ from napshare.tracker.server import create_server as create_tracker
 from napshare.tracker.server import tracker_metrics
 from napshare.v1 import file_info_pb2, peer_pb2, peer_pb2_grpc, tracker_pb2, tracker_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support.waiting import wait_until
 
 MIB = 1 << 20
 SIZE = 8 * MIB + 123
@@ -48,15 +49,6 @@ def scrape(url: str) -> Samples:
 def value(samples: Samples, name: str, **labels: str) -> float:
     """One sample's value; 0 when it is not there (a labelled counter not yet counted)."""
     return samples.get((name, frozenset(labels.items())), 0.0)
-
-
-def wait_until(condition: Callable[[], object], timeout: float = 30.0) -> None:
-    """Poll `condition` until it is true; fail the test after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {condition}")
-        time.sleep(0.01)
 
 
 @dataclass
