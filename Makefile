@@ -93,8 +93,8 @@ proto: $(STAMP) $(BUF) $(TS_STAMP)
 check-proto: $(STAMP) $(BUF) $(TS_STAMP)
 	$(call gen_proto,$(TOOLS)/generated-check)
 	@for d in generated $(TS_GEN); do \
-	  diff -r $$d $(TOOLS)/generated-check/$$d > /dev/null || { \
-	    diff -r $$d $(TOOLS)/generated-check/$$d | head -40; \
+	  diff -r -x __pycache__ $$d $(TOOLS)/generated-check/$$d > /dev/null || { \
+	    diff -r -x __pycache__ $$d $(TOOLS)/generated-check/$$d | head -40; \
 	    echo "$$d is out of date with protos/: run 'make proto' and commit the result"; exit 1; }; \
 	done
 	@echo "generated/ and $(TS_GEN) match protos/"
