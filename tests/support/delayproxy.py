@@ -115,7 +115,8 @@ class DelayProxy:
         self.address = f"127.0.0.1:{self._listener.getsockname()[1]}"
         self._accepter = threading.Thread(target=self._accept, name="delay-accept", daemon=True)
         self._lock = threading.Lock()
-        self._sockets: list[socket.socket] = []
+        self._sockets: list[socket.socket] = []  # the ends of the connections still open
+        self._relayed = 0
         self._pipes: list[_Pipe] = []
         self._closed = False
 
@@ -138,9 +139,9 @@ class DelayProxy:
 
     @property
     def connections(self) -> int:
-        """How many connections were relayed so far."""
+        """How many connections were relayed so far, closed ones included."""
         with self._lock:
-            return len(self._sockets) // 2
+            return self._relayed
 
     def close(self) -> None:
         """Stop accepting and drop every relayed connection."""
@@ -174,6 +175,7 @@ class DelayProxy:
                     server.close()
                     return
                 self._sockets += [client, server]
+                self._relayed += 1
             for end in (client, server):
                 end.settimeout(IDLE_TIMEOUT)
                 end.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
