@@ -30,11 +30,12 @@ TS_CLIENT := clients/typescript
 TS_STAMP := $(TS_CLIENT)/node_modules/.installed
 TS_GEN := $(TS_CLIENT)/src/gen
 
-.PHONY: help install ts-client lock proto check-proto locale check-locale lint check-breaking test demo bench soak clean
+.PHONY: help install ts-client lock proto check-proto locale check-locale lint check-breaking test check demo bench soak clean
 
 help:
 	@echo "make demo        the whole napshare flow: tracker, two peers, a >1 GiB video download"
-	@echo "make test        install, check generated code, lint, run the tests"
+	@echo "make test        install, check generated code, lint, run the tests (on PYTEST_WORKERS=2 workers)"
+	@echo "make check       the fast lane: lint, then the tests but the slow ones (multi-GiB, bench, soak)"
 	@echo "make install     create .venv with napshare (editable) and its dev tools, from $(LOCK)"
 	@echo "make lock        re-resolve the dev tools and dependencies into $(LOCK)"
 	@echo "make ts-client   install the TypeScript client's packages from its lock (clients/typescript)"
@@ -150,8 +151,17 @@ check-breaking: $(BUF)
 	  echo "buf breaking: the protos were never changed after the first commit"; \
 	fi
 
+# The tests run on PYTEST_WORKERS processes (pytest-xdist); a test marked serial runs while
+# no other test does, whatever the flags (tests/support/serial.py).
+PYTEST_WORKERS ?= 2
+PYTEST_PARALLEL := -n $(PYTEST_WORKERS)
+
 test: install ts-client check-proto check-locale lint
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_PARALLEL)
+
+# What a developer runs before a commit: lint and every test not marked slow (pyproject.toml).
+check: install ts-client lint
+	$(BIN)/pytest $(PYTEST_PARALLEL) -m "not slow"
 
 demo: $(STAMP)
 	$(PY) tests/demo.py

@@ -1,4 +1,6 @@
-"""Fixtures every test folder may use: the interpreter, rpc_details, in-process trackers."""
+"""Fixtures every test folder may use: the interpreter, rpc_details, in-process trackers; and
+the turn every test takes on the machine, alone for a test marked `serial`.
+"""
 
 import os
 import sys
@@ -9,12 +11,30 @@ from typing import Any
 import pytest
 
 from tests.support.rpc import rpc_details as _rpc_details
+from tests.support.serial import machine_turn
 from tests.support.trackers import InProcessTracker, start_in_process_tracker
 
 # hypothesis keeps caches in ./.hypothesis unless told otherwise: not in the repository.
 os.environ.setdefault(
     "HYPOTHESIS_STORAGE_DIRECTORY", tempfile.mkdtemp(prefix="napshare-hypothesis-")
 )
+
+
+@pytest.fixture(autouse=True)
+def _machine_turn(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """On a worker of pytest-xdist, wait for the machine: a test marked `serial` runs while no
+    other test does; any other test while no serial one does. One process runs one test at a
+    time anyway.
+    """
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        yield
+        return
+    alone = request.node.get_closest_marker("serial") is not None
+    # Each worker's base folder is in the folder of the run, which they all share.
+    with machine_turn(tmp_path_factory.getbasetemp().parent, alone=alone):
+        yield
 
 
 @pytest.fixture

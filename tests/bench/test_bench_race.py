@@ -17,6 +17,8 @@ from tests.bench import bittorrent, tools
 from tests.bench.files import MIB, make_random_file
 from tests.bench.procs import settled_cpu_seconds
 
+pytestmark = pytest.mark.slow  # the bench's helpers: left out of make check with the bench
+
 
 def test_bencode_follows_the_spec_examples_and_decodes_back() -> None:
     assert bittorrent.bencode(b"spam") == b"4:spam"

@@ -21,6 +21,8 @@ from tests.bench.procs import median, percentile, running
 from tests.support import delayproxy
 from tests.support.files import ROOT
 
+pytestmark = pytest.mark.slow  # the bench, at tiny sizes: left out of make check
+
 
 def test_sizes_parse_and_print_both_ways() -> None:
     assert parse_size("4MiB") == 4 * MIB

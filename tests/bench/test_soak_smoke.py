@@ -5,7 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.support.files import ROOT
+
+pytestmark = pytest.mark.slow  # the soak, for seconds: left out of make check
 
 
 def test_a_short_soak_sees_no_bug_codes_and_verifies_every_finished_download(

@@ -114,6 +114,7 @@ def _file(root: Path, size: int) -> Path:
     return path
 
 
+@pytest.mark.serial  # a reader that must keep up with the cap
 def test_a_reader_held_back_by_the_peers_own_cap_keeps_its_slot(
     tmp_path: Path, start_peer: Callable[..., InProcessPeer]
 ) -> None:
@@ -124,6 +125,7 @@ def test_a_reader_held_back_by_the_peers_own_cap_keeps_its_slot(
     assert b"".join(r.data for r in peer.download("f.bin")) == data
 
 
+@pytest.mark.serial  # a 1 s stall timeout
 def test_waiting_for_the_cap_is_not_a_stall_of_the_reader(
     tmp_path: Path, start_peer: Callable[..., InProcessPeer]
 ) -> None:

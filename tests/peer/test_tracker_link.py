@@ -40,6 +40,7 @@ def test_a_peer_process_rejoins_a_restarted_tracker(swarm: Swarm) -> None:
         second.server.stop(None)
 
 
+@pytest.mark.serial  # heartbeats every second against a 3 s lease
 def test_heartbeats_keep_the_lease(swarm: Swarm) -> None:
     short = start_in_process_tracker(heartbeat_interval=1.0)
     try:

@@ -16,6 +16,7 @@ from tests.support.waiting import wait_until
 INTERVAL = 0.2  # the lease is three intervals: 0.6 s
 
 
+@pytest.mark.serial  # heartbeats every 0.1 s against a 0.6 s lease
 def test_a_silent_peer_is_dropped_and_a_heartbeating_one_is_not(make_tracker, info, capsys):
     tracker = make_tracker(TrackerIndex(heartbeat_interval=INTERVAL))
     silent = tracker.stub.Join(
@@ -52,6 +53,7 @@ def test_a_silent_peer_is_dropped_and_a_heartbeating_one_is_not(make_tracker, in
     assert raised.value.code() == grpc.StatusCode.NOT_FOUND
 
 
+@pytest.mark.serial  # updates every 0.1 s against a 0.6 s lease
 def test_update_renews_the_lease(make_tracker, info):
     tracker = make_tracker(TrackerIndex(heartbeat_interval=INTERVAL))
     a = tracker.stub.Join(tracker_pb2.JoinRequest(host="127.0.0.1", port=8776))

@@ -3,6 +3,7 @@
 import threading
 
 import grpc
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from napshare.v1 import file_info_pb2, tracker_pb2, tracker_pb2_grpc
 
@@ -59,6 +60,7 @@ def probe(
         stop.wait(PAUSE)
 
 
+@pytest.mark.serial  # every probe must answer within 2 s while the tracker purges
 def test_expiry_of_a_hundred_thousand_entries_does_not_stall_the_tracker(spawn_tracker):
     tracker = spawn_tracker("--heartbeat-interval", "4", *FLAGS)
     failures: list[str] = []

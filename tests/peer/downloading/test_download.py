@@ -175,6 +175,7 @@ def test_the_peer_named_by_the_user_is_asked_first(swarm: Swarm) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.serial  # a peak of memory, which a loaded machine moves
 @pytest.mark.parametrize("sources", [1, 4])
 def test_memory_stays_bounded_while_downloading_1_gib(swarm: Swarm, sources: int) -> None:
     first = swarm.folder("a0")

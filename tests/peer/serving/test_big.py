@@ -108,6 +108,7 @@ def peak_rss_kib(pid: int) -> int:
     raise AssertionError("no VmHWM in /proc status")
 
 
+@pytest.mark.serial  # a peak of memory, which a loaded machine moves
 def test_memory_stays_bounded_while_serving(
     big_sparse: tuple[Path, str], peer_process: tuple[subprocess.Popen[str], int]
 ) -> None:

@@ -157,6 +157,7 @@ def test_an_address_past_its_share_is_refused_with_its_reason(
         stream.cancel()
 
 
+@pytest.mark.serial  # readers that must stay above 1 MiB/s
 def test_readers_above_the_minimum_rate_keep_their_slots(
     root: Path,
     start_peer: Callable[..., InProcessPeer],

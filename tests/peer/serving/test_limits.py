@@ -137,6 +137,7 @@ def test_cancel_frees_the_slot_and_closes_the_file(
     assert open_descriptors(peer.folder.root / "big.bin") == 0
 
 
+@pytest.mark.serial  # a 1 s stall timeout
 def test_a_client_that_stops_reading_is_cut_off(
     root: Path, start_peer: Callable[..., InProcessPeer]
 ) -> None:
@@ -152,6 +153,7 @@ def test_a_client_that_stops_reading_is_cut_off(
     assert caught.value.code() == grpc.StatusCode.CANCELLED
 
 
+@pytest.mark.serial  # a reader that must stay within a 2 s stall timeout
 def test_a_slow_reader_is_not_cut_off(root: Path, start_peer: Callable[..., InProcessPeer]) -> None:
     peer = start_peer(root, max_uploads=1, stall_timeout=2.0)
     total = 0

@@ -79,6 +79,7 @@ def test_download_prints_the_success_line(swarm: Swarm, lang: str, line: str) ->
     assert done.stdout == line.format(folder="peer2") + "\n"
 
 
+@pytest.mark.serial  # a SIGTERM and a Leave in time: slow under load
 @pytest.mark.parametrize(
     ("lang", "listening", "line"),
     [
@@ -101,6 +102,7 @@ def test_serve_prints_who_it_is_and_leaves_on_sigterm(
     assert swarm.tracker.peers_with("b.txt") == []  # Leave, not a lease running out
 
 
+@pytest.mark.serial  # a SIGTERM and a Leave in time: slow under load
 def test_serve_stops_on_a_sigterm_that_lands_on_a_thread_not_the_main_one(swarm: Swarm) -> None:
     peer = swarm.spawn(swarm.share("a"), swarm.tracker.address)
     assert swarm.tracker.peers_with("aula1.mp4") == [peer.peer_id]
