@@ -20,6 +20,13 @@ os.environ.setdefault(
 )
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The serial tests first: on several workers, they then wait for each other only, not
+    for whatever long test the other workers have just begun.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("serial") is None)
+
+
 @pytest.fixture(autouse=True)
 def _machine_turn(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
