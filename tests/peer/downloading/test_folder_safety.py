@@ -1,5 +1,6 @@
 """A download never touches the user's files; a full, read-only or removed folder is one line."""
 
+import errno
 import os
 import random
 import re
@@ -139,11 +140,17 @@ def test_a_read_only_folder_is_one_line(swarm: Swarm, small_disk: Path) -> None:
 
 
 def _remove_tree(folder: Path) -> None:
-    """Remove `folder` while a download writes in it (its note's temporary files come and go)."""
+    """Remove `folder` while a download writes in it: its note's temporary files come and go,
+    so one may vanish under rmtree, or appear in a folder rmtree has just emptied.
+    """
     for _ in range(100):
         try:
             shutil.rmtree(folder)
         except FileNotFoundError:
+            continue
+        except OSError as error:
+            if error.errno != errno.ENOTEMPTY:
+                raise
             continue
         return
     shutil.rmtree(folder)
