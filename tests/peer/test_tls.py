@@ -32,7 +32,7 @@ from napshare.tracker.server import create_server as create_tracker
 from napshare.v1 import file_info_pb2, tracker_pb2, tracker_pb2_grpc
 
 from tests.support.net import free_port
-from tests.support.peers import run_peer, start_cli
+from tests.support.peers import run_peer, spawn_cli
 
 HELLO = b"hello, napshare\n"
 
@@ -384,7 +384,7 @@ def spawn_tls_peer() -> Iterator[Callable[..., int]]:
 
     def spawn(root: Path, tracker: TlsTracker) -> int:
         port = free_port()
-        process = start_cli(
+        process = spawn_cli(
             "serve", "--no-menu", "--dir", str(root), "--tracker", tracker.address,
             "--tracker-cert", str(tracker.cert_file), "--host", "127.0.0.1", "--port", str(port),
             tls=True,

@@ -11,7 +11,7 @@ from napshare.tracker.server import create_server as create_tracker_server
 
 from tests.support.downloads import Swarm
 from tests.support.net import free_port
-from tests.support.peers import run_peer, start_cli
+from tests.support.peers import run_peer, spawn_cli
 from tests.support.trackers import InProcessTracker, start_in_process_tracker
 from tests.support.waiting import wait_until
 
@@ -57,7 +57,7 @@ def test_a_download_started_before_the_peers_rejoined_waits_for_them(swarm: Swar
     second = _restart(first)
     target = swarm.folder("b")
     try:
-        download = start_cli(
+        download = spawn_cli(
             "download", "--tracker", second.address, "--dir", str(target), "small.bin"
         )
         assert download.stdout is not None
@@ -94,7 +94,7 @@ def test_a_download_waits_a_bounded_time_then_is_not_found(
 ) -> None:
     tracker = start_in_process_tracker()  # just started: gathering for the next 90 s
     try:
-        download = start_cli(
+        download = spawn_cli(
             "download",
             "--tracker",
             tracker.address,

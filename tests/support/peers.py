@@ -114,7 +114,7 @@ def run_peer(
     )
 
 
-def start_cli(*args: str, lang: str = "C.UTF-8", tls: bool = False) -> subprocess.Popen[str]:
+def spawn_cli(*args: str, lang: str = "C.UTF-8", tls: bool = False) -> subprocess.Popen[str]:
     """Start `python -m napshare.peer ARGS` without waiting (in plain text unless `tls`)."""
     return subprocess.Popen(
         [sys.executable, "-m", "napshare.peer", *(list(args) if tls else plaintext(args))],
@@ -173,7 +173,7 @@ def spawn_peer_process(
     `tracker_address` (plain text), its stdout read into the PeerProcess as it comes; then
     PeerProcess.wait_for_id. The caller kills it (PeerProcess.kill) when done.
     """
-    process = start_cli(
+    process = spawn_cli(
         "serve",
         "--no-menu",
         "--dir",

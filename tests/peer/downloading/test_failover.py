@@ -26,7 +26,7 @@ from tests.support.downloads import (
 )
 from tests.support.files import MIB, sha256_file
 from tests.support.net import free_port
-from tests.support.peers import SLOW_CHUNK, run_peer, start_cli
+from tests.support.peers import SLOW_CHUNK, run_peer, spawn_cli
 from tests.support.slowpeer import SlowPeer, start_slow_peer
 from tests.support.trackers import InProcessTracker
 from tests.support.waiting import wait_until
@@ -69,7 +69,7 @@ def test_source_killed_mid_stream_the_other_peer_finishes(swarm: Swarm) -> None:
     dying = swarm.spawn(swarm.share("a"), swarm.tracker.address, "--chunk-size", str(SLOW_CHUNK))
     other = swarm.node(swarm.share("b"), swarm.tracker.address)
     target = swarm.folder("c")
-    download = start_cli(
+    download = spawn_cli(
         "download", "aula1.mp4", "--dir", str(target), "--tracker", swarm.tracker.address,
         "--from", dying.peer_id, "--log-level", "info",
     )  # fmt: skip
@@ -126,7 +126,7 @@ def test_busy_peer_refuses_and_the_next_one_serves(
     hogs.append(Hog(busy.port))
     target = swarm.folder("c")
 
-    download = start_cli(
+    download = spawn_cli(
         "download", "aula1.mp4", "--dir", str(target), "--tracker", swarm.tracker.address,
         "--from", busy.link.peer_id, lang=lang,
     )  # fmt: skip

@@ -16,7 +16,7 @@ from napshare.peer.folder.store import SharedFolder
 
 from tests.support.downloads import FETCHED, Swarm, part_path, part_size
 from tests.support.files import MIB, sha256_file
-from tests.support.peers import SLOW_CHUNK, run_peer, start_cli
+from tests.support.peers import SLOW_CHUNK, run_peer, spawn_cli
 from tests.support.waiting import wait_until
 
 BIG = 16 * MIB
@@ -78,7 +78,7 @@ def _remount(disk: Path, options: str) -> None:
 
 
 def _start(swarm: Swarm, target: Path, name: str) -> subprocess.Popen[str]:
-    return start_cli("download", name, "--dir", str(target), "--tracker", swarm.tracker.address)
+    return spawn_cli("download", name, "--dir", str(target), "--tracker", swarm.tracker.address)
 
 
 def _download(swarm: Swarm, target: Path, name: str) -> subprocess.CompletedProcess[str]:

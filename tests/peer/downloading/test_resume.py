@@ -27,7 +27,7 @@ from tests.support.downloads import (
     shared_info,
 )
 from tests.support.files import MIB, sha256_file
-from tests.support.peers import SLOW_CHUNK, PeerProcess, run_peer, start_cli
+from tests.support.peers import SLOW_CHUNK, PeerProcess, run_peer, spawn_cli
 from tests.support.processes import signal_a_thread_not_main
 from tests.support.trackers import InProcessTracker
 from tests.support.waiting import wait_until
@@ -36,7 +36,7 @@ GIB = 1 << 30
 
 
 def start_download(swarm: Swarm, target: Path) -> subprocess.Popen[str]:
-    return start_cli(
+    return spawn_cli(
         "download", "aula1.mp4", "--dir", str(target), "--tracker", swarm.tracker.address
     )
 

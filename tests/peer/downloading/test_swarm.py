@@ -32,7 +32,7 @@ from tests.support.downloads import (
 )
 from tests.support.files import MIB, sha256_file
 from tests.support.liar import LyingPeer
-from tests.support.peers import run_peer, start_cli
+from tests.support.peers import run_peer, spawn_cli
 from tests.support.poisoning import Honest, banned, start_liar
 from tests.support.slowpeer import SlowPeer, start_slow_peer
 from tests.support.trackers import InProcessTracker
@@ -169,7 +169,7 @@ def test_a_part_filled_out_of_order_resumes_with_only_the_missing_pieces(swarm: 
     for name in ("a", "b"):
         swarm.spawn(swarm.share(name), swarm.tracker.address, "--max-upload-rate", str(4 * MIB))
     target = swarm.folder("c")
-    download = start_cli(
+    download = spawn_cli(
         "download", "aula1.mp4", "--dir", str(target), "--tracker", swarm.tracker.address,
     )  # fmt: skip
     # Two streams from the start and the middle: the part ends far past its first bytes.

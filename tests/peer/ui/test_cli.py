@@ -19,7 +19,7 @@ from napshare.v1 import peer_pb2, peer_pb2_grpc
 from tests.support.downloads import Swarm, part_path
 from tests.support.files import ROOT
 from tests.support.net import free_port
-from tests.support.peers import PeerProcess, run_peer, start_cli
+from tests.support.peers import PeerProcess, run_peer, spawn_cli
 from tests.support.processes import cli_env, signal_a_thread_not_main
 from tests.support.trackers import InProcessTracker, start_in_process_tracker
 
@@ -427,7 +427,7 @@ def test_a_from_address_that_is_the_tracker_says_so(swarm: Swarm) -> None:
 
 def test_serve_without_a_tracker_keeps_serving_and_joins_when_it_appears(swarm: Swarm) -> None:
     port = free_port()
-    process = start_cli(
+    process = spawn_cli(
         "serve", "--no-menu", "--dir", str(swarm.share("a")), "--host", "127.0.0.1",
         "--tracker", f"127.0.0.1:{port}",
     )  # fmt: skip
