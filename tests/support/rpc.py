@@ -1,5 +1,7 @@
 """What a failed gRPC call carries: its google.rpc.Status details."""
 
+from typing import cast
+
 import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
@@ -11,9 +13,10 @@ def rpc_details(
     """The ErrorInfo (domain napshare.v1) and RetryInfo or None in a failed call's status,
     checking there is exactly one ErrorInfo and at most one RetryInfo.
     """
-    status = rpc_status.from_call(error)
+    call = cast(grpc.Call, error)  # what a failed call raises is the call itself
+    status = rpc_status.from_call(call)
     assert status is not None, "the error carries no google.rpc.Status"
-    assert status.code == error.code().value[0]
+    assert status.code == call.code().value[0]
     infos: list[error_details_pb2.ErrorInfo] = []
     retries: list[error_details_pb2.RetryInfo] = []
     for detail in status.details:
