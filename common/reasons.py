@@ -55,6 +55,16 @@ INDEX_PEER_LIMIT = "INDEX_PEER_LIMIT"  # the tracker holds as many registrations
 INDEX_FULL = "INDEX_FULL"  # the tracker holds as many (peer, file) entries as it may
 INDEX_NAME_BYTES_LIMIT = "INDEX_NAME_BYTES_LIMIT"  # ... as many bytes of file names as it may
 
+# Tracker, reaching peers behind NATs (Listen, Connect).
+LISTENERS_FULL = "LISTENERS_FULL"  # RESOURCE_EXHAUSTED, RetryInfo: Listen streams all taken
+LISTEN_REPLACED = "LISTEN_REPLACED"  # ABORTED: a newer Listen of the same peer took over
+CONNECT_PATH_INVALID = "CONNECT_PATH_INVALID"  # INVALID_ARGUMENT: Connect without a path
+PEER_NOT_LISTENING = "PEER_NOT_LISTENING"  # FAILED_PRECONDITION: no Listen stream, no local address
+PEER_ANONYMOUS = "PEER_ANONYMOUS"  # FAILED_PRECONDITION: nothing could check who answers
+RELAY_UNAVAILABLE = "RELAY_UNAVAILABLE"  # UNAVAILABLE: the tracker offers no relay
+CONNECT_RATE_LIMITED = "CONNECT_RATE_LIMITED"  # RESOURCE_EXHAUSTED, RetryInfo: per caller IP
+PEER_DIALS_BUSY = "PEER_DIALS_BUSY"  # RESOURCE_EXHAUSTED, RetryInfo: the peer has dials pending
+
 # Peer (Download).
 FILE_NOT_SHARED = "FILE_NOT_SHARED"  # NOT_FOUND
 OFFSET_NEGATIVE = "OFFSET_NEGATIVE"  # OUT_OF_RANGE

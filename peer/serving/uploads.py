@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 from napshare.common import merkle, reasons
 from napshare.common.names import check_file_name, check_sha256
+from napshare.common.ratelimit import TokenBucket
 from napshare.peer.defaults import MAX_CHUNK_SIZE, MIN_CHUNK_SIZE
 from napshare.peer.folder.store import SharedFile, SharedFolder
-from napshare.peer.ratelimit import TokenBucket
 from napshare.peer.serving.slots import UploadSlot, UploadSlots
 from napshare.peer.wire import ChunkBuffer, file_field
 

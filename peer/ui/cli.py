@@ -16,11 +16,14 @@ from napshare.common.cliargs import (
 from napshare.common.console import localized, tr
 from napshare.common.exitcodes import epilog
 from napshare.common.names import InvalidNameError, check_file_name
+from napshare.common.ratelimit import parse_rate
 from napshare.peer.defaults import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_TRACKER,
+    DIALBACK_RATE,
     GIVE_UP_AFTER,
     MAX_CHUNK_SIZE,
+    MAX_DIALBACKS,
     MAX_RESULTS,
     MAX_SOURCES,
     MAX_UPLOADS,
@@ -44,7 +47,6 @@ from napshare.peer.folder.layout import (
     PARTIAL_DIR,
     STATE_DIR,
 )
-from napshare.peer.ratelimit import parse_rate
 
 # This module loads no gRPC: main() must set GRPC_VERBOSITY before gRPC's core starts.
 
@@ -307,6 +309,32 @@ def build_parser() -> argparse.ArgumentParser:
         help=tr(
             "look for new files every S seconds (default: {seconds})",
             seconds=format(RESCAN_INTERVAL, "g"),
+        ),
+    )
+    serve.add_argument(
+        "--max-dialbacks",
+        type=int_in_range(1, 1000),
+        default=MAX_DIALBACKS,
+        metavar="N",
+        help=tr(
+            "behind a NAT: connections this peer dials out at once for downloaders that "
+            "cannot reach it (reverse, or through a relay); more requests are dropped "
+            "(default: %(default)d)"
+        ),
+    )
+    serve.add_argument(
+        "--dialback-rate",
+        type=positive_number,
+        default=DIALBACK_RATE,
+        metavar="N",
+        help=tr("behind a NAT: such dials started per second at most (default: %(default)g)"),
+    )
+    serve.add_argument(
+        "--no-local-addresses",
+        action="store_true",
+        help=tr(
+            "do not tell the tracker this peer's addresses on its own network (peers behind "
+            "the same NAT then reach it through the tracker, like everyone else)"
         ),
     )
     add_metrics_flags(serve)

@@ -13,11 +13,11 @@ from napshare.common.address import InvalidAddressError
 from napshare.common.console import tr
 from napshare.common.exitcodes import ExitCode
 from napshare.common.names import InvalidNameError
+from napshare.common.ratelimit import TokenBucket
 from napshare.common.serving import PortInUseError
 from napshare.peer.downloading.engine import Downloader
 from napshare.peer.errors import CancelledError, ClientError
 from napshare.peer.folder.store import FolderError, SharedFolder
-from napshare.peer.ratelimit import TokenBucket
 from napshare.peer.tracker_client import TrackerClient
 from napshare.peer.ui import flags
 from napshare.peer.ui.progress import downloaded_line, reporter_for
@@ -105,8 +105,8 @@ def _download(args: argparse.Namespace) -> int:
     tracker = TrackerClient(args.tracker, transport=flags.transport(args, folder.root))
     options = flags.download_options(args, preferred=args.source, force=args.force)
     cancel = _signals_cancel()
+    downloader = Downloader(folder, tracker, limit=TokenBucket(args.max_download_rate))
     try:
-        downloader = Downloader(folder, tracker, limit=TokenBucket(args.max_download_rate))
         result = downloader.download(args.name, options, reporter_for(sys.stderr), cancel)
     except (KeyboardInterrupt, CancelledError):
         return _fail(
@@ -117,6 +117,7 @@ def _download(args: argparse.Namespace) -> int:
             ExitCode.INTERRUPTED,
         )
     finally:
+        downloader.close()
         tracker.close()
     logger.info(
         "fetched %d bytes of %s (%d were already there) from %s",

@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 
 import grpc
+from napshare.common.ratelimit import TokenBucket
 from napshare.peer.downloading.engine import Downloader
 from napshare.peer.downloading.reporting import SilentReporter
 from napshare.peer.folder.store import SharedFolder
-from napshare.peer.ratelimit import TokenBucket
 from napshare.peer.tracker_client import TrackerClient
 from napshare.v1 import peer_pb2, peer_pb2_grpc
 

@@ -1,4 +1,4 @@
-"""Every ErrorInfo reason is documented next to its RPC in the protos, and in the README."""
+"""Every ErrorInfo reason is documented next to its RPC in the protos, and in docs/protocol.md."""
 
 import re
 
@@ -23,7 +23,7 @@ def test_reasons_are_upper_snake_and_distinct() -> None:
 @pytest.mark.parametrize("reason", ALL)
 def test_each_reason_is_documented(reason: str) -> None:
     protos = "".join(p.read_text() for p in (ROOT / "protos").rglob("*.proto"))
-    readme = (ROOT / "README.md").read_text()
+    table = (ROOT / "docs" / "protocol.md").read_text()
 
     assert f"`{reason}`" in protos
-    assert f"| `{reason}` |" in readme
+    assert f"| `{reason}` |" in table

@@ -5,8 +5,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from napshare.common.ratelimit import BURST_SECONDS, TokenBucket, parse_rate
 from napshare.peer.defaults import MIN_CHUNK_SIZE
-from napshare.peer.ratelimit import BURST_SECONDS, TokenBucket, parse_rate
 from napshare.peer.serving.slots import Fairness
 from napshare.peer.serving.uploads import paced_chunk_size
 

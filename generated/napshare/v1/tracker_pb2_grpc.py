@@ -88,6 +88,16 @@ class TrackerServiceStub:
                 request_serializer=napshare_dot_v1_dot_tracker__pb2.LeaveRequest.SerializeToString,
                 response_deserializer=napshare_dot_v1_dot_tracker__pb2.LeaveResponse.FromString,
                 _registered_method=True)
+        self.Listen = channel.unary_stream(
+                '/napshare.v1.TrackerService/Listen',
+                request_serializer=napshare_dot_v1_dot_tracker__pb2.ListenRequest.SerializeToString,
+                response_deserializer=napshare_dot_v1_dot_tracker__pb2.ListenResponse.FromString,
+                _registered_method=True)
+        self.Connect = channel.unary_unary(
+                '/napshare.v1.TrackerService/Connect',
+                request_serializer=napshare_dot_v1_dot_tracker__pb2.ConnectRequest.SerializeToString,
+                response_deserializer=napshare_dot_v1_dot_tracker__pb2.ConnectResponse.FromString,
+                _registered_method=True)
 
 
 class TrackerServiceServicer:
@@ -148,15 +158,19 @@ class TrackerServiceServicer:
         and never reachable.
 
         Errors:
-        * `INVALID_ARGUMENT`: a malformed host, port 0 or above 65535
-        (`ADDRESS_INVALID`); an empty host when the caller's address is not an
+        * `INVALID_ARGUMENT`: a malformed host, port 0 or above 65535, or a
+        `local_addresses` entry that is not an IP address and port, or more
+        than 8 of them (`ADDRESS_INVALID`; `field` names it); an empty host when the caller's address is not an
         IP address (`CALLER_ADDRESS_UNKNOWN`); a bad file name (`NAME_INVALID`),
         size (`SIZE_INVALID`), sha256 (`SHA256_INVALID`) or pieces root
         (`PIECES_ROOT_INVALID`); a name listed twice (`NAME_DUPLICATE`); more
         than 50,000 files (`TOO_MANY_FILES`); a
-        `certificate` that is not a DER X.509 certificate with an ECDSA key, or
-        over 2 KiB (`CERTIFICATE_INVALID`); or the request bytes are not a
-        `JoinRequest` (`REQUEST_MALFORMED`).
+        `certificate` that the identity rules do not allow: not a self-signed
+        DER X.509 certificate of an ECDSA P-256 key, over 2 KiB, a CA's
+        (basicConstraints CA:TRUE), expired or not yet valid (give or take
+        300 s), or with a critical extension other than basicConstraints,
+        keyUsage, extendedKeyUsage and subjectAltName (`CERTIFICATE_INVALID`);
+        or the request bytes are not a `JoinRequest` (`REQUEST_MALFORMED`).
         * `UNAUTHENTICATED`: `signature` is not the certificate key's over this
         Join for this tracker, or `signed_at` is more than 300 s away from the
         tracker's clock (`JOIN_SIGNATURE_INVALID`).
@@ -282,6 +296,102 @@ class TrackerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Listen(self, request, context):
+        """Listen keeps a peer that the tracker could not reach at its address
+        (`JoinResponse.reachable` false: behind a home router's NAT or a
+        firewall) reachable anyway: the peer holds this stream open, and the
+        tracker sends on it, as `ListenResponse` events, each request of a
+        downloader to reach the peer (`Connect`). The peer then dials out: to the
+        downloader (`reverse_dial`), or to a relay (`relay_session`), and serves
+        `PeerService` over that connection exactly as over one it accepted, with
+        its own certificate, so the downloader still trusts only the certificate
+        the tracker listed. The tracker never sees file bytes.
+
+        The first message is `started`, with the interval at which the tracker
+        sends `keepalive` events when nothing else is sent (20 s by default,
+        `--listen-keepalive`): they keep a home router's mapping of the
+        connection alive, and a peer that gets no message for three intervals
+        should open the stream again (on a new connection). Peers need no gRPC
+        keepalive pings for this stream; the tracker accepts pings no more often
+        than every 10 s while no data flows.
+
+        One stream per registration: a newer `Listen` of the same peer ends the
+        older stream with `ABORTED` (`LISTEN_REPLACED`). The stream ends with
+        `NOT_FOUND` (`PEER_NOT_REGISTERED`) when the peer leaves or its lease
+        runs out: the peer keeps its lease with `Heartbeat` as usual, and calls
+        `Join` and then `Listen` again.
+
+        Errors:
+        * `INVALID_ARGUMENT`: a malformed peer id (`PEER_ID_INVALID`), or the
+        request bytes are not a `ListenRequest` (`REQUEST_MALFORMED`).
+        * `UNAUTHENTICATED`: the token does not match the peer id
+        (`TOKEN_MISMATCH`); call `Join`.
+        * `NOT_FOUND`: the peer is unknown or its lease expired
+        (`PEER_NOT_REGISTERED`); call `Join`.
+        * `RESOURCE_EXHAUSTED`: the tracker holds as many listening peers as it
+        allows (`LISTENERS_FULL`, `--max-listeners`, default 1,024; with
+        `RetryInfo`).
+        * `ABORTED`: a newer `Listen` of the same peer replaced this stream
+        (`LISTEN_REPLACED`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Connect(self, request, context):
+        """Connect asks the tracker for a way to reach a peer that the caller cannot
+        dial: a peer the tracker could not reach (`SearchResult.reachable`
+        false), or one whose address did not answer the caller.
+
+        With `path` `CONNECT_PATH_REVERSE`, the caller listens on `reverse_port`
+        of its own address; the tracker tells the peer (over its `Listen`
+        stream) to dial the address it sees this call come from, at that port,
+        and answers with the `session` and `secret` of that dial. The peer opens
+        a TCP connection there and sends the 18 bytes `NAPSHARE-REVERSE/1` and
+        a line feed, then `session` (16 bytes); the caller answers with
+        HMAC-SHA256(`secret`, "napshare.v1 reverse downloader" + `session`), 32
+        bytes, and the peer, having checked it, with HMAC-SHA256(`secret`,
+        "napshare.v1 reverse peer" + `session`). From then on the connection is
+        the caller's connection to the peer's `PeerService`: the caller starts
+        its TLS handshake on it, trusting only the peer's listed certificate, as
+        when it dials the peer itself. A caller behind a NAT cannot be dialled:
+        it waits a few seconds, then asks for `CONNECT_PATH_RELAY`.
+
+        With `path` `CONNECT_PATH_RELAY`, the tracker answers with a relay's
+        address and a ticket for each side (`relay_ticket` for the caller; the
+        peer's goes over its `Listen` stream); both connect to the relay, which
+        pairs them and copies bytes between them without reading them (see
+        `napshare/v1/relay.proto`). The caller's TLS to the peer runs end to end
+        through it. A tracker serving plain text offers no relay.
+
+        Either way, when the caller comes from the same public IP address as the
+        peer joined from (both behind one NAT), `local_addresses` lists the
+        addresses the peer has on its own network: dial those first, directly.
+
+        Errors:
+        * `INVALID_ARGUMENT`: a malformed peer id (`PEER_ID_INVALID`), no `path`
+        (`CONNECT_PATH_INVALID`), `reverse_port` 0 or above 65535 with
+        `CONNECT_PATH_REVERSE` (`ADDRESS_INVALID`), a call that comes from no IP
+        address, so that nobody could dial it (`CALLER_ADDRESS_UNKNOWN`), or the
+        request bytes are not a `ConnectRequest` (`REQUEST_MALFORMED`).
+        * `NOT_FOUND`: no live registration has that peer id
+        (`PEER_NOT_REGISTERED`).
+        * `FAILED_PRECONDITION`: the peer holds no `Listen` stream, so it cannot
+        be asked to dial, and has no address on the caller's network either
+        (`PEER_NOT_LISTENING`); or the peer is anonymous, so nothing could
+        check who answers (`PEER_ANONYMOUS`).
+        * `UNAVAILABLE`: `CONNECT_PATH_RELAY`, and the tracker offers no relay
+        (`RELAY_UNAVAILABLE`: run with `--no-relay`, or serving plain text).
+        * `RESOURCE_EXHAUSTED`: the caller's IP address asked for more
+        connections than the tracker allows per second
+        (`CONNECT_RATE_LIMITED`, `--connect-rate`; with `RetryInfo`), or the
+        peer already has as many dials pending as the tracker sends it
+        (`PEER_DIALS_BUSY`, with `RetryInfo`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TrackerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -309,6 +419,16 @@ def add_TrackerServiceServicer_to_server(servicer, server):
                     servicer.Leave,
                     request_deserializer=napshare_dot_v1_dot_tracker__pb2.LeaveRequest.FromString,
                     response_serializer=napshare_dot_v1_dot_tracker__pb2.LeaveResponse.SerializeToString,
+            ),
+            'Listen': grpc.unary_stream_rpc_method_handler(
+                    servicer.Listen,
+                    request_deserializer=napshare_dot_v1_dot_tracker__pb2.ListenRequest.FromString,
+                    response_serializer=napshare_dot_v1_dot_tracker__pb2.ListenResponse.SerializeToString,
+            ),
+            'Connect': grpc.unary_unary_rpc_method_handler(
+                    servicer.Connect,
+                    request_deserializer=napshare_dot_v1_dot_tracker__pb2.ConnectRequest.FromString,
+                    response_serializer=napshare_dot_v1_dot_tracker__pb2.ConnectResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -475,6 +595,60 @@ class TrackerService:
             '/napshare.v1.TrackerService/Leave',
             napshare_dot_v1_dot_tracker__pb2.LeaveRequest.SerializeToString,
             napshare_dot_v1_dot_tracker__pb2.LeaveResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Listen(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/napshare.v1.TrackerService/Listen',
+            napshare_dot_v1_dot_tracker__pb2.ListenRequest.SerializeToString,
+            napshare_dot_v1_dot_tracker__pb2.ListenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Connect(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/napshare.v1.TrackerService/Connect',
+            napshare_dot_v1_dot_tracker__pb2.ConnectRequest.SerializeToString,
+            napshare_dot_v1_dot_tracker__pb2.ConnectResponse.FromString,
             options,
             channel_credentials,
             insecure,

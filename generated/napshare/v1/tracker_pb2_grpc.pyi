@@ -93,15 +93,19 @@ class TrackerServiceStub:
     and never reachable.
 
     Errors:
-    * `INVALID_ARGUMENT`: a malformed host, port 0 or above 65535
-      (`ADDRESS_INVALID`); an empty host when the caller's address is not an
+    * `INVALID_ARGUMENT`: a malformed host, port 0 or above 65535, or a
+      `local_addresses` entry that is not an IP address and port, or more
+      than 8 of them (`ADDRESS_INVALID`; `field` names it); an empty host when the caller's address is not an
       IP address (`CALLER_ADDRESS_UNKNOWN`); a bad file name (`NAME_INVALID`),
       size (`SIZE_INVALID`), sha256 (`SHA256_INVALID`) or pieces root
       (`PIECES_ROOT_INVALID`); a name listed twice (`NAME_DUPLICATE`); more
       than 50,000 files (`TOO_MANY_FILES`); a
-      `certificate` that is not a DER X.509 certificate with an ECDSA key, or
-      over 2 KiB (`CERTIFICATE_INVALID`); or the request bytes are not a
-      `JoinRequest` (`REQUEST_MALFORMED`).
+      `certificate` that the identity rules do not allow: not a self-signed
+      DER X.509 certificate of an ECDSA P-256 key, over 2 KiB, a CA's
+      (basicConstraints CA:TRUE), expired or not yet valid (give or take
+      300 s), or with a critical extension other than basicConstraints,
+      keyUsage, extendedKeyUsage and subjectAltName (`CERTIFICATE_INVALID`);
+      or the request bytes are not a `JoinRequest` (`REQUEST_MALFORMED`).
     * `UNAUTHENTICATED`: `signature` is not the certificate key's over this
       Join for this tracker, or `signed_at` is more than 300 s away from the
       tracker's clock (`JOIN_SIGNATURE_INVALID`).
@@ -207,6 +211,94 @@ class TrackerServiceStub:
     * `NOT_FOUND`: the peer is unknown or its lease already expired
       (`PEER_NOT_REGISTERED`).
     """
+    Listen: _grpc.UnaryStreamMultiCallable[_tracker_pb2.ListenRequest, _tracker_pb2.ListenResponse]
+    """Listen keeps a peer that the tracker could not reach at its address
+    (`JoinResponse.reachable` false: behind a home router's NAT or a
+    firewall) reachable anyway: the peer holds this stream open, and the
+    tracker sends on it, as `ListenResponse` events, each request of a
+    downloader to reach the peer (`Connect`). The peer then dials out: to the
+    downloader (`reverse_dial`), or to a relay (`relay_session`), and serves
+    `PeerService` over that connection exactly as over one it accepted, with
+    its own certificate, so the downloader still trusts only the certificate
+    the tracker listed. The tracker never sees file bytes.
+
+    The first message is `started`, with the interval at which the tracker
+    sends `keepalive` events when nothing else is sent (20 s by default,
+    `--listen-keepalive`): they keep a home router's mapping of the
+    connection alive, and a peer that gets no message for three intervals
+    should open the stream again (on a new connection). Peers need no gRPC
+    keepalive pings for this stream; the tracker accepts pings no more often
+    than every 10 s while no data flows.
+
+    One stream per registration: a newer `Listen` of the same peer ends the
+    older stream with `ABORTED` (`LISTEN_REPLACED`). The stream ends with
+    `NOT_FOUND` (`PEER_NOT_REGISTERED`) when the peer leaves or its lease
+    runs out: the peer keeps its lease with `Heartbeat` as usual, and calls
+    `Join` and then `Listen` again.
+
+    Errors:
+    * `INVALID_ARGUMENT`: a malformed peer id (`PEER_ID_INVALID`), or the
+      request bytes are not a `ListenRequest` (`REQUEST_MALFORMED`).
+    * `UNAUTHENTICATED`: the token does not match the peer id
+      (`TOKEN_MISMATCH`); call `Join`.
+    * `NOT_FOUND`: the peer is unknown or its lease expired
+      (`PEER_NOT_REGISTERED`); call `Join`.
+    * `RESOURCE_EXHAUSTED`: the tracker holds as many listening peers as it
+      allows (`LISTENERS_FULL`, `--max-listeners`, default 1,024; with
+      `RetryInfo`).
+    * `ABORTED`: a newer `Listen` of the same peer replaced this stream
+      (`LISTEN_REPLACED`).
+    """
+    Connect: _grpc.UnaryUnaryMultiCallable[_tracker_pb2.ConnectRequest, _tracker_pb2.ConnectResponse]
+    """Connect asks the tracker for a way to reach a peer that the caller cannot
+    dial: a peer the tracker could not reach (`SearchResult.reachable`
+    false), or one whose address did not answer the caller.
+
+    With `path` `CONNECT_PATH_REVERSE`, the caller listens on `reverse_port`
+    of its own address; the tracker tells the peer (over its `Listen`
+    stream) to dial the address it sees this call come from, at that port,
+    and answers with the `session` and `secret` of that dial. The peer opens
+    a TCP connection there and sends the 18 bytes `NAPSHARE-REVERSE/1` and
+    a line feed, then `session` (16 bytes); the caller answers with
+    HMAC-SHA256(`secret`, "napshare.v1 reverse downloader" + `session`), 32
+    bytes, and the peer, having checked it, with HMAC-SHA256(`secret`,
+    "napshare.v1 reverse peer" + `session`). From then on the connection is
+    the caller's connection to the peer's `PeerService`: the caller starts
+    its TLS handshake on it, trusting only the peer's listed certificate, as
+    when it dials the peer itself. A caller behind a NAT cannot be dialled:
+    it waits a few seconds, then asks for `CONNECT_PATH_RELAY`.
+
+    With `path` `CONNECT_PATH_RELAY`, the tracker answers with a relay's
+    address and a ticket for each side (`relay_ticket` for the caller; the
+    peer's goes over its `Listen` stream); both connect to the relay, which
+    pairs them and copies bytes between them without reading them (see
+    `napshare/v1/relay.proto`). The caller's TLS to the peer runs end to end
+    through it. A tracker serving plain text offers no relay.
+
+    Either way, when the caller comes from the same public IP address as the
+    peer joined from (both behind one NAT), `local_addresses` lists the
+    addresses the peer has on its own network: dial those first, directly.
+
+    Errors:
+    * `INVALID_ARGUMENT`: a malformed peer id (`PEER_ID_INVALID`), no `path`
+      (`CONNECT_PATH_INVALID`), `reverse_port` 0 or above 65535 with
+      `CONNECT_PATH_REVERSE` (`ADDRESS_INVALID`), a call that comes from no IP
+      address, so that nobody could dial it (`CALLER_ADDRESS_UNKNOWN`), or the
+      request bytes are not a `ConnectRequest` (`REQUEST_MALFORMED`).
+    * `NOT_FOUND`: no live registration has that peer id
+      (`PEER_NOT_REGISTERED`).
+    * `FAILED_PRECONDITION`: the peer holds no `Listen` stream, so it cannot
+      be asked to dial, and has no address on the caller's network either
+      (`PEER_NOT_LISTENING`); or the peer is anonymous, so nothing could
+      check who answers (`PEER_ANONYMOUS`).
+    * `UNAVAILABLE`: `CONNECT_PATH_RELAY`, and the tracker offers no relay
+      (`RELAY_UNAVAILABLE`: run with `--no-relay`, or serving plain text).
+    * `RESOURCE_EXHAUSTED`: the caller's IP address asked for more
+      connections than the tracker allows per second
+      (`CONNECT_RATE_LIMITED`, `--connect-rate`; with `RetryInfo`), or the
+      peer already has as many dials pending as the tracker sends it
+      (`PEER_DIALS_BUSY`, with `RetryInfo`).
+    """
 
 @_typing.type_check_only
 class TrackerServiceAsyncStub(TrackerServiceStub):
@@ -268,15 +360,19 @@ class TrackerServiceAsyncStub(TrackerServiceStub):
     and never reachable.
 
     Errors:
-    * `INVALID_ARGUMENT`: a malformed host, port 0 or above 65535
-      (`ADDRESS_INVALID`); an empty host when the caller's address is not an
+    * `INVALID_ARGUMENT`: a malformed host, port 0 or above 65535, or a
+      `local_addresses` entry that is not an IP address and port, or more
+      than 8 of them (`ADDRESS_INVALID`; `field` names it); an empty host when the caller's address is not an
       IP address (`CALLER_ADDRESS_UNKNOWN`); a bad file name (`NAME_INVALID`),
       size (`SIZE_INVALID`), sha256 (`SHA256_INVALID`) or pieces root
       (`PIECES_ROOT_INVALID`); a name listed twice (`NAME_DUPLICATE`); more
       than 50,000 files (`TOO_MANY_FILES`); a
-      `certificate` that is not a DER X.509 certificate with an ECDSA key, or
-      over 2 KiB (`CERTIFICATE_INVALID`); or the request bytes are not a
-      `JoinRequest` (`REQUEST_MALFORMED`).
+      `certificate` that the identity rules do not allow: not a self-signed
+      DER X.509 certificate of an ECDSA P-256 key, over 2 KiB, a CA's
+      (basicConstraints CA:TRUE), expired or not yet valid (give or take
+      300 s), or with a critical extension other than basicConstraints,
+      keyUsage, extendedKeyUsage and subjectAltName (`CERTIFICATE_INVALID`);
+      or the request bytes are not a `JoinRequest` (`REQUEST_MALFORMED`).
     * `UNAUTHENTICATED`: `signature` is not the certificate key's over this
       Join for this tracker, or `signed_at` is more than 300 s away from the
       tracker's clock (`JOIN_SIGNATURE_INVALID`).
@@ -382,6 +478,94 @@ class TrackerServiceAsyncStub(TrackerServiceStub):
     * `NOT_FOUND`: the peer is unknown or its lease already expired
       (`PEER_NOT_REGISTERED`).
     """
+    Listen: _aio.UnaryStreamMultiCallable[_tracker_pb2.ListenRequest, _tracker_pb2.ListenResponse]  # type: ignore[assignment]
+    """Listen keeps a peer that the tracker could not reach at its address
+    (`JoinResponse.reachable` false: behind a home router's NAT or a
+    firewall) reachable anyway: the peer holds this stream open, and the
+    tracker sends on it, as `ListenResponse` events, each request of a
+    downloader to reach the peer (`Connect`). The peer then dials out: to the
+    downloader (`reverse_dial`), or to a relay (`relay_session`), and serves
+    `PeerService` over that connection exactly as over one it accepted, with
+    its own certificate, so the downloader still trusts only the certificate
+    the tracker listed. The tracker never sees file bytes.
+
+    The first message is `started`, with the interval at which the tracker
+    sends `keepalive` events when nothing else is sent (20 s by default,
+    `--listen-keepalive`): they keep a home router's mapping of the
+    connection alive, and a peer that gets no message for three intervals
+    should open the stream again (on a new connection). Peers need no gRPC
+    keepalive pings for this stream; the tracker accepts pings no more often
+    than every 10 s while no data flows.
+
+    One stream per registration: a newer `Listen` of the same peer ends the
+    older stream with `ABORTED` (`LISTEN_REPLACED`). The stream ends with
+    `NOT_FOUND` (`PEER_NOT_REGISTERED`) when the peer leaves or its lease
+    runs out: the peer keeps its lease with `Heartbeat` as usual, and calls
+    `Join` and then `Listen` again.
+
+    Errors:
+    * `INVALID_ARGUMENT`: a malformed peer id (`PEER_ID_INVALID`), or the
+      request bytes are not a `ListenRequest` (`REQUEST_MALFORMED`).
+    * `UNAUTHENTICATED`: the token does not match the peer id
+      (`TOKEN_MISMATCH`); call `Join`.
+    * `NOT_FOUND`: the peer is unknown or its lease expired
+      (`PEER_NOT_REGISTERED`); call `Join`.
+    * `RESOURCE_EXHAUSTED`: the tracker holds as many listening peers as it
+      allows (`LISTENERS_FULL`, `--max-listeners`, default 1,024; with
+      `RetryInfo`).
+    * `ABORTED`: a newer `Listen` of the same peer replaced this stream
+      (`LISTEN_REPLACED`).
+    """
+    Connect: _aio.UnaryUnaryMultiCallable[_tracker_pb2.ConnectRequest, _tracker_pb2.ConnectResponse]  # type: ignore[assignment]
+    """Connect asks the tracker for a way to reach a peer that the caller cannot
+    dial: a peer the tracker could not reach (`SearchResult.reachable`
+    false), or one whose address did not answer the caller.
+
+    With `path` `CONNECT_PATH_REVERSE`, the caller listens on `reverse_port`
+    of its own address; the tracker tells the peer (over its `Listen`
+    stream) to dial the address it sees this call come from, at that port,
+    and answers with the `session` and `secret` of that dial. The peer opens
+    a TCP connection there and sends the 18 bytes `NAPSHARE-REVERSE/1` and
+    a line feed, then `session` (16 bytes); the caller answers with
+    HMAC-SHA256(`secret`, "napshare.v1 reverse downloader" + `session`), 32
+    bytes, and the peer, having checked it, with HMAC-SHA256(`secret`,
+    "napshare.v1 reverse peer" + `session`). From then on the connection is
+    the caller's connection to the peer's `PeerService`: the caller starts
+    its TLS handshake on it, trusting only the peer's listed certificate, as
+    when it dials the peer itself. A caller behind a NAT cannot be dialled:
+    it waits a few seconds, then asks for `CONNECT_PATH_RELAY`.
+
+    With `path` `CONNECT_PATH_RELAY`, the tracker answers with a relay's
+    address and a ticket for each side (`relay_ticket` for the caller; the
+    peer's goes over its `Listen` stream); both connect to the relay, which
+    pairs them and copies bytes between them without reading them (see
+    `napshare/v1/relay.proto`). The caller's TLS to the peer runs end to end
+    through it. A tracker serving plain text offers no relay.
+
+    Either way, when the caller comes from the same public IP address as the
+    peer joined from (both behind one NAT), `local_addresses` lists the
+    addresses the peer has on its own network: dial those first, directly.
+
+    Errors:
+    * `INVALID_ARGUMENT`: a malformed peer id (`PEER_ID_INVALID`), no `path`
+      (`CONNECT_PATH_INVALID`), `reverse_port` 0 or above 65535 with
+      `CONNECT_PATH_REVERSE` (`ADDRESS_INVALID`), a call that comes from no IP
+      address, so that nobody could dial it (`CALLER_ADDRESS_UNKNOWN`), or the
+      request bytes are not a `ConnectRequest` (`REQUEST_MALFORMED`).
+    * `NOT_FOUND`: no live registration has that peer id
+      (`PEER_NOT_REGISTERED`).
+    * `FAILED_PRECONDITION`: the peer holds no `Listen` stream, so it cannot
+      be asked to dial, and has no address on the caller's network either
+      (`PEER_NOT_LISTENING`); or the peer is anonymous, so nothing could
+      check who answers (`PEER_ANONYMOUS`).
+    * `UNAVAILABLE`: `CONNECT_PATH_RELAY`, and the tracker offers no relay
+      (`RELAY_UNAVAILABLE`: run with `--no-relay`, or serving plain text).
+    * `RESOURCE_EXHAUSTED`: the caller's IP address asked for more
+      connections than the tracker allows per second
+      (`CONNECT_RATE_LIMITED`, `--connect-rate`; with `RetryInfo`), or the
+      peer already has as many dials pending as the tracker sends it
+      (`PEER_DIALS_BUSY`, with `RetryInfo`).
+    """
 
 class TrackerServiceServicer(metaclass=_abc_1.ABCMeta):
     """TrackerService keeps the index of peers and their files.
@@ -446,15 +630,19 @@ class TrackerServiceServicer(metaclass=_abc_1.ABCMeta):
         and never reachable.
 
         Errors:
-        * `INVALID_ARGUMENT`: a malformed host, port 0 or above 65535
-          (`ADDRESS_INVALID`); an empty host when the caller's address is not an
+        * `INVALID_ARGUMENT`: a malformed host, port 0 or above 65535, or a
+          `local_addresses` entry that is not an IP address and port, or more
+          than 8 of them (`ADDRESS_INVALID`; `field` names it); an empty host when the caller's address is not an
           IP address (`CALLER_ADDRESS_UNKNOWN`); a bad file name (`NAME_INVALID`),
           size (`SIZE_INVALID`), sha256 (`SHA256_INVALID`) or pieces root
           (`PIECES_ROOT_INVALID`); a name listed twice (`NAME_DUPLICATE`); more
           than 50,000 files (`TOO_MANY_FILES`); a
-          `certificate` that is not a DER X.509 certificate with an ECDSA key, or
-          over 2 KiB (`CERTIFICATE_INVALID`); or the request bytes are not a
-          `JoinRequest` (`REQUEST_MALFORMED`).
+          `certificate` that the identity rules do not allow: not a self-signed
+          DER X.509 certificate of an ECDSA P-256 key, over 2 KiB, a CA's
+          (basicConstraints CA:TRUE), expired or not yet valid (give or take
+          300 s), or with a critical extension other than basicConstraints,
+          keyUsage, extendedKeyUsage and subjectAltName (`CERTIFICATE_INVALID`);
+          or the request bytes are not a `JoinRequest` (`REQUEST_MALFORMED`).
         * `UNAUTHENTICATED`: `signature` is not the certificate key's over this
           Join for this tracker, or `signed_at` is more than 300 s away from the
           tracker's clock (`JOIN_SIGNATURE_INVALID`).
@@ -583,6 +771,106 @@ class TrackerServiceServicer(metaclass=_abc_1.ABCMeta):
           (`TOKEN_MISMATCH`).
         * `NOT_FOUND`: the peer is unknown or its lease already expired
           (`PEER_NOT_REGISTERED`).
+        """
+
+    @_abc_1.abstractmethod
+    def Listen(
+        self,
+        request: _tracker_pb2.ListenRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_tracker_pb2.ListenResponse], _abc.AsyncIterator[_tracker_pb2.ListenResponse]]:
+        """Listen keeps a peer that the tracker could not reach at its address
+        (`JoinResponse.reachable` false: behind a home router's NAT or a
+        firewall) reachable anyway: the peer holds this stream open, and the
+        tracker sends on it, as `ListenResponse` events, each request of a
+        downloader to reach the peer (`Connect`). The peer then dials out: to the
+        downloader (`reverse_dial`), or to a relay (`relay_session`), and serves
+        `PeerService` over that connection exactly as over one it accepted, with
+        its own certificate, so the downloader still trusts only the certificate
+        the tracker listed. The tracker never sees file bytes.
+
+        The first message is `started`, with the interval at which the tracker
+        sends `keepalive` events when nothing else is sent (20 s by default,
+        `--listen-keepalive`): they keep a home router's mapping of the
+        connection alive, and a peer that gets no message for three intervals
+        should open the stream again (on a new connection). Peers need no gRPC
+        keepalive pings for this stream; the tracker accepts pings no more often
+        than every 10 s while no data flows.
+
+        One stream per registration: a newer `Listen` of the same peer ends the
+        older stream with `ABORTED` (`LISTEN_REPLACED`). The stream ends with
+        `NOT_FOUND` (`PEER_NOT_REGISTERED`) when the peer leaves or its lease
+        runs out: the peer keeps its lease with `Heartbeat` as usual, and calls
+        `Join` and then `Listen` again.
+
+        Errors:
+        * `INVALID_ARGUMENT`: a malformed peer id (`PEER_ID_INVALID`), or the
+          request bytes are not a `ListenRequest` (`REQUEST_MALFORMED`).
+        * `UNAUTHENTICATED`: the token does not match the peer id
+          (`TOKEN_MISMATCH`); call `Join`.
+        * `NOT_FOUND`: the peer is unknown or its lease expired
+          (`PEER_NOT_REGISTERED`); call `Join`.
+        * `RESOURCE_EXHAUSTED`: the tracker holds as many listening peers as it
+          allows (`LISTENERS_FULL`, `--max-listeners`, default 1,024; with
+          `RetryInfo`).
+        * `ABORTED`: a newer `Listen` of the same peer replaced this stream
+          (`LISTEN_REPLACED`).
+        """
+
+    @_abc_1.abstractmethod
+    def Connect(
+        self,
+        request: _tracker_pb2.ConnectRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_tracker_pb2.ConnectResponse, _abc.Awaitable[_tracker_pb2.ConnectResponse]]:
+        """Connect asks the tracker for a way to reach a peer that the caller cannot
+        dial: a peer the tracker could not reach (`SearchResult.reachable`
+        false), or one whose address did not answer the caller.
+
+        With `path` `CONNECT_PATH_REVERSE`, the caller listens on `reverse_port`
+        of its own address; the tracker tells the peer (over its `Listen`
+        stream) to dial the address it sees this call come from, at that port,
+        and answers with the `session` and `secret` of that dial. The peer opens
+        a TCP connection there and sends the 18 bytes `NAPSHARE-REVERSE/1` and
+        a line feed, then `session` (16 bytes); the caller answers with
+        HMAC-SHA256(`secret`, "napshare.v1 reverse downloader" + `session`), 32
+        bytes, and the peer, having checked it, with HMAC-SHA256(`secret`,
+        "napshare.v1 reverse peer" + `session`). From then on the connection is
+        the caller's connection to the peer's `PeerService`: the caller starts
+        its TLS handshake on it, trusting only the peer's listed certificate, as
+        when it dials the peer itself. A caller behind a NAT cannot be dialled:
+        it waits a few seconds, then asks for `CONNECT_PATH_RELAY`.
+
+        With `path` `CONNECT_PATH_RELAY`, the tracker answers with a relay's
+        address and a ticket for each side (`relay_ticket` for the caller; the
+        peer's goes over its `Listen` stream); both connect to the relay, which
+        pairs them and copies bytes between them without reading them (see
+        `napshare/v1/relay.proto`). The caller's TLS to the peer runs end to end
+        through it. A tracker serving plain text offers no relay.
+
+        Either way, when the caller comes from the same public IP address as the
+        peer joined from (both behind one NAT), `local_addresses` lists the
+        addresses the peer has on its own network: dial those first, directly.
+
+        Errors:
+        * `INVALID_ARGUMENT`: a malformed peer id (`PEER_ID_INVALID`), no `path`
+          (`CONNECT_PATH_INVALID`), `reverse_port` 0 or above 65535 with
+          `CONNECT_PATH_REVERSE` (`ADDRESS_INVALID`), a call that comes from no IP
+          address, so that nobody could dial it (`CALLER_ADDRESS_UNKNOWN`), or the
+          request bytes are not a `ConnectRequest` (`REQUEST_MALFORMED`).
+        * `NOT_FOUND`: no live registration has that peer id
+          (`PEER_NOT_REGISTERED`).
+        * `FAILED_PRECONDITION`: the peer holds no `Listen` stream, so it cannot
+          be asked to dial, and has no address on the caller's network either
+          (`PEER_NOT_LISTENING`); or the peer is anonymous, so nothing could
+          check who answers (`PEER_ANONYMOUS`).
+        * `UNAVAILABLE`: `CONNECT_PATH_RELAY`, and the tracker offers no relay
+          (`RELAY_UNAVAILABLE`: run with `--no-relay`, or serving plain text).
+        * `RESOURCE_EXHAUSTED`: the caller's IP address asked for more
+          connections than the tracker allows per second
+          (`CONNECT_RATE_LIMITED`, `--connect-rate`; with `RetryInfo`), or the
+          peer already has as many dials pending as the tracker sends it
+          (`PEER_DIALS_BUSY`, with `RetryInfo`).
         """
 
 def add_TrackerServiceServicer_to_server(servicer: TrackerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -8,8 +8,8 @@
 // @generated from file napshare/v1/tracker.proto (package napshare.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { FileInfo } from "./file_info_pb.js";
 import { file_napshare_v1_file_info } from "./file_info_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file napshare/v1/tracker.proto.
  */
 export const file_napshare_v1_tracker: GenFile = /*@__PURE__*/
-  fileDesc("ChluYXBzaGFyZS92MS90cmFja2VyLnByb3RvEgtuYXBzaGFyZS52MSKKAQoLSm9pblJlcXVlc3QSDAoEaG9zdBgBIAEoCRIMCgRwb3J0GAIgASgNEiQKBWZpbGVzGAMgAygLMhUubmFwc2hhcmUudjEuRmlsZUluZm8SEwoLY2VydGlmaWNhdGUYBCABKAwSEQoJc2lnbmF0dXJlGAUgASgMEhEKCXNpZ25lZF9hdBgGIAEoAyJlCgxKb2luUmVzcG9uc2USDwoHcGVlcl9pZBgBIAEoCRINCgV0b2tlbhgCIAEoCRIiChpoZWFydGJlYXRfaW50ZXJ2YWxfc2Vjb25kcxgDIAEoDRIRCglyZWFjaGFibGUYBCABKAgicwoNU2VhcmNoUmVxdWVzdBIMCgRuYW1lGAEgASgJEg0KBXF1ZXJ5GAIgASgJEg0KBWxpbWl0GAMgASgNEg8KB3BlZXJfaWQYBCABKAkSEQoJcGFnZV9zaXplGAUgASgNEhIKCnBhZ2VfdG9rZW4YBiABKAkiewoOU2VhcmNoUmVzcG9uc2USKgoHcmVzdWx0cxgBIAMoCzIZLm5hcHNoYXJlLnYxLlNlYXJjaFJlc3VsdBIRCgl0cnVuY2F0ZWQYAiABKAgSFwoPbmV4dF9wYWdlX3Rva2VuGAMgASgJEhEKCWdhdGhlcmluZxgEIAEoCCJZCgxTZWFyY2hSZXN1bHQSDwoHcGVlcl9pZBgBIAEoCRIjCgRmaWxlGAIgASgLMhUubmFwc2hhcmUudjEuRmlsZUluZm8SEwoLY2VydGlmaWNhdGUYAyABKAwibAoNVXBkYXRlUmVxdWVzdBIPCgdwZWVyX2lkGAEgASgJEg0KBXRva2VuGAIgASgJEiQKBWZpbGVzGAMgAygLMhUubmFwc2hhcmUudjEuRmlsZUluZm8SFQoNcmVtb3ZlZF9uYW1lcxgEIAMoCSIQCg5VcGRhdGVSZXNwb25zZSIyChBIZWFydGJlYXRSZXF1ZXN0Eg8KB3BlZXJfaWQYASABKAkSDQoFdG9rZW4YAiABKAkiEwoRSGVhcnRiZWF0UmVzcG9uc2UiLgoMTGVhdmVSZXF1ZXN0Eg8KB3BlZXJfaWQYASABKAkSDQoFdG9rZW4YAiABKAkiDwoNTGVhdmVSZXNwb25zZTLfAgoOVHJhY2tlclNlcnZpY2USOwoESm9pbhIYLm5hcHNoYXJlLnYxLkpvaW5SZXF1ZXN0GhkubmFwc2hhcmUudjEuSm9pblJlc3BvbnNlEkEKBlNlYXJjaBIaLm5hcHNoYXJlLnYxLlNlYXJjaFJlcXVlc3QaGy5uYXBzaGFyZS52MS5TZWFyY2hSZXNwb25zZRJBCgZVcGRhdGUSGi5uYXBzaGFyZS52MS5VcGRhdGVSZXF1ZXN0GhsubmFwc2hhcmUudjEuVXBkYXRlUmVzcG9uc2USSgoJSGVhcnRiZWF0Eh0ubmFwc2hhcmUudjEuSGVhcnRiZWF0UmVxdWVzdBoeLm5hcHNoYXJlLnYxLkhlYXJ0YmVhdFJlc3BvbnNlEj4KBUxlYXZlEhkubmFwc2hhcmUudjEuTGVhdmVSZXF1ZXN0GhoubmFwc2hhcmUudjEuTGVhdmVSZXNwb25zZUJqCg5pby5uYXBzaGFyZS52MUIMVHJhY2tlclByb3RvUAFaOmdpdGh1Yi5jb20vbmFwc2hhcmUvbmFwc2hhcmUvZ2VuL2dvL25hcHNoYXJlL3YxO25hcHNoYXJldjGqAgtOYXBzaGFyZS5WMWIGcHJvdG8z", [file_napshare_v1_file_info]);
+  fileDesc("ChluYXBzaGFyZS92MS90cmFja2VyLnByb3RvEgtuYXBzaGFyZS52MSKjAQoLSm9pblJlcXVlc3QSDAoEaG9zdBgBIAEoCRIMCgRwb3J0GAIgASgNEiQKBWZpbGVzGAMgAygLMhUubmFwc2hhcmUudjEuRmlsZUluZm8SEwoLY2VydGlmaWNhdGUYBCABKAwSEQoJc2lnbmF0dXJlGAUgASgMEhEKCXNpZ25lZF9hdBgGIAEoAxIXCg9sb2NhbF9hZGRyZXNzZXMYByADKAkiZQoMSm9pblJlc3BvbnNlEg8KB3BlZXJfaWQYASABKAkSDQoFdG9rZW4YAiABKAkSIgoaaGVhcnRiZWF0X2ludGVydmFsX3NlY29uZHMYAyABKA0SEQoJcmVhY2hhYmxlGAQgASgIInMKDVNlYXJjaFJlcXVlc3QSDAoEbmFtZRgBIAEoCRINCgVxdWVyeRgCIAEoCRINCgVsaW1pdBgDIAEoDRIPCgdwZWVyX2lkGAQgASgJEhEKCXBhZ2Vfc2l6ZRgFIAEoDRISCgpwYWdlX3Rva2VuGAYgASgJInsKDlNlYXJjaFJlc3BvbnNlEioKB3Jlc3VsdHMYASADKAsyGS5uYXBzaGFyZS52MS5TZWFyY2hSZXN1bHQSEQoJdHJ1bmNhdGVkGAIgASgIEhcKD25leHRfcGFnZV90b2tlbhgDIAEoCRIRCglnYXRoZXJpbmcYBCABKAgibAoMU2VhcmNoUmVzdWx0Eg8KB3BlZXJfaWQYASABKAkSIwoEZmlsZRgCIAEoCzIVLm5hcHNoYXJlLnYxLkZpbGVJbmZvEhMKC2NlcnRpZmljYXRlGAMgASgMEhEKCXJlYWNoYWJsZRgEIAEoCCJsCg1VcGRhdGVSZXF1ZXN0Eg8KB3BlZXJfaWQYASABKAkSDQoFdG9rZW4YAiABKAkSJAoFZmlsZXMYAyADKAsyFS5uYXBzaGFyZS52MS5GaWxlSW5mbxIVCg1yZW1vdmVkX25hbWVzGAQgAygJIhAKDlVwZGF0ZVJlc3BvbnNlIjIKEEhlYXJ0YmVhdFJlcXVlc3QSDwoHcGVlcl9pZBgBIAEoCRINCgV0b2tlbhgCIAEoCSITChFIZWFydGJlYXRSZXNwb25zZSIuCgxMZWF2ZVJlcXVlc3QSDwoHcGVlcl9pZBgBIAEoCRINCgV0b2tlbhgCIAEoCSIPCg1MZWF2ZVJlc3BvbnNlIi8KDUxpc3RlblJlcXVlc3QSDwoHcGVlcl9pZBgBIAEoCRINCgV0b2tlbhgCIAEoCSLhAQoOTGlzdGVuUmVzcG9uc2USLQoHc3RhcnRlZBgBIAEoCzIaLm5hcHNoYXJlLnYxLkxpc3RlblN0YXJ0ZWRIABIxCglrZWVwYWxpdmUYAiABKAsyHC5uYXBzaGFyZS52MS5MaXN0ZW5LZWVwYWxpdmVIABIwCgxyZXZlcnNlX2RpYWwYAyABKAsyGC5uYXBzaGFyZS52MS5SZXZlcnNlRGlhbEgAEjIKDXJlbGF5X3Nlc3Npb24YBCABKAsyGS5uYXBzaGFyZS52MS5SZWxheVNlc3Npb25IAEIHCgVldmVudCIqCg1MaXN0ZW5TdGFydGVkEhkKEWtlZXBhbGl2ZV9zZWNvbmRzGAEgASgNIhEKD0xpc3RlbktlZXBhbGl2ZSI/CgtSZXZlcnNlRGlhbBIPCgdhZGRyZXNzGAEgASgJEg8KB3Nlc3Npb24YAiABKAwSDgoGc2VjcmV0GAMgASgMIjsKDFJlbGF5U2Vzc2lvbhIVCg1yZWxheV9hZGRyZXNzGAEgASgJEhQKDHJlbGF5X3RpY2tldBgCIAEoDCJfCg5Db25uZWN0UmVxdWVzdBIPCgdwZWVyX2lkGAEgASgJEiYKBHBhdGgYAiABKA4yGC5uYXBzaGFyZS52MS5Db25uZWN0UGF0aBIUCgxyZXZlcnNlX3BvcnQYAyABKA0iiQEKD0Nvbm5lY3RSZXNwb25zZRIXCg9sb2NhbF9hZGRyZXNzZXMYASADKAkSDwoHZGlhbGluZxgCIAEoCBIPCgdzZXNzaW9uGAMgASgMEg4KBnNlY3JldBgEIAEoDBIVCg1yZWxheV9hZGRyZXNzGAUgASgJEhQKDHJlbGF5X3RpY2tldBgGIAEoDCpdCgtDb25uZWN0UGF0aBIcChhDT05ORUNUX1BBVEhfVU5TUEVDSUZJRUQQABIYChRDT05ORUNUX1BBVEhfUkVWRVJTRRABEhYKEkNPTk5FQ1RfUEFUSF9SRUxBWRACMuoDCg5UcmFja2VyU2VydmljZRI7CgRKb2luEhgubmFwc2hhcmUudjEuSm9pblJlcXVlc3QaGS5uYXBzaGFyZS52MS5Kb2luUmVzcG9uc2USQQoGU2VhcmNoEhoubmFwc2hhcmUudjEuU2VhcmNoUmVxdWVzdBobLm5hcHNoYXJlLnYxLlNlYXJjaFJlc3BvbnNlEkEKBlVwZGF0ZRIaLm5hcHNoYXJlLnYxLlVwZGF0ZVJlcXVlc3QaGy5uYXBzaGFyZS52MS5VcGRhdGVSZXNwb25zZRJKCglIZWFydGJlYXQSHS5uYXBzaGFyZS52MS5IZWFydGJlYXRSZXF1ZXN0Gh4ubmFwc2hhcmUudjEuSGVhcnRiZWF0UmVzcG9uc2USPgoFTGVhdmUSGS5uYXBzaGFyZS52MS5MZWF2ZVJlcXVlc3QaGi5uYXBzaGFyZS52MS5MZWF2ZVJlc3BvbnNlEkMKBkxpc3RlbhIaLm5hcHNoYXJlLnYxLkxpc3RlblJlcXVlc3QaGy5uYXBzaGFyZS52MS5MaXN0ZW5SZXNwb25zZTABEkQKB0Nvbm5lY3QSGy5uYXBzaGFyZS52MS5Db25uZWN0UmVxdWVzdBocLm5hcHNoYXJlLnYxLkNvbm5lY3RSZXNwb25zZUJqCg5pby5uYXBzaGFyZS52MUIMVHJhY2tlclByb3RvUAFaOmdpdGh1Yi5jb20vbmFwc2hhcmUvbmFwc2hhcmUvZ2VuL2dvL25hcHNoYXJlL3YxO25hcHNoYXJldjGqAgtOYXBzaGFyZS5WMWIGcHJvdG8z", [file_napshare_v1_file_info]);
 
 /**
  * JoinRequest registers a peer.
@@ -76,6 +76,17 @@ export type JoinRequest = Message<"napshare.v1.JoinRequest"> & {
    * @generated from field: int64 signed_at = 6;
    */
   signedAt: bigint;
+
+  /**
+   * Optional: the addresses (`host:port`, at most 8, IP literals) at which
+   * this peer's `PeerService` answers on its own network, such as
+   * `192.168.1.20:8776` behind a home router. The tracker gives them only to
+   * callers of `Connect` that come from the same public IP address as this
+   * Join (peers behind the same NAT), who dial them directly.
+   *
+   * @generated from field: repeated string local_addresses = 7;
+   */
+  localAddresses: string[];
 };
 
 /**
@@ -270,6 +281,15 @@ export type SearchResult = Message<"napshare.v1.SearchResult"> & {
    * @generated from field: bytes certificate = 3;
    */
   certificate: Uint8Array;
+
+  /**
+   * Whether the tracker reached the peer at `peer_id` when it joined. When
+   * false (the peer is behind a NAT or a firewall), dial it anyway only with
+   * a short timeout, and reach it through `TrackerService.Connect`.
+   *
+   * @generated from field: bool reachable = 4;
+   */
+  reachable: boolean;
 };
 
 /**
@@ -425,6 +445,324 @@ export const LeaveResponseSchema: GenMessage<LeaveResponse> = /*@__PURE__*/
   messageDesc(file_napshare_v1_tracker, 10);
 
 /**
+ * ListenRequest opens a peer's stream of connection requests.
+ *
+ * @generated from message napshare.v1.ListenRequest
+ */
+export type ListenRequest = Message<"napshare.v1.ListenRequest"> & {
+  /**
+   * The caller's peer id, as returned by `Join`.
+   *
+   * @generated from field: string peer_id = 1;
+   */
+  peerId: string;
+
+  /**
+   * The caller's token, as returned by `Join`.
+   *
+   * @generated from field: string token = 2;
+   */
+  token: string;
+};
+
+/**
+ * Describes the message napshare.v1.ListenRequest.
+ * Use `create(ListenRequestSchema)` to create a new message.
+ */
+export const ListenRequestSchema: GenMessage<ListenRequest> = /*@__PURE__*/
+  messageDesc(file_napshare_v1_tracker, 11);
+
+/**
+ * ListenResponse is one event on a peer's `Listen` stream.
+ *
+ * @generated from message napshare.v1.ListenResponse
+ */
+export type ListenResponse = Message<"napshare.v1.ListenResponse"> & {
+  /**
+   * What happened.
+   *
+   * @generated from oneof napshare.v1.ListenResponse.event
+   */
+  event: {
+    /**
+     * The first message: the stream is open and connection requests will
+     * come on it.
+     *
+     * @generated from field: napshare.v1.ListenStarted started = 1;
+     */
+    value: ListenStarted;
+    case: "started";
+  } | {
+    /**
+     * Nothing happened for one keepalive interval.
+     *
+     * @generated from field: napshare.v1.ListenKeepalive keepalive = 2;
+     */
+    value: ListenKeepalive;
+    case: "keepalive";
+  } | {
+    /**
+     * A downloader listens for this peer: dial it.
+     *
+     * @generated from field: napshare.v1.ReverseDial reverse_dial = 3;
+     */
+    value: ReverseDial;
+    case: "reverseDial";
+  } | {
+    /**
+     * A downloader waits at a relay: connect there with this peer's ticket.
+     *
+     * @generated from field: napshare.v1.RelaySession relay_session = 4;
+     */
+    value: RelaySession;
+    case: "relaySession";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message napshare.v1.ListenResponse.
+ * Use `create(ListenResponseSchema)` to create a new message.
+ */
+export const ListenResponseSchema: GenMessage<ListenResponse> = /*@__PURE__*/
+  messageDesc(file_napshare_v1_tracker, 12);
+
+/**
+ * ListenStarted opens a `Listen` stream.
+ *
+ * @generated from message napshare.v1.ListenStarted
+ */
+export type ListenStarted = Message<"napshare.v1.ListenStarted"> & {
+  /**
+   * How often the tracker sends an event when nothing else is sent. A peer
+   * that gets no message for three of these should open the stream again.
+   *
+   * @generated from field: uint32 keepalive_seconds = 1;
+   */
+  keepaliveSeconds: number;
+};
+
+/**
+ * Describes the message napshare.v1.ListenStarted.
+ * Use `create(ListenStartedSchema)` to create a new message.
+ */
+export const ListenStartedSchema: GenMessage<ListenStarted> = /*@__PURE__*/
+  messageDesc(file_napshare_v1_tracker, 13);
+
+/**
+ * ListenKeepalive carries nothing: it keeps the connection's mapping alive
+ * in routers on the way.
+ *
+ * @generated from message napshare.v1.ListenKeepalive
+ */
+export type ListenKeepalive = Message<"napshare.v1.ListenKeepalive"> & {
+};
+
+/**
+ * Describes the message napshare.v1.ListenKeepalive.
+ * Use `create(ListenKeepaliveSchema)` to create a new message.
+ */
+export const ListenKeepaliveSchema: GenMessage<ListenKeepalive> = /*@__PURE__*/
+  messageDesc(file_napshare_v1_tracker, 14);
+
+/**
+ * ReverseDial asks the listening peer to open a connection to a downloader.
+ *
+ * @generated from message napshare.v1.ReverseDial
+ */
+export type ReverseDial = Message<"napshare.v1.ReverseDial"> & {
+  /**
+   * Where to dial, `host:port`: the IP address the tracker saw the
+   * downloader's `Connect` come from, and the port it listens on.
+   *
+   * @generated from field: string address = 1;
+   */
+  address: string;
+
+  /**
+   * The 16 bytes that name this dial, sent first on the connection.
+   *
+   * @generated from field: bytes session = 2;
+   */
+  session: Uint8Array;
+
+  /**
+   * The 32-byte secret of this dial: only the downloader that asked knows
+   * it, and it proves so (see `Connect`). Never send it on the connection.
+   *
+   * @generated from field: bytes secret = 3;
+   */
+  secret: Uint8Array;
+};
+
+/**
+ * Describes the message napshare.v1.ReverseDial.
+ * Use `create(ReverseDialSchema)` to create a new message.
+ */
+export const ReverseDialSchema: GenMessage<ReverseDial> = /*@__PURE__*/
+  messageDesc(file_napshare_v1_tracker, 15);
+
+/**
+ * RelaySession asks the listening peer to meet a downloader at a relay.
+ *
+ * @generated from message napshare.v1.RelaySession
+ */
+export type RelaySession = Message<"napshare.v1.RelaySession"> & {
+  /**
+   * The relay's address, `host:port`. An empty host (`:1100`) means the
+   * tracker's own host, as the peer dials the tracker.
+   *
+   * @generated from field: string relay_address = 1;
+   */
+  relayAddress: string;
+
+  /**
+   * The peer's ticket for the relay: a serialized `SignedRelayTicket`.
+   *
+   * @generated from field: bytes relay_ticket = 2;
+   */
+  relayTicket: Uint8Array;
+};
+
+/**
+ * Describes the message napshare.v1.RelaySession.
+ * Use `create(RelaySessionSchema)` to create a new message.
+ */
+export const RelaySessionSchema: GenMessage<RelaySession> = /*@__PURE__*/
+  messageDesc(file_napshare_v1_tracker, 16);
+
+/**
+ * ConnectRequest asks for a way to reach one peer.
+ *
+ * @generated from message napshare.v1.ConnectRequest
+ */
+export type ConnectRequest = Message<"napshare.v1.ConnectRequest"> & {
+  /**
+   * The peer to reach, as `SearchResult.peer_id` lists it.
+   *
+   * @generated from field: string peer_id = 1;
+   */
+  peerId: string;
+
+  /**
+   * How to reach it.
+   *
+   * @generated from field: napshare.v1.ConnectPath path = 2;
+   */
+  path: ConnectPath;
+
+  /**
+   * With `CONNECT_PATH_REVERSE`: the port the caller listens on, at the
+   * address the tracker sees this call come from.
+   *
+   * @generated from field: uint32 reverse_port = 3;
+   */
+  reversePort: number;
+};
+
+/**
+ * Describes the message napshare.v1.ConnectRequest.
+ * Use `create(ConnectRequestSchema)` to create a new message.
+ */
+export const ConnectRequestSchema: GenMessage<ConnectRequest> = /*@__PURE__*/
+  messageDesc(file_napshare_v1_tracker, 17);
+
+/**
+ * ConnectResponse says how to reach the peer.
+ *
+ * @generated from message napshare.v1.ConnectResponse
+ */
+export type ConnectResponse = Message<"napshare.v1.ConnectResponse"> & {
+  /**
+   * The peer's addresses on its own network (`host:port`), when the caller
+   * comes from the public IP address the peer joined from; else empty.
+   *
+   * @generated from field: repeated string local_addresses = 1;
+   */
+  localAddresses: string[];
+
+  /**
+   * Whether the peer was asked to dial (the caller's `reverse_port`, or the
+   * relay). False when it holds no `Listen` stream and only
+   * `local_addresses` can be tried.
+   *
+   * @generated from field: bool dialing = 2;
+   */
+  dialing: boolean;
+
+  /**
+   * With `CONNECT_PATH_REVERSE`: the 16 bytes the peer sends first.
+   *
+   * @generated from field: bytes session = 3;
+   */
+  session: Uint8Array;
+
+  /**
+   * With `CONNECT_PATH_REVERSE`: the 32-byte secret both sides prove they
+   * know (see `Connect`).
+   *
+   * @generated from field: bytes secret = 4;
+   */
+  secret: Uint8Array;
+
+  /**
+   * With `CONNECT_PATH_RELAY`: the relay's address, `host:port`; an empty
+   * host (`:1100`) means the tracker's own host, as the caller dialled it.
+   *
+   * @generated from field: string relay_address = 5;
+   */
+  relayAddress: string;
+
+  /**
+   * With `CONNECT_PATH_RELAY`: the caller's ticket for the relay, a
+   * serialized `SignedRelayTicket`.
+   *
+   * @generated from field: bytes relay_ticket = 6;
+   */
+  relayTicket: Uint8Array;
+};
+
+/**
+ * Describes the message napshare.v1.ConnectResponse.
+ * Use `create(ConnectResponseSchema)` to create a new message.
+ */
+export const ConnectResponseSchema: GenMessage<ConnectResponse> = /*@__PURE__*/
+  messageDesc(file_napshare_v1_tracker, 18);
+
+/**
+ * ConnectPath says how the caller wants to reach a peer through the tracker.
+ *
+ * @generated from enum napshare.v1.ConnectPath
+ */
+export enum ConnectPath {
+  /**
+   * Not set: an error.
+   *
+   * @generated from enum value: CONNECT_PATH_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The peer dials the caller, at `reverse_port`.
+   *
+   * @generated from enum value: CONNECT_PATH_REVERSE = 1;
+   */
+  REVERSE = 1,
+
+  /**
+   * Both dial a relay.
+   *
+   * @generated from enum value: CONNECT_PATH_RELAY = 2;
+   */
+  RELAY = 2,
+}
+
+/**
+ * Describes the enum napshare.v1.ConnectPath.
+ */
+export const ConnectPathSchema: GenEnum<ConnectPath> = /*@__PURE__*/
+  enumDesc(file_napshare_v1_tracker, 0);
+
+/**
  * TrackerService keeps the index of peers and their files.
  *
  * A peer calls `Join` once, then `Heartbeat` every
@@ -484,15 +822,19 @@ export const TrackerService: GenService<{
    * and never reachable.
    *
    * Errors:
-   * * `INVALID_ARGUMENT`: a malformed host, port 0 or above 65535
-   *   (`ADDRESS_INVALID`); an empty host when the caller's address is not an
+   * * `INVALID_ARGUMENT`: a malformed host, port 0 or above 65535, or a
+   *   `local_addresses` entry that is not an IP address and port, or more
+   *   than 8 of them (`ADDRESS_INVALID`; `field` names it); an empty host when the caller's address is not an
    *   IP address (`CALLER_ADDRESS_UNKNOWN`); a bad file name (`NAME_INVALID`),
    *   size (`SIZE_INVALID`), sha256 (`SHA256_INVALID`) or pieces root
    *   (`PIECES_ROOT_INVALID`); a name listed twice (`NAME_DUPLICATE`); more
    *   than 50,000 files (`TOO_MANY_FILES`); a
-   *   `certificate` that is not a DER X.509 certificate with an ECDSA key, or
-   *   over 2 KiB (`CERTIFICATE_INVALID`); or the request bytes are not a
-   *   `JoinRequest` (`REQUEST_MALFORMED`).
+   *   `certificate` that the identity rules do not allow: not a self-signed
+   *   DER X.509 certificate of an ECDSA P-256 key, over 2 KiB, a CA's
+   *   (basicConstraints CA:TRUE), expired or not yet valid (give or take
+   *   300 s), or with a critical extension other than basicConstraints,
+   *   keyUsage, extendedKeyUsage and subjectAltName (`CERTIFICATE_INVALID`);
+   *   or the request bytes are not a `JoinRequest` (`REQUEST_MALFORMED`).
    * * `UNAUTHENTICATED`: `signature` is not the certificate key's over this
    *   Join for this tracker, or `signed_at` is more than 300 s away from the
    *   tracker's clock (`JOIN_SIGNATURE_INVALID`).
@@ -632,6 +974,108 @@ export const TrackerService: GenService<{
     methodKind: "unary";
     input: typeof LeaveRequestSchema;
     output: typeof LeaveResponseSchema;
+  },
+  /**
+   * Listen keeps a peer that the tracker could not reach at its address
+   * (`JoinResponse.reachable` false: behind a home router's NAT or a
+   * firewall) reachable anyway: the peer holds this stream open, and the
+   * tracker sends on it, as `ListenResponse` events, each request of a
+   * downloader to reach the peer (`Connect`). The peer then dials out: to the
+   * downloader (`reverse_dial`), or to a relay (`relay_session`), and serves
+   * `PeerService` over that connection exactly as over one it accepted, with
+   * its own certificate, so the downloader still trusts only the certificate
+   * the tracker listed. The tracker never sees file bytes.
+   *
+   * The first message is `started`, with the interval at which the tracker
+   * sends `keepalive` events when nothing else is sent (20 s by default,
+   * `--listen-keepalive`): they keep a home router's mapping of the
+   * connection alive, and a peer that gets no message for three intervals
+   * should open the stream again (on a new connection). Peers need no gRPC
+   * keepalive pings for this stream; the tracker accepts pings no more often
+   * than every 10 s while no data flows.
+   *
+   * One stream per registration: a newer `Listen` of the same peer ends the
+   * older stream with `ABORTED` (`LISTEN_REPLACED`). The stream ends with
+   * `NOT_FOUND` (`PEER_NOT_REGISTERED`) when the peer leaves or its lease
+   * runs out: the peer keeps its lease with `Heartbeat` as usual, and calls
+   * `Join` and then `Listen` again.
+   *
+   * Errors:
+   * * `INVALID_ARGUMENT`: a malformed peer id (`PEER_ID_INVALID`), or the
+   *   request bytes are not a `ListenRequest` (`REQUEST_MALFORMED`).
+   * * `UNAUTHENTICATED`: the token does not match the peer id
+   *   (`TOKEN_MISMATCH`); call `Join`.
+   * * `NOT_FOUND`: the peer is unknown or its lease expired
+   *   (`PEER_NOT_REGISTERED`); call `Join`.
+   * * `RESOURCE_EXHAUSTED`: the tracker holds as many listening peers as it
+   *   allows (`LISTENERS_FULL`, `--max-listeners`, default 1,024; with
+   *   `RetryInfo`).
+   * * `ABORTED`: a newer `Listen` of the same peer replaced this stream
+   *   (`LISTEN_REPLACED`).
+   *
+   * @generated from rpc napshare.v1.TrackerService.Listen
+   */
+  listen: {
+    methodKind: "server_streaming";
+    input: typeof ListenRequestSchema;
+    output: typeof ListenResponseSchema;
+  },
+  /**
+   * Connect asks the tracker for a way to reach a peer that the caller cannot
+   * dial: a peer the tracker could not reach (`SearchResult.reachable`
+   * false), or one whose address did not answer the caller.
+   *
+   * With `path` `CONNECT_PATH_REVERSE`, the caller listens on `reverse_port`
+   * of its own address; the tracker tells the peer (over its `Listen`
+   * stream) to dial the address it sees this call come from, at that port,
+   * and answers with the `session` and `secret` of that dial. The peer opens
+   * a TCP connection there and sends the 18 bytes `NAPSHARE-REVERSE/1` and
+   * a line feed, then `session` (16 bytes); the caller answers with
+   * HMAC-SHA256(`secret`, "napshare.v1 reverse downloader" + `session`), 32
+   * bytes, and the peer, having checked it, with HMAC-SHA256(`secret`,
+   * "napshare.v1 reverse peer" + `session`). From then on the connection is
+   * the caller's connection to the peer's `PeerService`: the caller starts
+   * its TLS handshake on it, trusting only the peer's listed certificate, as
+   * when it dials the peer itself. A caller behind a NAT cannot be dialled:
+   * it waits a few seconds, then asks for `CONNECT_PATH_RELAY`.
+   *
+   * With `path` `CONNECT_PATH_RELAY`, the tracker answers with a relay's
+   * address and a ticket for each side (`relay_ticket` for the caller; the
+   * peer's goes over its `Listen` stream); both connect to the relay, which
+   * pairs them and copies bytes between them without reading them (see
+   * `napshare/v1/relay.proto`). The caller's TLS to the peer runs end to end
+   * through it. A tracker serving plain text offers no relay.
+   *
+   * Either way, when the caller comes from the same public IP address as the
+   * peer joined from (both behind one NAT), `local_addresses` lists the
+   * addresses the peer has on its own network: dial those first, directly.
+   *
+   * Errors:
+   * * `INVALID_ARGUMENT`: a malformed peer id (`PEER_ID_INVALID`), no `path`
+   *   (`CONNECT_PATH_INVALID`), `reverse_port` 0 or above 65535 with
+   *   `CONNECT_PATH_REVERSE` (`ADDRESS_INVALID`), a call that comes from no IP
+   *   address, so that nobody could dial it (`CALLER_ADDRESS_UNKNOWN`), or the
+   *   request bytes are not a `ConnectRequest` (`REQUEST_MALFORMED`).
+   * * `NOT_FOUND`: no live registration has that peer id
+   *   (`PEER_NOT_REGISTERED`).
+   * * `FAILED_PRECONDITION`: the peer holds no `Listen` stream, so it cannot
+   *   be asked to dial, and has no address on the caller's network either
+   *   (`PEER_NOT_LISTENING`); or the peer is anonymous, so nothing could
+   *   check who answers (`PEER_ANONYMOUS`).
+   * * `UNAVAILABLE`: `CONNECT_PATH_RELAY`, and the tracker offers no relay
+   *   (`RELAY_UNAVAILABLE`: run with `--no-relay`, or serving plain text).
+   * * `RESOURCE_EXHAUSTED`: the caller's IP address asked for more
+   *   connections than the tracker allows per second
+   *   (`CONNECT_RATE_LIMITED`, `--connect-rate`; with `RetryInfo`), or the
+   *   peer already has as many dials pending as the tracker sends it
+   *   (`PEER_DIALS_BUSY`, with `RetryInfo`).
+   *
+   * @generated from rpc napshare.v1.TrackerService.Connect
+   */
+  connect: {
+    methodKind: "unary";
+    input: typeof ConnectRequestSchema;
+    output: typeof ConnectResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_napshare_v1_tracker, 0);
