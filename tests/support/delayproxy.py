@@ -38,6 +38,7 @@ class _Pipe:
         self._held: collections.deque[tuple[float, bytes]] = collections.deque()
         self._held_bytes = 0
         self.peak_held = 0  # the most bytes held at once: what the sender had in flight
+        self.carried = False  # a byte came from the source
         self._ended = False  # the source closed its side (or failed): nothing more will come
         self._broken = False
         self._changed = threading.Condition()
@@ -62,6 +63,7 @@ class _Pipe:
                 data = self._source.recv(room)
                 if not data:
                     return
+                self.carried = True
                 with self._changed:
                     self._held.append((time.monotonic() + self._delay, data))
                     self._held_bytes += len(data)
@@ -116,8 +118,7 @@ class DelayProxy:
         self._accepter = threading.Thread(target=self._accept, name="delay-accept", daemon=True)
         self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []  # the ends of the connections still open
-        self._relayed = 0
-        self._pipes: list[_Pipe] = []
+        self._pipes: list[_Pipe] = []  # each connection's two, client to server first
         self._closed = False
 
     def __enter__(self) -> "DelayProxy":
@@ -139,9 +140,11 @@ class DelayProxy:
 
     @property
     def connections(self) -> int:
-        """How many connections were relayed so far, closed ones included."""
+        """How many connections have relayed bytes so far, closed ones included; one opened and
+        closed without a byte (a TCP probe) does not count.
+        """
         with self._lock:
-            return self._relayed
+            return sum(1 for pipe in self._pipes[::2] if pipe.carried)
 
     def close(self) -> None:
         """Stop accepting and drop every relayed connection."""
@@ -175,7 +178,6 @@ class DelayProxy:
                     server.close()
                     return
                 self._sockets += [client, server]
-                self._relayed += 1
             for end in (client, server):
                 end.settimeout(IDLE_TIMEOUT)
                 end.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
