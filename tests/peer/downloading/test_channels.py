@@ -23,11 +23,6 @@ from tests.support.liar import peer_service
 from tests.support.peers import InProcessPeer
 from tests.support.trackers import InProcessTracker
 
-# Exact counts of connections, health checks and round trips over a delayed link: the load of
-# another test can slow a stream into a reconnection (4 connections instead of 3, once in a run
-# of the whole suite on two workers).
-pytestmark = pytest.mark.serial
-
 DATA = b"x" * 4096
 
 
