@@ -1,11 +1,12 @@
 """Search page tokens: an opaque, bounded, signed cursor (the last key returned) tied to its search.
 
-A token is URL-safe base64 of a version byte, 8 bytes of a hash of the search (exact name
-or normalised query words), the last (peer id, file name) returned, NUL-separated, and an
-HMAC-SHA256 of all that, cut to 16 bytes. The next page starts after that key, so paging
-stays correct while the index changes. The secret is the store's: every tracker sharing a
-store accepts the tokens of the others, and across restarts of any of them. Tokens come
-from the network: decode() bounds the size and checks the signature before using one.
+A token is URL-safe base64 of a version byte, 8 bytes of a hash of the search (exact name,
+normalised query words, or the sha256 or pieces root searched for), the last (peer id, file
+name) returned, NUL-separated, and an HMAC-SHA256 of all that, cut to 16 bytes. The next page
+starts after that key, so paging stays correct while the index changes. The secret is the
+store's: every tracker sharing a store accepts the tokens of the others, and across restarts
+of any of them. Tokens come from the network: decode() bounds the size and checks the
+signature before using one.
 """
 
 import base64
@@ -33,6 +34,13 @@ def search_id(name: str, words: list[str]) -> bytes:
     what = "name\x00" + name if name else "query\x00" + " ".join(words)
     return hashlib.blake2b(
         what.encode("utf-8", "surrogatepass"), digest_size=_SEARCH_HASH_BYTES
+    ).digest()
+
+
+def content_search_id(field: str, digest: bytes) -> bytes:
+    """What ties a token to a search by content: a short hash of the field and the digest."""
+    return hashlib.blake2b(
+        field.encode() + b"\x00" + digest, digest_size=_SEARCH_HASH_BYTES
     ).digest()
 
 
