@@ -24,12 +24,14 @@ from napshare.peer.defaults import (
     GIVE_UP_AFTER,
     MAX_CHUNK_SIZE,
     MAX_DIALBACKS,
+    MAX_QUEUED,
     MAX_RESULTS,
     MAX_SOURCES,
     MAX_UPLOADS,
     MIN_CHUNK_SIZE,
     MIN_UPLOAD_RATE,
     MOST_SOURCES,
+    QUEUED_PER_ADDRESS,
     RESCAN_INTERVAL,
     SEARCH_LIMIT,
     STALL_TIMEOUT,
@@ -241,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int_in_range(1, 1000),
         default=MAX_UPLOADS,
         metavar="N",
-        help=tr("uploads at once; more are refused (default: %(default)d)"),
+        help=tr("uploads at once; more wait (--max-queued) or are refused (default: %(default)d)"),
     )
     serve.add_argument(
         "--max-uploads-per-address",
@@ -249,6 +251,23 @@ def build_parser() -> argparse.ArgumentParser:
         default=UPLOADS_PER_ADDRESS,
         metavar="N",
         help=tr("uploads at once to one IP address, whatever its ports (default: %(default)d)"),
+    )
+    serve.add_argument(
+        "--max-queued",
+        type=int_in_range(0, 1000),
+        default=MAX_QUEUED,
+        metavar="N",
+        help=tr(
+            "downloads that may wait for an upload slot, first come first served, when every "
+            "slot is taken; more are refused, and 0 refuses at once (default: %(default)d)"
+        ),
+    )
+    serve.add_argument(
+        "--max-queued-per-address",
+        type=int_in_range(1, 1000),
+        default=QUEUED_PER_ADDRESS,
+        metavar="N",
+        help=tr("downloads from one IP address that may wait for a slot (default: %(default)d)"),
     )
     serve.add_argument(
         "--min-upload-rate",

@@ -1,0 +1,231 @@
+"""The upload queue over gRPC: Downloads that ask to wait are served in the order they came,
+each told its place as it changes; one that leaves frees its place at once; a full queue
+refuses as a busy peer always did.
+"""
+
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from napshare.common import error_details, reasons
+from napshare.peer.serving import servicer
+from napshare.peer.serving.slots import QueueLimits
+from napshare.v1 import peer_pb2, peer_pb2_grpc
+
+from tests.support.peers import InProcessPeer
+
+BIG = 64 << 20  # far more than HTTP/2 flow control lets a server send ahead of its reader
+WAIT = 30.0
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    with (tmp_path / "big.bin").open("wb") as out:
+        out.truncate(BIG)
+    (tmp_path / "small.txt").write_bytes(b"small" * 1000)
+    return tmp_path
+
+
+@pytest.fixture
+def stub() -> Iterator[Callable[[InProcessPeer], peer_pb2_grpc.PeerServiceStub]]:
+    """Stubs on channels of their own (each its own connection); closed after the test."""
+    opened: list[grpc.Channel] = []
+
+    def make(peer: InProcessPeer) -> peer_pb2_grpc.PeerServiceStub:
+        channel = grpc.insecure_channel(f"127.0.0.1:{peer.port}")
+        opened.append(channel)
+        return peer_pb2_grpc.PeerServiceStub(channel)
+
+    yield make
+    for channel in opened:
+        channel.close()
+
+
+class Waiter(threading.Thread):
+    """One Download of small.txt that asks to wait: every response, in order, on `responses`
+    (None at the end), and what it got.
+    """
+
+    def __init__(self, stub: peer_pb2_grpc.PeerServiceStub, name: str = "small.txt") -> None:
+        super().__init__(daemon=True)
+        self.call = stub.Download(
+            peer_pb2.DownloadRequest(name=name, wait_for_slot=True), timeout=120
+        )
+        self.responses: queue.Queue[peer_pb2.DownloadResponse | None] = queue.Queue()
+        self.positions: list[int] = []
+        self.data = b""
+        self.error: grpc.RpcError | None = None
+
+    def run(self) -> None:
+        try:
+            for response in self.call:
+                if response.HasField("queued"):
+                    self.positions.append(response.queued.position)
+                self.data += response.data
+                self.responses.put(response)
+        except grpc.RpcError as error:
+            self.error = error
+        self.responses.put(None)
+
+    def next(self) -> peer_pb2.DownloadResponse | None:
+        return self.responses.get(timeout=WAIT)
+
+
+def hold_the_slot(stub: peer_pb2_grpc.PeerServiceStub) -> grpc.Call:
+    """A Download of big.bin that holds the only slot: it reads its first chunk, then nothing,
+    so flow control stops the peer until the call is cancelled.
+    """
+    call = stub.Download(peer_pb2.DownloadRequest(name="big.bin"), timeout=120)
+    next(call)
+    return call
+
+
+def test_three_downloaders_behind_one_slot_are_served_in_order_each_told_its_place(
+    root: Path, start_peer: Callable[..., InProcessPeer], stub: Callable
+) -> None:
+    peer = start_peer(root, max_uploads=1, queue=QueueLimits(most=8, per_address=8))
+    holder = hold_the_slot(stub(peer))
+    waiters = []
+    for place in (1, 2, 3):
+        waiter = Waiter(stub(peer))
+        waiter.start()
+        first = waiter.next()
+        assert first is not None
+        assert first.queued.position == place
+        assert first.queued.waiting == place
+        assert not first.data
+        assert not first.HasField("file")
+        waiters.append(waiter)
+    served: list[int] = []
+
+    def watch(number: int, waiter: Waiter) -> None:
+        while (response := waiter.next()) is not None:
+            if response.data and number not in served:
+                served.append(number)
+
+    watchers = [
+        threading.Thread(target=watch, args=(n, w), daemon=True) for n, w in enumerate(waiters)
+    ]
+    for watcher in watchers:
+        watcher.start()
+    holder.cancel()
+    for watcher in watchers:
+        watcher.join(WAIT)
+
+    assert served == [0, 1, 2]
+    for waiter in waiters:
+        assert waiter.error is None
+        assert waiter.data == b"small" * 1000
+    # Each was told every place it moved to, best last.
+    assert waiters[0].positions == [1]
+    assert waiters[1].positions[0] == 2
+    assert waiters[1].positions[-1] == 1
+    assert waiters[2].positions[0] == 3
+    assert waiters[2].positions[-1] == 1
+    for waiter in waiters:
+        assert waiter.positions == sorted(waiter.positions, reverse=True)
+
+
+def test_a_downloader_that_leaves_frees_its_place_at_once(
+    root: Path,
+    start_peer: Callable[..., InProcessPeer],
+    stub: Callable,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Positions are otherwise repeated every few seconds: no repeat can pass for the news.
+    monkeypatch.setattr(servicer, "QUEUE_REPORT_INTERVAL", 600.0)
+    peer = start_peer(root, max_uploads=1, queue=QueueLimits(most=8, per_address=8))
+    holder = hold_the_slot(stub(peer))
+    first, second = Waiter(stub(peer)), Waiter(stub(peer))
+    first.start()
+    assert first.next().queued.position == 1
+    second.start()
+    assert second.next().queued.position == 2
+
+    first.call.cancel()
+
+    moved = second.next()
+    assert moved is not None
+    assert (moved.queued.position, moved.queued.waiting) == (1, 1)
+    holder.cancel()
+    assert second.next().data  # its turn came
+
+
+def test_a_waiting_downloader_hears_an_estimate_once_uploads_have_run(
+    root: Path,
+    start_peer: Callable[..., InProcessPeer],
+    stub: Callable,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(servicer, "QUEUE_REPORT_INTERVAL", 0.2)
+    peer = start_peer(root, max_uploads=1, queue=QueueLimits(most=8, per_address=8))
+    holder = hold_the_slot(stub(peer))
+    waiter = Waiter(stub(peer))
+    waiter.start()
+    try:
+        estimates = []
+        while not any(estimates):
+            response = waiter.next()
+            assert response is not None
+            assert response.queued.position == 1
+            estimates.append(response.queued.estimated_seconds)
+        assert estimates[-1] > 0
+    finally:
+        holder.cancel()
+        waiter.call.cancel()
+
+
+def test_a_full_queue_refuses_as_a_busy_peer_does(
+    root: Path, start_peer: Callable[..., InProcessPeer], stub: Callable
+) -> None:
+    peer = start_peer(root, max_uploads=1, queue=QueueLimits(most=1, per_address=1))
+    holder = hold_the_slot(stub(peer))
+    waiter = Waiter(stub(peer))
+    waiter.start()
+    try:
+        assert waiter.next().queued.position == 1
+        for wait, reason in (
+            (True, reasons.TOO_MANY_UPLOADS_FOR_ADDRESS),  # this address has its one place
+            (False, reasons.UPLOAD_SLOTS_FULL),  # and who does not ask to wait is refused
+        ):
+            call = stub(peer).Download(
+                peer_pb2.DownloadRequest(name="small.txt", wait_for_slot=wait), timeout=10
+            )
+            with pytest.raises(grpc.RpcError) as caught:
+                list(call)
+            assert caught.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+            details = error_details.read(caught.value)
+            assert details is not None
+            assert details.reason == reason
+            assert details.retry_delay is not None
+    finally:
+        holder.cancel()
+        waiter.call.cancel()
+
+
+def test_a_request_that_cannot_be_served_is_refused_before_it_waits(
+    root: Path, start_peer: Callable[..., InProcessPeer], stub: Callable
+) -> None:
+    peer = start_peer(root, max_uploads=1, queue=QueueLimits(most=8, per_address=8))
+    holder = hold_the_slot(stub(peer))
+    try:
+        for request, code in (
+            (peer_pb2.DownloadRequest(name="missing.txt"), grpc.StatusCode.NOT_FOUND),
+            (
+                peer_pb2.DownloadRequest(name="small.txt", offset=10**9),
+                grpc.StatusCode.OUT_OF_RANGE,
+            ),
+            (
+                peer_pb2.DownloadRequest(name="small.txt", sha256="0" * 64),
+                grpc.StatusCode.FAILED_PRECONDITION,
+            ),
+        ):
+            request.wait_for_slot = True
+            with pytest.raises(grpc.RpcError) as caught:
+                list(stub(peer).Download(request, timeout=10))
+            assert caught.value.code() is code  # at once, not after waiting its turn
+    finally:
+        holder.cancel()
