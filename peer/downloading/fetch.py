@@ -321,6 +321,7 @@ class Stream:
     limit: TokenBucket | None = None
     on_bytes: Callable[[str, int], None] = lambda _peer, _count: None  # kept, from whom
     halt: threading.Event | None = None  # the engine stops every stream (another one failed)
+    on_data: Callable[[], None] = lambda: None  # bytes arrived (not yet checked)
 
 
 def fetch_claim(download: Download, part: PartFile, plan: Plan, claim: Claim, how: Stream) -> None:
@@ -356,6 +357,7 @@ def fetch_claim(download: Download, part: PartFile, plan: Plan, claim: Claim, ho
             if not data:
                 continue  # not progress: a peer sending only empty messages stalls
             watchdog.last = time.monotonic()
+            how.on_data()
             if chunk.offset != position or position + len(data) > end:
                 raise PeerError(
                     peer,
@@ -522,6 +524,7 @@ def fetch_in_order(download: Download, peer: str, part: PartFile, how: Stream) -
             if not data:
                 continue  # not progress: a peer sending only empty messages stalls
             watchdog.last = time.monotonic()
+            how.on_data()
             if chunk.offset != part.have or part.have + len(data) > part.size:
                 raise PeerError(
                     peer,

@@ -497,6 +497,11 @@ class PartFile:
         """True when the part holds nothing worth resuming."""
         return self.have == 0 and self._on_disk == 0
 
+    @property
+    def finished(self) -> bool:
+        """True once the part was committed or removed."""
+        return self._finished
+
     def close(self) -> None:
         """Stop hashing and close descriptors; the part stays for a later resume. Idempotent.
 
@@ -679,6 +684,35 @@ class PartFile:
         if self._hash is not None:
             self._hash.stop()
             self._hash = None
+
+
+def noted_version(root: Path, name: str) -> tuple[int, str, str] | None:
+    """The (size, sha256, pieces root) that the unfinished download of `name` into `root`
+    holds pieces of, if there is one: read only, without following a symlink.
+    """
+    try:
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        for part in _PARTIAL_PATH:
+            inner = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        note = os.open(
+            partial_key(name) + NOTE_SUFFIX, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd
+        )
+        with os.fdopen(note, "rb") as source:
+            document = json.loads(source.read(_MAX_NOTE_BYTES))
+        return (
+            int(document["size"]),
+            str(document["sha256"]),
+            str(document.get("pieces_root", "")),
+        )
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    finally:
+        os.close(fd)
 
 
 def _open_dir(root: Path) -> int:
