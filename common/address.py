@@ -110,9 +110,10 @@ NAMES_BLOCK = "names"  # the block every DNS name counts in: names cost nothing 
 
 
 def address_block(host: str) -> str:
-    """The block of addresses one party most likely holds whole, which `host` is in: an IPv4
-    address's /24, an IPv6 address's /64 (an IPv4-mapped one's /24, as IPv4). Every DNS name
-    is in one block, NAMES_BLOCK: anyone can make as many names as they like.
+    """The block of addresses one party most likely holds whole, which `host` (an IP literal,
+    in brackets or not, or a DNS name) is in: an IPv4 address's /24, an IPv6 address's /64
+    (an IPv4-mapped one's /24, as IPv4). Every DNS name is in one block, NAMES_BLOCK: anyone
+    can make as many names as they like.
     """
     try:
         ip = ipaddress.ip_address(host.removeprefix("[").removesuffix("]"))
@@ -120,5 +121,6 @@ def address_block(host: str) -> str:
         return NAMES_BLOCK
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
-    prefix = 24 if ip.version == 4 else 64
-    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+    if isinstance(ip, ipaddress.IPv4Address):
+        return f"{ipaddress.IPv4Address(int(ip) >> 8 << 8)}/24"
+    return f"{ipaddress.IPv6Address(int(ip) >> 64 << 64)}/64"

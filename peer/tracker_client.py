@@ -438,6 +438,8 @@ class TrackerClient:
         """
         retries = 0
         while True:
+            if cancel is not None and cancel.is_set():
+                return None
             left = deadline - time.monotonic()
             if left <= 0:
                 raise _OutOfTimeError

@@ -369,6 +369,15 @@ class Downloader:
         if not found.sources and found.gathering and options.wait_for_peers > 0:
             found = self._await_peers(name, options, reporter, cancel)
         sources = found.sources
+        if not sources and found.timed_out:
+            raise NotFoundError(
+                tr(
+                    "tracker {tracker} listed no peer that shares {name} before the search's "
+                    "time ran out (it kept sending pages)",
+                    tracker=self.tracker.address,
+                    name=name,
+                )
+            )
         if not sources:
             raise NotFoundError(tr("no peer shares {name}", name=name))
         ranked = versions_of(sources)

@@ -12,7 +12,7 @@ their listings.
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from napshare.common.address import address_block, parse_address
+from napshare.common.address import address_block
 from napshare.peer.tracker_client import Source
 
 
@@ -43,16 +43,20 @@ class Version:
 def versions_of(sources: Iterable[Source]) -> list[Version]:
     """The versions `sources` list, best first (see the module); ties keep the tracker's order."""
     groups: dict[tuple[int, str, str], list[Source]] = {}
+    blocks: dict[str, str] = {}  # by host: each is worked out once
     for source in sources:
         groups.setdefault((source.size, source.sha256, source.pieces_root), []).append(source)
+        host = source.peer.rpartition(":")[0]  # peer ids are in normal form (tracker_client)
+        if host not in blocks:
+            blocks[host] = address_block(host)
     versions = [
         Version(
             size,
             sha256,
             root,
             tuple(listed),
-            len({_block(s.peer) for s in listed}),
-            len({_block(s.peer) for s in listed if s.reachable}),
+            len({blocks[s.peer.rpartition(":")[0]] for s in listed}),
+            len({blocks[s.peer.rpartition(":")[0]] for s in listed if s.reachable}),
         )
         for (size, sha256, root), listed in groups.items()
     ]
@@ -62,7 +66,3 @@ def versions_of(sources: Iterable[Source]) -> list[Version]:
 def matching(versions: Sequence[Version], sha256: str, pieces_root: str) -> list[Version]:
     """The versions with this sha256 and pieces root ("": any), in their order."""
     return [v for v in versions if v.matches(sha256, pieces_root)]
-
-
-def _block(peer: str) -> str:
-    return address_block(parse_address(peer)[0])

@@ -10,16 +10,23 @@ import hashlib
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+from grpc_health.v1 import health, health_pb2_grpc
+from napshare.common import error_details, reasons
 from napshare.common.identity import PEER_NAME, TRACKER_NAME, Identity, make_identity
+from napshare.common.protocol import PEER_SERVICE
+from napshare.common.tls import server_credentials
 from napshare.peer.folder.store import SharedFile, SharedFolder
 from napshare.peer.serving.server import create_server as create_peer
 from napshare.peer.tracker_client import TrackerClient
 from napshare.peer.transport import Transport
 from napshare.tracker.server import create_server as create_tracker
+from napshare.v1 import peer_pb2
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -129,3 +136,55 @@ def run_peer(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[st
         timeout=timeout,
         check=False,
     )
+
+
+class BusyPeer:
+    """A PeerService over TLS with `identity` on `host` that answers every call as a peer
+    whose upload slots are full (RESOURCE_EXHAUSTED, UPLOAD_SLOTS_FULL, come back in
+    `retry_after` s), and health checks as serving: an attacker's server the tracker reaches,
+    holding a download off for ever. `calls` counts the calls it refused.
+    """
+
+    def __init__(self, host: str, identity: Identity, retry_after: float = 60.0) -> None:
+        self.host = host
+        self.identity = identity
+        self.calls = 0
+        self._retry_after = retry_after
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        health_pb2_grpc.add_HealthServicer_to_server(health.HealthServicer(), self.server)
+        handlers = {
+            "Download": grpc.unary_stream_rpc_method_handler(
+                self._refuse_stream,
+                request_deserializer=peer_pb2.DownloadRequest.FromString,
+                response_serializer=peer_pb2.DownloadResponse.SerializeToString,
+            ),
+            "GetPieceLayer": grpc.unary_unary_rpc_method_handler(
+                self._refuse,
+                request_deserializer=peer_pb2.GetPieceLayerRequest.FromString,
+                response_serializer=peer_pb2.GetPieceLayerResponse.SerializeToString,
+            ),
+        }
+        self.server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(PEER_SERVICE, handlers),)
+        )
+        self.port = self.server.add_secure_port(f"{host}:0", server_credentials(identity))
+        self.server.start()
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def _refuse(self, _request: object, context: grpc.ServicerContext) -> None:
+        self.calls += 1
+        context.abort_with_status(
+            error_details.status(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                "all upload slots are taken",
+                reasons.UPLOAD_SLOTS_FULL,
+                retry_delay=self._retry_after,
+            )
+        )
+
+    def _refuse_stream(self, request: object, context: grpc.ServicerContext) -> Iterator[None]:
+        self._refuse(request, context)
+        yield None  # never reached: abort raises
