@@ -197,8 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SIZE",
         help=tr(
             "refuse a file listed larger than SIZE, with K, M, G or T for 1024, 1024², ... "
-            "(default: 1T); a piece of a file of SIZE is SIZE / 16384 (at least 1 MiB), "
-            "and each stream holds at most one piece in memory"
+            "(default: 1T): a peer can list any size, and a larger file has larger pieces, "
+            "three of which each stream keeps on disk while they arrive"
         ),
     )
     fetching.add_argument(

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2_grpc
-from napshare.common import error_details, reasons
+from napshare.common import error_details, merkle, reasons
 from napshare.common.identity import PEER_NAME, TRACKER_NAME, Identity, make_identity
 from napshare.common.protocol import PEER_SERVICE
 from napshare.common.tls import server_credentials
@@ -26,7 +26,7 @@ from napshare.peer.serving.server import create_server as create_peer
 from napshare.peer.tracker_client import TrackerClient
 from napshare.peer.transport import Transport
 from napshare.tracker.server import create_server as create_tracker
-from napshare.v1 import peer_pb2
+from napshare.v1 import file_info_pb2, peer_pb2
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -188,3 +188,80 @@ class BusyPeer:
     def _refuse_stream(self, request: object, context: grpc.ServicerContext) -> Iterator[None]:
         self._refuse(request, context)
         yield None  # never reached: abort raises
+
+
+class HugeLiar:
+    """A PeerService in plain text on 127.0.0.1 listing `name` at `size` bytes (any size: it
+    has no file), with a made-up piece layer that matches the pieces root it lists, and
+    sending bytes of its own for any range asked (so each piece fails its hash once whole).
+    `asked` counts the Download and GetPieceLayer calls it got. Health checks are answered,
+    so a tracker in plain text finds it reachable.
+
+    With `real` (a file on disk), it lists that file as it is, with its true layer, and sends
+    bytes of its own all the same.
+    """
+
+    CHUNK = 1024 * 1024
+
+    def __init__(self, name: str, size: int, real: Path | None = None) -> None:
+        if real is None:
+            count = merkle.piece_count(size)
+            self.hashes = [hashlib.sha256(i.to_bytes(8, "big")).digest() for i in range(count)]
+            root = merkle.root_of_layer(self.hashes, size).hex()
+            sha256 = hashlib.sha256(b"made up").hexdigest()
+        else:
+            tree = merkle.TreeBuilder(size)
+            tree.update(real.read_bytes())
+            root = tree.finish().hex()
+            self.hashes = tree.layer
+            sha256 = hashlib.sha256(real.read_bytes()).hexdigest()
+        self.info = file_info_pb2.FileInfo(name=name, size=size, sha256=sha256, pieces_root=root)
+        self.asked = 0
+        self._junk = bytes([0x5A]) * self.CHUNK
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+        health_pb2_grpc.add_HealthServicer_to_server(health.HealthServicer(), self.server)
+        handlers = {
+            "Download": grpc.unary_stream_rpc_method_handler(
+                self._download,
+                request_deserializer=peer_pb2.DownloadRequest.FromString,
+                response_serializer=peer_pb2.DownloadResponse.SerializeToString,
+            ),
+            "GetPieceLayer": grpc.unary_unary_rpc_method_handler(
+                self._layer,
+                request_deserializer=peer_pb2.GetPieceLayerRequest.FromString,
+                response_serializer=peer_pb2.GetPieceLayerResponse.SerializeToString,
+            ),
+        }
+        self.server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(PEER_SERVICE, handlers),)
+        )
+        self.port = self.server.add_insecure_port("127.0.0.1:0")
+        self.server.start()
+
+    def listing(self) -> SharedFile:
+        return SharedFile(
+            self.info.name, self.info.size, self.info.sha256, 0, self.info.pieces_root
+        )
+
+    def _layer(
+        self, _request: peer_pb2.GetPieceLayerRequest, _context: grpc.ServicerContext
+    ) -> peer_pb2.GetPieceLayerResponse:
+        self.asked += 1
+        return peer_pb2.GetPieceLayerResponse(
+            piece_size=merkle.piece_size_for(self.info.size), hashes=b"".join(self.hashes)
+        )
+
+    def _download(
+        self, request: peer_pb2.DownloadRequest, context: grpc.ServicerContext
+    ) -> Iterator[peer_pb2.DownloadResponse]:
+        self.asked += 1
+        end = self.info.size
+        if request.limit:
+            end = min(end, request.offset + request.limit)
+        position = request.offset
+        info: file_info_pb2.FileInfo | None = self.info
+        while position < end and context.is_active():
+            data = self._junk[: min(self.CHUNK, end - position)]
+            yield peer_pb2.DownloadResponse(offset=position, data=data, file=info)
+            info = None
+            position += len(data)
