@@ -280,7 +280,11 @@ class Downloader:
         options = options or DownloadOptions()
         reporter = reporter or SilentReporter()
         routes = Routes(
-            self.tracker, self._reverse_listener, note=reporter.note, counts=self.connections
+            self.tracker,
+            self._reverse_listener,
+            note=reporter.note,
+            counts=self.connections,
+            cancel=cancel,
         )
         channels = PeerChannels(plaintext=self.tracker.plaintext, routes=routes)
         try:
@@ -655,7 +659,11 @@ class Downloader:
     def _attach_layer(self, job: _Job, part: PartFile, peer: str) -> None:
         """Get the piece layer from `peer`, check it against the root, and use it."""
         layer = fetch_layer(
-            job.channels.piece_layer(peer), peer, part, timeout=job.options.stall_timeout
+            job.channels.piece_layer(peer),
+            peer,
+            part,
+            timeout=job.options.stall_timeout,
+            cancel=job.cancel,
         )
         part.attach(layer)
         logger.info("%s: piece layer of %d pieces from %s", part.name, len(layer.hashes), peer)

@@ -656,14 +656,29 @@ def _pace(
         time.sleep(min(left, PACE_TICK))
 
 
-def fetch_layer(get: GetPieceLayer, peer: str, part: PartFile, *, timeout: float) -> PieceLayer:
+def fetch_layer(
+    get: GetPieceLayer,
+    peer: str,
+    part: PartFile,
+    *,
+    timeout: float,
+    cancel: threading.Event | None = None,
+) -> PieceLayer:
     """The piece layer of `part`'s file from `peer`, checked against the pieces root.
 
-    Raises PeerError when the call fails, or BROKEN when the layer does not match the root.
+    Raises PeerError when the call fails, or BROKEN when the layer does not match the root;
+    CancelledError as soon as `cancel` is set.
     """
     request = peer_pb2.GetPieceLayerRequest(name=part.name, sha256=part.sha256)
+    future = get.future(request, timeout=timeout)
+    done = threading.Event()
+    future.add_done_callback(lambda _future: done.set())
+    while not done.wait(PACE_TICK):
+        if cancel is not None and cancel.is_set():
+            future.cancel()  # type: ignore[no-untyped-call]
+            raise CancelledError(tr("download of {name} cancelled", name=part.name))
     try:
-        answer = get(request, timeout=timeout)
+        answer = future.result()
     except grpc.RpcError as error:
         raise peer_failure(peer, error) from None
     try:

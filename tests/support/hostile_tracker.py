@@ -5,8 +5,15 @@ what an attacker running a tracker would (every other call is refused as not imp
 is refused at once, and no traffic leaves the machine), each with a well-formed certificate
 and said to be reachable; or, with `endless`, pages without a result, each pointing to one
 more, each answered after `page_delay` seconds.
+
+With `stalling`, the fake peers are said to be behind NATs, and every Connect for one says
+the peer is dialing back (it never does), or for the relay names a loopback port that
+accepts connections and never answers: each fake peer then costs a downloader every wait
+reach has (peer.defaults: REVERSE_WAIT, RELAY_WAIT).
 """
 
+import os
+import socket
 import threading
 import time
 from concurrent import futures
@@ -29,19 +36,26 @@ class HostileTracker(tracker_pb2_grpc.TrackerServiceServicer):
         endless: bool = False,
         page_delay: float = 0.0,
         tls: Identity | None = None,
+        stalling: bool = False,
     ) -> None:
         self.file = file
         self.endless = endless
         self.page_delay = page_delay
         self.pages = 0  # Search calls answered
+        self.connects = 0  # Connect calls answered
         self._lock = threading.Lock()
         certificate = make_identity(PEER_NAME).certificate_der
         self._results = [
             tracker_pb2.SearchResult(
-                peer_id=_fake_address(index), file=file, certificate=certificate, reachable=True
+                peer_id=_fake_address(index),
+                file=file,
+                certificate=certificate,
+                reachable=not stalling,
             )
             for index in range(peers)
         ]
+        self._stalling = stalling
+        self._blackhole = socket.create_server(("127.0.0.1", 0), backlog=1024)
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
         tracker_pb2_grpc.add_TrackerServiceServicer_to_server(self, self.server)
         if tls is None:
@@ -56,6 +70,23 @@ class HostileTracker(tracker_pb2_grpc.TrackerServiceServicer):
 
     def stop(self) -> None:
         self.server.stop(None)
+        self._blackhole.close()
+
+    def Connect(  # noqa: N802 - the RPC's name
+        self, request: tracker_pb2.ConnectRequest, context: grpc.ServicerContext
+    ) -> tracker_pb2.ConnectResponse:
+        with self._lock:
+            self.connects += 1
+        if not self._stalling:
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, "no Connect here")
+        if request.path == tracker_pb2.CONNECT_PATH_RELAY:
+            port = self._blackhole.getsockname()[1]
+            return tracker_pb2.ConnectResponse(
+                relay_address=f"127.0.0.1:{port}", relay_ticket=os.urandom(64)
+            )
+        return tracker_pb2.ConnectResponse(
+            dialing=True, session=os.urandom(16), secret=os.urandom(32)
+        )
 
     def Search(  # noqa: N802 - the RPC's name
         self, request: tracker_pb2.SearchRequest, context: grpc.ServicerContext

@@ -101,3 +101,27 @@ def test_endless_empty_pages_end_with_the_searchs_time(tmp_path):
     assert code == ExitCode.NOT_FOUND, err
     assert "before the search's time ran out" in err.strip().splitlines()[-1]
     assert endless.pages < MAX_PAGES  # stopped by the time, not by the page cap
+
+
+def test_sigterm_stops_a_download_waiting_for_a_fake_peer_to_dial_back(tmp_path):
+    # Every fake peer is behind a NAT, the tracker says it dials back (it never does) and
+    # names a relay that never answers: each path to it is a wait of seconds.
+    stalling = HostileTracker(BIG, peers=1_000, stalling=True)
+    try:
+        download = start_download(stalling, tmp_path / "b", "--give-up-after", "600")
+        deadline = time.monotonic() + 60
+        while stalling.connects < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert stalling.connects >= 1, "the download asked the tracker for no path"
+        time.sleep(1.0)  # waiting for the dial-back now
+
+        download.send_signal(signal.SIGTERM)
+        # Before the fix: 8 to 13 s, the rest of the dial-back's wait and the relay's.
+        code, err = finish(download, timeout=4)
+    finally:
+        stalling.stop()
+
+    assert code == ExitCode.INTERRUPTED, err
+    assert err.strip().splitlines()[-1] == (
+        f"napshare-peer: download of {NAME} interrupted; run the same command again to resume it"
+    )
