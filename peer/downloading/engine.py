@@ -407,7 +407,7 @@ class Downloader:
             if preferred is not None:
                 peers = [preferred] + [p for p in peers if p != preferred]
             target = _Target(version.size, version.sha256, version.pieces_root, peers)
-            target.listed.update(peers)
+            target.listed.update(version.peers)
             targets.append(target)
         return targets
 

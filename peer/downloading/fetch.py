@@ -462,6 +462,7 @@ class _Scratch:
     SLOTS = KEEP_AHEAD + 2
 
     def __init__(self, part: PartFile) -> None:
+        self.part = part
         self.fd = part.scratch()
         self._next = 0
 
@@ -483,23 +484,19 @@ class _SpilledPiece:
     """
 
     def __init__(self, scratch: _Scratch, index: int, size: int, piece_size: int) -> None:
-        self._fd = scratch.fd
+        self._scratch = scratch
         self._offset = scratch.slot(piece_size)
         self._tree = merkle.TreeBuilder(size, index * piece_size)
         self._filled = 0
 
     def add(self, view: memoryview) -> None:
         self._tree.update(view)
-        at = self._offset + self._filled
-        while view:
-            count = os.pwrite(self._fd, view, at)
-            at += count
-            view = view[count:]
-        self._filled = at - self._offset
+        self._scratch.part.write_scratch(self._scratch.fd, self._offset + self._filled, view)
+        self._filled += len(view)
 
     def whole(self) -> Spilled:
         """Where the piece is, and its hash."""
-        return Spilled(self._fd, self._offset, self._filled, self._tree.layer[0])
+        return Spilled(self._scratch.fd, self._offset, self._filled, self._tree.layer[0])
 
 
 class _Keeper:

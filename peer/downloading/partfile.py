@@ -276,6 +276,18 @@ class PartFile:
             raise self._failure(error, self.have) from None
         return fd
 
+    def write_scratch(self, fd: int, offset: int, data: memoryview) -> None:
+        """Write `data` at `offset` of the scratch file `fd` (FolderProblemError, such as
+        DiskFullError, if it cannot be).
+        """
+        try:
+            while data:
+                count = os.pwrite(fd, data, offset)
+                offset += count
+                data = data[count:]
+        except OSError as error:
+            raise self._failure(error, self.have) from None
+
     def _copy_in(self, piece: Spilled, start: int) -> None:
         """Copy `piece` from its scratch file into the part at `start`, in the kernel where it
         can (copy_file_range), else through a bounded buffer; on failure, what was copied of
