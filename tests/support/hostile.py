@@ -7,9 +7,6 @@ all on loopback addresses (127.0.0.0/8, so different /24 blocks are at hand).
 """
 
 import hashlib
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from concurrent import futures
 from dataclasses import dataclass, field
@@ -27,16 +24,6 @@ from napshare.peer.tracker_client import TrackerClient
 from napshare.peer.transport import Transport
 from napshare.tracker.server import create_server as create_tracker
 from napshare.v1 import file_info_pb2, peer_pb2
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def cli_env() -> dict[str, str]:
-    """The environment of a `python -m napshare.peer` child: English, unbuffered."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LC_", "LANG"))}
-    env["LANG"] = "C.UTF-8"
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
 
 
 @dataclass
@@ -123,19 +110,6 @@ def fake_version(real: SharedFile, seed: str) -> SharedFile:
     made_up = hashlib.sha256(seed.encode()).hexdigest()
     root = hashlib.sha256(b"root " + seed.encode()).hexdigest() if real.pieces_root else ""
     return SharedFile(real.name, real.size, made_up, real.mtime_ns, root)
-
-
-def run_peer(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """`python -m napshare.peer ARGS` run to its end, its output captured."""
-    return subprocess.run(
-        [sys.executable, "-m", "napshare.peer", *args],
-        cwd=ROOT,
-        env=cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 class BusyPeer:

@@ -25,10 +25,10 @@ from tests.support.hostile import (
     fake_listing,
     fake_version,
     honest_peer,
-    run_peer,
     serve,
     start_tls_tracker,
 )
+from tests.support.peers import run_peer
 
 MIB = 1 << 20
 NAME = "big.bin"
@@ -69,7 +69,7 @@ def download(
     return run_peer(
         "download", NAME, "--dir", str(target), "--tracker", tracker.address,
         "--tracker-cert", str(tracker.cert_file), "--give-up-after", "20", *extra,
-        timeout=timeout,
+        timeout=timeout, tls=True,
     )  # fmt: skip
 
 
@@ -212,8 +212,9 @@ def test_search_shows_the_versions_grouped_in_the_order_a_download_tries_them(
         fake_listing(tracker, attacker, impostor.host, impostor.port, [fake])
 
     done = run_peer(
-        "search", NAME, "--tracker", tracker.address, "--tracker-cert", str(tracker.cert_file)
-    )
+        "search", NAME, "--tracker", tracker.address, "--tracker-cert", str(tracker.cert_file),
+        tls=True,
+    )  # fmt: skip
 
     assert done.returncode == ExitCode.OK, done.stderr
     lines = done.stdout.splitlines()

@@ -17,8 +17,9 @@ from napshare.common.exitcodes import ExitCode
 from napshare.peer.tracker_client import MAX_PAGES
 from napshare.v1 import file_info_pb2
 
-from tests.support.hostile import ROOT, cli_env
+from tests.support.files import ROOT
 from tests.support.hostile_tracker import HostileTracker
+from tests.support.processes import cli_env
 
 FAKE_PEERS = 100_000
 NAME = "big.bin"
@@ -73,6 +74,7 @@ def test_a_hundred_thousand_fake_peers_are_given_up_after_give_up_after(crowd, t
     assert len(err.splitlines()) < 40, err[-3000:]  # a few failures by name, not thousands
 
 
+@pytest.mark.serial  # a signal, answered within a bound that a loaded machine moves
 def test_sigterm_stops_a_download_from_a_hundred_thousand_fake_peers(crowd, tmp_path):
     download = start_download(crowd, tmp_path / "b", "--give-up-after", "600")
     deadline = time.monotonic() + 60
@@ -103,6 +105,7 @@ def test_endless_empty_pages_end_with_the_searchs_time(tmp_path):
     assert endless.pages < MAX_PAGES  # stopped by the time, not by the page cap
 
 
+@pytest.mark.serial  # a signal, answered within a bound that a loaded machine moves
 def test_sigterm_stops_a_download_waiting_for_a_fake_peer_to_dial_back(tmp_path):
     # Every fake peer is behind a NAT, the tracker says it dials back (it never does) and
     # names a relay that never answers: each path to it is a wait of seconds.

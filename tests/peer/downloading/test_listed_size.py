@@ -19,7 +19,9 @@ from napshare.peer.folder.layout import PARTIAL_DIR, STATE_DIR
 from napshare.peer.tracker_client import TrackerClient
 from napshare.tracker.server import create_server as create_tracker
 
-from tests.support.hostile import ROOT, HugeLiar, cli_env
+from tests.support.files import ROOT
+from tests.support.hostile import HugeLiar
+from tests.support.processes import cli_env
 
 NAME = "big.bin"
 TIB = 1 << 40
@@ -104,6 +106,7 @@ def test_a_size_over_the_largest_is_refused_before_anything_is_asked(
     )
 
 
+@pytest.mark.serial  # a peak of memory, which a loaded machine moves
 def test_the_memory_of_a_download_is_bounded_whatever_the_listed_size(tracker, liars, tmp_path):
     # 4 TiB: pieces of 256 MiB, the listing that took a downloader to 582 MiB.
     liar = listed(tracker, liars, 4 * TIB)

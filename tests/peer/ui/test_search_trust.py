@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from napshare.common.exitcodes import ExitCode
 
-from tests.support.hostile import TlsTracker, run_peer, start_tls_tracker
+from tests.support.hostile import TlsTracker, start_tls_tracker
+from tests.support.peers import run_peer
 
 TRUSTED = "no --tracker-cert or --tracker-fingerprint: trusted whatever certificate tracker"
 
@@ -21,7 +22,7 @@ def tracker(tmp_path: Path) -> Iterator[TlsTracker]:
 
 
 def test_search_without_a_pin_says_once_that_it_trusted_any_certificate(tracker):
-    done = run_peer("search", "aula1.mp4", "--tracker", tracker.address)
+    done = run_peer("search", "aula1.mp4", "--tracker", tracker.address, tls=True)
 
     assert done.returncode == ExitCode.OK, done.stderr
     told = [line for line in done.stderr.splitlines() if TRUSTED in line]
@@ -37,7 +38,7 @@ def test_search_without_a_pin_says_once_that_it_trusted_any_certificate(tracker)
 def test_search_with_a_pin_says_nothing_of_trust(tracker, pin):
     value = str(tracker.cert_file) if pin == "--tracker-cert" else tracker.identity.fingerprint
 
-    done = run_peer("search", "aula1.mp4", "--tracker", tracker.address, pin, value)
+    done = run_peer("search", "aula1.mp4", "--tracker", tracker.address, pin, value, tls=True)
 
     assert done.returncode == ExitCode.OK, done.stderr
     assert TRUSTED not in done.stderr
