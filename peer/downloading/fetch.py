@@ -347,22 +347,24 @@ def fetch_claim(download: Download, part: PartFile, plan: Plan, claim: Claim, ho
                 if not keeper.keep(index, piece.views()):
                     return
                 index += 1
+                if index >= claim.asked_end:
+                    break  # all it asked for came: read on to the stream's end, its status
                 if index >= claim.end:
-                    return
+                    return  # another stream took the rest
                 piece_end = layer.end_of(index)
                 piece = _Piece(piece_end - position)
             if how.limit is not None:
                 _pace(how.limit, len(data), watchdog, stops)
     except grpc.RpcError as error:
         keeper.finish()
-        if watchdog.reason == 2 or keeper.stopped:
-            return  # superseded, or the keeper ended the call: other streams have the rest
+        if watchdog.reason == 2 or keeper.stopped or position == end:
+            return  # superseded, the keeper ended the call, or every byte asked came
         raise _ended(error, watchdog, peer, part, how) from None
     finally:
         keeper.finish()
         watchdog.stop()
         call.cancel()  # type: ignore[no-untyped-call]
-    if claim.superseded.is_set() or keeper.stopped:
+    if claim.superseded.is_set() or keeper.stopped or position == end:
         return
     raise PeerError(peer, PeerFault.GONE, f"the stream ended at byte {position} of {end}")
 
@@ -467,8 +469,8 @@ class _Keeper:
                 self._part.add_source(peer)
             self._how.on_bytes(peer, layer.end_of(index) - index * layer.piece_size)
         _, going_on = self._plan.advance(self._claim, index)
-        if not going_on:
-            self._stop()
+        if not going_on and self._claim.next < self._claim.asked_end:
+            self._stop()  # the rest of what the stream asked for is not wanted any more
 
     def _stop(self) -> None:
         self.stopped = True
