@@ -133,7 +133,8 @@ class PlainReporter(StatusReporter):
 def reporter_for(stream: TextIO) -> Reporter:
     """A bar when `stream` is a terminal, else plain lines on it."""
     if stream.isatty():
-        return BarReporter(Console(file=stream))
+        # soft_wrap: a log line printed above the bar stays one line (the terminal wraps it).
+        return BarReporter(Console(file=stream, soft_wrap=True))
     return PlainReporter(stream)
 
 
