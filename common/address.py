@@ -61,6 +61,20 @@ def parse_address(text: str) -> tuple[str, int]:
     return check_host(host), check_port(int(port_text))
 
 
+def parse_ip_address(text: str) -> tuple[str, int]:
+    """Split `ip:port` or `[v6]:port` into a checked (ip, port): like parse_address, but the
+    host must be an IP literal, for addresses that are dialled without a name lookup.
+    """
+    host, port = parse_address(text)
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise InvalidAddressError(
+            N_("address {address} must be an IP address and a port"), address=repr(text[:80])
+        ) from None
+    return host, port
+
+
 def _looks_like_ipv6(*candidates: str) -> bool:
     """True if any candidate is an IPv6 literal: `::1:80` is one with its port run in."""
     for candidate in candidates:

@@ -7,7 +7,9 @@ at Join that they hold their key by signing `join_message`; the tracker checks i
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import errno
 import hashlib
 import ipaddress
 import os
@@ -36,6 +38,15 @@ MAX_CERTIFICATE_BYTES = 2 * 1024
 # How far a Join's signed time may be from the tracker's clock, either way, in seconds.
 JOIN_CLOCK_SKEW = 300
 _JOIN_CONTEXT = b"napshare.v1 Join\0"
+# The critical extensions a napshare certificate may carry (make_identity writes the first).
+_KNOWN_CRITICAL = frozenset(
+    {
+        x509.oid.ExtensionOID.BASIC_CONSTRAINTS,
+        x509.oid.ExtensionOID.KEY_USAGE,
+        x509.oid.ExtensionOID.EXTENDED_KEY_USAGE,
+        x509.oid.ExtensionOID.SUBJECT_ALTERNATIVE_NAME,
+    }
+)
 _VALID_DAYS = 100 * 365
 
 
@@ -151,14 +162,31 @@ def identity_from_pem(key_pem: bytes, cert_pem: bytes) -> Identity:
     return Identity(key, cert_pem, ders[0], key_pem)
 
 
-def load_or_create(directory: str, name: str, extra_names: Iterable[str] = ()) -> Identity:
+def load_or_create(
+    directory: str, name: str, extra_names: Iterable[str] = (), *, parent_fd: int | None = None
+) -> Identity:
     """The identity kept in `directory` (KEY_FILE and CERT_FILE), made there if it has none.
 
     The directory is made 0700 and the files 0600; neither is followed if it is a symlink.
-    Raises IdentityError for files that are there but broken (one of them missing, say).
+    With `parent_fd`, `directory` is one name inside that open directory (so no component of
+    the path above it is followed either). Raises IdentityError for files that are there but
+    broken (one of them missing, say), or for a directory that is a symlink.
     """
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    if parent_fd is None:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+    else:
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(directory, 0o700, dir_fd=parent_fd)
+    try:
+        dir_fd = os.open(
+            directory,
+            os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+            dir_fd=parent_fd,
+        )
+    except OSError as error:
+        if error.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise IdentityError(f"{directory} is a symlink or not a folder") from None
+        raise
     try:
         if os.fstat(dir_fd).st_mode & 0o077:
             try:
@@ -213,6 +241,52 @@ def join_message(tracker: str, host: str, port: int, signed_at: int) -> bytes:
     """
     fields = [tracker, host, str(port), str(signed_at)]
     return _JOIN_CONTEXT + b"\0".join(field.encode("utf-8", "surrogatepass") for field in fields)
+
+
+def check_peer_certificate(certificate_der: bytes, now: float) -> bytes:
+    """`certificate_der` in PEM if it is what a napshare identity may be; else ProofError.
+
+    The rules: at most MAX_CERTIFICATE_BYTES; a self-signed X.509 certificate of an ECDSA
+    P-256 key; not a CA (a pinned CA could vouch for other keys); valid at `now` (Unix time,
+    give or take JOIN_CLOCK_SKEW); no critical extension other than those napshare writes.
+    The tracker applies them to every Join's certificate, and a downloader to every
+    certificate a tracker lists, before it trusts one.
+    """
+    if len(certificate_der) > MAX_CERTIFICATE_BYTES:
+        raise ProofError(f"the certificate is over {MAX_CERTIFICATE_BYTES} bytes")
+    cert = _load_der(certificate_der)
+    public = cert.public_key()
+    if not isinstance(public, ec.EllipticCurvePublicKey):
+        raise ProofError("the certificate's key is not an ECDSA key")
+    if not isinstance(public.curve, ec.SECP256R1):
+        raise ProofError(f"the certificate's key is on curve {public.curve.name}, not P-256")
+    for extension in cert.extensions:
+        if extension.critical and extension.oid not in _KNOWN_CRITICAL:
+            raise ProofError(
+                f"the certificate has a critical extension napshare does not know "
+                f"({extension.oid.dotted_string})"
+            )
+    try:
+        constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        constraints = None
+    if constraints is not None and constraints.ca:
+        raise ProofError("the certificate is a CA's (basicConstraints CA:TRUE)")
+    moment = datetime.datetime.fromtimestamp(now, datetime.UTC)
+    skew = datetime.timedelta(seconds=JOIN_CLOCK_SKEW)
+    if cert.not_valid_before_utc > moment + skew:
+        start = cert.not_valid_before_utc
+        raise ProofError(f"the certificate is not valid before {start:%Y-%m-%d %H:%M} UTC")
+    if cert.not_valid_after_utc < moment - skew:
+        end = cert.not_valid_after_utc
+        raise ProofError(f"the certificate expired on {end:%Y-%m-%d %H:%M} UTC")
+    if cert.issuer != cert.subject:
+        raise ProofError("the certificate is not self-signed (its issuer is not its subject)")
+    try:
+        cert.verify_directly_issued_by(cert)
+    except (ValueError, TypeError, InvalidSignature):
+        raise ProofError("the certificate's signature is not its own key's") from None
+    return cert.public_bytes(serialization.Encoding.PEM)
 
 
 def verify_join(certificate_der: bytes, signature: bytes, message: bytes) -> str:

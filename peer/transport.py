@@ -2,6 +2,8 @@
 certificate first seen, kept in `.napshare/known_trackers.json`), and this peer's identity.
 """
 
+import contextlib
+import errno
 import json
 import logging
 import os
@@ -31,6 +33,7 @@ from napshare.peer.folder.layout import IDENTITY_DIR, KNOWN_TRACKERS_FILE, STATE
 
 logger = logging.getLogger(__name__)
 
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 MAX_KNOWN_BYTES = 1024 * 1024  # a known_trackers.json larger than this is not napshare's
 
 
@@ -113,9 +116,10 @@ def read_tracker_cert(path: str) -> bytes:
 def peer_identity(root: Path) -> Identity:
     """This peer's identity, kept in `root/.napshare/identity/` (made there on first start)."""
     directory = root / STATE_DIR / IDENTITY_DIR
-    os.makedirs(root / STATE_DIR, mode=0o700, exist_ok=True)
+    state_fd = None
     try:
-        return load_or_create(str(directory), PEER_NAME)
+        state_fd = _open_state_dir(root)
+        return load_or_create(IDENTITY_DIR, PEER_NAME, parent_fd=state_fd)
     except (IdentityError, OSError) as error:
         raise IdentityFilesError(
             tr(
@@ -126,6 +130,37 @@ def peer_identity(root: Path) -> Identity:
                 error=error,
             )
         ) from None
+    finally:
+        if state_fd is not None:
+            os.close(state_fd)
+
+
+def _open_state_dir(root: Path) -> int:
+    """An fd of `root/.napshare` (made 0700 if missing); never through a symlink in its place,
+    which could make this peer write its key elsewhere or adopt an identity planted there.
+    """
+    root_fd = os.open(root, _DIR_FLAGS)
+    try:
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(STATE_DIR, 0o700, dir_fd=root_fd)
+        try:
+            return os.open(
+                STATE_DIR,
+                os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                dir_fd=root_fd,
+            )
+        except OSError as error:
+            if error.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise IdentityError(
+                    tr(
+                        "{state} is a symlink or not a folder: napshare keeps its identity only "
+                        "in a folder of its own there",
+                        state=root / STATE_DIR,
+                    )
+                ) from None
+            raise
+    finally:
+        os.close(root_fd)
 
 
 def known_trackers_file(root: Path) -> Path:

@@ -97,6 +97,7 @@ class Match(NamedTuple):
     peer_id: str
     file: FileEntry
     certificate: bytes = b""  # the peer's, as its Join carried it; empty when anonymous
+    reachable: bool = False  # the tracker reached the peer at peer_id when it joined
 
 
 class SearchOutcome(NamedTuple):
@@ -121,6 +122,20 @@ class Registration:
 
     peer_id: str
     token: str
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """What Connect needs of a registered peer: who it is, where it joined from, its local
+    addresses, and the token of its registration (a Listen stream holds it).
+    """
+
+    peer_id: str
+    token: str
+    identity: str  # "" for an anonymous Join
+    source: str | None  # the IP address its Join came from (None: a caller in this process)
+    reachable: bool
+    local_addresses: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +165,7 @@ class _Peer:
         "certificate",
         "files",
         "identity",
+        "local_addresses",
         "name_bytes",
         "peer_id",
         "reachable",
@@ -168,8 +184,10 @@ class _Peer:
         identity: str = "",
         certificate: bytes = b"",
         reachable: bool = False,
+        local_addresses: tuple[str, ...] = (),
     ) -> None:
         self.peer_id = peer_id
+        self.local_addresses = local_addresses  # host:port on its own network, as it said
         self.reachable = reachable  # the tracker reached this identity at this address
         self.token = token
         self.renewed = now
@@ -264,6 +282,7 @@ class TrackerIndex:
         identity: str = "",
         certificate: bytes = b"",
         reachable: bool = False,
+        local_addresses: Sequence[str] = (),
     ) -> Registration:
         """Register a peer of `identity` ("" for anonymous), replacing a registration of the
         same address and identity, or, when this one was `reachable` there, one of another
@@ -271,6 +290,7 @@ class TrackerIndex:
 
         `source` is the address the call came from, which the per-address limits count (None:
         a caller in this process, not counted); past a limit, CapacityError and no change.
+        `local_addresses` (already checked) are kept for Connect's callers from `source`.
         """
         peer_id = self.claim(host, port, identity, may_prove=reachable)
         checked = self._check_files(files)
@@ -303,6 +323,7 @@ class TrackerIndex:
                 identity=identity,
                 certificate=certificate,
                 reachable=reachable,
+                local_addresses=tuple(local_addresses),
             )
             self._peers[peer_id] = peer
             if old is None:
@@ -379,6 +400,32 @@ class TrackerIndex:
         with self._lock:
             now = self._expire_locked()
             self._renew_locked(self._authenticated_locked(peer_id, token), now)
+
+    def verify(self, peer_id: str, token: str) -> None:
+        """Check that `token` is that of `peer_id`'s live registration, renewing nothing."""
+        peer_id = _normal_peer_id(peer_id)
+        with self._lock:
+            self._expire_locked()
+            self._authenticated_locked(peer_id, token)
+
+    def contact(self, peer_id: str) -> Contact:
+        """How to reach registered `peer_id`: UnknownPeerError if it is not registered."""
+        peer_id = _normal_peer_id(peer_id)
+        with self._lock:
+            self._expire_locked()
+            peer = self._peers.get(peer_id)
+            if peer is None:
+                raise UnknownPeerError(
+                    f"peer {peer_id} is not registered (it left, or its lease ran out)"
+                )
+            return Contact(
+                peer_id,
+                peer.token,
+                peer.identity,
+                peer.source,
+                peer.reachable,
+                peer.local_addresses,
+            )
 
     def leave(self, peer_id: str, token: str) -> None:
         """Remove the caller and its files."""
@@ -466,6 +513,7 @@ class TrackerIndex:
                 peer_id,
                 _entry(file_name, catalog.record(peer_id, name_id)),
                 peers[peer_id].certificate,
+                peers[peer_id].reachable,
             )
             for peer_id, file_name, name_id in first
         ]

@@ -6,9 +6,8 @@ from collections.abc import Callable
 from napshare.common import reasons
 from napshare.common.identity import (
     JOIN_CLOCK_SKEW,
-    MAX_CERTIFICATE_BYTES,
     ProofError,
-    certificate_pem,
+    check_peer_certificate,
     join_message,
     verify_join,
 )
@@ -29,10 +28,8 @@ class JoinProof:
 
         Raises InvalidRequestError (CERTIFICATE_INVALID) or ProofInvalidError.
         """
-        if len(certificate) > MAX_CERTIFICATE_BYTES:
-            raise _bad_certificate(f"it is over {MAX_CERTIFICATE_BYTES} bytes")
         try:
-            certificate_pem(certificate)
+            check_peer_certificate(certificate, self._clock())
         except ProofError as error:
             raise _bad_certificate(str(error)) from None
         if abs(self._clock() - signed_at) > JOIN_CLOCK_SKEW:

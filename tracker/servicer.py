@@ -10,6 +10,7 @@ from napshare.common.address import InvalidAddressError, caller_address, caller_
 from napshare.common.console import PEER_JOINED, PEER_SEARCHED
 from napshare.common.messages import MalformedRequestError, parse_request
 from napshare.tracker.answers import Answer, Answers
+from napshare.tracker.connects import check_local_addresses
 from napshare.tracker.console import say
 from napshare.tracker.errors import InvalidRequestError, TrackerError
 from napshare.tracker.index import SearchOutcome, TrackerIndex
@@ -56,6 +57,7 @@ class TrackerServicer(tracker_pb2_grpc.TrackerServiceServicer):
                     request.host,
                     request.port,
                 )
+            local_addresses = check_local_addresses(request.local_addresses)
             # Refused before dialing: a Join for a taken address costs the tracker no check.
             self._index.claim(host, request.port, identity, may_prove=bool(identity))
             reachable = bool(identity) and self._check.reachable(
@@ -69,6 +71,7 @@ class TrackerServicer(tracker_pb2_grpc.TrackerServiceServicer):
                 identity=identity,
                 certificate=request.certificate,
                 reachable=reachable,
+                local_addresses=local_addresses,
             )
         except TrackerError as error:
             abort(context, error)
@@ -183,6 +186,7 @@ def _search_response(outcome: SearchOutcome) -> tracker_pb2.SearchResponse:
                     pieces_root=match.file.pieces_root,
                 ),
                 certificate=match.certificate,
+                reachable=match.reachable,
             )
             for match in outcome.matches
         ],

@@ -15,7 +15,7 @@ from typing import TypeAlias
 import grpc
 from grpc_health.v1 import health_pb2
 from napshare.common.console import tr
-from napshare.common.identity import ProofError, certificate_pem
+from napshare.common.identity import ProofError, check_peer_certificate
 from napshare.common.protocol import PEER_SERVICE
 from napshare.common.ratelimit import TokenBucket
 from napshare.common.tls import pinned_channel
@@ -232,7 +232,7 @@ class PeerChannels:
                 "be reached over TLS",
             )
         try:
-            return certificate_pem(certificate)
+            return check_peer_certificate(certificate, time.time())
         except ProofError as error:
             raise PeerError(peer, PeerFault.BROKEN, f"its listed certificate: {error}") from None
 

@@ -93,15 +93,19 @@ class TrackerServiceStub:
     and never reachable.
 
     Errors:
-    * `INVALID_ARGUMENT`: a malformed host, port 0 or above 65535
-      (`ADDRESS_INVALID`); an empty host when the caller's address is not an
+    * `INVALID_ARGUMENT`: a malformed host, port 0 or above 65535, or a
+      `local_addresses` entry that is not an IP address and port, or more
+      than 8 of them (`ADDRESS_INVALID`; `field` names it); an empty host when the caller's address is not an
       IP address (`CALLER_ADDRESS_UNKNOWN`); a bad file name (`NAME_INVALID`),
       size (`SIZE_INVALID`), sha256 (`SHA256_INVALID`) or pieces root
       (`PIECES_ROOT_INVALID`); a name listed twice (`NAME_DUPLICATE`); more
       than 50,000 files (`TOO_MANY_FILES`); a
-      `certificate` that is not a DER X.509 certificate with an ECDSA key, or
-      over 2 KiB (`CERTIFICATE_INVALID`); or the request bytes are not a
-      `JoinRequest` (`REQUEST_MALFORMED`).
+      `certificate` that the identity rules do not allow: not a self-signed
+      DER X.509 certificate of an ECDSA P-256 key, over 2 KiB, a CA's
+      (basicConstraints CA:TRUE), expired or not yet valid (give or take
+      300 s), or with a critical extension other than basicConstraints,
+      keyUsage, extendedKeyUsage and subjectAltName (`CERTIFICATE_INVALID`);
+      or the request bytes are not a `JoinRequest` (`REQUEST_MALFORMED`).
     * `UNAUTHENTICATED`: `signature` is not the certificate key's over this
       Join for this tracker, or `signed_at` is more than 300 s away from the
       tracker's clock (`JOIN_SIGNATURE_INVALID`).
@@ -355,15 +359,19 @@ class TrackerServiceAsyncStub(TrackerServiceStub):
     and never reachable.
 
     Errors:
-    * `INVALID_ARGUMENT`: a malformed host, port 0 or above 65535
-      (`ADDRESS_INVALID`); an empty host when the caller's address is not an
+    * `INVALID_ARGUMENT`: a malformed host, port 0 or above 65535, or a
+      `local_addresses` entry that is not an IP address and port, or more
+      than 8 of them (`ADDRESS_INVALID`; `field` names it); an empty host when the caller's address is not an
       IP address (`CALLER_ADDRESS_UNKNOWN`); a bad file name (`NAME_INVALID`),
       size (`SIZE_INVALID`), sha256 (`SHA256_INVALID`) or pieces root
       (`PIECES_ROOT_INVALID`); a name listed twice (`NAME_DUPLICATE`); more
       than 50,000 files (`TOO_MANY_FILES`); a
-      `certificate` that is not a DER X.509 certificate with an ECDSA key, or
-      over 2 KiB (`CERTIFICATE_INVALID`); or the request bytes are not a
-      `JoinRequest` (`REQUEST_MALFORMED`).
+      `certificate` that the identity rules do not allow: not a self-signed
+      DER X.509 certificate of an ECDSA P-256 key, over 2 KiB, a CA's
+      (basicConstraints CA:TRUE), expired or not yet valid (give or take
+      300 s), or with a critical extension other than basicConstraints,
+      keyUsage, extendedKeyUsage and subjectAltName (`CERTIFICATE_INVALID`);
+      or the request bytes are not a `JoinRequest` (`REQUEST_MALFORMED`).
     * `UNAUTHENTICATED`: `signature` is not the certificate key's over this
       Join for this tracker, or `signed_at` is more than 300 s away from the
       tracker's clock (`JOIN_SIGNATURE_INVALID`).
@@ -620,15 +628,19 @@ class TrackerServiceServicer(metaclass=_abc_1.ABCMeta):
         and never reachable.
 
         Errors:
-        * `INVALID_ARGUMENT`: a malformed host, port 0 or above 65535
-          (`ADDRESS_INVALID`); an empty host when the caller's address is not an
+        * `INVALID_ARGUMENT`: a malformed host, port 0 or above 65535, or a
+          `local_addresses` entry that is not an IP address and port, or more
+          than 8 of them (`ADDRESS_INVALID`; `field` names it); an empty host when the caller's address is not an
           IP address (`CALLER_ADDRESS_UNKNOWN`); a bad file name (`NAME_INVALID`),
           size (`SIZE_INVALID`), sha256 (`SHA256_INVALID`) or pieces root
           (`PIECES_ROOT_INVALID`); a name listed twice (`NAME_DUPLICATE`); more
           than 50,000 files (`TOO_MANY_FILES`); a
-          `certificate` that is not a DER X.509 certificate with an ECDSA key, or
-          over 2 KiB (`CERTIFICATE_INVALID`); or the request bytes are not a
-          `JoinRequest` (`REQUEST_MALFORMED`).
+          `certificate` that the identity rules do not allow: not a self-signed
+          DER X.509 certificate of an ECDSA P-256 key, over 2 KiB, a CA's
+          (basicConstraints CA:TRUE), expired or not yet valid (give or take
+          300 s), or with a critical extension other than basicConstraints,
+          keyUsage, extendedKeyUsage and subjectAltName (`CERTIFICATE_INVALID`);
+          or the request bytes are not a `JoinRequest` (`REQUEST_MALFORMED`).
         * `UNAUTHENTICATED`: `signature` is not the certificate key's over this
           Join for this tracker, or `signed_at` is more than 300 s away from the
           tracker's clock (`JOIN_SIGNATURE_INVALID`).
