@@ -12,6 +12,7 @@ from napshare.common.address import format_address
 from napshare.common.cliargs import (
     OneLineParser,
     add_metrics_flags,
+    add_version,
     int_in_range,
     positive_number,
 )
@@ -53,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog=epilog(EXIT_CODES),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_version(parser)
     parser.add_argument(
         "--host", default="0.0.0.0", help=tr("address to listen on (default 0.0.0.0)")
     )

@@ -205,7 +205,7 @@ class Downloader:
         options = options or DownloadOptions()
         reporter = reporter or SilentReporter()
         channels = PeerChannels(plaintext=self.tracker.plaintext)
-        targets = self._targets(name, options, reporter, cancel, channels)
+        targets, options = self._targets(name, options, reporter, cancel, channels)
         job = _Job(name, options, reporter, channels, cancel, _Tally(reporter))
         try:
             failure: Exception | None = None
@@ -228,9 +228,10 @@ class Downloader:
         reporter: Reporter,
         cancel: threading.Event | None,
         channels: PeerChannels,
-    ) -> list[_Target]:
+    ) -> tuple[list[_Target], DownloadOptions]:
         """The versions of the file on offer, the most widely shared (or the preferred) first;
-        each source's certificate is pinned in `channels`.
+        each source's certificate is pinned in `channels`. With them, `options`, without the
+        preferred peer if the tracker does not list it (a peer that cannot be checked).
         """
         found = self._search(name)
         if not found.sources and found.gathering and options.wait_for_peers > 0:
@@ -243,6 +244,17 @@ class Downloader:
         counts = Counter((s.size, s.sha256, s.pieces_root) for s in sources)
         ranked = sorted(counts, key=lambda key: -counts[key])
         preferred = options.preferred
+        if preferred is not None and all(s.peer != preferred for s in sources):
+            reporter.notice(
+                tr(
+                    "the tracker does not list peer {peer} as sharing {name} (it never joined, "
+                    "or shares no file of that name); downloading from the peers it lists",
+                    peer=preferred,
+                    name=name,
+                )
+            )
+            options = dataclasses.replace(options, preferred=None)
+            preferred = None
         if preferred is not None:
             chosen = [(s.size, s.sha256, s.pieces_root) for s in sources if s.peer == preferred]
             if chosen:
@@ -257,7 +269,7 @@ class Downloader:
                 peers = [preferred] + [p for p in peers if p != preferred]
             target.add(peers)
             targets.append(target)
-        return targets
+        return targets, options
 
     def _await_peers(
         self, name: str, patience: float, reporter: Reporter, cancel: threading.Event | None
@@ -265,7 +277,7 @@ class Downloader:
         """Search again until a peer shares `name`, the tracker stops gathering, or `patience`
         seconds pass; the last answer.
         """
-        reporter.note(
+        reporter.notice(
             tr(
                 "the tracker started moments ago and its peers may still be joining; "
                 "waiting up to {seconds} s for a peer that shares {name}",
