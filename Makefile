@@ -35,7 +35,7 @@ TS_GEN := $(TS_CLIENT)/src/gen
 help:
 	@echo "make demo        the whole napshare flow: tracker, two peers, a >1 GiB video download"
 	@echo "make test        install, check generated code, lint, run the tests"
-	@echo "make install     create .venv with napshare (editable) and its dev tools, from $(LOCK)"
+	@echo "make install     create .venv with napshare (editable) and its dev tools (from $(LOCK); buf from npm)"
 	@echo "make lock        re-resolve the dev tools and dependencies into $(LOCK)"
 	@echo "make ts-client   install the TypeScript client's packages from its lock (clients/typescript)"
 	@echo "make proto       regenerate generated/ and $(TS_GEN) from protos/ (buf generate)"
@@ -46,7 +46,7 @@ help:
 	@echo "make bench       transfer speed (loopback and behind a delay), memory, tracker scale, rate limits; writes BENCHMARKS.md"
 	@echo "make soak        minutes of churn: hundreds of peers, searches, downloads, slow readers, SIGKILLs (SOAK_ARGS='--minutes 3')"
 
-install: $(STAMP)
+install: $(STAMP) $(BIN)/buf
 
 # Every tool and dependency at the version in $(LOCK), so a new upstream release cannot turn
 # a clean clone red; napshare itself goes on top without resolving anything again. Nothing is
@@ -69,6 +69,10 @@ lock:
 
 $(BUF):
 	npm install --silent --no-audit --no-fund --prefix $(TOOLS) @bufbuild/buf@$(BUF_VERSION)
+
+# buf next to grpcurl in .venv/bin, where the docs call it (buf curl talks to a running server).
+$(BIN)/buf: $(BUF) | $(STAMP)
+	ln -sfn ../../$(BUF) $@
 
 # buf.gen.yaml's local plugins: grpcio-tools' protoc and mypy-protobuf from .venv,
 # protoc-gen-es from the TypeScript client's lock. Nothing is fetched at generate time.
