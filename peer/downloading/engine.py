@@ -231,7 +231,7 @@ class Downloader:
     ) -> tuple[list[_Target], DownloadOptions]:
         """The versions of the file on offer, the most widely shared (or the preferred) first;
         each source's certificate is pinned in `channels`. With them, `options`, without the
-        preferred peer if the tracker does not list it (a peer that cannot be checked).
+        preferred peer if the tracker does not list it over TLS (a peer that cannot be checked).
         """
         found = self._search(name)
         if not found.sources and found.gathering and options.wait_for_peers > 0:
@@ -244,11 +244,15 @@ class Downloader:
         counts = Counter((s.size, s.sha256, s.pieces_root) for s in sources)
         ranked = sorted(counts, key=lambda key: -counts[key])
         preferred = options.preferred
-        if preferred is not None and all(s.peer != preferred for s in sources):
+        unlisted = preferred is not None and all(s.peer != preferred for s in sources)
+        if unlisted and not channels.plaintext:
+            # Over TLS only the tracker's list says which certificate a peer must show; in
+            # plain text a peer the user names is asked as in the original's DOWNLOAD.
             reporter.notice(
                 tr(
                     "the tracker does not list peer {peer} as sharing {name} (it never joined, "
-                    "or shares no file of that name); downloading from the peers it lists",
+                    "or shares no file of that name), so nothing says which certificate it "
+                    "must show; downloading from the peers it lists",
                     peer=preferred,
                     name=name,
                 )

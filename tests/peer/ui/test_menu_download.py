@@ -73,7 +73,8 @@ def test_a_peer_the_tracker_never_listed_is_named_and_the_listed_ones_send(
 
     assert (
         f"the tracker does not list peer 127.0.0.1:9 as sharing {NAME} (it never joined, or "
-        "shares no file of that name); downloading from the peers it lists\n"
+        "shares no file of that name), so nothing says which certificate it must show; "
+        "downloading from the peers it lists\n"
     ) in out
     assert "anonymously" not in out
     assert f"File {NAME} downloaded successfully into folder peer2\n" in out
