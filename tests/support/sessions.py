@@ -166,10 +166,13 @@ def _trimmed(lines: list[str]) -> list[str]:
 
 
 class Values:
-    """What each varying value the doc shows turned out to be in this replay."""
+    """What each varying value the doc shows turned out to be in this replay (VARYING, and
+    the `extra` kinds of one replay).
+    """
 
-    def __init__(self, literal: dict[str, str]) -> None:
+    def __init__(self, literal: dict[str, str], extra: Sequence[Varying] = ()) -> None:
         self.actual: dict[str, str] = dict(literal)
+        self._kinds = (*VARYING, *extra)
 
     def substitute(self, text: str) -> str:
         """`text` with every doc value seen so far replaced by its actual value."""
@@ -180,7 +183,7 @@ class Values:
     def matches(self, expected: str, actual: str) -> bool:
         """Whether `actual` is the doc's line `expected`; binds the values it shows first."""
         spans: list[tuple[int, int, Varying, str]] = []
-        for kind in VARYING:
+        for kind in self._kinds:
             for found in kind.doc.finditer(expected):
                 start, end = found.span("value")
                 if all(end <= s or start >= e for s, e, _, _ in spans):
