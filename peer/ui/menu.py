@@ -5,7 +5,6 @@ LISTAR, SAIR); a choice is taken by its number, its English name or its translat
 """
 
 import logging
-import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -111,7 +110,7 @@ class Menu:
         except InvalidAddressError as error:
             self.say(console.localized(error))
             return True
-        force = os.path.lexists(self.node.config.folder.root / name)
+        force = self.node.config.folder.has(name)
         if force and not self._yes(
             tr("{name} is already in the folder; download it again and replace it?", name=name)
         ):
