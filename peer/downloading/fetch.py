@@ -269,18 +269,23 @@ class _Watchdog:
         self._done.set()
         self._thread.join()
 
+    def poll(self) -> bool:
+        """Cancel the call now if a stop is set or the peer stalled; whether it did."""
+        stopped = [i for i, event in enumerate(self._stops) if event and event.is_set()]
+        if stopped:
+            self.reason = stopped[0]
+        elif time.monotonic() - self.last > self._stall_timeout:
+            self.reason = "stalled"
+        else:
+            return False
+        self._call.cancel()  # type: ignore[no-untyped-call]
+        return True
+
     def _run(self) -> None:
         tick = min(0.2, self._stall_timeout / 4)
         while not self._done.wait(tick):
-            stopped = [i for i, event in enumerate(self._stops) if event and event.is_set()]
-            if stopped:
-                self.reason = stopped[0]
-            elif time.monotonic() - self.last > self._stall_timeout:
-                self.reason = "stalled"
-            else:
-                continue
-            self._call.cancel()  # type: ignore[no-untyped-call]
-            return
+            if self.poll():
+                return
 
 
 @dataclass(frozen=True)
@@ -540,8 +545,9 @@ def _pace(
     watchdog: _Watchdog,
     stops: Sequence[threading.Event | None],
 ) -> None:
-    """Wait as long as the download cap says, or until one of `stops` is set (the watchdog
-    then cancels the call and the loop ends); the wait is ours, not a stall of the peer.
+    """Wait as long as the download cap says, or until one of `stops` is set: the watchdog
+    then cancels the call at once, so the loop ends before it takes what the peer already
+    sent at full speed; the wait is ours, not a stall of the peer.
     """
     delay = limit.reserve(count)
     if not delay:
@@ -550,6 +556,7 @@ def _pace(
     deadline = time.monotonic() + delay
     while (left := deadline - time.monotonic()) > 0:
         if any(stop is not None and stop.is_set() for stop in stops):
+            watchdog.poll()
             return
         time.sleep(min(left, PACE_TICK))
 

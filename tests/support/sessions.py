@@ -456,20 +456,15 @@ class Replayed:
     commands: dict[int, list[str]] = field(default_factory=dict)
 
 
-def environment(home: Path, path_dirs: Sequence[str] = ()) -> dict[str, str]:
-    """A user's environment in English: HOME and PATH, a UTF-8 locale, nothing else of ours."""
-    keep = ("PATH", "TERM", "NODE_OPTIONS")
-    env = {k: v for k, v in os.environ.items() if k in keep}
-    env.update(
-        {
-            "HOME": str(home),
-            "LANG": "C.UTF-8",
-            "USER": "you",
-            "PATH": os.pathsep.join([*path_dirs, env.get("PATH", "/usr/bin:/bin")]),
-        }
-    )
-    env.setdefault("TERM", "xterm-256color")
-    return env
+def environment(home: Path) -> dict[str, str]:
+    """A user's environment in English: HOME, PATH and TERM, a UTF-8 locale, nothing else."""
+    return {
+        "HOME": str(home),
+        "USER": "you",
+        "LANG": "C.UTF-8",
+        "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        "TERM": "xterm-256color",
+    }
 
 
 def replay(spec: Replay, work: Path, namespace_name: str, *, record: bool = False) -> Replayed:
