@@ -52,6 +52,9 @@ from napshare.peer.folder.layout import (
 
 # This module loads no gRPC: main() must set GRPC_VERBOSITY before gRPC's core starts.
 
+# The exit codes napshare-peer words its own way in --help.
+EXIT_CODES_SAID = {ExitCode.OK: N_("success (for search, finding nothing is a success too)")}
+
 
 def _epilog() -> str:
     """The exit codes and the state folder, in the user's language (after the locale is set)."""
@@ -80,8 +83,7 @@ the {state}/ folder:
         identity=IDENTITY_DIR,
         known=KNOWN_TRACKERS_FILE,
     )
-    said = {ExitCode.OK: N_("success (for search, finding nothing is a success too)")}
-    return epilog(said=said) + state
+    return epilog(said=EXIT_CODES_SAID) + state
 
 
 def _host(text: str) -> str:
