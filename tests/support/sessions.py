@@ -17,14 +17,15 @@ then. Without a terminal, `^C` (how a terminal echoes Ctrl-C) starts the first l
 printed after the signal, as on a terminal.
 
 The doc's home folder, HOME_IN_DOCS, is the replay's own; the commands run in HOME/napshare,
-a folder that holds links to the repository's `.venv`, `.tools` and `clients` (in the docs,
-the clone of the repository).
+a folder that holds links to the repository's `.venv` and `.tools` and a copy of its
+TypeScript client (in the docs, the clone of the repository).
 """
 
 import difflib
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import time
@@ -39,7 +40,9 @@ from tests.support.terminal import TerminalProcess
 ROOT = Path(__file__).resolve().parents[2]
 HOME_IN_DOCS = "/home/you"
 CLONE = "napshare"  # the repository's folder in the docs' home
-LINKED = (".venv", ".tools", "clients")  # what a session may run from the clone
+LINKED = (".venv", ".tools")  # what a session may run from the clone
+# Copied, for a session builds there (tsc writes dist/); their installed packages are linked.
+COPIED = ("clients/typescript",)
 INTERRUPT = "^C"  # how a terminal shows Ctrl-C
 SERVER = re.compile(r"(?:^|/)(?:napshare-tracker|napshare-peer serve)(?:\s|$)")
 COMMAND_TIMEOUT = 120.0
@@ -479,6 +482,11 @@ def replay(spec: Replay, work: Path, namespace_name: str, *, record: bool = Fals
     clone.mkdir(parents=True)
     for name in LINKED:
         (clone / name).symlink_to(ROOT / name)
+    for name in COPIED:
+        shutil.copytree(
+            ROOT / name, clone / name, ignore=shutil.ignore_patterns("node_modules", "dist")
+        )
+        (clone / name / "node_modules").symlink_to(ROOT / name / "node_modules")
     for path, data in spec.files.items():
         target = home / path[2:] if path.startswith("~/") else clone / path
         target.parent.mkdir(parents=True, exist_ok=True)
