@@ -66,6 +66,12 @@ class Metrics:
         """A gauge or counter whose value `read` returns at each scrape; counters get _total."""
         self._readings.add(kind, f"{self.prefix}_{name}", help_text, read)
 
+    def labelled_reading(
+        self, kind: Kind, name: str, help_text: str, label: str, read: Callable[[], dict[str, int]]
+    ) -> None:
+        """Like reading, one sample per label value: `read` returns {value: count}."""
+        self._readings.add_labelled(kind, f"{self.prefix}_{name}", help_text, label, read)
+
     def interceptor(self) -> grpc.ServerInterceptor[Any, Any]:
         """The server interceptor that counts and times every RPC of the server."""
         return _RpcInterceptor(self)
@@ -116,9 +122,15 @@ class _Readings(Collector):
 
     def __init__(self) -> None:
         self._readings: list[tuple[Kind, str, str, Callable[[], float]]] = []
+        self._labelled: list[tuple[Kind, str, str, str, Callable[[], dict[str, int]]]] = []
 
     def add(self, kind: Kind, name: str, help_text: str, read: Callable[[], float]) -> None:
         self._readings.append((kind, name, help_text, read))
+
+    def add_labelled(
+        self, kind: Kind, name: str, help_text: str, label: str, read: Callable[[], dict[str, int]]
+    ) -> None:
+        self._labelled.append((kind, name, help_text, label, read))
 
     def collect(self) -> Iterable[Metric]:
         for kind, name, help_text, read in self._readings:
@@ -126,6 +138,15 @@ class _Readings(Collector):
                 yield CounterMetricFamily(name, help_text, value=read())
             else:
                 yield GaugeMetricFamily(name, help_text, value=read())
+        for kind, name, help_text, label, read_all in self._labelled:
+            family: CounterMetricFamily | GaugeMetricFamily
+            if kind == "counter":
+                family = CounterMetricFamily(name, help_text, labels=[label])
+            else:
+                family = GaugeMetricFamily(name, help_text, labels=[label])
+            for value, count in sorted(read_all().items()):
+                family.add_metric([value], count)
+            yield family
 
 
 class _RpcInterceptor(_Interceptor):

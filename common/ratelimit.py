@@ -57,6 +57,21 @@ class TokenBucket:
             self._tokens -= count
             return max(0.0, -self._tokens / self.rate)
 
+    def take(self, count: int = 1) -> float:
+        """Take `count` tokens only if the bucket holds them: 0.0 when taken, else the seconds
+        until it will (nothing taken), for callers that refuse rather than wait.
+        """
+        if not self.rate or count <= 0:
+            return 0.0
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+            self._stamp = now
+            if self._tokens >= count:
+                self._tokens -= count
+                return 0.0
+            return (count - self._tokens) / self.rate
+
 
 def parse_rate(text: str) -> float:
     """Bytes per second from `30M`, `500K`, `1.5G`, `2MiB/s` or `4096` (binary units).

@@ -40,3 +40,13 @@ WAIT_FOR_PEERS = HEARTBEAT_INTERVAL
 GATHERING_POLL = 1.0  # seconds between searches while waiting for peers to re-join
 DOWNLOAD_BACKOFF_CAP = 8.0  # the longest wait before asking the peers of a download again
 TRACKER_RETRY_CAP = 10.0  # the longest wait before trying to join an unreachable tracker again
+# Reaching a peer the tracker could not reach (peer.reach): how long each path may take.
+DIRECT_PROBE = 3.0  # seconds for a TCP connection to a peer's listed address
+LOCAL_PROBE = 2.0  # seconds for one to a local address (peers behind the same NAT)
+REVERSE_WAIT = 5.0  # seconds for a peer's reverse dial to arrive and prove itself
+RELAY_WAIT = 10.0  # seconds to pair at a relay (the relay's own pairing timeout)
+# Connections a serving peer dials out for downloaders (reverse, or to a relay) open at once,
+# in the handshake or carrying calls (serve --max-dialbacks), and dials a second it starts
+# (--dialback-rate); requests past either are dropped.
+MAX_DIALBACKS = 32
+DIALBACK_RATE = 10.0

@@ -57,6 +57,20 @@ class NotATrackerError(ClientError):
     """The address answers gRPC but does not serve the tracker service (a peer, say)."""
 
 
+class ConnectRefusedError(ClientError):
+    """The tracker could not connect this peer to another: `reason` (common.reasons) says why,
+    `retry_after` when it may be asked again.
+    """
+
+    def __init__(
+        self, message: str, reason: str, retry_after: float | None = None, details: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.retry_after = retry_after
+        self.details = details or message  # the tracker's own words
+
+
 class NotFoundError(ClientError):
     """No peer shares the file."""
 
@@ -110,6 +124,8 @@ class PeerFault(enum.Enum):
 
     REFUSED = "refused"  # busy: try the next peer, come back later
     GONE = "gone"  # unreachable or died: try the next peer, come back later
+    # Alive at the tracker, but no path (direct, local, reverse, relay) reached it.
+    UNREACHABLE = "unreachable"
     STALLED = "stalled"  # no data for too long: as GONE
     CHANGED = "changed"  # its file is not the one we are fetching: drop it for this file
     MISSING = "missing"  # it does not share the file (any more): drop it for this file
@@ -121,16 +137,25 @@ class PeerError(Exception):
     """One stream from one peer failed; `fault` says how.
 
     `retry_after` is the seconds the peer asked us to wait before asking it again (RetryInfo).
+    `reached` is False when no connection to the peer could be made at all (as opposed to
+    one that broke, or an answer): nobody is there now.
     """
 
     def __init__(
-        self, peer: str, fault: PeerFault, detail: str, retry_after: float | None = None
+        self,
+        peer: str,
+        fault: PeerFault,
+        detail: str,
+        retry_after: float | None = None,
+        *,
+        reached: bool = True,
     ) -> None:
         super().__init__(f"peer {peer} {fault.value}: {detail}")
         self.peer = peer
         self.fault = fault
         self.detail = detail
         self.retry_after = retry_after
+        self.reached = reached and fault is not PeerFault.UNREACHABLE
 
 
 # The longest wait a peer's RetryInfo can impose: longer asks are cut to this. Shorter ones
@@ -156,6 +181,9 @@ _FAULT_BY_REASON = {
 # Tracker reasons meaning this peer's registration is gone: Join again.
 _LEASE_LOST = frozenset({reasons.PEER_NOT_REGISTERED, reasons.TOKEN_MISMATCH})
 
+
+# What gRPC's UNAVAILABLE says when no connection could be made (refused, no route, timeout).
+_NO_CONNECTION = "failed to connect"
 
 # For servers without napshare details.
 _PEER_FAULTS = {
@@ -200,7 +228,11 @@ def peer_failure(peer: str, error: grpc.RpcError) -> PeerError:
         return PeerError(peer, PeerFault.BROKEN, detail)
     found = error_details.read(error)
     if found is None:
-        return PeerError(peer, _PEER_FAULTS.get(code, PeerFault.BROKEN), _details(error))
+        reached = not (
+            code is grpc.StatusCode.UNAVAILABLE and _NO_CONNECTION in _details(error).lower()
+        )
+        fault = _PEER_FAULTS.get(code, PeerFault.BROKEN)
+        return PeerError(peer, fault, _details(error), reached=reached)
     # A reason we do not know (from a newer peer) falls back on the code.
     fault = _FAULT_BY_REASON.get(found.reason) or _PEER_FAULTS.get(code, PeerFault.BROKEN)
     retry_after = None
@@ -249,6 +281,22 @@ def tracker_error(tracker: str, error: grpc.RpcError) -> ClientError:
         )
     return TrackerRejectedError(
         tr("tracker {tracker} refused the request: {details}", tracker=tracker, details=details)
+    )
+
+
+def connect_refused(tracker: str, peer: str, error: grpc.RpcError) -> ConnectRefusedError:
+    """The ConnectRefusedError of a Connect call that the tracker answered with details."""
+    found = error_details.read(error)
+    return ConnectRefusedError(
+        tr(
+            "tracker {tracker} cannot connect this peer to {peer}: {details}",
+            tracker=tracker,
+            peer=peer,
+            details=_details(error),
+        ),
+        found.reason if found is not None else "",
+        found.retry_delay if found is not None else None,
+        _details(error),
     )
 
 

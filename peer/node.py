@@ -17,6 +17,8 @@ from napshare.common.ratelimit import TokenBucket
 from napshare.common.serving import stop_gracefully
 from napshare.peer.defaults import (
     DEFAULT_CHUNK_SIZE,
+    DIALBACK_RATE,
+    MAX_DIALBACKS,
     MAX_UPLOADS,
     MIN_UPLOAD_RATE,
     RESCAN_INTERVAL,
@@ -29,6 +31,10 @@ from napshare.peer.downloading.engine import Downloader, DownloadOptions, Downlo
 from napshare.peer.downloading.reporting import StatusReporter
 from napshare.peer.errors import ClientError, TrackerUnreachableError
 from napshare.peer.folder.store import SharedFolder
+from napshare.peer.reach.addresses import local_addresses
+from napshare.peer.reach.listener import ReachListener
+from napshare.peer.reach.paths import Path, PathCounts
+from napshare.peer.serving.callers import Callers
 from napshare.peer.serving.server import create_server
 from napshare.peer.serving.slots import Fairness
 from napshare.peer.tracker_client import TrackerClient
@@ -66,6 +72,11 @@ class NodeConfig:
     max_upload_rate: float = 0
     max_download_rate: float = 0
     transport: Transport = PLAINTEXT
+    max_dialbacks: int = MAX_DIALBACKS  # behind a NAT: connections dialled out at once
+    dialback_rate: float = DIALBACK_RATE  # ... and started per second
+    # Where peers behind the same NAT reach this one (`ip:port`); None: this host's address
+    # on the way to the tracker (or the bound one), found at each Join.
+    local_addresses: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -106,10 +117,12 @@ class Node:
         self.identity = peer_identity(config.folder.root)
         self.tracker = TrackerClient(config.tracker, transport=config.transport)
         self.health = HealthServicer()
+        self.callers = Callers()
+        bound = listen_address(config.host, config.bind)
         self.server: grpc.Server
         self.server, self.port = create_server(
             config.folder,
-            host=listen_address(config.host, config.bind),
+            host=bound,
             port=config.port,
             max_uploads=config.max_uploads,
             chunk_size=config.chunk_size,
@@ -119,6 +132,17 @@ class Node:
             health=self.health,
             metrics=metrics,
             tls=None if config.transport.plaintext else self.identity,
+            callers=self.callers,
+        )
+        self.dialled = PathCounts()  # connections dialled out and spliced in, by path
+        self.reach = ReachListener(
+            self.tracker,
+            (own_server_host(bound), self.port),
+            self.callers,
+            max_dialbacks=config.max_dialbacks,
+            dialback_rate=config.dialback_rate,
+            on_lost=lambda registration: self.link.lost(registration),  # noqa: PLW0108 - made below
+            on_dialled=self.dialled.add,
         )
         self.link = TrackerLink(
             self.tracker,
@@ -129,6 +153,8 @@ class Node:
             on_joined=on_joined,
             identity=self.identity,
             on_reachable=on_reachable,
+            on_registered=self.reach.registered,
+            local_addresses=lambda: self._local_addresses(bound),
         )
         self.downloader = Downloader(
             config.folder,
@@ -140,6 +166,33 @@ class Node:
         self.downloads: list[BackgroundDownload] = []
         self._received = _ByteCount()
         if metrics is not None:
+            metrics.labelled_reading(
+                "counter",
+                "connections",
+                "Connections this peer's downloads opened to other peers, by path (direct, "
+                "local, reverse, relay).",
+                "path",
+                self.downloader.connections.snapshot,
+            )
+            metrics.labelled_reading(
+                "counter",
+                "dialbacks",
+                "Connections this peer dialled out and served for downloaders that cannot "
+                "reach it, by path (reverse, relay).",
+                "path",
+                lambda: {
+                    path: count
+                    for path, count in self.dialled.snapshot().items()
+                    if path in (Path.REVERSE.value, Path.RELAY.value)
+                },
+            )
+            metrics.reading(
+                "gauge",
+                "listening",
+                "1 while this peer holds its Listen stream at the tracker (it is not reachable "
+                "directly), else 0.",
+                lambda: float(self.reach.listening),
+            )
             metrics.reading(
                 "counter",
                 "received_bytes",
@@ -153,8 +206,16 @@ class Node:
                 lambda: sum(job.running for job in self.downloads),
             )
 
+    def _local_addresses(self, bound: str) -> list[str]:
+        if self.config.local_addresses is not None:
+            return list(self.config.local_addresses)
+        return local_addresses(self.config.tracker, self.port, bound)
+
     def start(self) -> None:
-        """Join (or keep trying in the background when the tracker is down), then heartbeat."""
+        """Join (or keep trying in the background when the tracker is down), then heartbeat;
+        while the tracker cannot reach this peer, hold a Listen stream to be dialled through.
+        """
+        self.reach.start()
         try:
             self.link.join()
         except TrackerUnreachableError as error:
@@ -206,8 +267,10 @@ class Node:
             job.cancel.set()
         for job in self.downloads:
             job.thread.join()
+        self.downloader.close()
         self.link.stop(leave=True)
-        stop_gracefully(self.server, self.health)
+        stop_gracefully(self.server, self.health)  # spliced connections finish too
+        self.reach.stop()
         self.tracker.close()
 
 
@@ -234,6 +297,15 @@ class _CountingReporter(StatusReporter):
         """Count `count` more bytes, here and node-wide."""
         super().advance(count)
         self._received.add(count)
+
+
+def own_server_host(bound: str) -> str:
+    """Where this host reaches its own server listening on `bound`: loopback for all addresses."""
+    if bound in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if bound == "::":
+        return "::1"
+    return bound.strip("[]")
 
 
 def listen_address(host: str, bind: str) -> str:

@@ -1,9 +1,11 @@
-"""The tracker's calls as plain Python: Join, Search (every page), Update, Heartbeat, Leave."""
+"""The tracker's calls as plain Python: Join, Search (every page), Update, Heartbeat, Leave,
+and the calls that reach peers behind NATs: Listen (the serving side's stream) and Connect.
+"""
 
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -22,7 +24,12 @@ from napshare.common.names import InvalidNameError, check_file_name, check_sha25
 from napshare.common.protocol import MAX_PAGE_SIZE
 from napshare.common.tls import pinned_channel, speaks_tls
 from napshare.peer.defaults import MAX_RESULTS
-from napshare.peer.errors import ClientError, TrackerUnreachableError, tracker_error
+from napshare.peer.errors import (
+    ClientError,
+    TrackerUnreachableError,
+    connect_refused,
+    tracker_error,
+)
 from napshare.peer.folder.store import SharedFile
 from napshare.peer.transport import PLAINTEXT, Transport, pinned_fingerprint, tracker_certificate
 from napshare.v1 import file_info_pb2, tracker_pb2, tracker_pb2_grpc
@@ -51,6 +58,7 @@ class Source:
     sha256: str
     certificate: bytes = b""  # the peer's (DER), to pin; empty for an anonymous peer
     pieces_root: str = ""  # hex; "" when the file is empty or the peer computes none
+    reachable: bool = False  # the tracker reached the peer at its address when it joined
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,44 @@ class Found:
     more: bool  # more matched: the limit asked for, or the client's caps, cut the list
     capped: bool  # the caps (MAX_RESULTS, MAX_PAGES) did the cutting, not the limit
     gathering: bool = False  # the tracker started recently: peers may still be re-joining
+
+
+@dataclass(frozen=True)
+class ConnectAnswer:
+    """What Connect returned: the peer's local addresses (the caller shares its public
+    address), whether it was asked to dial, and the caller's half of that dial.
+    """
+
+    local_addresses: tuple[str, ...]
+    dialing: bool
+    session: bytes = b""  # reverse: the 16 bytes the peer sends first
+    secret: bytes = b""  # reverse: the 32-byte secret both sides prove
+    relay_address: str = ""  # relay: host:port (an empty host: the tracker's)
+    relay_ticket: bytes = b""  # relay: this side's serialized SignedRelayTicket
+
+
+class Listening:
+    """A Listen call: iterate for its events (a ClientError when it fails), cancel to end it."""
+
+    def __init__(
+        self,
+        client: "TrackerClient",
+        events: Iterable[tracker_pb2.ListenResponse],
+        cancel: Callable[[], object],
+    ) -> None:
+        self._client = client
+        self._events = events
+        self._cancel = cancel
+
+    def __iter__(self) -> Iterator[tracker_pb2.ListenResponse]:
+        try:
+            yield from self._events
+        except grpc.RpcError as error:
+            raise self._client._failure(error) from None
+
+    def cancel(self) -> None:
+        """End the call (iteration then ends with a ClientError)."""
+        self._cancel()
 
 
 @dataclass(frozen=True)
@@ -86,6 +132,8 @@ _CHANNEL_OPTIONS: list[tuple[str, int | str]] = [
     # Come back quickly after the tracker restarts.
     ("grpc.initial_reconnect_backoff_ms", 200),
     ("grpc.max_reconnect_backoff_ms", 2000),
+    # A connection of this client's own, so that reconnect() really dials a new one.
+    ("grpc.use_local_subchannel_pool", 1),
 ]
 
 
@@ -109,6 +157,7 @@ class TrackerClient:
         self._stub: tracker_pb2_grpc.TrackerServiceStub | None = None
         self._watchers: list[Callable[[grpc.ChannelConnectivity], None]] = []
         self.tracker_identity = ""  # the pinned certificate's fingerprint; "" in plain text
+        self._certificate: bytes | None = None  # the pinned certificate (PEM), over TLS
         if transport.plaintext:
             self._open(grpc.insecure_channel(self.address, options=_CHANNEL_OPTIONS))
 
@@ -124,11 +173,15 @@ class TrackerClient:
         files: Iterable[SharedFile],
         *,
         identity: Identity | None = None,
+        local_addresses: Iterable[str] = (),
     ) -> Registration:
         """Register this peer's address and files (JOIN -> JOIN_OK), as `identity` if given
         (else anonymously): the Join carries its certificate and a signature for this tracker.
+        `local_addresses` (`ip:port`) are where peers behind the same NAT reach it.
         """
-        request = tracker_pb2.JoinRequest(host=host, port=port, files=_infos(files))
+        request = tracker_pb2.JoinRequest(
+            host=host, port=port, files=_infos(files), local_addresses=local_addresses
+        )
         stub = self._connected()
         if identity is not None:
             signed_at = int(time.time())
@@ -216,6 +269,37 @@ class TrackerClient:
         request = tracker_pb2.LeaveRequest(peer_id=registration.peer_id, token=registration.token)
         self._call(self._connected().Leave, request)
 
+    def listen(self, registration: Registration) -> Listening:
+        """Open this peer's Listen stream: the tracker's requests to dial out."""
+        request = tracker_pb2.ListenRequest(peer_id=registration.peer_id, token=registration.token)
+        try:
+            call = self._connected().Listen(request)
+        except grpc.RpcError as error:
+            raise self._failure(error) from None
+        return Listening(self, call, call.cancel)
+
+    def connect(
+        self, peer: str, path: tracker_pb2.ConnectPath, reverse_port: int = 0
+    ) -> ConnectAnswer:
+        """Ask the tracker to reach `peer` by `path` (tracker_pb2.CONNECT_PATH_*); the caller's
+        half. Raises ConnectRefusedError with the tracker's reason, or another ClientError.
+        """
+        request = tracker_pb2.ConnectRequest(peer_id=peer, path=path, reverse_port=reverse_port)
+        try:
+            reply = self._connected().Connect(request, timeout=self._timeout)
+        except grpc.RpcError as error:
+            if error_details.read(error) is None:  # no answer about the peer: the tracker's
+                raise self._failure(error) from None
+            raise connect_refused(self.address, peer, error) from None
+        return ConnectAnswer(
+            tuple(reply.local_addresses),
+            reply.dialing,
+            reply.session,
+            reply.secret,
+            reply.relay_address,
+            reply.relay_ticket,
+        )
+
     def watch_reconnects(self, callback: Callable[[], None]) -> None:
         """Keep the channel connected, and call `callback` each time it connects again after
         losing the tracker (a restart, say). It runs on gRPC's thread, so it must be quick.
@@ -245,6 +329,23 @@ class TrackerClient:
             if self._channel is not None:
                 self._channel.subscribe(changed, try_to_connect=False)
 
+    def reconnect(self) -> None:
+        """Dial the tracker afresh, on a new connection: the one in use went silent (a home
+        router may have dropped its mapping without a word). Calls on the old one end.
+        """
+        with self._lock:
+            old = self._channel
+            if old is None:
+                return
+            if self.plaintext:
+                channel = grpc.insecure_channel(self.address, options=_CHANNEL_OPTIONS)
+            else:
+                assert self._certificate is not None  # a channel over TLS was pinned to it
+                channel = pinned_channel(self.address, self._certificate, _CHANNEL_OPTIONS)
+            self._open(channel)
+        old.close()
+        logger.info("connecting to tracker %s again, on a new connection", self.address)
+
     def close(self) -> None:
         """Close the channel."""
         with self._lock:
@@ -266,6 +367,7 @@ class TrackerClient:
                 return self._stub
             certificate = tracker_certificate(self.transport, self.address)
             self.tracker_identity = pinned_fingerprint(certificate)
+            self._certificate = certificate
             return self._open(pinned_channel(self.address, certificate, _CHANNEL_OPTIONS))
 
     def _call(
@@ -359,6 +461,7 @@ def _checked(results: Iterable[tracker_pb2.SearchResult], name: str, tracker: st
                     file.sha256,
                     certificate=r.certificate,
                     pieces_root=file.pieces_root,
+                    reachable=r.reachable,
                 )
             )
         else:

@@ -31,7 +31,8 @@ class TrackerLink:
 
     `on_joined(peer_id, file_names)` is called after every successful Join, and
     `on_reachable(reachable)` after every Join whose reachability differs from the last one's
-    (the first Join's, always). Joins carry `identity` when given.
+    (the first Join's, always), and `on_registered(registration)` after every Join. Joins
+    carry `identity` when given, and the addresses `local_addresses()` returns then.
     """
 
     def __init__(
@@ -45,6 +46,8 @@ class TrackerLink:
         on_joined: Joined | None = None,
         identity: Identity | None = None,
         on_reachable: Callable[[bool], None] | None = None,
+        on_registered: Callable[[Registration], None] | None = None,
+        local_addresses: Callable[[], list[str]] = list,
     ) -> None:
         self.tracker = tracker
         self.folder = folder
@@ -54,6 +57,8 @@ class TrackerLink:
         self.on_joined = on_joined
         self.identity = identity
         self.on_reachable = on_reachable
+        self.on_registered = on_registered
+        self.local_addresses = local_addresses
         self._reachable: bool | None = None
         self.join_count = 0
         self._registration: Registration | None = None
@@ -75,7 +80,13 @@ class TrackerLink:
         """Join now with every shared file (again, if already joined). Raises ClientError."""
         with self._lock:
             files = self.folder.scan()
-            registration = self.tracker.join(self.host, self.port, files, identity=self.identity)
+            registration = self.tracker.join(
+                self.host,
+                self.port,
+                files,
+                identity=self.identity,
+                local_addresses=self.local_addresses(),
+            )
             told = self._reachable
             self._reachable = registration.reachable
             self._registration = registration
@@ -94,6 +105,8 @@ class TrackerLink:
             self.on_joined(registration.peer_id, [f.name for f in files])
         if self.on_reachable is not None and told is not registration.reachable:
             self.on_reachable(registration.reachable)
+        if self.on_registered is not None:
+            self.on_registered(registration)
         return registration
 
     def start(self, *, unreachable: bool = False) -> None:
@@ -114,6 +127,12 @@ class TrackerLink:
     def announce(self, file: SharedFile) -> None:
         """Tell the tracker this peer now shares `file` (a finished download)."""
         self._update([file])
+
+    def lost(self, registration: Registration) -> None:
+        """The tracker no longer knows `registration` (its Listen stream said so): join again
+        now, unless a Join replaced it already.
+        """
+        self._forget(registration)
 
     def stop(self, *, leave: bool = True) -> None:
         """Stop the threads, then Leave (best effort) so the tracker drops this peer at once."""

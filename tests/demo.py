@@ -23,7 +23,8 @@ VIDEO = "aula1.mp4"
 MISSING = "aula99.mp4"
 LISTENING = re.compile(r"(?:listening on|escutando em) (\S+:\d+)")
 FINGERPRINT = re.compile(r"SHA-256 (?:fingerprint|do certificado) ([0-9a-f]{64})")
-REACHED = re.compile(r"^(?:the tracker reached this peer|o tracker alcançou este peer).*$", re.M)
+# The serve line that says how other peers reach this one (reachable directly, or not).
+REACHED = re.compile(r"^(?:(?:not )?reachable directly|(?:não )?alcançável diretamente).*$", re.M)
 
 
 def step(title: str) -> None:

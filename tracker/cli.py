@@ -19,8 +19,15 @@ from napshare.common.cliargs import (
 from napshare.common.console import tr
 from napshare.common.exitcodes import ExitCode, epilog
 from napshare.common.protocol import HEARTBEAT_INTERVAL, LEASE_INTERVALS, TRACKER_PORT
+from napshare.tracker.connects import (
+    CONNECT_BURST_SECONDS,
+    CONNECT_RATE,
+    MAX_PEER_DIALS,
+    PENDING_SECONDS,
+)
 from napshare.tracker.index import MAX_CANDIDATES, MAX_CONCURRENT_SEARCHES
 from napshare.tracker.limits import Limits, flag
+from napshare.tracker.switchboard import LISTEN_KEEPALIVE, MAX_LISTENERS, Switchboard
 
 if TYPE_CHECKING:
     from napshare.common.identity import Identity
@@ -113,6 +120,7 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     _add_limit_flags(parser)
+    _add_reach_flags(parser)
     add_metrics_flags(parser)
     parser.add_argument(
         "--log-level",
@@ -164,6 +172,57 @@ def _add_limit_flags(parser: argparse.ArgumentParser) -> None:
         )
 
 
+def _add_reach_flags(parser: argparse.ArgumentParser) -> None:
+    """Flags of Listen and Connect: how peers behind a NAT or firewall are reached."""
+    group = parser.add_argument_group(
+        tr("reaching peers behind a NAT"),
+        tr("a peer the tracker cannot reach holds a Listen stream; Connect asks it to dial out"),
+    )
+    group.add_argument(
+        "--max-listeners",
+        type=int_in_range(1, 100_000),
+        default=MAX_LISTENERS,
+        metavar="N",
+        help=tr(
+            "Listen streams held at once, each a thread; more are refused with "
+            "RESOURCE_EXHAUSTED (default {n:,})",
+            n=MAX_LISTENERS,
+        ),
+    )
+    group.add_argument(
+        "--listen-keepalive",
+        type=positive_number,
+        default=LISTEN_KEEPALIVE,
+        metavar="SECONDS",
+        help=tr(
+            "how often a Listen stream carries a keepalive when nothing else is sent, so home "
+            "routers keep its mapping (default %(default)g)"
+        ),
+    )
+    group.add_argument(
+        "--connect-rate",
+        type=positive_number,
+        default=CONNECT_RATE,
+        metavar="N",
+        help=tr(
+            "Connect calls a second from one IP address, in bursts of {seconds:g} s of it; more "
+            "are refused with RESOURCE_EXHAUSTED (default %(default)g)",
+            seconds=CONNECT_BURST_SECONDS,
+        ),
+    )
+    group.add_argument(
+        "--max-peer-dials",
+        type=int_in_range(1, 10_000),
+        default=MAX_PEER_DIALS,
+        metavar="N",
+        help=tr(
+            "dials sent to one peer in {seconds:g} s; Connect calls past it are refused with "
+            "RESOURCE_EXHAUSTED (default %(default)s)",
+            seconds=PENDING_SECONDS,
+        ),
+    )
+
+
 def _limits(args: argparse.Namespace) -> Limits:
     """The Limits that the --max-... flags set."""
     return Limits(**{limit: getattr(args, f"max_{limit}") for limit in Limits.__dataclass_fields__})
@@ -182,6 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from napshare.common.identity import IdentityError  # noqa: PLC0415
     from napshare.common.serving import PortInUseError, stop_gracefully, wait_for_signal  # noqa: PLC0415
     from napshare.tracker.server import create_server, tracker_metrics  # noqa: PLC0415
+    from napshare.v1 import tracker_pb2  # noqa: PLC0415
 
     try:
         identity = None if args.plaintext else _identity(args)
@@ -190,6 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitCode.IDENTITY_FILES
     health = HealthServicer()
     metrics = None if args.metrics_port is None else tracker_metrics()
+    switchboard: Switchboard[tracker_pb2.ListenResponse] = Switchboard(args.max_listeners)
     endpoint = None
     try:
         server, port = create_server(
@@ -201,6 +262,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             metrics=metrics,
             limits=_limits(args),
             tls=identity,
+            switchboard=switchboard,
+            listen_keepalive=args.listen_keepalive,
+            connect_rate=args.connect_rate,
+            max_peer_dials=args.max_peer_dials,
         )
         if metrics is not None:
             try:
@@ -228,6 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(security, file=sys.stderr, flush=True)  # stdout stays the lines scripts read
 
     wait_for_signal(ready=ready)
+    switchboard.close()  # Listen streams end now, not after the grace period
     stop_gracefully(server, health)
     if endpoint is not None:
         endpoint.close()

@@ -78,3 +78,45 @@ class ChecksBusyError(TrackerError):
     """Every reachability check slot is busy: the caller should join again later."""
 
     default_reason = reasons.ADDRESS_CHECKS_BUSY
+
+
+class ListenersFullError(TrackerError):
+    """The tracker holds as many Listen streams as it allows."""
+
+    default_reason = reasons.LISTENERS_FULL
+
+
+class ListenReplacedError(TrackerError):
+    """A newer Listen of the same peer took this stream's place."""
+
+    default_reason = reasons.LISTEN_REPLACED
+
+
+class NotListeningError(TrackerError):
+    """Connect: the peer holds no Listen stream and has no address on the caller's network."""
+
+    default_reason = reasons.PEER_NOT_LISTENING
+
+
+class AnonymousPeerError(TrackerError):
+    """Connect: the peer joined anonymously, so nothing could check who answers a dial."""
+
+    default_reason = reasons.PEER_ANONYMOUS
+
+
+class RelayUnavailableError(TrackerError):
+    """Connect asked for a relay, and the tracker offers none."""
+
+    default_reason = reasons.RELAY_UNAVAILABLE
+
+
+class ConnectRateError(TrackerError):
+    """The caller's IP address asked for more connections than the tracker allows per second."""
+
+    default_reason = reasons.CONNECT_RATE_LIMITED
+
+
+class DialsBusyError(TrackerError):
+    """The peer already has as many dials pending as the tracker sends it."""
+
+    default_reason = reasons.PEER_DIALS_BUSY

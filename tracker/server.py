@@ -23,12 +23,14 @@ from napshare.common.serving import (
 )
 from napshare.common.tls import server_credentials
 from napshare.tracker import console
+from napshare.tracker.connects import CONNECT_RATE, MAX_PEER_DIALS, Connects, RelayOffer
 from napshare.tracker.index import MAX_CONCURRENT_SEARCHES, TrackerIndex
 from napshare.tracker.limits import Limits
 from napshare.tracker.proof import JoinProof
 from napshare.tracker.reachability import AddressCheck
 from napshare.tracker.servicer import TrackerServicer
 from napshare.tracker.status import abort
+from napshare.tracker.switchboard import LISTEN_KEEPALIVE, Switchboard
 from napshare.v1 import tracker_pb2
 
 logger = logging.getLogger(__name__)
@@ -36,6 +38,13 @@ logger = logging.getLogger(__name__)
 SERVICE_NAME = TRACKER_SERVICE
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 TICK_SECONDS = 0.1  # how often expired leases are dropped and console lines flushed
+# Listen streams last for hours, idle but for the tracker's keepalives. A client's HTTP/2
+# pings (gRPC keepalive) are accepted every 10 s while no data flows, and without calls too,
+# so that a peer's pings never earn a GOAWAY with too_many_pings.
+LONG_STREAM_OPTIONS = [
+    ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+]
 
 
 def create_server(
@@ -50,11 +59,22 @@ def create_server(
     metrics: Metrics | None = None,
     limits: Limits | None = None,
     tls: Identity | None = None,
+    switchboard: Switchboard[tracker_pb2.ListenResponse] | None = None,
+    listen_keepalive: float = LISTEN_KEEPALIVE,
+    connect_rate: float = CONNECT_RATE,
+    max_peer_dials: int = MAX_PEER_DIALS,
+    relay: RelayOffer | None = None,
 ) -> tuple[grpc.Server, int]:
     """Start a tracker on host:port (0 picks a free port) and return it with its port.
 
     With `tls`, it serves TLS with that identity, and Joins must be signed for it; without,
     plain text (Joins signed for the plain text tracker, "").
+
+    Peers it cannot reach hold Listen streams in `switchboard` (a new one holding at most
+    MAX_LISTENERS when None; pass one to close its streams before stopping the server), each
+    sent a keepalive every `listen_keepalive` seconds; Connect hands out `relay` (None: no
+    relay), at most `connect_rate` calls a second per caller IP and `max_peer_dials` dials
+    pending per peer.
 
     `heartbeat_interval`, `max_concurrent_searches` and `limits` (default Limits()) apply only
     when no `index` is given. With `metrics` (made with tracker_metrics()), RPCs, the index's
@@ -66,18 +86,44 @@ def create_server(
             heartbeat_interval, max_concurrent_searches=max_concurrent_searches, limits=limits
         )
     on_expired = _count_index(metrics, index)
+    if switchboard is None:
+        switchboard = Switchboard()
+    # Each Listen stream holds a thread for as long as it is open: the others keep theirs.
+    workers = max_workers + switchboard.max_listeners
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="tracker-rpc"),
+        futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tracker-rpc"),
         interceptors=[] if metrics is None else [metrics.interceptor()],
         maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS,
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.so_reuseport", 0),  # a second tracker on a taken port must fail, not share it
             *BACKLOG_OPTIONS,
+            *LONG_STREAM_OPTIONS,
         ],
     )
     proof = JoinProof("" if tls is None else tls.fingerprint)
-    handlers = _handlers(TrackerServicer(index, proof, AddressCheck(tls=tls is not None)))
+    connects = Connects(
+        index, switchboard, rate=connect_rate, max_peer_dials=max_peer_dials, relay=relay
+    )
+    servicer = TrackerServicer(
+        index,
+        proof,
+        AddressCheck(tls=tls is not None),
+        switchboard=switchboard,
+        connects=connects,
+        listen_keepalive=listen_keepalive,
+    )
+    if metrics is not None:
+        metrics.reading("gauge", "listeners", "Listen streams open now.", lambda: len(switchboard))
+        metrics.labelled_reading(
+            "counter",
+            "connects",
+            "Connect calls answered, by path: reverse and relay (the peer was asked to dial), "
+            "local (its local addresses only).",
+            "path",
+            connects.answered,
+        )
+    handlers = _handlers(servicer)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
     server.add_registered_method_handlers(SERVICE_NAME, handlers)  # type: ignore[attr-defined]
     add_health_and_reflection(server, [SERVICE_NAME], health)
@@ -115,6 +161,12 @@ def _handlers(service: TrackerServicer) -> dict[str, grpc.RpcMethodHandler[Any, 
             service.Heartbeat, tracker_pb2.HeartbeatRequest, tracker_pb2.HeartbeatResponse
         ),
         "Leave": typed(service.Leave, tracker_pb2.LeaveRequest, tracker_pb2.LeaveResponse),
+        "Listen": grpc.unary_stream_rpc_method_handler(
+            on_bytes(service.Listen, tracker_pb2.ListenRequest, abort),
+            request_deserializer=None,
+            response_serializer=tracker_pb2.ListenResponse.SerializeToString,
+        ),
+        "Connect": typed(service.Connect, tracker_pb2.ConnectRequest, tracker_pb2.ConnectResponse),
     }
 
 

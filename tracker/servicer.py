@@ -10,13 +10,14 @@ from napshare.common.address import InvalidAddressError, caller_address, caller_
 from napshare.common.console import PEER_JOINED, PEER_SEARCHED
 from napshare.common.messages import MalformedRequestError, parse_request
 from napshare.tracker.answers import Answer, Answers
-from napshare.tracker.connects import check_local_addresses
+from napshare.tracker.connects import Connects, check_local_addresses
 from napshare.tracker.console import say
-from napshare.tracker.errors import InvalidRequestError, TrackerError
+from napshare.tracker.errors import InvalidRequestError, TrackerError, UnknownPeerError
 from napshare.tracker.index import SearchOutcome, TrackerIndex
 from napshare.tracker.proof import JoinProof
 from napshare.tracker.reachability import AddressCheck
 from napshare.tracker.status import abort
+from napshare.tracker.switchboard import LISTEN_KEEPALIVE, Switchboard
 from napshare.v1 import file_info_pb2, tracker_pb2, tracker_pb2_grpc
 
 logger = logging.getLogger(__name__)
@@ -30,11 +31,21 @@ class TrackerServicer(tracker_pb2_grpc.TrackerServiceServicer):
         index: TrackerIndex,
         proof: JoinProof | None = None,
         check: AddressCheck | None = None,
+        *,
+        switchboard: Switchboard[tracker_pb2.ListenResponse] | None = None,
+        connects: Connects | None = None,
+        listen_keepalive: float = LISTEN_KEEPALIVE,
     ) -> None:
-        """Without `proof` and `check`, those of a tracker that serves plain text."""
+        """Without `proof` and `check`, those of a tracker that serves plain text; without
+        `switchboard` and `connects`, their defaults (and no relay).
+        """
         self._index = index
         self._proof = proof or JoinProof("")
         self._check = check or AddressCheck(tls=False)
+        self._switchboard = Switchboard() if switchboard is None else switchboard
+        self._connects = Connects(index, self._switchboard) if connects is None else connects
+        self._keepalive = listen_keepalive
+        self._keepalive_seconds = max(1, math.ceil(listen_keepalive))
         # The protocol counts whole seconds; sub-second intervals exist for tests.
         self._interval_seconds = max(1, math.ceil(index.heartbeat_interval))
         # Popular searches repeat: their answers are kept, serialized, until the index changes.
@@ -160,18 +171,59 @@ class TrackerServicer(tracker_pb2_grpc.TrackerServiceServicer):
             self._index.leave(request.peer_id, request.token)
         except TrackerError as error:
             abort(context, error)
+        peer_id = normal_address(request.peer_id)
+        self._switchboard.end(peer_id, UnknownPeerError(f"peer {peer_id} left"))
         logger.info("peer %s left", request.peer_id)
         return tracker_pb2.LeaveResponse()
 
     def Listen(  # noqa: N802 - the RPC's name
         self, request: tracker_pb2.ListenRequest, context: grpc.ServicerContext
     ) -> Iterator[tracker_pb2.ListenResponse]:
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, "Listen is not served yet")
+        try:
+            self._index.verify(request.peer_id, request.token)
+            peer_id = normal_address(request.peer_id)  # verify checked that it parses
+            listener = self._switchboard.register(peer_id, request.token)
+        except TrackerError as error:
+            abort(context, error)
+        context.add_callback(lambda: self._switchboard.unregister(listener))
+        logger.info("peer %s listens for connection requests", peer_id)
+        started = tracker_pb2.ListenStarted(keepalive_seconds=self._keepalive_seconds)
+        yield tracker_pb2.ListenResponse(started=started)
+        keepalive = tracker_pb2.ListenResponse(keepalive=tracker_pb2.ListenKeepalive())
+        while True:
+            event = listener.next(self._keepalive)
+            if listener.closed:
+                break
+            if event is not None:
+                yield event
+                continue
+            try:
+                self._index.verify(peer_id, request.token)  # still registered?
+            except TrackerError as error:
+                listener.close(error)
+                break
+            yield keepalive
+        self._switchboard.unregister(listener)
+        if listener.error is not None:
+            logger.info("peer %s stops listening: %s", peer_id, listener.error)
+            abort(context, listener.error)
 
     def Connect(  # noqa: N802 - the RPC's name
         self, request: tracker_pb2.ConnectRequest, context: grpc.ServicerContext
     ) -> tracker_pb2.ConnectResponse:
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, "Connect is not served yet")
+        caller = caller_ip(context.peer())
+        try:
+            answer = self._connects.connect(
+                caller, request.peer_id, request.path, request.reverse_port
+            )
+        except TrackerError as error:
+            logger.info("no connection to %s for %s: %s", request.peer_id[:80], caller, error)
+            abort(context, error)
+        how = "a relay" if request.path == tracker_pb2.CONNECT_PATH_RELAY else "a reverse dial"
+        if not answer.dialing:
+            how = "its local addresses only"
+        logger.info("connecting %s to peer %s by %s", caller, request.peer_id, how)
+        return answer
 
 
 def _search_response(outcome: SearchOutcome) -> tracker_pb2.SearchResponse:

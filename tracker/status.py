@@ -7,11 +7,18 @@ from napshare.common import error_details
 from napshare.common.messages import MalformedRequestError
 from napshare.tracker.errors import (
     AddressTakenError,
+    AnonymousPeerError,
     BusyError,
     CapacityError,
     ChecksBusyError,
+    ConnectRateError,
+    DialsBusyError,
     InvalidRequestError,
+    ListenersFullError,
+    ListenReplacedError,
+    NotListeningError,
     ProofInvalidError,
+    RelayUnavailableError,
     TrackerError,
     UnauthenticatedError,
     UnknownPeerError,
@@ -27,6 +34,13 @@ STATUS_CODES: dict[type[Exception], grpc.StatusCode] = {
     ProofInvalidError: grpc.StatusCode.UNAUTHENTICATED,
     AddressTakenError: grpc.StatusCode.PERMISSION_DENIED,
     ChecksBusyError: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    ListenersFullError: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    ListenReplacedError: grpc.StatusCode.ABORTED,
+    NotListeningError: grpc.StatusCode.FAILED_PRECONDITION,
+    AnonymousPeerError: grpc.StatusCode.FAILED_PRECONDITION,
+    RelayUnavailableError: grpc.StatusCode.UNAVAILABLE,
+    ConnectRateError: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    DialsBusyError: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 
 

@@ -49,6 +49,9 @@ from napshare.peer.errors import (
     VerificationFailedError,
 )
 from napshare.peer.folder.store import Digests, SharedFile, SharedFolder
+from napshare.peer.reach.paths import PathCounts
+from napshare.peer.reach.reverse import ReverseListener
+from napshare.peer.reach.routes import Routes
 from napshare.peer.tracker_client import Found, Source, TrackerClient
 
 logger = logging.getLogger(__name__)
@@ -106,9 +109,25 @@ class _Target:
         self.dropped: set[str] = set()  # they do not have this version
         self.warned: set[str] = set()  # the user was told they failed
         self.not_before: dict[str, float] = {}  # busy peers: monotonic time to ask them again
+        self.failures: dict[str, PeerError] = {}  # each peer's last failure since it sent
+        self.listed: set[str] = set()  # the tracker listed them with this version
+        self.unlisted: set[str] = set()  # listed once, not any more: they left or expired
 
     def candidates(self) -> list[str]:
-        return [p for p in self.order if p not in self.banned and p not in self.dropped]
+        return [
+            p
+            for p in self.order
+            if p not in self.banned and p not in self.dropped and p not in self.unlisted
+        ]
+
+    def down(self) -> list[PeerError]:
+        """The failures of the candidates, if no connection to any of them could be made
+        since they last sent (else []): nobody can be reached now.
+        """
+        failures = [self.failures.get(p) for p in self.candidates()]
+        if not failures or any(f is None or f.reached for f in failures):
+            return []
+        return [f for f in failures if f is not None]
 
     def ready(self, now: float) -> list[str]:
         """The candidates that may be asked at `now` (busy ones only once their wait is over)."""
@@ -189,6 +208,10 @@ class Downloader:
         self._asker = asker
         self._on_saved = on_saved
         self._limit = limit
+        self.connections = PathCounts()  # connections to peers opened, by path
+        self.reverse_host = ""  # where reverse connections are listened for ("": everywhere)
+        self._reverse: ReverseListener | None = None
+        self._reverse_lock = threading.Lock()
 
     def download(
         self,
@@ -204,22 +227,39 @@ class Downloader:
         check_file_name(name)
         options = options or DownloadOptions()
         reporter = reporter or SilentReporter()
-        channels = PeerChannels(plaintext=self.tracker.plaintext)
-        targets, options = self._targets(name, options, reporter, cancel, channels)
-        job = _Job(name, options, reporter, channels, cancel, _Tally(reporter))
+        routes = Routes(
+            self.tracker, self._reverse_listener, note=reporter.note, counts=self.connections
+        )
+        channels = PeerChannels(plaintext=self.tracker.plaintext, routes=routes)
         try:
-            failure: Exception | None = None
-            for target in targets:
+            targets, options = self._targets(name, options, reporter, cancel, channels)
+            job = _Job(name, options, reporter, channels, cancel, _Tally(reporter))
+            for index, target in enumerate(targets):
                 try:
                     return self._fetch_target(job, target)
                 except (NoPeerReachableError, VerificationFailedError) as error:
-                    failure = error
-                    logger.warning("%s", error)
-            assert failure is not None
-            raise failure
+                    if index == len(targets) - 1:
+                        raise
+                    logger.warning("%s; trying another version of the file", error)
+            raise AssertionError("a download ended without a target")  # targets is not empty
         finally:
-            job.channels.close()
+            channels.close()
+            routes.close()
             reporter.end()
+
+    def close(self) -> None:
+        """Stop listening for reverse connections (if any download needed them)."""
+        with self._reverse_lock:
+            reverse, self._reverse = self._reverse, None
+        if reverse is not None:
+            reverse.close()
+
+    def _reverse_listener(self) -> ReverseListener:
+        """The listener for this downloader's reverse connections, made when first needed."""
+        with self._reverse_lock:
+            if self._reverse is None:
+                self._reverse = ReverseListener(self.reverse_host)
+            return self._reverse
 
     def _targets(
         self,
@@ -238,7 +278,7 @@ class Downloader:
             found = self._await_peers(name, options.wait_for_peers, reporter, cancel)
         sources = found.sources
         for source in sources:
-            channels.pin(source.peer, source.certificate)
+            channels.pin(source.peer, source.certificate, reachable=source.reachable)
         if not sources:
             raise NotFoundError(tr("no peer shares {name}", name=name))
         counts = Counter((s.size, s.sha256, s.pieces_root) for s in sources)
@@ -268,6 +308,7 @@ class Downloader:
         for size, sha256, pieces_root in ranked:
             target = _Target(size, sha256, pieces_root, [])
             peers = [s.peer for s in sources if target.has(s)]
+            target.listed.update(peers)
             random.shuffle(peers)
             if preferred is not None:
                 peers = [preferred] + [p for p in peers if p != preferred]
@@ -316,6 +357,7 @@ class Downloader:
             reporter.begin(name, target.size, part.have)
             backoff = Backoff(options.max_backoff)
             last_progress = time.monotonic()
+            told_down = False  # the user was told that no source can be reached now
             while True:
                 if part.have == target.size:
                     if part.verify():
@@ -336,15 +378,24 @@ class Downloader:
                 if part.have > before:
                     last_progress = now
                     backoff.reset()
+                    target.failures.clear()
+                    told_down = False
                     continue
+                down = target.down()
+                if down and all(f.fault is PeerFault.UNREACHABLE for f in down):
+                    raise _nobody_reached(name, down)
                 if now - last_progress >= options.give_up_after:
-                    raise NoPeerReachableError(
+                    raise _gave_up(name, target, options.give_up_after)
+                if down and not told_down:
+                    told_down = True
+                    until = last_progress + options.give_up_after
+                    reporter.note(
                         tr(
-                            "gave up on {name}: no peer sent a good piece for {seconds} s "
-                            "({peers})",
+                            "no peer with {name} can be reached now ({failures}); trying again "
+                            "until {time} (--give-up-after), or until the tracker lists none",
                             name=name,
-                            seconds=format(options.give_up_after, "g"),
-                            peers=", ".join(target.candidates()),
+                            failures=_failures_text(down),
+                            time=_clock_time(until),
                         )
                     )
                 # Busy peers said when to ask again; they are not asked before that.
@@ -419,7 +470,7 @@ class Downloader:
             try:
                 self._attach_layer(job, part, peer)
             except PeerError as failure:
-                self._handle(failure, target, job.reporter, ready[(index + 1) % len(ready)])
+                self._handle(failure, target, job.reporter, _next_of(ready, index))
                 continue
             if part.have:
                 job.reporter.restart(part.have)  # pieces an earlier run left, checked on disk
@@ -435,7 +486,7 @@ class Downloader:
             try:
                 fetch_in_order(job.channels.download(peer), peer, part, how)
             except PeerError as failure:
-                self._handle(failure, target, job.reporter, ready[(index + 1) % len(ready)])
+                self._handle(failure, target, job.reporter, _next_of(ready, index))
             finally:
                 job.reporter.sources(0)
                 if part.have < before:
@@ -477,23 +528,50 @@ class Downloader:
         logger.info("%s: piece layer of %d pieces from %s", part.name, len(layer.hashes), peer)
 
     def _handle(
-        self, failure: PeerError, target: _Target, reporter: Reporter, following: str
+        self, failure: PeerError, target: _Target, reporter: Reporter, following: str | None
     ) -> None:
+        """What the failure of `peer` means for this download; `following` is another peer
+        that goes on (None when there is none).
+        """
         peer = failure.peer
+        target.failures[peer] = failure
         if failure.fault is PeerFault.REFUSED:
             target.to_back(peer)
             if failure.retry_after is not None:
                 target.not_before[peer] = time.monotonic() + failure.retry_after
                 logger.info("peer %s is busy; asking it again in %.1f s", peer, failure.retry_after)
-            reporter.note(
-                console.render(console.REFUSED_TRYING_NEXT, {"peer": peer, "next": following})
-            )
+            if following is not None:
+                line = console.render(
+                    console.REFUSED_TRYING_NEXT, {"peer": peer, "next": following}
+                )
+            elif failure.retry_after is not None:
+                line = tr(
+                    "peer {peer} refused the download (busy); no other peer has it, so asking "
+                    "it again in {seconds} s",
+                    peer=peer,
+                    seconds=format(failure.retry_after, ".0f"),
+                )
+            else:
+                line = tr(
+                    "peer {peer} refused the download (busy); no other peer has it, so asking "
+                    "it again shortly",
+                    peer=peer,
+                )
+            reporter.note(line)
+        elif failure.fault is PeerFault.UNREACHABLE:
+            target.to_back(peer)
+            if peer not in target.warned:  # once per peer: the path is chosen again later
+                target.warned.add(peer)
+                reporter.note(str(failure))
         elif failure.fault in (PeerFault.GONE, PeerFault.STALLED):
             target.to_back(peer)
             # Warn once per peer; a peer that stays down would fill the screen otherwise.
             level = logging.INFO if peer in target.warned else logging.WARNING
             target.warned.add(peer)
-            logger.log(level, "%s; going on with peer %s", failure, following)
+            if following is not None:
+                logger.log(level, "%s; going on with peer %s", failure, following)
+            else:
+                logger.log(level, "%s", failure)
         elif failure.fault in (PeerFault.CHANGED, PeerFault.MISSING):
             target.dropped.add(peer)
             logger.warning("%s; not asking it again for this file", failure)
@@ -558,7 +636,10 @@ class Downloader:
         same = [s for s in sources if target.has(s)]
         for source in same:
             if source.peer not in target.order:
-                channels.pin(source.peer, source.certificate)
+                channels.pin(source.peer, source.certificate, reachable=source.reachable)
+        listed = {s.peer for s in same}
+        target.unlisted = {p for p in target.listed if p not in listed}
+        target.listed |= listed
         target.add([s.peer for s in same])
 
     def _saved(self, name: str, sha256: str, pieces_root: str, layer: bytes) -> None:
@@ -578,6 +659,18 @@ _EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b85
 
 
 def _exhausted(name: str, target: _Target) -> Exception:
+    if target.unlisted:
+        return NoPeerReachableError(
+            tr(
+                "nobody could be reached for {name}: the tracker no longer lists any peer that "
+                "has it ({failures})",
+                name=name,
+                failures=_failures_text(
+                    [target.failures[p] for p in sorted(target.unlisted) if p in target.failures]
+                )
+                or " ".join(sorted(target.unlisted)),
+            )
+        )
     if target.impostors and target.impostors == target.banned:
         return PeerIdentityError(
             tr(
@@ -603,6 +696,53 @@ def _exhausted(name: str, target: _Target) -> Exception:
             name=name,
             sha256=target.sha256,
             peers=" ".join(sorted(target.dropped)),
+        )
+    )
+
+
+def _next_of(peers: list[str], index: int) -> str | None:
+    """The peer after `peers[index]` (wrapping around), or None when it is the only one."""
+    others = peers[index + 1 :] + peers[:index]
+    return next((p for p in others if p != peers[index]), None)
+
+
+def _failures_text(failures: list[PeerError]) -> str:
+    """`peer A: why; peer B: why`, for a line about peers nobody could reach."""
+    return "; ".join(f"{f.peer}: {f.detail}" for f in failures)
+
+
+def _clock_time(monotonic: float) -> str:
+    """The wall-clock time (HH:MM:SS) when time.monotonic() will be `monotonic`."""
+    return time.strftime("%H:%M:%S", time.localtime(time.time() + monotonic - time.monotonic()))
+
+
+def _nobody_reached(name: str, failures: list[PeerError]) -> NoPeerReachableError:
+    return NoPeerReachableError(
+        tr(
+            "nobody could be reached for {name}: {failures}",
+            name=name,
+            failures=_failures_text(failures),
+        )
+    )
+
+
+def _gave_up(name: str, target: _Target, seconds: float) -> NoPeerReachableError:
+    down = target.down()
+    if down:
+        return NoPeerReachableError(
+            tr(
+                "gave up on {name}: nobody could be reached for {seconds} s ({failures})",
+                name=name,
+                seconds=format(seconds, "g"),
+                failures=_failures_text(down),
+            )
+        )
+    return NoPeerReachableError(
+        tr(
+            "gave up on {name}: no peer sent a good piece for {seconds} s ({peers})",
+            name=name,
+            seconds=format(seconds, "g"),
+            peers=", ".join(target.candidates()),
         )
     )
 

@@ -8,7 +8,8 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TypeAlias
 
@@ -23,6 +24,8 @@ from napshare.peer.downloading.partfile import PartFile
 from napshare.peer.downloading.pieces import BadLayerError, BadPieceError, PieceLayer
 from napshare.peer.downloading.plan import Claim, Plan
 from napshare.peer.errors import CancelledError, PeerError, PeerFault, peer_failure
+from napshare.peer.reach.paths import Path
+from napshare.peer.reach.routes import Routes
 from napshare.peer.wire import Chunk, decode_response
 from napshare.v1 import file_info_pb2, peer_pb2
 
@@ -117,10 +120,16 @@ class PeerChannels:
 
     Over TLS (not `plaintext`) each channel trusts only the certificate the tracker listed
     for that peer (`pin`), so a middleman can neither read the stream nor pose as the peer.
+
+    With `routes`, a peer's channels dial what its route says (its address, a local one, or
+    a loopback proxy to a reverse or relayed connection), chosen at its first channel; the
+    pin is the same whatever the path.
     """
 
-    def __init__(self, *, plaintext: bool = True) -> None:
+    def __init__(self, *, plaintext: bool = True, routes: Routes | None = None) -> None:
         self.plaintext = plaintext
+        self.routes = routes
+        self._reachable: dict[str, bool] = {}  # per peer: the tracker reached it at its id
         self._calls: dict[str, dict[int, Download]] = {}  # per peer, per stream
         self._layer_calls: dict[str, GetPieceLayer] = {}
         self._small: dict[str, grpc.Channel] = {}  # per peer: default window
@@ -134,9 +143,12 @@ class PeerChannels:
         self._locks_lock = threading.Lock()
         self.streams = 1  # how many streams of the download share MAX_WINDOW
 
-    def pin(self, peer: str, certificate: bytes) -> None:
-        """Trust only `certificate` (DER, as the tracker lists it) for `peer` from now on."""
+    def pin(self, peer: str, certificate: bytes, *, reachable: bool = True) -> None:
+        """Trust only `certificate` (DER, as the tracker lists it) for `peer` from now on;
+        `reachable`: the tracker reached `peer` at its address (so it is dialled there first).
+        """
         with self._lock(peer):
+            self._reachable[peer] = reachable
             if self._certificates.get(peer, certificate) != certificate:
                 # A new identity at that address: new channels, pinned to it.
                 for table in (self._calls, self._layer_calls, self._small, self._bulk):
@@ -214,11 +226,26 @@ class PeerChannels:
             self._windows[peer] = window
         return self._windows[peer]
 
+    def paths(self, peers: Iterable[str]) -> Counter[str]:
+        """How many of `peers` are reached by each path (Path values), as far as decided."""
+        found: Counter[str] = Counter()
+        for peer in peers:
+            path = None if self.routes is None else self.routes.path_of(peer)
+            found[(path or Path.DIRECT).value] += 1
+        return found
+
     def _new_channel(self, peer: str, options: list[tuple[str, int | str]]) -> grpc.Channel:
-        if self.plaintext:
-            channel = grpc.insecure_channel(peer, options=options)
+        pem = None if self.plaintext else self._pinned_pem(peer)
+        target = peer
+        if self.routes is not None:
+            route = self.routes.route(peer, reachable=self._reachable.get(peer, True))
+            target = route.target
+            if route.path in (Path.DIRECT, Path.LOCAL):  # the proxy counts the others
+                self.routes.counts.add(route.path)
+        if pem is None:
+            channel = grpc.insecure_channel(target, options=options)
         else:
-            channel = pinned_channel(peer, self._pinned_pem(peer), options)
+            channel = pinned_channel(target, pem, options)
         self._channels.append(channel)
         return channel
 

@@ -5,7 +5,7 @@ draws bars and lines on top of StatusReporter).
 """
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from napshare.common import console
@@ -25,8 +25,10 @@ class Reporter(Protocol):
     def restart(self, have: int) -> None:
         """The bytes so far were thrown away; `have` are there now."""
 
-    def sources(self, count: int) -> None:
-        """`count` peers are sending pieces now."""
+    def sources(self, count: int, paths: Mapping[str, int] | None = None) -> None:
+        """`count` peers are sending pieces now; `paths` says how many are reached by each
+        path (peer.reach.paths.Path values: direct, local, reverse, relay).
+        """
 
     def note(self, line: str) -> None:
         """Show one line to the user (one of the original's console lines)."""
@@ -52,7 +54,7 @@ class SilentReporter:
     def restart(self, have: int) -> None:
         """Nothing."""
 
-    def sources(self, count: int) -> None:
+    def sources(self, count: int, paths: Mapping[str, int] | None = None) -> None:
         """Nothing."""
 
     def note(self, line: str) -> None:
@@ -85,6 +87,7 @@ class StatusReporter:
         self._start_done = 0
         self._started = 0.0
         self._sources = 0
+        self._paths: Mapping[str, int] = {}
 
     def begin(self, name: str, size: int, have: int) -> None:
         """Start counting `size` bytes, `have` of them already there."""
@@ -100,9 +103,10 @@ class StatusReporter:
         self._done = self._start_done = have
         self._started = time.monotonic()
 
-    def sources(self, count: int) -> None:
-        """Remember how many peers send now, for `status`."""
+    def sources(self, count: int, paths: Mapping[str, int] | None = None) -> None:
+        """Remember how many peers send now, and how they are reached, for `status`."""
         self._sources = count
+        self._paths = paths or {}
 
     def note(self, line: str) -> None:
         """Pass `line` on to `on_note`."""
@@ -117,7 +121,7 @@ class StatusReporter:
 
     def status(self, now: float | None = None) -> str:
         """How far it got: `40% 400.0 MiB of 1.0 GiB, 120.5 MiB/s, 5 s left, from 3 peers`."""
-        return f"{self._progress(now)}{sources_text(self._sources)}"
+        return f"{self._progress(now)}{sources_text(self._sources, self._paths)}"
 
     def _progress(self, now: float | None) -> str:
         if not self.name:
@@ -145,10 +149,28 @@ class StatusReporter:
         )
 
 
-def sources_text(count: int) -> str:
-    """`, from 3 peers` (how many send now), as the progress lines end; "" for none."""
+def sources_text(count: int, paths: Mapping[str, int] | None = None) -> str:
+    """`, from 3 peers` (how many send now), as the progress lines end; when some are reached
+    otherwise than directly, how: `, from 2 peers: 1 direct, 1 relayed`. "" for none.
+    """
     if count <= 0:
         return ""
-    if count == 1:
-        return tr(", from 1 peer")
-    return tr(", from {count} peers", count=count)
+    text = tr(", from 1 peer") if count == 1 else tr(", from {count} peers", count=count)
+    reached = {path: n for path, n in (paths or {}).items() if n > 0}
+    if not reached or set(reached) == {"direct"}:
+        return text
+    parts = [_PATH_WORDS[path](n) for path, n in sorted(reached.items(), key=_path_order)]
+    return f"{text}: {', '.join(parts)}"
+
+
+_PATH_ORDER = ("direct", "local", "reverse", "relay")
+_PATH_WORDS = {
+    "direct": lambda n: tr("{count} direct", count=n),
+    "local": lambda n: tr("{count} on this network", count=n),
+    "reverse": lambda n: tr("{count} by reverse connection", count=n),
+    "relay": lambda n: tr("{count} relayed", count=n),
+}
+
+
+def _path_order(item: tuple[str, int]) -> int:
+    return _PATH_ORDER.index(item[0]) if item[0] in _PATH_ORDER else len(_PATH_ORDER)

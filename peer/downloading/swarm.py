@@ -40,10 +40,10 @@ class Swarm:
     peer can send more now.
 
     `on_failure(failure, following)` is told of each stream's PeerError (`following` is a peer
-    that goes on); a peer whose stream failed is not asked again in this round (its other
-    stream stops too), unless it was busy and said when to come back. While fewer than
-    `max_sources` peers send, `refresh()` is called every `refresh_every` seconds to find
-    peers that joined since (a search).
+    that goes on, None when none does); a peer whose stream failed is not asked again in this
+    round (its other stream stops too), unless it was busy and said when to come back. While
+    fewer than `max_sources` peers send, `refresh()` is called every `refresh_every` seconds
+    to find peers that joined since (a search).
 
     Up to `max_streams` streams run at once, at most `max_sources` peers' and STREAMS_PER_PEER
     of one peer's: each stream has a connection of its own, so the receiving work of two spreads
@@ -62,7 +62,7 @@ class Swarm:
         max_sources: int,
         max_streams: int | None = None,
         ready: Callable[[], list[str]],
-        on_failure: Callable[[PeerError, str], None],
+        on_failure: Callable[[PeerError, str | None], None],
         refresh: Callable[[], None] = lambda: None,
         refresh_every: float = SOURCES_REFRESH,
     ) -> None:
@@ -100,7 +100,7 @@ class Swarm:
                     claim = plan.claim(key[0])
                     if claim is not None:
                         running[key] = self._start(plan, claim, key)
-                self._reporter.sources(len({peer for peer, _ in running}))
+                self._report(running)
                 if not running:
                     return
                 try:
@@ -108,7 +108,7 @@ class Swarm:
                 except queue.Empty:
                     continue
                 running.pop(key).join()
-                self._reporter.sources(len({peer for peer, _ in running}))
+                self._report(running)
                 peer = key[0]
                 if isinstance(outcome, PeerError):
                     sibling = any(p == peer for p, _ in running)
@@ -120,7 +120,7 @@ class Swarm:
                         resting.add(peer)
                         plan.drop(peer)  # its other stream stops too
                     others = [p for p in self._ready() if p != peer and p not in resting]
-                    self._on_failure(outcome, (others or [peer])[0])
+                    self._on_failure(outcome, others[0] if others else None)
                 elif outcome is not None:
                     raise outcome
         finally:
@@ -128,6 +128,11 @@ class Swarm:
             for thread in running.values():
                 thread.join()
             self._reporter.sources(0)
+
+    def _report(self, running: dict[_Key, threading.Thread]) -> None:
+        """Tell the reporter how many peers send now, and by which paths they are reached."""
+        peers = {peer for peer, _ in running}
+        self._reporter.sources(len(peers), self._channels.paths(peers))
 
     def _wanted(
         self, running: dict[_Key, threading.Thread], resting: set[str], single: set[str], plan: Plan

@@ -19,6 +19,7 @@ from napshare.common.serving import (
 from napshare.common.tls import server_credentials
 from napshare.peer.defaults import DEFAULT_CHUNK_SIZE
 from napshare.peer.folder.store import SharedFolder
+from napshare.peer.serving.callers import Callers
 from napshare.peer.serving.servicer import PeerServicer
 from napshare.peer.serving.slots import Fairness, UploadSlots
 from napshare.peer.serving.uploads import Uploads
@@ -45,6 +46,7 @@ def create_server(
     health: HealthServicer | None = None,
     metrics: Metrics | None = None,
     tls: Identity | None = None,
+    callers: Callers | None = None,
 ) -> tuple[grpc.Server, int]:
     """Start a peer server sharing `folder` and return it with its port.
 
@@ -54,6 +56,8 @@ def create_server(
     With `fairness`, slots are limited per client address and slow readers lose theirs.
     With `max_upload_rate` (bytes per second; 0, the default, is no cap), all uploads
     together send at most that, and a reader is not held slow for what the cap holds back.
+    With `callers`, calls on connections this peer spliced in (reverse, relayed) count for the
+    downloaders recorded there.
     Raises ValueError for a bad chunk size, max_uploads or stall_timeout, and
     common.serving.PortInUseError when host:port cannot be bound.
     """
@@ -76,7 +80,7 @@ def create_server(
             *BACKLOG_OPTIONS,
         ],
     )
-    servicer = PeerServicer(uploads)
+    servicer = PeerServicer(uploads, callers)
     handler = grpc.unary_stream_rpc_method_handler(
         servicer.Download,
         request_deserializer=None,  # Download parses it: bad bytes get INVALID_ARGUMENT

@@ -4,9 +4,9 @@ import logging
 from collections.abc import Iterator
 
 import grpc
-from napshare.common.address import caller_ip
 from napshare.common.messages import MalformedRequestError, parse_request
 from napshare.peer.serving import status
+from napshare.peer.serving.callers import Callers
 from napshare.peer.serving.uploads import DownloadSpec, Uploads
 from napshare.v1 import peer_pb2
 
@@ -16,8 +16,9 @@ logger = logging.getLogger(__name__)
 class PeerServicer:
     """Translates requests and responses; the work is in serving.uploads."""
 
-    def __init__(self, uploads: Uploads) -> None:
+    def __init__(self, uploads: Uploads, callers: Callers | None = None) -> None:
         self._uploads = uploads
+        self._callers = Callers() if callers is None else callers
 
     def Download(  # noqa: N802 - the RPC's name
         self, data: bytes, context: grpc.ServicerContext
@@ -29,15 +30,16 @@ class PeerServicer:
             logger.info("not serving %s: %s", context.peer(), error)
             status.abort(context, error)
         spec = DownloadSpec(request.name, request.offset, request.limit, request.sha256)
+        # Counted per IP, not per port: one client may open many connections. A connection
+        # this peer dialled out and spliced in counts for the downloader it carries.
+        address = self._callers.address(context.peer())
         try:
-            # Counted per IP, not per port: one client may open many connections.
-            address = caller_ip(context.peer()) or context.peer()
             transfer = self._uploads.start(spec, address, on_stall=context.cancel)
         except Exception as error:
-            logger.info("not serving %r to %s: %s", spec.name[:256], context.peer(), error)
+            logger.info("not serving %r to %s: %s", spec.name[:256], address, error)
             status.abort(context, error)
         logger.info(
-            "sending %r bytes %d-%d to %s", spec.name, transfer.start, transfer.end, context.peer()
+            "sending %r bytes %d-%d to %s", spec.name, transfer.start, transfer.end, address
         )
         context.add_callback(transfer.release_slot)
         try:

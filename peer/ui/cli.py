@@ -22,8 +22,10 @@ from napshare.common.ratelimit import parse_rate
 from napshare.peer.defaults import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_TRACKER,
+    DIALBACK_RATE,
     GIVE_UP_AFTER,
     MAX_CHUNK_SIZE,
+    MAX_DIALBACKS,
     MAX_RESULTS,
     MAX_SOURCES,
     MAX_UPLOADS,
@@ -319,6 +321,32 @@ def build_parser() -> argparse.ArgumentParser:
         help=tr(
             "look for new files every S seconds (default: {seconds})",
             seconds=format(RESCAN_INTERVAL, "g"),
+        ),
+    )
+    serve.add_argument(
+        "--max-dialbacks",
+        type=int_in_range(1, 1000),
+        default=MAX_DIALBACKS,
+        metavar="N",
+        help=tr(
+            "behind a NAT: connections this peer dials out at once for downloaders that "
+            "cannot reach it (reverse, or through a relay); more requests are dropped "
+            "(default: %(default)d)"
+        ),
+    )
+    serve.add_argument(
+        "--dialback-rate",
+        type=positive_number,
+        default=DIALBACK_RATE,
+        metavar="N",
+        help=tr("behind a NAT: such dials started per second at most (default: %(default)g)"),
+    )
+    serve.add_argument(
+        "--no-local-addresses",
+        action="store_true",
+        help=tr(
+            "do not tell the tracker this peer's addresses on its own network (peers behind "
+            "the same NAT then reach it through the tracker, like everyone else)"
         ),
     )
     add_metrics_flags(serve)

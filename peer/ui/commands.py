@@ -108,8 +108,8 @@ def _download(args: argparse.Namespace) -> int:
     tracker = TrackerClient(args.tracker, transport=flags.transport(args, folder.root))
     options = flags.download_options(args, preferred=args.source, force=args.force)
     cancel = _signals_cancel()
+    downloader = Downloader(folder, tracker, limit=TokenBucket(args.max_download_rate))
     try:
-        downloader = Downloader(folder, tracker, limit=TokenBucket(args.max_download_rate))
         reporter = reporter_for(sys.stderr, on_notice=_notice)
         result = downloader.download(args.name, options, reporter, cancel)
     except (KeyboardInterrupt, CancelledError):
@@ -121,6 +121,7 @@ def _download(args: argparse.Namespace) -> int:
             ExitCode.INTERRUPTED,
         )
     finally:
+        downloader.close()
         tracker.close()
     logger.info(
         "fetched %d bytes of %s (%d were already there) from %s",

@@ -2,7 +2,7 @@
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TextIO
 
 from napshare.common import console
@@ -38,7 +38,8 @@ class _SourcesColumn(ProgressColumn):
     """How many peers send now."""
 
     def render(self, task: Task) -> Text:
-        return Text(sources_text(task.fields.get("sources", 0)).lstrip(", "))
+        text = sources_text(task.fields.get("sources", 0), task.fields.get("paths"))
+        return Text(text.lstrip(", "))
 
 
 class BarReporter:
@@ -81,10 +82,10 @@ class BarReporter:
         if self._progress is not None and self._task is not None:
             self._progress.reset(self._task, completed=have)
 
-    def sources(self, count: int) -> None:
-        """Show how many peers send now."""
+    def sources(self, count: int, paths: Mapping[str, int] | None = None) -> None:
+        """Show how many peers send now, and how they are reached."""
         if self._progress is not None and self._task is not None:
-            self._progress.update(self._task, sources=count)
+            self._progress.update(self._task, sources=count, paths=dict(paths or {}))
 
     def note(self, line: str) -> None:
         """Print `line` on stdout above the bar."""

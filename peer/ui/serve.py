@@ -51,6 +51,9 @@ def serve(args: argparse.Namespace) -> int:
         max_upload_rate=args.max_upload_rate,
         max_download_rate=args.max_download_rate,
         transport=flags.transport(args, folder.root),
+        max_dialbacks=args.max_dialbacks,
+        dialback_rate=args.dialback_rate,
+        local_addresses=() if args.no_local_addresses else None,
     )
 
     metrics = None if args.metrics_port is None else peer_metrics()
@@ -75,15 +78,7 @@ def _run_node(
         show(console.render(console.I_AM_PEER, {"peer": peer_id, "files": names}))
 
     def reachable(yes: bool) -> None:
-        if yes:
-            show(tr("the tracker reached this peer at its address: other peers can download"))
-        else:
-            show(
-                tr(
-                    "the tracker could not reach this peer at its address: other peers may "
-                    "not be able to download from it (a firewall or NAT? see --host and --port)"
-                )
-            )
+        show(reach_line(yes, plaintext=config.transport.plaintext))
 
     # From here on SIGINT and SIGTERM both raise KeyboardInterrupt: a clean stop, exit 0.
     _signals_interrupt()
@@ -112,6 +107,21 @@ def _run_node(
     finally:
         node.stop()
     return ExitCode.OK
+
+
+def reach_line(reachable: bool, *, plaintext: bool) -> str:
+    """The one line that says how other peers reach this one."""
+    if reachable:
+        return tr("reachable directly: the tracker reached this peer at its address")
+    if plaintext:
+        return tr(
+            "not reachable directly (a NAT or firewall?): other peers reach this peer through "
+            "the tracker, by reverse connections only (a plain text tracker offers no relay)"
+        )
+    return tr(
+        "not reachable directly (a NAT or firewall?): other peers reach this peer through the "
+        "tracker (reverse connections, or its relay)"
+    )
 
 
 def _signals_interrupt() -> None:

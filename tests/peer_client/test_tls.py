@@ -394,7 +394,7 @@ def spawn_tls_peer() -> Iterator[Callable[..., int]]:
         joined = process.stdout.readline()
         assert joined.startswith("I am peer"), joined
         reach = process.stdout.readline()
-        assert reach.startswith("the tracker reached this peer"), reach
+        assert reach.startswith("reachable directly: the tracker reached this peer"), reach
         return port
 
     yield spawn

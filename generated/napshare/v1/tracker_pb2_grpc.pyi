@@ -282,8 +282,9 @@ class TrackerServiceStub:
     Errors:
     * `INVALID_ARGUMENT`: a malformed peer id (`PEER_ID_INVALID`), no `path`
       (`CONNECT_PATH_INVALID`), `reverse_port` 0 or above 65535 with
-      `CONNECT_PATH_REVERSE` (`ADDRESS_INVALID`), or the request bytes are
-      not a `ConnectRequest` (`REQUEST_MALFORMED`).
+      `CONNECT_PATH_REVERSE` (`ADDRESS_INVALID`), a call that comes from no IP
+      address, so that nobody could dial it (`CALLER_ADDRESS_UNKNOWN`), or the
+      request bytes are not a `ConnectRequest` (`REQUEST_MALFORMED`).
     * `NOT_FOUND`: no live registration has that peer id
       (`PEER_NOT_REGISTERED`).
     * `FAILED_PRECONDITION`: the peer holds no `Listen` stream, so it cannot
@@ -548,8 +549,9 @@ class TrackerServiceAsyncStub(TrackerServiceStub):
     Errors:
     * `INVALID_ARGUMENT`: a malformed peer id (`PEER_ID_INVALID`), no `path`
       (`CONNECT_PATH_INVALID`), `reverse_port` 0 or above 65535 with
-      `CONNECT_PATH_REVERSE` (`ADDRESS_INVALID`), or the request bytes are
-      not a `ConnectRequest` (`REQUEST_MALFORMED`).
+      `CONNECT_PATH_REVERSE` (`ADDRESS_INVALID`), a call that comes from no IP
+      address, so that nobody could dial it (`CALLER_ADDRESS_UNKNOWN`), or the
+      request bytes are not a `ConnectRequest` (`REQUEST_MALFORMED`).
     * `NOT_FOUND`: no live registration has that peer id
       (`PEER_NOT_REGISTERED`).
     * `FAILED_PRECONDITION`: the peer holds no `Listen` stream, so it cannot
@@ -853,8 +855,9 @@ class TrackerServiceServicer(metaclass=_abc_1.ABCMeta):
         Errors:
         * `INVALID_ARGUMENT`: a malformed peer id (`PEER_ID_INVALID`), no `path`
           (`CONNECT_PATH_INVALID`), `reverse_port` 0 or above 65535 with
-          `CONNECT_PATH_REVERSE` (`ADDRESS_INVALID`), or the request bytes are
-          not a `ConnectRequest` (`REQUEST_MALFORMED`).
+          `CONNECT_PATH_REVERSE` (`ADDRESS_INVALID`), a call that comes from no IP
+          address, so that nobody could dial it (`CALLER_ADDRESS_UNKNOWN`), or the
+          request bytes are not a `ConnectRequest` (`REQUEST_MALFORMED`).
         * `NOT_FOUND`: no live registration has that peer id
           (`PEER_NOT_REGISTERED`).
         * `FAILED_PRECONDITION`: the peer holds no `Listen` stream, so it cannot
