@@ -211,14 +211,33 @@ class Values:
             self.actual[value] = found.group(name)
         return True
 
+    def unsubstitute(self, text: str) -> str:
+        """`text` with every actual value seen so far written as the doc wrote it."""
+        for doc_value, actual in self.actual.items():
+            text = re.sub(rf"(?<![\w-]){re.escape(actual)}(?![\w-])", doc_value, text)
+        return text
+
+    def same(self, expected: list[str], actual: list[str]) -> bool:
+        """Whether `actual` is `expected`, line for line."""
+        actual = _trimmed(actual)
+        return len(actual) == len(expected) and all(
+            self.matches(e, a) for e, a in zip(expected, actual, strict=True)
+        )
+
+    def recorded(self, expected: list[str], actual: list[str]) -> list[str]:
+        """What to record for `actual`: the doc's lines if they still hold, else `actual` with
+        the values the doc already shows written as it shows them (a small diff, one run).
+        """
+        if self.same(expected, actual):
+            return expected
+        return [self.unsubstitute(line) for line in _trimmed(actual)]
+
     def check(self, what: str, expected: list[str], actual: list[str]) -> None:
         """AssertionError with a diff unless `actual` is `expected`, line for line."""
         __tracebackhide__ = True
-        actual = _trimmed(actual)
-        if len(actual) == len(expected) and all(
-            self.matches(e, a) for e, a in zip(expected, actual, strict=True)
-        ):
+        if self.same(expected, actual):
             return
+        actual = _trimmed(actual)
         diff = "\n".join(
             difflib.unified_diff(
                 [self.substitute(line) for line in expected],
@@ -472,7 +491,8 @@ def environment(home: Path) -> dict[str, str]:
 
 def replay(spec: Replay, work: Path, namespace_name: str, *, record: bool = False) -> Replayed:
     """Run `spec`'s sessions as written; AssertionError at the first output that differs from
-    the doc's (with `record`, nothing is compared: everything printed is returned).
+    the doc's. With `record`, nothing fails: the output to record is returned, the doc's own
+    where it still holds.
     """
     doc = ROOT / spec.doc
     every = sessions_in(doc)
@@ -537,15 +557,16 @@ def replay(spec: Replay, work: Path, namespace_name: str, *, record: bool = Fals
                         session.commands[0].expected[:ready],
                         lines[:ready],
                     )
-                replayed.commands[index] = [command]
+                replayed.commands[index] = [session.commands[0].text]
                 continue
             outputs, commands = [], []
             for command in session.commands:
                 text = values.substitute(command.text)
                 lines = [] if text in spec.already_done else shell.run(text)
-                outputs.append(lines)
-                commands.append(text)
-                if not record:
+                if record:
+                    outputs.append(values.recorded(command.expected, lines))
+                    commands.append(values.unsubstitute(text))
+                else:
                     values.check(
                         f"{session.doc.name}:{command.line}: `$ {text}`", command.expected, lines
                     )
@@ -553,9 +574,10 @@ def replay(spec: Replay, work: Path, namespace_name: str, *, record: bool = Fals
             replayed.commands[index] = commands
         for index in reversed(list(runs)):
             lines = server_run_output(runs[index], runs[index].interrupt())
-            replayed.outputs[index] = [lines]
-            if not record:
-                session = sessions[index]
+            session = sessions[index]
+            if record:
+                replayed.outputs[index] = [values.recorded(session.commands[0].expected, lines)]
+            else:
                 values.check(
                     f"{session.where}: the whole run of {session.commands[0].text!r}",
                     session.commands[0].expected,
@@ -564,10 +586,8 @@ def replay(spec: Replay, work: Path, namespace_name: str, *, record: bool = Fals
     return replayed
 
 
-def rewrite(spec: Replay, replayed: Replayed, home: Path) -> None:
-    """Put what a replay printed into the doc, in place of the recorded sessions (the home
-    folder of the replay, `home`, written as the docs' HOME_IN_DOCS).
-    """
+def rewrite(spec: Replay, replayed: Replayed) -> None:
+    """Put what a replay printed into the doc, in place of the recorded sessions."""
     doc = ROOT / spec.doc
     lines = doc.read_text(encoding="utf-8").splitlines()
     every = sessions_in(doc)
@@ -580,7 +600,7 @@ def rewrite(spec: Replay, replayed: Replayed, home: Path) -> None:
             if number and session.separated:
                 body.append("")
             body.append(f"$ {command}")
-            body.extend(line.replace(str(home), HOME_IN_DOCS) for line in _trimmed(output))
+            body.extend(_trimmed(output))
         lines[session.line : session.end - 1] = body
     doc.write_text("\n".join(lines) + "\n", encoding="utf-8")
 

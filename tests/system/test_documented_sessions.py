@@ -98,7 +98,7 @@ def namespace_name(request: pytest.FixtureRequest) -> str:
 def test_session_replays_as_written(spec: Replay, tmp_path: Path, namespace_name: str) -> None:
     replayed = replay(spec, tmp_path, namespace_name, record=RECORD)
     if RECORD:
-        rewrite(spec, replayed, tmp_path / "home")
+        rewrite(spec, replayed)
 
 
 def test_breaking_change_session_is_what_buf_says(tmp_path: Path) -> None:

@@ -54,7 +54,6 @@ def test_ctrl_c_under_a_rate_cap_interrupts_the_download(tmp_path: Path) -> None
 
     assert download.returncode == 130, out + err
     assert err.splitlines()[-1] == (
-        "napshare-peer: download of aula1.mp4 interrupted; run the same command again to "
-        "resume it"
+        "napshare-peer: download of aula1.mp4 interrupted; run the same command again to resume it"
     )
     assert not (target / "aula1.mp4").exists()
