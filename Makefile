@@ -111,7 +111,7 @@ LOCALE_PO := common/locale/pt_BR/LC_MESSAGES/napshare.po
 locale: $(STAMP)
 	@mkdir -p $(TOOLS)
 	$(BIN)/pybabel extract --no-default-keywords -k tr -k N_ --no-location \
-	  --sort-output -o $(TOOLS)/napshare.pot common tracker peer
+	  --sort-output -o $(TOOLS)/napshare.pot common tracker peer relay
 	$(BIN)/pybabel update --no-fuzzy-matching --ignore-obsolete -l pt_BR \
 	  -i $(TOOLS)/napshare.pot -o $(LOCALE_PO)
 	sed -i -e 's/^"POT-Creation-Date: .*/"POT-Creation-Date: 2026-11-25 00:00+0000\\n"/' $(LOCALE_PO)
@@ -124,9 +124,9 @@ lint: $(STAMP) $(BUF)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	rm -rf $(TYPECHECK) && mkdir -p $(TYPECHECK)/napshare
-	for d in common tracker peer; do ln -s $(CURDIR)/$$d $(TYPECHECK)/napshare/$$d; done
+	for d in common tracker peer relay; do ln -s $(CURDIR)/$$d $(TYPECHECK)/napshare/$$d; done
 	for f in __init__.py py.typed v1; do ln -s $(CURDIR)/generated/napshare/$$f $(TYPECHECK)/napshare/$$f; done
-	MYPYPATH=$(TYPECHECK) $(BIN)/mypy -p napshare.common -p napshare.tracker -p napshare.peer \
+	MYPYPATH=$(TYPECHECK) $(BIN)/mypy -p napshare.common -p napshare.tracker -p napshare.peer -p napshare.relay \
 	  | sed -e 's|^$(TYPECHECK)/napshare/||'
 	$(BUF) lint
 	@$(MAKE) --no-print-directory check-breaking

@@ -10,6 +10,7 @@ from typing import NoReturn
 from napshare.common.address import InvalidAddressError, check_host
 from napshare.common.console import localized, tr
 from napshare.common.exitcodes import ExitCode
+from napshare.common.ratelimit import parse_rate
 
 METRICS_HOST = "127.0.0.1"
 
@@ -61,6 +62,20 @@ def non_negative_number(text: str) -> float:
     if not (math.isfinite(value) and value >= 0):
         raise argparse.ArgumentTypeError(tr("{text} is not a number of 0 or more", text=repr(text)))
     return value
+
+
+def byte_rate(text: str) -> float:
+    """Bytes per second, such as 500K or 30M (common.ratelimit.parse_rate); 0 for no limit."""
+    try:
+        return parse_rate(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            tr(
+                "{text} is not a rate: bytes per second, with K, M or G for 1024, 1024² or "
+                "1024³ (500K, 30M); 0 for no limit",
+                text=repr(text),
+            )
+        ) from None
 
 
 def int_in_range(low: int, high: int) -> Callable[[str], int]:

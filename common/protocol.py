@@ -1,10 +1,11 @@
-"""What tracker and peer must agree on: service names, the tracker's port, the heartbeat."""
+"""What tracker, peer and relay must agree on: service names, ports, the heartbeat."""
 
 from types import ModuleType
 
 from napshare.v1 import peer_pb2, tracker_pb2
 
 TRACKER_PORT = 1099  # the original assignment's port
+RELAY_PORT = TRACKER_PORT + 1  # napshare-relay's; a tracker's own relay takes its port + 1
 HEARTBEAT_INTERVAL = 30.0  # seconds between a peer's heartbeats
 LEASE_INTERVALS = 3  # a peer silent for this many heartbeat intervals is dropped
 MAX_PAGE_SIZE = 1_000  # the most Search results in one answer (page_size above it is lowered)

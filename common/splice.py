@@ -118,7 +118,12 @@ class Splice:
         cap = self.caps.max_bytes
         rate = self.caps.rate
         ended = SpliceEnd.CLOSED
-        read_fd, write_fd = os.pipe()
+        try:
+            read_fd, write_fd = os.pipe()
+        except OSError as error:  # out of file descriptors: this splice cannot run
+            logger.warning("%s: no pipe: %s", self.name, error)
+            self._finish(SpliceEnd.CLOSED)
+            return
         try:
             _enlarge(write_fd)
             while not self._done.is_set():

@@ -129,6 +129,7 @@ def test_quick_bench_measures_every_section_and_writes_the_report(tmp_path: Path
         "Swarm rate",
         "Swarm memory",
         "Single source against 2bb7e67",
+        "Relay throughput",
     ]
     rows = {row["measure"]: row for section in sections for row in section["rows"]}
     for measure, row in rows.items():
@@ -168,6 +169,8 @@ def test_quick_bench_measures_every_section_and_writes_the_report(tmp_path: Path
     assert rows["3 capped peers / R (by its own lines)"]["value"] > 0
     assert rows["downloading client, 4 serving peers, peak RSS, 8 MiB"]["target"] == "< 100 MiB"
     assert rows["one source: current / 2bb7e67"]["value"] > 0
+    assert rows["raw TCP: relayed / direct"]["value"] > 0
+    assert rows["TLS Download: relayed / direct"]["value"] > 0
 
     text = out.read_text()
     assert "cores" in text

@@ -45,15 +45,16 @@ def test_the_wheel_holds_only_the_napshare_package(wheel: Path) -> None:
         "napshare/common/locale/pt_BR/LC_MESSAGES/napshare.mo",
         "napshare/tracker/cli.py",
         "napshare/peer/ui/cli.py",
+        "napshare/relay/cli.py",
     ):
         assert module in names
     # Every source module of the repository's packages made it into the wheel.
-    for folder in ("common", "tracker", "peer"):
+    for folder in ("common", "tracker", "peer", "relay"):
         for source in (ROOT / folder).rglob("*.py"):
             assert f"napshare/{source.relative_to(ROOT)}" in names, source
 
 
-def test_a_clean_venv_gains_only_napshare_and_both_commands_work(
+def test_a_clean_venv_gains_only_napshare_and_its_commands_work(
     wheel: Path, tmp_path: Path
 ) -> None:
     env = tmp_path / "venv"
@@ -68,7 +69,8 @@ def test_a_clean_venv_gains_only_napshare_and_both_commands_work(
     run(*pip, "install", "--quiet", "--no-deps", wheel)
     after = set(run(python, "-c", LIST_TOP_LEVEL, cwd=tmp_path).split())
     assert after - with_deps == {"napshare"}
-    assert not {"common", "peer", "tracker"} & (after - before)
+    assert not {"common", "peer", "tracker", "relay"} & (after - before)
     assert "napshare tracker" in run(env / "bin" / "napshare-tracker", "--help", cwd=tmp_path)
     assert "download" in run(env / "bin" / "napshare-peer", "--help", cwd=tmp_path)
+    assert "napshare relay" in run(env / "bin" / "napshare-relay", "--help", cwd=tmp_path)
     run(python, "-c", "import napshare.peer.node, napshare.tracker.server", cwd=tmp_path)

@@ -27,6 +27,7 @@ from napshare.tracker.connects import (
 )
 from napshare.tracker.index import MAX_CANDIDATES, MAX_CONCURRENT_SEARCHES
 from napshare.tracker.limits import Limits, flag
+from napshare.tracker.relaying import add_relay_flags, check_relay_flags, start_relay
 from napshare.tracker.switchboard import LISTEN_KEEPALIVE, MAX_LISTENERS, Switchboard
 
 if TYPE_CHECKING:
@@ -120,6 +121,7 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     _add_limit_flags(parser)
+    add_relay_flags(parser)
     _add_reach_flags(parser)
     add_metrics_flags(parser)
     parser.add_argument(
@@ -236,6 +238,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(tr("--tls-cert and --tls-key go together"))
     if args.plaintext and args.tls_cert is not None:
         parser.error(tr("--plaintext serves no TLS: drop --tls-cert and --tls-key"))
+    if relay_error := check_relay_flags(args):
+        parser.error(relay_error)
     logsetup.configure(args.log_level)
     from grpc_health.v1.health import HealthServicer  # noqa: PLC0415 - only now may gRPC load
     from napshare.common.identity import IdentityError  # noqa: PLC0415
@@ -252,7 +256,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     metrics = None if args.metrics_port is None else tracker_metrics()
     switchboard: Switchboard[tracker_pb2.ListenResponse] = Switchboard(args.max_listeners)
     endpoint = None
+    relay = None
     try:
+        relay = start_relay(args, identity, metrics)
         server, port = create_server(
             host=args.host,
             port=args.port,
@@ -266,6 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             listen_keepalive=args.listen_keepalive,
             connect_rate=args.connect_rate,
             max_peer_dials=args.max_peer_dials,
+            relay=relay,
         )
         if metrics is not None:
             try:
@@ -274,10 +281,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 server.stop(None)
                 raise
     except PortInUseError as error:
+        if relay is not None:
+            relay.stop()
         print(f"napshare-tracker: {error}", file=sys.stderr)
         return ExitCode.PORT_IN_USE
     address = format_address(args.host, port)
     lines = [tr("napshare tracker listening on {address}", address=address)]
+    if relay is not None:
+        lines.append(relay.line(args.host))
     if identity is None:
         security = tr("serving plain text (--plaintext): anyone on the path can read it")
     else:
@@ -295,6 +306,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     wait_for_signal(ready=ready)
     switchboard.close()  # Listen streams end now, not after the grace period
     stop_gracefully(server, health)
+    if relay is not None:
+        relay.stop()
     if endpoint is not None:
         endpoint.close()
     return ExitCode.OK

@@ -9,6 +9,7 @@ from napshare.common.cliargs import (
     OneLineParser,
     add_metrics_flags,
     add_version,
+    byte_rate,
     host_name,
     int_in_range,
     non_negative_number,
@@ -18,7 +19,6 @@ from napshare.common.cliargs import (
 from napshare.common.console import N_, localized, tr
 from napshare.common.exitcodes import ExitCode, epilog
 from napshare.common.names import InvalidNameError, check_file_name
-from napshare.common.ratelimit import parse_rate
 from napshare.peer.defaults import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_TRACKER,
@@ -108,19 +108,6 @@ def _address(text: str) -> str:
         raise argparse.ArgumentTypeError(localized(error)) from None
 
 
-def _rate(text: str) -> float:
-    try:
-        return parse_rate(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            tr(
-                "{text} is not a rate: bytes per second, with K, M or G for 1024, 1024² or "
-                "1024³ (500K, 30M); 0 for no limit",
-                text=repr(text),
-            )
-        ) from None
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every subcommand."""
     epilog_text = _epilog()
@@ -204,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fetching.add_argument(
         "--max-download-rate",
-        type=_rate,
+        type=byte_rate,
         default=0.0,
         metavar="RATE",
         help=tr(
@@ -297,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--max-upload-rate",
-        type=_rate,
+        type=byte_rate,
         default=0.0,
         metavar="RATE",
         help=tr(

@@ -94,6 +94,7 @@ class Config:
             "swarm-memory": "--memory-sizes " + ",".join(_size_flag(s) for s in self.memory_sizes),
             "single-source": f"--size {_size_flag(self.transfer_size)} --rounds {self.rounds} "
             f"--baseline {self.baseline}",
+            "relay": f"--size {_size_flag(self.transfer_size)} --rounds {self.rounds}",
         }[only]
         extra = ""
         if only in ("transfer", "memory", "latency", "poisoning", "swarm-rate", "swarm-memory"):

@@ -9,6 +9,7 @@
 .venv/bin/python -m tests.bench.run --only swarm-rate --size 1GiB --swarm-rate 30MiB
 .venv/bin/python -m tests.bench.run --only swarm-memory --memory-sizes 1GiB,4GiB
 .venv/bin/python -m tests.bench.run --only single-source --size 1GiB --rounds 7 --baseline 2bb7e67
+.venv/bin/python -m tests.bench.run --only relay --size 1GiB --rounds 5
 """
 
 import argparse
@@ -27,6 +28,7 @@ from tests.bench import (
     memory,
     poisoning,
     ratelimit,
+    relay,
     single_source,
     swarm_memory,
     swarm_rate,
@@ -49,6 +51,7 @@ SECTIONS: dict[str, Callable[[Config], Section]] = {
     "swarm-rate": swarm_rate.run,
     "swarm-memory": swarm_memory.run,
     "single-source": single_source.run,
+    "relay": relay.run,
 }
 NOTES = Path(__file__).with_name("NOTES.md")
 # The table of the last `make soak` (tests/bench/soak.py writes it): it goes after the notes,
@@ -71,10 +74,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--size",
         type=parse_size,
-        help="file size of transfer, poisoning, swarm-rate, single-source (default 1GiB)",
+        help="file size of transfer, poisoning, swarm-rate, single-source, relay (default 1GiB)",
     )
     parser.add_argument(
-        "--rounds", type=int, help="rounds of transfer, single-source (default 7, at least 3)"
+        "--rounds",
+        type=int,
+        help="rounds of transfer, single-source, relay (default 7, at least 3)",
     )
     parser.add_argument(
         "--memory-sizes",

@@ -3,6 +3,8 @@
 import contextlib
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -136,3 +138,34 @@ def test_a_rate_cap_holds_the_bytes_back(ends) -> None:
 def _send_quietly(sock: socket.socket, data: bytes) -> None:
     with contextlib.suppress(OSError):  # the splice ends at its cap and closes the connection
         sock.sendall(data)
+
+
+def test_a_splice_that_gets_no_pipe_ends_and_closes_both_connections() -> None:
+    # In a child whose open-file limit leaves room for one pipe: one direction gets it, the
+    # other gets EMFILE, and the splice must still end rather than hold both connections.
+    script = """
+import os, resource, socket
+from napshare.common.splice import Splice, SpliceEnd
+
+def pair():
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        client = socket.create_connection(server.getsockname())
+        accepted, _ = server.accept()
+    return client, accepted
+
+left, a = pair()
+b, right = pair()
+used = len(os.listdir("/proc/self/fd"))
+hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+resource.setrlimit(resource.RLIMIT_NOFILE, (used + 2, hard))
+splice = Splice(a, b).start()
+assert splice.wait(5), "the splice never ended"
+assert splice.end is SpliceEnd.CLOSED, splice.end
+assert left.recv(10) == b"" and right.recv(10) == b""
+print("ended")
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+
+    assert done.stdout == "ended\n", done.stderr
