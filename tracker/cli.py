@@ -1,6 +1,7 @@
 """The napshare-tracker command: parse flags, serve until SIGINT or SIGTERM, stop gracefully."""
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ from napshare.common.cliargs import (
 from napshare.common.console import tr
 from napshare.common.exitcodes import ExitCode, epilog
 from napshare.common.protocol import HEARTBEAT_INTERVAL, LEASE_INTERVALS, TRACKER_PORT
+from napshare.tracker import console
 from napshare.tracker.connects import (
     CONNECT_BURST_SECONDS,
     CONNECT_RATE,
@@ -241,6 +243,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if relay_error := check_relay_flags(args):
         parser.error(relay_error)
     logsetup.configure(args.log_level)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(console.ConsoleFirst())
     from grpc_health.v1.health import HealthServicer  # noqa: PLC0415 - only now may gRPC load
     from napshare.common.identity import IdentityError  # noqa: PLC0415
     from napshare.common.serving import PortInUseError, stop_gracefully, wait_for_signal  # noqa: PLC0415

@@ -9,7 +9,7 @@ values in VARYING, which differ on every run. Those match by pattern, and a valu
 shows for one stands for the actual value in every later command and output of the replay
 (a page token read from an answer, a port the kernel picked, the token `tee` saved).
 
-A server (SERVER: `napshare-tracker`, `napshare-peer serve`) runs until Ctrl-C, so its session
+A server (SERVER: `napshare-tracker`, `napshare-relay`, `napshare-peer serve`) runs until Ctrl-C, so its session
 is its whole run, in a terminal of its own ("Terminal 1"): it starts before the sessions that
 follow it in its replay, and once it printed the lines it prints when ready (the first ones
 the doc shows, compared at once); after them it gets Ctrl-C, and all it printed is compared
@@ -44,7 +44,7 @@ LINKED = (".venv", ".tools")  # what a session may run from the clone
 # Copied, for a session builds there (tsc writes dist/); their installed packages are linked.
 COPIED = ("clients/typescript",)
 INTERRUPT = "^C"  # how a terminal shows Ctrl-C
-SERVER = re.compile(r"(?:^|/)(?:napshare-tracker|napshare-peer serve)(?:\s|$)")
+SERVER = re.compile(r"(?:^|/)(?:napshare-tracker|napshare-relay|napshare-peer serve)(?:\s|$)")
 COMMAND_TIMEOUT = 120.0
 
 
@@ -551,7 +551,9 @@ def replay(spec: Replay, work: Path, namespace_name: str, *, record: bool = Fals
                         f"{session.where}: {command!r} printed {len(lines)} lines, not the "
                         f"{ready} it prints when it is ready: {lines}"
                     )
-                if not record:
+                if record:  # binds the values they show, for the sessions that follow
+                    values.same(session.commands[0].expected[:ready], lines[:ready])
+                else:
                     values.check(
                         f"{session.where}: the first {ready} lines of {command!r}",
                         session.commands[0].expected[:ready],

@@ -34,7 +34,7 @@ from tests.support.sessions import (
 
 RECORD = os.environ.get("NAPSHARE_RECORD_SESSIONS") == "1"
 
-TRACKER = Setup(".venv/bin/napshare-tracker", ready_lines=2)
+TRACKER = Setup(".venv/bin/napshare-tracker", ready_lines=3)
 PEER = Setup(
     ".venv/bin/napshare-peer serve --dir shared --port 8776 --host 127.0.0.1 --no-menu",
     ready_lines=4,
@@ -48,9 +48,9 @@ REPLAYS = [
         [0, 1, 2],
         files={"~/Videos/aula1.mp4": VIDEO},
         terminal={1},
-        ready_lines={0: 2, 1: 6},
+        ready_lines={0: 3, 1: 6},
     ),
-    Replay("docs/clients.md", [0, 1], ready_lines={0: 2}),
+    Replay("docs/clients.md", [0, 1], ready_lines={0: 3}),
     Replay(
         "docs/clients.md",
         [2],
@@ -66,11 +66,12 @@ REPLAYS = [
         already_done=("make ts-client",),
     ),
     Replay("docs/clients.md", [5], setup=[TRACKER]),
+    Replay("docs/operations.md", [0, 1, 2], ready_lines={0: 3, 1: 3}),
     Replay(
         "docs/operations.md",
-        [0, 1, 2],
+        [3, 4, 5],
         files={"shared/aula1.mp4": VIDEO},
-        ready_lines={0: 3, 1: 5},
+        ready_lines={3: 4, 4: 5},
     ),
 ]
 LOOSE = {("docs/clients.md", 6)}
