@@ -59,9 +59,12 @@ class ExitCode(IntEnum):
     INTERRUPTED = 130, N_("interrupted (Ctrl-C); run the same download again to resume it")
 
 
-def epilog(codes: Iterable[ExitCode] = ExitCode, said: Mapping[ExitCode, str] = {}) -> str:
+def epilog(
+    codes: Iterable[ExitCode] = ExitCode, said: Mapping[ExitCode, str] | None = None
+) -> str:
     """The `exit codes:` section of --help, one line per code (use RawDescriptionHelpFormatter);
     `said` words a code for one program (marked for the catalog), in place of its description.
     """
-    lines = [f"  {code.value:<4} {tr(said.get(code, code.description))}" for code in codes]
+    own = said or {}
+    lines = [f"  {code.value:<4} {tr(own.get(code, code.description))}" for code in codes]
     return "\n".join([tr("exit codes:"), *lines]) + "\n"
