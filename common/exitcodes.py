@@ -59,9 +59,7 @@ class ExitCode(IntEnum):
     INTERRUPTED = 130, N_("interrupted (Ctrl-C); run the same download again to resume it")
 
 
-def epilog(
-    codes: Iterable[ExitCode] = ExitCode, said: Mapping[ExitCode, str] | None = None
-) -> str:
+def epilog(codes: Iterable[ExitCode] = ExitCode, said: Mapping[ExitCode, str] | None = None) -> str:
     """The `exit codes:` section of --help, one line per code (use RawDescriptionHelpFormatter);
     `said` words a code for one program (marked for the catalog), in place of its description.
     """
