@@ -9,8 +9,14 @@ the code: fix whichever is wrong. To record the docs anew from a real run:
     NAPSHARE_RECORD_SESSIONS=1 .venv/bin/pytest tests/system/test_documented_sessions.py
 
 Two sessions of docs/clients.md replay more loosely, for they build or break the repository
-itself rather than talk to servers: see test_typescript_session_runs_as_written and
+itself rather than talk to servers. The TypeScript one replays as written but for its `make
+ts-client`, which `make test` ran already (the client is built with tsc, in a copy, and run
+against a tracker and a peer as the doc says). The `make lint` one is checked by
 test_breaking_change_session_is_what_buf_says.
+
+Recording keeps the doc's lines where they still hold; when the output changed, the command's
+whole output is written from the run, with the values the doc shows elsewhere written as it
+shows them.
 """
 
 import os
