@@ -91,6 +91,18 @@ def normal_address(text: str) -> str:
     return format_address(*parse_address(text))
 
 
+def address_list(text: str) -> list[str]:
+    """The addresses in `text`, `host:port` separated by commas, in normal form and each once
+    (a tracker's replicas); InvalidAddressError for a malformed one.
+    """
+    addresses: list[str] = []
+    for part in text.split(","):
+        address = normal_address(part)
+        if address not in addresses:
+            addresses.append(address)
+    return addresses
+
+
 def caller_address(peer: str) -> str | None:
     """`ip:port` (`[v6]:port`) of gRPC's `context.peer()` (`ipv4:1.2.3.4:5678`,
     `ipv6:%5B::1%5D:5678`), else None (a unix socket, say)."""

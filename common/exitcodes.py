@@ -56,6 +56,10 @@ class ExitCode(IntEnum):
         14,
         N_("this program's identity files (key.pem, cert.pem) are unreadable or corrupt"),
     )
+    STORE_UNAVAILABLE = (
+        15,
+        N_("the tracker's index store (--store) is unreachable or unusable"),
+    )
     INTERRUPTED = 130, N_("interrupted (Ctrl-C); run the same download again to resume it")
 
 

@@ -47,6 +47,8 @@ TOKEN_MISMATCH = "TOKEN_MISMATCH"  # UNAUTHENTICATED: not the token of the lates
 FILE_LIMIT_REACHED = "FILE_LIMIT_REACHED"  # RESOURCE_EXHAUSTED: a registration too big
 # RESOURCE_EXHAUSTED, with RetryInfo: as many broad searches as allowed are running.
 SEARCHES_BUSY = "SEARCHES_BUSY"
+# UNAVAILABLE, with RetryInfo: the tracker cannot reach the store that holds its index.
+STORE_UNAVAILABLE = "STORE_UNAVAILABLE"
 # Tracker, RESOURCE_EXHAUSTED: the limits of tracker.limits (metadata: limit, flag).
 ADDRESS_PEER_LIMIT = "ADDRESS_PEER_LIMIT"  # as many registrations from the caller's IP as allowed
 ADDRESS_FILE_LIMIT = "ADDRESS_FILE_LIMIT"  # the caller's IP would register too many files

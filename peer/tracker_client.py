@@ -14,7 +14,7 @@ from google.protobuf.message import Message
 from napshare.common import error_details, reasons
 from napshare.common.address import (
     InvalidAddressError,
-    format_address,
+    address_list,
     normal_address,
     parse_address,
 )
@@ -46,6 +46,7 @@ MAX_BUSY_WAIT = 5.0  # seconds waited before each, whatever the tracker's RetryI
 
 RequestT = TypeVar("RequestT", bound=Message)
 ReplyT = TypeVar("ReplyT", bound=Message)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,7 @@ class Listening:
         cancel: Callable[[], object],
     ) -> None:
         self._client = client
+        self._address = client.address  # the replica that holds the stream
         self._events = events
         self._cancel = cancel
 
@@ -102,7 +104,10 @@ class Listening:
         try:
             yield from self._events
         except grpc.RpcError as error:
-            raise self._client._failure(error) from None
+            failure = self._client._failure(error)
+            if isinstance(failure, TrackerUnreachableError):
+                self._client._next_replica(self._address)  # the stream opens again elsewhere
+            raise failure from None
 
     def cancel(self) -> None:
         """End the call (iteration then ends with a ClientError)."""
@@ -138,28 +143,37 @@ _CHANNEL_OPTIONS: list[tuple[str, int | str]] = [
 
 
 class TrackerClient:
-    """A channel to one tracker; every method raises a napshare.peer.errors.ClientError on failure.
+    """Channels to a tracker; every method raises a napshare.peer.errors.ClientError on failure.
 
-    Over TLS (`transport` not plain text) the channel trusts only the tracker's pinned
-    certificate; when that has to be fetched (trust on first use), the first call fetches it.
+    `address` is one `host:port` (a DNS name may stand for several replicas: gRPC tries its
+    addresses in turn), or several replicas' separated by commas: a call that finds one
+    unreachable (or without its store) goes to the next, which is then used until it fails.
+    Over TLS (`transport` not plain text) every channel trusts only the one pinned
+    certificate, so all replicas must show the same identity; when the pin has to be fetched
+    (trust on first use), the first call fetches it from the first replica that answers.
     Raises common.address.InvalidAddressError at construction for a malformed address.
     """
 
     def __init__(
         self, address: str, *, timeout: float = CALL_TIMEOUT, transport: Transport = PLAINTEXT
     ) -> None:
-        host, port = parse_address(address)
-        self.address = format_address(host, port)
+        self.addresses = address_list(address)
+        self._current = 0
         self.transport = transport
         self._timeout = timeout
         self._lock = threading.Lock()
-        self._channel: grpc.Channel | None = None
-        self._stub: tracker_pb2_grpc.TrackerServiceStub | None = None
+        self._channels: dict[str, grpc.Channel] = {}
+        self._stubs: dict[str, tracker_pb2_grpc.TrackerServiceStub] = {}
+        self._certificate: bytes | None = None  # the pinned one (PEM), once fetched
         self._watchers: list[Callable[[grpc.ChannelConnectivity], None]] = []
         self.tracker_identity = ""  # the pinned certificate's fingerprint; "" in plain text
-        self._certificate: bytes | None = None  # the pinned certificate (PEM), over TLS
         if transport.plaintext:
-            self._open(grpc.insecure_channel(self.address, options=_CHANNEL_OPTIONS))
+            self._connected()
+
+    @property
+    def address(self) -> str:
+        """The tracker (replica) this client talks to now."""
+        return self.addresses[self._current]
 
     @property
     def plaintext(self) -> bool:
@@ -182,7 +196,7 @@ class TrackerClient:
         request = tracker_pb2.JoinRequest(
             host=host, port=port, files=_infos(files), local_addresses=local_addresses
         )
-        stub = self._connected()
+        self._failing_over(self._connected)  # the pin, before signing for it
         if identity is not None:
             signed_at = int(time.time())
             request.certificate = identity.certificate_der
@@ -190,7 +204,7 @@ class TrackerClient:
             request.signature = identity.sign(
                 join_message(self.tracker_identity, host, port, signed_at)
             )
-        reply = self._call(stub.Join, request)
+        reply = self._call(lambda stub: stub.Join, request)
         return Registration(
             reply.peer_id,
             reply.token,
@@ -255,19 +269,19 @@ class TrackerClient:
             files=_infos(files),
             removed_names=removed_names,
         )
-        self._call(self._connected().Update, request)
+        self._call(lambda stub: stub.Update, request)
 
     def heartbeat(self, registration: Registration) -> None:
         """Renew this peer's lease."""
         request = tracker_pb2.HeartbeatRequest(
             peer_id=registration.peer_id, token=registration.token
         )
-        self._call(self._connected().Heartbeat, request)
+        self._call(lambda stub: stub.Heartbeat, request)
 
     def leave(self, registration: Registration) -> None:
         """Remove this peer and its files from the index."""
         request = tracker_pb2.LeaveRequest(peer_id=registration.peer_id, token=registration.token)
-        self._call(self._connected().Leave, request)
+        self._call(lambda stub: stub.Leave, request)
 
     def listen(self, registration: Registration) -> Listening:
         """Open this peer's Listen stream: the tracker's requests to dial out."""
@@ -321,64 +335,109 @@ class TrackerClient:
                 state["lost"] = True
                 # An idle channel waits for the next call to dial; this one dials now (and on
                 # failing, again with the reconnect backoff) until the tracker answers.
-                if self._channel is not None:
-                    grpc.channel_ready_future(self._channel)
+                channel = self._channels.get(self.address)
+                if channel is not None:
+                    grpc.channel_ready_future(channel)
 
         with self._lock:
             self._watchers.append(changed)
-            if self._channel is not None:
-                self._channel.subscribe(changed, try_to_connect=False)
+            for channel in self._channels.values():
+                channel.subscribe(changed, try_to_connect=False)
 
     def reconnect(self) -> None:
         """Dial the tracker afresh, on a new connection: the one in use went silent (a home
         router may have dropped its mapping without a word). Calls on the old one end.
         """
         with self._lock:
-            old = self._channel
+            address = self.address
+            old = self._channels.get(address)
             if old is None:
                 return
             if self.plaintext:
-                channel = grpc.insecure_channel(self.address, options=_CHANNEL_OPTIONS)
+                channel = grpc.insecure_channel(address, options=_CHANNEL_OPTIONS)
             else:
                 assert self._certificate is not None  # a channel over TLS was pinned to it
-                channel = pinned_channel(self.address, self._certificate, _CHANNEL_OPTIONS)
-            self._open(channel)
+                channel = pinned_channel(address, self._certificate, _CHANNEL_OPTIONS)
+            self._open(address, channel)
         old.close()
-        logger.info("connecting to tracker %s again, on a new connection", self.address)
+        logger.info("connecting to tracker %s again, on a new connection", address)
 
     def close(self) -> None:
-        """Close the channel."""
+        """Close the channels."""
         with self._lock:
-            if self._channel is not None:
-                self._channel.close()
+            for channel in self._channels.values():
+                channel.close()
 
-    def _open(self, channel: grpc.Channel) -> tracker_pb2_grpc.TrackerServiceStub:
-        """Use `channel` from now on (the lock held, or in the constructor)."""
-        self._channel = channel
-        self._stub = tracker_pb2_grpc.TrackerServiceStub(channel)
+    def _open(self, address: str, channel: grpc.Channel) -> tracker_pb2_grpc.TrackerServiceStub:
+        """Use `channel` for `address` from now on (the lock held, or in the constructor)."""
+        self._channels[address] = channel
+        stub = self._stubs[address] = tracker_pb2_grpc.TrackerServiceStub(channel)
         for watcher in self._watchers:
             channel.subscribe(watcher, try_to_connect=False)
-        return self._stub
+        return stub
 
     def _connected(self) -> tracker_pb2_grpc.TrackerServiceStub:
-        """The stub, once the tracker's certificate is pinned (fetched on first use)."""
+        """The stub of the current replica; over TLS, once the tracker's certificate is pinned
+        (fetched on first use from this replica).
+        """
         with self._lock:
-            if self._stub is not None:
-                return self._stub
-            certificate = tracker_certificate(self.transport, self.address)
-            self.tracker_identity = pinned_fingerprint(certificate)
-            self._certificate = certificate
-            return self._open(pinned_channel(self.address, certificate, _CHANNEL_OPTIONS))
+            address = self.address
+            stub = self._stubs.get(address)
+            if stub is not None:
+                return stub
+            if self.plaintext:
+                return self._open(address, grpc.insecure_channel(address, options=_CHANNEL_OPTIONS))
+            if self._certificate is None:
+                certificate = tracker_certificate(self.transport, address)
+                self.tracker_identity = pinned_fingerprint(certificate)
+                self._certificate = certificate
+            channel = pinned_channel(address, self._certificate, _CHANNEL_OPTIONS)
+            return self._open(address, channel)
+
+    def _failing_over(self, attempt: Callable[[], T]) -> T:
+        """`attempt()` at the current replica; while it finds the replica unreachable (or its
+        store down), at each other replica in turn. Raises the last ClientError.
+        """
+        tried = 0
+        while True:
+            address = self.address
+            try:
+                return attempt()
+            except TrackerUnreachableError as failure:
+                tried += 1
+                if tried >= len(self.addresses):
+                    raise
+                self._next_replica(address)
+                logger.warning("%s; trying tracker %s", failure, self.address)
+
+    def _next_replica(self, address: str) -> None:
+        """Talk to the next replica from now on, unless another call moved on from `address`
+        already.
+        """
+        with self._lock:
+            if self.address == address:
+                self._current = (self._current + 1) % len(self.addresses)
 
     def _call(
-        self, method: "grpc.UnaryUnaryMultiCallable[RequestT, ReplyT]", request: RequestT
+        self,
+        method: Callable[
+            [tracker_pb2_grpc.TrackerServiceStub], "grpc.UnaryUnaryMultiCallable[RequestT, ReplyT]"
+        ],
+        request: RequestT,
     ) -> ReplyT:
-        """One RPC with this client's timeout; its failure as a ClientError (peer.errors)."""
-        try:
-            return method(request, timeout=self._timeout)
-        except grpc.RpcError as error:
-            failure = self._failure(error)
-        raise failure
+        """The RPC `method` (of a stub) with this client's timeout, failing over between
+        replicas; its failure as a ClientError (peer.errors).
+        """
+
+        def attempt() -> ReplyT:
+            call = method(self._connected())
+            try:
+                return call(request, timeout=self._timeout)
+            except grpc.RpcError as error:
+                failure = self._failure(error)
+            raise failure
+
+        return self._failing_over(attempt)
 
     def _failure(self, error: grpc.RpcError) -> ClientError:
         """A failed call as the ClientError the user reads."""
@@ -397,6 +456,9 @@ class TrackerClient:
 
     def _search(self, request: tracker_pb2.SearchRequest) -> tracker_pb2.SearchResponse:
         """One Search call, asked again a few times while the tracker says it is busy."""
+        return self._failing_over(lambda: self._search_here(request))
+
+    def _search_here(self, request: tracker_pb2.SearchRequest) -> tracker_pb2.SearchResponse:
         retries = 0
         while True:
             try:

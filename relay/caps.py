@@ -26,7 +26,7 @@ _SIZE = re.compile(r"(\d+)([KMGT]?)(?:I?B)?")
 class RelayCaps:
     """What one session and the whole relay may use. A 0 byte, second or rate cap: none."""
 
-    session_bytes: int = GIB  # bytes a session carries each way
+    session_bytes: int = 4 * GIB  # bytes a session carries each way: a lecture video in one
     session_seconds: float = 30 * 60  # how long a session lasts
     session_rate: float = 0  # bytes per second of one session, both ways together
     rate: float = 0  # bytes per second of all sessions together

@@ -15,6 +15,7 @@ def test_a_short_soak_sees_no_bug_codes_and_verifies_every_finished_download(
     command = [sys.executable, "-m", "tests.bench.soak", "--seconds", "15", "--sim-peers", "24"]
     command += ["--real-peers", "2", "--file-mib", "2", "--kill-every", "5", "--downloaders", "1"]
     command += ["--slow-readers", "1", "--slow-pause", "2", "--slice", "3"]
+    command += ["--replica-seconds", "4", "--replica-kill-every", "1"]
     command += ["--no-report", "--json", str(summary)]
     result = subprocess.run(
         command, cwd=ROOT, capture_output=True, text=True, timeout=240, check=False
@@ -30,3 +31,6 @@ def test_a_short_soak_sees_no_bug_codes_and_verifies_every_finished_download(
     for rpc in ("Join", "Heartbeat", "Search", "Health (tracker)", "Download (slow reader)"):
         assert f"| {rpc} | " in result.stdout
     assert "| 0–3 |" in result.stdout  # the first slice's row
+    assert total["replica_problems"] == []
+    assert total["replica_kills"] >= 2
+    assert "### Replicas on one Redis" in result.stdout

@@ -6,6 +6,7 @@ requests and answers pass a byte budget.
 """
 
 import threading
+from collections.abc import Hashable
 from typing import NamedTuple
 
 BUDGET_BYTES = 8 * 1024 * 1024
@@ -15,7 +16,7 @@ ENTRY_OVERHEAD = 200  # bytes a kept entry costs besides its request and answer
 class Answer(NamedTuple):
     """A serialized Search answer, the index generation it reflects, and its console line."""
 
-    generation: int
+    generation: Hashable  # what the store's unchanged_since() takes
     response: bytes
     asker: str | None  # the request's peer_id, normalised, if it had a valid one
     searched: str

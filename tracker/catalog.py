@@ -61,6 +61,10 @@ class Catalog:
         assert name is not None, f"name id {name_id} is free"
         return name
 
+    def ids(self) -> list[int]:
+        """The id of every name someone holds: for audits."""
+        return [name_id for name_id, name in enumerate(self._names) if name is not None]
+
     def new_bytes(self, names: Iterable[str]) -> int:
         """The UTF-8 bytes of those of `names` that nobody holds yet."""
         get_id = self._ids.get

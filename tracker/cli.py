@@ -27,10 +27,11 @@ from napshare.tracker.connects import (
     MAX_PEER_DIALS,
     PENDING_SECONDS,
 )
-from napshare.tracker.index import MAX_CANDIDATES, MAX_CONCURRENT_SEARCHES
 from napshare.tracker.limits import Limits, flag
 from napshare.tracker.relaying import add_relay_flags, check_relay_flags, start_relay
-from napshare.tracker.switchboard import LISTEN_KEEPALIVE, MAX_LISTENERS, Switchboard
+from napshare.tracker.store.base import MAX_CANDIDATES, MAX_CONCURRENT_SEARCHES
+from napshare.tracker.store.factory import MEMORY, check_store
+from napshare.tracker.switchboard import LISTEN_KEEPALIVE, MAX_LISTENERS
 
 if TYPE_CHECKING:
     from napshare.common.identity import Identity
@@ -45,6 +46,7 @@ EXIT_CODES = (
     ExitCode.USAGE,
     ExitCode.PORT_IN_USE,
     ExitCode.IDENTITY_FILES,
+    ExitCode.STORE_UNAVAILABLE,
 )
 IDENTITY_DIR = "identity"  # in the state folder: the tracker's own key.pem and cert.pem
 
@@ -122,6 +124,18 @@ def _parser() -> argparse.ArgumentParser:
             default="$XDG_STATE_HOME/napshare-tracker or ~/.local/state/napshare-tracker",
         ),
     )
+    parser.add_argument(
+        "--store",
+        type=_store,
+        default=MEMORY,
+        metavar="URL",
+        help=tr(
+            "where the index lives: memory (this process; a restart forgets it), or a Redis or "
+            "Valkey server, redis://HOST:PORT/DB, rediss://... (TLS) or unix:///PATH?db=N, "
+            "which every tracker given the same URL shares: replicas answering as one "
+            "(default %(default)s)"
+        ),
+    )
     _add_limit_flags(parser)
     add_relay_flags(parser)
     _add_reach_flags(parser)
@@ -134,6 +148,13 @@ def _parser() -> argparse.ArgumentParser:
         help=tr("diagnostics on stderr (default %(default)s)"),
     )
     return parser
+
+
+def _store(value: str) -> str:
+    try:
+        return check_store(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _add_limit_flags(parser: argparse.ArgumentParser) -> None:
@@ -248,29 +269,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     from grpc_health.v1.health import HealthServicer  # noqa: PLC0415 - only now may gRPC load
     from napshare.common.identity import IdentityError  # noqa: PLC0415
     from napshare.common.serving import PortInUseError, stop_gracefully, wait_for_signal  # noqa: PLC0415
+    from napshare.tracker.errors import TrackerError  # noqa: PLC0415
     from napshare.tracker.server import create_server, tracker_metrics  # noqa: PLC0415
-    from napshare.v1 import tracker_pb2  # noqa: PLC0415
+    from napshare.tracker.store.factory import StoreConfigError, open_store  # noqa: PLC0415
 
     try:
         identity = None if args.plaintext else _identity(args)
     except (IdentityError, OSError) as error:
         print(f"napshare-tracker: {error}", file=sys.stderr)
         return ExitCode.IDENTITY_FILES
+    try:
+        store = open_store(
+            args.store,
+            args.heartbeat_interval,
+            max_concurrent_searches=args.max_concurrent_searches,
+            limits=_limits(args),
+        )
+    except StoreConfigError as error:
+        print(f"napshare-tracker: {error}", file=sys.stderr)
+        return ExitCode.STORE_UNAVAILABLE
     health = HealthServicer()
     metrics = None if args.metrics_port is None else tracker_metrics()
-    switchboard: Switchboard[tracker_pb2.ListenResponse] = Switchboard(args.max_listeners)
+    try:
+        switchboard = store.switchboard(args.max_listeners)
+    except TrackerError as error:
+        store.close()
+        print(f"napshare-tracker: {error}", file=sys.stderr)
+        return ExitCode.STORE_UNAVAILABLE
     endpoint = None
     relay = None
     try:
         relay = start_relay(args, identity, metrics)
         server, port = create_server(
+            store,
             host=args.host,
             port=args.port,
-            heartbeat_interval=args.heartbeat_interval,
-            max_concurrent_searches=args.max_concurrent_searches,
             health=health,
             metrics=metrics,
-            limits=_limits(args),
             tls=identity,
             switchboard=switchboard,
             listen_keepalive=args.listen_keepalive,
@@ -287,6 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PortInUseError as error:
         if relay is not None:
             relay.stop()
+        store.close()
         print(f"napshare-tracker: {error}", file=sys.stderr)
         return ExitCode.PORT_IN_USE
     address = format_address(args.host, port)
@@ -312,6 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop_gracefully(server, health)
     if relay is not None:
         relay.stop()
+    store.close()
     if endpoint is not None:
         endpoint.close()
     return ExitCode.OK

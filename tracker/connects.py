@@ -30,7 +30,7 @@ from napshare.tracker.errors import (
     NotListeningError,
     RelayUnavailableError,
 )
-from napshare.tracker.index import Contact, TrackerIndex
+from napshare.tracker.store.base import Contact, IndexStore
 from napshare.tracker.switchboard import Switchboard
 from napshare.v1 import relay_pb2, tracker_pb2
 
@@ -92,7 +92,7 @@ class Connects:
 
     def __init__(
         self,
-        index: TrackerIndex,
+        index: IndexStore,
         switchboard: Switchboard[tracker_pb2.ListenResponse],
         *,
         rate: float = CONNECT_RATE,

@@ -74,6 +74,12 @@ class AddressTakenError(TrackerError):
     default_reason = reasons.ADDRESS_TAKEN
 
 
+class StoreUnavailableError(TrackerError):
+    """The store that holds the index (Redis) did not answer: the caller should ask again."""
+
+    default_reason = reasons.STORE_UNAVAILABLE
+
+
 class ChecksBusyError(TrackerError):
     """Every reachability check slot is busy: the caller should join again later."""
 
@@ -120,3 +126,40 @@ class DialsBusyError(TrackerError):
     """The peer already has as many dials pending as the tracker sends it."""
 
     default_reason = reasons.PEER_DIALS_BUSY
+
+
+def not_registered(peer_id: str) -> UnknownPeerError:
+    """The error for a call naming a peer that has no live registration."""
+    return UnknownPeerError(
+        f"peer {peer_id} is not registered (it never joined, left, or its lease ran out); "
+        "call Join again"
+    )
+
+
+def unknown_contact(peer_id: str) -> UnknownPeerError:
+    """The error for a Connect to a peer that has no live registration."""
+    return UnknownPeerError(f"peer {peer_id} is not registered (it left, or its lease ran out)")
+
+
+def wrong_token(peer_id: str) -> UnauthenticatedError:
+    """The error for a call whose token is not that of `peer_id`'s registration."""
+    return UnauthenticatedError(
+        f"the token does not match peer {peer_id}; use the token of its latest Join"
+    )
+
+
+def address_taken(peer_id: str) -> AddressTakenError:
+    """The error for a Join of an address that a live peer of another identity holds."""
+    return AddressTakenError(
+        f"address {peer_id} is registered by a live peer of another identity; it stays so "
+        "until that peer leaves or its lease runs out"
+    )
+
+
+def searches_busy(retry_delay: float) -> BusyError:
+    """The error for a broad search refused because as many as allowed are running."""
+    return BusyError(
+        "the tracker is running as many broad searches as it allows; ask again "
+        f"in {retry_delay:g} s, or add words that narrow the query",
+        retry_delay=retry_delay,
+    )

@@ -1,12 +1,14 @@
-"""The tracker's index: registered peers, their tokens and leases, and search over their files.
+"""The memory backend of the tracker's index: registered peers, their tokens and leases, and
+search over their files, all in this process (`--store memory`, the default, and the model
+the other backends are tested against).
 
 A search costs bounded work. An exact name, or keywords whose candidates are few (at most
 MAX_CANDIDATES names, judged from the keyword index), is answered from those candidates. A
 broader keyword search walks the entries in result order instead (peers by id, each peer's
 files by name, both kept sorted), so a page costs what it returns, and at most SEARCH_BUDGET
 entries: past that the page ends early, with a token that resumes after the last entry
-looked at. At most `max_concurrent_searches` broad searches run or wait at once; others
-are refused with BusyError at once, before they wait for the index lock.
+looked at. A restart forgets everything: for one lease after the start, searches say they
+are gathering the peers that may still be re-joining.
 """
 
 from __future__ import annotations
@@ -16,149 +18,55 @@ import heapq
 import hmac
 import logging
 import math
-import re
 import secrets
 import threading
 import time
 from array import array
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from collections.abc import Callable, Hashable
 
-from napshare.common import reasons
-from napshare.common.address import (
-    InvalidAddressError,
-    check_host,
-    check_port,
-    format_address,
-    normal_address,
-)
-from napshare.common.names import InvalidNameError, check_file_name, check_sha256
-from napshare.common.protocol import HEARTBEAT_INTERVAL, LEASE_INTERVALS, MAX_PAGE_SIZE
+from napshare.common.protocol import HEARTBEAT_INTERVAL
 from napshare.tracker import paging
 from napshare.tracker.catalog import Catalog, pack_record, unpack_record
-from napshare.tracker.errors import (
-    AddressTakenError,
-    BusyError,
-    CapacityError,
-    InvalidRequestError,
-    UnauthenticatedError,
-    UnknownPeerError,
+from napshare.tracker.checks import MAX_FILES, CheckedFiles, SearchQuery
+from napshare.tracker.errors import address_taken, not_registered, unknown_contact, wrong_token
+from napshare.tracker.limits import (
+    PER_ADDRESS,
+    WHOLE_INDEX,
+    WHOLE_INDEX_WHO,
+    Limits,
+    address_who,
+    check,
+    too_many_files,
 )
-from napshare.tracker.keywords import query_words
-from napshare.tracker.limits import Limits, flag
+from napshare.tracker.store.base import (
+    MAX_CANDIDATES,
+    MAX_CONCURRENT_SEARCHES,
+    SEARCH_BUDGET,
+    Contact,
+    DeadPeer,
+    FileEntry,
+    IndexStats,
+    IndexStore,
+    Match,
+    Page,
+    holds_against,
+)
 
 logger = logging.getLogger(__name__)
 
-MAX_FILES = 50_000
-DEFAULT_LIMIT = 100
-MAX_LIMIT = MAX_PAGE_SIZE
-TOKEN_BYTES = 16
-MAX_QUERY_CHARS = 1024
-MAX_CANDIDATES = 10_000  # a keyword search whose candidates may be more is broad: it walks
-SEARCH_BUDGET = 10_000  # entries a broad search looks at for one page
-MAX_CONCURRENT_SEARCHES = 4  # broad searches running or waiting for the lock at once
-BUSY_RETRY_SECONDS = 1.0  # what a refused broad search is told to wait (RetryInfo)
 _INSORT_MAX = 64  # new files of one call inserted one by one; more are sorted in at once
 # Files of departed peers are dropped at most this many per hold of the lock, so RPCs and
 # health keep answering while a million entries go.
 DROP_SLICE = 1000
 SLICE_PAUSE = 0.001  # seconds between slices, for the threads waiting for the lock
 PURGE_SECONDS = 1.0  # expire() returns after this long even with files left to drop
-_HEX_ROOT = re.compile(r"[0-9a-f]{64}")
-
-
-class FileLike(Protocol):
-    """A file as a peer announces it: a protobuf FileInfo or a FileEntry."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def size(self) -> int: ...
-    @property
-    def sha256(self) -> str: ...
-    @property
-    def pieces_root(self) -> str: ...
-
-
-class FileEntry(NamedTuple):
-    """One file a peer shares."""
-
-    name: str
-    size: int
-    sha256: str
-    pieces_root: str = ""
-
-
-class Match(NamedTuple):
-    """One peer that shares one matching file."""
-
-    peer_id: str
-    file: FileEntry
-    certificate: bytes = b""  # the peer's, as its Join carried it; empty when anonymous
-    reachable: bool = False  # the tracker reached the peer at peer_id when it joined
-
-
-class SearchOutcome(NamedTuple):
-    """One page of matches in (peer id, name) order, the token of the next page, if any, and
-    whether the tracker is still gathering the peers it had before a restart.
-    """
-
-    matches: list[Match]
-    next_page_token: str
-    gathering: bool
-    examined: int = 0  # entries gathered (exact name, few candidates) or walked (broad)
-
-    @property
-    def truncated(self) -> bool:
-        """Whether more matched than this page holds."""
-        return bool(self.next_page_token)
-
-
-@dataclass(frozen=True, slots=True)
-class Registration:
-    """What a joined peer needs to prove who it is later."""
-
-    peer_id: str
-    token: str
-
-
-@dataclass(frozen=True, slots=True)
-class Contact:
-    """What Connect needs of a registered peer: who it is, where it joined from, its local
-    addresses, and the token of its registration (a Listen stream holds it).
-    """
-
-    peer_id: str
-    token: str
-    identity: str  # "" for an anonymous Join
-    source: str | None  # the IP address its Join came from (None: a caller in this process)
-    reachable: bool
-    local_addresses: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class DeadPeer:
-    """A peer whose lease ran out, and the names of the files it had."""
-
-    peer_id: str
-    names: list[str]
-
-
-@dataclass(frozen=True, slots=True)
-class IndexStats:
-    """How big the index is."""
-
-    peers: int
-    entries: int
-    names: int
 
 
 class _Peer:
     """A registration: address, owner, secret, lease renewal time, the ids of its names in
-    name order (a broad search walks them in that order), the bytes of those names and the
-    address it joined from (None: not counted per address).
+    name order (a broad search walks them in that order), the bytes of those names, the
+    address it joined from (None: not counted per address) and its local addresses.
     """
 
     __slots__ = (
@@ -221,8 +129,8 @@ class _Departed:
         self.names: list[str] = []  # of the dropped files, for the report
 
 
-class TrackerIndex:
-    """Peers and their files; every method is safe to call from many threads at once."""
+class TrackerIndex(IndexStore):
+    """The index in this process; every method is safe to call from many threads at once."""
 
     def __init__(
         self,
@@ -233,17 +141,26 @@ class TrackerIndex:
         max_concurrent_searches: int = MAX_CONCURRENT_SEARCHES,
         search_budget: int = SEARCH_BUDGET,
         limits: Limits | None = None,
+        max_candidates: int | None = None,
+        page_token_secret: bytes | None = None,
     ) -> None:
         if not (math.isfinite(heartbeat_interval) and heartbeat_interval > 0):
             raise ValueError(f"heartbeat interval {heartbeat_interval} must be a positive number")
         if max_concurrent_searches < 1 or search_budget < 1:
             raise ValueError("max_concurrent_searches and search_budget must be at least 1")
-        self.heartbeat_interval = heartbeat_interval
-        self.max_files = max_files
+        super().__init__(
+            heartbeat_interval,
+            max_files=max_files,
+            max_concurrent_searches=max_concurrent_searches,
+            max_candidates=MAX_CANDIDATES if max_candidates is None else max_candidates,
+            limits=limits,
+        )
         self.search_budget = search_budget
-        self._broad_searches = threading.BoundedSemaphore(max_concurrent_searches)
-        self.limits = limits or Limits()
-        self._lease = LEASE_INTERVALS * heartbeat_interval
+        # Tokens of an index in memory need not outlive it: the index does not either.
+        self._tokens = paging.PageTokens(
+            page_token_secret or secrets.token_bytes(paging.SECRET_BYTES)
+        )
+        self._lease = self.lease
         self._clock = clock
         self._lock = threading.Lock()
         self._peers: OrderedDict[str, _Peer] = OrderedDict()  # oldest renewal first
@@ -266,41 +183,34 @@ class TrackerIndex:
         """A number that changes whenever a search could answer differently."""
         return self._generation
 
-    def unchanged_since(self, generation: int) -> bool:
+    def unchanged_since(self, generation: Hashable) -> bool:
         """Whether every search answers as it did at `generation` (no lease has run out since,
         nor has the gathering window ended).
         """
         return generation == self._generation and self._clock() < self._due
 
-    def join(
-        self,
-        host: str,
-        port: int,
-        files: Sequence[FileLike],
-        source: str | None = None,
-        *,
-        identity: str = "",
-        certificate: bytes = b"",
-        reachable: bool = False,
-        local_addresses: Sequence[str] = (),
-    ) -> Registration:
-        """Register a peer of `identity` ("" for anonymous), replacing a registration of the
-        same address and identity, or, when this one was `reachable` there, one of another
-        identity that was not; AddressTakenError if one of another identity holds it.
+    def _page_tokens(self) -> paging.PageTokens:
+        return self._tokens
 
-        `source` is the address the call came from, which the per-address limits count (None:
-        a caller in this process, not counted); past a limit, CapacityError and no change.
-        `local_addresses` (already checked) are kept for Connect's callers from `source`.
-        """
-        peer_id = self.claim(host, port, identity, may_prove=reachable)
-        checked = self._check_files(files)
+    def _join(
+        self,
+        peer_id: str,
+        token: str,
+        files: CheckedFiles,
+        source: str | None,
+        *,
+        identity: str,
+        certificate: bytes,
+        reachable: bool,
+        local_addresses: tuple[str, ...],
+    ) -> None:
+        checked = (files.names, _records(files))
         name_bytes = sum(len(name.encode()) for name in checked[0])
-        token = secrets.token_hex(TOKEN_BYTES)
         with self._lock:
             now = self._expire_locked()
             old = self._peers.get(peer_id)
             if old is not None and _holds_against(old, identity, proven=reachable):
-                raise _taken(peer_id)
+                raise address_taken(peer_id)
             self._check_room_locked(
                 source,
                 1,
@@ -323,7 +233,7 @@ class TrackerIndex:
                 identity=identity,
                 certificate=certificate,
                 reachable=reachable,
-                local_addresses=tuple(local_addresses),
+                local_addresses=local_addresses,
             )
             self._peers[peer_id] = peer
             if old is None:
@@ -331,39 +241,16 @@ class TrackerIndex:
             self._register_locked(peer)
             self._add_locked(peer, checked, name_bytes)
             self._changed_locked()
-        return Registration(peer_id, token)
 
-    def claim(self, host: str, port: int, identity: str, *, may_prove: bool = False) -> str:
-        """The peer id of host:port if `identity` may join with it now: no live registration
-        of another identity holds it, other than one the tracker never reached there, which a
-        Join that `may_prove` (signed, so it will be checked) can still take over by being
-        reached. Raises InvalidRequestError or AddressTakenError.
-        """
-        try:
-            peer_id = format_address(check_host(host), check_port(port))
-        except InvalidAddressError as error:
-            raise InvalidRequestError(str(error), reasons.ADDRESS_INVALID) from None
+    def _claim(self, peer_id: str, identity: str, *, may_prove: bool) -> None:
         with self._lock:
             self._expire_locked()
             old = self._peers.get(peer_id)
             if old is not None and _holds_against(old, identity, proven=may_prove):
-                raise _taken(peer_id)
-        return peer_id
+                raise address_taken(peer_id)
 
-    def update(
-        self,
-        peer_id: str,
-        token: str,
-        files: Sequence[FileLike],
-        removed_names: Sequence[str] = (),
-    ) -> None:
-        """Add or refresh `files` and drop `removed_names` of the caller's own registration.
-
-        Removed names the caller does not have are ignored. The lease is renewed.
-        """
-        peer_id = _normal_peer_id(peer_id)
-        checked = self._check_files(files)
-        removed = self._check_removed(removed_names, checked[0])
+    def _update(self, peer_id: str, token: str, files: CheckedFiles, removed: set[str]) -> None:
+        checked = (files.names, _records(files))
         with self._lock:
             now = self._expire_locked()
             peer = self._authenticated_locked(peer_id, token)
@@ -375,11 +262,7 @@ class TrackerIndex:
             new = len(new_names)
             new_bytes = sum(len(name.encode()) for name in new_names)
             if len(peer.files) - len(gone) + new > self.max_files:
-                raise CapacityError(
-                    f"peer {peer_id} would share {len(peer.files) - len(gone) + new} files; "
-                    f"the limit is {self.max_files} per peer",
-                    metadata={"limit": str(self.max_files)},
-                )
+                raise too_many_files(peer_id, len(peer.files) - len(gone) + new, self.max_files)
             self._check_room_locked(
                 peer.source,
                 0,
@@ -394,30 +277,22 @@ class TrackerIndex:
             if checked[0] or gone:
                 self._changed_locked()
 
-    def heartbeat(self, peer_id: str, token: str) -> None:
-        """Renew the caller's lease."""
-        peer_id = _normal_peer_id(peer_id)
+    def _heartbeat(self, peer_id: str, token: str) -> None:
         with self._lock:
             now = self._expire_locked()
             self._renew_locked(self._authenticated_locked(peer_id, token), now)
 
-    def verify(self, peer_id: str, token: str) -> None:
-        """Check that `token` is that of `peer_id`'s live registration, renewing nothing."""
-        peer_id = _normal_peer_id(peer_id)
+    def _verify(self, peer_id: str, token: str) -> None:
         with self._lock:
             self._expire_locked()
             self._authenticated_locked(peer_id, token)
 
-    def contact(self, peer_id: str) -> Contact:
-        """How to reach registered `peer_id`: UnknownPeerError if it is not registered."""
-        peer_id = _normal_peer_id(peer_id)
+    def _contact(self, peer_id: str) -> Contact:
         with self._lock:
             self._expire_locked()
             peer = self._peers.get(peer_id)
             if peer is None:
-                raise UnknownPeerError(
-                    f"peer {peer_id} is not registered (it left, or its lease ran out)"
-                )
+                raise unknown_contact(peer_id)
             return Contact(
                 peer_id,
                 peer.token,
@@ -427,66 +302,25 @@ class TrackerIndex:
                 peer.local_addresses,
             )
 
-    def leave(self, peer_id: str, token: str) -> None:
-        """Remove the caller and its files."""
-        peer_id = _normal_peer_id(peer_id)
+    def _leave(self, peer_id: str, token: str) -> None:
         with self._lock:
             self._expire_locked()
             peer = self._authenticated_locked(peer_id, token)
             self._depart_locked(peer, expired=False)
 
-    def search(
-        self, *, name: str = "", query: str = "", limit: int = 0, page_token: str = ""
-    ) -> SearchOutcome:
-        """A page of matches for an exact `name` or every keyword of `query` (exactly one is set).
-
-        `limit` is the page size (0: DEFAULT_LIMIT; at most MAX_LIMIT); `page_token` is empty
-        for the first page, else the `next_page_token` of the page before.
-        """
-        if bool(name) == bool(query):
-            raise InvalidRequestError(
-                "set exactly one of name (an exact file name) and query (keywords)",
-                reasons.NAME_OR_QUERY_REQUIRED,
-            )
-        if limit < 0:
-            raise InvalidRequestError(f"limit {limit} is negative", reasons.LIMIT_INVALID)
-        if len(query) > MAX_QUERY_CHARS:
-            raise InvalidRequestError(
-                f"query has {len(query)} characters; the limit is {MAX_QUERY_CHARS}",
-                reasons.QUERY_TOO_LONG,
-                {"field": "query", "limit": str(MAX_QUERY_CHARS)},
-            )
-        limit = min(limit or DEFAULT_LIMIT, MAX_LIMIT)
-        words = query_words(query)
-        if name:
-            _check_name(name, "name")
-        elif not words:
-            raise InvalidRequestError(
-                "query has no word in it; give at least one keyword", reasons.QUERY_EMPTY
-            )
-        search = paging.search_id(name, words)
-        after = paging.decode(page_token, search) if page_token else None
-        # Read without the lock, so that a refused search never waits for it.
-        broad = not name and self._is_broad(words)
-        if broad and not self._broad_searches.acquire(blocking=False):
-            raise BusyError(
-                "the tracker is running as many broad searches as it allows; ask again "
-                f"in {BUSY_RETRY_SECONDS:g} s, or add words that narrow the query",
-                retry_delay=BUSY_RETRY_SECONDS,
-            )
-        try:
-            with self._lock:
-                return self._search_locked(search, name, words, limit, after)
-        finally:
-            if broad:
-                self._broad_searches.release()
+    def _page(self, wanted: SearchQuery, after: paging.Key | None, *, broad: bool) -> Page | None:
+        # Judged without the lock, so that a refused search never waits for it.
+        if not broad and not wanted.name and self._is_broad(wanted.words):
+            return None
+        with self._lock:
+            return self._search_locked(wanted.name, wanted.words, wanted.limit, after)
 
     def _is_broad(self, words: list[str]) -> bool:
-        return self._catalog.keywords.estimate(words) > MAX_CANDIDATES
+        return self._catalog.keywords.estimate(words) > self.max_candidates
 
     def _search_locked(
-        self, search: bytes, name: str, words: list[str], limit: int, after: paging.Key | None
-    ) -> SearchOutcome:
+        self, name: str, words: list[str], limit: int, after: paging.Key | None
+    ) -> Page:
         self._expire_locked()
         catalog = self._catalog
         gathering = self._gathering_until is not None
@@ -517,12 +351,7 @@ class TrackerIndex:
             )
             for peer_id, file_name, name_id in first
         ]
-        if len(matches) > limit:
-            last = matches[limit - 1]
-            token = paging.encode(search, (last.peer_id, last.file.name))
-            return SearchOutcome(matches[:limit], token, gathering, examined)
-        token = "" if resume is None else paging.encode(search, resume)
-        return SearchOutcome(matches, token, gathering, examined)
+        return Page(matches, resume, gathering, examined, self._generation)
 
     def _walk_locked(
         self, words: list[str], wanted: int, after: paging.Key | None
@@ -578,12 +407,14 @@ class TrackerIndex:
     def files_of(self, peer_id: str) -> list[FileEntry] | None:
         """The files of a registered peer, by name; None if it is not registered."""
         with self._lock:
+            self._expire_locked()
             peer = self._peers.get(peer_id)
             return None if peer is None else self._files_locked(peer)
 
     def snapshot(self) -> dict[str, list[FileEntry]]:
         """Every registered peer id and its files, taken at one instant: for comparisons."""
         with self._lock:
+            self._expire_locked()
             return {
                 peer_id: self._files_locked(self._peers[peer_id]) for peer_id in sorted(self._peers)
             }
@@ -593,80 +424,54 @@ class TrackerIndex:
         distinct names.
         """
         with self._lock:
+            self._expire_locked()
             return IndexStats(len(self._peers), self._entries, len(self._catalog))
 
-    def _check_files(self, files: Sequence[FileLike]) -> tuple[list[str], list[bytes]]:
-        """The files' names and packed records, or InvalidRequestError naming a bad one."""
-        if len(files) > self.max_files:
-            raise InvalidRequestError(
-                f"{len(files)} files in one call; the limit is {self.max_files}",
-                reasons.TOO_MANY_FILES,
-                {"field": "files", "limit": str(self.max_files)},
-            )
-        names = [file.name for file in files]
-        sizes = [file.size for file in files]
-        digests = [file.sha256 for file in files]
-        roots = [file.pieces_root for file in files]
-        position = 0
-        try:
-            for position, name in enumerate(names):  # noqa: B007 - the error names it
-                check_file_name(name)
-            for position, digest in enumerate(digests):  # noqa: B007
-                check_sha256(digest)
-        except InvalidNameError as error:
-            part = "name" if error.reason == reasons.NAME_INVALID else "sha256"
-            raise InvalidRequestError(
-                f"files[{position}]: {error}", error.reason, {"field": f"files[{position}].{part}"}
-            ) from None
-        if sizes and min(sizes) < 0:
-            position = next(at for at, size in enumerate(sizes) if size < 0)
-            raise InvalidRequestError(
-                f"files[{position}]: size {sizes[position]} is negative",
-                reasons.SIZE_INVALID,
-                {"field": f"files[{position}].size"},
-            )
-        if len(set(names)) < len(names):
-            seen: set[str] = set()
-            for position, name in enumerate(names):
-                if name in seen:
-                    raise InvalidRequestError(
-                        f"files[{position}]: {name!r} is listed twice",
-                        reasons.NAME_DUPLICATE,
-                        {"field": f"files[{position}].name"},
-                    )
-                seen.add(name)
-        for position, (size, root) in enumerate(zip(sizes, roots, strict=True)):
-            if root and (size == 0 or not _HEX_ROOT.fullmatch(root)):
-                raise InvalidRequestError(
-                    f"files[{position}]: pieces_root must be empty or 64 lowercase hex "
-                    "characters, and empty for an empty file",
-                    reasons.PIECES_ROOT_INVALID,
-                    {"field": f"files[{position}].pieces_root"},
+    def audit(self) -> list[str]:
+        """What a recount of the whole index finds wrong; empty when all is consistent."""
+        problems: list[str] = []
+        with self._lock:
+            catalog = self._catalog
+            holders = catalog.holdings(catalog.ids())
+            held = {(holder, name) for holder, name, _ in holders}
+            listed = {
+                (peer_id, catalog.name_of(i))
+                for peer_id, peer in self._peers.items()
+                for i in peer.files
+            } | {
+                (peer_id, catalog.name_of(i))
+                for peer_id, gone in self._departed.items()
+                for i in gone.peer.files[gone.dropped :]
+            }
+            if held != listed:
+                problems.append(
+                    f"{len(held - listed)} catalog entries belong to no peer, "
+                    f"{len(listed - held)} peers' files are not in the catalog"
                 )
-        records = [
-            pack_record(size, bytes.fromhex(d), bytes.fromhex(r))
-            for size, d, r in zip(sizes, digests, roots, strict=True)
-        ]
-        return names, records
+            if self._entries != len(held):
+                problems.append(f"entries counted {self._entries}, recounted {len(held)}")
+            names = {name for _, name in held}
+            name_bytes = sum(len(name.encode()) for name in names)
+            if catalog.name_bytes != name_bytes or len(catalog) != len(names):
+                problems.append(
+                    f"names counted {len(catalog)} ({catalog.name_bytes} bytes), recounted "
+                    f"{len(names)} ({name_bytes} bytes)"
+                )
+            if self._order != sorted(self._peers):
+                problems.append("the peers' search order is not their sorted ids")
+            usage: dict[str, tuple[int, int, int]] = {}
+            for peer in self._peers.values():
+                if peer.source is not None:
+                    peers, files, nbytes = usage.get(peer.source, (0, 0, 0))
+                    nbytes += peer.name_bytes
+                    usage[peer.source] = (peers + 1, files + len(peer.files), nbytes)
+            counted = {s: (u.peers, u.files, u.name_bytes) for s, u in self._usage.items()}
+            if usage != counted:
+                problems.append(f"per-address usage counted {counted}, recounted {usage}")
+        return problems
 
-    def _check_removed(self, names: Sequence[str], added: list[str]) -> set[str]:
-        """The distinct removed names, or InvalidRequestError naming a bad one."""
-        if len(names) > self.max_files:
-            raise InvalidRequestError(
-                f"{len(names)} removed names in one call; the limit is {self.max_files}",
-                reasons.TOO_MANY_FILES,
-                {"field": "removed_names", "limit": str(self.max_files)},
-            )
-        for position, name in enumerate(names):
-            _check_name(name, f"removed_names[{position}]")
-        removed = set(names)
-        if not removed.isdisjoint(added):
-            both = min(removed.intersection(added))
-            raise InvalidRequestError(
-                f"{both!r} is in both files and removed_names; list it in one of them",
-                reasons.NAME_ADDED_AND_REMOVED,
-            )
-        return removed
+    def close(self) -> None:
+        """Nothing to let go of: the index lives and dies with this process."""
 
     def _files_locked(self, peer: _Peer) -> list[FileEntry]:
         catalog = self._catalog
@@ -693,16 +498,15 @@ class TrackerIndex:
             usage = self._usage.get(source) or _Usage()
             same = replaced is not None and replaced.source == source
             mine = gone if same else (0, 0, 0)
-            whose = f"address {source}"
-            _check(whose, "peers_per_address", usage.peers, peers - mine[0], self.limits)
-            _check(whose, "files_per_address", usage.files, files - mine[1], self.limits)
-            _check(
-                whose, "name_bytes_per_address", usage.name_bytes, name_bytes - mine[2], self.limits
-            )
-        whose = "the tracker"
-        _check(whose, "peers", len(self._peers), peers - gone[0], self.limits)
-        _check(whose, "files", self._entries, files - gone[1], self.limits)
-        _check(whose, "name_bytes", self._catalog.name_bytes, distinct_bytes, self.limits)
+            whose = address_who(source)
+            current = (usage.peers, usage.files, usage.name_bytes)
+            added = (peers - mine[0], files - mine[1], name_bytes - mine[2])
+            for limit, count, more in zip(PER_ADDRESS, current, added, strict=True):
+                check(whose, limit, count, more, self.limits)
+        current = (len(self._peers), self._entries, self._catalog.name_bytes)
+        added = (peers - gone[0], files - gone[1], distinct_bytes)
+        for limit, count, more in zip(WHOLE_INDEX, current, added, strict=True):
+            check(WHOLE_INDEX_WHO, limit, count, more, self.limits)
 
     def _register_locked(self, peer: _Peer) -> None:
         """Count `peer` (already in _peers) against its source address."""
@@ -805,14 +609,9 @@ class TrackerIndex:
     def _authenticated_locked(self, peer_id: str, token: str) -> _Peer:
         peer = self._peers.get(peer_id)
         if peer is None:
-            raise UnknownPeerError(
-                f"peer {peer_id} is not registered (it never joined, left, or its lease "
-                "ran out); call Join again"
-            )
+            raise not_registered(peer_id)
         if not hmac.compare_digest(peer.token.encode(), token.encode()):
-            raise UnauthenticatedError(
-                f"the token does not match peer {peer_id}; use the token of its latest Join"
-            )
+            raise wrong_token(peer_id)
         return peer
 
     def _renew_locked(self, peer: _Peer, now: float) -> None:
@@ -848,68 +647,16 @@ class TrackerIndex:
         return now
 
 
-def _check(whose: str, limit: str, current: int, added: int, limits: Limits) -> None:
-    """CapacityError if `current` + `added` passes the limit named `limit`, and grows."""
-    value = getattr(limits, limit)
-    after = current + added
-    if added > 0 and after > value:
-        what = _COUNTED[limit]
-        raise CapacityError(
-            f"{whose} would have {after:,} {what}; the limit is {value:,} ({flag(limit)})",
-            reason=_REASONS[limit],
-            metadata={"limit": str(value), "flag": flag(limit)},
-        )
-
-
-_COUNTED = {
-    "peers_per_address": "registrations",
-    "files_per_address": "files",
-    "name_bytes_per_address": "bytes of file names",
-    "peers": "registrations",
-    "files": "files",
-    "name_bytes": "bytes of file names",
-}
-_REASONS = {
-    "peers_per_address": reasons.ADDRESS_PEER_LIMIT,
-    "files_per_address": reasons.ADDRESS_FILE_LIMIT,
-    "name_bytes_per_address": reasons.ADDRESS_NAME_BYTES_LIMIT,
-    "peers": reasons.INDEX_PEER_LIMIT,
-    "files": reasons.INDEX_FULL,
-    "name_bytes": reasons.INDEX_NAME_BYTES_LIMIT,
-}
-
-
 def _holds_against(old: _Peer, identity: str, *, proven: bool) -> bool:
-    """Whether registration `old` keeps its address from a Join of `identity`: it is another
-    identity's, and that one was reached there or the Join was not (nor anonymous).
-    """
-    if old.identity == identity:
-        return False
-    return old.reachable or not proven or not identity
+    """Whether registration `old` keeps its address from a Join of `identity`."""
+    return holds_against(old.identity, old.reachable, identity, proven=proven)
 
 
-def _taken(peer_id: str) -> AddressTakenError:
-    return AddressTakenError(
-        f"address {peer_id} is registered by a live peer of another identity; it stays so "
-        "until that peer leaves or its lease runs out"
-    )
-
-
-def _check_name(name: str, where: str) -> str:
-    try:
-        return check_file_name(name)
-    except InvalidNameError as error:
-        raise InvalidRequestError(f"{where}: {error}", error.reason, {"field": where}) from None
-
-
-def _normal_peer_id(peer_id: str) -> str:
-    """`peer_id` in the one form Join issues, or InvalidRequestError."""
-    try:
-        return normal_address(peer_id)
-    except InvalidAddressError as error:
-        raise InvalidRequestError(
-            f"peer_id: {error}", reasons.PEER_ID_INVALID, {"field": "peer_id"}
-        ) from None
+def _records(files: CheckedFiles) -> list[bytes]:
+    return [
+        pack_record(size, digest, root)
+        for size, digest, root in zip(files.sizes, files.digests, files.roots, strict=True)
+    ]
 
 
 def _entry(name: str, record: bytes) -> FileEntry:

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+from napshare.common import reasons
+from napshare.tracker.errors import CapacityError
+
 MIB = 1024 * 1024
 
 
@@ -39,3 +42,60 @@ class Limits:
 def flag(limit: str) -> str:
     """The napshare-tracker flag that sets the Limits field `limit`."""
     return "--max-" + limit.replace("_", "-")
+
+
+# The order in which a Join or Update is checked against the limits: the first one passed is
+# the one reported. The per-address ones apply only to calls that come from an address.
+PER_ADDRESS = ("peers_per_address", "files_per_address", "name_bytes_per_address")
+WHOLE_INDEX = ("peers", "files", "name_bytes")
+WHOLE_INDEX_WHO = "the tracker"
+
+
+def address_who(source: str) -> str:
+    """How a limit's message names the address `source`."""
+    return f"address {source}"
+
+
+def check(whose: str, limit: str, current: int, added: int, limits: Limits) -> None:
+    """CapacityError if `current` + `added` passes the limit named `limit`, and grows."""
+    value = getattr(limits, limit)
+    if added > 0 and current + added > value:
+        raise exceeded(whose, limit, current + added, value)
+
+
+def exceeded(whose: str, limit: str, after: int, value: int) -> CapacityError:
+    """The error for `whose` (an address, or the tracker) reaching `after` of `limit`, whose
+    value is `value`.
+    """
+    what = _COUNTED[limit]
+    return CapacityError(
+        f"{whose} would have {after:,} {what}; the limit is {value:,} ({flag(limit)})",
+        reason=_REASONS[limit],
+        metadata={"limit": str(value), "flag": flag(limit)},
+    )
+
+
+def too_many_files(peer_id: str, files: int, max_files: int) -> CapacityError:
+    """The error for an Update that would leave one registration with `files` files."""
+    return CapacityError(
+        f"peer {peer_id} would share {files} files; the limit is {max_files} per peer",
+        metadata={"limit": str(max_files)},
+    )
+
+
+_COUNTED = {
+    "peers_per_address": "registrations",
+    "files_per_address": "files",
+    "name_bytes_per_address": "bytes of file names",
+    "peers": "registrations",
+    "files": "files",
+    "name_bytes": "bytes of file names",
+}
+_REASONS = {
+    "peers_per_address": reasons.ADDRESS_PEER_LIMIT,
+    "files_per_address": reasons.ADDRESS_FILE_LIMIT,
+    "name_bytes_per_address": reasons.ADDRESS_NAME_BYTES_LIMIT,
+    "peers": reasons.INDEX_PEER_LIMIT,
+    "files": reasons.INDEX_FULL,
+    "name_bytes": reasons.INDEX_NAME_BYTES_LIMIT,
+}

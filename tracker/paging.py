@@ -1,14 +1,17 @@
-"""Search page tokens: an opaque, bounded cursor (the last key returned) tied to its search.
+"""Search page tokens: an opaque, bounded, signed cursor (the last key returned) tied to its search.
 
 A token is URL-safe base64 of a version byte, 8 bytes of a hash of the search (exact name
-or normalised query words) and the last (peer id, file name) returned, NUL-separated. The
-next page starts after that key, so paging stays correct while the index changes. Tokens
-come from the network: decode() checks every part and bounds the size before using one.
+or normalised query words), the last (peer id, file name) returned, NUL-separated, and an
+HMAC-SHA256 of all that, cut to 16 bytes. The next page starts after that key, so paging
+stays correct while the index changes. The secret is the store's: every tracker sharing a
+store accepts the tokens of the others, and across restarts of any of them. Tokens come
+from the network: decode() bounds the size and checks the signature before using one.
 """
 
 import base64
 import binascii
 import hashlib
+import hmac
 
 from napshare.common import reasons
 from napshare.common.address import InvalidAddressError, normal_address
@@ -16,8 +19,10 @@ from napshare.common.names import InvalidNameError, check_file_name
 from napshare.tracker.errors import InvalidRequestError
 
 MAX_TOKEN_CHARS = 1024
-_VERSION = b"\x01"
+SECRET_BYTES = 32
+_VERSION = b"\x02"  # 1 was the unsigned token
 _SEARCH_HASH_BYTES = 8
+_MAC_BYTES = 16
 _FIELD = {"field": "page_token"}
 
 Key = tuple[str, str]  # (peer id, file name): the order of search results
@@ -31,46 +36,60 @@ def search_id(name: str, words: list[str]) -> bytes:
     ).digest()
 
 
-def encode(search: bytes, last: Key) -> str:
-    """The token of the page that follows `last` in the search `search`."""
-    peer_id, name = last
-    raw = b"".join(
-        (_VERSION, search, peer_id.encode(), b"\x00", name.encode("utf-8", "surrogatepass"))
-    )
-    return base64.urlsafe_b64encode(raw).decode("ascii")
+class PageTokens:
+    """Makes and reads the page tokens of one store, signed with its `secret`."""
 
+    def __init__(self, secret: bytes) -> None:
+        if len(secret) < 16:
+            raise ValueError("a page token secret needs at least 16 bytes")
+        self._secret = secret
 
-def decode(token: str, search: bytes) -> Key:
-    """The key a token resumes after, or InvalidRequestError if it is not one of ours."""
-    if len(token) > MAX_TOKEN_CHARS:
-        raise InvalidRequestError(
-            f"page_token has {len(token)} characters; a valid one has at most {MAX_TOKEN_CHARS}",
-            reasons.PAGE_TOKEN_INVALID,
-            _FIELD,
+    def encode(self, search: bytes, last: Key) -> str:
+        """The token of the page that follows `last` in the search `search`."""
+        peer_id, name = last
+        raw = b"".join(
+            (_VERSION, search, peer_id.encode(), b"\x00", name.encode("utf-8", "surrogatepass"))
         )
-    try:
-        raw = base64.urlsafe_b64decode(token.encode("ascii"))
-    except (UnicodeEncodeError, binascii.Error):
-        raise _malformed() from None
-    head = len(_VERSION) + _SEARCH_HASH_BYTES
-    if len(raw) < head or raw[:1] != _VERSION or b"\x00" not in raw[head:]:
-        raise _malformed()
-    if raw[1:head] != search:
-        raise InvalidRequestError(
-            "page_token belongs to another search; send the same name or query that returned "
-            "it, or no token for the first page",
-            reasons.PAGE_TOKEN_MISMATCH,
-            _FIELD,
-        )
-    peer_bytes, _, name_bytes = raw[head:].partition(b"\x00")
-    try:
-        peer_id = peer_bytes.decode("ascii")
-        name = check_file_name(name_bytes.decode("utf-8"))
-        if normal_address(peer_id) != peer_id:
+        return base64.urlsafe_b64encode(raw + self._mac(raw)).decode("ascii")
+
+    def decode(self, token: str, search: bytes) -> Key:
+        """The key a token resumes after, or InvalidRequestError if it is not one of ours."""
+        if len(token) > MAX_TOKEN_CHARS:
+            raise InvalidRequestError(
+                f"page_token has {len(token)} characters; a valid one has at most "
+                f"{MAX_TOKEN_CHARS}",
+                reasons.PAGE_TOKEN_INVALID,
+                _FIELD,
+            )
+        try:
+            signed = base64.urlsafe_b64decode(token.encode("ascii"))
+        except (UnicodeEncodeError, binascii.Error):
+            raise _malformed() from None
+        raw, mac = signed[:-_MAC_BYTES], signed[-_MAC_BYTES:]
+        head = len(_VERSION) + _SEARCH_HASH_BYTES
+        if len(raw) < head or raw[:1] != _VERSION or b"\x00" not in raw[head:]:
             raise _malformed()
-    except (UnicodeDecodeError, InvalidNameError, InvalidAddressError):
-        raise _malformed() from None
-    return peer_id, name
+        if not hmac.compare_digest(mac, self._mac(raw)):
+            raise _malformed()
+        if raw[1:head] != search:
+            raise InvalidRequestError(
+                "page_token belongs to another search; send the same name or query that "
+                "returned it, or no token for the first page",
+                reasons.PAGE_TOKEN_MISMATCH,
+                _FIELD,
+            )
+        peer_bytes, _, name_bytes = raw[head:].partition(b"\x00")
+        try:
+            peer_id = peer_bytes.decode("ascii")
+            name = check_file_name(name_bytes.decode("utf-8"))
+            if normal_address(peer_id) != peer_id:
+                raise _malformed()
+        except (UnicodeDecodeError, InvalidNameError, InvalidAddressError):
+            raise _malformed() from None
+        return peer_id, name
+
+    def _mac(self, raw: bytes) -> bytes:
+        return hmac.digest(self._secret, raw, "sha256")[:_MAC_BYTES]
 
 
 def _malformed() -> InvalidRequestError:

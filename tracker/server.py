@@ -24,12 +24,14 @@ from napshare.common.serving import (
 from napshare.common.tls import server_credentials
 from napshare.tracker import console
 from napshare.tracker.connects import CONNECT_RATE, MAX_PEER_DIALS, Connects, RelayOffer
-from napshare.tracker.index import MAX_CONCURRENT_SEARCHES, TrackerIndex
+from napshare.tracker.errors import StoreUnavailableError
+from napshare.tracker.index import TrackerIndex
 from napshare.tracker.limits import Limits
 from napshare.tracker.proof import JoinProof
 from napshare.tracker.reachability import AddressCheck
 from napshare.tracker.servicer import TrackerServicer
 from napshare.tracker.status import abort
+from napshare.tracker.store.base import MAX_CONCURRENT_SEARCHES, IndexStore
 from napshare.tracker.switchboard import LISTEN_KEEPALIVE, Switchboard
 from napshare.v1 import tracker_pb2
 
@@ -48,7 +50,7 @@ LONG_STREAM_OPTIONS = [
 
 
 def create_server(
-    index: TrackerIndex | None = None,
+    index: IndexStore | None = None,
     *,
     host: str = "0.0.0.0",
     port: int = 0,
@@ -175,7 +177,7 @@ def tracker_metrics() -> Metrics:
     return Metrics("napshare_tracker")
 
 
-def _count_index(metrics: Metrics | None, index: TrackerIndex) -> Callable[[int], None]:
+def _count_index(metrics: Metrics | None, index: IndexStore) -> Callable[[int], None]:
     """Report the index's size to `metrics`; return what counts expired leases."""
     if metrics is None:
         return lambda _count: None
@@ -188,8 +190,12 @@ def _count_index(metrics: Metrics | None, index: TrackerIndex) -> Callable[[int]
     return expired.inc
 
 
-def _reap(server: grpc.Server, index: TrackerIndex, on_expired: Callable[[int], None]) -> None:
-    """Until the server stops, drop peers whose lease ran out, say so, and flush the console."""
+def _reap(server: grpc.Server, index: IndexStore, on_expired: Callable[[int], None]) -> None:
+    """Until the server stops, drop peers whose lease ran out, say so, and flush the console.
+
+    With a shared store every replica does this; each expired peer is reported by one.
+    """
+    failing = False
     while server.wait_for_termination(timeout=TICK_SECONDS):
         try:
             dropped = index.expire()
@@ -197,6 +203,13 @@ def _reap(server: grpc.Server, index: TrackerIndex, on_expired: Callable[[int], 
                 on_expired(len(dropped))
             for dead in dropped:
                 console.say(PEER_DEAD, peer=dead.peer_id, files=dead.names)
+            if failing:
+                logger.warning("the index store answers again; dropping expired peers")
+            failing = False
+        except StoreUnavailableError as error:
+            if not failing:  # once, not ten times a second
+                logger.warning("cannot drop expired peers: %s", error)
+            failing = True
         except Exception:
             logger.exception("dropping expired peers failed; trying again")
         console.flush()

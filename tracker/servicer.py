@@ -1,4 +1,4 @@
-"""TrackerServicer: protobuf requests to TrackerIndex calls and back, plus the console lines."""
+"""TrackerServicer: protobuf requests to IndexStore calls and back, plus the console lines."""
 
 import logging
 import math
@@ -13,10 +13,10 @@ from napshare.tracker.answers import Answer, Answers
 from napshare.tracker.connects import Connects, check_local_addresses
 from napshare.tracker.console import say
 from napshare.tracker.errors import InvalidRequestError, TrackerError, UnknownPeerError
-from napshare.tracker.index import SearchOutcome, TrackerIndex
 from napshare.tracker.proof import JoinProof
 from napshare.tracker.reachability import AddressCheck
 from napshare.tracker.status import abort
+from napshare.tracker.store.base import IndexStore, SearchOutcome
 from napshare.tracker.switchboard import LISTEN_KEEPALIVE, Switchboard
 from napshare.v1 import file_info_pb2, tracker_pb2, tracker_pb2_grpc
 
@@ -24,11 +24,11 @@ logger = logging.getLogger(__name__)
 
 
 class TrackerServicer(tracker_pb2_grpc.TrackerServiceServicer):
-    """The gRPC face of a TrackerIndex."""
+    """The gRPC face of an IndexStore."""
 
     def __init__(
         self,
-        index: TrackerIndex,
+        index: IndexStore,
         proof: JoinProof | None = None,
         check: AddressCheck | None = None,
         *,
@@ -126,7 +126,6 @@ class TrackerServicer(tracker_pb2_grpc.TrackerServiceServicer):
 
     def _answer(self, data: bytes) -> Answer:
         request = parse_request(tracker_pb2.SearchRequest, data)
-        generation = self._index.generation
         outcome = self._index.search(
             name=request.name,
             query=request.query,
@@ -134,7 +133,7 @@ class TrackerServicer(tracker_pb2_grpc.TrackerServiceServicer):
             page_token=request.page_token,
         )
         return Answer(
-            generation,
+            outcome.generation,
             _search_response(outcome).SerializeToString(),
             _known_address(request.peer_id),
             request.name or " ".join(request.query.split()),

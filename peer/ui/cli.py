@@ -4,7 +4,7 @@ import argparse
 from collections.abc import Sequence
 
 from napshare.common import arenas, logsetup
-from napshare.common.address import InvalidAddressError, normal_address
+from napshare.common.address import InvalidAddressError, address_list, normal_address
 from napshare.common.cliargs import (
     OneLineParser,
     add_metrics_flags,
@@ -108,6 +108,13 @@ def _address(text: str) -> str:
         raise argparse.ArgumentTypeError(localized(error)) from None
 
 
+def _trackers(text: str) -> str:
+    try:
+        return ",".join(address_list(text))
+    except InvalidAddressError as error:
+        raise argparse.ArgumentTypeError(localized(error)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every subcommand."""
     epilog_text = _epilog()
@@ -122,10 +129,15 @@ def build_parser() -> argparse.ArgumentParser:
     tracker = OneLineParser(add_help=False)
     tracker.add_argument(
         "--tracker",
-        type=_address,
+        type=_trackers,
         default=DEFAULT_TRACKER,
-        metavar="HOST:PORT",
-        help=tr("the tracker's address (default: {tracker})", tracker=DEFAULT_TRACKER),
+        metavar="HOST:PORT[,HOST:PORT...]",
+        help=tr(
+            "the tracker's address, or its replicas' separated by commas (a call goes to the "
+            "next when one is unreachable; all must show the same certificate) (default: "
+            "{tracker})",
+            tracker=DEFAULT_TRACKER,
+        ),
     )
     tracker.add_argument(
         "--plaintext",

@@ -6,6 +6,7 @@ from pathlib import Path
 from tests.bench.files import GIB, MIB, format_size
 
 RUNNER = ".venv/bin/python -m tests.bench.run"
+REACH_MAX_ROUNDS = 5  # a reach round is three 1 GiB downloads through namespaces
 
 
 def _size_flag(size: int) -> str:
@@ -83,6 +84,7 @@ class Config:
             "poisoning": f"--size {_size_flag(self.transfer_size)} --rounds {min(self.rounds, 3)}",
             "memory": "--memory-sizes " + ",".join(_size_flag(s) for s in self.memory_sizes),
             "tracker": f"--peers {self.peers} --files-per-peer {self.files_per_peer}",
+            "tracker-redis": f"--peers {self.peers} --files-per-peer {self.files_per_peer}",
             "latency": f"--latency-size {_size_flag(self.latency_size)} --rounds {self.rounds} "
             "--latency-delays "
             + ",".join(f"{d:g}" for d in self.latency_delays_ms)
@@ -95,6 +97,8 @@ class Config:
             "single-source": f"--size {_size_flag(self.transfer_size)} --rounds {self.rounds} "
             f"--baseline {self.baseline}",
             "relay": f"--size {_size_flag(self.transfer_size)} --rounds {self.rounds}",
+            "reach": f"--size {_size_flag(self.transfer_size)} "
+            f"--rounds {min(self.rounds, REACH_MAX_ROUNDS)}",
         }[only]
         extra = ""
         if only in ("transfer", "memory", "latency", "poisoning", "swarm-rate", "swarm-memory"):

@@ -9,7 +9,9 @@
 .venv/bin/python -m tests.bench.run --only swarm-rate --size 1GiB --swarm-rate 30MiB
 .venv/bin/python -m tests.bench.run --only swarm-memory --memory-sizes 1GiB,4GiB
 .venv/bin/python -m tests.bench.run --only single-source --size 1GiB --rounds 7 --baseline 2bb7e67
+.venv/bin/python -m tests.bench.run --only tracker-redis --peers 10000 --files-per-peer 100
 .venv/bin/python -m tests.bench.run --only relay --size 1GiB --rounds 5
+.venv/bin/python -m tests.bench.run --only reach --size 1GiB --rounds 5    (as root: namespaces)
 """
 
 import argparse
@@ -28,11 +30,13 @@ from tests.bench import (
     memory,
     poisoning,
     ratelimit,
+    reach,
     relay,
     single_source,
     swarm_memory,
     swarm_rate,
     tracker_scale,
+    tracker_store,
     transfer,
 )
 from tests.bench.apps import napshare_ready
@@ -45,6 +49,7 @@ SECTIONS: dict[str, Callable[[Config], Section]] = {
     "transfer": transfer.run,
     "memory": memory.run,
     "tracker": tracker_scale.run,
+    "tracker-redis": tracker_store.run,
     "latency": latency.run,
     "ratelimit": ratelimit.run,
     "poisoning": poisoning.run,
@@ -52,6 +57,7 @@ SECTIONS: dict[str, Callable[[Config], Section]] = {
     "swarm-memory": swarm_memory.run,
     "single-source": single_source.run,
     "relay": relay.run,
+    "reach": reach.run,
 }
 NOTES = Path(__file__).with_name("NOTES.md")
 # The table of the last `make soak` (tests/bench/soak.py writes it): it goes after the notes,
@@ -74,12 +80,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--size",
         type=parse_size,
-        help="file size of transfer, poisoning, swarm-rate, single-source, relay (default 1GiB)",
+        help="file size of transfer, poisoning, swarm-rate, single-source, relay, reach "
+        "(default 1GiB)",
     )
     parser.add_argument(
         "--rounds",
         type=int,
-        help="rounds of transfer, single-source, relay (default 7, at least 3)",
+        help="rounds of transfer, single-source, relay (default 7, at least 3); of reach, at "
+        "most 5",
     )
     parser.add_argument(
         "--memory-sizes",

@@ -15,8 +15,10 @@ one of them SIGKILLed at random every so often and restarted; real `napshare-pee
 processes whose results are checked against the files' sha256; slow readers holding raw
 Download streams open, reading one chunk every few seconds. Per time slice it reports the
 errors by status code per RPC, the p99 latency of Search and of the health checks, and the
-RSS of the tracker and of the real peers. The exit code is 1 when any answer was UNKNOWN or
-INTERNAL or when a finished download did not verify.
+RSS of the tracker and of the real peers. Then three tracker replicas on one Redis take a
+storm of calls while they are SIGKILLed in turn, and the Redis restarts empty under two of
+them (tests/support/chaos.py). The exit code is 1 when any answer was UNKNOWN or INTERNAL,
+when a finished download did not verify, or when a replica check failed.
 """
 
 import argparse
@@ -53,6 +55,8 @@ from tests.bench.procs import (
     start_service,
     stop,
 )
+from tests.support.chaos import Report, Storm, store_loss
+from tests.support.redis import RedisServer, store_url
 
 RESULT = Path(__file__).with_name("soak-result.md")
 BENCHMARKS = ROOT / "BENCHMARKS.md"
@@ -464,6 +468,8 @@ class Shape:
     kill_every: float = 20.0
     tracker_args: tuple[str, ...] = ()
     serve_args: tuple[str, ...] = ()
+    replica_seconds: float = 60.0  # then: three replicas on one Redis, one SIGKILLed every
+    replica_kill_every: float = 3.0  # this many seconds (0 seconds: no replica phase)
 
 
 # Fair slots that act within a soak: a slow reader loses its slot after grace + window (15 s).
@@ -574,6 +580,39 @@ def run(shape: Shape, workdir: Path) -> tuple[Tally, Outcomes]:
     return tally, outcomes
 
 
+@dataclass
+class ReplicaOutcome:
+    """What the replica phase did: the storm's report, and the store loss's problems."""
+
+    storm: Report
+    store_loss: list[str]
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.storm.problems or self.store_loss)
+
+
+def replicas(shape: Shape, workdir: Path) -> ReplicaOutcome | None:
+    """Three trackers on one Redis (a server of the soak's own, without persistence), a storm
+    of calls to them while one at a time is SIGKILLed and restarted, the checks of
+    tests/support/chaos.py; then that Redis restarted empty under two of them.
+    """
+    if shape.replica_seconds <= 0:
+        return None
+    server = RedisServer(workdir / "redis")
+    try:
+        storm = Storm(store_url(server), workdir, replicas=3)
+        try:
+            report = storm.run(
+                shape.replica_seconds, workers=4, peers=25, kill_every=shape.replica_kill_every
+            )
+        finally:
+            storm.stop()
+        return ReplicaOutcome(report, store_loss(server, workdir))
+    finally:
+        server.stop()
+
+
 # ---- the report ----------------------------------------------------------------------------
 
 
@@ -610,7 +649,49 @@ def summary(tally: Tally, outcomes: Outcomes) -> dict[str, Any]:
     }
 
 
-def markdown(shape: Shape, tally: Tally, outcomes: Outcomes, command: str) -> str:
+def replica_lines(shape: Shape, outcome: ReplicaOutcome | None) -> list[str]:
+    """The replica phase's paragraph and table."""
+    if outcome is None:
+        return []
+    report = outcome.storm
+    rpcs = sorted({rpc for rpc, _code in report.calls})
+    lines = [
+        "",
+        "### Replicas on one Redis",
+        "",
+        f"Then three trackers on one Redis (`--store unix://...`, a server without "
+        f"persistence) for {report.seconds:.0f} s: 4 threads of 25 simulated peers each sent "
+        "Joins, Updates, Heartbeats, Leaves and Searches to replicas picked at random while "
+        f"one replica was SIGKILLed and restarted every {shape.replica_kill_every:g} s "
+        f"({report.kills} kills). Afterwards (tests/support/chaos.py): every registration "
+        "whose last change was acknowledged held exactly its files, no Search said "
+        "`gathering`, and the store's audit recounted everything.",
+        "",
+        "| RPC | answers by status code |",
+        "|---|---|",
+    ]
+    for rpc in rpcs:
+        codes = sorted((code, n) for (r, code), n in report.calls.items() if r == rpc)
+        lines.append(f"| {rpc} | " + ", ".join(f"{code} {n:,}" for code, n in codes) + " |")
+    shown = "; ".join(report.problems[:5]) or "none"
+    loss = "; ".join(outcome.store_loss) or "none"
+    lines += [
+        "",
+        f"Problems found: {len(report.problems)} ({shown}); {report.registered} registrations "
+        f"and {report.entries} entries left, all accounted for. Redis then restarted empty "
+        f"under two replicas: each noticed once, said `gathering` for one lease and then no "
+        f"more; problems: {loss}.",
+    ]
+    return lines
+
+
+def markdown(
+    shape: Shape,
+    tally: Tally,
+    outcomes: Outcomes,
+    command: str,
+    replica: ReplicaOutcome | None = None,
+) -> str:
     """The soak's table and summary, between the markers BENCHMARKS.md keeps it by."""
     slices = sorted({i for i, _rpc, _code in tally.counts} | set(outcomes.tracker_rss))
     slices = [i for i in slices if 0 <= i < shape.seconds / shape.slice_seconds]
@@ -689,6 +770,7 @@ def markdown(shape: Shape, tally: Tally, outcomes: Outcomes, command: str) -> st
         "OK, that it read the whole file. Downloads that exit non-zero (a `download` "
         "exit code, see `napshare-peer --help`) ran out of peers or time while theirs were "
         "killed; none may finish with wrong bytes.",
+        *replica_lines(shape, replica),
         END,
     ]
     return "\n".join(lines) + "\n"
@@ -725,6 +807,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--kill-every", type=float, default=defaults.kill_every)
     parser.add_argument("--heartbeat", type=float, default=defaults.heartbeat)
     parser.add_argument(
+        "--replica-seconds",
+        type=float,
+        default=defaults.replica_seconds,
+        help="seconds of the replicas' storm on one Redis (0: none)",
+    )
+    parser.add_argument("--replica-kill-every", type=float, default=defaults.replica_kill_every)
+    parser.add_argument(
         "--tracker-arg", action="append", default=[], help="extra flag for the tracker"
     )
     parser.add_argument(
@@ -759,23 +848,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         heartbeat=args.heartbeat,
         tracker_args=tuple(args.tracker_arg),
         serve_args=tuple(args.serve_arg),
+        replica_seconds=args.replica_seconds,
+        replica_kill_every=args.replica_kill_every,
     )
     workdir = Path(tempfile.mkdtemp(prefix="napshare-soak-"))
     tempfile.tempdir = str(workdir)  # the children's logs stay in the soak's folder
     try:
         tally, outcomes = run(shape, workdir)
+        replica = replicas(shape, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     command = "make soak" if argv == [] else "python -m tests.bench.soak " + " ".join(argv)
-    text = markdown(shape, tally, outcomes, command)
+    text = markdown(shape, tally, outcomes, command, replica)
     print(text)
     if not args.no_report:
         args.out.write_text(text)
         _into_benchmarks(text)
     total = summary(tally, outcomes)
+    if replica is not None:
+        total["replica_problems"] = replica.storm.problems + replica.store_loss
+        total["replica_kills"] = replica.storm.kills
     if args.json:
         args.json.write_text(json.dumps(total, indent=2))
-    return 1 if total["bugs"] or total["corrupt"] else 0
+    failed = replica is not None and replica.failed
+    return 1 if total["bugs"] or total["corrupt"] or failed else 0
 
 
 if __name__ == "__main__":

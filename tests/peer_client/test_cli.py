@@ -257,7 +257,7 @@ def test_help_lists_every_exit_code_of_the_table(command: list[str]) -> None:
     [
         ([], "download  baixa um arquivo e sai"),
         (["serve"], "rodar como daemon até SIGINT ou SIGTERM"),
-        (["download"], "o endereço do tracker (padrão: 127.0.0.1:1099)"),
+        (["download"], "o endereço do tracker, ou os das suas réplicas"),
     ],
 )
 def test_help_is_portuguese_under_pt_br(command: list[str], option: str) -> None:

@@ -14,9 +14,11 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from napshare.common import error_details, reasons
 from napshare.tracker import index as index_module
+from napshare.tracker.checks import MAX_QUERY_CHARS
 from napshare.tracker.errors import BusyError, InvalidRequestError
-from napshare.tracker.index import SEARCH_BUDGET, FileEntry, TrackerIndex
+from napshare.tracker.index import FileEntry, TrackerIndex
 from napshare.tracker.server import create_server
+from napshare.tracker.store.base import SEARCH_BUDGET, SearchOutcome
 from napshare.v1 import tracker_pb2
 
 from .conftest import digest
@@ -39,7 +41,7 @@ def big() -> TrackerIndex:
     return index
 
 
-def every_page(index: TrackerIndex, query: str, limit: int) -> Iterator[index_module.SearchOutcome]:
+def every_page(index: TrackerIndex, query: str, limit: int) -> Iterator[SearchOutcome]:
     """Each page of a search, following the tokens to the end."""
     token = ""
     while True:
@@ -144,7 +146,7 @@ def test_pages_stay_correct_while_peers_join_and_leave(monkeypatch: pytest.Monke
 
 def test_a_query_longer_than_the_limit_is_invalid() -> None:
     with pytest.raises(InvalidRequestError) as raised:
-        TrackerIndex().search(query="a" * (index_module.MAX_QUERY_CHARS + 1))
+        TrackerIndex().search(query="a" * (MAX_QUERY_CHARS + 1))
     assert raised.value.reason == reasons.QUERY_TOO_LONG
 
 

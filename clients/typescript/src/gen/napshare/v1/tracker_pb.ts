@@ -793,6 +793,12 @@ export const ConnectPathSchema: GenEnum<ConnectPath> = /*@__PURE__*/
  * request over 16 MiB, more calls in flight than the limit) carry no
  * details.
  *
+ * Replicas: several trackers may share one index (`--store redis://...`) and
+ * one identity, and answer as one: a peer may send each call to any of them,
+ * and a `page_token` from one works at the others. A tracker whose store
+ * does not answer fails any RPC with `UNAVAILABLE` (`STORE_UNAVAILABLE`,
+ * with `RetryInfo`: 1 s); ask again, or ask another replica.
+ *
  * @generated from service napshare.v1.TrackerService
  */
 export const TrackerService: GenService<{
@@ -873,7 +879,11 @@ export const TrackerService: GenService<{
    * last (peer id, file name) returned, tied to the search it came from. The
    * next page starts after that key, so pages stay correct while peers join
    * and leave: no match present throughout is skipped or repeated. Tokens do
-   * not expire. `page_size` may change from page to page.
+   * not expire, and replicas sharing a store accept each other's; they are
+   * signed, so a tracker that keeps its index in memory refuses the tokens of
+   * its runs before a restart (`PAGE_TOKEN_INVALID`: search again from the
+   * first page), as does a store that lost its data. `page_size` may change
+   * from page to page.
    *
    * A search costs the tracker bounded work: a broad keyword search (one
    * whose words occur in more than 10,000 names) looks at no more than
