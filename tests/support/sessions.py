@@ -9,12 +9,12 @@ values in VARYING, which differ on every run. Those match by pattern, and a valu
 shows for one stands for the actual value in every later command and output of the replay
 (a page token read from an answer, a port the kernel picked, the token `tee` saved).
 
-A server (SERVER: `napshare-tracker`, `napshare-relay`, `napshare-peer serve`) runs until Ctrl-C, so its session
-is its whole run, in a terminal of its own ("Terminal 1"): it starts before the sessions that
-follow it in its replay, and once it printed the lines it prints when ready (the first ones
-the doc shows, compared at once); after them it gets Ctrl-C, and all it printed is compared
-then. Without a terminal, `^C` (how a terminal echoes Ctrl-C) starts the first line it
-printed after the signal, as on a terminal.
+A server (SERVER: `napshare-tracker`, `napshare-relay`, `napshare-peer serve`) runs until
+Ctrl-C, so its session is its whole run, in a terminal of its own ("Terminal 1"): it starts
+before the sessions that follow it in its replay, and once it printed the lines it prints
+when ready (the first ones the doc shows, compared at once); after them it gets Ctrl-C, and
+all it printed is compared then. Without a terminal, `^C` (how a terminal echoes Ctrl-C)
+starts the first line it printed after the signal, as on a terminal.
 
 The doc's home folder, HOME_IN_DOCS, is the replay's own; the commands run in HOME/napshare,
 a folder that holds links to the repository's `.venv` and `.tools` and a copy of its
@@ -75,8 +75,8 @@ VARYING = (
     ),
     Varying(
         "a page token (opaque by contract)",
-        re.compile(r'"(?:next_page_token|nextPageToken)": "(?P<value>[\w-]+)"'),
-        r"[\w-]+",
+        re.compile(r'"(?:next_page_token|nextPageToken)": "(?P<value>[\w=-]+)"'),
+        r"[\w=-]+",
     ),
     Varying("a log line's time", re.compile(rf"^(?:\^C)?(?P<value>{_TIME}) "), _TIME),
     Varying(
@@ -180,7 +180,7 @@ class Values:
     def substitute(self, text: str) -> str:
         """`text` with every doc value seen so far replaced by its actual value."""
         for doc_value, actual in self.actual.items():
-            text = re.sub(rf"(?<![\w-]){re.escape(doc_value)}(?![\w-])", actual, text)
+            text = re.sub(rf"(?<![\w=-]){re.escape(doc_value)}(?![\w=-])", actual, text)
         return text
 
     def matches(self, expected: str, actual: str) -> bool:
@@ -214,7 +214,7 @@ class Values:
     def unsubstitute(self, text: str) -> str:
         """`text` with every actual value seen so far written as the doc wrote it."""
         for doc_value, actual in self.actual.items():
-            text = re.sub(rf"(?<![\w-]){re.escape(actual)}(?![\w-])", doc_value, text)
+            text = re.sub(rf"(?<![\w=-]){re.escape(actual)}(?![\w=-])", doc_value, text)
         return text
 
     def same(self, expected: list[str], actual: list[str]) -> bool:
@@ -224,10 +224,14 @@ class Values:
             self.matches(e, a) for e, a in zip(expected, actual, strict=True)
         )
 
-    def recorded(self, expected: list[str], actual: list[str]) -> list[str]:
+    def recorded(self, expected: list[str], actual: list[str], *, fresh: bool) -> list[str]:
         """What to record for `actual`: the doc's lines if they still hold, else `actual` with
-        the values the doc already shows written as it shows them (a small diff, one run).
+        the values the doc already shows written as it shows them (a small diff, one run);
+        `fresh`: `actual` as it is (a whole new run, every value of its own).
         """
+        if fresh:
+            self.same(expected, actual)  # binds what the doc shows, for the commands after
+            return _trimmed(actual)
         if self.same(expected, actual):
             return expected
         return [self.unsubstitute(line) for line in _trimmed(actual)]
@@ -489,10 +493,12 @@ def environment(home: Path) -> dict[str, str]:
     }
 
 
-def replay(spec: Replay, work: Path, namespace_name: str, *, record: bool = False) -> Replayed:
+def replay(
+    spec: Replay, work: Path, namespace_name: str, *, record: bool = False, fresh: bool = False
+) -> Replayed:
     """Run `spec`'s sessions as written; AssertionError at the first output that differs from
     the doc's. With `record`, nothing fails: the output to record is returned, the doc's own
-    where it still holds.
+    where it still holds (with `fresh`, the run's own throughout).
     """
     doc = ROOT / spec.doc
     every = sessions_in(doc)
@@ -559,15 +565,15 @@ def replay(spec: Replay, work: Path, namespace_name: str, *, record: bool = Fals
                         session.commands[0].expected[:ready],
                         lines[:ready],
                     )
-                replayed.commands[index] = [session.commands[0].text]
+                replayed.commands[index] = [command if fresh else session.commands[0].text]
                 continue
             outputs, commands = [], []
             for command in session.commands:
                 text = values.substitute(command.text)
                 lines = [] if text in spec.already_done else shell.run(text)
                 if record:
-                    outputs.append(values.recorded(command.expected, lines))
-                    commands.append(values.unsubstitute(text))
+                    outputs.append(values.recorded(command.expected, lines, fresh=fresh))
+                    commands.append(text if fresh else values.unsubstitute(text))
                 else:
                     values.check(
                         f"{session.doc.name}:{command.line}: `$ {text}`", command.expected, lines
@@ -578,7 +584,9 @@ def replay(spec: Replay, work: Path, namespace_name: str, *, record: bool = Fals
             lines = server_run_output(runs[index], runs[index].interrupt())
             session = sessions[index]
             if record:
-                replayed.outputs[index] = [values.recorded(session.commands[0].expected, lines)]
+                replayed.outputs[index] = [
+                    values.recorded(session.commands[0].expected, lines, fresh=fresh)
+                ]
             else:
                 values.check(
                     f"{session.where}: the whole run of {session.commands[0].text!r}",

@@ -8,6 +8,8 @@ the code: fix whichever is wrong. To record the docs anew from a real run:
 
     NAPSHARE_RECORD_SESSIONS=1 .venv/bin/pytest tests/system/test_documented_sessions.py
 
+(`=fresh` instead of `=1` writes every value of the new run, where the doc's still hold too.)
+
 Two sessions of docs/clients.md replay more loosely, for they build or break the repository
 itself rather than talk to servers. The TypeScript one replays as written but for its `make
 ts-client`, which `make test` ran already (the client is built with tsc, in a copy, and run
@@ -38,7 +40,8 @@ from tests.support.sessions import (
     sessions_in,
 )
 
-RECORD = os.environ.get("NAPSHARE_RECORD_SESSIONS") == "1"
+RECORD = os.environ.get("NAPSHARE_RECORD_SESSIONS", "") in ("1", "fresh")
+FRESH = os.environ.get("NAPSHARE_RECORD_SESSIONS") == "fresh"
 
 TRACKER = Setup(".venv/bin/napshare-tracker", ready_lines=3)
 PEER = Setup(
@@ -103,7 +106,7 @@ def namespace_name(request: pytest.FixtureRequest) -> str:
 
 @pytest.mark.parametrize("spec", REPLAYS, ids=lambda spec: spec.id)
 def test_session_replays_as_written(spec: Replay, tmp_path: Path, namespace_name: str) -> None:
-    replayed = replay(spec, tmp_path, namespace_name, record=RECORD)
+    replayed = replay(spec, tmp_path, namespace_name, record=RECORD, fresh=FRESH)
     if RECORD:
         rewrite(spec, replayed)
 
