@@ -26,7 +26,8 @@ from napshare.peer.tracker_client import TrackerClient
 from napshare.peer.transport import Transport
 from napshare.tracker.server import create_server as create_tracker
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.files import ROOT
+
 CLIENT = ROOT / "clients" / "typescript"
 BIN = Path(sys.executable).parent
 MIB = 1 << 20
