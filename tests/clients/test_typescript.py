@@ -10,12 +10,11 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
 from napshare.common.identity import PEER_NAME, make_identity
@@ -27,16 +26,17 @@ from napshare.peer.transport import Transport
 from napshare.tracker.server import create_server as create_tracker
 
 from tests.support.files import ROOT
+from tests.support.peers import spawn_peer_process
+from tests.support.programs import REACHABLE
+from tests.support.trackers import TrackerProcess
 
 CLIENT = ROOT / "clients" / "typescript"
-BIN = Path(sys.executable).parent
 MIB = 1 << 20
 SHARED = "aula ts 1.mp4"
 SHARED_SIZE = 5 * MIB + 4321  # several chunks, the last one short
 CATALOG = 250  # made-up files the client joins with; 3 pages of 100
 TRACKER_IDENTITY = 12
 PEER_IDENTITY = 13
-LISTENING = re.compile(r"listening on (\S+:\d+)")
 FINGERPRINT = re.compile(r"fingerprint ([0-9a-f]{64})")
 
 
@@ -61,37 +61,6 @@ def shared_file(tmp_path: Path) -> tuple[Path, str]:
     return folder, hashlib.sha256(data).hexdigest()
 
 
-class Program:
-    """`napshare-tracker` or `napshare-peer serve` as a user starts it (TLS, default flags but
-    a free port on loopback), its output lines collected.
-    """
-
-    def __init__(self, argv: list[str], log: Path) -> None:
-        self.log = log
-        self._file: IO[str] = log.open("w")
-        self.process = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=self._file, stderr=subprocess.STDOUT
-        )
-
-    def wait_for(self, pattern: re.Pattern[str], timeout: float = 60.0) -> re.Match[str]:
-        deadline = time.monotonic() + timeout
-        while (found := pattern.search(self.log.read_text())) is None:
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"{pattern.pattern!r} not printed:\n{self.log.read_text()}")
-            time.sleep(0.05)
-        return found
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._file.close()
-
-
 @dataclass
 class TlsTracker:
     address: str
@@ -100,44 +69,32 @@ class TlsTracker:
 
 
 @pytest.fixture
-def tls_tracker(tmp_path: Path) -> Iterator[TlsTracker]:
+def tls_tracker(python: str, tmp_path: Path) -> Iterator[TlsTracker]:
     """`napshare-tracker` serving TLS with the identity it makes on first start."""
-    state = tmp_path / "tracker-state"
-    tracker = Program(
-        [
-            str(BIN / "napshare-tracker"),
-            *("--host", "127.0.0.1", "--port", "0", "--state-dir", str(state)),
-        ],
-        tmp_path / "tracker.log",
-    )
+    tracker = TrackerProcess(python, tmp_path, tls=True)
     try:
-        address = tracker.wait_for(LISTENING).group(1)
-        fingerprint = tracker.wait_for(FINGERPRINT).group(1)
-        yield TlsTracker(address, state / "identity" / "cert.pem", fingerprint)
+        deadline = time.monotonic() + 30
+        while not (found := FINGERPRINT.search("".join(tracker.stderr))):
+            assert time.monotonic() < deadline, tracker.stderr
+            time.sleep(0.05)
+        cert = tmp_path / "tracker-state" / "identity" / "cert.pem"
+        yield TlsTracker(tracker.address, cert, found.group(1))
     finally:
-        tracker.stop()
+        tracker.kill()
 
 
 @pytest.fixture
-def tls_peer(
-    tmp_path: Path, tls_tracker: TlsTracker, shared_file: tuple[Path, str]
-) -> Iterator[str]:
+def tls_peer(tls_tracker: TlsTracker, shared_file: tuple[Path, str]) -> Iterator[str]:
     """`napshare-peer serve` sharing the file over TLS; its peer id."""
     folder, _ = shared_file
-    peer = Program(
-        [
-            *(str(BIN / "napshare-peer"), "serve", "--dir", str(folder)),
-            *("--tracker", tls_tracker.address, "--tracker-cert", str(tls_tracker.cert_file)),
-            *("--host", "127.0.0.1", "--no-menu"),
-        ],
-        tmp_path / "peer.log",
-    )
+    pin = ("--tracker-cert", str(tls_tracker.cert_file))
+    peer = spawn_peer_process(folder, tls_tracker.address, *pin, tls=True)
     try:
-        peer_id = peer.wait_for(re.compile(r"I am peer (\S+) ")).group(1)
-        peer.wait_for(re.compile(r"the tracker reached this peer"))
+        peer_id = peer.wait_for_id()
+        peer.wait_for(REACHABLE)
         yield peer_id
     finally:
-        peer.stop()
+        peer.kill()
 
 
 @pytest.fixture

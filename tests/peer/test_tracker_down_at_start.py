@@ -2,11 +2,11 @@
 
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
+
+from tests.support.peers import spawn_cli
 
 
 def test_serve_with_the_tracker_down_says_so_once(tmp_path: Path) -> None:
@@ -29,16 +29,9 @@ def test_serve_with_the_tracker_down_says_so_once(tmp_path: Path) -> None:
     threading.Thread(target=refuse, daemon=True).start()
     folder = tmp_path / "shared"
     folder.mkdir()
-    serve = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "napshare.peer", "serve", "--dir", str(folder)),
-            *("--tracker", f"127.0.0.1:{listener.getsockname()[1]}", "--plaintext"),
-            *("--host", "127.0.0.1", "--no-menu"),
-        ],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    serve = spawn_cli(
+        *("serve", "--dir", str(folder), "--tracker", f"127.0.0.1:{listener.getsockname()[1]}"),
+        *("--host", "127.0.0.1", "--no-menu"),
     )
     try:
         deadline = time.monotonic() + 60

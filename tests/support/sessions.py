@@ -3,11 +3,11 @@
 A ```console block is one session: a line starting with `$ ` is a command; the lines after it,
 up to the next command, are what it printed (stdout and stderr together, as a terminal shows
 them; blank lines at the end of an output only separate it from the next command). Replayed,
-each command runs in bash in a network namespace of its own, where the servers listen on the
-ports the sessions show, and its output must be the recorded one, line for line, but for the
-values in VARYING, which differ on every run. Those match by pattern, and a value the doc
-shows for one stands for the actual value in every later command and output of the replay
-(a page token read from an answer, a port the kernel picked, the token `tee` saved).
+each command runs in bash on a machine of its own (a host of tests/support/netns.py), where the
+servers listen on the ports the sessions show, and its output must be the recorded one, line
+for line, but for the values in VARYING, which differ on every run. Those match by pattern, and
+a value the doc shows for one stands for the actual value in every later command and output of
+the replay (a page token read from an answer, a port the kernel picked, the token `tee` saved).
 
 A server (SERVER: `napshare-tracker`, `napshare-relay`, `napshare-peer serve`) runs until
 Ctrl-C, so its session is its whole run, in a terminal of its own ("Terminal 1"): it starts
@@ -30,11 +30,11 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, ExitStack, suppress
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 
+from tests.support.netns import Host, Internet
 from tests.support.terminal import TerminalProcess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -254,56 +254,17 @@ class Values:
         raise AssertionError(f"{what} does not replay as recorded:\n{diff}")
 
 
-class Namespace(AbstractContextManager["Namespace"]):
-    """A network namespace with only loopback, up: every port in it is free at first."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __enter__(self) -> "Namespace":
-        subprocess.run(["ip", "netns", "add", self.name], check=True)
-        subprocess.run(["ip", "-n", self.name, "link", "set", "lo", "up"], check=True)
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        pids = subprocess.run(
-            ["ip", "netns", "pids", self.name], capture_output=True, text=True, check=False
-        ).stdout.split()
-        for pid in pids:  # only processes this replay started live in its namespace
-            with suppress(ProcessLookupError):
-                os.kill(int(pid), signal.SIGKILL)
-        subprocess.run(["ip", "netns", "del", self.name], check=False)
-
-    def argv(self, *argv: str) -> list[str]:
-        """`argv` run inside the namespace."""
-        return ["ip", "netns", "exec", self.name, *argv]
-
-
-def can_make_namespaces() -> str | None:
-    """Why this machine cannot replay the sessions, or None when it can."""
-    if os.geteuid() != 0:
-        return "replaying the documented sessions needs root (ip netns add); CI runs as root"
-    if subprocess.run(["ip", "netns", "list"], capture_output=True, check=False).returncode:
-        return "replaying the documented sessions needs iproute2's ip netns"
-    return None
-
-
 class Shell:
     """One bash in the namespace, as in a terminal: variables and `cd` carry from a command to
     the next; each command's stdout and stderr go to one file, stdin is empty.
     """
 
-    def __init__(self, namespace: Namespace, cwd: Path, env: dict[str, str], work: Path) -> None:
+    def __init__(self, host: Host, cwd: Path, env: dict[str, str], work: Path) -> None:
         self._work = work
         self._count = 0
         self._log = (work / "shell.stderr").open("w")
         self._bash = subprocess.Popen(
-            namespace.argv("bash", "--noprofile", "--norc"),
+            host.exec(["bash", "--noprofile", "--norc"]),
             stdin=subprocess.PIPE,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -354,7 +315,7 @@ class Server:
 
     def __init__(
         self,
-        namespace: Namespace,
+        host: Host,
         command: str,
         *,
         cwd: Path,
@@ -363,7 +324,7 @@ class Server:
         terminal: bool,
     ) -> None:
         self.command = command
-        argv = namespace.argv("bash", "-c", f"exec {command}")
+        argv = host.exec(["bash", "-c", f"exec {command}"])
         self._terminal: TerminalProcess | None = None
         self._out = out
         self.interrupted_at: int | None = None  # how many lines it had printed by Ctrl-C
@@ -493,9 +454,7 @@ def environment(home: Path) -> dict[str, str]:
     }
 
 
-def replay(
-    spec: Replay, work: Path, namespace_name: str, *, record: bool = False, fresh: bool = False
-) -> Replayed:
+def replay(spec: Replay, work: Path, *, record: bool = False, fresh: bool = False) -> Replayed:
     """Run `spec`'s sessions as written; AssertionError at the first output that differs from
     the doc's. With `record`, nothing fails: the output to record is returned, the doc's own
     where it still holds (with `fresh`, the run's own throughout).
@@ -521,13 +480,14 @@ def replay(
     values = Values({HOME_IN_DOCS: str(home)})
     replayed = Replayed()
     with ExitStack() as stack:
-        namespace = stack.enter_context(Namespace(namespace_name))
+        # A machine of its own (a namespace; the sessions use only its loopback).
+        host = stack.enter_context(Internet(work / "internet")).public_host("docs")
         servers: list[Server] = []
         stack.callback(lambda: [s.stop() for s in servers])
 
         def start(command: str, number: int, terminal: bool) -> Server:
             server = Server(
-                namespace,
+                host,
                 command,
                 cwd=clone,
                 env=env,
@@ -544,7 +504,7 @@ def replay(
                 raise AssertionError(f"{setup.command!r} did not get ready: {lines}")
 
         runs: dict[int, Server] = {}
-        shell = Shell(namespace, clone, env, work)
+        shell = Shell(host, clone, env, work)
         stack.callback(shell.close)
         for index, session in sessions.items():
             if session.server_run:

@@ -29,12 +29,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import netns
 from tests.support.sessions import (
     ROOT,
     Replay,
     Setup,
     all_docs,
-    can_make_namespaces,
     replay,
     rewrite,
     sessions_in,
@@ -96,17 +96,12 @@ def test_every_session_in_the_docs_is_replayed() -> None:
     assert found == replayed
 
 
-@pytest.fixture
-def namespace_name(request: pytest.FixtureRequest) -> str:
-    why_not = can_make_namespaces()
-    if why_not is not None:
-        pytest.skip(why_not)
-    return f"napshare-docs-{os.getpid()}-{abs(hash(request.node.nodeid)) % 10**6}"
-
-
 @pytest.mark.parametrize("spec", REPLAYS, ids=lambda spec: spec.id)
-def test_session_replays_as_written(spec: Replay, tmp_path: Path, namespace_name: str) -> None:
-    replayed = replay(spec, tmp_path, namespace_name, record=RECORD, fresh=FRESH)
+def test_session_replays_as_written(spec: Replay, tmp_path: Path) -> None:
+    why_not = netns.missing()
+    if why_not is not None:
+        pytest.skip(f"replaying the documented sessions: {why_not}")
+    replayed = replay(spec, tmp_path, record=RECORD, fresh=FRESH)
     if RECORD:
         rewrite(spec, replayed)
 

@@ -6,51 +6,39 @@ look, what the peer sends meanwhile (often the whole rest of the file).
 import random
 import re
 import signal
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from napshare.peer.folder.store import SharedFolder
-from napshare.peer.serving.server import create_server as create_peer
-from napshare.peer.tracker_client import TrackerClient
-from napshare.tracker.server import create_server as create_tracker
+
+from tests.support.peers import InProcessPeer, spawn_cli
+from tests.support.trackers import InProcessTracker
 
 MIB = 1 << 20
 SIZE = 48 * MIB
 PROGRESS = re.compile(r"aula1\.mp4: \d+% \d+\.\d MiB of 48\.0 MiB")
 
 
-def test_ctrl_c_under_a_rate_cap_interrupts_the_download(tmp_path: Path) -> None:
+def test_ctrl_c_under_a_rate_cap_interrupts_the_download(
+    tmp_path: Path, tracker: InProcessTracker, start_peer: Callable[..., InProcessPeer]
+) -> None:
     source = tmp_path / "source"
     source.mkdir()
     (source / "aula1.mp4").write_bytes(random.Random(4).randbytes(SIZE))
-    tracker, tracker_port = create_tracker(host="127.0.0.1", port=0)
-    server, port = create_peer(SharedFolder(source), host="127.0.0.1", port=0)
-    client = TrackerClient(f"127.0.0.1:{tracker_port}")
+    peer = start_peer(source)
+    tracker.client.join("127.0.0.1", peer.port, SharedFolder(source).scan())
     target = tmp_path / "downloads"
     target.mkdir()
-    try:
-        client.join("127.0.0.1", port, SharedFolder(source).scan())
-        download = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "napshare.peer", "download", "aula1.mp4"),
-                *("--dir", str(target), "--tracker", f"127.0.0.1:{tracker_port}"),
-                *("--plaintext", "--max-download-rate", "4M"),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert download.stderr is not None
-        for line in download.stderr:  # the first progress line comes after 2 s
-            if PROGRESS.match(line):
-                break
-        download.send_signal(signal.SIGINT)
-        out, err = download.communicate(timeout=60)
-    finally:
-        client.close()
-        server.stop(None)
-        tracker.stop(None)
+    download = spawn_cli(
+        *("download", "aula1.mp4", "--dir", str(target), "--tracker", tracker.address),
+        *("--max-download-rate", "4M"),
+    )
+    assert download.stderr is not None
+    for line in download.stderr:  # the first progress line comes after 2 s
+        if PROGRESS.match(line):
+            break
+    download.send_signal(signal.SIGINT)
+    out, err = download.communicate(timeout=60)
 
     assert download.returncode == 130, out + err
     assert err.splitlines()[-1] == (

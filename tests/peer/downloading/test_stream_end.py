@@ -4,10 +4,6 @@ byte, and now and then the peer counted a CANCELLED call with its last chunk not
 """
 
 import random
-import re
-import subprocess
-import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -15,11 +11,13 @@ from napshare.common.identity import TRACKER_NAME, make_identity
 from napshare.tracker.server import create_server as create_tracker
 from prometheus_client.parser import text_string_to_metric_families
 
-MIB = 1 << 20
+from tests.support.peers import run_peer, spawn_peer_process
+from tests.support.programs import REACHABLE
+from tests.support.waiting import wait_until
+
 SIZE = 5_000_000  # five pieces, the last one 0.77 MiB: a last chunk that takes a while to write
 DOWNLOADS = 4
 DOWNLOAD = "/napshare.v1.PeerService/Download"
-METRICS = re.compile(r"metrics on (http://\S+)")
 
 
 def download_calls(url: str) -> dict[str, float]:
@@ -36,10 +34,6 @@ def download_calls(url: str) -> dict[str, float]:
     return found
 
 
-def napshare_peer(*args: str) -> list[str]:
-    return [sys.executable, "-m", "napshare.peer", *args]
-
-
 def test_every_finished_download_ends_ok_at_the_peer_with_every_byte_counted(
     tmp_path: Path,
 ) -> None:
@@ -50,46 +44,28 @@ def test_every_finished_download_ends_ok_at_the_peer_with_every_byte_counted(
     cert = tmp_path / "tracker.pem"
     cert.write_bytes(identity.certificate_pem)
     tracker, tracker_port = create_tracker(host="127.0.0.1", port=0, tls=identity)
-    pin = ("--tracker", f"127.0.0.1:{tracker_port}", "--tracker-cert", str(cert))
-    log = tmp_path / "peer.log"
-    with log.open("w") as out:
-        peer = subprocess.Popen(
-            napshare_peer(
-                *("serve", "--dir", str(shared), *pin, "--host", "127.0.0.1"),
-                *("--no-menu", "--metrics-port", "0"),
-            ),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
+    address = f"127.0.0.1:{tracker_port}"
+    pin = ("--tracker-cert", str(cert))
+    peer = spawn_peer_process(shared, address, *pin, "--metrics-port", "0", tls=True)
     try:
-        deadline = time.monotonic() + 60
-        while "the tracker reached this peer" not in log.read_text():
-            assert peer.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
-        found = METRICS.search(log.read_text())
-        assert found is not None, log.read_text()
-        url = found.group(1)
+        url = peer.wait_for(r"metrics on (http://\S+)").group(1)
+        peer.wait_for(REACHABLE)
         for n in range(DOWNLOADS):
             target = tmp_path / f"downloads-{n}"
             target.mkdir()
-            done = subprocess.run(
-                napshare_peer("download", "aula1.mp4", "--dir", str(target), *pin),
-                capture_output=True,
-                text=True,
-                timeout=120,
-                check=False,
+            done = run_peer(
+                "download", "aula1.mp4", "--dir", str(target), "--tracker", address, *pin, tls=True
             )
             assert done.returncode == 0, done.stderr
-        deadline = time.monotonic() + 10
-        while sum(v for k, v in download_calls(url).items() if k != "served bytes") < DOWNLOADS:
-            assert time.monotonic() < deadline, download_calls(url)
-            time.sleep(0.05)
+        wait_until(
+            lambda: (
+                sum(v for k, v in download_calls(url).items() if k != "served bytes") >= DOWNLOADS
+            ),
+            timeout=10,
+        )
         calls = download_calls(url)
     finally:
-        peer.terminate()
-        peer.wait(timeout=30)
+        peer.kill()
         tracker.stop(None)
 
     assert calls == {"OK": DOWNLOADS, "served bytes": DOWNLOADS * SIZE}

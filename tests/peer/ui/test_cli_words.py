@@ -6,42 +6,23 @@ peers, and the line of a download that resumed.
 import random
 import re
 import signal
-import subprocess
-import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from napshare.peer.folder.store import SharedFolder
-from napshare.peer.serving.server import create_server as create_peer
-from napshare.peer.tracker_client import TrackerClient
-from napshare.tracker.server import create_server as create_tracker
+
+from tests.support.peers import InProcessPeer, run_peer, spawn_cli
+from tests.support.trackers import InProcessTracker
 
 MIB = 1 << 20
+PT = "pt_BR.UTF-8"
+# The progress line of the resumed test's 48 MiB download, with the MiB it holds.
 PROGRESS = re.compile(r"aula1\.mp4: \d+% (\d+\.\d) MiB of 48\.0 MiB")
 
 
-def napshare_peer(*args: str, lang: str = "C.UTF-8") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "napshare.peer", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"PATH": "/usr/bin:/bin", "LANG": lang},
-        check=False,
-    )
-
-
-@pytest.fixture
-def tracker() -> Iterator[str]:
-    """A plain text tracker started a moment ago (so gathering); its address."""
-    server, port = create_tracker(host="127.0.0.1", port=0)
-    yield f"127.0.0.1:{port}"
-    server.stop(None)
-
-
 def test_help_describes_the_state_folder_as_it_is() -> None:
-    done = napshare_peer("--help")
+    done = run_peer("--help")
 
     assert done.returncode == 0
     text = " ".join(done.stdout.split())
@@ -52,15 +33,14 @@ def test_help_describes_the_state_folder_as_it_is() -> None:
 
 
 def test_help_in_portuguese_too() -> None:
-    done = napshare_peer("--help", lang="pt_BR.UTF-8")
+    done = run_peer("--help", lang=PT)
 
     assert done.returncode == 0
-    assert "layers/" in done.stdout
-    assert "layers/ the piece layer" not in done.stdout
+    assert "layers/, a camada de peças" in " ".join(done.stdout.split())
 
 
 def test_version() -> None:
-    done = napshare_peer("--version")
+    done = run_peer("--version")
 
     assert done.returncode == 0
     assert re.fullmatch(r"napshare-peer \d+\.\d+\.\d+\S*\n", done.stdout)
@@ -68,7 +48,7 @@ def test_version() -> None:
 
 @pytest.mark.parametrize("args", [["search"], ["search", "--query"], ["search", ""]])
 def test_search_without_a_name_says_what_to_type(args: list[str]) -> None:
-    done = napshare_peer(*args)
+    done = run_peer(*args)
 
     assert done.returncode == 2
     assert done.stderr == (
@@ -77,19 +57,15 @@ def test_search_without_a_name_says_what_to_type(args: list[str]) -> None:
     )
 
 
-def test_keyword_results_are_the_rows_alone(tmp_path: Path, tracker: str) -> None:
+def test_keyword_results_are_the_rows_alone(tmp_path: Path, tracker: InProcessTracker) -> None:
     folder = tmp_path / "shared"
     folder.mkdir()
     for name in ("aula1.mp4", "aula2.mp4"):
         (folder / name).write_bytes(name.encode())
-    client = TrackerClient(tracker)
-    try:
-        client.join("127.0.0.1", 8776, SharedFolder(folder).scan())
-    finally:
-        client.close()
+    tracker.client.join("127.0.0.1", 8776, SharedFolder(folder).scan())
 
-    found = napshare_peer("search", "--query", "aula mp4", "--tracker", tracker, "--plaintext")
-    none = napshare_peer("search", "--query", "nothing", "--tracker", tracker, "--plaintext")
+    found = run_peer("search", "--query", "aula mp4", "--tracker", tracker.address)
+    none = run_peer("search", "--query", "nothing", "--tracker", tracker.address)
 
     assert found.returncode == 0, found.stderr
     assert found.stdout == "127.0.0.1:8776\t9\taula1.mp4\n127.0.0.1:8776\t9\taula2.mp4\n"
@@ -101,11 +77,11 @@ def test_keyword_results_are_the_rows_alone(tmp_path: Path, tracker: str) -> Non
 
 
 def test_a_download_that_waits_for_peers_says_so_as_napshare_peer(
-    tmp_path: Path, tracker: str
+    tmp_path: Path, tracker: InProcessTracker
 ) -> None:
-    done = napshare_peer(
-        *("download", "aula9.mp4", "--dir", str(tmp_path), "--tracker", tracker),
-        *("--plaintext", "--wait-for-peers", "0.5"),
+    done = run_peer(
+        *("download", "aula9.mp4", "--dir", str(tmp_path), "--tracker", tracker.address),
+        *("--wait-for-peers", "0.5"),
     )
 
     assert done.returncode == 3
@@ -117,43 +93,32 @@ def test_a_download_that_waits_for_peers_says_so_as_napshare_peer(
     ]
 
 
-def test_a_resumed_download_says_what_was_already_there(tmp_path: Path, tracker: str) -> None:
+def test_a_resumed_download_says_what_was_already_there(
+    tmp_path: Path, tracker: InProcessTracker, start_peer: Callable[..., InProcessPeer]
+) -> None:
     source = tmp_path / "source"
     source.mkdir()
     # Far more than gRPC's windows hold: what is in flight at Ctrl-C cannot finish the file.
     data = random.Random(130).randbytes(48 * MIB)
     (source / "aula1.mp4").write_bytes(data)
-    server, port = create_peer(SharedFolder(source), host="127.0.0.1", port=0)
-    client = TrackerClient(tracker)
+    peer = start_peer(source)
+    tracker.client.join("127.0.0.1", peer.port, SharedFolder(source).scan())
     target = tmp_path / "downloads"
     target.mkdir()
-    command = [
-        *(sys.executable, "-m", "napshare.peer", "download", "aula1.mp4", "--dir", str(target)),
-        *("--tracker", tracker, "--plaintext"),
-    ]
-    try:
-        client.join("127.0.0.1", port, SharedFolder(source).scan())
-        slow = subprocess.Popen(
-            [*command, "--max-download-rate", "4M"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert slow.stderr is not None
-        seen = []
-        for line in slow.stderr:  # a progress line every 2 s: stop once 2 MiB are in
-            seen.append(line)
-            got = PROGRESS.match(line)
-            if got is not None and float(got.group(1)) >= 2:
-                break
-        slow.send_signal(signal.SIGINT)
-        _, stopped = slow.communicate(timeout=60)
-        assert slow.returncode == 130, "".join(seen) + stopped
+    download = ("download", "aula1.mp4", "--dir", str(target), "--tracker", tracker.address)
+    slow = spawn_cli(*download, "--max-download-rate", "4M")
+    assert slow.stderr is not None
+    seen = []
+    for line in slow.stderr:  # a progress line every 2 s: stop once 2 MiB are in
+        seen.append(line)
+        got = PROGRESS.match(line)
+        if got is not None and float(got.group(1)) >= 2:
+            break
+    slow.send_signal(signal.SIGINT)
+    _, stopped = slow.communicate(timeout=60)
+    assert slow.returncode == 130, "".join(seen) + stopped
 
-        done = napshare_peer(*command[3:])
-    finally:
-        client.close()
-        server.stop(None)
+    done = run_peer(*download)
 
     assert done.returncode == 0, done.stderr
     assert done.stdout == f"File aula1.mp4 downloaded successfully into folder {target}\n"

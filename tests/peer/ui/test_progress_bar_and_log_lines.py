@@ -5,16 +5,15 @@ of its own, and the bar is drawn again below it (as the menu does with its promp
 import random
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from napshare.peer.folder.store import SharedFolder
-from napshare.peer.serving.server import create_server as create_peer
-from napshare.peer.tracker_client import TrackerClient
-from napshare.tracker.server import create_server as create_tracker
 
+from tests.support.peers import InProcessPeer
+from tests.support.processes import cli_env
 from tests.support.terminal import TerminalProcess
+from tests.support.trackers import InProcessTracker
 
 MIB = 1 << 20
 NAME = "aula1.mp4"
@@ -23,49 +22,30 @@ RATE = "3M"  # bytes per second the download takes: the bar shows for about 8 s
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} WARNING ")
 
 
-@pytest.fixture
-def two_sources(tmp_path: Path) -> Iterator[tuple[str, list]]:
-    """A plain text tracker and two peers sharing the same file; the tracker's address and
-    the two peer servers.
-    """
-    data = random.Random(8776).randbytes(SIZE)
-    tracker, tracker_port = create_tracker(host="127.0.0.1", port=0)
-    address = f"127.0.0.1:{tracker_port}"
-    servers = []
-    client = TrackerClient(address)
-    try:
-        for name in ("a", "b"):
-            folder = tmp_path / name
-            folder.mkdir()
-            (folder / NAME).write_bytes(data)
-            server, port = create_peer(SharedFolder(folder), host="127.0.0.1", port=0)
-            servers.append(server)
-            client.join("127.0.0.1", port, SharedFolder(folder).scan())
-        yield address, servers
-    finally:
-        client.close()
-        for server in servers:
-            server.stop(None)
-        tracker.stop(None)
-
-
 def test_a_warning_during_a_download_prints_above_the_bar(
-    tmp_path: Path, two_sources: tuple[str, list]
+    tmp_path: Path, tracker: InProcessTracker, start_peer: Callable[..., InProcessPeer]
 ) -> None:
-    tracker, servers = two_sources
+    data = random.Random(8776).randbytes(SIZE)
+    peers = []
+    for name in ("a", "b"):  # two sources of the same file
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / NAME).write_bytes(data)
+        peers.append(start_peer(folder))
+        tracker.client.join("127.0.0.1", peers[-1].port, SharedFolder(folder).scan())
     target = tmp_path / "downloads"
     target.mkdir()
     download = TerminalProcess(
         [
             *(sys.executable, "-m", "napshare.peer", "download", NAME, "--dir", str(target)),
-            *("--tracker", tracker, "--plaintext", "--max-download-rate", RATE),
+            *("--tracker", tracker.address, "--plaintext", "--max-download-rate", RATE),
         ],
         cwd=tmp_path,
-        env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "TERM": "xterm-256color"},
+        env={**cli_env(), "TERM": "xterm-256color"},
     )
     try:
         download.wait_for(re.compile(r"aula1\.mp4 .*[1-9]\.\d/24\.0 MiB"))
-        servers[1].stop(None)  # one source goes away mid-download: the engine warns
+        peers[1].server.stop(None)  # one source goes away mid-download: the engine warns
         download.wait_for(re.compile("WARNING"))
         status = download.wait(timeout=120)
     finally:
