@@ -288,7 +288,7 @@ class Downloader:
         )
         channels = PeerChannels(plaintext=self.tracker.plaintext, routes=routes)
         try:
-            targets = self._targets(name, options, reporter, cancel, channels)
+            targets, options = self._targets(name, options, reporter, cancel, channels)
             job = _Job(name, options, reporter, channels, cancel, _Tally(reporter))
             return self._fetch_versions(job, targets)
         finally:
@@ -332,7 +332,7 @@ class Downloader:
                 failures[rank] = error
                 if target.kept or not pending:
                     break
-                job.reporter.note(
+                job.reporter.notice(
                     tr(
                         "{error}; trying another version of {name} (sha256 {sha256})",
                         error=console.localized(error),
@@ -363,11 +363,12 @@ class Downloader:
         reporter: Reporter,
         cancel: threading.Event | None,
         channels: PeerChannels,
-    ) -> list[_Target]:
+    ) -> tuple[list[_Target], DownloadOptions]:
         """The versions of the file on offer, in the order to try them: the one asked for
         (--sha256, --root) alone, else the one an unfinished part holds, the preferred peer's,
         then the best ranked (peer.downloading.versions); each source's certificate is pinned
-        in `channels`.
+        in `channels`. With them, `options`, without the preferred peer if the tracker does not
+        list it over TLS (a peer that cannot be checked).
         """
         found = self._search(name, options, cancel)
         if not found.sources and found.gathering and options.wait_for_peers > 0:
@@ -393,13 +394,28 @@ class Downloader:
                 channels.pin(source.peer, source.certificate, reachable=source.reachable)
         first = [v for v in versions if v.key == noted_version(self.folder.root, name)]
         preferred = options.preferred
+        unlisted = preferred is not None and all(s.peer != preferred for s in sources)
+        if unlisted and not channels.plaintext:
+            # Over TLS only the tracker's list says which certificate a peer must show; in
+            # plain text a peer the user names is asked as in the original's DOWNLOAD.
+            reporter.notice(
+                tr(
+                    "the tracker does not list peer {peer} as sharing {name} (it never joined, "
+                    "or shares no file of that name), so nothing says which certificate it "
+                    "must show; downloading from the peers it lists",
+                    peer=preferred,
+                    name=name,
+                )
+            )
+            options = dataclasses.replace(options, preferred=None)
+            preferred = None
         if preferred is not None:
             first += [v for v in versions if preferred in v.peers]
         if first:
             versions.remove(first[0])
             versions.insert(0, first[0])
         if len(ranked) > 1 and not (options.sha256 or options.pieces_root):
-            reporter.note(_several_versions(name, ranked, versions[0]))
+            reporter.notice(_several_versions(name, ranked, versions[0]))
         targets = []
         for version in versions:
             peers = version.peers
@@ -409,7 +425,7 @@ class Downloader:
             target = _Target(version.size, version.sha256, version.pieces_root, peers)
             target.listed.update(version.peers)
             targets.append(target)
-        return targets
+        return targets, options
 
     def _await_peers(
         self,
@@ -422,7 +438,7 @@ class Downloader:
         `options.wait_for_peers` seconds pass; the last answer.
         """
         patience = options.wait_for_peers
-        reporter.note(
+        reporter.notice(
             tr(
                 "the tracker started moments ago and its peers may still be joining; "
                 "waiting up to {seconds} s for a peer that shares {name}",
@@ -952,7 +968,7 @@ def _tell(target: _Target, reporter: Reporter, line: str, *, on_console: bool = 
             logger.warning("%s", line)
         return
     if target.told == TOLD_FAILURES + 1:
-        reporter.note(
+        reporter.notice(
             tr(
                 "more sources of this version failed; not telling each of them "
                 "(--log-level info lists them)"
