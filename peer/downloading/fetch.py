@@ -145,24 +145,33 @@ class PeerChannels:
         self._windows: dict[str, int | None] = {}  # per peer: its Download channels' window
         self._channels: list[grpc.Channel] = []
         self._certificates: dict[str, bytes] = {}
+        self._names: dict[str, str] = {}  # per peer: the name it shares the file under
         # One lock per peer: its streams' threads ask for channels at once, and its round trip
         # is timed once, while other peers' are timed beside it.
         self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
         self.streams = 1  # how many streams of the download share MAX_WINDOW
 
-    def pin(self, peer: str, certificate: bytes, *, reachable: bool = True) -> None:
+    def pin(self, peer: str, certificate: bytes, *, reachable: bool = True, name: str = "") -> None:
         """Trust only `certificate` (DER, as the tracker lists it) for `peer` from now on;
-        `reachable`: the tracker reached `peer` at its address (so it is dialled there first).
+        `reachable`: the tracker reached `peer` at its address (so it is dialled there first);
+        `name`: the name `peer` shares the file under, when not the download's (a search by
+        content found it).
         """
         with self._lock(peer):
             self._reachable[peer] = reachable
+            if name:
+                self._names[peer] = name
             if self._certificates.get(peer, certificate) != certificate:
                 # A new identity at that address: new channels, pinned to it.
                 for table in (self._calls, self._layer_calls, self._small, self._bulk):
                     table.pop(peer, None)
                 self._windows.pop(peer, None)
             self._certificates[peer] = certificate
+
+    def shared_name(self, peer: str, name: str) -> str:
+        """The name to ask `peer` for the file the download calls `name`."""
+        return self._names.get(peer, name)
 
     def download(self, peer: str, stream: int = 0) -> Download:
         """PeerService.Download on `peer` (`host:port`), answering with chunks decoded in place,
@@ -337,8 +346,17 @@ class Stream:
     on_data: Callable[[], None] = lambda: None  # bytes arrived (not yet checked)
 
 
-def fetch_claim(download: Download, part: PartFile, plan: Plan, claim: Claim, how: Stream) -> None:
-    """Stream `claim`'s pieces from its peer into `part`, each verified before it is kept.
+def fetch_claim(
+    download: Download,
+    part: PartFile,
+    plan: Plan,
+    claim: Claim,
+    how: Stream,
+    *,
+    name: str = "",
+) -> None:
+    """Stream `claim`'s pieces from its peer into `part`, each verified before it is kept;
+    the peer is asked for the file by `name` (the part's name when "").
 
     Returns when the claim is done: its pieces are in (from this stream or another), its end
     was taken by another stream, or it was superseded. Raises PeerError when the peer fails in
@@ -350,8 +368,9 @@ def fetch_claim(download: Download, part: PartFile, plan: Plan, claim: Claim, ho
     assert layer is not None
     offset = claim.start * layer.piece_size
     end = layer.end_of(claim.asked_end - 1)
+    name = name or part.name
     request = peer_pb2.DownloadRequest(
-        name=part.name, offset=offset, limit=end - offset, sha256=part.sha256
+        name=name, offset=offset, limit=end - offset, sha256=part.sha256
     )
     call = download(request)
     watchdog = _Watchdog(call, how.stall_timeout, (how.cancel, how.halt, claim.superseded))
@@ -365,7 +384,7 @@ def fetch_claim(download: Download, part: PartFile, plan: Plan, claim: Claim, ho
     try:
         for chunk in call:
             if first:
-                _check_file(peer, part, chunk.file)
+                _check_file(peer, part, chunk.file, name)
                 first = False
             data = chunk.data
             if not data:
@@ -582,21 +601,25 @@ class _Keeper:
         self._call.cancel()  # type: ignore[no-untyped-call]
 
 
-def fetch_in_order(download: Download, peer: str, part: PartFile, how: Stream) -> None:
+def fetch_in_order(
+    download: Download, peer: str, part: PartFile, how: Stream, *, name: str = ""
+) -> None:
     """Stream the rest of `part`'s file from `peer`, appending to it until it is complete:
-    a file without a pieces root, which only its sha256 can tell good or bad.
+    a file without a pieces root, which only its sha256 can tell good or bad. `peer` is asked
+    for it by `name` (the part's name when "").
 
     Raises PeerError when the peer fails in any way, or CancelledError when `how.cancel` is
     set.
     """
-    request = peer_pb2.DownloadRequest(name=part.name, offset=part.have, sha256=part.sha256)
+    name = name or part.name
+    request = peer_pb2.DownloadRequest(name=name, offset=part.have, sha256=part.sha256)
     call = download(request)
     watchdog = _Watchdog(call, how.stall_timeout, (how.cancel, how.halt))
     first = True
     try:
         for chunk in call:
             if first:
-                _check_file(peer, part, chunk.file)
+                _check_file(peer, part, chunk.file, name)
                 first = False
             data = chunk.data
             if not data:
@@ -669,13 +692,15 @@ def fetch_layer(
     *,
     timeout: float,
     cancel: threading.Event | None = None,
+    name: str = "",
 ) -> PieceLayer:
-    """The piece layer of `part`'s file from `peer`, checked against the pieces root.
+    """The piece layer of `part`'s file from `peer` (which calls it `name`, the part's name
+    when ""), checked against the pieces root.
 
     Raises PeerError when the call fails, or BROKEN when the layer does not match the root;
     CancelledError as soon as `cancel` is set.
     """
-    request = peer_pb2.GetPieceLayerRequest(name=part.name, sha256=part.sha256)
+    request = peer_pb2.GetPieceLayerRequest(name=name or part.name, sha256=part.sha256)
     future = get.future(request, timeout=timeout)
     done = threading.Event()
     future.add_done_callback(lambda _future: done.set())
@@ -693,7 +718,7 @@ def fetch_layer(
         raise PeerError(peer, PeerFault.BROKEN, f"bad piece layer: {error}") from None
 
 
-def _check_file(peer: str, part: PartFile, file: file_info_pb2.FileInfo | None) -> None:
+def _check_file(peer: str, part: PartFile, file: file_info_pb2.FileInfo | None, name: str) -> None:
     if file is None:
         return
     # Roots are compared only when both sides have one: a peer that computes none sends none
@@ -701,7 +726,7 @@ def _check_file(peer: str, part: PartFile, file: file_info_pb2.FileInfo | None) 
     roots_differ = (
         bool(file.pieces_root and part.pieces_root) and file.pieces_root != part.pieces_root
     )
-    if (file.name, file.size, file.sha256) != (part.name, part.size, part.sha256) or roots_differ:
+    if (file.name, file.size, file.sha256) != (name, part.size, part.sha256) or roots_differ:
         raise PeerError(
             peer,
             PeerFault.CHANGED,

@@ -188,10 +188,11 @@ class Swarm:
         outcome: BaseException | None = None
         try:
             download = self._channels.download(peer, key[1])
+            name = self._channels.shared_name(peer, self._part.name)
             while claim is not None:
                 started = time.monotonic()
                 try:
-                    fetch_claim(download, self._part, plan, claim, self._how)
+                    fetch_claim(download, self._part, plan, claim, self._how, name=name)
                 finally:
                     plan.release(claim)
                 logger.debug(
