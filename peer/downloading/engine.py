@@ -233,6 +233,15 @@ class _Tally:
         """Bytes arrived (not yet checked): the download is not stuck."""
         self.last = time.monotonic()
 
+    def queued(self, peer: str, position: int, waiting: int, estimate: int) -> None:
+        """A stream waits in `peer`'s upload queue (position 0: no longer): told to the
+        reporter; a place the peer keeps telling is not a stuck download either.
+        """
+        with self._lock:
+            self._reporter.queued(peer, position, waiting, estimate)
+        if position:
+            self.last = time.monotonic()
+
     def by_peer(self) -> tuple[tuple[str, int], ...]:
         with self._lock:
             return tuple(self._by_peer.most_common())
@@ -634,8 +643,15 @@ class Downloader:
             before = part.have
             job.reporter.sources(1)
             try:
-                name = job.channels.shared_name(peer, part.name)
-                fetch_in_order(job.channels.download(peer), peer, part, how, name=name)
+                # Waiting in the peer's queue is worth it only when no other peer is to ask.
+                fetch_in_order(
+                    job.channels.download(peer),
+                    peer,
+                    part,
+                    how,
+                    name=job.channels.shared_name(peer, part.name),
+                    wait=_following(target, peer) is None,
+                )
             except PeerError as failure:
                 self._handle(failure, target, job.reporter, _following(target, peer))
             finally:
@@ -674,6 +690,7 @@ class Downloader:
             self._limit,
             job.tally.add,
             on_data=job.tally.touch,
+            on_queued=job.tally.queued,
         )
 
     def _attach_layer(self, job: _Job, part: PartFile, peer: str) -> None:

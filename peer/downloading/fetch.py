@@ -344,6 +344,9 @@ class Stream:
     on_bytes: Callable[[str, int], None] = lambda _peer, _count: None  # kept, from whom
     halt: threading.Event | None = None  # the engine stops every stream (another one failed)
     on_data: Callable[[], None] = lambda: None  # bytes arrived (not yet checked)
+    # Where a stream waits in its peer's upload queue: (peer, position, waiting, estimated
+    # seconds, 0 when the peer cannot tell); position 0 once it no longer waits.
+    on_queued: Callable[[str, int, int, int], None] = lambda _peer, _at, _of, _eta: None
 
 
 def fetch_claim(
@@ -354,9 +357,11 @@ def fetch_claim(
     how: Stream,
     *,
     name: str = "",
+    wait: bool = False,
 ) -> None:
     """Stream `claim`'s pieces from its peer into `part`, each verified before it is kept;
-    the peer is asked for the file by `name` (the part's name when "").
+    the peer is asked for the file by `name` (the part's name when ""), and with `wait` to
+    queue the request when it is busy rather than refuse it.
 
     Returns when the claim is done: its pieces are in (from this stream or another), its end
     was taken by another stream, or it was superseded. Raises PeerError when the peer fails in
@@ -370,9 +375,10 @@ def fetch_claim(
     end = layer.end_of(claim.asked_end - 1)
     name = name or part.name
     request = peer_pb2.DownloadRequest(
-        name=name, offset=offset, limit=end - offset, sha256=part.sha256
+        name=name, offset=offset, limit=end - offset, sha256=part.sha256, wait_for_slot=wait
     )
     call = download(request)
+    place = _QueueWatch(peer, how)
     watchdog = _Watchdog(call, how.stall_timeout, (how.cancel, how.halt, claim.superseded))
     scratch = _Scratch(part) if layer.piece_size > PIECE_BUFFER else None
     keeper = _Keeper(part, plan, claim, how, call)
@@ -383,6 +389,8 @@ def fetch_claim(
     first = True
     try:
         for chunk in call:
+            if place.waits(chunk, watchdog, first=first):
+                continue
             if first:
                 _check_file(peer, part, chunk.file, name)
                 first = False
@@ -423,6 +431,7 @@ def fetch_claim(
             return  # superseded, the keeper ended the call, or every byte asked came
         raise _ended(error, watchdog, peer, part, how) from None
     finally:
+        place.left()
         try:
             keeper.finish()
         finally:
@@ -602,22 +611,34 @@ class _Keeper:
 
 
 def fetch_in_order(
-    download: Download, peer: str, part: PartFile, how: Stream, *, name: str = ""
+    download: Download,
+    peer: str,
+    part: PartFile,
+    how: Stream,
+    *,
+    name: str = "",
+    wait: bool = False,
 ) -> None:
     """Stream the rest of `part`'s file from `peer`, appending to it until it is complete:
     a file without a pieces root, which only its sha256 can tell good or bad. `peer` is asked
-    for it by `name` (the part's name when "").
+    for it by `name` (the part's name when ""); with `wait`, a busy peer is asked to queue the
+    request rather than refuse it.
 
     Raises PeerError when the peer fails in any way, or CancelledError when `how.cancel` is
     set.
     """
     name = name or part.name
-    request = peer_pb2.DownloadRequest(name=name, offset=part.have, sha256=part.sha256)
+    request = peer_pb2.DownloadRequest(
+        name=name, offset=part.have, sha256=part.sha256, wait_for_slot=wait
+    )
     call = download(request)
     watchdog = _Watchdog(call, how.stall_timeout, (how.cancel, how.halt))
+    place = _QueueWatch(peer, how)
     first = True
     try:
         for chunk in call:
+            if place.waits(chunk, watchdog, first=first):
+                continue
             if first:
                 _check_file(peer, part, chunk.file, name)
                 first = False
@@ -642,12 +663,51 @@ def fetch_in_order(
     except grpc.RpcError as error:
         raise _ended(error, watchdog, peer, part, how) from None
     finally:
+        place.left()
         watchdog.stop()
         call.cancel()  # type: ignore[no-untyped-call]
     if part.have < part.size:
         raise PeerError(
             peer, PeerFault.GONE, f"the stream ended at byte {part.have} of {part.size}"
         )
+
+
+class _QueueWatch:
+    """Follows one stream's place in its peer's upload queue (DownloadResponse.queued) and
+    tells `how.on_queued` of each; a place is not a stall, and never follows the file's data.
+    """
+
+    def __init__(self, peer: str, how: Stream) -> None:
+        self._peer = peer
+        self._how = how
+        self.waiting = False
+
+    def waits(self, chunk: Chunk, watchdog: "_Watchdog", *, first: bool) -> bool:
+        """Whether `chunk` is a queue position (told on); PeerError (BROKEN) for one that
+        comes after the file's data, or that is no position.
+        """
+        queued = chunk.queued
+        if queued is None:
+            self.left()
+            return False
+        if not first or chunk.data or chunk.file is not None:
+            raise PeerError(self._peer, PeerFault.BROKEN, "sent a queue position with the file")
+        if not 0 < queued.position <= queued.waiting:
+            raise PeerError(
+                self._peer,
+                PeerFault.BROKEN,
+                f"sent queue position {queued.position} of {queued.waiting}",
+            )
+        watchdog.last = time.monotonic()
+        self.waiting = True
+        self._how.on_queued(self._peer, queued.position, queued.waiting, queued.estimated_seconds)
+        return True
+
+    def left(self) -> None:
+        """The stream no longer waits (its data came, or it ended)."""
+        if self.waiting:
+            self.waiting = False
+            self._how.on_queued(self._peer, 0, 0, 0)
 
 
 def _ended(
