@@ -407,6 +407,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--query", action="store_true", help=tr("match every file whose name holds all the words")
     )
     search.add_argument(
+        "--sha256",
+        type=_digest,
+        metavar="HEX",
+        help=tr("every peer that shares a file with this sha256, whatever its name"),
+    )
+    search.add_argument(
+        "--root",
+        type=_digest,
+        metavar="HEX",
+        help=tr("every peer that shares a file with this pieces root, whatever its name"),
+    )
+    search.add_argument(
         "--limit",
         type=int_in_range(0, MAX_RESULTS),
         default=SEARCH_LIMIT,
@@ -459,15 +471,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run `napshare-peer`; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "search" and not args.name:
+    by_content = args.command == "search" and (args.sha256 or args.root)
+    if args.command == "search" and not by_content and not args.name:
         usage_error(
             "napshare-peer search",
             tr(
-                "say what to look for: a file name (napshare-peer search aula1.mp4) or "
-                'keywords (napshare-peer search --query "aula mp4")'
+                "say what to look for: a file name (napshare-peer search aula1.mp4), "
+                'keywords (napshare-peer search --query "aula mp4") or the bytes '
+                "(napshare-peer search --sha256 HEX)"
             ),
         )
-    if args.command == "download" or (args.command == "search" and not args.query):
+    if by_content and (args.name or args.query or (args.sha256 and args.root)):
+        usage_error(
+            "napshare-peer search",
+            tr("search by one thing: a name, --query words, --sha256 or --root"),
+        )
+    if args.command == "download" or (
+        args.command == "search" and not args.query and not by_content
+    ):
         try:
             check_file_name(args.name)
         except InvalidNameError as error:
