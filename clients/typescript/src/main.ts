@@ -1,4 +1,5 @@
 // A small napshare client: joins a tracker, searches by name and by keywords across pages,
+// finds every peer that shares the same bytes under any name (a search by content),
 // downloads a file from the peer that shares it with sha256 verified, and shows an error.
 // Prints one JSON object per step on stdout; exit code 0 when every step did what it should.
 //
@@ -112,6 +113,19 @@ async function run(tracker: TrackerClient, security: Security, options: RunOptio
     const source = byName.results[0];
     if (source?.file === undefined) {
       throw new StepFailed(`no peer shares ${name}`);
+    }
+
+    // Every peer with the same bytes, whatever it calls them: more sources for one download.
+    const bySha256 = await searchAll(tracker, { sha256: source.file.sha256 }, pageSize);
+    const root = source.file.piecesRoot;
+    const byRoot = root === "" ? bySha256 : await searchAll(tracker, { piecesRoot: root }, pageSize);
+    report("content", {
+      sha256: source.file.sha256,
+      bySha256: bySha256.results.map((r) => `${r.peerId}/${r.file?.name}`),
+      byRoot: byRoot.results.map((r) => `${r.peerId}/${r.file?.name}`),
+    });
+    if (bySha256.results.some((r) => r.file?.sha256 !== source.file?.sha256)) {
+      throw new StepFailed("the search by sha256 listed a file with other bytes");
     }
 
     let got;
