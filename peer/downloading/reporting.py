@@ -126,6 +126,11 @@ class StatusReporter:
         else:
             self._queues.pop(peer, None)
 
+    @property
+    def queued_at(self) -> int:
+        """How many peers' queues the download waits in now."""
+        return len(self._queues)
+
     def best_place(self) -> tuple[str, int, int, int] | None:
         """The best place the download holds in a peer's upload queue (peer, position,
         waiting, estimate), None when it waits in none.
@@ -157,7 +162,8 @@ class StatusReporter:
 
     def status(self, now: float | None = None) -> str:
         """How far it got: `40% 400.0 MiB of 1.0 GiB, 120.5 MiB/s, 5 s left, from 3 peers`."""
-        sources = sources_text(self._sources, self._paths)
+        # A stream waiting in a peer's queue is no peer sending.
+        sources = sources_text(self._sources - len(self._queues), self._paths)
         return f"{self._progress(now)}{sources}{self.queue_text()}"
 
     def _progress(self, now: float | None) -> str:

@@ -38,7 +38,9 @@ class _SourcesColumn(ProgressColumn):
     """How many peers send now, and where the download waits in a peer's upload queue."""
 
     def render(self, task: Task) -> Text:
-        text = sources_text(task.fields.get("sources", 0), task.fields.get("paths"))
+        # A stream waiting in a peer's queue is no peer sending.
+        sending = task.fields.get("sources", 0) - task.fields.get("queued", 0)
+        text = sources_text(sending, task.fields.get("paths"))
         return Text((text + task.fields.get("queue", "")).lstrip(", "))
 
 
@@ -92,7 +94,9 @@ class BarReporter:
         """Show where the download waits in a peer's upload queue."""
         self._queues.queued(peer, position, waiting, estimate)
         if self._progress is not None and self._task is not None:
-            self._progress.update(self._task, queue=self._queues.queue_text())
+            self._progress.update(
+                self._task, queue=self._queues.queue_text(), queued=self._queues.queued_at
+            )
 
     def note(self, line: str) -> None:
         """Print `line` on stdout above the bar."""
@@ -157,6 +161,8 @@ class PlainReporter(StatusReporter):
         if after is not None and (before is None or after[:3] != before[:3]):
             self._last_line = time.monotonic()
             self._write(f"{self.name}: {self.status()}")
+        elif after is None and before is not None:
+            self._last_line = time.monotonic()  # the next line comes `interval` after the wait
 
     def _write(self, line: str) -> None:
         console.show(line, file=self._stream)

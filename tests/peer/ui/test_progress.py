@@ -78,6 +78,7 @@ def test_a_queued_download_says_its_place_at_once_and_when_it_moves() -> None:
     out = io.StringIO()
     reporter = PlainReporter(out, interval=3600.0)
     reporter.begin("aula1.mp4", 2**20, 0)
+    reporter.sources(1)  # the waiting stream: no peer sends yet
     reporter.queued("127.0.0.1:8776", 3, 3, 0)  # the peer cannot tell yet
     reporter.queued("127.0.0.1:8776", 3, 3, 50)  # only the estimate: no line
     reporter.queued("127.0.0.1:8776", 2, 2, 30)
@@ -90,7 +91,7 @@ def test_a_queued_download_says_its_place_at_once_and_when_it_moves() -> None:
         "aula1.mp4: 0% 0 B of 1.0 MiB, 0 B/s, waiting in the upload queue of "
         "127.0.0.1:8776: 2 of 2, about 30 s",
     ]
-    assert "queue" not in reporter.status()
+    assert reporter.status().endswith(", from 1 peer")  # its data comes
 
 
 def test_the_bar_shows_the_best_place_among_the_queues() -> None:
