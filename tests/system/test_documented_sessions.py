@@ -50,6 +50,7 @@ PEER = Setup(
 )
 VIDEO = random.Random(1099).randbytes(5_000_000)  # the 5 MB aula1.mp4 of the sessions
 LAYERED = random.Random(8776).randbytes(5 * 1024 * 1024 // 2)  # aula2.mp4: three pieces
+BUSY = random.Random(4).randbytes(8 * 1024 * 1024)  # aula2.mp4 of the README's queue session
 
 REPLAYS = [
     Replay(
@@ -58,6 +59,19 @@ REPLAYS = [
         files={"~/Videos/aula1.mp4": VIDEO},
         terminal={1},
         ready_lines={0: 3, 1: 6},
+    ),
+    Replay(
+        "README.md",
+        [3],
+        files={"~/Videos/aula2.mp4": BUSY},
+        setup=[
+            TRACKER,
+            Setup(
+                ".venv/bin/napshare-peer serve --dir ~/Videos --max-uploads 1 --port 8776 "
+                "--host 127.0.0.1 --no-menu",
+                ready_lines=4,
+            ),
+        ],
     ),
     Replay("docs/clients.md", [0, 1], ready_lines={0: 3}),
     Replay(
