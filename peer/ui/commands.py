@@ -271,7 +271,7 @@ def _download(args: argparse.Namespace) -> int:
         pieces_root=args.root or "",
     )
     cancel = _signals_cancel()
-    downloader = Downloader(folder, tracker, limit=TokenBucket(args.max_download_rate))
+    downloader = Downloader(folder, tracker, rate=TokenBucket(args.max_download_rate))
     try:
         reporter = reporter_for(sys.stderr, on_notice=_notice)
         result = downloader.download(args.name, options, reporter, cancel)
