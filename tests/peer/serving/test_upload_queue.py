@@ -4,6 +4,8 @@ refuses as a busy peer always did.
 """
 
 import queue
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -228,4 +230,49 @@ def test_a_request_that_cannot_be_served_is_refused_before_it_waits(
                 list(stub(peer).Download(request, timeout=10))
             assert caught.value.code() is code  # at once, not after waiting its turn
     finally:
+        holder.cancel()
+
+
+WAITER = """
+import sys, time
+import grpc
+from napshare.v1 import peer_pb2, peer_pb2_grpc
+channel = grpc.insecure_channel(sys.argv[1])
+call = peer_pb2_grpc.PeerServiceStub(channel).Download(
+    peer_pb2.DownloadRequest(name="small.txt", wait_for_slot=True)
+)
+print(next(call).queued.position, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_downloader_killed_while_it_waits_leaves_the_queue_at_once(
+    root: Path,
+    start_peer: Callable[..., InProcessPeer],
+    stub: Callable,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(servicer, "QUEUE_REPORT_INTERVAL", 600.0)  # no repeat passes for news
+    peer = start_peer(root, max_uploads=1, queue=QueueLimits(most=8, per_address=8))
+    holder = hold_the_slot(stub(peer))
+    process = subprocess.Popen(
+        [sys.executable, "-c", WAITER, f"127.0.0.1:{peer.port}"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "1"
+        second = Waiter(stub(peer))
+        second.start()
+        assert second.next().queued.position == 2
+
+        process.kill()  # no cancel sent: its connection just closes
+
+        moved = second.next()
+        assert moved is not None
+        assert (moved.queued.position, moved.queued.waiting) == (1, 1)
+    finally:
+        process.kill()
+        process.wait()
         holder.cancel()
