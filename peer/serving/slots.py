@@ -244,6 +244,7 @@ class UploadSlots:
             now = time.monotonic()
             if self.fairness is not None:
                 self._refuse_address_locked(address, self.fairness, now)
+            self._grant_locked(now)  # a place in the queue that may have a slot now goes first
             if self._held >= self.max_uploads:
                 raise UploadsBusyError(
                     f"this peer is already serving {self.max_uploads} downloads; "

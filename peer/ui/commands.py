@@ -100,7 +100,7 @@ def _search(args: argparse.Namespace) -> int:
         for s in _by_content(found.sources):
             console.show(s.peer, str(s.size), s.name)
         _tell_versions(found.sources)
-        _tell_holders(found.sources)
+        _tell_holders(found.sources, renamed_only=True)
     else:
         peers = list(dict.fromkeys(s.peer for s in found.sources))
         console.say(console.PEERS_WITH_FILE, peers=peers)
@@ -194,14 +194,21 @@ def _by_content(sources: list[Source]) -> list[Source]:
     return [s for group in groups.values() for s in group]
 
 
-def _tell_holders(sources: list[Source]) -> None:
+def _tell_holders(sources: list[Source], *, renamed_only: bool = False) -> None:
     """Say, for each content that several peers share, how many have it and under how many
-    names: `4 peers have the bytes of aula1.mp4 (sha256 …), under 3 names`.
+    names: `4 peers have the bytes of aula1.mp4 (sha256 …), under 3 names`; with
+    `renamed_only`, only for the contents shared under several names (the same name on
+    several peers is what a search by name shows already).
     """
     groups: dict[tuple[int, str], list[Source]] = {}
     for s in sources:
         groups.setdefault((s.size, s.sha256), []).append(s)
-    shared = [group for group in groups.values() if len({s.peer for s in group}) > 1]
+    shared = [
+        group
+        for group in groups.values()
+        if len({s.peer for s in group}) > 1
+        and (not renamed_only or len({s.name for s in group}) > 1)
+    ]
     for group in shared[:MAX_PEERS_SHOWN]:
         names = list(dict.fromkeys(s.name for s in group))
         _notice(

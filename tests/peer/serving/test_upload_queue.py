@@ -18,6 +18,7 @@ from napshare.peer.serving.slots import QueueLimits
 from napshare.v1 import peer_pb2, peer_pb2_grpc
 
 from tests.support.peers import InProcessPeer
+from tests.support.waiting import wait_until
 
 BIG = 64 << 20  # far more than HTTP/2 flow control lets a server send ahead of its reader
 WAIT = 30.0
@@ -85,6 +86,33 @@ def hold_the_slot(stub: peer_pb2_grpc.PeerServiceStub) -> grpc.Call:
     return call
 
 
+class GatedWaiter(Waiter):
+    """A Waiter of big.bin that, once its first data came (`served` set), reads no more until
+    `go` is set: it holds the slot meanwhile, so the next in line cannot be served yet.
+    """
+
+    def __init__(self, stub: peer_pb2_grpc.PeerServiceStub) -> None:
+        super().__init__(stub, "big.bin")
+        self.served = threading.Event()
+        self.go = threading.Event()
+        self.received = 0
+
+    def run(self) -> None:
+        try:
+            for response in self.call:
+                if response.HasField("queued"):
+                    self.positions.append(response.queued.position)
+                    self.responses.put(response)
+                    continue
+                self.received += len(response.data)
+                if not self.served.is_set():
+                    self.served.set()
+                    self.go.wait(WAIT)
+        except grpc.RpcError as error:
+            self.error = error
+        self.responses.put(None)
+
+
 def test_three_downloaders_behind_one_slot_are_served_in_order_each_told_its_place(
     root: Path, start_peer: Callable[..., InProcessPeer], stub: Callable
 ) -> None:
@@ -92,43 +120,32 @@ def test_three_downloaders_behind_one_slot_are_served_in_order_each_told_its_pla
     holder = hold_the_slot(stub(peer))
     waiters = []
     for place in (1, 2, 3):
-        waiter = Waiter(stub(peer))
+        waiter = GatedWaiter(stub(peer))
         waiter.start()
         first = waiter.next()
         assert first is not None
-        assert first.queued.position == place
-        assert first.queued.waiting == place
+        assert (first.queued.position, first.queued.waiting) == (place, place)
         assert not first.data
         assert not first.HasField("file")
         waiters.append(waiter)
-    served: list[int] = []
 
-    def watch(number: int, waiter: Waiter) -> None:
-        while (response := waiter.next()) is not None:
-            if response.data and number not in served:
-                served.append(number)
-
-    watchers = [
-        threading.Thread(target=watch, args=(n, w), daemon=True) for n, w in enumerate(waiters)
-    ]
-    for watcher in watchers:
-        watcher.start()
     holder.cancel()
-    for watcher in watchers:
-        watcher.join(WAIT)
+    served = []
+    for _ in waiters:
+        # The one served holds the slot until it is let go: nobody behind it gets data first.
+        wait_until(lambda: any(w.served.is_set() and w not in served for w in waiters))
+        now = [n for n, w in enumerate(waiters) if w.served.is_set() and w not in served]
+        assert len(now) == 1
+        served.append(waiters[now[0]])
+        waiters[now[0]].go.set()
+        waiters[now[0]].join(WAIT)
 
-    assert served == [0, 1, 2]
+    assert served == waiters  # first come, first served
     for waiter in waiters:
         assert waiter.error is None
-        assert waiter.data == b"small" * 1000
+        assert waiter.received == BIG
     # Each was told every place it moved to, best last.
-    assert waiters[0].positions == [1]
-    assert waiters[1].positions[0] == 2
-    assert waiters[1].positions[-1] == 1
-    assert waiters[2].positions[0] == 3
-    assert waiters[2].positions[-1] == 1
-    for waiter in waiters:
-        assert waiter.positions == sorted(waiter.positions, reverse=True)
+    assert [w.positions for w in waiters] == [[1], [2, 1], [3, 2, 1]]
 
 
 def test_a_downloader_that_leaves_frees_its_place_at_once(
@@ -141,9 +158,10 @@ def test_a_downloader_that_leaves_frees_its_place_at_once(
     monkeypatch.setattr(servicer, "QUEUE_REPORT_INTERVAL", 600.0)
     peer = start_peer(root, max_uploads=1, queue=QueueLimits(most=8, per_address=8))
     holder = hold_the_slot(stub(peer))
-    first, second = Waiter(stub(peer)), Waiter(stub(peer))
+    first = Waiter(stub(peer))  # the call starts here: the second only once the first waits
     first.start()
     assert first.next().queued.position == 1
+    second = Waiter(stub(peer))
     second.start()
     assert second.next().queued.position == 2
 
