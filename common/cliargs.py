@@ -1,7 +1,9 @@
 """Argument parsing that both command lines share: one-line errors and checked numbers."""
 
 import argparse
+import importlib.metadata
 import math
+import sys
 from collections.abc import Callable
 from typing import NoReturn
 
@@ -17,10 +19,27 @@ class OneLineParser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line, not usage plus a line."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(
-            ExitCode.USAGE,
-            tr("{prog}: {message} (see --help)", prog=self.prog, message=message) + "\n",
-        )
+        usage_error(self.prog, message)
+
+
+def usage_error(prog: str, message: str) -> NoReturn:
+    """Exit with ExitCode.USAGE after one line on stderr: `prog: message (see --help)`."""
+    sys.stderr.write(tr("{prog}: {message} (see --help)", prog=prog, message=message) + "\n")
+    sys.exit(ExitCode.USAGE)
+
+
+def add_version(parser: argparse.ArgumentParser) -> None:
+    """`--version`: the program's name and napshare's version, as installed."""
+    try:
+        version = importlib.metadata.version("napshare")
+    except importlib.metadata.PackageNotFoundError:  # run from a tree that was not installed
+        version = "unknown"
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"{parser.prog} {version}",
+        help=tr("print the version and exit"),
+    )
 
 
 def positive_number(text: str) -> float:

@@ -68,6 +68,7 @@ class TrackerLink:
         self._wake = threading.Event()
         self._reconnected = threading.Event()  # heartbeat (or join) now, not at the interval
         self._threads: list[threading.Thread] = []
+        self._unreachable = False  # the tracker was down at start, and the user was told
 
     @property
     def peer_id(self) -> str:
@@ -108,8 +109,13 @@ class TrackerLink:
             self.on_registered(registration)
         return registration
 
-    def start(self) -> None:
-        """Start heartbeating and rescanning (joining first, in the background, if needed)."""
+    def start(self, *, unreachable: bool = False) -> None:
+        """Start heartbeating and rescanning (joining first, in the background, if needed).
+
+        `unreachable`: a Join just failed because the tracker is down, and the user was told;
+        the next line is when it is back.
+        """
+        self._unreachable = unreachable
         self.tracker.watch_reconnects(self._on_reconnect)
         for target, name in ((self._heartbeats, "heartbeat"), (self._rescans, "rescan")):
             thread = threading.Thread(
@@ -156,7 +162,7 @@ class TrackerLink:
 
     def _heartbeats(self) -> None:
         retry = Backoff(TRACKER_RETRY_CAP)
-        unreachable = False
+        unreachable = self._unreachable
         while not self._stop.is_set():
             registration = self._registration
             if registration is None:

@@ -232,7 +232,7 @@ class Downloader:
         )
         channels = PeerChannels(plaintext=self.tracker.plaintext, routes=routes)
         try:
-            targets = self._targets(name, options, reporter, cancel, channels)
+            targets, options = self._targets(name, options, reporter, cancel, channels)
             job = _Job(name, options, reporter, channels, cancel, _Tally(reporter))
             for index, target in enumerate(targets):
                 try:
@@ -268,9 +268,10 @@ class Downloader:
         reporter: Reporter,
         cancel: threading.Event | None,
         channels: PeerChannels,
-    ) -> list[_Target]:
+    ) -> tuple[list[_Target], DownloadOptions]:
         """The versions of the file on offer, the most widely shared (or the preferred) first;
-        each source's certificate is pinned in `channels`.
+        each source's certificate is pinned in `channels`. With them, `options`, without the
+        preferred peer if the tracker does not list it over TLS (a peer that cannot be checked).
         """
         found = self._search(name)
         if not found.sources and found.gathering and options.wait_for_peers > 0:
@@ -283,6 +284,21 @@ class Downloader:
         counts = Counter((s.size, s.sha256, s.pieces_root) for s in sources)
         ranked = sorted(counts, key=lambda key: -counts[key])
         preferred = options.preferred
+        unlisted = preferred is not None and all(s.peer != preferred for s in sources)
+        if unlisted and not channels.plaintext:
+            # Over TLS only the tracker's list says which certificate a peer must show; in
+            # plain text a peer the user names is asked as in the original's DOWNLOAD.
+            reporter.notice(
+                tr(
+                    "the tracker does not list peer {peer} as sharing {name} (it never joined, "
+                    "or shares no file of that name), so nothing says which certificate it "
+                    "must show; downloading from the peers it lists",
+                    peer=preferred,
+                    name=name,
+                )
+            )
+            options = dataclasses.replace(options, preferred=None)
+            preferred = None
         if preferred is not None:
             chosen = [(s.size, s.sha256, s.pieces_root) for s in sources if s.peer == preferred]
             if chosen:
@@ -298,7 +314,7 @@ class Downloader:
                 peers = [preferred] + [p for p in peers if p != preferred]
             target.add(peers)
             targets.append(target)
-        return targets
+        return targets, options
 
     def _await_peers(
         self, name: str, patience: float, reporter: Reporter, cancel: threading.Event | None
@@ -306,7 +322,7 @@ class Downloader:
         """Search again until a peer shares `name`, the tracker stops gathering, or `patience`
         seconds pass; the last answer.
         """
-        reporter.note(
+        reporter.notice(
             tr(
                 "the tracker started moments ago and its peers may still be joining; "
                 "waiting up to {seconds} s for a peer that shares {name}",

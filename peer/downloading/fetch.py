@@ -296,18 +296,23 @@ class _Watchdog:
         self._done.set()
         self._thread.join()
 
+    def poll(self) -> bool:
+        """Cancel the call now if a stop is set or the peer stalled; whether it did."""
+        stopped = [i for i, event in enumerate(self._stops) if event and event.is_set()]
+        if stopped:
+            self.reason = stopped[0]
+        elif time.monotonic() - self.last > self._stall_timeout:
+            self.reason = "stalled"
+        else:
+            return False
+        self._call.cancel()  # type: ignore[no-untyped-call]
+        return True
+
     def _run(self) -> None:
         tick = min(0.2, self._stall_timeout / 4)
         while not self._done.wait(tick):
-            stopped = [i for i, event in enumerate(self._stops) if event and event.is_set()]
-            if stopped:
-                self.reason = stopped[0]
-            elif time.monotonic() - self.last > self._stall_timeout:
-                self.reason = "stalled"
-            else:
-                continue
-            self._call.cancel()  # type: ignore[no-untyped-call]
-            return
+            if self.poll():
+                return
 
 
 @dataclass(frozen=True)
@@ -374,22 +379,24 @@ def fetch_claim(download: Download, part: PartFile, plan: Plan, claim: Claim, ho
                 if not keeper.keep(index, piece.views()):
                     return
                 index += 1
+                if index >= claim.asked_end:
+                    break  # all it asked for came: read on to the stream's end, its status
                 if index >= claim.end:
-                    return
+                    return  # another stream took the rest
                 piece_end = layer.end_of(index)
                 piece = _Piece(piece_end - position)
             if how.limit is not None:
                 _pace(how.limit, len(data), watchdog, stops)
     except grpc.RpcError as error:
         keeper.finish()
-        if watchdog.reason == 2 or keeper.stopped:
-            return  # superseded, or the keeper ended the call: other streams have the rest
+        if watchdog.reason == 2 or keeper.stopped or position == end:
+            return  # superseded, the keeper ended the call, or every byte asked came
         raise _ended(error, watchdog, peer, part, how) from None
     finally:
         keeper.finish()
         watchdog.stop()
         call.cancel()  # type: ignore[no-untyped-call]
-    if claim.superseded.is_set() or keeper.stopped:
+    if claim.superseded.is_set() or keeper.stopped or position == end:
         return
     raise PeerError(peer, PeerFault.GONE, f"the stream ended at byte {position} of {end}")
 
@@ -494,8 +501,8 @@ class _Keeper:
                 self._part.add_source(peer)
             self._how.on_bytes(peer, layer.end_of(index) - index * layer.piece_size)
         _, going_on = self._plan.advance(self._claim, index)
-        if not going_on:
-            self._stop()
+        if not going_on and self._claim.next < self._claim.asked_end:
+            self._stop()  # the rest of what the stream asked for is not wanted any more
 
     def _stop(self) -> None:
         self.stopped = True
@@ -565,8 +572,9 @@ def _pace(
     watchdog: _Watchdog,
     stops: Sequence[threading.Event | None],
 ) -> None:
-    """Wait as long as the download cap says, or until one of `stops` is set (the watchdog
-    then cancels the call and the loop ends); the wait is ours, not a stall of the peer.
+    """Wait as long as the download cap says, or until one of `stops` is set: the watchdog
+    then cancels the call at once, so the loop ends before it takes what the peer already
+    sent at full speed; the wait is ours, not a stall of the peer.
     """
     delay = limit.reserve(count)
     if not delay:
@@ -575,6 +583,7 @@ def _pace(
     deadline = time.monotonic() + delay
     while (left := deadline - time.monotonic()) > 0:
         if any(stop is not None and stop.is_set() for stop in stops):
+            watchdog.poll()
             return
         time.sleep(min(left, PACE_TICK))
 

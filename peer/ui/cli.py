@@ -8,14 +8,16 @@ from napshare.common.address import InvalidAddressError, address_list, normal_ad
 from napshare.common.cliargs import (
     OneLineParser,
     add_metrics_flags,
+    add_version,
     byte_rate,
     host_name,
     int_in_range,
     non_negative_number,
     positive_number,
+    usage_error,
 )
-from napshare.common.console import localized, tr
-from napshare.common.exitcodes import epilog
+from napshare.common.console import N_, localized, tr
+from napshare.common.exitcodes import ExitCode, epilog
 from napshare.common.names import InvalidNameError, check_file_name
 from napshare.peer.defaults import (
     DEFAULT_CHUNK_SIZE,
@@ -43,12 +45,17 @@ from napshare.peer.folder.layout import (
     HASHES_FILE,
     IDENTITY_DIR,
     KNOWN_TRACKERS_FILE,
+    LAYERS_DIR,
+    NOTE_SUFFIX,
     PART_SUFFIX,
     PARTIAL_DIR,
     STATE_DIR,
 )
 
 # This module loads no gRPC: main() must set GRPC_VERBOSITY before gRPC's core starts.
+
+# The exit codes napshare-peer words its own way in --help.
+EXIT_CODES_SAID = {ExitCode.OK: N_("success (for search, finding nothing is a success too)")}
 
 
 def _epilog() -> str:
@@ -57,24 +64,28 @@ def _epilog() -> str:
         """
 the {state}/ folder:
   serve and download keep their own files in DIR/{state}/, which is never shared:
-  {hashes} holds the sha256 of each shared file (with its size and mtime), so a
-  restart does not read every file again; {partial}/ holds each unfinished download: its
-  bytes (KEY{suffix}) and a note (which file they are the start of, and which peers sent
-  them), so the same download resumes. A download touches nothing else in DIR but the
-  verified file it finally puts there. {identity}/ holds this peer's identity (key.pem,
-  cert.pem, owner-only), made on the first serve; {known} the fingerprint of each tracker
-  first seen. Deleting {state}/ is safe but for them: files are hashed again, unfinished
-  downloads start over, and a new identity cannot take this peer's address at the tracker
-  until the old one's lease ran out.
+  {hashes} holds the sha256 and pieces root of each shared file (with its size and
+  mtime), so a restart does not read every file again; {layers}/ the piece layer (a
+  SHA-256 per piece) of each shared file larger than one piece. {partial}/ holds each
+  unfinished download: its bytes (KEY{suffix}) and a note (KEY{note}: which file they are
+  pieces of, which pieces are verified, and which peers sent them), so the same download
+  resumes where it stopped. A download touches nothing else in DIR but the verified file
+  it finally puts there. {identity}/ holds this peer's identity (key.pem, cert.pem,
+  owner-only), made on the first serve; {known} the fingerprint of each
+  tracker first seen. Deleting {state}/ is safe but for them: files are hashed again,
+  unfinished downloads start over, and a new identity cannot take this peer's address at
+  the tracker until the old one's lease ran out.
 """,
         state=STATE_DIR,
         hashes=HASHES_FILE,
+        layers=LAYERS_DIR,
         partial=PARTIAL_DIR,
         suffix=PART_SUFFIX,
+        note=NOTE_SUFFIX,
         identity=IDENTITY_DIR,
         known=KNOWN_TRACKERS_FILE,
     )
-    return epilog() + state
+    return epilog(said=EXIT_CODES_SAID) + state
 
 
 def _host(text: str) -> str:
@@ -207,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=epilog_text,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_version(parser)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser(
@@ -348,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=epilog_text,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    search.add_argument("name", help=tr("the exact file name, or keywords with --query"))
+    search.add_argument("name", nargs="?", help=tr("the exact file name, or keywords with --query"))
     search.add_argument(
         "--query", action="store_true", help=tr("match every file whose name holds all the words")
     )
@@ -390,6 +402,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run `napshare-peer`; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "search" and not args.name:
+        usage_error(
+            "napshare-peer search",
+            tr(
+                "say what to look for: a file name (napshare-peer search aula1.mp4) or "
+                'keywords (napshare-peer search --query "aula mp4")'
+            ),
+        )
     if args.command == "download" or (args.command == "search" and not args.query):
         try:
             check_file_name(args.name)

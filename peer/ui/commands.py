@@ -20,7 +20,7 @@ from napshare.peer.errors import CancelledError, ClientError
 from napshare.peer.folder.store import FolderError, SharedFolder
 from napshare.peer.tracker_client import TrackerClient
 from napshare.peer.ui import flags
-from napshare.peer.ui.progress import downloaded_line, reporter_for
+from napshare.peer.ui.progress import downloaded_line, reporter_for, resumed_line
 
 logger = logging.getLogger(__name__)
 
@@ -75,10 +75,13 @@ def _search(args: argparse.Namespace) -> int:
     if args.query:
         for s in found.sources:
             console.show(s.peer, str(s.size), s.name)
-    peers = list(dict.fromkeys(s.peer for s in found.sources))
-    console.say(console.PEERS_WITH_FILE, peers=peers)
+    else:
+        peers = list(dict.fromkeys(s.peer for s in found.sources))
+        console.say(console.PEERS_WITH_FILE, peers=peers)
     if not found.sources and found.gathering:
         _notice(tr("the tracker started moments ago and its peers may still be joining"))
+    elif not found.sources and args.query:
+        _notice(tr("no shared file's name holds every word of {query}", query=repr(args.name)))
     if found.capped:
         _notice(
             tr(
@@ -107,7 +110,8 @@ def _download(args: argparse.Namespace) -> int:
     cancel = _signals_cancel()
     downloader = Downloader(folder, tracker, limit=TokenBucket(args.max_download_rate))
     try:
-        result = downloader.download(args.name, options, reporter_for(sys.stderr), cancel)
+        reporter = reporter_for(sys.stderr, on_notice=_notice)
+        result = downloader.download(args.name, options, reporter, cancel)
     except (KeyboardInterrupt, CancelledError):
         return _fail(
             tr(
@@ -132,6 +136,9 @@ def _download(args: argparse.Namespace) -> int:
             ", ".join(f"{peer} {count}" for peer, count in result.received_from),
         )
     console.show(downloaded_line(result, args.dir))
+    resumed = resumed_line(result)
+    if resumed is not None:
+        _notice(resumed)
     return ExitCode.OK
 
 
