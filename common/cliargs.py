@@ -3,6 +3,7 @@
 import argparse
 import importlib.metadata
 import math
+import re
 import sys
 from collections.abc import Callable
 from typing import NoReturn
@@ -13,6 +14,8 @@ from napshare.common.exitcodes import ExitCode
 from napshare.common.ratelimit import parse_rate
 
 METRICS_HOST = "127.0.0.1"
+_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+_SIZE = re.compile(r"(\d+)([KMGT]?)(?:I?B)?")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -73,6 +76,28 @@ def byte_rate(text: str) -> float:
             tr(
                 "{text} is not a rate: bytes per second, with K, M or G for 1024, 1024² or "
                 "1024³ (500K, 30M); 0 for no limit",
+                text=repr(text),
+            )
+        ) from None
+
+
+def parse_size(text: str) -> int:
+    """Bytes from `1G`, `512MiB`, `64K` or `4096` (binary units); ValueError otherwise."""
+    match = _SIZE.fullmatch(text.strip().upper())
+    if match is None:
+        raise ValueError(f"{text!r} is not a number of bytes")
+    return int(match.group(1)) * _UNITS[match.group(2)]
+
+
+def byte_size(text: str) -> int:
+    """A number of bytes, such as 512M or 1T (parse_size), for a flag."""
+    try:
+        return parse_size(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            tr(
+                "{text} is not a number of bytes; write it with an optional K, M, G or T "
+                "(1024, 1024², ...), such as 512M or 1G",
                 text=repr(text),
             )
         ) from None

@@ -10,6 +10,7 @@ from napshare.common.cliargs import (
     add_metrics_flags,
     add_version,
     byte_rate,
+    byte_size,
     host_name,
     int_in_range,
     non_negative_number,
@@ -26,6 +27,7 @@ from napshare.peer.defaults import (
     GIVE_UP_AFTER,
     MAX_CHUNK_SIZE,
     MAX_DIALBACKS,
+    MAX_FILE_SIZE,
     MAX_RESULTS,
     MAX_SOURCES,
     MAX_UPLOADS,
@@ -99,6 +101,16 @@ def _fingerprint(text: str) -> str:
             tr("{text!r} is not a SHA-256 fingerprint (64 hex digits)", text=text[:80])
         )
     return hex_digits
+
+
+def _digest(text: str) -> str:
+    """A sha256 or pieces root as the tracker lists them: 64 hex digits, lowercase."""
+    digest = text.lower()
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise argparse.ArgumentTypeError(
+            tr("{text!r} is not a SHA-256 (64 hex digits)", text=text[:80])
+        )
+    return digest
 
 
 def _address(text: str) -> str:
@@ -199,6 +211,17 @@ def build_parser() -> argparse.ArgumentParser:
         help=tr(
             "draw pieces from up to N peers at once, 1 to {most} (default: %(default)s)",
             most=MOST_SOURCES,
+        ),
+    )
+    fetching.add_argument(
+        "--max-file-size",
+        type=byte_size,
+        default=MAX_FILE_SIZE,
+        metavar="SIZE",
+        help=tr(
+            "refuse a file listed larger than SIZE, with K, M, G or T for 1024, 1024², ... "
+            "(default: 1T): a peer can list any size, and a larger file has larger pieces, "
+            "three of which each stream keeps on disk while they arrive"
         ),
     )
     fetching.add_argument(
@@ -394,6 +417,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     download.add_argument(
         "--force", action="store_true", help=tr("replace the file if the folder has it already")
+    )
+    download.add_argument(
+        "--sha256",
+        type=_digest,
+        metavar="HEX",
+        help=tr(
+            "when peers share several versions of the file, the one with this sha256 "
+            "(`search NAME` lists them)"
+        ),
+    )
+    download.add_argument(
+        "--root",
+        type=_digest,
+        metavar="HEX",
+        help=tr("the version with this pieces root (`search NAME` lists them)"),
     )
     return parser
 
