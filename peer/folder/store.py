@@ -129,10 +129,32 @@ class SharedFolder:
         return files
 
     def has(self, name: str) -> bool:
-        """Whether the folder holds an entry named `name` (a plain name), of any kind: what a
-        download of that name would not replace unless forced.
+        """Whether the folder holds an entry named `name` (a path), of any kind, or something
+        in the way of one (a symlink or a file where a folder of the name should be): what a
+        download of that name would not put in place unless forced.
         """
-        return os.path.lexists(self.root / check_file_name(name))
+        folders, leaf = beneath.split(check_file_name(name))
+        try:
+            root_fd = beneath.open_root(self.root)
+        except OSError as error:
+            raise FolderError(N_("shared folder {folder} is gone"), folder=self.root) from error
+        try:
+            folder_fd = beneath.open_folder(root_fd, folders)
+        except FileNotFoundError:
+            return False
+        except OSError as error:
+            if error.errno in beneath.NOT_A_FOLDER:
+                return True
+            raise
+        finally:
+            os.close(root_fd)
+        try:
+            os.stat(leaf, dir_fd=folder_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        finally:
+            os.close(folder_fd)
+        return True
 
     def get(self, name: str) -> SharedFile:
         """The shared file `name`; raises InvalidNameError or NotSharedError."""

@@ -441,3 +441,21 @@ def test_remember_records_a_nested_download(tmp_path: Path) -> None:
     later = SharedFolder(tmp_path)
     assert later.get("semana1/new.bin") == info
     assert later.hash_count == 0
+
+
+def test_has_tells_whether_a_name_is_taken_or_blocked(tmp_path: Path) -> None:
+    (tmp_path / "semana1").mkdir()
+    write_old(tmp_path / "semana1" / "aula1.mp4", b"x")
+    write_old(tmp_path / "file", b"x")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "elsewhere")
+    folder = SharedFolder(tmp_path)
+
+    assert folder.has("semana1/aula1.mp4")
+    assert folder.has("semana1")
+    assert not folder.has("semana1/aula2.mp4")
+    assert not folder.has("semana2/aula1.mp4")
+    assert folder.has("file/x")  # a file where a folder should be
+    assert folder.has("link/x")  # a symlink where a folder should be
+    with pytest.raises(InvalidNameError):
+        folder.has("../x")
