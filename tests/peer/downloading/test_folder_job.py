@@ -3,7 +3,6 @@ written outside the destination, whatever the names or the folder on the way.
 """
 
 import os
-import random
 import threading
 from concurrent import futures
 from pathlib import Path
@@ -27,32 +26,9 @@ from napshare.v1 import file_info_pb2, tracker_pb2, tracker_pb2_grpc
 
 from tests.support.downloads import Swarm, part_path
 from tests.support.files import MIB
+from tests.support.trees import COURSE, TREE, files_under, make_tree
 
-TREE = {
-    "curso/semana1/aula1.mp4": random.Random(1).randbytes(3 * MIB + 17),
-    "curso/semana1/aula2.mp4": random.Random(2).randbytes(5 * MIB + 3),
-    "curso/semana2/aula1.mp4": random.Random(3).randbytes(1000),
-    "curso/vazio.txt": b"",
-    "notas.txt": b"notas\n",
-}
-COURSE = sorted(name for name in TREE if name.startswith("curso/"))
 OPTIONS = DownloadOptions(stall_timeout=5, give_up_after=20, wait_for_peers=0)
-
-
-def make_tree(root: Path) -> Path:
-    for name, data in TREE.items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_bytes(data)
-    return root
-
-
-def files_under(root: Path) -> dict[str, bytes]:
-    """Every file under `root` but napshare's own, by its path from `root`."""
-    return {
-        path.relative_to(root).as_posix(): path.read_bytes()
-        for path in sorted(root.rglob("*"))
-        if path.is_file() and STATE_DIR not in path.relative_to(root).parts
-    }
 
 
 def silent(_position: int, _file: object) -> SilentReporter:
