@@ -249,7 +249,7 @@ def test_help_lists_every_exit_code_of_the_table(command: list[str]) -> None:
 @pytest.mark.parametrize(
     ("command", "option"),
     [
-        ([], "download  baixa um arquivo e sai"),
+        ([], "download  baixa um arquivo, ou uma pasta de um peer, e sai"),
         (["serve"], "rodar como daemon até SIGINT ou SIGTERM"),
         (["download"], "o endereço do tracker, ou os das suas réplicas"),
     ],
