@@ -92,16 +92,7 @@ def _search(args: argparse.Namespace) -> int:
             found = tracker.find(name=args.name, limit=args.limit)
     finally:
         tracker.close()
-    if not args.plaintext and args.tracker_cert is None and args.tracker_fingerprint is None:
-        _notice(
-            tr(
-                "no --tracker-cert or --tracker-fingerprint: trusted whatever certificate "
-                "tracker {tracker} showed (SHA-256 fingerprint {fingerprint}); pin it with "
-                "--tracker-fingerprint {fingerprint}",
-                tracker=tracker.address,
-                fingerprint=tracker.tracker_identity,
-            )
-        )
+    _tell_trust(args, tracker)
     if args.query:
         for s in found.sources:
             console.show(s.peer, str(s.size), s.name)
@@ -188,12 +179,30 @@ def _tell_versions(sources: list[Source]) -> None:
         )
 
 
+def _tell_trust(args: argparse.Namespace, tracker: TrackerClient) -> None:
+    """For a command that keeps no folder (search, browse): without a pin, which certificate
+    it trusted, and how to pin it.
+    """
+    if not args.plaintext and args.tracker_cert is None and args.tracker_fingerprint is None:
+        _notice(
+            tr(
+                "no --tracker-cert or --tracker-fingerprint: trusted whatever certificate "
+                "tracker {tracker} showed (SHA-256 fingerprint {fingerprint}); pin it with "
+                "--tracker-fingerprint {fingerprint}",
+                tracker=tracker.address,
+                fingerprint=tracker.tracker_identity,
+            )
+        )
+
+
 def _browse(args: argparse.Namespace) -> int:
     peer, folder = args.peer
     tracker = TrackerClient(args.tracker, transport=flags.transport(args, None))
     tree = TreeLines()
     try:
-        for page in tracker.browse(peer, folder):
+        for number, page in enumerate(tracker.browse(peer, folder)):
+            if number == 0:
+                _tell_trust(args, tracker)
             for line in tree.feed((f.name, f.size) for f in page):
                 console.show(line)
     finally:
