@@ -75,7 +75,7 @@ REPLAYS = [
     Replay(
         "docs/clients.md",
         [4],
-        files={"shared/aula1.mp4": VIDEO},
+        files={"shared/aula1.mp4": VIDEO, "shared/semana1/notas.txt": b"notas\n"},
         setup=[TRACKER, PEER],
         already_done=("make ts-client",),
     ),
