@@ -147,3 +147,22 @@ def test_the_menu_browses_a_peer_and_downloads_its_folder(swarm: Swarm) -> None:
     assert f"download curso/semana1/ of {peer} into b? [y/N] " in out
     assert "Folder curso/semana1/ downloaded successfully into folder b: 2 files, 8.0 MiB" in out
     assert files_under(swarm.tmp / "b") == {name: TREE[name] for name in COURSE[:2]}
+
+
+def test_the_menu_downloads_a_folder_named_with_a_slash_at_its_end(swarm: Swarm) -> None:
+    source = swarm.node(make_tree(swarm.folder("a")), swarm.tracker.address)
+    me = swarm.node(swarm.folder("b"), swarm.tracker.address)
+    peer = source.link.peer_id
+    shown = io.StringIO()
+
+    typed = f"3\n../x/\n3\ncurso/\n{peer}\n"  # DOWNLOAD a hostile folder, then a good one
+    Menu(me, io.StringIO(typed), shown).run()
+    [job] = me.downloads
+    job.thread.join(timeout=60)
+
+    out = shown.getvalue()
+    assert "file name (a folder: end it with /): file name '../x' has a '..' segment" in out
+    assert f"downloading folder curso/ of {peer} in the background" in out
+    assert "Folder curso/ downloaded successfully into folder b: 4 files, 8.0 MiB" in out
+    assert files_under(swarm.tmp / "b") == {name: TREE[name] for name in COURSE}
+    assert sorted(p.name for p in swarm.tmp.iterdir()) == ["a", "b"]
