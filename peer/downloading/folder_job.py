@@ -112,10 +112,13 @@ def download_folder(
     in place; the first failure ends the job (a ClientError, the unfinished file's part kept).
 
     `reporter_for(position, file)` gives the reporter of the file at `position` (from 1) of
-    all the plan's files. The peer that listed the files is asked first for each, and the
-    others that share the same name only when it fails.
+    all the plan's files. Each file is the version the peer listed (its sha256 and pieces
+    root), whatever other peers share under the same name; the peer is asked first, and the
+    others that share that version only when it fails.
     """
-    options = dataclasses.replace(options, preferred=plan.peer)
     for position, file in enumerate(plan.files, start=1):
         if file.name not in plan.present:
-            yield downloader.download(file.name, options, reporter_for(position, file), cancel)
+            pinned = dataclasses.replace(
+                options, preferred=plan.peer, sha256=file.sha256, pieces_root=file.pieces_root
+            )
+            yield downloader.download(file.name, pinned, reporter_for(position, file), cancel)

@@ -16,6 +16,7 @@ from napshare.peer.downloading.reporting import SilentReporter
 from napshare.peer.errors import (
     AlreadyExistsError,
     CancelledError,
+    ClientError,
     FolderProblemError,
     NotFoundError,
 )
@@ -51,6 +52,31 @@ def test_a_nested_tree_is_shared_and_downloaded_with_its_folders(swarm: Swarm) -
     folder = SharedFolder(target)
     assert [f.name for f in folder.scan()] == COURSE
     assert folder.hash_count == 0
+
+
+def test_each_file_is_the_version_the_peer_listed_whatever_others_share(swarm: Swarm) -> None:
+    source = swarm.node(make_tree(swarm.folder("a")), swarm.tracker.address)
+    name = "curso/semana2/aula1.mp4"
+    for decoy in ("c", "d"):  # two listings of other bytes under the name outrank one
+        folder = swarm.folder(decoy)
+        (folder / "curso" / "semana2").mkdir(parents=True)
+        (folder / name).write_bytes(b"other bytes")
+        swarm.node(folder, swarm.tracker.address)
+    target = swarm.folder("b")
+    downloader = Downloader(SharedFolder(target), swarm.tracker.client)
+
+    plan = plan_folder(downloader, source.link.peer_id, "curso/semana2")
+    [result] = download_folder(downloader, plan, OPTIONS, silent)
+
+    assert result.sources == (source.link.peer_id,)
+    assert files_under(target) == {name: TREE[name]}
+
+    # Gone before the next run: the others' bytes under the name are not taken for its.
+    (target / name).unlink()
+    source.stop()
+    with pytest.raises(ClientError):
+        list(download_folder(downloader, plan, OPTIONS, silent))
+    assert files_under(target) == {}
 
 
 def test_the_whole_share_is_the_empty_folder(swarm: Swarm) -> None:
