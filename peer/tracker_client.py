@@ -681,7 +681,7 @@ def _well_formed(file: file_info_pb2.FileInfo) -> bool:
 
 
 def _checked(results: Iterable[tracker_pb2.SearchResult], name: str, tracker: str) -> list[Source]:
-    """The results that are well formed: a plain name (`name` itself for an exact search), a
+    """The results that are well formed: a valid name (`name` itself for an exact search), a
     sha256, a size, a pieces root or none (none for an empty file), and a peer id in the one
     form Join issues. A tracker is not trusted to send only those; what else it sends is
     dropped, and said once in the log.
