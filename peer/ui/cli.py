@@ -512,10 +512,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "or a peer's folder (napshare-peer download --folder HOST:PORT:FOLDER --dir D)"
             ),
         )
-    if args.command == "download" and args.folder is not None and args.source is not None:
+    if (
+        args.command == "download"
+        and args.folder is not None
+        and (args.source is not None or args.sha256 is not None or args.root is not None)
+    ):
         usage_error(
             "napshare-peer download",
-            tr("--folder fetches from the peer it names; leave --from out"),
+            tr(
+                "--folder fetches each file from the peer it names, in the version that peer "
+                "lists; leave out --from, --sha256 and --root"
+            ),
         )
     if (args.command == "download" and args.folder is None) or (
         args.command == "search" and not args.query

@@ -5,6 +5,7 @@ download stopped by a real Ctrl-C (SIGINT) and resumed as one job by running it 
 
 import io
 import signal
+from pathlib import Path
 
 from napshare.common.exitcodes import ExitCode
 from napshare.peer.ui.menu import Menu
@@ -72,6 +73,14 @@ def test_a_hostile_folder_is_refused_with_its_reason_before_anything_is_asked(
         assert done.stderr.count("\n") == 1
     assert list(target.iterdir()) == []
     assert [p.name for p in swarm.tmp.iterdir()] == ["b"]
+
+
+def test_download_folder_takes_no_other_source_or_version(tmp_path: Path) -> None:
+    for flag in (["--from", "127.0.0.1:7"], ["--sha256", "a" * 64], ["--root", "b" * 64]):
+        done = run_peer("download", "--folder", "127.0.0.1:9:curso", "--dir", str(tmp_path), *flag)
+        assert done.returncode == ExitCode.USAGE, done.stderr
+        assert done.stderr.endswith("leave out --from, --sha256 and --root (see --help)\n")
+        assert done.stderr.count("\n") == 1
 
 
 def test_download_folder_puts_each_file_under_its_path(swarm: Swarm) -> None:
