@@ -226,7 +226,7 @@ def _download(args: argparse.Namespace) -> int:
         pieces_root=args.root or "",
     )
     cancel = _signals_cancel()
-    downloader = Downloader(folder, tracker, limit=TokenBucket(args.max_download_rate))
+    downloader = Downloader(folder, tracker, rate=TokenBucket(args.max_download_rate))
     try:
         reporter = reporter_for(sys.stderr, on_notice=_notice)
         result = downloader.download(args.name, options, reporter, cancel)
@@ -266,7 +266,7 @@ def _download_folder(args: argparse.Namespace) -> int:
     tracker = TrackerClient(args.tracker, transport=flags.transport(args, destination.root))
     options = flags.download_options(args, force=args.force)
     cancel = _signals_cancel()
-    downloader = Downloader(destination, tracker, limit=TokenBucket(args.max_download_rate))
+    downloader = Downloader(destination, tracker, rate=TokenBucket(args.max_download_rate))
     plan: FolderPlan | None = None
     done = 0
     try:

@@ -94,7 +94,7 @@ def test_a_folder_download_resumes_where_it_stopped(swarm: Swarm) -> None:
     source = swarm.node(make_tree(swarm.folder("a")), swarm.tracker.address)
     target = swarm.folder("b")
     # Paced, so the rest of the second file is still on its way when the job is cancelled.
-    downloader = Downloader(SharedFolder(target), swarm.tracker.client, limit=TokenBucket(4 * MIB))
+    downloader = Downloader(SharedFolder(target), swarm.tracker.client, rate=TokenBucket(4 * MIB))
     cancel = threading.Event()
 
     class StopMidway(SilentReporter):
