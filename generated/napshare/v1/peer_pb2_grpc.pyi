@@ -76,8 +76,9 @@ class PeerServiceStub:
     name, offset or sha256) is refused before it waits.
 
     Errors:
-    * `INVALID_ARGUMENT`: the name is not a plain file name (`../x`,
-      `/etc/passwd`, `a/b`, NUL, empty: `NAME_INVALID`), `limit` is negative
+    * `INVALID_ARGUMENT`: the name is not a valid name (see `FileInfo.name`:
+      `../x`, `a/../../x`, `/etc/passwd`, `a//b`, NUL, empty:
+      `NAME_INVALID`), `limit` is negative
       (`LIMIT_INVALID`), `sha256` is not 64 hex characters
       (`SHA256_INVALID`), or the request bytes are not a `DownloadRequest`
       (`REQUEST_MALFORMED`).
@@ -116,7 +117,7 @@ class PeerServiceStub:
     It takes no upload slot.
 
     Errors:
-    * `INVALID_ARGUMENT`: the name is not a plain file name (`NAME_INVALID`),
+    * `INVALID_ARGUMENT`: the name is not a valid name (`NAME_INVALID`),
       `sha256` is set but not 64 hex characters (`SHA256_INVALID`), or the
       request bytes are not a `GetPieceLayerRequest` (`REQUEST_MALFORMED`).
     * `NOT_FOUND`: this peer does not share a file of that name
@@ -172,8 +173,9 @@ class PeerServiceAsyncStub(PeerServiceStub):
     name, offset or sha256) is refused before it waits.
 
     Errors:
-    * `INVALID_ARGUMENT`: the name is not a plain file name (`../x`,
-      `/etc/passwd`, `a/b`, NUL, empty: `NAME_INVALID`), `limit` is negative
+    * `INVALID_ARGUMENT`: the name is not a valid name (see `FileInfo.name`:
+      `../x`, `a/../../x`, `/etc/passwd`, `a//b`, NUL, empty:
+      `NAME_INVALID`), `limit` is negative
       (`LIMIT_INVALID`), `sha256` is not 64 hex characters
       (`SHA256_INVALID`), or the request bytes are not a `DownloadRequest`
       (`REQUEST_MALFORMED`).
@@ -212,7 +214,7 @@ class PeerServiceAsyncStub(PeerServiceStub):
     It takes no upload slot.
 
     Errors:
-    * `INVALID_ARGUMENT`: the name is not a plain file name (`NAME_INVALID`),
+    * `INVALID_ARGUMENT`: the name is not a valid name (`NAME_INVALID`),
       `sha256` is set but not 64 hex characters (`SHA256_INVALID`), or the
       request bytes are not a `GetPieceLayerRequest` (`REQUEST_MALFORMED`).
     * `NOT_FOUND`: this peer does not share a file of that name
@@ -271,8 +273,9 @@ class PeerServiceServicer(metaclass=_abc_1.ABCMeta):
         name, offset or sha256) is refused before it waits.
 
         Errors:
-        * `INVALID_ARGUMENT`: the name is not a plain file name (`../x`,
-          `/etc/passwd`, `a/b`, NUL, empty: `NAME_INVALID`), `limit` is negative
+        * `INVALID_ARGUMENT`: the name is not a valid name (see `FileInfo.name`:
+          `../x`, `a/../../x`, `/etc/passwd`, `a//b`, NUL, empty:
+          `NAME_INVALID`), `limit` is negative
           (`LIMIT_INVALID`), `sha256` is not 64 hex characters
           (`SHA256_INVALID`), or the request bytes are not a `DownloadRequest`
           (`REQUEST_MALFORMED`).
@@ -317,7 +320,7 @@ class PeerServiceServicer(metaclass=_abc_1.ABCMeta):
         It takes no upload slot.
 
         Errors:
-        * `INVALID_ARGUMENT`: the name is not a plain file name (`NAME_INVALID`),
+        * `INVALID_ARGUMENT`: the name is not a valid name (`NAME_INVALID`),
           `sha256` is set but not 64 hex characters (`SHA256_INVALID`), or the
           request bytes are not a `GetPieceLayerRequest` (`REQUEST_MALFORMED`).
         * `NOT_FOUND`: this peer does not share a file of that name
