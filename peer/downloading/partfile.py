@@ -146,7 +146,10 @@ class PartFile:
         self._writeback_lock = threading.Lock()  # one thread at a time waits for the disk
         self._root = root
         self._root_fd = _open_dir(root)
-        self._writeback: Writeback  # once the part is open
+        self._writeback: Writeback  # once the part is open: behind the frontier
+        # Without the whole-file hash, writeback follows each run of pieces put one after the
+        # other (a stream's), by the index of the piece that would extend it.
+        self._runs: dict[int, Writeback] = {}
         self._writeback_error: OSError | None = None  # writing back failed: nothing more noted
         self._fd = -1
         self._partial_fd = -1
@@ -222,6 +225,7 @@ class PartFile:
         if self._frontier < 0:
             self._frontier = count
         self._writeback.restart(self._frontier * layer.piece_size)
+        self._runs.clear()
         self._on_disk = 0
         self._noted_pieces = None
         if rechecked:
@@ -259,13 +263,27 @@ class PartFile:
             self.have += length
             self._unnoted += length
             followed = self._follow(index, data)
+            run = None if self._hash is not None else self._run_of(index, start)
             note_now = self._unnoted >= NOTE_INTERVAL
             if note_now:
                 self._unnoted = 0
-        self._write_back(followed)
+        if run is None:
+            self._write_back(followed)
+        else:
+            self._write_back(start + length, run)
         if note_now:
             self._note_pieces()
         return True
+
+    def _run_of(self, index: int, start: int) -> Writeback:
+        """The writeback of the run of pieces that piece `index` (at `start`) extends, or of
+        a new one it starts. Called with the lock held.
+        """
+        run = self._runs.pop(index, None)
+        if run is None:
+            run = Writeback(self._fd, start)
+        self._runs[index + 1] = run
+        return run
 
     def scratch(self) -> int:
         """A new scratch file beside the part, read-write, already unlinked (O_TMPFILE where
@@ -446,6 +464,7 @@ class PartFile:
         frontier = self._done.find(0)
         self._frontier = len(self._done) if frontier < 0 else frontier
         self._writeback.restart(min(self._writeback.started, self._frontier * layer.piece_size))
+        self._runs.clear()
         if bad:
             self._note_pieces()
         return bad
@@ -481,17 +500,21 @@ class PartFile:
                 return False  # ENXIO: only a hole from `start` on
         return end <= self._on_disk  # a note of an earlier version: the bytes it left
 
-    def _write_back(self, end: int) -> None:
+    def _write_back(self, end: int, run: Writeback | None = None) -> None:
         """Let writeback follow the bytes before `end` (peer.downloading.writeback), keeping
-        the pages the whole-file hash has not read yet. Without the lock, so that waiting for
-        the disk holds up no other stream's pieces; a thread that finds another one waiting
-        goes on, and a later piece catches up.
+        the pages the whole-file hash has not read yet; `run`: a run of pieces' own writeback
+        instead of the frontier's. Without the lock, so that waiting for the disk holds up no
+        other stream's pieces; a thread that finds another one waiting goes on, and a later
+        piece catches up.
         """
         if not self._writeback_lock.acquire(blocking=False):
             return
         try:
-            hashed = end if self._hash is None else self._hash.hashed
-            self._writeback.wrote(end, hashed)
+            if run is not None:
+                run.wrote(end, end)
+            else:
+                hashed = end if self._hash is None else self._hash.hashed
+                self._writeback.wrote(end, hashed)
         except OSError as error:
             # Waiting for the writeback reported (and so cleared) the error a later fsync
             # would have seen: keep it, so no note or commit trusts these bytes.
@@ -589,6 +612,7 @@ class PartFile:
         os.ftruncate(self._fd, 0)
         self.have = self._frontier = self._unnoted = self._on_disk = 0
         self._writeback.restart(0)
+        self._runs.clear()
         if self.layer is not None:
             self._done = bytearray(len(self._done))
         with self._note_lock:

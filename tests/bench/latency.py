@@ -141,7 +141,7 @@ def _section(config: Config, delays: list[_Delay], size: int) -> Section:
     )
     details = [
         f"A {format_size(size)} file of random bytes, fetched by `napshare-peer download "
-        "--from PROXY` (sha256 verified) and by `curl -o` from `python -m http.server`, each "
+        "--from PROXY` (every piece verified) and by `curl -o` from `python -m http.server`, each "
         "through its own `tests/support/delayproxy.py`: a loopback TCP relay that holds every "
         "byte, in each direction, for the one-way delay before passing it on, with at most "
         f"{format_size(config.latency_buffer)} held per direction (it stops reading when full, "
