@@ -221,7 +221,8 @@ def run(size: int, work: Path) -> None:
         size_b = got.stat().st_size
         print(
             f"  {size_b:,} bytes ({size_b / GIB:.2f} GiB) in {seconds:.1f} s,"
-            f" {size_b / 1024**2 / seconds:.0f} MiB/s including verification (every piece, and the sha256)",
+            f" {size_b / 1024**2 / seconds:.0f} MiB/s"
+            " including verification (every piece, and the sha256)",
             flush=True,
         )
         # The copy's sha256 is the one the download checked (computed once, by napshare).
