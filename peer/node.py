@@ -161,7 +161,7 @@ class Node:
             self.tracker,
             asker=lambda: self.link.peer_id,
             on_saved=self.link.announce,
-            limit=TokenBucket(config.max_download_rate),
+            rate=TokenBucket(config.max_download_rate),
         )
         self.downloads: list[BackgroundDownload] = []
         self._received = _ByteCount()

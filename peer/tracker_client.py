@@ -87,6 +87,7 @@ class ConnectAnswer:
     secret: bytes = b""  # reverse: the 32-byte secret both sides prove
     relay_address: str = ""  # relay: host:port (an empty host: the tracker's)
     relay_ticket: bytes = b""  # relay: this side's serialized SignedRelayTicket
+    behind_nat: bool = False  # reverse: a NAT would drop a dial to the caller; none was asked
 
 
 class Listening:
@@ -325,12 +326,19 @@ class TrackerClient:
         return Listening(self, call, call.cancel)
 
     def connect(
-        self, peer: str, path: tracker_pb2.ConnectPath, reverse_port: int = 0
+        self,
+        peer: str,
+        path: tracker_pb2.ConnectPath,
+        reverse_port: int = 0,
+        caller_ip: str = "",
     ) -> ConnectAnswer:
         """Ask the tracker to reach `peer` by `path` (tracker_pb2.CONNECT_PATH_*); the caller's
         half. Raises ConnectRefusedError with the tracker's reason, or another ClientError.
+        `caller_ip`: this host's own address towards the tracker, for a reverse path.
         """
-        request = tracker_pb2.ConnectRequest(peer_id=peer, path=path, reverse_port=reverse_port)
+        request = tracker_pb2.ConnectRequest(
+            peer_id=peer, path=path, reverse_port=reverse_port, caller_ip=caller_ip
+        )
         try:
             reply = self._connected().Connect(request, timeout=self._timeout)
         except grpc.RpcError as error:
@@ -344,6 +352,7 @@ class TrackerClient:
             reply.secret,
             reply.relay_address,
             reply.relay_ticket,
+            reply.caller_behind_nat,
         )
 
     def watch_reconnects(self, callback: Callable[[], None]) -> None:

@@ -121,7 +121,8 @@ def create_server(
             "counter",
             "connects",
             "Connect calls answered, by path: reverse and relay (the peer was asked to dial), "
-            "local (its local addresses only).",
+            "local (its local addresses only), behind_nat (the caller is behind a NAT, so "
+            "nobody was asked to dial it).",
             "path",
             connects.answered,
         )

@@ -213,13 +213,15 @@ class TrackerServicer(tracker_pb2_grpc.TrackerServiceServicer):
         caller = caller_ip(context.peer())
         try:
             answer = self._connects.connect(
-                caller, request.peer_id, request.path, request.reverse_port
+                caller, request.peer_id, request.path, request.reverse_port, request.caller_ip
             )
         except TrackerError as error:
             logger.info("no connection to %s for %s: %s", request.peer_id[:80], caller, error)
             abort(context, error)
         how = "a relay" if request.path == tracker_pb2.CONNECT_PATH_RELAY else "a reverse dial"
-        if not answer.dialing:
+        if answer.caller_behind_nat:
+            how = "nobody: the caller is behind a NAT, its local addresses only"
+        elif not answer.dialing:
             how = "its local addresses only"
         logger.info("connecting %s to peer %s by %s", caller, request.peer_id, how)
         return answer

@@ -260,7 +260,7 @@ class Downloader:
     `asker` is this peer's id when it serves too (so it never asks itself), and `on_saved`
     is called with each file kept, to announce it to the tracker, once its sha256 is known (for
     a file its pieces root verified, computed afterwards in a thread of low priority; without
-    `on_saved`, the first time the folder describes the file). `limit` caps the bytes per
+    `on_saved`, the first time the folder describes the file). `rate` caps the bytes per
     second of all its downloads together (`--max-download-rate`; None: no cap).
     `disagreements` holds the sources whose listed sha256 the bytes disproved: not asked again
     for that version.
@@ -273,13 +273,13 @@ class Downloader:
         *,
         asker: Callable[[], str] = lambda: "",
         on_saved: Callable[[SharedFile], None] | None = None,
-        limit: TokenBucket | None = None,
+        rate: TokenBucket | None = None,
     ) -> None:
         self.folder = folder
         self.tracker = tracker
         self._asker = asker
         self._on_saved = on_saved
-        self._limit = limit
+        self._rate = rate
         self.disagreements = Disagreements()
         self.connections = PathCounts()  # connections to peers opened, by path
         self.reverse_host = ""  # where reverse connections are listened for ("": everywhere)
@@ -692,7 +692,7 @@ class Downloader:
         return Stream(
             job.options.stall_timeout,
             job.cancel,
-            self._limit,
+            self._rate,
             job.tally.add,
             on_data=job.tally.touch,
         )

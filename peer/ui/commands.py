@@ -187,7 +187,7 @@ def _download(args: argparse.Namespace) -> int:
         verify_sha256=args.verify_sha256,
     )
     cancel = _signals_cancel()
-    downloader = Downloader(folder, tracker, limit=TokenBucket(args.max_download_rate))
+    downloader = Downloader(folder, tracker, rate=TokenBucket(args.max_download_rate))
     try:
         reporter = reporter_for(sys.stderr, on_notice=_notice)
         result = downloader.download(args.name, options, reporter, cancel)

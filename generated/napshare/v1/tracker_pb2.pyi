@@ -176,27 +176,31 @@ class RelaySession(_message.Message):
     def __init__(self, relay_address: _Optional[str] = ..., relay_ticket: _Optional[bytes] = ...) -> None: ...
 
 class ConnectRequest(_message.Message):
-    __slots__ = ("peer_id", "path", "reverse_port")
+    __slots__ = ("peer_id", "path", "reverse_port", "caller_ip")
     PEER_ID_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
     REVERSE_PORT_FIELD_NUMBER: _ClassVar[int]
+    CALLER_IP_FIELD_NUMBER: _ClassVar[int]
     peer_id: str
     path: ConnectPath
     reverse_port: int
-    def __init__(self, peer_id: _Optional[str] = ..., path: _Optional[_Union[ConnectPath, str]] = ..., reverse_port: _Optional[int] = ...) -> None: ...
+    caller_ip: str
+    def __init__(self, peer_id: _Optional[str] = ..., path: _Optional[_Union[ConnectPath, str]] = ..., reverse_port: _Optional[int] = ..., caller_ip: _Optional[str] = ...) -> None: ...
 
 class ConnectResponse(_message.Message):
-    __slots__ = ("local_addresses", "dialing", "session", "secret", "relay_address", "relay_ticket")
+    __slots__ = ("local_addresses", "dialing", "session", "secret", "relay_address", "relay_ticket", "caller_behind_nat")
     LOCAL_ADDRESSES_FIELD_NUMBER: _ClassVar[int]
     DIALING_FIELD_NUMBER: _ClassVar[int]
     SESSION_FIELD_NUMBER: _ClassVar[int]
     SECRET_FIELD_NUMBER: _ClassVar[int]
     RELAY_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     RELAY_TICKET_FIELD_NUMBER: _ClassVar[int]
+    CALLER_BEHIND_NAT_FIELD_NUMBER: _ClassVar[int]
     local_addresses: _containers.RepeatedScalarFieldContainer[str]
     dialing: bool
     session: bytes
     secret: bytes
     relay_address: str
     relay_ticket: bytes
-    def __init__(self, local_addresses: _Optional[_Iterable[str]] = ..., dialing: _Optional[bool] = ..., session: _Optional[bytes] = ..., secret: _Optional[bytes] = ..., relay_address: _Optional[str] = ..., relay_ticket: _Optional[bytes] = ...) -> None: ...
+    caller_behind_nat: bool
+    def __init__(self, local_addresses: _Optional[_Iterable[str]] = ..., dialing: _Optional[bool] = ..., session: _Optional[bytes] = ..., secret: _Optional[bytes] = ..., relay_address: _Optional[str] = ..., relay_ticket: _Optional[bytes] = ..., caller_behind_nat: _Optional[bool] = ...) -> None: ...

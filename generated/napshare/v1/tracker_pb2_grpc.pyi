@@ -276,7 +276,13 @@ class TrackerServiceStub:
     the caller's connection to the peer's `PeerService`: the caller starts
     its TLS handshake on it, trusting only the peer's listed certificate, as
     when it dials the peer itself. A caller behind a NAT cannot be dialled:
-    it waits a few seconds, then asks for `CONNECT_PATH_RELAY`.
+    it says so by giving its own address in `caller_ip` (the source address
+    its kernel picks towards the tracker); when the tracker sees the call
+    come from another address, a NAT stands between them that would drop
+    the peer's dial, so the tracker asks nobody to dial and answers
+    `caller_behind_nat`; the caller then asks for `CONNECT_PATH_RELAY` at
+    once. Without `caller_ip`, the peer is asked to dial, and a caller that
+    hears nothing waits a few seconds before asking for the relay.
 
     With `path` `CONNECT_PATH_RELAY`, the tracker answers with a relay's
     address and a ticket for each side (`relay_ticket` for the caller; the
@@ -292,7 +298,8 @@ class TrackerServiceStub:
     Errors:
     * `INVALID_ARGUMENT`: a malformed peer id (`PEER_ID_INVALID`), no `path`
       (`CONNECT_PATH_INVALID`), `reverse_port` 0 or above 65535 with
-      `CONNECT_PATH_REVERSE` (`ADDRESS_INVALID`), a call that comes from no IP
+      `CONNECT_PATH_REVERSE`, or a `caller_ip` that is not an IP address
+      (`ADDRESS_INVALID`), a call that comes from no IP
       address, so that nobody could dial it (`CALLER_ADDRESS_UNKNOWN`), or the
       request bytes are not a `ConnectRequest` (`REQUEST_MALFORMED`).
     * `NOT_FOUND`: no live registration has that peer id
@@ -553,7 +560,13 @@ class TrackerServiceAsyncStub(TrackerServiceStub):
     the caller's connection to the peer's `PeerService`: the caller starts
     its TLS handshake on it, trusting only the peer's listed certificate, as
     when it dials the peer itself. A caller behind a NAT cannot be dialled:
-    it waits a few seconds, then asks for `CONNECT_PATH_RELAY`.
+    it says so by giving its own address in `caller_ip` (the source address
+    its kernel picks towards the tracker); when the tracker sees the call
+    come from another address, a NAT stands between them that would drop
+    the peer's dial, so the tracker asks nobody to dial and answers
+    `caller_behind_nat`; the caller then asks for `CONNECT_PATH_RELAY` at
+    once. Without `caller_ip`, the peer is asked to dial, and a caller that
+    hears nothing waits a few seconds before asking for the relay.
 
     With `path` `CONNECT_PATH_RELAY`, the tracker answers with a relay's
     address and a ticket for each side (`relay_ticket` for the caller; the
@@ -569,7 +582,8 @@ class TrackerServiceAsyncStub(TrackerServiceStub):
     Errors:
     * `INVALID_ARGUMENT`: a malformed peer id (`PEER_ID_INVALID`), no `path`
       (`CONNECT_PATH_INVALID`), `reverse_port` 0 or above 65535 with
-      `CONNECT_PATH_REVERSE` (`ADDRESS_INVALID`), a call that comes from no IP
+      `CONNECT_PATH_REVERSE`, or a `caller_ip` that is not an IP address
+      (`ADDRESS_INVALID`), a call that comes from no IP
       address, so that nobody could dial it (`CALLER_ADDRESS_UNKNOWN`), or the
       request bytes are not a `ConnectRequest` (`REQUEST_MALFORMED`).
     * `NOT_FOUND`: no live registration has that peer id
@@ -869,7 +883,13 @@ class TrackerServiceServicer(metaclass=_abc_1.ABCMeta):
         the caller's connection to the peer's `PeerService`: the caller starts
         its TLS handshake on it, trusting only the peer's listed certificate, as
         when it dials the peer itself. A caller behind a NAT cannot be dialled:
-        it waits a few seconds, then asks for `CONNECT_PATH_RELAY`.
+        it says so by giving its own address in `caller_ip` (the source address
+        its kernel picks towards the tracker); when the tracker sees the call
+        come from another address, a NAT stands between them that would drop
+        the peer's dial, so the tracker asks nobody to dial and answers
+        `caller_behind_nat`; the caller then asks for `CONNECT_PATH_RELAY` at
+        once. Without `caller_ip`, the peer is asked to dial, and a caller that
+        hears nothing waits a few seconds before asking for the relay.
 
         With `path` `CONNECT_PATH_RELAY`, the tracker answers with a relay's
         address and a ticket for each side (`relay_ticket` for the caller; the
@@ -885,7 +905,8 @@ class TrackerServiceServicer(metaclass=_abc_1.ABCMeta):
         Errors:
         * `INVALID_ARGUMENT`: a malformed peer id (`PEER_ID_INVALID`), no `path`
           (`CONNECT_PATH_INVALID`), `reverse_port` 0 or above 65535 with
-          `CONNECT_PATH_REVERSE` (`ADDRESS_INVALID`), a call that comes from no IP
+          `CONNECT_PATH_REVERSE`, or a `caller_ip` that is not an IP address
+          (`ADDRESS_INVALID`), a call that comes from no IP
           address, so that nobody could dial it (`CALLER_ADDRESS_UNKNOWN`), or the
           request bytes are not a `ConnectRequest` (`REQUEST_MALFORMED`).
         * `NOT_FOUND`: no live registration has that peer id

@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file napshare/v1/tracker.proto.
  */
 export const file_napshare_v1_tracker: GenFile = /*@__PURE__*/
-  fileDesc("ChluYXBzaGFyZS92MS90cmFja2VyLnByb3RvEgtuYXBzaGFyZS52MSKjAQoLSm9pblJlcXVlc3QSDAoEaG9zdBgBIAEoCRIMCgRwb3J0GAIgASgNEiQKBWZpbGVzGAMgAygLMhUubmFwc2hhcmUudjEuRmlsZUluZm8SEwoLY2VydGlmaWNhdGUYBCABKAwSEQoJc2lnbmF0dXJlGAUgASgMEhEKCXNpZ25lZF9hdBgGIAEoAxIXCg9sb2NhbF9hZGRyZXNzZXMYByADKAkiZQoMSm9pblJlc3BvbnNlEg8KB3BlZXJfaWQYASABKAkSDQoFdG9rZW4YAiABKAkSIgoaaGVhcnRiZWF0X2ludGVydmFsX3NlY29uZHMYAyABKA0SEQoJcmVhY2hhYmxlGAQgASgIInMKDVNlYXJjaFJlcXVlc3QSDAoEbmFtZRgBIAEoCRINCgVxdWVyeRgCIAEoCRINCgVsaW1pdBgDIAEoDRIPCgdwZWVyX2lkGAQgASgJEhEKCXBhZ2Vfc2l6ZRgFIAEoDRISCgpwYWdlX3Rva2VuGAYgASgJInsKDlNlYXJjaFJlc3BvbnNlEioKB3Jlc3VsdHMYASADKAsyGS5uYXBzaGFyZS52MS5TZWFyY2hSZXN1bHQSEQoJdHJ1bmNhdGVkGAIgASgIEhcKD25leHRfcGFnZV90b2tlbhgDIAEoCRIRCglnYXRoZXJpbmcYBCABKAgibAoMU2VhcmNoUmVzdWx0Eg8KB3BlZXJfaWQYASABKAkSIwoEZmlsZRgCIAEoCzIVLm5hcHNoYXJlLnYxLkZpbGVJbmZvEhMKC2NlcnRpZmljYXRlGAMgASgMEhEKCXJlYWNoYWJsZRgEIAEoCCJsCg1VcGRhdGVSZXF1ZXN0Eg8KB3BlZXJfaWQYASABKAkSDQoFdG9rZW4YAiABKAkSJAoFZmlsZXMYAyADKAsyFS5uYXBzaGFyZS52MS5GaWxlSW5mbxIVCg1yZW1vdmVkX25hbWVzGAQgAygJIhAKDlVwZGF0ZVJlc3BvbnNlIjIKEEhlYXJ0YmVhdFJlcXVlc3QSDwoHcGVlcl9pZBgBIAEoCRINCgV0b2tlbhgCIAEoCSITChFIZWFydGJlYXRSZXNwb25zZSIuCgxMZWF2ZVJlcXVlc3QSDwoHcGVlcl9pZBgBIAEoCRINCgV0b2tlbhgCIAEoCSIPCg1MZWF2ZVJlc3BvbnNlIi8KDUxpc3RlblJlcXVlc3QSDwoHcGVlcl9pZBgBIAEoCRINCgV0b2tlbhgCIAEoCSLhAQoOTGlzdGVuUmVzcG9uc2USLQoHc3RhcnRlZBgBIAEoCzIaLm5hcHNoYXJlLnYxLkxpc3RlblN0YXJ0ZWRIABIxCglrZWVwYWxpdmUYAiABKAsyHC5uYXBzaGFyZS52MS5MaXN0ZW5LZWVwYWxpdmVIABIwCgxyZXZlcnNlX2RpYWwYAyABKAsyGC5uYXBzaGFyZS52MS5SZXZlcnNlRGlhbEgAEjIKDXJlbGF5X3Nlc3Npb24YBCABKAsyGS5uYXBzaGFyZS52MS5SZWxheVNlc3Npb25IAEIHCgVldmVudCIqCg1MaXN0ZW5TdGFydGVkEhkKEWtlZXBhbGl2ZV9zZWNvbmRzGAEgASgNIhEKD0xpc3RlbktlZXBhbGl2ZSI/CgtSZXZlcnNlRGlhbBIPCgdhZGRyZXNzGAEgASgJEg8KB3Nlc3Npb24YAiABKAwSDgoGc2VjcmV0GAMgASgMIjsKDFJlbGF5U2Vzc2lvbhIVCg1yZWxheV9hZGRyZXNzGAEgASgJEhQKDHJlbGF5X3RpY2tldBgCIAEoDCJfCg5Db25uZWN0UmVxdWVzdBIPCgdwZWVyX2lkGAEgASgJEiYKBHBhdGgYAiABKA4yGC5uYXBzaGFyZS52MS5Db25uZWN0UGF0aBIUCgxyZXZlcnNlX3BvcnQYAyABKA0iiQEKD0Nvbm5lY3RSZXNwb25zZRIXCg9sb2NhbF9hZGRyZXNzZXMYASADKAkSDwoHZGlhbGluZxgCIAEoCBIPCgdzZXNzaW9uGAMgASgMEg4KBnNlY3JldBgEIAEoDBIVCg1yZWxheV9hZGRyZXNzGAUgASgJEhQKDHJlbGF5X3RpY2tldBgGIAEoDCpdCgtDb25uZWN0UGF0aBIcChhDT05ORUNUX1BBVEhfVU5TUEVDSUZJRUQQABIYChRDT05ORUNUX1BBVEhfUkVWRVJTRRABEhYKEkNPTk5FQ1RfUEFUSF9SRUxBWRACMuoDCg5UcmFja2VyU2VydmljZRI7CgRKb2luEhgubmFwc2hhcmUudjEuSm9pblJlcXVlc3QaGS5uYXBzaGFyZS52MS5Kb2luUmVzcG9uc2USQQoGU2VhcmNoEhoubmFwc2hhcmUudjEuU2VhcmNoUmVxdWVzdBobLm5hcHNoYXJlLnYxLlNlYXJjaFJlc3BvbnNlEkEKBlVwZGF0ZRIaLm5hcHNoYXJlLnYxLlVwZGF0ZVJlcXVlc3QaGy5uYXBzaGFyZS52MS5VcGRhdGVSZXNwb25zZRJKCglIZWFydGJlYXQSHS5uYXBzaGFyZS52MS5IZWFydGJlYXRSZXF1ZXN0Gh4ubmFwc2hhcmUudjEuSGVhcnRiZWF0UmVzcG9uc2USPgoFTGVhdmUSGS5uYXBzaGFyZS52MS5MZWF2ZVJlcXVlc3QaGi5uYXBzaGFyZS52MS5MZWF2ZVJlc3BvbnNlEkMKBkxpc3RlbhIaLm5hcHNoYXJlLnYxLkxpc3RlblJlcXVlc3QaGy5uYXBzaGFyZS52MS5MaXN0ZW5SZXNwb25zZTABEkQKB0Nvbm5lY3QSGy5uYXBzaGFyZS52MS5Db25uZWN0UmVxdWVzdBocLm5hcHNoYXJlLnYxLkNvbm5lY3RSZXNwb25zZUJqCg5pby5uYXBzaGFyZS52MUIMVHJhY2tlclByb3RvUAFaOmdpdGh1Yi5jb20vbmFwc2hhcmUvbmFwc2hhcmUvZ2VuL2dvL25hcHNoYXJlL3YxO25hcHNoYXJldjGqAgtOYXBzaGFyZS5WMWIGcHJvdG8z", [file_napshare_v1_file_info]);
+  fileDesc("ChluYXBzaGFyZS92MS90cmFja2VyLnByb3RvEgtuYXBzaGFyZS52MSKjAQoLSm9pblJlcXVlc3QSDAoEaG9zdBgBIAEoCRIMCgRwb3J0GAIgASgNEiQKBWZpbGVzGAMgAygLMhUubmFwc2hhcmUudjEuRmlsZUluZm8SEwoLY2VydGlmaWNhdGUYBCABKAwSEQoJc2lnbmF0dXJlGAUgASgMEhEKCXNpZ25lZF9hdBgGIAEoAxIXCg9sb2NhbF9hZGRyZXNzZXMYByADKAkiZQoMSm9pblJlc3BvbnNlEg8KB3BlZXJfaWQYASABKAkSDQoFdG9rZW4YAiABKAkSIgoaaGVhcnRiZWF0X2ludGVydmFsX3NlY29uZHMYAyABKA0SEQoJcmVhY2hhYmxlGAQgASgIInMKDVNlYXJjaFJlcXVlc3QSDAoEbmFtZRgBIAEoCRINCgVxdWVyeRgCIAEoCRINCgVsaW1pdBgDIAEoDRIPCgdwZWVyX2lkGAQgASgJEhEKCXBhZ2Vfc2l6ZRgFIAEoDRISCgpwYWdlX3Rva2VuGAYgASgJInsKDlNlYXJjaFJlc3BvbnNlEioKB3Jlc3VsdHMYASADKAsyGS5uYXBzaGFyZS52MS5TZWFyY2hSZXN1bHQSEQoJdHJ1bmNhdGVkGAIgASgIEhcKD25leHRfcGFnZV90b2tlbhgDIAEoCRIRCglnYXRoZXJpbmcYBCABKAgibAoMU2VhcmNoUmVzdWx0Eg8KB3BlZXJfaWQYASABKAkSIwoEZmlsZRgCIAEoCzIVLm5hcHNoYXJlLnYxLkZpbGVJbmZvEhMKC2NlcnRpZmljYXRlGAMgASgMEhEKCXJlYWNoYWJsZRgEIAEoCCJsCg1VcGRhdGVSZXF1ZXN0Eg8KB3BlZXJfaWQYASABKAkSDQoFdG9rZW4YAiABKAkSJAoFZmlsZXMYAyADKAsyFS5uYXBzaGFyZS52MS5GaWxlSW5mbxIVCg1yZW1vdmVkX25hbWVzGAQgAygJIhAKDlVwZGF0ZVJlc3BvbnNlIjIKEEhlYXJ0YmVhdFJlcXVlc3QSDwoHcGVlcl9pZBgBIAEoCRINCgV0b2tlbhgCIAEoCSITChFIZWFydGJlYXRSZXNwb25zZSIuCgxMZWF2ZVJlcXVlc3QSDwoHcGVlcl9pZBgBIAEoCRINCgV0b2tlbhgCIAEoCSIPCg1MZWF2ZVJlc3BvbnNlIi8KDUxpc3RlblJlcXVlc3QSDwoHcGVlcl9pZBgBIAEoCRINCgV0b2tlbhgCIAEoCSLhAQoOTGlzdGVuUmVzcG9uc2USLQoHc3RhcnRlZBgBIAEoCzIaLm5hcHNoYXJlLnYxLkxpc3RlblN0YXJ0ZWRIABIxCglrZWVwYWxpdmUYAiABKAsyHC5uYXBzaGFyZS52MS5MaXN0ZW5LZWVwYWxpdmVIABIwCgxyZXZlcnNlX2RpYWwYAyABKAsyGC5uYXBzaGFyZS52MS5SZXZlcnNlRGlhbEgAEjIKDXJlbGF5X3Nlc3Npb24YBCABKAsyGS5uYXBzaGFyZS52MS5SZWxheVNlc3Npb25IAEIHCgVldmVudCIqCg1MaXN0ZW5TdGFydGVkEhkKEWtlZXBhbGl2ZV9zZWNvbmRzGAEgASgNIhEKD0xpc3RlbktlZXBhbGl2ZSI/CgtSZXZlcnNlRGlhbBIPCgdhZGRyZXNzGAEgASgJEg8KB3Nlc3Npb24YAiABKAwSDgoGc2VjcmV0GAMgASgMIjsKDFJlbGF5U2Vzc2lvbhIVCg1yZWxheV9hZGRyZXNzGAEgASgJEhQKDHJlbGF5X3RpY2tldBgCIAEoDCJyCg5Db25uZWN0UmVxdWVzdBIPCgdwZWVyX2lkGAEgASgJEiYKBHBhdGgYAiABKA4yGC5uYXBzaGFyZS52MS5Db25uZWN0UGF0aBIUCgxyZXZlcnNlX3BvcnQYAyABKA0SEQoJY2FsbGVyX2lwGAQgASgJIqQBCg9Db25uZWN0UmVzcG9uc2USFwoPbG9jYWxfYWRkcmVzc2VzGAEgAygJEg8KB2RpYWxpbmcYAiABKAgSDwoHc2Vzc2lvbhgDIAEoDBIOCgZzZWNyZXQYBCABKAwSFQoNcmVsYXlfYWRkcmVzcxgFIAEoCRIUCgxyZWxheV90aWNrZXQYBiABKAwSGQoRY2FsbGVyX2JlaGluZF9uYXQYByABKAgqXQoLQ29ubmVjdFBhdGgSHAoYQ09OTkVDVF9QQVRIX1VOU1BFQ0lGSUVEEAASGAoUQ09OTkVDVF9QQVRIX1JFVkVSU0UQARIWChJDT05ORUNUX1BBVEhfUkVMQVkQAjLqAwoOVHJhY2tlclNlcnZpY2USOwoESm9pbhIYLm5hcHNoYXJlLnYxLkpvaW5SZXF1ZXN0GhkubmFwc2hhcmUudjEuSm9pblJlc3BvbnNlEkEKBlNlYXJjaBIaLm5hcHNoYXJlLnYxLlNlYXJjaFJlcXVlc3QaGy5uYXBzaGFyZS52MS5TZWFyY2hSZXNwb25zZRJBCgZVcGRhdGUSGi5uYXBzaGFyZS52MS5VcGRhdGVSZXF1ZXN0GhsubmFwc2hhcmUudjEuVXBkYXRlUmVzcG9uc2USSgoJSGVhcnRiZWF0Eh0ubmFwc2hhcmUudjEuSGVhcnRiZWF0UmVxdWVzdBoeLm5hcHNoYXJlLnYxLkhlYXJ0YmVhdFJlc3BvbnNlEj4KBUxlYXZlEhkubmFwc2hhcmUudjEuTGVhdmVSZXF1ZXN0GhoubmFwc2hhcmUudjEuTGVhdmVSZXNwb25zZRJDCgZMaXN0ZW4SGi5uYXBzaGFyZS52MS5MaXN0ZW5SZXF1ZXN0GhsubmFwc2hhcmUudjEuTGlzdGVuUmVzcG9uc2UwARJECgdDb25uZWN0EhsubmFwc2hhcmUudjEuQ29ubmVjdFJlcXVlc3QaHC5uYXBzaGFyZS52MS5Db25uZWN0UmVzcG9uc2VCagoOaW8ubmFwc2hhcmUudjFCDFRyYWNrZXJQcm90b1ABWjpnaXRodWIuY29tL25hcHNoYXJlL25hcHNoYXJlL2dlbi9nby9uYXBzaGFyZS92MTtuYXBzaGFyZXYxqgILTmFwc2hhcmUuVjFiBnByb3RvMw", [file_napshare_v1_file_info]);
 
 /**
  * JoinRequest registers a peer.
@@ -657,6 +657,16 @@ export type ConnectRequest = Message<"napshare.v1.ConnectRequest"> & {
    * @generated from field: uint32 reverse_port = 3;
    */
   reversePort: number;
+
+  /**
+   * With `CONNECT_PATH_REVERSE`, optional: the caller's own IP address, the
+   * source address its host sends from towards the tracker. When the
+   * tracker sees the call come from another address, the caller is behind
+   * a NAT: see `ConnectResponse.caller_behind_nat`.
+   *
+   * @generated from field: string caller_ip = 4;
+   */
+  callerIp: string;
 };
 
 /**
@@ -719,6 +729,16 @@ export type ConnectResponse = Message<"napshare.v1.ConnectResponse"> & {
    * @generated from field: bytes relay_ticket = 6;
    */
   relayTicket: Uint8Array;
+
+  /**
+   * With `CONNECT_PATH_REVERSE` and a `caller_ip`: the call came from
+   * another address than `caller_ip`, so a NAT would drop the peer's dial to
+   * `reverse_port`. Nobody was asked to dial (`dialing` is false); ask for
+   * `CONNECT_PATH_RELAY` (after trying `local_addresses`).
+   *
+   * @generated from field: bool caller_behind_nat = 7;
+   */
+  callerBehindNat: boolean;
 };
 
 /**
@@ -1047,7 +1067,13 @@ export const TrackerService: GenService<{
    * the caller's connection to the peer's `PeerService`: the caller starts
    * its TLS handshake on it, trusting only the peer's listed certificate, as
    * when it dials the peer itself. A caller behind a NAT cannot be dialled:
-   * it waits a few seconds, then asks for `CONNECT_PATH_RELAY`.
+   * it says so by giving its own address in `caller_ip` (the source address
+   * its kernel picks towards the tracker); when the tracker sees the call
+   * come from another address, a NAT stands between them that would drop
+   * the peer's dial, so the tracker asks nobody to dial and answers
+   * `caller_behind_nat`; the caller then asks for `CONNECT_PATH_RELAY` at
+   * once. Without `caller_ip`, the peer is asked to dial, and a caller that
+   * hears nothing waits a few seconds before asking for the relay.
    *
    * With `path` `CONNECT_PATH_RELAY`, the tracker answers with a relay's
    * address and a ticket for each side (`relay_ticket` for the caller; the
@@ -1063,7 +1089,8 @@ export const TrackerService: GenService<{
    * Errors:
    * * `INVALID_ARGUMENT`: a malformed peer id (`PEER_ID_INVALID`), no `path`
    *   (`CONNECT_PATH_INVALID`), `reverse_port` 0 or above 65535 with
-   *   `CONNECT_PATH_REVERSE` (`ADDRESS_INVALID`), a call that comes from no IP
+   *   `CONNECT_PATH_REVERSE`, or a `caller_ip` that is not an IP address
+   *   (`ADDRESS_INVALID`), a call that comes from no IP
    *   address, so that nobody could dial it (`CALLER_ADDRESS_UNKNOWN`), or the
    *   request bytes are not a `ConnectRequest` (`REQUEST_MALFORMED`).
    * * `NOT_FOUND`: no live registration has that peer id
