@@ -8,7 +8,7 @@ that file) and is fetched again from another. The pieces root is the file's iden
 file gets its final name once every piece matched it. Its whole sha256 (an attribute, what
 `sha256sum` prints) is checked before that only when asked for (`verify_sha256`, or a version
 picked by its sha256) or for a file without a root; otherwise it is computed afterwards, off
-the receiving path (peer.downloading.after), and the file is announced only once it is. A
+the receiving path (peer.downloading.sha256_later), and the file is announced only once it is. A
 source whose listed sha256 is not the sha256 of the bytes its root verified is reported and
 not used again for that version. Peers that refuse, die or stall leave their pieces to the
 others and are asked again later.
