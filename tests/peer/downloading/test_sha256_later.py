@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from napshare.peer.downloading.engine import Downloader, DownloadOptions
-from napshare.peer.errors import NotFoundError
+from napshare.peer.errors import NotFoundError, VerificationFailedError
 from napshare.peer.folder.layout import HASHES_FILE, STATE_DIR
 from napshare.peer.folder.store import SharedFile, SharedFolder
 
@@ -164,3 +164,21 @@ def test_a_node_announces_a_download_only_with_the_sha256_it_computed(swarm: Swa
 
     wait_until(lambda: node.link.peer_id in listed())
     assert listed() == {liar.link.peer_id: FORGED, node.link.peer_id: swarm.sha256}
+
+
+def test_a_version_picked_by_its_sha256_is_checked_against_it_before_it_is_kept(
+    swarm: Swarm,
+) -> None:
+    shared = swarm.share("liar")
+    forge_sha256(shared)
+    liar = swarm.node(shared, swarm.tracker.address)
+    target = swarm.folder("target")
+    downloader = Downloader(SharedFolder(target), swarm.tracker.client)
+
+    with pytest.raises(VerificationFailedError, match="disagree"):
+        downloader.download(NAME, DownloadOptions(sha256=FORGED))
+
+    assert not (target / NAME).exists()
+    assert downloader.disagreements.of(
+        (DATA_SIZE, FORGED, liar.config.folder.get(NAME).pieces_root)
+    )
