@@ -159,6 +159,7 @@ def _handlers(service: TrackerServicer) -> dict[str, grpc.RpcMethodHandler[Any, 
     return {
         "Join": typed(service.Join, tracker_pb2.JoinRequest, tracker_pb2.JoinResponse),
         "Search": grpc.unary_unary_rpc_method_handler(service.search_wire),
+        "Browse": typed(service.Browse, tracker_pb2.BrowseRequest, tracker_pb2.BrowseResponse),
         "Update": typed(service.Update, tracker_pb2.UpdateRequest, tracker_pb2.UpdateResponse),
         "Heartbeat": typed(
             service.Heartbeat, tracker_pb2.HeartbeatRequest, tracker_pb2.HeartbeatResponse

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from napshare.v1 import file_info_pb2 as napshare_dot_v1_dot_file__info__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19napshare/v1/tracker.proto\x12\x0bnapshare.v1\x1a\x1bnapshare/v1/file_info.proto\"\xa3\x01\n\x0bJoinRequest\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\x0c\n\x04port\x18\x02 \x01(\r\x12$\n\x05\x66iles\x18\x03 \x03(\x0b\x32\x15.napshare.v1.FileInfo\x12\x13\n\x0b\x63\x65rtificate\x18\x04 \x01(\x0c\x12\x11\n\tsignature\x18\x05 \x01(\x0c\x12\x11\n\tsigned_at\x18\x06 \x01(\x03\x12\x17\n\x0flocal_addresses\x18\x07 \x03(\t\"e\n\x0cJoinResponse\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\x12\"\n\x1aheartbeat_interval_seconds\x18\x03 \x01(\r\x12\x11\n\treachable\x18\x04 \x01(\x08\"s\n\rSearchRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05query\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\r\x12\x0f\n\x07peer_id\x18\x04 \x01(\t\x12\x11\n\tpage_size\x18\x05 \x01(\r\x12\x12\n\npage_token\x18\x06 \x01(\t\"{\n\x0eSearchResponse\x12*\n\x07results\x18\x01 \x03(\x0b\x32\x19.napshare.v1.SearchResult\x12\x11\n\ttruncated\x18\x02 \x01(\x08\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\x12\x11\n\tgathering\x18\x04 \x01(\x08\"l\n\x0cSearchResult\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12#\n\x04\x66ile\x18\x02 \x01(\x0b\x32\x15.napshare.v1.FileInfo\x12\x13\n\x0b\x63\x65rtificate\x18\x03 \x01(\x0c\x12\x11\n\treachable\x18\x04 \x01(\x08\"l\n\rUpdateRequest\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\x12$\n\x05\x66iles\x18\x03 \x03(\x0b\x32\x15.napshare.v1.FileInfo\x12\x15\n\rremoved_names\x18\x04 \x03(\t\"\x10\n\x0eUpdateResponse\"2\n\x10HeartbeatRequest\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\"\x13\n\x11HeartbeatResponse\".\n\x0cLeaveRequest\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\"\x0f\n\rLeaveResponse\"/\n\rListenRequest\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\"\xe1\x01\n\x0eListenResponse\x12-\n\x07started\x18\x01 \x01(\x0b\x32\x1a.napshare.v1.ListenStartedH\x00\x12\x31\n\tkeepalive\x18\x02 \x01(\x0b\x32\x1c.napshare.v1.ListenKeepaliveH\x00\x12\x30\n\x0creverse_dial\x18\x03 \x01(\x0b\x32\x18.napshare.v1.ReverseDialH\x00\x12\x32\n\rrelay_session\x18\x04 \x01(\x0b\x32\x19.napshare.v1.RelaySessionH\x00\x42\x07\n\x05\x65vent\"*\n\rListenStarted\x12\x19\n\x11keepalive_seconds\x18\x01 \x01(\r\"\x11\n\x0fListenKeepalive\"?\n\x0bReverseDial\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x0f\n\x07session\x18\x02 \x01(\x0c\x12\x0e\n\x06secret\x18\x03 \x01(\x0c\";\n\x0cRelaySession\x12\x15\n\rrelay_address\x18\x01 \x01(\t\x12\x14\n\x0crelay_ticket\x18\x02 \x01(\x0c\"r\n\x0e\x43onnectRequest\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12&\n\x04path\x18\x02 \x01(\x0e\x32\x18.napshare.v1.ConnectPath\x12\x14\n\x0creverse_port\x18\x03 \x01(\r\x12\x11\n\tcaller_ip\x18\x04 \x01(\t\"\xa4\x01\n\x0f\x43onnectResponse\x12\x17\n\x0flocal_addresses\x18\x01 \x03(\t\x12\x0f\n\x07\x64ialing\x18\x02 \x01(\x08\x12\x0f\n\x07session\x18\x03 \x01(\x0c\x12\x0e\n\x06secret\x18\x04 \x01(\x0c\x12\x15\n\rrelay_address\x18\x05 \x01(\t\x12\x14\n\x0crelay_ticket\x18\x06 \x01(\x0c\x12\x19\n\x11\x63\x61ller_behind_nat\x18\x07 \x01(\x08*]\n\x0b\x43onnectPath\x12\x1c\n\x18\x43ONNECT_PATH_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43ONNECT_PATH_REVERSE\x10\x01\x12\x16\n\x12\x43ONNECT_PATH_RELAY\x10\x02\x32\xea\x03\n\x0eTrackerService\x12;\n\x04Join\x12\x18.napshare.v1.JoinRequest\x1a\x19.napshare.v1.JoinResponse\x12\x41\n\x06Search\x12\x1a.napshare.v1.SearchRequest\x1a\x1b.napshare.v1.SearchResponse\x12\x41\n\x06Update\x12\x1a.napshare.v1.UpdateRequest\x1a\x1b.napshare.v1.UpdateResponse\x12J\n\tHeartbeat\x12\x1d.napshare.v1.HeartbeatRequest\x1a\x1e.napshare.v1.HeartbeatResponse\x12>\n\x05Leave\x12\x19.napshare.v1.LeaveRequest\x1a\x1a.napshare.v1.LeaveResponse\x12\x43\n\x06Listen\x12\x1a.napshare.v1.ListenRequest\x1a\x1b.napshare.v1.ListenResponse0\x01\x12\x44\n\x07\x43onnect\x12\x1b.napshare.v1.ConnectRequest\x1a\x1c.napshare.v1.ConnectResponseBj\n\x0eio.napshare.v1B\x0cTrackerProtoP\x01Z:github.com/napshare/napshare/gen/go/napshare/v1;napsharev1\xaa\x02\x0bNapshare.V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19napshare/v1/tracker.proto\x12\x0bnapshare.v1\x1a\x1bnapshare/v1/file_info.proto\"\xa3\x01\n\x0bJoinRequest\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\x0c\n\x04port\x18\x02 \x01(\r\x12$\n\x05\x66iles\x18\x03 \x03(\x0b\x32\x15.napshare.v1.FileInfo\x12\x13\n\x0b\x63\x65rtificate\x18\x04 \x01(\x0c\x12\x11\n\tsignature\x18\x05 \x01(\x0c\x12\x11\n\tsigned_at\x18\x06 \x01(\x03\x12\x17\n\x0flocal_addresses\x18\x07 \x03(\t\"e\n\x0cJoinResponse\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\x12\"\n\x1aheartbeat_interval_seconds\x18\x03 \x01(\r\x12\x11\n\treachable\x18\x04 \x01(\x08\"s\n\rSearchRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05query\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\r\x12\x0f\n\x07peer_id\x18\x04 \x01(\t\x12\x11\n\tpage_size\x18\x05 \x01(\r\x12\x12\n\npage_token\x18\x06 \x01(\t\"{\n\x0eSearchResponse\x12*\n\x07results\x18\x01 \x03(\x0b\x32\x19.napshare.v1.SearchResult\x12\x11\n\ttruncated\x18\x02 \x01(\x08\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\x12\x11\n\tgathering\x18\x04 \x01(\x08\"l\n\x0cSearchResult\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12#\n\x04\x66ile\x18\x02 \x01(\x0b\x32\x15.napshare.v1.FileInfo\x12\x13\n\x0b\x63\x65rtificate\x18\x03 \x01(\x0c\x12\x11\n\treachable\x18\x04 \x01(\x08\"W\n\rBrowseRequest\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12\x0e\n\x06\x66older\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\r\x12\x12\n\npage_token\x18\x04 \x01(\t\"w\n\x0e\x42rowseResponse\x12$\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x15.napshare.v1.FileInfo\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x13\n\x0b\x63\x65rtificate\x18\x03 \x01(\x0c\x12\x11\n\treachable\x18\x04 \x01(\x08\"l\n\rUpdateRequest\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\x12$\n\x05\x66iles\x18\x03 \x03(\x0b\x32\x15.napshare.v1.FileInfo\x12\x15\n\rremoved_names\x18\x04 \x03(\t\"\x10\n\x0eUpdateResponse\"2\n\x10HeartbeatRequest\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\"\x13\n\x11HeartbeatResponse\".\n\x0cLeaveRequest\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\"\x0f\n\rLeaveResponse\"/\n\rListenRequest\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\"\xe1\x01\n\x0eListenResponse\x12-\n\x07started\x18\x01 \x01(\x0b\x32\x1a.napshare.v1.ListenStartedH\x00\x12\x31\n\tkeepalive\x18\x02 \x01(\x0b\x32\x1c.napshare.v1.ListenKeepaliveH\x00\x12\x30\n\x0creverse_dial\x18\x03 \x01(\x0b\x32\x18.napshare.v1.ReverseDialH\x00\x12\x32\n\rrelay_session\x18\x04 \x01(\x0b\x32\x19.napshare.v1.RelaySessionH\x00\x42\x07\n\x05\x65vent\"*\n\rListenStarted\x12\x19\n\x11keepalive_seconds\x18\x01 \x01(\r\"\x11\n\x0fListenKeepalive\"?\n\x0bReverseDial\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x0f\n\x07session\x18\x02 \x01(\x0c\x12\x0e\n\x06secret\x18\x03 \x01(\x0c\";\n\x0cRelaySession\x12\x15\n\rrelay_address\x18\x01 \x01(\t\x12\x14\n\x0crelay_ticket\x18\x02 \x01(\x0c\"r\n\x0e\x43onnectRequest\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12&\n\x04path\x18\x02 \x01(\x0e\x32\x18.napshare.v1.ConnectPath\x12\x14\n\x0creverse_port\x18\x03 \x01(\r\x12\x11\n\tcaller_ip\x18\x04 \x01(\t\"\xa4\x01\n\x0f\x43onnectResponse\x12\x17\n\x0flocal_addresses\x18\x01 \x03(\t\x12\x0f\n\x07\x64ialing\x18\x02 \x01(\x08\x12\x0f\n\x07session\x18\x03 \x01(\x0c\x12\x0e\n\x06secret\x18\x04 \x01(\x0c\x12\x15\n\rrelay_address\x18\x05 \x01(\t\x12\x14\n\x0crelay_ticket\x18\x06 \x01(\x0c\x12\x19\n\x11\x63\x61ller_behind_nat\x18\x07 \x01(\x08*]\n\x0b\x43onnectPath\x12\x1c\n\x18\x43ONNECT_PATH_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43ONNECT_PATH_REVERSE\x10\x01\x12\x16\n\x12\x43ONNECT_PATH_RELAY\x10\x02\x32\xad\x04\n\x0eTrackerService\x12;\n\x04Join\x12\x18.napshare.v1.JoinRequest\x1a\x19.napshare.v1.JoinResponse\x12\x41\n\x06Search\x12\x1a.napshare.v1.SearchRequest\x1a\x1b.napshare.v1.SearchResponse\x12\x41\n\x06\x42rowse\x12\x1a.napshare.v1.BrowseRequest\x1a\x1b.napshare.v1.BrowseResponse\x12\x41\n\x06Update\x12\x1a.napshare.v1.UpdateRequest\x1a\x1b.napshare.v1.UpdateResponse\x12J\n\tHeartbeat\x12\x1d.napshare.v1.HeartbeatRequest\x1a\x1e.napshare.v1.HeartbeatResponse\x12>\n\x05Leave\x12\x19.napshare.v1.LeaveRequest\x1a\x1a.napshare.v1.LeaveResponse\x12\x43\n\x06Listen\x12\x1a.napshare.v1.ListenRequest\x1a\x1b.napshare.v1.ListenResponse0\x01\x12\x44\n\x07\x43onnect\x12\x1b.napshare.v1.ConnectRequest\x1a\x1c.napshare.v1.ConnectResponseBj\n\x0eio.napshare.v1B\x0cTrackerProtoP\x01Z:github.com/napshare/napshare/gen/go/napshare/v1;napsharev1\xaa\x02\x0bNapshare.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,8 +33,8 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'napshare.v1.tracker_pb2', _
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\016io.napshare.v1B\014TrackerProtoP\001Z:github.com/napshare/napshare/gen/go/napshare/v1;napsharev1\252\002\013Napshare.V1'
-  _globals['_CONNECTPATH']._serialized_start=1707
-  _globals['_CONNECTPATH']._serialized_end=1800
+  _globals['_CONNECTPATH']._serialized_start=1917
+  _globals['_CONNECTPATH']._serialized_end=2010
   _globals['_JOINREQUEST']._serialized_start=72
   _globals['_JOINREQUEST']._serialized_end=235
   _globals['_JOINRESPONSE']._serialized_start=237
@@ -45,34 +45,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SEARCHRESPONSE']._serialized_end=580
   _globals['_SEARCHRESULT']._serialized_start=582
   _globals['_SEARCHRESULT']._serialized_end=690
-  _globals['_UPDATEREQUEST']._serialized_start=692
-  _globals['_UPDATEREQUEST']._serialized_end=800
-  _globals['_UPDATERESPONSE']._serialized_start=802
-  _globals['_UPDATERESPONSE']._serialized_end=818
-  _globals['_HEARTBEATREQUEST']._serialized_start=820
-  _globals['_HEARTBEATREQUEST']._serialized_end=870
-  _globals['_HEARTBEATRESPONSE']._serialized_start=872
-  _globals['_HEARTBEATRESPONSE']._serialized_end=891
-  _globals['_LEAVEREQUEST']._serialized_start=893
-  _globals['_LEAVEREQUEST']._serialized_end=939
-  _globals['_LEAVERESPONSE']._serialized_start=941
-  _globals['_LEAVERESPONSE']._serialized_end=956
-  _globals['_LISTENREQUEST']._serialized_start=958
-  _globals['_LISTENREQUEST']._serialized_end=1005
-  _globals['_LISTENRESPONSE']._serialized_start=1008
-  _globals['_LISTENRESPONSE']._serialized_end=1233
-  _globals['_LISTENSTARTED']._serialized_start=1235
-  _globals['_LISTENSTARTED']._serialized_end=1277
-  _globals['_LISTENKEEPALIVE']._serialized_start=1279
-  _globals['_LISTENKEEPALIVE']._serialized_end=1296
-  _globals['_REVERSEDIAL']._serialized_start=1298
-  _globals['_REVERSEDIAL']._serialized_end=1361
-  _globals['_RELAYSESSION']._serialized_start=1363
-  _globals['_RELAYSESSION']._serialized_end=1422
-  _globals['_CONNECTREQUEST']._serialized_start=1424
-  _globals['_CONNECTREQUEST']._serialized_end=1538
-  _globals['_CONNECTRESPONSE']._serialized_start=1541
-  _globals['_CONNECTRESPONSE']._serialized_end=1705
-  _globals['_TRACKERSERVICE']._serialized_start=1803
-  _globals['_TRACKERSERVICE']._serialized_end=2293
+  _globals['_BROWSEREQUEST']._serialized_start=692
+  _globals['_BROWSEREQUEST']._serialized_end=779
+  _globals['_BROWSERESPONSE']._serialized_start=781
+  _globals['_BROWSERESPONSE']._serialized_end=900
+  _globals['_UPDATEREQUEST']._serialized_start=902
+  _globals['_UPDATEREQUEST']._serialized_end=1010
+  _globals['_UPDATERESPONSE']._serialized_start=1012
+  _globals['_UPDATERESPONSE']._serialized_end=1028
+  _globals['_HEARTBEATREQUEST']._serialized_start=1030
+  _globals['_HEARTBEATREQUEST']._serialized_end=1080
+  _globals['_HEARTBEATRESPONSE']._serialized_start=1082
+  _globals['_HEARTBEATRESPONSE']._serialized_end=1101
+  _globals['_LEAVEREQUEST']._serialized_start=1103
+  _globals['_LEAVEREQUEST']._serialized_end=1149
+  _globals['_LEAVERESPONSE']._serialized_start=1151
+  _globals['_LEAVERESPONSE']._serialized_end=1166
+  _globals['_LISTENREQUEST']._serialized_start=1168
+  _globals['_LISTENREQUEST']._serialized_end=1215
+  _globals['_LISTENRESPONSE']._serialized_start=1218
+  _globals['_LISTENRESPONSE']._serialized_end=1443
+  _globals['_LISTENSTARTED']._serialized_start=1445
+  _globals['_LISTENSTARTED']._serialized_end=1487
+  _globals['_LISTENKEEPALIVE']._serialized_start=1489
+  _globals['_LISTENKEEPALIVE']._serialized_end=1506
+  _globals['_REVERSEDIAL']._serialized_start=1508
+  _globals['_REVERSEDIAL']._serialized_end=1571
+  _globals['_RELAYSESSION']._serialized_start=1573
+  _globals['_RELAYSESSION']._serialized_end=1632
+  _globals['_CONNECTREQUEST']._serialized_start=1634
+  _globals['_CONNECTREQUEST']._serialized_end=1748
+  _globals['_CONNECTRESPONSE']._serialized_start=1751
+  _globals['_CONNECTRESPONSE']._serialized_end=1915
+  _globals['_TRACKERSERVICE']._serialized_start=2013
+  _globals['_TRACKERSERVICE']._serialized_end=2570
 # @@protoc_insertion_point(module_scope)

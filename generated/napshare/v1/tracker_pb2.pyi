@@ -87,6 +87,30 @@ class SearchResult(_message.Message):
     reachable: bool
     def __init__(self, peer_id: _Optional[str] = ..., file: _Optional[_Union[_file_info_pb2.FileInfo, _Mapping]] = ..., certificate: _Optional[bytes] = ..., reachable: _Optional[bool] = ...) -> None: ...
 
+class BrowseRequest(_message.Message):
+    __slots__ = ("peer_id", "folder", "page_size", "page_token")
+    PEER_ID_FIELD_NUMBER: _ClassVar[int]
+    FOLDER_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    peer_id: str
+    folder: str
+    page_size: int
+    page_token: str
+    def __init__(self, peer_id: _Optional[str] = ..., folder: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class BrowseResponse(_message.Message):
+    __slots__ = ("files", "next_page_token", "certificate", "reachable")
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    REACHABLE_FIELD_NUMBER: _ClassVar[int]
+    files: _containers.RepeatedCompositeFieldContainer[_file_info_pb2.FileInfo]
+    next_page_token: str
+    certificate: bytes
+    reachable: bool
+    def __init__(self, files: _Optional[_Iterable[_Union[_file_info_pb2.FileInfo, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., certificate: _Optional[bytes] = ..., reachable: _Optional[bool] = ...) -> None: ...
+
 class UpdateRequest(_message.Message):
     __slots__ = ("peer_id", "token", "files", "removed_names")
     PEER_ID_FIELD_NUMBER: _ClassVar[int]

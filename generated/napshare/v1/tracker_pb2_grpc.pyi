@@ -139,7 +139,7 @@ class TrackerServiceStub:
     (`limit` when `page_size` is 0; 100 when both are 0; never more than
     1,000). When more match, `next_page_token` is set (and `truncated` is
     true); send the same search again with `page_token` set to it for the
-    next page. A token is an opaque cursor of at most 1,024 characters: the
+    next page. A token is an opaque cursor of at most 2,048 characters: the
     last (peer id, file name) returned, tied to the search it came from. The
     next page starts after that key, so pages stay correct while peers join
     and leave: no match present throughout is skipped or repeated. Tokens do
@@ -172,6 +172,38 @@ class TrackerServiceStub:
       keyword searches as it allows (`--max-concurrent-searches`, default 4)
       (`SEARCHES_BUSY`); a `google.rpc.RetryInfo` says when to ask again.
       Exact-name and narrow keyword searches are never refused this way.
+    """
+    Browse: _grpc.UnaryUnaryMultiCallable[_tracker_pb2.BrowseRequest, _tracker_pb2.BrowseResponse]
+    """Browse lists the files one peer shares, as the tracker's index holds
+    them: every file, or those under one folder of the peer's, at any depth,
+    each named by its whole path (see `FileInfo.name`). It needs nothing of
+    the peer itself, so it works the same for peers behind a NAT.
+
+    Files come in name order: by Unicode code point, which is the order of
+    their UTF-8 bytes, so the files of each folder come together, after
+    every name that sorts before the folder's and before every name that
+    sorts after it (`a.txt`, then `a/b.txt`, then `a0.txt`). A client draws
+    the tree from that order, one page at a time.
+
+    Paging as `Search` pages: a response holds at most `page_size` files
+    (100 when it is 0, never more than 1,000); when more are left,
+    `next_page_token` is set; send the same request again with `page_token`
+    set to it for the next page. The token is the last name returned, signed
+    and tied to this peer and folder, so paging stays correct while the
+    peer's files change: a file listed throughout is never skipped or
+    repeated. A page costs the tracker what it returns.
+
+    Errors:
+    * `INVALID_ARGUMENT`: a malformed peer id (`PEER_ID_INVALID`); a folder
+      that is not a valid name, without or with one `/` at its end
+      (`NAME_INVALID`, `field` `folder`); a `page_token` that is malformed or
+      too long (`PAGE_TOKEN_INVALID`) or belongs to another peer or folder
+      (`PAGE_TOKEN_MISMATCH`); or the request bytes are not a
+      `BrowseRequest` (`REQUEST_MALFORMED`).
+    * `NOT_FOUND`: no live registration has that peer id
+      (`PEER_NOT_REGISTERED`: it left, or its lease ran out).
+    * `UNAVAILABLE`: the tracker's store does not answer
+      (`STORE_UNAVAILABLE`, with `RetryInfo`).
     """
     Update: _grpc.UnaryUnaryMultiCallable[_tracker_pb2.UpdateRequest, _tracker_pb2.UpdateResponse]
     """Update changes the caller's own registration: it adds the files in
@@ -423,7 +455,7 @@ class TrackerServiceAsyncStub(TrackerServiceStub):
     (`limit` when `page_size` is 0; 100 when both are 0; never more than
     1,000). When more match, `next_page_token` is set (and `truncated` is
     true); send the same search again with `page_token` set to it for the
-    next page. A token is an opaque cursor of at most 1,024 characters: the
+    next page. A token is an opaque cursor of at most 2,048 characters: the
     last (peer id, file name) returned, tied to the search it came from. The
     next page starts after that key, so pages stay correct while peers join
     and leave: no match present throughout is skipped or repeated. Tokens do
@@ -456,6 +488,38 @@ class TrackerServiceAsyncStub(TrackerServiceStub):
       keyword searches as it allows (`--max-concurrent-searches`, default 4)
       (`SEARCHES_BUSY`); a `google.rpc.RetryInfo` says when to ask again.
       Exact-name and narrow keyword searches are never refused this way.
+    """
+    Browse: _aio.UnaryUnaryMultiCallable[_tracker_pb2.BrowseRequest, _tracker_pb2.BrowseResponse]  # type: ignore[assignment]
+    """Browse lists the files one peer shares, as the tracker's index holds
+    them: every file, or those under one folder of the peer's, at any depth,
+    each named by its whole path (see `FileInfo.name`). It needs nothing of
+    the peer itself, so it works the same for peers behind a NAT.
+
+    Files come in name order: by Unicode code point, which is the order of
+    their UTF-8 bytes, so the files of each folder come together, after
+    every name that sorts before the folder's and before every name that
+    sorts after it (`a.txt`, then `a/b.txt`, then `a0.txt`). A client draws
+    the tree from that order, one page at a time.
+
+    Paging as `Search` pages: a response holds at most `page_size` files
+    (100 when it is 0, never more than 1,000); when more are left,
+    `next_page_token` is set; send the same request again with `page_token`
+    set to it for the next page. The token is the last name returned, signed
+    and tied to this peer and folder, so paging stays correct while the
+    peer's files change: a file listed throughout is never skipped or
+    repeated. A page costs the tracker what it returns.
+
+    Errors:
+    * `INVALID_ARGUMENT`: a malformed peer id (`PEER_ID_INVALID`); a folder
+      that is not a valid name, without or with one `/` at its end
+      (`NAME_INVALID`, `field` `folder`); a `page_token` that is malformed or
+      too long (`PAGE_TOKEN_INVALID`) or belongs to another peer or folder
+      (`PAGE_TOKEN_MISMATCH`); or the request bytes are not a
+      `BrowseRequest` (`REQUEST_MALFORMED`).
+    * `NOT_FOUND`: no live registration has that peer id
+      (`PEER_NOT_REGISTERED`: it left, or its lease ran out).
+    * `UNAVAILABLE`: the tracker's store does not answer
+      (`STORE_UNAVAILABLE`, with `RetryInfo`).
     """
     Update: _aio.UnaryUnaryMultiCallable[_tracker_pb2.UpdateRequest, _tracker_pb2.UpdateResponse]  # type: ignore[assignment]
     """Update changes the caller's own registration: it adds the files in
@@ -716,7 +780,7 @@ class TrackerServiceServicer(metaclass=_abc_1.ABCMeta):
         (`limit` when `page_size` is 0; 100 when both are 0; never more than
         1,000). When more match, `next_page_token` is set (and `truncated` is
         true); send the same search again with `page_token` set to it for the
-        next page. A token is an opaque cursor of at most 1,024 characters: the
+        next page. A token is an opaque cursor of at most 2,048 characters: the
         last (peer id, file name) returned, tied to the search it came from. The
         next page starts after that key, so pages stay correct while peers join
         and leave: no match present throughout is skipped or repeated. Tokens do
@@ -749,6 +813,44 @@ class TrackerServiceServicer(metaclass=_abc_1.ABCMeta):
           keyword searches as it allows (`--max-concurrent-searches`, default 4)
           (`SEARCHES_BUSY`); a `google.rpc.RetryInfo` says when to ask again.
           Exact-name and narrow keyword searches are never refused this way.
+        """
+
+    @_abc_1.abstractmethod
+    def Browse(
+        self,
+        request: _tracker_pb2.BrowseRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_tracker_pb2.BrowseResponse, _abc.Awaitable[_tracker_pb2.BrowseResponse]]:
+        """Browse lists the files one peer shares, as the tracker's index holds
+        them: every file, or those under one folder of the peer's, at any depth,
+        each named by its whole path (see `FileInfo.name`). It needs nothing of
+        the peer itself, so it works the same for peers behind a NAT.
+
+        Files come in name order: by Unicode code point, which is the order of
+        their UTF-8 bytes, so the files of each folder come together, after
+        every name that sorts before the folder's and before every name that
+        sorts after it (`a.txt`, then `a/b.txt`, then `a0.txt`). A client draws
+        the tree from that order, one page at a time.
+
+        Paging as `Search` pages: a response holds at most `page_size` files
+        (100 when it is 0, never more than 1,000); when more are left,
+        `next_page_token` is set; send the same request again with `page_token`
+        set to it for the next page. The token is the last name returned, signed
+        and tied to this peer and folder, so paging stays correct while the
+        peer's files change: a file listed throughout is never skipped or
+        repeated. A page costs the tracker what it returns.
+
+        Errors:
+        * `INVALID_ARGUMENT`: a malformed peer id (`PEER_ID_INVALID`); a folder
+          that is not a valid name, without or with one `/` at its end
+          (`NAME_INVALID`, `field` `folder`); a `page_token` that is malformed or
+          too long (`PAGE_TOKEN_INVALID`) or belongs to another peer or folder
+          (`PAGE_TOKEN_MISMATCH`); or the request bytes are not a
+          `BrowseRequest` (`REQUEST_MALFORMED`).
+        * `NOT_FOUND`: no live registration has that peer id
+          (`PEER_NOT_REGISTERED`: it left, or its lease ran out).
+        * `UNAVAILABLE`: the tracker's store does not answer
+          (`STORE_UNAVAILABLE`, with `RetryInfo`).
         """
 
     @_abc_1.abstractmethod
