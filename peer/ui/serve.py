@@ -21,7 +21,7 @@ from napshare.common.metrics import Metrics, MetricsEndpoint
 from napshare.peer.folder.store import SharedFolder
 from napshare.peer.node import Node, NodeConfig, listen_address
 from napshare.peer.serving.server import peer_metrics
-from napshare.peer.serving.slots import Fairness
+from napshare.peer.serving.slots import Fairness, QueueLimits
 from napshare.peer.ui import flags
 
 logger = logging.getLogger(__name__)
@@ -45,6 +45,7 @@ def serve(args: argparse.Namespace) -> int:
             window=args.upload_rate_window,
             grace=args.upload_grace,
         ),
+        queue=QueueLimits(most=args.max_queued, per_address=args.max_queued_per_address),
         chunk_size=args.chunk_size,
         rescan_interval=args.rescan_interval,
         download=flags.download_options(args),
