@@ -42,7 +42,8 @@ from napshare.peer.defaults import (
     WAIT_FOR_PEERS,
 )
 from napshare.peer.downloading.fetch import PeerChannels, Stream, fetch_in_order, fetch_layer
-from napshare.peer.downloading.partfile import PartFile, noted_version
+from napshare.peer.downloading.notes import noted_version
+from napshare.peer.downloading.partfile import PartFile
 from napshare.peer.downloading.reporting import Reporter, SilentReporter
 from napshare.peer.downloading.sha256_later import Disagreements, finish_later
 from napshare.peer.downloading.swarm import Swarm, streams_per_peer

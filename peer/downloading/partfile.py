@@ -15,24 +15,31 @@ Every path is opened relative to a directory descriptor without following symlin
 nothing is ever written outside the folder.
 """
 
-import base64
 import contextlib
 import errno
 import fcntl
-import json
 import logging
 import os
 import secrets
 import stat
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from napshare.common import merkle
 from napshare.common.console import tr
-from napshare.common.files import replace_at
 from napshare.common.names import check_file_name
+from napshare.peer.downloading.notes import (
+    DIR_FLAGS,
+    PARTIAL_PATH,
+    Note,
+    bitmap,
+    load_note,
+    pieces_of,
+    remove_note,
+    save_note,
+)
 from napshare.peer.downloading.pieces import BadPieceError, PieceLayer
 from napshare.peer.downloading.trailing_hash import TrailingHash
 from napshare.peer.downloading.writeback import Writeback
@@ -46,16 +53,12 @@ from napshare.peer.folder import beneath
 from napshare.peer.folder.layout import (
     NOTE_SUFFIX,
     PART_SUFFIX,
-    PARTIAL_DIR,
     STATE_DIR,
     partial_key,
 )
 
 logger = logging.getLogger(__name__)
 
-_PARTIAL_PATH = (STATE_DIR, PARTIAL_DIR)  # the folder of parts and notes, from the root down
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_MAX_NOTE_BYTES = 1024 * 1024
 # The note records the verified pieces this often (after their bytes reach the disk), so a
 # crash loses little; a clean stop records them exactly.
 NOTE_INTERVAL = 64 * 1024 * 1024
@@ -78,25 +81,6 @@ class Spilled:
     offset: int
     length: int
     digest: bytes
-
-
-@dataclass
-class Note:
-    """What a .part holds pieces of, which of them are verified, who sent its bytes.
-
-    `pieces` is a bitmap (base64, piece i in bit 7 - i % 8 of byte i // 8) of the pieces
-    checked against the layer of `pieces_root` and on disk. `verified` is what notes of
-    earlier versions kept instead: the bytes from the start that are such pieces. A file
-    without a root has neither (only its sha256 is checked).
-    """
-
-    name: str
-    size: int
-    sha256: str
-    sources: list[str] = field(default_factory=list)
-    pieces_root: str = ""
-    verified: int = 0
-    pieces: str | None = None
 
 
 class PartFile:
@@ -172,7 +156,7 @@ class PartFile:
 
     @property
     def _part_path(self) -> Path:
-        return self._root.joinpath(*_PARTIAL_PATH, self.part_name)
+        return self._root.joinpath(*PARTIAL_PATH, self.part_name)
 
     @property
     def sources(self) -> list[str]:
@@ -420,7 +404,7 @@ class PartFile:
         except OSError as error:
             raise self._failure(error, self.have) from None
         with self._note_lock:
-            self.note.pieces = _bitmap(done)
+            self.note.pieces = bitmap(done)
             self.note.verified = 0
             self._save_note()
 
@@ -749,7 +733,7 @@ class PartFile:
         if self.pieces_root:
             # Trust the note for the pieces it lists; check the rest once the layer is in.
             self._on_disk = kept
-            self._noted_pieces = _pieces_of(note.pieces) if note.pieces is not None else None
+            self._noted_pieces = pieces_of(note.pieces) if note.pieces is not None else None
             if kept:
                 logger.info("%s: resuming from %s", self.name, self.part_name)
         else:
@@ -765,10 +749,10 @@ class PartFile:
     def _open_partial_dir(self) -> int:
         fd = os.dup(self._root_fd)
         try:
-            for part in _PARTIAL_PATH:
+            for part in PARTIAL_PATH:
                 with contextlib.suppress(FileExistsError):
                     os.mkdir(part, 0o700, dir_fd=fd)
-                inner = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                inner = os.open(part, DIR_FLAGS, dir_fd=fd)
                 os.close(fd)
                 fd = inner
         except OSError as error:
@@ -778,50 +762,23 @@ class PartFile:
             raise FolderProblemError(
                 tr(
                     "cannot keep download notes in {path}: {error}",
-                    path=self._root / _PARTIAL_PATH[0],
+                    path=self._root / PARTIAL_PATH[0],
                     error=error,
                 )
             ) from None
         return fd
 
     def _load_note(self) -> Note | None:
-        try:
-            fd = os.open(
-                self._note_name,
-                os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                dir_fd=self._partial_fd,
-            )
-        except FileNotFoundError:
-            return None
-        except OSError as error:
-            logger.warning("ignoring the note of %s: %s", self.part_name, error)
-            return None
-        try:
-            with os.fdopen(fd, "rb") as source:
-                document = json.loads(source.read(_MAX_NOTE_BYTES))
-            return Note(
-                str(document["name"]),
-                int(document["size"]),
-                str(document["sha256"]),
-                [str(peer) for peer in document["sources"]],
-                str(document.get("pieces_root", "")),
-                int(document.get("verified", 0)),
-                None if document.get("pieces") is None else str(document["pieces"]),
-            )
-        except (OSError, ValueError, TypeError, KeyError) as error:
-            logger.warning("ignoring the note of %s: %s", self.part_name, error)
-            return None
+        return load_note(self._partial_fd, self._note_name, self.part_name)
 
     def _save_note(self) -> None:
-        payload = json.dumps(self.note.__dict__).encode()
         try:
-            replace_at(self._partial_fd, self._note_name, payload)
+            save_note(self._partial_fd, self._note_name, self.note)
         except OSError as error:
             raise self._failure(error, self.have) from None
 
     def _remove_note(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._note_name, dir_fd=self._partial_fd)
+        remove_note(self._partial_fd, self._note_name)
 
     def _failure(self, error: OSError, kept: int) -> FolderProblemError:
         """The one line that `error`, met while writing the part or its note, means."""
@@ -871,35 +828,6 @@ class PartFile:
             self._hash = None
 
 
-def noted_version(root: Path, name: str) -> tuple[int, str, str] | None:
-    """The (size, sha256, pieces root) that the unfinished download of `name` into `root`
-    holds pieces of, if there is one: read only, without following a symlink.
-    """
-    try:
-        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        for part in _PARTIAL_PATH:
-            inner = os.open(part, _DIR_FLAGS, dir_fd=fd)
-            os.close(fd)
-            fd = inner
-        note = os.open(
-            partial_key(name) + NOTE_SUFFIX, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd
-        )
-        with os.fdopen(note, "rb") as source:
-            document = json.loads(source.read(_MAX_NOTE_BYTES))
-        return (
-            int(document["size"]),
-            str(document["sha256"]),
-            str(document.get("pieces_root", "")),
-        )
-    except (OSError, ValueError, TypeError, KeyError):
-        return None
-    finally:
-        os.close(fd)
-
-
 def _open_dir(root: Path) -> int:
     try:
         return os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -915,21 +843,3 @@ def _exists(name: str, dir_fd: int) -> bool:
     except FileNotFoundError:
         return False
     return True
-
-
-def _bitmap(done: bytes) -> str:
-    """The note's form of per-piece flags: a bitmap, base64."""
-    bits = bytearray((len(done) + 7) // 8)
-    for index, flag in enumerate(done):
-        if flag:
-            bits[index // 8] |= 0x80 >> (index % 8)
-    return base64.b64encode(bits).decode()
-
-
-def _pieces_of(text: str) -> bytearray:
-    """Per-piece flags from the note's bitmap (as many as it has bits); empty when unreadable."""
-    try:
-        bits = base64.b64decode(text, validate=True)
-    except ValueError:
-        return bytearray()
-    return bytearray(1 if bits[i // 8] & (0x80 >> (i % 8)) else 0 for i in range(len(bits) * 8))
