@@ -29,7 +29,7 @@ from napshare.peer.defaults import (
 )
 from napshare.peer.downloading.engine import Downloader, DownloadOptions, DownloadResult
 from napshare.peer.downloading.reporting import StatusReporter
-from napshare.peer.errors import ClientError, TrackerUnreachableError
+from napshare.peer.errors import ClientError, TrackerBusyError, TrackerUnreachableError
 from napshare.peer.folder.store import SharedFolder
 from napshare.peer.reach.addresses import local_addresses
 from napshare.peer.reach.listener import ReachListener
@@ -217,8 +217,8 @@ class Node:
         self.reach.start()
         try:
             self.link.join()
-        except TrackerUnreachableError as error:
-            logger.warning("%s; will keep trying", error)
+        except (TrackerUnreachableError, TrackerBusyError) as error:
+            self.link.failed(error)  # said once; the link joins again when it may
         self.link.start()
 
     def download_in_background(

@@ -11,11 +11,17 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
 
+from napshare.common.console import tr
 from napshare.common.identity import Identity
 from napshare.common.protocol import HEARTBEAT_INTERVAL
 from napshare.peer.backoff import Backoff
 from napshare.peer.defaults import RESCAN_INTERVAL, TRACKER_RETRY_CAP
-from napshare.peer.errors import ClientError, LeaseLostError, TrackerUnreachableError
+from napshare.peer.errors import (
+    ClientError,
+    LeaseLostError,
+    TrackerBusyError,
+    TrackerUnreachableError,
+)
 from napshare.peer.folder.store import FolderError, SharedFile, SharedFolder
 from napshare.peer.tracker_client import Registration, TrackerClient
 
@@ -68,6 +74,9 @@ class TrackerLink:
         self._wake = threading.Event()
         self._reconnected = threading.Event()  # heartbeat (or join) now, not at the interval
         self._threads: list[threading.Thread] = []
+        self._retry = Backoff(TRACKER_RETRY_CAP)  # between Joins that fail
+        self._failing = False  # a failed Join was told, and none succeeded since
+        self._wait_first = 0.0  # seconds the heartbeat thread waits before its first Join
 
     @property
     def peer_id(self) -> str:
@@ -107,6 +116,12 @@ class TrackerLink:
         if self.on_registered is not None:
             self.on_registered(registration)
         return registration
+
+    def failed(self, error: ClientError) -> None:
+        """A Join made outside the link (the first, at start) failed with `error`: say so
+        once; the link's loop joins again after the delay the failure asks for.
+        """
+        self._wait_first = self._after_failure(error)
 
     def start(self) -> None:
         """Start heartbeating and rescanning (joining first, in the background, if needed)."""
@@ -154,24 +169,44 @@ class TrackerLink:
                 )
                 self._stop.wait(SUPERVISOR_PAUSE)
 
+    def _after_failure(self, error: ClientError | FolderError) -> float:
+        """Say once that Joins fail (and how long this peer waits when the tracker is busy);
+        the seconds to wait before the next Join: the backoff, or longer if the tracker asks.
+        """
+        delay = self._retry.next()
+        if isinstance(error, TrackerBusyError):
+            delay = max(delay, error.retry_after)
+        if not self._failing:
+            if isinstance(error, TrackerBusyError):
+                logger.warning(
+                    tr(
+                        "{error}; joining again in {seconds:.0f} s, and as often as it asks",
+                        error=error,
+                        seconds=max(1.0, delay),
+                    )
+                )
+            else:
+                logger.warning(tr("{error}; will keep trying", error=error))
+        self._failing = True
+        return delay
+
     def _heartbeats(self) -> None:
-        retry = Backoff(TRACKER_RETRY_CAP)
-        unreachable = False
+        if self._wait_first:
+            self._sleep(self._wait_first)
         while not self._stop.is_set():
             registration = self._registration
             if registration is None:
                 try:
                     self.join()
                 except (ClientError, FolderError) as error:
-                    if not unreachable:
-                        logger.warning("%s; will keep trying", error)
-                    unreachable = True
-                    self._sleep(retry.next())
+                    self._sleep(self._after_failure(error))
                     continue
-                if unreachable:
-                    logger.warning("tracker %s is back; joined again", self.tracker.address)
-                retry.reset()
-                unreachable = False
+                if self._failing:
+                    logger.warning(
+                        tr("tracker {tracker} is back; joined again", tracker=self.tracker.address)
+                    )
+                self._retry.reset()
+                self._failing = False
                 continue
             interval = registration.heartbeat_interval or HEARTBEAT_INTERVAL
             woken = self._sleep(interval)
@@ -189,7 +224,7 @@ class TrackerLink:
             except ClientError as error:
                 if self._forget(registration):
                     logger.warning("heartbeat failed: %s; will join again when it answers", error)
-                    unreachable = isinstance(error, TrackerUnreachableError)
+                    self._failing = isinstance(error, TrackerUnreachableError)
 
     def _rescans(self) -> None:
         while not self._stop.wait(self.rescan_interval):

@@ -70,9 +70,9 @@ class TrackerServicer(tracker_pb2_grpc.TrackerServiceServicer):
                 )
             local_addresses = check_local_addresses(request.local_addresses)
             # Refused before dialing: a Join for a taken address costs the tracker no check.
-            self._index.claim(host, request.port, identity, may_prove=bool(identity))
+            peer_id = self._index.claim(host, request.port, identity, may_prove=bool(identity))
             reachable = bool(identity) and self._check.reachable(
-                host, request.port, request.certificate, source
+                peer_id, request.certificate, source
             )
             registration = self._index.join(
                 host,

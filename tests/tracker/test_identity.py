@@ -129,10 +129,10 @@ def test_connect_back_checks_are_bounded_in_number():
     assert check._slots.acquire(timeout=1)  # one check running, say towards a slow address
     try:
         with pytest.raises(ChecksBusyError):
-            check.reachable("127.0.0.1", 9, PEER.certificate_der)
+            check.reachable("127.0.0.1:9", PEER.certificate_der)
     finally:
         check._slots.release()
-    assert check.reachable("127.0.0.1", 9, PEER.certificate_der) is False  # nothing there
+    assert check.reachable("127.0.0.1:9", PEER.certificate_der) is False  # nothing there
 
 
 def test_one_source_gets_only_its_share_of_the_connect_back_checks():
@@ -141,16 +141,16 @@ def test_one_source_gets_only_its_share_of_the_connect_back_checks():
     port = silent.getsockname()[1]
     check = AddressCheck(tls=True, timeout=1.0, max_checks=8, max_per_source=1)
     running = threading.Thread(
-        target=check.reachable, args=("127.0.0.1", port, PEER.certificate_der, "192.0.2.1")
+        target=check.reachable, args=(f"127.0.0.1:{port}", PEER.certificate_der, "192.0.2.1")
     )
     running.start()
     try:
-        while "192.0.2.1" not in check._by_source:
+        while "192.0.2.0/24" not in check._by_source:
             time.sleep(0.01)
-        with pytest.raises(ChecksBusyError, match=r"from 192\.0\.2\.1"):
-            check.reachable("127.0.0.1", port, PEER.certificate_der, "192.0.2.1")
-        # Another source still gets a slot: nothing answers there, so not reachable.
-        assert check.reachable("127.0.0.1", 9, PEER.certificate_der, "192.0.2.2") is False
+        with pytest.raises(ChecksBusyError, match=r"from 192\.0\.2\.0/24"):
+            check.reachable("127.0.0.1:9", PEER.certificate_der, "192.0.2.7")
+        # Another network still gets a slot: nothing answers there, so not reachable.
+        assert check.reachable("127.0.0.1:9", PEER.certificate_der, "198.51.100.2") is False
     finally:
         running.join()
         silent.close()
