@@ -40,6 +40,8 @@ CERTIFICATE_INVALID = "CERTIFICATE_INVALID"  # Join's certificate: not DER X.509
 # Tracker, Join's proof of identity.
 JOIN_SIGNATURE_INVALID = "JOIN_SIGNATURE_INVALID"  # UNAUTHENTICATED: bad signature or signed_at
 ADDRESS_TAKEN = "ADDRESS_TAKEN"  # PERMISSION_DENIED: a live registration of another identity
+# PERMISSION_DENIED: the address check found a TLS server there with another certificate.
+ADDRESS_SERVED_BY_ANOTHER = "ADDRESS_SERVED_BY_ANOTHER"
 ADDRESS_CHECKS_BUSY = "ADDRESS_CHECKS_BUSY"  # RESOURCE_EXHAUSTED, RetryInfo: checks all busy
 # Tracker, the caller's registration.
 PEER_NOT_REGISTERED = "PEER_NOT_REGISTERED"  # NOT_FOUND: never joined, left, or lease ran out

@@ -8,9 +8,11 @@ interval, so a restarted tracker hears NOT_FOUND's re-join within moments.
 """
 
 import logging
+import socket
 import threading
 from collections.abc import Callable, Iterable, Sequence
 
+from napshare.common.address import canonical_ip
 from napshare.common.console import tr
 from napshare.common.identity import Identity
 from napshare.common.protocol import HEARTBEAT_INTERVAL
@@ -89,7 +91,7 @@ class TrackerLink:
         with self._lock:
             files = self.folder.scan()
             registration = self.tracker.join(
-                self.host,
+                announced_host(self.host),
                 self.port,
                 files,
                 identity=self.identity,
@@ -285,6 +287,23 @@ class TrackerLink:
         woken = self._wake.wait(seconds)
         self._wake.clear()
         return woken or self._stop.is_set()
+
+
+def announced_host(host: str) -> str:
+    """What a Join announces for `host` (--host): "" (the address the tracker sees), an IP
+    literal as it is, or the IP address a name resolves to now, since the tracker takes only
+    addresses (two names of one machine would be two peers). Raises ClientError when the name
+    does not resolve.
+    """
+    if not host or canonical_ip(host) is not None:
+        return host
+    try:
+        found = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except OSError as error:
+        raise ClientError(
+            tr("cannot resolve --host {host}: {error}", host=host, error=error.strerror or error)
+        ) from None
+    return str(found[0][4][0])
 
 
 def _few(names: Iterable[str], shown: int = 5) -> str:

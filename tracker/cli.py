@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from napshare.common import logsetup
 from napshare.common.address import format_address
+from napshare.common.addresskey import add_ipv6_prefix_flag, address_key_from_args
 from napshare.common.cliargs import (
     OneLineParser,
     add_metrics_flags,
@@ -191,6 +192,7 @@ def _add_limit_flags(parser: argparse.ArgumentParser) -> None:
             metavar="N",
             help=helps[limit],
         )
+    add_ipv6_prefix_flag(group)
 
 
 def _add_reach_flags(parser: argparse.ArgumentParser) -> None:
@@ -278,6 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.heartbeat_interval,
             max_concurrent_searches=args.max_concurrent_searches,
             limits=_limits(args),
+            address_key=address_key_from_args(args),
         )
     except StoreConfigError as error:
         print(f"napshare-tracker: {error}", file=sys.stderr)

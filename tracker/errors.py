@@ -74,6 +74,12 @@ class AddressTakenError(TrackerError):
     default_reason = reasons.ADDRESS_TAKEN
 
 
+class ServedByAnotherError(AddressTakenError):
+    """The claimed address answers TLS with another certificate than the Join's."""
+
+    default_reason = reasons.ADDRESS_SERVED_BY_ANOTHER
+
+
 class StoreUnavailableError(TrackerError):
     """The store that holds the index (Redis) did not answer: the caller should ask again."""
 

@@ -25,6 +25,7 @@ from array import array
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 
+from napshare.common.addresskey import AddressKey
 from napshare.common.protocol import HEARTBEAT_INTERVAL
 from napshare.tracker import paging
 from napshare.tracker.catalog import Catalog, pack_record, unpack_record
@@ -143,6 +144,7 @@ class TrackerIndex(IndexStore):
         limits: Limits | None = None,
         max_candidates: int | None = None,
         page_token_secret: bytes | None = None,
+        address_key: AddressKey | None = None,
     ) -> None:
         if not (math.isfinite(heartbeat_interval) and heartbeat_interval > 0):
             raise ValueError(f"heartbeat interval {heartbeat_interval} must be a positive number")
@@ -154,6 +156,7 @@ class TrackerIndex(IndexStore):
             max_concurrent_searches=max_concurrent_searches,
             max_candidates=MAX_CANDIDATES if max_candidates is None else max_candidates,
             limits=limits,
+            address_key=address_key,
         )
         self.search_budget = search_budget
         # Tokens of an index in memory need not outlive it: the index does not either.

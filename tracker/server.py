@@ -10,6 +10,7 @@ from typing import Any
 
 import grpc
 from grpc_health.v1.health import HealthServicer
+from napshare.common.addresskey import AddressKey
 from napshare.common.console import PEER_DEAD
 from napshare.common.identity import Identity
 from napshare.common.metrics import Metrics
@@ -66,6 +67,7 @@ def create_server(
     connect_rate: float = CONNECT_RATE,
     max_peer_dials: int = MAX_PEER_DIALS,
     relay: RelayOffer | None = None,
+    address_key: AddressKey | None = None,
 ) -> tuple[grpc.Server, int]:
     """Start a tracker on host:port (0 picks a free port) and return it with its port.
 
@@ -78,14 +80,18 @@ def create_server(
     relay), at most `connect_rate` calls a second per caller IP and `max_peer_dials` dials
     pending per peer.
 
-    `heartbeat_interval`, `max_concurrent_searches` and `limits` (default Limits()) apply only
-    when no `index` is given. With `metrics` (made with tracker_metrics()), RPCs, the index's
-    size and expired leases are counted there. Raises common.serving.PortInUseError if the
-    address cannot be bound.
+    `heartbeat_interval`, `max_concurrent_searches`, `limits` (default Limits()) and
+    `address_key` (what one address is to per-address limits) apply only when no `index` is
+    given; else the index's own rule applies to every per-address limit. With `metrics` (made
+    with tracker_metrics()), RPCs, the index's size and expired leases are counted there.
+    Raises common.serving.PortInUseError if the address cannot be bound.
     """
     if index is None:
         index = TrackerIndex(
-            heartbeat_interval, max_concurrent_searches=max_concurrent_searches, limits=limits
+            heartbeat_interval,
+            max_concurrent_searches=max_concurrent_searches,
+            limits=limits,
+            address_key=address_key,
         )
     on_expired = _count_index(metrics, index)
     if switchboard is None:
@@ -110,7 +116,7 @@ def create_server(
     servicer = TrackerServicer(
         index,
         proof,
-        AddressCheck(tls=tls is not None),
+        AddressCheck(tls=tls is not None, address_key=index.address_key),
         switchboard=switchboard,
         connects=connects,
         listen_keepalive=listen_keepalive,

@@ -5,6 +5,7 @@ from collections.abc import Sequence
 
 from napshare.common import arenas, logsetup
 from napshare.common.address import InvalidAddressError, address_list, normal_address
+from napshare.common.addresskey import add_ipv6_prefix_flag
 from napshare.common.cliargs import (
     OneLineParser,
     add_metrics_flags,
@@ -250,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help=tr("uploads at once to one IP address, whatever its ports (default: %(default)d)"),
     )
+    add_ipv6_prefix_flag(serve)
     serve.add_argument(
         "--min-upload-rate",
         type=non_negative_number,

@@ -15,6 +15,7 @@ from types import FrameType
 
 from napshare.common import console, signals
 from napshare.common.address import format_address
+from napshare.common.addresskey import address_key_from_args
 from napshare.common.console import tr
 from napshare.common.exitcodes import ExitCode
 from napshare.common.metrics import Metrics, MetricsEndpoint
@@ -44,6 +45,7 @@ def serve(args: argparse.Namespace) -> int:
             min_rate=args.min_upload_rate * 1024,
             window=args.upload_rate_window,
             grace=args.upload_grace,
+            address_key=address_key_from_args(args),
         ),
         chunk_size=args.chunk_size,
         rescan_interval=args.rescan_interval,

@@ -152,14 +152,14 @@ def test_name_table_agrees_with_a_dict():
 def test_exact_search_is_case_sensitive_and_sorted():
     index = TrackerIndex()
     for port in (3, 1, 2):
-        index.join("h", port, [entry("A.mp4"), entry("a.mp4")])
+        index.join("10.0.0.8", port, [entry("A.mp4"), entry("a.mp4")])
 
     found = index.search(name="a.mp4").matches
 
     assert [(m.peer_id, m.file.name) for m in found] == [
-        ("h:1", "a.mp4"),
-        ("h:2", "a.mp4"),
-        ("h:3", "a.mp4"),
+        ("10.0.0.8:1", "a.mp4"),
+        ("10.0.0.8:2", "a.mp4"),
+        ("10.0.0.8:3", "a.mp4"),
     ]
 
 

@@ -16,6 +16,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from napshare.common.addresskey import AddressKey
 from napshare.common.protocol import LEASE_INTERVALS
 from napshare.tracker import checks
 from napshare.tracker.checks import CheckedFiles, FileLike, SearchQuery
@@ -86,7 +87,9 @@ class Contact:
     peer_id: str
     token: str
     identity: str  # "" for an anonymous Join
-    source: str | None  # the IP address its Join came from (None: a caller in this process)
+    # The key (common.addresskey) of the IP address its Join came from: the address, or its
+    # IPv6 network; None for a caller in this process.
+    source: str | None
     reachable: bool
     local_addresses: tuple[str, ...]
 
@@ -136,6 +139,7 @@ class IndexStore(ABC):
         max_concurrent_searches: int,
         max_candidates: int,
         limits: Limits | None,
+        address_key: AddressKey | None = None,
     ) -> None:
         if not (heartbeat_interval > 0 and heartbeat_interval < float("inf")):
             raise ValueError(f"heartbeat interval {heartbeat_interval} must be a positive number")
@@ -147,6 +151,8 @@ class IndexStore(ABC):
         # A keyword search whose words may match more names than this is broad: it walks.
         self.max_candidates = max_candidates
         self.limits = limits or Limits()
+        # What one source address is to the per-address limits (IPv6 counts per /64).
+        self.address_key = address_key or AddressKey()
         self._broad_searches = threading.BoundedSemaphore(max_concurrent_searches)
 
     def join(
@@ -165,8 +171,9 @@ class IndexStore(ABC):
         same address and identity, or, when this one was `reachable` there, one of another
         identity that was not; AddressTakenError if one of another identity holds it.
 
-        `source` is the address the call came from, which the per-address limits count (None:
-        a caller in this process, not counted); past a limit, CapacityError and no change.
+        `source` is the address the call came from, which the per-address limits count under
+        its key (`address_key`: IPv6 addresses per /64; None: a caller in this process, not
+        counted); past a limit, CapacityError and no change.
         `local_addresses` (already checked) are kept with the registration.
         """
         peer_id = checks.peer_id_of(host, port)
@@ -176,7 +183,7 @@ class IndexStore(ABC):
             peer_id,
             token,
             checked,
-            source,
+            None if source is None else self.address_key(source),
             identity=identity,
             certificate=certificate,
             reachable=reachable,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from napshare.common.addresskey import AddressKey
 from napshare.tracker.limits import Limits
 from napshare.tracker.store.base import IndexStore
 
@@ -33,6 +34,7 @@ def open_store(
     *,
     max_concurrent_searches: int,
     limits: Limits,
+    address_key: AddressKey | None = None,
 ) -> IndexStore:
     """The store `value` names, opened: an empty index in memory, or the Redis one (which
     raises StoreConfigError when it cannot be reached or used).
@@ -41,7 +43,10 @@ def open_store(
         from napshare.tracker.index import TrackerIndex  # noqa: PLC0415 - it imports this package
 
         return TrackerIndex(
-            heartbeat_interval, max_concurrent_searches=max_concurrent_searches, limits=limits
+            heartbeat_interval,
+            max_concurrent_searches=max_concurrent_searches,
+            limits=limits,
+            address_key=address_key,
         )
     from napshare.tracker.store.redis_store import RedisStore  # noqa: PLC0415 - redis is big
 
@@ -50,4 +55,5 @@ def open_store(
         heartbeat_interval,
         max_concurrent_searches=max_concurrent_searches,
         limits=limits,
+        address_key=address_key,
     )

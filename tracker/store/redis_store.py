@@ -30,6 +30,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import redis
 import redis.cluster
 from napshare.common import reasons
+from napshare.common.addresskey import AddressKey
 from napshare.common.protocol import HEARTBEAT_INTERVAL
 from napshare.tracker import paging
 from napshare.tracker.checks import MAX_FILES, CheckedFiles, SearchQuery
@@ -152,6 +153,7 @@ class RedisStore(IndexStore):
         max_candidates: int | None = None,
         clock: Callable[[], float] | None = None,
         max_connections: int = MAX_CONNECTIONS,
+        address_key: AddressKey | None = None,
     ) -> None:
         super().__init__(
             heartbeat_interval,
@@ -159,6 +161,7 @@ class RedisStore(IndexStore):
             max_concurrent_searches=max_concurrent_searches,
             max_candidates=MAX_CANDIDATES if max_candidates is None else max_candidates,
             limits=limits,
+            address_key=address_key,
         )
         if search_budget < 1:
             raise ValueError("search_budget must be at least 1")
