@@ -30,11 +30,12 @@ TS_CLIENT := clients/typescript
 TS_STAMP := $(TS_CLIENT)/node_modules/.installed
 TS_GEN := $(TS_CLIENT)/src/gen
 
-.PHONY: help install ts-client netns-tools redis-server lock proto check-proto locale check-locale lint check-breaking test demo bench soak clean
+.PHONY: help install ts-client netns-tools redis-server lock proto check-proto locale check-locale lint check-breaking test check demo bench soak clean
 
 help:
 	@echo "make demo        the whole napshare flow: tracker, two peers, a >1 GiB video download"
-	@echo "make test        install, check generated code, lint, run the tests"
+	@echo "make test        install, check generated code, lint, run the tests (on PYTEST_WORKERS=2 workers)"
+	@echo "make check       the fast lane: lint, then the tests but the slow ones (multi-GiB, bench, soak)"
 	@echo "make install     create .venv with napshare (editable) and its dev tools, from $(LOCK)"
 	@echo "make lock        re-resolve the dev tools and dependencies into $(LOCK)"
 	@echo "make ts-client   install the TypeScript client's packages from its lock (clients/typescript)"
@@ -119,8 +120,8 @@ proto: $(STAMP) $(BUF) $(TS_STAMP)
 check-proto: $(STAMP) $(BUF) $(TS_STAMP)
 	$(call gen_proto,$(TOOLS)/generated-check)
 	@for d in generated $(TS_GEN); do \
-	  diff -r $$d $(TOOLS)/generated-check/$$d > /dev/null || { \
-	    diff -r $$d $(TOOLS)/generated-check/$$d | head -40; \
+	  diff -r -x __pycache__ $$d $(TOOLS)/generated-check/$$d > /dev/null || { \
+	    diff -r -x __pycache__ $$d $(TOOLS)/generated-check/$$d | head -40; \
 	    echo "$$d is out of date with protos/: run 'make proto' and commit the result"; exit 1; }; \
 	done
 	@echo "generated/ and $(TS_GEN) match protos/"
@@ -197,8 +198,17 @@ $(REDIS_STAMP):
 	  echo "redis-server is missing and cannot be installed here (needs apt-get and root): the Redis store tests will be skipped"; \
 	fi
 
+# The tests run on PYTEST_WORKERS processes (pytest-xdist); a test marked serial runs while
+# no other test does, whatever the flags (tests/support/serial.py).
+PYTEST_WORKERS ?= 2
+PYTEST_PARALLEL := -n $(PYTEST_WORKERS)
+
 test: install ts-client netns-tools redis-server check-proto check-locale lint
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_PARALLEL)
+
+# What a developer runs before a commit: lint and every test not marked slow (pyproject.toml).
+check: install ts-client lint
+	$(BIN)/pytest $(PYTEST_PARALLEL) -m "not slow"
 
 demo: $(STAMP)
 	$(PY) tests/demo.py
@@ -206,7 +216,7 @@ demo: $(STAMP)
 bench: $(STAMP) redis-server
 	$(PY) -m tests.bench.run
 
-# Not part of `make test` (tests/test_soak_smoke.py runs it for seconds there). Writes
+# Not part of `make test` (tests/bench/test_soak_smoke.py runs it for seconds there). Writes
 # tests/bench/soak-result.md and its section of BENCHMARKS.md; exits 1 on any UNKNOWN or
 # INTERNAL answer or a download that did not verify. SOAK_ARGS='--minutes 10' for longer.
 SOAK_ARGS ?= --minutes 3

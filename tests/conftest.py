@@ -1,17 +1,47 @@
-"""Fixtures every test folder may use."""
+"""Fixtures every test folder may use: the interpreter, rpc_details, in-process trackers; and
+the turn every test takes on the machine, alone for a test marked `serial`.
+"""
 
 import os
 import sys
 import tempfile
-from pathlib import Path
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.rpc import rpc_details as _rpc_details
+from tests.support.serial import machine_turn
+from tests.support.trackers import InProcessTracker, start_in_process_tracker
+
 # hypothesis keeps caches in ./.hypothesis unless told otherwise: not in the repository.
 os.environ.setdefault(
     "HYPOTHESIS_STORAGE_DIRECTORY", tempfile.mkdtemp(prefix="napshare-hypothesis-")
 )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The serial tests first: on several workers, they then wait for each other only, not
+    for whatever long test the other workers have just begun.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("serial") is None)
+
+
+@pytest.fixture(autouse=True)
+def _machine_turn(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """On a worker of pytest-xdist, wait for the machine: a test marked `serial` runs while no
+    other test does; any other test while no serial one does. One process runs one test at a
+    time anyway.
+    """
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        yield
+        return
+    alone = request.node.get_closest_marker("serial") is not None
+    # Each worker's base folder is in the folder of the run, which they all share.
+    with machine_turn(tmp_path_factory.getbasetemp().parent, alone=alone):
+        yield
 
 
 @pytest.fixture
@@ -20,31 +50,30 @@ def python() -> str:
     return sys.executable
 
 
-def _rpc_details(error):
-    """The ErrorInfo (domain napshare.v1) and RetryInfo or None in a failed call's status."""
-    from google.rpc import error_details_pb2
-    from grpc_status import rpc_status
-
-    status = rpc_status.from_call(error)
-    assert status is not None, "the error carries no google.rpc.Status"
-    assert status.code == error.code().value[0]
-    infos, retries = [], []
-    for detail in status.details:
-        for kind, found in (
-            (error_details_pb2.ErrorInfo, infos),
-            (error_details_pb2.RetryInfo, retries),
-        ):
-            if detail.Is(kind.DESCRIPTOR):
-                message = kind()
-                detail.Unpack(message)
-                found.append(message)
-    assert len(infos) == 1
-    assert len(retries) <= 1
-    assert infos[0].domain == "napshare.v1"
-    return infos[0], (retries[0] if retries else None)
+@pytest.fixture
+def rpc_details() -> Callable[..., Any]:
+    """rpc_details(error) -> (ErrorInfo, RetryInfo | None), checking there is one ErrorInfo."""
+    return _rpc_details
 
 
 @pytest.fixture
-def rpc_details():
-    """rpc_details(error) -> (ErrorInfo, RetryInfo | None), checking there is one ErrorInfo."""
-    return _rpc_details
+def make_tracker() -> Iterator[Callable[..., InProcessTracker]]:
+    """Start in-process trackers (start_in_process_tracker's arguments); all are stopped at
+    the end of the test.
+    """
+    started: list[InProcessTracker] = []
+
+    def start(*args: Any, **kwargs: Any) -> InProcessTracker:
+        tracker = start_in_process_tracker(*args, **kwargs)
+        started.append(tracker)
+        return tracker
+
+    yield start
+    for tracker in started:
+        tracker.stop()
+
+
+@pytest.fixture
+def tracker(make_tracker: Callable[..., InProcessTracker]) -> InProcessTracker:
+    """An in-process tracker for one test, heartbeats every 30 s."""
+    return make_tracker()

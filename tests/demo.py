@@ -1,7 +1,7 @@
 """`make demo`: the assignment's flow a–e with a real tracker, two peers and a >1 GiB video.
 
-Run from the repository: `python tests/demo.py [--size BYTES] [--keep]`. tests/test_demo.py runs it
-with a few MiB so the demo cannot rot.
+Run from the repository: `python tests/demo.py [--size BYTES] [--keep]`.
+tests/system/test_demo.py runs it with a few MiB so the demo cannot rot.
 """
 
 import argparse

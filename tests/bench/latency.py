@@ -32,7 +32,7 @@ def _proxy(target: str, delay_ms: float, buffer: int) -> list[str]:
     return [
         PYTHON,
         "-m",
-        "tests.bench.delayproxy",
+        "tests.support.delayproxy",
         target,
         "--delay-ms",
         f"{delay_ms:g}",
@@ -142,7 +142,7 @@ def _section(config: Config, delays: list[_Delay], size: int) -> Section:
     details = [
         f"A {format_size(size)} file of random bytes, fetched by `napshare-peer download "
         "--from PROXY` (sha256 verified) and by `curl -o` from `python -m http.server`, each "
-        "through its own `tests/bench/delayproxy.py`: a loopback TCP relay that holds every "
+        "through its own `tests/support/delayproxy.py`: a loopback TCP relay that holds every "
         "byte, in each direction, for the one-way delay before passing it on, with at most "
         f"{format_size(config.latency_buffer)} held per direction (it stops reading when full, "
         "so the sender feels the backpressure). That caps either tool at buffer / delay: "

@@ -103,7 +103,7 @@ def run(config: Config) -> Section:
                     _round(config, tracker.address, url, scenario, liar=None, stats=stats)
                 continue
             command = [
-                PYTHON, "-m", "tests.bench.liar", str(source), "--tracker", tracker.address,
+                PYTHON, "-m", "tests.support.liar", str(source), "--tracker", tracker.address,
                 "--lie", scenario.lie, "--stats", str(stats),
             ]  # fmt: skip
             with running("lying peer", command) as liar:
@@ -134,7 +134,7 @@ def _section(config: Config, scenarios: list[Scenario], rounds: int) -> Section:
         )
     details = [
         f"A {format_size(config.transfer_size)} file, {rounds} round"
-        f"{'s' if rounds > 1 else ''} per scenario. A lying peer (`tests/bench/liar.py`: the "
+        f"{'s' if rounds > 1 else ''} per scenario. A lying peer (`tests/support/liar.py`: the "
         "true name, size, sha256 and pieces root, wrong bytes) is asked first (`--from`); an "
         "honest napshare peer shares the same file. Bytes fetched twice are what both peers "
         "sent (its metrics, the liar's own count) minus the file size; every download ends "

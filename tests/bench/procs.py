@@ -16,7 +16,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.files import ROOT
+
 PYTHON = sys.executable
 TIME = "/usr/bin/time"
 
@@ -122,15 +123,6 @@ def _accepts(port: int) -> bool:
             return True
     except OSError:
         return False
-
-
-def free_port() -> int:
-    """A loopback TCP port nothing listens on now, for a program that cannot take port 0 and
-    print the one it got (it may be taken before the program binds it: then it fails to start).
-    """
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def stop(service: Service, grace: float = 10.0) -> None:

@@ -21,7 +21,6 @@ from tests.bench.procs import (
     BenchError,
     Service,
     Timed,
-    free_port,
     median,
     running,
     settled_cpu_seconds,
@@ -29,6 +28,7 @@ from tests.bench.procs import (
     timed_run,
 )
 from tests.bench.report import Row, Section
+from tests.support.net import free_port
 
 FILE_NAME = "cs101-lecture-0042-intro-to-distributed-systems.mp4"
 MB = 1_000_000

@@ -16,7 +16,8 @@ from napshare.peer.node import Node, NodeConfig
 from napshare.peer.tracker_client import TrackerClient
 from napshare.tracker.server import create_server as create_tracker
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.files import ROOT
+
 CLIENT = ROOT / "clients" / "typescript"
 MIB = 1 << 20
 SHARED = "aula ts 1.mp4"

@@ -6,17 +6,11 @@ import logging
 from napshare.common import logsetup
 from napshare.common.linelimit import MAX_LINE_CHARS, LineLimiter, cut
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import Clock
 
 
 def test_past_the_limit_lines_of_one_kind_are_counted_and_reported_once_the_window_ends() -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     limiter = LineLimiter(3, 10.0, clock)
 
     admitted = [limiter.admit("bad request") for _ in range(1000)]
@@ -33,7 +27,7 @@ def test_past_the_limit_lines_of_one_kind_are_counted_and_reported_once_the_wind
 
 
 def test_a_kind_that_is_left_out_waits_for_its_count_to_be_reported() -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     limiter = LineLimiter(1, 1.0, clock)
     assert limiter.admit("x")
     assert not limiter.admit("x")

@@ -96,6 +96,7 @@ def zero_file_expected(size: int, piece_size: int) -> tuple[bytes, bytes, bytes]
     return layer[0], full, last
 
 
+@pytest.mark.slow
 def test_a_sparse_file_of_a_few_gib_hashes_as_bep52_says(tmp_path: Path) -> None:
     size = 4 * GIB + BLOCK + 1
     path = tmp_path / "sparse.bin"

@@ -1,12 +1,12 @@
 """Every ErrorInfo reason is documented next to its RPC in the protos, and in docs/protocol.md."""
 
 import re
-from pathlib import Path
 
 import pytest
 from napshare.common import reasons
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.files import ROOT
+
 ALL = sorted(
     value
     for name, value in vars(reasons).items()

@@ -19,9 +19,10 @@ from napshare.peer.tracker_link import TrackerLink
 from napshare.peer.transport import PLAINTEXT, Transport
 from napshare.v1 import tracker_pb2
 
-from tests.support.reach import natted_config, wait_until
+from tests.support.reach import natted_config
 from tests.support.redis import shared_server, store_url
-from tests.tracker.conftest import TrackerProcess
+from tests.support.trackers import TrackerProcess
+from tests.support.waiting import wait_until
 
 INTERVAL = "1"  # heartbeat interval of the replicas: a lease is 3 s
 

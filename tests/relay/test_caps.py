@@ -8,7 +8,8 @@ import time
 import pytest
 from napshare.relay.caps import RelayCaps, add_cap_flags, caps_from_args, parse_size
 
-from tests.support.relays import MIB, read_all, send_and_close, wait_until
+from tests.support.relays import MIB, read_all, send_and_close
+from tests.support.waiting import wait_until
 
 
 def test_a_session_past_its_byte_cap_is_ended_after_exactly_the_cap(start_relay) -> None:

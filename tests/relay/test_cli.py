@@ -11,13 +11,8 @@ from pathlib import Path
 import pytest
 from napshare.common.exitcodes import ExitCode
 
-from tests.support.relays import (
-    TRACKER,
-    read_all,
-    send_and_close,
-    tracker_cert_file,
-    wait_until,
-)
+from tests.support.relays import TRACKER, read_all, send_and_close, tracker_cert_file
+from tests.support.waiting import wait_until
 
 
 def _run(*args: str, lang: str = "C.UTF-8") -> subprocess.CompletedProcess[str]:

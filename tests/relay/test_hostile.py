@@ -8,15 +8,8 @@ import time
 from napshare.common.relay_wire import LENGTH, MAGIC, MAX_TICKET_BYTES, hello
 from napshare.v1 import relay_pb2
 
-from tests.support.relays import (
-    MIB,
-    SERVING,
-    new_session,
-    read_all,
-    send_and_close,
-    ticket,
-    wait_until,
-)
+from tests.support.relays import MIB, SERVING, new_session, read_all, send_and_close, ticket
+from tests.support.waiting import wait_until
 
 
 def _answer_then_close(sock: socket.socket) -> relay_pb2.RelayAnswer:

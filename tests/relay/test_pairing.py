@@ -20,8 +20,8 @@ from tests.support.relays import (
     read_all,
     send_and_close,
     ticket,
-    wait_until,
 )
+from tests.support.waiting import wait_until
 
 
 def refusal(relay, signed: bytes) -> relay_pb2.RelayAnswer:

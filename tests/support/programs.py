@@ -4,13 +4,13 @@ runs them: `napshare-tracker` with its defaults (TLS, its own certificate, port 
 own, so the default ports are free in it.
 """
 
-import hashlib
 import re
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.support.files import sha256_file
 from tests.support.netns import Host, Process
 
 BIN = Path(sys.executable).parent
@@ -118,7 +118,7 @@ class Download:
 
     def sha256(self) -> str:
         """The downloaded file's SHA-256."""
-        return sha256_of(self.path)
+        return sha256_file(self.path)
 
 
 def download_command(tracker: Tracker, name: str, folder: Path, *flags: str) -> list[str]:
@@ -159,12 +159,3 @@ def canary_file(path: Path, size: int, canary: bytes) -> Path:
             out.write(piece)
             left -= len(piece)
     return path
-
-
-def sha256_of(path: Path) -> str:
-    """A file's SHA-256 in hex."""
-    digest = hashlib.sha256()
-    with path.open("rb") as source:
-        while block := source.read(4 * MIB):
-            digest.update(block)
-    return digest.hexdigest()

@@ -7,7 +7,7 @@ import queue
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,14 +20,6 @@ from napshare.peer.tracker_client import TrackerClient
 from napshare.peer.transport import PLAINTEXT, Transport
 from napshare.tracker.server import create_server as create_tracker
 from napshare.v1 import tracker_pb2, tracker_pb2_grpc
-
-
-def wait_until(condition: Callable[[], object], timeout: float = 30.0) -> None:
-    """Poll `condition` until it is true; AssertionError after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {condition}"
-        time.sleep(0.01)
 
 
 def signed_join(

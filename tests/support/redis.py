@@ -10,7 +10,6 @@ import atexit
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -20,6 +19,8 @@ from pathlib import Path
 
 import pytest
 import redis
+
+from tests.support.net import free_port
 
 SERVER = "redis-server"
 READY_SECONDS = 20.0
@@ -34,13 +35,6 @@ def require_server() -> str:
             pytest.fail(MISSING)
         pytest.skip(MISSING)
     return path
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on now (and, with luck, a moment from now)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class RedisServer:

@@ -7,15 +7,16 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 from napshare.common.identity import TRACKER_NAME, Identity, make_identity
 from napshare.common.relay_wire import TICKET_SECONDS, join_relay, sign_ticket
 from napshare.relay.server import Relay
 from napshare.v1 import relay_pb2
+
+from tests.support.waiting import wait_until
 
 TRACKER = make_identity(TRACKER_NAME)
 SERVING = relay_pb2.RELAY_SIDE_SERVING
@@ -81,15 +82,6 @@ class RunningRelay:
         if errors:
             raise errors[0]
         return serving[0], downloading
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Poll `condition` until it holds; fail the test if it does not within `timeout`."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail("the condition never held")
-        time.sleep(0.01)
 
 
 def read_all(sock: socket.socket) -> bytes:

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from tests.support import netns
+from tests.support.files import sha256_file
 from tests.support.programs import (
     MIB,
     NOT_REACHABLE,
@@ -35,7 +36,6 @@ from tests.support.programs import (
     Tracker,
     canary_file,
     download,
-    sha256_of,
 )
 
 SIZE = 4 * MIB + 12345  # a few pieces, and not a whole number of them
@@ -53,7 +53,7 @@ def shared_file(folder: Path, name: str, size: int = SIZE) -> tuple[Path, bytes]
 def assert_downloaded(result_path: Path, original: Path) -> None:
     """The download is there, byte for byte the shared file."""
     assert result_path.exists(), f"{result_path.name} was not downloaded"
-    assert sha256_of(result_path) == sha256_of(original)
+    assert sha256_file(result_path) == sha256_file(original)
 
 
 def test_nobody_on_the_internet_opens_a_connection_to_a_peer_behind_a_home_router(

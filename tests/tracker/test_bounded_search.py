@@ -21,7 +21,7 @@ from napshare.tracker.server import create_server
 from napshare.tracker.store.base import SEARCH_BUDGET, SearchOutcome
 from napshare.v1 import tracker_pb2
 
-from .conftest import digest
+from tests.support.trackers import digest
 
 PEERS = 20
 FILES_PER_PEER = 5_000

@@ -27,9 +27,9 @@ LINES = {
 
 
 @pytest.mark.parametrize("lang", LINES)
-def test_console_lines_in_both_languages(start_tracker, info, lang):
+def test_console_lines_in_both_languages(spawn_tracker, info, lang):
     joined, searched, dead = LINES[lang]
-    tracker = start_tracker("--heartbeat-interval", "0.3", lang=lang)
+    tracker = spawn_tracker("--heartbeat-interval", "0.3", lang=lang)
 
     with grpc.insecure_channel(tracker.address) as channel:
         stub = tracker_pb2_grpc.TrackerServiceStub(channel)
@@ -56,16 +56,16 @@ def test_console_lines_in_both_languages(start_tracker, info, lang):
         ("pt_BR.UTF-8", "tracker napshare escutando em {address}"),
     ],
 )
-def test_the_listening_line_follows_the_locale(start_tracker, lang, banner):
-    tracker = start_tracker(lang=lang)
+def test_the_listening_line_follows_the_locale(spawn_tracker, lang, banner):
+    tracker = spawn_tracker(lang=lang)
 
     assert tracker.banner == banner.format(address=tracker.address)
     assert tracker.stop() == 0
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_a_signal_stops_the_tracker_with_status_0(start_tracker, sig):
-    tracker = start_tracker()
+def test_a_signal_stops_the_tracker_with_status_0(spawn_tracker, sig):
+    tracker = spawn_tracker()
 
     status = tracker.stop(sig)
 
@@ -73,8 +73,8 @@ def test_a_signal_stops_the_tracker_with_status_0(start_tracker, sig):
     assert not any("Traceback" in line for line in tracker.stderr)
 
 
-def test_a_taken_port_is_one_line_and_a_failure(start_tracker, python, tmp_path):
-    first = start_tracker()
+def test_a_taken_port_is_one_line_and_a_failure(spawn_tracker, python, tmp_path):
+    first = spawn_tracker()
 
     second = subprocess.run(
         [

@@ -7,19 +7,13 @@ from napshare.common.console import LINES_LEFT_OUT, PEER_SEARCHED, render
 from napshare.common.linelimit import CONSOLE_LINES, CONSOLE_WINDOW_SECONDS, LineLimiter
 from napshare.tracker import console
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import Clock
 
 
 @pytest.fixture(autouse=True)
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     """A fresh rate limit on a clock the test moves: lines of earlier tests do not count."""
-    clock = Clock()
+    clock = Clock(0.0)
     monkeypatch.setattr(
         console, "_limiter", LineLimiter(CONSOLE_LINES, CONSOLE_WINDOW_SECONDS, clock)
     )

@@ -8,18 +8,10 @@ from napshare.tracker.index import TrackerIndex
 from napshare.tracker.server import create_server
 from napshare.v1 import file_info_pb2, tracker_pb2, tracker_pb2_grpc
 
+from tests.support.clock import Clock
+
 INTERVAL = 10.0  # so the lease, and the gathering window, is 30 s of the test's clock
 SHA = "ab" * 32
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

@@ -15,19 +15,11 @@ from napshare.tracker.index import DeadPeer, FileEntry, TrackerIndex
 from napshare.tracker.keywords import KeywordIndex, query_words
 from napshare.tracker.nametable import NameTable
 
+from tests.support.clock import Clock
+
 
 def entry(name, size=1):
     return FileEntry(name, size, hashlib.sha256(name.encode()).hexdigest())
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
 
 
 def brute_force(snapshot, words):

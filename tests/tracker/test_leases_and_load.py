@@ -11,17 +11,12 @@ from napshare.common.console import PEER_DEAD, render
 from napshare.tracker.index import TrackerIndex
 from napshare.v1 import tracker_pb2
 
+from tests.support.waiting import wait_until
+
 INTERVAL = 0.2  # the lease is three intervals: 0.6 s
 
 
-def wait_until(condition, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout} s")
-        time.sleep(0.02)
-
-
+@pytest.mark.serial  # heartbeats every 0.1 s against a 0.6 s lease
 def test_a_silent_peer_is_dropped_and_a_heartbeating_one_is_not(make_tracker, info, capsys):
     tracker = make_tracker(TrackerIndex(heartbeat_interval=INTERVAL))
     silent = tracker.stub.Join(
@@ -42,7 +37,7 @@ def test_a_silent_peer_is_dropped_and_a_heartbeating_one_is_not(make_tracker, in
     beating.start()
     try:
         dead = render(PEER_DEAD, {"peer": "127.0.0.1:8777", "files": ["a.mp4", "b.mp4"]})
-        wait_until(lambda: dead in capsys.readouterr().out.splitlines())
+        wait_until(lambda: dead in capsys.readouterr().out.splitlines(), timeout=10.0, step=0.02)
         # Several leases later the heartbeating peer is still there.
         time.sleep(2 * INTERVAL * 3)
         answer = tracker.stub.Search(tracker_pb2.SearchRequest(name="a.mp4"))
@@ -58,6 +53,7 @@ def test_a_silent_peer_is_dropped_and_a_heartbeating_one_is_not(make_tracker, in
     assert raised.value.code() == grpc.StatusCode.NOT_FOUND
 
 
+@pytest.mark.serial  # updates every 0.1 s against a 0.6 s lease
 def test_update_renews_the_lease(make_tracker, info):
     tracker = make_tracker(TrackerIndex(heartbeat_interval=INTERVAL))
     a = tracker.stub.Join(tracker_pb2.JoinRequest(host="127.0.0.1", port=8776))

@@ -14,7 +14,7 @@ from napshare.tracker.limits import Limits, flag
 from napshare.v1 import file_info_pb2, tracker_pb2, tracker_pb2_grpc
 
 from tests.bench.procs import rss_bytes
-from tests.tracker.test_index import Clock
+from tests.support.clock import Clock
 
 ROOMY = Limits(
     peers_per_address=100,
@@ -240,8 +240,8 @@ def test_over_a_real_channel_limits_count_the_callers_address(limited, info, rpc
     assert rpc_details(third.value)[0].reason == "ADDRESS_PEER_LIMIT"
 
 
-def test_the_limit_flags_set_the_limits(start_tracker, info, rpc_details):
-    tracker = start_tracker("--max-files-per-address", "2", "--max-peers", "1")
+def test_the_limit_flags_set_the_limits(spawn_tracker, info, rpc_details):
+    tracker = spawn_tracker("--max-files-per-address", "2", "--max-peers", "1")
     with grpc.insecure_channel(tracker.address) as channel:
         stub = tracker_pb2_grpc.TrackerServiceStub(channel)
         request = tracker_pb2.JoinRequest(host="127.0.0.1", port=8001, files=[info("a")])
@@ -300,10 +300,10 @@ def test_the_index_counts_a_shared_name_once():
     index.join("10.0.0.1", 3, files("xyz", "abc"))
 
 
-def test_joins_past_the_limits_leave_the_trackers_memory_bounded(start_tracker, rpc_details):
+def test_joins_past_the_limits_leave_the_trackers_memory_bounded(spawn_tracker, rpc_details):
     """One address sends 20 Joins of 20,000 distinct 90-byte names; only the first fits."""
     files_per_join, joins = 20_000, 20
-    tracker = start_tracker("--max-files-per-address", str(files_per_join))
+    tracker = spawn_tracker("--max-files-per-address", str(files_per_join))
     pid = tracker.process.pid
     requests = [
         tracker_pb2.JoinRequest(

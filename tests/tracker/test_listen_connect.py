@@ -11,7 +11,8 @@ from napshare.tracker.server import create_server
 from napshare.tracker.switchboard import Switchboard
 from napshare.v1 import tracker_pb2, tracker_pb2_grpc
 
-from tests.support.reach import ListenStream, signed_join, wait_until
+from tests.support.reach import ListenStream, signed_join
+from tests.support.waiting import wait_until
 
 PEER = make_identity(PEER_NAME)
 REVERSE = tracker_pb2.CONNECT_PATH_REVERSE

@@ -3,10 +3,11 @@
 import threading
 
 import grpc
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from napshare.v1 import file_info_pb2, tracker_pb2, tracker_pb2_grpc
 
-from tests.tracker.conftest import digest
+from tests.support.trackers import digest
 
 PEERS = 2
 FILES = 50_000  # the most one peer may share
@@ -59,8 +60,9 @@ def probe(
         stop.wait(PAUSE)
 
 
-def test_expiry_of_a_hundred_thousand_entries_does_not_stall_the_tracker(start_tracker):
-    tracker = start_tracker("--heartbeat-interval", "4", *FLAGS)
+@pytest.mark.serial  # every probe must answer within 2 s while the tracker purges
+def test_expiry_of_a_hundred_thousand_entries_does_not_stall_the_tracker(spawn_tracker):
+    tracker = spawn_tracker("--heartbeat-interval", "4", *FLAGS)
     failures: list[str] = []
     calls: list[int] = []
     stop = threading.Event()

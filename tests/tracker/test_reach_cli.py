@@ -16,9 +16,9 @@ OTHER = make_identity(PEER_NAME)
 
 
 def test_the_listen_flags_reach_the_tracker_and_stopping_ends_the_streams(
-    start_tracker, info, rpc_details
+    spawn_tracker, info, rpc_details
 ):
-    tracker = start_tracker("--max-listeners", "1", "--listen-keepalive", "2")
+    tracker = spawn_tracker("--max-listeners", "1", "--listen-keepalive", "2")
     with grpc.insecure_channel(tracker.address) as channel:
         stub = tracker_pb2_grpc.TrackerServiceStub(channel)
         first = stub.Join(signed_join(PEER, 8001, info("a.mp4")))

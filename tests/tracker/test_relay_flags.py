@@ -40,9 +40,9 @@ def _own_relay(tracker) -> tuple[str, int]:
 
 
 def test_a_tls_tracker_runs_a_relay_that_takes_its_tickets_and_stops_with_it(
-    start_tracker, tmp_path
+    spawn_tracker, tmp_path
 ) -> None:
-    tracker = start_tracker(tls=True)
+    tracker = spawn_tracker(tls=True)
     address = _own_relay(tracker)
     identity_dir = tmp_path / "tracker-state" / "identity"
     tracker_identity = identity_from_pem(
@@ -78,18 +78,18 @@ def test_the_relay_port_is_the_trackers_plus_one_unless_set() -> None:
     assert relay_port(parser.parse_args(["--relay-port", "0"]), 1099) == 0
 
 
-def test_no_relay_runs_none_and_another_relay_is_handed_out_instead(start_tracker) -> None:
-    none = start_tracker("--no-relay", "--metrics-port", "0", tls=True)
+def test_no_relay_runs_none_and_another_relay_is_handed_out_instead(spawn_tracker) -> None:
+    none = spawn_tracker("--no-relay", "--metrics-port", "0", tls=True)
     assert none.next_line().startswith("metrics on ")  # no relay line before it
     assert none.stop() == 0
 
-    other = start_tracker("--relay", "198.51.100.9:1100", tls=True)
+    other = spawn_tracker("--relay", "198.51.100.9:1100", tls=True)
     assert other.next_line() == "handing out the relay at 198.51.100.9:1100"
     assert other.stop() == 0
 
 
-def test_a_plain_text_tracker_runs_no_relay(start_tracker) -> None:
-    plain = start_tracker("--metrics-port", "0")
+def test_a_plain_text_tracker_runs_no_relay(spawn_tracker) -> None:
+    plain = spawn_tracker("--metrics-port", "0")
 
     assert plain.next_line().startswith("metrics on ")
     assert plain.stop() == 0
@@ -132,8 +132,8 @@ def test_a_taken_relay_port_is_one_line_naming_the_relay_and_exit_9(python, tmp_
     )
 
 
-def test_the_trackers_metrics_count_its_relays_sessions(start_tracker) -> None:
-    tracker = start_tracker("--metrics-port", "0", tls=True)
+def test_the_trackers_metrics_count_its_relays_sessions(spawn_tracker) -> None:
+    tracker = spawn_tracker("--metrics-port", "0", tls=True)
     _own_relay(tracker)
     url = tracker.next_line().removeprefix("metrics on ")
 
@@ -146,9 +146,9 @@ def test_the_trackers_metrics_count_its_relays_sessions(start_tracker) -> None:
 
 
 def test_connect_hands_out_the_trackers_own_relay_and_both_sides_meet_there(
-    start_tracker, tmp_path
+    spawn_tracker, tmp_path
 ) -> None:
-    tracker = start_tracker(tls=True)
+    tracker = spawn_tracker(tls=True)
     relay_port = _own_relay(tracker)[1]
     cert_pem = (tmp_path / "tracker-state" / "identity" / "cert.pem").read_bytes()
     tracker_id = fingerprint(certificates_in(cert_pem)[0])

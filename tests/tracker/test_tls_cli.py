@@ -16,9 +16,9 @@ GRPCURL = Path(sys.executable).with_name("grpcurl")
 
 
 def test_the_default_tracker_makes_its_certificate_once_and_serves_only_tls(
-    start_tracker, tmp_path
+    spawn_tracker, tmp_path
 ):
-    tracker = start_tracker(tls=True)
+    tracker = spawn_tracker(tls=True)
     identity = tmp_path / "tracker-state" / "identity"
     assert stat.S_IMODE(identity.stat().st_mode) == 0o700
     for name in ("cert.pem", "key.pem"):
@@ -33,13 +33,13 @@ def test_the_default_tracker_makes_its_certificate_once_and_serves_only_tls(
     assert tracker.stop() == 0
     assert f"serving TLS; certificate SHA-256 fingerprint {printed}\n" in "".join(tracker.stderr)
 
-    again = start_tracker(tls=True)  # the same state folder: the same certificate
+    again = spawn_tracker(tls=True)  # the same state folder: the same certificate
     assert again.stop() == 0
     assert printed in "".join(again.stderr)
 
 
-def test_grpcurl_with_cacert_talks_to_the_tls_tracker(start_tracker, tmp_path):
-    tracker = start_tracker(tls=True)
+def test_grpcurl_with_cacert_talks_to_the_tls_tracker(spawn_tracker, tmp_path):
+    tracker = spawn_tracker(tls=True)
     cert = tmp_path / "tracker-state" / "identity" / "cert.pem"
 
     def grpcurl(*args: str) -> str:

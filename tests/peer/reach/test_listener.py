@@ -20,7 +20,8 @@ from napshare.peer.node import Node
 from napshare.peer.reach.paths import Path
 from napshare.v1 import peer_pb2, peer_pb2_grpc, tracker_pb2
 
-from tests.support.reach import FreezableProxy, natted_config, start_reach_tracker, wait_until
+from tests.support.reach import FreezableProxy, natted_config, start_reach_tracker
+from tests.support.waiting import wait_until
 
 DATA = os.urandom(3 * 1024 * 1024 + 5)
 

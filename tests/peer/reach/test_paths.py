@@ -5,7 +5,6 @@ said at once and given up on when the tracker drops it. Real trackers, real peer
 
 import hashlib
 import os
-import socket
 import subprocess
 import sys
 
@@ -20,13 +19,14 @@ from napshare.peer.node import Node
 from napshare.peer.reach.paths import Path
 from napshare.v1 import file_info_pb2, tracker_pb2_grpc
 
+from tests.support.net import free_port
 from tests.support.reach import (
     ListenStream,
     natted_config,
     signed_join,
     start_reach_tracker,
-    wait_until,
 )
+from tests.support.waiting import wait_until
 
 MIB = 1024 * 1024
 DATA = os.urandom(6 * MIB + 123)
@@ -112,13 +112,6 @@ def test_peers_behind_one_nat_reach_each_other_at_their_local_addresses(tmp_path
     assert connections[Path.REVERSE.value] == 0
     # Connect asked the listening peer to dial as well; that dial, if it came, was not used.
     assert node.dialled.snapshot()[Path.REVERSE.value] <= 1
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_a_peer_no_path_reaches_fails_the_download_at_once(tmp_path):

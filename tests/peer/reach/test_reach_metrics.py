@@ -13,7 +13,8 @@ from napshare.peer.serving.server import peer_metrics
 from napshare.tracker.server import tracker_metrics
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.reach import natted_config, start_reach_tracker, wait_until
+from tests.support.reach import natted_config, start_reach_tracker
+from tests.support.waiting import wait_until
 
 DATA = os.urandom(2 * 1024 * 1024 + 7)
 

@@ -18,7 +18,8 @@ from napshare.peer.node import Node
 from napshare.peer.reach.paths import Path
 from napshare.v1 import relay_pb2
 
-from tests.support.reach import natted_config, start_reach_tracker, wait_until
+from tests.support.reach import natted_config, start_reach_tracker
+from tests.support.waiting import wait_until
 
 relay_server = pytest.importorskip("napshare.relay.server", reason="the relay is not merged yet")
 relay_caps = pytest.importorskip("napshare.relay.caps")

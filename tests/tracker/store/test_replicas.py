@@ -17,7 +17,8 @@ from napshare.v1 import tracker_pb2, tracker_pb2_grpc
 from tests.support.chaos import store_loss
 from tests.support.reach import ListenStream, signed_join
 from tests.support.redis import RedisServer, store_url
-from tests.tracker.conftest import TrackerProcess, info
+from tests.support.trackers import TrackerProcess
+from tests.support.trackers import file_info as info
 
 PEER = make_identity(PEER_NAME)
 REVERSE = tracker_pb2.CONNECT_PATH_REVERSE
@@ -43,13 +44,13 @@ def keys(answer: tracker_pb2.SearchResponse) -> list[tuple[str, str]]:
 
 @pytest.fixture
 def replicas(
-    start_tracker: Callable[..., TrackerProcess], redis_server: RedisServer
+    spawn_tracker: Callable[..., TrackerProcess], redis_server: RedisServer
 ) -> Callable[..., list[TrackerProcess]]:
     """replicas(n, *flags): n tracker processes sharing one new store on the session's Redis."""
     url = store_url(redis_server)
 
     def start(count: int, *flags: str) -> list[TrackerProcess]:
-        return [start_tracker("--store", url, *flags) for _ in range(count)]
+        return [spawn_tracker("--store", url, *flags) for _ in range(count)]
 
     return start
 
@@ -108,7 +109,7 @@ def test_limits_hold_across_replicas(
 
 def test_a_replica_killed_and_restarted_answers_at_once_with_nothing_lost(
     replicas: Callable[..., list[TrackerProcess]],
-    start_tracker: Callable[..., TrackerProcess],
+    spawn_tracker: Callable[..., TrackerProcess],
 ) -> None:
     a, b = replicas(2, "--heartbeat-interval", "1")  # a lease, and the gathering window: 3 s
     joined = [
@@ -126,7 +127,7 @@ def test_a_replica_killed_and_restarted_answers_at_once_with_nothing_lost(
     store = a.process.args[a.process.args.index("--store") + 1]  # type: ignore[union-attr]
 
     a.stop(signal.SIGKILL)
-    again = start_tracker("--store", store, "--heartbeat-interval", "1")
+    again = spawn_tracker("--store", store, "--heartbeat-interval", "1")
     answer = search(again, query="mp4")
 
     assert keys(answer) == keys(before)

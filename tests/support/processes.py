@@ -1,0 +1,28 @@
+"""Child processes of the tests: their environment, and signals aimed at one of their threads."""
+
+import ctypes
+import os
+
+
+def cli_env(lang: str = "C.UTF-8") -> dict[str, str]:
+    """The environment for a `python -m napshare.*` process: only LANG (`lang`) chooses the
+    language of its lines, and its output is unbuffered.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LC_", "LANG"))}
+    env["LANG"] = lang
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def signal_a_thread_not_main(pid: int, sig: int) -> None:
+    """Send `sig` to the newest thread of process `pid` that is not its main thread.
+
+    The kernel may hand a signal sent to the process (kill) to any of its threads; tgkill
+    aims it at one, so that a test needs no luck to have it land off the main thread.
+    """
+    threads = [int(tid) for tid in os.listdir(f"/proc/{pid}/task") if int(tid) != pid]
+    assert threads, f"process {pid} runs no thread besides its main one"
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.tgkill(pid, max(threads), sig) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, os.strerror(error))
