@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from napshare.common.identity import PEER_NAME, TRACKER_NAME, make_identity
 from napshare.peer.errors import ClientError, TrackerBusyError
 from napshare.peer.tracker_client import TrackerClient
@@ -27,6 +28,7 @@ def _lines(stream: object, into: queue.Queue[str], kept: list[str]) -> None:
         into.put(line)
 
 
+@pytest.mark.serial  # a flood of Joins keeps the checks busy while serve starts
 def test_serve_waits_out_busy_address_checks_and_joins(tmp_path: Path) -> None:
     identity = make_identity(TRACKER_NAME)
     server, port = create_server(host="127.0.0.1", port=0, tls=identity)

@@ -69,6 +69,7 @@ def client_via(proxy: SourceProxy, tracker_cert: bytes) -> TrackerClient:
     )
 
 
+@pytest.mark.serial  # a flood of Joins
 def test_joins_from_one_network_hold_two_checks_and_an_honest_join_is_still_checked(
     tls_tracker: tuple[int, bytes], tarpit: Tarpit, tmp_path: Path
 ) -> None:
