@@ -39,6 +39,9 @@ REQUEST_MALFORMED = "REQUEST_MALFORMED"  # bytes that are not the request messag
 CERTIFICATE_INVALID = "CERTIFICATE_INVALID"  # Join's certificate: not DER X.509 ECDSA, too big
 # Tracker, Join's proof of identity.
 JOIN_SIGNATURE_INVALID = "JOIN_SIGNATURE_INVALID"  # UNAUTHENTICATED: bad signature or signed_at
+JOIN_REPLAYED = "JOIN_REPLAYED"  # UNAUTHENTICATED: a Join whose nonce the tracker took already
+# RESOURCE_EXHAUSTED, with RetryInfo: the tracker remembers as many recent Joins as it may.
+JOINS_BUSY = "JOINS_BUSY"
 ADDRESS_TAKEN = "ADDRESS_TAKEN"  # PERMISSION_DENIED: a live registration of another identity
 # PERMISSION_DENIED: the address check found a TLS server there with another certificate.
 ADDRESS_SERVED_BY_ANOTHER = "ADDRESS_SERVED_BY_ANOTHER"

@@ -27,7 +27,12 @@ from napshare.tracker.connects import (
 )
 from napshare.tracker.limits import Limits, flag
 from napshare.tracker.relaying import add_relay_flags, check_relay_flags, start_relay
-from napshare.tracker.store.base import MAX_CANDIDATES, MAX_CONCURRENT_SEARCHES
+from napshare.tracker.store.base import (
+    MAX_CANDIDATES,
+    MAX_CONCURRENT_SEARCHES,
+    MAX_JOIN_NONCES,
+    NONCE_SECONDS,
+)
 from napshare.tracker.store.factory import MEMORY, check_store
 from napshare.tracker.switchboard import LISTEN_KEEPALIVE, MAX_LISTENERS
 
@@ -193,6 +198,19 @@ def _add_limit_flags(parser: argparse.ArgumentParser) -> None:
             help=helps[limit],
         )
     add_ipv6_prefix_flag(group)
+    group.add_argument(
+        "--max-join-nonces",
+        type=int_in_range(1, MAX_LIMIT),
+        default=MAX_JOIN_NONCES,
+        metavar="N",
+        help=tr(
+            "signed Joins remembered at once, each for {seconds} s, so that none is taken "
+            "twice (a copy of one seen on the wire); past it, signed Joins are refused with "
+            "RESOURCE_EXHAUSTED until the oldest is forgotten (default {n:,})",
+            seconds=NONCE_SECONDS,
+            n=MAX_JOIN_NONCES,
+        ),
+    )
 
 
 def _add_reach_flags(parser: argparse.ArgumentParser) -> None:
@@ -281,6 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_concurrent_searches=args.max_concurrent_searches,
             limits=_limits(args),
             address_key=address_key_from_args(args),
+            max_join_nonces=args.max_join_nonces,
         )
     except StoreConfigError as error:
         print(f"napshare-tracker: {error}", file=sys.stderr)

@@ -68,6 +68,12 @@ class ProofInvalidError(TrackerError):
     default_reason = reasons.JOIN_SIGNATURE_INVALID
 
 
+class JoinReplayedError(ProofInvalidError):
+    """A signed Join whose nonce the tracker took already: a copy of an earlier Join."""
+
+    default_reason = reasons.JOIN_REPLAYED
+
+
 class AddressTakenError(TrackerError):
     """A live registration of another identity holds the address a Join claims."""
 
@@ -159,6 +165,27 @@ def address_taken(peer_id: str) -> AddressTakenError:
     return AddressTakenError(
         f"address {peer_id} is registered by a live peer of another identity; it stays so "
         "until that peer leaves or its lease runs out"
+    )
+
+
+def joins_busy(retry_delay: float, limit: int) -> BusyError:
+    """The error for a signed Join refused because the tracker remembers as many recent Joins
+    (their nonces) as it may.
+    """
+    return BusyError(
+        f"the tracker remembers {limit:,} recent Joins, as many as it may; join again in "
+        f"{retry_delay:.0f} s",
+        reason=reasons.JOINS_BUSY,
+        metadata={"limit": str(limit), "flag": "--max-join-nonces"},
+        retry_delay=retry_delay,
+    )
+
+
+def join_replayed() -> JoinReplayedError:
+    """The error for a signed Join whose nonce was taken before."""
+    return JoinReplayedError(
+        "this Join's nonce was taken before: it is a copy of an earlier Join. Sign a new one "
+        "(napshare peers do, with a fresh nonce, at every Join)"
     )
 
 

@@ -40,9 +40,11 @@ from napshare.tracker.limits import (
     check,
     too_many_files,
 )
+from napshare.tracker.nonces import RecentNonces
 from napshare.tracker.store.base import (
     MAX_CANDIDATES,
     MAX_CONCURRENT_SEARCHES,
+    MAX_JOIN_NONCES,
     SEARCH_BUDGET,
     Contact,
     DeadPeer,
@@ -145,6 +147,7 @@ class TrackerIndex(IndexStore):
         max_candidates: int | None = None,
         page_token_secret: bytes | None = None,
         address_key: AddressKey | None = None,
+        max_join_nonces: int = MAX_JOIN_NONCES,
     ) -> None:
         if not (math.isfinite(heartbeat_interval) and heartbeat_interval > 0):
             raise ValueError(f"heartbeat interval {heartbeat_interval} must be a positive number")
@@ -157,8 +160,10 @@ class TrackerIndex(IndexStore):
             max_candidates=MAX_CANDIDATES if max_candidates is None else max_candidates,
             limits=limits,
             address_key=address_key,
+            max_join_nonces=max_join_nonces,
         )
         self.search_budget = search_budget
+        self._nonces = RecentNonces(max_join_nonces)
         # Tokens of an index in memory need not outlive it: the index does not either.
         self._tokens = paging.PageTokens(
             page_token_secret or secrets.token_bytes(paging.SECRET_BYTES)
@@ -244,6 +249,9 @@ class TrackerIndex(IndexStore):
             self._register_locked(peer)
             self._add_locked(peer, checked, name_bytes)
             self._changed_locked()
+
+    def _take_nonce(self, key: bytes, expires_at: float, now: float) -> None:
+        self._nonces.take(key, expires_at, now)
 
     def _claim(self, peer_id: str, identity: str, *, may_prove: bool) -> None:
         with self._lock:

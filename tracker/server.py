@@ -109,7 +109,7 @@ def create_server(
             *LONG_STREAM_OPTIONS,
         ],
     )
-    proof = JoinProof("" if tls is None else tls.fingerprint)
+    proof = JoinProof("" if tls is None else tls.fingerprint, index)
     connects = Connects(
         index, switchboard, rate=connect_rate, max_peer_dials=max_peer_dials, relay=relay
     )

@@ -7,8 +7,9 @@ import time
 import grpc
 import pytest
 from napshare.common import reasons
-from napshare.common.identity import PEER_NAME, TRACKER_NAME, join_message, make_identity
+from napshare.common.identity import PEER_NAME, TRACKER_NAME, make_identity
 from napshare.common.tls import pinned_channel
+from napshare.peer.tracker_client import sign_join
 from napshare.tracker.errors import ChecksBusyError
 from napshare.tracker.index import TrackerIndex
 from napshare.tracker.reachability import AddressCheck
@@ -30,14 +31,8 @@ def tls_tracker():
 
 
 def signed(tracker_id, identity, port=8776, *, signed_at=None, host="127.0.0.1", **fields):
-    signed_at = int(time.time()) if signed_at is None else signed_at
-    message = join_message(tracker_id, host, port, signed_at)
-    request = tracker_pb2.JoinRequest(
-        host=host,
-        port=port,
-        certificate=identity.certificate_der,
-        signature=identity.sign(message),
-        signed_at=signed_at,
+    request = sign_join(
+        tracker_pb2.JoinRequest(host=host, port=port), identity, tracker_id, signed_at=signed_at
     )
     for name, value in fields.items():
         setattr(request, name, value)

@@ -9,6 +9,7 @@ as one atomic check-and-write per call, the limits (tracker/limits.py) included.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import threading
 from abc import ABC, abstractmethod
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from napshare.common.addresskey import AddressKey
+from napshare.common.identity import JOIN_CLOCK_SKEW
 from napshare.common.protocol import LEASE_INTERVALS
 from napshare.tracker import checks
 from napshare.tracker.checks import CheckedFiles, FileLike, SearchQuery
@@ -31,6 +33,12 @@ MAX_CANDIDATES = 10_000  # a keyword search whose candidates may be more is broa
 SEARCH_BUDGET = 10_000  # entries a broad search looks at for one page
 MAX_CONCURRENT_SEARCHES = 4  # broad searches running or waiting for the store at once
 BUSY_RETRY_SECONDS = 1.0  # what a refused broad search is told to wait (RetryInfo)
+# Signed Joins whose nonces are remembered at once (--max-join-nonces): twice the peers a
+# tracker holds by default, so that every peer may join again after a restart.
+MAX_JOIN_NONCES = 200_000
+# A nonce is remembered until this long after its Join's signed_at: a Join is taken while
+# signed_at is within JOIN_CLOCK_SKEW of the clock, and replicas' clocks may differ as much.
+NONCE_SECONDS = 2 * JOIN_CLOCK_SKEW
 
 
 class FileEntry(NamedTuple):
@@ -140,11 +148,12 @@ class IndexStore(ABC):
         max_candidates: int,
         limits: Limits | None,
         address_key: AddressKey | None = None,
+        max_join_nonces: int = MAX_JOIN_NONCES,
     ) -> None:
         if not (heartbeat_interval > 0 and heartbeat_interval < float("inf")):
             raise ValueError(f"heartbeat interval {heartbeat_interval} must be a positive number")
-        if max_concurrent_searches < 1:
-            raise ValueError("max_concurrent_searches must be at least 1")
+        if max_concurrent_searches < 1 or max_join_nonces < 1:
+            raise ValueError("max_concurrent_searches and max_join_nonces must be at least 1")
         self.heartbeat_interval = heartbeat_interval
         self.lease = LEASE_INTERVALS * heartbeat_interval
         self.max_files = max_files
@@ -153,6 +162,7 @@ class IndexStore(ABC):
         self.limits = limits or Limits()
         # What one source address is to the per-address limits (IPv6 counts per /64).
         self.address_key = address_key or AddressKey()
+        self.max_join_nonces = max_join_nonces
         self._broad_searches = threading.BoundedSemaphore(max_concurrent_searches)
 
     def join(
@@ -200,6 +210,15 @@ class IndexStore(ABC):
         peer_id = checks.peer_id_of(host, port)
         self._claim(peer_id, identity, may_prove=may_prove)
         return peer_id
+
+    def take_nonce(self, identity: str, nonce: bytes, signed_at: int, now: float) -> None:
+        """Take the nonce of a signed Join of `identity` (signed at `signed_at`, Unix time),
+        which is then remembered for NONCE_SECONDS past signed_at, by every process sharing
+        the store: JoinReplayedError if it was taken already, BusyError (JOINS_BUSY) when
+        max_join_nonces are remembered and none has expired at `now` (Unix time).
+        """
+        key = hashlib.sha256(identity.encode() + b"\0" + nonce).digest()[:16]
+        self._take_nonce(key, signed_at + NONCE_SECONDS, now)
 
     def update(
         self,
@@ -324,6 +343,9 @@ class IndexStore(ABC):
 
     @abstractmethod
     def _claim(self, peer_id: str, identity: str, *, may_prove: bool) -> None: ...
+
+    @abstractmethod
+    def _take_nonce(self, key: bytes, expires_at: float, now: float) -> None: ...
 
     @abstractmethod
     def _join(

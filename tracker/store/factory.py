@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 
 from napshare.common.addresskey import AddressKey
 from napshare.tracker.limits import Limits
-from napshare.tracker.store.base import IndexStore
+from napshare.tracker.store.base import MAX_JOIN_NONCES, IndexStore
 
 MEMORY = "memory"
 REDIS_SCHEMES = ("redis", "rediss", "unix")
@@ -35,6 +35,7 @@ def open_store(
     max_concurrent_searches: int,
     limits: Limits,
     address_key: AddressKey | None = None,
+    max_join_nonces: int = MAX_JOIN_NONCES,
 ) -> IndexStore:
     """The store `value` names, opened: an empty index in memory, or the Redis one (which
     raises StoreConfigError when it cannot be reached or used).
@@ -47,6 +48,7 @@ def open_store(
             max_concurrent_searches=max_concurrent_searches,
             limits=limits,
             address_key=address_key,
+            max_join_nonces=max_join_nonces,
         )
     from napshare.tracker.store.redis_store import RedisStore  # noqa: PLC0415 - redis is big
 
@@ -56,4 +58,5 @@ def open_store(
         max_concurrent_searches=max_concurrent_searches,
         limits=limits,
         address_key=address_key,
+        max_join_nonces=max_join_nonces,
     )

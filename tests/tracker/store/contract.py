@@ -20,14 +20,23 @@ from napshare.common.addresskey import AddressKey
 from napshare.tracker.checks import MAX_QUERY_CHARS
 from napshare.tracker.errors import (
     AddressTakenError,
+    BusyError,
     CapacityError,
     InvalidRequestError,
+    JoinReplayedError,
     UnauthenticatedError,
     UnknownPeerError,
 )
 from napshare.tracker.keywords import query_words
 from napshare.tracker.limits import Limits
-from napshare.tracker.store.base import DeadPeer, FileEntry, IndexStats, IndexStore, SearchOutcome
+from napshare.tracker.store.base import (
+    NONCE_SECONDS,
+    DeadPeer,
+    FileEntry,
+    IndexStats,
+    IndexStore,
+    SearchOutcome,
+)
 
 from tests.support.clock import Clock
 
@@ -113,6 +122,33 @@ class StoreContract:
     def examined_bound(self, budget: int) -> int:
         """The most entries a page of a broad search with `search_budget` `budget` looks at."""
         return budget
+
+    # -- the nonces of signed Joins ------------------------------------------------------
+
+    def test_a_join_nonce_is_taken_once_until_it_expires(self, store: IndexStore) -> None:
+        mine, other = "a" * 64, "b" * 64
+        store.take_nonce(mine, b"n" * 16, 1_000, now=1_000.0)
+        with pytest.raises(JoinReplayedError) as caught:
+            store.take_nonce(mine, b"n" * 16, 1_000, now=1_200.0)
+        assert caught.value.reason == reasons.JOIN_REPLAYED
+        store.take_nonce(other, b"n" * 16, 1_000, now=1_200.0)  # another identity's nonce
+        store.take_nonce(mine, b"m" * 16, 1_000, now=1_200.0)  # another nonce
+        # Kept until no tracker, whatever its clock, could take that Join any more.
+        with pytest.raises(JoinReplayedError):
+            store.take_nonce(mine, b"n" * 16, 1_000, now=1_000.0 + NONCE_SECONDS - 1)
+        store.take_nonce(mine, b"n" * 16, 1_000, now=1_000.0 + NONCE_SECONDS + 11)
+
+    def test_the_nonces_kept_are_bounded(self, make: Make) -> None:
+        store = make(max_join_nonces=3)
+        for n in range(3):
+            store.take_nonce("a" * 64, bytes([n]) * 16, 1_000, now=1_000.0)
+        with pytest.raises(BusyError) as caught:
+            store.take_nonce("a" * 64, b"x" * 16, 1_000, now=1_100.0)
+        assert caught.value.reason == reasons.JOINS_BUSY
+        assert caught.value.retry_delay is not None
+        assert 0 < caught.value.retry_delay <= NONCE_SECONDS
+        assert caught.value.metadata == {"limit": "3", "flag": "--max-join-nonces"}
+        store.take_nonce("a" * 64, b"x" * 16, 1_000, now=1_000.0 + NONCE_SECONDS + 11)
 
     # -- registrations and search ----------------------------------------------------------
 
