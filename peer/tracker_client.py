@@ -417,7 +417,7 @@ class TrackerClient:
             if self.plaintext:
                 return self._open(address, grpc.insecure_channel(address, options=_CHANNEL_OPTIONS))
             if self._certificate is None:
-                certificate = tracker_certificate(self.transport, address)
+                certificate = tracker_certificate(self.transport, address, self.addresses)
                 self.tracker_identity = pinned_fingerprint(certificate)
                 self._certificate = certificate
             channel = pinned_channel(address, self._certificate, _CHANNEL_OPTIONS)
