@@ -18,6 +18,8 @@ from napshare.common.serving import stop_gracefully
 from napshare.peer.defaults import (
     DEFAULT_CHUNK_SIZE,
     DIALBACK_RATE,
+    MAX_CONNECTIONS,
+    MAX_CONNECTIONS_PER_ADDRESS,
     MAX_DIALBACKS,
     MAX_UPLOADS,
     MIN_UPLOAD_RATE,
@@ -77,6 +79,8 @@ class NodeConfig:
     # Where peers behind the same NAT reach this one (`ip:port`); None: this host's address
     # on the way to the tracker (or the bound one), found at each Join.
     local_addresses: tuple[str, ...] | None = None
+    max_connections: int = MAX_CONNECTIONS  # held by the server at once
+    max_connections_per_address: int = MAX_CONNECTIONS_PER_ADDRESS
 
 
 @dataclass
@@ -132,6 +136,9 @@ class Node:
             metrics=metrics,
             tls=None if config.transport.plaintext else self.identity,
             callers=self.callers,
+            max_connections=config.max_connections,
+            max_connections_per_address=config.max_connections_per_address,
+            own_host=own_server_host(bound),
         )
         self.dialled = PathCounts()  # connections dialled out and spliced in, by path
         self.reach = ReachListener(

@@ -25,7 +25,12 @@ from napshare.tracker.connects import (
     MAX_PEER_DIALS,
     PENDING_SECONDS,
 )
-from napshare.tracker.limits import Limits, flag
+from napshare.tracker.limits import (
+    MAX_CONNECTIONS,
+    MAX_CONNECTIONS_PER_ADDRESS,
+    Limits,
+    flag,
+)
 from napshare.tracker.relaying import add_relay_flags, check_relay_flags, start_relay
 from napshare.tracker.store.base import (
     MAX_CANDIDATES,
@@ -197,6 +202,28 @@ def _add_limit_flags(parser: argparse.ArgumentParser) -> None:
             metavar="N",
             help=helps[limit],
         )
+    group.add_argument(
+        "--max-connections",
+        type=int_in_range(16, MAX_LIMIT),
+        default=MAX_CONNECTIONS,
+        metavar="N",
+        help=tr(
+            "connections held at once, within the open files this process may have; more are "
+            "closed at once (default {n:,})",
+            n=MAX_CONNECTIONS,
+        ),
+    )
+    group.add_argument(
+        "--max-connections-per-address",
+        type=int_in_range(1, MAX_LIMIT),
+        default=MAX_CONNECTIONS_PER_ADDRESS,
+        metavar="N",
+        help=tr(
+            "connections from one IP address at once; past it, its newest are closed and it "
+            "may open no more until it holds fewer (default {n:,})",
+            n=MAX_CONNECTIONS_PER_ADDRESS,
+        ),
+    )
     add_ipv6_prefix_flag(group)
     group.add_argument(
         "--max-join-nonces",
@@ -282,11 +309,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     logsetup.configure(args.log_level)
     from grpc_health.v1.health import HealthServicer  # noqa: PLC0415 - only now may gRPC load
     from napshare.common.identity import IdentityError  # noqa: PLC0415
-    from napshare.common.serving import PortInUseError, stop_gracefully, wait_for_signal  # noqa: PLC0415
+    from napshare.common.serving import (  # noqa: PLC0415
+        PortInUseError,
+        raise_open_files_limit,
+        stop_gracefully,
+        wait_for_signal,
+    )
     from napshare.tracker.errors import TrackerError  # noqa: PLC0415
     from napshare.tracker.server import create_server, tracker_metrics  # noqa: PLC0415
     from napshare.tracker.store.factory import StoreConfigError, open_store  # noqa: PLC0415
 
+    raise_open_files_limit()  # a service's soft limit (often 1,024) holds few connections
     try:
         identity = None if args.plaintext else _identity(args)
     except (IdentityError, OSError) as error:
@@ -328,6 +361,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             connect_rate=args.connect_rate,
             max_peer_dials=args.max_peer_dials,
             relay=relay,
+            max_connections=args.max_connections,
+            max_connections_per_address=args.max_connections_per_address,
         )
         if metrics is not None:
             try:
