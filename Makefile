@@ -36,10 +36,10 @@ help:
 	@echo "make demo        the whole napshare flow: tracker, two peers, a >1 GiB video download"
 	@echo "make test        install, check generated code, lint, run the tests (on PYTEST_WORKERS=2 workers)"
 	@echo "make check       the fast lane: lint, then the tests but the slow ones (multi-GiB, bench, soak)"
-	@echo "make install     create .venv with napshare (editable) and its dev tools, from $(LOCK)"
+	@echo "make install     create .venv with napshare (editable) and its dev tools (from $(LOCK); buf from npm)"
 	@echo "make lock        re-resolve the dev tools and dependencies into $(LOCK)"
 	@echo "make ts-client   install the TypeScript client's packages from its lock (clients/typescript)"
-	@echo "make netns-tools as root with apt-get: install ip, nft and tcpdump for tests/system if missing"
+	@echo "make netns-tools as root with apt-get: install ip, nft, tcpdump and curl for tests/system if missing"
 	@echo "make redis-server  install Debian's redis-server (for the store tests) if it is missing"
 	@echo "make proto       regenerate generated/ and $(TS_GEN) from protos/ (buf generate)"
 	@echo "make check-proto fail if generated/ or $(TS_GEN) is not what protos/ generates"
@@ -49,7 +49,7 @@ help:
 	@echo "make bench       transfer speed (loopback and behind a delay), memory, tracker scale, rate limits; writes BENCHMARKS.md"
 	@echo "make soak        minutes of churn: hundreds of peers, searches, downloads, slow readers, SIGKILLs (SOAK_ARGS='--minutes 3')"
 
-install: $(STAMP)
+install: $(STAMP) $(BIN)/buf
 
 # Every tool and dependency at the version in $(LOCK), so a new upstream release cannot turn
 # a clean clone red; napshare itself goes on top without resolving anything again. Nothing is
@@ -73,6 +73,10 @@ lock:
 $(BUF):
 	npm install --silent --no-audit --no-fund --prefix $(TOOLS) @bufbuild/buf@$(BUF_VERSION)
 
+# buf next to grpcurl in .venv/bin, where the docs call it (buf curl talks to a running server).
+$(BIN)/buf: $(BUF) | $(STAMP)
+	ln -sfn ../../$(BUF) $@
+
 # buf.gen.yaml's local plugins: grpcio-tools' protoc and mypy-protobuf from .venv,
 # protoc-gen-es from the TypeScript client's lock. Nothing is fetched at generate time.
 $(TS_STAMP): $(TS_CLIENT)/package.json $(TS_CLIENT)/package-lock.json
@@ -82,11 +86,12 @@ $(TS_STAMP): $(TS_CLIENT)/package.json $(TS_CLIENT)/package-lock.json
 ts-client: $(TS_STAMP)
 
 # The multi-host suite (tests/system) and the reach bench build a small internet of network
-# namespaces with ip (iproute2), nft (nftables) and tcpdump. Run as root where apt-get exists
-# (CI's fresh Debian), the missing ones are installed once; anywhere else nothing happens and
-# the suite skips, saying in one line what it lacks.
+# namespaces with ip (iproute2), nft (nftables) and tcpdump; the replayed doc sessions
+# (tests/system/test_documented_sessions.py) run in a namespace too, and call curl as the docs
+# do. Run as root where apt-get exists (CI's fresh Debian), the missing ones are installed
+# once; anywhere else nothing happens and the suites skip, saying in one line what they lack.
 NETNS_STAMP := $(TOOLS)/.netns-tools
-NETNS_TOOLS := ip:iproute2 nft:nftables tcpdump:tcpdump
+NETNS_TOOLS := ip:iproute2 nft:nftables tcpdump:tcpdump curl:curl
 $(NETNS_STAMP):
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get > /dev/null; then \
 	  missing=; \
@@ -95,7 +100,7 @@ $(NETNS_STAMP):
 	      || missing="$$missing $${pair#*:}"; \
 	  done; \
 	  if [ -n "$$missing" ]; then \
-	    echo "installing$$missing for the multi-host suite (tests/system)"; \
+	    echo "installing$$missing for the multi-host suite and the doc sessions (tests/system)"; \
 	    apt-get update -qq || exit 1; \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing \
 	      || exit 1; \

@@ -158,3 +158,23 @@ def caller_ip(peer: str) -> str | None:
     if address is None:
         return None
     return address.rpartition(":")[0].removeprefix("[").removesuffix("]") or None
+
+
+NAMES_BLOCK = "names"  # the block every DNS name counts in: names cost nothing to make
+
+
+def address_block(host: str) -> str:
+    """The block of addresses one party most likely holds whole, which `host` (an IP literal,
+    in brackets or not, or a DNS name) is in: an IPv4 address's /24, an IPv6 address's /64
+    (an IPv4-mapped one's /24, as IPv4). Every DNS name is in one block, NAMES_BLOCK: anyone
+    can make as many names as they like.
+    """
+    try:
+        ip = ipaddress.ip_address(host.removeprefix("[").removesuffix("]"))
+    except ValueError:
+        return NAMES_BLOCK
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv4Address):
+        return f"{ipaddress.IPv4Address(int(ip) >> 8 << 8)}/24"
+    return f"{ipaddress.IPv6Address(int(ip) >> 64 << 64)}/64"

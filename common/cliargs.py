@@ -1,7 +1,10 @@
 """Argument parsing that both command lines share: one-line errors and checked numbers."""
 
 import argparse
+import importlib.metadata
 import math
+import re
+import sys
 from collections.abc import Callable
 from typing import NoReturn
 
@@ -11,16 +14,35 @@ from napshare.common.exitcodes import ExitCode
 from napshare.common.ratelimit import parse_rate
 
 METRICS_HOST = "127.0.0.1"
+_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+_SIZE = re.compile(r"(\d+)([KMGT]?)(?:I?B)?")
 
 
 class OneLineParser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line, not usage plus a line."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(
-            ExitCode.USAGE,
-            tr("{prog}: {message} (see --help)", prog=self.prog, message=message) + "\n",
-        )
+        usage_error(self.prog, message)
+
+
+def usage_error(prog: str, message: str) -> NoReturn:
+    """Exit with ExitCode.USAGE after one line on stderr: `prog: message (see --help)`."""
+    sys.stderr.write(tr("{prog}: {message} (see --help)", prog=prog, message=message) + "\n")
+    sys.exit(ExitCode.USAGE)
+
+
+def add_version(parser: argparse.ArgumentParser) -> None:
+    """`--version`: the program's name and napshare's version, as installed."""
+    try:
+        version = importlib.metadata.version("napshare")
+    except importlib.metadata.PackageNotFoundError:  # run from a tree that was not installed
+        version = "unknown"
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"{parser.prog} {version}",
+        help=tr("print the version and exit"),
+    )
 
 
 def positive_number(text: str) -> float:
@@ -54,6 +76,28 @@ def byte_rate(text: str) -> float:
             tr(
                 "{text} is not a rate: bytes per second, with K, M or G for 1024, 1024² or "
                 "1024³ (500K, 30M); 0 for no limit",
+                text=repr(text),
+            )
+        ) from None
+
+
+def parse_size(text: str) -> int:
+    """Bytes from `1G`, `512MiB`, `64K` or `4096` (binary units); ValueError otherwise."""
+    match = _SIZE.fullmatch(text.strip().upper())
+    if match is None:
+        raise ValueError(f"{text!r} is not a number of bytes")
+    return int(match.group(1)) * _UNITS[match.group(2)]
+
+
+def byte_size(text: str) -> int:
+    """A number of bytes, such as 512M or 1T (parse_size), for a flag."""
+    try:
+        return parse_size(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            tr(
+                "{text} is not a number of bytes; write it with an optional K, M, G or T "
+                "(1024, 1024², ...), such as 512M or 1G",
                 text=repr(text),
             )
         ) from None

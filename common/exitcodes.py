@@ -1,6 +1,6 @@
 """The exit codes of napshare-tracker and napshare-peer: one table, and --help made from it."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from enum import IntEnum
 
 from napshare.common.console import N_, tr
@@ -20,7 +20,7 @@ class ExitCode(IntEnum):
         member.description = description
         return member
 
-    OK = 0, N_("success (for napshare-peer search, finding nothing is a success too)")
+    OK = 0, N_("success")
     OTHER = 1, N_("any other error, such as a refused request or an internal error")
     USAGE = 2, N_("bad arguments: a malformed address, file name or option")
     NOT_FOUND = 3, N_("not found: no peer shares the file")
@@ -63,7 +63,10 @@ class ExitCode(IntEnum):
     INTERRUPTED = 130, N_("interrupted (Ctrl-C); run the same download again to resume it")
 
 
-def epilog(codes: Iterable[ExitCode] = ExitCode) -> str:
-    """The `exit codes:` section of --help, one line per code (use RawDescriptionHelpFormatter)."""
-    lines = [f"  {code.value:<4} {tr(code.description)}" for code in codes]
+def epilog(codes: Iterable[ExitCode] = ExitCode, said: Mapping[ExitCode, str] | None = None) -> str:
+    """The `exit codes:` section of --help, one line per code (use RawDescriptionHelpFormatter);
+    `said` words a code for one program (marked for the catalog), in place of its description.
+    """
+    own = said or {}
+    lines = [f"  {code.value:<4} {tr(own.get(code, code.description))}" for code in codes]
     return "\n".join([tr("exit codes:"), *lines]) + "\n"

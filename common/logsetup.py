@@ -8,6 +8,7 @@ one line says how many were left out; every line is cut to MAX_LINE_CHARS.
 import logging
 import os
 import sys
+from typing import TextIO
 
 from napshare.common.console import printable
 from napshare.common.linelimit import (
@@ -31,11 +32,27 @@ class EscapingFormatter(logging.Formatter):
 
 
 class LimitedHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """A stream handler that writes at most `lines` lines of one kind in `seconds`."""
+    """A stream handler that writes at most `lines` lines of one kind in `seconds`.
+
+    Unless given a stream (setStream), it writes to whatever `sys.stderr` is when it writes:
+    while a progress bar is drawn, that is the bar's stand-in, which prints the line above
+    the bar and draws the bar again.
+    """
 
     def __init__(self, lines: int = LOG_LINES, seconds: float = LOG_WINDOW_SECONDS) -> None:
-        super().__init__(sys.stderr)
+        self._stream: TextIO | None = None
+        super().__init__()
+        self._stream = None  # StreamHandler set it to sys.stderr as it was then
         self._limiter = LineLimiter(lines, seconds)
+
+    @property
+    def stream(self) -> TextIO:
+        """The stream given, else standard error as it is now."""
+        return sys.stderr if self._stream is None else self._stream
+
+    @stream.setter
+    def stream(self, stream: TextIO) -> None:
+        self._stream = stream
 
     def emit(self, record: logging.LogRecord) -> None:
         """Write `record` unless too many of its kind came in this window; first say how

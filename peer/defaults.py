@@ -36,8 +36,15 @@ UPLOAD_RATE_WINDOW = 30.0
 UPLOAD_GRACE = 10.0
 SEARCH_LIMIT = 1_000  # results `napshare-peer search` prints unless --limit says otherwise
 # A search stops at MAX_RESULTS results whatever the tracker says, so that a hostile tracker
-# cannot make a client grow forever (--limit 0 means this many).
+# cannot make a client grow forever (--limit 0 means this many); and it stops asking for more
+# pages after SEARCH_TIME seconds, so that one answering empty pages slowly cannot hold it.
 MAX_RESULTS = 100_000
+SEARCH_TIME = 60.0
+# The largest file a download takes (--max-file-size): a listing of a larger one is refused
+# before anything is allocated for it. Memory does not grow with it (pieces over 4 MiB are
+# assembled on disk: peer.downloading.fetch.PIECE_BUFFER); disk does, by three pieces per
+# stream (64 MiB pieces for 1 TiB), and so do the hashes of one piece (about 1/160,000 of it).
+MAX_FILE_SIZE = 1 << 40
 # A download that finds nothing while the tracker says it is gathering (it started less than
 # a lease ago, so peers may be re-joining) searches again for up to this many seconds: one
 # heartbeat interval, in which every peer still alive has heartbeated and so re-joined.

@@ -99,6 +99,10 @@ class VerificationFailedError(ClientError):
     exit_code = ExitCode.VERIFICATION_FAILED
 
 
+class FileTooLargeError(ClientError):
+    """Every version of the file on offer is listed larger than this peer downloads."""
+
+
 class FolderProblemError(ClientError):
     """The target folder is missing, unusable, or holds something in the way."""
 

@@ -93,6 +93,7 @@ class BackgroundDownload:
     thread: threading.Thread
     result: DownloadResult | None = None
     error: str | None = None
+    failure: Exception | None = None  # what `error` says, for the menu to act on
 
     @property
     def running(self) -> bool:
@@ -234,12 +235,15 @@ class Node:
         preferred: str | None,
         done: Callable[[BackgroundDownload], None],
         on_note: Callable[[str], None] | None = None,
+        *,
+        force: bool = False,
     ) -> BackgroundDownload:
         """Start downloading `name` in a thread; `done` is called with it when it ends.
 
-        `on_note` shows the download's console lines (stdout when None).
+        `on_note` shows the download's console lines (stdout when None); `force` replaces a
+        file of that name already in the folder.
         """
-        options = dataclasses.replace(self.config.download, preferred=preferred)
+        options = dataclasses.replace(self.config.download, preferred=preferred, force=force)
         reporter = _CountingReporter(on_note or console.show, self._received)
         cancel = threading.Event()
 
@@ -248,6 +252,7 @@ class Node:
                 job.result = self.downloader.download(name, options, reporter, cancel)
             except (ClientError, InvalidNameError) as error:
                 job.error = console.localized(error)
+                job.failure = error
             except Exception as error:
                 logger.debug("download of %s hit an internal error", name, exc_info=True)
                 job.error = tr(

@@ -30,7 +30,7 @@ from napshare.common.identity import (
 from napshare.common.names import InvalidNameError, check_file_name, check_sha256
 from napshare.common.protocol import MAX_PAGE_SIZE
 from napshare.common.tls import pinned_channel, speaks_tls
-from napshare.peer.defaults import MAX_RESULTS
+from napshare.peer.defaults import MAX_RESULTS, SEARCH_TIME
 from napshare.peer.errors import (
     ClientError,
     TrackerUnreachableError,
@@ -50,6 +50,7 @@ MAX_ANSWER_BYTES = 32 * 1024 * 1024  # the largest tracker answer this client ta
 MAX_PAGES = 2 * MAX_RESULTS // MAX_PAGE_SIZE
 BUSY_RETRIES = 3  # times a search the tracker refused as busy (SEARCHES_BUSY) is asked again
 MAX_BUSY_WAIT = 5.0  # seconds waited before each, whatever the tracker's RetryInfo asks
+CANCEL_POLL = 0.1  # seconds between looks at a search's cancel event while a page is awaited
 
 RequestT = TypeVar("RequestT", bound=Message)
 ReplyT = TypeVar("ReplyT", bound=Message)
@@ -75,8 +76,10 @@ class Found:
 
     sources: list[Source]
     more: bool  # more matched: the limit asked for, or the client's caps, cut the list
-    capped: bool  # the caps (MAX_RESULTS, MAX_PAGES) did the cutting, not the limit
+    capped: bool  # the caps (MAX_RESULTS, MAX_PAGES, the time) did the cutting, not the limit
     gathering: bool = False  # the tracker started recently: peers may still be re-joining
+    timed_out: bool = False  # the search's time ran out before the tracker's last page
+    stopped: bool = False  # the search was cancelled before the tracker's last page
 
 
 @dataclass(frozen=True)
@@ -245,9 +248,18 @@ class TrackerClient:
         """Every peer sharing a file named exactly `name` (an empty list when none)."""
         return self.lookup(name, asker=asker).sources
 
-    def lookup(self, name: str, *, asker: str = "") -> Found:
-        """Every peer sharing a file named exactly `name`, and whether the tracker is gathering."""
-        found = self.find(name=name, asker=asker)
+    def lookup(
+        self,
+        name: str,
+        *,
+        asker: str = "",
+        cancel: threading.Event | None = None,
+        seconds: float | None = None,
+    ) -> Found:
+        """Every peer sharing a file named exactly `name`, and whether the tracker is gathering
+        (see `find` for `cancel` and `seconds`).
+        """
+        found = self.find(name=name, asker=asker, cancel=cancel, seconds=seconds)
         self._warn_if_more(found)
         return found
 
@@ -257,13 +269,26 @@ class TrackerClient:
         self._warn_if_more(found)
         return found.sources
 
-    def find(self, *, name: str = "", query: str = "", limit: int = 0, asker: str = "") -> Found:
+    def find(
+        self,
+        *,
+        name: str = "",
+        query: str = "",
+        limit: int = 0,
+        asker: str = "",
+        cancel: threading.Event | None = None,
+        seconds: float | None = None,
+    ) -> Found:
         """The first `limit` matches of an exact `name` or of `query`'s words, page by page.
 
-        `limit` 0 means every match; either way at most MAX_RESULTS, in at most MAX_PAGES calls.
+        `limit` 0 means every match; either way at most MAX_RESULTS, in at most MAX_PAGES calls
+        and SEARCH_TIME seconds (or `seconds`, if shorter): past that, what came so far
+        (`timed_out`). Setting `cancel` ends it too, within CANCEL_POLL (`stopped`).
         """
         wanted = min(limit, MAX_RESULTS) if limit > 0 else MAX_RESULTS
         capped = not 0 < limit <= MAX_RESULTS
+        patience = min(SEARCH_TIME, seconds or SEARCH_TIME)
+        deadline = time.monotonic() + patience
         sources: list[Source] = []
         token = ""
         gathering = False
@@ -275,7 +300,14 @@ class TrackerClient:
                 page_size=min(MAX_PAGE_SIZE, wanted - len(sources)),
                 page_token=token,
             )
-            reply = self._search(request)
+            try:
+                reply = self._search(request, deadline, cancel)
+            except _OutOfTimeError:
+                if not sources and not token:
+                    raise _out_of_time(self.address, patience) from None
+                return Found(sources, True, True, gathering, timed_out=True)
+            if reply is None:
+                return Found(sources, True, True, gathering, stopped=True)
             gathering = gathering or reply.gathering
             room = wanted - len(sources)
             sources += _checked(reply.results[:room], name, self.address)
@@ -483,16 +515,42 @@ class TrackerClient:
                 )
         return failure
 
-    def _search(self, request: tracker_pb2.SearchRequest) -> tracker_pb2.SearchResponse:
-        """One Search call, asked again a few times while the tracker says it is busy."""
-        return self._failing_over(lambda: self._search_here(request))
+    def _search(
+        self,
+        request: tracker_pb2.SearchRequest,
+        deadline: float,
+        cancel: threading.Event | None,
+    ) -> tracker_pb2.SearchResponse | None:
+        """One Search call, asked again a few times while the tracker says it is busy, at
+        each replica in turn while one is unreachable; None when `cancel` is set first,
+        _OutOfTimeError when `deadline` (monotonic) passes first.
+        """
+        return self._failing_over(lambda: self._search_here(request, deadline, cancel))
 
-    def _search_here(self, request: tracker_pb2.SearchRequest) -> tracker_pb2.SearchResponse:
+    def _search_here(
+        self,
+        request: tracker_pb2.SearchRequest,
+        deadline: float,
+        cancel: threading.Event | None,
+    ) -> tracker_pb2.SearchResponse | None:
         retries = 0
         while True:
+            if cancel is not None and cancel.is_set():
+                return None
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise _OutOfTimeError
+            future = self._connected().Search.future(request, timeout=min(self._timeout, left))
+            if not _wait(future, cancel):
+                future.cancel()  # type: ignore[no-untyped-call]
+                return None
             try:
-                return self._connected().Search(request, timeout=self._timeout)
+                return future.result()
             except grpc.RpcError as error:
+                if error.code() is grpc.StatusCode.DEADLINE_EXCEEDED and (
+                    time.monotonic() >= deadline
+                ):
+                    raise _OutOfTimeError from None
                 found = error_details.read(error)
                 if (
                     retries == BUSY_RETRIES
@@ -505,10 +563,20 @@ class TrackerClient:
                     "tracker %s is busy searching; asking again in %g s", self.address, delay
                 )
                 retries += 1
-                time.sleep(delay)
+                if cancel is not None and cancel.wait(delay):
+                    return None
+                if cancel is None:
+                    time.sleep(delay)
 
     def _warn_if_more(self, found: Found) -> None:
-        if found.more:
+        if found.timed_out:
+            logger.warning(
+                "tracker %s kept paging past this search's time; listing the %d results it "
+                "sent by then",
+                self.address,
+                len(found.sources),
+            )
+        elif found.more and not found.stopped:
             logger.warning(
                 "tracker %s has more matches; listing the first %d (at most %d results or "
                 "%d pages per search)",
@@ -517,6 +585,33 @@ class TrackerClient:
                 MAX_RESULTS,
                 MAX_PAGES,
             )
+
+
+class _OutOfTimeError(Exception):
+    """A search's time ran out before the tracker's answer came."""
+
+
+def _out_of_time(tracker: str, seconds: float) -> TrackerUnreachableError:
+    return TrackerUnreachableError(
+        tr(
+            "tracker {tracker} sent no search result in {seconds} s",
+            tracker=tracker,
+            seconds=format(seconds, "g"),
+        )
+    )
+
+
+def _wait(future: "grpc.Future[ReplyT]", cancel: threading.Event | None) -> bool:
+    """Wait for `future`; False if `cancel` was set first."""
+    if cancel is None:
+        future.exception()  # waits
+        return True
+    done = threading.Event()
+    future.add_done_callback(lambda _future: done.set())
+    while not done.wait(CANCEL_POLL):
+        if cancel.is_set():
+            return False
+    return True
 
 
 def _checked(results: Iterable[tracker_pb2.SearchResult], name: str, tracker: str) -> list[Source]:

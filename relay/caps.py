@@ -8,18 +8,21 @@ in all, and how long a connection may take to show its ticket and to find its ot
 from __future__ import annotations
 
 import argparse
-import re
 from dataclasses import dataclass, fields
 
-from napshare.common.cliargs import byte_rate, int_in_range, non_negative_number, positive_number
+from napshare.common.cliargs import (
+    byte_rate,
+    byte_size,
+    int_in_range,
+    non_negative_number,
+    positive_number,
+)
 from napshare.common.console import tr
 from napshare.common.ratelimit import TokenBucket
 
 GIB = 1024**3
 MAX_COUNT = 1_000_000  # what a count flag accepts: far past what threads and sockets allow
 RETRY_AFTER_SECONDS = 5  # what a FULL answer tells a side to wait before asking again
-_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
-_SIZE = re.compile(r"(\d+)([KMGT]?)(?:I?B)?")
 
 
 @dataclass(frozen=True)
@@ -76,27 +79,6 @@ def session_rate(caps: RelayCaps, shared: TokenBucket | None) -> TokenBucket | N
     return AllBuckets(buckets)
 
 
-def parse_size(text: str) -> int:
-    """Bytes from `1G`, `512MiB`, `64K` or `4096` (binary units); ValueError otherwise."""
-    match = _SIZE.fullmatch(text.strip().upper())
-    if match is None:
-        raise ValueError(f"{text!r} is not a number of bytes")
-    return int(match.group(1)) * _UNITS[match.group(2)]
-
-
-def _size(text: str) -> int:
-    try:
-        return parse_size(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            tr(
-                "{text} is not a number of bytes; write it with an optional K, M, G or T "
-                "(1024, 1024², ...), such as 512M or 1G",
-                text=repr(text),
-            )
-        ) from None
-
-
 def _flags() -> dict[str, tuple[str, object, str, str]]:
     """Each cap's flag (without a prefix), parser, metavar and help."""
     caps = RelayCaps()
@@ -104,7 +86,7 @@ def _flags() -> dict[str, tuple[str, object, str, str]]:
     return {
         "session_bytes": (
             "max-session-bytes",
-            _size,
+            byte_size,
             "SIZE",
             tr(
                 "bytes a relayed session carries each way, then the relay ends it and the "

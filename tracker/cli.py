@@ -1,6 +1,7 @@
 """The napshare-tracker command: parse flags, serve until SIGINT or SIGTERM, stop gracefully."""
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -13,12 +14,14 @@ from napshare.common.addresskey import add_ipv6_prefix_flag, address_key_from_ar
 from napshare.common.cliargs import (
     OneLineParser,
     add_metrics_flags,
+    add_version,
     int_in_range,
     positive_number,
 )
 from napshare.common.console import tr
 from napshare.common.exitcodes import ExitCode, epilog
 from napshare.common.protocol import HEARTBEAT_INTERVAL, LEASE_INTERVALS, TRACKER_PORT
+from napshare.tracker import console
 from napshare.tracker.connects import (
     CONNECT_BURST_SECONDS,
     CONNECT_RATE,
@@ -74,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog=epilog(EXIT_CODES),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_version(parser)
     parser.add_argument(
         "--host", default="0.0.0.0", help=tr("address to listen on (default 0.0.0.0)")
     )
@@ -307,6 +311,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if relay_error := check_relay_flags(args):
         parser.error(relay_error)
     logsetup.configure(args.log_level)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(console.ConsoleFirst())
     from grpc_health.v1.health import HealthServicer  # noqa: PLC0415 - only now may gRPC load
     from napshare.common.identity import IdentityError  # noqa: PLC0415
     from napshare.common.serving import (  # noqa: PLC0415

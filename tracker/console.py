@@ -5,7 +5,8 @@ system call (one per line when stdout is unbuffered), during which another threa
 the GIL. say() only queues the line; the lease reaper calls flush() ten times a second,
 and say() flushes by itself if lines pile up with no reaper running. Lines of one kind are
 limited in rate and every line in length (common.linelimit): past the rate, one line says
-how many were left out.
+how many were left out. A log line first writes the lines queued before it (ConsoleFirst), so
+the two kinds keep their order.
 """
 
 import logging
@@ -51,3 +52,15 @@ def flush() -> None:
             sys.stdout.flush()
         except (OSError, ValueError) as error:
             logger.debug("%d console lines lost: %s", len(lines), error)
+
+
+class ConsoleFirst(logging.Filter):
+    """Writes the console lines queued so far before a log record goes out: a log line never
+    comes before the lines of what happened earlier (a peer's search, then its Leave).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Flush the queue (unless the record is the queue's own: it is being flushed)."""
+        if record.name != __name__:
+            flush()
+        return True

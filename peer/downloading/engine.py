@@ -15,7 +15,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from napshare.peer.defaults import (
     DOWNLOAD_BACKOFF_CAP,
     GATHERING_POLL,
     GIVE_UP_AFTER,
+    MAX_FILE_SIZE,
     MAX_SOURCES,
     MOST_SOURCES,
     SOURCES_REFRESH,
@@ -36,11 +37,14 @@ from napshare.peer.defaults import (
     WAIT_FOR_PEERS,
 )
 from napshare.peer.downloading.fetch import PeerChannels, Stream, fetch_in_order, fetch_layer
-from napshare.peer.downloading.partfile import PartFile
+from napshare.peer.downloading.partfile import PartFile, noted_version
 from napshare.peer.downloading.reporting import Reporter, SilentReporter
 from napshare.peer.downloading.swarm import Swarm, streams_per_peer
+from napshare.peer.downloading.versions import Version, matching, versions_of
 from napshare.peer.errors import (
     CancelledError,
+    ClientError,
+    FileTooLargeError,
     NoPeerReachableError,
     NotFoundError,
     PeerError,
@@ -53,6 +57,7 @@ from napshare.peer.reach.paths import PathCounts
 from napshare.peer.reach.reverse import ReverseListener
 from napshare.peer.reach.routes import Routes
 from napshare.peer.tracker_client import Found, Source, TrackerClient
+from napshare.peer.units import human
 
 logger = logging.getLogger(__name__)
 
@@ -62,12 +67,15 @@ class DownloadOptions:
     """How hard and from whom to try.
 
     `preferred` is a peer (`host:port`) asked first, as the original's DOWNLOAD named one.
-    `give_up_after` counts seconds without any new byte, not the whole download's time.
-    `wait_for_peers` is how long to keep searching when nobody shares the file yet but the
-    tracker is gathering (it restarted moments ago and its peers are re-joining); 0: never.
-    `max_sources` is how many peers send pieces at once; one at a time when `preferred` is set,
-    or for a file without a pieces root. While fewer send, the tracker is searched again every
-    `refresh_every` seconds for peers that joined since.
+    `sha256` and `pieces_root` (hex, "" for any) pick one version of the file when several
+    are shared. `give_up_after` counts seconds without any new byte, not the whole download's
+    time; each version tried gets that long. `wait_for_peers` is how long to keep searching
+    when nobody shares the file yet but the tracker is gathering (it restarted moments ago and
+    its peers are re-joining); 0: never. `max_sources` is how many peers send pieces at once;
+    one at a time when `preferred` is set, or for a file without a pieces root. While fewer
+    send, the tracker is searched again every `refresh_every` seconds for peers that joined
+    since. A version listed larger than `max_file_size` bytes is refused before anything is
+    allocated for it.
     """
 
     preferred: str | None = None
@@ -78,6 +86,9 @@ class DownloadOptions:
     wait_for_peers: float = WAIT_FOR_PEERS
     max_sources: int = MAX_SOURCES
     refresh_every: float = SOURCES_REFRESH
+    sha256: str = ""
+    pieces_root: str = ""
+    max_file_size: int = MAX_FILE_SIZE
 
 
 @dataclass(frozen=True)
@@ -94,31 +105,49 @@ class DownloadResult:
     received_from: tuple[tuple[str, int], ...] = ()  # (peer, bytes kept) in this run, most first
 
 
+# How many failed peers of one version are told on the console (and logged as warnings) by
+# name; the others only in the log's info lines, so that a tracker listing thousands of dead
+# or hostile peers cannot flood the screen. Lines naming peers list at most LISTED of them.
+TOLD_FAILURES = 8
+LISTED = 8
+
+
 class _Target:
     """One version (size, sha256, pieces root) of the file and the peers that have it, in
-    asking order.
+    asking order. Every operation on one peer is O(1) and the asking order is walked lazily,
+    so a version listed by a hundred thousand peers costs no more per peer than one by two.
     """
 
     def __init__(self, size: int, sha256: str, pieces_root: str, peers: list[str]) -> None:
         self.size = size
         self.sha256 = sha256
         self.pieces_root = pieces_root
-        self.order = peers
+        self._order: dict[str, None] = {}  # the asking order (a dict keeps insertion order)
         self.banned: set[str] = set()  # their bytes failed verification, or they broke rules
         self.impostors: set[str] = set()  # banned: another certificate than the tracker lists
         self.dropped: set[str] = set()  # they do not have this version
         self.warned: set[str] = set()  # the user was told they failed
+        self.told = 0  # failures told by name (at most TOLD_FAILURES)
         self.not_before: dict[str, float] = {}  # busy peers: monotonic time to ask them again
         self.failures: dict[str, PeerError] = {}  # each peer's last failure since it sent
         self.listed: set[str] = set()  # the tracker listed them with this version
         self.unlisted: set[str] = set()  # listed once, not any more: they left or expired
+        self.kept = False  # the part held bytes of this version when it failed
+        self.add(peers)
+
+    @property
+    def order(self) -> list[str]:
+        return list(self._order)
+
+    def knows(self, peer: str) -> bool:
+        return peer in self._order
+
+    def usable(self, peer: str) -> bool:
+        """Whether `peer` may still be asked for this version (now or later)."""
+        return peer not in self.banned and peer not in self.dropped and peer not in self.unlisted
 
     def candidates(self) -> list[str]:
-        return [
-            p
-            for p in self.order
-            if p not in self.banned and p not in self.dropped and p not in self.unlisted
-        ]
+        return [p for p in self._order if self.usable(p)]
 
     def down(self) -> list[PeerError]:
         """The failures of the candidates, if no connection to any of them could be made
@@ -129,9 +158,19 @@ class _Target:
             return []
         return [f for f in failures if f is not None]
 
-    def ready(self, now: float) -> list[str]:
-        """The candidates that may be asked at `now` (busy ones only once their wait is over)."""
-        return [p for p in self.candidates() if self.not_before.get(p, now) <= now]
+    def all_failed(self) -> bool:
+        """Whether every candidate failed since it last sent (none is untried or sending)."""
+        candidates = self.candidates()
+        return bool(candidates) and all(p in self.failures for p in candidates)
+
+    def ready(self, now: float) -> Iterator[str]:
+        """The candidates that may be asked at `now` (busy ones only once their wait is
+        over), in asking order, walked lazily: take what is needed and drop the rest.
+        """
+        return (p for p in self._order if self.usable(p) and self.not_before.get(p, now) <= now)
+
+    def any_ready(self, now: float) -> bool:
+        return next(self.ready(now), None) is not None
 
     def wait(self, now: float) -> float:
         """Seconds from `now` until some candidate may be asked; 0 if one may be now."""
@@ -139,11 +178,12 @@ class _Target:
         return max(0.0, min(waits, default=0.0))
 
     def to_back(self, peer: str) -> None:
-        self.order.remove(peer)
-        self.order.append(peer)
+        self._order.pop(peer, None)
+        self._order[peer] = None
 
     def add(self, peers: list[str]) -> None:
-        self.order.extend(p for p in peers if p not in self.order)
+        for peer in peers:
+            self._order.setdefault(peer, None)
 
     def has(self, source: Source) -> bool:
         """Whether `source` offers this version."""
@@ -152,6 +192,12 @@ class _Target:
             self.sha256,
             self.pieces_root,
         )
+
+
+class _DeferredError(Exception):
+    """Every source of a version failed once without a byte of it kept: try the other
+    versions first, and this one again after them.
+    """
 
 
 @dataclass(frozen=True)
@@ -168,18 +214,24 @@ class _Job:
 
 class _Tally:
     """Counts the bytes kept from each peer, from every stream's thread, and passes them on to
-    the reporter one call at a time.
+    the reporter one call at a time; and when a byte last came from any peer.
     """
 
     def __init__(self, reporter: Reporter) -> None:
         self._reporter = reporter
         self._lock = threading.Lock()
         self._by_peer: Counter[str] = Counter()
+        self.last = 0.0  # monotonic time of the last byte received (or piece kept), 0: none
 
     def add(self, peer: str, count: int) -> None:
         with self._lock:
             self._by_peer[peer] += count
             self._reporter.advance(count)
+        self.last = time.monotonic()
+
+    def touch(self) -> None:
+        """Bytes arrived (not yet checked): the download is not stuck."""
+        self.last = time.monotonic()
 
     def by_peer(self) -> tuple[tuple[str, int], ...]:
         with self._lock:
@@ -228,24 +280,67 @@ class Downloader:
         options = options or DownloadOptions()
         reporter = reporter or SilentReporter()
         routes = Routes(
-            self.tracker, self._reverse_listener, note=reporter.note, counts=self.connections
+            self.tracker,
+            self._reverse_listener,
+            note=reporter.note,
+            counts=self.connections,
+            cancel=cancel,
         )
         channels = PeerChannels(plaintext=self.tracker.plaintext, routes=routes)
         try:
-            targets = self._targets(name, options, reporter, cancel, channels)
+            targets, options = self._targets(name, options, reporter, cancel, channels)
             job = _Job(name, options, reporter, channels, cancel, _Tally(reporter))
-            for index, target in enumerate(targets):
-                try:
-                    return self._fetch_target(job, target)
-                except (NoPeerReachableError, VerificationFailedError) as error:
-                    if index == len(targets) - 1:
-                        raise
-                    logger.warning("%s; trying another version of the file", error)
-            raise AssertionError("a download ended without a target")  # targets is not empty
+            return self._fetch_versions(job, targets)
         finally:
             channels.close()
             routes.close()
             reporter.end()
+
+    def _fetch_versions(self, job: _Job, targets: list[_Target]) -> DownloadResult:
+        """Try the versions in order until one is kept. A version whose sources all showed
+        another certificate, lied, are gone or cannot be reached is given up for the next; one
+        whose sources all refused (or failed otherwise) once, before a byte of it was kept, is
+        tried again after the others. A version that holds bytes is the one to resume: no other
+        is tried after it (that would start the part over).
+        """
+        pending = list(targets)
+        deferred: set[int] = set()
+        failures: dict[int, ClientError] = {}  # by the version's rank
+        while pending:
+            target = pending.pop(0)
+            rank = targets.index(target)
+            try:
+                return self._fetch_target(
+                    job, target, may_defer=bool(pending) and rank not in deferred
+                )
+            except _DeferredError:
+                deferred.add(rank)
+                pending.append(target)
+                logger.info(
+                    "every source of %s with sha256 %s failed once; trying the other versions "
+                    "first",
+                    job.name,
+                    target.sha256,
+                )
+                continue
+            except (
+                NoPeerReachableError,
+                VerificationFailedError,
+                PeerIdentityError,
+                FileTooLargeError,
+            ) as error:
+                failures[rank] = error
+                if target.kept or not pending:
+                    break
+                job.reporter.notice(
+                    tr(
+                        "{error}; trying another version of {name} (sha256 {sha256})",
+                        error=console.localized(error),
+                        name=job.name,
+                        sha256=pending[0].sha256,
+                    )
+                )
+        raise _final_failure(job.name, [failures[rank] for rank in sorted(failures)])
 
     def close(self) -> None:
         """Stop listening for reverse connections (if any download needed them)."""
@@ -268,45 +363,82 @@ class Downloader:
         reporter: Reporter,
         cancel: threading.Event | None,
         channels: PeerChannels,
-    ) -> list[_Target]:
-        """The versions of the file on offer, the most widely shared (or the preferred) first;
-        each source's certificate is pinned in `channels`.
+    ) -> tuple[list[_Target], DownloadOptions]:
+        """The versions of the file on offer, in the order to try them: the one asked for
+        (--sha256, --root) alone, else the one an unfinished part holds, the preferred peer's,
+        then the best ranked (peer.downloading.versions); each source's certificate is pinned
+        in `channels`. With them, `options`, without the preferred peer if the tracker does not
+        list it over TLS (a peer that cannot be checked).
         """
-        found = self._search(name)
+        found = self._search(name, options, cancel)
         if not found.sources and found.gathering and options.wait_for_peers > 0:
-            found = self._await_peers(name, options.wait_for_peers, reporter, cancel)
+            found = self._await_peers(name, options, reporter, cancel)
         sources = found.sources
-        for source in sources:
-            channels.pin(source.peer, source.certificate, reachable=source.reachable)
+        if not sources and found.timed_out:
+            raise NotFoundError(
+                tr(
+                    "tracker {tracker} listed no peer that shares {name} before the search's "
+                    "time ran out (it kept sending pages)",
+                    tracker=self.tracker.address,
+                    name=name,
+                )
+            )
         if not sources:
             raise NotFoundError(tr("no peer shares {name}", name=name))
-        counts = Counter((s.size, s.sha256, s.pieces_root) for s in sources)
-        ranked = sorted(counts, key=lambda key: -counts[key])
+        ranked = versions_of(sources)
+        versions = matching(ranked, options.sha256, options.pieces_root)
+        if not versions:
+            raise NotFoundError(_no_such_version(name, options, ranked))
+        for source in sources:
+            if any(v.matches(source.sha256, source.pieces_root) for v in versions):
+                channels.pin(source.peer, source.certificate, reachable=source.reachable)
+        first = [v for v in versions if v.key == noted_version(self.folder.root, name)]
         preferred = options.preferred
+        unlisted = preferred is not None and all(s.peer != preferred for s in sources)
+        if unlisted and not channels.plaintext:
+            # Over TLS only the tracker's list says which certificate a peer must show; in
+            # plain text a peer the user names is asked as in the original's DOWNLOAD.
+            reporter.notice(
+                tr(
+                    "the tracker does not list peer {peer} as sharing {name} (it never joined, "
+                    "or shares no file of that name), so nothing says which certificate it "
+                    "must show; downloading from the peers it lists",
+                    peer=preferred,
+                    name=name,
+                )
+            )
+            options = dataclasses.replace(options, preferred=None)
+            preferred = None
         if preferred is not None:
-            chosen = [(s.size, s.sha256, s.pieces_root) for s in sources if s.peer == preferred]
-            if chosen:
-                ranked.remove(chosen[0])
-                ranked.insert(0, chosen[0])
+            first += [v for v in versions if preferred in v.peers]
+        if first:
+            versions.remove(first[0])
+            versions.insert(0, first[0])
+        if len(ranked) > 1 and not (options.sha256 or options.pieces_root):
+            reporter.notice(_several_versions(name, ranked, versions[0]))
         targets = []
-        for size, sha256, pieces_root in ranked:
-            target = _Target(size, sha256, pieces_root, [])
-            peers = [s.peer for s in sources if target.has(s)]
-            target.listed.update(peers)
+        for version in versions:
+            peers = version.peers
             random.shuffle(peers)
             if preferred is not None:
                 peers = [preferred] + [p for p in peers if p != preferred]
-            target.add(peers)
+            target = _Target(version.size, version.sha256, version.pieces_root, peers)
+            target.listed.update(version.peers)
             targets.append(target)
-        return targets
+        return targets, options
 
     def _await_peers(
-        self, name: str, patience: float, reporter: Reporter, cancel: threading.Event | None
+        self,
+        name: str,
+        options: DownloadOptions,
+        reporter: Reporter,
+        cancel: threading.Event | None,
     ) -> Found:
-        """Search again until a peer shares `name`, the tracker stops gathering, or `patience`
-        seconds pass; the last answer.
+        """Search again until a peer shares `name`, the tracker stops gathering, or
+        `options.wait_for_peers` seconds pass; the last answer.
         """
-        reporter.note(
+        patience = options.wait_for_peers
+        reporter.notice(
             tr(
                 "the tracker started moments ago and its peers may still be joining; "
                 "waiting up to {seconds} s for a peer that shares {name}",
@@ -317,17 +449,26 @@ class Downloader:
         deadline = time.monotonic() + patience
         while True:
             _sleep(min(GATHERING_POLL, max(0.0, deadline - time.monotonic())), cancel, name)
-            found = self._search(name)
+            found = self._search(name, options, cancel)
             if found.sources or not found.gathering or time.monotonic() >= deadline:
                 return found
 
-    def _search(self, name: str) -> Found:
+    def _search(self, name: str, options: DownloadOptions, cancel: threading.Event | None) -> Found:
+        """The tracker's sources of `name` but this peer, paging for at most the search's time
+        or `give_up_after`, whichever is shorter.
+        """
         me = self._asker()
-        found = self.tracker.lookup(name, asker=me)
+        found = self.tracker.lookup(name, asker=me, cancel=cancel, seconds=options.give_up_after)
+        if found.stopped:
+            raise CancelledError(tr("download of {name} cancelled", name=name))
         return dataclasses.replace(found, sources=[s for s in found.sources if s.peer != me])
 
-    def _fetch_target(self, job: _Job, target: _Target) -> DownloadResult:
+    def _fetch_target(self, job: _Job, target: _Target, *, may_defer: bool) -> DownloadResult:
+        """Fetch one version; raise _DeferredError (if `may_defer`) when every source failed once
+        before a byte of it was kept.
+        """
         name, options, reporter = job.name, job.options, job.reporter
+        _check_size(name, target, options.max_file_size)
         job.channels.streams = self._streams(job, target, target.size)
         part = PartFile(
             self.folder.root,
@@ -337,10 +478,15 @@ class Downloader:
             force=options.force,
             pieces_root=target.pieces_root,
         )
+        started = time.monotonic()
+
+        def until() -> float:
+            """When this version is given up unless a byte comes first."""
+            return max(started, job.tally.last) + options.give_up_after
+
         try:
             reporter.begin(name, target.size, part.have)
             backoff = Backoff(options.max_backoff)
-            last_progress = time.monotonic()
             told_down = False  # the user was told that no source can be reached now
             while True:
                 if part.have == target.size:
@@ -349,45 +495,45 @@ class Downloader:
                     self._reject(part, target)
                     reporter.restart(part.have)
                     continue
-                candidates = target.candidates()
-                if not candidates:
+                if not target.candidates():
                     raise _exhausted(name, target)
+                _check_cancel(job.cancel, name)
                 before = part.have
-                ready = target.ready(time.monotonic())
-                if ready:
-                    self._round(job, part, target, ready)
+                if target.any_ready(time.monotonic()):
+                    self._round(job, part, target, until)
                 if part.have == target.size:
                     continue
                 now = time.monotonic()
                 if part.have > before:
-                    last_progress = now
                     backoff.reset()
                     target.failures.clear()
                     told_down = False
                     continue
+                _check_cancel(job.cancel, name)
                 down = target.down()
                 if down and all(f.fault is PeerFault.UNREACHABLE for f in down):
                     raise _nobody_reached(name, down)
-                if now - last_progress >= options.give_up_after:
+                if may_defer and part.empty and target.all_failed():
+                    raise _DeferredError
+                if now >= until():
                     raise _gave_up(name, target, options.give_up_after)
                 if down and not told_down:
                     told_down = True
-                    until = last_progress + options.give_up_after
                     reporter.note(
                         tr(
                             "no peer with {name} can be reached now ({failures}); trying again "
                             "until {time} (--give-up-after), or until the tracker lists none",
                             name=name,
                             failures=_failures_text(down),
-                            time=_clock_time(until),
+                            time=_clock_time(until()),
                         )
                     )
                 # Busy peers said when to ask again; they are not asked before that.
                 delay = max(backoff.next(), target.wait(now))
-                delay = min(delay, max(0.0, last_progress + options.give_up_after - now))
+                delay = min(delay, max(0.0, until() - now))
                 logger.info("no peer could send %s now; asking again in %.1f s", name, delay)
                 _sleep(delay, job.cancel, name)
-                self._refresh(name, target, job.channels)
+                self._refresh(name, target, job)
             part.commit(replace=options.force)
         except VerificationFailedError:
             # Verified pieces are kept for a later run (every peer is banned now, but others
@@ -395,11 +541,13 @@ class Downloader:
             # disagree, are not.
             if part.layer is None or part.empty or part.have == part.size:
                 part.remove()
+            target.kept = not part.finished
             part.close()
             raise
         except BaseException:
             if part.empty:
                 part.remove()  # nothing to resume
+            target.kept = not part.finished
             part.close()
             raise
         part.close()
@@ -416,16 +564,18 @@ class Downloader:
             job.tally.by_peer(),
         )
 
-    def _round(self, job: _Job, part: PartFile, target: _Target, ready: list[str]) -> None:
-        """One try of the peers that may be asked now, until the part is complete or none of
-        them can send more.
+    def _round(
+        self, job: _Job, part: PartFile, target: _Target, until: Callable[[], float]
+    ) -> None:
+        """One try of the peers that may be asked now, until the part is complete, none of
+        them can send more, the download is cancelled, or no byte came before `until()`.
         """
         if part.needs_layer:
-            ready = self._layer_round(job, part, target, ready)
+            self._layer_round(job, part, target, until)
             if part.needs_layer:
                 return
         if part.layer is None:
-            self._in_order(job, part, target, ready)
+            self._in_order(job, part, target, until)
             return
         job.channels.streams = self._streams(job, target, target.size - part.have)
         swarm = Swarm(
@@ -441,36 +591,49 @@ class Downloader:
             ),
             refresh=lambda: self._more_sources(job, target, part),
             refresh_every=job.options.refresh_every,
+            until=until,
         )
         swarm.run()
 
     def _layer_round(
-        self, job: _Job, part: PartFile, target: _Target, ready: list[str]
-    ) -> list[str]:
-        """Ask the peers in turn for the piece layer until one sends a good one; the peers
-        left to ask for pieces.
+        self, job: _Job, part: PartFile, target: _Target, until: Callable[[], float]
+    ) -> None:
+        """Ask the ready peers in turn for the piece layer until one sends a good one (or the
+        round is over: see _round).
         """
-        for index, peer in enumerate(ready):
+        for peer in list(target.ready(time.monotonic())):
+            if _over(job, until):
+                return
+            if not target.usable(peer):
+                continue
             try:
                 self._attach_layer(job, part, peer)
             except PeerError as failure:
-                self._handle(failure, target, job.reporter, _next_of(ready, index))
+                self._handle(failure, target, job.reporter, _following(target, peer))
                 continue
+            job.tally.touch()
             if part.have:
                 job.reporter.restart(part.have)  # pieces an earlier run left, checked on disk
-            return [p for p in ready if p in target.candidates()]
-        return []
+            return
 
-    def _in_order(self, job: _Job, part: PartFile, target: _Target, ready: list[str]) -> None:
-        """A file without a pieces root: one stream at a time, each peer in turn."""
+    def _in_order(
+        self, job: _Job, part: PartFile, target: _Target, until: Callable[[], float]
+    ) -> None:
+        """A file without a pieces root: one stream at a time, each ready peer in turn (until
+        the round is over: see _round).
+        """
         how = self._stream(job)
-        for index, peer in enumerate(ready):
+        for peer in list(target.ready(time.monotonic())):
+            if _over(job, until):
+                return
+            if not target.usable(peer):
+                continue
             before = part.have
             job.reporter.sources(1)
             try:
                 fetch_in_order(job.channels.download(peer), peer, part, how)
             except PeerError as failure:
-                self._handle(failure, target, job.reporter, _next_of(ready, index))
+                self._handle(failure, target, job.reporter, _following(target, peer))
             finally:
                 job.reporter.sources(0)
                 if part.have < before:
@@ -501,12 +664,22 @@ class Downloader:
         return max(1, min(self._max_streams(job), peers))
 
     def _stream(self, job: _Job) -> Stream:
-        return Stream(job.options.stall_timeout, job.cancel, self._limit, job.tally.add)
+        return Stream(
+            job.options.stall_timeout,
+            job.cancel,
+            self._limit,
+            job.tally.add,
+            on_data=job.tally.touch,
+        )
 
     def _attach_layer(self, job: _Job, part: PartFile, peer: str) -> None:
         """Get the piece layer from `peer`, check it against the root, and use it."""
         layer = fetch_layer(
-            job.channels.piece_layer(peer), peer, part, timeout=job.options.stall_timeout
+            job.channels.piece_layer(peer),
+            peer,
+            part,
+            timeout=job.options.stall_timeout,
+            cancel=job.cancel,
         )
         part.attach(layer)
         logger.info("%s: piece layer of %d pieces from %s", part.name, len(layer.hashes), peer)
@@ -546,24 +719,28 @@ class Downloader:
             target.to_back(peer)
             if peer not in target.warned:  # once per peer: the path is chosen again later
                 target.warned.add(peer)
-                reporter.note(str(failure))
+                _tell(target, reporter, str(failure), on_console=True)
         elif failure.fault in (PeerFault.GONE, PeerFault.STALLED):
             target.to_back(peer)
             # Warn once per peer; a peer that stays down would fill the screen otherwise.
-            level = logging.INFO if peer in target.warned else logging.WARNING
-            target.warned.add(peer)
-            if following is not None:
-                logger.log(level, "%s; going on with peer %s", failure, following)
+            if peer in target.warned:
+                logger.info("%s", failure)
             else:
-                logger.log(level, "%s", failure)
+                target.warned.add(peer)
+                if following is not None:
+                    _tell(target, reporter, f"{failure}; going on with peer {following}")
+                else:
+                    _tell(target, reporter, str(failure))
         elif failure.fault in (PeerFault.CHANGED, PeerFault.MISSING):
             target.dropped.add(peer)
-            logger.warning("%s; not asking it again for this file", failure)
+            target.to_back(peer)
+            _tell(target, reporter, f"{failure}; not asking it again for this file")
         else:
             target.banned.add(peer)
+            target.to_back(peer)
             if failure.fault is PeerFault.IMPOSTOR:
                 target.impostors.add(peer)
-            logger.warning("%s; not using it again for this file", failure)
+            _tell(target, reporter, f"{failure}; not using it again for this file")
 
     def _reject(self, part: PartFile, target: _Target) -> None:
         """The complete part fails verification: with pieces, check them again on disk and
@@ -591,7 +768,7 @@ class Downloader:
                     "disagree",
                     name=part.name,
                     sha256=target.sha256,
-                    peers=" ".join(sorted(peers)),
+                    peers=_listed(peers),
                 )
             )
         culprits = part.sources or target.candidates()
@@ -599,7 +776,7 @@ class Downloader:
         logger.warning(
             "%s failed sha256 verification; not using %s again for it",
             part.name,
-            " ".join(culprits),
+            _listed(culprits),
         )
         part.discard()
 
@@ -607,22 +784,25 @@ class Downloader:
         """Look for peers that joined since; channels opened from now on share the window
         among as many streams as there are then (those open keep theirs).
         """
-        self._refresh(job.name, target, job.channels)
+        self._refresh(job.name, target, job)
         job.channels.streams = self._streams(job, target, target.size - part.have)
 
-    def _refresh(self, name: str, target: _Target, channels: PeerChannels) -> None:
+    def _refresh(self, name: str, target: _Target, job: _Job) -> None:
         """Add peers that joined since the search (keeping the old list if the tracker is down)."""
         try:
-            sources = self._search(name).sources
+            found = self._search(name, job.options, job.cancel)
+        except CancelledError:
+            raise
         except Exception as error:
             logger.info("could not search the tracker again: %s", error)
             return
-        same = [s for s in sources if target.has(s)]
+        same = [s for s in found.sources if target.has(s)]
         for source in same:
-            if source.peer not in target.order:
-                channels.pin(source.peer, source.certificate, reachable=source.reachable)
+            if not target.knows(source.peer):
+                job.channels.pin(source.peer, source.certificate, reachable=source.reachable)
         listed = {s.peer for s in same}
-        target.unlisted = {p for p in target.listed if p not in listed}
+        if not found.more:  # a search cut short says nothing of the peers it did not list
+            target.unlisted = {p for p in target.listed if p not in listed}
         target.listed |= listed
         target.add([s.peer for s in same])
 
@@ -642,7 +822,7 @@ class Downloader:
 _EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 
-def _exhausted(name: str, target: _Target) -> Exception:
+def _exhausted(name: str, target: _Target) -> ClientError:
     if target.unlisted:
         return NoPeerReachableError(
             tr(
@@ -652,7 +832,7 @@ def _exhausted(name: str, target: _Target) -> Exception:
                 failures=_failures_text(
                     [target.failures[p] for p in sorted(target.unlisted) if p in target.failures]
                 )
-                or " ".join(sorted(target.unlisted)),
+                or _listed(target.unlisted),
             )
         )
     if target.impostors and target.impostors == target.banned:
@@ -661,7 +841,7 @@ def _exhausted(name: str, target: _Target) -> Exception:
                 "refused to download {name}: {peers} showed another certificate than the one "
                 "the tracker lists (someone may be in the middle); nothing was kept",
                 name=name,
-                peers=" ".join(sorted(target.impostors)),
+                peers=_listed(target.impostors),
             )
         )
     if target.banned:
@@ -670,7 +850,7 @@ def _exhausted(name: str, target: _Target) -> Exception:
                 "verification failed: the bytes of {name} from {peers} "
                 "do not match its sha256 {sha256}",
                 name=name,
-                peers=" ".join(sorted(target.banned)),
+                peers=_listed(target.banned),
                 sha256=target.sha256,
             )
         )
@@ -679,20 +859,140 @@ def _exhausted(name: str, target: _Target) -> Exception:
             "no peer has {name} with sha256 {sha256} any more ({peers})",
             name=name,
             sha256=target.sha256,
-            peers=" ".join(sorted(target.dropped)),
+            peers=_listed(target.dropped),
         )
     )
 
 
-def _next_of(peers: list[str], index: int) -> str | None:
-    """The peer after `peers[index]` (wrapping around), or None when it is the only one."""
-    others = peers[index + 1 :] + peers[:index]
-    return next((p for p in others if p != peers[index]), None)
+def _final_failure(name: str, failures: list[ClientError]) -> ClientError:
+    """What the download failed with, from the failures of the versions tried, in their
+    order: the first that is not another certificate, since only when every version's
+    sources showed one is someone likely in the middle.
+    """
+    others = [f for f in failures if not isinstance(f, PeerIdentityError)]
+    if others:
+        return others[0]
+    if len(failures) == 1:
+        return failures[0]
+    return PeerIdentityError(
+        tr(
+            "refused to download {name}: the sources of every one of its {count} versions "
+            "showed another certificate than the one the tracker lists (someone may be in the "
+            "middle); nothing was kept",
+            name=name,
+            count=len(failures),
+        )
+    )
+
+
+def _check_size(name: str, target: _Target, most: int) -> None:
+    """Refuse a version listed larger than `most` bytes, before anything is allocated for it."""
+    if target.size > most:
+        raise FileTooLargeError(
+            tr(
+                "refused to download {name}: it is listed at {size} ({count} bytes), more "
+                "than the largest file this peer downloads, {most} (--max-file-size)",
+                name=name,
+                size=human(target.size),
+                count=format(target.size, ","),
+                most=human(most),
+            )
+        )
+
+
+def _version_line(version: Version) -> str:
+    """One version of a file, for the user: its sha256, size and how widely it is shared."""
+    return tr(
+        "sha256 {sha256}, {size} bytes, from {blocks} address blocks ({reached} reached)",
+        sha256=version.sha256,
+        size=format(version.size, ","),
+        blocks=version.blocks,
+        reached=version.reached_blocks,
+    )
+
+
+def _several_versions(name: str, ranked: Sequence[Version], first: Version) -> str:
+    """The line telling the user that the peers disagree on what `name` is."""
+    return tr(
+        "{count} versions of {name} are shared; trying first {version}. `napshare-peer "
+        "search {name}` lists them; --sha256 picks one",
+        count=len(ranked),
+        name=name,
+        version=_version_line(first),
+    )
+
+
+def _no_such_version(name: str, options: DownloadOptions, ranked: Sequence[Version]) -> str:
+    asked = " ".join(
+        part
+        for part in (
+            f"sha256 {options.sha256}" if options.sha256 else "",
+            f"pieces root {options.pieces_root}" if options.pieces_root else "",
+        )
+        if part
+    )
+    return tr(
+        "no peer shares {name} with {asked}; the tracker lists {versions}",
+        name=name,
+        asked=asked,
+        versions="; ".join(_version_line(v) for v in ranked[:LISTED]),
+    )
+
+
+def _check_cancel(cancel: threading.Event | None, name: str) -> None:
+    if cancel is not None and cancel.is_set():
+        raise CancelledError(tr("download of {name} cancelled", name=name))
+
+
+def _over(job: _Job, until: Callable[[], float]) -> bool:
+    """Whether a round must end now: cancelled (raises), or no byte came before `until()`."""
+    _check_cancel(job.cancel, job.name)
+    return time.monotonic() >= until()
+
+
+def _following(target: _Target, peer: str) -> str | None:
+    """The next peer to ask after `peer` fails, or None when there is none now."""
+    return next((p for p in target.ready(time.monotonic()) if p != peer), None)
+
+
+def _tell(target: _Target, reporter: Reporter, line: str, *, on_console: bool = False) -> None:
+    """Say that a source of `target` failed: the first TOLD_FAILURES ones as warnings (and
+    on the console if `on_console`), the rest only in the log's info lines, with one line
+    saying so.
+    """
+    target.told += 1
+    if target.told <= TOLD_FAILURES:
+        if on_console:
+            reporter.note(line)
+        else:
+            logger.warning("%s", line)
+        return
+    if target.told == TOLD_FAILURES + 1:
+        reporter.notice(
+            tr(
+                "more sources of this version failed; not telling each of them "
+                "(--log-level info lists them)"
+            )
+        )
+    logger.info("%s", line)
+
+
+def _listed(peers: Iterable[str]) -> str:
+    """Peers for a line: at most LISTED of them by name, sorted, and how many more."""
+    names = sorted(peers)
+    if len(names) <= LISTED:
+        return " ".join(names)
+    return tr("{peers} and {count} more", peers=" ".join(names[:LISTED]), count=len(names) - LISTED)
 
 
 def _failures_text(failures: list[PeerError]) -> str:
-    """`peer A: why; peer B: why`, for a line about peers nobody could reach."""
-    return "; ".join(f"{f.peer}: {f.detail}" for f in failures)
+    """`peer A: why; peer B: why`, for a line about peers nobody could reach (at most LISTED
+    of them, and how many more).
+    """
+    text = "; ".join(f"{f.peer}: {f.detail}" for f in failures[:LISTED])
+    if len(failures) > LISTED:
+        text += "; " + tr("and {count} more", count=len(failures) - LISTED)
+    return text
 
 
 def _clock_time(monotonic: float) -> str:
@@ -726,7 +1026,7 @@ def _gave_up(name: str, target: _Target, seconds: float) -> NoPeerReachableError
             "gave up on {name}: no peer sent a good piece for {seconds} s ({peers})",
             name=name,
             seconds=format(seconds, "g"),
-            peers=", ".join(target.candidates()),
+            peers=_listed(target.candidates()),
         )
     )
 

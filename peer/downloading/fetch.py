@@ -5,6 +5,7 @@ the root before it is used.
 """
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -15,12 +16,13 @@ from typing import TypeAlias
 
 import grpc
 from grpc_health.v1 import health_pb2
+from napshare.common import merkle
 from napshare.common.console import tr
 from napshare.common.identity import ProofError, check_peer_certificate
 from napshare.common.protocol import PEER_SERVICE
 from napshare.common.ratelimit import TokenBucket
 from napshare.common.tls import pinned_channel
-from napshare.peer.downloading.partfile import PartFile
+from napshare.peer.downloading.partfile import PartFile, Spilled
 from napshare.peer.downloading.pieces import BadLayerError, BadPieceError, PieceLayer
 from napshare.peer.downloading.plan import Claim, Plan
 from napshare.peer.errors import CancelledError, PeerError, PeerFault, peer_failure
@@ -70,6 +72,12 @@ PACE_TICK = 0.05  # seconds between looks at the stop events while the download 
 # write stays within the kernel's limit on buffers per call).
 MAX_VIEWS = 16
 KEEP_AHEAD = 1  # whole pieces one stream may have received and not yet checked and written
+# Pieces up to this size (those of files up to 64 GiB, common.merkle) are assembled in memory:
+# a stream then holds at most KEEP_AHEAD + 2 of them. A larger piece goes, as it arrives, into
+# a scratch file of the stream's own beside the part, hashed on the way; only once it matches
+# its hash is it copied into the part. So a stream's memory is bounded whatever size a peer
+# lists (a listing of 4 TiB has pieces of 256 MiB), and the part never holds unchecked bytes.
+PIECE_BUFFER = 4 * 1024 * 1024
 PROBE_TIMEOUT = 3.0  # seconds all the probes of one peer may take together
 _HEALTH_CHECK = "/grpc.health.v1.Health/Check"
 
@@ -296,18 +304,23 @@ class _Watchdog:
         self._done.set()
         self._thread.join()
 
+    def poll(self) -> bool:
+        """Cancel the call now if a stop is set or the peer stalled; whether it did."""
+        stopped = [i for i, event in enumerate(self._stops) if event and event.is_set()]
+        if stopped:
+            self.reason = stopped[0]
+        elif time.monotonic() - self.last > self._stall_timeout:
+            self.reason = "stalled"
+        else:
+            return False
+        self._call.cancel()  # type: ignore[no-untyped-call]
+        return True
+
     def _run(self) -> None:
         tick = min(0.2, self._stall_timeout / 4)
         while not self._done.wait(tick):
-            stopped = [i for i, event in enumerate(self._stops) if event and event.is_set()]
-            if stopped:
-                self.reason = stopped[0]
-            elif time.monotonic() - self.last > self._stall_timeout:
-                self.reason = "stalled"
-            else:
-                continue
-            self._call.cancel()  # type: ignore[no-untyped-call]
-            return
+            if self.poll():
+                return
 
 
 @dataclass(frozen=True)
@@ -321,6 +334,7 @@ class Stream:
     limit: TokenBucket | None = None
     on_bytes: Callable[[str, int], None] = lambda _peer, _count: None  # kept, from whom
     halt: threading.Event | None = None  # the engine stops every stream (another one failed)
+    on_data: Callable[[], None] = lambda: None  # bytes arrived (not yet checked)
 
 
 def fetch_claim(download: Download, part: PartFile, plan: Plan, claim: Claim, how: Stream) -> None:
@@ -341,10 +355,11 @@ def fetch_claim(download: Download, part: PartFile, plan: Plan, claim: Claim, ho
     )
     call = download(request)
     watchdog = _Watchdog(call, how.stall_timeout, (how.cancel, how.halt, claim.superseded))
+    scratch = _Scratch(part) if layer.piece_size > PIECE_BUFFER else None
     keeper = _Keeper(part, plan, claim, how, call)
     position, index = offset, claim.start
     piece_end = layer.end_of(index)
-    piece = _Piece(piece_end - position)
+    piece = _new_piece(part, index, scratch)
     stops = (how.cancel, how.halt, claim.superseded)
     first = True
     try:
@@ -356,6 +371,7 @@ def fetch_claim(download: Download, part: PartFile, plan: Plan, claim: Claim, ho
             if not data:
                 continue  # not progress: a peer sending only empty messages stalls
             watchdog.last = time.monotonic()
+            how.on_data()
             if chunk.offset != position or position + len(data) > end:
                 raise PeerError(
                     peer,
@@ -371,27 +387,42 @@ def fetch_claim(download: Download, part: PartFile, plan: Plan, claim: Claim, ho
                 position += take
                 if position < piece_end:
                     continue
-                if not keeper.keep(index, piece.views()):
+                if not keeper.keep(index, piece.whole()):
                     return
                 index += 1
+                if index >= claim.asked_end:
+                    break  # all it asked for came: read on to the stream's end, its status
                 if index >= claim.end:
-                    return
+                    return  # another stream took the rest
                 piece_end = layer.end_of(index)
-                piece = _Piece(piece_end - position)
+                piece = _new_piece(part, index, scratch)
             if how.limit is not None:
                 _pace(how.limit, len(data), watchdog, stops)
     except grpc.RpcError as error:
         keeper.finish()
-        if watchdog.reason == 2 or keeper.stopped:
-            return  # superseded, or the keeper ended the call: other streams have the rest
+        if watchdog.reason == 2 or keeper.stopped or position == end:
+            return  # superseded, the keeper ended the call, or every byte asked came
         raise _ended(error, watchdog, peer, part, how) from None
     finally:
-        keeper.finish()
-        watchdog.stop()
-        call.cancel()  # type: ignore[no-untyped-call]
-    if claim.superseded.is_set() or keeper.stopped:
+        try:
+            keeper.finish()
+        finally:
+            watchdog.stop()
+            call.cancel()  # type: ignore[no-untyped-call]
+            if scratch is not None:
+                scratch.close()
+    if claim.superseded.is_set() or keeper.stopped or position == end:
         return
     raise PeerError(peer, PeerFault.GONE, f"the stream ended at byte {position} of {end}")
+
+
+def _new_piece(part: PartFile, index: int, scratch: "_Scratch | None") -> "_Piece | _SpilledPiece":
+    """Where piece `index` is assembled as it arrives: memory, or a slot of `scratch`."""
+    layer = part.layer
+    assert layer is not None
+    if scratch is None:
+        return _Piece(layer.end_of(index) - index * layer.piece_size)
+    return _SpilledPiece(scratch, index, layer.size, layer.piece_size)
 
 
 class _Piece:
@@ -421,11 +452,58 @@ class _Piece:
         self._buffer[self._filled : self._filled + len(view)] = view
         self._filled += len(view)
 
-    def views(self) -> list[memoryview]:
+    def whole(self) -> list[memoryview]:
         """The piece's bytes, in order."""
         if self._buffer is None:
             return self._views
         return [memoryview(self._buffer)[: self._filled]]
+
+
+class _Scratch:
+    """A stream's scratch file for large pieces (part.scratch(): unlinked, beside the part),
+    in KEEP_AHEAD + 2 slots of one piece each, used in turn: the piece being received, those
+    waiting for the keeper, and the one it copies. A slot comes round again only after the
+    keeper took the piece two places later from its queue, so it is done with that slot.
+    """
+
+    SLOTS = KEEP_AHEAD + 2
+
+    def __init__(self, part: PartFile) -> None:
+        self.part = part
+        self.fd = part.scratch()
+        self._next = 0
+
+    def slot(self, piece_size: int) -> int:
+        """The offset of the next slot."""
+        offset = self._next % self.SLOTS * piece_size
+        self._next += 1
+        return offset
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+class _SpilledPiece:
+    """The bytes of one large piece as they arrive: written to a slot of the stream's scratch
+    file and hashed on the way, so that memory holds only the chunk at hand.
+    """
+
+    def __init__(self, scratch: _Scratch, index: int, size: int, piece_size: int) -> None:
+        self._scratch = scratch
+        self._offset = scratch.slot(piece_size)
+        self._tree = merkle.TreeBuilder(size, index * piece_size)
+        self._filled = 0
+
+    def add(self, view: memoryview) -> None:
+        self._tree.update(view)
+        self._scratch.part.write_scratch(self._scratch.fd, self._offset + self._filled, view)
+        self._filled += len(view)
+
+    def whole(self) -> Spilled:
+        """Where the piece is, and its hash."""
+        return Spilled(self._scratch.fd, self._offset, self._filled, self._tree.layer[0])
 
 
 class _Keeper:
@@ -443,13 +521,15 @@ class _Keeper:
         self.stopped = False  # the claim is done, or a piece was bad
         self._part, self._plan, self._claim, self._how, self._call = part, plan, claim, how, call
         self._error: BaseException | None = None  # a PeerError, or a folder problem
-        self._queue: queue.Queue[tuple[int, list[memoryview]] | None] = queue.Queue(KEEP_AHEAD)
+        self._queue: queue.Queue[tuple[int, list[memoryview] | Spilled] | None] = queue.Queue(
+            KEEP_AHEAD
+        )
         self._thread: threading.Thread | None = threading.Thread(
             target=self._run, name=f"keep-{claim.peer}", daemon=True
         )
         self._thread.start()
 
-    def keep(self, index: int, piece: list[memoryview]) -> bool:
+    def keep(self, index: int, piece: list[memoryview] | Spilled) -> bool:
         """Hand over piece `index`; False when nothing more is wanted from this stream (a bad
         piece raises PeerError).
         """
@@ -481,7 +561,7 @@ class _Keeper:
                 self._error = error
                 self._stop()
 
-    def _keep(self, index: int, piece: list[memoryview]) -> None:
+    def _keep(self, index: int, piece: list[memoryview] | Spilled) -> None:
         layer = self._part.layer
         assert layer is not None
         peer = self._claim.peer
@@ -494,8 +574,8 @@ class _Keeper:
                 self._part.add_source(peer)
             self._how.on_bytes(peer, layer.end_of(index) - index * layer.piece_size)
         _, going_on = self._plan.advance(self._claim, index)
-        if not going_on:
-            self._stop()
+        if not going_on and self._claim.next < self._claim.asked_end:
+            self._stop()  # the rest of what the stream asked for is not wanted any more
 
     def _stop(self) -> None:
         self.stopped = True
@@ -522,6 +602,7 @@ def fetch_in_order(download: Download, peer: str, part: PartFile, how: Stream) -
             if not data:
                 continue  # not progress: a peer sending only empty messages stalls
             watchdog.last = time.monotonic()
+            how.on_data()
             if chunk.offset != part.have or part.have + len(data) > part.size:
                 raise PeerError(
                     peer,
@@ -565,8 +646,9 @@ def _pace(
     watchdog: _Watchdog,
     stops: Sequence[threading.Event | None],
 ) -> None:
-    """Wait as long as the download cap says, or until one of `stops` is set (the watchdog
-    then cancels the call and the loop ends); the wait is ours, not a stall of the peer.
+    """Wait as long as the download cap says, or until one of `stops` is set: the watchdog
+    then cancels the call at once, so the loop ends before it takes what the peer already
+    sent at full speed; the wait is ours, not a stall of the peer.
     """
     delay = limit.reserve(count)
     if not delay:
@@ -575,18 +657,34 @@ def _pace(
     deadline = time.monotonic() + delay
     while (left := deadline - time.monotonic()) > 0:
         if any(stop is not None and stop.is_set() for stop in stops):
+            watchdog.poll()
             return
         time.sleep(min(left, PACE_TICK))
 
 
-def fetch_layer(get: GetPieceLayer, peer: str, part: PartFile, *, timeout: float) -> PieceLayer:
+def fetch_layer(
+    get: GetPieceLayer,
+    peer: str,
+    part: PartFile,
+    *,
+    timeout: float,
+    cancel: threading.Event | None = None,
+) -> PieceLayer:
     """The piece layer of `part`'s file from `peer`, checked against the pieces root.
 
-    Raises PeerError when the call fails, or BROKEN when the layer does not match the root.
+    Raises PeerError when the call fails, or BROKEN when the layer does not match the root;
+    CancelledError as soon as `cancel` is set.
     """
     request = peer_pb2.GetPieceLayerRequest(name=part.name, sha256=part.sha256)
+    future = get.future(request, timeout=timeout)
+    done = threading.Event()
+    future.add_done_callback(lambda _future: done.set())
+    while not done.wait(PACE_TICK):
+        if cancel is not None and cancel.is_set():
+            future.cancel()  # type: ignore[no-untyped-call]
+            raise CancelledError(tr("download of {name} cancelled", name=part.name))
     try:
-        answer = get(request, timeout=timeout)
+        answer = future.result()
     except grpc.RpcError as error:
         raise peer_failure(peer, error) from None
     try:

@@ -20,12 +20,14 @@ import fcntl
 import json
 import logging
 import os
+import secrets
 import stat
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from napshare.common import merkle
 from napshare.common.console import tr
 from napshare.common.files import replace_at
 from napshare.common.names import check_file_name
@@ -56,7 +58,23 @@ _MAX_NOTE_BYTES = 1024 * 1024
 NOTE_INTERVAL = 64 * 1024 * 1024
 _DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 _IOV_MAX = 1024  # Linux's limit on the buffers of one pwritev (sysconf SC_IOV_MAX)
+# Bytes read at once where a piece is checked or copied on disk: memory does not grow with
+# the piece size, which a peer's listing decides.
+DISK_BUFFER = 1024 * 1024
+SCRATCH_SUFFIX = ".scratch"  # in PARTIAL_DIR, only where O_TMPFILE is not supported
 _READ_ONLY = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
+
+
+@dataclass(frozen=True)
+class Spilled:
+    """A whole piece received into a scratch file (PartFile.scratch): `length` bytes at
+    `offset` of `fd`, which hash to `digest` (the receiver hashed them on the way).
+    """
+
+    fd: int
+    offset: int
+    length: int
+    digest: bytes
 
 
 @dataclass
@@ -198,8 +216,9 @@ class PartFile:
         if rechecked:
             self._note_pieces()
 
-    def put_piece(self, index: int, data: Sequence[memoryview]) -> bool:
-        """Keep piece `index`, whose bytes are `data` in order, if it is good and not kept yet.
+    def put_piece(self, index: int, data: Sequence[memoryview] | Spilled) -> bool:
+        """Keep piece `index`, whose bytes are `data` in order (or in a scratch file), if it
+        is good and not kept yet.
 
         True when it was kept now; False when it was already there (another stream's).
         Raises BadPieceError when the bytes do not match the piece's hash (nothing written).
@@ -209,15 +228,22 @@ class PartFile:
             raise RuntimeError("the piece layer must be attached before putting pieces")
         if self._done[index]:
             return False
-        if not layer.good(index, data):
-            start = index * layer.piece_size
-            raise BadPieceError(self.name, index, start, layer.end_of(index))
         start = index * layer.piece_size
         length = layer.end_of(index) - start
+        if isinstance(data, Spilled):
+            good = data.length == length and data.digest == layer.hashes[index]
+        else:
+            good = layer.good(index, data)
+        if not good:
+            raise BadPieceError(self.name, index, start, layer.end_of(index))
         with self._lock:
             if self._done[index]:
                 return False
-            self._write(start, data)
+            if isinstance(data, Spilled):
+                self._copy_in(data, start)
+                data = []  # the whole-file hash reads it back from the part
+            else:
+                self._write(start, data)
             self._done[index] = 1
             self.have += length
             self._unnoted += length
@@ -229,6 +255,73 @@ class PartFile:
         if note_now:
             self._note_pieces()
         return True
+
+    def scratch(self) -> int:
+        """A new scratch file beside the part, read-write, already unlinked (O_TMPFILE where
+        the file system has it): where a stream assembles pieces too large for memory.
+        """
+        try:
+            return os.open(
+                ".", os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600, dir_fd=self._partial_fd
+            )
+        except OSError as error:
+            if error.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT):
+                raise self._failure(error, self.have) from None
+        name = f"{self.part_name}.{secrets.token_hex(8)}{SCRATCH_SUFFIX}"
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            fd = os.open(name, flags, 0o600, dir_fd=self._partial_fd)
+            os.unlink(name, dir_fd=self._partial_fd)
+        except OSError as error:
+            raise self._failure(error, self.have) from None
+        return fd
+
+    def write_scratch(self, fd: int, offset: int, data: memoryview) -> None:
+        """Write `data` at `offset` of the scratch file `fd` (FolderProblemError, such as
+        DiskFullError, if it cannot be).
+        """
+        try:
+            while data:
+                count = os.pwrite(fd, data, offset)
+                offset += count
+                data = data[count:]
+        except OSError as error:
+            raise self._failure(error, self.have) from None
+
+    def _copy_in(self, piece: Spilled, start: int) -> None:
+        """Copy `piece` from its scratch file into the part at `start`, in the kernel where it
+        can (copy_file_range), else through a bounded buffer; on failure, what was copied of
+        it at the end of the part is cut off again (as _write does).
+        """
+        done = 0
+        try:
+            try:
+                while done < piece.length:
+                    count = os.copy_file_range(
+                        piece.fd, self._fd, piece.length - done, piece.offset + done, start + done
+                    )
+                    if count == 0:
+                        raise OSError(errno.EIO, "the scratch file ended early")
+                    done += count
+            except OSError as error:
+                if error.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+                    raise
+                buffer = memoryview(bytearray(min(DISK_BUFFER, piece.length)))
+                while done < piece.length:
+                    wanted = buffer[: min(len(buffer), piece.length - done)]
+                    count = os.preadv(piece.fd, [wanted], piece.offset + done)
+                    if count == 0:
+                        raise OSError(errno.EIO, "the scratch file ended early") from None
+                    self._write(start + done, [wanted[:count]])
+                    done += count
+            removed = os.fstat(self._fd).st_nlink == 0
+        except OSError as error:
+            with contextlib.suppress(OSError):
+                if done and os.fstat(self._fd).st_size <= start + done:
+                    os.ftruncate(self._fd, start)
+            raise self._failure(error, self.have) from None
+        if removed:
+            raise self._removed()
 
     def _follow(self, index: int, data: Sequence[memoryview]) -> int:
         """Move the whole-file hash's frontier past `index` if it was there; the bytes before
@@ -305,22 +398,15 @@ class PartFile:
         """Keep the good pieces an earlier run left on disk that the note does not list;
         whether any was found.
         """
-        buffer = bytearray(layer.piece_size)
         found = checked = 0
         for index in range(len(layer.hashes)):
             start, end = index * layer.piece_size, layer.end_of(index)
             if self._done[index] or not self._holds_data(start, end):
                 continue
-            length = end - start
-            view = memoryview(buffer)[:length]
-            try:
-                count = os.preadv(self._fd, [view], start)
-            except OSError as error:
-                raise self._failure(error, 0) from None
-            checked += length
-            if count == length and layer.good(index, [view]):
+            checked += end - start
+            if self._good_on_disk(layer, index, 0):
                 self._done[index] = 1
-                found += length
+                found += end - start
         if checked:
             logger.info(
                 "%s: %d bytes found on disk past the note, %d of them good pieces",
@@ -336,20 +422,13 @@ class PartFile:
         """
         layer = self.layer
         assert layer is not None
-        buffer = bytearray(layer.piece_size)
         bad = 0
         for index in range(len(layer.hashes)):
             if not self._done[index]:
                 continue
-            start, end = index * layer.piece_size, layer.end_of(index)
-            view = memoryview(buffer)[: end - start]
-            try:
-                count = os.preadv(self._fd, [view], start)
-            except OSError as error:
-                raise self._failure(error, self.have) from None
-            if count != len(view) or not layer.good(index, [view]):
+            if not self._good_on_disk(layer, index, self.have):
                 self._done[index] = 0
-                self.have -= len(view)
+                self.have -= layer.end_of(index) - index * layer.piece_size
                 bad += 1
         self._stop_hash()
         self._hash = TrailingHash(self._fd)
@@ -359,6 +438,26 @@ class PartFile:
         if bad:
             self._note_pieces()
         return bad
+
+    def _good_on_disk(self, layer: PieceLayer, index: int, kept: int) -> bool:
+        """Whether piece `index` is whole in the part and matches its hash, read DISK_BUFFER
+        bytes at a time (`kept`: the bytes to report as kept if reading fails).
+        """
+        start, end = index * layer.piece_size, layer.end_of(index)
+        tree = merkle.TreeBuilder(layer.size, start)
+        buffer = memoryview(bytearray(min(DISK_BUFFER, end - start)))
+        at = start
+        while at < end:
+            wanted = buffer[: min(len(buffer), end - at)]
+            try:
+                count = os.preadv(self._fd, [wanted], at)
+            except OSError as error:
+                raise self._failure(error, kept) from None
+            if count == 0:
+                return False
+            tree.update(wanted[:count])
+            at += count
+        return tree.layer == [layer.hashes[index]]
 
     def _holds_data(self, start: int, end: int) -> bool:
         """Whether the part may hold bytes of [start, end): written, not a hole."""
@@ -496,6 +595,11 @@ class PartFile:
     def empty(self) -> bool:
         """True when the part holds nothing worth resuming."""
         return self.have == 0 and self._on_disk == 0
+
+    @property
+    def finished(self) -> bool:
+        """True once the part was committed or removed."""
+        return self._finished
 
     def close(self) -> None:
         """Stop hashing and close descriptors; the part stays for a later resume. Idempotent.
@@ -679,6 +783,35 @@ class PartFile:
         if self._hash is not None:
             self._hash.stop()
             self._hash = None
+
+
+def noted_version(root: Path, name: str) -> tuple[int, str, str] | None:
+    """The (size, sha256, pieces root) that the unfinished download of `name` into `root`
+    holds pieces of, if there is one: read only, without following a symlink.
+    """
+    try:
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        for part in _PARTIAL_PATH:
+            inner = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        note = os.open(
+            partial_key(name) + NOTE_SUFFIX, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd
+        )
+        with os.fdopen(note, "rb") as source:
+            document = json.loads(source.read(_MAX_NOTE_BYTES))
+        return (
+            int(document["size"]),
+            str(document["sha256"]),
+            str(document.get("pieces_root", "")),
+        )
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    finally:
+        os.close(fd)
 
 
 def _open_dir(root: Path) -> int:

@@ -31,7 +31,12 @@ class Reporter(Protocol):
         """
 
     def note(self, line: str) -> None:
-        """Show one line to the user."""
+        """Show one line to the user (one of the original's console lines)."""
+
+    def notice(self, line: str) -> None:
+        """Tell the user what the download waits on (napshare's own word, not the original's:
+        the command line shows it on stderr after the program's name).
+        """
 
     def end(self) -> None:
         """The download is over, whatever the outcome."""
@@ -55,6 +60,9 @@ class SilentReporter:
     def note(self, line: str) -> None:
         """Nothing."""
 
+    def notice(self, line: str) -> None:
+        """Nothing."""
+
     def end(self) -> None:
         """Nothing."""
 
@@ -62,11 +70,17 @@ class SilentReporter:
 class StatusReporter:
     """Shows nothing by itself; keeps how far the download got for `status()` to tell.
 
-    `note` lines (the original's console lines, such as a refused download) go to `on_note`.
+    `note` lines (the original's console lines, such as a refused download) go to `on_note`,
+    `notice` lines to `on_notice` (by default `on_note` too).
     """
 
-    def __init__(self, on_note: Callable[[str], None] = console.show) -> None:
+    def __init__(
+        self,
+        on_note: Callable[[str], None] = console.show,
+        on_notice: Callable[[str], None] | None = None,
+    ) -> None:
         self._on_note = on_note
+        self._on_notice = on_notice or on_note
         self.name = ""
         self._size = 0
         self._done = 0
@@ -97,6 +111,10 @@ class StatusReporter:
     def note(self, line: str) -> None:
         """Pass `line` on to `on_note`."""
         self._on_note(line)
+
+    def notice(self, line: str) -> None:
+        """Pass `line` on to `on_notice`."""
+        self._on_notice(line)
 
     def end(self) -> None:
         """Nothing to clean up."""

@@ -7,11 +7,13 @@ never) and its pieces go to the others; a failure that is not a peer's (the disk
 stops every stream and is raised.
 """
 
+import itertools
 import logging
+import math
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 from napshare.common.console import tr
@@ -39,11 +41,13 @@ class Swarm:
     """Runs streams from the peers `ready()` lists into `part` until it is complete or no
     peer can send more now.
 
-    `on_failure(failure, following)` is told of each stream's PeerError (`following` is a peer
-    that goes on, None when none does); a peer whose stream failed is not asked again in this
-    round (its other stream stops too), unless it was busy and said when to come back. While
-    fewer than `max_sources` peers send, `refresh()` is called every `refresh_every` seconds
-    to find peers that joined since (a search).
+    `ready()` gives the peers that may be asked, in asking order (it is walked only as far as
+    needed). `on_failure(failure, following)` is told of each stream's PeerError
+    (`following` is a peer that goes on, None when none does); a peer whose stream failed is
+    not asked again in this round (its other stream stops too), unless it was busy and said
+    when to come back. While fewer than `max_sources` peers send, `refresh()` is called every
+    `refresh_every` seconds to find peers that joined since (a search). The round ends, its
+    streams stopped, once the monotonic time reaches `until()` (no byte came in time).
 
     Up to `max_streams` streams run at once, at most `max_sources` peers' and STREAMS_PER_PEER
     of one peer's: each stream has a connection of its own, so the receiving work of two spreads
@@ -61,10 +65,11 @@ class Swarm:
         *,
         max_sources: int,
         max_streams: int | None = None,
-        ready: Callable[[], list[str]],
+        ready: Callable[[], Iterable[str]],
         on_failure: Callable[[PeerError, str | None], None],
         refresh: Callable[[], None] = lambda: None,
         refresh_every: float = SOURCES_REFRESH,
+        until: Callable[[], float] = lambda: math.inf,
     ) -> None:
         self._part = part
         self._channels = channels
@@ -77,6 +82,7 @@ class Swarm:
         self._on_failure = on_failure
         self._refresh = refresh
         self._refresh_every = refresh_every
+        self._until = until
         self._events: queue.Queue[tuple[_Key, BaseException | None]] = queue.Queue()
 
     def run(self) -> None:
@@ -92,6 +98,8 @@ class Swarm:
             while not plan.complete:
                 if self._how.cancel is not None and self._how.cancel.is_set():
                     raise CancelledError(tr("download of {name} cancelled", name=self._part.name))
+                if time.monotonic() >= self._until():
+                    return
                 peers = {peer for peer, _ in running}
                 if len(peers) < self._max and time.monotonic() - refreshed >= self._refresh_every:
                     self._refresh()
@@ -119,8 +127,10 @@ class Swarm:
                     if outcome.fault is not PeerFault.REFUSED or outcome.retry_after is None:
                         resting.add(peer)
                         plan.drop(peer)  # its other stream stops too
-                    others = [p for p in self._ready() if p != peer and p not in resting]
-                    self._on_failure(outcome, others[0] if others else None)
+                    following = next(
+                        (p for p in self._ready() if p != peer and p not in resting), None
+                    )
+                    self._on_failure(outcome, following)
                 elif outcome is not None:
                     raise outcome
         finally:
@@ -140,9 +150,13 @@ class Swarm:
         """The streams to start now: first one for each ready peer without one (up to
         `max_sources` peers), then second ones while `max_streams` and the bytes left allow.
         """
-        ready = [p for p in self._ready() if p not in resting]
         busy = set(running)
         peers = {peer for peer, _ in busy}
+        # The peers asked now: those sending and the first ready ones up to the cap (no
+        # further: a version may list a hundred thousand).
+        room = max(0, self._max - len(peers))
+        fresh = (p for p in self._ready() if p not in resting and p not in peers)
+        ready = [p for p, _ in busy if p not in resting] + list(itertools.islice(fresh, room))
         wanted: list[_Key] = []
         for peer in ready:
             if peer not in peers and len(peers) < self._max:
@@ -151,7 +165,7 @@ class Swarm:
         layer = self._part.layer
         per_peer = streams_per_peer(plan.left * (layer.piece_size if layer is not None else 0))
         busy.update(wanted)
-        for peer in ready:
+        for peer in dict.fromkeys(ready):
             free = [n for n in range(per_peer) if (peer, n) not in busy]
             if peer in peers and peer not in single and 0 < len(free) < per_peer:
                 wanted.append((peer, free[0]))

@@ -7,7 +7,7 @@ HASHES_FILE = "hashes.json"  # in STATE_DIR: the cached sha256 and pieces root o
 LAYERS_DIR = "layers"  # in STATE_DIR: `<pieces root>`, the piece layer of a shared file
 PARTIAL_DIR = "partial"  # in STATE_DIR: each unfinished download's bytes and note
 PART_SUFFIX = ".part"  # in PARTIAL_DIR: `<key>.part`, the bytes of an unfinished download
-NOTE_SUFFIX = ".json"  # in PARTIAL_DIR: `<key>.json`, what that part is the beginning of
+NOTE_SUFFIX = ".json"  # in PARTIAL_DIR: `<key>.json`: which file, which pieces, from whom
 IDENTITY_DIR = "identity"  # in STATE_DIR: this peer's key.pem and cert.pem (owner-only)
 KNOWN_TRACKERS_FILE = "known_trackers.json"  # in STATE_DIR: trackers' fingerprints, first seen
 

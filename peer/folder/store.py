@@ -111,6 +111,12 @@ class SharedFolder:
         self._layers.retain(self._cache.roots())
         return files
 
+    def has(self, name: str) -> bool:
+        """Whether the folder holds an entry named `name` (a plain name), of any kind: what a
+        download of that name would not replace unless forced.
+        """
+        return os.path.lexists(self.root / check_file_name(name))
+
     def get(self, name: str) -> SharedFile:
         """The shared file `name`; raises InvalidNameError or NotSharedError."""
         fd, info = self.open(name)

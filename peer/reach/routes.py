@@ -29,7 +29,13 @@ from napshare.common.address import (
 )
 from napshare.common.console import tr
 from napshare.peer.defaults import DIRECT_PROBE, LOCAL_PROBE, RELAY_WAIT, REVERSE_WAIT
-from napshare.peer.errors import ClientError, ConnectRefusedError, PeerError, PeerFault
+from napshare.peer.errors import (
+    CancelledError,
+    ClientError,
+    ConnectRefusedError,
+    PeerError,
+    PeerFault,
+)
 from napshare.peer.reach.paths import Path, PathCounts
 from napshare.peer.reach.proxy import LoopbackProxy
 from napshare.peer.reach.reverse import ReverseListener
@@ -39,6 +45,7 @@ from napshare.v1 import relay_pb2, tracker_pb2
 logger = logging.getLogger(__name__)
 
 _BUSY = frozenset({reasons.CONNECT_RATE_LIMITED, reasons.PEER_DIALS_BUSY})
+CANCEL_POLL = 0.1  # seconds between looks at the download's cancel event while a path is tried
 
 
 @dataclass(frozen=True)
@@ -58,7 +65,8 @@ class Routes:
 
     `reverse()` gives this process's ReverseListener (made when first needed); `note(line)`
     tells the user how a peer that needs more than a direct connection is reached; `counts`
-    counts the connections made by each path.
+    counts the connections made by each path. Setting `cancel` ends a choice under way at
+    once (CancelledError), whatever it waits for (a probe, the tracker, a dial-back, a relay).
     """
 
     def __init__(
@@ -68,8 +76,10 @@ class Routes:
         *,
         note: Callable[[str], None] = lambda _line: None,
         counts: PathCounts | None = None,
+        cancel: threading.Event | None = None,
     ) -> None:
         self._tracker = tracker
+        self._cancel = cancel
         self._tracker_host = parse_address(tracker.address)[0]
         self._reverse = reverse
         self._note = note
@@ -93,7 +103,7 @@ class Routes:
             known = self._routes.get(peer)
         if known is not None:
             return known
-        route = self._choose(peer, reachable)
+        route = self._chosen(peer, reachable)
         with self._lock:
             self._routes[peer] = route
         if route.path is Path.REVERSE:
@@ -128,6 +138,33 @@ class Routes:
             proxies, self._proxies = self._proxies, []
         for proxy in proxies:
             proxy.close()
+
+    def _chosen(self, peer: str, reachable: bool) -> Route:
+        """_choose, in a thread of its own while `cancel` may end the wait for it: each path
+        may take seconds (peer.defaults), and a hostile tracker can list many peers that
+        need them all. A choice left behind ends in its own time; its route, if any, is
+        dropped (its proxy closes with the others).
+        """
+        if self._cancel is None:
+            return self._choose(peer, reachable)
+        outcome: list[Route | BaseException] = []
+        done = threading.Event()
+
+        def choose() -> None:
+            try:
+                outcome.append(self._choose(peer, reachable))
+            except BaseException as error:  # handed to the caller's thread
+                outcome.append(error)
+            finally:
+                done.set()
+
+        threading.Thread(target=choose, name=f"route-{peer}", daemon=True).start()
+        while not done.wait(CANCEL_POLL):
+            if self._cancel.is_set():
+                raise CancelledError(tr("cancelled while reaching peer {peer}", peer=peer))
+        if isinstance(outcome[0], BaseException):
+            raise outcome[0]
+        return outcome[0]
 
     def _choose(self, peer: str, reachable: bool) -> Route:
         tried: list[str] = []

@@ -9,14 +9,17 @@ from napshare.common.addresskey import add_ipv6_prefix_flag
 from napshare.common.cliargs import (
     OneLineParser,
     add_metrics_flags,
+    add_version,
     byte_rate,
+    byte_size,
     host_name,
     int_in_range,
     non_negative_number,
     positive_number,
+    usage_error,
 )
-from napshare.common.console import localized, tr
-from napshare.common.exitcodes import epilog
+from napshare.common.console import N_, localized, tr
+from napshare.common.exitcodes import ExitCode, epilog
 from napshare.common.names import InvalidNameError, check_file_name
 from napshare.peer.defaults import (
     DEFAULT_CHUNK_SIZE,
@@ -27,6 +30,7 @@ from napshare.peer.defaults import (
     MAX_CONNECTIONS,
     MAX_CONNECTIONS_PER_ADDRESS,
     MAX_DIALBACKS,
+    MAX_FILE_SIZE,
     MAX_RESULTS,
     MAX_SOURCES,
     MAX_UPLOADS,
@@ -46,12 +50,17 @@ from napshare.peer.folder.layout import (
     HASHES_FILE,
     IDENTITY_DIR,
     KNOWN_TRACKERS_FILE,
+    LAYERS_DIR,
+    NOTE_SUFFIX,
     PART_SUFFIX,
     PARTIAL_DIR,
     STATE_DIR,
 )
 
 # This module loads no gRPC: main() must set GRPC_VERBOSITY before gRPC's core starts.
+
+# The exit codes napshare-peer words its own way in --help.
+EXIT_CODES_SAID = {ExitCode.OK: N_("success (for search, finding nothing is a success too)")}
 
 
 def _epilog() -> str:
@@ -60,24 +69,28 @@ def _epilog() -> str:
         """
 the {state}/ folder:
   serve and download keep their own files in DIR/{state}/, which is never shared:
-  {hashes} holds the sha256 of each shared file (with its size and mtime), so a
-  restart does not read every file again; {partial}/ holds each unfinished download: its
-  bytes (KEY{suffix}) and a note (which file they are the start of, and which peers sent
-  them), so the same download resumes. A download touches nothing else in DIR but the
-  verified file it finally puts there. {identity}/ holds this peer's identity (key.pem,
-  cert.pem, owner-only), made on the first serve; {known} the fingerprint of each tracker
-  first seen. Deleting {state}/ is safe but for them: files are hashed again, unfinished
-  downloads start over, and a new identity cannot take this peer's address at the tracker
-  until the old one's lease ran out.
+  {hashes} holds the sha256 and pieces root of each shared file (with its size and
+  mtime), so a restart does not read every file again; {layers}/ the piece layer (a
+  SHA-256 per piece) of each shared file larger than one piece. {partial}/ holds each
+  unfinished download: its bytes (KEY{suffix}) and a note (KEY{note}: which file they are
+  pieces of, which pieces are verified, and which peers sent them), so the same download
+  resumes where it stopped. A download touches nothing else in DIR but the verified file
+  it finally puts there. {identity}/ holds this peer's identity (key.pem, cert.pem,
+  owner-only), made on the first serve; {known} the fingerprint of each
+  tracker first seen. Deleting {state}/ is safe but for them: files are hashed again,
+  unfinished downloads start over, and a new identity cannot take this peer's address at
+  the tracker until the old one's lease ran out.
 """,
         state=STATE_DIR,
         hashes=HASHES_FILE,
+        layers=LAYERS_DIR,
         partial=PARTIAL_DIR,
         suffix=PART_SUFFIX,
+        note=NOTE_SUFFIX,
         identity=IDENTITY_DIR,
         known=KNOWN_TRACKERS_FILE,
     )
-    return epilog() + state
+    return epilog(said=EXIT_CODES_SAID) + state
 
 
 def _host(text: str) -> str:
@@ -91,6 +104,16 @@ def _fingerprint(text: str) -> str:
             tr("{text!r} is not a SHA-256 fingerprint (64 hex digits)", text=text[:80])
         )
     return hex_digits
+
+
+def _digest(text: str) -> str:
+    """A sha256 or pieces root as the tracker lists them: 64 hex digits, lowercase."""
+    digest = text.lower()
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise argparse.ArgumentTypeError(
+            tr("{text!r} is not a SHA-256 (64 hex digits)", text=text[:80])
+        )
+    return digest
 
 
 def _address(text: str) -> str:
@@ -194,6 +217,17 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     fetching.add_argument(
+        "--max-file-size",
+        type=byte_size,
+        default=MAX_FILE_SIZE,
+        metavar="SIZE",
+        help=tr(
+            "refuse a file listed larger than SIZE, with K, M, G or T for 1024, 1024², ... "
+            "(default: 1T): a peer can list any size, and a larger file has larger pieces, "
+            "three of which each stream keeps on disk while they arrive"
+        ),
+    )
+    fetching.add_argument(
         "--max-download-rate",
         type=byte_rate,
         default=0.0,
@@ -210,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=epilog_text,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_version(parser)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser(
@@ -372,7 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=epilog_text,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    search.add_argument("name", help=tr("the exact file name, or keywords with --query"))
+    search.add_argument("name", nargs="?", help=tr("the exact file name, or keywords with --query"))
     search.add_argument(
         "--query", action="store_true", help=tr("match every file whose name holds all the words")
     )
@@ -407,6 +442,21 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument(
         "--force", action="store_true", help=tr("replace the file if the folder has it already")
     )
+    download.add_argument(
+        "--sha256",
+        type=_digest,
+        metavar="HEX",
+        help=tr(
+            "when peers share several versions of the file, the one with this sha256 "
+            "(`search NAME` lists them)"
+        ),
+    )
+    download.add_argument(
+        "--root",
+        type=_digest,
+        metavar="HEX",
+        help=tr("the version with this pieces root (`search NAME` lists them)"),
+    )
     return parser
 
 
@@ -414,6 +464,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run `napshare-peer`; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "search" and not args.name:
+        usage_error(
+            "napshare-peer search",
+            tr(
+                "say what to look for: a file name (napshare-peer search aula1.mp4) or "
+                'keywords (napshare-peer search --query "aula mp4")'
+            ),
+        )
     if args.command == "download" or (args.command == "search" and not args.query):
         try:
             check_file_name(args.name)

@@ -16,13 +16,16 @@ from napshare.common.names import InvalidNameError
 from napshare.common.ratelimit import TokenBucket
 from napshare.common.serving import PortInUseError
 from napshare.peer.downloading.engine import Downloader
+from napshare.peer.downloading.versions import versions_of
 from napshare.peer.errors import CancelledError, ClientError
 from napshare.peer.folder.store import FolderError, SharedFolder
-from napshare.peer.tracker_client import TrackerClient
+from napshare.peer.tracker_client import Source, TrackerClient
 from napshare.peer.ui import flags
-from napshare.peer.ui.progress import downloaded_line, reporter_for
+from napshare.peer.ui.progress import downloaded_line, reporter_for, resumed_line
 
 logger = logging.getLogger(__name__)
+
+MAX_PEERS_SHOWN = 20  # peers listed on one version's line (and names said to have several)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,14 +75,37 @@ def _search(args: argparse.Namespace) -> int:
             found = tracker.find(name=args.name, limit=args.limit)
     finally:
         tracker.close()
+    if not args.plaintext and args.tracker_cert is None and args.tracker_fingerprint is None:
+        _notice(
+            tr(
+                "no --tracker-cert or --tracker-fingerprint: trusted whatever certificate "
+                "tracker {tracker} showed (SHA-256 fingerprint {fingerprint}); pin it with "
+                "--tracker-fingerprint {fingerprint}",
+                tracker=tracker.address,
+                fingerprint=tracker.tracker_identity,
+            )
+        )
     if args.query:
         for s in found.sources:
             console.show(s.peer, str(s.size), s.name)
-    peers = list(dict.fromkeys(s.peer for s in found.sources))
-    console.say(console.PEERS_WITH_FILE, peers=peers)
+        _tell_versions(found.sources)
+    else:
+        peers = list(dict.fromkeys(s.peer for s in found.sources))
+        console.say(console.PEERS_WITH_FILE, peers=peers)
+        _show_versions(args.name, found.sources)
     if not found.sources and found.gathering:
         _notice(tr("the tracker started moments ago and its peers may still be joining"))
-    if found.capped:
+    elif not found.sources and args.query:
+        _notice(tr("no shared file's name holds every word of {query}", query=repr(args.name)))
+    if found.timed_out:
+        _notice(
+            tr(
+                "the tracker kept sending pages past this search's time; listed the "
+                "{count} results it sent by then",
+                count=len(found.sources),
+            )
+        )
+    elif found.capped:
         _notice(
             tr(
                 "more results match; listed the first {count}, this client's cap",
@@ -96,6 +122,55 @@ def _search(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _show_versions(name: str, sources: list[Source]) -> None:
+    """When the peers list several versions of `name`, each of them on stdout, in the order
+    a download tries them, with the address blocks that share it and its peers.
+    """
+    versions = versions_of(sources)
+    if len(versions) < 2:
+        return
+    console.show(
+        tr(
+            "{count} versions of {name} are shared; a download tries them in this order "
+            "(download --sha256 HEX picks one):",
+            count=len(versions),
+            name=name,
+        )
+    )
+    for number, version in enumerate(versions, 1):
+        console.show(
+            tr(
+                "  {number}. sha256 {sha256}, pieces root {root}, {size} bytes: {blocks} "
+                "address blocks ({reached} reached the tracker), {listings} listings: {peers}",
+                number=number,
+                sha256=version.sha256,
+                root=version.pieces_root or "-",
+                size=format(version.size, ","),
+                blocks=version.blocks,
+                reached=version.reached_blocks,
+                listings=len(version.sources),
+                peers=" ".join(version.peers[:MAX_PEERS_SHOWN])
+                + (" …" if len(version.sources) > MAX_PEERS_SHOWN else ""),
+            )
+        )
+
+
+def _tell_versions(sources: list[Source]) -> None:
+    """For a --query search: say which names are shared in several versions."""
+    by_name: dict[str, set[tuple[int, str, str]]] = {}
+    for s in sources:
+        by_name.setdefault(s.name, set()).add((s.size, s.sha256, s.pieces_root))
+    several = [name for name, versions in by_name.items() if len(versions) > 1]
+    for name in several[:MAX_PEERS_SHOWN]:
+        _notice(
+            tr(
+                "{count} versions of {name} are shared; `napshare-peer search {name}` shows them",
+                count=len(by_name[name]),
+                name=name,
+            )
+        )
+
+
 def _notice(message: str) -> None:
     console.show(f"napshare-peer: {message}", file=sys.stderr)
 
@@ -103,11 +178,18 @@ def _notice(message: str) -> None:
 def _download(args: argparse.Namespace) -> int:
     folder = SharedFolder(Path(args.dir))
     tracker = TrackerClient(args.tracker, transport=flags.transport(args, folder.root))
-    options = flags.download_options(args, preferred=args.source, force=args.force)
+    options = flags.download_options(
+        args,
+        preferred=args.source,
+        force=args.force,
+        sha256=args.sha256 or "",
+        pieces_root=args.root or "",
+    )
     cancel = _signals_cancel()
     downloader = Downloader(folder, tracker, limit=TokenBucket(args.max_download_rate))
     try:
-        result = downloader.download(args.name, options, reporter_for(sys.stderr), cancel)
+        reporter = reporter_for(sys.stderr, on_notice=_notice)
+        result = downloader.download(args.name, options, reporter, cancel)
     except (KeyboardInterrupt, CancelledError):
         return _fail(
             tr(
@@ -132,6 +214,9 @@ def _download(args: argparse.Namespace) -> int:
             ", ".join(f"{peer} {count}" for peer, count in result.received_from),
         )
     console.show(downloaded_line(result, args.dir))
+    resumed = resumed_line(result)
+    if resumed is not None:
+        _notice(resumed)
     return ExitCode.OK
 
 

@@ -29,5 +29,6 @@ def download_options(args: argparse.Namespace, **extra: Any) -> DownloadOptions:
         give_up_after=args.give_up_after,
         wait_for_peers=args.wait_for_peers,
         max_sources=args.max_sources,
+        max_file_size=args.max_file_size,
         **extra,
     )

@@ -16,10 +16,10 @@ from napshare.common import console, logsetup
 from napshare.common.address import InvalidAddressError, normal_address
 from napshare.common.console import N_, tr
 from napshare.common.names import InvalidNameError, check_file_name
-from napshare.peer.errors import ClientError
+from napshare.peer.errors import AlreadyExistsError, ClientError
 from napshare.peer.folder.store import FolderError
 from napshare.peer.node import BackgroundDownload, Node
-from napshare.peer.ui.progress import downloaded_line
+from napshare.peer.ui.progress import downloaded_line, resumed_line
 from napshare.peer.units import human
 
 CHOICES = (N_("JOIN"), N_("SEARCH"), N_("DOWNLOAD"), N_("LIST"), N_("QUIT"))
@@ -96,17 +96,26 @@ class Menu:
 
     def _download(self) -> bool:
         name = self._ask(tr("file name: ")).strip()
-        peer = self._ask(tr("from peer ip:port (empty = any): ")).strip()
         try:
             check_file_name(name)
-            preferred = normal_address(peer) if peer else None
-        except (InvalidNameError, InvalidAddressError) as error:
+        except InvalidNameError as error:
             self.say(console.localized(error))
             return True
         if any(job.running and job.name == name for job in self.node.downloads):
             self.say(tr("{name} is already being downloaded", name=name))
             return True
-        self.node.download_in_background(name, preferred, self._finished, self.say)
+        peer = self._ask(tr("from peer ip:port (empty = any): ")).strip()
+        try:
+            preferred = normal_address(peer) if peer else None
+        except InvalidAddressError as error:
+            self.say(console.localized(error))
+            return True
+        force = self.node.config.folder.has(name)
+        if force and not self._yes(
+            tr("{name} is already in the folder; download it again and replace it?", name=name)
+        ):
+            return True
+        self.node.download_in_background(name, preferred, self._finished, self.say, force=force)
         self.say(
             tr(
                 "downloading {name} in the background; {list} shows how far it got",
@@ -116,10 +125,27 @@ class Menu:
         )
         return True
 
+    def _yes(self, question: str) -> bool:
+        """Whether the user answers `question` yes (y, or the language's own letter)."""
+        answer = self._ask(tr("{question} [y/N] ", question=question)).strip().lower()
+        return answer in ("y", "yes", tr("y"), tr("yes"))
+
     def _finished(self, job: BackgroundDownload) -> None:
-        """Called from the download's thread: its last line, above the prompt."""
+        """Called from the download's thread: its last lines, above the prompt."""
         if job.result is not None:
             self.say(downloaded_line(job.result, self.node.config.folder_label))
+            resumed = resumed_line(job.result)
+            if resumed is not None:
+                self.say(resumed)
+        elif isinstance(job.failure, AlreadyExistsError):
+            self.say(
+                tr(
+                    "download of {name} failed: a file of that name appeared in the folder "
+                    "meanwhile; kept it (choose {download} again to replace it)",
+                    name=job.name,
+                    download=tr("DOWNLOAD"),
+                )
+            )
         elif not job.cancel.is_set():
             self.say(tr("download of {name} failed: {error}", name=job.name, error=job.error))
 

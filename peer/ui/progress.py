@@ -2,7 +2,7 @@
 
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TextIO
 
 from napshare.common import console
@@ -45,8 +45,11 @@ class _SourcesColumn(ProgressColumn):
 class BarReporter:
     """A rich progress bar with size, rate and time left, on the terminal's stderr."""
 
-    def __init__(self, console: Console | None = None) -> None:
+    def __init__(
+        self, console: Console | None = None, on_notice: Callable[[str], None] | None = None
+    ) -> None:
         self._console = console or Console(stderr=True)
+        self._on_notice = on_notice or self.note
         self._progress: Progress | None = None
         self._task: TaskID | None = None
 
@@ -88,6 +91,10 @@ class BarReporter:
         """Print `line` on stdout above the bar."""
         console.show(line)
 
+    def notice(self, line: str) -> None:
+        """Pass `line` on to `on_notice` (it prints above the bar too)."""
+        self._on_notice(line)
+
     def end(self) -> None:
         """Leave the final bar on screen."""
         if self._progress is not None:
@@ -99,8 +106,13 @@ class BarReporter:
 class PlainReporter(StatusReporter):
     """One line on `stream` every `interval` seconds: done, percent, rate and time left."""
 
-    def __init__(self, stream: TextIO | None = None, interval: float = PLAIN_INTERVAL) -> None:
-        super().__init__()
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        interval: float = PLAIN_INTERVAL,
+        on_notice: Callable[[str], None] | None = None,
+    ) -> None:
+        super().__init__(on_notice=on_notice)
         self._stream = stream or sys.stderr
         self._interval = interval
         self._last_line = 0.0
@@ -132,13 +144,25 @@ class PlainReporter(StatusReporter):
         console.show(line, file=self._stream)
 
 
-def reporter_for(stream: TextIO) -> Reporter:
-    """A bar when `stream` is a terminal, else plain lines on it."""
+def reporter_for(stream: TextIO, on_notice: Callable[[str], None] | None = None) -> Reporter:
+    """A bar when `stream` is a terminal, else plain lines on it; notices to `on_notice`."""
     if stream.isatty():
-        return BarReporter(Console(file=stream))
-    return PlainReporter(stream)
+        # soft_wrap: a log line printed above the bar stays one line (the terminal wraps it).
+        return BarReporter(Console(file=stream, soft_wrap=True), on_notice)
+    return PlainReporter(stream, on_notice=on_notice)
 
 
 def downloaded_line(result: DownloadResult, folder_label: str) -> str:
     """The original's `File X downloaded successfully into folder Y`."""
     return console.render(console.DOWNLOADED, {"name": result.name, "folder": folder_label})
+
+
+def resumed_line(result: DownloadResult) -> str | None:
+    """What a resumed download found already there, or None for one that started afresh."""
+    if not result.resumed_from:
+        return None
+    return tr(
+        "resumed: {have} of {size} were already there",
+        have=human(result.resumed_from),
+        size=human(result.size),
+    )

@@ -1,28 +1,43 @@
-"""The TypeScript client in clients/typescript against a real tracker and a real serving peer."""
+"""The TypeScript client in clients/typescript against a real tracker and a real serving peer:
+over TLS as both start by default (the tracker pinned by its certificate file or by its
+fingerprint, each peer by the certificate the tracker lists), and in plain text.
+"""
 
 import hashlib
 import json
 import random
+import re
 import shutil
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from napshare.peer.folder.store import SharedFolder
+from napshare.common.identity import PEER_NAME, make_identity
+from napshare.peer.folder.store import SharedFile, SharedFolder
 from napshare.peer.node import Node, NodeConfig
+from napshare.peer.serving.server import create_server as create_peer
 from napshare.peer.tracker_client import TrackerClient
+from napshare.peer.transport import Transport
 from napshare.tracker.server import create_server as create_tracker
 
 from tests.support.files import ROOT
+from tests.support.peers import spawn_peer_process
+from tests.support.programs import REACHABLE
+from tests.support.trackers import TrackerProcess
 
 CLIENT = ROOT / "clients" / "typescript"
 MIB = 1 << 20
 SHARED = "aula ts 1.mp4"
 SHARED_SIZE = 5 * MIB + 4321  # several chunks, the last one short
 CATALOG = 250  # made-up files the client joins with; 3 pages of 100
+TRACKER_IDENTITY = 12
+PEER_IDENTITY = 13
+FINGERPRINT = re.compile(r"fingerprint ([0-9a-f]{64})")
 
 
 @pytest.fixture(scope="module")
@@ -37,14 +52,6 @@ def client_js() -> Path:
 
 
 @pytest.fixture
-def tracker() -> Iterator[str]:
-    """An in-process tracker on a free loopback port; its address."""
-    server, port = create_tracker(host="127.0.0.1", port=0, heartbeat_interval=30.0)
-    yield f"127.0.0.1:{port}"
-    server.stop(None)
-
-
-@pytest.fixture
 def shared_file(tmp_path: Path) -> tuple[Path, str]:
     """A folder holding one file of pseudo-random bytes; the file's sha256."""
     folder = tmp_path / "shared"
@@ -54,9 +61,53 @@ def shared_file(tmp_path: Path) -> tuple[Path, str]:
     return folder, hashlib.sha256(data).hexdigest()
 
 
+@dataclass
+class TlsTracker:
+    address: str
+    cert_file: Path
+    fingerprint: str
+
+
+@pytest.fixture
+def tls_tracker(python: str, tmp_path: Path) -> Iterator[TlsTracker]:
+    """`napshare-tracker` serving TLS with the identity it makes on first start."""
+    tracker = TrackerProcess(python, tmp_path, tls=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not (found := FINGERPRINT.search("".join(tracker.stderr))):
+            assert time.monotonic() < deadline, tracker.stderr
+            time.sleep(0.05)
+        cert = tmp_path / "tracker-state" / "identity" / "cert.pem"
+        yield TlsTracker(tracker.address, cert, found.group(1))
+    finally:
+        tracker.kill()
+
+
+@pytest.fixture
+def tls_peer(tls_tracker: TlsTracker, shared_file: tuple[Path, str]) -> Iterator[str]:
+    """`napshare-peer serve` sharing the file over TLS; its peer id."""
+    folder, _ = shared_file
+    pin = ("--tracker-cert", str(tls_tracker.cert_file))
+    peer = spawn_peer_process(folder, tls_tracker.address, *pin, tls=True)
+    try:
+        peer_id = peer.wait_for_id()
+        peer.wait_for(REACHABLE)
+        yield peer_id
+    finally:
+        peer.kill()
+
+
+@pytest.fixture
+def tracker() -> Iterator[str]:
+    """An in-process plain text tracker on a free loopback port; its address."""
+    server, port = create_tracker(host="127.0.0.1", port=0, heartbeat_interval=30.0)
+    yield f"127.0.0.1:{port}"
+    server.stop(None)
+
+
 @pytest.fixture
 def peer(tracker: str, shared_file: tuple[Path, str]) -> Iterator[str]:
-    """A serving peer (server and tracker link) that shares the file; its peer id."""
+    """A plain text serving peer (server and tracker link) that shares the file; its id."""
     folder, _ = shared_file
     node = Node(
         NodeConfig(
@@ -89,26 +140,19 @@ def run_client(client_js: Path, *args: str) -> tuple[int, list[dict[str, Any]], 
     return done.returncode, steps, done.stderr
 
 
-def test_join_search_pages_download_and_errors(
-    client_js: Path, tracker: str, peer: str, shared_file: tuple[Path, str]
-) -> None:
-    _, sha256 = shared_file
-    code, steps, stderr = run_client(
+def every_step(client_js: Path, tracker: str, *trust: str) -> tuple[int, list[dict[str, Any]], str]:
+    """The client's whole run: join, pages, search, download, errors, leave."""
+    return run_client(
         client_js,
-        "--tracker",
-        tracker,
-        "--name",
-        SHARED,
-        "--query",
-        "AULA ts",
-        "--listen",
-        "127.0.0.1:9",
-        "--catalog",
-        str(CATALOG),
-        "--page-size",
-        "100",
+        *("--tracker", tracker, *trust, "--name", SHARED, "--query", "AULA ts"),
+        *("--listen", "127.0.0.1:9", "--catalog", str(CATALOG), "--page-size", "100"),
     )
-    assert code == 0, stderr
+
+
+def check_every_step(
+    steps: list[dict[str, Any]], peer: str, sha256: str, tracker: TrackerClient
+) -> None:
+    """What each step of a good run reported, and that it left the tracker."""
     by_step: dict[str, list[dict[str, Any]]] = {}
     for step in steps:
         by_step.setdefault(step["step"], []).append(step)
@@ -154,35 +198,168 @@ def test_join_search_pages_download_and_errors(
 
     [left] = by_step["leave"]
     assert left["peerId"] == "127.0.0.1:9"
-    client = TrackerClient(tracker)
     try:
-        assert client.search("ts-catalog-0001.ogg") == []
+        assert tracker.search("ts-catalog-0001.ogg") == []
+    finally:
+        tracker.close()
+
+
+def tls_client(tracker: TlsTracker) -> TrackerClient:
+    return TrackerClient(
+        tracker.address,
+        transport=Transport(plaintext=False, tracker_cert=tracker.cert_file.read_bytes()),
+    )
+
+
+def test_every_step_over_tls_with_the_tracker_pinned_by_its_certificate_file(
+    client_js: Path, tls_tracker: TlsTracker, tls_peer: str, shared_file: tuple[Path, str]
+) -> None:
+    code, steps, stderr = every_step(
+        client_js, tls_tracker.address, "--tracker-cert", str(tls_tracker.cert_file)
+    )
+
+    assert code == 0, stderr
+    check_every_step(steps, tls_peer, shared_file[1], tls_client(tls_tracker))
+
+
+def test_every_step_over_tls_with_the_tracker_pinned_by_its_fingerprint(
+    client_js: Path, tls_tracker: TlsTracker, tls_peer: str, shared_file: tuple[Path, str]
+) -> None:
+    upper_with_colons = ":".join(re.findall("..", tls_tracker.fingerprint.upper()))
+    code, steps, stderr = every_step(
+        client_js, tls_tracker.address, "--tracker-fingerprint", upper_with_colons
+    )
+
+    assert code == 0, stderr
+    check_every_step(steps, tls_peer, shared_file[1], tls_client(tls_tracker))
+
+
+def test_a_tracker_of_another_fingerprint_is_refused_before_any_call(
+    client_js: Path, tls_tracker: TlsTracker
+) -> None:
+    other = hashlib.sha256(b"another certificate").hexdigest()
+
+    code, steps, stderr = run_client(
+        client_js, "--tracker", tls_tracker.address, "--tracker-fingerprint", other
+    )
+
+    assert code == TRACKER_IDENTITY
+    assert steps == []
+    assert stderr == (
+        f"napshare-client-ts: tracker {tls_tracker.address} has certificate fingerprint "
+        f"{tls_tracker.fingerprint}, not {other} (--tracker-fingerprint): someone may be "
+        "posing as it\n"
+    )
+
+
+def test_a_tracker_showing_another_certificate_than_the_file_is_refused(
+    client_js: Path, tls_tracker: TlsTracker, tmp_path: Path
+) -> None:
+    impostor = tmp_path / "other.pem"
+    impostor.write_bytes(make_identity("napshare-tracker", ["127.0.0.1"]).certificate_pem)
+
+    code, steps, stderr = run_client(
+        client_js, "--tracker", tls_tracker.address, "--tracker-cert", str(impostor)
+    )
+
+    assert code == TRACKER_IDENTITY
+    assert steps == []
+    assert stderr.startswith(
+        f"napshare-client-ts: tracker {tls_tracker.address} showed a certificate other than "
+        "the pinned one"
+    )
+
+
+def test_a_peer_showing_another_certificate_than_the_tracker_lists_is_refused(
+    client_js: Path, tls_tracker: TlsTracker, tmp_path: Path
+) -> None:
+    # A peer that answers with its own certificate where the tracker lists someone else's:
+    # the listed identity joined for that address (signed), then the address changed hands.
+    listed = make_identity(PEER_NAME)
+    folder = tmp_path / "impostor"
+    folder.mkdir()
+    data = b"hello, napshare\n"
+    (folder / "hello.txt").write_bytes(data)
+    server, port = create_peer(
+        SharedFolder(folder), host="127.0.0.1", port=0, tls=make_identity(PEER_NAME)
+    )
+    client = tls_client(tls_tracker)
+    try:
+        hello = SharedFile("hello.txt", len(data), hashlib.sha256(data).hexdigest(), 0)
+        client.join("127.0.0.1", port, [hello], identity=listed)
+
+        code, steps, stderr = run_client(
+            client_js,
+            *("--tracker", tls_tracker.address, "--tracker-cert", str(tls_tracker.cert_file)),
+            *("--name", "hello.txt", "--query", "hello", "--catalog", "3"),
+        )
     finally:
         client.close()
+        server.stop(None)
+
+    assert code == PEER_IDENTITY, stderr
+    assert [s["step"] for s in steps] == ["join", "pages", "search", "leave"]
+    assert stderr.startswith(
+        f"napshare-client-ts: peer 127.0.0.1:{port} showed a certificate other than the pinned one"
+    )
 
 
-def test_a_missing_file_fails_with_one_line_and_exit_code_1(client_js: Path, tracker: str) -> None:
+def test_every_step_in_plain_text_with_plaintext(
+    client_js: Path, tracker: str, peer: str, shared_file: tuple[Path, str]
+) -> None:
+    code, steps, stderr = every_step(client_js, tracker, "--plaintext")
+
+    assert code == 0, stderr
+    check_every_step(steps, peer, shared_file[1], TrackerClient(tracker))
+
+
+def test_plaintext_against_a_tls_tracker_says_what_to_give_instead(
+    client_js: Path, tls_tracker: TlsTracker
+) -> None:
+    code, steps, stderr = run_client(client_js, "--tracker", tls_tracker.address, "--plaintext")
+
+    assert code == 1
+    assert steps == []
+    assert stderr == (
+        f"napshare-client-ts: tracker {tls_tracker.address} serves TLS: give --tracker-cert "
+        "FILE or --tracker-fingerprint HEX instead of --plaintext\n"
+    )
+
+
+def test_without_a_way_to_trust_the_tracker_it_says_the_three(client_js: Path) -> None:
+    code, steps, stderr = run_client(client_js, "--tracker", "127.0.0.1:1099")
+
+    assert code == 2
+    assert steps == []
+    assert stderr == (
+        "napshare-client-ts: give one of --tracker-cert FILE (the tracker's cert.pem), "
+        "--tracker-fingerprint HEX (the SHA-256 it printed at start) or --plaintext (a tracker "
+        "run with --plaintext)\n"
+    )
+
+
+def test_a_missing_file_fails_with_one_line_and_exit_code_1(
+    client_js: Path, tls_tracker: TlsTracker
+) -> None:
     code, steps, stderr = run_client(
         client_js,
-        "--tracker",
-        tracker,
-        "--name",
-        "nobody-has-this.mp4",
-        "--query",
-        "nobody",
-        "--catalog",
-        "3",
+        *("--tracker", tls_tracker.address, "--tracker-cert", str(tls_tracker.cert_file)),
+        *("--name", "nobody-has-this.mp4", "--query", "nobody", "--catalog", "3"),
     )
     assert code == 1
     assert [s["step"] for s in steps] == ["join", "pages", "search", "leave"]
     assert stderr == "napshare-client-ts: no peer shares nobody-has-this.mp4\n"
 
 
-def test_an_unreachable_tracker_is_reported_by_its_code(client_js: Path) -> None:
+@pytest.mark.parametrize("trust", [["--plaintext"], ["--tracker-fingerprint", "ab" * 32]])
+def test_an_unreachable_tracker_is_one_line(client_js: Path, trust: list[str]) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # bound but not listening: connections are refused
-        code, steps, stderr = run_client(client_js, "--tracker", f"127.0.0.1:{port}")
+        code, steps, stderr = run_client(client_js, "--tracker", f"127.0.0.1:{port}", *trust)
     assert code == 1
     assert steps == []
-    assert json.loads(stderr.removeprefix("napshare-client-ts: "))["code"] == "UNAVAILABLE"
+    if trust == ["--plaintext"]:
+        assert json.loads(stderr.removeprefix("napshare-client-ts: "))["code"] == "UNAVAILABLE"
+    else:
+        assert stderr == f"napshare-client-ts: 127.0.0.1:{port} is unreachable (ECONNREFUSED)\n"

@@ -58,13 +58,13 @@ def test_the_cli_limit_and_its_notice(crowded: InProcessTracker) -> None:
     whole = run_peer("search", "f0", "--query", "--limit", "0", "--tracker", address)
 
     assert cut.returncode == default.returncode == whole.returncode == 0
-    assert len(cut.stdout.splitlines()) == 5 + 1  # the matches, then the peers line
+    assert len(cut.stdout.splitlines()) == 5  # the matches alone
     assert cut.stderr.splitlines() == [
         "napshare-peer: more results match; listed the first 5 (--limit 0 lists all)"
     ]
-    assert len(default.stdout.splitlines()) == 1000 + 1
+    assert len(default.stdout.splitlines()) == 1000
     assert "listed the first 1000" in default.stderr
-    assert len(whole.stdout.splitlines()) == 2000 + 1
+    assert len(whole.stdout.splitlines()) == 2000
     assert whole.stderr == ""
 
 

@@ -60,9 +60,9 @@ def test_a_download_started_before_the_peers_rejoined_waits_for_them(swarm: Swar
         download = spawn_cli(
             "download", "--tracker", second.address, "--dir", str(target), "small.bin"
         )
-        assert download.stdout is not None
+        assert download.stderr is not None
         waiting = ""
-        for line in download.stdout:
+        for line in download.stderr:  # napshare-peer's own notice: on stderr
             if "waiting up to 30 s for a peer that shares small.bin" in line:
                 waiting = line
                 break
@@ -107,9 +107,12 @@ def test_a_download_waits_a_bounded_time_then_is_not_found(
         )
         out, err = download.communicate(timeout=60)
         assert download.returncode == ExitCode.NOT_FOUND, (out, err)
-        assert out.count("\n") == 1  # one line says it waits; no line per search
-        assert f"{waiting} nobody.bin" in out
-        assert err == f"napshare-peer: {not_found} nobody.bin\n"
+        assert out == ""
+        lines = err.splitlines()  # one line says it waits; no line per search
+        assert len(lines) == 2, err
+        assert lines[0].startswith("napshare-peer: ")
+        assert lines[0].endswith(f"{waiting} nobody.bin")
+        assert lines[1] == f"napshare-peer: {not_found} nobody.bin"
     finally:
         _stop(tracker)
 

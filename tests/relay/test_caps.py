@@ -6,7 +6,8 @@ import threading
 import time
 
 import pytest
-from napshare.relay.caps import RelayCaps, add_cap_flags, caps_from_args, parse_size
+from napshare.common.cliargs import parse_size
+from napshare.relay.caps import RelayCaps, add_cap_flags, caps_from_args
 
 from tests.support.relays import MIB, read_all, send_and_close
 from tests.support.waiting import wait_until

@@ -167,11 +167,12 @@ class PeerProcess:
 
 
 def spawn_peer_process(
-    root: Path, tracker_address: str, *extra: str, lang: str = "C.UTF-8"
+    root: Path, tracker_address: str, *extra: str, lang: str = "C.UTF-8", tls: bool = False
 ) -> PeerProcess:
     """Start `python -m napshare.peer serve --no-menu` sharing `root` with the tracker at
-    `tracker_address` (plain text), its stdout read into the PeerProcess as it comes; then
-    PeerProcess.wait_for_id. The caller kills it (PeerProcess.kill) when done.
+    `tracker_address` (plain text unless `tls`: then pin the tracker in `extra`), its stdout
+    read into the PeerProcess as it comes; then PeerProcess.wait_for_id. The caller kills it
+    (PeerProcess.kill) when done.
     """
     process = spawn_cli(
         "serve",
@@ -184,6 +185,7 @@ def spawn_peer_process(
         "127.0.0.1",
         *extra,
         lang=lang,
+        tls=tls,
     )
     peer = PeerProcess(process)
 

@@ -1,4 +1,7 @@
-"""The tracker's domain without gRPC: search against brute force, leases, limits, memory."""
+"""The memory backend's own parts without gRPC: keyword and name tables, purges, memory.
+
+What every backend must do is the contract suite's (tests/tracker/store/contract.py).
+"""
 
 import hashlib
 import random
@@ -6,10 +9,7 @@ import tracemalloc
 
 import pytest
 from napshare.tracker.errors import (
-    CapacityError,
-    InvalidRequestError,
     UnauthenticatedError,
-    UnknownPeerError,
 )
 from napshare.tracker.index import DeadPeer, FileEntry, TrackerIndex
 from napshare.tracker.keywords import KeywordIndex, query_words
@@ -50,36 +50,6 @@ def random_name(rng):
     while (name := "".join(rng.choice(ALPHABET) for _ in range(rng.randint(1, 7)))) in (".", ".."):
         pass
     return name
-
-
-def test_keyword_search_equals_a_brute_force_scan_through_churn():
-    rng = random.Random(2024)
-    index = TrackerIndex()
-    tokens = {}
-    for step in range(600):
-        port = rng.randint(1, 30)
-        action = rng.random()
-        if action < 0.5 or port not in tokens:
-            names = {random_name(rng) for _ in range(rng.randint(0, 12))}
-            tokens[port] = index.join("10.0.0.1", port, [entry(n) for n in names]).token
-        elif action < 0.7:
-            names = {random_name(rng) for _ in range(rng.randint(1, 5))}
-            index.update(f"10.0.0.1:{port}", tokens[port], [entry(n, step) for n in names])
-        elif action < 0.8:
-            held = [f.name for f in index.files_of(f"10.0.0.1:{port}")]
-            gone = [*rng.sample(held, min(len(held), rng.randint(0, 4))), random_name(rng)]
-            index.update(f"10.0.0.1:{port}", tokens[port], [], gone)
-        else:
-            index.leave(f"10.0.0.1:{port}", tokens.pop(port))
-        if step % 10 == 0:
-            snapshot = index.snapshot()
-            for _ in range(20):
-                query = " ".join(random_name(rng)[: rng.randint(1, 4)] for _ in range(2))
-                outcome = index.search(query=query, limit=1000)
-                found = [(m.peer_id, m.file.name) for m in outcome.matches]
-                assert found == brute_force(snapshot, query_words(query)), query
-                assert not outcome.truncated
-                assert paged(index, query, rng.randint(1, 5)) == found, query
 
 
 @pytest.mark.parametrize("buckets", [1, 8, 1 << 18])
@@ -139,140 +109,6 @@ def test_name_table_agrees_with_a_dict():
         assert table.get(probe) == expected.get(probe)
     assert len(table) == len(expected)
     assert all(table.get(name) == name_id for name, name_id in expected.items())
-
-
-def test_exact_search_is_case_sensitive_and_sorted():
-    index = TrackerIndex()
-    for port in (3, 1, 2):
-        index.join("10.0.0.8", port, [entry("A.mp4"), entry("a.mp4")])
-
-    found = index.search(name="a.mp4").matches
-
-    assert [(m.peer_id, m.file.name) for m in found] == [
-        ("10.0.0.8:1", "a.mp4"),
-        ("10.0.0.8:2", "a.mp4"),
-        ("10.0.0.8:3", "a.mp4"),
-    ]
-
-
-def test_a_silent_peer_expires_after_three_intervals():
-    clock = Clock()
-    index = TrackerIndex(heartbeat_interval=10, clock=clock)
-    silent = index.join("10.0.0.1", 1, [entry("x.mp4"), entry("y.mp4")])
-    beating = index.join("10.0.0.1", 2, [entry("x.mp4")])
-
-    clock.now += 20
-    index.heartbeat(beating.peer_id, beating.token)
-    clock.now += 9.9
-    assert index.expire() == []
-    clock.now += 0.1  # 30 s since the Join
-
-    assert index.expire() == [DeadPeer(silent.peer_id, ["x.mp4", "y.mp4"])]
-    assert [m.peer_id for m in index.search(name="x.mp4").matches] == [beating.peer_id]
-    with pytest.raises(UnknownPeerError):
-        index.heartbeat(silent.peer_id, silent.token)
-    index.update(beating.peer_id, beating.token, [])  # renews, 30 s after the Join
-    clock.now += 29.9
-    assert index.expire() == []
-    assert index.stats().peers == 1
-
-
-def test_an_expired_peer_is_gone_even_before_expire_runs():
-    clock = Clock()
-    index = TrackerIndex(heartbeat_interval=1, clock=clock)
-    gone = index.join("10.0.0.1", 1, [entry("x.mp4")])
-    clock.now += 3
-
-    assert index.search(name="x.mp4").matches == []
-    with pytest.raises(UnknownPeerError):
-        index.update(gone.peer_id, gone.token, [entry("z")])
-    assert index.expire() == [DeadPeer(gone.peer_id, ["x.mp4"])]  # reported once
-    assert index.expire() == []
-
-
-def test_a_bad_rejoin_keeps_the_old_registration():
-    index = TrackerIndex()
-    first = index.join("10.0.0.1", 1, [entry("x.mp4")])
-    before = index.snapshot()
-
-    with pytest.raises(InvalidRequestError):
-        index.join("10.0.0.1", 1, [entry("new.mp4"), FileEntry("bad/name", 1, "a" * 64)])
-
-    assert index.snapshot() == before
-    index.heartbeat(first.peer_id, first.token)
-
-
-def test_capacity_counts_new_names_only():
-    index = TrackerIndex(max_files=3)
-    peer = index.join("10.0.0.1", 1, [entry("a"), entry("b")])
-    index.update(peer.peer_id, peer.token, [entry("a", 5), entry("c")])
-
-    with pytest.raises(CapacityError):
-        index.update(peer.peer_id, peer.token, [entry("d")])
-    with pytest.raises(InvalidRequestError):
-        index.join("10.0.0.1", 2, [entry(n) for n in "wxyz"])
-    assert [f.size for f in index.files_of(peer.peer_id)] == [5, 1, 1]
-
-
-def test_update_removes_names_of_the_callers_own_registration_only():
-    index = TrackerIndex()
-    a = index.join("10.0.0.1", 1, [entry("x.mp4"), entry("y.mp4"), entry("z.mp4")])
-    b = index.join("10.0.0.1", 2, [entry("x.mp4")])
-    generation = index.generation
-
-    index.update(a.peer_id, a.token, [entry("w.mp4")], ["x.mp4", "z.mp4", "never.mp4"])
-
-    assert [f.name for f in index.files_of(a.peer_id)] == ["w.mp4", "y.mp4"]
-    assert [f.name for f in index.files_of(b.peer_id)] == ["x.mp4"]
-    assert [m.peer_id for m in index.search(name="x.mp4").matches] == [b.peer_id]
-    assert index.search(name="z.mp4").matches == []
-    assert index.stats().entries == 3
-    assert index.generation != generation
-
-
-def test_removing_only_unknown_names_changes_nothing_but_renews_the_lease():
-    clock = Clock()
-    index = TrackerIndex(10, clock=clock)
-    a = index.join("10.0.0.1", 1, [entry("x.mp4")])
-    generation = index.generation
-    clock.now += 25
-
-    index.update(a.peer_id, a.token, [], ["nope.mp4", "nope.mp4"])
-    clock.now += 25
-
-    assert index.generation == generation
-    assert index.expire() == []
-    assert [f.name for f in index.files_of(a.peer_id)] == ["x.mp4"]
-
-
-@pytest.mark.parametrize(
-    ("files", "removed", "word"),
-    [
-        ([], ["a/b.mp4"], r"removed_names\[0\]"),
-        ([], ["ok.mp4", ""], r"removed_names\[1\]"),
-        ([entry("x.mp4")], ["x.mp4"], "both"),
-        ([], ["n"] * 4, "limit"),
-    ],
-    ids=["slash", "empty", "in both lists", "too many"],
-)
-def test_bad_removed_names_change_nothing(files, removed, word):
-    index = TrackerIndex(max_files=3)
-    a = index.join("10.0.0.1", 1, [entry("x.mp4")])
-    before = index.snapshot()
-
-    with pytest.raises(InvalidRequestError, match=word):
-        index.update(a.peer_id, a.token, files, removed)
-
-    assert index.snapshot() == before
-
-
-def test_capacity_counts_removals_first():
-    index = TrackerIndex(max_files=2)
-    peer = index.join("10.0.0.1", 1, [entry("a"), entry("b")])
-
-    index.update(peer.peer_id, peer.token, [entry("c")], ["a"])
-
-    assert [f.name for f in index.files_of(peer.peer_id)] == ["b", "c"]
 
 
 def test_tokens_are_checked_in_constant_time_and_per_peer():
@@ -341,29 +177,3 @@ def test_the_generation_changes_with_every_change_that_searches_can_see():
     assert not index.unchanged_since(after_join)  # a lease ran out: searches will differ
     assert index.expire() == [DeadPeer(a.peer_id, ["x"])]
     assert index.generation != after_join
-
-
-def test_the_pieces_root_is_stored_and_listed_per_holder():
-    index = TrackerIndex()
-    root = hashlib.sha256(b"root").hexdigest()
-    digest = hashlib.sha256(b"x").hexdigest()
-    a = index.join("10.0.0.1", 1, [FileEntry("x.mp4", 5, digest, root)])
-    b = index.join("10.0.0.2", 1, [FileEntry("x.mp4", 5, digest)])  # a peer without roots
-    index.join("10.0.0.3", 1, [FileEntry("empty", 0, hashlib.sha256(b"").hexdigest())])
-
-    found = {m.peer_id: m.file for m in index.search(name="x.mp4").matches}
-
-    assert found[a.peer_id] == FileEntry("x.mp4", 5, digest, root)
-    assert found[b.peer_id] == FileEntry("x.mp4", 5, digest, "")
-    assert index.search(name="empty").matches[0].file.pieces_root == ""
-
-
-@pytest.mark.parametrize(
-    ("size", "root"), [(5, "A" * 64), (5, "a" * 63), (5, "xyz"), (0, "a" * 64)]
-)
-def test_a_bad_pieces_root_is_refused(size, root):
-    index = TrackerIndex()
-    with pytest.raises(InvalidRequestError) as caught:
-        index.join("10.0.0.1", 1, [FileEntry("x.mp4", size, "b" * 64, root)])
-    assert caught.value.reason == "PIECES_ROOT_INVALID"
-    assert caught.value.metadata == {"field": "files[0].pieces_root"}

@@ -2,29 +2,51 @@
 // downloads a file from the peer that shares it with sha256 verified, and shows an error.
 // Prints one JSON object per step on stdout; exit code 0 when every step did what it should.
 //
-//   node dist/main.js --tracker 127.0.0.1:1099 --name aula1.mp4 --query aula
+//   node dist/main.js --tracker 127.0.0.1:1099 --tracker-cert cert.pem --name aula1.mp4 --query aula
 //
-// Options: --tracker host:port (required), --name (a file some peer shares), --query (keywords
-// for it), --listen host:port (the address to Join as; its files are made up, so nothing
-// listens there), --catalog N (how many made-up files to Join with), --page-size N.
+// Options: --tracker host:port (required); how to trust it, one of --tracker-cert FILE (its
+// cert.pem), --tracker-fingerprint HEX (the SHA-256 it printed) or --plaintext (a tracker and
+// peers run with --plaintext); --name (a file some peer shares), --query (keywords for it),
+// --listen host:port (the address to Join as; its files are made up, so nothing listens
+// there), --catalog N (how many made-up files to Join with), --page-size N.
+// Exit codes: 0 success, 1 a step failed, 2 bad arguments, 12 the tracker's certificate is not
+// the one pinned (or it speaks no TLS), 13 a peer showed another certificate than the tracker
+// lists for it; as napshare-peer's.
 
 import { parseArgs } from "node:util";
 
 import { create } from "@bufbuild/protobuf";
+import { ConnectError } from "@connectrpc/connect";
 
 import { FileInfoSchema, type FileInfo } from "./gen/napshare/v1/file_info_pb.js";
 import {
   callError,
   download,
   join,
+  pinError,
   searchAll,
   trackerClient,
   CALL_TIMEOUT_MS,
   type TrackerClient,
 } from "./napshare.js";
+import {
+  parseFingerprint,
+  speaksTls,
+  trackerSecurity,
+  type Security,
+  type TrackerTrust,
+} from "./tls.js";
+
+const PROGRAM = "napshare-client-ts";
+const USAGE = 2;
+const TRACKER_IDENTITY = 12;
+const PEER_IDENTITY = 13;
 
 /** A failed step: the message goes to stderr and the exit code is 1. */
 class StepFailed extends Error {}
+
+/** Bad arguments: the message goes to stderr and the exit code is 2. */
+class UsageError extends Error {}
 
 function report(step: string, fields: Record<string, unknown>): void {
   const line = JSON.stringify({ step, ...fields }, (_key, value: unknown) =>
@@ -54,9 +76,18 @@ function catalog(count: number): FileInfo[] {
   );
 }
 
-async function run(tracker: TrackerClient, options: Record<string, string>): Promise<void> {
-  const [host, port] = splitAddress(options["listen"] ?? "");
-  const files = catalog(Number(options["catalog"]));
+/** What run() reads from the command line. */
+interface RunOptions {
+  name: string;
+  query: string;
+  listen: string;
+  catalog: string;
+  "page-size": string;
+}
+
+async function run(tracker: TrackerClient, security: Security, options: RunOptions): Promise<void> {
+  const [host, port] = splitAddress(options.listen);
+  const files = catalog(Number(options.catalog));
   const pageSize = Number(options["page-size"]);
 
   const joined = await join(tracker, host, port, files);
@@ -70,9 +101,9 @@ async function run(tracker: TrackerClient, options: Record<string, string>): Pro
       throw new StepFailed(`paging returned ${names.size} distinct files, not ${files.length}`);
     }
 
-    const name = options["name"] ?? "";
+    const name = options.name;
     const byName = await searchAll(tracker, { name }, pageSize);
-    const byQuery = await searchAll(tracker, { query: options["query"] ?? "" }, pageSize);
+    const byQuery = await searchAll(tracker, { query: options.query }, pageSize);
     report("search", {
       name,
       byName: byName.results.map((r) => r.peerId),
@@ -83,7 +114,13 @@ async function run(tracker: TrackerClient, options: Record<string, string>): Pro
       throw new StepFailed(`no peer shares ${name}`);
     }
 
-    const got = await download(source.peerId, source.file);
+    let got;
+    try {
+      got = await download(security, source);
+    } catch (err) {
+      const pinned = pinError(err, `peer ${source.peerId}`);
+      throw pinned === undefined ? err : new PeerIdentityError(pinned.message);
+    }
     const verified = got.sha256 === source.file.sha256 && got.bytes === source.file.size;
     report("download", {
       peerId: source.peerId,
@@ -129,29 +166,93 @@ async function run(tracker: TrackerClient, options: Record<string, string>): Pro
   }
 }
 
+/** A peer showed another certificate than the tracker lists for it. */
+class PeerIdentityError extends Error {}
+
+/** How the command line says to trust the tracker: exactly one way, or UsageError. */
+function trackerTrust(values: {
+  plaintext?: boolean;
+  "tracker-cert"?: string;
+  "tracker-fingerprint"?: string;
+}): TrackerTrust {
+  const given = [
+    values.plaintext === true,
+    values["tracker-cert"] !== undefined,
+    values["tracker-fingerprint"] !== undefined,
+  ].filter(Boolean).length;
+  if (given !== 1) {
+    throw new UsageError(
+      "give one of --tracker-cert FILE (the tracker's cert.pem), --tracker-fingerprint HEX " +
+        "(the SHA-256 it printed at start) or --plaintext (a tracker run with --plaintext)",
+    );
+  }
+  if (values.plaintext === true) {
+    return { plaintext: true };
+  }
+  if (values["tracker-cert"] !== undefined) {
+    return { certificateFile: values["tracker-cert"] };
+  }
+  const hex = parseFingerprint(values["tracker-fingerprint"] ?? "");
+  if (hex === undefined) {
+    throw new UsageError(
+      `${JSON.stringify(values["tracker-fingerprint"])} is not a SHA-256 fingerprint (64 hex digits)`,
+    );
+  }
+  return { fingerprint: hex };
+}
+
+function fail(message: string, code: number): number {
+  process.stderr.write(`${PROGRAM}: ${message}\n`);
+  return code;
+}
+
 async function main(): Promise<number> {
-  const { values } = parseArgs({
-    options: {
-      tracker: { type: "string" },
-      name: { type: "string", default: "" },
-      query: { type: "string", default: "" },
-      listen: { type: "string", default: "127.0.0.1:9" },
-      catalog: { type: "string", default: "250" },
-      "page-size": { type: "string", default: "100" },
-    },
-  });
-  if (values.tracker === undefined) {
-    process.stderr.write("napshare-client-ts: --tracker host:port is required\n");
-    return 2;
+  let values;
+  let trust: TrackerTrust;
+  try {
+    ({ values } = parseArgs({
+      options: {
+        tracker: { type: "string" },
+        "tracker-cert": { type: "string" },
+        "tracker-fingerprint": { type: "string" },
+        plaintext: { type: "boolean" },
+        name: { type: "string", default: "" },
+        query: { type: "string", default: "" },
+        listen: { type: "string", default: "127.0.0.1:9" },
+        catalog: { type: "string", default: "250" },
+        "page-size": { type: "string", default: "100" },
+      },
+    }));
+    if (values.tracker === undefined) {
+      throw new UsageError("--tracker host:port is required");
+    }
+    trust = trackerTrust(values);
+  } catch (err) {
+    return fail(err instanceof Error ? err.message : String(err), USAGE);
   }
   try {
-    await run(trackerClient(values.tracker), values as Record<string, string>);
+    const security = await trackerSecurity(values.tracker, trust);
+    await run(trackerClient(values.tracker, security), security, values);
     return 0;
   } catch (err) {
-    const message =
-      err instanceof StepFailed ? err.message : JSON.stringify(callError(err));
-    process.stderr.write(`napshare-client-ts: ${message}\n`);
-    return 1;
+    if (err instanceof PeerIdentityError) {
+      return fail(err.message, PEER_IDENTITY);
+    }
+    const pinned = pinError(err, `tracker ${values.tracker}`);
+    if (pinned !== undefined) {
+      return fail(pinned.message, TRACKER_IDENTITY);
+    }
+    if ("plaintext" in trust && (await speaksTls(values.tracker))) {
+      return fail(
+        `tracker ${values.tracker} serves TLS: give --tracker-cert FILE or ` +
+          "--tracker-fingerprint HEX instead of --plaintext",
+        1,
+      );
+    }
+    if (err instanceof ConnectError) {
+      return fail(JSON.stringify(callError(err)), 1);
+    }
+    return fail(err instanceof Error ? err.message : String(err), 1);
   }
 }
 

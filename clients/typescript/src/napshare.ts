@@ -1,5 +1,6 @@
-// The napshare services as TypeScript calls: connect-node over the gRPC protocol, a deadline
-// on every call, a bounded message size, and errors reduced to what a program can act on.
+// The napshare services as TypeScript calls: connect-node over the gRPC protocol, TLS pinned
+// to one certificate per server (tls.ts), a deadline on every call, a bounded message size,
+// and errors reduced to what a program can act on.
 
 import { createHash } from "node:crypto";
 
@@ -14,6 +15,7 @@ import {
   type SearchResult,
 } from "./gen/napshare/v1/tracker_pb.js";
 import type { FileInfo } from "./gen/napshare/v1/file_info_pb.js";
+import { peerSecurity, pinnedTlsOptions, PinError, type Security } from "./tls.js";
 
 /** Deadline for one unary tracker call. */
 export const CALL_TIMEOUT_MS = 10_000;
@@ -26,28 +28,28 @@ const WRITE_MAX_BYTES = 16 * 1024 * 1024;
 /** The most pages `searchAll` follows, whatever the tracker answers. */
 const MAX_PAGES = 200;
 
-/** A gRPC base URL for `host:port` or `[v6]:port`, plaintext. */
-function baseUrl(address: string): string {
-  return `http://${address}`;
-}
-
-function transportTo(address: string) {
+/** A transport to `host:port` or `[v6]:port`: plain text, or TLS trusting one certificate. */
+function transportTo(address: string, security: Security, what: string) {
+  const limits = { readMaxBytes: READ_MAX_BYTES, writeMaxBytes: WRITE_MAX_BYTES };
+  if (security.plaintext) {
+    return createGrpcTransport({ baseUrl: `http://${address}`, ...limits });
+  }
   return createGrpcTransport({
-    baseUrl: baseUrl(address),
-    readMaxBytes: READ_MAX_BYTES,
-    writeMaxBytes: WRITE_MAX_BYTES,
+    baseUrl: `https://${address}`,
+    nodeOptions: pinnedTlsOptions(security.certificate, what, security.serverName),
+    ...limits,
   });
 }
 
 export type TrackerClient = Client<typeof TrackerService>;
 export type PeerClient = Client<typeof PeerService>;
 
-export function trackerClient(address: string): TrackerClient {
-  return createClient(TrackerService, transportTo(address));
+export function trackerClient(address: string, security: Security): TrackerClient {
+  return createClient(TrackerService, transportTo(address, security, `tracker ${address}`));
 }
 
-export function peerClient(peerId: string): PeerClient {
-  return createClient(PeerService, transportTo(peerId));
+export function peerClient(peerId: string, security: Security): PeerClient {
+  return createClient(PeerService, transportTo(peerId, security, `peer ${peerId}`));
 }
 
 /** Register `files` as shared by host:port (a peer that may not exist: the tracker does not check). */
@@ -93,11 +95,16 @@ export interface Downloaded {
 }
 
 /**
- * Stream `file` from the peer `peerId`, asking the peer to refuse it if its digest is not
- * `file.sha256`, checking every chunk's offset, and hashing what arrives.
+ * Stream the file of a search result from its peer, over TLS trusting only the certificate the
+ * tracker listed for it (plain text if the tracker is), asking the peer to refuse it if its
+ * digest is not the listed sha256, checking every chunk's offset, and hashing what arrives.
  */
-export async function download(peerId: string, file: FileInfo): Promise<Downloaded> {
-  const peer = peerClient(peerId);
+export async function download(tracker: Security, source: SearchResult): Promise<Downloaded> {
+  const { peerId, file } = source;
+  if (file === undefined) {
+    throw new Error(`the search result for ${peerId} names no file`);
+  }
+  const peer = peerClient(peerId, peerSecurity(tracker, peerId, source.certificate));
   const digest = createHash("sha256");
   let announced: FileInfo | undefined;
   let bytes = 0n;
@@ -161,6 +168,35 @@ function errorInfoReason(value: Uint8Array): string {
     return "";
   }
   return domain === DOMAIN ? reason : "";
+}
+
+/**
+ * OpenSSL's verdicts on a certificate that no trust anchor vouches for: with one pinned
+ * certificate as the only anchor, each means the server showed another.
+ */
+const NOT_PINNED = new Set([
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "CERT_SIGNATURE_FAILURE",
+  "CERT_UNTRUSTED",
+  "CERT_REJECTED",
+]);
+
+/** The PinError behind a failed call or handshake, if a certificate check failed it. */
+export function pinError(err: unknown, what: string): PinError | undefined {
+  for (let cause = err; cause instanceof Error; cause = cause.cause) {
+    if (cause instanceof PinError) {
+      return cause;
+    }
+    const code = (cause as NodeJS.ErrnoException).code;
+    if (code !== undefined && NOT_PINNED.has(code)) {
+      return new PinError(`${what} showed a certificate other than the pinned one (${code})`);
+    }
+  }
+  return undefined;
 }
 
 export function callError(err: unknown): CallError {
