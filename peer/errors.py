@@ -195,7 +195,9 @@ _FAULT_BY_REASON = {
 # Tracker reasons meaning this peer's registration is gone: Join again.
 _LEASE_LOST = frozenset({reasons.PEER_NOT_REGISTERED, reasons.TOKEN_MISMATCH})
 # Refusals that say "later", with a RetryInfo: a peer keeps trying after that long.
-_COME_BACK_LATER = frozenset({reasons.ADDRESS_CHECKS_BUSY, reasons.JOINS_BUSY})
+_COME_BACK_LATER = frozenset(
+    {reasons.ADDRESS_CHECKS_BUSY, reasons.JOINS_BUSY, reasons.LARGE_JOIN_TOO_SOON}
+)
 MAX_TRACKER_RETRY_AFTER = 600.0  # the longest a tracker's RetryInfo makes a peer wait
 
 

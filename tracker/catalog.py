@@ -43,8 +43,8 @@ class Catalog:
         self._ids = NameTable(self._names)
         self._owners: list[_Owner] = []
         self._records = bytearray()
-        self._free: list[int] = []
         self.keywords = KeywordIndex(self._names)
+        self._free = self.keywords.clean  # ids reused only once out of every keyword bucket
         self.name_bytes = 0  # UTF-8 bytes of the distinct names
 
     def __len__(self) -> int:
@@ -119,7 +119,6 @@ class Catalog:
         self._ids.remove(name)
         self._names[name_id] = None
         self._owners[name_id] = None
-        self._free.append(name_id)
         self.keywords.remove(name_id, name)
 
     def holdings(self, name_ids: Iterable[int]) -> list[tuple[str, str, int]]:

@@ -16,6 +16,7 @@ from napshare.common.cliargs import (
     add_metrics_flags,
     add_version,
     int_in_range,
+    non_negative_number,
     positive_number,
 )
 from napshare.common.console import tr
@@ -28,6 +29,7 @@ from napshare.tracker.connects import (
     MAX_PEER_DIALS,
     PENDING_SECONDS,
 )
+from napshare.tracker.largejoins import LARGE_JOIN_FILES, LARGE_JOIN_INTERVAL
 from napshare.tracker.limits import (
     MAX_CONNECTIONS,
     MAX_CONNECTIONS_PER_ADDRESS,
@@ -228,6 +230,28 @@ def _add_limit_flags(parser: argparse.ArgumentParser) -> None:
             n=MAX_CONNECTIONS_PER_ADDRESS,
         ),
     )
+    group.add_argument(
+        "--large-join-files",
+        type=int_in_range(1, MAX_LIMIT),
+        default=LARGE_JOIN_FILES,
+        metavar="N",
+        help=tr(
+            "a Join of this many files or more is large: one address or identity may send "
+            "one every --large-join-interval (default {n:,})",
+            n=LARGE_JOIN_FILES,
+        ),
+    )
+    group.add_argument(
+        "--large-join-interval",
+        type=non_negative_number,
+        default=LARGE_JOIN_INTERVAL,
+        metavar="SECONDS",
+        help=tr(
+            "seconds between two large Joins of one address or identity; one sooner is "
+            "refused with RESOURCE_EXHAUSTED and the time to wait (default {n:g}; 0: no limit)",
+            n=LARGE_JOIN_INTERVAL,
+        ),
+    )
     add_ipv6_prefix_flag(group)
     group.add_argument(
         "--max-join-nonces",
@@ -339,6 +363,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             limits=_limits(args),
             address_key=address_key_from_args(args),
             max_join_nonces=args.max_join_nonces,
+            large_join_files=args.large_join_files,
+            large_join_interval=args.large_join_interval,
         )
     except StoreConfigError as error:
         print(f"napshare-tracker: {error}", file=sys.stderr)

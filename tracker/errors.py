@@ -181,6 +181,28 @@ def joins_busy(retry_delay: float, limit: int) -> BusyError:
     )
 
 
+def large_join_too_soon(retry_delay: float, files: int, interval: float) -> BusyError:
+    """The error for a Join of `files` or more files from an address or identity that sent
+    one less than `interval` seconds ago.
+    """
+    return BusyError(
+        f"a Join of {files:,} files or more is taken once in {interval:g} s from one address "
+        f"or identity; join again in {max(1.0, retry_delay):.0f} s",
+        reason=reasons.LARGE_JOIN_TOO_SOON,
+        metadata={"limit": f"{interval:g}", "flag": "--large-join-interval"},
+        retry_delay=retry_delay,
+    )
+
+
+def join_in_progress(peer_id: str) -> BusyError:
+    """The error for a Join of `peer_id` while a big Join of it is still being added."""
+    return BusyError(
+        f"a Join of {peer_id} is still being added to the index; join again in 1 s",
+        reason=reasons.LARGE_JOIN_TOO_SOON,
+        retry_delay=1.0,
+    )
+
+
 def join_replayed() -> JoinReplayedError:
     """The error for a signed Join whose nonce was taken before."""
     return JoinReplayedError(

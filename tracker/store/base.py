@@ -12,8 +12,9 @@ from __future__ import annotations
 import hashlib
 import secrets
 import threading
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -23,6 +24,7 @@ from napshare.common.protocol import LEASE_INTERVALS
 from napshare.tracker import checks
 from napshare.tracker.checks import CheckedFiles, FileLike, SearchQuery
 from napshare.tracker.errors import searches_busy
+from napshare.tracker.largejoins import LARGE_JOIN_FILES, LARGE_JOIN_INTERVAL, LargeJoins
 from napshare.tracker.limits import Limits
 from napshare.tracker.paging import Key, PageTokens
 from napshare.tracker.switchboard import Switchboard
@@ -149,6 +151,9 @@ class IndexStore(ABC):
         limits: Limits | None,
         address_key: AddressKey | None = None,
         max_join_nonces: int = MAX_JOIN_NONCES,
+        large_join_files: int = LARGE_JOIN_FILES,
+        large_join_interval: float = LARGE_JOIN_INTERVAL,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         if not (heartbeat_interval > 0 and heartbeat_interval < float("inf")):
             raise ValueError(f"heartbeat interval {heartbeat_interval} must be a positive number")
@@ -164,6 +169,10 @@ class IndexStore(ABC):
         self.address_key = address_key or AddressKey()
         self.max_join_nonces = max_join_nonces
         self._broad_searches = threading.BoundedSemaphore(max_concurrent_searches)
+        # In this process: replicas sharing a store each let a client this often.
+        self.large_joins = LargeJoins(
+            large_join_files, large_join_interval, clock or time.monotonic
+        )
 
     def join(
         self,
@@ -185,15 +194,22 @@ class IndexStore(ABC):
         its key (`address_key`: IPv6 addresses per /64; None: a caller in this process, not
         counted); past a limit, CapacityError and no change.
         `local_addresses` (already checked) are kept with the registration.
+        A large Join (`large_joins`) from an address or identity that sent one a moment ago
+        is refused with BusyError (LARGE_JOIN_TOO_SOON).
         """
         peer_id = checks.peer_id_of(host, port)
         checked = checks.check_files(files, self.max_files)
+        key = None if source is None else self.address_key(source)
+        senders = [] if key is None else [f"address {key}"]
+        if identity:
+            senders.append(f"identity {identity}")
+        self.large_joins.take(len(checked.names), senders)
         token = secrets.token_hex(TOKEN_BYTES)
         self._join(
             peer_id,
             token,
             checked,
-            None if source is None else self.address_key(source),
+            key,
             identity=identity,
             certificate=certificate,
             reachable=reachable,

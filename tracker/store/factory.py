@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from napshare.common.addresskey import AddressKey
+from napshare.tracker.largejoins import LARGE_JOIN_FILES, LARGE_JOIN_INTERVAL
 from napshare.tracker.limits import Limits
 from napshare.tracker.store.base import MAX_JOIN_NONCES, IndexStore
 
@@ -36,6 +37,8 @@ def open_store(
     limits: Limits,
     address_key: AddressKey | None = None,
     max_join_nonces: int = MAX_JOIN_NONCES,
+    large_join_files: int = LARGE_JOIN_FILES,
+    large_join_interval: float = LARGE_JOIN_INTERVAL,
 ) -> IndexStore:
     """The store `value` names, opened: an empty index in memory, or the Redis one (which
     raises StoreConfigError when it cannot be reached or used).
@@ -49,6 +52,8 @@ def open_store(
             limits=limits,
             address_key=address_key,
             max_join_nonces=max_join_nonces,
+            large_join_files=large_join_files,
+            large_join_interval=large_join_interval,
         )
     from napshare.tracker.store.redis_store import RedisStore  # noqa: PLC0415 - redis is big
 
@@ -59,4 +64,6 @@ def open_store(
         limits=limits,
         address_key=address_key,
         max_join_nonces=max_join_nonces,
+        large_join_files=large_join_files,
+        large_join_interval=large_join_interval,
     )

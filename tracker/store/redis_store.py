@@ -44,6 +44,7 @@ from napshare.tracker.errors import (
     unknown_contact,
     wrong_token,
 )
+from napshare.tracker.largejoins import LARGE_JOIN_FILES, LARGE_JOIN_INTERVAL
 from napshare.tracker.limits import (
     PER_ADDRESS,
     WHOLE_INDEX,
@@ -159,6 +160,8 @@ class RedisStore(IndexStore):
         max_connections: int = MAX_CONNECTIONS,
         address_key: AddressKey | None = None,
         max_join_nonces: int = MAX_JOIN_NONCES,
+        large_join_files: int = LARGE_JOIN_FILES,
+        large_join_interval: float = LARGE_JOIN_INTERVAL,
     ) -> None:
         super().__init__(
             heartbeat_interval,
@@ -168,6 +171,9 @@ class RedisStore(IndexStore):
             limits=limits,
             address_key=address_key,
             max_join_nonces=max_join_nonces,
+            large_join_files=large_join_files,
+            large_join_interval=large_join_interval,
+            clock=clock,
         )
         if search_budget < 1:
             raise ValueError("search_budget must be at least 1")

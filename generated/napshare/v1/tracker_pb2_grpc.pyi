@@ -114,7 +114,8 @@ class TrackerServiceStub:
       or the request bytes are not a `JoinRequest` (`REQUEST_MALFORMED`).
     * `UNAUTHENTICATED`: `signature` is not the certificate key's over this
       Join for this tracker, or `signed_at` is more than 300 s away from the
-      tracker's clock (`JOIN_SIGNATURE_INVALID`).
+      tracker's clock (`JOIN_SIGNATURE_INVALID`); or its nonce was taken
+      before: a copy of an earlier Join (`JOIN_REPLAYED`).
     * `PERMISSION_DENIED`: a live registration of another identity holds the
       address (`ADDRESS_TAKEN`), one the tracker reached there or this Join
       was not; it is left as it was. Its lease runs out three heartbeat
@@ -127,8 +128,12 @@ class TrackerServiceStub:
       (`INDEX_FULL`) or bytes of file names (`INDEX_NAME_BYTES_LIMIT`) of the
       whole index. `metadata` holds `limit` (its value) and `flag` (the
       tracker's option that sets it). Or 8 reachability checks of other Joins
-      are running (`ADDRESS_CHECKS_BUSY`, with `RetryInfo`: 3 s); or a
-      request over 16 MiB (from gRPC, no details).
+      are running (`ADDRESS_CHECKS_BUSY`, with `RetryInfo`: 3 s); or the
+      tracker remembers as many recent signed Joins as it may (`JOINS_BUSY`,
+      with `RetryInfo`); or the Join lists 10,000 files or more and its address
+      or identity sent such a Join less than 30 s ago, or one of this address
+      is still being added (`LARGE_JOIN_TOO_SOON`, with `RetryInfo`: the
+      seconds left); or a request over 16 MiB (from gRPC, no details).
     """
     Search: _grpc.UnaryUnaryMultiCallable[_tracker_pb2.SearchRequest, _tracker_pb2.SearchResponse]
     """Search finds the peers that share a file, by exact name or by keywords.
@@ -391,7 +396,8 @@ class TrackerServiceAsyncStub(TrackerServiceStub):
       or the request bytes are not a `JoinRequest` (`REQUEST_MALFORMED`).
     * `UNAUTHENTICATED`: `signature` is not the certificate key's over this
       Join for this tracker, or `signed_at` is more than 300 s away from the
-      tracker's clock (`JOIN_SIGNATURE_INVALID`).
+      tracker's clock (`JOIN_SIGNATURE_INVALID`); or its nonce was taken
+      before: a copy of an earlier Join (`JOIN_REPLAYED`).
     * `PERMISSION_DENIED`: a live registration of another identity holds the
       address (`ADDRESS_TAKEN`), one the tracker reached there or this Join
       was not; it is left as it was. Its lease runs out three heartbeat
@@ -404,8 +410,12 @@ class TrackerServiceAsyncStub(TrackerServiceStub):
       (`INDEX_FULL`) or bytes of file names (`INDEX_NAME_BYTES_LIMIT`) of the
       whole index. `metadata` holds `limit` (its value) and `flag` (the
       tracker's option that sets it). Or 8 reachability checks of other Joins
-      are running (`ADDRESS_CHECKS_BUSY`, with `RetryInfo`: 3 s); or a
-      request over 16 MiB (from gRPC, no details).
+      are running (`ADDRESS_CHECKS_BUSY`, with `RetryInfo`: 3 s); or the
+      tracker remembers as many recent signed Joins as it may (`JOINS_BUSY`,
+      with `RetryInfo`); or the Join lists 10,000 files or more and its address
+      or identity sent such a Join less than 30 s ago, or one of this address
+      is still being added (`LARGE_JOIN_TOO_SOON`, with `RetryInfo`: the
+      seconds left); or a request over 16 MiB (from gRPC, no details).
     """
     Search: _aio.UnaryUnaryMultiCallable[_tracker_pb2.SearchRequest, _tracker_pb2.SearchResponse]  # type: ignore[assignment]
     """Search finds the peers that share a file, by exact name or by keywords.
@@ -671,7 +681,8 @@ class TrackerServiceServicer(metaclass=_abc_1.ABCMeta):
           or the request bytes are not a `JoinRequest` (`REQUEST_MALFORMED`).
         * `UNAUTHENTICATED`: `signature` is not the certificate key's over this
           Join for this tracker, or `signed_at` is more than 300 s away from the
-          tracker's clock (`JOIN_SIGNATURE_INVALID`).
+          tracker's clock (`JOIN_SIGNATURE_INVALID`); or its nonce was taken
+          before: a copy of an earlier Join (`JOIN_REPLAYED`).
         * `PERMISSION_DENIED`: a live registration of another identity holds the
           address (`ADDRESS_TAKEN`), one the tracker reached there or this Join
           was not; it is left as it was. Its lease runs out three heartbeat
@@ -684,8 +695,12 @@ class TrackerServiceServicer(metaclass=_abc_1.ABCMeta):
           (`INDEX_FULL`) or bytes of file names (`INDEX_NAME_BYTES_LIMIT`) of the
           whole index. `metadata` holds `limit` (its value) and `flag` (the
           tracker's option that sets it). Or 8 reachability checks of other Joins
-          are running (`ADDRESS_CHECKS_BUSY`, with `RetryInfo`: 3 s); or a
-          request over 16 MiB (from gRPC, no details).
+          are running (`ADDRESS_CHECKS_BUSY`, with `RetryInfo`: 3 s); or the
+          tracker remembers as many recent signed Joins as it may (`JOINS_BUSY`,
+          with `RetryInfo`); or the Join lists 10,000 files or more and its address
+          or identity sent such a Join less than 30 s ago, or one of this address
+          is still being added (`LARGE_JOIN_TOO_SOON`, with `RetryInfo`: the
+          seconds left); or a request over 16 MiB (from gRPC, no details).
         """
 
     @_abc_1.abstractmethod

@@ -150,6 +150,32 @@ class StoreContract:
         assert caught.value.metadata == {"limit": "3", "flag": "--max-join-nonces"}
         store.take_nonce("a" * 64, b"x" * 16, 1_000, now=1_000.0 + NONCE_SECONDS + 11)
 
+    # -- how often large Joins come ----------------------------------------------------------
+
+    def test_a_large_join_from_one_address_or_identity_comes_once_an_interval(
+        self, make: Make
+    ) -> None:
+        clock = Clock()
+        store = make(clock=clock, large_join_files=3, large_join_interval=30)
+        big, small = files("a", "b", "c"), files("a", "b")
+        store.join("10.0.0.1", 1, big, ONE, identity="i" * 64)
+        with pytest.raises(BusyError) as caught:
+            store.join("10.0.0.1", 1, files("d", "e", "f"), ONE, identity="i" * 64)
+        assert caught.value.reason == reasons.LARGE_JOIN_TOO_SOON
+        assert caught.value.retry_delay == pytest.approx(30)
+        assert caught.value.metadata == {"limit": "30", "flag": "--large-join-interval"}
+        clock.now += 10
+        with pytest.raises(BusyError):  # the same identity from elsewhere
+            store.join("10.0.0.2", 1, big, TWO, identity="i" * 64)
+        with pytest.raises(BusyError) as caught:  # the same address, another identity
+            store.join("10.0.0.3", 1, big, ONE, identity="j" * 64)
+        assert caught.value.retry_delay == pytest.approx(20)
+        store.join("10.0.0.1", 2, small, ONE, identity="i" * 64)  # small ones come any time
+        store.join("10.0.0.2", 1, big, TWO, identity="j" * 64)  # anyone else
+        clock.now += 20
+        store.join("10.0.0.1", 1, files("d", "e", "f"), ONE, identity="i" * 64)
+        assert [f.name for f in store.files_of("10.0.0.1:1") or []] == ["d", "e", "f"]
+
     # -- registrations and search ----------------------------------------------------------
 
     def test_keyword_search_equals_a_brute_force_scan_through_churn(self, make: Make) -> None:
