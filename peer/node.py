@@ -12,7 +12,7 @@ from grpc_health.v1.health import HealthServicer
 from napshare.common import console
 from napshare.common.console import tr
 from napshare.common.metrics import Metrics
-from napshare.common.names import InvalidNameError
+from napshare.common.names import InvalidNameError, check_folder
 from napshare.common.ratelimit import TokenBucket
 from napshare.common.serving import stop_gracefully
 from napshare.peer.defaults import (
@@ -30,6 +30,7 @@ from napshare.peer.defaults import (
     UPLOADS_PER_ADDRESS,
 )
 from napshare.peer.downloading.engine import Downloader, DownloadOptions, DownloadResult
+from napshare.peer.downloading.folder_job import FolderPlan, download_folder, plan_folder
 from napshare.peer.downloading.reporting import StatusReporter
 from napshare.peer.errors import ClientError, TrackerBusyError, TrackerUnreachableError
 from napshare.peer.folder.store import SharedFolder
@@ -94,6 +95,11 @@ class BackgroundDownload:
     result: DownloadResult | None = None
     error: str | None = None
     failure: Exception | None = None  # what `error` says, for the menu to act on
+    # A folder's download (`name` is the folder, `reporter` tells of its current file): what
+    # it found to do once listed, and its files downloaded so far, in order.
+    plan: FolderPlan | None = None
+    fetched: list[DownloadResult] = field(default_factory=list)
+    folder: bool = False
 
     @property
     def running(self) -> bool:
@@ -168,7 +174,7 @@ class Node:
             self.tracker,
             asker=lambda: self.link.peer_id,
             on_saved=self.link.announce,
-            limit=TokenBucket(config.max_download_rate),
+            rate=TokenBucket(config.max_download_rate),
         )
         self.downloads: list[BackgroundDownload] = []
         self._received = _ByteCount()
@@ -262,6 +268,52 @@ class Node:
 
         thread = threading.Thread(target=run, name=f"download-{name}", daemon=True)
         job = BackgroundDownload(name, reporter, cancel, thread)
+        self.downloads.append(job)
+        thread.start()
+        return job
+
+    def download_folder_in_background(
+        self,
+        peer: str,
+        folder: str,
+        done: Callable[[BackgroundDownload], None],
+        on_note: Callable[[str], None] | None = None,
+        *,
+        on_file: Callable[[DownloadResult], None] | None = None,
+        force: bool = False,
+    ) -> BackgroundDownload:
+        """Start downloading every file under `folder` of `peer` in a thread, one file after
+        another (peer.downloading.folder_job); `on_file` is called with each file once it is
+        in place, `done` with the job when it ends. `on_note` shows the lines of each file's
+        download (stdout when None); `force` replaces files of the folder that this peer's
+        folder holds with other contents.
+        """
+        options = dataclasses.replace(self.config.download, force=force)
+        reporter = _CountingReporter(on_note or console.show, self._received)
+        cancel = threading.Event()
+
+        def run() -> None:
+            try:
+                job.plan = plan_folder(self.downloader, peer, folder, force=force)
+                for result in download_folder(
+                    self.downloader, job.plan, options, lambda _at, _file: reporter, cancel
+                ):
+                    job.fetched.append(result)
+                    if on_file is not None:
+                        on_file(result)
+            except (ClientError, InvalidNameError) as error:
+                job.error = console.localized(error)
+                job.failure = error
+            except Exception as error:
+                logger.debug("download of folder %s hit an internal error", folder, exc_info=True)
+                job.error = tr(
+                    "internal error: {kind}: {error}", kind=type(error).__name__, error=error
+                )
+            done(job)
+
+        name = check_folder(folder) or "/"
+        thread = threading.Thread(target=run, name=f"download-{name}", daemon=True)
+        job = BackgroundDownload(name, reporter, cancel, thread, folder=True)
         self.downloads.append(job)
         thread.start()
         return job

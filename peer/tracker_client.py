@@ -2,6 +2,7 @@
 and the calls that reach peers behind NATs: Listen (the serving side's stream) and Connect.
 """
 
+import functools
 import logging
 import secrets
 import threading
@@ -27,12 +28,13 @@ from napshare.common.identity import (
     join_digest,
     join_message,
 )
-from napshare.common.names import InvalidNameError, check_file_name, check_sha256
+from napshare.common.names import InvalidNameError, check_file_name, check_folder, check_sha256
 from napshare.common.protocol import MAX_PAGE_SIZE
 from napshare.common.tls import pinned_channel, speaks_tls
 from napshare.peer.defaults import MAX_RESULTS, SEARCH_TIME
 from napshare.peer.errors import (
     ClientError,
+    NotFoundError,
     TrackerUnreachableError,
     connect_refused,
     tracker_error,
@@ -94,6 +96,7 @@ class ConnectAnswer:
     secret: bytes = b""  # reverse: the 32-byte secret both sides prove
     relay_address: str = ""  # relay: host:port (an empty host: the tracker's)
     relay_ticket: bytes = b""  # relay: this side's serialized SignedRelayTicket
+    behind_nat: bool = False  # reverse: a NAT would drop a dial to the caller; none was asked
 
 
 class Listening:
@@ -317,6 +320,54 @@ class TrackerClient:
                 return Found(sources, more, more and capped, gathering)
         return Found(sources, True, True, gathering)
 
+    def browse(self, peer: str, folder: str = "") -> Iterator[list[Source]]:
+        """The files `peer` shares under `folder` ("": all), page by page, in name order.
+
+        At most MAX_RESULTS files in at most MAX_PAGES calls, whatever the tracker answers;
+        files that are malformed, outside the folder or out of order are dropped (and said
+        once in the log). Raises NotFoundError when the tracker has no such peer,
+        InvalidNameError for a bad folder, or another ClientError.
+        """
+        prefix = check_folder(folder)
+        token, count, last = "", 0, ""
+        for _ in range(MAX_PAGES):
+            request = tracker_pb2.BrowseRequest(
+                peer_id=peer, folder=prefix, page_size=MAX_PAGE_SIZE, page_token=token
+            )
+            reply = self._failing_over(functools.partial(self._browse_here, peer, request))
+            files = _listed(reply, peer, prefix, last, self.address)[: MAX_RESULTS - count]
+            if files:
+                last = files[-1].name
+            count += len(files)
+            yield files
+            token = reply.next_page_token
+            if not token or count >= MAX_RESULTS:
+                return
+        logger.warning(
+            "tracker %s listed more than %d pages of %s's files; stopped there",
+            self.address,
+            MAX_PAGES,
+            peer,
+        )
+
+    def _browse_here(
+        self, peer: str, request: tracker_pb2.BrowseRequest
+    ) -> tracker_pb2.BrowseResponse:
+        try:
+            return self._connected().Browse(request, timeout=self._timeout)
+        except grpc.RpcError as error:
+            found = error_details.read(error)
+            if found is not None and found.reason == reasons.PEER_NOT_REGISTERED:
+                raise NotFoundError(
+                    tr(
+                        "tracker {tracker} has no peer {peer} (it left, its lease ran out, "
+                        "or it never joined)",
+                        tracker=self.address,
+                        peer=peer,
+                    )
+                ) from None
+            raise self._failure(error) from None
+
     def update(
         self,
         registration: Registration,
@@ -354,12 +405,19 @@ class TrackerClient:
         return Listening(self, call, call.cancel)
 
     def connect(
-        self, peer: str, path: tracker_pb2.ConnectPath, reverse_port: int = 0
+        self,
+        peer: str,
+        path: tracker_pb2.ConnectPath,
+        reverse_port: int = 0,
+        caller_ip: str = "",
     ) -> ConnectAnswer:
         """Ask the tracker to reach `peer` by `path` (tracker_pb2.CONNECT_PATH_*); the caller's
         half. Raises ConnectRefusedError with the tracker's reason, or another ClientError.
+        `caller_ip`: this host's own address towards the tracker, for a reverse path.
         """
-        request = tracker_pb2.ConnectRequest(peer_id=peer, path=path, reverse_port=reverse_port)
+        request = tracker_pb2.ConnectRequest(
+            peer_id=peer, path=path, reverse_port=reverse_port, caller_ip=caller_ip
+        )
         try:
             reply = self._connected().Connect(request, timeout=self._timeout)
         except grpc.RpcError as error:
@@ -373,6 +431,7 @@ class TrackerClient:
             reply.secret,
             reply.relay_address,
             reply.relay_ticket,
+            reply.caller_behind_nat,
         )
 
     def watch_reconnects(self, callback: Callable[[], None]) -> None:
@@ -614,8 +673,53 @@ def _wait(future: "grpc.Future[ReplyT]", cancel: threading.Event | None) -> bool
     return True
 
 
+def _listed(
+    reply: tracker_pb2.BrowseResponse, peer: str, prefix: str, after: str, tracker: str
+) -> list[Source]:
+    """The files of a Browse page that are well formed (as _checked's), under `prefix`, and in
+    strictly increasing name order after `after`, as Sources of `peer`; the others are dropped,
+    and said in the log.
+    """
+    kept: list[Source] = []
+    dropped = 0
+    certificate = reply.certificate if len(reply.certificate) <= MAX_CERTIFICATE_BYTES else b""
+    for file in reply.files:
+        if not (_well_formed(file) and file.name.startswith(prefix) and file.name > after):
+            dropped += 1
+            continue
+        after = file.name
+        kept.append(
+            Source(
+                peer,
+                file.name,
+                file.size,
+                file.sha256,
+                certificate=certificate,
+                pieces_root=file.pieces_root,
+                reachable=reply.reachable,
+            )
+        )
+    if dropped:
+        logger.warning(
+            "tracker %s listed %d malformed files of %s; ignored them", tracker, dropped, peer
+        )
+    return kept
+
+
+def _well_formed(file: file_info_pb2.FileInfo) -> bool:
+    """Whether a file a tracker listed has a valid name, sha256, size and pieces root."""
+    try:
+        check_file_name(file.name)
+        check_sha256(file.sha256)
+        if file.pieces_root:
+            check_sha256(file.pieces_root)  # the same form: 64 lowercase hex characters
+    except InvalidNameError:
+        return False
+    return file.size >= 0 and not (file.pieces_root and file.size == 0)
+
+
 def _checked(results: Iterable[tracker_pb2.SearchResult], name: str, tracker: str) -> list[Source]:
-    """The results that are well formed: a plain name (`name` itself for an exact search), a
+    """The results that are well formed: a valid name (`name` itself for an exact search), a
     sha256, a size, a pieces root or none (none for an empty file), and a peer id in the one
     form Join issues. A tracker is not trusted to send only those; what else it sends is
     dropped, and said once in the log.
@@ -625,18 +729,13 @@ def _checked(results: Iterable[tracker_pb2.SearchResult], name: str, tracker: st
     for r in results:
         file = r.file
         try:
-            check_file_name(file.name)
-            check_sha256(file.sha256)
-            if file.pieces_root:
-                check_sha256(file.pieces_root)  # the same form: 64 lowercase hex characters
             well_formed = (
-                file.size >= 0
+                _well_formed(file)
                 and len(r.certificate) <= MAX_CERTIFICATE_BYTES
-                and not (file.pieces_root and file.size == 0)
                 and (not name or file.name == name)
                 and normal_address(r.peer_id) == r.peer_id
             )
-        except (InvalidNameError, InvalidAddressError):
+        except InvalidAddressError:
             well_formed = False
         if well_formed:
             kept.append(

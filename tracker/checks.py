@@ -1,4 +1,5 @@
-"""What makes a request to the tracker valid: its files, removed names, peer id and search.
+"""What makes a request to the tracker valid: its files, removed names, peer id, search and
+listing (Browse).
 
 Every backend of the index (tracker/store) gets requests already checked here, so a bad
 name, size, sha256, pieces root, address or search is refused the same way, with the same
@@ -19,7 +20,7 @@ from napshare.common.address import (
     format_address,
     normal_address,
 )
-from napshare.common.names import InvalidNameError, check_file_name, check_sha256
+from napshare.common.names import InvalidNameError, check_file_name, check_folder, check_sha256
 from napshare.common.protocol import MAX_PAGE_SIZE
 from napshare.tracker import paging
 from napshare.tracker.errors import InvalidRequestError
@@ -63,6 +64,19 @@ class SearchQuery(NamedTuple):
 
     name: str
     words: list[str]
+    limit: int
+    search: bytes
+    page_token: str
+
+
+class BrowseQuery(NamedTuple):
+    """A checked Browse: the peer (its id in the one form Join issues), the prefix of the
+    names under the folder ("" for every file), the page size, what ties its tokens to it,
+    and the raw page token.
+    """
+
+    peer_id: str
+    prefix: str
     limit: int
     search: bytes
     page_token: str
@@ -200,3 +214,19 @@ def check_search(name: str, query: str, limit: int, page_token: str) -> SearchQu
             "query has no word in it; give at least one keyword", reasons.QUERY_EMPTY
         )
     return SearchQuery(name, words, limit, paging.search_id(name, words), page_token)
+
+
+def check_browse(peer_id: str, folder: str, limit: int, page_token: str) -> BrowseQuery:
+    """A Browse of `peer_id`'s files under `folder` ("": all of them), checked.
+
+    `limit` is the page size (0: DEFAULT_LIMIT; at most MAX_LIMIT).
+    """
+    peer_id = normal_peer_id(peer_id)
+    try:
+        prefix = check_folder(folder)
+    except InvalidNameError as error:
+        raise InvalidRequestError(f"folder: {error}", error.reason, {"field": "folder"}) from None
+    if limit < 0:
+        raise InvalidRequestError(f"limit {limit} is negative", reasons.LIMIT_INVALID)
+    limit = min(limit or DEFAULT_LIMIT, MAX_LIMIT)
+    return BrowseQuery(peer_id, prefix, limit, paging.browse_id(peer_id, prefix), page_token)

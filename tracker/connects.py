@@ -114,13 +114,21 @@ class Connects:
         self._lock = threading.Lock()
         self._callers: collections.OrderedDict[str, TokenBucket] = collections.OrderedDict()
         self._dials: dict[str, collections.deque[float]] = {}  # per peer id: when sent
-        self._answered = {"reverse": 0, "relay": 0, "local": 0}  # Connect answers, by path
+        self._answered = {"reverse": 0, "relay": 0, "local": 0, "behind_nat": 0}  # by path
 
     def connect(
-        self, caller: str | None, peer_id: str, path: int, reverse_port: int = 0
+        self,
+        caller: str | None,
+        peer_id: str,
+        path: int,
+        reverse_port: int = 0,
+        caller_ip: str = "",
     ) -> tracker_pb2.ConnectResponse:
         """Ask `peer_id` to dial `caller` (its IP address; None when the call came from no IP)
         by `path`, and return the caller's half. Raises a TrackerError.
+
+        `caller_ip` is the caller's own address as it gives it: when `caller` is another, a
+        NAT stands between them, which would drop a reverse dial; nobody is then asked to dial.
         """
         if path not in (tracker_pb2.CONNECT_PATH_REVERSE, tracker_pb2.CONNECT_PATH_RELAY):
             raise InvalidRequestError(
@@ -135,6 +143,7 @@ class Connects:
                 reasons.ADDRESS_INVALID,
                 {"field": "reverse_port"},
             )
+        own = _own_ip(caller_ip) if reverse and caller_ip else None
         if caller is None:
             raise InvalidRequestError(
                 "the call comes from no IP address, so no peer could dial it",
@@ -158,6 +167,10 @@ class Connects:
                 self._count("local")
                 return tracker_pb2.ConnectResponse(local_addresses=local, dialing=False)
             raise _not_listening(contact.peer_id)
+        seen = _own_ip(caller)
+        if own is not None and own.version == seen.version and own != seen:
+            self._count("behind_nat")
+            return tracker_pb2.ConnectResponse(local_addresses=local, caller_behind_nat=True)
         self._count_dial(contact.peer_id)
         if reverse:
             session = secrets.token_bytes(reverse_wire.SESSION_BYTES)
@@ -198,7 +211,8 @@ class Connects:
 
     def answered(self) -> dict[str, int]:
         """Connect calls answered so far, by path: reverse and relay (the peer was asked to
-        dial), local (only local addresses to offer).
+        dial), local (only local addresses to offer), behind_nat (a reverse dial could not have
+        reached the caller).
         """
         with self._lock:
             return dict(self._answered)
@@ -276,3 +290,18 @@ def _not_listening(peer_id: str) -> NotListeningError:
         f"peer {peer_id} holds no Listen stream, so it cannot be asked to dial, and has no "
         "address on the caller's network"
     )
+
+
+def _own_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """`text` as an IP address (an IPv4-mapped IPv6 one as IPv4), or InvalidRequestError."""
+    try:
+        ip = ipaddress.ip_address(text.removeprefix("[").removesuffix("]"))
+    except ValueError:
+        raise InvalidRequestError(
+            f"caller_ip {text[:80]!r} is not an IP address",
+            reasons.ADDRESS_INVALID,
+            {"field": "caller_ip"},
+        ) from None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip

@@ -58,6 +58,7 @@ from napshare.tracker.store.base import (
     FileEntry,
     IndexStats,
     IndexStore,
+    Listing,
     Match,
     Page,
     holds_against,
@@ -426,6 +427,26 @@ class TrackerIndex(IndexStore):
             self._expire_locked()
             peer = self._authenticated_locked(peer_id, token)
             self._depart_locked(peer, expired=False)
+
+    def _listing(self, peer_id: str, prefix: str, after: str | None, wanted: int) -> Listing:
+        with self._lock:
+            self._expire_locked()
+            peer = self._peers.get(peer_id)
+            if peer is None:
+                raise unknown_contact(peer_id)
+            catalog, files = self._catalog, peer.files
+            name_of = catalog.name_of
+            at = bisect.bisect_left(files, prefix, key=name_of)
+            if after is not None:
+                at = max(at, bisect.bisect_right(files, after, key=name_of))
+            found: list[FileEntry] = []
+            while at < len(files) and len(found) < wanted:
+                name = name_of(files[at])
+                if not name.startswith(prefix):
+                    break  # the names under a folder come together: the rest sort after
+                found.append(_entry(name, catalog.record(peer_id, files[at])))
+                at += 1
+            return Listing(found, peer.certificate, peer.reachable)
 
     def _page(self, wanted: SearchQuery, after: paging.Key | None, *, broad: bool) -> Page | None:
         # Judged without the lock, so that a refused search never waits for it.

@@ -1,11 +1,13 @@
-"""Search page tokens: an opaque, bounded, signed cursor (the last key returned) tied to its search.
+"""Page tokens of Search and Browse: an opaque, bounded, signed cursor (the last key returned)
+tied to its search or listing.
 
 A token is URL-safe base64 of a version byte, 8 bytes of a hash of the search (exact name
-or normalised query words), the last (peer id, file name) returned, NUL-separated, and an
-HMAC-SHA256 of all that, cut to 16 bytes. The next page starts after that key, so paging
-stays correct while the index changes. The secret is the store's: every tracker sharing a
-store accepts the tokens of the others, and across restarts of any of them. Tokens come
-from the network: decode() bounds the size and checks the signature before using one.
+or normalised query words; for Browse, the peer and folder), the last (peer id, file name)
+returned, NUL-separated, and an HMAC-SHA256 of all that, cut to 16 bytes. The next page
+starts after that key, so paging stays correct while the index changes. The secret is the
+store's: every tracker sharing a store accepts the tokens of the others, and across restarts
+of any of them. Tokens come from the network: decode() bounds the size and checks the
+signature before using one.
 """
 
 import base64
@@ -18,19 +20,27 @@ from napshare.common.address import InvalidAddressError, normal_address
 from napshare.common.names import InvalidNameError, check_file_name
 from napshare.tracker.errors import InvalidRequestError
 
-MAX_TOKEN_CHARS = 1024
+MAX_TOKEN_CHARS = 2048  # a peer id and a name of 1,024 UTF-8 bytes fit, base64 and all
 SECRET_BYTES = 32
 _VERSION = b"\x02"  # 1 was the unsigned token
 _SEARCH_HASH_BYTES = 8
 _MAC_BYTES = 16
 _FIELD = {"field": "page_token"}
 
-Key = tuple[str, str]  # (peer id, file name): the order of search results
+Key = tuple[str, str]  # (peer id, file name): the order of search results and listings
 
 
 def search_id(name: str, words: list[str]) -> bytes:
     """What ties a token to its search: a short hash of the exact name or the query words."""
-    what = "name\x00" + name if name else "query\x00" + " ".join(words)
+    return _tie("name\x00" + name if name else "query\x00" + " ".join(words))
+
+
+def browse_id(peer_id: str, prefix: str) -> bytes:
+    """What ties a token to its listing (Browse): the peer and the folder's prefix."""
+    return _tie(f"browse\x00{peer_id}\x00{prefix}")
+
+
+def _tie(what: str) -> bytes:
     return hashlib.blake2b(
         what.encode("utf-8", "surrogatepass"), digest_size=_SEARCH_HASH_BYTES
     ).digest()

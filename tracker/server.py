@@ -136,7 +136,8 @@ def create_server(
             "counter",
             "connects",
             "Connect calls answered, by path: reverse and relay (the peer was asked to dial), "
-            "local (its local addresses only).",
+            "local (its local addresses only), behind_nat (the caller is behind a NAT, so "
+            "nobody was asked to dial it).",
             "path",
             connects.answered,
         )
@@ -174,6 +175,7 @@ def _handlers(service: TrackerServicer) -> dict[str, grpc.RpcMethodHandler[Any, 
     return {
         "Join": typed(service.Join, tracker_pb2.JoinRequest, tracker_pb2.JoinResponse),
         "Search": grpc.unary_unary_rpc_method_handler(service.search_wire),
+        "Browse": typed(service.Browse, tracker_pb2.BrowseRequest, tracker_pb2.BrowseResponse),
         "Update": typed(service.Update, tracker_pb2.UpdateRequest, tracker_pb2.UpdateResponse),
         "Heartbeat": typed(
             service.Heartbeat, tracker_pb2.HeartbeatRequest, tracker_pb2.HeartbeatResponse

@@ -16,7 +16,7 @@ from napshare.tracker.errors import InvalidRequestError, TrackerError, UnknownPe
 from napshare.tracker.proof import JoinProof
 from napshare.tracker.reachability import AddressCheck
 from napshare.tracker.status import abort
-from napshare.tracker.store.base import IndexStore, SearchOutcome
+from napshare.tracker.store.base import FileEntry, IndexStore, SearchOutcome
 from napshare.tracker.switchboard import LISTEN_KEEPALIVE, Switchboard
 from napshare.v1 import file_info_pb2, tracker_pb2, tracker_pb2_grpc
 
@@ -131,6 +131,32 @@ class TrackerServicer(tracker_pb2_grpc.TrackerServiceServicer):
             request.name or " ".join(request.query.split()),
         )
 
+    def Browse(  # noqa: N802 - the RPC's name
+        self, request: tracker_pb2.BrowseRequest, context: grpc.ServicerContext
+    ) -> tracker_pb2.BrowseResponse:
+        try:
+            outcome = self._index.browse(
+                request.peer_id,
+                request.folder,
+                limit=request.page_size,
+                page_token=request.page_token,
+            )
+        except TrackerError as error:
+            abort(context, error)
+        logger.debug(
+            "%s browsed %r of peer %s: %d files",
+            context.peer(),
+            request.folder,
+            request.peer_id,
+            len(outcome.files),
+        )
+        return tracker_pb2.BrowseResponse(
+            files=[_file_info(file) for file in outcome.files],
+            next_page_token=outcome.next_page_token,
+            certificate=outcome.certificate,
+            reachable=outcome.reachable,
+        )
+
     def Update(  # noqa: N802 - the RPC's name
         self, request: tracker_pb2.UpdateRequest, context: grpc.ServicerContext
     ) -> tracker_pb2.UpdateResponse:
@@ -205,13 +231,15 @@ class TrackerServicer(tracker_pb2_grpc.TrackerServiceServicer):
         caller = caller_ip(context.peer())
         try:
             answer = self._connects.connect(
-                caller, request.peer_id, request.path, request.reverse_port
+                caller, request.peer_id, request.path, request.reverse_port, request.caller_ip
             )
         except TrackerError as error:
             logger.info("no connection to %s for %s: %s", request.peer_id[:80], caller, error)
             abort(context, error)
         how = "a relay" if request.path == tracker_pb2.CONNECT_PATH_RELAY else "a reverse dial"
-        if not answer.dialing:
+        if answer.caller_behind_nat:
+            how = "nobody: the caller is behind a NAT, its local addresses only"
+        elif not answer.dialing:
             how = "its local addresses only"
         logger.info("connecting %s to peer %s by %s", caller, request.peer_id, how)
         return answer
@@ -222,12 +250,7 @@ def _search_response(outcome: SearchOutcome) -> tracker_pb2.SearchResponse:
         results=[
             tracker_pb2.SearchResult(
                 peer_id=match.peer_id,
-                file=file_info_pb2.FileInfo(
-                    name=match.file.name,
-                    size=match.file.size,
-                    sha256=match.file.sha256,
-                    pieces_root=match.file.pieces_root,
-                ),
+                file=_file_info(match.file),
                 certificate=match.certificate,
                 reachable=match.reachable,
             )
@@ -236,6 +259,12 @@ def _search_response(outcome: SearchOutcome) -> tracker_pb2.SearchResponse:
         truncated=outcome.truncated,
         next_page_token=outcome.next_page_token,
         gathering=outcome.gathering,
+    )
+
+
+def _file_info(file: FileEntry) -> file_info_pb2.FileInfo:
+    return file_info_pb2.FileInfo(
+        name=file.name, size=file.size, sha256=file.sha256, pieces_root=file.pieces_root
     )
 
 

@@ -253,13 +253,13 @@ class Downloader:
         *,
         asker: Callable[[], str] = lambda: "",
         on_saved: Callable[[SharedFile], None] | None = None,
-        limit: TokenBucket | None = None,
+        rate: TokenBucket | None = None,
     ) -> None:
         self.folder = folder
         self.tracker = tracker
         self._asker = asker
         self._on_saved = on_saved
-        self._limit = limit
+        self._rate = rate
         self.connections = PathCounts()  # connections to peers opened, by path
         self.reverse_host = ""  # where reverse connections are listened for ("": everywhere)
         self._reverse: ReverseListener | None = None
@@ -667,7 +667,7 @@ class Downloader:
         return Stream(
             job.options.stall_timeout,
             job.cancel,
-            self._limit,
+            self._rate,
             job.tally.add,
             on_data=job.tally.touch,
         )

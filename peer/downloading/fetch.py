@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from typing import TypeAlias
 
 import grpc
@@ -283,15 +284,27 @@ class PeerChannels:
         self._windows.clear()
 
 
+class StopReason(Enum):
+    """Why a stream's watchdog cancelled its call."""
+
+    STALLED = "no data came for the stall timeout"
+    CANCELLED = "the download was cancelled"
+    HALTED = "the engine stopped every stream"
+    SUPERSEDED = "another stream took the claim over"
+
+
 class _Watchdog:
-    """Cancels a call when no data came for `stall_timeout` seconds, or when one of `stops` is
-    set (`reason` then says which: "stalled", or the index of the event).
+    """Cancels a call when no data came for `stall_timeout` seconds, or when one of the events
+    of `stops` is set; `reason` then says why.
     """
 
     def __init__(
-        self, call: grpc.Call, stall_timeout: float, stops: Sequence[threading.Event | None]
+        self,
+        call: grpc.Call,
+        stall_timeout: float,
+        stops: Sequence[tuple[threading.Event | None, StopReason]],
     ) -> None:
-        self.reason: str | int | None = None
+        self.reason: StopReason | None = None
         self.last = time.monotonic()
         self._call = call
         self._stall_timeout = stall_timeout
@@ -306,11 +319,11 @@ class _Watchdog:
 
     def poll(self) -> bool:
         """Cancel the call now if a stop is set or the peer stalled; whether it did."""
-        stopped = [i for i, event in enumerate(self._stops) if event and event.is_set()]
+        stopped = [reason for event, reason in self._stops if event and event.is_set()]
         if stopped:
             self.reason = stopped[0]
         elif time.monotonic() - self.last > self._stall_timeout:
-            self.reason = "stalled"
+            self.reason = StopReason.STALLED
         else:
             return False
         self._call.cancel()  # type: ignore[no-untyped-call]
@@ -331,7 +344,7 @@ class Stream:
 
     stall_timeout: float
     cancel: threading.Event | None = None
-    limit: TokenBucket | None = None
+    rate: TokenBucket | None = None
     on_bytes: Callable[[str, int], None] = lambda _peer, _count: None  # kept, from whom
     halt: threading.Event | None = None  # the engine stops every stream (another one failed)
     on_data: Callable[[], None] = lambda: None  # bytes arrived (not yet checked)
@@ -354,7 +367,15 @@ def fetch_claim(download: Download, part: PartFile, plan: Plan, claim: Claim, ho
         name=part.name, offset=offset, limit=end - offset, sha256=part.sha256
     )
     call = download(request)
-    watchdog = _Watchdog(call, how.stall_timeout, (how.cancel, how.halt, claim.superseded))
+    watchdog = _Watchdog(
+        call,
+        how.stall_timeout,
+        (
+            (how.cancel, StopReason.CANCELLED),
+            (how.halt, StopReason.HALTED),
+            (claim.superseded, StopReason.SUPERSEDED),
+        ),
+    )
     scratch = _Scratch(part) if layer.piece_size > PIECE_BUFFER else None
     keeper = _Keeper(part, plan, claim, how, call)
     position, index = offset, claim.start
@@ -396,11 +417,11 @@ def fetch_claim(download: Download, part: PartFile, plan: Plan, claim: Claim, ho
                     return  # another stream took the rest
                 piece_end = layer.end_of(index)
                 piece = _new_piece(part, index, scratch)
-            if how.limit is not None:
-                _pace(how.limit, len(data), watchdog, stops)
+            if how.rate is not None:
+                _pace(how.rate, len(data), watchdog, stops)
     except grpc.RpcError as error:
         keeper.finish()
-        if watchdog.reason == 2 or keeper.stopped or position == end:
+        if watchdog.reason is StopReason.SUPERSEDED or keeper.stopped or position == end:
             return  # superseded, the keeper ended the call, or every byte asked came
         raise _ended(error, watchdog, peer, part, how) from None
     finally:
@@ -591,7 +612,11 @@ def fetch_in_order(download: Download, peer: str, part: PartFile, how: Stream) -
     """
     request = peer_pb2.DownloadRequest(name=part.name, offset=part.have, sha256=part.sha256)
     call = download(request)
-    watchdog = _Watchdog(call, how.stall_timeout, (how.cancel, how.halt))
+    watchdog = _Watchdog(
+        call,
+        how.stall_timeout,
+        ((how.cancel, StopReason.CANCELLED), (how.halt, StopReason.HALTED)),
+    )
     first = True
     try:
         for chunk in call:
@@ -614,8 +639,8 @@ def fetch_in_order(download: Download, peer: str, part: PartFile, how: Stream) -
                 part.add_source(peer)
             part.write(chunk.offset, data)
             how.on_bytes(peer, len(data))
-            if how.limit is not None:
-                _pace(how.limit, len(data), watchdog, (how.cancel, how.halt))
+            if how.rate is not None:
+                _pace(how.rate, len(data), watchdog, (how.cancel, how.halt))
     except grpc.RpcError as error:
         raise _ended(error, watchdog, peer, part, how) from None
     finally:
@@ -630,18 +655,18 @@ def fetch_in_order(download: Download, peer: str, part: PartFile, how: Stream) -
 def _ended(
     error: grpc.RpcError, watchdog: _Watchdog, peer: str, part: PartFile, how: Stream
 ) -> Exception:
-    """What a stream's failed call means: cancelled or halted by us (the watchdog's first two
-    events), stalled, or the peer's own failure.
+    """What a stream's failed call means: cancelled or halted by us, stalled, or the peer's
+    own failure.
     """
-    if watchdog.reason in (0, 1):
+    if watchdog.reason in (StopReason.CANCELLED, StopReason.HALTED):
         return CancelledError(tr("download of {name} cancelled", name=part.name))
-    if watchdog.reason == "stalled":
+    if watchdog.reason is StopReason.STALLED:
         return PeerError(peer, PeerFault.STALLED, f"no data for {how.stall_timeout:g} s")
     return peer_failure(peer, error)
 
 
 def _pace(
-    limit: TokenBucket,
+    rate: TokenBucket,
     count: int,
     watchdog: _Watchdog,
     stops: Sequence[threading.Event | None],
@@ -650,7 +675,7 @@ def _pace(
     then cancels the call at once, so the loop ends before it takes what the peer already
     sent at full speed; the wait is ours, not a stall of the peer.
     """
-    delay = limit.reserve(count)
+    delay = rate.reserve(count)
     if not delay:
         return
     watchdog.last = time.monotonic() + delay

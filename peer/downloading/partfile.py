@@ -40,6 +40,7 @@ from napshare.peer.errors import (
     DownloadInProgressError,
     FolderProblemError,
 )
+from napshare.peer.folder import beneath
 from napshare.peer.folder.layout import (
     NOTE_SUFFIX,
     PART_SUFFIX,
@@ -143,7 +144,7 @@ class PartFile:
         self._partial_fd = -1
         self._hash: TrailingHash | None = None
         try:
-            if not force and _exists(self.name, self._root_fd):
+            if self._taken() and not force:
                 raise AlreadyExistsError(
                     tr("{path} already exists; use --force to download it again", path=root / name)
                 )
@@ -519,13 +520,25 @@ class PartFile:
             os.fsync(self._fd)
             if os.fstat(self._fd).st_nlink == 0:
                 raise self._removed()
-            if replace:
-                os.replace(
-                    self.part_name, self.name, src_dir_fd=self._partial_fd, dst_dir_fd=self._root_fd
-                )
-            else:
-                self._rename_without_replacing()
-            os.fsync(self._root_fd)
+            folders, leaf = beneath.split(self.name)
+            try:
+                folder_fd = beneath.open_folder(self._root_fd, folders, create=True)
+            except OSError as error:
+                if error.errno in beneath.NOT_A_FOLDER:
+                    raise self._in_the_way(error) from None
+                raise
+            try:
+                if replace:
+                    os.replace(
+                        self.part_name, leaf, src_dir_fd=self._partial_fd, dst_dir_fd=folder_fd
+                    )
+                else:
+                    self._rename_without_replacing(folder_fd, leaf)
+                os.fsync(folder_fd)
+            finally:
+                os.close(folder_fd)
+            if folders:
+                os.fsync(self._root_fd)  # the folders made on the way
             self._finished = True
         except OSError as error:
             if error.errno in _DISK_FULL | _READ_ONLY | {errno.ENOENT}:
@@ -540,14 +553,14 @@ class PartFile:
             ) from None
         self._remove_note()
 
-    def _rename_without_replacing(self) -> None:
-        partial, root = self._partial_fd, self._root_fd
+    def _rename_without_replacing(self, folder_fd: int, leaf: str) -> None:
+        partial = self._partial_fd
         try:
             os.link(
                 self.part_name,
-                self.name,
+                leaf,
                 src_dir_fd=partial,
-                dst_dir_fd=root,
+                dst_dir_fd=folder_fd,
                 follow_symlinks=False,
             )
         except FileExistsError:
@@ -561,13 +574,44 @@ class PartFile:
             if error.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK):
                 raise
             # No hard links on this file system: check, then rename (a small race).
-            if _exists(self.name, root):
+            if _exists(leaf, folder_fd):
                 raise AlreadyExistsError(
                     tr("{path} appeared during the download; kept it", path=self._root / self.name)
                 ) from None
-            os.replace(self.part_name, self.name, src_dir_fd=partial, dst_dir_fd=root)
+            os.replace(self.part_name, leaf, src_dir_fd=partial, dst_dir_fd=folder_fd)
             return
         os.unlink(self.part_name, dir_fd=partial)
+
+    def _taken(self) -> bool:
+        """Whether a file (or anything) has the final name already; FolderProblemError when
+        a folder on its way is a symlink or a file, through which nothing is ever written.
+        """
+        folders, leaf = beneath.split(self.name)
+        try:
+            folder_fd = beneath.open_folder(self._root_fd, folders)
+        except FileNotFoundError:
+            return False
+        except OSError as error:
+            if error.errno in beneath.NOT_A_FOLDER:
+                raise self._in_the_way(error) from None
+            raise self._failure(error, 0) from None
+        try:
+            return _exists(leaf, folder_fd)
+        finally:
+            os.close(folder_fd)
+
+    def _in_the_way(self, error: OSError) -> FolderProblemError:
+        """The error for a folder of the name that is a symlink or a file."""
+        return FolderProblemError(
+            tr(
+                "cannot put {name} in {folder}: {path} is a symlink or a file, not a folder, "
+                "and nothing is written through it; move it away and run the same download "
+                "again (what was downloaded is kept)",
+                name=self.name,
+                folder=self._root,
+                path=error.filename,
+            )
+        )
 
     def discard(self) -> None:
         """Throw the part's bytes away and start it again from zero, for the same file."""

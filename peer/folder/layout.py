@@ -2,7 +2,9 @@
 
 import hashlib
 
-STATE_DIR = ".napshare"  # napshare's own files; never shared
+from napshare.common import names
+
+STATE_DIR = names.STATE_DIR  # napshare's own files; never shared (common.names' rule)
 HASHES_FILE = "hashes.json"  # in STATE_DIR: the cached sha256 and pieces root of each file
 LAYERS_DIR = "layers"  # in STATE_DIR: `<pieces root>`, the piece layer of a shared file
 PARTIAL_DIR = "partial"  # in STATE_DIR: each unfinished download's bytes and note

@@ -16,6 +16,7 @@ from pathlib import Path
 from napshare.common import merkle, reasons
 from napshare.common.console import N_, LocalizedError
 from napshare.common.names import InvalidNameError, check_file_name, check_sha256
+from napshare.peer.folder import beneath
 from napshare.peer.folder.hash_cache import CachedHash, HashCache
 from napshare.peer.folder.layers import LayerStore
 
@@ -24,6 +25,11 @@ logger = logging.getLogger(__name__)
 HASH_BUFFER = 4 * 1024 * 1024
 HASH_BUFFERS = 3  # read ahead of the tree's thread by at most two buffers
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+# What opening a name that is not shared fails with: missing, a symlink on the way (or at the
+# end), a file where a folder should be, not readable, a FIFO without a writer.
+_NOT_THERE = frozenset(
+    {errno.ENOENT, errno.ELOOP, errno.ENOTDIR, errno.EACCES, errno.ENXIO, errno.ENAMETOOLONG}
+)
 # The clock the kernel stamps mtimes with; a file stamped in the tick its hash began may
 # change again within that tick without its mtime moving, so such a digest is not cached.
 _MTIME_CLOCK: int = getattr(time, "CLOCK_REALTIME_COARSE", time.CLOCK_REALTIME)
@@ -31,7 +37,8 @@ _MTIME_CLOCK: int = getattr(time, "CLOCK_REALTIME_COARSE", time.CLOCK_REALTIME)
 
 @dataclass(frozen=True)
 class SharedFile:
-    """One shared file as it is now: plain name, size in bytes, sha256, mtime, pieces root.
+    """One shared file as it is now: name (its path from the root), size in bytes, sha256,
+    mtime, pieces root.
 
     `pieces_root` is the file's BEP 52 root in hex (napshare.common.merkle), "" for an empty
     file (or for a file described by another peer that does not compute it).
@@ -66,10 +73,12 @@ class NotSharedError(Exception):
 
 
 class SharedFolder:
-    """The regular files at the top of `root` (napshare's own files live in a folder there).
+    """The regular files under `root`, at any depth, each named by its path from `root`
+    (common.names); napshare's own files live in a folder there, which is never shared.
 
-    Symlinks are never followed, so nothing outside `root` is ever read; the only thing
-    written is the cache in `root/.napshare/`. Safe to use from several threads.
+    Symlinks are never followed (neither shared nor entered), so nothing outside `root` is
+    ever read; FIFOs, devices and sockets are not shared. The only thing written is the
+    cache in `root/.napshare/`. Safe to use from several threads.
     """
 
     def __init__(self, root: Path) -> None:
@@ -88,34 +97,64 @@ class SharedFolder:
         self._hash_lock = threading.Lock()
 
     def scan(self) -> list[SharedFile]:
-        """Every file shared now, sorted by name; hashes only new or changed files."""
+        """Every file shared now, at any depth, sorted by name; hashes only new or changed
+        files.
+        """
         try:
-            entries = sorted(os.scandir(self.root), key=lambda entry: entry.name)
+            root_fd = beneath.open_root(self.root)
         except OSError as error:
             raise FolderError(
                 N_("cannot list shared folder {folder}: {error}"), folder=self.root, error=error
             ) from error
         files: list[SharedFile] = []
-        for entry in entries:
-            if not _is_shareable_name(entry.name) or not entry.is_file(follow_symlinks=False):
-                continue
-            try:
-                fd, info = self._open(entry.name, flush_soon=True)
-            except (NotSharedError, OSError) as error:
-                logger.warning("not sharing %s: %s", entry.name, error)
-                continue
-            os.close(fd)
-            files.append(info)
+        try:
+            for name, folder_fd, leaf in beneath.walk_files(root_fd, _not_listed):
+                if not _is_shareable_name(name):
+                    logger.info("not sharing %r: the protocol does not allow its name", name)
+                    continue
+                try:
+                    fd = os.open(leaf, _OPEN_FLAGS, dir_fd=folder_fd)
+                    info = self._described(name, fd, flush_soon=True)
+                except (NotSharedError, OSError) as error:
+                    logger.warning("not sharing %s: %s", name, error)
+                    continue
+                os.close(fd)
+                files.append(info)
+        finally:
+            os.close(root_fd)
+        files.sort(key=lambda info: info.name)
         self._cache.retain({info.name for info in files})
         self._cache.flush()
         self._layers.retain(self._cache.roots())
         return files
 
     def has(self, name: str) -> bool:
-        """Whether the folder holds an entry named `name` (a plain name), of any kind: what a
-        download of that name would not replace unless forced.
+        """Whether the folder holds an entry named `name` (a path), of any kind, or something
+        in the way of one (a symlink or a file where a folder of the name should be): what a
+        download of that name would not put in place unless forced.
         """
-        return os.path.lexists(self.root / check_file_name(name))
+        folders, leaf = beneath.split(check_file_name(name))
+        try:
+            root_fd = beneath.open_root(self.root)
+        except OSError as error:
+            raise FolderError(N_("shared folder {folder} is gone"), folder=self.root) from error
+        try:
+            folder_fd = beneath.open_folder(root_fd, folders)
+        except FileNotFoundError:
+            return False
+        except OSError as error:
+            if error.errno in beneath.NOT_A_FOLDER:
+                return True
+            raise
+        finally:
+            os.close(root_fd)
+        try:
+            os.stat(leaf, dir_fd=folder_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        finally:
+            os.close(folder_fd)
+        return True
 
     def get(self, name: str) -> SharedFile:
         """The shared file `name`; raises InvalidNameError or NotSharedError."""
@@ -124,29 +163,37 @@ class SharedFolder:
         return info
 
     def open(self, name: str) -> tuple[int, SharedFile]:
-        """A read-only descriptor of the regular file `name` directly in root, and its info.
+        """A read-only descriptor of the regular file `name` (a path under root), and its info.
 
         The caller closes the descriptor. Raises InvalidNameError or NotSharedError.
         """
         return self._open(name, flush_soon=False)
 
     def _open(self, name: str, *, flush_soon: bool) -> tuple[int, SharedFile]:
-        self._check_shared_name(name)
+        check_file_name(name)
         try:
-            fd = os.open(self.root / name, _OPEN_FLAGS)
+            root_fd = beneath.open_root(self.root)
         except OSError as error:
-            if error.errno == errno.ENOENT and not self.root.is_dir():
-                raise FolderError(N_("shared folder {folder} is gone"), folder=self.root) from error
-            if error.errno in (errno.ENOENT, errno.ELOOP, errno.EACCES, errno.ENXIO):
+            raise FolderError(N_("shared folder {folder} is gone"), folder=self.root) from error
+        try:
+            fd = beneath.open_beneath(root_fd, name, _OPEN_FLAGS)
+        except OSError as error:
+            if error.errno in _NOT_THERE:
                 raise NotSharedError(f"file {name!r} is not shared") from error
             raise
+        finally:
+            os.close(root_fd)
+        return fd, self._described(name, fd, flush_soon=flush_soon)
+
+    def _described(self, name: str, fd: int, *, flush_soon: bool) -> SharedFile:
+        """The info of the file `name` open at `fd` (closed if this fails)."""
         try:
             info = self._describe(name, fd)
             self._cache.flush(soon=flush_soon)
         except BaseException:
             os.close(fd)
             raise
-        return fd, info
+        return info
 
     def piece_layer(self, name: str) -> tuple[SharedFile, bytes]:
         """The shared file `name` and its piece layer (napshare.common.merkle; b"" if empty).
@@ -175,20 +222,26 @@ class SharedFolder:
         """
         check_file_name(name)
         check_sha256(digests.sha256)
+        folders, leaf = beneath.split(name)
         try:
-            info = os.stat(self.root / name, follow_symlinks=False)
-        except FileNotFoundError as error:
-            raise NotSharedError(f"file {name!r} is not in {self.root}") from error
+            root_fd = beneath.open_root(self.root)
+            try:
+                folder_fd = beneath.open_folder(root_fd, folders)
+            finally:
+                os.close(root_fd)
+            try:
+                info = os.stat(leaf, dir_fd=folder_fd, follow_symlinks=False)
+            finally:
+                os.close(folder_fd)
+        except OSError as error:
+            if error.errno in _NOT_THERE:
+                raise NotSharedError(f"file {name!r} is not in {self.root}") from error
+            raise
         if not stat.S_ISREG(info.st_mode):
             raise NotSharedError(f"{name!r} is not a regular file")
         self._keep(name, info, digests)
         self._cache.flush()
         return SharedFile(name, info.st_size, digests.sha256, info.st_mtime_ns, digests.pieces_root)
-
-    def _check_shared_name(self, name: str) -> None:
-        check_file_name(name)
-        if not _is_shareable_name(name):
-            raise NotSharedError(f"file {name!r} is not shared")
 
     def _describe(self, name: str, fd: int) -> SharedFile:
         before = os.fstat(fd)
@@ -273,10 +326,13 @@ def digests_of(fd: int, size: int) -> Digests:
 def _is_shareable_name(name: str) -> bool:
     try:
         check_file_name(name)
-        name.encode("utf-8")
-    except (InvalidNameError, UnicodeEncodeError):
+    except InvalidNameError:
         return False
     return True
+
+
+def _not_listed(path: str, error: OSError) -> None:
+    logger.warning("not sharing what is in %s: %s", path, error)
 
 
 def _unchanged(before: os.stat_result, after: os.stat_result) -> bool:

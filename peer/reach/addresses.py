@@ -26,13 +26,13 @@ def local_addresses(tracker: str, port: int, bound: str) -> list[str]:
         ip = None
     if ip is not None and not ip.is_unspecified:
         return [format_address(str(ip), port)]
-    source = _source_towards(tracker)
+    source = source_towards(tracker)
     if source is None or (ip is not None and ip.version != source.version):
         return []
     return [format_address(str(source), port)]
 
 
-def _source_towards(tracker: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+def source_towards(tracker: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     """The address this host sends from towards `tracker`, or None if it has no route."""
     try:
         host, port = parse_address(tracker)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from napshare.common.address import format_address
 from napshare.common.splice import Splice
+from napshare.peer.reach.accepting import accept_bounded
 
 MAX_PROXIED = 16  # connections one peer's proxy carries at once; more are closed
 
@@ -33,7 +34,12 @@ class LoopbackProxy:
         self._splices: set[Splice] = set()
         self._carrying = threading.BoundedSemaphore(MAX_PROXIED)
         self._closed = False
-        threading.Thread(target=self._accept, name=f"proxy-{peer}", daemon=True).start()
+        threading.Thread(
+            target=accept_bounded,
+            args=(self._socket, self._carrying, self._carry, f"proxy-{peer}"),
+            name=f"proxy-{peer}",
+            daemon=True,
+        ).start()
 
     def close(self) -> None:
         with self._lock:
@@ -47,19 +53,6 @@ class LoopbackProxy:
         with contextlib.suppress(OSError):
             self._socket.shutdown(socket.SHUT_RDWR)
         self._socket.close()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                accepted, _ = self._socket.accept()
-            except OSError:
-                return  # closed
-            if not self._carrying.acquire(blocking=False):
-                accepted.close()
-                continue
-            threading.Thread(
-                target=self._carry, args=(accepted,), name=f"proxy-{self._peer}", daemon=True
-            ).start()
 
     def _carry(self, accepted: socket.socket) -> None:
         with self._lock:

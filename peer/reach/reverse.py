@@ -12,6 +12,7 @@ import threading
 
 from napshare.common.reverse_wire import ReverseHandshakeError, answer_reverse
 from napshare.peer.defaults import REVERSE_WAIT
+from napshare.peer.reach.accepting import accept_bounded
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +42,12 @@ class ReverseListener:
         self._condition = threading.Condition(self._lock)
         self._handshakes = threading.BoundedSemaphore(MAX_HANDSHAKES)
         self._closed = False
-        threading.Thread(target=self._accept, name="reverse-accept", daemon=True).start()
+        threading.Thread(
+            target=accept_bounded,
+            args=(self._socket, self._handshakes, self._handshake, "reverse-handshake"),
+            name="reverse-accept",
+            daemon=True,
+        ).start()
 
     def expect(self, session: bytes, secret: bytes) -> None:
         """Wait for a dial of `session` from now on."""
@@ -72,19 +78,6 @@ class ReverseListener:
         with contextlib.suppress(OSError):
             self._socket.shutdown(socket.SHUT_RDWR)
         self._socket.close()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                sock, _ = self._socket.accept()
-            except OSError:
-                return  # closed
-            if not self._handshakes.acquire(blocking=False):
-                sock.close()
-                continue
-            threading.Thread(
-                target=self._handshake, args=(sock,), name="reverse-handshake", daemon=True
-            ).start()
 
     def _handshake(self, sock: socket.socket) -> None:
         try:

@@ -4,13 +4,13 @@ per download (peer.reach.proxy hands gRPC the connections it cannot dial itself)
 Paths, in order (the timeouts are peer.defaults'): direct to the listed address when the
 tracker reached the peer there (a TCP probe first); its local addresses when the tracker says
 we share its public address; a reverse connection (the tracker asks the peer to dial the
-listener of this process); a relay; and the listed address of a peer the tracker could not
-reach only as a last resort, when the tracker has no way to it. gRPC dials direct and local
-addresses itself. Reverse and relayed connections are sockets gRPC cannot adopt
-(grpc/grpc#23760): the peer's channels dial a loopback proxy instead, and each connection it
-accepts is spliced (common.splice) to a fresh connection to the peer by the chosen path. TLS
-runs end to end over it, pinned to the peer's listed certificate as always: the proxy, a
-relay and the tracker see only ciphertext.
+listener of this process, unless this host is behind a NAT, which would drop the dial); a
+relay; and the listed address of a peer the tracker could not reach only as a last resort,
+when the tracker has no way to it. gRPC dials direct and local addresses itself. Reverse and
+relayed connections are sockets gRPC cannot adopt (grpc/grpc#23760): the peer's channels dial
+a loopback proxy instead, and each connection it accepts is spliced (common.splice) to a fresh
+connection to the peer by the chosen path. TLS runs end to end over it, pinned to the peer's
+listed certificate as always: the proxy, a relay and the tracker see only ciphertext.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from napshare.peer.errors import (
     PeerError,
     PeerFault,
 )
+from napshare.peer.reach.addresses import source_towards
 from napshare.peer.reach.paths import Path, PathCounts
 from napshare.peer.reach.proxy import LoopbackProxy
 from napshare.peer.reach.reverse import ReverseListener
@@ -178,6 +179,8 @@ class Routes:
             answer = self._connect(peer, tracker_pb2.CONNECT_PATH_REVERSE, listener.port)
         except _NoWayError as no_way:
             return self._last_resort(peer, reachable, tried, no_way.why)
+        if answer.behind_nat:
+            tried.append(tr("reverse: this host is behind a NAT, which would drop the dial"))
         if answer.session:
             listener.expect(answer.session, answer.secret)
         for address in answer.local_addresses:
@@ -186,17 +189,18 @@ class Routes:
                     listener.wait(answer.session, 0)  # not wanted: refuse it when it comes
                 return Route(Path.LOCAL, address, address)
             tried.append(tr("local address {address}: no answer", address=address))
-        if not answer.dialing:
+        if not answer.dialing and not answer.behind_nat:
             return self._last_resort(
                 peer, reachable, tried, tr("it does not listen at the tracker now")
             )
-        first = listener.wait(answer.session, REVERSE_WAIT)
-        if first is not None:
-            self.counts.add(Path.REVERSE)
-            return self._proxied(peer, Path.REVERSE, first, "")
-        tried.append(
-            tr("reverse: no connection within {seconds} s", seconds=format(REVERSE_WAIT, "g"))
-        )
+        if answer.dialing:
+            first = listener.wait(answer.session, REVERSE_WAIT)
+            if first is not None:
+                self.counts.add(Path.REVERSE)
+                return self._proxied(peer, Path.REVERSE, first, "")
+            tried.append(
+                tr("reverse: no connection within {seconds} s", seconds=format(REVERSE_WAIT, "g"))
+            )
         relayed, via = self._relayed(peer, tried)
         if relayed is None:
             raise PeerError(
@@ -227,8 +231,9 @@ class Routes:
         stream, is anonymous, or the tracker does not answer); PeerError when it is gone
         (MISSING), or the tracker says to come back later (REFUSED).
         """
+        own = source_towards(self._tracker.address) if port else None
         try:
-            answer = self._tracker.connect(peer, path, port)
+            answer = self._tracker.connect(peer, path, port, "" if own is None else str(own))
         except ConnectRefusedError as error:
             if error.reason == reasons.PEER_NOT_REGISTERED:
                 raise PeerError(
@@ -239,7 +244,13 @@ class Routes:
             raise _NoWayError(error.details) from None
         except ClientError as error:
             raise _NoWayError(str(error)) from None
-        return _Answer(answer.local_addresses, answer.dialing, answer.session, answer.secret)
+        return _Answer(
+            answer.local_addresses,
+            answer.dialing,
+            answer.session,
+            answer.secret,
+            answer.behind_nat,
+        )
 
     def _relayed(self, peer: str, tried: list[str]) -> tuple[socket.socket | None, str]:
         """A connection to `peer` through the tracker's relay, or None (why goes in `tried`)."""
@@ -327,6 +338,7 @@ class _Answer:
     dialing: bool
     session: bytes
     secret: bytes
+    behind_nat: bool
 
 
 def _probe(address: str, timeout: float) -> str | None:

@@ -113,7 +113,7 @@ class Transfer:
         slot: UploadSlot,
         *,
         tally: UploadTally,
-        limit: TokenBucket,
+        rate: TokenBucket,
     ) -> None:
         self.fd = fd
         self.info = info
@@ -121,7 +121,7 @@ class Transfer:
         self.end = end
         self._slot = slot
         self._tally = tally
-        self._limit = limit
+        self._rate = rate
         self._closed = False
         tally.opened()
 
@@ -149,7 +149,7 @@ class Transfer:
 
     def _pace(self, count: int) -> None:
         """Wait until the peer's upload cap lets `count` more bytes go out."""
-        delay = self._limit.reserve(count)
+        delay = self._rate.reserve(count)
         if delay:
             self._slot.waiting(delay)
             time.sleep(delay)
@@ -180,12 +180,12 @@ class Uploads:
         folder: SharedFolder,
         slots: UploadSlots,
         chunk_size: int,
-        limit: TokenBucket | None = None,
+        rate: TokenBucket | None = None,
     ) -> None:
         self.folder = folder
         self.slots = slots
-        self.limit = limit or TokenBucket(0)
-        self.chunk_size = paced_chunk_size(check_chunk_size(chunk_size), self.limit.rate)
+        self.rate = rate or TokenBucket(0)
+        self.chunk_size = paced_chunk_size(check_chunk_size(chunk_size), self.rate.rate)
         self.tally = UploadTally()
 
     def start(self, spec: DownloadSpec, address: str, on_stall: Callable[[], None]) -> Transfer:
@@ -201,7 +201,7 @@ class Uploads:
             slot.release()
             raise
         transfer = Transfer(
-            fd, info, spec.offset, spec.offset, slot, tally=self.tally, limit=self.limit
+            fd, info, spec.offset, spec.offset, slot, tally=self.tally, rate=self.rate
         )
         try:
             if spec.sha256 and spec.sha256 != info.sha256:

@@ -20,7 +20,7 @@ from napshare.common.cliargs import (
 )
 from napshare.common.console import N_, localized, tr
 from napshare.common.exitcodes import ExitCode, epilog
-from napshare.common.names import InvalidNameError, check_file_name
+from napshare.common.names import SEPARATOR, InvalidNameError, check_file_name, check_folder
 from napshare.peer.defaults import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_TRACKER,
@@ -120,6 +120,29 @@ def _address(text: str) -> str:
     try:
         return normal_address(text)
     except InvalidAddressError as error:
+        raise argparse.ArgumentTypeError(localized(error)) from None
+
+
+def peer_and_folder(text: str) -> tuple[str, str]:
+    """`HOST:PORT`, or `HOST:PORT:FOLDER` (`[V6]:PORT:FOLDER` for IPv6): the peer id and the
+    folder ("" for every file; `/` says so too). Raises InvalidAddressError or
+    InvalidNameError.
+    """
+    start = text.find("]") + 1 if text.startswith("[") else 0
+    port = text.find(":", start)
+    cut = -1 if port < 0 else text.find(":", port + 1)
+    peer, folder = (text, "") if cut < 0 else (text[:cut], text[cut + 1 :])
+    peer = normal_address(peer)
+    if folder == SEPARATOR:
+        return peer, ""
+    check_folder(folder)
+    return peer, folder
+
+
+def _peer_and_folder(text: str) -> tuple[str, str]:
+    try:
+        return peer_and_folder(text)
+    except (InvalidAddressError, InvalidNameError) as error:
         raise argparse.ArgumentTypeError(localized(error)) from None
 
 
@@ -423,15 +446,46 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
 
-    download = commands.add_parser(
-        "download",
-        parents=[common, tracker, fetching],
-        help=tr("download a file and exit"),
+    browse = commands.add_parser(
+        "browse",
+        parents=[common, tracker],
+        help=tr("list what one peer shares, as a tree"),
         epilog=epilog_text,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    download.add_argument("name", help=tr("the exact file name"))
+    browse.add_argument(
+        "peer",
+        type=_peer_and_folder,
+        metavar="HOST:PORT[:FOLDER]",
+        help=tr(
+            "the peer, as search lists it; with :FOLDER (such as 127.0.0.1:8776:semana1/), "
+            "only the files under that folder"
+        ),
+    )
+
+    download = commands.add_parser(
+        "download",
+        parents=[common, tracker, fetching],
+        help=tr("download a file, or a peer's folder, and exit"),
+        epilog=epilog_text,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    download.add_argument(
+        "name",
+        nargs="?",
+        help=tr("the exact file name, with its folders if it has any (semana1/aula1.mp4)"),
+    )
     download.add_argument("--dir", required=True, help=tr("the folder to download into"))
+    download.add_argument(
+        "--folder",
+        type=_peer_and_folder,
+        metavar="HOST:PORT:FOLDER",
+        help=tr(
+            "instead of one file, every file under FOLDER of the peer HOST:PORT (as browse "
+            "lists them), each verified and put under its own name in --dir; run again, it "
+            "resumes where it stopped"
+        ),
+    )
     download.add_argument(
         "--from",
         dest="source",
@@ -440,7 +494,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=tr("fetch from this peer alone; the others only if it fails"),
     )
     download.add_argument(
-        "--force", action="store_true", help=tr("replace the file if the folder has it already")
+        "--force",
+        action="store_true",
+        help=tr("replace the file (with --folder, its files) if the folder has it already"),
     )
     download.add_argument(
         "--sha256",
@@ -472,7 +528,29 @@ def main(argv: Sequence[str] | None = None) -> int:
                 'keywords (napshare-peer search --query "aula mp4")'
             ),
         )
-    if args.command == "download" or (args.command == "search" and not args.query):
+    if args.command == "download" and (args.folder is None) == (args.name is None):
+        usage_error(
+            "napshare-peer download",
+            tr(
+                "say what to download: a file name (napshare-peer download aula1.mp4 --dir D) "
+                "or a peer's folder (napshare-peer download --folder HOST:PORT:FOLDER --dir D)"
+            ),
+        )
+    if (
+        args.command == "download"
+        and args.folder is not None
+        and (args.source is not None or args.sha256 is not None or args.root is not None)
+    ):
+        usage_error(
+            "napshare-peer download",
+            tr(
+                "--folder fetches each file from the peer it names, in the version that peer "
+                "lists; leave out --from, --sha256 and --root"
+            ),
+        )
+    if (args.command == "download" and args.folder is None) or (
+        args.command == "search" and not args.query
+    ):
         try:
             check_file_name(args.name)
         except InvalidNameError as error:

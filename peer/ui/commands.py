@@ -1,4 +1,6 @@
-"""What `napshare-peer serve`, `search` and `download` do, and the exit code of each failure."""
+"""What `napshare-peer serve`, `search`, `browse` and `download` do, and the exit code of each
+failure.
+"""
 
 import argparse
 import logging
@@ -16,12 +18,23 @@ from napshare.common.names import InvalidNameError
 from napshare.common.ratelimit import TokenBucket
 from napshare.common.serving import PortInUseError
 from napshare.peer.downloading.engine import Downloader
+from napshare.peer.downloading.folder_job import FolderPlan, download_folder, plan_folder
+from napshare.peer.downloading.reporting import Reporter
 from napshare.peer.downloading.versions import versions_of
 from napshare.peer.errors import CancelledError, ClientError
 from napshare.peer.folder.store import FolderError, SharedFolder
 from napshare.peer.tracker_client import Source, TrackerClient
 from napshare.peer.ui import flags
+from napshare.peer.ui.folders import (
+    checking_line,
+    file_of_line,
+    folder_done_line,
+    folder_plan_line,
+    folder_stopped_line,
+    shares_line,
+)
 from napshare.peer.ui.progress import downloaded_line, reporter_for, resumed_line
+from napshare.peer.ui.tree import TreeLines
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +51,10 @@ def run(args: argparse.Namespace) -> int:
             return serve(args)
         if args.command == "search":
             return _search(args)
+        if args.command == "browse":
+            return _browse(args)
+        if args.folder is not None:
+            return _download_folder(args)
         return _download(args)
     except ClientError as error:
         return _fail(console.localized(error), error.exit_code)
@@ -75,16 +92,7 @@ def _search(args: argparse.Namespace) -> int:
             found = tracker.find(name=args.name, limit=args.limit)
     finally:
         tracker.close()
-    if not args.plaintext and args.tracker_cert is None and args.tracker_fingerprint is None:
-        _notice(
-            tr(
-                "no --tracker-cert or --tracker-fingerprint: trusted whatever certificate "
-                "tracker {tracker} showed (SHA-256 fingerprint {fingerprint}); pin it with "
-                "--tracker-fingerprint {fingerprint}",
-                tracker=tracker.address,
-                fingerprint=tracker.tracker_identity,
-            )
-        )
+    _tell_trust(args, tracker)
     if args.query:
         for s in found.sources:
             console.show(s.peer, str(s.size), s.name)
@@ -171,6 +179,38 @@ def _tell_versions(sources: list[Source]) -> None:
         )
 
 
+def _tell_trust(args: argparse.Namespace, tracker: TrackerClient) -> None:
+    """For a command that keeps no folder (search, browse): without a pin, which certificate
+    it trusted, and how to pin it.
+    """
+    if not args.plaintext and args.tracker_cert is None and args.tracker_fingerprint is None:
+        _notice(
+            tr(
+                "no --tracker-cert or --tracker-fingerprint: trusted whatever certificate "
+                "tracker {tracker} showed (SHA-256 fingerprint {fingerprint}); pin it with "
+                "--tracker-fingerprint {fingerprint}",
+                tracker=tracker.address,
+                fingerprint=tracker.tracker_identity,
+            )
+        )
+
+
+def _browse(args: argparse.Namespace) -> int:
+    peer, folder = args.peer
+    tracker = TrackerClient(args.tracker, transport=flags.transport(args, None))
+    tree = TreeLines()
+    try:
+        for number, page in enumerate(tracker.browse(peer, folder)):
+            if number == 0:
+                _tell_trust(args, tracker)
+            for line in tree.feed((f.name, f.size) for f in page):
+                console.show(line)
+    finally:
+        tracker.close()
+    console.show(shares_line(peer, folder, tree.files, tree.size))
+    return ExitCode.OK
+
+
 def _notice(message: str) -> None:
     console.show(f"napshare-peer: {message}", file=sys.stderr)
 
@@ -186,7 +226,7 @@ def _download(args: argparse.Namespace) -> int:
         pieces_root=args.root or "",
     )
     cancel = _signals_cancel()
-    downloader = Downloader(folder, tracker, limit=TokenBucket(args.max_download_rate))
+    downloader = Downloader(folder, tracker, rate=TokenBucket(args.max_download_rate))
     try:
         reporter = reporter_for(sys.stderr, on_notice=_notice)
         result = downloader.download(args.name, options, reporter, cancel)
@@ -217,6 +257,49 @@ def _download(args: argparse.Namespace) -> int:
     resumed = resumed_line(result)
     if resumed is not None:
         _notice(resumed)
+    return ExitCode.OK
+
+
+def _download_folder(args: argparse.Namespace) -> int:
+    peer, folder = args.folder
+    destination = SharedFolder(Path(args.dir))
+    tracker = TrackerClient(args.tracker, transport=flags.transport(args, destination.root))
+    options = flags.download_options(args, force=args.force)
+    cancel = _signals_cancel()
+    downloader = Downloader(destination, tracker, rate=TokenBucket(args.max_download_rate))
+    plan: FolderPlan | None = None
+    done = 0
+    try:
+        plan = plan_folder(
+            downloader,
+            peer,
+            folder,
+            force=args.force,
+            on_checking=lambda count: _notice(checking_line(count, args.dir)),
+        )
+        _notice(folder_plan_line(plan, args.dir))
+        count = len(plan.files)
+
+        def reporter(position: int, file: Source) -> Reporter:
+            _notice(file_of_line(position, count, file.name))
+            return reporter_for(sys.stderr, on_notice=_notice)
+
+        for result in download_folder(downloader, plan, options, reporter, cancel):
+            done += 1
+            console.show(downloaded_line(result, args.dir))
+            resumed = resumed_line(result)
+            if resumed is not None:
+                _notice(resumed)
+    except (KeyboardInterrupt, CancelledError):
+        return _fail(folder_stopped_line(plan, folder, done, None), ExitCode.INTERRUPTED)
+    except ClientError as error:
+        if plan is None:
+            raise
+        return _fail(folder_stopped_line(plan, folder, done, error), error.exit_code)
+    finally:
+        downloader.close()
+        tracker.close()
+    console.show(folder_done_line(plan, args.dir))
     return ExitCode.OK
 
 

@@ -1,7 +1,8 @@
-"""The original's interactive menu: JOIN, SEARCH, DOWNLOAD, plus LIST and QUIT.
+"""The original's interactive menu: JOIN, SEARCH, DOWNLOAD, plus BROWSE, LIST and QUIT.
 
 Its lines follow the locale, the choice names too (under pt_BR: ENTRAR, BUSCAR, BAIXAR,
-LISTAR, SAIR); a choice is taken by its number, its English name or its translated name.
+EXPLORAR, LISTAR, SAIR); a choice is taken by its number, its English name or its translated
+name.
 """
 
 import logging
@@ -15,14 +16,23 @@ from typing import TextIO
 from napshare.common import console, logsetup
 from napshare.common.address import InvalidAddressError, normal_address
 from napshare.common.console import N_, tr
-from napshare.common.names import InvalidNameError, check_file_name
+from napshare.common.names import SEPARATOR, InvalidNameError, check_file_name, check_folder
 from napshare.peer.errors import AlreadyExistsError, ClientError
 from napshare.peer.folder.store import FolderError
 from napshare.peer.node import BackgroundDownload, Node
+from napshare.peer.ui.cli import peer_and_folder
+from napshare.peer.ui.folders import (
+    folder_done_line,
+    folder_stopped_line,
+    shares_line,
+    shown_folder,
+)
 from napshare.peer.ui.progress import downloaded_line, resumed_line
+from napshare.peer.ui.tree import TreeLines
 from napshare.peer.units import human
 
-CHOICES = (N_("JOIN"), N_("SEARCH"), N_("DOWNLOAD"), N_("LIST"), N_("QUIT"))
+CHOICES = (N_("JOIN"), N_("SEARCH"), N_("DOWNLOAD"), N_("BROWSE"), N_("LIST"), N_("QUIT"))
+BROWSE_SHOWN = 200  # files BROWSE lists; `napshare-peer browse` lists them all
 CLEAR_LINE = "\r\x1b[K"  # back to the line's start, then erase it
 
 
@@ -40,6 +50,7 @@ class Menu:
             "JOIN": self._join,
             "SEARCH": self._search,
             "DOWNLOAD": self._download,
+            "BROWSE": self._browse,
             "LIST": self._list,
             "QUIT": lambda: False,
         }
@@ -95,7 +106,9 @@ class Menu:
         return True
 
     def _download(self) -> bool:
-        name = self._ask(tr("file name: ")).strip()
+        name = self._ask(tr("file name (a folder: end it with /): ")).strip()
+        if name.endswith(SEPARATOR):
+            return self._download_folder(name)
         try:
             check_file_name(name)
         except InvalidNameError as error:
@@ -125,6 +138,82 @@ class Menu:
         )
         return True
 
+    def _download_folder(self, folder: str) -> bool:
+        """DOWNLOAD of a name ending in `/`: every file under that folder of one peer."""
+        try:
+            check_folder(folder)
+        except InvalidNameError as error:
+            self.say(console.localized(error))
+            return True
+        peer = self._ask(tr("from peer ip:port: ")).strip()
+        try:
+            peer = normal_address(peer)
+        except InvalidAddressError as error:
+            self.say(console.localized(error))
+            return True
+        self._start_folder(peer, folder)
+        return True
+
+    def _start_folder(self, peer: str, folder: str) -> None:
+        shown = shown_folder(folder)
+        if any(job.running and job.folder and job.name == shown for job in self.node.downloads):
+            self.say(tr("{name} is already being downloaded", name=shown))
+            return
+        self.node.download_folder_in_background(
+            peer,
+            folder,
+            self._finished,
+            self.say,
+            on_file=lambda result: self.say(downloaded_line(result, self.node.config.folder_label)),
+        )
+        self.say(
+            tr(
+                "downloading folder {folder} of {peer} in the background; {list} shows how far "
+                "it got",
+                folder=shown,
+                peer=peer,
+                list=tr("LIST"),
+            )
+        )
+
+    def _browse(self) -> bool:
+        try:
+            peer, folder = peer_and_folder(self._ask(tr("peer ip:port[:folder]: ")).strip())
+        except (InvalidAddressError, InvalidNameError) as error:
+            self.say(console.localized(error))
+            return True
+        tree = TreeLines()
+        try:
+            for page in self.node.tracker.browse(peer, folder):
+                shown = page[: BROWSE_SHOWN - tree.files]
+                for line in tree.feed((f.name, f.size) for f in shown):
+                    self.say("  " + line)
+                if len(shown) < len(page):
+                    self.say(
+                        "  "
+                        + tr(
+                            "… and more: napshare-peer browse {peer}:{folder} lists them all",
+                            peer=peer,
+                            folder=folder,
+                        )
+                    )
+                    break
+        except ClientError as error:
+            self.say(console.localized(error))
+            return True
+        if tree.files < BROWSE_SHOWN:
+            self.say(shares_line(peer, folder, tree.files, tree.size))
+        if tree.files and self._yes(
+            tr(
+                "download {folder} of {peer} into {destination}?",
+                folder=shown_folder(folder),
+                peer=peer,
+                destination=self.node.config.folder_label,
+            )
+        ):
+            self._start_folder(peer, folder)
+        return True
+
     def _yes(self, question: str) -> bool:
         """Whether the user answers `question` yes (y, or the language's own letter)."""
         answer = self._ask(tr("{question} [y/N] ", question=question)).strip().lower()
@@ -132,7 +221,9 @@ class Menu:
 
     def _finished(self, job: BackgroundDownload) -> None:
         """Called from the download's thread: its last lines, above the prompt."""
-        if job.result is not None:
+        if job.folder:
+            self._folder_finished(job)
+        elif job.result is not None:
             self.say(downloaded_line(job.result, self.node.config.folder_label))
             resumed = resumed_line(job.result)
             if resumed is not None:
@@ -149,6 +240,19 @@ class Menu:
         elif not job.cancel.is_set():
             self.say(tr("download of {name} failed: {error}", name=job.name, error=job.error))
 
+    def _folder_finished(self, job: BackgroundDownload) -> None:
+        if job.plan is not None and job.error is None:
+            self.say(folder_done_line(job.plan, self.node.config.folder_label))
+        elif job.cancel.is_set():
+            return
+        elif job.plan is None:
+            self.say(
+                tr("download of folder {folder} failed: {error}", folder=job.name, error=job.error)
+            )
+        else:
+            failure = job.failure if isinstance(job.failure, ClientError) else None
+            self.say(folder_stopped_line(job.plan, job.name, len(job.fetched), failure))
+
     def _list(self) -> bool:
         try:
             files = self.node.config.folder.scan()
@@ -163,10 +267,25 @@ class Menu:
         for f in files:
             self.say(f"  {f.name}  {human(f.size)}")
         for job in self.node.downloads:
-            if job.running:
+            if job.running and job.folder:
+                self.say("  " + self._folder_status(job))
+            elif job.running:
                 status = job.reporter.status()
                 self.say("  " + tr("downloading {name}: {status}", name=job.name, status=status))
         return True
+
+    @staticmethod
+    def _folder_status(job: BackgroundDownload) -> str:
+        if job.plan is None:
+            return tr("downloading folder {folder}: (listing its files)", folder=job.name)
+        return tr(
+            "downloading folder {folder}, {done} of {count} files done: {name}: {status}",
+            folder=job.name,
+            done=len(job.plan.present) + len(job.fetched),
+            count=len(job.plan.files),
+            name=job.reporter.name,
+            status=job.reporter.status(),
+        )
 
     def _ask(self, prompt: str) -> str:
         if self._readline is not None:

@@ -62,7 +62,7 @@ def _download_rate(tracker_address: str, into: Path, cap: float) -> float:
     clock = _Clocked()
     tracker = TrackerClient(tracker_address)
     try:
-        Downloader(SharedFolder(into), tracker, limit=TokenBucket(cap)).download(
+        Downloader(SharedFolder(into), tracker, rate=TokenBucket(cap)).download(
             FILE_NAME, reporter=clock
         )
     finally:

@@ -34,6 +34,7 @@ CLIENT = ROOT / "clients" / "typescript"
 MIB = 1 << 20
 SHARED = "aula ts 1.mp4"
 SHARED_SIZE = 5 * MIB + 4321  # several chunks, the last one short
+NESTED = "semana1/notas.txt"  # a file in a folder beside it, which browse shows
 CATALOG = 250  # made-up files the client joins with; 3 pages of 100
 TRACKER_IDENTITY = 12
 PEER_IDENTITY = 13
@@ -53,11 +54,14 @@ def client_js() -> Path:
 
 @pytest.fixture
 def shared_file(tmp_path: Path) -> tuple[Path, str]:
-    """A folder holding one file of pseudo-random bytes; the file's sha256."""
+    """A folder holding one file of pseudo-random bytes, and a small one in a folder; the
+    first file's sha256.
+    """
     folder = tmp_path / "shared"
-    folder.mkdir()
+    (folder / "semana1").mkdir(parents=True)
     data = random.Random(1099).randbytes(SHARED_SIZE)
     (folder / SHARED).write_bytes(data)
+    (folder / NESTED).write_bytes(b"notas\n")
     return folder, hashlib.sha256(data).hexdigest()
 
 
@@ -141,10 +145,11 @@ def run_client(client_js: Path, *args: str) -> tuple[int, list[dict[str, Any]], 
 
 
 def every_step(client_js: Path, tracker: str, *trust: str) -> tuple[int, list[dict[str, Any]], str]:
-    """The client's whole run: join, pages, search, download, errors, leave."""
+    """The client's whole run: join, pages, search, browse, download, errors, leave."""
     return run_client(
         client_js,
         *("--tracker", tracker, *trust, "--name", SHARED, "--query", "AULA ts"),
+        *("--folder", "semana1"),
         *("--listen", "127.0.0.1:9", "--catalog", str(CATALOG), "--page-size", "100"),
     )
 
@@ -174,6 +179,14 @@ def check_every_step(
     assert search["byName"] == [peer]
     assert search["byQuery"] == [f"{peer}/{SHARED}"]
 
+    whole, week = by_step["browse"]
+    assert whole == {"step": "browse", "peerId": peer, "folder": "", "pages": 1, "files": [
+        SHARED, NESTED]}  # fmt: skip
+    assert week == {"step": "browse", "peerId": peer, "folder": "semana1", "pages": 1,
+        "files": [NESTED]}  # fmt: skip
+    [browsed] = by_step["browse-pages"]
+    assert browsed == {"step": "browse-pages", "pageSize": 100, "pages": 3, "files": CATALOG}
+
     [download] = by_step["download"]
     assert download["peerId"] == peer
     assert download["name"] == SHARED
@@ -183,7 +196,9 @@ def check_every_step(
 
     errors = {step["case"]: step for step in by_step["error"]}
     assert {case: error["code"] for case, error in errors.items()} == {
-        "name with /": "INVALID_ARGUMENT",
+        "name with ..": "INVALID_ARGUMENT",
+        "browse of a folder with ..": "INVALID_ARGUMENT",
+        "browse of an unknown peer": "NOT_FOUND",
         "bad page_token": "INVALID_ARGUMENT",
         # Refused by the client's own 16 MiB limit; without it connect-node waited for the
         # deadline (DEADLINE_EXCEEDED) after the tracker had refused the request.
@@ -192,7 +207,9 @@ def check_every_step(
     for error in errors.values():
         assert error["message"]
     # The machine-readable reason, read by the TypeScript client from google.rpc.ErrorInfo.
-    assert errors["name with /"]["reason"] == "NAME_INVALID"
+    assert errors["name with .."]["reason"] == "NAME_INVALID"
+    assert errors["browse of a folder with .."]["reason"] == "NAME_INVALID"
+    assert errors["browse of an unknown peer"]["reason"] == "PEER_NOT_REGISTERED"
     assert errors["bad page_token"]["reason"] in ("PAGE_TOKEN_INVALID", "PAGE_TOKEN_MISMATCH")
     assert errors["request over 16 MiB"]["reason"] == ""  # refused by the client itself
 
@@ -298,7 +315,9 @@ def test_a_peer_showing_another_certificate_than_the_tracker_lists_is_refused(
         server.stop(None)
 
     assert code == PEER_IDENTITY, stderr
-    assert [s["step"] for s in steps] == ["join", "pages", "search", "leave"]
+    assert [s["step"] for s in steps] == [
+        "join", "pages", "search", "browse", "browse-pages", "leave"
+    ]  # fmt: skip
     assert stderr.startswith(
         f"napshare-client-ts: peer 127.0.0.1:{port} showed a certificate other than the pinned one"
     )

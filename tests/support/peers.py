@@ -27,7 +27,7 @@ from tests.support.processes import cli_env
 
 SLOW_CHUNK = 16 * 1024  # small chunks make a subprocess peer slow enough to act mid-stream
 I_AM = re.compile(r"(?:I am peer|Sou peer) (\S+) ")
-COMMANDS = ("serve", "search", "download")
+COMMANDS = ("serve", "search", "browse", "download")
 
 
 @dataclass

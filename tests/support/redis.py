@@ -25,6 +25,8 @@ from tests.support.net import free_port
 SERVER = "redis-server"
 READY_SECONDS = 20.0
 MISSING = "redis-server is not installed (make test installs Debian's redis-server package)"
+VALKEY = Path(__file__).resolve().parents[2] / ".tools" / "valkey" / "valkey-server"
+VALKEY_MISSING = f"{VALKEY} is missing (make valkey, which make test runs, puts it there)"
 
 
 def require_server() -> str:
@@ -37,13 +39,23 @@ def require_server() -> str:
     return path
 
 
+def require_valkey() -> str:
+    """The path of valkey-server (make valkey); skips the test when there is none (make valkey
+    said why: another machine than x86_64 Linux, or PyPI out of reach).
+    """
+    if not os.access(VALKEY, os.X_OK):
+        pytest.skip(VALKEY_MISSING)
+    return str(VALKEY)
+
+
 class RedisServer:
     """A redis-server child process without persistence: on a unix socket in `folder`, and
     on TCP `port` too when one is given (a cluster's nodes need TCP).
     """
 
-    def __init__(self, folder: Path, port: int = 0, *extra: str) -> None:
+    def __init__(self, folder: Path, port: int = 0, *extra: str, binary: str = "") -> None:
         self.folder = folder
+        self.binary = binary
         self.port = port
         self.socket = folder / "redis.sock"
         folder.mkdir(parents=True, exist_ok=True)
@@ -63,7 +75,7 @@ class RedisServer:
     def start(self) -> None:
         """Start the server (again, after stop() or kill()), empty, and wait until it answers."""
         command = [
-            require_server(),
+            self.binary or require_server(),
             *("--port", str(self.port), "--bind", "127.0.0.1"),
             *("--unixsocket", str(self.socket), "--unixsocketperm", "700"),
             *("--save", "", "--appendonly", "no"),

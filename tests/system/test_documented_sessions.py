@@ -50,12 +50,17 @@ PEER = Setup(
 )
 VIDEO = random.Random(1099).randbytes(5_000_000)  # the 5 MB aula1.mp4 of the sessions
 LAYERED = random.Random(8776).randbytes(5 * 1024 * 1024 // 2)  # aula2.mp4: three pieces
+COURSE = {  # the course in folders that the README's peer shares beside aula1.mp4
+    "~/Videos/curso/semana1/aula1.mp4": random.Random(1).randbytes(2_500_000),
+    "~/Videos/curso/semana1/aula2.mp4": random.Random(2).randbytes(1_500_000),
+    "~/Videos/curso/semana2/aula1.mp4": random.Random(3).randbytes(3_000_000),
+}
 
 REPLAYS = [
     Replay(
         "README.md",
-        [0, 1, 2],
-        files={"~/Videos/aula1.mp4": VIDEO},
+        [0, 1, 2, 3],
+        files={"~/Videos/aula1.mp4": VIDEO, **COURSE},
         terminal={1},
         ready_lines={0: 3, 1: 6},
     ),
@@ -70,7 +75,7 @@ REPLAYS = [
     Replay(
         "docs/clients.md",
         [4],
-        files={"shared/aula1.mp4": VIDEO},
+        files={"shared/aula1.mp4": VIDEO, "shared/semana1/notas.txt": b"notas\n"},
         setup=[TRACKER, PEER],
         already_done=("make ts-client",),
     ),

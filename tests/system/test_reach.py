@@ -102,8 +102,11 @@ def test_a_download_from_a_peer_no_path_reaches_says_so_at_once_and_exits_4(
     )
 
     assert result.returncode == EXIT_NO_PEER_REACHABLE, result.output
-    # One line names the paths that were tried.
+    # One line names the paths that were tried; bob knew that his router would drop a dial
+    # back to him, so nobody was asked to dial (no 5 s wait for it).
     assert re.search(r"\breverse\b.*\brelay\b", result.output), result.output
+    assert "this host is behind a NAT, which would drop the dial" in result.output
+    assert "no connection within" not in result.output
     assert not result.path.exists()
 
 

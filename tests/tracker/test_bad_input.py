@@ -15,12 +15,18 @@ def bad_file(name="ok.mp4", size=1, sha256=GOOD_SHA):
 BAD_FILES = {
     "empty name": bad_file(name=""),
     "slash": bad_file(name="../x.mp4"),
+    "climbing": bad_file(name="a/../../x.mp4"),
     "absolute": bad_file(name="/etc/passwd"),
+    "empty segment": bad_file(name="a//b.mp4"),
+    "trailing slash": bad_file(name="a/"),
     "backslash": bad_file(name="a\\b.mp4"),
     "nul": bad_file(name="a\x00b"),
+    "newline": bad_file(name="a\nb"),
     "dot": bad_file(name="."),
     "dot dot": bad_file(name=".."),
     "256 bytes": bad_file(name="é" * 128),
+    "state folder": bad_file(name=".napshare/identity/key.pem"),
+    "too deep": bad_file(name="/".join(["d"] * 33)),
     "negative size": bad_file(size=-1),
     "empty sha256": bad_file(sha256=""),
     "short sha256": bad_file(sha256="a" * 63),
@@ -126,7 +132,7 @@ def test_a_name_listed_twice(populated, info):
     assert_still_serving(tracker, before)
 
 
-@pytest.mark.parametrize("removed", [["a/b.mp4"], [""], [".."], ["aula1.mp4"]])
+@pytest.mark.parametrize("removed", [["a/../b.mp4"], [""], [".."], ["aula1.mp4"]])
 def test_update_with_a_bad_removed_name(populated, info, removed):
     tracker, a = populated
     before = tracker.index.snapshot()
@@ -148,7 +154,7 @@ def test_update_with_a_bad_removed_name(populated, info, removed):
     [
         {},
         {"name": "aula1.mp4", "query": "aula"},
-        {"name": "a/b.mp4"},
+        {"name": "/a/b.mp4"},
         {"name": ".."},
         {"query": " \t\n "},
     ],

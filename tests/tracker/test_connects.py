@@ -228,3 +228,41 @@ def test_a_caller_from_the_peers_ipv6_network_gets_its_local_addresses():
     assert list(near.local_addresses) == ["[fd00::20]:8776"]
     far = connects.connect("2001:db8:6::99", joined.peer_id, REVERSE, 1)
     assert list(far.local_addresses) == []
+
+
+@pytest.mark.parametrize(
+    ("seen", "own", "behind"),
+    [
+        (OUTSIDE, "192.168.1.9", True),  # a home router's LAN address: a NAT
+        (OUTSIDE, OUTSIDE, False),  # its own address is the one seen: a dial may get in
+        (OUTSIDE, f"::ffff:{OUTSIDE}", False),  # the same address, IPv4-mapped
+        (OUTSIDE, "2001:db8::9", False),  # another family: nothing to compare, dial anyway
+        (OUTSIDE, "", False),  # not given: dial, as callers did before caller_ip
+    ],
+)
+def test_a_caller_behind_a_nat_is_told_so_and_nobody_is_asked_to_dial_it(world, seen, own, behind):
+    index, board, joined, listener = world
+    connects = Connects(index, board)
+    answer = connects.connect(seen, joined.peer_id, REVERSE, 40000, own)
+    assert answer.caller_behind_nat is behind
+    assert answer.dialing is not behind
+    if behind:
+        assert not answer.session
+        assert connects.answered()["behind_nat"] == 1
+        assert listener.next(0.2) is None
+    else:
+        assert listener.next(1).reverse_dial.session == answer.session
+
+
+def test_a_caller_behind_a_nat_still_gets_the_local_addresses_of_a_peer_on_its_network(world):
+    index, board, joined, _ = world
+    answer = Connects(index, board).connect(HOME, joined.peer_id, REVERSE, 40000, "10.0.0.9")
+    assert answer.caller_behind_nat
+    assert list(answer.local_addresses) == ["192.168.1.20:8776"]
+
+
+def test_a_caller_ip_that_is_no_ip_address_is_invalid(world):
+    index, board, joined, _ = world
+    with pytest.raises(InvalidRequestError) as caught:
+        Connects(index, board).connect(OUTSIDE, joined.peer_id, REVERSE, 1, "home.lan")
+    assert caught.value.reason == reasons.ADDRESS_INVALID

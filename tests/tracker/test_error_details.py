@@ -40,7 +40,7 @@ def test_bad_file_names_and_digests_say_which_field(small, info, error_info):
     bad_sha = fails(
         tracker.stub.Join, tracker_pb2.JoinRequest(host="127.0.0.1", port=8777, files=[BAD_SHA])
     )
-    bad_search = fails(tracker.stub.Search, tracker_pb2.SearchRequest(name="a/b"))
+    bad_search = fails(tracker.stub.Search, tracker_pb2.SearchRequest(name="a/../b"))
 
     assert bad_name.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert error_info(bad_name).reason == "NAME_INVALID"

@@ -76,6 +76,36 @@ def test_connect_reverse_reaches_the_listening_peer_with_the_callers_address(rea
         stream.cancel()
 
 
+def test_a_caller_whose_own_address_is_not_the_one_seen_is_behind_a_nat_and_nobody_dials_it(
+    reach_tracker, info
+):
+    _, _, stub, _ = reach_tracker
+    reply = joined(stub, info)
+    stream = ListenStream(stub, reply.peer_id, reply.token)
+    try:
+        stream.next()  # started
+        behind = stub.Connect(
+            tracker_pb2.ConnectRequest(
+                peer_id=reply.peer_id, path=REVERSE, reverse_port=4242, caller_ip="192.168.1.9"
+            )
+        )
+        assert behind.caller_behind_nat
+        assert not behind.dialing
+        assert not behind.session
+        # The next event the peer gets is the dial of a caller whose own address is the one
+        # seen: the one behind a NAT was never sent.
+        direct = stub.Connect(
+            tracker_pb2.ConnectRequest(
+                peer_id=reply.peer_id, path=REVERSE, reverse_port=4343, caller_ip="127.0.0.1"
+            )
+        )
+        assert direct.dialing
+        assert not direct.caller_behind_nat
+        assert stream.event().reverse_dial.address == "127.0.0.1:4343"
+    finally:
+        stream.cancel()
+
+
 def test_a_caller_on_the_peers_address_gets_its_local_addresses_without_a_stream(
     reach_tracker, info
 ):
@@ -94,6 +124,10 @@ def test_a_caller_on_the_peers_address_gets_its_local_addresses_without_a_stream
         ({"path": REVERSE, "reverse_port": 1}, ("FAILED_PRECONDITION", "PEER_NOT_LISTENING")),
         ({"path": 0}, ("INVALID_ARGUMENT", "CONNECT_PATH_INVALID")),
         ({"path": REVERSE}, ("INVALID_ARGUMENT", "ADDRESS_INVALID")),
+        (
+            {"path": REVERSE, "reverse_port": 1, "caller_ip": "home"},
+            ("INVALID_ARGUMENT", "ADDRESS_INVALID"),
+        ),
         ({"path": tracker_pb2.CONNECT_PATH_RELAY}, ("UNAVAILABLE", "RELAY_UNAVAILABLE")),
         (
             {"peer_id": "127.0.0.1:1", "path": REVERSE, "reverse_port": 1},

@@ -18,12 +18,13 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from napshare.common import reasons
 from napshare.common.addresskey import AddressKey
 from napshare.common.identity import JOIN_CLOCK_SKEW
 from napshare.common.protocol import LEASE_INTERVALS
 from napshare.tracker import checks
-from napshare.tracker.checks import CheckedFiles, FileLike, SearchQuery
-from napshare.tracker.errors import searches_busy
+from napshare.tracker.checks import BrowseQuery, CheckedFiles, FileLike, SearchQuery
+from napshare.tracker.errors import InvalidRequestError, searches_busy
 from napshare.tracker.largejoins import LARGE_JOIN_FILES, LARGE_JOIN_INTERVAL, LargeJoins
 from napshare.tracker.limits import Limits
 from napshare.tracker.paging import Key, PageTokens
@@ -78,6 +79,28 @@ class SearchOutcome(NamedTuple):
     def truncated(self) -> bool:
         """Whether more matched than this page holds."""
         return bool(self.next_page_token)
+
+
+class Listing(NamedTuple):
+    """What a backend found for one page of a Browse: up to limit + 1 of the peer's files
+    after the token's name, in name order, and the peer's certificate and reachability.
+    """
+
+    files: list[FileEntry]
+    certificate: bytes
+    reachable: bool
+
+
+class BrowseOutcome(NamedTuple):
+    """One page of a peer's files in name order, the token of the next page ("" on the last),
+    and how to reach the peer: its certificate ("" when anonymous) and whether the tracker
+    reached it.
+    """
+
+    files: list[FileEntry]
+    next_page_token: str
+    certificate: bytes
+    reachable: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,6 +314,37 @@ class IndexStore(ABC):
             assert page is not None, "a broad search was allowed and gave no page"
         return self._outcome(wanted, page)
 
+    def browse(
+        self, peer_id: str, folder: str = "", *, limit: int = 0, page_token: str = ""
+    ) -> BrowseOutcome:
+        """A page of the files registered `peer_id` shares under `folder` ("": every file), at
+        any depth, in name order; UnknownPeerError if it is not registered.
+
+        `limit` is the page size (0: DEFAULT_LIMIT; at most MAX_LIMIT); `page_token` is empty
+        for the first page, else the `next_page_token` of the page before. A page costs what
+        it returns.
+        """
+        wanted = checks.check_browse(peer_id, folder, limit, page_token)
+        after: str | None = None
+        if page_token:
+            try:
+                _, after = self._decode_token(wanted)
+            except InvalidRequestError as error:
+                if error.reason != reasons.PAGE_TOKEN_MISMATCH:
+                    raise
+                raise InvalidRequestError(
+                    "page_token belongs to another peer or folder, or to a search; send the "
+                    "same peer_id and folder that returned it, or no token for the first page",
+                    reasons.PAGE_TOKEN_MISMATCH,
+                    {"field": "page_token"},
+                ) from None
+        listing = self._listing(wanted.peer_id, wanted.prefix, after, wanted.limit + 1)
+        files, token = listing.files, ""
+        if len(files) > wanted.limit:
+            files = files[: wanted.limit]
+            token = self._page_tokens().encode(wanted.search, (wanted.peer_id, files[-1].name))
+        return BrowseOutcome(files, token, listing.certificate, listing.reachable)
+
     def _outcome(self, wanted: SearchQuery, page: Page) -> SearchOutcome:
         """The page a caller sees: at most `limit` matches and the token that follows them."""
         matches, limit = page.matches, wanted.limit
@@ -305,8 +359,10 @@ class IndexStore(ABC):
         )
         return SearchOutcome(matches, token, page.gathering, page.examined, page.generation)
 
-    def _decode_token(self, wanted: SearchQuery) -> Key:
-        """The key the search's page token resumes after (InvalidRequestError if it is bad)."""
+    def _decode_token(self, wanted: SearchQuery | BrowseQuery) -> Key:
+        """The key the page token of a search or listing resumes after (InvalidRequestError if
+        it is bad).
+        """
         return self._page_tokens().decode(wanted.page_token, wanted.search)
 
     @abstractmethod
@@ -391,6 +447,13 @@ class IndexStore(ABC):
 
     @abstractmethod
     def _contact(self, peer_id: str) -> Contact: ...
+
+    @abstractmethod
+    def _listing(self, peer_id: str, prefix: str, after: str | None, wanted: int) -> Listing:
+        """Up to `wanted` files of registered `peer_id` whose names start with `prefix`, after
+        the name `after` (None: from the first), in name order; UnknownPeerError (as
+        errors.unknown_contact) if it is not registered.
+        """
 
     @abstractmethod
     def _page(self, wanted: SearchQuery, after: Key | None, *, broad: bool) -> Page | None:

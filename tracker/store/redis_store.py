@@ -33,7 +33,7 @@ from napshare.common import reasons
 from napshare.common.addresskey import AddressKey
 from napshare.common.protocol import HEARTBEAT_INTERVAL
 from napshare.tracker import paging
-from napshare.tracker.checks import MAX_FILES, CheckedFiles, SearchQuery
+from napshare.tracker.checks import MAX_FILES, BrowseQuery, CheckedFiles, SearchQuery
 from napshare.tracker.errors import (
     InvalidRequestError,
     StoreUnavailableError,
@@ -64,6 +64,7 @@ from napshare.tracker.store.base import (
     FileEntry,
     IndexStats,
     IndexStore,
+    Listing,
     Match,
     Page,
 )
@@ -98,6 +99,7 @@ _SCRIPTS = (
     "sweep",
     "state",
     "files",
+    "browse",
     "snapshot",
     "stats",
     "audit",
@@ -440,6 +442,24 @@ class RedisStore(IndexStore):
             for i in range(1, len(reply), 2)
         )
 
+    def _listing(self, peer_id: str, prefix: str, after: str | None, wanted: int) -> Listing:
+        reply = self._call(
+            "browse",
+            self._shard(peer_id),
+            [
+                self._now(),
+                peer_id,
+                prefix.encode("utf-8"),
+                wanted,
+                b"" if after is None else after.encode("utf-8"),
+                "0" if after is None else "1",
+            ],
+        )
+        if reply[0] == b"NONE":
+            raise unknown_contact(peer_id)
+        files = [_entry(reply[i].decode("utf-8"), reply[i + 1]) for i in range(3, len(reply), 2)]
+        return Listing(files, bytes(reply[1]), reply[2] == b"1")
+
     def snapshot(self) -> dict[str, list[FileEntry]]:
         peers: dict[str, list[FileEntry]] = {}
         for reply in self._fanout("snapshot", [self._now(), LEASE_SLICE]):
@@ -482,7 +502,7 @@ class RedisStore(IndexStore):
     def _page_tokens(self) -> paging.PageTokens:
         return self._tokens
 
-    def _decode_token(self, wanted: SearchQuery) -> paging.Key:
+    def _decode_token(self, wanted: SearchQuery | BrowseQuery) -> paging.Key:
         try:
             return super()._decode_token(wanted)
         except InvalidRequestError as error:

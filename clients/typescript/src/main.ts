@@ -1,5 +1,6 @@
 // A small napshare client: joins a tracker, searches by name and by keywords across pages,
-// downloads a file from the peer that shares it with sha256 verified, and shows an error.
+// browses the peer that shares a file (and one folder of it), downloads the file from it with
+// sha256 verified, and shows errors.
 // Prints one JSON object per step on stdout; exit code 0 when every step did what it should.
 //
 //   node dist/main.js --tracker 127.0.0.1:1099 --tracker-cert cert.pem --name aula1.mp4 --query aula
@@ -8,7 +9,8 @@
 // cert.pem), --tracker-fingerprint HEX (the SHA-256 it printed) or --plaintext (a tracker and
 // peers run with --plaintext); --name (a file some peer shares), --query (keywords for it),
 // --listen host:port (the address to Join as; its files are made up, so nothing listens
-// there), --catalog N (how many made-up files to Join with), --page-size N.
+// there), --catalog N (how many made-up files to Join with), --page-size N, --folder F (a
+// folder of the peer's to browse too).
 // Exit codes: 0 success, 1 a step failed, 2 bad arguments, 12 the tracker's certificate is not
 // the one pinned (or it speaks no TLS), 13 a peer showed another certificate than the tracker
 // lists for it; as napshare-peer's.
@@ -21,6 +23,7 @@ import { ConnectError } from "@connectrpc/connect";
 import { FileInfoSchema, type FileInfo } from "./gen/napshare/v1/file_info_pb.js";
 import {
   callError,
+  browseAll,
   download,
   join,
   pinError,
@@ -83,6 +86,7 @@ interface RunOptions {
   listen: string;
   catalog: string;
   "page-size": string;
+  folder: string;
 }
 
 async function run(tracker: TrackerClient, security: Security, options: RunOptions): Promise<void> {
@@ -114,6 +118,23 @@ async function run(tracker: TrackerClient, security: Security, options: RunOptio
       throw new StepFailed(`no peer shares ${name}`);
     }
 
+    // What the peer shares, from the tracker's index: it answers for peers behind NATs too.
+    const folders = options.folder === "" ? [""] : ["", options.folder];
+    for (const folder of folders) {
+      const browsed = await browseAll(tracker, source.peerId, folder, pageSize);
+      report("browse", {
+        peerId: source.peerId,
+        folder,
+        pages: browsed.pages,
+        files: browsed.files.map((f) => f.name),
+      });
+    }
+    const own = await browseAll(tracker, joined.peerId, "", pageSize);
+    report("browse-pages", { pageSize, pages: own.pages, files: own.files.length });
+    if (own.files.length !== files.length) {
+      throw new StepFailed(`browse returned ${own.files.length} files, not ${files.length}`);
+    }
+
     let got;
     try {
       got = await download(security, source);
@@ -137,7 +158,16 @@ async function run(tracker: TrackerClient, security: Security, options: RunOptio
     // connect-node would then wait for the rest of its write until the deadline, so the
     // client refuses them first (writeMaxBytes).
     const errorCases: [string, () => Promise<unknown>][] = [
-      ["name with /", () => tracker.search({ name: "a/b.mp4" }, { timeoutMs: CALL_TIMEOUT_MS })],
+      ["name with ..", () => tracker.search({ name: "../b.mp4" }, { timeoutMs: CALL_TIMEOUT_MS })],
+      [
+        "browse of a folder with ..",
+        () =>
+          tracker.browse({ peerId: joined.peerId, folder: "a/../" }, { timeoutMs: CALL_TIMEOUT_MS }),
+      ],
+      [
+        "browse of an unknown peer",
+        () => tracker.browse({ peerId: "127.0.0.1:7" }, { timeoutMs: CALL_TIMEOUT_MS }),
+      ],
       [
         "bad page_token",
         () =>
@@ -221,6 +251,7 @@ async function main(): Promise<number> {
         listen: { type: "string", default: "127.0.0.1:9" },
         catalog: { type: "string", default: "250" },
         "page-size": { type: "string", default: "100" },
+        folder: { type: "string", default: "" },
       },
     }));
     if (values.tracker === undefined) {

@@ -25,7 +25,7 @@ export const DOWNLOAD_TIMEOUT_MS = 120_000;
 const READ_MAX_BYTES = 4 * 1024 * 1024;
 /** The tracker refuses requests over 16 MiB; do not send what it would refuse. */
 const WRITE_MAX_BYTES = 16 * 1024 * 1024;
-/** The most pages `searchAll` follows, whatever the tracker answers. */
+/** The most pages `searchAll` and `browseAll` follow, whatever the tracker answers. */
 const MAX_PAGES = 200;
 
 /** A transport to `host:port` or `[v6]:port`: plain text, or TLS trusting one certificate. */
@@ -81,6 +81,51 @@ export async function searchAll(
     results.push(...page.results);
     if (page.nextPageToken === "") {
       return { results, pages };
+    }
+    pageToken = page.nextPageToken;
+  }
+  throw new Error(`the tracker sent more than ${MAX_PAGES} pages`);
+}
+
+/** What a whole Browse returned: the files in name order, and how many pages they took. */
+export interface Browsed {
+  files: FileInfo[];
+  pages: number;
+  /** The peer's certificate (DER), to pin when connecting to it; empty for an anonymous peer. */
+  certificate: Uint8Array;
+  reachable: boolean;
+}
+
+/**
+ * Every file `peerId` shares under `folder` ("": all of them), as the tracker's index lists
+ * them, following next_page_token. A tracker is a stranger too: a file outside the folder, or
+ * not after the one before it in name order (UTF-8 bytes), is an error, not a file.
+ */
+export async function browseAll(
+  tracker: TrackerClient,
+  peerId: string,
+  folder: string,
+  pageSize: number,
+): Promise<Browsed> {
+  const prefix = folder === "" || folder.endsWith("/") ? folder : `${folder}/`;
+  const files: FileInfo[] = [];
+  let last = Buffer.alloc(0);
+  let pageToken = "";
+  for (let pages = 1; pages <= MAX_PAGES; pages++) {
+    const page = await tracker.browse(
+      { peerId, folder: prefix, pageSize, pageToken },
+      { timeoutMs: CALL_TIMEOUT_MS },
+    );
+    for (const file of page.files) {
+      const name = Buffer.from(file.name, "utf8");
+      if (!file.name.startsWith(prefix) || Buffer.compare(name, last) <= 0) {
+        throw new Error(`the tracker listed ${JSON.stringify(file.name)} out of order or folder`);
+      }
+      last = name;
+      files.push(file);
+    }
+    if (page.nextPageToken === "") {
+      return { files, pages, certificate: page.certificate, reachable: page.reachable };
     }
     pageToken = page.nextPageToken;
   }

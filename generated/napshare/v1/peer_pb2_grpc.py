@@ -89,8 +89,9 @@ class PeerServiceServicer:
         where it starts, gets exactly one response with no data.
 
         Errors:
-        * `INVALID_ARGUMENT`: the name is not a plain file name (`../x`,
-        `/etc/passwd`, `a/b`, NUL, empty: `NAME_INVALID`), `limit` is negative
+        * `INVALID_ARGUMENT`: the name is not a valid name (see `FileInfo.name`:
+        `../x`, `a/../../x`, `/etc/passwd`, `a//b`, NUL, empty:
+        `NAME_INVALID`), `limit` is negative
         (`LIMIT_INVALID`), `sha256` is not 64 hex characters
         (`SHA256_INVALID`), or the request bytes are not a `DownloadRequest`
         (`REQUEST_MALFORMED`).
@@ -130,7 +131,7 @@ class PeerServiceServicer:
         It takes no upload slot.
 
         Errors:
-        * `INVALID_ARGUMENT`: the name is not a plain file name (`NAME_INVALID`),
+        * `INVALID_ARGUMENT`: the name is not a valid name (`NAME_INVALID`),
         `sha256` is set but not 64 hex characters (`SHA256_INVALID`), or the
         request bytes are not a `GetPieceLayerRequest` (`REQUEST_MALFORMED`).
         * `NOT_FOUND`: this peer does not share a file of that name

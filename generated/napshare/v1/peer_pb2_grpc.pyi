@@ -61,8 +61,9 @@ class PeerServiceStub:
     where it starts, gets exactly one response with no data.
 
     Errors:
-    * `INVALID_ARGUMENT`: the name is not a plain file name (`../x`,
-      `/etc/passwd`, `a/b`, NUL, empty: `NAME_INVALID`), `limit` is negative
+    * `INVALID_ARGUMENT`: the name is not a valid name (see `FileInfo.name`:
+      `../x`, `a/../../x`, `/etc/passwd`, `a//b`, NUL, empty:
+      `NAME_INVALID`), `limit` is negative
       (`LIMIT_INVALID`), `sha256` is not 64 hex characters
       (`SHA256_INVALID`), or the request bytes are not a `DownloadRequest`
       (`REQUEST_MALFORMED`).
@@ -98,7 +99,7 @@ class PeerServiceStub:
     It takes no upload slot.
 
     Errors:
-    * `INVALID_ARGUMENT`: the name is not a plain file name (`NAME_INVALID`),
+    * `INVALID_ARGUMENT`: the name is not a valid name (`NAME_INVALID`),
       `sha256` is set but not 64 hex characters (`SHA256_INVALID`), or the
       request bytes are not a `GetPieceLayerRequest` (`REQUEST_MALFORMED`).
     * `NOT_FOUND`: this peer does not share a file of that name
@@ -139,8 +140,9 @@ class PeerServiceAsyncStub(PeerServiceStub):
     where it starts, gets exactly one response with no data.
 
     Errors:
-    * `INVALID_ARGUMENT`: the name is not a plain file name (`../x`,
-      `/etc/passwd`, `a/b`, NUL, empty: `NAME_INVALID`), `limit` is negative
+    * `INVALID_ARGUMENT`: the name is not a valid name (see `FileInfo.name`:
+      `../x`, `a/../../x`, `/etc/passwd`, `a//b`, NUL, empty:
+      `NAME_INVALID`), `limit` is negative
       (`LIMIT_INVALID`), `sha256` is not 64 hex characters
       (`SHA256_INVALID`), or the request bytes are not a `DownloadRequest`
       (`REQUEST_MALFORMED`).
@@ -176,7 +178,7 @@ class PeerServiceAsyncStub(PeerServiceStub):
     It takes no upload slot.
 
     Errors:
-    * `INVALID_ARGUMENT`: the name is not a plain file name (`NAME_INVALID`),
+    * `INVALID_ARGUMENT`: the name is not a valid name (`NAME_INVALID`),
       `sha256` is set but not 64 hex characters (`SHA256_INVALID`), or the
       request bytes are not a `GetPieceLayerRequest` (`REQUEST_MALFORMED`).
     * `NOT_FOUND`: this peer does not share a file of that name
@@ -220,8 +222,9 @@ class PeerServiceServicer(metaclass=_abc_1.ABCMeta):
         where it starts, gets exactly one response with no data.
 
         Errors:
-        * `INVALID_ARGUMENT`: the name is not a plain file name (`../x`,
-          `/etc/passwd`, `a/b`, NUL, empty: `NAME_INVALID`), `limit` is negative
+        * `INVALID_ARGUMENT`: the name is not a valid name (see `FileInfo.name`:
+          `../x`, `a/../../x`, `/etc/passwd`, `a//b`, NUL, empty:
+          `NAME_INVALID`), `limit` is negative
           (`LIMIT_INVALID`), `sha256` is not 64 hex characters
           (`SHA256_INVALID`), or the request bytes are not a `DownloadRequest`
           (`REQUEST_MALFORMED`).
@@ -263,7 +266,7 @@ class PeerServiceServicer(metaclass=_abc_1.ABCMeta):
         It takes no upload slot.
 
         Errors:
-        * `INVALID_ARGUMENT`: the name is not a plain file name (`NAME_INVALID`),
+        * `INVALID_ARGUMENT`: the name is not a valid name (`NAME_INVALID`),
           `sha256` is set but not 64 hex characters (`SHA256_INVALID`), or the
           request bytes are not a `GetPieceLayerRequest` (`REQUEST_MALFORMED`).
         * `NOT_FOUND`: this peer does not share a file of that name

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from napshare.v1 import file_info_pb2 as napshare_dot_v1_dot_file__info__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19napshare/v1/tracker.proto\x12\x0bnapshare.v1\x1a\x1bnapshare/v1/file_info.proto\"\xb2\x01\n\x0bJoinRequest\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\x0c\n\x04port\x18\x02 \x01(\r\x12$\n\x05\x66iles\x18\x03 \x03(\x0b\x32\x15.napshare.v1.FileInfo\x12\x13\n\x0b\x63\x65rtificate\x18\x04 \x01(\x0c\x12\x11\n\tsignature\x18\x05 \x01(\x0c\x12\x11\n\tsigned_at\x18\x06 \x01(\x03\x12\x17\n\x0flocal_addresses\x18\x07 \x03(\t\x12\r\n\x05nonce\x18\x08 \x01(\x0c\"e\n\x0cJoinResponse\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\x12\"\n\x1aheartbeat_interval_seconds\x18\x03 \x01(\r\x12\x11\n\treachable\x18\x04 \x01(\x08\"s\n\rSearchRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05query\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\r\x12\x0f\n\x07peer_id\x18\x04 \x01(\t\x12\x11\n\tpage_size\x18\x05 \x01(\r\x12\x12\n\npage_token\x18\x06 \x01(\t\"{\n\x0eSearchResponse\x12*\n\x07results\x18\x01 \x03(\x0b\x32\x19.napshare.v1.SearchResult\x12\x11\n\ttruncated\x18\x02 \x01(\x08\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\x12\x11\n\tgathering\x18\x04 \x01(\x08\"l\n\x0cSearchResult\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12#\n\x04\x66ile\x18\x02 \x01(\x0b\x32\x15.napshare.v1.FileInfo\x12\x13\n\x0b\x63\x65rtificate\x18\x03 \x01(\x0c\x12\x11\n\treachable\x18\x04 \x01(\x08\"l\n\rUpdateRequest\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\x12$\n\x05\x66iles\x18\x03 \x03(\x0b\x32\x15.napshare.v1.FileInfo\x12\x15\n\rremoved_names\x18\x04 \x03(\t\"\x10\n\x0eUpdateResponse\"2\n\x10HeartbeatRequest\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\"\x13\n\x11HeartbeatResponse\".\n\x0cLeaveRequest\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\"\x0f\n\rLeaveResponse\"/\n\rListenRequest\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\"\xe1\x01\n\x0eListenResponse\x12-\n\x07started\x18\x01 \x01(\x0b\x32\x1a.napshare.v1.ListenStartedH\x00\x12\x31\n\tkeepalive\x18\x02 \x01(\x0b\x32\x1c.napshare.v1.ListenKeepaliveH\x00\x12\x30\n\x0creverse_dial\x18\x03 \x01(\x0b\x32\x18.napshare.v1.ReverseDialH\x00\x12\x32\n\rrelay_session\x18\x04 \x01(\x0b\x32\x19.napshare.v1.RelaySessionH\x00\x42\x07\n\x05\x65vent\"*\n\rListenStarted\x12\x19\n\x11keepalive_seconds\x18\x01 \x01(\r\"\x11\n\x0fListenKeepalive\"?\n\x0bReverseDial\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x0f\n\x07session\x18\x02 \x01(\x0c\x12\x0e\n\x06secret\x18\x03 \x01(\x0c\";\n\x0cRelaySession\x12\x15\n\rrelay_address\x18\x01 \x01(\t\x12\x14\n\x0crelay_ticket\x18\x02 \x01(\x0c\"_\n\x0e\x43onnectRequest\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12&\n\x04path\x18\x02 \x01(\x0e\x32\x18.napshare.v1.ConnectPath\x12\x14\n\x0creverse_port\x18\x03 \x01(\r\"\x89\x01\n\x0f\x43onnectResponse\x12\x17\n\x0flocal_addresses\x18\x01 \x03(\t\x12\x0f\n\x07\x64ialing\x18\x02 \x01(\x08\x12\x0f\n\x07session\x18\x03 \x01(\x0c\x12\x0e\n\x06secret\x18\x04 \x01(\x0c\x12\x15\n\rrelay_address\x18\x05 \x01(\t\x12\x14\n\x0crelay_ticket\x18\x06 \x01(\x0c*]\n\x0b\x43onnectPath\x12\x1c\n\x18\x43ONNECT_PATH_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43ONNECT_PATH_REVERSE\x10\x01\x12\x16\n\x12\x43ONNECT_PATH_RELAY\x10\x02\x32\xea\x03\n\x0eTrackerService\x12;\n\x04Join\x12\x18.napshare.v1.JoinRequest\x1a\x19.napshare.v1.JoinResponse\x12\x41\n\x06Search\x12\x1a.napshare.v1.SearchRequest\x1a\x1b.napshare.v1.SearchResponse\x12\x41\n\x06Update\x12\x1a.napshare.v1.UpdateRequest\x1a\x1b.napshare.v1.UpdateResponse\x12J\n\tHeartbeat\x12\x1d.napshare.v1.HeartbeatRequest\x1a\x1e.napshare.v1.HeartbeatResponse\x12>\n\x05Leave\x12\x19.napshare.v1.LeaveRequest\x1a\x1a.napshare.v1.LeaveResponse\x12\x43\n\x06Listen\x12\x1a.napshare.v1.ListenRequest\x1a\x1b.napshare.v1.ListenResponse0\x01\x12\x44\n\x07\x43onnect\x12\x1b.napshare.v1.ConnectRequest\x1a\x1c.napshare.v1.ConnectResponseBj\n\x0eio.napshare.v1B\x0cTrackerProtoP\x01Z:github.com/napshare/napshare/gen/go/napshare/v1;napsharev1\xaa\x02\x0bNapshare.V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19napshare/v1/tracker.proto\x12\x0bnapshare.v1\x1a\x1bnapshare/v1/file_info.proto\"\xb2\x01\n\x0bJoinRequest\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\x0c\n\x04port\x18\x02 \x01(\r\x12$\n\x05\x66iles\x18\x03 \x03(\x0b\x32\x15.napshare.v1.FileInfo\x12\x13\n\x0b\x63\x65rtificate\x18\x04 \x01(\x0c\x12\x11\n\tsignature\x18\x05 \x01(\x0c\x12\x11\n\tsigned_at\x18\x06 \x01(\x03\x12\x17\n\x0flocal_addresses\x18\x07 \x03(\t\x12\r\n\x05nonce\x18\x08 \x01(\x0c\"e\n\x0cJoinResponse\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\x12\"\n\x1aheartbeat_interval_seconds\x18\x03 \x01(\r\x12\x11\n\treachable\x18\x04 \x01(\x08\"s\n\rSearchRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05query\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\r\x12\x0f\n\x07peer_id\x18\x04 \x01(\t\x12\x11\n\tpage_size\x18\x05 \x01(\r\x12\x12\n\npage_token\x18\x06 \x01(\t\"{\n\x0eSearchResponse\x12*\n\x07results\x18\x01 \x03(\x0b\x32\x19.napshare.v1.SearchResult\x12\x11\n\ttruncated\x18\x02 \x01(\x08\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\x12\x11\n\tgathering\x18\x04 \x01(\x08\"l\n\x0cSearchResult\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12#\n\x04\x66ile\x18\x02 \x01(\x0b\x32\x15.napshare.v1.FileInfo\x12\x13\n\x0b\x63\x65rtificate\x18\x03 \x01(\x0c\x12\x11\n\treachable\x18\x04 \x01(\x08\"W\n\rBrowseRequest\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12\x0e\n\x06\x66older\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\r\x12\x12\n\npage_token\x18\x04 \x01(\t\"w\n\x0e\x42rowseResponse\x12$\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x15.napshare.v1.FileInfo\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x13\n\x0b\x63\x65rtificate\x18\x03 \x01(\x0c\x12\x11\n\treachable\x18\x04 \x01(\x08\"l\n\rUpdateRequest\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\x12$\n\x05\x66iles\x18\x03 \x03(\x0b\x32\x15.napshare.v1.FileInfo\x12\x15\n\rremoved_names\x18\x04 \x03(\t\"\x10\n\x0eUpdateResponse\"2\n\x10HeartbeatRequest\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\"\x13\n\x11HeartbeatResponse\".\n\x0cLeaveRequest\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\"\x0f\n\rLeaveResponse\"/\n\rListenRequest\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\"\xe1\x01\n\x0eListenResponse\x12-\n\x07started\x18\x01 \x01(\x0b\x32\x1a.napshare.v1.ListenStartedH\x00\x12\x31\n\tkeepalive\x18\x02 \x01(\x0b\x32\x1c.napshare.v1.ListenKeepaliveH\x00\x12\x30\n\x0creverse_dial\x18\x03 \x01(\x0b\x32\x18.napshare.v1.ReverseDialH\x00\x12\x32\n\rrelay_session\x18\x04 \x01(\x0b\x32\x19.napshare.v1.RelaySessionH\x00\x42\x07\n\x05\x65vent\"*\n\rListenStarted\x12\x19\n\x11keepalive_seconds\x18\x01 \x01(\r\"\x11\n\x0fListenKeepalive\"?\n\x0bReverseDial\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x0f\n\x07session\x18\x02 \x01(\x0c\x12\x0e\n\x06secret\x18\x03 \x01(\x0c\";\n\x0cRelaySession\x12\x15\n\rrelay_address\x18\x01 \x01(\t\x12\x14\n\x0crelay_ticket\x18\x02 \x01(\x0c\"r\n\x0e\x43onnectRequest\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12&\n\x04path\x18\x02 \x01(\x0e\x32\x18.napshare.v1.ConnectPath\x12\x14\n\x0creverse_port\x18\x03 \x01(\r\x12\x11\n\tcaller_ip\x18\x04 \x01(\t\"\xa4\x01\n\x0f\x43onnectResponse\x12\x17\n\x0flocal_addresses\x18\x01 \x03(\t\x12\x0f\n\x07\x64ialing\x18\x02 \x01(\x08\x12\x0f\n\x07session\x18\x03 \x01(\x0c\x12\x0e\n\x06secret\x18\x04 \x01(\x0c\x12\x15\n\rrelay_address\x18\x05 \x01(\t\x12\x14\n\x0crelay_ticket\x18\x06 \x01(\x0c\x12\x19\n\x11\x63\x61ller_behind_nat\x18\x07 \x01(\x08*]\n\x0b\x43onnectPath\x12\x1c\n\x18\x43ONNECT_PATH_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43ONNECT_PATH_REVERSE\x10\x01\x12\x16\n\x12\x43ONNECT_PATH_RELAY\x10\x02\x32\xad\x04\n\x0eTrackerService\x12;\n\x04Join\x12\x18.napshare.v1.JoinRequest\x1a\x19.napshare.v1.JoinResponse\x12\x41\n\x06Search\x12\x1a.napshare.v1.SearchRequest\x1a\x1b.napshare.v1.SearchResponse\x12\x41\n\x06\x42rowse\x12\x1a.napshare.v1.BrowseRequest\x1a\x1b.napshare.v1.BrowseResponse\x12\x41\n\x06Update\x12\x1a.napshare.v1.UpdateRequest\x1a\x1b.napshare.v1.UpdateResponse\x12J\n\tHeartbeat\x12\x1d.napshare.v1.HeartbeatRequest\x1a\x1e.napshare.v1.HeartbeatResponse\x12>\n\x05Leave\x12\x19.napshare.v1.LeaveRequest\x1a\x1a.napshare.v1.LeaveResponse\x12\x43\n\x06Listen\x12\x1a.napshare.v1.ListenRequest\x1a\x1b.napshare.v1.ListenResponse0\x01\x12\x44\n\x07\x43onnect\x12\x1b.napshare.v1.ConnectRequest\x1a\x1c.napshare.v1.ConnectResponseBj\n\x0eio.napshare.v1B\x0cTrackerProtoP\x01Z:github.com/napshare/napshare/gen/go/napshare/v1;napsharev1\xaa\x02\x0bNapshare.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,8 +33,8 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'napshare.v1.tracker_pb2', _
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\016io.napshare.v1B\014TrackerProtoP\001Z:github.com/napshare/napshare/gen/go/napshare/v1;napsharev1\252\002\013Napshare.V1'
-  _globals['_CONNECTPATH']._serialized_start=1676
-  _globals['_CONNECTPATH']._serialized_end=1769
+  _globals['_CONNECTPATH']._serialized_start=1932
+  _globals['_CONNECTPATH']._serialized_end=2025
   _globals['_JOINREQUEST']._serialized_start=72
   _globals['_JOINREQUEST']._serialized_end=250
   _globals['_JOINRESPONSE']._serialized_start=252
@@ -45,34 +45,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SEARCHRESPONSE']._serialized_end=595
   _globals['_SEARCHRESULT']._serialized_start=597
   _globals['_SEARCHRESULT']._serialized_end=705
-  _globals['_UPDATEREQUEST']._serialized_start=707
-  _globals['_UPDATEREQUEST']._serialized_end=815
-  _globals['_UPDATERESPONSE']._serialized_start=817
-  _globals['_UPDATERESPONSE']._serialized_end=833
-  _globals['_HEARTBEATREQUEST']._serialized_start=835
-  _globals['_HEARTBEATREQUEST']._serialized_end=885
-  _globals['_HEARTBEATRESPONSE']._serialized_start=887
-  _globals['_HEARTBEATRESPONSE']._serialized_end=906
-  _globals['_LEAVEREQUEST']._serialized_start=908
-  _globals['_LEAVEREQUEST']._serialized_end=954
-  _globals['_LEAVERESPONSE']._serialized_start=956
-  _globals['_LEAVERESPONSE']._serialized_end=971
-  _globals['_LISTENREQUEST']._serialized_start=973
-  _globals['_LISTENREQUEST']._serialized_end=1020
-  _globals['_LISTENRESPONSE']._serialized_start=1023
-  _globals['_LISTENRESPONSE']._serialized_end=1248
-  _globals['_LISTENSTARTED']._serialized_start=1250
-  _globals['_LISTENSTARTED']._serialized_end=1292
-  _globals['_LISTENKEEPALIVE']._serialized_start=1294
-  _globals['_LISTENKEEPALIVE']._serialized_end=1311
-  _globals['_REVERSEDIAL']._serialized_start=1313
-  _globals['_REVERSEDIAL']._serialized_end=1376
-  _globals['_RELAYSESSION']._serialized_start=1378
-  _globals['_RELAYSESSION']._serialized_end=1437
-  _globals['_CONNECTREQUEST']._serialized_start=1439
-  _globals['_CONNECTREQUEST']._serialized_end=1534
-  _globals['_CONNECTRESPONSE']._serialized_start=1537
-  _globals['_CONNECTRESPONSE']._serialized_end=1674
-  _globals['_TRACKERSERVICE']._serialized_start=1772
-  _globals['_TRACKERSERVICE']._serialized_end=2262
+  _globals['_BROWSEREQUEST']._serialized_start=707
+  _globals['_BROWSEREQUEST']._serialized_end=794
+  _globals['_BROWSERESPONSE']._serialized_start=796
+  _globals['_BROWSERESPONSE']._serialized_end=915
+  _globals['_UPDATEREQUEST']._serialized_start=917
+  _globals['_UPDATEREQUEST']._serialized_end=1025
+  _globals['_UPDATERESPONSE']._serialized_start=1027
+  _globals['_UPDATERESPONSE']._serialized_end=1043
+  _globals['_HEARTBEATREQUEST']._serialized_start=1045
+  _globals['_HEARTBEATREQUEST']._serialized_end=1095
+  _globals['_HEARTBEATRESPONSE']._serialized_start=1097
+  _globals['_HEARTBEATRESPONSE']._serialized_end=1116
+  _globals['_LEAVEREQUEST']._serialized_start=1118
+  _globals['_LEAVEREQUEST']._serialized_end=1164
+  _globals['_LEAVERESPONSE']._serialized_start=1166
+  _globals['_LEAVERESPONSE']._serialized_end=1181
+  _globals['_LISTENREQUEST']._serialized_start=1183
+  _globals['_LISTENREQUEST']._serialized_end=1230
+  _globals['_LISTENRESPONSE']._serialized_start=1233
+  _globals['_LISTENRESPONSE']._serialized_end=1458
+  _globals['_LISTENSTARTED']._serialized_start=1460
+  _globals['_LISTENSTARTED']._serialized_end=1502
+  _globals['_LISTENKEEPALIVE']._serialized_start=1504
+  _globals['_LISTENKEEPALIVE']._serialized_end=1521
+  _globals['_REVERSEDIAL']._serialized_start=1523
+  _globals['_REVERSEDIAL']._serialized_end=1586
+  _globals['_RELAYSESSION']._serialized_start=1588
+  _globals['_RELAYSESSION']._serialized_end=1647
+  _globals['_CONNECTREQUEST']._serialized_start=1649
+  _globals['_CONNECTREQUEST']._serialized_end=1763
+  _globals['_CONNECTRESPONSE']._serialized_start=1766
+  _globals['_CONNECTRESPONSE']._serialized_end=1930
+  _globals['_TRACKERSERVICE']._serialized_start=2028
+  _globals['_TRACKERSERVICE']._serialized_end=2585
 # @@protoc_insertion_point(module_scope)

@@ -89,6 +89,30 @@ class SearchResult(_message.Message):
     reachable: bool
     def __init__(self, peer_id: _Optional[str] = ..., file: _Optional[_Union[_file_info_pb2.FileInfo, _Mapping]] = ..., certificate: _Optional[bytes] = ..., reachable: _Optional[bool] = ...) -> None: ...
 
+class BrowseRequest(_message.Message):
+    __slots__ = ("peer_id", "folder", "page_size", "page_token")
+    PEER_ID_FIELD_NUMBER: _ClassVar[int]
+    FOLDER_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    peer_id: str
+    folder: str
+    page_size: int
+    page_token: str
+    def __init__(self, peer_id: _Optional[str] = ..., folder: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class BrowseResponse(_message.Message):
+    __slots__ = ("files", "next_page_token", "certificate", "reachable")
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    REACHABLE_FIELD_NUMBER: _ClassVar[int]
+    files: _containers.RepeatedCompositeFieldContainer[_file_info_pb2.FileInfo]
+    next_page_token: str
+    certificate: bytes
+    reachable: bool
+    def __init__(self, files: _Optional[_Iterable[_Union[_file_info_pb2.FileInfo, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., certificate: _Optional[bytes] = ..., reachable: _Optional[bool] = ...) -> None: ...
+
 class UpdateRequest(_message.Message):
     __slots__ = ("peer_id", "token", "files", "removed_names")
     PEER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -178,27 +202,31 @@ class RelaySession(_message.Message):
     def __init__(self, relay_address: _Optional[str] = ..., relay_ticket: _Optional[bytes] = ...) -> None: ...
 
 class ConnectRequest(_message.Message):
-    __slots__ = ("peer_id", "path", "reverse_port")
+    __slots__ = ("peer_id", "path", "reverse_port", "caller_ip")
     PEER_ID_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
     REVERSE_PORT_FIELD_NUMBER: _ClassVar[int]
+    CALLER_IP_FIELD_NUMBER: _ClassVar[int]
     peer_id: str
     path: ConnectPath
     reverse_port: int
-    def __init__(self, peer_id: _Optional[str] = ..., path: _Optional[_Union[ConnectPath, str]] = ..., reverse_port: _Optional[int] = ...) -> None: ...
+    caller_ip: str
+    def __init__(self, peer_id: _Optional[str] = ..., path: _Optional[_Union[ConnectPath, str]] = ..., reverse_port: _Optional[int] = ..., caller_ip: _Optional[str] = ...) -> None: ...
 
 class ConnectResponse(_message.Message):
-    __slots__ = ("local_addresses", "dialing", "session", "secret", "relay_address", "relay_ticket")
+    __slots__ = ("local_addresses", "dialing", "session", "secret", "relay_address", "relay_ticket", "caller_behind_nat")
     LOCAL_ADDRESSES_FIELD_NUMBER: _ClassVar[int]
     DIALING_FIELD_NUMBER: _ClassVar[int]
     SESSION_FIELD_NUMBER: _ClassVar[int]
     SECRET_FIELD_NUMBER: _ClassVar[int]
     RELAY_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     RELAY_TICKET_FIELD_NUMBER: _ClassVar[int]
+    CALLER_BEHIND_NAT_FIELD_NUMBER: _ClassVar[int]
     local_addresses: _containers.RepeatedScalarFieldContainer[str]
     dialing: bool
     session: bytes
     secret: bytes
     relay_address: str
     relay_ticket: bytes
-    def __init__(self, local_addresses: _Optional[_Iterable[str]] = ..., dialing: _Optional[bool] = ..., session: _Optional[bytes] = ..., secret: _Optional[bytes] = ..., relay_address: _Optional[str] = ..., relay_ticket: _Optional[bytes] = ...) -> None: ...
+    caller_behind_nat: bool
+    def __init__(self, local_addresses: _Optional[_Iterable[str]] = ..., dialing: _Optional[bool] = ..., session: _Optional[bytes] = ..., secret: _Optional[bytes] = ..., relay_address: _Optional[str] = ..., relay_ticket: _Optional[bytes] = ..., caller_behind_nat: _Optional[bool] = ...) -> None: ...

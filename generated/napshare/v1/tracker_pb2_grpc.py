@@ -79,6 +79,11 @@ class TrackerServiceStub:
                 request_serializer=napshare_dot_v1_dot_tracker__pb2.SearchRequest.SerializeToString,
                 response_deserializer=napshare_dot_v1_dot_tracker__pb2.SearchResponse.FromString,
                 _registered_method=True)
+        self.Browse = channel.unary_unary(
+                '/napshare.v1.TrackerService/Browse',
+                request_serializer=napshare_dot_v1_dot_tracker__pb2.BrowseRequest.SerializeToString,
+                response_deserializer=napshare_dot_v1_dot_tracker__pb2.BrowseResponse.FromString,
+                _registered_method=True)
         self.Update = channel.unary_unary(
                 '/napshare.v1.TrackerService/Update',
                 request_serializer=napshare_dot_v1_dot_tracker__pb2.UpdateRequest.SerializeToString,
@@ -219,7 +224,7 @@ class TrackerServiceServicer:
         (`limit` when `page_size` is 0; 100 when both are 0; never more than
         1,000). When more match, `next_page_token` is set (and `truncated` is
         true); send the same search again with `page_token` set to it for the
-        next page. A token is an opaque cursor of at most 1,024 characters: the
+        next page. A token is an opaque cursor of at most 2,048 characters: the
         last (peer id, file name) returned, tied to the search it came from. The
         next page starts after that key, so pages stay correct while peers join
         and leave: no match present throughout is skipped or repeated. Tokens do
@@ -252,6 +257,42 @@ class TrackerServiceServicer:
         keyword searches as it allows (`--max-concurrent-searches`, default 4)
         (`SEARCHES_BUSY`); a `google.rpc.RetryInfo` says when to ask again.
         Exact-name and narrow keyword searches are never refused this way.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Browse(self, request, context):
+        """Browse lists the files one peer shares, as the tracker's index holds
+        them: every file, or those under one folder of the peer's, at any depth,
+        each named by its whole path (see `FileInfo.name`). It needs nothing of
+        the peer itself, so it works the same for peers behind a NAT.
+
+        Files come in name order: by Unicode code point, which is the order of
+        their UTF-8 bytes, so the files of each folder come together, after
+        every name that sorts before the folder's and before every name that
+        sorts after it (`a.txt`, then `a/b.txt`, then `a0.txt`). A client draws
+        the tree from that order, one page at a time.
+
+        Paging as `Search` pages: a response holds at most `page_size` files
+        (100 when it is 0, never more than 1,000); when more are left,
+        `next_page_token` is set; send the same request again with `page_token`
+        set to it for the next page. The token is the last name returned, signed
+        and tied to this peer and folder, so paging stays correct while the
+        peer's files change: a file listed throughout is never skipped or
+        repeated. A page costs the tracker what it returns.
+
+        Errors:
+        * `INVALID_ARGUMENT`: a malformed peer id (`PEER_ID_INVALID`); a folder
+        that is not a valid name, without or with one `/` at its end
+        (`NAME_INVALID`, `field` `folder`); a `page_token` that is malformed or
+        too long (`PAGE_TOKEN_INVALID`) or belongs to another peer or folder
+        (`PAGE_TOKEN_MISMATCH`); or the request bytes are not a
+        `BrowseRequest` (`REQUEST_MALFORMED`).
+        * `NOT_FOUND`: no live registration has that peer id
+        (`PEER_NOT_REGISTERED`: it left, or its lease ran out).
+        * `UNAVAILABLE`: the tracker's store does not answer
+        (`STORE_UNAVAILABLE`, with `RetryInfo`).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -376,7 +417,13 @@ class TrackerServiceServicer:
         the caller's connection to the peer's `PeerService`: the caller starts
         its TLS handshake on it, trusting only the peer's listed certificate, as
         when it dials the peer itself. A caller behind a NAT cannot be dialled:
-        it waits a few seconds, then asks for `CONNECT_PATH_RELAY`.
+        it says so by giving its own address in `caller_ip` (the source address
+        its kernel picks towards the tracker); when the tracker sees the call
+        come from another address, a NAT stands between them that would drop
+        the peer's dial, so the tracker asks nobody to dial and answers
+        `caller_behind_nat`; the caller then asks for `CONNECT_PATH_RELAY` at
+        once. Without `caller_ip`, the peer is asked to dial, and a caller that
+        hears nothing waits a few seconds before asking for the relay.
 
         With `path` `CONNECT_PATH_RELAY`, the tracker answers with a relay's
         address and a ticket for each side (`relay_ticket` for the caller; the
@@ -392,7 +439,8 @@ class TrackerServiceServicer:
         Errors:
         * `INVALID_ARGUMENT`: a malformed peer id (`PEER_ID_INVALID`), no `path`
         (`CONNECT_PATH_INVALID`), `reverse_port` 0 or above 65535 with
-        `CONNECT_PATH_REVERSE` (`ADDRESS_INVALID`), a call that comes from no IP
+        `CONNECT_PATH_REVERSE`, or a `caller_ip` that is not an IP address
+        (`ADDRESS_INVALID`), a call that comes from no IP
         address, so that nobody could dial it (`CALLER_ADDRESS_UNKNOWN`), or the
         request bytes are not a `ConnectRequest` (`REQUEST_MALFORMED`).
         * `NOT_FOUND`: no live registration has that peer id
@@ -425,6 +473,11 @@ def add_TrackerServiceServicer_to_server(servicer, server):
                     servicer.Search,
                     request_deserializer=napshare_dot_v1_dot_tracker__pb2.SearchRequest.FromString,
                     response_serializer=napshare_dot_v1_dot_tracker__pb2.SearchResponse.SerializeToString,
+            ),
+            'Browse': grpc.unary_unary_rpc_method_handler(
+                    servicer.Browse,
+                    request_deserializer=napshare_dot_v1_dot_tracker__pb2.BrowseRequest.FromString,
+                    response_serializer=napshare_dot_v1_dot_tracker__pb2.BrowseResponse.SerializeToString,
             ),
             'Update': grpc.unary_unary_rpc_method_handler(
                     servicer.Update,
@@ -541,6 +594,33 @@ class TrackerService:
             '/napshare.v1.TrackerService/Search',
             napshare_dot_v1_dot_tracker__pb2.SearchRequest.SerializeToString,
             napshare_dot_v1_dot_tracker__pb2.SearchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Browse(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/napshare.v1.TrackerService/Browse',
+            napshare_dot_v1_dot_tracker__pb2.BrowseRequest.SerializeToString,
+            napshare_dot_v1_dot_tracker__pb2.BrowseResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -144,7 +144,7 @@ class TrackerServiceStub:
     (`limit` when `page_size` is 0; 100 when both are 0; never more than
     1,000). When more match, `next_page_token` is set (and `truncated` is
     true); send the same search again with `page_token` set to it for the
-    next page. A token is an opaque cursor of at most 1,024 characters: the
+    next page. A token is an opaque cursor of at most 2,048 characters: the
     last (peer id, file name) returned, tied to the search it came from. The
     next page starts after that key, so pages stay correct while peers join
     and leave: no match present throughout is skipped or repeated. Tokens do
@@ -177,6 +177,38 @@ class TrackerServiceStub:
       keyword searches as it allows (`--max-concurrent-searches`, default 4)
       (`SEARCHES_BUSY`); a `google.rpc.RetryInfo` says when to ask again.
       Exact-name and narrow keyword searches are never refused this way.
+    """
+    Browse: _grpc.UnaryUnaryMultiCallable[_tracker_pb2.BrowseRequest, _tracker_pb2.BrowseResponse]
+    """Browse lists the files one peer shares, as the tracker's index holds
+    them: every file, or those under one folder of the peer's, at any depth,
+    each named by its whole path (see `FileInfo.name`). It needs nothing of
+    the peer itself, so it works the same for peers behind a NAT.
+
+    Files come in name order: by Unicode code point, which is the order of
+    their UTF-8 bytes, so the files of each folder come together, after
+    every name that sorts before the folder's and before every name that
+    sorts after it (`a.txt`, then `a/b.txt`, then `a0.txt`). A client draws
+    the tree from that order, one page at a time.
+
+    Paging as `Search` pages: a response holds at most `page_size` files
+    (100 when it is 0, never more than 1,000); when more are left,
+    `next_page_token` is set; send the same request again with `page_token`
+    set to it for the next page. The token is the last name returned, signed
+    and tied to this peer and folder, so paging stays correct while the
+    peer's files change: a file listed throughout is never skipped or
+    repeated. A page costs the tracker what it returns.
+
+    Errors:
+    * `INVALID_ARGUMENT`: a malformed peer id (`PEER_ID_INVALID`); a folder
+      that is not a valid name, without or with one `/` at its end
+      (`NAME_INVALID`, `field` `folder`); a `page_token` that is malformed or
+      too long (`PAGE_TOKEN_INVALID`) or belongs to another peer or folder
+      (`PAGE_TOKEN_MISMATCH`); or the request bytes are not a
+      `BrowseRequest` (`REQUEST_MALFORMED`).
+    * `NOT_FOUND`: no live registration has that peer id
+      (`PEER_NOT_REGISTERED`: it left, or its lease ran out).
+    * `UNAVAILABLE`: the tracker's store does not answer
+      (`STORE_UNAVAILABLE`, with `RetryInfo`).
     """
     Update: _grpc.UnaryUnaryMultiCallable[_tracker_pb2.UpdateRequest, _tracker_pb2.UpdateResponse]
     """Update changes the caller's own registration: it adds the files in
@@ -281,7 +313,13 @@ class TrackerServiceStub:
     the caller's connection to the peer's `PeerService`: the caller starts
     its TLS handshake on it, trusting only the peer's listed certificate, as
     when it dials the peer itself. A caller behind a NAT cannot be dialled:
-    it waits a few seconds, then asks for `CONNECT_PATH_RELAY`.
+    it says so by giving its own address in `caller_ip` (the source address
+    its kernel picks towards the tracker); when the tracker sees the call
+    come from another address, a NAT stands between them that would drop
+    the peer's dial, so the tracker asks nobody to dial and answers
+    `caller_behind_nat`; the caller then asks for `CONNECT_PATH_RELAY` at
+    once. Without `caller_ip`, the peer is asked to dial, and a caller that
+    hears nothing waits a few seconds before asking for the relay.
 
     With `path` `CONNECT_PATH_RELAY`, the tracker answers with a relay's
     address and a ticket for each side (`relay_ticket` for the caller; the
@@ -297,7 +335,8 @@ class TrackerServiceStub:
     Errors:
     * `INVALID_ARGUMENT`: a malformed peer id (`PEER_ID_INVALID`), no `path`
       (`CONNECT_PATH_INVALID`), `reverse_port` 0 or above 65535 with
-      `CONNECT_PATH_REVERSE` (`ADDRESS_INVALID`), a call that comes from no IP
+      `CONNECT_PATH_REVERSE`, or a `caller_ip` that is not an IP address
+      (`ADDRESS_INVALID`), a call that comes from no IP
       address, so that nobody could dial it (`CALLER_ADDRESS_UNKNOWN`), or the
       request bytes are not a `ConnectRequest` (`REQUEST_MALFORMED`).
     * `NOT_FOUND`: no live registration has that peer id
@@ -426,7 +465,7 @@ class TrackerServiceAsyncStub(TrackerServiceStub):
     (`limit` when `page_size` is 0; 100 when both are 0; never more than
     1,000). When more match, `next_page_token` is set (and `truncated` is
     true); send the same search again with `page_token` set to it for the
-    next page. A token is an opaque cursor of at most 1,024 characters: the
+    next page. A token is an opaque cursor of at most 2,048 characters: the
     last (peer id, file name) returned, tied to the search it came from. The
     next page starts after that key, so pages stay correct while peers join
     and leave: no match present throughout is skipped or repeated. Tokens do
@@ -459,6 +498,38 @@ class TrackerServiceAsyncStub(TrackerServiceStub):
       keyword searches as it allows (`--max-concurrent-searches`, default 4)
       (`SEARCHES_BUSY`); a `google.rpc.RetryInfo` says when to ask again.
       Exact-name and narrow keyword searches are never refused this way.
+    """
+    Browse: _aio.UnaryUnaryMultiCallable[_tracker_pb2.BrowseRequest, _tracker_pb2.BrowseResponse]  # type: ignore[assignment]
+    """Browse lists the files one peer shares, as the tracker's index holds
+    them: every file, or those under one folder of the peer's, at any depth,
+    each named by its whole path (see `FileInfo.name`). It needs nothing of
+    the peer itself, so it works the same for peers behind a NAT.
+
+    Files come in name order: by Unicode code point, which is the order of
+    their UTF-8 bytes, so the files of each folder come together, after
+    every name that sorts before the folder's and before every name that
+    sorts after it (`a.txt`, then `a/b.txt`, then `a0.txt`). A client draws
+    the tree from that order, one page at a time.
+
+    Paging as `Search` pages: a response holds at most `page_size` files
+    (100 when it is 0, never more than 1,000); when more are left,
+    `next_page_token` is set; send the same request again with `page_token`
+    set to it for the next page. The token is the last name returned, signed
+    and tied to this peer and folder, so paging stays correct while the
+    peer's files change: a file listed throughout is never skipped or
+    repeated. A page costs the tracker what it returns.
+
+    Errors:
+    * `INVALID_ARGUMENT`: a malformed peer id (`PEER_ID_INVALID`); a folder
+      that is not a valid name, without or with one `/` at its end
+      (`NAME_INVALID`, `field` `folder`); a `page_token` that is malformed or
+      too long (`PAGE_TOKEN_INVALID`) or belongs to another peer or folder
+      (`PAGE_TOKEN_MISMATCH`); or the request bytes are not a
+      `BrowseRequest` (`REQUEST_MALFORMED`).
+    * `NOT_FOUND`: no live registration has that peer id
+      (`PEER_NOT_REGISTERED`: it left, or its lease ran out).
+    * `UNAVAILABLE`: the tracker's store does not answer
+      (`STORE_UNAVAILABLE`, with `RetryInfo`).
     """
     Update: _aio.UnaryUnaryMultiCallable[_tracker_pb2.UpdateRequest, _tracker_pb2.UpdateResponse]  # type: ignore[assignment]
     """Update changes the caller's own registration: it adds the files in
@@ -563,7 +634,13 @@ class TrackerServiceAsyncStub(TrackerServiceStub):
     the caller's connection to the peer's `PeerService`: the caller starts
     its TLS handshake on it, trusting only the peer's listed certificate, as
     when it dials the peer itself. A caller behind a NAT cannot be dialled:
-    it waits a few seconds, then asks for `CONNECT_PATH_RELAY`.
+    it says so by giving its own address in `caller_ip` (the source address
+    its kernel picks towards the tracker); when the tracker sees the call
+    come from another address, a NAT stands between them that would drop
+    the peer's dial, so the tracker asks nobody to dial and answers
+    `caller_behind_nat`; the caller then asks for `CONNECT_PATH_RELAY` at
+    once. Without `caller_ip`, the peer is asked to dial, and a caller that
+    hears nothing waits a few seconds before asking for the relay.
 
     With `path` `CONNECT_PATH_RELAY`, the tracker answers with a relay's
     address and a ticket for each side (`relay_ticket` for the caller; the
@@ -579,7 +656,8 @@ class TrackerServiceAsyncStub(TrackerServiceStub):
     Errors:
     * `INVALID_ARGUMENT`: a malformed peer id (`PEER_ID_INVALID`), no `path`
       (`CONNECT_PATH_INVALID`), `reverse_port` 0 or above 65535 with
-      `CONNECT_PATH_REVERSE` (`ADDRESS_INVALID`), a call that comes from no IP
+      `CONNECT_PATH_REVERSE`, or a `caller_ip` that is not an IP address
+      (`ADDRESS_INVALID`), a call that comes from no IP
       address, so that nobody could dial it (`CALLER_ADDRESS_UNKNOWN`), or the
       request bytes are not a `ConnectRequest` (`REQUEST_MALFORMED`).
     * `NOT_FOUND`: no live registration has that peer id
@@ -717,7 +795,7 @@ class TrackerServiceServicer(metaclass=_abc_1.ABCMeta):
         (`limit` when `page_size` is 0; 100 when both are 0; never more than
         1,000). When more match, `next_page_token` is set (and `truncated` is
         true); send the same search again with `page_token` set to it for the
-        next page. A token is an opaque cursor of at most 1,024 characters: the
+        next page. A token is an opaque cursor of at most 2,048 characters: the
         last (peer id, file name) returned, tied to the search it came from. The
         next page starts after that key, so pages stay correct while peers join
         and leave: no match present throughout is skipped or repeated. Tokens do
@@ -750,6 +828,44 @@ class TrackerServiceServicer(metaclass=_abc_1.ABCMeta):
           keyword searches as it allows (`--max-concurrent-searches`, default 4)
           (`SEARCHES_BUSY`); a `google.rpc.RetryInfo` says when to ask again.
           Exact-name and narrow keyword searches are never refused this way.
+        """
+
+    @_abc_1.abstractmethod
+    def Browse(
+        self,
+        request: _tracker_pb2.BrowseRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_tracker_pb2.BrowseResponse, _abc.Awaitable[_tracker_pb2.BrowseResponse]]:
+        """Browse lists the files one peer shares, as the tracker's index holds
+        them: every file, or those under one folder of the peer's, at any depth,
+        each named by its whole path (see `FileInfo.name`). It needs nothing of
+        the peer itself, so it works the same for peers behind a NAT.
+
+        Files come in name order: by Unicode code point, which is the order of
+        their UTF-8 bytes, so the files of each folder come together, after
+        every name that sorts before the folder's and before every name that
+        sorts after it (`a.txt`, then `a/b.txt`, then `a0.txt`). A client draws
+        the tree from that order, one page at a time.
+
+        Paging as `Search` pages: a response holds at most `page_size` files
+        (100 when it is 0, never more than 1,000); when more are left,
+        `next_page_token` is set; send the same request again with `page_token`
+        set to it for the next page. The token is the last name returned, signed
+        and tied to this peer and folder, so paging stays correct while the
+        peer's files change: a file listed throughout is never skipped or
+        repeated. A page costs the tracker what it returns.
+
+        Errors:
+        * `INVALID_ARGUMENT`: a malformed peer id (`PEER_ID_INVALID`); a folder
+          that is not a valid name, without or with one `/` at its end
+          (`NAME_INVALID`, `field` `folder`); a `page_token` that is malformed or
+          too long (`PAGE_TOKEN_INVALID`) or belongs to another peer or folder
+          (`PAGE_TOKEN_MISMATCH`); or the request bytes are not a
+          `BrowseRequest` (`REQUEST_MALFORMED`).
+        * `NOT_FOUND`: no live registration has that peer id
+          (`PEER_NOT_REGISTERED`: it left, or its lease ran out).
+        * `UNAVAILABLE`: the tracker's store does not answer
+          (`STORE_UNAVAILABLE`, with `RetryInfo`).
         """
 
     @_abc_1.abstractmethod
@@ -884,7 +1000,13 @@ class TrackerServiceServicer(metaclass=_abc_1.ABCMeta):
         the caller's connection to the peer's `PeerService`: the caller starts
         its TLS handshake on it, trusting only the peer's listed certificate, as
         when it dials the peer itself. A caller behind a NAT cannot be dialled:
-        it waits a few seconds, then asks for `CONNECT_PATH_RELAY`.
+        it says so by giving its own address in `caller_ip` (the source address
+        its kernel picks towards the tracker); when the tracker sees the call
+        come from another address, a NAT stands between them that would drop
+        the peer's dial, so the tracker asks nobody to dial and answers
+        `caller_behind_nat`; the caller then asks for `CONNECT_PATH_RELAY` at
+        once. Without `caller_ip`, the peer is asked to dial, and a caller that
+        hears nothing waits a few seconds before asking for the relay.
 
         With `path` `CONNECT_PATH_RELAY`, the tracker answers with a relay's
         address and a ticket for each side (`relay_ticket` for the caller; the
@@ -900,7 +1022,8 @@ class TrackerServiceServicer(metaclass=_abc_1.ABCMeta):
         Errors:
         * `INVALID_ARGUMENT`: a malformed peer id (`PEER_ID_INVALID`), no `path`
           (`CONNECT_PATH_INVALID`), `reverse_port` 0 or above 65535 with
-          `CONNECT_PATH_REVERSE` (`ADDRESS_INVALID`), a call that comes from no IP
+          `CONNECT_PATH_REVERSE`, or a `caller_ip` that is not an IP address
+          (`ADDRESS_INVALID`), a call that comes from no IP
           address, so that nobody could dial it (`CALLER_ADDRESS_UNKNOWN`), or the
           request bytes are not a `ConnectRequest` (`REQUEST_MALFORMED`).
         * `NOT_FOUND`: no live registration has that peer id

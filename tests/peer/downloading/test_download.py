@@ -100,7 +100,20 @@ def test_cli_download_refuses_to_overwrite(swarm: Swarm) -> None:
     assert (target / "aula1.mp4").read_bytes() == b"mine"
 
 
-@pytest.mark.parametrize("name", ["../aula1.mp4", "/etc/passwd", "a/b", "", "..", "x\x00y"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../aula1.mp4",
+        "a/../../aula1.mp4",
+        "/etc/passwd",
+        "a//b",
+        "a\\b",
+        "",
+        "..",
+        "x\x00y",
+        ".napshare/identity/key.pem",
+    ],
+)
 def test_hostile_names_are_rejected_before_anything_is_written(swarm: Swarm, name: str) -> None:
     target = swarm.folder("inside")
     with pytest.raises(InvalidNameError):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from napshare.common import merkle
-from napshare.common.names import InvalidNameError
+from napshare.common.names import MAX_DEPTH, InvalidNameError
 from napshare.peer.folder.layout import HASHES_FILE, LAYERS_DIR, STATE_DIR
 from napshare.peer.folder.store import (
     Digests,
@@ -32,20 +32,27 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def test_shares_regular_files_at_the_top_only(tmp_path: Path) -> None:
+def test_shares_regular_files_at_every_depth_with_their_paths(tmp_path: Path) -> None:
     outside = tmp_path / "outside.txt"
     outside.write_bytes(b"secret")
+    (tmp_path / "outside-dir").mkdir()
+    write_old(tmp_path / "outside-dir" / "x.txt", b"secret too")
     root = tmp_path / "share"
     root.mkdir()
     write_old(root / "b.txt", b"bee")
     write_old(root / "a.txt", b"")
     write_old(root / ".hidden", b"h")
     write_old(root / "movie.mp4.part", b"half")
-    (root / "sub").mkdir()
+    (root / "sub" / "deeper").mkdir(parents=True)
     write_old(root / "sub" / "inner.txt", b"inner")
+    write_old(root / "sub" / "deeper" / "aula1.mp4", b"deep")
+    (root / "sub" / "empty").mkdir()
     (root / "out-link").symlink_to(outside)
     (root / "in-link").symlink_to(root / "b.txt")
+    (root / "sub" / "dir-link").symlink_to(tmp_path / "outside-dir")
+    (root / "sub" / "loop").symlink_to(root)
     os.mkfifo(root / "fifo")
+    os.mkfifo(root / "sub" / "fifo")
 
     files = SharedFolder(root).scan()
 
@@ -54,10 +61,88 @@ def test_shares_regular_files_at_the_top_only(tmp_path: Path) -> None:
         ("a.txt", 0, sha(b"")),
         ("b.txt", 3, sha(b"bee")),
         ("movie.mp4.part", 4, sha(b"half")),  # a user's file like any other
+        ("sub/deeper/aula1.mp4", 4, sha(b"deep")),
+        ("sub/inner.txt", 5, sha(b"inner")),
     ]
 
 
-@pytest.mark.parametrize("name", ["out-link", "in-link", "sub", "fifo", STATE_DIR, "missing"])
+def test_two_files_of_one_name_in_two_folders_are_both_shared(tmp_path: Path) -> None:
+    for week in (1, 2):
+        (tmp_path / f"semana{week}").mkdir()
+        write_old(tmp_path / f"semana{week}" / "aula1.mp4", bytes([week]) * 10)
+    folder = SharedFolder(tmp_path)
+
+    files = folder.scan()
+
+    assert [(f.name, f.sha256) for f in files] == [
+        ("semana1/aula1.mp4", sha(bytes([1]) * 10)),
+        ("semana2/aula1.mp4", sha(bytes([2]) * 10)),
+    ]
+    assert folder.get("semana2/aula1.mp4") == files[1]
+
+
+def test_napshare_folders_are_never_shared_at_any_depth_or_case(tmp_path: Path) -> None:
+    write_old(tmp_path / "ok.txt", b"ok")
+    (tmp_path / "copy" / STATE_DIR / "identity").mkdir(parents=True)
+    write_old(tmp_path / "copy" / STATE_DIR / "identity" / "key.pem", b"private")
+    (tmp_path / ".NapShare").mkdir()
+    write_old(tmp_path / ".NapShare" / "x", b"x")
+    folder = SharedFolder(tmp_path)
+
+    assert [f.name for f in folder.scan()] == ["ok.txt"]
+    for name in (f"copy/{STATE_DIR}/identity/key.pem", ".NapShare/x"):
+        with pytest.raises(InvalidNameError):
+            folder.get(name)
+
+
+def test_names_the_protocol_does_not_allow_are_not_shared(tmp_path: Path) -> None:
+    write_old(tmp_path / "ok.txt", b"ok")
+    write_old(tmp_path / "tab\there", b"x")
+    write_old(tmp_path / "new\nline", b"x")
+    (tmp_path / "back\\slash").mkdir()
+    write_old(tmp_path / "back\\slash" / "inside.txt", b"x")
+    write_old(tmp_path / ("x" * 255), b"long")
+    os.mkdir(os.path.join(os.fsencode(tmp_path), b"bad\xffbytes"))
+    write_old(Path(os.fsdecode(os.path.join(os.fsencode(tmp_path), b"bad\xffbytes", b"f"))), b"x")
+
+    names = [f.name for f in SharedFolder(tmp_path).scan()]
+
+    assert names == ["ok.txt", "x" * 255]
+
+
+def test_folders_deeper_than_the_limit_are_not_entered(tmp_path: Path) -> None:
+    path = tmp_path
+    for depth in range(MAX_DEPTH):
+        write_old(path / "f", str(depth).encode())
+        path = path / "d"
+        path.mkdir()
+    write_old(path / "f", b"too deep")
+
+    names = [f.name for f in SharedFolder(tmp_path).scan()]
+
+    assert len(names) == MAX_DEPTH
+    assert max(name.count("/") for name in names) == MAX_DEPTH - 1
+
+
+def test_a_folder_that_cannot_be_read_leaves_the_rest_shared(tmp_path: Path) -> None:
+    write_old(tmp_path / "ok.txt", b"ok")
+    (tmp_path / "locked").mkdir()
+    write_old(tmp_path / "locked" / "f", b"x")
+    (tmp_path / "locked").chmod(0)
+    try:
+        names = [f.name for f in SharedFolder(tmp_path).scan()]
+    finally:
+        (tmp_path / "locked").chmod(0o755)
+    if os.geteuid() == 0:
+        assert names == ["locked/f", "ok.txt"]  # root reads it anyway
+    else:
+        assert names == ["ok.txt"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["out-link", "in-link", "sub", "fifo", "missing", "sub/missing", "link-dir/x.txt", "b.txt/x"],
+)
 def test_get_refuses_what_is_not_shared(tmp_path: Path, name: str) -> None:
     outside = tmp_path / "outside.txt"
     outside.write_bytes(b"secret")
@@ -68,6 +153,9 @@ def test_get_refuses_what_is_not_shared(tmp_path: Path, name: str) -> None:
     (root / "sub").mkdir()
     (root / "out-link").symlink_to(outside)
     (root / "in-link").symlink_to(root / "b.txt")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "x.txt").write_bytes(b"secret")
+    (root / "link-dir").symlink_to(tmp_path / "elsewhere")
     os.mkfifo(root / "fifo")
     folder = SharedFolder(root)
     folder.scan()
@@ -77,7 +165,23 @@ def test_get_refuses_what_is_not_shared(tmp_path: Path, name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["../x", "/etc/passwd", "a/b", "a\\b", "a\x00b", "", ".", "..", "x" * 256]
+    "name",
+    [
+        "../x",
+        "a/../../x",
+        "/etc/passwd",
+        "a//b",
+        "a/",
+        "./a",
+        "a\\b",
+        "a\x00b",
+        "a\nb",
+        "",
+        ".",
+        "..",
+        "x" * 256,
+        f"{STATE_DIR}/hashes.json",
+    ],
 )
 def test_hostile_names_are_invalid(tmp_path: Path, name: str) -> None:
     folder = SharedFolder(tmp_path)
@@ -199,7 +303,7 @@ def test_remember_checks_its_arguments(tmp_path: Path) -> None:
     folder = SharedFolder(tmp_path)
     (tmp_path / "d").mkdir()
     with pytest.raises(InvalidNameError):
-        folder.remember("a/b", Digests("0" * 64, "", b""))
+        folder.remember("a/../b", Digests("0" * 64, "", b""))
     with pytest.raises(InvalidNameError):
         folder.remember("x", Digests("not a digest", "", b""))
     with pytest.raises(NotSharedError):
@@ -306,3 +410,52 @@ def test_a_damaged_layer_file_is_computed_again(tmp_path: Path) -> None:
     assert again.piece_layer("f") == (info, layer)
     assert again.hash_count == 1
     assert stored.read_bytes() == layer
+
+
+def test_nested_files_keep_their_hashes_and_layers_across_restarts(tmp_path: Path) -> None:
+    data = os.urandom(2 * 1024 * 1024 + 7)
+    (tmp_path / "curso" / "semana1").mkdir(parents=True)
+    write_old(tmp_path / "curso" / "semana1" / "aula1.mp4", data)
+    first = SharedFolder(tmp_path)
+    [info] = first.scan()
+    _, layer = first.piece_layer(info.name)
+
+    later = SharedFolder(tmp_path)
+
+    assert later.scan() == [info]
+    assert later.piece_layer("curso/semana1/aula1.mp4") == (info, layer)
+    assert later.hash_count == 0
+    cache = json.loads((tmp_path / STATE_DIR / HASHES_FILE).read_text())
+    assert list(cache["files"]) == ["curso/semana1/aula1.mp4"]
+
+
+def test_remember_records_a_nested_download(tmp_path: Path) -> None:
+    (tmp_path / "semana1").mkdir()
+    (tmp_path / "semana1" / "new.bin").write_bytes(b"downloaded")
+    root = hashlib.sha256(b"downloaded").hexdigest()
+
+    info = SharedFolder(tmp_path).remember(
+        "semana1/new.bin", Digests(sha(b"downloaded"), root, b"")
+    )
+
+    later = SharedFolder(tmp_path)
+    assert later.get("semana1/new.bin") == info
+    assert later.hash_count == 0
+
+
+def test_has_tells_whether_a_name_is_taken_or_blocked(tmp_path: Path) -> None:
+    (tmp_path / "semana1").mkdir()
+    write_old(tmp_path / "semana1" / "aula1.mp4", b"x")
+    write_old(tmp_path / "file", b"x")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "elsewhere")
+    folder = SharedFolder(tmp_path)
+
+    assert folder.has("semana1/aula1.mp4")
+    assert folder.has("semana1")
+    assert not folder.has("semana1/aula2.mp4")
+    assert not folder.has("semana2/aula1.mp4")
+    assert folder.has("file/x")  # a file where a folder should be
+    assert folder.has("link/x")  # a symlink where a folder should be
+    with pytest.raises(InvalidNameError):
+        folder.has("../x")

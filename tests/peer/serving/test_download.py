@@ -22,7 +22,10 @@ DATA = random.Random(3).randbytes(SIZE)
 HOSTILE = [
     "../x",
     "/etc/passwd",
-    "a/b",
+    "a/../b",
+    "a//b",
+    STATE_DIR,
+    f"{STATE_DIR}/{HASHES_FILE}",
     "a\\b",
     "a\x00b",
     "",
@@ -44,6 +47,10 @@ def peer(tmp_path: Path, start_peer: Callable[..., InProcessPeer]) -> InProcessP
     (root / "hello.txt").write_bytes(b"hello\n")
     (root / "movie.mp4.part").write_bytes(b"partial")
     (root / "sub").mkdir()
+    (root / "sub" / "inner.bin").write_bytes(DATA[:CHUNK])
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "x.txt").write_bytes(b"secret")
+    (root / "link-dir").symlink_to(tmp_path / "elsewhere")
     (root / "link").symlink_to(tmp_path / "outside.txt")
     (root / "inner-link").symlink_to(root / "hello.txt")
     SharedFolder(root).scan()  # writes the hash cache
@@ -63,6 +70,13 @@ def check_chunking(responses: list[peer_pb2.DownloadResponse], start: int) -> No
             assert len(response.data) == CHUNK
         assert response.HasField("file") == (index == 0)
         position += len(response.data)
+
+
+def test_a_file_in_a_folder_is_served_by_its_path(peer: InProcessPeer) -> None:
+    responses = peer.download("sub/inner.bin")
+
+    assert joined(responses) == DATA[:CHUNK]
+    assert responses[0].file.name == "sub/inner.bin"
 
 
 def test_whole_file(peer: InProcessPeer) -> None:
@@ -136,7 +150,19 @@ def test_hostile_names_are_invalid_arguments(peer: InProcessPeer, name: str) -> 
     assert peer.error(name) == grpc.StatusCode.INVALID_ARGUMENT
 
 
-@pytest.mark.parametrize("name", ["missing", "link", "inner-link", "sub", STATE_DIR, HASHES_FILE])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "missing",
+        "link",
+        "inner-link",
+        "sub",
+        HASHES_FILE,
+        "sub/missing",
+        "link-dir/x.txt",
+        "data.bin/x",
+    ],
+)
 def test_what_is_not_shared_is_not_found(peer: InProcessPeer, name: str) -> None:
     assert (peer.folder.root / STATE_DIR / HASHES_FILE).is_file()
     assert peer.error(name) == grpc.StatusCode.NOT_FOUND

@@ -173,12 +173,12 @@ def test_errors_are_portuguese_one_liners_under_pt_br(swarm: Swarm) -> None:
 
 
 def test_input_errors_are_portuguese_while_servers_answer_in_english(swarm: Swarm) -> None:
-    bad_name = run_peer("search", "a/b", "--tracker", swarm.tracker.address, lang=PT)
+    bad_name = run_peer("search", "../b", "--tracker", swarm.tracker.address, lang=PT)
     scheme = run_peer("search", "x", "--tracker", "http://127.0.0.1:1099", lang=PT)
     assert (bad_name.returncode, bad_name.stderr) == (
         ExitCode.USAGE,
-        "napshare-peer: o nome de arquivo 'a/b' deve ser um nome simples, sem '/', '\\' ou NUL "
-        "(veja --help)\n",
+        "napshare-peer: o nome de arquivo '../b' tem um segmento '..'; os nomes ficam dentro "
+        "da sua pasta (veja --help)\n",
     )
     assert scheme.returncode == ExitCode.USAGE
     assert "tem um esquema: informe host:porta sem http://" in scheme.stderr
@@ -189,11 +189,11 @@ def test_input_errors_are_portuguese_while_servers_answer_in_english(swarm: Swar
     try:
         download = peer_pb2_grpc.PeerServiceStub(channel).Download
         with pytest.raises(grpc.RpcError) as refused:
-            next(iter(download(peer_pb2.DownloadRequest(name="a/b"), timeout=10)))
+            next(iter(download(peer_pb2.DownloadRequest(name="../b"), timeout=10)))
     finally:
         channel.close()
     assert refused.value.details() == (  # type: ignore[attr-defined]
-        "file name 'a/b' must be a plain name without '/', '\\' or NUL"
+        "file name '../b' has a '..' segment; names stay inside their folder"
     )
 
 
@@ -249,7 +249,7 @@ def test_help_lists_every_exit_code_of_the_table(command: list[str]) -> None:
 @pytest.mark.parametrize(
     ("command", "option"),
     [
-        ([], "download  baixa um arquivo e sai"),
+        ([], "download  baixa um arquivo, ou uma pasta de um peer, e sai"),
         (["serve"], "rodar como daemon até SIGINT ou SIGTERM"),
         (["download"], "o endereço do tracker, ou os das suas réplicas"),
     ],
@@ -292,7 +292,7 @@ def test_help_says_what_the_napshare_folder_holds() -> None:
 
 @pytest.mark.parametrize(
     "args",
-    [["search", "a/b"], ["download", "a/b", "--dir", "."]],
+    [["search", "a/../b"], ["download", "a/../b", "--dir", "."]],
 )
 def test_a_bad_file_name_is_a_usage_error_for_search_and_download(
     tracker: InProcessTracker, tmp_path: Path, args: list[str]
@@ -300,7 +300,7 @@ def test_a_bad_file_name_is_a_usage_error_for_search_and_download(
     done = run_peer(*args, "--tracker", tracker.address, cwd=tmp_path)
 
     assert done.returncode == ExitCode.USAGE
-    assert done.stderr.startswith("napshare-peer: file name 'a/b' ")
+    assert done.stderr.startswith("napshare-peer: file name 'a/../b' ")
     assert len(done.stderr.splitlines()) == 1
 
 

@@ -51,8 +51,8 @@ def test_menu_searches_and_downloads_in_the_background(swarm: Swarm) -> None:
     assert f"peers with requested file: {source.link.peer_id}\n" in out
     assert "peers with requested file:\n" in out
     assert "downloading aula1.mp4 in the background" in out
-    assert "choose 1-5 or one of JOIN SEARCH DOWNLOAD LIST QUIT" in out
-    assert "must be a plain name" in out
+    assert "choose 1-6 or one of JOIN SEARCH DOWNLOAD BROWSE LIST QUIT" in out
+    assert "has a '..' segment" in out
     assert "File aula1.mp4 downloaded successfully into folder peer2\n" in out
     assert out.count("sharing ") == 1  # the LIST after QUIT was never run
     assert sha256_file(swarm.tmp / "peer2" / "aula1.mp4") == swarm.sha256
@@ -66,13 +66,13 @@ def test_menu_join_list_and_end_of_input(swarm: Swarm) -> None:
     me = swarm.node(swarm.share("peer1"), swarm.tracker.address)
     shown = io.StringIO()
 
-    Menu(me, io.StringIO("1\nJOIN\n4\n"), shown).run()  # ends at end of input
+    Menu(me, io.StringIO("1\nJOIN\n5\n"), shown).run()  # ends at end of input
 
     assert me.link.join_count == 3
     out = shown.getvalue()
     assert f"sharing 1 file as {me.link.peer_id}:" in out
     assert "  aula1.mp4  96.0 MiB" in out
-    assert out.startswith("1) JOIN  2) SEARCH  3) DOWNLOAD  4) LIST  5) QUIT\n")
+    assert out.startswith("1) JOIN  2) SEARCH  3) DOWNLOAD  4) BROWSE  5) LIST  6) QUIT\n")
 
 
 def test_a_folder_gone_while_the_menu_runs_is_a_line_not_the_end(swarm: Swarm) -> None:
@@ -81,7 +81,7 @@ def test_a_folder_gone_while_the_menu_runs_is_a_line_not_the_end(swarm: Swarm) -
     shown = io.StringIO()
     shutil.rmtree(folder)
 
-    Menu(me, io.StringIO("4\n1\n5\n"), shown).run()  # LIST, JOIN, then QUIT
+    Menu(me, io.StringIO("5\n1\n6\n"), shown).run()  # LIST, JOIN, then QUIT
 
     out = shown.getvalue()
     assert out.count("shared folder") == 2, out  # one line each for LIST and JOIN
@@ -106,7 +106,7 @@ def test_menu_speaks_portuguese_and_takes_the_portuguese_choices(swarm: Swarm) -
         "BUSCAR\naula1.mp4\n"  # SEARCH by its Portuguese name
         "7\n"  # not a choice
         "baixar\naula9.mp4\n\n"  # DOWNLOAD, any case: nobody shares it
-        "4\n"
+        "5\n"
         "search\naula1.mp4\n"  # the English names still work
         "SAIR\n"
         "LISTAR\n"  # never read: SAIR ends the menu
@@ -119,11 +119,11 @@ def test_menu_speaks_portuguese_and_takes_the_portuguese_choices(swarm: Swarm) -
 
     out = shown.getvalue()
     assert out.startswith(
-        "1) ENTRAR  2) BUSCAR  3) BAIXAR  4) LISTAR  5) SAIR\n> nome do arquivo: "
+        "1) ENTRAR  2) BUSCAR  3) BAIXAR  4) EXPLORAR  5) LISTAR  6) SAIR\n> nome do arquivo: "
     )
     assert f"peers com arquivo solicitado: {me.link.peer_id}\n" in out
     assert out.count("peers com arquivo solicitado:") == 2
-    assert "escolha 1-5 ou um de ENTRAR BUSCAR BAIXAR LISTAR SAIR\n" in out
+    assert "escolha 1-6 ou um de ENTRAR BUSCAR BAIXAR EXPLORAR LISTAR SAIR\n" in out
     assert "do peer ip:porta (vazio = qualquer um): " in out
     assert "baixando aula9.mp4 em segundo plano; LISTAR mostra até onde chegou\n" in out
     assert "o download de aula9.mp4 falhou: nenhum peer compartilha aula9.mp4\n" in out

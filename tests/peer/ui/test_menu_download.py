@@ -69,7 +69,7 @@ def test_a_peer_the_tracker_never_listed_is_named_and_the_listed_ones_send(
     source = node("peer1")
     me = node("peer2")
 
-    out = run_menu(me, f"3\n{NAME}\n127.0.0.1:9\n5\n")
+    out = run_menu(me, f"3\n{NAME}\n127.0.0.1:9\n6\n")
 
     assert (
         f"the tracker does not list peer 127.0.0.1:9 as sharing {NAME} (it never joined, or "
@@ -85,9 +85,11 @@ def test_a_peer_the_tracker_never_listed_is_named_and_the_listed_ones_send(
 def test_a_bad_name_is_reported_before_the_peer_is_asked(node: Callable[[str], Node]) -> None:
     me = node("peer2")
 
-    out = run_menu(me, "3\n../etc/passwd\n5\n")
+    out = run_menu(me, "3\n../etc/passwd\n6\n")
 
-    assert "file name: file name '../etc/passwd' must be a plain name" in out
+    assert (
+        "file name (a folder: end it with /): file name '../etc/passwd' has a '..' segment" in out
+    )
     assert "from peer" not in out
     assert me.downloads == []
 
@@ -102,7 +104,7 @@ def test_a_file_already_there_is_replaced_only_when_the_user_says_so(
     node("peer1")
     me = node("peer2")
 
-    kept = run_menu(me, f"3\n{NAME}\n\nn\n5\n")
+    kept = run_menu(me, f"3\n{NAME}\n\nn\n6\n")
 
     question = f"{NAME} is already in the folder; download it again and replace it? [y/N] "
     assert question in kept
@@ -110,7 +112,7 @@ def test_a_file_already_there_is_replaced_only_when_the_user_says_so(
     assert me.downloads == []
     assert (tmp_path / "peer2" / NAME).read_bytes() == b"an older copy"
 
-    replaced = run_menu(me, f"3\n{NAME}\n\ny\n5\n")
+    replaced = run_menu(me, f"3\n{NAME}\n\ny\n6\n")
 
     assert question in replaced
     assert f"File {NAME} downloaded successfully into folder peer2\n" in replaced

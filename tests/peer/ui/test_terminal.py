@@ -7,11 +7,17 @@ from tests.support.downloads import Swarm
 from tests.support.peers import run_peer
 
 FORGED = "Peer 6.6.6.6:1 added with files x"
-HOSTILE = (
+# Names with control characters are not valid names (common/names.py): never shared, never
+# sent. What a name may still hold that would move a terminal's cursor: line separators.
+REFUSED = (
     f"evil\n{FORGED}",
     "evil\x1b[2J\x1b[H.txt",
     "evil\rwiped.txt",
-    "evil\x07\x08\x7f\x9b\u2028.txt",  # BEL, BS, DEL, the C1 CSI, a line separator
+    "evil\x07\x08\x7f\x9b.txt",  # BEL, BS, DEL, the C1 CSI
+)
+HOSTILE = (
+    f"evil\u2028{FORGED}",  # a line separator
+    "evil\u2029wiped.txt",  # a paragraph separator
 )
 # Every character that moves the cursor, starts an escape sequence or ends a line.
 RAW = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
@@ -27,19 +33,19 @@ def _check(text: str, *, tabs: bool = False) -> None:
 
 def test_names_from_the_network_reach_no_terminal_raw(swarm: Swarm) -> None:
     folder = swarm.folder("hostile")
-    for name in HOSTILE:
+    for name in (*HOSTILE, *REFUSED):
         (folder / name).write_bytes(os.urandom(1000))
     plain = swarm.plain(folder)
     shared, port = plain.folder, plain.port
     files = shared.scan()
-    assert sorted(f.name for f in files) == sorted(HOSTILE)
+    assert sorted(f.name for f in files) == sorted(HOSTILE)  # the refused stay unshared
     swarm.tracker.client.join("127.0.0.1", port, files)
 
     listing = run_peer("search", "--tracker", swarm.tracker.address, "--query", "evil")
     assert listing.returncode == 0, listing.stderr
     _check(listing.stdout, tabs=True)
     _check(listing.stderr)
-    assert "evil\\x1b[2J\\x1b[H.txt" in listing.stdout
+    assert "evil\\u2029wiped.txt" in listing.stdout
     assert len(listing.stdout.splitlines()) == len(HOSTILE)  # one line each
 
     for name in HOSTILE:
@@ -76,9 +82,17 @@ def test_a_one_line_error_that_names_a_file_is_escaped(swarm: Swarm) -> None:
         str(swarm.tmp),
         "--wait-for-peers",
         "0",  # the tracker just started: do not wait for peers to join
-        f"a\x1b\n{FORGED}",
+        f"a\u2028{FORGED}",
     )
     assert missing.returncode == 3, missing.stderr
     _check(missing.stdout)
     _check(missing.stderr)
-    assert missing.stderr == f"napshare-peer: no peer shares a\\x1b\\n{FORGED}\n"
+    assert missing.stderr == f"napshare-peer: no peer shares a\\u2028{FORGED}\n"
+
+    refused = run_peer(
+        "download", "--tracker", swarm.tracker.address, "--dir", str(swarm.tmp), f"a\x1b\n{FORGED}"
+    )
+    assert refused.returncode == 2, refused.stderr
+    _check(refused.stderr)
+    assert "has a control character (U+001B)" in refused.stderr
+    assert refused.stderr.count("\n") == 1

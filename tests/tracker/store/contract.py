@@ -94,10 +94,15 @@ def brute_force(snapshot: dict[str, list[FileEntry]], words: list[str]) -> list[
     )
 
 
-def random_name(rng: random.Random) -> str:
+def random_segment(rng: random.Random) -> str:
     while (name := "".join(rng.choice(ALPHABET) for _ in range(rng.randint(1, 7)))) in (".", ".."):
         pass
     return name
+
+
+def random_name(rng: random.Random) -> str:
+    """A plain name mostly, else a path of up to three segments."""
+    return "/".join(random_segment(rng) for _ in range(rng.choice((1, 1, 1, 2, 3))))
 
 
 def refused(reason: str, call: Callable[..., object], *args: object, **kwargs: object) -> Exception:
@@ -232,7 +237,7 @@ class StoreContract:
         before = store.snapshot()
 
         with pytest.raises(InvalidRequestError):
-            store.join("10.0.0.1", 1, [entry("new.mp4"), FileEntry("bad/name", 1, "a" * 64)])
+            store.join("10.0.0.1", 1, [entry("new.mp4"), FileEntry("bad/../name", 1, "a" * 64)])
 
         assert store.snapshot() == before
         store.heartbeat(first.peer_id, first.token)
@@ -299,7 +304,7 @@ class StoreContract:
     @pytest.mark.parametrize(
         ("files_", "removed", "word"),
         [
-            ([], ["a/b.mp4"], r"removed_names\[0\]"),
+            ([], ["a/../b.mp4"], r"removed_names\[0\]"),
             ([], ["ok.mp4", ""], r"removed_names\[1\]"),
             ([entry("x.mp4")], ["x.mp4"], "both"),
             ([], ["n"] * 4, "limit"),
@@ -666,12 +671,146 @@ class StoreContract:
             ({"query": "a" * (MAX_QUERY_CHARS + 1)}, reasons.QUERY_TOO_LONG),
             ({"query": "   "}, reasons.QUERY_EMPTY),
             ({"name": "a", "query": "b"}, reasons.NAME_OR_QUERY_REQUIRED),
-            ({"name": "a/b"}, reasons.NAME_INVALID),
+            ({"name": "a/../b"}, reasons.NAME_INVALID),
         ]
         for search, reason in cases:
             with pytest.raises(InvalidRequestError) as caught:
                 store.search(**search)  # type: ignore[arg-type]
             assert caught.value.reason == reason, search
+
+    # -- folders: search by the words of any segment, browse one peer ---------------------
+
+    def test_keywords_match_the_words_of_every_segment_of_a_path(self, store: IndexStore) -> None:
+        store.join("10.0.0.1", 1, files("Curso/Semana1/aula1.mp4", "semana2/aula1.mp4", "x.txt"))
+
+        assert keys(store.search(query="semana1 AULA")) == [
+            ("10.0.0.1:1", "Curso/Semana1/aula1.mp4")
+        ]
+        assert keys(store.search(query="curso")) == [("10.0.0.1:1", "Curso/Semana1/aula1.mp4")]
+        assert [n for _, n in keys(store.search(query="aula1"))] == [
+            "Curso/Semana1/aula1.mp4",
+            "semana2/aula1.mp4",
+        ]
+        assert keys(store.search(name="semana2/aula1.mp4")) == [("10.0.0.1:1", "semana2/aula1.mp4")]
+        assert keys(store.search(name="aula1.mp4")) == []
+
+    def test_browse_lists_one_peers_files_in_name_order(self, store: IndexStore) -> None:
+        names = ["b.txt", "a/b.txt", "a.txt", "a0.txt", "a/c/d.txt", "é/x", "日本/y", "z", "a-b/c"]
+        mine = store.join("10.0.0.1", 1, files(*names), identity="f" * 64, certificate=b"\x30c")
+        store.join("10.0.0.1", 2, files("a/other.txt"))
+
+        outcome = store.browse(mine.peer_id)
+
+        assert [f.name for f in outcome.files] == sorted(names)
+        assert outcome.files[0] == entry("a-b/c")
+        assert (outcome.next_page_token, outcome.certificate, outcome.reachable) == (
+            "",
+            b"\x30c",
+            False,
+        )
+
+    @pytest.mark.parametrize(
+        ("folder", "listed"),
+        [
+            ("a", ["a/b.txt", "a/c/d.txt", "a/c/e.txt"]),
+            ("a/", ["a/b.txt", "a/c/d.txt", "a/c/e.txt"]),
+            ("a/c", ["a/c/d.txt", "a/c/e.txt"]),
+            ("a/b.txt", []),
+            ("ab", []),
+            ("b", ["b/x"]),
+        ],
+    )
+    def test_browse_of_a_folder_lists_what_is_under_it_at_any_depth(
+        self, store: IndexStore, folder: str, listed: list[str]
+    ) -> None:
+        names = ["a.txt", "a/b.txt", "a/c/d.txt", "a/c/e.txt", "a0", "a-b/x", "b/x", "aa/y"]
+        mine = store.join("10.0.0.1", 1, files(*names))
+
+        assert [f.name for f in store.browse(mine.peer_id, folder).files] == listed
+
+    def test_browse_pages_list_every_file_once_while_files_change(self, store: IndexStore) -> None:
+        names = [f"s{week}/aula{n}.mp4" for week in range(1, 4) for n in range(1, 5)]
+        mine = store.join("10.0.0.1", 1, files(*names, "top.txt"))
+        first = store.browse(mine.peer_id, "s", limit=5)
+        assert first.files == []  # "s" is no folder of the peer's: "s1/" is
+        first = store.browse(mine.peer_id, limit=5)
+        store.update(
+            mine.peer_id, mine.token, files("s1/aula0.mp4", "s9/late.mp4"), ["s3/aula4.mp4"]
+        )
+
+        found = [f.name for f in first.files]
+        token = first.next_page_token
+        pages = 1
+        while token:
+            page = store.browse(mine.peer_id, limit=5, page_token=token)
+            assert len(page.files) <= 5
+            found += [f.name for f in page.files]
+            token = page.next_page_token
+            pages += 1
+
+        # s1/aula0.mp4 came behind the cursor; the others changed ahead of it.
+        assert found == sorted({*names, "top.txt", "s9/late.mp4"} - {"s3/aula4.mp4"})
+        assert pages == 3
+
+    def test_a_browse_page_token_belongs_to_its_peer_and_folder(self, store: IndexStore) -> None:
+        one = store.join("10.0.0.1", 1, files("a/1", "a/2", "a/3", "b/1"))
+        two = store.join("10.0.0.1", 2, files("a/1", "a/2", "a/3"))
+        token = store.browse(one.peer_id, "a", limit=1).next_page_token
+
+        assert [f.name for f in store.browse(one.peer_id, "a/", page_token=token).files] == [
+            "a/2",
+            "a/3",
+        ]
+        for other in (
+            {"peer_id": two.peer_id, "folder": "a"},
+            {"peer_id": one.peer_id, "folder": "b"},
+            {"peer_id": one.peer_id, "folder": ""},
+        ):
+            with pytest.raises(InvalidRequestError) as caught:
+                store.browse(**other, page_token=token)  # type: ignore[arg-type]
+            assert caught.value.reason == reasons.PAGE_TOKEN_MISMATCH
+        search_token = store.search(query="a", limit=1).next_page_token
+        with pytest.raises(InvalidRequestError) as caught:
+            store.browse(one.peer_id, page_token=search_token)
+        assert caught.value.reason == reasons.PAGE_TOKEN_MISMATCH
+        with pytest.raises(InvalidRequestError) as caught:
+            store.browse(one.peer_id, page_token=token[:-4] + "AAAA")
+        assert caught.value.reason == reasons.PAGE_TOKEN_INVALID
+
+    def test_a_bad_browse_is_invalid(self, store: IndexStore) -> None:
+        store.join("10.0.0.1", 1, files("a/1"))
+        cases = [
+            ({"peer_id": "nobody"}, reasons.PEER_ID_INVALID, "peer_id"),
+            ({"peer_id": "10.0.0.1:1", "folder": "../"}, reasons.NAME_INVALID, "folder"),
+            ({"peer_id": "10.0.0.1:1", "folder": "/a"}, reasons.NAME_INVALID, "folder"),
+            ({"peer_id": "10.0.0.1:1", "folder": "a//"}, reasons.NAME_INVALID, "folder"),
+            ({"peer_id": "10.0.0.1:1", "folder": ".napshare"}, reasons.NAME_INVALID, "folder"),
+        ]
+        for browse, reason, field in cases:
+            with pytest.raises(InvalidRequestError) as caught:
+                store.browse(**browse)  # type: ignore[arg-type]
+            assert (caught.value.reason, caught.value.metadata.get("field")) == (reason, field)
+
+    def test_browse_of_a_peer_that_is_not_registered_is_not_found(self, make: Make) -> None:
+        clock = Clock()
+        store = make(10, clock=clock)
+        left = store.join("10.0.0.1", 1, files("a"))
+        silent = store.join("10.0.0.1", 2, files("a"))
+        store.leave(left.peer_id, left.token)
+        assert [f.name for f in store.browse(silent.peer_id).files] == ["a"]
+        clock.now += 30
+
+        for peer_id in (left.peer_id, silent.peer_id, "10.0.0.1:3"):
+            with pytest.raises(UnknownPeerError) as caught:
+                store.browse(peer_id)
+            assert caught.value.reason == reasons.PEER_NOT_REGISTERED
+
+    def test_browse_says_whether_the_tracker_reached_the_peer(self, store: IndexStore) -> None:
+        reached = store.join("10.0.0.1", 1, files("a"), identity="f" * 64, reachable=True)
+        behind = store.join("10.0.0.1", 2, files("a"), identity="e" * 64, reachable=False)
+
+        assert store.browse(reached.peer_id).reachable
+        assert not store.browse(behind.peer_id).reachable
 
     # -- many callers at once --------------------------------------------------------------
 
@@ -840,7 +979,21 @@ MODEL_LIMITS = Limits(
     files=14,
     name_bytes=100,
 )
-NAMES = ["a.mp4", "A.mp4", "ab", "b.txt", "été", "İx", "abc abc", "xyz.mp4", "Ab.MP4"]
+NAMES = [
+    "a.mp4",
+    "A.mp4",
+    "ab",
+    "b.txt",
+    "été",
+    "İx",
+    "abc abc",
+    "xyz.mp4",
+    "Ab.MP4",
+    "a/b.mp4",
+    "a/é/x",
+    "ab/c",
+]
+FOLDERS = ["", "a", "a/", "a/é", "ab", "b"]
 WORDS = ["a", "ab", "mp4", "b", "é", "i̇x", "abc", "xyz", "zz"]
 
 
@@ -962,6 +1115,21 @@ class ModelComparison:
             @rule(words=query, limit=st.integers(1, 4))
             def search_words(self, words: list[str], limit: int) -> None:
                 self.compare_search(limit, query=" ".join(words))
+
+            @rule(port=ports, folder=st.sampled_from(FOLDERS), limit=st.integers(1, 3))
+            def browse(self, port: int, folder: str, limit: int) -> None:
+                def listing(store: IndexStore) -> object:
+                    pages, token = [], ""
+                    while True:
+                        page = store.browse(
+                            f"10.0.0.1:{port}", folder, limit=limit, page_token=token
+                        )
+                        pages.append((page.files, page.certificate, page.reachable))
+                        token = page.next_page_token
+                        if not token:
+                            return pages
+
+                assert self.both(listing) == _outcome(lambda: listing(self.model))
 
             def compare_search(self, limit: int, **search: str) -> None:
                 expected = [(keys(p), p.gathering) for p in every_page(self.model, limit, **search)]

@@ -1,5 +1,6 @@
 """The Redis backend (tracker/store/redis_store.py) against the store contract, on a real
-redis-server: in one shard, and in three (the layout a Redis Cluster spreads over its nodes).
+redis-server (Debian's, Redis 7.0): in one shard, and in three (the layout a Redis Cluster
+spreads over its nodes); and on a real valkey-server (Valkey 8, from make valkey), in one.
 """
 
 import dataclasses
@@ -11,7 +12,7 @@ from napshare.tracker.errors import CapacityError
 from napshare.tracker.store.base import IndexStore
 from napshare.tracker.store.redis_store import RedisStore
 
-from tests.support.redis import RedisServer, store_url
+from tests.support.redis import RedisServer, require_valkey, store_url
 from tests.tracker.store.contract import (
     ONE,
     ROOMY,
@@ -50,6 +51,28 @@ class RedisStoreTests(StoreContract, ModelContract):
 
 class TestRedisStore(RedisStoreTests, LimitsContract):
     """One shard: every limit is exact."""
+
+
+@pytest.fixture(scope="module")
+def valkey_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A valkey-server of this module's own (on a unix socket, without persistence)."""
+    server = RedisServer(tmp_path_factory.mktemp("valkey"), binary=require_valkey())
+    yield server
+    server.stop()
+
+
+class TestValkeyStore(RedisStoreTests, LimitsContract):
+    """One shard on Valkey 8: the same scripts, the same contract."""
+
+    @pytest.fixture
+    def redis_server(self, valkey_server: RedisServer) -> RedisServer:
+        return valkey_server
+
+    def test_the_server_is_valkey(self, redis_server: RedisServer) -> None:
+        with redis_server.client() as client:
+            info = client.info("server")
+        assert info.get("server_name") == "valkey", info
+        assert str(info["valkey_version"]).startswith("8."), info
 
 
 class TestShardedRedisStore(RedisStoreTests):

@@ -23,9 +23,23 @@ export const file_napshare_v1_file_info: GenFile = /*@__PURE__*/
  */
 export type FileInfo = Message<"napshare.v1.FileInfo"> & {
   /**
-   * The plain file name, such as `Aula.mp4`: not empty, no `/`, `\` or NUL,
-   * not `.` or `..`, at most 255 UTF-8 bytes. Names are compared exactly
-   * (case-sensitive).
+   * The file's path relative to the folder the peer shares, its segments
+   * separated by `/`: `semana1/aula1.mp4`, or a plain name such as `Aula.mp4`
+   * for a file at the top (the only form before folders were shared). Names
+   * are compared exactly (case-sensitive). A valid name:
+   * * is not empty, and at most 1,024 UTF-8 bytes in all;
+   * * does not start with `/` (it is never absolute) and has no empty segment
+   *   (`a//b`, or `/` at its end);
+   * * has no `.` or `..` segment, so it never leaves the folder;
+   * * has no `\` and no control character (U+0000 to U+001F, U+007F to
+   *   U+009F; NUL among them);
+   * * has at most 32 segments, each at most 255 UTF-8 bytes;
+   * * has no segment `.napshare`, in any case: the folder where a peer keeps
+   *   its own state, which is never shared.
+   * Every side checks every name it is given: a tracker refuses a bad one
+   * with `NAME_INVALID`, a peer too, and a downloader writes a file only
+   * under its name inside the folder it downloads into, making the folders
+   * on the way and never writing through a symlink.
    *
    * @generated from field: string name = 1;
    */

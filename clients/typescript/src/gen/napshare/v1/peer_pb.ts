@@ -25,7 +25,8 @@ export const file_napshare_v1_peer: GenFile = /*@__PURE__*/
  */
 export type GetPieceLayerRequest = Message<"napshare.v1.GetPieceLayerRequest"> & {
   /**
-   * The plain file name, as listed by the tracker.
+   * The file's name, its path in the peer's folder (`semana1/aula1.mp4`), as
+   * the tracker lists it; the rules of `FileInfo.name`.
    *
    * @generated from field: string name = 1;
    */
@@ -84,7 +85,8 @@ export const GetPieceLayerResponseSchema: GenMessage<GetPieceLayerResponse> = /*
  */
 export type DownloadRequest = Message<"napshare.v1.DownloadRequest"> & {
   /**
-   * The plain file name, as listed by the tracker.
+   * The file's name, its path in the peer's folder (`semana1/aula1.mp4`), as
+   * the tracker lists it; the rules of `FileInfo.name`.
    *
    * @generated from field: string name = 1;
    */
@@ -187,8 +189,9 @@ export const PeerService: GenService<{
    * where it starts, gets exactly one response with no data.
    *
    * Errors:
-   * * `INVALID_ARGUMENT`: the name is not a plain file name (`../x`,
-   *   `/etc/passwd`, `a/b`, NUL, empty: `NAME_INVALID`), `limit` is negative
+   * * `INVALID_ARGUMENT`: the name is not a valid name (see `FileInfo.name`:
+   *   `../x`, `a/../../x`, `/etc/passwd`, `a//b`, NUL, empty:
+   *   `NAME_INVALID`), `limit` is negative
    *   (`LIMIT_INVALID`), `sha256` is not 64 hex characters
    *   (`SHA256_INVALID`), or the request bytes are not a `DownloadRequest`
    *   (`REQUEST_MALFORMED`).
@@ -231,7 +234,7 @@ export const PeerService: GenService<{
    * It takes no upload slot.
    *
    * Errors:
-   * * `INVALID_ARGUMENT`: the name is not a plain file name (`NAME_INVALID`),
+   * * `INVALID_ARGUMENT`: the name is not a valid name (`NAME_INVALID`),
    *   `sha256` is set but not 64 hex characters (`SHA256_INVALID`), or the
    *   request bytes are not a `GetPieceLayerRequest` (`REQUEST_MALFORMED`).
    * * `NOT_FOUND`: this peer does not share a file of that name

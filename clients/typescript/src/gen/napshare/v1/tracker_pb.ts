@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file napshare/v1/tracker.proto.
  */
 export const file_napshare_v1_tracker: GenFile = /*@__PURE__*/
-  fileDesc("ChluYXBzaGFyZS92MS90cmFja2VyLnByb3RvEgtuYXBzaGFyZS52MSKyAQoLSm9pblJlcXVlc3QSDAoEaG9zdBgBIAEoCRIMCgRwb3J0GAIgASgNEiQKBWZpbGVzGAMgAygLMhUubmFwc2hhcmUudjEuRmlsZUluZm8SEwoLY2VydGlmaWNhdGUYBCABKAwSEQoJc2lnbmF0dXJlGAUgASgMEhEKCXNpZ25lZF9hdBgGIAEoAxIXCg9sb2NhbF9hZGRyZXNzZXMYByADKAkSDQoFbm9uY2UYCCABKAwiZQoMSm9pblJlc3BvbnNlEg8KB3BlZXJfaWQYASABKAkSDQoFdG9rZW4YAiABKAkSIgoaaGVhcnRiZWF0X2ludGVydmFsX3NlY29uZHMYAyABKA0SEQoJcmVhY2hhYmxlGAQgASgIInMKDVNlYXJjaFJlcXVlc3QSDAoEbmFtZRgBIAEoCRINCgVxdWVyeRgCIAEoCRINCgVsaW1pdBgDIAEoDRIPCgdwZWVyX2lkGAQgASgJEhEKCXBhZ2Vfc2l6ZRgFIAEoDRISCgpwYWdlX3Rva2VuGAYgASgJInsKDlNlYXJjaFJlc3BvbnNlEioKB3Jlc3VsdHMYASADKAsyGS5uYXBzaGFyZS52MS5TZWFyY2hSZXN1bHQSEQoJdHJ1bmNhdGVkGAIgASgIEhcKD25leHRfcGFnZV90b2tlbhgDIAEoCRIRCglnYXRoZXJpbmcYBCABKAgibAoMU2VhcmNoUmVzdWx0Eg8KB3BlZXJfaWQYASABKAkSIwoEZmlsZRgCIAEoCzIVLm5hcHNoYXJlLnYxLkZpbGVJbmZvEhMKC2NlcnRpZmljYXRlGAMgASgMEhEKCXJlYWNoYWJsZRgEIAEoCCJsCg1VcGRhdGVSZXF1ZXN0Eg8KB3BlZXJfaWQYASABKAkSDQoFdG9rZW4YAiABKAkSJAoFZmlsZXMYAyADKAsyFS5uYXBzaGFyZS52MS5GaWxlSW5mbxIVCg1yZW1vdmVkX25hbWVzGAQgAygJIhAKDlVwZGF0ZVJlc3BvbnNlIjIKEEhlYXJ0YmVhdFJlcXVlc3QSDwoHcGVlcl9pZBgBIAEoCRINCgV0b2tlbhgCIAEoCSITChFIZWFydGJlYXRSZXNwb25zZSIuCgxMZWF2ZVJlcXVlc3QSDwoHcGVlcl9pZBgBIAEoCRINCgV0b2tlbhgCIAEoCSIPCg1MZWF2ZVJlc3BvbnNlIi8KDUxpc3RlblJlcXVlc3QSDwoHcGVlcl9pZBgBIAEoCRINCgV0b2tlbhgCIAEoCSLhAQoOTGlzdGVuUmVzcG9uc2USLQoHc3RhcnRlZBgBIAEoCzIaLm5hcHNoYXJlLnYxLkxpc3RlblN0YXJ0ZWRIABIxCglrZWVwYWxpdmUYAiABKAsyHC5uYXBzaGFyZS52MS5MaXN0ZW5LZWVwYWxpdmVIABIwCgxyZXZlcnNlX2RpYWwYAyABKAsyGC5uYXBzaGFyZS52MS5SZXZlcnNlRGlhbEgAEjIKDXJlbGF5X3Nlc3Npb24YBCABKAsyGS5uYXBzaGFyZS52MS5SZWxheVNlc3Npb25IAEIHCgVldmVudCIqCg1MaXN0ZW5TdGFydGVkEhkKEWtlZXBhbGl2ZV9zZWNvbmRzGAEgASgNIhEKD0xpc3RlbktlZXBhbGl2ZSI/CgtSZXZlcnNlRGlhbBIPCgdhZGRyZXNzGAEgASgJEg8KB3Nlc3Npb24YAiABKAwSDgoGc2VjcmV0GAMgASgMIjsKDFJlbGF5U2Vzc2lvbhIVCg1yZWxheV9hZGRyZXNzGAEgASgJEhQKDHJlbGF5X3RpY2tldBgCIAEoDCJfCg5Db25uZWN0UmVxdWVzdBIPCgdwZWVyX2lkGAEgASgJEiYKBHBhdGgYAiABKA4yGC5uYXBzaGFyZS52MS5Db25uZWN0UGF0aBIUCgxyZXZlcnNlX3BvcnQYAyABKA0iiQEKD0Nvbm5lY3RSZXNwb25zZRIXCg9sb2NhbF9hZGRyZXNzZXMYASADKAkSDwoHZGlhbGluZxgCIAEoCBIPCgdzZXNzaW9uGAMgASgMEg4KBnNlY3JldBgEIAEoDBIVCg1yZWxheV9hZGRyZXNzGAUgASgJEhQKDHJlbGF5X3RpY2tldBgGIAEoDCpdCgtDb25uZWN0UGF0aBIcChhDT05ORUNUX1BBVEhfVU5TUEVDSUZJRUQQABIYChRDT05ORUNUX1BBVEhfUkVWRVJTRRABEhYKEkNPTk5FQ1RfUEFUSF9SRUxBWRACMuoDCg5UcmFja2VyU2VydmljZRI7CgRKb2luEhgubmFwc2hhcmUudjEuSm9pblJlcXVlc3QaGS5uYXBzaGFyZS52MS5Kb2luUmVzcG9uc2USQQoGU2VhcmNoEhoubmFwc2hhcmUudjEuU2VhcmNoUmVxdWVzdBobLm5hcHNoYXJlLnYxLlNlYXJjaFJlc3BvbnNlEkEKBlVwZGF0ZRIaLm5hcHNoYXJlLnYxLlVwZGF0ZVJlcXVlc3QaGy5uYXBzaGFyZS52MS5VcGRhdGVSZXNwb25zZRJKCglIZWFydGJlYXQSHS5uYXBzaGFyZS52MS5IZWFydGJlYXRSZXF1ZXN0Gh4ubmFwc2hhcmUudjEuSGVhcnRiZWF0UmVzcG9uc2USPgoFTGVhdmUSGS5uYXBzaGFyZS52MS5MZWF2ZVJlcXVlc3QaGi5uYXBzaGFyZS52MS5MZWF2ZVJlc3BvbnNlEkMKBkxpc3RlbhIaLm5hcHNoYXJlLnYxLkxpc3RlblJlcXVlc3QaGy5uYXBzaGFyZS52MS5MaXN0ZW5SZXNwb25zZTABEkQKB0Nvbm5lY3QSGy5uYXBzaGFyZS52MS5Db25uZWN0UmVxdWVzdBocLm5hcHNoYXJlLnYxLkNvbm5lY3RSZXNwb25zZUJqCg5pby5uYXBzaGFyZS52MUIMVHJhY2tlclByb3RvUAFaOmdpdGh1Yi5jb20vbmFwc2hhcmUvbmFwc2hhcmUvZ2VuL2dvL25hcHNoYXJlL3YxO25hcHNoYXJldjGqAgtOYXBzaGFyZS5WMWIGcHJvdG8z", [file_napshare_v1_file_info]);
+  fileDesc("ChluYXBzaGFyZS92MS90cmFja2VyLnByb3RvEgtuYXBzaGFyZS52MSKyAQoLSm9pblJlcXVlc3QSDAoEaG9zdBgBIAEoCRIMCgRwb3J0GAIgASgNEiQKBWZpbGVzGAMgAygLMhUubmFwc2hhcmUudjEuRmlsZUluZm8SEwoLY2VydGlmaWNhdGUYBCABKAwSEQoJc2lnbmF0dXJlGAUgASgMEhEKCXNpZ25lZF9hdBgGIAEoAxIXCg9sb2NhbF9hZGRyZXNzZXMYByADKAkSDQoFbm9uY2UYCCABKAwiZQoMSm9pblJlc3BvbnNlEg8KB3BlZXJfaWQYASABKAkSDQoFdG9rZW4YAiABKAkSIgoaaGVhcnRiZWF0X2ludGVydmFsX3NlY29uZHMYAyABKA0SEQoJcmVhY2hhYmxlGAQgASgIInMKDVNlYXJjaFJlcXVlc3QSDAoEbmFtZRgBIAEoCRINCgVxdWVyeRgCIAEoCRINCgVsaW1pdBgDIAEoDRIPCgdwZWVyX2lkGAQgASgJEhEKCXBhZ2Vfc2l6ZRgFIAEoDRISCgpwYWdlX3Rva2VuGAYgASgJInsKDlNlYXJjaFJlc3BvbnNlEioKB3Jlc3VsdHMYASADKAsyGS5uYXBzaGFyZS52MS5TZWFyY2hSZXN1bHQSEQoJdHJ1bmNhdGVkGAIgASgIEhcKD25leHRfcGFnZV90b2tlbhgDIAEoCRIRCglnYXRoZXJpbmcYBCABKAgibAoMU2VhcmNoUmVzdWx0Eg8KB3BlZXJfaWQYASABKAkSIwoEZmlsZRgCIAEoCzIVLm5hcHNoYXJlLnYxLkZpbGVJbmZvEhMKC2NlcnRpZmljYXRlGAMgASgMEhEKCXJlYWNoYWJsZRgEIAEoCCJXCg1Ccm93c2VSZXF1ZXN0Eg8KB3BlZXJfaWQYASABKAkSDgoGZm9sZGVyGAIgASgJEhEKCXBhZ2Vfc2l6ZRgDIAEoDRISCgpwYWdlX3Rva2VuGAQgASgJIncKDkJyb3dzZVJlc3BvbnNlEiQKBWZpbGVzGAEgAygLMhUubmFwc2hhcmUudjEuRmlsZUluZm8SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJEhMKC2NlcnRpZmljYXRlGAMgASgMEhEKCXJlYWNoYWJsZRgEIAEoCCJsCg1VcGRhdGVSZXF1ZXN0Eg8KB3BlZXJfaWQYASABKAkSDQoFdG9rZW4YAiABKAkSJAoFZmlsZXMYAyADKAsyFS5uYXBzaGFyZS52MS5GaWxlSW5mbxIVCg1yZW1vdmVkX25hbWVzGAQgAygJIhAKDlVwZGF0ZVJlc3BvbnNlIjIKEEhlYXJ0YmVhdFJlcXVlc3QSDwoHcGVlcl9pZBgBIAEoCRINCgV0b2tlbhgCIAEoCSITChFIZWFydGJlYXRSZXNwb25zZSIuCgxMZWF2ZVJlcXVlc3QSDwoHcGVlcl9pZBgBIAEoCRINCgV0b2tlbhgCIAEoCSIPCg1MZWF2ZVJlc3BvbnNlIi8KDUxpc3RlblJlcXVlc3QSDwoHcGVlcl9pZBgBIAEoCRINCgV0b2tlbhgCIAEoCSLhAQoOTGlzdGVuUmVzcG9uc2USLQoHc3RhcnRlZBgBIAEoCzIaLm5hcHNoYXJlLnYxLkxpc3RlblN0YXJ0ZWRIABIxCglrZWVwYWxpdmUYAiABKAsyHC5uYXBzaGFyZS52MS5MaXN0ZW5LZWVwYWxpdmVIABIwCgxyZXZlcnNlX2RpYWwYAyABKAsyGC5uYXBzaGFyZS52MS5SZXZlcnNlRGlhbEgAEjIKDXJlbGF5X3Nlc3Npb24YBCABKAsyGS5uYXBzaGFyZS52MS5SZWxheVNlc3Npb25IAEIHCgVldmVudCIqCg1MaXN0ZW5TdGFydGVkEhkKEWtlZXBhbGl2ZV9zZWNvbmRzGAEgASgNIhEKD0xpc3RlbktlZXBhbGl2ZSI/CgtSZXZlcnNlRGlhbBIPCgdhZGRyZXNzGAEgASgJEg8KB3Nlc3Npb24YAiABKAwSDgoGc2VjcmV0GAMgASgMIjsKDFJlbGF5U2Vzc2lvbhIVCg1yZWxheV9hZGRyZXNzGAEgASgJEhQKDHJlbGF5X3RpY2tldBgCIAEoDCJyCg5Db25uZWN0UmVxdWVzdBIPCgdwZWVyX2lkGAEgASgJEiYKBHBhdGgYAiABKA4yGC5uYXBzaGFyZS52MS5Db25uZWN0UGF0aBIUCgxyZXZlcnNlX3BvcnQYAyABKA0SEQoJY2FsbGVyX2lwGAQgASgJIqQBCg9Db25uZWN0UmVzcG9uc2USFwoPbG9jYWxfYWRkcmVzc2VzGAEgAygJEg8KB2RpYWxpbmcYAiABKAgSDwoHc2Vzc2lvbhgDIAEoDBIOCgZzZWNyZXQYBCABKAwSFQoNcmVsYXlfYWRkcmVzcxgFIAEoCRIUCgxyZWxheV90aWNrZXQYBiABKAwSGQoRY2FsbGVyX2JlaGluZF9uYXQYByABKAgqXQoLQ29ubmVjdFBhdGgSHAoYQ09OTkVDVF9QQVRIX1VOU1BFQ0lGSUVEEAASGAoUQ09OTkVDVF9QQVRIX1JFVkVSU0UQARIWChJDT05ORUNUX1BBVEhfUkVMQVkQAjKtBAoOVHJhY2tlclNlcnZpY2USOwoESm9pbhIYLm5hcHNoYXJlLnYxLkpvaW5SZXF1ZXN0GhkubmFwc2hhcmUudjEuSm9pblJlc3BvbnNlEkEKBlNlYXJjaBIaLm5hcHNoYXJlLnYxLlNlYXJjaFJlcXVlc3QaGy5uYXBzaGFyZS52MS5TZWFyY2hSZXNwb25zZRJBCgZCcm93c2USGi5uYXBzaGFyZS52MS5Ccm93c2VSZXF1ZXN0GhsubmFwc2hhcmUudjEuQnJvd3NlUmVzcG9uc2USQQoGVXBkYXRlEhoubmFwc2hhcmUudjEuVXBkYXRlUmVxdWVzdBobLm5hcHNoYXJlLnYxLlVwZGF0ZVJlc3BvbnNlEkoKCUhlYXJ0YmVhdBIdLm5hcHNoYXJlLnYxLkhlYXJ0YmVhdFJlcXVlc3QaHi5uYXBzaGFyZS52MS5IZWFydGJlYXRSZXNwb25zZRI+CgVMZWF2ZRIZLm5hcHNoYXJlLnYxLkxlYXZlUmVxdWVzdBoaLm5hcHNoYXJlLnYxLkxlYXZlUmVzcG9uc2USQwoGTGlzdGVuEhoubmFwc2hhcmUudjEuTGlzdGVuUmVxdWVzdBobLm5hcHNoYXJlLnYxLkxpc3RlblJlc3BvbnNlMAESRAoHQ29ubmVjdBIbLm5hcHNoYXJlLnYxLkNvbm5lY3RSZXF1ZXN0GhwubmFwc2hhcmUudjEuQ29ubmVjdFJlc3BvbnNlQmoKDmlvLm5hcHNoYXJlLnYxQgxUcmFja2VyUHJvdG9QAVo6Z2l0aHViLmNvbS9uYXBzaGFyZS9uYXBzaGFyZS9nZW4vZ28vbmFwc2hhcmUvdjE7bmFwc2hhcmV2MaoCC05hcHNoYXJlLlYxYgZwcm90bzM", [file_napshare_v1_file_info]);
 
 /**
  * JoinRequest registers a peer.
@@ -170,7 +170,9 @@ export const JoinResponseSchema: GenMessage<JoinResponse> = /*@__PURE__*/
  */
 export type SearchRequest = Message<"napshare.v1.SearchRequest"> & {
   /**
-   * An exact file name with its extension, such as `Aula.mp4`.
+   * An exact file name with its extension, such as `Aula.mp4`, or with its
+   * folders, such as `semana1/aula1.mp4` (`FileInfo.name`): only files of
+   * exactly that name match.
    *
    * @generated from field: string name = 1;
    */
@@ -178,7 +180,9 @@ export type SearchRequest = Message<"napshare.v1.SearchRequest"> & {
 
   /**
    * Keywords separated by white space, at most 1,024 characters in all. A
-   * file matches when every keyword occurs in its name, ignoring case.
+   * file matches when every keyword occurs in its name, ignoring case; its
+   * name is its whole path, so the words of its folders match too
+   * (`semana1 aula` finds `curso/semana1/aula1.mp4`).
    *
    * @generated from field: string query = 2;
    */
@@ -318,6 +322,98 @@ export const SearchResultSchema: GenMessage<SearchResult> = /*@__PURE__*/
   messageDesc(file_napshare_v1_tracker, 4);
 
 /**
+ * BrowseRequest asks for the files of one peer.
+ *
+ * @generated from message napshare.v1.BrowseRequest
+ */
+export type BrowseRequest = Message<"napshare.v1.BrowseRequest"> & {
+  /**
+   * The peer whose files to list, as `SearchResult.peer_id` shows it.
+   *
+   * @generated from field: string peer_id = 1;
+   */
+  peerId: string;
+
+  /**
+   * Optional: one folder of the peer's, such as `semana1` or `curso/semana1/`
+   * (one `/` at its end is allowed): only the files under it, at any depth,
+   * are listed. Empty: every file.
+   *
+   * @generated from field: string folder = 2;
+   */
+  folder: string;
+
+  /**
+   * The most files in one response. 0 means the default (100); values above
+   * the cap (1,000) are lowered to it.
+   *
+   * @generated from field: uint32 page_size = 3;
+   */
+  pageSize: number;
+
+  /**
+   * Empty for the first page; else the `next_page_token` of the previous
+   * response to the same peer and folder.
+   *
+   * @generated from field: string page_token = 4;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message napshare.v1.BrowseRequest.
+ * Use `create(BrowseRequestSchema)` to create a new message.
+ */
+export const BrowseRequestSchema: GenMessage<BrowseRequest> = /*@__PURE__*/
+  messageDesc(file_napshare_v1_tracker, 5);
+
+/**
+ * BrowseResponse lists one page of a peer's files.
+ *
+ * @generated from message napshare.v1.BrowseResponse
+ */
+export type BrowseResponse = Message<"napshare.v1.BrowseResponse"> & {
+  /**
+   * The files, in name order, each with its whole path as its name (the
+   * folder asked for included); empty when the peer shares nothing there.
+   *
+   * @generated from field: repeated napshare.v1.FileInfo files = 1;
+   */
+  files: FileInfo[];
+
+  /**
+   * The token for the next page, or empty when this is the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+
+  /**
+   * The peer's certificate (DER), as its Join carried it: connect to the
+   * peer trusting only this certificate, as with `SearchResult.certificate`.
+   * Empty for an anonymous peer.
+   *
+   * @generated from field: bytes certificate = 3;
+   */
+  certificate: Uint8Array;
+
+  /**
+   * Whether the tracker reached the peer at its address when it joined (see
+   * `SearchResult.reachable`): when false, reach it through `Connect`.
+   *
+   * @generated from field: bool reachable = 4;
+   */
+  reachable: boolean;
+};
+
+/**
+ * Describes the message napshare.v1.BrowseResponse.
+ * Use `create(BrowseResponseSchema)` to create a new message.
+ */
+export const BrowseResponseSchema: GenMessage<BrowseResponse> = /*@__PURE__*/
+  messageDesc(file_napshare_v1_tracker, 6);
+
+/**
  * UpdateRequest announces files that the caller now shares, for example a
  * finished download, and names it no longer shares.
  *
@@ -359,7 +455,7 @@ export type UpdateRequest = Message<"napshare.v1.UpdateRequest"> & {
  * Use `create(UpdateRequestSchema)` to create a new message.
  */
 export const UpdateRequestSchema: GenMessage<UpdateRequest> = /*@__PURE__*/
-  messageDesc(file_napshare_v1_tracker, 5);
+  messageDesc(file_napshare_v1_tracker, 7);
 
 /**
  * UpdateResponse is empty: success is the OK status.
@@ -374,7 +470,7 @@ export type UpdateResponse = Message<"napshare.v1.UpdateResponse"> & {
  * Use `create(UpdateResponseSchema)` to create a new message.
  */
 export const UpdateResponseSchema: GenMessage<UpdateResponse> = /*@__PURE__*/
-  messageDesc(file_napshare_v1_tracker, 6);
+  messageDesc(file_napshare_v1_tracker, 8);
 
 /**
  * HeartbeatRequest renews a lease.
@@ -402,7 +498,7 @@ export type HeartbeatRequest = Message<"napshare.v1.HeartbeatRequest"> & {
  * Use `create(HeartbeatRequestSchema)` to create a new message.
  */
 export const HeartbeatRequestSchema: GenMessage<HeartbeatRequest> = /*@__PURE__*/
-  messageDesc(file_napshare_v1_tracker, 7);
+  messageDesc(file_napshare_v1_tracker, 9);
 
 /**
  * HeartbeatResponse is empty: success is the OK status.
@@ -417,7 +513,7 @@ export type HeartbeatResponse = Message<"napshare.v1.HeartbeatResponse"> & {
  * Use `create(HeartbeatResponseSchema)` to create a new message.
  */
 export const HeartbeatResponseSchema: GenMessage<HeartbeatResponse> = /*@__PURE__*/
-  messageDesc(file_napshare_v1_tracker, 8);
+  messageDesc(file_napshare_v1_tracker, 10);
 
 /**
  * LeaveRequest unregisters a peer.
@@ -445,7 +541,7 @@ export type LeaveRequest = Message<"napshare.v1.LeaveRequest"> & {
  * Use `create(LeaveRequestSchema)` to create a new message.
  */
 export const LeaveRequestSchema: GenMessage<LeaveRequest> = /*@__PURE__*/
-  messageDesc(file_napshare_v1_tracker, 9);
+  messageDesc(file_napshare_v1_tracker, 11);
 
 /**
  * LeaveResponse is empty: success is the OK status.
@@ -460,7 +556,7 @@ export type LeaveResponse = Message<"napshare.v1.LeaveResponse"> & {
  * Use `create(LeaveResponseSchema)` to create a new message.
  */
 export const LeaveResponseSchema: GenMessage<LeaveResponse> = /*@__PURE__*/
-  messageDesc(file_napshare_v1_tracker, 10);
+  messageDesc(file_napshare_v1_tracker, 12);
 
 /**
  * ListenRequest opens a peer's stream of connection requests.
@@ -488,7 +584,7 @@ export type ListenRequest = Message<"napshare.v1.ListenRequest"> & {
  * Use `create(ListenRequestSchema)` to create a new message.
  */
 export const ListenRequestSchema: GenMessage<ListenRequest> = /*@__PURE__*/
-  messageDesc(file_napshare_v1_tracker, 11);
+  messageDesc(file_napshare_v1_tracker, 13);
 
 /**
  * ListenResponse is one event on a peer's `Listen` stream.
@@ -542,7 +638,7 @@ export type ListenResponse = Message<"napshare.v1.ListenResponse"> & {
  * Use `create(ListenResponseSchema)` to create a new message.
  */
 export const ListenResponseSchema: GenMessage<ListenResponse> = /*@__PURE__*/
-  messageDesc(file_napshare_v1_tracker, 12);
+  messageDesc(file_napshare_v1_tracker, 14);
 
 /**
  * ListenStarted opens a `Listen` stream.
@@ -564,7 +660,7 @@ export type ListenStarted = Message<"napshare.v1.ListenStarted"> & {
  * Use `create(ListenStartedSchema)` to create a new message.
  */
 export const ListenStartedSchema: GenMessage<ListenStarted> = /*@__PURE__*/
-  messageDesc(file_napshare_v1_tracker, 13);
+  messageDesc(file_napshare_v1_tracker, 15);
 
 /**
  * ListenKeepalive carries nothing: it keeps the connection's mapping alive
@@ -580,7 +676,7 @@ export type ListenKeepalive = Message<"napshare.v1.ListenKeepalive"> & {
  * Use `create(ListenKeepaliveSchema)` to create a new message.
  */
 export const ListenKeepaliveSchema: GenMessage<ListenKeepalive> = /*@__PURE__*/
-  messageDesc(file_napshare_v1_tracker, 14);
+  messageDesc(file_napshare_v1_tracker, 16);
 
 /**
  * ReverseDial asks the listening peer to open a connection to a downloader.
@@ -617,7 +713,7 @@ export type ReverseDial = Message<"napshare.v1.ReverseDial"> & {
  * Use `create(ReverseDialSchema)` to create a new message.
  */
 export const ReverseDialSchema: GenMessage<ReverseDial> = /*@__PURE__*/
-  messageDesc(file_napshare_v1_tracker, 15);
+  messageDesc(file_napshare_v1_tracker, 17);
 
 /**
  * RelaySession asks the listening peer to meet a downloader at a relay.
@@ -646,7 +742,7 @@ export type RelaySession = Message<"napshare.v1.RelaySession"> & {
  * Use `create(RelaySessionSchema)` to create a new message.
  */
 export const RelaySessionSchema: GenMessage<RelaySession> = /*@__PURE__*/
-  messageDesc(file_napshare_v1_tracker, 16);
+  messageDesc(file_napshare_v1_tracker, 18);
 
 /**
  * ConnectRequest asks for a way to reach one peer.
@@ -675,6 +771,16 @@ export type ConnectRequest = Message<"napshare.v1.ConnectRequest"> & {
    * @generated from field: uint32 reverse_port = 3;
    */
   reversePort: number;
+
+  /**
+   * With `CONNECT_PATH_REVERSE`, optional: the caller's own IP address, the
+   * source address its host sends from towards the tracker. When the
+   * tracker sees the call come from another address, the caller is behind
+   * a NAT: see `ConnectResponse.caller_behind_nat`.
+   *
+   * @generated from field: string caller_ip = 4;
+   */
+  callerIp: string;
 };
 
 /**
@@ -682,7 +788,7 @@ export type ConnectRequest = Message<"napshare.v1.ConnectRequest"> & {
  * Use `create(ConnectRequestSchema)` to create a new message.
  */
 export const ConnectRequestSchema: GenMessage<ConnectRequest> = /*@__PURE__*/
-  messageDesc(file_napshare_v1_tracker, 17);
+  messageDesc(file_napshare_v1_tracker, 19);
 
 /**
  * ConnectResponse says how to reach the peer.
@@ -737,6 +843,16 @@ export type ConnectResponse = Message<"napshare.v1.ConnectResponse"> & {
    * @generated from field: bytes relay_ticket = 6;
    */
   relayTicket: Uint8Array;
+
+  /**
+   * With `CONNECT_PATH_REVERSE` and a `caller_ip`: the call came from
+   * another address than `caller_ip`, so a NAT would drop the peer's dial to
+   * `reverse_port`. Nobody was asked to dial (`dialing` is false); ask for
+   * `CONNECT_PATH_RELAY` (after trying `local_addresses`).
+   *
+   * @generated from field: bool caller_behind_nat = 7;
+   */
+  callerBehindNat: boolean;
 };
 
 /**
@@ -744,7 +860,7 @@ export type ConnectResponse = Message<"napshare.v1.ConnectResponse"> & {
  * Use `create(ConnectResponseSchema)` to create a new message.
  */
 export const ConnectResponseSchema: GenMessage<ConnectResponse> = /*@__PURE__*/
-  messageDesc(file_napshare_v1_tracker, 18);
+  messageDesc(file_napshare_v1_tracker, 20);
 
 /**
  * ConnectPath says how the caller wants to reach a peer through the tracker.
@@ -898,7 +1014,7 @@ export const TrackerService: GenService<{
    * (`limit` when `page_size` is 0; 100 when both are 0; never more than
    * 1,000). When more match, `next_page_token` is set (and `truncated` is
    * true); send the same search again with `page_token` set to it for the
-   * next page. A token is an opaque cursor of at most 1,024 characters: the
+   * next page. A token is an opaque cursor of at most 2,048 characters: the
    * last (peer id, file name) returned, tied to the search it came from. The
    * next page starts after that key, so pages stay correct while peers join
    * and leave: no match present throughout is skipped or repeated. Tokens do
@@ -938,6 +1054,45 @@ export const TrackerService: GenService<{
     methodKind: "unary";
     input: typeof SearchRequestSchema;
     output: typeof SearchResponseSchema;
+  },
+  /**
+   * Browse lists the files one peer shares, as the tracker's index holds
+   * them: every file, or those under one folder of the peer's, at any depth,
+   * each named by its whole path (see `FileInfo.name`). It needs nothing of
+   * the peer itself, so it works the same for peers behind a NAT.
+   *
+   * Files come in name order: by Unicode code point, which is the order of
+   * their UTF-8 bytes, so the files of each folder come together, after
+   * every name that sorts before the folder's and before every name that
+   * sorts after it (`a.txt`, then `a/b.txt`, then `a0.txt`). A client draws
+   * the tree from that order, one page at a time.
+   *
+   * Paging as `Search` pages: a response holds at most `page_size` files
+   * (100 when it is 0, never more than 1,000); when more are left,
+   * `next_page_token` is set; send the same request again with `page_token`
+   * set to it for the next page. The token is the last name returned, signed
+   * and tied to this peer and folder, so paging stays correct while the
+   * peer's files change: a file listed throughout is never skipped or
+   * repeated. A page costs the tracker what it returns.
+   *
+   * Errors:
+   * * `INVALID_ARGUMENT`: a malformed peer id (`PEER_ID_INVALID`); a folder
+   *   that is not a valid name, without or with one `/` at its end
+   *   (`NAME_INVALID`, `field` `folder`); a `page_token` that is malformed or
+   *   too long (`PAGE_TOKEN_INVALID`) or belongs to another peer or folder
+   *   (`PAGE_TOKEN_MISMATCH`); or the request bytes are not a
+   *   `BrowseRequest` (`REQUEST_MALFORMED`).
+   * * `NOT_FOUND`: no live registration has that peer id
+   *   (`PEER_NOT_REGISTERED`: it left, or its lease ran out).
+   * * `UNAVAILABLE`: the tracker's store does not answer
+   *   (`STORE_UNAVAILABLE`, with `RetryInfo`).
+   *
+   * @generated from rpc napshare.v1.TrackerService.Browse
+   */
+  browse: {
+    methodKind: "unary";
+    input: typeof BrowseRequestSchema;
+    output: typeof BrowseResponseSchema;
   },
   /**
    * Update changes the caller's own registration: it adds the files in
@@ -1070,7 +1225,13 @@ export const TrackerService: GenService<{
    * the caller's connection to the peer's `PeerService`: the caller starts
    * its TLS handshake on it, trusting only the peer's listed certificate, as
    * when it dials the peer itself. A caller behind a NAT cannot be dialled:
-   * it waits a few seconds, then asks for `CONNECT_PATH_RELAY`.
+   * it says so by giving its own address in `caller_ip` (the source address
+   * its kernel picks towards the tracker); when the tracker sees the call
+   * come from another address, a NAT stands between them that would drop
+   * the peer's dial, so the tracker asks nobody to dial and answers
+   * `caller_behind_nat`; the caller then asks for `CONNECT_PATH_RELAY` at
+   * once. Without `caller_ip`, the peer is asked to dial, and a caller that
+   * hears nothing waits a few seconds before asking for the relay.
    *
    * With `path` `CONNECT_PATH_RELAY`, the tracker answers with a relay's
    * address and a ticket for each side (`relay_ticket` for the caller; the
@@ -1086,7 +1247,8 @@ export const TrackerService: GenService<{
    * Errors:
    * * `INVALID_ARGUMENT`: a malformed peer id (`PEER_ID_INVALID`), no `path`
    *   (`CONNECT_PATH_INVALID`), `reverse_port` 0 or above 65535 with
-   *   `CONNECT_PATH_REVERSE` (`ADDRESS_INVALID`), a call that comes from no IP
+   *   `CONNECT_PATH_REVERSE`, or a `caller_ip` that is not an IP address
+   *   (`ADDRESS_INVALID`), a call that comes from no IP
    *   address, so that nobody could dial it (`CALLER_ADDRESS_UNKNOWN`), or the
    *   request bytes are not a `ConnectRequest` (`REQUEST_MALFORMED`).
    * * `NOT_FOUND`: no live registration has that peer id
