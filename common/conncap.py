@@ -87,11 +87,12 @@ class ConnectionCap:
         return self
 
     def stop(self) -> None:
-        """Stop watching, and let every address in again."""
+        """Stop watching, and let every address in again (if the server still listens)."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join()
-        self._filter(frozenset())
+        if self._filtered:
+            self._filter(frozenset())
 
     def counts(self) -> dict[str, int]:
         """Connections per address key at the last look."""
@@ -176,6 +177,8 @@ class ConnectionCap:
     def _filter(self, kept_out: frozenset[str]) -> None:
         networks = [ipaddress.ip_network(key, strict=False) for key in kept_out if _is_ip(key)]
         for fd in self._listeners:
+            if not _listens_on(fd, self.port):
+                continue  # the server closed it (it stopped); the number may be another's now
             try:
                 bpf.attach(fd, networks)
             except OSError as error:
@@ -229,19 +232,18 @@ def _peer_of(fd: int, port: int) -> tuple[str, int] | None:
 
 def _listening_fds(port: int) -> list[int]:
     """The file descriptors of this process's sockets listening on TCP `port`."""
-    found = []
-    for name in os.listdir(_FD_DIR):
-        fd = int(name)
-        try:
-            with _borrowed(fd) as sock:
-                listening = (
-                    sock.family in (socket.AF_INET, socket.AF_INET6)
-                    and sock.type == socket.SOCK_STREAM
-                    and sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
-                    and sock.getsockname()[1] == port
-                )
-        except OSError:
-            continue
-        if listening:
-            found.append(fd)
-    return found
+    return [fd for fd in map(int, os.listdir(_FD_DIR)) if _listens_on(fd, port)]
+
+
+def _listens_on(fd: int, port: int) -> bool:
+    """Whether `fd` is a socket listening on TCP `port`."""
+    try:
+        with _borrowed(fd) as sock:
+            return bool(
+                sock.family in (socket.AF_INET, socket.AF_INET6)
+                and sock.type == socket.SOCK_STREAM
+                and sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+                and sock.getsockname()[1] == port
+            )
+    except OSError:
+        return False

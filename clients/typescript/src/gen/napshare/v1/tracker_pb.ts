@@ -982,7 +982,9 @@ export const TrackerService: GenService<{
    * * `PERMISSION_DENIED`: a live registration of another identity holds the
    *   address (`ADDRESS_TAKEN`), one the tracker reached there or this Join
    *   was not; it is left as it was. Its lease runs out three heartbeat
-   *   intervals after its last heartbeat.
+   *   intervals after its last heartbeat. Or the address check found a TLS
+   *   server there showing another certificate than this Join's: the address
+   *   is another peer's (`ADDRESS_SERVED_BY_ANOTHER`).
    * * `RESOURCE_EXHAUSTED`: a limit of the tracker would be passed, and
    *   nothing changed: the registrations (`ADDRESS_PEER_LIMIT`), files
    *   (`ADDRESS_FILE_LIMIT`) or bytes of file names
