@@ -19,6 +19,7 @@ from napshare.tracker.server import create_server
 from tests.support.flood import HalfOpenFlood
 from tests.support.peers import I_AM, ROOT, run_peer
 from tests.support.processes import cli_env
+from tests.support.waiting import wait_until
 
 
 def _few_open_files() -> None:
@@ -76,7 +77,9 @@ def test_a_download_gets_the_file_while_one_address_holds_1100_silent_connection
             )
             assert done.returncode == 0, done.stderr
             assert (target / "lecture.bin").read_bytes() == data
-            assert len(flood.held) <= 16 + 8  # the cap per address, give or take a look
+            # The cap per address, once it has looked (every 0.25 s) and the flood has seen
+            # what it closed: a liveness bound, not a timing target.
+            wait_until(lambda: len(flood.held) <= 16 + 8, timeout=30)
         assert peer.poll() is None, stderr
     finally:
         peer.terminate()
