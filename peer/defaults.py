@@ -28,6 +28,10 @@ UPLOADS_PER_ADDRESS = 2  # upload slots one client IP may hold at once
 # STREAMS_PER_PEER a download, a few downloads at once; the tracker's address check one.
 MAX_CONNECTIONS = 1_024
 MAX_CONNECTIONS_PER_ADDRESS = 16
+# Downloads that wait for an upload slot in a serving peer's queue (serve --max-queued), and
+# from one client IP (--max-queued-per-address); each holds one of the server's threads.
+MAX_QUEUED = 32
+QUEUED_PER_ADDRESS = 4
 # A slot read at less than MIN_UPLOAD_RATE KiB/s over the last UPLOAD_RATE_WINDOW seconds,
 # counted from UPLOAD_GRACE seconds after it was taken, is reclaimed. A slow WAN (1 MB/s) is
 # 16 times this rate; the grace covers the connection's start and its buffers filling.

@@ -21,8 +21,10 @@ from napshare.peer.defaults import (
     MAX_CONNECTIONS,
     MAX_CONNECTIONS_PER_ADDRESS,
     MAX_DIALBACKS,
+    MAX_QUEUED,
     MAX_UPLOADS,
     MIN_UPLOAD_RATE,
+    QUEUED_PER_ADDRESS,
     RESCAN_INTERVAL,
     UPLOAD_GRACE,
     UPLOAD_RATE_WINDOW,
@@ -39,7 +41,7 @@ from napshare.peer.reach.listener import ReachListener
 from napshare.peer.reach.paths import Path, PathCounts
 from napshare.peer.serving.callers import Callers
 from napshare.peer.serving.server import create_server
-from napshare.peer.serving.slots import Fairness
+from napshare.peer.serving.slots import Fairness, QueueLimits
 from napshare.peer.tracker_client import TrackerClient
 from napshare.peer.tracker_link import TrackerLink
 from napshare.peer.transport import PLAINTEXT, Transport, peer_identity
@@ -53,6 +55,7 @@ DEFAULT_FAIRNESS = Fairness(
     window=UPLOAD_RATE_WINDOW,
     grace=UPLOAD_GRACE,
 )
+DEFAULT_QUEUE = QueueLimits(most=MAX_QUEUED, per_address=QUEUED_PER_ADDRESS)
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,7 @@ class NodeConfig:
     max_uploads: int = MAX_UPLOADS
     upload_stall_timeout: float = UPLOAD_STALL_TIMEOUT
     fairness: Fairness = DEFAULT_FAIRNESS
+    queue: QueueLimits = DEFAULT_QUEUE
     chunk_size: int = DEFAULT_CHUNK_SIZE
     rescan_interval: float = RESCAN_INTERVAL
     download: DownloadOptions = field(default_factory=DownloadOptions)
@@ -138,6 +142,7 @@ class Node:
             chunk_size=config.chunk_size,
             stall_timeout=config.upload_stall_timeout,
             fairness=config.fairness,
+            queue=config.queue,
             max_upload_rate=config.max_upload_rate,
             health=self.health,
             metrics=metrics,

@@ -266,6 +266,28 @@ class TrackerClient:
         self._warn_if_more(found)
         return found
 
+    def sharing(
+        self,
+        sha256: str = "",
+        pieces_root: str = "",
+        *,
+        asker: str = "",
+        cancel: threading.Event | None = None,
+        seconds: float | None = None,
+    ) -> Found:
+        """Every peer sharing a file with these bytes (`sha256`, or else `pieces_root`), under
+        whatever name each gave it (see `find` for `cancel` and `seconds`).
+        """
+        found = self.find(
+            sha256=sha256,
+            pieces_root="" if sha256 else pieces_root,
+            asker=asker,
+            cancel=cancel,
+            seconds=seconds,
+        )
+        self._warn_if_more(found)
+        return found
+
     def query(self, words: str, *, asker: str = "") -> list[Source]:
         """Every (peer, file) whose file name holds all the `words`, ignoring case."""
         found = self.find(query=words, asker=asker)
@@ -277,12 +299,15 @@ class TrackerClient:
         *,
         name: str = "",
         query: str = "",
+        sha256: str = "",
+        pieces_root: str = "",
         limit: int = 0,
         asker: str = "",
         cancel: threading.Event | None = None,
         seconds: float | None = None,
     ) -> Found:
-        """The first `limit` matches of an exact `name` or of `query`'s words, page by page.
+        """The first `limit` matches of an exact `name`, of `query`'s words, or of the content
+        `sha256` or `pieces_root` (lowercase hex), page by page.
 
         `limit` 0 means every match; either way at most MAX_RESULTS, in at most MAX_PAGES calls
         and SEARCH_TIME seconds (or `seconds`, if shorter): past that, what came so far
@@ -299,6 +324,8 @@ class TrackerClient:
             request = tracker_pb2.SearchRequest(
                 name=name,
                 query=query,
+                sha256=sha256,
+                pieces_root=pieces_root,
                 peer_id=asker,
                 page_size=min(MAX_PAGE_SIZE, wanted - len(sources)),
                 page_token=token,
@@ -313,7 +340,9 @@ class TrackerClient:
                 return Found(sources, True, True, gathering, stopped=True)
             gathering = gathering or reply.gathering
             room = wanted - len(sources)
-            sources += _checked(reply.results[:room], name, self.address)
+            sources += _checked(
+                reply.results[:room], name, self.address, sha256=sha256, pieces_root=pieces_root
+            )
             token = reply.next_page_token
             more = bool(token) or reply.truncated or len(reply.results) > room
             if not token or len(sources) >= wanted:
@@ -718,9 +747,17 @@ def _well_formed(file: file_info_pb2.FileInfo) -> bool:
     return file.size >= 0 and not (file.pieces_root and file.size == 0)
 
 
-def _checked(results: Iterable[tracker_pb2.SearchResult], name: str, tracker: str) -> list[Source]:
+def _checked(
+    results: Iterable[tracker_pb2.SearchResult],
+    name: str,
+    tracker: str,
+    *,
+    sha256: str = "",
+    pieces_root: str = "",
+) -> list[Source]:
     """The results that are well formed: a valid name (`name` itself for an exact search), a
-    sha256, a size, a pieces root or none (none for an empty file), and a peer id in the one
+    sha256 (`sha256` itself for a search by content), a size, a pieces root or none (none for
+    an empty file; `pieces_root` itself for a search by root), and a peer id in the one
     form Join issues. A tracker is not trusted to send only those; what else it sends is
     dropped, and said once in the log.
     """
@@ -733,6 +770,8 @@ def _checked(results: Iterable[tracker_pb2.SearchResult], name: str, tracker: st
                 _well_formed(file)
                 and len(r.certificate) <= MAX_CERTIFICATE_BYTES
                 and (not name or file.name == name)
+                and (not sha256 or file.sha256 == sha256)
+                and (not pieces_root or file.pieces_root == pieces_root)
                 and normal_address(r.peer_id) == r.peer_id
             )
         except InvalidAddressError:

@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError
-from napshare.v1 import file_info_pb2
+from napshare.v1 import file_info_pb2, peer_pb2
 
 _OFFSET_TAG = 0x08  # field 1, varint
 _DATA_TAG = 0x12  # field 2, length-delimited
@@ -37,6 +37,14 @@ def file_field(name: str, size: int, sha256: str, pieces_root: str = "") -> byte
         name=name, size=size, sha256=sha256, pieces_root=pieces_root
     ).SerializeToString()
     return bytes([_FILE_TAG]) + varint(len(body)) + body
+
+
+def queue_message(position: int, waiting: int, estimated_seconds: int) -> bytes:
+    """A DownloadResponse that says where a waiting request stands in the queue."""
+    queued = peer_pb2.QueuePosition(
+        position=position, waiting=waiting, estimated_seconds=estimated_seconds
+    )
+    return peer_pb2.DownloadResponse(queued=queued).SerializeToString()
 
 
 class ChunkBuffer:
@@ -79,11 +87,14 @@ class ChunkBuffer:
 
 @dataclass(frozen=True)
 class Chunk:
-    """A decoded DownloadResponse: `data` is a view into the received message, not a copy."""
+    """A decoded DownloadResponse: `data` is a view into the received message, not a copy;
+    `queued` is set while the request waits in the peer's queue.
+    """
 
     offset: int
     data: memoryview
     file: file_info_pb2.FileInfo | None
+    queued: peer_pb2.QueuePosition | None = None
 
 
 def decode_response(message: bytes) -> Chunk:
@@ -95,6 +106,7 @@ def decode_response(message: bytes) -> Chunk:
     """
     view = memoryview(message)
     offset, data, file = 0, view[:0], None
+    queued: peer_pb2.QueuePosition | None = None
     position, end = 0, len(message)
     while position < end:
         key, position = _read_varint(message, position)
@@ -119,13 +131,21 @@ def decode_response(message: bytes) -> Chunk:
                     file.MergeFromString(message[position:stop])
                 except DecodeError as error:
                     raise ValueError(f"malformed FileInfo in DownloadResponse: {error}") from error
+            elif field == 4:
+                queued = queued or peer_pb2.QueuePosition()
+                try:
+                    queued.MergeFromString(message[position:stop])
+                except DecodeError as error:
+                    raise ValueError(
+                        f"malformed QueuePosition in DownloadResponse: {error}"
+                    ) from error
             position = stop
             continue
         width = {1: 8, 5: 4}.get(wire_type)
         if width is None or position + width > end:
             raise ValueError(f"malformed DownloadResponse (wire type {wire_type})")
         position += width
-    return Chunk(offset, data, file)
+    return Chunk(offset, data, file, queued)
 
 
 def _read_varint(message: bytes, position: int) -> tuple[int, int]:

@@ -31,6 +31,8 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = MAX_PAGE_SIZE
 MAX_QUERY_CHARS = 1024
 _HEX_ROOT = re.compile(r"[0-9a-f]{64}")
+CONTENT_SHA256 = "sha256"  # a search by the SHA-256 of a file's bytes
+CONTENT_ROOT = "pieces_root"  # a search by a file's pieces root
 
 
 class FileLike(Protocol):
@@ -58,8 +60,9 @@ class CheckedFiles(NamedTuple):
 
 
 class SearchQuery(NamedTuple):
-    """A checked Search: an exact `name` or the lowercased `words` of a query, the page size,
-    what ties its tokens to it, and the raw page token (decoded by the store, which signs).
+    """A checked Search: an exact `name`, the lowercased `words` of a query, or the raw bytes
+    of a file's `sha256` or `pieces_root` (exactly one is set), the page size, what ties its
+    tokens to it, and the raw page token (decoded by the store, which signs).
     """
 
     name: str
@@ -67,6 +70,17 @@ class SearchQuery(NamedTuple):
     limit: int
     search: bytes
     page_token: str
+    sha256: bytes = b""
+    pieces_root: bytes = b""
+
+    @property
+    def content(self) -> tuple[str, bytes] | None:
+        """("sha256" or "pieces_root", the raw digest) for a search by content; else None."""
+        if self.sha256:
+            return CONTENT_SHA256, self.sha256
+        if self.pieces_root:
+            return CONTENT_ROOT, self.pieces_root
+        return None
 
 
 class BrowseQuery(NamedTuple):
@@ -187,14 +201,25 @@ def check_name(name: str, where: str) -> str:
         raise InvalidRequestError(f"{where}: {error}", error.reason, {"field": where}) from None
 
 
-def check_search(name: str, query: str, limit: int, page_token: str) -> SearchQuery:
-    """A Search for an exact `name` or every keyword of `query` (exactly one is set), checked.
+def check_search(
+    name: str,
+    query: str,
+    limit: int,
+    page_token: str,
+    *,
+    sha256: str = "",
+    pieces_root: str = "",
+) -> SearchQuery:
+    """A Search for an exact `name`, every keyword of `query`, or the files whose bytes have
+    this `sha256` or `pieces_root` (64 hex characters, either case), exactly one of them set,
+    checked.
 
     `limit` is the page size (0: DEFAULT_LIMIT; at most MAX_LIMIT).
     """
-    if bool(name) == bool(query):
+    if sum(map(bool, (name, query, sha256, pieces_root))) != 1:
         raise InvalidRequestError(
-            "set exactly one of name (an exact file name) and query (keywords)",
+            "set exactly one of name (an exact file name), query (keywords), sha256 and "
+            "pieces_root (a file's bytes)",
             reasons.NAME_OR_QUERY_REQUIRED,
         )
     if limit < 0:
@@ -206,6 +231,13 @@ def check_search(name: str, query: str, limit: int, page_token: str) -> SearchQu
             {"field": "query", "limit": str(MAX_QUERY_CHARS)},
         )
     limit = min(limit or DEFAULT_LIMIT, MAX_LIMIT)
+    if sha256 or pieces_root:
+        field = CONTENT_SHA256 if sha256 else CONTENT_ROOT
+        digest = _content_digest(sha256 or pieces_root, field)
+        search = paging.content_search_id(field, digest)
+        if sha256:
+            return SearchQuery("", [], limit, search, page_token, sha256=digest)
+        return SearchQuery("", [], limit, search, page_token, pieces_root=digest)
     words = query_words(query)
     if name:
         check_name(name, "name")
@@ -214,6 +246,19 @@ def check_search(name: str, query: str, limit: int, page_token: str) -> SearchQu
             "query has no word in it; give at least one keyword", reasons.QUERY_EMPTY
         )
     return SearchQuery(name, words, limit, paging.search_id(name, words), page_token)
+
+
+def _content_digest(text: str, field: str) -> bytes:
+    """The raw 32 bytes of a sha256 or pieces root searched for, or InvalidRequestError."""
+    lowered = text.lower()
+    if not _HEX_ROOT.fullmatch(lowered):
+        reason = reasons.SHA256_INVALID if field == CONTENT_SHA256 else reasons.PIECES_ROOT_INVALID
+        raise InvalidRequestError(
+            f"{field} {text[:80]!r} must be 64 hex characters",
+            reason,
+            {"field": field},
+        )
+    return bytes.fromhex(lowered)
 
 
 def check_browse(peer_id: str, folder: str, limit: int, page_token: str) -> BrowseQuery:

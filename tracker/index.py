@@ -2,8 +2,9 @@
 search over their files, all in this process (`--store memory`, the default, and the model
 the other backends are tested against).
 
-A search costs bounded work. An exact name, or keywords whose candidates are few (at most
-MAX_CANDIDATES names, judged from the keyword index), is answered from those candidates. A
+A search costs bounded work. An exact name, a file's sha256 or pieces root (the content
+index's candidates), or keywords whose candidates are few (at most MAX_CANDIDATES names,
+judged from the keyword index), is answered from those candidates. A
 broader keyword search walks the entries in result order instead (peers by id, each peer's
 files by name, both kept sorted), so a page costs what it returns, and at most SEARCH_BUDGET
 entries: past that the page ends early, with a token that resumes after the last entry
@@ -450,23 +451,24 @@ class TrackerIndex(IndexStore):
 
     def _page(self, wanted: SearchQuery, after: paging.Key | None, *, broad: bool) -> Page | None:
         # Judged without the lock, so that a refused search never waits for it.
-        if not broad and not wanted.name and self._is_broad(wanted.words):
+        if not broad and wanted.words and self._is_broad(wanted.words):
             return None
         with self._lock:
-            return self._search_locked(wanted.name, wanted.words, wanted.limit, after)
+            return self._search_locked(wanted, after)
 
     def _is_broad(self, words: list[str]) -> bool:
         return self._catalog.keywords.estimate(words) > self.max_candidates
 
-    def _search_locked(
-        self, name: str, words: list[str], limit: int, after: paging.Key | None
-    ) -> Page:
+    def _search_locked(self, wanted: SearchQuery, after: paging.Key | None) -> Page:
         self._expire_locked()
         catalog = self._catalog
         gathering = self._gathering_until is not None
         resume: paging.Key | None = None
-        if name or not self._is_broad(words):
-            if name:
+        name, words, limit, content = wanted.name, wanted.words, wanted.limit, wanted.content
+        if not words or not self._is_broad(words):
+            if content is not None:
+                held = catalog.with_content(*content)
+            elif name:
                 found = catalog.id_of(name)
                 held = [] if found is None else catalog.holdings((found,))
             else:
@@ -599,6 +601,14 @@ class TrackerIndex(IndexStore):
                 )
             if not self._joining and self._pending != (0, 0):
                 problems.append(f"no Join being added, yet {self._pending} pending")
+            unfound = sum(
+                1
+                for holder, _, name_id in holders
+                for digest in catalog.digests(holder, name_id)
+                if name_id not in catalog.contents.candidates(digest)
+            )
+            if unfound:
+                problems.append(f"{unfound} digests of entries are not in the content index")
             if self._order != sorted(self._peers):
                 problems.append("the peers' search order is not their sorted ids")
             usage: dict[str, tuple[int, int, int]] = {}

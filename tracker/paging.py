@@ -1,10 +1,11 @@
 """Page tokens of Search and Browse: an opaque, bounded, signed cursor (the last key returned)
 tied to its search or listing.
 
-A token is URL-safe base64 of a version byte, 8 bytes of a hash of the search (exact name
-or normalised query words; for Browse, the peer and folder), the last (peer id, file name)
-returned, NUL-separated, and an HMAC-SHA256 of all that, cut to 16 bytes. The next page
-starts after that key, so paging stays correct while the index changes. The secret is the
+A token is URL-safe base64 of a version byte, 8 bytes of a hash of the search (exact name,
+normalised query words, or the sha256 or pieces root searched for; for Browse, the peer and
+folder), the last (peer id, file name) returned, NUL-separated, and an HMAC-SHA256 of all
+that, cut to 16 bytes. The next page starts after that key, so paging stays correct while
+the index changes. The secret is the
 store's: every tracker sharing a store accepts the tokens of the others, and across restarts
 of any of them. Tokens come from the network: decode() bounds the size and checks the
 signature before using one.
@@ -43,6 +44,13 @@ def browse_id(peer_id: str, prefix: str) -> bytes:
 def _tie(what: str) -> bytes:
     return hashlib.blake2b(
         what.encode("utf-8", "surrogatepass"), digest_size=_SEARCH_HASH_BYTES
+    ).digest()
+
+
+def content_search_id(field: str, digest: bytes) -> bytes:
+    """What ties a token to a search by content: a short hash of the field and the digest."""
+    return hashlib.blake2b(
+        field.encode() + b"\x00" + digest, digest_size=_SEARCH_HASH_BYTES
     ).digest()
 
 

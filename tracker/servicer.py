@@ -121,6 +121,8 @@ class TrackerServicer(tracker_pb2_grpc.TrackerServiceServicer):
         outcome = self._index.search(
             name=request.name,
             query=request.query,
+            sha256=request.sha256,
+            pieces_root=request.pieces_root,
             limit=request.page_size or request.limit,
             page_token=request.page_token,
         )
@@ -128,7 +130,7 @@ class TrackerServicer(tracker_pb2_grpc.TrackerServiceServicer):
             outcome.generation,
             _search_response(outcome).SerializeToString(),
             _known_address(request.peer_id),
-            request.name or " ".join(request.query.split()),
+            _searched(request),
         )
 
     def Browse(  # noqa: N802 - the RPC's name
@@ -260,6 +262,15 @@ def _search_response(outcome: SearchOutcome) -> tracker_pb2.SearchResponse:
         next_page_token=outcome.next_page_token,
         gathering=outcome.gathering,
     )
+
+
+def _searched(request: tracker_pb2.SearchRequest) -> str:
+    """What a search asked for, for the console line (a search that passed the checks)."""
+    if request.sha256:
+        return f"sha256:{request.sha256.lower()}"
+    if request.pieces_root:
+        return f"pieces_root:{request.pieces_root.lower()}"
+    return request.name or " ".join(request.query.split())
 
 
 def _file_info(file: FileEntry) -> file_info_pb2.FileInfo:

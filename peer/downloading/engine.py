@@ -233,6 +233,15 @@ class _Tally:
         """Bytes arrived (not yet checked): the download is not stuck."""
         self.last = time.monotonic()
 
+    def queued(self, peer: str, position: int, waiting: int, estimate: int) -> None:
+        """A stream waits in `peer`'s upload queue (position 0: no longer): told to the
+        reporter; a place the peer keeps telling is not a stuck download either.
+        """
+        with self._lock:
+            self._reporter.queued(peer, position, waiting, estimate)
+        if position:
+            self.last = time.monotonic()
+
     def by_peer(self) -> tuple[tuple[str, int], ...]:
         with self._lock:
             return tuple(self._by_peer.most_common())
@@ -469,6 +478,9 @@ class Downloader:
         """
         name, options, reporter = job.name, job.options, job.reporter
         _check_size(name, target, options.max_file_size)
+        found = self._by_content(job, target)
+        if found is not None:
+            self._add_sources(job, target, found.sources)
         job.channels.streams = self._streams(job, target, target.size)
         part = PartFile(
             self.folder.root,
@@ -631,7 +643,15 @@ class Downloader:
             before = part.have
             job.reporter.sources(1)
             try:
-                fetch_in_order(job.channels.download(peer), peer, part, how)
+                # Waiting in the peer's queue is worth it only when no other peer is to ask.
+                fetch_in_order(
+                    job.channels.download(peer),
+                    peer,
+                    part,
+                    how,
+                    name=job.channels.shared_name(peer, part.name),
+                    wait=_following(target, peer) is None,
+                )
             except PeerError as failure:
                 self._handle(failure, target, job.reporter, _following(target, peer))
             finally:
@@ -670,6 +690,7 @@ class Downloader:
             self._rate,
             job.tally.add,
             on_data=job.tally.touch,
+            on_queued=job.tally.queued,
         )
 
     def _attach_layer(self, job: _Job, part: PartFile, peer: str) -> None:
@@ -680,6 +701,7 @@ class Downloader:
             part,
             timeout=job.options.stall_timeout,
             cancel=job.cancel,
+            name=job.channels.shared_name(peer, part.name),
         )
         part.attach(layer)
         logger.info("%s: piece layer of %d pieces from %s", part.name, len(layer.hashes), peer)
@@ -796,15 +818,58 @@ class Downloader:
         except Exception as error:
             logger.info("could not search the tracker again: %s", error)
             return
-        same = [s for s in found.sources if target.has(s)]
-        for source in same:
-            if not target.knows(source.peer):
-                job.channels.pin(source.peer, source.certificate, reachable=source.reachable)
-        listed = {s.peer for s in same}
-        if not found.more:  # a search cut short says nothing of the peers it did not list
+        by_content = self._by_content(job, target)
+        listed = self._add_sources(job, target, found.sources)
+        if by_content is not None:
+            listed |= self._add_sources(job, target, by_content.sources)
+        # A search cut short says nothing of the peers it did not list.
+        if not found.more and by_content is not None and not by_content.more:
             target.unlisted = {p for p in target.listed if p not in listed}
+
+    def _by_content(self, job: _Job, target: _Target) -> Found | None:
+        """The tracker's sources of this version's bytes under any name, but this peer; None
+        when the tracker could not be asked (the peers listed by name are enough to go on).
+        """
+        me = self._asker()
+        try:
+            found = self.tracker.sharing(
+                target.sha256, asker=me, cancel=job.cancel, seconds=job.options.give_up_after
+            )
+        except Exception as error:
+            logger.info("could not search the tracker for other names of %s: %s", job.name, error)
+            return None
+        if found.stopped:
+            raise CancelledError(tr("download of {name} cancelled", name=job.name))
+        return dataclasses.replace(found, sources=[s for s in found.sources if s.peer != me])
+
+    @staticmethod
+    def _add_sources(job: _Job, target: _Target, sources: Iterable[Source]) -> set[str]:
+        """Add the peers of `sources` that offer this version, each pinned and asked for the
+        file by the name it gives it; those peers.
+        """
+        listed: set[str] = set()
+        added = 0
+        for source in sources:
+            if not target.has(source) or source.peer in listed:
+                continue
+            listed.add(source.peer)
+            if target.knows(source.peer):
+                continue
+            other = source.name if source.name != job.name else ""
+            job.channels.pin(
+                source.peer, source.certificate, reachable=source.reachable, name=other
+            )
+            target.add([source.peer])
+            added += bool(other)
+        if added:
+            logger.info(
+                "%d more peers share the bytes of %s (sha256 %s) under other names",
+                added,
+                job.name,
+                target.sha256,
+            )
         target.listed |= listed
-        target.add([s.peer for s in same])
+        return listed
 
     def _saved(self, name: str, sha256: str, pieces_root: str, layer: bytes) -> None:
         try:

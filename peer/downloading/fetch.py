@@ -146,24 +146,33 @@ class PeerChannels:
         self._windows: dict[str, int | None] = {}  # per peer: its Download channels' window
         self._channels: list[grpc.Channel] = []
         self._certificates: dict[str, bytes] = {}
+        self._names: dict[str, str] = {}  # per peer: the name it shares the file under
         # One lock per peer: its streams' threads ask for channels at once, and its round trip
         # is timed once, while other peers' are timed beside it.
         self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
         self.streams = 1  # how many streams of the download share MAX_WINDOW
 
-    def pin(self, peer: str, certificate: bytes, *, reachable: bool = True) -> None:
+    def pin(self, peer: str, certificate: bytes, *, reachable: bool = True, name: str = "") -> None:
         """Trust only `certificate` (DER, as the tracker lists it) for `peer` from now on;
-        `reachable`: the tracker reached `peer` at its address (so it is dialled there first).
+        `reachable`: the tracker reached `peer` at its address (so it is dialled there first);
+        `name`: the name `peer` shares the file under, when not the download's (a search by
+        content found it).
         """
         with self._lock(peer):
             self._reachable[peer] = reachable
+            if name:
+                self._names[peer] = name
             if self._certificates.get(peer, certificate) != certificate:
                 # A new identity at that address: new channels, pinned to it.
                 for table in (self._calls, self._layer_calls, self._small, self._bulk):
                     table.pop(peer, None)
                 self._windows.pop(peer, None)
             self._certificates[peer] = certificate
+
+    def shared_name(self, peer: str, name: str) -> str:
+        """The name to ask `peer` for the file the download calls `name`."""
+        return self._names.get(peer, name)
 
     def download(self, peer: str, stream: int = 0) -> Download:
         """PeerService.Download on `peer` (`host:port`), answering with chunks decoded in place,
@@ -348,10 +357,24 @@ class Stream:
     on_bytes: Callable[[str, int], None] = lambda _peer, _count: None  # kept, from whom
     halt: threading.Event | None = None  # the engine stops every stream (another one failed)
     on_data: Callable[[], None] = lambda: None  # bytes arrived (not yet checked)
+    # Where a stream waits in its peer's upload queue: (peer, position, waiting, estimated
+    # seconds, 0 when the peer cannot tell); position 0 once it no longer waits.
+    on_queued: Callable[[str, int, int, int], None] = lambda _peer, _at, _of, _eta: None
 
 
-def fetch_claim(download: Download, part: PartFile, plan: Plan, claim: Claim, how: Stream) -> None:
-    """Stream `claim`'s pieces from its peer into `part`, each verified before it is kept.
+def fetch_claim(
+    download: Download,
+    part: PartFile,
+    plan: Plan,
+    claim: Claim,
+    how: Stream,
+    *,
+    name: str = "",
+    wait: bool = False,
+) -> None:
+    """Stream `claim`'s pieces from its peer into `part`, each verified before it is kept;
+    the peer is asked for the file by `name` (the part's name when ""), and with `wait` to
+    queue the request when it is busy rather than refuse it.
 
     Returns when the claim is done: its pieces are in (from this stream or another), its end
     was taken by another stream, or it was superseded. Raises PeerError when the peer fails in
@@ -363,10 +386,12 @@ def fetch_claim(download: Download, part: PartFile, plan: Plan, claim: Claim, ho
     assert layer is not None
     offset = claim.start * layer.piece_size
     end = layer.end_of(claim.asked_end - 1)
+    name = name or part.name
     request = peer_pb2.DownloadRequest(
-        name=part.name, offset=offset, limit=end - offset, sha256=part.sha256
+        name=name, offset=offset, limit=end - offset, sha256=part.sha256, wait_for_slot=wait
     )
     call = download(request)
+    place = _QueueWatch(peer, how)
     watchdog = _Watchdog(
         call,
         how.stall_timeout,
@@ -385,8 +410,10 @@ def fetch_claim(download: Download, part: PartFile, plan: Plan, claim: Claim, ho
     first = True
     try:
         for chunk in call:
+            if place.waits(chunk, watchdog, first=first):
+                continue
             if first:
-                _check_file(peer, part, chunk.file)
+                _check_file(peer, part, chunk.file, name)
                 first = False
             data = chunk.data
             if not data:
@@ -425,6 +452,7 @@ def fetch_claim(download: Download, part: PartFile, plan: Plan, claim: Claim, ho
             return  # superseded, the keeper ended the call, or every byte asked came
         raise _ended(error, watchdog, peer, part, how) from None
     finally:
+        place.left()
         try:
             keeper.finish()
         finally:
@@ -603,25 +631,41 @@ class _Keeper:
         self._call.cancel()  # type: ignore[no-untyped-call]
 
 
-def fetch_in_order(download: Download, peer: str, part: PartFile, how: Stream) -> None:
+def fetch_in_order(
+    download: Download,
+    peer: str,
+    part: PartFile,
+    how: Stream,
+    *,
+    name: str = "",
+    wait: bool = False,
+) -> None:
     """Stream the rest of `part`'s file from `peer`, appending to it until it is complete:
-    a file without a pieces root, which only its sha256 can tell good or bad.
+    a file without a pieces root, which only its sha256 can tell good or bad. `peer` is asked
+    for it by `name` (the part's name when ""); with `wait`, a busy peer is asked to queue the
+    request rather than refuse it.
 
     Raises PeerError when the peer fails in any way, or CancelledError when `how.cancel` is
     set.
     """
-    request = peer_pb2.DownloadRequest(name=part.name, offset=part.have, sha256=part.sha256)
+    name = name or part.name
+    request = peer_pb2.DownloadRequest(
+        name=name, offset=part.have, sha256=part.sha256, wait_for_slot=wait
+    )
     call = download(request)
     watchdog = _Watchdog(
         call,
         how.stall_timeout,
         ((how.cancel, StopReason.CANCELLED), (how.halt, StopReason.HALTED)),
     )
+    place = _QueueWatch(peer, how)
     first = True
     try:
         for chunk in call:
+            if place.waits(chunk, watchdog, first=first):
+                continue
             if first:
-                _check_file(peer, part, chunk.file)
+                _check_file(peer, part, chunk.file, name)
                 first = False
             data = chunk.data
             if not data:
@@ -644,12 +688,51 @@ def fetch_in_order(download: Download, peer: str, part: PartFile, how: Stream) -
     except grpc.RpcError as error:
         raise _ended(error, watchdog, peer, part, how) from None
     finally:
+        place.left()
         watchdog.stop()
         call.cancel()  # type: ignore[no-untyped-call]
     if part.have < part.size:
         raise PeerError(
             peer, PeerFault.GONE, f"the stream ended at byte {part.have} of {part.size}"
         )
+
+
+class _QueueWatch:
+    """Follows one stream's place in its peer's upload queue (DownloadResponse.queued) and
+    tells `how.on_queued` of each; a place is not a stall, and never follows the file's data.
+    """
+
+    def __init__(self, peer: str, how: Stream) -> None:
+        self._peer = peer
+        self._how = how
+        self.waiting = False
+
+    def waits(self, chunk: Chunk, watchdog: "_Watchdog", *, first: bool) -> bool:
+        """Whether `chunk` is a queue position (told on); PeerError (BROKEN) for one that
+        comes after the file's data, or that is no position.
+        """
+        queued = chunk.queued
+        if queued is None:
+            self.left()
+            return False
+        if not first or chunk.data or chunk.file is not None:
+            raise PeerError(self._peer, PeerFault.BROKEN, "sent a queue position with the file")
+        if not 0 < queued.position <= queued.waiting:
+            raise PeerError(
+                self._peer,
+                PeerFault.BROKEN,
+                f"sent queue position {queued.position} of {queued.waiting}",
+            )
+        watchdog.last = time.monotonic()
+        self.waiting = True
+        self._how.on_queued(self._peer, queued.position, queued.waiting, queued.estimated_seconds)
+        return True
+
+    def left(self) -> None:
+        """The stream no longer waits (its data came, or it ended)."""
+        if self.waiting:
+            self.waiting = False
+            self._how.on_queued(self._peer, 0, 0, 0)
 
 
 def _ended(
@@ -694,13 +777,15 @@ def fetch_layer(
     *,
     timeout: float,
     cancel: threading.Event | None = None,
+    name: str = "",
 ) -> PieceLayer:
-    """The piece layer of `part`'s file from `peer`, checked against the pieces root.
+    """The piece layer of `part`'s file from `peer` (which calls it `name`, the part's name
+    when ""), checked against the pieces root.
 
     Raises PeerError when the call fails, or BROKEN when the layer does not match the root;
     CancelledError as soon as `cancel` is set.
     """
-    request = peer_pb2.GetPieceLayerRequest(name=part.name, sha256=part.sha256)
+    request = peer_pb2.GetPieceLayerRequest(name=name or part.name, sha256=part.sha256)
     future = get.future(request, timeout=timeout)
     done = threading.Event()
     future.add_done_callback(lambda _future: done.set())
@@ -718,7 +803,7 @@ def fetch_layer(
         raise PeerError(peer, PeerFault.BROKEN, f"bad piece layer: {error}") from None
 
 
-def _check_file(peer: str, part: PartFile, file: file_info_pb2.FileInfo | None) -> None:
+def _check_file(peer: str, part: PartFile, file: file_info_pb2.FileInfo | None, name: str) -> None:
     if file is None:
         return
     # Roots are compared only when both sides have one: a peer that computes none sends none
@@ -726,7 +811,7 @@ def _check_file(peer: str, part: PartFile, file: file_info_pb2.FileInfo | None) 
     roots_differ = (
         bool(file.pieces_root and part.pieces_root) and file.pieces_root != part.pieces_root
     )
-    if (file.name, file.size, file.sha256) != (part.name, part.size, part.sha256) or roots_differ:
+    if (file.name, file.size, file.sha256) != (name, part.size, part.sha256) or roots_differ:
         raise PeerError(
             peer,
             PeerFault.CHANGED,

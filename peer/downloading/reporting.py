@@ -4,6 +4,7 @@ The download engine calls a Reporter; the user interface decides what to show (p
 draws bars and lines on top of StatusReporter).
 """
 
+import math
 import time
 from collections.abc import Callable, Mapping
 from typing import Protocol
@@ -28,6 +29,12 @@ class Reporter(Protocol):
     def sources(self, count: int, paths: Mapping[str, int] | None = None) -> None:
         """`count` peers are sending pieces now; `paths` says how many are reached by each
         path (peer.reach.paths.Path values: direct, local, reverse, relay).
+        """
+
+    def queued(self, peer: str, position: int, waiting: int, estimate: int) -> None:
+        """A stream waits in `peer`'s upload queue: at `position` of `waiting`, about
+        `estimate` seconds from a slot (0: the peer cannot tell yet); position 0: it no longer
+        waits (its data comes, or it ended).
         """
 
     def note(self, line: str) -> None:
@@ -55,6 +62,9 @@ class SilentReporter:
         """Nothing."""
 
     def sources(self, count: int, paths: Mapping[str, int] | None = None) -> None:
+        """Nothing."""
+
+    def queued(self, peer: str, position: int, waiting: int, estimate: int) -> None:
         """Nothing."""
 
     def note(self, line: str) -> None:
@@ -88,6 +98,7 @@ class StatusReporter:
         self._started = 0.0
         self._sources = 0
         self._paths: Mapping[str, int] = {}
+        self._queues: dict[str, tuple[int, int, int]] = {}  # per peer: position, waiting, eta
 
     def begin(self, name: str, size: int, have: int) -> None:
         """Start counting `size` bytes, `have` of them already there."""
@@ -108,6 +119,36 @@ class StatusReporter:
         self._sources = count
         self._paths = paths or {}
 
+    def queued(self, peer: str, position: int, waiting: int, estimate: int) -> None:
+        """Remember where the download waits in `peer`'s upload queue, for `status`."""
+        if position:
+            self._queues[peer] = (position, waiting, estimate)
+        else:
+            self._queues.pop(peer, None)
+
+    @property
+    def queued_at(self) -> int:
+        """How many peers' queues the download waits in now."""
+        return len(self._queues)
+
+    def best_place(self) -> tuple[str, int, int, int] | None:
+        """The best place the download holds in a peer's upload queue (peer, position,
+        waiting, estimate), None when it waits in none.
+        """
+        if not self._queues:
+            return None
+        peer, (position, waiting, estimate) = min(
+            self._queues.items(), key=lambda item: (item[1][0], item[1][2] or math.inf)
+        )
+        return peer, position, waiting, estimate
+
+    def queue_text(self) -> str:
+        """`, waiting in the upload queue of 1.2.3.4:8776: 2 of 3, about 40 s`: the best
+        place, as the progress lines end; "" for none.
+        """
+        best = self.best_place()
+        return "" if best is None else queue_text(*best)
+
     def note(self, line: str) -> None:
         """Pass `line` on to `on_note`."""
         self._on_note(line)
@@ -121,7 +162,9 @@ class StatusReporter:
 
     def status(self, now: float | None = None) -> str:
         """How far it got: `40% 400.0 MiB of 1.0 GiB, 120.5 MiB/s, 5 s left, from 3 peers`."""
-        return f"{self._progress(now)}{sources_text(self._sources, self._paths)}"
+        # A stream waiting in a peer's queue is no peer sending.
+        sources = sources_text(self._sources - len(self._queues), self._paths)
+        return f"{self._progress(now)}{sources}{self.queue_text()}"
 
     def _progress(self, now: float | None) -> str:
         if not self.name:
@@ -161,6 +204,26 @@ def sources_text(count: int, paths: Mapping[str, int] | None = None) -> str:
         return text
     parts = [_PATH_WORDS[path](n) for path, n in sorted(reached.items(), key=_path_order)]
     return f"{text}: {', '.join(parts)}"
+
+
+def queue_text(peer: str, position: int, waiting: int, estimate: int) -> str:
+    """`, waiting in the upload queue of 1.2.3.4:8776: 2 of 3, about 40 s` (without the
+    estimate when the peer gave none), as the progress lines end.
+    """
+    if estimate:
+        return tr(
+            ", waiting in the upload queue of {peer}: {position} of {waiting}, about {seconds} s",
+            peer=peer,
+            position=position,
+            waiting=waiting,
+            seconds=estimate,
+        )
+    return tr(
+        ", waiting in the upload queue of {peer}: {position} of {waiting}",
+        peer=peer,
+        position=position,
+        waiting=waiting,
+    )
 
 
 _PATH_ORDER = ("direct", "local", "reverse", "relay")

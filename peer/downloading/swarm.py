@@ -107,7 +107,8 @@ class Swarm:
                 for key in self._wanted(running, resting, single, plan):
                     claim = plan.claim(key[0])
                     if claim is not None:
-                        running[key] = self._start(plan, claim, key)
+                        wait = key[1] == 0 and self._alone(key[0], running, resting)
+                        running[key] = self._start(plan, claim, key, wait)
                 self._report(running)
                 if not running:
                     return
@@ -171,27 +172,39 @@ class Swarm:
                 wanted.append((peer, free[0]))
         return wanted[: max(0, self._max_streams - len(running))]
 
-    def _start(self, plan: Plan, claim: Claim, key: _Key) -> threading.Thread:
+    def _alone(self, peer: str, running: dict[_Key, threading.Thread], resting: set[str]) -> bool:
+        """Whether no other peer is free to ask now (none ready, or all sending already): then
+        a busy `peer` is asked to queue the request, else to refuse it so that another is
+        asked at once.
+        """
+        sending = {p for p, _ in running}
+        others = (p for p in self._ready() if p != peer and p not in resting and p not in sending)
+        return next(others, None) is None
+
+    def _start(self, plan: Plan, claim: Claim, key: _Key, wait: bool) -> threading.Thread:
         thread = threading.Thread(
             target=self._stream,
-            args=(plan, claim, key),
+            args=(plan, claim, key, wait),
             name=f"stream-{claim.peer}-{key[1]}",
             daemon=True,
         )
         thread.start()
         return thread
 
-    def _stream(self, plan: Plan, first: Claim, key: _Key) -> None:
-        """One stream of a peer: its claim, then more from the plan while there is any."""
+    def _stream(self, plan: Plan, first: Claim, key: _Key, wait: bool) -> None:
+        """One stream of a peer: its claim, then more from the plan while there is any; with
+        `wait`, a busy peer queues each request rather than refuse it.
+        """
         peer = first.peer
         claim: Claim | None = first
         outcome: BaseException | None = None
         try:
             download = self._channels.download(peer, key[1])
+            name = self._channels.shared_name(peer, self._part.name)
             while claim is not None:
                 started = time.monotonic()
                 try:
-                    fetch_claim(download, self._part, plan, claim, self._how)
+                    fetch_claim(download, self._part, plan, claim, self._how, name=name, wait=wait)
                 finally:
                     plan.release(claim)
                 logger.debug(

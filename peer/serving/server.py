@@ -29,14 +29,15 @@ from napshare.peer.defaults import (
 from napshare.peer.folder.store import SharedFolder
 from napshare.peer.serving.callers import Callers
 from napshare.peer.serving.servicer import PeerServicer
-from napshare.peer.serving.slots import Fairness, UploadSlots
+from napshare.peer.serving.slots import Fairness, QueueLimits, UploadSlots
 from napshare.peer.serving.uploads import Uploads
 
 logger = logging.getLogger(__name__)
 
 SERVICE_NAME = PEER_SERVICE
-# Threads beyond the upload slots, so that health checks, reflection and the downloads that
-# get RESOURCE_EXHAUSTED are answered at once instead of waiting behind running uploads.
+# Threads beyond the upload slots and the queue's places, so that health checks, reflection
+# and the downloads that get RESOURCE_EXHAUSTED are answered at once instead of waiting
+# behind running and waiting uploads.
 SPARE_THREADS = 16
 MAX_REQUEST_BYTES = 64 * 1024
 
@@ -50,6 +51,7 @@ def create_server(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     stall_timeout: float | None = None,
     fairness: Fairness | None = None,
+    queue: QueueLimits | None = None,
     max_upload_rate: float = 0,
     health: HealthServicer | None = None,
     metrics: Metrics | None = None,
@@ -65,6 +67,7 @@ def create_server(
 
     With `metrics` (made with peer_metrics()), RPCs, uploads and slots are counted there.
     With `fairness`, slots are limited per client address and slow readers lose theirs.
+    With `queue`, Downloads that ask to wait when every slot is taken wait in a queue.
     With `max_upload_rate` (bytes per second; 0, the default, is no cap), all uploads
     together send at most that, and a reader is not held slow for what the cap holds back.
     With `callers`, calls on connections this peer spliced in (reverse, relayed) count for the
@@ -78,11 +81,11 @@ def create_server(
     """
     if fairness is not None:
         fairness = fairness.under_cap(max_upload_rate, max_uploads)
-    slots = UploadSlots(max_uploads, stall_timeout, fairness)
+    slots = UploadSlots(max_uploads, stall_timeout, fairness, queue)
     uploads = Uploads(folder, slots, chunk_size, TokenBucket(max_upload_rate))
     if metrics is not None:
         _count_uploads(metrics, uploads)
-    workers = max_uploads + SPARE_THREADS
+    workers = max_uploads + slots.queue_limits.most + SPARE_THREADS
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="peer-rpc"),
         # Calls past the workers wait for one: a Download past the upload slots is refused
@@ -127,10 +130,11 @@ def create_server(
         skip=lambda ip, _port: bool(own_host) and ip == own_host,
     )
     logger.info(
-        "serving %s on port %d (max %d uploads, chunks of %d bytes, upload cap %s)",
+        "serving %s on port %d (max %d uploads, %d waiting, chunks of %d bytes, upload cap %s)",
         folder.root,
         bound,
         max_uploads,
+        slots.queue_limits.most,
         uploads.chunk_size,
         f"{max_upload_rate:g} B/s" if max_upload_rate else "none",
     )
@@ -154,4 +158,10 @@ def _count_uploads(metrics: Metrics, uploads: Uploads) -> None:
     metrics.reading("gauge", "upload_slots_in_use", "Upload slots held now.", lambda: slots.in_use)
     metrics.reading(
         "gauge", "upload_slots", "Upload slots in all (--max-uploads).", lambda: slots.max_uploads
+    )
+    metrics.reading(
+        "gauge",
+        "upload_queue_waiting",
+        "Downloads waiting in the queue for an upload slot now.",
+        lambda: slots.waiting,
     )

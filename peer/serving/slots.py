@@ -1,6 +1,9 @@
-"""Upload slots: at most `max_uploads` downloads at once, shared fairly, stalled ones cut off."""
+"""Upload slots: at most `max_uploads` downloads at once, shared fairly, stalled ones cut off,
+and a queue of those that wait for a slot, served first come, first served.
+"""
 
 import dataclasses
+import heapq
 import logging
 import threading
 import time
@@ -18,6 +21,7 @@ logger = logging.getLogger(__name__)
 # a slot frees is about that. Bounded, so that one long upload cannot keep clients away.
 MIN_RETRY_DELAY = 1.0
 MAX_RETRY_DELAY = 30.0
+MAX_ESTIMATE = 7 * 24 * 3600  # seconds: a longer estimate is no estimate
 
 
 class SlotRefusedError(Exception):
@@ -89,13 +93,75 @@ class Fairness:
         return dataclasses.replace(self, min_rate=min(self.min_rate, share))
 
 
-class UploadSlot:
-    """One upload slot, held from the request until the stream ends."""
+class LeftQueueError(Exception):
+    """The downloader went away while it waited in the queue."""
 
-    def __init__(self, slots: "UploadSlots", address: str, on_stall: Callable[[], None]) -> None:
+
+@dataclass(frozen=True)
+class QueueLimits:
+    """How many Downloads may wait for a slot: `most` in all, `per_address` from one address
+    (the defaults are in peer.defaults; `most` 0: none wait, a busy peer refuses at once).
+    """
+
+    most: int
+    per_address: int
+
+    def __post_init__(self) -> None:
+        if self.most < 0:
+            raise ValueError(f"the upload queue must not be negative, not {self.most}")
+        if self.per_address < 1:
+            raise ValueError(f"queued per address must be at least 1, not {self.per_address}")
+
+
+@dataclass(frozen=True)
+class QueueReport:
+    """Where a waiting Download stands: `position` 1 is next, `waiting` in all, and about how
+    many seconds until it gets a slot (None: no upload has run long enough to tell).
+    """
+
+    position: int
+    waiting: int
+    estimate: int | None
+
+
+class QueuePlace:
+    """A Download waiting in the queue for an upload slot; it will send `size` bytes."""
+
+    def __init__(
+        self, slots: "UploadSlots", address: str, on_stall: Callable[[], None], size: int
+    ) -> None:
         self._slots = slots
         self.address = address
         self.on_stall = on_stall
+        self.size = size
+        self.slot: UploadSlot | None = None  # given when its turn comes
+        self.left = False
+        self._told = 0  # the position last reported
+
+    def update(self, interval: float) -> QueueReport | None:
+        """Wait until this place gets its slot (None), its position changes, or `interval`
+        seconds pass (a fresh report). The first call reports at once. Raises LeftQueueError
+        once the downloader left (`leave`).
+        """
+        return self._slots._update(self, interval)
+
+    def leave(self) -> None:
+        """The downloader went away: leave the queue at once (or free the slot just given);
+        calling it again does nothing.
+        """
+        self._slots._leave(self)
+
+
+class UploadSlot:
+    """One upload slot, held from the request until the stream ends."""
+
+    def __init__(
+        self, slots: "UploadSlots", address: str, on_stall: Callable[[], None], size: int = 0
+    ) -> None:
+        self._slots = slots
+        self.address = address
+        self.on_stall = on_stall
+        self.size = size  # bytes the upload sends (0: not known)
         self.started = time.monotonic()
         self.last_progress = self.started
         self.bytes_sent = 0
@@ -125,12 +191,17 @@ class UploadSlot:
 
 
 class UploadSlots:
-    """A counter of running uploads with a non-blocking acquire.
+    """A counter of running uploads with a non-blocking acquire, and a queue.
 
     With `stall_timeout`, a watcher thread (running only while uploads are) calls the
     `on_stall` of an upload whose client took no chunk for that many seconds, and frees its
     slot, so that clients that stop reading cannot hold every slot forever. With `fairness`,
     it also reclaims slots read too slowly, and acquire counts slots per address.
+
+    With `queue`, a Download that asks to wait (acquire_or_wait) gets a place in the queue
+    when every slot is taken: each slot freed goes to the first place in the queue whose
+    address may have one (under its own limit of slots, not cooling off), never to a
+    newcomer while one waits.
     """
 
     def __init__(
@@ -138,6 +209,7 @@ class UploadSlots:
         max_uploads: int,
         stall_timeout: float | None = None,
         fairness: Fairness | None = None,
+        queue: QueueLimits | None = None,
     ) -> None:
         if max_uploads < 1:
             raise ValueError(f"max uploads must be at least 1, not {max_uploads}")
@@ -150,6 +222,8 @@ class UploadSlots:
         self._open: set[UploadSlot] = set()
         self._held = 0  # those of _open not reclaimed
         self._cooling: dict[str, float] = {}  # address -> when it may have a slot again
+        self.queue_limits = queue or QueueLimits(0, 1)
+        self._queue: list[QueuePlace] = []  # first come first
         self._condition = threading.Condition()
         self._watching = False
 
@@ -159,7 +233,15 @@ class UploadSlots:
         with self._condition:
             return self._held
 
-    def acquire(self, address: str = "", on_stall: Callable[[], None] = lambda: None) -> UploadSlot:
+    @property
+    def waiting(self) -> int:
+        """How many Downloads wait in the queue now."""
+        with self._condition:
+            return len(self._queue)
+
+    def acquire(
+        self, address: str = "", on_stall: Callable[[], None] = lambda: None, size: int = 0
+    ) -> UploadSlot:
         """Take a slot for a client at `address` (its IP; with fairness, counted under its
         address key) at once, or raise SlotRefusedError.
         """
@@ -169,20 +251,139 @@ class UploadSlots:
             now = time.monotonic()
             if self.fairness is not None:
                 self._refuse_address_locked(address, self.fairness, now)
+            self._grant_locked(now)  # a place in the queue that may have a slot now goes first
             if self._held >= self.max_uploads:
                 raise UploadsBusyError(
                     f"this peer is already serving {self.max_uploads} downloads; "
                     "try another peer or again later",
                     self._retry_delay_locked(self._open, now),
                 )
-            slot = UploadSlot(self, address, on_stall)
-            self._open.add(slot)
-            self._held += 1
-            watched = self.stall_timeout is not None or self.fairness is not None
-            if watched and not self._watching:
-                self._watching = True
-                threading.Thread(target=self._watch, name="upload-slot-watch", daemon=True).start()
-            return slot
+            return self._take_locked(address, on_stall, size)
+
+    def acquire_or_wait(
+        self, address: str = "", on_stall: Callable[[], None] = lambda: None, size: int = 0
+    ) -> UploadSlot | QueuePlace:
+        """A slot for a client at `address` at once, else a place in the queue; raises
+        SlotRefusedError when the address may have no slot (as acquire) or the queue has no
+        room for it (UploadsBusyError when full, TooManyUploadsError when its address has as
+        many places as one address may).
+        """
+        if self.fairness is not None:
+            address = self.fairness.address_key(address)
+        with self._condition:
+            now = time.monotonic()
+            if self.fairness is not None:
+                self._refuse_address_locked(address, self.fairness, now)
+            self._grant_locked(now)
+            if self._held < self.max_uploads:
+                return self._take_locked(address, on_stall, size)
+            limits = self.queue_limits
+            own = sum(1 for place in self._queue if place.address == address)
+            if own >= limits.per_address:
+                raise TooManyUploadsError(
+                    f"{address} already has {own} downloads waiting for this peer, the most "
+                    "one address may have; try again when one starts",
+                    self._retry_delay_locked(self._open, now),
+                )
+            if len(self._queue) >= limits.most:
+                queue = f" and {limits.most} more wait" if limits.most else ""
+                raise UploadsBusyError(
+                    f"this peer is already serving {self.max_uploads} downloads{queue}; "
+                    "try another peer or again later",
+                    self._retry_delay_locked(self._open, now),
+                )
+            place = QueuePlace(self, address, on_stall, size)
+            self._queue.append(place)
+            self._condition.notify_all()
+            return place
+
+    def _take_locked(self, address: str, on_stall: Callable[[], None], size: int) -> UploadSlot:
+        slot = UploadSlot(self, address, on_stall, size)
+        self._open.add(slot)
+        self._held += 1
+        watched = self.stall_timeout is not None or self.fairness is not None
+        if watched and not self._watching:
+            self._watching = True
+            threading.Thread(target=self._watch, name="upload-slot-watch", daemon=True).start()
+        return slot
+
+    def _grant_locked(self, now: float) -> None:
+        """Give the free slots to the first places in the queue that may have one."""
+        if not self._queue or self._held >= self.max_uploads:
+            return
+        fairness = self.fairness
+        if fairness is not None:
+            self._cooling = {key: until for key, until in self._cooling.items() if until > now}
+        granted = False
+        for place in list(self._queue):
+            if self._held >= self.max_uploads:
+                break
+            if fairness is not None:
+                if place.address in self._cooling:
+                    continue
+                own = sum(1 for slot in self._open if slot.address == place.address)
+                if own >= fairness.per_address:
+                    continue
+            self._queue.remove(place)
+            place.slot = self._take_locked(place.address, place.on_stall, place.size)
+            granted = True
+        if granted:
+            self._condition.notify_all()
+
+    def _update(self, place: QueuePlace, interval: float) -> QueueReport | None:
+        with self._condition:
+            deadline = time.monotonic() + interval
+            while True:
+                now = time.monotonic()
+                self._grant_locked(now)
+                if place.left:
+                    raise LeftQueueError
+                if place.slot is not None:
+                    return None
+                position = self._queue.index(place) + 1
+                if position != place._told or now >= deadline:
+                    place._told = position
+                    estimate = self._estimate_locked(place, now)
+                    return QueueReport(position, len(self._queue), estimate)
+                self._condition.wait(deadline - now)
+
+    def _leave(self, place: QueuePlace) -> None:
+        with self._condition:
+            if place.left:
+                return
+            place.left = True
+            if place in self._queue:
+                self._queue.remove(place)
+            self._condition.notify_all()
+        if place.slot is not None:
+            place.slot.release()
+
+    def _estimate_locked(self, place: QueuePlace, now: float) -> int | None:
+        """About how many seconds until `place` gets a slot: the running uploads end at their
+        own rates, then each place ahead of it sends its bytes at their average rate.
+        """
+        held = [slot for slot in self._open if slot.reclaimed is None]
+        rates = {
+            slot: slot.bytes_sent / (now - slot.started)
+            for slot in held
+            if slot.bytes_sent and now - slot.started >= 1.0
+        }
+        if not rates:
+            return None
+        average = sum(rates.values()) / len(rates)
+        free = [
+            max(0, slot.size - slot.bytes_sent) / rates.get(slot, average)
+            for slot in held
+            if slot.size
+        ]
+        free += [0.0] * (self.max_uploads - len(free))
+        heapq.heapify(free)
+        for ahead in self._queue:
+            when = heapq.heappop(free)
+            if ahead is place:
+                return max(1, min(MAX_ESTIMATE, round(when)))
+            heapq.heappush(free, when + ahead.size / average)
+        return None
 
     def _refuse_address_locked(self, address: str, fairness: Fairness, now: float) -> None:
         self._cooling = {key: until for key, until in self._cooling.items() if until > now}
@@ -214,6 +415,7 @@ class UploadSlots:
             self._open.discard(slot)
             if slot.reclaimed is None:
                 self._held -= 1
+            self._grant_locked(time.monotonic())
             self._condition.notify_all()
 
     def _reclaim_locked(self, slot: UploadSlot, fairness: Fairness, now: float) -> None:
@@ -226,6 +428,7 @@ class UploadSlots:
         slot.reclaimed_at = now
         self._held -= 1
         self._cooling[slot.address] = now + fairness.window
+        self._grant_locked(now)
         self._condition.notify_all()
 
     def _watch(self) -> None:

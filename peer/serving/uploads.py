@@ -11,7 +11,7 @@ from napshare.common.names import check_file_name, check_sha256
 from napshare.common.ratelimit import TokenBucket
 from napshare.peer.defaults import MAX_CHUNK_SIZE, MIN_CHUNK_SIZE
 from napshare.peer.folder.store import SharedFile, SharedFolder
-from napshare.peer.serving.slots import UploadSlot, UploadSlots
+from napshare.peer.serving.slots import QueuePlace, UploadSlot, UploadSlots
 from napshare.peer.wire import ChunkBuffer, file_field
 
 # Under an upload cap a chunk is at most this many seconds of the cap, so that the uploads
@@ -168,6 +168,42 @@ class Transfer:
             os.close(self.fd)
 
 
+class Waiting:
+    """A checked Download waiting in the queue for a slot, its file open: `place` says where
+    it stands; `transfer()` starts it once the place got its slot. `close()` (idempotent)
+    closes the file unless a transfer took it.
+    """
+
+    def __init__(
+        self,
+        uploads: "Uploads",
+        fd: int,
+        info: SharedFile,
+        *,
+        start: int,
+        end: int,
+        place: QueuePlace,
+    ) -> None:
+        self._uploads = uploads
+        self._fd = fd
+        self._info = info
+        self._start = start
+        self._end = end
+        self.place = place
+
+    def transfer(self) -> Transfer:
+        """The transfer, on the slot the place was given."""
+        slot = self.place.slot
+        assert slot is not None, "a place that has no slot yet"
+        fd, self._fd = self._fd, -1
+        return self._uploads._transfer(fd, self._info, self._start, self._end, slot)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
 class Uploads:
     """Starts transfers from one shared folder, within the upload slots and the upload cap.
 
@@ -193,32 +229,46 @@ class Uploads:
 
         Raises a domain error if it cannot be served.
         """
-        spec = DownloadSpec(spec.name, spec.offset, spec.limit, spec.sha256.lower()).check()
+        spec = _normal(spec)
         slot = self.slots.acquire(address, on_stall)
         try:
             fd, info = self.folder.open(spec.name)
         except BaseException:
             slot.release()
             raise
-        transfer = Transfer(
-            fd, info, spec.offset, spec.offset, slot, tally=self.tally, rate=self.rate
-        )
         try:
-            if spec.sha256 and spec.sha256 != info.sha256:
-                raise FileChangedError(
-                    f"file {spec.name!r} changed: its sha256 is not the one requested; search again"
-                )
-            if spec.offset > info.size:
-                raise OutOfRangeError(
-                    f"offset {spec.offset} is past the end of {spec.name!r} ({info.size} bytes)",
-                    reasons.OFFSET_PAST_END,
-                )
-            end = info.size if spec.limit == 0 else min(info.size, spec.offset + spec.limit)
+            end = _range_end(spec, info)
         except BaseException:
-            transfer.close()
+            slot.release()
+            os.close(fd)
             raise
-        transfer.end = end
-        return transfer
+        slot.size = end - spec.offset
+        return self._transfer(fd, info, spec.offset, end, slot)
+
+    def start_or_wait(
+        self, spec: DownloadSpec, address: str, on_stall: Callable[[], None]
+    ) -> Transfer | Waiting:
+        """Check `spec` and open the file, then take a slot for the client at `address`, or
+        a place in the queue when every slot is taken.
+
+        Raises a domain error if it cannot be served, or cannot wait (the queue is full).
+        """
+        spec = _normal(spec)
+        fd, info = self.folder.open(spec.name)
+        try:
+            end = _range_end(spec, info)
+            ticket = self.slots.acquire_or_wait(address, on_stall, end - spec.offset)
+        except BaseException:
+            os.close(fd)
+            raise
+        if isinstance(ticket, QueuePlace):
+            return Waiting(self, fd, info, start=spec.offset, end=end, place=ticket)
+        return self._transfer(fd, info, spec.offset, end, ticket)
+
+    def _transfer(
+        self, fd: int, info: SharedFile, start: int, end: int, slot: UploadSlot
+    ) -> Transfer:
+        return Transfer(fd, info, start, end, slot, tally=self.tally, rate=self.rate)
 
     def piece_layer(self, name: str, sha256: str) -> tuple[int, bytes]:
         """The piece size and piece layer of the shared file `name` (napshare.common.merkle),
@@ -234,3 +284,26 @@ class Uploads:
                 f"file {name!r} changed: its sha256 is not the one requested; search again"
             )
         return merkle.piece_size_for(info.size), layer
+
+
+def _normal(spec: DownloadSpec) -> DownloadSpec:
+    """`spec` checked, its sha256 lowercased: InvalidNameError, BadRequestError or
+    OutOfRangeError for a request never valid.
+    """
+    return DownloadSpec(spec.name, spec.offset, spec.limit, spec.sha256.lower()).check()
+
+
+def _range_end(spec: DownloadSpec, info: SharedFile) -> int:
+    """Where the range `spec` asks for ends in the file `info`, or FileChangedError (another
+    sha256) or OutOfRangeError (an offset past the end).
+    """
+    if spec.sha256 and spec.sha256 != info.sha256:
+        raise FileChangedError(
+            f"file {spec.name!r} changed: its sha256 is not the one requested; search again"
+        )
+    if spec.offset > info.size:
+        raise OutOfRangeError(
+            f"offset {spec.offset} is past the end of {spec.name!r} ({info.size} bytes)",
+            reasons.OFFSET_PAST_END,
+        )
+    return info.size if spec.limit == 0 else min(info.size, spec.offset + spec.limit)

@@ -31,12 +31,14 @@ from napshare.peer.defaults import (
     MAX_CONNECTIONS_PER_ADDRESS,
     MAX_DIALBACKS,
     MAX_FILE_SIZE,
+    MAX_QUEUED,
     MAX_RESULTS,
     MAX_SOURCES,
     MAX_UPLOADS,
     MIN_CHUNK_SIZE,
     MIN_UPLOAD_RATE,
     MOST_SOURCES,
+    QUEUED_PER_ADDRESS,
     RESCAN_INTERVAL,
     SEARCH_LIMIT,
     STALL_TIMEOUT,
@@ -302,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int_in_range(1, 1000),
         default=MAX_UPLOADS,
         metavar="N",
-        help=tr("uploads at once; more are refused (default: %(default)d)"),
+        help=tr("uploads at once; more wait (--max-queued) or are refused (default: %(default)d)"),
     )
     serve.add_argument(
         "--max-uploads-per-address",
@@ -332,6 +334,23 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     add_ipv6_prefix_flag(serve)
+    serve.add_argument(
+        "--max-queued",
+        type=int_in_range(0, 1000),
+        default=MAX_QUEUED,
+        metavar="N",
+        help=tr(
+            "downloads that may wait for an upload slot, first come first served, when every "
+            "slot is taken; more are refused, and 0 refuses at once (default: %(default)d)"
+        ),
+    )
+    serve.add_argument(
+        "--max-queued-per-address",
+        type=int_in_range(1, 1000),
+        default=QUEUED_PER_ADDRESS,
+        metavar="N",
+        help=tr("downloads from one IP address that may wait for a slot (default: %(default)d)"),
+    )
     serve.add_argument(
         "--min-upload-rate",
         type=non_negative_number,
@@ -435,6 +454,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--query", action="store_true", help=tr("match every file whose name holds all the words")
     )
     search.add_argument(
+        "--sha256",
+        type=_digest,
+        metavar="HEX",
+        help=tr("every peer that shares a file with this sha256, whatever its name"),
+    )
+    search.add_argument(
+        "--root",
+        type=_digest,
+        metavar="HEX",
+        help=tr("every peer that shares a file with this pieces root, whatever its name"),
+    )
+    search.add_argument(
         "--limit",
         type=int_in_range(0, MAX_RESULTS),
         default=SEARCH_LIMIT,
@@ -520,13 +551,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run `napshare-peer`; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "search" and not args.name:
+    by_content = args.command == "search" and (args.sha256 or args.root)
+    if args.command == "search" and not by_content and not args.name:
         usage_error(
             "napshare-peer search",
             tr(
-                "say what to look for: a file name (napshare-peer search aula1.mp4) or "
-                'keywords (napshare-peer search --query "aula mp4")'
+                "say what to look for: a file name (napshare-peer search aula1.mp4), "
+                'keywords (napshare-peer search --query "aula mp4") or the bytes '
+                "(napshare-peer search --sha256 HEX)"
             ),
+        )
+    if by_content and (args.name or args.query or (args.sha256 and args.root)):
+        usage_error(
+            "napshare-peer search",
+            tr("search by one thing: a name, --query words, --sha256 or --root"),
         )
     if args.command == "download" and (args.folder is None) == (args.name is None):
         usage_error(
@@ -549,7 +587,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ),
         )
     if (args.command == "download" and args.folder is None) or (
-        args.command == "search" and not args.query
+        args.command == "search" and not args.query and not by_content
     ):
         try:
             check_file_name(args.name)

@@ -39,6 +39,7 @@ from napshare.peer.ui.tree import TreeLines
 logger = logging.getLogger(__name__)
 
 MAX_PEERS_SHOWN = 20  # peers listed on one version's line (and names said to have several)
+MAX_CONTENT_SEARCHES = 4  # versions of a name whose other names `search NAME` looks up
 
 
 def run(args: argparse.Namespace) -> int:
@@ -85,22 +86,34 @@ def _fail(message: str, code: ExitCode) -> int:
 
 def _search(args: argparse.Namespace) -> int:
     tracker = TrackerClient(args.tracker, transport=flags.transport(args, None))
+    others: list[Source] = []
     try:
-        if args.query:
+        if args.sha256 or args.root:
+            found = tracker.find(
+                sha256=args.sha256 or "", pieces_root=args.root or "", limit=args.limit
+            )
+        elif args.query:
             found = tracker.find(query=args.name, limit=args.limit)
         else:
             found = tracker.find(name=args.name, limit=args.limit)
+            others = _other_names(tracker, args.name, found.sources)
     finally:
         tracker.close()
     _tell_trust(args, tracker)
-    if args.query:
+    if args.sha256 or args.root:
         for s in found.sources:
             console.show(s.peer, str(s.size), s.name)
+        _tell_holders(found.sources)
+    elif args.query:
+        for s in _by_content(found.sources):
+            console.show(s.peer, str(s.size), s.name)
         _tell_versions(found.sources)
+        _tell_holders(found.sources, renamed_only=True)
     else:
         peers = list(dict.fromkeys(s.peer for s in found.sources))
         console.say(console.PEERS_WITH_FILE, peers=peers)
         _show_versions(args.name, found.sources)
+        _tell_other_names(args.name, found.sources, others)
     if not found.sources and found.gathering:
         _notice(tr("the tracker started moments ago and its peers may still be joining"))
     elif not found.sources and args.query:
@@ -179,6 +192,52 @@ def _tell_versions(sources: list[Source]) -> None:
         )
 
 
+def _by_content(sources: list[Source]) -> list[Source]:
+    """`sources` with the rows of the same bytes together, each group where its first row
+    was (the tracker's order otherwise).
+    """
+    groups: dict[tuple[int, str], list[Source]] = {}
+    for s in sources:
+        groups.setdefault((s.size, s.sha256), []).append(s)
+    return [s for group in groups.values() for s in group]
+
+
+def _tell_holders(sources: list[Source], *, renamed_only: bool = False) -> None:
+    """Say, for each content that several peers share, how many have it and under how many
+    names: `4 peers have the bytes of aula1.mp4 (sha256 …), under 3 names`; with
+    `renamed_only`, only for the contents shared under several names (the same name on
+    several peers is what a search by name shows already).
+    """
+    groups: dict[tuple[int, str], list[Source]] = {}
+    for s in sources:
+        groups.setdefault((s.size, s.sha256), []).append(s)
+    shared = [
+        group
+        for group in groups.values()
+        if len({s.peer for s in group}) > 1
+        and (not renamed_only or len({s.name for s in group}) > 1)
+    ]
+    for group in shared[:MAX_PEERS_SHOWN]:
+        names = list(dict.fromkeys(s.name for s in group))
+        _notice(
+            tr(
+                "{count} peers have the bytes of {name} (sha256 {sha256}), under {names} "
+                "names; a download of any of these names uses them all",
+                count=len({s.peer for s in group}),
+                name=names[0],
+                sha256=group[0].sha256,
+                names=len(names),
+            )
+            if len(names) > 1
+            else tr(
+                "{count} peers have the bytes of {name} (sha256 {sha256})",
+                count=len({s.peer for s in group}),
+                name=names[0],
+                sha256=group[0].sha256,
+            )
+        )
+
+
 def _tell_trust(args: argparse.Namespace, tracker: TrackerClient) -> None:
     """For a command that keeps no folder (search, browse): without a pin, which certificate
     it trusted, and how to pin it.
@@ -191,6 +250,39 @@ def _tell_trust(args: argparse.Namespace, tracker: TrackerClient) -> None:
                 "--tracker-fingerprint {fingerprint}",
                 tracker=tracker.address,
                 fingerprint=tracker.tracker_identity,
+            )
+        )
+
+
+def _other_names(tracker: TrackerClient, name: str, sources: list[Source]) -> list[Source]:
+    """The sources of the bytes of `name`'s versions under other names (a search by content
+    for each of the first MAX_CONTENT_SEARCHES versions).
+    """
+    others: list[Source] = []
+    for version in versions_of(sources)[:MAX_CONTENT_SEARCHES]:
+        found = tracker.find(sha256=version.sha256)
+        others += [s for s in found.sources if s.name != name and version.matches(s.sha256)]
+    return others
+
+
+def _tell_other_names(name: str, sources: list[Source], others: list[Source]) -> None:
+    """Say which peers have the bytes of `name` under other names (a download uses them)."""
+    for version in versions_of(sources)[:MAX_CONTENT_SEARCHES]:
+        mine = {s.peer for s in version.sources}
+        extra = [s for s in others if s.sha256 == version.sha256 and s.peer not in mine]
+        if not extra:
+            continue
+        peers = list(dict.fromkeys(s.peer for s in extra))
+        names = list(dict.fromkeys(s.name for s in extra))
+        _notice(
+            tr(
+                "{count} peers have these bytes (sha256 {sha256}): {more} more under other names "
+                "({names}); a download uses them too",
+                count=len(mine | set(peers)),
+                sha256=version.sha256,
+                more=len(peers),
+                names=", ".join(names[:MAX_PEERS_SHOWN])
+                + (" …" if len(names) > MAX_PEERS_SHOWN else ""),
             )
         )
 

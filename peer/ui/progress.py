@@ -35,11 +35,13 @@ class _RateColumn(ProgressColumn):
 
 
 class _SourcesColumn(ProgressColumn):
-    """How many peers send now."""
+    """How many peers send now, and where the download waits in a peer's upload queue."""
 
     def render(self, task: Task) -> Text:
-        text = sources_text(task.fields.get("sources", 0), task.fields.get("paths"))
-        return Text(text.lstrip(", "))
+        # A stream waiting in a peer's queue is no peer sending.
+        sending = task.fields.get("sources", 0) - task.fields.get("queued", 0)
+        text = sources_text(sending, task.fields.get("paths"))
+        return Text((text + task.fields.get("queue", "")).lstrip(", "))
 
 
 class BarReporter:
@@ -52,6 +54,7 @@ class BarReporter:
         self._on_notice = on_notice or self.note
         self._progress: Progress | None = None
         self._task: TaskID | None = None
+        self._queues = StatusReporter(on_note=lambda _line: None)  # keeps the queue places
 
     def begin(self, name: str, size: int, have: int) -> None:
         """Show a bar for `name`, already `have` of `size` bytes along."""
@@ -86,6 +89,14 @@ class BarReporter:
         """Show how many peers send now, and how they are reached."""
         if self._progress is not None and self._task is not None:
             self._progress.update(self._task, sources=count, paths=dict(paths or {}))
+
+    def queued(self, peer: str, position: int, waiting: int, estimate: int) -> None:
+        """Show where the download waits in a peer's upload queue."""
+        self._queues.queued(peer, position, waiting, estimate)
+        if self._progress is not None and self._task is not None:
+            self._progress.update(
+                self._task, queue=self._queues.queue_text(), queued=self._queues.queued_at
+            )
 
     def note(self, line: str) -> None:
         """Print `line` on stdout above the bar."""
@@ -139,6 +150,19 @@ class PlainReporter(StatusReporter):
         if now - self._last_line >= self._interval:
             self._last_line = now
             self._write(f"{self.name}: {self.status(now)}")
+
+    def queued(self, peer: str, position: int, waiting: int, estimate: int) -> None:
+        """Print a line at once when the download's best place in a peer's upload queue
+        changes (not when only its estimate does: the next line that moves says it).
+        """
+        before = self.best_place()
+        super().queued(peer, position, waiting, estimate)
+        after = self.best_place()
+        if after is not None and (before is None or after[:3] != before[:3]):
+            self._last_line = time.monotonic()
+            self._write(f"{self.name}: {self.status()}")
+        elif after is None and before is not None:
+            self._last_line = time.monotonic()  # the next line comes `interval` after the wait
 
     def _write(self, line: str) -> None:
         console.show(line, file=self._stream)

@@ -23,7 +23,7 @@ from napshare.common.serving import raise_open_files_limit
 from napshare.peer.folder.store import SharedFolder
 from napshare.peer.node import Node, NodeConfig, listen_address
 from napshare.peer.serving.server import peer_metrics
-from napshare.peer.serving.slots import Fairness
+from napshare.peer.serving.slots import Fairness, QueueLimits
 from napshare.peer.ui import flags
 
 logger = logging.getLogger(__name__)
@@ -49,6 +49,7 @@ def serve(args: argparse.Namespace) -> int:
             grace=args.upload_grace,
             address_key=address_key_from_args(args),
         ),
+        queue=QueueLimits(most=args.max_queued, per_address=args.max_queued_per_address),
         chunk_size=args.chunk_size,
         rescan_interval=args.rescan_interval,
         download=flags.download_options(args),

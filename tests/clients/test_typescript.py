@@ -3,6 +3,7 @@ over TLS as both start by default (the tracker pinned by its certificate file or
 fingerprint, each peer by the certificate the tracker lists), and in plain text.
 """
 
+import dataclasses
 import hashlib
 import json
 import random
@@ -156,9 +157,15 @@ def every_step(client_js: Path, tracker: str, *trust: str) -> tuple[int, list[di
 
 
 def check_every_step(
-    steps: list[dict[str, Any]], peer: str, sha256: str, tracker: TrackerClient
+    steps: list[dict[str, Any]],
+    peer: str,
+    sha256: str,
+    tracker: TrackerClient,
+    others: tuple[str, ...] = (),
 ) -> None:
-    """What each step of a good run reported, and that it left the tracker."""
+    """What each step of a good run reported, and that it left the tracker; `others` are the
+    `peer/name` of the other listings of the same bytes.
+    """
     by_step: dict[str, list[dict[str, Any]]] = {}
     for step in steps:
         by_step.setdefault(step["step"], []).append(step)
@@ -179,6 +186,11 @@ def check_every_step(
     [search] = by_step["search"]
     assert search["byName"] == [peer]
     assert search["byQuery"] == [f"{peer}/{SHARED}"]
+
+    [content] = by_step["content"]
+    assert content["sha256"] == sha256
+    assert sorted(content["bySha256"]) == sorted([f"{peer}/{SHARED}", *others])
+    assert sorted(content["byRoot"]) == sorted([f"{peer}/{SHARED}", *others])
 
     whole, week = by_step["browse"]
     assert whole == {"step": "browse", "peerId": peer, "folder": "", "pages": 1, "files": [
@@ -317,7 +329,7 @@ def test_a_peer_showing_another_certificate_than_the_tracker_lists_is_refused(
 
     assert code == PEER_IDENTITY, stderr
     assert [s["step"] for s in steps] == [
-        "join", "pages", "search", "browse", "browse-pages", "leave"
+        "join", "pages", "search", "content", "browse", "browse-pages", "leave"
     ]  # fmt: skip
     assert stderr.startswith(
         f"napshare-client-ts: peer 127.0.0.1:{port} showed a certificate other than the pinned one"
@@ -327,10 +339,19 @@ def test_a_peer_showing_another_certificate_than_the_tracker_lists_is_refused(
 def test_every_step_in_plain_text_with_plaintext(
     client_js: Path, tracker: str, peer: str, shared_file: tuple[Path, str]
 ) -> None:
+    # Another peer lists the same bytes under another name: the search by content finds it.
+    folder, _ = shared_file
+    [info] = [f for f in SharedFolder(folder).scan() if f.name == SHARED]
+    other = TrackerClient(tracker)
+    other.join("127.0.0.1", 10, [dataclasses.replace(info, name="Redes - aula 1.mp4")])
+
     code, steps, stderr = every_step(client_js, tracker, "--plaintext")
 
+    other.close()
     assert code == 0, stderr
-    check_every_step(steps, peer, shared_file[1], TrackerClient(tracker))
+    check_every_step(
+        steps, peer, shared_file[1], TrackerClient(tracker), ("127.0.0.1:10/Redes - aula 1.mp4",)
+    )
 
 
 def test_plaintext_against_a_tls_tracker_says_what_to_give_instead(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from google.protobuf.message import DecodeError
-from napshare.peer.wire import ChunkBuffer, decode_response, file_field, varint
+from napshare.peer.wire import ChunkBuffer, decode_response, file_field, queue_message, varint
 from napshare.v1 import file_info_pb2, peer_pb2
 
 OFFSETS = [0, 1, 127, 128, 16383, 16384, 2**31 - 1, 2**31, 2**32 + 5, 5 * 2**30 + 1, 2**62]
@@ -147,3 +147,19 @@ def test_decoder_reads_a_real_stream_without_copying(data_fd: int) -> None:
     assert chunk.data == os.pread(data_fd, 65536, 0)
     assert chunk.file is not None
     assert chunk.file.size == 2**34
+
+
+def test_a_queue_position_is_built_and_read_as_protobuf_does() -> None:
+    message = queue_message(3, 5, 42)
+    parsed = peer_pb2.DownloadResponse.FromString(message)
+    chunk = decode_response(message)
+
+    assert (parsed.queued.position, parsed.queued.waiting, parsed.queued.estimated_seconds) == (
+        3,
+        5,
+        42,
+    )
+    assert chunk.queued == parsed.queued
+    assert not chunk.data
+    assert chunk.file is None
+    assert decode_response(peer_pb2.DownloadResponse(data=b"x").SerializeToString()).queued is None

@@ -78,6 +78,11 @@ VARYING = (
         re.compile(r'"(?:next_page_token|nextPageToken)": "(?P<value>[\w=-]+)"'),
         r"[\w=-]+",
     ),
+    Varying(
+        "a serving peer's estimate of a queued download's wait",
+        re.compile(r"waiting in the upload queue of \S+: \d+ of \d+, about (?P<value>\d+) s"),
+        r"\d+",
+    ),
     Varying("a log line's time", re.compile(rf"^(?:\^C)?(?P<value>{_TIME}) "), _TIME),
     Varying(
         "a port the kernel picked (in its ephemeral range: a caller's, or --port 0's)",

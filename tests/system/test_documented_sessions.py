@@ -50,6 +50,7 @@ PEER = Setup(
 )
 VIDEO = random.Random(1099).randbytes(5_000_000)  # the 5 MB aula1.mp4 of the sessions
 LAYERED = random.Random(8776).randbytes(5 * 1024 * 1024 // 2)  # aula2.mp4: three pieces
+BUSY = random.Random(4).randbytes(8 * 1024 * 1024)  # aula2.mp4 of the README's queue session
 COURSE = {  # the course in folders that the README's peer shares beside aula1.mp4
     "~/Videos/curso/semana1/aula1.mp4": random.Random(1).randbytes(2_500_000),
     "~/Videos/curso/semana1/aula2.mp4": random.Random(2).randbytes(1_500_000),
@@ -63,6 +64,19 @@ REPLAYS = [
         files={"~/Videos/aula1.mp4": VIDEO, **COURSE},
         terminal={1},
         ready_lines={0: 3, 1: 6},
+    ),
+    Replay(
+        "README.md",
+        [4],
+        files={"~/Videos/aula2.mp4": BUSY},
+        setup=[
+            TRACKER,
+            Setup(
+                ".venv/bin/napshare-peer serve --dir ~/Videos --max-uploads 1 --port 8776 "
+                "--host 127.0.0.1 --no-menu",
+                ready_lines=4,
+            ),
+        ],
     ),
     Replay("docs/clients.md", [0, 1], ready_lines={0: 3}),
     Replay(

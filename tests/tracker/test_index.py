@@ -142,7 +142,8 @@ def test_shared_files_are_stored_once():
 def test_a_million_entries_would_fit_in_300_bytes_each():
     """Distinct 24-character names, the worst case: every (peer, file) entry has its own name.
 
-    This counts Python's allocations (about 280 bytes an entry, 32 of them the pieces root);
+    This counts Python's allocations (about 290 bytes an entry, 32 of them the pieces root
+    and about 10 the content index);
     RSS adds the allocator's overhead, which `make bench` measures against the 300-byte target.
     """
     index = TrackerIndex()

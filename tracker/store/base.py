@@ -292,16 +292,27 @@ class IndexStore(ABC):
         return self._contact(checks.normal_peer_id(peer_id))
 
     def search(
-        self, *, name: str = "", query: str = "", limit: int = 0, page_token: str = ""
+        self,
+        *,
+        name: str = "",
+        query: str = "",
+        sha256: str = "",
+        pieces_root: str = "",
+        limit: int = 0,
+        page_token: str = "",
     ) -> SearchOutcome:
-        """A page of matches for an exact `name` or every keyword of `query` (exactly one is set).
+        """A page of matches for an exact `name`, every keyword of `query`, or the files whose
+        bytes have this `sha256` or `pieces_root`, under any name (exactly one is set).
 
         `limit` is the page size (0: DEFAULT_LIMIT; at most MAX_LIMIT); `page_token` is empty
         for the first page, else the `next_page_token` of the page before. A broad keyword
         search (more than MAX_CANDIDATES candidate names) is refused with BusyError at once
-        when as many as allowed already run in this process.
+        when as many as allowed already run in this process; a search by name or by content
+        never is.
         """
-        wanted = checks.check_search(name, query, limit, page_token)
+        wanted = checks.check_search(
+            name, query, limit, page_token, sha256=sha256, pieces_root=pieces_root
+        )
         after = self._decode_token(wanted) if page_token else None
         page = self._page(wanted, after, broad=False)
         if page is None:
@@ -459,7 +470,8 @@ class IndexStore(ABC):
     def _page(self, wanted: SearchQuery, after: Key | None, *, broad: bool) -> Page | None:
         """Up to wanted.limit + 1 matches after `after`; None, without searching, when the
         search is broad and `broad` is False (the caller then takes a place among the broad
-        searches and asks again).
+        searches and asks again). A search by content (wanted.content) matches every entry
+        whose file has that sha256 or pieces root, whatever its name.
         """
 
 

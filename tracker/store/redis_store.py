@@ -33,7 +33,13 @@ from napshare.common import reasons
 from napshare.common.addresskey import AddressKey
 from napshare.common.protocol import HEARTBEAT_INTERVAL
 from napshare.tracker import paging
-from napshare.tracker.checks import MAX_FILES, BrowseQuery, CheckedFiles, SearchQuery
+from napshare.tracker.checks import (
+    CONTENT_SHA256,
+    MAX_FILES,
+    BrowseQuery,
+    CheckedFiles,
+    SearchQuery,
+)
 from napshare.tracker.errors import (
     InvalidRequestError,
     StoreUnavailableError,
@@ -340,10 +346,14 @@ class RedisStore(IndexStore):
         )
 
     def _page(self, wanted: SearchQuery, after: paging.Key | None, *, broad: bool) -> Page | None:
+        content = wanted.content
+        mode = "n" if wanted.name else "w"
+        if content is not None:
+            mode = "S" if content[0] == CONTENT_SHA256 else "T"
         head: list[Any] = [
             self._now(),
             self._lease_ms,
-            "n" if wanted.name else "w",
+            mode,
             "1" if broad else "0",
             wanted.limit + 1,
             "0" if after is None else "1",
@@ -352,8 +362,11 @@ class RedisStore(IndexStore):
             self.search_budget,
             self.max_candidates,
         ]
-        what = [wanted.name] if wanted.name else wanted.words
-        args = head + [w.encode("utf-8", "surrogatepass") for w in what]
+        if content is not None:
+            args = [*head, content[1]]
+        else:
+            what = [wanted.name] if wanted.name else wanted.words
+            args = head + [w.encode("utf-8", "surrogatepass") for w in what]
         replies = self._fanout("search", args)
         if any(reply[1] == b"BROAD" for reply in replies):
             return None

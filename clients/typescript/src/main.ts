@@ -1,6 +1,7 @@
 // A small napshare client: joins a tracker, searches by name and by keywords across pages,
-// browses the peer that shares a file (and one folder of it), downloads the file from it with
-// sha256 verified, and shows errors.
+// finds every peer that shares the same bytes under any name (a search by content), browses
+// the peer that shares a file (and one folder of it), downloads the file from it with sha256
+// verified, and shows errors.
 // Prints one JSON object per step on stdout; exit code 0 when every step did what it should.
 //
 //   node dist/main.js --tracker 127.0.0.1:1099 --tracker-cert cert.pem --name aula1.mp4 --query aula
@@ -116,6 +117,19 @@ async function run(tracker: TrackerClient, security: Security, options: RunOptio
     const source = byName.results[0];
     if (source?.file === undefined) {
       throw new StepFailed(`no peer shares ${name}`);
+    }
+
+    // Every peer with the same bytes, whatever it calls them: more sources for one download.
+    const bySha256 = await searchAll(tracker, { sha256: source.file.sha256 }, pageSize);
+    const root = source.file.piecesRoot;
+    const byRoot = root === "" ? bySha256 : await searchAll(tracker, { piecesRoot: root }, pageSize);
+    report("content", {
+      sha256: source.file.sha256,
+      bySha256: bySha256.results.map((r) => `${r.peerId}/${r.file?.name}`),
+      byRoot: byRoot.results.map((r) => `${r.peerId}/${r.file?.name}`),
+    });
+    if (bySha256.results.some((r) => r.file?.sha256 !== source.file?.sha256)) {
+      throw new StepFailed("the search by sha256 listed a file with other bytes");
     }
 
     // What the peer shares, from the tracker's index: it answers for peers behind NATs too.

@@ -62,8 +62,15 @@ export async function join(
   return tracker.join({ host, port, files }, { timeoutMs: CALL_TIMEOUT_MS });
 }
 
-/** One search, by exact name or by keywords. */
-export type SearchBy = { name: string } | { query: string };
+/**
+ * One search: by exact name, by keywords, or by content (a file's sha256 or pieces root, as
+ * 64 hex digits: every peer that shares those bytes, under whatever name each gave them).
+ */
+export type SearchBy =
+  | { name: string }
+  | { query: string }
+  | { sha256: string }
+  | { piecesRoot: string };
 
 /** Every result of a search, following next_page_token; also how many pages it took. */
 export async function searchAll(

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from napshare.v1 import file_info_pb2 as napshare_dot_v1_dot_file__info__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16napshare/v1/peer.proto\x12\x0bnapshare.v1\x1a\x1bnapshare/v1/file_info.proto\"4\n\x14GetPieceLayerRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06sha256\x18\x02 \x01(\t\";\n\x15GetPieceLayerResponse\x12\x12\n\npiece_size\x18\x01 \x01(\x03\x12\x0e\n\x06hashes\x18\x02 \x01(\x0c\"N\n\x0f\x44ownloadRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\r\n\x05limit\x18\x03 \x01(\x03\x12\x0e\n\x06sha256\x18\x04 \x01(\t\"U\n\x10\x44ownloadResponse\x12\x0e\n\x06offset\x18\x01 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12#\n\x04\x66ile\x18\x03 \x01(\x0b\x32\x15.napshare.v1.FileInfo2\xb0\x01\n\x0bPeerService\x12I\n\x08\x44ownload\x12\x1c.napshare.v1.DownloadRequest\x1a\x1d.napshare.v1.DownloadResponse0\x01\x12V\n\rGetPieceLayer\x12!.napshare.v1.GetPieceLayerRequest\x1a\".napshare.v1.GetPieceLayerResponseBg\n\x0eio.napshare.v1B\tPeerProtoP\x01Z:github.com/napshare/napshare/gen/go/napshare/v1;napsharev1\xaa\x02\x0bNapshare.V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16napshare/v1/peer.proto\x12\x0bnapshare.v1\x1a\x1bnapshare/v1/file_info.proto\"4\n\x14GetPieceLayerRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06sha256\x18\x02 \x01(\t\";\n\x15GetPieceLayerResponse\x12\x12\n\npiece_size\x18\x01 \x01(\x03\x12\x0e\n\x06hashes\x18\x02 \x01(\x0c\"e\n\x0f\x44ownloadRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\r\n\x05limit\x18\x03 \x01(\x03\x12\x0e\n\x06sha256\x18\x04 \x01(\t\x12\x15\n\rwait_for_slot\x18\x05 \x01(\x08\"\x81\x01\n\x10\x44ownloadResponse\x12\x0e\n\x06offset\x18\x01 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12#\n\x04\x66ile\x18\x03 \x01(\x0b\x32\x15.napshare.v1.FileInfo\x12*\n\x06queued\x18\x04 \x01(\x0b\x32\x1a.napshare.v1.QueuePosition\"M\n\rQueuePosition\x12\x10\n\x08position\x18\x01 \x01(\r\x12\x0f\n\x07waiting\x18\x02 \x01(\r\x12\x19\n\x11\x65stimated_seconds\x18\x03 \x01(\r2\xb0\x01\n\x0bPeerService\x12I\n\x08\x44ownload\x12\x1c.napshare.v1.DownloadRequest\x1a\x1d.napshare.v1.DownloadResponse0\x01\x12V\n\rGetPieceLayer\x12!.napshare.v1.GetPieceLayerRequest\x1a\".napshare.v1.GetPieceLayerResponseBg\n\x0eio.napshare.v1B\tPeerProtoP\x01Z:github.com/napshare/napshare/gen/go/napshare/v1;napsharev1\xaa\x02\x0bNapshare.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,9 +38,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETPIECELAYERRESPONSE']._serialized_start=122
   _globals['_GETPIECELAYERRESPONSE']._serialized_end=181
   _globals['_DOWNLOADREQUEST']._serialized_start=183
-  _globals['_DOWNLOADREQUEST']._serialized_end=261
-  _globals['_DOWNLOADRESPONSE']._serialized_start=263
-  _globals['_DOWNLOADRESPONSE']._serialized_end=348
-  _globals['_PEERSERVICE']._serialized_start=351
-  _globals['_PEERSERVICE']._serialized_end=527
+  _globals['_DOWNLOADREQUEST']._serialized_end=284
+  _globals['_DOWNLOADRESPONSE']._serialized_start=287
+  _globals['_DOWNLOADRESPONSE']._serialized_end=416
+  _globals['_QUEUEPOSITION']._serialized_start=418
+  _globals['_QUEUEPOSITION']._serialized_end=495
+  _globals['_PEERSERVICE']._serialized_start=498
+  _globals['_PEERSERVICE']._serialized_end=674
 # @@protoc_insertion_point(module_scope)

@@ -23,23 +23,37 @@ class GetPieceLayerResponse(_message.Message):
     def __init__(self, piece_size: _Optional[int] = ..., hashes: _Optional[bytes] = ...) -> None: ...
 
 class DownloadRequest(_message.Message):
-    __slots__ = ("name", "offset", "limit", "sha256")
+    __slots__ = ("name", "offset", "limit", "sha256", "wait_for_slot")
     NAME_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
+    WAIT_FOR_SLOT_FIELD_NUMBER: _ClassVar[int]
     name: str
     offset: int
     limit: int
     sha256: str
-    def __init__(self, name: _Optional[str] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ..., sha256: _Optional[str] = ...) -> None: ...
+    wait_for_slot: bool
+    def __init__(self, name: _Optional[str] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ..., sha256: _Optional[str] = ..., wait_for_slot: _Optional[bool] = ...) -> None: ...
 
 class DownloadResponse(_message.Message):
-    __slots__ = ("offset", "data", "file")
+    __slots__ = ("offset", "data", "file", "queued")
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
     FILE_FIELD_NUMBER: _ClassVar[int]
+    QUEUED_FIELD_NUMBER: _ClassVar[int]
     offset: int
     data: bytes
     file: _file_info_pb2.FileInfo
-    def __init__(self, offset: _Optional[int] = ..., data: _Optional[bytes] = ..., file: _Optional[_Union[_file_info_pb2.FileInfo, _Mapping]] = ...) -> None: ...
+    queued: QueuePosition
+    def __init__(self, offset: _Optional[int] = ..., data: _Optional[bytes] = ..., file: _Optional[_Union[_file_info_pb2.FileInfo, _Mapping]] = ..., queued: _Optional[_Union[QueuePosition, _Mapping]] = ...) -> None: ...
+
+class QueuePosition(_message.Message):
+    __slots__ = ("position", "waiting", "estimated_seconds")
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    WAITING_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    position: int
+    waiting: int
+    estimated_seconds: int
+    def __init__(self, position: _Optional[int] = ..., waiting: _Optional[int] = ..., estimated_seconds: _Optional[int] = ...) -> None: ...

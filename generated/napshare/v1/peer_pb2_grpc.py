@@ -82,11 +82,26 @@ class PeerServiceServicer:
     def Download(self, request, context):
         """Download streams a file, or a byte range of it, in fixed-size chunks.
 
-        Every `DownloadResponse` but the last carries exactly the serving peer's
-        chunk size (1 MiB by default, never more than 2 MiB) so that every
-        client's default 4 MiB message limit holds. The first response also
-        carries `file`. A request for an empty file, or for a range that ends
-        where it starts, gets exactly one response with no data.
+        Every `DownloadResponse` with data but the last carries exactly the
+        serving peer's chunk size (1 MiB by default, never more than 2 MiB) so
+        that every client's default 4 MiB message limit holds. The first response
+        that is not a queue position also carries `file`. A request for an empty
+        file, or for a range that ends where it starts, gets exactly one such
+        response, with no data.
+
+        Queue: a request with `wait_for_slot` set that finds every upload slot
+        taken waits in the peer's queue instead of being refused: first come,
+        first served, each slot that frees going to the first waiting request
+        whose address may have one (under `TOO_MANY_UPLOADS_FOR_ADDRESS`'s limit,
+        not cooling off after `UPLOAD_TOO_SLOW`). While it waits, the stream
+        carries responses with only `queued` set: one at once, then one whenever
+        its position changes and at least every 5 seconds, each with a fresh
+        estimate. Once it has its slot, the file's responses follow on the same
+        stream. A client that cancels the call leaves the queue at once. The
+        peer holds at most 32 waiting requests in all and 4 from one address by
+        default (`serve --max-queued`, `--max-queued-per-address`); past that it
+        refuses as when it has no queue. A request that cannot be served (a bad
+        name, offset or sha256) is refused before it waits.
 
         Errors:
         * `INVALID_ARGUMENT`: the name is not a valid name (see `FileInfo.name`:
@@ -103,12 +118,15 @@ class PeerServiceServicer:
         or the file shrank while being sent: the file changed since it was
         announced (`FILE_CHANGED`).
         * `RESOURCE_EXHAUSTED`: the peer is already serving its maximum number of
-        downloads (`UPLOAD_SLOTS_FULL`); try another peer, or this one after
-        the `RetryInfo.retry_delay` it sends: as long as its most recently
-        started upload has run, between 1 and 30 seconds. Also
-        `RESOURCE_EXHAUSTED`, with `RetryInfo`: the caller's IP address already
-        holds as many downloads as one address may (`TOO_MANY_UPLOADS_FOR_ADDRESS`,
-        2 by default), or it read a download too slowly (`UPLOAD_TOO_SLOW`).
+        downloads, and the request did not ask to wait or the queue is full
+        (`UPLOAD_SLOTS_FULL`); try another peer, or this one after the
+        `RetryInfo.retry_delay` it sends: as long as its most recently started
+        upload has run, between 1 and 30 seconds. Also `RESOURCE_EXHAUSTED`,
+        with `RetryInfo`: the caller's IP address already holds as many
+        downloads as one address may (`TOO_MANY_UPLOADS_FOR_ADDRESS`, 2 by
+        default), or has as many waiting in the queue as one address may (the
+        same reason, 4 by default), or it read a download too slowly
+        (`UPLOAD_TOO_SLOW`).
         `UPLOAD_TOO_SLOW` can also end a running stream: one read at less than
         the peer's minimum rate over its window (64 KiB/s over 30 s by default,
         counted from 10 s after the start) loses its slot to other downloaders,

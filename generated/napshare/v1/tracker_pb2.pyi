@@ -50,20 +50,24 @@ class JoinResponse(_message.Message):
     def __init__(self, peer_id: _Optional[str] = ..., token: _Optional[str] = ..., heartbeat_interval_seconds: _Optional[int] = ..., reachable: _Optional[bool] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
-    __slots__ = ("name", "query", "limit", "peer_id", "page_size", "page_token")
+    __slots__ = ("name", "query", "limit", "peer_id", "page_size", "page_token", "sha256", "pieces_root")
     NAME_FIELD_NUMBER: _ClassVar[int]
     QUERY_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     PEER_ID_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    PIECES_ROOT_FIELD_NUMBER: _ClassVar[int]
     name: str
     query: str
     limit: int
     peer_id: str
     page_size: int
     page_token: str
-    def __init__(self, name: _Optional[str] = ..., query: _Optional[str] = ..., limit: _Optional[int] = ..., peer_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    sha256: str
+    pieces_root: str
+    def __init__(self, name: _Optional[str] = ..., query: _Optional[str] = ..., limit: _Optional[int] = ..., peer_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., sha256: _Optional[str] = ..., pieces_root: _Optional[str] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
     __slots__ = ("results", "truncated", "next_page_token", "gathering")

@@ -138,17 +138,22 @@ class TrackerServiceStub:
       seconds left); or a request over 16 MiB (from gRPC, no details).
     """
     Search: _grpc.UnaryUnaryMultiCallable[_tracker_pb2.SearchRequest, _tracker_pb2.SearchResponse]
-    """Search finds the peers that share a file, by exact name or by keywords.
-    A search that matches nothing returns an empty list, not an error.
-    Results are ordered by peer id, then by file name.
+    """Search finds the peers that share a file: by exact name, by keywords, or
+    by content (`sha256` or `pieces_root`). A search by content lists every
+    peer that shares those bytes, under whatever name each gave them (`file`
+    in each result says which): a downloader can fetch the same bytes from
+    all of them, asking each for its own name. A search that matches nothing
+    returns an empty list, not an error. Results are ordered by peer id, then
+    by file name.
 
     Paging (as in AIP-158): a response holds at most `page_size` results
     (`limit` when `page_size` is 0; 100 when both are 0; never more than
     1,000). When more match, `next_page_token` is set (and `truncated` is
     true); send the same search again with `page_token` set to it for the
     next page. A token is an opaque cursor of at most 2,048 characters: the
-    last (peer id, file name) returned, tied to the search it came from. The
-    next page starts after that key, so pages stay correct while peers join
+    last (peer id, file name) returned, tied to the search it came from (the
+    same `name`, words of `query`, `sha256` or `pieces_root`). The next page
+    starts after that key, so pages stay correct while peers join
     and leave: no match present throughout is skipped or repeated. Tokens do
     not expire, and replicas sharing a store accept each other's; they are
     signed, so a tracker that keeps its index in memory refuses the tokens of
@@ -168,9 +173,11 @@ class TrackerServiceStub:
     nothing may search again shortly.
 
     Errors:
-    * `INVALID_ARGUMENT`: both or neither of `name` and `query` are set
-      (`NAME_OR_QUERY_REQUIRED`), the name is not a valid file name
-      (`NAME_INVALID`), the query has no word in it (`QUERY_EMPTY`),
+    * `INVALID_ARGUMENT`: not exactly one of `name`, `query`, `sha256` and
+      `pieces_root` is set (`NAME_OR_QUERY_REQUIRED`), the name is not a
+      valid file name (`NAME_INVALID`), `sha256` or `pieces_root` is not 64
+      hex characters (`SHA256_INVALID`, `PIECES_ROOT_INVALID`; `field` names
+      it), the query has no word in it (`QUERY_EMPTY`),
       `page_token` is malformed or too long (`PAGE_TOKEN_INVALID`) or belongs
       to another search (`PAGE_TOKEN_MISMATCH`), the query is longer than
       1,024 characters (`QUERY_TOO_LONG`), or the request bytes are not a
@@ -178,7 +185,8 @@ class TrackerServiceStub:
     * `RESOURCE_EXHAUSTED`: the tracker is already running as many broad
       keyword searches as it allows (`--max-concurrent-searches`, default 4)
       (`SEARCHES_BUSY`); a `google.rpc.RetryInfo` says when to ask again.
-      Exact-name and narrow keyword searches are never refused this way.
+      Exact-name, content and narrow keyword searches are never refused this
+      way.
     """
     Browse: _grpc.UnaryUnaryMultiCallable[_tracker_pb2.BrowseRequest, _tracker_pb2.BrowseResponse]
     """Browse lists the files one peer shares, as the tracker's index holds
@@ -461,17 +469,22 @@ class TrackerServiceAsyncStub(TrackerServiceStub):
       seconds left); or a request over 16 MiB (from gRPC, no details).
     """
     Search: _aio.UnaryUnaryMultiCallable[_tracker_pb2.SearchRequest, _tracker_pb2.SearchResponse]  # type: ignore[assignment]
-    """Search finds the peers that share a file, by exact name or by keywords.
-    A search that matches nothing returns an empty list, not an error.
-    Results are ordered by peer id, then by file name.
+    """Search finds the peers that share a file: by exact name, by keywords, or
+    by content (`sha256` or `pieces_root`). A search by content lists every
+    peer that shares those bytes, under whatever name each gave them (`file`
+    in each result says which): a downloader can fetch the same bytes from
+    all of them, asking each for its own name. A search that matches nothing
+    returns an empty list, not an error. Results are ordered by peer id, then
+    by file name.
 
     Paging (as in AIP-158): a response holds at most `page_size` results
     (`limit` when `page_size` is 0; 100 when both are 0; never more than
     1,000). When more match, `next_page_token` is set (and `truncated` is
     true); send the same search again with `page_token` set to it for the
     next page. A token is an opaque cursor of at most 2,048 characters: the
-    last (peer id, file name) returned, tied to the search it came from. The
-    next page starts after that key, so pages stay correct while peers join
+    last (peer id, file name) returned, tied to the search it came from (the
+    same `name`, words of `query`, `sha256` or `pieces_root`). The next page
+    starts after that key, so pages stay correct while peers join
     and leave: no match present throughout is skipped or repeated. Tokens do
     not expire, and replicas sharing a store accept each other's; they are
     signed, so a tracker that keeps its index in memory refuses the tokens of
@@ -491,9 +504,11 @@ class TrackerServiceAsyncStub(TrackerServiceStub):
     nothing may search again shortly.
 
     Errors:
-    * `INVALID_ARGUMENT`: both or neither of `name` and `query` are set
-      (`NAME_OR_QUERY_REQUIRED`), the name is not a valid file name
-      (`NAME_INVALID`), the query has no word in it (`QUERY_EMPTY`),
+    * `INVALID_ARGUMENT`: not exactly one of `name`, `query`, `sha256` and
+      `pieces_root` is set (`NAME_OR_QUERY_REQUIRED`), the name is not a
+      valid file name (`NAME_INVALID`), `sha256` or `pieces_root` is not 64
+      hex characters (`SHA256_INVALID`, `PIECES_ROOT_INVALID`; `field` names
+      it), the query has no word in it (`QUERY_EMPTY`),
       `page_token` is malformed or too long (`PAGE_TOKEN_INVALID`) or belongs
       to another search (`PAGE_TOKEN_MISMATCH`), the query is longer than
       1,024 characters (`QUERY_TOO_LONG`), or the request bytes are not a
@@ -501,7 +516,8 @@ class TrackerServiceAsyncStub(TrackerServiceStub):
     * `RESOURCE_EXHAUSTED`: the tracker is already running as many broad
       keyword searches as it allows (`--max-concurrent-searches`, default 4)
       (`SEARCHES_BUSY`); a `google.rpc.RetryInfo` says when to ask again.
-      Exact-name and narrow keyword searches are never refused this way.
+      Exact-name, content and narrow keyword searches are never refused this
+      way.
     """
     Browse: _aio.UnaryUnaryMultiCallable[_tracker_pb2.BrowseRequest, _tracker_pb2.BrowseResponse]  # type: ignore[assignment]
     """Browse lists the files one peer shares, as the tracker's index holds
@@ -793,17 +809,22 @@ class TrackerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _tracker_pb2.SearchRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_tracker_pb2.SearchResponse, _abc.Awaitable[_tracker_pb2.SearchResponse]]:
-        """Search finds the peers that share a file, by exact name or by keywords.
-        A search that matches nothing returns an empty list, not an error.
-        Results are ordered by peer id, then by file name.
+        """Search finds the peers that share a file: by exact name, by keywords, or
+        by content (`sha256` or `pieces_root`). A search by content lists every
+        peer that shares those bytes, under whatever name each gave them (`file`
+        in each result says which): a downloader can fetch the same bytes from
+        all of them, asking each for its own name. A search that matches nothing
+        returns an empty list, not an error. Results are ordered by peer id, then
+        by file name.
 
         Paging (as in AIP-158): a response holds at most `page_size` results
         (`limit` when `page_size` is 0; 100 when both are 0; never more than
         1,000). When more match, `next_page_token` is set (and `truncated` is
         true); send the same search again with `page_token` set to it for the
         next page. A token is an opaque cursor of at most 2,048 characters: the
-        last (peer id, file name) returned, tied to the search it came from. The
-        next page starts after that key, so pages stay correct while peers join
+        last (peer id, file name) returned, tied to the search it came from (the
+        same `name`, words of `query`, `sha256` or `pieces_root`). The next page
+        starts after that key, so pages stay correct while peers join
         and leave: no match present throughout is skipped or repeated. Tokens do
         not expire, and replicas sharing a store accept each other's; they are
         signed, so a tracker that keeps its index in memory refuses the tokens of
@@ -823,9 +844,11 @@ class TrackerServiceServicer(metaclass=_abc_1.ABCMeta):
         nothing may search again shortly.
 
         Errors:
-        * `INVALID_ARGUMENT`: both or neither of `name` and `query` are set
-          (`NAME_OR_QUERY_REQUIRED`), the name is not a valid file name
-          (`NAME_INVALID`), the query has no word in it (`QUERY_EMPTY`),
+        * `INVALID_ARGUMENT`: not exactly one of `name`, `query`, `sha256` and
+          `pieces_root` is set (`NAME_OR_QUERY_REQUIRED`), the name is not a
+          valid file name (`NAME_INVALID`), `sha256` or `pieces_root` is not 64
+          hex characters (`SHA256_INVALID`, `PIECES_ROOT_INVALID`; `field` names
+          it), the query has no word in it (`QUERY_EMPTY`),
           `page_token` is malformed or too long (`PAGE_TOKEN_INVALID`) or belongs
           to another search (`PAGE_TOKEN_MISMATCH`), the query is longer than
           1,024 characters (`QUERY_TOO_LONG`), or the request bytes are not a
@@ -833,7 +856,8 @@ class TrackerServiceServicer(metaclass=_abc_1.ABCMeta):
         * `RESOURCE_EXHAUSTED`: the tracker is already running as many broad
           keyword searches as it allows (`--max-concurrent-searches`, default 4)
           (`SEARCHES_BUSY`); a `google.rpc.RetryInfo` says when to ask again.
-          Exact-name and narrow keyword searches are never refused this way.
+          Exact-name, content and narrow keyword searches are never refused this
+          way.
         """
 
     @_abc_1.abstractmethod

@@ -12,6 +12,7 @@ from napshare.peer.downloading.reporting import SilentReporter
 from napshare.peer.errors import NoPeerReachableError
 from napshare.peer.folder.store import SharedFile, SharedFolder
 from napshare.peer.serving.server import create_server
+from napshare.peer.serving.slots import QueueLimits
 from napshare.v1 import peer_pb2, peer_pb2_grpc
 
 from tests.support.downloads import (
@@ -40,6 +41,9 @@ class Notes(SilentReporter):
     def note(self, line: str) -> None:
         """Keep the line."""
         self.lines.append(line)
+
+
+NO_QUEUE = QueueLimits(most=0, per_address=1)  # serve --max-queued 0: a busy peer refuses
 
 
 class Hog:
@@ -138,7 +142,8 @@ def test_busy_peer_refuses_and_the_next_one_serves(
 
 
 def test_when_every_peer_refuses_it_asks_again_later(swarm: Swarm, hogs: list[Hog]) -> None:
-    busy = swarm.node(swarm.share("a"), swarm.tracker.address, max_uploads=1)
+    # A peer with no queue (serve --max-queued 0), or a full one, refuses with a retry delay.
+    busy = swarm.node(swarm.share("a"), swarm.tracker.address, max_uploads=1, queue=NO_QUEUE)
     hog = Hog(busy.port)
     hogs.append(hog)
     target = swarm.folder("c")
@@ -196,7 +201,7 @@ def test_cli_exit_code_when_no_peer_is_reachable(swarm: Swarm) -> None:
 def test_a_busy_peer_is_not_asked_again_before_its_retry_delay(
     swarm: Swarm, hogs: list[Hog]
 ) -> None:
-    busy = swarm.node(swarm.share("a"), swarm.tracker.address, max_uploads=1)
+    busy = swarm.node(swarm.share("a"), swarm.tracker.address, max_uploads=1, queue=NO_QUEUE)
     hogs.append(Hog(busy.port))
     notes = Notes()
     downloader = Downloader(SharedFolder(swarm.folder("c")), swarm.tracker.client)

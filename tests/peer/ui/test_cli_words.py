@@ -53,7 +53,8 @@ def test_search_without_a_name_says_what_to_type(args: list[str]) -> None:
     assert done.returncode == 2
     assert done.stderr == (
         "napshare-peer search: say what to look for: a file name (napshare-peer search "
-        'aula1.mp4) or keywords (napshare-peer search --query "aula mp4") (see --help)\n'
+        'aula1.mp4), keywords (napshare-peer search --query "aula mp4") or the bytes '
+        "(napshare-peer search --sha256 HEX) (see --help)\n"
     )
 
 

@@ -72,3 +72,36 @@ def test_the_bar_shows_a_hostile_name_escaped_and_without_markup() -> None:
     shown = out.getvalue()
     assert "\x1b[2J" not in shown
     assert "[red]x\\x1b[2J\\ny.mp4" in shown
+
+
+def test_a_queued_download_says_its_place_at_once_and_when_it_moves() -> None:
+    out = io.StringIO()
+    reporter = PlainReporter(out, interval=3600.0)
+    reporter.begin("aula1.mp4", 2**20, 0)
+    reporter.sources(1)  # the waiting stream: no peer sends yet
+    reporter.queued("127.0.0.1:8776", 3, 3, 0)  # the peer cannot tell yet
+    reporter.queued("127.0.0.1:8776", 3, 3, 50)  # only the estimate: no line
+    reporter.queued("127.0.0.1:8776", 2, 2, 30)
+    reporter.queued("127.0.0.1:8776", 0, 0, 0)  # its data comes
+
+    lines = out.getvalue().splitlines()
+    assert lines[1:] == [
+        "aula1.mp4: 0% 0 B of 1.0 MiB, 0 B/s, waiting in the upload queue of "
+        "127.0.0.1:8776: 3 of 3",
+        "aula1.mp4: 0% 0 B of 1.0 MiB, 0 B/s, waiting in the upload queue of "
+        "127.0.0.1:8776: 2 of 2, about 30 s",
+    ]
+    assert reporter.status().endswith(", from 1 peer")  # its data comes
+
+
+def test_the_bar_shows_the_best_place_among_the_queues() -> None:
+    screen = io.StringIO()
+    reporter = BarReporter(Console(file=screen, force_terminal=True, width=200))
+    reporter.begin("aula1.mp4", 2**20, 0)
+    reporter.queued("198.51.100.7:8776", 4, 9, 80)
+    reporter.queued("203.0.113.5:8776", 1, 2, 12)
+    reporter.end()
+
+    assert "waiting in the upload queue of 203.0.113.5:8776: 1 of 2, about 12 s" in (
+        screen.getvalue()
+    )

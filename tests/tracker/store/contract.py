@@ -64,6 +64,29 @@ def files(*names: str) -> list[FileEntry]:
     return [entry(name) for name in names]
 
 
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def same_bytes(name: str, content: str, size: int = 5, *, root: bool = True) -> FileEntry:
+    """A file named `name` whose bytes are those of `content`: the same sha256 (and pieces
+    root, when `root`) for every name given the same content.
+    """
+    return FileEntry(name, size, digest(content), digest("root " + content) if root else "")
+
+
+def by_content(
+    snapshot: dict[str, list[FileEntry]], sha256: str = "", pieces_root: str = ""
+) -> list[tuple[str, str]]:
+    """What a search by content must return: a scan of every (peer, file)."""
+    return sorted(
+        (peer_id, file.name)
+        for peer_id, files_ in snapshot.items()
+        for file in files_
+        if (sha256 and file.sha256 == sha256) or (pieces_root and file.pieces_root == pieces_root)
+    )
+
+
 def keys(outcome: SearchOutcome) -> list[tuple[str, str]]:
     return [(m.peer_id, m.file.name) for m in outcome.matches]
 
@@ -212,6 +235,102 @@ class StoreContract:
                     assert paged(store, rng.randint(1, 5), query=query) == keys(outcome), query
         store.expire()
         assert store.audit() == []
+
+    def test_content_search_equals_a_brute_force_scan_through_churn(self, make: Make) -> None:
+        rng = random.Random(22)
+        store = make()
+        contents = [f"bytes {n}" for n in range(6)]
+
+        def announced(size: int) -> list[FileEntry]:
+            names = {random_name(rng) for _ in range(rng.randint(0, 8))}
+            return [
+                same_bytes(n, rng.choice(contents), size, root=rng.random() < 0.7) for n in names
+            ]
+
+        tokens = {}
+        for step in range(300):
+            port = rng.randint(1, 20)
+            action = rng.random()
+            if action < 0.45 or port not in tokens:
+                tokens[port] = store.join("10.0.0.1", port, announced(5)).token
+            elif action < 0.7:  # new names, and new bytes under names already shared
+                store.update(f"10.0.0.1:{port}", tokens[port], announced(step))
+            elif action < 0.85:
+                held = [f.name for f in store.files_of(f"10.0.0.1:{port}") or []]
+                gone = rng.sample(held, min(len(held), rng.randint(0, 4)))
+                store.update(f"10.0.0.1:{port}", tokens[port], [], gone)
+            else:
+                store.leave(f"10.0.0.1:{port}", tokens.pop(port))
+            if step % 20 == 0:
+                snapshot = store.snapshot()
+                for content in contents:
+                    for search in (
+                        {"sha256": digest(content)},
+                        {"pieces_root": digest("root " + content)},
+                    ):
+                        outcome = store.search(limit=1000, **search)
+                        assert keys(outcome) == by_content(snapshot, **search), search
+                        assert paged(store, rng.randint(1, 4), **search) == keys(outcome)
+        store.expire()
+        assert store.audit() == []
+
+    def test_a_search_by_content_finds_the_same_bytes_under_every_name(
+        self, store: IndexStore
+    ) -> None:
+        store.join("10.0.0.1", 1, [same_bytes("aula1.mp4", "lecture"), entry("other.txt")])
+        store.join("10.0.0.2", 1, [same_bytes("Aula 1 - Redes.mp4", "lecture")])
+        store.join("10.0.0.3", 1, [same_bytes("aula1.mp4", "another lecture")])
+        store.join("10.0.0.4", 1, [same_bytes("redes.mp4", "lecture", root=False)])
+        expected = [
+            ("10.0.0.1:1", "aula1.mp4"),
+            ("10.0.0.2:1", "Aula 1 - Redes.mp4"),
+            ("10.0.0.4:1", "redes.mp4"),
+        ]
+
+        outcome = store.search(sha256=digest("lecture"))
+        assert keys(outcome) == expected
+        assert {m.file.sha256 for m in outcome.matches} == {digest("lecture")}
+        # Hex of either case; a pieces root finds the holders that announced one.
+        assert keys(store.search(sha256=digest("lecture").upper())) == expected
+        assert keys(store.search(pieces_root=digest("root lecture"))) == expected[:2]
+        assert paged(store, 1, sha256=digest("lecture")) == expected
+        assert keys(store.search(sha256=digest("nobody's"))) == []
+        assert keys(store.search(pieces_root=digest("lecture"))) == []  # a sha256 is no root
+
+    def test_a_search_by_content_follows_changes_of_the_bytes(self, store: IndexStore) -> None:
+        one = store.join("10.0.0.1", 1, [same_bytes("a.mp4", "old"), same_bytes("b.mp4", "old")])
+        two = store.join("10.0.0.2", 1, [same_bytes("a.mp4", "old")])
+
+        store.update(one.peer_id, one.token, [same_bytes("a.mp4", "new")])  # a.mp4 changed
+        assert keys(store.search(sha256=digest("old"))) == [
+            ("10.0.0.1:1", "b.mp4"),
+            ("10.0.0.2:1", "a.mp4"),
+        ]
+        assert keys(store.search(sha256=digest("new"))) == [("10.0.0.1:1", "a.mp4")]
+        store.update(one.peer_id, one.token, [], ["b.mp4"])
+        store.leave(two.peer_id, two.token)
+        assert keys(store.search(sha256=digest("old"))) == []
+        assert keys(store.search(pieces_root=digest("root new"))) == [("10.0.0.1:1", "a.mp4")]
+        store.expire()
+        assert store.audit() == []
+
+    def test_a_bad_search_by_content_is_invalid(self, store: IndexStore) -> None:
+        store.join("10.0.0.1", 1, [same_bytes("a.mp4", "x"), same_bytes("b.mp4", "x")])
+        token = store.search(sha256=digest("x"), limit=1).next_page_token
+        cases = [
+            ({"sha256": "12ab"}, reasons.SHA256_INVALID),
+            ({"sha256": "g" * 64}, reasons.SHA256_INVALID),
+            ({"pieces_root": "0" * 63}, reasons.PIECES_ROOT_INVALID),
+            ({"name": "a.mp4", "sha256": digest("x")}, reasons.NAME_OR_QUERY_REQUIRED),
+            ({"sha256": digest("x"), "pieces_root": digest("x")}, reasons.NAME_OR_QUERY_REQUIRED),
+            ({"pieces_root": digest("x"), "page_token": token}, reasons.PAGE_TOKEN_MISMATCH),
+            ({"name": "a.mp4", "page_token": token}, reasons.PAGE_TOKEN_MISMATCH),
+        ]
+        for search, reason in cases:
+            with pytest.raises(InvalidRequestError) as caught:
+                store.search(**search)  # type: ignore[arg-type]
+            assert caught.value.reason == reason, search
+        assert keys(store.search(sha256=digest("x"), page_token=token)) == [("10.0.0.1:1", "b.mp4")]
 
     def test_exact_search_is_case_sensitive_and_sorted(self, store: IndexStore) -> None:
         for port in (3, 1, 2):
@@ -994,6 +1113,7 @@ NAMES = [
     "ab/c",
 ]
 FOLDERS = ["", "a", "a/", "a/é", "ab", "b"]
+CONTENTS = ["one", "two", "three"]
 WORDS = ["a", "ab", "mp4", "b", "é", "i̇x", "abc", "xyz", "zz"]
 
 
@@ -1046,7 +1166,11 @@ class ModelComparison:
             def join(
                 self, port: int, files_: list[str], source: str | None, identity: str, reach: bool
             ) -> None:
-                announced = [entry(n, len(n)) for n in files_]
+                # Names of one length hold the same bytes: a search by content finds several.
+                announced = [
+                    same_bytes(n, CONTENTS[len(n) % len(CONTENTS)], len(n), root=len(n) % 2 == 0)
+                    for n in files_
+                ]
                 results = []
 
                 def call(store: IndexStore) -> object:
@@ -1115,6 +1239,13 @@ class ModelComparison:
             @rule(words=query, limit=st.integers(1, 4))
             def search_words(self, words: list[str], limit: int) -> None:
                 self.compare_search(limit, query=" ".join(words))
+
+            @rule(content=st.sampled_from(CONTENTS), root=st.booleans(), limit=st.integers(1, 4))
+            def search_content(self, content: str, root: bool, limit: int) -> None:
+                if root:
+                    self.compare_search(limit, pieces_root=digest("root " + content))
+                else:
+                    self.compare_search(limit, sha256=digest(content))
 
             @rule(port=ports, folder=st.sampled_from(FOLDERS), limit=st.integers(1, 3))
             def browse(self, port: int, folder: str, limit: int) -> None:

@@ -52,8 +52,9 @@ end
 if redis.call('HLEN', B .. 'Ap') ~= (function() local n = 0 for _ in pairs(usage) do n = n + 1 end return n end)() then
   problem('addresses counted ' .. redis.call('HLEN', B .. 'Ap'))
 end
--- Every name: its id both ways, its holders, its buckets.
+-- Every name: its id both ways, its holders, its buckets, its holders' digests.
 local held, nbytes = 0, 0
+local contents, content_count = {}, 0
 local ids = redis.call('HGETALL', B .. 'I')
 for i = 1, #ids, 2 do
   local id, name = ids[i], ids[i + 1]
@@ -68,6 +69,13 @@ for i = 1, #ids, 2 do
     end
     expected[peer .. NUL .. name] = nil
     held = held + 1
+    for _, km in ipairs(content_members(peer, id, string.sub(member, #peer + 2))) do
+      if not redis.call('ZSCORE', km[1], km[2]) then
+        problem('entry ' .. peer .. ' ' .. name .. ' is not in the content index')
+      end
+      contents[km[1] .. NUL .. km[2]] = true
+      content_count = content_count + 1
+    end
   end
   for _, k in ipairs(buckets(lowered(id, name))) do
     local bitmap = B .. 'G:' .. k
@@ -100,6 +108,22 @@ for k = 0, 65535 do
   for _, id in ipairs(ids) do
     if not redis.call('HGET', B .. 'I', id) then problem('bucket ' .. k .. ' holds gone name id ' .. id) end
   end
+end
+-- Every content entry is a holder's.
+local indexed = 0
+for k = 0, 65535 do
+  for _, kind in ipairs({'S:', 'T:'}) do
+    local key = B .. kind .. k
+    for _, member in ipairs(redis.call('ZRANGE', key, 0, -1)) do
+      indexed = indexed + 1
+      if not contents[key .. NUL .. member] then
+        problem('content entry ' .. kind .. k .. ' belongs to no holder')
+      end
+    end
+  end
+end
+if indexed ~= content_count then
+  problem('content entries ' .. indexed .. ', holders\' digests ' .. content_count)
 end
 for _, id in ipairs(redis.call('SMEMBERS', B .. 'F')) do
   if redis.call('HGET', B .. 'I', id) then problem('name id ' .. id .. ' is both free and used') end

@@ -21,6 +21,9 @@
 --            dropped, oldest first; d: peer -> seq; c: seq -> the last name dropped;
 --            x:<seq>: the departed peer's file names
 --   R        list: expired peers whose files a Join dropped, for the sweep to report
+--   S:<b>    zset: "<sha256><peer>\0<name id>" (the sha256 raw, 32 bytes; score 0) of every
+--            holder's file whose sha256 starts with the two bytes b (0 to 65535): search by
+--            content; T:<b> the same by pieces root, for the files that have one
 
 local M = KEYS[1]
 local B = string.sub(M, 1, -2)
@@ -188,12 +191,35 @@ local function holding(hk, peer)
   return m[1]
 end
 
+-- The content index's keys and members for `peer`'s `record` (size, sha256 and, if any,
+-- pieces root, raw) of name id `id`: {key, member} for the sha256, then for the root.
+local NO_ROOT = string.rep(NUL, 32)
+local function content_members(peer, id, record)
+  local sha = string.sub(record, 9, 40)
+  local out = {{B .. 'S:' .. (string.byte(sha, 1) * 256 + string.byte(sha, 2)), sha .. peer .. NUL .. id}}
+  local root = string.sub(record, 41, 72)
+  if #root == 32 and root ~= NO_ROOT then
+    out[2] = {B .. 'T:' .. (string.byte(root, 1) * 256 + string.byte(root, 2)), root .. peer .. NUL .. id}
+  end
+  return out
+end
+
+local function content_add(peer, id, record)
+  for _, km in ipairs(content_members(peer, id, record)) do redis.call('ZADD', km[1], 0, km[2]) end
+end
+
+local function content_remove(peer, id, record)
+  for _, km in ipairs(content_members(peer, id, record)) do redis.call('ZREM', km[1], km[2]) end
+end
+
 -- Forget that `peer` holds `name` (it does); a name nobody holds any more goes. Returns the
 -- bytes of distinct names that went.
 local function drop_entry(peer, name)
   local id = redis.call('HGET', B .. 'N', name)
   local hk = B .. 'h:' .. id
-  redis.call('ZREM', hk, holding(hk, peer))
+  local held = holding(hk, peer)
+  redis.call('ZREM', hk, held)
+  content_remove(peer, id, string.sub(held, #peer + 2))
   if redis.call('EXISTS', hk) == 1 then return 0 end
   local low = lowered(id, name)
   for _, k in ipairs(buckets(low)) do bucket_remove(k, id) end
@@ -215,9 +241,12 @@ local function put_entry(peer, name, low, record)
     if old then
       redis.call('ZREM', hk, old)
       redis.call('ZADD', hk, 0, member)
+      content_remove(peer, id, string.sub(old, #peer + 2))
+      content_add(peer, id, record)
       return 0, 0
     end
     redis.call('ZADD', hk, 0, member)
+    content_add(peer, id, record)
     return 1, 0
   end
   id = redis.call('SPOP', B .. 'F') or redis.call('HINCRBY', M, 'nextid', 1)
@@ -230,6 +259,7 @@ local function put_entry(peer, name, low, record)
   end
   for _, k in ipairs(buckets(low)) do bucket_add(k, id) end
   redis.call('ZADD', B .. 'h:' .. id, 0, member)
+  content_add(peer, id, record)
   return 1, #name
 end
 

@@ -1,9 +1,10 @@
 -- Search: up to ARGV[5] matches after the key (ARGV[7], ARGV[8]) when ARGV[6] == '1', in
--- (peer id, name) order, for the exact name ARGV[11] (ARGV[3] == 'n') or every lowered word
--- ARGV[11..] (ARGV[3] == 'w'). A keyword search with more than ARGV[10] candidate names is
--- broad: unless ARGV[4] == '1' it answers BROAD at once, else it walks the peers in order,
--- looking at no more than ARGV[9] entries. ARGV: now, lease, mode, broad allowed, wanted,
--- has after, after peer, after name, budget, max candidates, name or words...
+-- (peer id, name) order, for the exact name ARGV[11] (ARGV[3] == 'n'), every lowered word
+-- ARGV[11..] (ARGV[3] == 'w'), or the files whose sha256 (ARGV[3] == 'S') or pieces root
+-- ('T') is the 32 raw bytes ARGV[11]. A keyword search with more than ARGV[10] candidate
+-- names is broad: unless ARGV[4] == '1' it answers BROAD at once, else it walks the peers in
+-- order, looking at no more than ARGV[9] entries. ARGV: now, lease, mode, broad allowed,
+-- wanted, has after, after peer, after name, budget, max candidates, name, words or digest...
 local now, lease = now_ms(ARGV[1]), tonumber(ARGV[2])
 local e = epoch(now, lease)
 local wanted, budget, most = tonumber(ARGV[5]), tonumber(ARGV[9]), tonumber(ARGV[10])
@@ -64,6 +65,45 @@ local function holders(id, name, found)
 end
 
 local function by_key(a, b) return a[1] < b[1] end
+
+-- The first `wanted` live entries after the key whose file has `digest` as its sha256 (kind
+-- 'S') or pieces root ('T'), in key order, and how many entries it looked at. The index
+-- keeps one peer's entries together but in name id order, so all of the last peer's are
+-- taken before the cut.
+local function content(kind, digest)
+  local key = B .. kind .. ':' .. (string.byte(digest, 1) * 256 + string.byte(digest, 2))
+  local from = has_after and ('[' .. digest .. ap .. NUL) or ('[' .. digest)
+  local upto = '[' .. digest .. '\255'
+  local found, looked, last = {}, 0, nil
+  while true do
+    local members = redis.call('ZRANGE', key, from, upto, 'BYLEX', 'LIMIT', 0, CHUNK)
+    for _, m in ipairs(members) do
+      local rest = string.sub(m, 33)
+      local at = string.find(rest, NUL, 1, true)
+      local peer = string.sub(rest, 1, at - 1)
+      if #found >= wanted and peer ~= last then
+        table.sort(found, by_key)
+        while #found > wanted do table.remove(found) end
+        return found, looked
+      end
+      looked = looked + 1
+      if live(peer) then
+        local id = string.sub(rest, at + 1)
+        local name = redis.call('HGET', B .. 'I', id)
+        local held = holding(B .. 'h:' .. id, peer)
+        if held and not (has_after and peer == ap and name <= an) then
+          found[#found + 1] = {peer .. NUL .. name, peer, name, string.sub(held, #peer + 2)}
+          last = peer
+        end
+      end
+    end
+    if #members < CHUNK then break end
+    from = '(' .. members[#members]
+  end
+  table.sort(found, by_key)
+  while #found > wanted do table.remove(found) end
+  return found, looked
+end
 
 local function exact(name)
   local found = {}
@@ -234,6 +274,8 @@ end
 local found, examined, resume = {}, 0, nil
 if ARGV[3] == 'n' then
   found, examined = exact(ARGV[11])
+elseif ARGV[3] == 'S' or ARGV[3] == 'T' then
+  found, examined = content(ARGV[3], ARGV[11])
 else
   local sized, estimate = plan()
   if sized then

@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file napshare/v1/peer.proto.
  */
 export const file_napshare_v1_peer: GenFile = /*@__PURE__*/
-  fileDesc("ChZuYXBzaGFyZS92MS9wZWVyLnByb3RvEgtuYXBzaGFyZS52MSI0ChRHZXRQaWVjZUxheWVyUmVxdWVzdBIMCgRuYW1lGAEgASgJEg4KBnNoYTI1NhgCIAEoCSI7ChVHZXRQaWVjZUxheWVyUmVzcG9uc2USEgoKcGllY2Vfc2l6ZRgBIAEoAxIOCgZoYXNoZXMYAiABKAwiTgoPRG93bmxvYWRSZXF1ZXN0EgwKBG5hbWUYASABKAkSDgoGb2Zmc2V0GAIgASgDEg0KBWxpbWl0GAMgASgDEg4KBnNoYTI1NhgEIAEoCSJVChBEb3dubG9hZFJlc3BvbnNlEg4KBm9mZnNldBgBIAEoAxIMCgRkYXRhGAIgASgMEiMKBGZpbGUYAyABKAsyFS5uYXBzaGFyZS52MS5GaWxlSW5mbzKwAQoLUGVlclNlcnZpY2USSQoIRG93bmxvYWQSHC5uYXBzaGFyZS52MS5Eb3dubG9hZFJlcXVlc3QaHS5uYXBzaGFyZS52MS5Eb3dubG9hZFJlc3BvbnNlMAESVgoNR2V0UGllY2VMYXllchIhLm5hcHNoYXJlLnYxLkdldFBpZWNlTGF5ZXJSZXF1ZXN0GiIubmFwc2hhcmUudjEuR2V0UGllY2VMYXllclJlc3BvbnNlQmcKDmlvLm5hcHNoYXJlLnYxQglQZWVyUHJvdG9QAVo6Z2l0aHViLmNvbS9uYXBzaGFyZS9uYXBzaGFyZS9nZW4vZ28vbmFwc2hhcmUvdjE7bmFwc2hhcmV2MaoCC05hcHNoYXJlLlYxYgZwcm90bzM", [file_napshare_v1_file_info]);
+  fileDesc("ChZuYXBzaGFyZS92MS9wZWVyLnByb3RvEgtuYXBzaGFyZS52MSI0ChRHZXRQaWVjZUxheWVyUmVxdWVzdBIMCgRuYW1lGAEgASgJEg4KBnNoYTI1NhgCIAEoCSI7ChVHZXRQaWVjZUxheWVyUmVzcG9uc2USEgoKcGllY2Vfc2l6ZRgBIAEoAxIOCgZoYXNoZXMYAiABKAwiZQoPRG93bmxvYWRSZXF1ZXN0EgwKBG5hbWUYASABKAkSDgoGb2Zmc2V0GAIgASgDEg0KBWxpbWl0GAMgASgDEg4KBnNoYTI1NhgEIAEoCRIVCg13YWl0X2Zvcl9zbG90GAUgASgIIoEBChBEb3dubG9hZFJlc3BvbnNlEg4KBm9mZnNldBgBIAEoAxIMCgRkYXRhGAIgASgMEiMKBGZpbGUYAyABKAsyFS5uYXBzaGFyZS52MS5GaWxlSW5mbxIqCgZxdWV1ZWQYBCABKAsyGi5uYXBzaGFyZS52MS5RdWV1ZVBvc2l0aW9uIk0KDVF1ZXVlUG9zaXRpb24SEAoIcG9zaXRpb24YASABKA0SDwoHd2FpdGluZxgCIAEoDRIZChFlc3RpbWF0ZWRfc2Vjb25kcxgDIAEoDTKwAQoLUGVlclNlcnZpY2USSQoIRG93bmxvYWQSHC5uYXBzaGFyZS52MS5Eb3dubG9hZFJlcXVlc3QaHS5uYXBzaGFyZS52MS5Eb3dubG9hZFJlc3BvbnNlMAESVgoNR2V0UGllY2VMYXllchIhLm5hcHNoYXJlLnYxLkdldFBpZWNlTGF5ZXJSZXF1ZXN0GiIubmFwc2hhcmUudjEuR2V0UGllY2VMYXllclJlc3BvbnNlQmcKDmlvLm5hcHNoYXJlLnYxQglQZWVyUHJvdG9QAVo6Z2l0aHViLmNvbS9uYXBzaGFyZS9uYXBzaGFyZS9nZW4vZ28vbmFwc2hhcmUvdjE7bmFwc2hhcmV2MaoCC05hcHNoYXJlLlYxYgZwcm90bzM", [file_napshare_v1_file_info]);
 
 /**
  * GetPieceLayerRequest names the file whose piece layer is wanted.
@@ -114,6 +114,16 @@ export type DownloadRequest = Message<"napshare.v1.DownloadRequest"> & {
    * @generated from field: string sha256 = 4;
    */
   sha256: string;
+
+  /**
+   * Optional: when every upload slot is taken, wait in the peer's queue for
+   * one instead of being refused, and be told the queue position meanwhile
+   * (`DownloadResponse.queued`; see `Download`). Unset, a busy peer refuses
+   * at once with `UPLOAD_SLOTS_FULL`, as peers without a queue do.
+   *
+   * @generated from field: bool wait_for_slot = 5;
+   */
+  waitForSlot: boolean;
 };
 
 /**
@@ -124,7 +134,8 @@ export const DownloadRequestSchema: GenMessage<DownloadRequest> = /*@__PURE__*/
   messageDesc(file_napshare_v1_peer, 2);
 
 /**
- * DownloadResponse carries one chunk of the file.
+ * DownloadResponse carries one chunk of the file, or, while the request
+ * waits for an upload slot, its place in the queue.
  *
  * @generated from message napshare.v1.DownloadResponse
  */
@@ -145,11 +156,19 @@ export type DownloadResponse = Message<"napshare.v1.DownloadResponse"> & {
 
   /**
    * The whole file's name, size, sha256 and pieces root; set on the first
-   * response only.
+   * response that is not a queue position, only.
    *
    * @generated from field: napshare.v1.FileInfo file = 3;
    */
   file?: FileInfo | undefined;
+
+  /**
+   * Set, with no other field, while the request waits in the peer's queue
+   * for an upload slot (`DownloadRequest.wait_for_slot`): where it stands.
+   *
+   * @generated from field: napshare.v1.QueuePosition queued = 4;
+   */
+  queued?: QueuePosition | undefined;
 };
 
 /**
@@ -158,6 +177,45 @@ export type DownloadResponse = Message<"napshare.v1.DownloadResponse"> & {
  */
 export const DownloadResponseSchema: GenMessage<DownloadResponse> = /*@__PURE__*/
   messageDesc(file_napshare_v1_peer, 3);
+
+/**
+ * QueuePosition says where a Download waiting for an upload slot stands in
+ * the serving peer's queue.
+ *
+ * @generated from message napshare.v1.QueuePosition
+ */
+export type QueuePosition = Message<"napshare.v1.QueuePosition"> & {
+  /**
+   * 1 for the request that gets the next free slot.
+   *
+   * @generated from field: uint32 position = 1;
+   */
+  position: number;
+
+  /**
+   * How many requests wait in the queue, this one included.
+   *
+   * @generated from field: uint32 waiting = 2;
+   */
+  waiting: number;
+
+  /**
+   * The peer's estimate of the seconds until this request gets a slot: the
+   * running uploads ending at their own rates, then each request ahead of it
+   * sending its bytes at their average rate. 0 when the peer cannot tell yet
+   * (no upload has run for a second).
+   *
+   * @generated from field: uint32 estimated_seconds = 3;
+   */
+  estimatedSeconds: number;
+};
+
+/**
+ * Describes the message napshare.v1.QueuePosition.
+ * Use `create(QueuePositionSchema)` to create a new message.
+ */
+export const QueuePositionSchema: GenMessage<QueuePosition> = /*@__PURE__*/
+  messageDesc(file_napshare_v1_peer, 4);
 
 /**
  * PeerService sends files from a peer's shared folder to other peers.
@@ -182,11 +240,26 @@ export const PeerService: GenService<{
   /**
    * Download streams a file, or a byte range of it, in fixed-size chunks.
    *
-   * Every `DownloadResponse` but the last carries exactly the serving peer's
-   * chunk size (1 MiB by default, never more than 2 MiB) so that every
-   * client's default 4 MiB message limit holds. The first response also
-   * carries `file`. A request for an empty file, or for a range that ends
-   * where it starts, gets exactly one response with no data.
+   * Every `DownloadResponse` with data but the last carries exactly the
+   * serving peer's chunk size (1 MiB by default, never more than 2 MiB) so
+   * that every client's default 4 MiB message limit holds. The first response
+   * that is not a queue position also carries `file`. A request for an empty
+   * file, or for a range that ends where it starts, gets exactly one such
+   * response, with no data.
+   *
+   * Queue: a request with `wait_for_slot` set that finds every upload slot
+   * taken waits in the peer's queue instead of being refused: first come,
+   * first served, each slot that frees going to the first waiting request
+   * whose address may have one (under `TOO_MANY_UPLOADS_FOR_ADDRESS`'s limit,
+   * not cooling off after `UPLOAD_TOO_SLOW`). While it waits, the stream
+   * carries responses with only `queued` set: one at once, then one whenever
+   * its position changes and at least every 5 seconds, each with a fresh
+   * estimate. Once it has its slot, the file's responses follow on the same
+   * stream. A client that cancels the call leaves the queue at once. The
+   * peer holds at most 32 waiting requests in all and 4 from one address by
+   * default (`serve --max-queued`, `--max-queued-per-address`); past that it
+   * refuses as when it has no queue. A request that cannot be served (a bad
+   * name, offset or sha256) is refused before it waits.
    *
    * Errors:
    * * `INVALID_ARGUMENT`: the name is not a valid name (see `FileInfo.name`:
@@ -203,12 +276,15 @@ export const PeerService: GenService<{
    *   or the file shrank while being sent: the file changed since it was
    *   announced (`FILE_CHANGED`).
    * * `RESOURCE_EXHAUSTED`: the peer is already serving its maximum number of
-   *   downloads (`UPLOAD_SLOTS_FULL`); try another peer, or this one after
-   *   the `RetryInfo.retry_delay` it sends: as long as its most recently
-   *   started upload has run, between 1 and 30 seconds. Also
-   *   `RESOURCE_EXHAUSTED`, with `RetryInfo`: the caller's IP address already
-   *   holds as many downloads as one address may (`TOO_MANY_UPLOADS_FOR_ADDRESS`,
-   *   2 by default), or it read a download too slowly (`UPLOAD_TOO_SLOW`).
+   *   downloads, and the request did not ask to wait or the queue is full
+   *   (`UPLOAD_SLOTS_FULL`); try another peer, or this one after the
+   *   `RetryInfo.retry_delay` it sends: as long as its most recently started
+   *   upload has run, between 1 and 30 seconds. Also `RESOURCE_EXHAUSTED`,
+   *   with `RetryInfo`: the caller's IP address already holds as many
+   *   downloads as one address may (`TOO_MANY_UPLOADS_FOR_ADDRESS`, 2 by
+   *   default), or has as many waiting in the queue as one address may (the
+   *   same reason, 4 by default), or it read a download too slowly
+   *   (`UPLOAD_TOO_SLOW`).
    *   `UPLOAD_TOO_SLOW` can also end a running stream: one read at less than
    *   the peer's minimum rate over its window (64 KiB/s over 30 s by default,
    *   counted from 10 s after the start) loses its slot to other downloaders,

@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file napshare/v1/tracker.proto.
  */
 export const file_napshare_v1_tracker: GenFile = /*@__PURE__*/
-  fileDesc("ChluYXBzaGFyZS92MS90cmFja2VyLnByb3RvEgtuYXBzaGFyZS52MSKyAQoLSm9pblJlcXVlc3QSDAoEaG9zdBgBIAEoCRIMCgRwb3J0GAIgASgNEiQKBWZpbGVzGAMgAygLMhUubmFwc2hhcmUudjEuRmlsZUluZm8SEwoLY2VydGlmaWNhdGUYBCABKAwSEQoJc2lnbmF0dXJlGAUgASgMEhEKCXNpZ25lZF9hdBgGIAEoAxIXCg9sb2NhbF9hZGRyZXNzZXMYByADKAkSDQoFbm9uY2UYCCABKAwiZQoMSm9pblJlc3BvbnNlEg8KB3BlZXJfaWQYASABKAkSDQoFdG9rZW4YAiABKAkSIgoaaGVhcnRiZWF0X2ludGVydmFsX3NlY29uZHMYAyABKA0SEQoJcmVhY2hhYmxlGAQgASgIInMKDVNlYXJjaFJlcXVlc3QSDAoEbmFtZRgBIAEoCRINCgVxdWVyeRgCIAEoCRINCgVsaW1pdBgDIAEoDRIPCgdwZWVyX2lkGAQgASgJEhEKCXBhZ2Vfc2l6ZRgFIAEoDRISCgpwYWdlX3Rva2VuGAYgASgJInsKDlNlYXJjaFJlc3BvbnNlEioKB3Jlc3VsdHMYASADKAsyGS5uYXBzaGFyZS52MS5TZWFyY2hSZXN1bHQSEQoJdHJ1bmNhdGVkGAIgASgIEhcKD25leHRfcGFnZV90b2tlbhgDIAEoCRIRCglnYXRoZXJpbmcYBCABKAgibAoMU2VhcmNoUmVzdWx0Eg8KB3BlZXJfaWQYASABKAkSIwoEZmlsZRgCIAEoCzIVLm5hcHNoYXJlLnYxLkZpbGVJbmZvEhMKC2NlcnRpZmljYXRlGAMgASgMEhEKCXJlYWNoYWJsZRgEIAEoCCJXCg1Ccm93c2VSZXF1ZXN0Eg8KB3BlZXJfaWQYASABKAkSDgoGZm9sZGVyGAIgASgJEhEKCXBhZ2Vfc2l6ZRgDIAEoDRISCgpwYWdlX3Rva2VuGAQgASgJIncKDkJyb3dzZVJlc3BvbnNlEiQKBWZpbGVzGAEgAygLMhUubmFwc2hhcmUudjEuRmlsZUluZm8SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJEhMKC2NlcnRpZmljYXRlGAMgASgMEhEKCXJlYWNoYWJsZRgEIAEoCCJsCg1VcGRhdGVSZXF1ZXN0Eg8KB3BlZXJfaWQYASABKAkSDQoFdG9rZW4YAiABKAkSJAoFZmlsZXMYAyADKAsyFS5uYXBzaGFyZS52MS5GaWxlSW5mbxIVCg1yZW1vdmVkX25hbWVzGAQgAygJIhAKDlVwZGF0ZVJlc3BvbnNlIjIKEEhlYXJ0YmVhdFJlcXVlc3QSDwoHcGVlcl9pZBgBIAEoCRINCgV0b2tlbhgCIAEoCSITChFIZWFydGJlYXRSZXNwb25zZSIuCgxMZWF2ZVJlcXVlc3QSDwoHcGVlcl9pZBgBIAEoCRINCgV0b2tlbhgCIAEoCSIPCg1MZWF2ZVJlc3BvbnNlIi8KDUxpc3RlblJlcXVlc3QSDwoHcGVlcl9pZBgBIAEoCRINCgV0b2tlbhgCIAEoCSLhAQoOTGlzdGVuUmVzcG9uc2USLQoHc3RhcnRlZBgBIAEoCzIaLm5hcHNoYXJlLnYxLkxpc3RlblN0YXJ0ZWRIABIxCglrZWVwYWxpdmUYAiABKAsyHC5uYXBzaGFyZS52MS5MaXN0ZW5LZWVwYWxpdmVIABIwCgxyZXZlcnNlX2RpYWwYAyABKAsyGC5uYXBzaGFyZS52MS5SZXZlcnNlRGlhbEgAEjIKDXJlbGF5X3Nlc3Npb24YBCABKAsyGS5uYXBzaGFyZS52MS5SZWxheVNlc3Npb25IAEIHCgVldmVudCIqCg1MaXN0ZW5TdGFydGVkEhkKEWtlZXBhbGl2ZV9zZWNvbmRzGAEgASgNIhEKD0xpc3RlbktlZXBhbGl2ZSI/CgtSZXZlcnNlRGlhbBIPCgdhZGRyZXNzGAEgASgJEg8KB3Nlc3Npb24YAiABKAwSDgoGc2VjcmV0GAMgASgMIjsKDFJlbGF5U2Vzc2lvbhIVCg1yZWxheV9hZGRyZXNzGAEgASgJEhQKDHJlbGF5X3RpY2tldBgCIAEoDCJyCg5Db25uZWN0UmVxdWVzdBIPCgdwZWVyX2lkGAEgASgJEiYKBHBhdGgYAiABKA4yGC5uYXBzaGFyZS52MS5Db25uZWN0UGF0aBIUCgxyZXZlcnNlX3BvcnQYAyABKA0SEQoJY2FsbGVyX2lwGAQgASgJIqQBCg9Db25uZWN0UmVzcG9uc2USFwoPbG9jYWxfYWRkcmVzc2VzGAEgAygJEg8KB2RpYWxpbmcYAiABKAgSDwoHc2Vzc2lvbhgDIAEoDBIOCgZzZWNyZXQYBCABKAwSFQoNcmVsYXlfYWRkcmVzcxgFIAEoCRIUCgxyZWxheV90aWNrZXQYBiABKAwSGQoRY2FsbGVyX2JlaGluZF9uYXQYByABKAgqXQoLQ29ubmVjdFBhdGgSHAoYQ09OTkVDVF9QQVRIX1VOU1BFQ0lGSUVEEAASGAoUQ09OTkVDVF9QQVRIX1JFVkVSU0UQARIWChJDT05ORUNUX1BBVEhfUkVMQVkQAjKtBAoOVHJhY2tlclNlcnZpY2USOwoESm9pbhIYLm5hcHNoYXJlLnYxLkpvaW5SZXF1ZXN0GhkubmFwc2hhcmUudjEuSm9pblJlc3BvbnNlEkEKBlNlYXJjaBIaLm5hcHNoYXJlLnYxLlNlYXJjaFJlcXVlc3QaGy5uYXBzaGFyZS52MS5TZWFyY2hSZXNwb25zZRJBCgZCcm93c2USGi5uYXBzaGFyZS52MS5Ccm93c2VSZXF1ZXN0GhsubmFwc2hhcmUudjEuQnJvd3NlUmVzcG9uc2USQQoGVXBkYXRlEhoubmFwc2hhcmUudjEuVXBkYXRlUmVxdWVzdBobLm5hcHNoYXJlLnYxLlVwZGF0ZVJlc3BvbnNlEkoKCUhlYXJ0YmVhdBIdLm5hcHNoYXJlLnYxLkhlYXJ0YmVhdFJlcXVlc3QaHi5uYXBzaGFyZS52MS5IZWFydGJlYXRSZXNwb25zZRI+CgVMZWF2ZRIZLm5hcHNoYXJlLnYxLkxlYXZlUmVxdWVzdBoaLm5hcHNoYXJlLnYxLkxlYXZlUmVzcG9uc2USQwoGTGlzdGVuEhoubmFwc2hhcmUudjEuTGlzdGVuUmVxdWVzdBobLm5hcHNoYXJlLnYxLkxpc3RlblJlc3BvbnNlMAESRAoHQ29ubmVjdBIbLm5hcHNoYXJlLnYxLkNvbm5lY3RSZXF1ZXN0GhwubmFwc2hhcmUudjEuQ29ubmVjdFJlc3BvbnNlQmoKDmlvLm5hcHNoYXJlLnYxQgxUcmFja2VyUHJvdG9QAVo6Z2l0aHViLmNvbS9uYXBzaGFyZS9uYXBzaGFyZS9nZW4vZ28vbmFwc2hhcmUvdjE7bmFwc2hhcmV2MaoCC05hcHNoYXJlLlYxYgZwcm90bzM", [file_napshare_v1_file_info]);
+  fileDesc("ChluYXBzaGFyZS92MS90cmFja2VyLnByb3RvEgtuYXBzaGFyZS52MSKyAQoLSm9pblJlcXVlc3QSDAoEaG9zdBgBIAEoCRIMCgRwb3J0GAIgASgNEiQKBWZpbGVzGAMgAygLMhUubmFwc2hhcmUudjEuRmlsZUluZm8SEwoLY2VydGlmaWNhdGUYBCABKAwSEQoJc2lnbmF0dXJlGAUgASgMEhEKCXNpZ25lZF9hdBgGIAEoAxIXCg9sb2NhbF9hZGRyZXNzZXMYByADKAkSDQoFbm9uY2UYCCABKAwiZQoMSm9pblJlc3BvbnNlEg8KB3BlZXJfaWQYASABKAkSDQoFdG9rZW4YAiABKAkSIgoaaGVhcnRiZWF0X2ludGVydmFsX3NlY29uZHMYAyABKA0SEQoJcmVhY2hhYmxlGAQgASgIIpgBCg1TZWFyY2hSZXF1ZXN0EgwKBG5hbWUYASABKAkSDQoFcXVlcnkYAiABKAkSDQoFbGltaXQYAyABKA0SDwoHcGVlcl9pZBgEIAEoCRIRCglwYWdlX3NpemUYBSABKA0SEgoKcGFnZV90b2tlbhgGIAEoCRIOCgZzaGEyNTYYByABKAkSEwoLcGllY2VzX3Jvb3QYCCABKAkiewoOU2VhcmNoUmVzcG9uc2USKgoHcmVzdWx0cxgBIAMoCzIZLm5hcHNoYXJlLnYxLlNlYXJjaFJlc3VsdBIRCgl0cnVuY2F0ZWQYAiABKAgSFwoPbmV4dF9wYWdlX3Rva2VuGAMgASgJEhEKCWdhdGhlcmluZxgEIAEoCCJsCgxTZWFyY2hSZXN1bHQSDwoHcGVlcl9pZBgBIAEoCRIjCgRmaWxlGAIgASgLMhUubmFwc2hhcmUudjEuRmlsZUluZm8SEwoLY2VydGlmaWNhdGUYAyABKAwSEQoJcmVhY2hhYmxlGAQgASgIIlcKDUJyb3dzZVJlcXVlc3QSDwoHcGVlcl9pZBgBIAEoCRIOCgZmb2xkZXIYAiABKAkSEQoJcGFnZV9zaXplGAMgASgNEhIKCnBhZ2VfdG9rZW4YBCABKAkidwoOQnJvd3NlUmVzcG9uc2USJAoFZmlsZXMYASADKAsyFS5uYXBzaGFyZS52MS5GaWxlSW5mbxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSEwoLY2VydGlmaWNhdGUYAyABKAwSEQoJcmVhY2hhYmxlGAQgASgIImwKDVVwZGF0ZVJlcXVlc3QSDwoHcGVlcl9pZBgBIAEoCRINCgV0b2tlbhgCIAEoCRIkCgVmaWxlcxgDIAMoCzIVLm5hcHNoYXJlLnYxLkZpbGVJbmZvEhUKDXJlbW92ZWRfbmFtZXMYBCADKAkiEAoOVXBkYXRlUmVzcG9uc2UiMgoQSGVhcnRiZWF0UmVxdWVzdBIPCgdwZWVyX2lkGAEgASgJEg0KBXRva2VuGAIgASgJIhMKEUhlYXJ0YmVhdFJlc3BvbnNlIi4KDExlYXZlUmVxdWVzdBIPCgdwZWVyX2lkGAEgASgJEg0KBXRva2VuGAIgASgJIg8KDUxlYXZlUmVzcG9uc2UiLwoNTGlzdGVuUmVxdWVzdBIPCgdwZWVyX2lkGAEgASgJEg0KBXRva2VuGAIgASgJIuEBCg5MaXN0ZW5SZXNwb25zZRItCgdzdGFydGVkGAEgASgLMhoubmFwc2hhcmUudjEuTGlzdGVuU3RhcnRlZEgAEjEKCWtlZXBhbGl2ZRgCIAEoCzIcLm5hcHNoYXJlLnYxLkxpc3RlbktlZXBhbGl2ZUgAEjAKDHJldmVyc2VfZGlhbBgDIAEoCzIYLm5hcHNoYXJlLnYxLlJldmVyc2VEaWFsSAASMgoNcmVsYXlfc2Vzc2lvbhgEIAEoCzIZLm5hcHNoYXJlLnYxLlJlbGF5U2Vzc2lvbkgAQgcKBWV2ZW50IioKDUxpc3RlblN0YXJ0ZWQSGQoRa2VlcGFsaXZlX3NlY29uZHMYASABKA0iEQoPTGlzdGVuS2VlcGFsaXZlIj8KC1JldmVyc2VEaWFsEg8KB2FkZHJlc3MYASABKAkSDwoHc2Vzc2lvbhgCIAEoDBIOCgZzZWNyZXQYAyABKAwiOwoMUmVsYXlTZXNzaW9uEhUKDXJlbGF5X2FkZHJlc3MYASABKAkSFAoMcmVsYXlfdGlja2V0GAIgASgMInIKDkNvbm5lY3RSZXF1ZXN0Eg8KB3BlZXJfaWQYASABKAkSJgoEcGF0aBgCIAEoDjIYLm5hcHNoYXJlLnYxLkNvbm5lY3RQYXRoEhQKDHJldmVyc2VfcG9ydBgDIAEoDRIRCgljYWxsZXJfaXAYBCABKAkipAEKD0Nvbm5lY3RSZXNwb25zZRIXCg9sb2NhbF9hZGRyZXNzZXMYASADKAkSDwoHZGlhbGluZxgCIAEoCBIPCgdzZXNzaW9uGAMgASgMEg4KBnNlY3JldBgEIAEoDBIVCg1yZWxheV9hZGRyZXNzGAUgASgJEhQKDHJlbGF5X3RpY2tldBgGIAEoDBIZChFjYWxsZXJfYmVoaW5kX25hdBgHIAEoCCpdCgtDb25uZWN0UGF0aBIcChhDT05ORUNUX1BBVEhfVU5TUEVDSUZJRUQQABIYChRDT05ORUNUX1BBVEhfUkVWRVJTRRABEhYKEkNPTk5FQ1RfUEFUSF9SRUxBWRACMq0ECg5UcmFja2VyU2VydmljZRI7CgRKb2luEhgubmFwc2hhcmUudjEuSm9pblJlcXVlc3QaGS5uYXBzaGFyZS52MS5Kb2luUmVzcG9uc2USQQoGU2VhcmNoEhoubmFwc2hhcmUudjEuU2VhcmNoUmVxdWVzdBobLm5hcHNoYXJlLnYxLlNlYXJjaFJlc3BvbnNlEkEKBkJyb3dzZRIaLm5hcHNoYXJlLnYxLkJyb3dzZVJlcXVlc3QaGy5uYXBzaGFyZS52MS5Ccm93c2VSZXNwb25zZRJBCgZVcGRhdGUSGi5uYXBzaGFyZS52MS5VcGRhdGVSZXF1ZXN0GhsubmFwc2hhcmUudjEuVXBkYXRlUmVzcG9uc2USSgoJSGVhcnRiZWF0Eh0ubmFwc2hhcmUudjEuSGVhcnRiZWF0UmVxdWVzdBoeLm5hcHNoYXJlLnYxLkhlYXJ0YmVhdFJlc3BvbnNlEj4KBUxlYXZlEhkubmFwc2hhcmUudjEuTGVhdmVSZXF1ZXN0GhoubmFwc2hhcmUudjEuTGVhdmVSZXNwb25zZRJDCgZMaXN0ZW4SGi5uYXBzaGFyZS52MS5MaXN0ZW5SZXF1ZXN0GhsubmFwc2hhcmUudjEuTGlzdGVuUmVzcG9uc2UwARJECgdDb25uZWN0EhsubmFwc2hhcmUudjEuQ29ubmVjdFJlcXVlc3QaHC5uYXBzaGFyZS52MS5Db25uZWN0UmVzcG9uc2VCagoOaW8ubmFwc2hhcmUudjFCDFRyYWNrZXJQcm90b1ABWjpnaXRodWIuY29tL25hcHNoYXJlL25hcHNoYXJlL2dlbi9nby9uYXBzaGFyZS92MTtuYXBzaGFyZXYxqgILTmFwc2hhcmUuVjFiBnByb3RvMw", [file_napshare_v1_file_info]);
 
 /**
  * JoinRequest registers a peer.
@@ -163,8 +163,8 @@ export const JoinResponseSchema: GenMessage<JoinResponse> = /*@__PURE__*/
   messageDesc(file_napshare_v1_tracker, 1);
 
 /**
- * SearchRequest asks which peers share a file. Exactly one of `name` and
- * `query` is set.
+ * SearchRequest asks which peers share a file. Exactly one of `name`,
+ * `query`, `sha256` and `pieces_root` is set.
  *
  * @generated from message napshare.v1.SearchRequest
  */
@@ -214,11 +214,31 @@ export type SearchRequest = Message<"napshare.v1.SearchRequest"> & {
 
   /**
    * Empty for the first page; else the `next_page_token` of the previous
-   * response to the same search (same `name` or same words of `query`).
+   * response to the same search (same `name`, same words of `query`, same
+   * `sha256` or same `pieces_root`).
    *
    * @generated from field: string page_token = 6;
    */
   pageToken: string;
+
+  /**
+   * The SHA-256 of a file's bytes, as 64 hex characters (either case): the
+   * search lists every peer that shares a file with exactly those bytes
+   * (`FileInfo.sha256`), whatever its name.
+   *
+   * @generated from field: string sha256 = 7;
+   */
+  sha256: string;
+
+  /**
+   * A file's pieces root (`FileInfo.pieces_root`), as 64 hex characters
+   * (either case): the search lists every peer that announced a file with
+   * that root, whatever its name. Peers that compute no root are not listed;
+   * search by `sha256` to find them too.
+   *
+   * @generated from field: string pieces_root = 8;
+   */
+  piecesRoot: string;
 };
 
 /**
@@ -1008,17 +1028,22 @@ export const TrackerService: GenService<{
     output: typeof JoinResponseSchema;
   },
   /**
-   * Search finds the peers that share a file, by exact name or by keywords.
-   * A search that matches nothing returns an empty list, not an error.
-   * Results are ordered by peer id, then by file name.
+   * Search finds the peers that share a file: by exact name, by keywords, or
+   * by content (`sha256` or `pieces_root`). A search by content lists every
+   * peer that shares those bytes, under whatever name each gave them (`file`
+   * in each result says which): a downloader can fetch the same bytes from
+   * all of them, asking each for its own name. A search that matches nothing
+   * returns an empty list, not an error. Results are ordered by peer id, then
+   * by file name.
    *
    * Paging (as in AIP-158): a response holds at most `page_size` results
    * (`limit` when `page_size` is 0; 100 when both are 0; never more than
    * 1,000). When more match, `next_page_token` is set (and `truncated` is
    * true); send the same search again with `page_token` set to it for the
    * next page. A token is an opaque cursor of at most 2,048 characters: the
-   * last (peer id, file name) returned, tied to the search it came from. The
-   * next page starts after that key, so pages stay correct while peers join
+   * last (peer id, file name) returned, tied to the search it came from (the
+   * same `name`, words of `query`, `sha256` or `pieces_root`). The next page
+   * starts after that key, so pages stay correct while peers join
    * and leave: no match present throughout is skipped or repeated. Tokens do
    * not expire, and replicas sharing a store accept each other's; they are
    * signed, so a tracker that keeps its index in memory refuses the tokens of
@@ -1038,9 +1063,11 @@ export const TrackerService: GenService<{
    * nothing may search again shortly.
    *
    * Errors:
-   * * `INVALID_ARGUMENT`: both or neither of `name` and `query` are set
-   *   (`NAME_OR_QUERY_REQUIRED`), the name is not a valid file name
-   *   (`NAME_INVALID`), the query has no word in it (`QUERY_EMPTY`),
+   * * `INVALID_ARGUMENT`: not exactly one of `name`, `query`, `sha256` and
+   *   `pieces_root` is set (`NAME_OR_QUERY_REQUIRED`), the name is not a
+   *   valid file name (`NAME_INVALID`), `sha256` or `pieces_root` is not 64
+   *   hex characters (`SHA256_INVALID`, `PIECES_ROOT_INVALID`; `field` names
+   *   it), the query has no word in it (`QUERY_EMPTY`),
    *   `page_token` is malformed or too long (`PAGE_TOKEN_INVALID`) or belongs
    *   to another search (`PAGE_TOKEN_MISMATCH`), the query is longer than
    *   1,024 characters (`QUERY_TOO_LONG`), or the request bytes are not a
@@ -1048,7 +1075,8 @@ export const TrackerService: GenService<{
    * * `RESOURCE_EXHAUSTED`: the tracker is already running as many broad
    *   keyword searches as it allows (`--max-concurrent-searches`, default 4)
    *   (`SEARCHES_BUSY`); a `google.rpc.RetryInfo` says when to ask again.
-   *   Exact-name and narrow keyword searches are never refused this way.
+   *   Exact-name, content and narrow keyword searches are never refused this
+   *   way.
    *
    * @generated from rpc napshare.v1.TrackerService.Search
    */

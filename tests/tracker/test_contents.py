@@ -1,0 +1,47 @@
+"""The content index (tracker/contents.py): every name whose holders announce a digest is
+among its candidates, through splits and purges, and the buckets grow with what they hold.
+"""
+
+import hashlib
+import random
+
+from napshare.tracker.contents import LOAD, MIN_LEVEL, ContentIndex
+
+
+def digest(n: int) -> bytes:
+    return hashlib.sha256(str(n).encode()).digest()
+
+
+def test_every_announced_digest_finds_its_names_through_churn() -> None:
+    rng = random.Random(7)
+    announced: dict[int, set[bytes]] = {}  # name id: the digests its holders announce now
+    index = ContentIndex(lambda name_id: announced.get(name_id, ()))
+    for step in range(20_000):
+        name_id = rng.randrange(3000)
+        held = announced.setdefault(name_id, set())
+        if held and rng.random() < 0.4:
+            gone = rng.choice(sorted(held))
+            held.discard(gone)
+            index.forget(gone)
+        else:
+            new = digest(rng.randrange(5000))
+            held.add(new)
+            index.add(name_id, new)
+        if step % 2000 == 0:
+            for name_id, digests in announced.items():
+                for d in digests:
+                    assert name_id in index.candidates(d)
+
+    sizes = index.bucket_sizes()
+    live = sum(len(d) for d in announced.values())
+    assert len(sizes) > 1 << MIN_LEVEL  # it grew
+    assert sum(sizes) <= LOAD * len(sizes)
+    assert sum(sizes) < 2 * live  # stale ids do not pile up
+    for ids in (index.candidates(d) for d in map(digest, range(5000))):
+        assert len(set(ids)) == len(ids)  # each once
+
+
+def test_a_small_index_costs_a_few_buckets() -> None:
+    index = ContentIndex(lambda _name_id: ())
+    index.add(1, digest(1))
+    assert len(index.bucket_sizes()) == 1 << MIN_LEVEL
