@@ -22,6 +22,10 @@ from collections.abc import Callable, Iterable
 MIN_LEVEL = 4  # the index starts with 2**MIN_LEVEL buckets
 LOAD = 16  # ids per bucket, on average, before one more bucket is split off
 MIN_PURGE = 8  # stale ids a bucket may keep before a rebuild, whatever its size
+# A bucket with more ids than this also keeps them in a set, so that adding one is not a scan:
+# many names can share one digest (every empty file has the same sha256, and anyone can list
+# thousands of names with one made-up digest), and each add would scan them all.
+SET_AFTER = 32
 
 # The digests (sha256 and pieces root, raw) that the holders of a name id announce now.
 DigestsOf = Callable[[int], Iterable[bytes]]
@@ -36,6 +40,7 @@ class ContentIndex:
         self._split = 0  # the next bucket to split
         self._buckets: list[array[int] | None] = [None] * (1 << MIN_LEVEL)
         self._stale = array("I", bytes(4 << MIN_LEVEL))
+        self._members: dict[int, set[int]] = {}  # the ids of each bucket over SET_AFTER
         self._held = 0  # ids in every bucket, stale ones included
 
     def add(self, name_id: int, digest: bytes) -> None:
@@ -79,10 +84,18 @@ class ContentIndex:
         ids = self._buckets[bucket]
         if ids is None:
             self._buckets[bucket] = array("I", (name_id,))
-        elif name_id in ids:
+            return True
+        members = self._members.get(bucket)
+        if members is None:
+            if name_id in ids:
+                return False
+            if len(ids) >= SET_AFTER:
+                self._members[bucket] = {*ids, name_id}
+        elif name_id in members:
             return False
         else:
-            ids.append(name_id)
+            members.add(name_id)
+        ids.append(name_id)
         return True
 
     def _split_next(self) -> None:
@@ -105,6 +118,7 @@ class ContentIndex:
         into = into or (bucket,)
         ids = self._buckets[bucket] or ()
         self._buckets[bucket] = None
+        self._members.pop(bucket, None)
         self._stale[bucket] = 0
         self._held -= len(ids)
         for name_id in ids:

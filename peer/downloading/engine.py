@@ -4,9 +4,14 @@ The bytes land in a part under `<dir>/.napshare/partial/`; a later attempt resum
 When the tracker lists a pieces root, the piece layer is fetched from a peer and checked
 against it first; then up to `max_sources` peers send pieces at once (peer.downloading.swarm),
 and every piece is checked as it arrives: a bad piece bans the one peer that sent it (for
-that file) and is fetched again from another. The file gets its final name only once its
-whole sha256 matches the tracker's too. Peers that refuse, die or stall leave their pieces
-to the others and are asked again later.
+that file) and is fetched again from another. The pieces root is the file's identity: the
+file gets its final name once every piece matched it. Its whole sha256 (an attribute, what
+`sha256sum` prints) is checked before that only when asked for (`verify_sha256`, or a version
+picked by its sha256) or for a file without a root; otherwise it is computed afterwards, off
+the receiving path (peer.downloading.sha256_later), and the file is announced only once it is. A
+source whose listed sha256 is not the sha256 of the bytes its root verified is reported and
+not used again for that version. Peers that refuse, die or stall leave their pieces to the
+others and are asked again later.
 """
 
 import dataclasses
@@ -39,6 +44,7 @@ from napshare.peer.defaults import (
 from napshare.peer.downloading.fetch import PeerChannels, Stream, fetch_in_order, fetch_layer
 from napshare.peer.downloading.partfile import PartFile, noted_version
 from napshare.peer.downloading.reporting import Reporter, SilentReporter
+from napshare.peer.downloading.sha256_later import Disagreements, finish_later
 from napshare.peer.downloading.swarm import Swarm, streams_per_peer
 from napshare.peer.downloading.versions import Version, matching, versions_of
 from napshare.peer.errors import (
@@ -75,7 +81,9 @@ class DownloadOptions:
     one at a time when `preferred` is set, or for a file without a pieces root. While fewer
     send, the tracker is searched again every `refresh_every` seconds for peers that joined
     since. A version listed larger than `max_file_size` bytes is refused before anything is
-    allocated for it.
+    allocated for it. `verify_sha256` checks the whole file's sha256 against the listed one
+    before the file gets its name (a version asked for by `sha256` always is); otherwise
+    every piece is checked against the pieces root, and the sha256 is computed afterwards.
     """
 
     preferred: str | None = None
@@ -89,11 +97,17 @@ class DownloadOptions:
     sha256: str = ""
     pieces_root: str = ""
     max_file_size: int = MAX_FILE_SIZE
+    verify_sha256: bool = False
 
 
 @dataclass(frozen=True)
 class DownloadResult:
-    """A finished, verified download."""
+    """A finished, verified download.
+
+    `sha256` is the version's sha256 as the tracker listed it; `sha256_checked` says whether
+    the file's bytes were hashed and found to have it (else every piece matched
+    `pieces_root`, and the sha256 is computed afterwards).
+    """
 
     name: str
     path: Path
@@ -103,6 +117,8 @@ class DownloadResult:
     bytes_received: int
     sources: tuple[str, ...]
     received_from: tuple[tuple[str, int], ...] = ()  # (peer, bytes kept) in this run, most first
+    pieces_root: str = ""
+    sha256_checked: bool = True
 
 
 # How many failed peers of one version are told on the console (and logged as warnings) by
@@ -251,8 +267,12 @@ class Downloader:
     """Downloads files into one folder; safe to run several downloads at once from threads.
 
     `asker` is this peer's id when it serves too (so it never asks itself), and `on_saved`
-    is called with each file kept, to announce it to the tracker. `limit` caps the bytes per
+    is called with each file kept, to announce it to the tracker, once its sha256 is known (for
+    a file its pieces root verified, computed afterwards in a thread of low priority; without
+    `on_saved`, the first time the folder describes the file). `rate` caps the bytes per
     second of all its downloads together (`--max-download-rate`; None: no cap).
+    `disagreements` holds the sources whose listed sha256 the bytes disproved: not asked again
+    for that version.
     """
 
     def __init__(
@@ -269,6 +289,7 @@ class Downloader:
         self._asker = asker
         self._on_saved = on_saved
         self._rate = rate
+        self.disagreements = Disagreements()
         self.connections = PathCounts()  # connections to peers opened, by path
         self.reverse_host = ""  # where reverse connections are listened for ("": everywhere)
         self._reverse: ReverseListener | None = None
@@ -382,7 +403,7 @@ class Downloader:
         found = self._search(name, options, cancel)
         if not found.sources and found.gathering and options.wait_for_peers > 0:
             found = self._await_peers(name, options, reporter, cancel)
-        sources = found.sources
+        sources = [s for s in found.sources if not self._disproved(s)]
         if not sources and found.timed_out:
             raise NotFoundError(
                 tr(
@@ -489,6 +510,7 @@ class Downloader:
             target.sha256,
             force=options.force,
             pieces_root=target.pieces_root,
+            whole_sha256=options.verify_sha256 or bool(options.sha256),
         )
         started = time.monotonic()
 
@@ -564,7 +586,8 @@ class Downloader:
             raise
         part.close()
         layer = part.layer
-        self._saved(name, target.sha256, target.pieces_root, layer.serialized() if layer else b"")
+        serialized = layer.serialized() if layer else b""
+        self._saved(name, target, serialized, checked=part.whole_sha256)
         return DownloadResult(
             name,
             self.folder.root / name,
@@ -574,6 +597,8 @@ class Downloader:
             part.have - part.resumed_from,
             tuple(part.sources),
             job.tally.by_peer(),
+            target.pieces_root,
+            part.whole_sha256,
         )
 
     def _round(
@@ -783,6 +808,7 @@ class Downloader:
                 return
             peers = target.candidates()
             target.banned.update(peers)
+            self.disagreements.add((target.size, target.sha256, target.pieces_root), peers)
             raise VerificationFailedError(
                 tr(
                     "verification failed: every piece of {name} matches its pieces root, but "
@@ -819,9 +845,9 @@ class Downloader:
             logger.info("could not search the tracker again: %s", error)
             return
         by_content = self._by_content(job, target)
-        listed = self._add_sources(job, target, found.sources)
+        listed = self._add_sources(job, target, self._credible(found.sources))
         if by_content is not None:
-            listed |= self._add_sources(job, target, by_content.sources)
+            listed |= self._add_sources(job, target, self._credible(by_content.sources))
         # A search cut short says nothing of the peers it did not list.
         if not found.more and by_content is not None and not by_content.more:
             target.unlisted = {p for p in target.listed if p not in listed}
@@ -871,8 +897,36 @@ class Downloader:
         target.listed |= listed
         return listed
 
-    def _saved(self, name: str, sha256: str, pieces_root: str, layer: bytes) -> None:
+    def _credible(self, sources: Iterable[Source]) -> list[Source]:
+        """`sources` but those whose listed sha256 the bytes disproved."""
+        return [s for s in sources if not self._disproved(s)]
+
+    def _disproved(self, source: Source) -> bool:
+        """Whether the bytes of `source`'s version disproved the sha256 it lists."""
+        return source.peer in self.disagreements.of(
+            (source.size, source.sha256, source.pieces_root)
+        )
+
+    def _saved(self, name: str, target: _Target, layer: bytes, *, checked: bool) -> None:
+        """Record the file just put in place (and announce it, with `on_saved`): with its
+        listed sha256 if `checked`, else with its root alone, its sha256 computed afterwards
+        (finish_later) and announced only then.
+        """
+        sha256, pieces_root = target.sha256, target.pieces_root
         try:
+            if pieces_root and not checked:
+                self.folder.remember(name, Digests("", pieces_root, layer))
+                if self._on_saved is not None:
+                    version = (target.size, sha256, pieces_root)
+                    finish_later(
+                        self.folder,
+                        name,
+                        version,
+                        sources=lambda: target.order,
+                        disagreements=self.disagreements,
+                        on_done=self._on_saved,
+                    )
+                return
             if pieces_root or sha256 == _EMPTY_SHA256:
                 shared = self.folder.remember(name, Digests(sha256, pieces_root, layer))
             else:

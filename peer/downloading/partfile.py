@@ -6,11 +6,13 @@ a key made from the name, so they never take a name the user's files could have;
 resumes the part only when the sources still have that file. A file with a pieces root is
 kept piece by piece, in any order (peer.downloading.pieces): a piece is written only once its
 bytes match its hash, so a resume fetches only what is missing, and several streams may fill
-one part at once. A file without one is appended to in order, and only its sha256 says
-whether it is good. The only change made to the user's files is the final link of the
-verified part to `<dir>/<name>`, on the same file system, so atomic. Every path is opened
-relative to a directory descriptor without following symlinks, so nothing is ever written
-outside the folder.
+one part at once; the part is complete and good once every piece is. The pieces root is the
+file's identity, so its whole sha256 is not computed here unless asked for (`whole_sha256`):
+it is left for afterwards, off the receiving path. A file without a root is appended to in
+order, and only its sha256 says whether it is good. The only change made to the user's files
+is the final link of the verified part to `<dir>/<name>`, on the same file system, so atomic.
+Every path is opened relative to a directory descriptor without following symlinks, so
+nothing is ever written outside the folder.
 """
 
 import base64
@@ -101,6 +103,10 @@ class PartFile:
     """The open .part of one file: put verified pieces in it (or append, without a root),
     then verify the whole and commit.
 
+    The whole-file sha256 follows the bytes as they are written (a TrailingHash) only for a
+    file without a root, or with `whole_sha256`; a file with a root is whole once each of its
+    pieces matched the layer.
+
     `have` is how many of the file's bytes are kept: the verified pieces (resumed from an
     earlier run, or put since); without a root, the bytes from the start. The layer must be
     given (`attach`) before the first piece, unless the file has one piece or less.
@@ -116,6 +122,7 @@ class PartFile:
         *,
         force: bool,
         pieces_root: str = "",
+        whole_sha256: bool = False,
     ) -> None:
         self.name = check_file_name(name)
         key = partial_key(name)
@@ -124,6 +131,8 @@ class PartFile:
         self.size = size
         self.sha256 = sha256
         self.pieces_root = pieces_root
+        # Whether verify() checks the whole file's sha256 (always without a root).
+        self.whole_sha256 = whole_sha256 or not pieces_root
         self.layer: PieceLayer | None = None
         self.have = 0
         self.resumed_from = 0  # the bytes an earlier run left that are kept (once checked)
@@ -138,7 +147,10 @@ class PartFile:
         self._writeback_lock = threading.Lock()  # one thread at a time waits for the disk
         self._root = root
         self._root_fd = _open_dir(root)
-        self._writeback: Writeback  # once the part is open
+        self._writeback: Writeback  # once the part is open: behind the frontier
+        # Without the whole-file hash, writeback follows each run of pieces put one after the
+        # other (a stream's), by the index of the piece that would extend it.
+        self._runs: dict[int, Writeback] = {}
         self._writeback_error: OSError | None = None  # writing back failed: nothing more noted
         self._fd = -1
         self._partial_fd = -1
@@ -188,14 +200,16 @@ class PartFile:
     def attach(self, layer: PieceLayer) -> None:
         """Check pieces with `layer` (already checked against the root) from now on.
 
-        The pieces the note lists are trusted; the others that hold bytes on disk (an earlier
-        run wrote them after the note's last record, or a note of an earlier version counted
-        only a prefix) are checked there, and kept if good.
+        The pieces that hold bytes on disk (an earlier run wrote them) are checked there, and
+        kept if good. Where the whole sha256 is checked too, the pieces the note lists are
+        trusted (that check would catch one gone bad on disk) and only the others are read.
         """
         self.layer = layer
         count = len(layer.hashes)
         noted = self._noted_pieces or bytearray(count)
         prefix = min(self.note.verified, self._on_disk)  # what notes of earlier versions say
+        if not self.whole_sha256:
+            noted, prefix = bytearray(count), 0  # nothing after this checks them again
         self._done = bytearray(
             1 if (i < len(noted) and noted[i]) or layer.end_of(i) <= prefix else 0
             for i in range(count)
@@ -212,6 +226,7 @@ class PartFile:
         if self._frontier < 0:
             self._frontier = count
         self._writeback.restart(self._frontier * layer.piece_size)
+        self._runs.clear()
         self._on_disk = 0
         self._noted_pieces = None
         if rechecked:
@@ -249,13 +264,27 @@ class PartFile:
             self.have += length
             self._unnoted += length
             followed = self._follow(index, data)
+            run = None if self._hash is not None else self._run_of(index, start)
             note_now = self._unnoted >= NOTE_INTERVAL
             if note_now:
                 self._unnoted = 0
-        self._write_back(followed)
+        if run is None:
+            self._write_back(followed)
+        else:
+            self._write_back(start + length, run)
         if note_now:
             self._note_pieces()
         return True
+
+    def _run_of(self, index: int, start: int) -> Writeback:
+        """The writeback of the run of pieces that piece `index` (at `start`) extends, or of
+        a new one it starts. Called with the lock held.
+        """
+        run = self._runs.pop(index, None)
+        if run is None:
+            run = Writeback(self._fd, start)
+        self._runs[index + 1] = run
+        return run
 
     def scratch(self) -> int:
         """A new scratch file beside the part, read-write, already unlinked (O_TMPFILE where
@@ -329,18 +358,18 @@ class PartFile:
         the new frontier (0 when it did not move) may be written back. Called with the lock
         held.
         """
-        assert self._hash is not None
         assert self.layer is not None
         if index != self._frontier:
             return 0  # read back from the part once the frontier reaches it
         at = index * self.layer.piece_size
-        for view in data:
-            self._hash.feed(at, view)
-            at += len(view)
+        if self._hash is not None:
+            for view in data:
+                self._hash.feed(at, view)
+                at += len(view)
         frontier = self._done.find(0, index)
         self._frontier = len(self._done) if frontier < 0 else frontier
         end = min(self.size, self._frontier * self.layer.piece_size)
-        if end > at:
+        if self._hash is not None and end > at:
             self._hash.feed(end, memoryview(b""))  # the pieces there are read back
         return end
 
@@ -410,7 +439,7 @@ class PartFile:
                 found += end - start
         if checked:
             logger.info(
-                "%s: %d bytes found on disk past the note, %d of them good pieces",
+                "%s: %d bytes an earlier run left checked on disk, %d of them good pieces",
                 self.name,
                 checked,
                 found,
@@ -432,10 +461,11 @@ class PartFile:
                 self.have -= layer.end_of(index) - index * layer.piece_size
                 bad += 1
         self._stop_hash()
-        self._hash = TrailingHash(self._fd)
+        self._hash = self._new_hash()
         frontier = self._done.find(0)
         self._frontier = len(self._done) if frontier < 0 else frontier
         self._writeback.restart(min(self._writeback.started, self._frontier * layer.piece_size))
+        self._runs.clear()
         if bad:
             self._note_pieces()
         return bad
@@ -471,17 +501,21 @@ class PartFile:
                 return False  # ENXIO: only a hole from `start` on
         return end <= self._on_disk  # a note of an earlier version: the bytes it left
 
-    def _write_back(self, end: int) -> None:
+    def _write_back(self, end: int, run: Writeback | None = None) -> None:
         """Let writeback follow the bytes before `end` (peer.downloading.writeback), keeping
-        the pages the whole-file hash has not read yet. Without the lock, so that waiting for
-        the disk holds up no other stream's pieces; a thread that finds another one waiting
-        goes on, and a later piece catches up.
+        the pages the whole-file hash has not read yet; `run`: a run of pieces' own writeback
+        instead of the frontier's. Without the lock, so that waiting for the disk holds up no
+        other stream's pieces; a thread that finds another one waiting goes on, and a later
+        piece catches up.
         """
-        assert self._hash is not None
         if not self._writeback_lock.acquire(blocking=False):
             return
         try:
-            self._writeback.wrote(end, self._hash.hashed)
+            if run is not None:
+                run.wrote(end, end)
+            else:
+                hashed = end if self._hash is None else self._hash.hashed
+                self._writeback.wrote(end, hashed)
         except OSError as error:
             # Waiting for the writeback reported (and so cleared) the error a later fsync
             # would have seen: keep it, so no note or commit trusts these bytes.
@@ -495,10 +529,13 @@ class PartFile:
             raise self._failure(self._writeback_error, self.have)
 
     def verify(self) -> bool:
-        """True when the part is complete and its sha256 is the expected one."""
-        assert self._hash is not None
+        """True when the part is complete (so every piece matched the layer of its root)
+        and, where it is checked (`whole_sha256`), its sha256 is the expected one.
+        """
         if self.have != self.size:
             return False
+        if self._hash is None:
+            return True
         try:
             digest = self._hash.hexdigest(self.size)
         except OSError as error:
@@ -619,6 +656,7 @@ class PartFile:
         os.ftruncate(self._fd, 0)
         self.have = self._frontier = self._unnoted = self._on_disk = 0
         self._writeback.restart(0)
+        self._runs.clear()
         if self.layer is not None:
             self._done = bytearray(len(self._done))
         with self._note_lock:
@@ -626,7 +664,7 @@ class PartFile:
             self.note.verified = 0
             self.note.pieces = "" if self.layer is not None else None
             self._save_note()
-        self._hash = TrailingHash(self._fd)
+        self._hash = self._new_hash()
 
     def remove(self) -> None:
         """Delete the part and its note (a download that cannot succeed)."""
@@ -721,7 +759,7 @@ class PartFile:
                 logger.info(
                     "%s: resuming after %d bytes already in %s", self.name, kept, self.part_name
                 )
-        self._hash = TrailingHash(self._fd)
+        self._hash = self._new_hash()
         return note
 
     def _open_partial_dir(self) -> int:
@@ -822,6 +860,10 @@ class PartFile:
                 name=self.name,
             )
         )
+
+    def _new_hash(self) -> TrailingHash | None:
+        """A whole-file sha256 that follows the part from its start, where it is checked."""
+        return TrailingHash(self._fd) if self.whole_sha256 else None
 
     def _stop_hash(self) -> None:
         if self._hash is not None:

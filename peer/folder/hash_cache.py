@@ -27,6 +27,7 @@ class CachedHash:
     """The digests of a file as it was when hashed: valid while size and mtime stay the same.
 
     `pieces_root` is its BEP 52 root in hex (napshare.common.merkle), "" for an empty file.
+    `sha256` is "" for a download its pieces root verified, until its sha256 is computed.
     """
 
     size: int
@@ -143,7 +144,7 @@ class HashCache:
                 str(name): CachedHash(
                     int(e["size"]),
                     int(e["mtime_ns"]),
-                    check_sha256(e["sha256"]),
+                    _check_sha256(e["sha256"], e["pieces_root"]),
                     _check_root(e["pieces_root"], int(e["size"])),
                 )
                 for name, e in document["files"].items()
@@ -173,6 +174,15 @@ class HashCache:
         if len(data) > _MAX_CACHE_BYTES:
             raise OSError(f"{HASHES_FILE} is larger than {_MAX_CACHE_BYTES} bytes")
         return data
+
+
+def _check_sha256(sha256: object, pieces_root: object) -> str:
+    """A cached sha256: 64 hex characters, or "" (not computed yet) beside a pieces root."""
+    if sha256 == "" and pieces_root:
+        return ""
+    if not isinstance(sha256, str):
+        raise ValueError("sha256 is not a string")
+    return check_sha256(sha256)
 
 
 def _check_root(pieces_root: object, size: int) -> str:

@@ -1,5 +1,10 @@
 """The shared folder: which files a peer shares, their sha256 and pieces root (cached), their
 piece layers, and safe access to them.
+
+A file hashed here gets both digests from one read (digests_of). A download verified by its
+pieces root is remembered with its root and layer before its sha256 is known; the sha256 is
+computed (sha256_of, one more read) the first time the file is described, and until then the
+file is described to nobody.
 """
 
 import errno
@@ -53,7 +58,10 @@ class SharedFile:
 
 @dataclass(frozen=True)
 class Digests:
-    """What one read of a file gives: its sha256 and pieces root in hex, and its piece layer."""
+    """What one read of a file gives: its sha256 and pieces root in hex, and its piece layer.
+
+    `sha256` is "" for a download that its pieces root verified, until the sha256 is computed.
+    """
 
     sha256: str
     pieces_root: str
@@ -218,10 +226,14 @@ class SharedFolder:
 
     def remember(self, name: str, digests: Digests) -> SharedFile:
         """Record the digests of a file just verified and put in place, so it is not hashed
-        again (its layer, already checked against its root, kept as well).
+        again (its layer, already checked against its root, kept as well). Without a sha256
+        (""), only its root is known: `get` computes the sha256 alone, once.
         """
         check_file_name(name)
-        check_sha256(digests.sha256)
+        if digests.sha256 or not digests.pieces_root:
+            check_sha256(digests.sha256)
+        else:
+            check_sha256(digests.pieces_root)
         folders, leaf = beneath.split(name)
         try:
             root_fd = beneath.open_root(self.root)
@@ -248,7 +260,7 @@ class SharedFolder:
         if not stat.S_ISREG(before.st_mode):
             raise NotSharedError(f"{name!r} is not a regular file")
         cached = self._cache.lookup(name, before.st_size, before.st_mtime_ns)
-        if cached is None:
+        if cached is None or not cached.sha256:
             digests = self._hash_once(name, fd, before)
             sha256, pieces_root = digests.sha256, digests.pieces_root
         else:
@@ -260,12 +272,16 @@ class SharedFolder:
     ) -> Digests:
         with self._hash_lock:
             cached = self._cache.lookup(name, before.st_size, before.st_mtime_ns)
-            if reuse and cached is not None:
+            if reuse and cached is not None and cached.sha256:
                 return Digests(cached.sha256, cached.pieces_root, b"")
             started_ns = time.clock_gettime_ns(_MTIME_CLOCK)
-            logger.info("hashing %s (%d bytes)", name, before.st_size)
             try:
-                digests = digests_of(fd, before.st_size)
+                if reuse and cached is not None:  # a download its root verified: sha256 alone
+                    logger.info("computing the sha256 of %s (%d bytes)", name, before.st_size)
+                    digests = Digests(sha256_of(fd, before.st_size), cached.pieces_root, b"")
+                else:
+                    logger.info("hashing %s (%d bytes)", name, before.st_size)
+                    digests = digests_of(fd, before.st_size)
             except EOFError as error:
                 raise NotSharedError(f"file {name!r} shrank while being hashed") from error
             finally:
@@ -281,6 +297,22 @@ class SharedFolder:
         )
         if digests.layer and info.st_size > merkle.piece_size_for(info.st_size):
             self._layers.put(digests.pieces_root, digests.layer)
+
+
+def sha256_of(fd: int, size: int) -> str:
+    """The sha256 (hex) of the first `size` bytes of `fd` (with pread); EOFError if it has
+    fewer.
+    """
+    digest = hashlib.sha256()
+    view = memoryview(bytearray(min(HASH_BUFFER, max(size, 1))))
+    position = 0
+    while position < size:
+        count = os.preadv(fd, [view[: min(len(view), size - position)]], position)
+        if count == 0:
+            raise EOFError(f"the file ended at byte {position} of {size}")
+        digest.update(view[:count])
+        position += count
+    return digest.hexdigest()
 
 
 def digests_of(fd: int, size: int) -> Digests:

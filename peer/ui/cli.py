@@ -544,6 +544,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HEX",
         help=tr("the version with this pieces root (`search NAME` lists them)"),
     )
+    download.add_argument(
+        "--verify-sha256",
+        action="store_true",
+        help=tr(
+            "also check the whole file's sha256 against the listed one before keeping it "
+            "(every piece is checked against the pieces root anyway; --sha256 implies this)"
+        ),
+    )
     return parser
 
 

@@ -316,6 +316,7 @@ def _download(args: argparse.Namespace) -> int:
         force=args.force,
         sha256=args.sha256 or "",
         pieces_root=args.root or "",
+        verify_sha256=args.verify_sha256,
     )
     cancel = _signals_cancel()
     downloader = Downloader(folder, tracker, rate=TokenBucket(args.max_download_rate))
@@ -346,6 +347,8 @@ def _download(args: argparse.Namespace) -> int:
             ", ".join(f"{peer} {count}" for peer, count in result.received_from),
         )
     console.show(downloaded_line(result, args.dir))
+    if options.verify_sha256 or options.sha256:
+        console.show(tr("sha256 {sha256}: checked, the whole file has it", sha256=result.sha256))
     resumed = resumed_line(result)
     if resumed is not None:
         _notice(resumed)

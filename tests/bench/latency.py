@@ -141,7 +141,7 @@ def _section(config: Config, delays: list[_Delay], size: int) -> Section:
     )
     details = [
         f"A {format_size(size)} file of random bytes, fetched by `napshare-peer download "
-        "--from PROXY` (sha256 verified) and by `curl -o` from `python -m http.server`, each "
+        "--from PROXY` (every piece verified) and by `curl -o` from `python -m http.server`, each "
         "through its own `tests/support/delayproxy.py`: a loopback TCP relay that holds every "
         "byte, in each direction, for the one-way delay before passing it on, with at most "
         f"{format_size(config.latency_buffer)} held per direction (it stops reading when full, "
@@ -151,16 +151,24 @@ def _section(config: Config, delays: list[_Delay], size: int) -> Section:
         f"{config.rounds} round{'s' if config.rounds > 1 else ''} of napshare then curl; "
         "medians of MB/s and of the ratios taken round by round (neighbours in time share the "
         "machine's load; other work shared the 2 cores). Wall time of the whole command, "
-        "process start included.",
+        "process start included. napshare's CPU is the downloader's (`/usr/bin/time`), per GiB "
+        "and as cores busy over its wall time (medians): a downloader that keeps well under "
+        "its cores while slower than curl is held by the link's flow, not by its own work.",
         "",
-        "| One-way delay | napshare MB/s per round | curl MB/s per round | napshare peak RSS |",
-        "|---|---|---|---|",
+        "| One-way delay | napshare MB/s per round | curl MB/s per round | napshare peak RSS "
+        "| napshare CPU s per GiB | napshare cores busy |",
+        "|---|---|---|---|---|---|",
     ]
     for delay in delays:
         own = ", ".join(f"{s:,.0f}" for s in delay.speeds(delay.napshare, size))
         theirs = ", ".join(f"{s:,.0f}" for s in delay.speeds(delay.curl, size))
         rss = max(run.max_rss_bytes for run in delay.napshare) / MIB
-        details.append(f"| {delay.delay_ms:g} ms | {own} | {theirs} | {rss:.0f} MiB |")
+        cpu = median([run.cpu_seconds for run in delay.napshare]) / (size / 2**30)
+        busy = median([run.cpu_seconds / run.seconds for run in delay.napshare])
+        details.append(
+            f"| {delay.delay_ms:g} ms | {own} | {theirs} | {rss:.0f} MiB | {cpu:.2f} s "
+            f"| {busy:.2f} |"
+        )
     return Section(
         f"Transfer over latency ({format_size(size)})", config.reproduce("latency"), rows, details
     )

@@ -143,7 +143,12 @@ def test_quick_bench_measures_every_section_and_writes_the_report(tmp_path: Path
         assert (row["status"] == "") == (row["target"] == ""), measure
         if row["unit"] in {"MB/s", "calls/s", "ms", "×"}:
             assert row["value"] > 0, measure
-    transfer = rows["napshare download over TLS (end to end, sha256 verified)"]["value"]
+    transfer = rows["napshare download over TLS (end to end, every piece verified)"]["value"]
+    whole = rows["napshare download over TLS --verify-sha256 (the whole file's sha256 too)"]
+    assert rows["napshare TLS / napshare TLS --verify-sha256"]["value"] == pytest.approx(
+        transfer / whole["value"]
+    )
+    assert rows["receiving client CPU per GiB (napshare TLS --verify-sha256)"]["value"] > 0
     plaintext = rows["napshare download --plaintext"]["value"]
     raw = rows["raw TCP: sendfile → recv_into → file"]["value"]
     assert rows["napshare TLS / raw TCP"]["value"] == pytest.approx(transfer / raw)

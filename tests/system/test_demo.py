@@ -52,6 +52,7 @@ DEMO_VARYING = (
     _varying("the download's time", r" in (?P<value>\d+\.\d) s,", r"\d+\.\d"),
     _varying("the download's rate", r"(?P<value>\d+) MiB/s including", r"\d+"),
     _varying("a file's sha256", r"sha256 peer\d: (?P<value>[0-9a-f]{64})", "[0-9a-f]{64}"),
+    _varying("the sha256 checked", r"^  sha256 (?P<value>[0-9a-f]{64}): checked", "[0-9a-f]{64}"),
     _varying(
         "a file's sha256, searched for",
         r"requested file sha256:(?P<value>[0-9a-f]{64})$",

@@ -22,6 +22,7 @@ from tests.support.downloads import DATA_SIZE, Swarm, part_path
 from tests.support.files import sha256_file
 from tests.support.peers import run_peer
 from tests.support.processes import cli_env
+from tests.support.waiting import wait_until
 
 GIB = 1 << 30
 
@@ -42,9 +43,14 @@ def test_download_by_name_is_verified_and_announced(swarm: Swarm) -> None:
     assert result.sources == (source.link.peer_id,)
     assert result.bytes_received == DATA_SIZE
     assert not part_path(swarm.tmp / "peer2", "aula1.mp4").exists()
-    # Announced by Update right away: the downloader is a source now, with the same digest.
-    listed = {s.peer: s.sha256 for s in swarm.tracker.search("aula1.mp4")}
-    assert listed == {source.link.peer_id: swarm.sha256, downloader.link.peer_id: swarm.sha256}
+
+    # Announced by Update once its sha256 is computed (afterwards, in the background): the
+    # downloader is a source now, with the same digest.
+    def listed() -> dict[str, str]:
+        return {s.peer: s.sha256 for s in swarm.tracker.search("aula1.mp4")}
+
+    wait_until(lambda: len(listed()) == 2)
+    assert listed() == {source.link.peer_id: swarm.sha256, downloader.link.peer_id: swarm.sha256}
     # ...and the folder remembered its digest, so a rescan does not hash it again.
     hashed = downloader.config.folder.hash_count
     downloader.config.folder.scan()

@@ -191,10 +191,12 @@ def test_a_part_filled_out_of_order_resumes_with_only_the_missing_pieces(swarm: 
     received, kept = int(fetched.group(1)), int(fetched.group(2))
     assert kept > 0
     assert received + kept == DATA_SIZE
-    assert "found on disk past the note" not in done.stderr  # the note was trusted, not re-read
+    # The pieces the note lists were read back and checked: without the whole file's sha256,
+    # nothing after this would catch one that went bad on disk.
+    assert f"{kept} bytes an earlier run left checked on disk, {kept} of them good" in done.stderr
 
 
-def test_only_unnoted_pieces_that_hold_bytes_are_checked_on_disk(
+def test_with_the_whole_sha256_checked_only_unnoted_pieces_that_hold_bytes_are_read_back(
     swarm: Swarm, honest: Honest, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
@@ -221,20 +223,27 @@ def test_only_unnoted_pieces_that_hold_bytes_are_checked_on_disk(
         raw.seek(9 * MIB)
         raw.write(b"\0" * MIB)
 
+    # The whole file's sha256 will catch a noted piece gone bad: the note is trusted.
     again = PartFile(
-        target, "aula1.mp4", DATA_SIZE, info.sha256, force=False, pieces_root=info.pieces_root
+        target,
+        "aula1.mp4",
+        DATA_SIZE,
+        info.sha256,
+        force=False,
+        pieces_root=info.pieces_root,
+        whole_sha256=True,
     )
     again.attach(layer)
     try:
         kept = [i for i, done in enumerate(again.verified_pieces()) if done]
-        checked = [r.getMessage() for r in caplog.records if "past the note" in r.getMessage()]
+        checked = [r.getMessage() for r in caplog.records if "checked on disk" in r.getMessage()]
     finally:
         again.close()
 
     assert kept == [0, 3, 7, 40]
     # Pieces 7 and 9 were read back; the holes between the pieces were not.
     assert checked == [
-        f"aula1.mp4: {2 * MIB} bytes found on disk past the note, {MIB} of them good pieces"
+        f"aula1.mp4: {2 * MIB} bytes an earlier run left checked on disk, {MIB} of them good pieces"
     ]
     assert again.resumed_from == 4 * MIB
 

@@ -11,9 +11,13 @@ from pathlib import Path
 import pytest
 from napshare.peer.downloading import writeback
 from napshare.peer.downloading.partfile import PartFile
+from napshare.peer.downloading.pieces import PieceLayer
 from napshare.peer.downloading.writeback import SyncFileRange, Writeback
 from napshare.peer.errors import FolderProblemError
+from napshare.peer.folder.store import digests_of
 
+from tests.support.downloads import part_path
+from tests.support.files import MIB
 from tests.support.waiting import wait_until
 
 KIB = 1024
@@ -193,3 +197,41 @@ def test_a_download_does_not_keep_the_whole_file_in_the_page_cache(
         part.close()
     kept = sum(resident(tmp_path / "f.bin")) * PAGE
     assert kept <= len(data) // 2
+
+
+@pytest.mark.usefixtures("drops_pages")
+def test_two_streams_filling_a_part_from_two_places_each_leave_only_their_last_windows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without the whole-file hash, nothing reads the part back: the writeback follows each
+    # run of pieces, not only the verified prefix, so the second stream's half does not stay
+    # in the page cache until the first stream reaches it.
+    monkeypatch.setattr(writeback, "WINDOW", WINDOW)
+    size = 32 * MIB
+    source = tmp_path / "source"
+    source.write_bytes(os.urandom(size))
+    fd = os.open(source, os.O_RDONLY)
+    try:
+        digests = digests_of(fd, size)
+    finally:
+        os.close(fd)
+    data = memoryview(source.read_bytes())
+    layer = PieceLayer.checked(size, digests.pieces_root, MIB, digests.layer)
+    target = tmp_path / "target"
+    target.mkdir()
+    part = PartFile(
+        target, "f.bin", size, digests.sha256, force=False, pieces_root=digests.pieces_root
+    )
+    try:
+        part.attach(layer)
+        half = size // MIB // 2
+        kept = 0  # the most pages of the part in the page cache at once
+        for index in range(half):
+            for piece in (index, half + index):
+                assert part.put_piece(piece, [data[piece * MIB : (piece + 1) * MIB]])
+            kept = max(kept, sum(resident(part_path(target, "f.bin"))) * PAGE)
+        assert part.verify()
+        part.commit(replace=False)
+    finally:
+        part.close()
+    assert kept <= size // 4

@@ -56,10 +56,13 @@ def test_menu_searches_and_downloads_in_the_background(swarm: Swarm) -> None:
     assert "File aula1.mp4 downloaded successfully into folder peer2\n" in out
     assert out.count("sharing ") == 1  # the LIST after QUIT was never run
     assert sha256_file(swarm.tmp / "peer2" / "aula1.mp4") == swarm.sha256
-    assert {s.peer for s in swarm.tracker.search("aula1.mp4")} == {
-        source.link.peer_id,
-        me.link.peer_id,
-    }
+    # Announced once its sha256 is computed, after the download.
+    wait_until(
+        lambda: (
+            {s.peer for s in swarm.tracker.search("aula1.mp4")}
+            == {source.link.peer_id, me.link.peer_id}
+        )
+    )
 
 
 def test_menu_join_list_and_end_of_input(swarm: Swarm) -> None:

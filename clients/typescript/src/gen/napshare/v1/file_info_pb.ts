@@ -54,16 +54,26 @@ export type FileInfo = Message<"napshare.v1.FileInfo"> & {
   size: bigint;
 
   /**
-   * The SHA-256 digest of the whole file, as 64 lowercase hex characters.
+   * The SHA-256 digest of the whole file, as 64 lowercase hex characters
+   * (what `sha256sum` prints). When `pieces_root` is set, this is an
+   * attribute of the file, not its identity: a downloader verifies the bytes
+   * against the root and may compute the sha256 only afterwards. napshare
+   * announces a downloaded file only once it has computed its sha256, and
+   * does not use again, for that version, a source whose listed sha256 is not
+   * the sha256 of the bytes its root verified. Without a root it is the only
+   * check, made before the file is kept.
    *
    * @generated from field: string sha256 = 3;
    */
   sha256: string;
 
   /**
-   * Optional: the root of the file's SHA-256 Merkle tree as BitTorrent v2
-   * (BEP 52) builds it ("pieces root"), as 64 lowercase hex characters; empty
-   * for an empty file, and from peers that do not compute it. The leaves are
+   * Optional: the file's identity. The root of its SHA-256 Merkle tree as
+   * BitTorrent v2 (BEP 52) builds it ("pieces root"), which verifies every
+   * piece as it arrives, so one hash of the bytes both completes a download
+   * and blames a bad piece on the one peer that sent it (BitTorrent v2 makes
+   * it a file's identity for the same reason). 64 lowercase hex characters;
+   * empty for an empty file, and from peers that do not compute it. The leaves are
    * the SHA-256 of each 16 KiB block (the last may be shorter), the tree is
    * binary and padded on the right with zero hashes to a power of two. The
    * piece size is 1 MiB, doubled while the file would have more than 16,384
