@@ -15,16 +15,58 @@ class InvalidAddressError(LocalizedError, ValueError):
 
 
 def check_host(host: str) -> str:
-    """Return `host` (an IP literal or DNS name) normalised, else raise InvalidAddressError."""
-    candidate = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    try:
-        return str(ipaddress.ip_address(candidate))
-    except ValueError:
-        pass
+    """Return `host` (an IP literal or DNS name) normalised, else raise InvalidAddressError.
+
+    An IP literal comes out in its canonical form (an IPv4-mapped IPv6 address as the IPv4
+    address), a name in lower case. Numbers that only some resolvers read as IPv4 addresses
+    (`127.1`, `0177.0.0.1`, `2130706433`) are neither: a DNS name's last label is never all
+    digits, and two spellings of one address would count as two peers.
+    """
+    canonical = canonical_ip(host)
+    if canonical is not None:
+        return canonical
     name = host.rstrip(".")
     if 0 < len(name) <= 253 and all(_LABEL.fullmatch(label) for label in name.split(".")):
+        if name.rpartition(".")[2].isdigit():
+            raise InvalidAddressError(
+                N_(
+                    "host {host!r} is not an IP address in standard form "
+                    "(such as 192.0.2.1 or 2001:db8::1) nor a DNS name"
+                ),
+                host=host[:80],
+            )
         return name.lower()
     raise InvalidAddressError(N_("host {host!r} is not an IP address or DNS name"), host=host[:80])
+
+
+def check_ip_host(host: str) -> str:
+    """`host` as canonical IP text (check_host), or InvalidAddressError when it is a name:
+    for addresses that count as one peer, which two names of one machine must not split.
+    """
+    checked = check_host(host)
+    if canonical_ip(checked) is None:
+        raise InvalidAddressError(
+            N_(
+                "host {host!r} is a name, not an IP address: give the IP address other peers "
+                "dial (resolve the name first)"
+            ),
+            host=host[:80],
+        )
+    return checked
+
+
+def canonical_ip(text: str) -> str | None:
+    """`text` (an IP literal, brackets allowed) in its one canonical form, an IPv4-mapped IPv6
+    address as the IPv4 address it maps; None when it is no IP literal in standard notation.
+    """
+    candidate = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    try:
+        ip = ipaddress.ip_address(candidate)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ip)
 
 
 def check_port(port: int) -> int:

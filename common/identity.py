@@ -15,6 +15,7 @@ import ipaddress
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -37,6 +38,9 @@ MAX_FILE_BYTES = 64 * 1024  # an identity file larger than this is not one
 MAX_CERTIFICATE_BYTES = 2 * 1024
 # How far a Join's signed time may be from the tracker's clock, either way, in seconds.
 JOIN_CLOCK_SKEW = 300
+JOIN_NONCE_BYTES = 16  # the random nonce a peer signs into each Join
+MIN_JOIN_NONCE_BYTES = 16  # ... and what a tracker takes: from this many bytes
+MAX_JOIN_NONCE_BYTES = 64  # to this many
 _JOIN_CONTEXT = b"napshare.v1 Join\0"
 # The critical extensions a napshare certificate may carry (make_identity writes the first).
 _KNOWN_CRITICAL = frozenset(
@@ -234,12 +238,48 @@ def _write(dir_fd: int, file_name: str, data: bytes) -> None:
     replace_at(dir_fd, file_name, data)
 
 
-def join_message(tracker: str, host: str, port: int, signed_at: int) -> bytes:
-    """What a Join's signature covers: the tracker it is for (its fingerprint, "" when it
-    serves plain text), the address claimed (`host` as sent, maybe empty, and `port`) and the
-    Unix time of signing. A context string keeps it from meaning anything else.
+class JoinedFile(Protocol):
+    """A file as a JoinRequest lists it (a protobuf FileInfo, say)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def sha256(self) -> str: ...
+    @property
+    def pieces_root(self) -> str: ...
+
+
+def join_digest(files: Iterable[JoinedFile], local_addresses: Iterable[str]) -> str:
+    """The SHA-256, in hex, of what a Join lists: "files" NUL, their count NUL, then per file
+    its name, size (decimal), sha256 and pieces root, each followed by NUL; then
+    "local_addresses" NUL, their count NUL, and each address followed by NUL; all UTF-8.
+    (No valid name, digest or address holds a NUL, so no two lists have the same bytes.)
     """
-    fields = [tracker, host, str(port), str(signed_at)]
+    digest = hashlib.sha256()
+    listed = list(files)
+    addresses = list(local_addresses)
+    digest.update(b"files\0%d\0" % len(listed))
+    for file in listed:
+        for field in (file.name, str(file.size), file.sha256, file.pieces_root):
+            digest.update(field.encode("utf-8", "surrogatepass") + b"\0")
+    digest.update(b"local_addresses\0%d\0" % len(addresses))
+    for address in addresses:
+        digest.update(address.encode("utf-8", "surrogatepass") + b"\0")
+    return digest.hexdigest()
+
+
+def join_message(
+    tracker: str, host: str, port: int, signed_at: int, *, nonce: bytes, digest: str
+) -> bytes:
+    """What a Join's signature covers: the tracker it is for (its fingerprint, "" when it
+    serves plain text), the address claimed (`host` as sent, maybe empty, and `port`), the
+    Unix time of signing, the Join's nonce (in hex: a tracker takes each once) and the
+    join_digest of its files and local addresses. A context string keeps it from meaning
+    anything else.
+    """
+    fields = [tracker, host, str(port), str(signed_at), nonce.hex(), digest]
     return _JOIN_CONTEXT + b"\0".join(field.encode("utf-8", "surrogatepass") for field in fields)
 
 

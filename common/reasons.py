@@ -39,7 +39,15 @@ REQUEST_MALFORMED = "REQUEST_MALFORMED"  # bytes that are not the request messag
 CERTIFICATE_INVALID = "CERTIFICATE_INVALID"  # Join's certificate: not DER X.509 ECDSA, too big
 # Tracker, Join's proof of identity.
 JOIN_SIGNATURE_INVALID = "JOIN_SIGNATURE_INVALID"  # UNAUTHENTICATED: bad signature or signed_at
+JOIN_REPLAYED = "JOIN_REPLAYED"  # UNAUTHENTICATED: a Join whose nonce the tracker took already
+# RESOURCE_EXHAUSTED, with RetryInfo: the tracker remembers as many recent Joins as it may.
+JOINS_BUSY = "JOINS_BUSY"
+# RESOURCE_EXHAUSTED, with RetryInfo: a large Join from an address or identity that sent one
+# a moment ago (tracker/largejoins.py).
+LARGE_JOIN_TOO_SOON = "LARGE_JOIN_TOO_SOON"
 ADDRESS_TAKEN = "ADDRESS_TAKEN"  # PERMISSION_DENIED: a live registration of another identity
+# PERMISSION_DENIED: the address check found a TLS server there with another certificate.
+ADDRESS_SERVED_BY_ANOTHER = "ADDRESS_SERVED_BY_ANOTHER"
 ADDRESS_CHECKS_BUSY = "ADDRESS_CHECKS_BUSY"  # RESOURCE_EXHAUSTED, RetryInfo: checks all busy
 # Tracker, the caller's registration.
 PEER_NOT_REGISTERED = "PEER_NOT_REGISTERED"  # NOT_FOUND: never joined, left, or lease ran out

@@ -1,9 +1,14 @@
-"""What every napshare gRPC server has: health, reflection, binding, graceful stop."""
+"""What every napshare gRPC server has: health, reflection, binding, graceful stop, and its
+bounds on connections: a short TLS handshake, at most so many connections in all (within the
+process's open files, raised to the hard limit at start) and per address (common.conncap).
+"""
 
 import logging
+import resource
 import signal
 import threading
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn, TypeVar
 
@@ -11,6 +16,8 @@ import grpc
 from google.protobuf.message import Message
 from grpc_health.v1 import health, health_pb2
 from napshare.common.address import format_address
+from napshare.common.addresskey import AddressKey
+from napshare.common.conncap import ConnectionCap
 from napshare.common.console import tr
 from napshare.common.messages import MalformedRequestError, abort_malformed, parse_request
 from napshare.common.reflection import enable_reflection
@@ -29,6 +36,81 @@ BACKLOG_OPTIONS = [
     ("grpc.server.max_pending_requests", MAX_CONCURRENT_RPCS),
     ("grpc.server.max_pending_requests_hard_limit", MAX_CONCURRENT_RPCS),
 ]
+
+# A connection must finish its TLS handshake within this long, or it is closed (gRPC's own
+# default is 120 s: 1,100 connections that never finish took a process's 1,024 open files).
+HANDSHAKE_SECONDS = 5.0
+# Open files a server leaves to the rest of its process (files served or written, channels
+# to a tracker, a store, other peers, pipes) when it bounds its connections by the limit.
+FDS_KEPT = 256
+
+
+def connection_options(max_connections: int) -> list[tuple[str, int]]:
+    """Server options that close a connection whose TLS handshake takes longer than
+    HANDSHAKE_SECONDS, and any connection past `max_connections` at once.
+    """
+    return [
+        ("grpc.server_handshake_timeout_ms", round(HANDSHAKE_SECONDS * 1000)),
+        ("grpc.max_allowed_incoming_connections", max_connections),
+    ]
+
+
+def connections_allowed(wanted: int) -> int:
+    """`wanted` connections, or fewer if this process may not open that many files and keep
+    FDS_KEPT for the rest (said in the log then); at least 16.
+    """
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft - FDS_KEPT >= wanted:
+        return wanted
+    allowed = max(16, soft - FDS_KEPT)
+    logger.warning(
+        "this process may open %d files, so it takes %d connections at once, not %d: raise "
+        "the limit (ulimit -n, or LimitNOFILE of a service) for more",
+        soft,
+        allowed,
+        wanted,
+    )
+    return allowed
+
+
+def raise_open_files_limit() -> int:
+    """Raise this process's soft limit of open files to its hard limit (a service's soft
+    limit is often 1,024 of a hard one far higher); the soft limit now.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard
+    if hard == resource.RLIM_INFINITY:
+        try:
+            target = int(Path("/proc/sys/fs/nr_open").read_text())
+        except (OSError, ValueError):
+            target = 1 << 20
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError) as error:
+            logger.warning("cannot raise the limit of open files to %d: %s", target, error)
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def cap_connections(
+    server: grpc.Server,
+    port: int,
+    per_address: int,
+    address_key: AddressKey,
+    skip: Callable[[str, int], bool] = lambda _ip, _port: False,
+) -> ConnectionCap:
+    """Keep the connections of each address to `server` (started, listening on `port`) at
+    most `per_address`, until the server stops (common.conncap).
+    """
+    cap = ConnectionCap(port, per_address, address_key, skip=skip).start()
+
+    def stop_with_server() -> None:
+        server.wait_for_termination()
+        cap.stop()
+
+    threading.Thread(target=stop_with_server, name="connection-cap-stop", daemon=True).start()
+    return cap
+
 
 RequestT = TypeVar("RequestT", bound=Message)
 ResponseT = TypeVar("ResponseT")

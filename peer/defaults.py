@@ -23,6 +23,11 @@ DEFAULT_CHUNK_SIZE = 1024 * 1024
 MAX_CHUNK_SIZE = 2 * 1024 * 1024
 UPLOAD_STALL_TIMEOUT = 60.0  # seconds a downloader may take no chunk before its slot is freed
 UPLOADS_PER_ADDRESS = 2  # upload slots one client IP may hold at once
+# Connections a serving peer's server holds at once (serve --max-connections), within its open
+# files, and from one address (--max-connections-per-address): a downloader opens up to
+# STREAMS_PER_PEER a download, a few downloads at once; the tracker's address check one.
+MAX_CONNECTIONS = 1_024
+MAX_CONNECTIONS_PER_ADDRESS = 16
 # Downloads that wait for an upload slot in a serving peer's queue (serve --max-queued), and
 # from one client IP (--max-queued-per-address); each holds one of the server's threads.
 MAX_QUEUED = 32

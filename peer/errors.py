@@ -49,6 +49,16 @@ class TrackerRejectedError(ClientError):
     """The tracker answered with an error about the request itself."""
 
 
+class TrackerBusyError(ClientError):
+    """The tracker asked this peer to come back later (its address checks, or its record of
+    recent Joins, are full; or this peer changed too much too often): `retry_after` seconds.
+    """
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class LeaseLostError(ClientError):
     """The tracker no longer knows this peer (it restarted, or the lease ran out): Join again."""
 
@@ -184,6 +194,11 @@ _FAULT_BY_REASON = {
 }
 # Tracker reasons meaning this peer's registration is gone: Join again.
 _LEASE_LOST = frozenset({reasons.PEER_NOT_REGISTERED, reasons.TOKEN_MISMATCH})
+# Refusals that say "later", with a RetryInfo: a peer keeps trying after that long.
+_COME_BACK_LATER = frozenset(
+    {reasons.ADDRESS_CHECKS_BUSY, reasons.JOINS_BUSY, reasons.LARGE_JOIN_TOO_SOON}
+)
+MAX_TRACKER_RETRY_AFTER = 600.0  # the longest a tracker's RetryInfo makes a peer wait
 
 
 # What gRPC's UNAVAILABLE says when no connection could be made (refused, no route, timeout).
@@ -267,6 +282,11 @@ def tracker_error(tracker: str, error: grpc.RpcError) -> ClientError:
         lost = code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAUTHENTICATED)
     else:
         lost = found.reason in _LEASE_LOST
+    if found is not None and found.reason in _COME_BACK_LATER and found.retry_delay is not None:
+        return TrackerBusyError(
+            tr("tracker {tracker} is busy: {details}", tracker=tracker, details=details),
+            min(max(found.retry_delay, 0.0), MAX_TRACKER_RETRY_AFTER),
+        )
     if lost:
         return LeaseLostError(
             tr(

@@ -18,6 +18,8 @@ from napshare.common.serving import stop_gracefully
 from napshare.peer.defaults import (
     DEFAULT_CHUNK_SIZE,
     DIALBACK_RATE,
+    MAX_CONNECTIONS,
+    MAX_CONNECTIONS_PER_ADDRESS,
     MAX_DIALBACKS,
     MAX_QUEUED,
     MAX_UPLOADS,
@@ -32,7 +34,7 @@ from napshare.peer.defaults import (
 from napshare.peer.downloading.engine import Downloader, DownloadOptions, DownloadResult
 from napshare.peer.downloading.folder_job import FolderPlan, download_folder, plan_folder
 from napshare.peer.downloading.reporting import StatusReporter
-from napshare.peer.errors import ClientError, TrackerUnreachableError
+from napshare.peer.errors import ClientError, TrackerBusyError, TrackerUnreachableError
 from napshare.peer.folder.store import SharedFolder
 from napshare.peer.reach.addresses import local_addresses
 from napshare.peer.reach.listener import ReachListener
@@ -82,6 +84,8 @@ class NodeConfig:
     # Where peers behind the same NAT reach this one (`ip:port`); None: this host's address
     # on the way to the tracker (or the bound one), found at each Join.
     local_addresses: tuple[str, ...] | None = None
+    max_connections: int = MAX_CONNECTIONS  # held by the server at once
+    max_connections_per_address: int = MAX_CONNECTIONS_PER_ADDRESS
 
 
 @dataclass
@@ -144,6 +148,9 @@ class Node:
             metrics=metrics,
             tls=None if config.transport.plaintext else self.identity,
             callers=self.callers,
+            max_connections=config.max_connections,
+            max_connections_per_address=config.max_connections_per_address,
+            own_host=own_server_host(bound),
         )
         self.dialled = PathCounts()  # connections dialled out and spliced in, by path
         self.reach = ReachListener(
@@ -229,11 +236,9 @@ class Node:
         self.reach.start()
         try:
             self.link.join()
-        except TrackerUnreachableError as error:
-            logger.warning("%s; will keep trying", error)
-            self.link.start(unreachable=True)
-        else:
-            self.link.start()
+        except (TrackerUnreachableError, TrackerBusyError) as error:
+            self.link.failed(error)  # said once; the link joins again when it may
+        self.link.start()
 
     def download_in_background(
         self,

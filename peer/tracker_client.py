@@ -4,6 +4,7 @@ and the calls that reach peers behind NATs: Listen (the serving side's stream) a
 
 import functools
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -20,7 +21,13 @@ from napshare.common.address import (
     parse_address,
 )
 from napshare.common.console import tr
-from napshare.common.identity import MAX_CERTIFICATE_BYTES, Identity, join_message
+from napshare.common.identity import (
+    JOIN_NONCE_BYTES,
+    MAX_CERTIFICATE_BYTES,
+    Identity,
+    join_digest,
+    join_message,
+)
 from napshare.common.names import InvalidNameError, check_file_name, check_folder, check_sha256
 from napshare.common.protocol import MAX_PAGE_SIZE
 from napshare.common.tls import pinned_channel, speaks_tls
@@ -130,6 +137,33 @@ class Registration:
     reachable: bool = False  # the tracker reached this peer's PeerService at its address
 
 
+def sign_join(
+    request: tracker_pb2.JoinRequest,
+    identity: Identity,
+    tracker: str,
+    *,
+    signed_at: int | None = None,
+) -> tracker_pb2.JoinRequest:
+    """Sign `request` (its host, port, files and local addresses set) as `identity`, for the
+    tracker whose identity is `tracker` ("" when it serves plain text), now (or at
+    `signed_at`), with a fresh nonce; returns it.
+    """
+    request.certificate = identity.certificate_der
+    request.signed_at = int(time.time()) if signed_at is None else signed_at
+    request.nonce = secrets.token_bytes(JOIN_NONCE_BYTES)
+    request.signature = identity.sign(
+        join_message(
+            tracker,
+            request.host,
+            request.port,
+            request.signed_at,
+            nonce=request.nonce,
+            digest=join_digest(request.files, request.local_addresses),
+        )
+    )
+    return request
+
+
 def _infos(files: Iterable[SharedFile]) -> list[file_info_pb2.FileInfo]:
     return [
         file_info_pb2.FileInfo(name=f.name, size=f.size, sha256=f.sha256, pieces_root=f.pieces_root)
@@ -204,12 +238,7 @@ class TrackerClient:
         )
         self._failing_over(self._connected)  # the pin, before signing for it
         if identity is not None:
-            signed_at = int(time.time())
-            request.certificate = identity.certificate_der
-            request.signed_at = signed_at
-            request.signature = identity.sign(
-                join_message(self.tracker_identity, host, port, signed_at)
-            )
+            sign_join(request, identity, self.tracker_identity)
         reply = self._call(lambda stub: stub.Join, request)
         return Registration(
             reply.peer_id,
@@ -508,7 +537,7 @@ class TrackerClient:
             if self.plaintext:
                 return self._open(address, grpc.insecure_channel(address, options=_CHANNEL_OPTIONS))
             if self._certificate is None:
-                certificate = tracker_certificate(self.transport, address)
+                certificate = tracker_certificate(self.transport, address, self.addresses)
                 self.tracker_identity = pinned_fingerprint(certificate)
                 self._certificate = certificate
             channel = pinned_channel(address, self._certificate, _CHANNEL_OPTIONS)

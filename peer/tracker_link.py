@@ -8,14 +8,22 @@ interval, so a restarted tracker hears NOT_FOUND's re-join within moments.
 """
 
 import logging
+import socket
 import threading
 from collections.abc import Callable, Iterable, Sequence
 
+from napshare.common.address import canonical_ip
+from napshare.common.console import tr
 from napshare.common.identity import Identity
 from napshare.common.protocol import HEARTBEAT_INTERVAL
 from napshare.peer.backoff import Backoff
 from napshare.peer.defaults import RESCAN_INTERVAL, TRACKER_RETRY_CAP
-from napshare.peer.errors import ClientError, LeaseLostError, TrackerUnreachableError
+from napshare.peer.errors import (
+    ClientError,
+    LeaseLostError,
+    TrackerBusyError,
+    TrackerUnreachableError,
+)
 from napshare.peer.folder.store import FolderError, SharedFile, SharedFolder
 from napshare.peer.tracker_client import Registration, TrackerClient
 
@@ -68,7 +76,9 @@ class TrackerLink:
         self._wake = threading.Event()
         self._reconnected = threading.Event()  # heartbeat (or join) now, not at the interval
         self._threads: list[threading.Thread] = []
-        self._unreachable = False  # the tracker was down at start, and the user was told
+        self._retry = Backoff(TRACKER_RETRY_CAP)  # between Joins that fail
+        self._failing = False  # a failed Join was told, and none succeeded since
+        self._wait_first = 0.0  # seconds the heartbeat thread waits before its first Join
 
     @property
     def peer_id(self) -> str:
@@ -81,7 +91,7 @@ class TrackerLink:
         with self._lock:
             files = self.folder.scan()
             registration = self.tracker.join(
-                self.host,
+                announced_host(self.host),
                 self.port,
                 files,
                 identity=self.identity,
@@ -109,13 +119,14 @@ class TrackerLink:
             self.on_registered(registration)
         return registration
 
-    def start(self, *, unreachable: bool = False) -> None:
-        """Start heartbeating and rescanning (joining first, in the background, if needed).
-
-        `unreachable`: a Join just failed because the tracker is down, and the user was told;
-        the next line is when it is back.
+    def failed(self, error: ClientError) -> None:
+        """A Join made outside the link (the first, at start) failed with `error`: say so
+        once; the link's loop joins again after the delay the failure asks for.
         """
-        self._unreachable = unreachable
+        self._wait_first = self._after_failure(error)
+
+    def start(self) -> None:
+        """Start heartbeating and rescanning (joining first, in the background, if needed)."""
         self.tracker.watch_reconnects(self._on_reconnect)
         for target, name in ((self._heartbeats, "heartbeat"), (self._rescans, "rescan")):
             thread = threading.Thread(
@@ -160,24 +171,44 @@ class TrackerLink:
                 )
                 self._stop.wait(SUPERVISOR_PAUSE)
 
+    def _after_failure(self, error: ClientError | FolderError) -> float:
+        """Say once that Joins fail (and how long this peer waits when the tracker is busy);
+        the seconds to wait before the next Join: the backoff, or longer if the tracker asks.
+        """
+        delay = self._retry.next()
+        if isinstance(error, TrackerBusyError):
+            delay = max(delay, error.retry_after)
+        if not self._failing:
+            if isinstance(error, TrackerBusyError):
+                logger.warning(
+                    tr(
+                        "{error}; joining again in {seconds:.0f} s, and as often as it asks",
+                        error=error,
+                        seconds=max(1.0, delay),
+                    )
+                )
+            else:
+                logger.warning(tr("{error}; will keep trying", error=error))
+        self._failing = True
+        return delay
+
     def _heartbeats(self) -> None:
-        retry = Backoff(TRACKER_RETRY_CAP)
-        unreachable = self._unreachable
+        if self._wait_first:
+            self._sleep(self._wait_first)
         while not self._stop.is_set():
             registration = self._registration
             if registration is None:
                 try:
                     self.join()
                 except (ClientError, FolderError) as error:
-                    if not unreachable:
-                        logger.warning("%s; will keep trying", error)
-                    unreachable = True
-                    self._sleep(retry.next())
+                    self._sleep(self._after_failure(error))
                     continue
-                if unreachable:
-                    logger.warning("tracker %s is back; joined again", self.tracker.address)
-                retry.reset()
-                unreachable = False
+                if self._failing:
+                    logger.warning(
+                        tr("tracker {tracker} is back; joined again", tracker=self.tracker.address)
+                    )
+                self._retry.reset()
+                self._failing = False
                 continue
             interval = registration.heartbeat_interval or HEARTBEAT_INTERVAL
             woken = self._sleep(interval)
@@ -195,7 +226,7 @@ class TrackerLink:
             except ClientError as error:
                 if self._forget(registration):
                     logger.warning("heartbeat failed: %s; will join again when it answers", error)
-                    unreachable = isinstance(error, TrackerUnreachableError)
+                    self._failing = isinstance(error, TrackerUnreachableError)
 
     def _rescans(self) -> None:
         while not self._stop.wait(self.rescan_interval):
@@ -256,6 +287,23 @@ class TrackerLink:
         woken = self._wake.wait(seconds)
         self._wake.clear()
         return woken or self._stop.is_set()
+
+
+def announced_host(host: str) -> str:
+    """What a Join announces for `host` (--host): "" (the address the tracker sees), an IP
+    literal as it is, or the IP address a name resolves to now, since the tracker takes only
+    addresses (two names of one machine would be two peers). Raises ClientError when the name
+    does not resolve.
+    """
+    if not host or canonical_ip(host) is not None:
+        return host
+    try:
+        found = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except OSError as error:
+        raise ClientError(
+            tr("cannot resolve --host {host}: {error}", host=host, error=error.strerror or error)
+        ) from None
+    return str(found[0][4][0])
 
 
 def _few(names: Iterable[str], shown: int = 5) -> str:

@@ -4,13 +4,16 @@ certificate first seen, kept in `.napshare/known_trackers.json`), and this peer'
 
 import contextlib
 import errno
+import ipaddress
 import json
 import logging
 import os
+import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from napshare.common.address import parse_address
+from napshare.common.address import canonical_ip, format_address, parse_address
 from napshare.common.console import tr
 from napshare.common.files import replace_at
 from napshare.common.identity import (
@@ -55,12 +58,14 @@ class Transport:
 PLAINTEXT = Transport()
 
 
-def tracker_certificate(transport: Transport, address: str) -> bytes:
+def tracker_certificate(transport: Transport, address: str, replicas: Sequence[str] = ()) -> bytes:
     """The tracker's certificate (PEM) to pin, checked against what `transport` knows.
 
-    Without --tracker-cert, the certificate is fetched with a TLS handshake and compared with
-    --tracker-fingerprint or the one first seen. Raises TrackerIdentityError when it differs
-    or the tracker speaks no TLS, TrackerUnreachableError when it does not answer.
+    Without --tracker-cert, the certificate is fetched from `address` with a TLS handshake
+    and compared with --tracker-fingerprint or the one first seen at any address of that
+    tracker: `address`, the other `replicas` named with it, and their other spellings
+    (pin_keys). Raises TrackerIdentityError when it differs or the tracker speaks no TLS,
+    TrackerUnreachableError when it does not answer.
     """
     if transport.tracker_cert is not None:
         return transport.tracker_cert
@@ -90,8 +95,37 @@ def tracker_certificate(transport: Transport, address: str) -> bytes:
             )
         )
     if expected is None and transport.known_trackers is not None:
-        _check_known(transport.known_trackers, address, seen)
+        _check_known(transport.known_trackers, address, [address, *replicas], seen)
     return certificate_pem(der)
+
+
+def pin_keys(address: str) -> list[str]:
+    """The keys under which known_trackers.json keeps the pin of the tracker at `address`
+    (`host:port`): one per way of naming that host, so that every spelling of one tracker
+    finds the one pin. A host on this machine (127.0.0.0/8, ::1, localhost) is `localhost`;
+    an IP address is in canonical form; a name is itself and each address it resolves to.
+    """
+    host, port = parse_address(address)
+    hosts = [host]
+    if canonical_ip(host) is None:
+        try:
+            found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError:
+            found = []
+        hosts += [str(info[4][0]) for info in found]
+    keys: list[str] = []
+    for each in hosts:
+        key = format_address(_pinned_host(each), port)
+        if key not in keys:
+            keys.append(key)
+    return keys
+
+
+def _pinned_host(host: str) -> str:
+    canonical = canonical_ip(host)
+    if canonical is None:
+        return "localhost" if host == "localhost" else host
+    return "localhost" if ipaddress.ip_address(canonical).is_loopback else canonical
 
 
 def pinned_fingerprint(certificate: bytes) -> str:
@@ -168,32 +202,42 @@ def known_trackers_file(root: Path) -> Path:
     return root / STATE_DIR / KNOWN_TRACKERS_FILE
 
 
-def _check_known(path: Path, address: str, seen: str) -> None:
-    """Trust on first use: remember `seen` for `address`, or fail if another was seen before."""
+def _check_known(path: Path, address: str, addresses: Sequence[str], seen: str) -> None:
+    """Trust on first use: remember `seen` for the tracker at `addresses` (all its replicas),
+    under every key of each (pin_keys); or fail if another fingerprint was seen before under
+    any of them.
+    """
     known = _read_known(path)
-    before = known.get(address)
-    if before == seen:
-        return
-    if before is not None:
-        raise TrackerIdentityError(
-            tr(
-                "TRACKER CERTIFICATE CHANGED: {tracker} now has fingerprint {seen}, not {before} "
-                "as first seen; someone may be posing as it. If the tracker really has a new "
-                "certificate, delete its entry in {path}",
-                tracker=address,
-                seen=seen,
-                before=before,
-                path=path,
+    keys: list[str] = []
+    for each in addresses:
+        keys += [key for key in pin_keys(each) if key not in keys]
+    before = [(key, known[key]) for key in keys if key in known]
+    for key, fingerprint_before in before:
+        if fingerprint_before != seen:
+            raise TrackerIdentityError(
+                tr(
+                    "TRACKER CERTIFICATE CHANGED: {tracker} now has fingerprint {seen}, not "
+                    "{before} as first seen (at {where}); someone may be posing as it. If the "
+                    "tracker really has a new certificate, delete its entries in {path}",
+                    tracker=address,
+                    seen=seen,
+                    before=fingerprint_before,
+                    where=key,
+                    path=path,
+                )
             )
-        )
-    known[address] = seen
+    if len(before) == len(keys):
+        return
+    for key in keys:
+        known[key] = seen
     _write_known(path, known)
-    logger.warning(
-        "trusting tracker %s on first use: certificate fingerprint %s (kept in %s)",
-        address,
-        seen,
-        path,
-    )
+    if not before:
+        logger.warning(
+            "trusting tracker %s on first use: certificate fingerprint %s (kept in %s)",
+            address,
+            seen,
+            path,
+        )
 
 
 def _read_known(path: Path) -> dict[str, str]:
@@ -215,7 +259,24 @@ def _read_known(path: Path) -> dict[str, str]:
         raise IdentityFilesError(
             tr("{path} is corrupt: delete it to trust trackers anew", path=path)
         )
-    return known
+    return _under_pin_keys(known)
+
+
+def _under_pin_keys(known: dict[str, str]) -> dict[str, str]:
+    """`known` with each key as pin_keys writes it (earlier versions kept the address as
+    typed): 127.0.0.1:1099 becomes localhost:1099. Names are not resolved here.
+    """
+    kept: dict[str, str] = {}
+    for key, seen in known.items():
+        try:
+            host, port = parse_address(key)
+            normal = format_address(_pinned_host(host), port)
+        except ValueError:
+            normal = key
+        if kept.get(normal, seen) != seen:
+            normal = key  # two pins where one is now: keep both, each refuses the other
+        kept[normal] = seen
+    return kept
 
 
 def _write_known(path: Path, known: dict[str, str]) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from napshare.common import logsetup
 from napshare.common.address import format_address
+from napshare.common.addresskey import add_ipv6_prefix_flag, address_key_from_args
 from napshare.common.cliargs import OneLineParser, add_metrics_flags, host_name, int_in_range
 from napshare.common.console import tr
 from napshare.common.exitcodes import ExitCode, epilog
@@ -63,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     add_cap_flags(parser)
+    add_ipv6_prefix_flag(parser)
     add_metrics_flags(parser)
     parser.add_argument(
         "--log-level",
@@ -109,7 +111,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     endpoint = None
     try:
         relay, port = create_relay(
-            args.host, args.port, trusted, caps_from_args(args), metrics=metrics
+            args.host,
+            args.port,
+            trusted,
+            caps_from_args(args),
+            metrics=metrics,
+            address_key=address_key_from_args(args),
         )
         if metrics is not None:
             try:

@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from napshare.common.addresskey import AddressKey
 from napshare.common.metrics import Metrics
 from napshare.common.ratelimit import TokenBucket
 from napshare.common.relay_wire import (
@@ -98,8 +99,10 @@ class Relay:
         trusted: Sequence[bytes],
         caps: RelayCaps,
         clock: Callable[[], float],
+        address_key: AddressKey,
     ) -> None:
         self.caps = caps
+        self._address_key = address_key
         self._listener = listener
         self._port: int = listener.getsockname()[1]
         self._trusted = list(trusted)
@@ -227,7 +230,7 @@ class Relay:
                 if error.errno in _OUT_OF:
                     self._pause_accepting()
                 return
-            address = str(peer[0])
+            address = self._address_key(str(peer[0]))  # an IPv6 address counts per /64
             sock.setblocking(False)
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -395,12 +398,14 @@ def create_relay(
     *,
     metrics: Metrics | None = None,
     clock: Callable[[], float] = time.time,
+    address_key: AddressKey | None = None,
 ) -> tuple[Relay, int]:
     """Start a relay on host:port (0 picks a free port) that accepts the tickets of the
     trackers whose certificates (DER) are `trusted`; return it with its port.
 
     With `metrics`, its sessions, refusals and bytes are reported there (relay_metrics).
-    `clock` is the Unix time tickets are checked against. Raises
+    `clock` is the Unix time tickets are checked against; `address_key` what one address is
+    to the cap on connections waiting per address (IPv6 per /64 by default). Raises
     common.serving.PortInUseError if the address cannot be bound.
     """
     caps = caps or RelayCaps()
@@ -419,7 +424,7 @@ def create_relay(
     except OSError as error:
         listener.close()
         raise port_in_use(host, port) from error
-    relay = Relay(listener, trusted, caps, clock).start()
+    relay = Relay(listener, trusted, caps, clock, address_key or AddressKey()).start()
     if metrics is not None:
         relay_metrics(metrics, relay)
     logger.debug("relay listening on port %d", relay.port)

@@ -48,8 +48,8 @@ class Catalog:
         self._ids = NameTable(self._names)
         self._owners: list[_Owner] = []
         self._records = bytearray()
-        self._free: list[int] = []
         self.keywords = KeywordIndex(self._names)
+        self._free = self.keywords.clean  # ids reused only once out of every keyword bucket
         self.contents = ContentIndex(self._digests_of)
         self.name_bytes = 0  # UTF-8 bytes of the distinct names
 
@@ -131,7 +131,6 @@ class Catalog:
         self._ids.remove(name)
         self._names[name_id] = None
         self._owners[name_id] = None
-        self._free.append(name_id)
         self.keywords.remove(name_id, name)
         self._unindex(record)
 

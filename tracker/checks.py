@@ -15,7 +15,7 @@ from typing import NamedTuple, Protocol
 from napshare.common import reasons
 from napshare.common.address import (
     InvalidAddressError,
-    check_host,
+    check_ip_host,
     check_port,
     format_address,
     normal_address,
@@ -97,9 +97,12 @@ class BrowseQuery(NamedTuple):
 
 
 def peer_id_of(host: str, port: int) -> str:
-    """The peer id a Join for host:port registers, or InvalidRequestError."""
+    """The peer id a Join for host:port registers, or InvalidRequestError: the host as
+    canonical IP text (every spelling of an address is one peer; a name is refused, since two
+    names of one machine would be two peers).
+    """
     try:
-        return format_address(check_host(host), check_port(port))
+        return format_address(check_ip_host(host), check_port(port))
     except InvalidAddressError as error:
         raise InvalidRequestError(str(error), reasons.ADDRESS_INVALID) from None
 

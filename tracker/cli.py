@@ -10,11 +10,13 @@ from typing import TYPE_CHECKING
 
 from napshare.common import logsetup
 from napshare.common.address import format_address
+from napshare.common.addresskey import add_ipv6_prefix_flag, address_key_from_args
 from napshare.common.cliargs import (
     OneLineParser,
     add_metrics_flags,
     add_version,
     int_in_range,
+    non_negative_number,
     positive_number,
 )
 from napshare.common.console import tr
@@ -27,9 +29,20 @@ from napshare.tracker.connects import (
     MAX_PEER_DIALS,
     PENDING_SECONDS,
 )
-from napshare.tracker.limits import Limits, flag
+from napshare.tracker.largejoins import LARGE_JOIN_FILES, LARGE_JOIN_INTERVAL
+from napshare.tracker.limits import (
+    MAX_CONNECTIONS,
+    MAX_CONNECTIONS_PER_ADDRESS,
+    Limits,
+    flag,
+)
 from napshare.tracker.relaying import add_relay_flags, check_relay_flags, start_relay
-from napshare.tracker.store.base import MAX_CANDIDATES, MAX_CONCURRENT_SEARCHES
+from napshare.tracker.store.base import (
+    MAX_CANDIDATES,
+    MAX_CONCURRENT_SEARCHES,
+    MAX_JOIN_NONCES,
+    NONCE_SECONDS,
+)
 from napshare.tracker.store.factory import MEMORY, check_store
 from napshare.tracker.switchboard import LISTEN_KEEPALIVE, MAX_LISTENERS
 
@@ -195,6 +208,64 @@ def _add_limit_flags(parser: argparse.ArgumentParser) -> None:
             metavar="N",
             help=helps[limit],
         )
+    group.add_argument(
+        "--max-connections",
+        type=int_in_range(16, MAX_LIMIT),
+        default=MAX_CONNECTIONS,
+        metavar="N",
+        help=tr(
+            "connections held at once, within the open files this process may have; more are "
+            "closed at once (default {n:,})",
+            n=MAX_CONNECTIONS,
+        ),
+    )
+    group.add_argument(
+        "--max-connections-per-address",
+        type=int_in_range(1, MAX_LIMIT),
+        default=MAX_CONNECTIONS_PER_ADDRESS,
+        metavar="N",
+        help=tr(
+            "connections from one IP address at once; past it, its newest are closed and it "
+            "may open no more until it holds fewer (default {n:,})",
+            n=MAX_CONNECTIONS_PER_ADDRESS,
+        ),
+    )
+    group.add_argument(
+        "--large-join-files",
+        type=int_in_range(1, MAX_LIMIT),
+        default=LARGE_JOIN_FILES,
+        metavar="N",
+        help=tr(
+            "a Join of this many files or more is large: one address or identity may send "
+            "one every --large-join-interval (default {n:,})",
+            n=LARGE_JOIN_FILES,
+        ),
+    )
+    group.add_argument(
+        "--large-join-interval",
+        type=non_negative_number,
+        default=LARGE_JOIN_INTERVAL,
+        metavar="SECONDS",
+        help=tr(
+            "seconds between two large Joins of one address or identity; one sooner is "
+            "refused with RESOURCE_EXHAUSTED and the time to wait (default {n:g}; 0: no limit)",
+            n=LARGE_JOIN_INTERVAL,
+        ),
+    )
+    add_ipv6_prefix_flag(group)
+    group.add_argument(
+        "--max-join-nonces",
+        type=int_in_range(1, MAX_LIMIT),
+        default=MAX_JOIN_NONCES,
+        metavar="N",
+        help=tr(
+            "signed Joins remembered at once, each for {seconds} s, so that none is taken "
+            "twice (a copy of one seen on the wire); past it, signed Joins are refused with "
+            "RESOURCE_EXHAUSTED until the oldest is forgotten (default {n:,})",
+            seconds=NONCE_SECONDS,
+            n=MAX_JOIN_NONCES,
+        ),
+    )
 
 
 def _add_reach_flags(parser: argparse.ArgumentParser) -> None:
@@ -268,11 +339,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler.addFilter(console.ConsoleFirst())
     from grpc_health.v1.health import HealthServicer  # noqa: PLC0415 - only now may gRPC load
     from napshare.common.identity import IdentityError  # noqa: PLC0415
-    from napshare.common.serving import PortInUseError, stop_gracefully, wait_for_signal  # noqa: PLC0415
+    from napshare.common.serving import (  # noqa: PLC0415
+        PortInUseError,
+        raise_open_files_limit,
+        stop_gracefully,
+        wait_for_signal,
+    )
     from napshare.tracker.errors import TrackerError  # noqa: PLC0415
     from napshare.tracker.server import create_server, tracker_metrics  # noqa: PLC0415
     from napshare.tracker.store.factory import StoreConfigError, open_store  # noqa: PLC0415
 
+    raise_open_files_limit()  # a service's soft limit (often 1,024) holds few connections
     try:
         identity = None if args.plaintext else _identity(args)
     except (IdentityError, OSError) as error:
@@ -284,6 +361,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.heartbeat_interval,
             max_concurrent_searches=args.max_concurrent_searches,
             limits=_limits(args),
+            address_key=address_key_from_args(args),
+            max_join_nonces=args.max_join_nonces,
+            large_join_files=args.large_join_files,
+            large_join_interval=args.large_join_interval,
         )
     except StoreConfigError as error:
         print(f"napshare-tracker: {error}", file=sys.stderr)
@@ -312,6 +393,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             connect_rate=args.connect_rate,
             max_peer_dials=args.max_peer_dials,
             relay=relay,
+            max_connections=args.max_connections,
+            max_connections_per_address=args.max_connections_per_address,
         )
         if metrics is not None:
             try:

@@ -5,7 +5,8 @@ bucket per caller IP, `--connect-rate`), the peer's pending dials (`--max-peer-d
 last PENDING_SECONDS), then sends the peer, over its Listen stream (tracker.switchboard), a
 reverse dial to the caller (a fresh session and secret) or a relay session (tickets signed by
 the tracker for each side), and answers the caller with its half. A caller from the public IP
-address the peer joined from also gets the peer's local addresses. No gRPC here.
+address the peer joined from (its IPv6 network: common.addresskey) also gets the peer's local
+addresses. No gRPC here.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from napshare.tracker.store.base import Contact, IndexStore
 from napshare.tracker.switchboard import Switchboard
 from napshare.v1 import relay_pb2, tracker_pb2
 
-CONNECT_RATE = 10.0  # Connect calls per second per caller IP (--connect-rate)
+CONNECT_RATE = 10.0  # Connect calls per second per caller address key (--connect-rate)
 CONNECT_BURST_SECONDS = 4.0  # a caller may spend this many seconds of its rate at once
 MAX_PEER_DIALS = 16  # dials sent to one peer in the last PENDING_SECONDS (--max-peer-dials)
 PENDING_SECONDS = 10.0  # how long a dial counts as pending: the longest a side waits for it
@@ -148,14 +149,15 @@ class Connects:
                 "the call comes from no IP address, so no peer could dial it",
                 reasons.CALLER_ADDRESS_UNKNOWN,
             )
-        self._charge(caller)
+        caller_key = self._index.address_key(caller)  # an IPv6 caller counts per /64
+        self._charge(caller_key)
         contact = self._index.contact(peer_id)  # PEER_ID_INVALID, PEER_NOT_REGISTERED
         if not contact.identity:
             raise AnonymousPeerError(
                 f"peer {contact.peer_id} joined anonymously: nothing could check who answers "
                 "a dial, so the tracker connects nobody to it"
             )
-        local = contact.local_addresses if contact.source == caller else ()
+        local = contact.local_addresses if contact.source == caller_key else ()
         if not reverse and self.relay is None:
             raise RelayUnavailableError(
                 "this tracker offers no relay (it runs with --no-relay, or serves plain text)"
@@ -220,7 +222,7 @@ class Connects:
             self._answered[path] += 1
 
     def _charge(self, caller: str) -> None:
-        """Take one call from `caller`'s bucket, or ConnectRateError."""
+        """Take one call from the bucket of `caller` (an address key), or ConnectRateError."""
         with self._lock:
             bucket = self._callers.get(caller)
             if bucket is None:

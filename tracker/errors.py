@@ -68,10 +68,22 @@ class ProofInvalidError(TrackerError):
     default_reason = reasons.JOIN_SIGNATURE_INVALID
 
 
+class JoinReplayedError(ProofInvalidError):
+    """A signed Join whose nonce the tracker took already: a copy of an earlier Join."""
+
+    default_reason = reasons.JOIN_REPLAYED
+
+
 class AddressTakenError(TrackerError):
     """A live registration of another identity holds the address a Join claims."""
 
     default_reason = reasons.ADDRESS_TAKEN
+
+
+class ServedByAnotherError(AddressTakenError):
+    """The claimed address answers TLS with another certificate than the Join's."""
+
+    default_reason = reasons.ADDRESS_SERVED_BY_ANOTHER
 
 
 class StoreUnavailableError(TrackerError):
@@ -153,6 +165,49 @@ def address_taken(peer_id: str) -> AddressTakenError:
     return AddressTakenError(
         f"address {peer_id} is registered by a live peer of another identity; it stays so "
         "until that peer leaves or its lease runs out"
+    )
+
+
+def joins_busy(retry_delay: float, limit: int) -> BusyError:
+    """The error for a signed Join refused because the tracker remembers as many recent Joins
+    (their nonces) as it may.
+    """
+    return BusyError(
+        f"the tracker remembers {limit:,} recent Joins, as many as it may; join again in "
+        f"{retry_delay:.0f} s",
+        reason=reasons.JOINS_BUSY,
+        metadata={"limit": str(limit), "flag": "--max-join-nonces"},
+        retry_delay=retry_delay,
+    )
+
+
+def large_join_too_soon(retry_delay: float, files: int, interval: float) -> BusyError:
+    """The error for a Join of `files` or more files from an address or identity that sent
+    one less than `interval` seconds ago.
+    """
+    return BusyError(
+        f"a Join of {files:,} files or more is taken once in {interval:g} s from one address "
+        f"or identity; join again in {max(1.0, retry_delay):.0f} s",
+        reason=reasons.LARGE_JOIN_TOO_SOON,
+        metadata={"limit": f"{interval:g}", "flag": "--large-join-interval"},
+        retry_delay=retry_delay,
+    )
+
+
+def join_in_progress(peer_id: str) -> BusyError:
+    """The error for a Join of `peer_id` while a big Join of it is still being added."""
+    return BusyError(
+        f"a Join of {peer_id} is still being added to the index; join again in 1 s",
+        reason=reasons.LARGE_JOIN_TOO_SOON,
+        retry_delay=1.0,
+    )
+
+
+def join_replayed() -> JoinReplayedError:
+    """The error for a signed Join whose nonce was taken before."""
+    return JoinReplayedError(
+        "this Join's nonce was taken before: it is a copy of an earlier Join. Sign a new one "
+        "(napshare peers do, with a fresh nonce, at every Join)"
     )
 
 

@@ -26,11 +26,19 @@ from array import array
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 
+from napshare.common.addresskey import AddressKey
 from napshare.common.protocol import HEARTBEAT_INTERVAL
 from napshare.tracker import paging
 from napshare.tracker.catalog import Catalog, pack_record, unpack_record
 from napshare.tracker.checks import MAX_FILES, CheckedFiles, SearchQuery
-from napshare.tracker.errors import address_taken, not_registered, unknown_contact, wrong_token
+from napshare.tracker.errors import (
+    address_taken,
+    join_in_progress,
+    not_registered,
+    unknown_contact,
+    wrong_token,
+)
+from napshare.tracker.largejoins import LARGE_JOIN_FILES, LARGE_JOIN_INTERVAL
 from napshare.tracker.limits import (
     PER_ADDRESS,
     WHOLE_INDEX,
@@ -40,9 +48,11 @@ from napshare.tracker.limits import (
     check,
     too_many_files,
 )
+from napshare.tracker.nonces import RecentNonces
 from napshare.tracker.store.base import (
     MAX_CANDIDATES,
     MAX_CONCURRENT_SEARCHES,
+    MAX_JOIN_NONCES,
     SEARCH_BUDGET,
     Contact,
     DeadPeer,
@@ -58,9 +68,13 @@ from napshare.tracker.store.base import (
 logger = logging.getLogger(__name__)
 
 _INSORT_MAX = 64  # new files of one call inserted one by one; more are sorted in at once
-# Files of departed peers are dropped at most this many per hold of the lock, so RPCs and
-# health keep answering while a million entries go.
+# Files of departed peers are dropped, and those of a big Join added, at most this many per
+# hold of the lock, so RPCs and health keep answering while a million entries go or 50,000
+# come (a Join holding the lock throughout held everyone else up to 9 s).
 DROP_SLICE = 1000
+# ... and at most this many bytes of names: the keyword index's work is per character, and a
+# thousand names of 250 bytes took 0.3 s.
+SLICE_BYTES = 64 * 1024
 SLICE_PAUSE = 0.001  # seconds between slices, for the threads waiting for the lock
 PURGE_SECONDS = 1.0  # expire() returns after this long even with files left to drop
 
@@ -145,6 +159,10 @@ class TrackerIndex(IndexStore):
         limits: Limits | None = None,
         max_candidates: int | None = None,
         page_token_secret: bytes | None = None,
+        address_key: AddressKey | None = None,
+        max_join_nonces: int = MAX_JOIN_NONCES,
+        large_join_files: int = LARGE_JOIN_FILES,
+        large_join_interval: float = LARGE_JOIN_INTERVAL,
     ) -> None:
         if not (math.isfinite(heartbeat_interval) and heartbeat_interval > 0):
             raise ValueError(f"heartbeat interval {heartbeat_interval} must be a positive number")
@@ -156,8 +174,14 @@ class TrackerIndex(IndexStore):
             max_concurrent_searches=max_concurrent_searches,
             max_candidates=MAX_CANDIDATES if max_candidates is None else max_candidates,
             limits=limits,
+            address_key=address_key,
+            max_join_nonces=max_join_nonces,
+            large_join_files=large_join_files,
+            large_join_interval=large_join_interval,
+            clock=clock,
         )
         self.search_budget = search_budget
+        self._nonces = RecentNonces(max_join_nonces)
         # Tokens of an index in memory need not outlive it: the index does not either.
         self._tokens = paging.PageTokens(
             page_token_secret or secrets.token_bytes(paging.SECRET_BYTES)
@@ -173,6 +197,10 @@ class TrackerIndex(IndexStore):
         # Peers out of _peers whose files are still in the catalog, oldest first. Searches
         # skip their files; a peer id is never both here and in _peers.
         self._departed: OrderedDict[str, _Departed] = OrderedDict()
+        # Peers whose big Join is being added, a slice at a time: not registered yet, their
+        # files skipped by searches; entries and distinct name bytes they will still add.
+        self._joining: dict[str, _Peer] = {}
+        self._pending = (0, 0)
         self._dead: list[DeadPeer] = []
         self._generation = 0  # changes whenever any search could answer differently
         # For one lease after the start, peers of a tracker that restarted may still be
@@ -206,27 +234,22 @@ class TrackerIndex(IndexStore):
         reachable: bool,
         local_addresses: tuple[str, ...],
     ) -> None:
-        checked = (files.names, _records(files))
-        name_bytes = sum(len(name.encode()) for name in checked[0])
+        # Sorted here, without the lock: added in this order, the names' ids are in the order
+        # a broad search walks them.
+        order = sorted(range(len(files.names)), key=files.names.__getitem__)
+        records = _records(files)
+        names = [files.names[i] for i in order]
+        checked = (names, [records[i] for i in order])
+        name_bytes = sum(len(name.encode()) for name in names)
         with self._lock:
             now = self._expire_locked()
+            if peer_id in self._joining:
+                raise join_in_progress(peer_id)
             old = self._peers.get(peer_id)
             if old is not None and _holds_against(old, identity, proven=reachable):
                 raise address_taken(peer_id)
-            self._check_room_locked(
-                source,
-                1,
-                len(checked[0]),
-                name_bytes,
-                self._catalog.new_bytes(checked[0]),
-                replaced=old,
-            )
-            if old is not None:
-                del self._peers[peer_id]
-                self._unregister_locked(old)
-                self._remove_locked(old)
-                logger.info("peer %s joined again; its earlier registration is replaced", peer_id)
-            self._finish_departed_locked(peer_id)
+            distinct_bytes = self._catalog.new_bytes(names)
+            self._check_room_locked(source, 1, len(names), name_bytes, distinct_bytes, replaced=old)
             peer = _Peer(
                 peer_id,
                 token,
@@ -237,17 +260,113 @@ class TrackerIndex(IndexStore):
                 reachable=reachable,
                 local_addresses=local_addresses,
             )
-            self._peers[peer_id] = peer
-            if old is None:
-                bisect.insort(self._order, peer_id)
+            gone = self._departed.get(peer_id)
+            work = len(names) + (0 if old is None else len(old.files))
+            work += 0 if gone is None else len(gone.peer.files) - gone.dropped
+            if work <= DROP_SLICE:
+                self._replace_locked(old, peer, checked, name_bytes)
+                return
+            # A big Join: the registration it replaces leaves searches now and its files go,
+            # then the new one's are added, DROP_SLICE at a time with the lock let go in
+            # between, and it is registered once whole.
+            if old is not None:
+                self._depart_locked(old, expired=False)
+            self._joining[peer_id] = peer
+            self._pending = (self._pending[0] + len(names), self._pending[1] + distinct_bytes)
             self._register_locked(peer)
-            self._add_locked(peer, checked, name_bytes)
+            self._counted_locked(peer, len(names), name_bytes, entries=False)
+        try:
+            self._drop_departed_of(peer_id)
+            self._add_in_slices(peer, checked)
+        except BaseException:
+            with self._lock:
+                self._abandon_locked(peer, len(names), name_bytes, distinct_bytes)
+            raise
+        with self._lock:
+            del self._joining[peer_id]
+            self._pending = (self._pending[0], self._pending[1] - distinct_bytes)
+            peer.renewed = self._clock()
+            self._peers[peer_id] = peer
+            bisect.insort(self._order, peer_id)
             self._changed_locked()
+
+    def _replace_locked(
+        self,
+        old: _Peer | None,
+        peer: _Peer,
+        checked: tuple[list[str], list[bytes]],
+        name_bytes: int,
+    ) -> None:
+        """Put `peer` with `checked` in the place of `old` (if any) at once."""
+        peer_id = peer.peer_id
+        if old is not None:
+            del self._peers[peer_id]
+            self._unregister_locked(old)
+            self._remove_locked(old)
+            logger.info("peer %s joined again; its earlier registration is replaced", peer_id)
+        self._finish_departed_locked(peer_id)
+        self._peers[peer_id] = peer
+        if old is None:
+            bisect.insort(self._order, peer_id)
+        self._register_locked(peer)
+        self._add_locked(peer, checked, name_bytes)
+        self._changed_locked()
+
+    def _drop_departed_of(self, peer_id: str) -> None:
+        """Drop what is left of departed `peer_id`'s files, a slice per hold of the lock."""
+        while True:
+            with self._lock:
+                gone = self._departed.get(peer_id)
+                if gone is None:
+                    return
+                self._departed.move_to_end(peer_id, last=False)
+                files, name_bytes = len(gone.peer.files), gone.peer.name_bytes
+                self._drop_departed_locked(
+                    max(1, min(DROP_SLICE, SLICE_BYTES * files // max(1, name_bytes)))
+                )
+            time.sleep(SLICE_PAUSE)
+
+    def _add_in_slices(self, peer: _Peer, checked: tuple[list[str], list[bytes]]) -> None:
+        """Add the files of joining `peer` (it holds none yet; `checked` in name order) to the
+        catalog, DROP_SLICE per hold of the lock.
+        """
+        names, records = checked
+        start = 0
+        while start < len(names):
+            if start:
+                time.sleep(SLICE_PAUSE)
+            end, size = start, 0
+            while end < len(names) and end - start < DROP_SLICE and size < SLICE_BYTES:
+                size += len(names[end])
+                end += 1
+            with self._lock:
+                new = self._catalog.put_all(peer.peer_id, names[start:end], records[start:end])
+                peer.files.extend(new)
+                self._entries += len(new)
+                self._pending = (self._pending[0] - len(new), self._pending[1])
+            assert len(new) == end - start, "a joining peer held some names already"
+            start = end
+
+    def _abandon_locked(
+        self, peer: _Peer, files: int, name_bytes: int, distinct_bytes: int
+    ) -> None:
+        """Undo a big Join of `peer` that failed half way: what it added goes in slices."""
+        del self._joining[peer.peer_id]
+        self._pending = (
+            self._pending[0] - (files - len(peer.files)),
+            self._pending[1] - distinct_bytes,
+        )
+        self._counted_locked(peer, len(peer.files) - files, 0, entries=False)
+        self._unregister_locked(peer)
+        self._departed[peer.peer_id] = _Departed(peer, expired=False)
+
+    def _take_nonce(self, key: bytes, expires_at: float, now: float) -> None:
+        self._nonces.take(key, expires_at, now)
 
     def _claim(self, peer_id: str, identity: str, *, may_prove: bool) -> None:
         with self._lock:
             self._expire_locked()
-            old = self._peers.get(peer_id)
+            old = self._peers.get(peer_id) or self._joining.get(peer_id)
             if old is not None and _holds_against(old, identity, proven=may_prove):
                 raise address_taken(peer_id)
 
@@ -355,9 +474,9 @@ class TrackerIndex(IndexStore):
             else:
                 held = catalog.holdings(catalog.matching(words))
             examined = len(held)
-            if self._departed:
-                departed = self._departed
-                held = [h for h in held if h[0] not in departed]
+            if self._departed or self._joining:
+                departed, joining = self._departed, self._joining
+                held = [h for h in held if h[0] not in departed and h[0] not in joining]
             if after is not None:
                 held = [h for h in held if (h[0], h[1]) > after]
             # (peer id, name) is unique, so name ids are never compared.
@@ -480,6 +599,8 @@ class TrackerIndex(IndexStore):
                     f"names counted {len(catalog)} ({catalog.name_bytes} bytes), recounted "
                     f"{len(names)} ({name_bytes} bytes)"
                 )
+            if not self._joining and self._pending != (0, 0):
+                problems.append(f"no Join being added, yet {self._pending} pending")
             unfound = sum(
                 1
                 for holder, _, name_id in holders
@@ -534,7 +655,11 @@ class TrackerIndex(IndexStore):
             added = (peers - mine[0], files - mine[1], name_bytes - mine[2])
             for limit, count, more in zip(PER_ADDRESS, current, added, strict=True):
                 check(whose, limit, count, more, self.limits)
-        current = (len(self._peers), self._entries, self._catalog.name_bytes)
+        current = (
+            len(self._peers) + len(self._joining),
+            self._entries + self._pending[0],
+            self._catalog.name_bytes + self._pending[1],
+        )
         added = (peers - gone[0], files - gone[1], distinct_bytes)
         for limit, count, more in zip(WHOLE_INDEX, current, added, strict=True):
             check(WHOLE_INDEX_WHO, limit, count, more, self.limits)
@@ -557,9 +682,14 @@ class TrackerIndex(IndexStore):
             if not usage.peers:
                 del self._usage[peer.source]
 
-    def _counted_locked(self, peer: _Peer, files: int, name_bytes: int) -> None:
-        """Count `files` more entries with `name_bytes` more bytes of names for `peer`."""
-        self._entries += files
+    def _counted_locked(
+        self, peer: _Peer, files: int, name_bytes: int, *, entries: bool = True
+    ) -> None:
+        """Count `files` more entries with `name_bytes` more bytes of names for `peer`
+        (against its address only, not `entries`: a big Join's, counted as they are added).
+        """
+        if entries:
+            self._entries += files
         peer.name_bytes += name_bytes
         if peer.source is not None:
             usage = self._usage[peer.source]

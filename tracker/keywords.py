@@ -10,10 +10,12 @@ index's memory whatever alphabet the names use; a rare collision only adds candi
 Only a query whose every word is shorter than three characters checks every distinct name.
 
 Removing a name leaves its id in the buckets (arrays cannot drop an item cheaply); a
-bucket is rebuilt once half of it, and at least MIN_PURGE ids, is stale. Ids are reused,
-and every candidate is checked, so stale entries cost time, never wrong answers. A rebuild
-keeps without a second look every id not freed since the bucket's last rebuild, so it costs
-a pass over the bucket, not a pass over the trigrams of every name in it.
+bucket is rebuilt once half of it, and at least MIN_PURGE ids, is stale. Every candidate is
+checked, so stale entries cost time, never wrong answers. An id is `clean` again once every
+bucket its old name was in has been rebuilt; an owner that reuses only clean ids (the
+catalog does) makes each rebuild a pass over the bucket alone. An id reused before that is
+still answered right, but a rebuild then hashes the trigrams of its new name again, for
+each bucket: seconds for 50,000 long names, under the caller's lock.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ class KeywordIndex:
         self._removals = 0  # names removed so far
         self._freed = array("Q")  # by id: the value of _removals when it was last removed
         self._purged = array("Q", bytes(8 * buckets))  # by bucket: _removals at its rebuild
+        self._unpurged = array("I")  # by free id: buckets still holding it for its old name
+        self.clean: list[int] = []  # free ids in no bucket: an owner may reuse them cheaply
 
     def add(self, name_id: int, name: str) -> None:
         """Index `name` under `name_id`."""
@@ -64,7 +68,14 @@ class KeywordIndex:
         if name_id >= len(freed):
             freed.frombytes(bytes(8 * (max(name_id + 1, len(self._names)) - len(freed))))
         freed[name_id] = self._removals
-        for bucket in self._buckets_of(name.lower()):
+        buckets_of = self._buckets_of(name.lower())
+        unpurged = self._unpurged
+        if name_id >= len(unpurged):
+            unpurged.frombytes(bytes(4 * (len(freed) - len(unpurged))))
+        unpurged[name_id] = len(buckets_of)
+        if not buckets_of:
+            self._cleaned(name_id)
+        for bucket in buckets_of:
             ids = self._buckets[bucket]
             assert ids is not None, f"{name!r} was never indexed"
             stale = self._stale[bucket] + 1
@@ -145,14 +156,24 @@ class KeywordIndex:
         mask = self._mask
         return {hash(text[i : i + GRAM]) & mask for i in range(len(text) - GRAM + 1)}
 
+    def _cleaned(self, name_id: int) -> None:
+        """Free `name_id` is in no bucket now: any entry of it later is its next name's."""
+        self._freed[name_id] = 0
+        self.clean.append(name_id)
+
     def _purge(self, bucket: int) -> None:
         """Rebuild one bucket without its stale ids."""
         names, freed = self._names, self._freed
         since, known = self._purged[bucket], len(freed)
         kept = array("I")
+        unpurged = self._unpurged
         for name_id in _unique(self._buckets[bucket] or (), len(names)):
             name = names[name_id]
             if name is None:
+                if name_id < len(unpurged) and unpurged[name_id]:
+                    unpurged[name_id] -= 1
+                    if not unpurged[name_id]:
+                        self._cleaned(name_id)
                 continue
             # Only an id freed since the last rebuild may be here for the name it had before.
             fresh = name_id >= known or freed[name_id] <= since

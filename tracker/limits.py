@@ -14,6 +14,11 @@ from napshare.common import reasons
 from napshare.tracker.errors import CapacityError
 
 MIB = 1024 * 1024
+# Connections the tracker's gRPC server holds at once (--max-connections), within its open
+# files, and from one address (--max-connections-per-address): every peer keeps one, a NAT's
+# dozens of peers one each (peers_per_address), downloaders one per search or download.
+MAX_CONNECTIONS = 16_384
+MAX_CONNECTIONS_PER_ADDRESS = 128
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from napshare.common.address import InvalidAddressError, format_address, normal_address
+from napshare.common.addresskey import address_key_from_args
 from napshare.common.cliargs import int_in_range
 from napshare.common.console import localized, tr
 from napshare.common.relay_wire import sign_ticket
@@ -133,6 +134,7 @@ def start_relay(
             [identity.certificate_der],
             caps_from_args(args, CAP_PREFIX),
             metrics=metrics,
+            address_key=address_key_from_args(args),
         )
     except PortInUseError as error:
         raise PortInUseError(

@@ -10,6 +10,7 @@ from typing import Any
 
 import grpc
 from grpc_health.v1.health import HealthServicer
+from napshare.common.addresskey import AddressKey
 from napshare.common.console import PEER_DEAD
 from napshare.common.identity import Identity
 from napshare.common.metrics import Metrics
@@ -19,6 +20,9 @@ from napshare.common.serving import (
     MAX_CONCURRENT_RPCS,
     add_health_and_reflection,
     bind,
+    cap_connections,
+    connection_options,
+    connections_allowed,
     on_bytes,
 )
 from napshare.common.tls import server_credentials
@@ -26,7 +30,7 @@ from napshare.tracker import console
 from napshare.tracker.connects import CONNECT_RATE, MAX_PEER_DIALS, Connects, RelayOffer
 from napshare.tracker.errors import StoreUnavailableError
 from napshare.tracker.index import TrackerIndex
-from napshare.tracker.limits import Limits
+from napshare.tracker.limits import MAX_CONNECTIONS, MAX_CONNECTIONS_PER_ADDRESS, Limits
 from napshare.tracker.proof import JoinProof
 from napshare.tracker.reachability import AddressCheck
 from napshare.tracker.servicer import TrackerServicer
@@ -66,6 +70,9 @@ def create_server(
     connect_rate: float = CONNECT_RATE,
     max_peer_dials: int = MAX_PEER_DIALS,
     relay: RelayOffer | None = None,
+    address_key: AddressKey | None = None,
+    max_connections: int = MAX_CONNECTIONS,
+    max_connections_per_address: int = MAX_CONNECTIONS_PER_ADDRESS,
 ) -> tuple[grpc.Server, int]:
     """Start a tracker on host:port (0 picks a free port) and return it with its port.
 
@@ -78,14 +85,21 @@ def create_server(
     relay), at most `connect_rate` calls a second per caller IP and `max_peer_dials` dials
     pending per peer.
 
-    `heartbeat_interval`, `max_concurrent_searches` and `limits` (default Limits()) apply only
-    when no `index` is given. With `metrics` (made with tracker_metrics()), RPCs, the index's
-    size and expired leases are counted there. Raises common.serving.PortInUseError if the
-    address cannot be bound.
+    `heartbeat_interval`, `max_concurrent_searches`, `limits` (default Limits()) and
+    `address_key` (what one address is to per-address limits) apply only when no `index` is
+    given; else the index's own rule applies to every per-address limit. With `metrics` (made
+    with tracker_metrics()), RPCs, the index's size and expired leases are counted there.
+    It holds at most `max_connections` connections (fewer if the process's open files are
+    short), at most `max_connections_per_address` from one address (common.conncap), and
+    closes one that has not finished its TLS handshake in HANDSHAKE_SECONDS.
+    Raises common.serving.PortInUseError if the address cannot be bound.
     """
     if index is None:
         index = TrackerIndex(
-            heartbeat_interval, max_concurrent_searches=max_concurrent_searches, limits=limits
+            heartbeat_interval,
+            max_concurrent_searches=max_concurrent_searches,
+            limits=limits,
+            address_key=address_key,
         )
     on_expired = _count_index(metrics, index)
     if switchboard is None:
@@ -101,16 +115,17 @@ def create_server(
             ("grpc.so_reuseport", 0),  # a second tracker on a taken port must fail, not share it
             *BACKLOG_OPTIONS,
             *LONG_STREAM_OPTIONS,
+            *connection_options(connections_allowed(max_connections)),
         ],
     )
-    proof = JoinProof("" if tls is None else tls.fingerprint)
+    proof = JoinProof("" if tls is None else tls.fingerprint, index)
     connects = Connects(
         index, switchboard, rate=connect_rate, max_peer_dials=max_peer_dials, relay=relay
     )
     servicer = TrackerServicer(
         index,
         proof,
-        AddressCheck(tls=tls is not None),
+        AddressCheck(tls=tls is not None, address_key=index.address_key),
         switchboard=switchboard,
         connects=connects,
         listen_keepalive=listen_keepalive,
@@ -132,6 +147,7 @@ def create_server(
     add_health_and_reflection(server, [SERVICE_NAME], health)
     bound = bind(server, host, port, None if tls is None else server_credentials(tls))
     server.start()
+    cap_connections(server, bound, max_connections_per_address, index.address_key)
     threading.Thread(
         target=_reap, args=(server, index, on_expired), name="tracker-leases", daemon=True
     ).start()

@@ -40,7 +40,7 @@ class TrackerServicer(tracker_pb2_grpc.TrackerServiceServicer):
         `switchboard` and `connects`, their defaults (and no relay).
         """
         self._index = index
-        self._proof = proof or JoinProof("")
+        self._proof = proof or JoinProof("", index)
         self._check = check or AddressCheck(tls=False)
         self._switchboard = Switchboard() if switchboard is None else switchboard
         self._connects = Connects(index, self._switchboard) if connects is None else connects
@@ -59,20 +59,12 @@ class TrackerServicer(tracker_pb2_grpc.TrackerServiceServicer):
             host = request.host or _caller_host(caller)
             # Limits count by where the call comes from: a Join can claim any host.
             source = caller_ip(caller) or caller
-            identity = ""
-            if request.certificate:
-                identity = self._proof.identity(
-                    request.certificate,
-                    request.signature,
-                    request.signed_at,
-                    request.host,
-                    request.port,
-                )
+            identity = self._proof.identity(request) if request.certificate else ""
             local_addresses = check_local_addresses(request.local_addresses)
             # Refused before dialing: a Join for a taken address costs the tracker no check.
-            self._index.claim(host, request.port, identity, may_prove=bool(identity))
+            peer_id = self._index.claim(host, request.port, identity, may_prove=bool(identity))
             reachable = bool(identity) and self._check.reachable(
-                host, request.port, request.certificate, source
+                peer_id, request.certificate, source
             )
             registration = self._index.join(
                 host,

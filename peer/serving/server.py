@@ -5,6 +5,7 @@ from concurrent import futures
 
 import grpc
 from grpc_health.v1.health import HealthServicer
+from napshare.common.addresskey import AddressKey
 from napshare.common.identity import Identity
 from napshare.common.metrics import Metrics
 from napshare.common.protocol import PEER_SERVICE
@@ -15,9 +16,16 @@ from napshare.common.serving import (
     PortInUseError,
     add_health_and_reflection,
     bind,
+    cap_connections,
+    connection_options,
+    connections_allowed,
 )
 from napshare.common.tls import server_credentials
-from napshare.peer.defaults import DEFAULT_CHUNK_SIZE
+from napshare.peer.defaults import (
+    DEFAULT_CHUNK_SIZE,
+    MAX_CONNECTIONS,
+    MAX_CONNECTIONS_PER_ADDRESS,
+)
 from napshare.peer.folder.store import SharedFolder
 from napshare.peer.serving.callers import Callers
 from napshare.peer.serving.servicer import PeerServicer
@@ -49,6 +57,9 @@ def create_server(
     metrics: Metrics | None = None,
     tls: Identity | None = None,
     callers: Callers | None = None,
+    max_connections: int = MAX_CONNECTIONS,
+    max_connections_per_address: int = MAX_CONNECTIONS_PER_ADDRESS,
+    own_host: str = "",
 ) -> tuple[grpc.Server, int]:
     """Start a peer server sharing `folder` and return it with its port.
 
@@ -60,7 +71,11 @@ def create_server(
     With `max_upload_rate` (bytes per second; 0, the default, is no cap), all uploads
     together send at most that, and a reader is not held slow for what the cap holds back.
     With `callers`, calls on connections this peer spliced in (reverse, relayed) count for the
-    downloaders recorded there.
+    downloaders recorded there; those connections come from `own_host`, whose connections
+    (this peer's own) are not capped. The server holds at most `max_connections` connections
+    (fewer if the process's open files are short), `max_connections_per_address` from one
+    address (an IPv6 /64 with the default fairness), and closes one whose TLS handshake has
+    not ended within common.serving.HANDSHAKE_SECONDS.
     Raises ValueError for a bad chunk size, max_uploads or stall_timeout, and
     common.serving.PortInUseError when host:port cannot be bound.
     """
@@ -81,6 +96,7 @@ def create_server(
             ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
             ("grpc.so_reuseport", 0),  # a second peer on a taken port must fail, not share it
             *BACKLOG_OPTIONS,
+            *connection_options(connections_allowed(max_connections)),
         ],
     )
     servicer = PeerServicer(uploads, callers)
@@ -106,6 +122,13 @@ def create_server(
         server.stop(None)
         raise
     server.start()
+    cap_connections(
+        server,
+        bound,
+        max_connections_per_address,
+        AddressKey() if fairness is None else fairness.address_key,
+        skip=lambda ip, _port: bool(own_host) and ip == own_host,
+    )
     logger.info(
         "serving %s on port %d (max %d uploads, %d waiting, chunks of %d bytes, upload cap %s)",
         folder.root,

@@ -9,9 +9,10 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from napshare.common import reasons
+from napshare.common.addresskey import AddressKey
 
 logger = logging.getLogger(__name__)
 
@@ -55,17 +56,19 @@ class UploadTooSlowError(SlotRefusedError):
 class Fairness:
     """How the slots are shared among clients (the defaults are in peer.defaults).
 
-    One address holds at most `per_address` slots. From `grace` seconds after a slot is taken,
-    a slot whose client took less than `min_rate` bytes per second over the last `window`
-    seconds is reclaimed: its stream ends with UploadTooSlowError, and its address gets no
-    new slot for one `window`, so that the freed slot goes to someone else. A reclaimed
-    stream counts for its address until it ends.
+    One address holds at most `per_address` slots; what one address is, `address_key` says
+    (an IPv6 address counts per /64 by default: common.addresskey). From `grace` seconds
+    after a slot is taken, a slot whose client took less than `min_rate` bytes per second
+    over the last `window` seconds is reclaimed: its stream ends with UploadTooSlowError, and
+    its address gets no new slot for one `window`, so that the freed slot goes to someone
+    else. A reclaimed stream counts for its address until it ends.
     """
 
     per_address: int
     min_rate: float
     window: float
     grace: float
+    address_key: AddressKey = field(default_factory=AddressKey)
 
     def __post_init__(self) -> None:
         if self.per_address < 1:
@@ -239,7 +242,11 @@ class UploadSlots:
     def acquire(
         self, address: str = "", on_stall: Callable[[], None] = lambda: None, size: int = 0
     ) -> UploadSlot:
-        """Take a slot for a client at `address` (its IP) at once, or raise SlotRefusedError."""
+        """Take a slot for a client at `address` (its IP; with fairness, counted under its
+        address key) at once, or raise SlotRefusedError.
+        """
+        if self.fairness is not None:
+            address = self.fairness.address_key(address)
         with self._condition:
             now = time.monotonic()
             if self.fairness is not None:
@@ -261,6 +268,8 @@ class UploadSlots:
         room for it (UploadsBusyError when full, TooManyUploadsError when its address has as
         many places as one address may).
         """
+        if self.fairness is not None:
+            address = self.fairness.address_key(address)
         with self._condition:
             now = time.monotonic()
             if self.fairness is not None:

@@ -5,6 +5,7 @@ from collections.abc import Sequence
 
 from napshare.common import arenas, logsetup
 from napshare.common.address import InvalidAddressError, address_list, normal_address
+from napshare.common.addresskey import add_ipv6_prefix_flag
 from napshare.common.cliargs import (
     OneLineParser,
     add_metrics_flags,
@@ -26,6 +27,8 @@ from napshare.peer.defaults import (
     DIALBACK_RATE,
     GIVE_UP_AFTER,
     MAX_CHUNK_SIZE,
+    MAX_CONNECTIONS,
+    MAX_CONNECTIONS_PER_ADDRESS,
     MAX_DIALBACKS,
     MAX_FILE_SIZE,
     MAX_QUEUED,
@@ -310,6 +313,27 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help=tr("uploads at once to one IP address, whatever its ports (default: %(default)d)"),
     )
+    serve.add_argument(
+        "--max-connections",
+        type=int_in_range(16, 1_000_000),
+        default=MAX_CONNECTIONS,
+        metavar="N",
+        help=tr(
+            "connections this peer's server holds at once, within its open files; more are "
+            "closed at once (default: %(default)d)"
+        ),
+    )
+    serve.add_argument(
+        "--max-connections-per-address",
+        type=int_in_range(1, 100_000),
+        default=MAX_CONNECTIONS_PER_ADDRESS,
+        metavar="N",
+        help=tr(
+            "connections from one IP address at once; past it, its newest are closed and it "
+            "may open no more until it holds fewer (default: %(default)d)"
+        ),
+    )
+    add_ipv6_prefix_flag(serve)
     serve.add_argument(
         "--max-queued",
         type=int_in_range(0, 1000),

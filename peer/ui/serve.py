@@ -15,9 +15,11 @@ from types import FrameType
 
 from napshare.common import console, signals
 from napshare.common.address import format_address
+from napshare.common.addresskey import address_key_from_args
 from napshare.common.console import tr
 from napshare.common.exitcodes import ExitCode
 from napshare.common.metrics import Metrics, MetricsEndpoint
+from napshare.common.serving import raise_open_files_limit
 from napshare.peer.folder.store import SharedFolder
 from napshare.peer.node import Node, NodeConfig, listen_address
 from napshare.peer.serving.server import peer_metrics
@@ -29,6 +31,7 @@ logger = logging.getLogger(__name__)
 
 def serve(args: argparse.Namespace) -> int:
     """Share `args.dir` as the flags say; the exit code."""
+    raise_open_files_limit()  # a service's soft limit (often 1,024) holds few connections
     folder = SharedFolder(Path(args.dir))
     config = NodeConfig(
         folder=folder,
@@ -44,6 +47,7 @@ def serve(args: argparse.Namespace) -> int:
             min_rate=args.min_upload_rate * 1024,
             window=args.upload_rate_window,
             grace=args.upload_grace,
+            address_key=address_key_from_args(args),
         ),
         queue=QueueLimits(most=args.max_queued, per_address=args.max_queued_per_address),
         chunk_size=args.chunk_size,
@@ -55,6 +59,8 @@ def serve(args: argparse.Namespace) -> int:
         max_dialbacks=args.max_dialbacks,
         dialback_rate=args.dialback_rate,
         local_addresses=() if args.no_local_addresses else None,
+        max_connections=args.max_connections,
+        max_connections_per_address=args.max_connections_per_address,
     )
 
     metrics = None if args.metrics_port is None else peer_metrics()

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from tests.bench import (
     baseline,
+    big_joins,
     latency,
     memory,
     poisoning,
@@ -52,6 +53,7 @@ SECTIONS: dict[str, Callable[[Config], Section]] = {
     "tracker-redis": tracker_store.run,
     "latency": latency.run,
     "ratelimit": ratelimit.run,
+    "big-joins": big_joins.run,
     "poisoning": poisoning.run,
     "swarm-rate": swarm_rate.run,
     "swarm-memory": swarm_memory.run,

@@ -128,6 +128,7 @@ def test_quick_bench_measures_every_section_and_writes_the_report(tmp_path: Path
         "Tracker on Redis",
         "Transfer over latency",
         "Rate limits",
+        "Big Joins and everyone else",
         "Poisoning",
         "Swarm rate",
         "Swarm memory",

@@ -27,6 +27,7 @@ from napshare.peer.transport import Transport
 from napshare.tracker.server import create_server as create_tracker
 
 from tests.support.files import ROOT
+from tests.support.net import free_port
 from tests.support.peers import spawn_peer_process
 from tests.support.programs import REACHABLE
 from tests.support.trackers import TrackerProcess
@@ -309,14 +310,14 @@ def test_a_peer_showing_another_certificate_than_the_tracker_lists_is_refused(
     folder.mkdir()
     data = b"hello, napshare\n"
     (folder / "hello.txt").write_bytes(data)
-    server, port = create_peer(
-        SharedFolder(folder), host="127.0.0.1", port=0, tls=make_identity(PEER_NAME)
-    )
+    port = free_port()
     client = tls_client(tls_tracker)
+    hello = SharedFile("hello.txt", len(data), hashlib.sha256(data).hexdigest(), 0)
+    client.join("127.0.0.1", port, [hello], identity=listed)  # nobody answers there yet
+    server, _ = create_peer(
+        SharedFolder(folder), host="127.0.0.1", port=port, tls=make_identity(PEER_NAME)
+    )
     try:
-        hello = SharedFile("hello.txt", len(data), hashlib.sha256(data).hexdigest(), 0)
-        client.join("127.0.0.1", port, [hello], identity=listed)
-
         code, steps, stderr = run_client(
             client_js,
             *("--tracker", tls_tracker.address, "--tracker-cert", str(tls_tracker.cert_file)),

@@ -12,6 +12,7 @@ from napshare.peer.errors import (
     MAX_RETRY_AFTER,
     LeaseLostError,
     PeerFault,
+    TrackerBusyError,
     TrackerRejectedError,
     peer_failure,
     tracker_error,
@@ -114,3 +115,13 @@ def test_only_lease_reasons_mean_joining_again(failing) -> None:
 
     assert isinstance(tracker_error("t", lost), LeaseLostError)
     assert isinstance(tracker_error("t", other), TrackerRejectedError)
+
+
+@pytest.mark.parametrize("reason", ["ADDRESS_CHECKS_BUSY", "JOINS_BUSY", "LARGE_JOIN_TOO_SOON"])
+def test_a_tracker_saying_later_is_waited_out_as_long_as_it_asks(failing, reason: str) -> None:
+    later = tracker_error(
+        "t", failing(with_details(grpc.StatusCode.RESOURCE_EXHAUSTED, reason, retry_seconds=28))
+    )
+
+    assert isinstance(later, TrackerBusyError)
+    assert later.retry_after == 28

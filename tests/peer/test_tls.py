@@ -215,15 +215,16 @@ def test_a_join_where_no_such_peer_answers_is_registered_as_not_reachable(tmp_pa
         assert nobody.reachable is False
     finally:
         client.close()
-    # A napshare peer answers there, but with another identity: not reachable either.
+    # A napshare peer answers there, with another identity: the address is its, the Join is
+    # refused (it would list a source whose every download fails the pin).
     root = shared(tmp_path, "other")
     server, port = create_peer(SharedFolder(root), host="127.0.0.1", tls=other)
     client = tls_tracker.client()
     try:
-        claimed = client.join("127.0.0.1", port, [], identity=make_identity(PEER_NAME))
-        owner = client.join("127.0.0.1", free_port(), [], identity=other)
-        assert claimed.reachable is False
-        assert owner.reachable is False
+        with pytest.raises(TrackerRejectedError, match="another certificate"):
+            client.join("127.0.0.1", port, [], identity=make_identity(PEER_NAME))
+        owner = client.join("127.0.0.1", port, [], identity=other)
+        assert owner.reachable is True
     finally:
         client.close()
         server.stop(None)
@@ -232,7 +233,7 @@ def test_a_join_where_no_such_peer_answers_is_registered_as_not_reachable(tmp_pa
 class Middleman:
     """A TCP proxy that terminates TLS with its own certificate and relays to the real peer."""
 
-    def __init__(self, target_port: int, tmp_path: Path) -> None:
+    def __init__(self, target_port: int, tmp_path: Path, port: int = 0) -> None:
         own = make_identity(PEER_NAME)
         (tmp_path / "mitm-key.pem").write_bytes(own.key_pem)
         (tmp_path / "mitm-cert.pem").write_bytes(own.certificate_pem)
@@ -244,7 +245,7 @@ class Middleman:
         self.client_context.verify_mode = ssl.CERT_NONE
         self.client_context.set_alpn_protocols(["h2"])
         self.target_port = target_port
-        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener = socket.create_server(("127.0.0.1", port))
         self.port = self.listener.getsockname()[1]
         self.connections = 0
         self.relayed = 0  # plain bytes the middleman read from the downloader
@@ -291,15 +292,18 @@ class Middleman:
 
 def test_a_middleman_alone_is_one_line_and_nothing_is_kept(tmp_path, tls_tracker, tls_node):
     node = tls_node(shared(tmp_path), tls_tracker)
-    middleman = Middleman(node.port, tmp_path)
     hello = _hello()
     client = tls_tracker.client()
+    port = free_port()
     try:
-        # Only the middleman's address is listed, with the real peer's certificate.
+        # Only the middleman's address is listed, with the real peer's certificate: it joined
+        # there while nothing answered (the tracker refuses a Join where a TLS server shows
+        # another certificate), then the middleman took the port.
         node.link.stop(leave=True)
-        client.join("127.0.0.1", middleman.port, [hello], identity=node.identity)
+        client.join("127.0.0.1", port, [hello], identity=node.identity)
     finally:
         client.close()
+    middleman = Middleman(node.port, tmp_path, port)
     target = tmp_path / "b"
     target.mkdir()
 

@@ -78,10 +78,12 @@ class ServingPeer:
         return f"{self.host}:{self.port}"
 
 
-def serve(root: Path, host: str = "127.0.0.1", identity: Identity | None = None) -> ServingPeer:
-    """A peer server over TLS sharing `root` on `host` (a free port)."""
+def serve(
+    root: Path, host: str = "127.0.0.1", identity: Identity | None = None, port: int = 0
+) -> ServingPeer:
+    """A peer server over TLS sharing `root` on host:port (0: a free port)."""
     identity = identity or make_identity(PEER_NAME)
-    server, port = create_peer(SharedFolder(root), host=host, tls=identity)
+    server, port = create_peer(SharedFolder(root), host=host, port=port, tls=identity)
     return ServingPeer(server, host, port, identity)
 
 

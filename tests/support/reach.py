@@ -6,17 +6,16 @@ import contextlib
 import queue
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
-from napshare.common.identity import TRACKER_NAME, Identity, join_message, make_identity
+from napshare.common.identity import TRACKER_NAME, Identity, make_identity
 from napshare.peer.folder.store import SharedFolder
 from napshare.peer.node import NodeConfig
-from napshare.peer.tracker_client import TrackerClient
+from napshare.peer.tracker_client import TrackerClient, sign_join
 from napshare.peer.transport import PLAINTEXT, Transport
 from napshare.tracker.server import create_server as create_tracker
 from napshare.v1 import tracker_pb2, tracker_pb2_grpc
@@ -31,16 +30,10 @@ def signed_join(
     local_addresses: tuple[str, ...] = (),
 ) -> tracker_pb2.JoinRequest:
     """A Join of `identity` at host:port, signed for `tracker` ("" for plain text)."""
-    signed_at = int(time.time())
-    return tracker_pb2.JoinRequest(
-        host=host,
-        port=port,
-        files=list(files),
-        certificate=identity.certificate_der,
-        signature=identity.sign(join_message(tracker, host, port, signed_at)),
-        signed_at=signed_at,
-        local_addresses=list(local_addresses),
+    request = tracker_pb2.JoinRequest(
+        host=host, port=port, files=list(files), local_addresses=list(local_addresses)
     )
+    return sign_join(request, identity, tracker)
 
 
 class ListenStream:

@@ -1,13 +1,12 @@
 """A real tracker refuses a Join whose certificate breaks the identity rules, and keeps nothing."""
 
-import time
-
 import grpc
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from napshare.common import reasons
-from napshare.common.identity import TRACKER_NAME, join_message, make_identity
+from napshare.common.identity import TRACKER_NAME, make_identity
 from napshare.common.tls import pinned_channel
+from napshare.peer.tracker_client import sign_join
 from napshare.tracker.server import create_server
 from napshare.v1 import file_info_pb2, tracker_pb2, tracker_pb2_grpc
 
@@ -40,14 +39,14 @@ def test_a_signed_join_with_a_certificate_the_rules_do_not_allow_is_refused(
     tracker, stub = tls_tracker
     key = ec.generate_private_key(ec.SECP256R1())
     peer = identity_of(key, certificate(key=key, **changes))
-    signed_at = int(time.time())
-    request = tracker_pb2.JoinRequest(
-        host="127.0.0.1",
-        port=8776,
-        files=[file_info_pb2.FileInfo(name="a.mp4", size=1, sha256="ab" * 32)],
-        certificate=peer.certificate_der,
-        signature=peer.sign(join_message(tracker.fingerprint, "127.0.0.1", 8776, signed_at)),
-        signed_at=signed_at,
+    request = sign_join(
+        tracker_pb2.JoinRequest(
+            host="127.0.0.1",
+            port=8776,
+            files=[file_info_pb2.FileInfo(name="a.mp4", size=1, sha256="ab" * 32)],
+        ),
+        peer,
+        tracker.fingerprint,
     )
 
     with pytest.raises(grpc.RpcError) as caught:

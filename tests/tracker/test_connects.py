@@ -198,6 +198,38 @@ def test_a_connect_from_no_ip_address_is_refused(world):
     assert caught.value.reason == reasons.CALLER_ADDRESS_UNKNOWN
 
 
+def test_callers_of_one_ipv6_network_share_one_rate(world):
+    index, board, joined, _ = world
+    clock = Clock()
+    connects = Connects(index, board, rate=2, max_peer_dials=100, clock=clock)
+    # Eight addresses of one /64, a call each: the burst of four seconds is theirs together.
+    for n in range(1, 9):
+        connects.connect(f"2001:db8:7:1::{n:x}", joined.peer_id, REVERSE, 1)
+    with pytest.raises(ConnectRateError) as caught:
+        connects.connect("2001:db8:7:1:abcd::9", joined.peer_id, REVERSE, 1)
+    assert "2001:db8:7:1::/64" in str(caught.value)
+    connects.connect("2001:db8:7:2::1", joined.peer_id, REVERSE, 1)  # another /64
+
+
+def test_a_caller_from_the_peers_ipv6_network_gets_its_local_addresses():
+    index = TrackerIndex()
+    board: Switchboard[tracker_pb2.ListenResponse] = Switchboard()
+    joined = index.join(
+        "2001:db8:5::20",
+        8776,
+        [ENTRY],
+        "2001:db8:5::20",
+        identity="f" * 64,
+        local_addresses=("[fd00::20]:8776",),
+    )
+    board.register(joined.peer_id, joined.token)
+    connects = Connects(index, board)
+    near = connects.connect("2001:db8:5::99", joined.peer_id, REVERSE, 1)
+    assert list(near.local_addresses) == ["[fd00::20]:8776"]
+    far = connects.connect("2001:db8:6::99", joined.peer_id, REVERSE, 1)
+    assert list(far.local_addresses) == []
+
+
 @pytest.mark.parametrize(
     ("seen", "own", "behind"),
     [

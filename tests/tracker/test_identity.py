@@ -7,8 +7,9 @@ import time
 import grpc
 import pytest
 from napshare.common import reasons
-from napshare.common.identity import PEER_NAME, TRACKER_NAME, join_message, make_identity
+from napshare.common.identity import PEER_NAME, TRACKER_NAME, make_identity
 from napshare.common.tls import pinned_channel
+from napshare.peer.tracker_client import sign_join
 from napshare.tracker.errors import ChecksBusyError
 from napshare.tracker.index import TrackerIndex
 from napshare.tracker.reachability import AddressCheck
@@ -30,14 +31,8 @@ def tls_tracker():
 
 
 def signed(tracker_id, identity, port=8776, *, signed_at=None, host="127.0.0.1", **fields):
-    signed_at = int(time.time()) if signed_at is None else signed_at
-    message = join_message(tracker_id, host, port, signed_at)
-    request = tracker_pb2.JoinRequest(
-        host=host,
-        port=port,
-        certificate=identity.certificate_der,
-        signature=identity.sign(message),
-        signed_at=signed_at,
+    request = sign_join(
+        tracker_pb2.JoinRequest(host=host, port=port), identity, tracker_id, signed_at=signed_at
     )
     for name, value in fields.items():
         setattr(request, name, value)
@@ -129,10 +124,10 @@ def test_connect_back_checks_are_bounded_in_number():
     assert check._slots.acquire(timeout=1)  # one check running, say towards a slow address
     try:
         with pytest.raises(ChecksBusyError):
-            check.reachable("127.0.0.1", 9, PEER.certificate_der)
+            check.reachable("127.0.0.1:9", PEER.certificate_der)
     finally:
         check._slots.release()
-    assert check.reachable("127.0.0.1", 9, PEER.certificate_der) is False  # nothing there
+    assert check.reachable("127.0.0.1:9", PEER.certificate_der) is False  # nothing there
 
 
 def test_one_source_gets_only_its_share_of_the_connect_back_checks():
@@ -141,16 +136,16 @@ def test_one_source_gets_only_its_share_of_the_connect_back_checks():
     port = silent.getsockname()[1]
     check = AddressCheck(tls=True, timeout=1.0, max_checks=8, max_per_source=1)
     running = threading.Thread(
-        target=check.reachable, args=("127.0.0.1", port, PEER.certificate_der, "192.0.2.1")
+        target=check.reachable, args=(f"127.0.0.1:{port}", PEER.certificate_der, "192.0.2.1")
     )
     running.start()
     try:
-        while "192.0.2.1" not in check._by_source:
+        while "192.0.2.0/24" not in check._by_source:
             time.sleep(0.01)
-        with pytest.raises(ChecksBusyError, match=r"from 192\.0\.2\.1"):
-            check.reachable("127.0.0.1", port, PEER.certificate_der, "192.0.2.1")
-        # Another source still gets a slot: nothing answers there, so not reachable.
-        assert check.reachable("127.0.0.1", 9, PEER.certificate_der, "192.0.2.2") is False
+        with pytest.raises(ChecksBusyError, match=r"from 192\.0\.2\.0/24"):
+            check.reachable("127.0.0.1:9", PEER.certificate_der, "192.0.2.7")
+        # Another network still gets a slot: nothing answers there, so not reachable.
+        assert check.reachable("127.0.0.1:9", PEER.certificate_der, "198.51.100.2") is False
     finally:
         running.join()
         silent.close()

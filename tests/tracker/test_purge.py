@@ -18,6 +18,8 @@ FLAGS = (
     str(PEERS * FILES),
     "--max-name-bytes-per-address",
     "1000000000",
+    "--large-join-interval",  # both peers' Joins come from one address, one after the other
+    "0",
 )
 
 

@@ -2,14 +2,13 @@
 and the contact and token checks that Listen and Connect use.
 """
 
-import time
-
 import grpc
 import pytest
 from napshare.common import reasons
-from napshare.common.identity import PEER_NAME, join_message, make_identity
+from napshare.common.identity import PEER_NAME, make_identity
 from napshare.peer.folder.store import SharedFolder
 from napshare.peer.serving.server import create_server as create_peer_server
+from napshare.peer.tracker_client import sign_join
 from napshare.tracker.errors import InvalidRequestError, UnauthenticatedError, UnknownPeerError
 from napshare.tracker.index import FileEntry, TrackerIndex
 from napshare.v1 import tracker_pb2
@@ -20,16 +19,10 @@ ENTRY = FileEntry("a.mp4", 1, "ab" * 32)
 
 def signed_join(port, *files, local_addresses=()):
     """A Join of PEER at 127.0.0.1:port, signed for a plain text tracker."""
-    signed_at = int(time.time())
-    return tracker_pb2.JoinRequest(
-        host="127.0.0.1",
-        port=port,
-        files=list(files),
-        certificate=PEER.certificate_der,
-        signature=PEER.sign(join_message("", "127.0.0.1", port, signed_at)),
-        signed_at=signed_at,
-        local_addresses=list(local_addresses),
+    request = tracker_pb2.JoinRequest(
+        host="127.0.0.1", port=port, files=list(files), local_addresses=list(local_addresses)
     )
+    return sign_join(request, PEER, "")
 
 
 def test_search_results_say_whether_the_tracker_reached_the_peer(tracker, info, tmp_path):

@@ -37,10 +37,10 @@ def test_join_with_empty_host_registers_the_callers_address(tracker, info):
 
 
 def test_join_normalises_the_host(tracker, info):
-    assert join(tracker, 9000, info("a.mp4"), host="Peer-1.Example.COM").peer_id == (
-        "peer-1.example.com:9000"
-    )
     assert join(tracker, 9000, info("a.mp4"), host="0:0::1").peer_id == "[::1]:9000"
+    assert join(tracker, 9000, info("a.mp4"), host="[::FFFF:127.0.0.1]").peer_id == (
+        "127.0.0.1:9000"
+    )
 
 
 def test_search_by_exact_name_lists_every_peer_with_the_file(tracker, info):

@@ -9,18 +9,23 @@ as one atomic check-and-write per call, the limits (tracker/limits.py) included.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import threading
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from napshare.common import reasons
+from napshare.common.addresskey import AddressKey
+from napshare.common.identity import JOIN_CLOCK_SKEW
 from napshare.common.protocol import LEASE_INTERVALS
 from napshare.tracker import checks
 from napshare.tracker.checks import BrowseQuery, CheckedFiles, FileLike, SearchQuery
 from napshare.tracker.errors import InvalidRequestError, searches_busy
+from napshare.tracker.largejoins import LARGE_JOIN_FILES, LARGE_JOIN_INTERVAL, LargeJoins
 from napshare.tracker.limits import Limits
 from napshare.tracker.paging import Key, PageTokens
 from napshare.tracker.switchboard import Switchboard
@@ -31,6 +36,12 @@ MAX_CANDIDATES = 10_000  # a keyword search whose candidates may be more is broa
 SEARCH_BUDGET = 10_000  # entries a broad search looks at for one page
 MAX_CONCURRENT_SEARCHES = 4  # broad searches running or waiting for the store at once
 BUSY_RETRY_SECONDS = 1.0  # what a refused broad search is told to wait (RetryInfo)
+# Signed Joins whose nonces are remembered at once (--max-join-nonces): twice the peers a
+# tracker holds by default, so that every peer may join again after a restart.
+MAX_JOIN_NONCES = 200_000
+# A nonce is remembered until this long after its Join's signed_at: a Join is taken while
+# signed_at is within JOIN_CLOCK_SKEW of the clock, and replicas' clocks may differ as much.
+NONCE_SECONDS = 2 * JOIN_CLOCK_SKEW
 
 
 class FileEntry(NamedTuple):
@@ -109,7 +120,9 @@ class Contact:
     peer_id: str
     token: str
     identity: str  # "" for an anonymous Join
-    source: str | None  # the IP address its Join came from (None: a caller in this process)
+    # The key (common.addresskey) of the IP address its Join came from: the address, or its
+    # IPv6 network; None for a caller in this process.
+    source: str | None
     reachable: bool
     local_addresses: tuple[str, ...]
 
@@ -159,18 +172,30 @@ class IndexStore(ABC):
         max_concurrent_searches: int,
         max_candidates: int,
         limits: Limits | None,
+        address_key: AddressKey | None = None,
+        max_join_nonces: int = MAX_JOIN_NONCES,
+        large_join_files: int = LARGE_JOIN_FILES,
+        large_join_interval: float = LARGE_JOIN_INTERVAL,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         if not (heartbeat_interval > 0 and heartbeat_interval < float("inf")):
             raise ValueError(f"heartbeat interval {heartbeat_interval} must be a positive number")
-        if max_concurrent_searches < 1:
-            raise ValueError("max_concurrent_searches must be at least 1")
+        if max_concurrent_searches < 1 or max_join_nonces < 1:
+            raise ValueError("max_concurrent_searches and max_join_nonces must be at least 1")
         self.heartbeat_interval = heartbeat_interval
         self.lease = LEASE_INTERVALS * heartbeat_interval
         self.max_files = max_files
         # A keyword search whose words may match more names than this is broad: it walks.
         self.max_candidates = max_candidates
         self.limits = limits or Limits()
+        # What one source address is to the per-address limits (IPv6 counts per /64).
+        self.address_key = address_key or AddressKey()
+        self.max_join_nonces = max_join_nonces
         self._broad_searches = threading.BoundedSemaphore(max_concurrent_searches)
+        # In this process: replicas sharing a store each let a client this often.
+        self.large_joins = LargeJoins(
+            large_join_files, large_join_interval, clock or time.monotonic
+        )
 
     def join(
         self,
@@ -188,18 +213,26 @@ class IndexStore(ABC):
         same address and identity, or, when this one was `reachable` there, one of another
         identity that was not; AddressTakenError if one of another identity holds it.
 
-        `source` is the address the call came from, which the per-address limits count (None:
-        a caller in this process, not counted); past a limit, CapacityError and no change.
+        `source` is the address the call came from, which the per-address limits count under
+        its key (`address_key`: IPv6 addresses per /64; None: a caller in this process, not
+        counted); past a limit, CapacityError and no change.
         `local_addresses` (already checked) are kept with the registration.
+        A large Join (`large_joins`) from an address or identity that sent one a moment ago
+        is refused with BusyError (LARGE_JOIN_TOO_SOON).
         """
         peer_id = checks.peer_id_of(host, port)
         checked = checks.check_files(files, self.max_files)
+        key = None if source is None else self.address_key(source)
+        senders = [] if key is None else [f"address {key}"]
+        if identity:
+            senders.append(f"identity {identity}")
+        self.large_joins.take(len(checked.names), senders)
         token = secrets.token_hex(TOKEN_BYTES)
         self._join(
             peer_id,
             token,
             checked,
-            source,
+            key,
             identity=identity,
             certificate=certificate,
             reachable=reachable,
@@ -216,6 +249,15 @@ class IndexStore(ABC):
         peer_id = checks.peer_id_of(host, port)
         self._claim(peer_id, identity, may_prove=may_prove)
         return peer_id
+
+    def take_nonce(self, identity: str, nonce: bytes, signed_at: int, now: float) -> None:
+        """Take the nonce of a signed Join of `identity` (signed at `signed_at`, Unix time),
+        which is then remembered for NONCE_SECONDS past signed_at, by every process sharing
+        the store: JoinReplayedError if it was taken already, BusyError (JOINS_BUSY) when
+        max_join_nonces are remembered and none has expired at `now` (Unix time).
+        """
+        key = hashlib.sha256(identity.encode() + b"\0" + nonce).digest()[:16]
+        self._take_nonce(key, signed_at + NONCE_SECONDS, now)
 
     def update(
         self,
@@ -384,6 +426,9 @@ class IndexStore(ABC):
 
     @abstractmethod
     def _claim(self, peer_id: str, identity: str, *, may_prove: bool) -> None: ...
+
+    @abstractmethod
+    def _take_nonce(self, key: bytes, expires_at: float, now: float) -> None: ...
 
     @abstractmethod
     def _join(

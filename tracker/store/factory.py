@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from napshare.common.addresskey import AddressKey
+from napshare.tracker.largejoins import LARGE_JOIN_FILES, LARGE_JOIN_INTERVAL
 from napshare.tracker.limits import Limits
-from napshare.tracker.store.base import IndexStore
+from napshare.tracker.store.base import MAX_JOIN_NONCES, IndexStore
 
 MEMORY = "memory"
 REDIS_SCHEMES = ("redis", "rediss", "unix")
@@ -33,6 +35,10 @@ def open_store(
     *,
     max_concurrent_searches: int,
     limits: Limits,
+    address_key: AddressKey | None = None,
+    max_join_nonces: int = MAX_JOIN_NONCES,
+    large_join_files: int = LARGE_JOIN_FILES,
+    large_join_interval: float = LARGE_JOIN_INTERVAL,
 ) -> IndexStore:
     """The store `value` names, opened: an empty index in memory, or the Redis one (which
     raises StoreConfigError when it cannot be reached or used).
@@ -41,7 +47,13 @@ def open_store(
         from napshare.tracker.index import TrackerIndex  # noqa: PLC0415 - it imports this package
 
         return TrackerIndex(
-            heartbeat_interval, max_concurrent_searches=max_concurrent_searches, limits=limits
+            heartbeat_interval,
+            max_concurrent_searches=max_concurrent_searches,
+            limits=limits,
+            address_key=address_key,
+            max_join_nonces=max_join_nonces,
+            large_join_files=large_join_files,
+            large_join_interval=large_join_interval,
         )
     from napshare.tracker.store.redis_store import RedisStore  # noqa: PLC0415 - redis is big
 
@@ -50,4 +62,8 @@ def open_store(
         heartbeat_interval,
         max_concurrent_searches=max_concurrent_searches,
         limits=limits,
+        address_key=address_key,
+        max_join_nonces=max_join_nonces,
+        large_join_files=large_join_files,
+        large_join_interval=large_join_interval,
     )

@@ -30,6 +30,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import redis
 import redis.cluster
 from napshare.common import reasons
+from napshare.common.addresskey import AddressKey
 from napshare.common.protocol import HEARTBEAT_INTERVAL
 from napshare.tracker import paging
 from napshare.tracker.checks import (
@@ -43,10 +44,13 @@ from napshare.tracker.errors import (
     InvalidRequestError,
     StoreUnavailableError,
     address_taken,
+    join_replayed,
+    joins_busy,
     not_registered,
     unknown_contact,
     wrong_token,
 )
+from napshare.tracker.largejoins import LARGE_JOIN_FILES, LARGE_JOIN_INTERVAL
 from napshare.tracker.limits import (
     PER_ADDRESS,
     WHOLE_INDEX,
@@ -59,6 +63,7 @@ from napshare.tracker.limits import (
 from napshare.tracker.store.base import (
     MAX_CANDIDATES,
     MAX_CONCURRENT_SEARCHES,
+    MAX_JOIN_NONCES,
     SEARCH_BUDGET,
     Contact,
     DeadPeer,
@@ -105,6 +110,7 @@ _SCRIPTS = (
     "stats",
     "audit",
     "hello",
+    "nonce",
 )
 _AUTHENTICATED = ("update", "heartbeat", "leave", "verify")
 _SIZE = struct.Struct("<Q")
@@ -160,6 +166,10 @@ class RedisStore(IndexStore):
         max_candidates: int | None = None,
         clock: Callable[[], float] | None = None,
         max_connections: int = MAX_CONNECTIONS,
+        address_key: AddressKey | None = None,
+        max_join_nonces: int = MAX_JOIN_NONCES,
+        large_join_files: int = LARGE_JOIN_FILES,
+        large_join_interval: float = LARGE_JOIN_INTERVAL,
     ) -> None:
         super().__init__(
             heartbeat_interval,
@@ -167,6 +177,11 @@ class RedisStore(IndexStore):
             max_concurrent_searches=max_concurrent_searches,
             max_candidates=MAX_CANDIDATES if max_candidates is None else max_candidates,
             limits=limits,
+            address_key=address_key,
+            max_join_nonces=max_join_nonces,
+            large_join_files=large_join_files,
+            large_join_interval=large_join_interval,
+            clock=clock,
         )
         if search_budget < 1:
             raise ValueError("search_budget must be at least 1")
@@ -177,6 +192,7 @@ class RedisStore(IndexStore):
         self._client, self.cluster = _connect(plain_url, max_connections)
         self._scripts = {name: Script(self._client, _script_source(name)) for name in _SCRIPTS}
         self._meta = f"{{{self.prefix}}}:meta"
+        self._nonces = f"{{{self.prefix}}}:nonces"  # of recent signed Joins, for every replica
         self._lock = threading.Lock()  # the epochs and the secret below
         try:
             made = self._start(url, wanted_shards)
@@ -228,6 +244,16 @@ class RedisStore(IndexStore):
         return made
 
     # -- the calls -------------------------------------------------------------------------
+
+    def _take_nonce(self, key: bytes, expires_at: float, now: float) -> None:
+        with self._errors():
+            reply = self._scripts["nonce"](
+                keys=[self._nonces], args=[now, expires_at, self.max_join_nonces, key]
+            )
+        if reply[0] == b"SEEN":
+            raise join_replayed()
+        if reply[0] == b"FULL":
+            raise joins_busy(max(1.0, float(reply[1]) - now), self.max_join_nonces)
 
     def _claim(self, peer_id: str, identity: str, *, may_prove: bool) -> None:
         reply = self._call(
@@ -478,7 +504,7 @@ class RedisStore(IndexStore):
     def forget(self) -> None:
         """Delete everything this store's prefix holds: for tests and benchmarks."""
         with self._errors():
-            for key in [self._meta, *self._keys]:
+            for key in [self._meta, self._nonces, *self._keys]:
                 tag = key[: key.index("}") + 1]
                 nodes = self._client.get_primaries() if self.cluster else [None]
                 for node in nodes:

@@ -18,7 +18,7 @@ CONNECT_PATH_REVERSE: ConnectPath
 CONNECT_PATH_RELAY: ConnectPath
 
 class JoinRequest(_message.Message):
-    __slots__ = ("host", "port", "files", "certificate", "signature", "signed_at", "local_addresses")
+    __slots__ = ("host", "port", "files", "certificate", "signature", "signed_at", "local_addresses", "nonce")
     HOST_FIELD_NUMBER: _ClassVar[int]
     PORT_FIELD_NUMBER: _ClassVar[int]
     FILES_FIELD_NUMBER: _ClassVar[int]
@@ -26,6 +26,7 @@ class JoinRequest(_message.Message):
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     SIGNED_AT_FIELD_NUMBER: _ClassVar[int]
     LOCAL_ADDRESSES_FIELD_NUMBER: _ClassVar[int]
+    NONCE_FIELD_NUMBER: _ClassVar[int]
     host: str
     port: int
     files: _containers.RepeatedCompositeFieldContainer[_file_info_pb2.FileInfo]
@@ -33,7 +34,8 @@ class JoinRequest(_message.Message):
     signature: bytes
     signed_at: int
     local_addresses: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, host: _Optional[str] = ..., port: _Optional[int] = ..., files: _Optional[_Iterable[_Union[_file_info_pb2.FileInfo, _Mapping]]] = ..., certificate: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., signed_at: _Optional[int] = ..., local_addresses: _Optional[_Iterable[str]] = ...) -> None: ...
+    nonce: bytes
+    def __init__(self, host: _Optional[str] = ..., port: _Optional[int] = ..., files: _Optional[_Iterable[_Union[_file_info_pb2.FileInfo, _Mapping]]] = ..., certificate: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., signed_at: _Optional[int] = ..., local_addresses: _Optional[_Iterable[str]] = ..., nonce: _Optional[bytes] = ...) -> None: ...
 
 class JoinResponse(_message.Message):
     __slots__ = ("peer_id", "token", "heartbeat_interval_seconds", "reachable")

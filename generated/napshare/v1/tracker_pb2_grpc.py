@@ -190,11 +190,14 @@ class TrackerServiceServicer:
         or the request bytes are not a `JoinRequest` (`REQUEST_MALFORMED`).
         * `UNAUTHENTICATED`: `signature` is not the certificate key's over this
         Join for this tracker, or `signed_at` is more than 300 s away from the
-        tracker's clock (`JOIN_SIGNATURE_INVALID`).
+        tracker's clock (`JOIN_SIGNATURE_INVALID`); or its nonce was taken
+        before: a copy of an earlier Join (`JOIN_REPLAYED`).
         * `PERMISSION_DENIED`: a live registration of another identity holds the
         address (`ADDRESS_TAKEN`), one the tracker reached there or this Join
         was not; it is left as it was. Its lease runs out three heartbeat
-        intervals after its last heartbeat.
+        intervals after its last heartbeat. Or the address check found a TLS
+        server there showing another certificate than this Join's: the address
+        is another peer's (`ADDRESS_SERVED_BY_ANOTHER`).
         * `RESOURCE_EXHAUSTED`: a limit of the tracker would be passed, and
         nothing changed: the registrations (`ADDRESS_PEER_LIMIT`), files
         (`ADDRESS_FILE_LIMIT`) or bytes of file names
@@ -203,8 +206,12 @@ class TrackerServiceServicer:
         (`INDEX_FULL`) or bytes of file names (`INDEX_NAME_BYTES_LIMIT`) of the
         whole index. `metadata` holds `limit` (its value) and `flag` (the
         tracker's option that sets it). Or 8 reachability checks of other Joins
-        are running (`ADDRESS_CHECKS_BUSY`, with `RetryInfo`: 3 s); or a
-        request over 16 MiB (from gRPC, no details).
+        are running (`ADDRESS_CHECKS_BUSY`, with `RetryInfo`: 3 s); or the
+        tracker remembers as many recent signed Joins as it may (`JOINS_BUSY`,
+        with `RetryInfo`); or the Join lists 10,000 files or more and its address
+        or identity sent such a Join less than 30 s ago, or one of this address
+        is still being added (`LARGE_JOIN_TOO_SOON`, with `RetryInfo`: the
+        seconds left); or a request over 16 MiB (from gRPC, no details).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

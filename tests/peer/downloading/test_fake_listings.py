@@ -9,7 +9,8 @@ addresses they claim; the downloads are `python -m napshare.peer` processes.
 """
 
 import os
-from collections.abc import Iterator
+import socket
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from subprocess import CompletedProcess
 
@@ -74,14 +75,28 @@ def download(
 
 
 def impostors(
-    tmp_path: Path, peers: list[ServingPeer], count: int, hosts: list[str]
+    tmp_path: Path,
+    peers: list[ServingPeer],
+    count: int,
+    hosts: list[str],
+    listed: Callable[[int, str, int], object],
 ) -> list[ServingPeer]:
     """`count` napshare peer servers, each with an identity of its own, on `hosts` in turn:
-    TLS servers that show another certificate than the attacker's listings name.
+    TLS servers that show another certificate than the attacker's listings name. Each
+    address is listed first (`listed(index, host, port)`), while nothing answers there, and
+    served after: the tracker refuses a Join whose address shows another certificate
+    (ADDRESS_SERVED_BY_ANOTHER), so an attacker starts its servers once listed.
     """
     empty = tmp_path / "impostor"
     empty.mkdir(exist_ok=True)
-    started = [serve(empty, hosts[i % len(hosts)]) for i in range(count)]
+    started = []
+    for index in range(count):
+        host = hosts[index % len(hosts)]
+        with socket.socket() as sock:
+            sock.bind((host, 0))
+            port = sock.getsockname()[1]
+        listed(index, host, port)
+        started.append(serve(empty, host, port=port))
     peers.extend(started)
     return started
 
@@ -94,8 +109,15 @@ def test_two_fake_listings_showing_another_certificate_do_not_block_the_real_fil
     peers.append(real)
     fake = fake_version(the_file(tmp_path / "honest"), "evil")
     attacker = make_identity(PEER_NAME)
-    for impostor in impostors(tmp_path, peers, 2, ["127.0.0.1"]):
-        assert not fake_listing(tracker, attacker, impostor.host, impostor.port, [fake])
+    reached = []
+    impostors(
+        tmp_path,
+        peers,
+        2,
+        ["127.0.0.1"],
+        lambda _i, host, port: reached.append(fake_listing(tracker, attacker, host, port, [fake])),
+    )
+    assert reached == [False, False]
 
     done = download(tracker, tmp_path / "b")
 
@@ -113,8 +135,13 @@ def test_a_fake_version_listed_from_more_blocks_is_still_given_up_for_the_real_o
     peers.append(real)
     fake = fake_version(the_file(tmp_path / "honest"), "evil")
     attacker = make_identity(PEER_NAME)
-    for impostor in impostors(tmp_path, peers, 3, ["127.0.3.1", "127.0.4.1", "127.0.5.1"]):
-        fake_listing(tracker, attacker, impostor.host, impostor.port, [fake])
+    impostors(
+        tmp_path,
+        peers,
+        3,
+        ["127.0.3.1", "127.0.4.1", "127.0.5.1"],
+        lambda _i, host, port: fake_listing(tracker, attacker, host, port, [fake]),
+    )
 
     done = download(tracker, tmp_path / "b")
 
@@ -128,10 +155,15 @@ def test_exit_13_only_when_every_versions_sources_showed_another_certificate(
     data = os.urandom(2 * MIB)
     listed = the_file(folder_with(tmp_path, "model", data))
     attacker = make_identity(PEER_NAME)
-    shown = impostors(tmp_path, peers, 3, ["127.0.0.1"])
-    for index, impostor in enumerate(shown):
-        version = fake_version(listed, f"version {index % 2}")
-        fake_listing(tracker, attacker, impostor.host, impostor.port, [version])
+    impostors(
+        tmp_path,
+        peers,
+        3,
+        ["127.0.0.1"],
+        lambda index, host, port: fake_listing(
+            tracker, attacker, host, port, [fake_version(listed, f"version {index % 2}")]
+        ),
+    )
 
     done = download(tracker, tmp_path / "b")
 
@@ -201,15 +233,19 @@ def test_search_shows_the_versions_grouped_in_the_order_a_download_tries_them(
     tmp_path, tracker, peers
 ):
     # The real file from one block, reached; a made-up version listed from three blocks
-    # where the tracker met another certificate.
+    # (where another certificate answers once they are listed).
     real = honest_peer(tracker, folder_with(tmp_path, "honest", os.urandom(MIB + 1)))
     peers.append(real)
     real_file = the_file(tmp_path / "honest")
     fake = fake_version(real_file, "evil")
     attacker = make_identity(PEER_NAME)
-    shown = impostors(tmp_path, peers, 3, ["127.0.3.1", "127.0.4.1", "127.0.5.1"])
-    for impostor in shown:
-        fake_listing(tracker, attacker, impostor.host, impostor.port, [fake])
+    shown = impostors(
+        tmp_path,
+        peers,
+        3,
+        ["127.0.3.1", "127.0.4.1", "127.0.5.1"],
+        lambda _i, host, port: fake_listing(tracker, attacker, host, port, [fake]),
+    )
 
     done = run_peer(
         "search", NAME, "--tracker", tracker.address, "--tracker-cert", str(tracker.cert_file),

@@ -16,17 +16,27 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from napshare.common import reasons
+from napshare.common.addresskey import AddressKey
 from napshare.tracker.checks import MAX_QUERY_CHARS
 from napshare.tracker.errors import (
     AddressTakenError,
+    BusyError,
     CapacityError,
     InvalidRequestError,
+    JoinReplayedError,
     UnauthenticatedError,
     UnknownPeerError,
 )
 from napshare.tracker.keywords import query_words
 from napshare.tracker.limits import Limits
-from napshare.tracker.store.base import DeadPeer, FileEntry, IndexStats, IndexStore, SearchOutcome
+from napshare.tracker.store.base import (
+    NONCE_SECONDS,
+    DeadPeer,
+    FileEntry,
+    IndexStats,
+    IndexStore,
+    SearchOutcome,
+)
 
 from tests.support.clock import Clock
 
@@ -41,6 +51,8 @@ ROOMY = Limits(
     name_bytes=1_000_000,
 )
 ONE, TWO = "10.9.0.1", "10.9.0.2"  # two source addresses
+# Two addresses of one IPv6 /64, which per-address limits count as one address.
+SIX_A, SIX_B = "2001:db8:1:2::a", "2001:db8:1:2:ffff:ffff:ffff:b"
 ALPHABET = "abcAB.-_1é日本İ"
 
 
@@ -138,6 +150,59 @@ class StoreContract:
     def examined_bound(self, budget: int) -> int:
         """The most entries a page of a broad search with `search_budget` `budget` looks at."""
         return budget
+
+    # -- the nonces of signed Joins ------------------------------------------------------
+
+    def test_a_join_nonce_is_taken_once_until_it_expires(self, store: IndexStore) -> None:
+        mine, other = "a" * 64, "b" * 64
+        store.take_nonce(mine, b"n" * 16, 1_000, now=1_000.0)
+        with pytest.raises(JoinReplayedError) as caught:
+            store.take_nonce(mine, b"n" * 16, 1_000, now=1_200.0)
+        assert caught.value.reason == reasons.JOIN_REPLAYED
+        store.take_nonce(other, b"n" * 16, 1_000, now=1_200.0)  # another identity's nonce
+        store.take_nonce(mine, b"m" * 16, 1_000, now=1_200.0)  # another nonce
+        # Kept until no tracker, whatever its clock, could take that Join any more.
+        with pytest.raises(JoinReplayedError):
+            store.take_nonce(mine, b"n" * 16, 1_000, now=1_000.0 + NONCE_SECONDS - 1)
+        store.take_nonce(mine, b"n" * 16, 1_000, now=1_000.0 + NONCE_SECONDS + 11)
+
+    def test_the_nonces_kept_are_bounded(self, make: Make) -> None:
+        store = make(max_join_nonces=3)
+        for n in range(3):
+            store.take_nonce("a" * 64, bytes([n]) * 16, 1_000, now=1_000.0)
+        with pytest.raises(BusyError) as caught:
+            store.take_nonce("a" * 64, b"x" * 16, 1_000, now=1_100.0)
+        assert caught.value.reason == reasons.JOINS_BUSY
+        assert caught.value.retry_delay is not None
+        assert 0 < caught.value.retry_delay <= NONCE_SECONDS
+        assert caught.value.metadata == {"limit": "3", "flag": "--max-join-nonces"}
+        store.take_nonce("a" * 64, b"x" * 16, 1_000, now=1_000.0 + NONCE_SECONDS + 11)
+
+    # -- how often large Joins come ----------------------------------------------------------
+
+    def test_a_large_join_from_one_address_or_identity_comes_once_an_interval(
+        self, make: Make
+    ) -> None:
+        clock = Clock()
+        store = make(clock=clock, large_join_files=3, large_join_interval=30)
+        big, small = files("a", "b", "c"), files("a", "b")
+        store.join("10.0.0.1", 1, big, ONE, identity="i" * 64)
+        with pytest.raises(BusyError) as caught:
+            store.join("10.0.0.1", 1, files("d", "e", "f"), ONE, identity="i" * 64)
+        assert caught.value.reason == reasons.LARGE_JOIN_TOO_SOON
+        assert caught.value.retry_delay == pytest.approx(30)
+        assert caught.value.metadata == {"limit": "30", "flag": "--large-join-interval"}
+        clock.now += 10
+        with pytest.raises(BusyError):  # the same identity from elsewhere
+            store.join("10.0.0.2", 1, big, TWO, identity="i" * 64)
+        with pytest.raises(BusyError) as caught:  # the same address, another identity
+            store.join("10.0.0.3", 1, big, ONE, identity="j" * 64)
+        assert caught.value.retry_delay == pytest.approx(20)
+        store.join("10.0.0.1", 2, small, ONE, identity="i" * 64)  # small ones come any time
+        store.join("10.0.0.2", 1, big, TWO, identity="j" * 64)  # anyone else
+        clock.now += 20
+        store.join("10.0.0.1", 1, files("d", "e", "f"), ONE, identity="i" * 64)
+        assert [f.name for f in store.files_of("10.0.0.1:1") or []] == ["d", "e", "f"]
 
     # -- registrations and search ----------------------------------------------------------
 
@@ -269,20 +334,22 @@ class StoreContract:
 
     def test_exact_search_is_case_sensitive_and_sorted(self, store: IndexStore) -> None:
         for port in (3, 1, 2):
-            store.join("h", port, [entry("A.mp4"), entry("a.mp4")])
+            store.join("10.0.0.8", port, [entry("A.mp4"), entry("a.mp4")])
 
         assert keys(store.search(name="a.mp4")) == [
-            ("h:1", "a.mp4"),
-            ("h:2", "a.mp4"),
-            ("h:3", "a.mp4"),
+            ("10.0.0.8:1", "a.mp4"),
+            ("10.0.0.8:2", "a.mp4"),
+            ("10.0.0.8:3", "a.mp4"),
         ]
 
     def test_keywords_ignore_case_beyond_ascii(self, store: IndexStore) -> None:
-        store.join("h", 1, files("İstanbul Ödev.PDF", "ÉTÉ.mp3", "plain.txt"))
+        store.join("10.0.0.8", 1, files("İstanbul Ödev.PDF", "ÉTÉ.mp3", "plain.txt"))
 
-        assert keys(store.search(query="i̇stanbul ödev pdf")) == [("h:1", "İstanbul Ödev.PDF")]
-        assert keys(store.search(query="été")) == [("h:1", "ÉTÉ.mp3")]
-        assert keys(store.search(query="É")) == [("h:1", "ÉTÉ.mp3")]  # words are lowered too
+        assert keys(store.search(query="i̇stanbul ödev pdf")) == [
+            ("10.0.0.8:1", "İstanbul Ödev.PDF")
+        ]
+        assert keys(store.search(query="été")) == [("10.0.0.8:1", "ÉTÉ.mp3")]
+        assert keys(store.search(query="É")) == [("10.0.0.8:1", "ÉTÉ.mp3")]  # words are lowered too
 
     def test_a_bad_rejoin_keeps_the_old_registration(self, store: IndexStore) -> None:
         first = store.join("10.0.0.1", 1, [entry("x.mp4")])
@@ -981,6 +1048,37 @@ class LimitsContract:
         assert [d.peer_id for d in store.expire()] == [expired.peer_id]
         assert store.stats().entries == 2
 
+    def test_an_ipv6_network_is_one_address_to_every_per_address_limit(self, make: Make) -> None:
+        limits = dataclasses.replace(
+            ROOMY, peers_per_address=2, files_per_address=3, name_bytes_per_address=8
+        )
+        store = make(limits=limits)
+        sources = [f"2001:db8:1:2::{n:x}" for n in range(1, 33)]  # 32 addresses, one /64
+        store.join("10.0.0.1", 1, files("a"), sources[0])
+        store.join("10.0.0.1", 2, files("b"), sources[1])
+        error = refused("ADDRESS_PEER_LIMIT", store.join, "10.0.0.1", 3, files("c"), sources[2])
+        assert "address 2001:db8:1:2::/64 would have 3 registrations" in str(error)
+        for source in sources[3:]:
+            refused("ADDRESS_PEER_LIMIT", store.join, "10.0.0.1", 3, files("c"), source)
+        refused("ADDRESS_FILE_LIMIT", store.join, "10.0.0.1", 1, files("a", "x", "y"), SIX_B)
+        refused("ADDRESS_NAME_BYTES_LIMIT", store.join, "10.0.0.1", 1, files("abcdefgh"), SIX_A)
+        assert store.stats().peers == 2
+        store.join("10.0.0.1", 3, files("c"), "2001:db8:1:3::1")  # another /64: its own budget
+        # An IPv4-mapped address is the IPv4 address it maps.
+        store.join("10.0.0.1", 4, files("d"), "::ffff:10.9.0.1")
+        store.join("10.0.0.1", 5, files("e"), ONE)
+        refused("ADDRESS_PEER_LIMIT", store.join, "10.0.0.1", 6, files("f"), ONE)
+        assert store.stats().peers == 5
+
+    def test_the_ipv6_prefix_that_is_one_address_is_a_setting(self, make: Make) -> None:
+        store = make(
+            limits=dataclasses.replace(ROOMY, peers_per_address=1),
+            address_key=AddressKey(ipv6_prefix=128),
+        )
+        store.join("10.0.0.1", 1, files("a"), SIX_A)
+        store.join("10.0.0.1", 2, files("b"), SIX_B)  # each address alone, as asked
+        refused("ADDRESS_PEER_LIMIT", store.join, "10.0.0.1", 3, files("c"), SIX_A)
+
     def test_the_index_counts_a_shared_name_once(self, make: Make) -> None:
         store = make(limits=dataclasses.replace(ROOMY, name_bytes=6))
         store.join("10.0.0.1", 1, files("abc"), ONE)
@@ -1040,7 +1138,7 @@ class ModelComparison:
 
         ports = st.integers(1, 6)
         names = st.lists(st.sampled_from(NAMES), max_size=5, unique=True)
-        sources = st.sampled_from([None, ONE, TWO])
+        sources = st.sampled_from([None, ONE, TWO, SIX_A, SIX_B])
         identities = st.sampled_from(["", "a" * 64, "b" * 64])
         query = st.lists(st.sampled_from(WORDS), min_size=1, max_size=3)
 

@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file napshare/v1/tracker.proto.
  */
 export const file_napshare_v1_tracker: GenFile = /*@__PURE__*/
-  fileDesc("ChluYXBzaGFyZS92MS90cmFja2VyLnByb3RvEgtuYXBzaGFyZS52MSKjAQoLSm9pblJlcXVlc3QSDAoEaG9zdBgBIAEoCRIMCgRwb3J0GAIgASgNEiQKBWZpbGVzGAMgAygLMhUubmFwc2hhcmUudjEuRmlsZUluZm8SEwoLY2VydGlmaWNhdGUYBCABKAwSEQoJc2lnbmF0dXJlGAUgASgMEhEKCXNpZ25lZF9hdBgGIAEoAxIXCg9sb2NhbF9hZGRyZXNzZXMYByADKAkiZQoMSm9pblJlc3BvbnNlEg8KB3BlZXJfaWQYASABKAkSDQoFdG9rZW4YAiABKAkSIgoaaGVhcnRiZWF0X2ludGVydmFsX3NlY29uZHMYAyABKA0SEQoJcmVhY2hhYmxlGAQgASgIIpgBCg1TZWFyY2hSZXF1ZXN0EgwKBG5hbWUYASABKAkSDQoFcXVlcnkYAiABKAkSDQoFbGltaXQYAyABKA0SDwoHcGVlcl9pZBgEIAEoCRIRCglwYWdlX3NpemUYBSABKA0SEgoKcGFnZV90b2tlbhgGIAEoCRIOCgZzaGEyNTYYByABKAkSEwoLcGllY2VzX3Jvb3QYCCABKAkiewoOU2VhcmNoUmVzcG9uc2USKgoHcmVzdWx0cxgBIAMoCzIZLm5hcHNoYXJlLnYxLlNlYXJjaFJlc3VsdBIRCgl0cnVuY2F0ZWQYAiABKAgSFwoPbmV4dF9wYWdlX3Rva2VuGAMgASgJEhEKCWdhdGhlcmluZxgEIAEoCCJsCgxTZWFyY2hSZXN1bHQSDwoHcGVlcl9pZBgBIAEoCRIjCgRmaWxlGAIgASgLMhUubmFwc2hhcmUudjEuRmlsZUluZm8SEwoLY2VydGlmaWNhdGUYAyABKAwSEQoJcmVhY2hhYmxlGAQgASgIIlcKDUJyb3dzZVJlcXVlc3QSDwoHcGVlcl9pZBgBIAEoCRIOCgZmb2xkZXIYAiABKAkSEQoJcGFnZV9zaXplGAMgASgNEhIKCnBhZ2VfdG9rZW4YBCABKAkidwoOQnJvd3NlUmVzcG9uc2USJAoFZmlsZXMYASADKAsyFS5uYXBzaGFyZS52MS5GaWxlSW5mbxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSEwoLY2VydGlmaWNhdGUYAyABKAwSEQoJcmVhY2hhYmxlGAQgASgIImwKDVVwZGF0ZVJlcXVlc3QSDwoHcGVlcl9pZBgBIAEoCRINCgV0b2tlbhgCIAEoCRIkCgVmaWxlcxgDIAMoCzIVLm5hcHNoYXJlLnYxLkZpbGVJbmZvEhUKDXJlbW92ZWRfbmFtZXMYBCADKAkiEAoOVXBkYXRlUmVzcG9uc2UiMgoQSGVhcnRiZWF0UmVxdWVzdBIPCgdwZWVyX2lkGAEgASgJEg0KBXRva2VuGAIgASgJIhMKEUhlYXJ0YmVhdFJlc3BvbnNlIi4KDExlYXZlUmVxdWVzdBIPCgdwZWVyX2lkGAEgASgJEg0KBXRva2VuGAIgASgJIg8KDUxlYXZlUmVzcG9uc2UiLwoNTGlzdGVuUmVxdWVzdBIPCgdwZWVyX2lkGAEgASgJEg0KBXRva2VuGAIgASgJIuEBCg5MaXN0ZW5SZXNwb25zZRItCgdzdGFydGVkGAEgASgLMhoubmFwc2hhcmUudjEuTGlzdGVuU3RhcnRlZEgAEjEKCWtlZXBhbGl2ZRgCIAEoCzIcLm5hcHNoYXJlLnYxLkxpc3RlbktlZXBhbGl2ZUgAEjAKDHJldmVyc2VfZGlhbBgDIAEoCzIYLm5hcHNoYXJlLnYxLlJldmVyc2VEaWFsSAASMgoNcmVsYXlfc2Vzc2lvbhgEIAEoCzIZLm5hcHNoYXJlLnYxLlJlbGF5U2Vzc2lvbkgAQgcKBWV2ZW50IioKDUxpc3RlblN0YXJ0ZWQSGQoRa2VlcGFsaXZlX3NlY29uZHMYASABKA0iEQoPTGlzdGVuS2VlcGFsaXZlIj8KC1JldmVyc2VEaWFsEg8KB2FkZHJlc3MYASABKAkSDwoHc2Vzc2lvbhgCIAEoDBIOCgZzZWNyZXQYAyABKAwiOwoMUmVsYXlTZXNzaW9uEhUKDXJlbGF5X2FkZHJlc3MYASABKAkSFAoMcmVsYXlfdGlja2V0GAIgASgMInIKDkNvbm5lY3RSZXF1ZXN0Eg8KB3BlZXJfaWQYASABKAkSJgoEcGF0aBgCIAEoDjIYLm5hcHNoYXJlLnYxLkNvbm5lY3RQYXRoEhQKDHJldmVyc2VfcG9ydBgDIAEoDRIRCgljYWxsZXJfaXAYBCABKAkipAEKD0Nvbm5lY3RSZXNwb25zZRIXCg9sb2NhbF9hZGRyZXNzZXMYASADKAkSDwoHZGlhbGluZxgCIAEoCBIPCgdzZXNzaW9uGAMgASgMEg4KBnNlY3JldBgEIAEoDBIVCg1yZWxheV9hZGRyZXNzGAUgASgJEhQKDHJlbGF5X3RpY2tldBgGIAEoDBIZChFjYWxsZXJfYmVoaW5kX25hdBgHIAEoCCpdCgtDb25uZWN0UGF0aBIcChhDT05ORUNUX1BBVEhfVU5TUEVDSUZJRUQQABIYChRDT05ORUNUX1BBVEhfUkVWRVJTRRABEhYKEkNPTk5FQ1RfUEFUSF9SRUxBWRACMq0ECg5UcmFja2VyU2VydmljZRI7CgRKb2luEhgubmFwc2hhcmUudjEuSm9pblJlcXVlc3QaGS5uYXBzaGFyZS52MS5Kb2luUmVzcG9uc2USQQoGU2VhcmNoEhoubmFwc2hhcmUudjEuU2VhcmNoUmVxdWVzdBobLm5hcHNoYXJlLnYxLlNlYXJjaFJlc3BvbnNlEkEKBkJyb3dzZRIaLm5hcHNoYXJlLnYxLkJyb3dzZVJlcXVlc3QaGy5uYXBzaGFyZS52MS5Ccm93c2VSZXNwb25zZRJBCgZVcGRhdGUSGi5uYXBzaGFyZS52MS5VcGRhdGVSZXF1ZXN0GhsubmFwc2hhcmUudjEuVXBkYXRlUmVzcG9uc2USSgoJSGVhcnRiZWF0Eh0ubmFwc2hhcmUudjEuSGVhcnRiZWF0UmVxdWVzdBoeLm5hcHNoYXJlLnYxLkhlYXJ0YmVhdFJlc3BvbnNlEj4KBUxlYXZlEhkubmFwc2hhcmUudjEuTGVhdmVSZXF1ZXN0GhoubmFwc2hhcmUudjEuTGVhdmVSZXNwb25zZRJDCgZMaXN0ZW4SGi5uYXBzaGFyZS52MS5MaXN0ZW5SZXF1ZXN0GhsubmFwc2hhcmUudjEuTGlzdGVuUmVzcG9uc2UwARJECgdDb25uZWN0EhsubmFwc2hhcmUudjEuQ29ubmVjdFJlcXVlc3QaHC5uYXBzaGFyZS52MS5Db25uZWN0UmVzcG9uc2VCagoOaW8ubmFwc2hhcmUudjFCDFRyYWNrZXJQcm90b1ABWjpnaXRodWIuY29tL25hcHNoYXJlL25hcHNoYXJlL2dlbi9nby9uYXBzaGFyZS92MTtuYXBzaGFyZXYxqgILTmFwc2hhcmUuVjFiBnByb3RvMw", [file_napshare_v1_file_info]);
+  fileDesc("ChluYXBzaGFyZS92MS90cmFja2VyLnByb3RvEgtuYXBzaGFyZS52MSKyAQoLSm9pblJlcXVlc3QSDAoEaG9zdBgBIAEoCRIMCgRwb3J0GAIgASgNEiQKBWZpbGVzGAMgAygLMhUubmFwc2hhcmUudjEuRmlsZUluZm8SEwoLY2VydGlmaWNhdGUYBCABKAwSEQoJc2lnbmF0dXJlGAUgASgMEhEKCXNpZ25lZF9hdBgGIAEoAxIXCg9sb2NhbF9hZGRyZXNzZXMYByADKAkSDQoFbm9uY2UYCCABKAwiZQoMSm9pblJlc3BvbnNlEg8KB3BlZXJfaWQYASABKAkSDQoFdG9rZW4YAiABKAkSIgoaaGVhcnRiZWF0X2ludGVydmFsX3NlY29uZHMYAyABKA0SEQoJcmVhY2hhYmxlGAQgASgIIpgBCg1TZWFyY2hSZXF1ZXN0EgwKBG5hbWUYASABKAkSDQoFcXVlcnkYAiABKAkSDQoFbGltaXQYAyABKA0SDwoHcGVlcl9pZBgEIAEoCRIRCglwYWdlX3NpemUYBSABKA0SEgoKcGFnZV90b2tlbhgGIAEoCRIOCgZzaGEyNTYYByABKAkSEwoLcGllY2VzX3Jvb3QYCCABKAkiewoOU2VhcmNoUmVzcG9uc2USKgoHcmVzdWx0cxgBIAMoCzIZLm5hcHNoYXJlLnYxLlNlYXJjaFJlc3VsdBIRCgl0cnVuY2F0ZWQYAiABKAgSFwoPbmV4dF9wYWdlX3Rva2VuGAMgASgJEhEKCWdhdGhlcmluZxgEIAEoCCJsCgxTZWFyY2hSZXN1bHQSDwoHcGVlcl9pZBgBIAEoCRIjCgRmaWxlGAIgASgLMhUubmFwc2hhcmUudjEuRmlsZUluZm8SEwoLY2VydGlmaWNhdGUYAyABKAwSEQoJcmVhY2hhYmxlGAQgASgIIlcKDUJyb3dzZVJlcXVlc3QSDwoHcGVlcl9pZBgBIAEoCRIOCgZmb2xkZXIYAiABKAkSEQoJcGFnZV9zaXplGAMgASgNEhIKCnBhZ2VfdG9rZW4YBCABKAkidwoOQnJvd3NlUmVzcG9uc2USJAoFZmlsZXMYASADKAsyFS5uYXBzaGFyZS52MS5GaWxlSW5mbxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSEwoLY2VydGlmaWNhdGUYAyABKAwSEQoJcmVhY2hhYmxlGAQgASgIImwKDVVwZGF0ZVJlcXVlc3QSDwoHcGVlcl9pZBgBIAEoCRINCgV0b2tlbhgCIAEoCRIkCgVmaWxlcxgDIAMoCzIVLm5hcHNoYXJlLnYxLkZpbGVJbmZvEhUKDXJlbW92ZWRfbmFtZXMYBCADKAkiEAoOVXBkYXRlUmVzcG9uc2UiMgoQSGVhcnRiZWF0UmVxdWVzdBIPCgdwZWVyX2lkGAEgASgJEg0KBXRva2VuGAIgASgJIhMKEUhlYXJ0YmVhdFJlc3BvbnNlIi4KDExlYXZlUmVxdWVzdBIPCgdwZWVyX2lkGAEgASgJEg0KBXRva2VuGAIgASgJIg8KDUxlYXZlUmVzcG9uc2UiLwoNTGlzdGVuUmVxdWVzdBIPCgdwZWVyX2lkGAEgASgJEg0KBXRva2VuGAIgASgJIuEBCg5MaXN0ZW5SZXNwb25zZRItCgdzdGFydGVkGAEgASgLMhoubmFwc2hhcmUudjEuTGlzdGVuU3RhcnRlZEgAEjEKCWtlZXBhbGl2ZRgCIAEoCzIcLm5hcHNoYXJlLnYxLkxpc3RlbktlZXBhbGl2ZUgAEjAKDHJldmVyc2VfZGlhbBgDIAEoCzIYLm5hcHNoYXJlLnYxLlJldmVyc2VEaWFsSAASMgoNcmVsYXlfc2Vzc2lvbhgEIAEoCzIZLm5hcHNoYXJlLnYxLlJlbGF5U2Vzc2lvbkgAQgcKBWV2ZW50IioKDUxpc3RlblN0YXJ0ZWQSGQoRa2VlcGFsaXZlX3NlY29uZHMYASABKA0iEQoPTGlzdGVuS2VlcGFsaXZlIj8KC1JldmVyc2VEaWFsEg8KB2FkZHJlc3MYASABKAkSDwoHc2Vzc2lvbhgCIAEoDBIOCgZzZWNyZXQYAyABKAwiOwoMUmVsYXlTZXNzaW9uEhUKDXJlbGF5X2FkZHJlc3MYASABKAkSFAoMcmVsYXlfdGlja2V0GAIgASgMInIKDkNvbm5lY3RSZXF1ZXN0Eg8KB3BlZXJfaWQYASABKAkSJgoEcGF0aBgCIAEoDjIYLm5hcHNoYXJlLnYxLkNvbm5lY3RQYXRoEhQKDHJldmVyc2VfcG9ydBgDIAEoDRIRCgljYWxsZXJfaXAYBCABKAkipAEKD0Nvbm5lY3RSZXNwb25zZRIXCg9sb2NhbF9hZGRyZXNzZXMYASADKAkSDwoHZGlhbGluZxgCIAEoCBIPCgdzZXNzaW9uGAMgASgMEg4KBnNlY3JldBgEIAEoDBIVCg1yZWxheV9hZGRyZXNzGAUgASgJEhQKDHJlbGF5X3RpY2tldBgGIAEoDBIZChFjYWxsZXJfYmVoaW5kX25hdBgHIAEoCCpdCgtDb25uZWN0UGF0aBIcChhDT05ORUNUX1BBVEhfVU5TUEVDSUZJRUQQABIYChRDT05ORUNUX1BBVEhfUkVWRVJTRRABEhYKEkNPTk5FQ1RfUEFUSF9SRUxBWRACMq0ECg5UcmFja2VyU2VydmljZRI7CgRKb2luEhgubmFwc2hhcmUudjEuSm9pblJlcXVlc3QaGS5uYXBzaGFyZS52MS5Kb2luUmVzcG9uc2USQQoGU2VhcmNoEhoubmFwc2hhcmUudjEuU2VhcmNoUmVxdWVzdBobLm5hcHNoYXJlLnYxLlNlYXJjaFJlc3BvbnNlEkEKBkJyb3dzZRIaLm5hcHNoYXJlLnYxLkJyb3dzZVJlcXVlc3QaGy5uYXBzaGFyZS52MS5Ccm93c2VSZXNwb25zZRJBCgZVcGRhdGUSGi5uYXBzaGFyZS52MS5VcGRhdGVSZXF1ZXN0GhsubmFwc2hhcmUudjEuVXBkYXRlUmVzcG9uc2USSgoJSGVhcnRiZWF0Eh0ubmFwc2hhcmUudjEuSGVhcnRiZWF0UmVxdWVzdBoeLm5hcHNoYXJlLnYxLkhlYXJ0YmVhdFJlc3BvbnNlEj4KBUxlYXZlEhkubmFwc2hhcmUudjEuTGVhdmVSZXF1ZXN0GhoubmFwc2hhcmUudjEuTGVhdmVSZXNwb25zZRJDCgZMaXN0ZW4SGi5uYXBzaGFyZS52MS5MaXN0ZW5SZXF1ZXN0GhsubmFwc2hhcmUudjEuTGlzdGVuUmVzcG9uc2UwARJECgdDb25uZWN0EhsubmFwc2hhcmUudjEuQ29ubmVjdFJlcXVlc3QaHC5uYXBzaGFyZS52MS5Db25uZWN0UmVzcG9uc2VCagoOaW8ubmFwc2hhcmUudjFCDFRyYWNrZXJQcm90b1ABWjpnaXRodWIuY29tL25hcHNoYXJlL25hcHNoYXJlL2dlbi9nby9uYXBzaGFyZS92MTtuYXBzaGFyZXYxqgILTmFwc2hhcmUuVjFiBnByb3RvMw", [file_napshare_v1_file_info]);
 
 /**
  * JoinRequest registers a peer.
@@ -60,10 +60,17 @@ export type JoinRequest = Message<"napshare.v1.JoinRequest"> & {
 
   /**
    * With `certificate`: an ECDSA-SHA256 signature (DER) by the certificate's
-   * key of the bytes "napshare.v1 Join" NUL, then these four fields, UTF-8,
+   * key of the bytes "napshare.v1 Join" NUL, then these six fields, UTF-8,
    * joined by NUL bytes: the tracker's identity (the SHA-256 in hex of the
    * tracker's certificate, DER; empty for a tracker serving plain text),
-   * `host` as sent, `port` in decimal, `signed_at` in decimal.
+   * `host` as sent, `port` in decimal, `signed_at` in decimal, `nonce` in
+   * lowercase hex, and the digest of the request's lists in lowercase hex:
+   * the SHA-256 of "files" NUL, the number of `files` in decimal, NUL, then
+   * for each file its `name`, `size` in decimal, `sha256` and `pieces_root`,
+   * each followed by NUL; then "local_addresses" NUL, their number in
+   * decimal, NUL, and each address followed by NUL. So the signature covers
+   * the whole request, and a Join seen on the wire cannot be sent again with
+   * other files.
    *
    * @generated from field: bytes signature = 5;
    */
@@ -87,6 +94,17 @@ export type JoinRequest = Message<"napshare.v1.JoinRequest"> & {
    * @generated from field: repeated string local_addresses = 7;
    */
   localAddresses: string[];
+
+  /**
+   * With `certificate`: 16 to 64 random bytes, new for every Join (napshare
+   * peers send 16). The tracker takes each (certificate, nonce) once while
+   * `signed_at` is within its clock's 300 s: a Join sent again, such as one
+   * copied off a plain text connection, is refused (`JOIN_REPLAYED`).
+   * Replicas sharing a store share what they have seen.
+   *
+   * @generated from field: bytes nonce = 8;
+   */
+  nonce: Uint8Array;
 };
 
 /**
@@ -979,11 +997,14 @@ export const TrackerService: GenService<{
    *   or the request bytes are not a `JoinRequest` (`REQUEST_MALFORMED`).
    * * `UNAUTHENTICATED`: `signature` is not the certificate key's over this
    *   Join for this tracker, or `signed_at` is more than 300 s away from the
-   *   tracker's clock (`JOIN_SIGNATURE_INVALID`).
+   *   tracker's clock (`JOIN_SIGNATURE_INVALID`); or its nonce was taken
+   *   before: a copy of an earlier Join (`JOIN_REPLAYED`).
    * * `PERMISSION_DENIED`: a live registration of another identity holds the
    *   address (`ADDRESS_TAKEN`), one the tracker reached there or this Join
    *   was not; it is left as it was. Its lease runs out three heartbeat
-   *   intervals after its last heartbeat.
+   *   intervals after its last heartbeat. Or the address check found a TLS
+   *   server there showing another certificate than this Join's: the address
+   *   is another peer's (`ADDRESS_SERVED_BY_ANOTHER`).
    * * `RESOURCE_EXHAUSTED`: a limit of the tracker would be passed, and
    *   nothing changed: the registrations (`ADDRESS_PEER_LIMIT`), files
    *   (`ADDRESS_FILE_LIMIT`) or bytes of file names
@@ -992,8 +1013,12 @@ export const TrackerService: GenService<{
    *   (`INDEX_FULL`) or bytes of file names (`INDEX_NAME_BYTES_LIMIT`) of the
    *   whole index. `metadata` holds `limit` (its value) and `flag` (the
    *   tracker's option that sets it). Or 8 reachability checks of other Joins
-   *   are running (`ADDRESS_CHECKS_BUSY`, with `RetryInfo`: 3 s); or a
-   *   request over 16 MiB (from gRPC, no details).
+   *   are running (`ADDRESS_CHECKS_BUSY`, with `RetryInfo`: 3 s); or the
+   *   tracker remembers as many recent signed Joins as it may (`JOINS_BUSY`,
+   *   with `RetryInfo`); or the Join lists 10,000 files or more and its address
+   *   or identity sent such a Join less than 30 s ago, or one of this address
+   *   is still being added (`LARGE_JOIN_TOO_SOON`, with `RetryInfo`: the
+   *   seconds left); or a request over 16 MiB (from gRPC, no details).
    *
    * @generated from rpc napshare.v1.TrackerService.Join
    */
