@@ -77,14 +77,27 @@ class ListenStream:
 
 
 BEHIND_NAT_BIND = "127.0.0.2"  # where a peer "behind a NAT" really listens
+# Sockets bound (not listening) to the 127.0.0.1 ports that peers "behind a NAT" announce, for
+# the life of the test process: a dial there is refused, as a router refuses it, and no other
+# test's server (another worker's) can take that port and answer the tracker's check with its
+# own certificate (which refuses the Join: that address would be another peer's).
+_ANNOUNCED: list[socket.socket] = []
 
 
 def natted_config(folder: Path, tracker: str, transport: Transport, **options: Any) -> NodeConfig:
-    """A peer that announces 127.0.0.1 but listens on 127.0.0.2 (the tracker's check of its
-    address fails, as behind a NAT), with no local address to be found at: only the tracker's
-    paths reach it.
+    """A peer that announces 127.0.0.1 but listens on 127.0.0.2 at the same port (the
+    tracker's check of its address is refused, as behind a NAT), with no local address to be
+    found at: only the tracker's paths reach it.
     """
-    settings: dict[str, Any] = {"local_addresses": (), "rescan_interval": 60.0, **options}
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    _ANNOUNCED.append(held)
+    settings: dict[str, Any] = {
+        "local_addresses": (),
+        "rescan_interval": 60.0,
+        "port": held.getsockname()[1],
+        **options,
+    }
     return NodeConfig(
         folder=SharedFolder(folder),
         folder_label=folder.name,
