@@ -11,8 +11,12 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from napshare.common import reasons
 from napshare.common.addresskey import AddressKey
+from napshare.peer.serving.errors import (
+    TooManyUploadsError,
+    UploadsBusyError,
+    UploadTooSlowError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -22,34 +26,6 @@ logger = logging.getLogger(__name__)
 MIN_RETRY_DELAY = 1.0
 MAX_RETRY_DELAY = 30.0
 MAX_ESTIMATE = 7 * 24 * 3600  # seconds: a longer estimate is no estimate
-
-
-class SlotRefusedError(Exception):
-    """No slot for this Download now; `retry_delay` is how many seconds to wait before asking."""
-
-    reason: str
-
-    def __init__(self, message: str, retry_delay: float) -> None:
-        super().__init__(message)
-        self.retry_delay = retry_delay
-
-
-class UploadsBusyError(SlotRefusedError):
-    """Every upload slot is taken: the original's "download refused"."""
-
-    reason = reasons.UPLOAD_SLOTS_FULL
-
-
-class TooManyUploadsError(SlotRefusedError):
-    """The caller's address already holds as many slots as one address may."""
-
-    reason = reasons.TOO_MANY_UPLOADS_FOR_ADDRESS
-
-
-class UploadTooSlowError(SlotRefusedError):
-    """The caller's address read an upload too slowly: its slot went to others for a while."""
-
-    reason = reasons.UPLOAD_TOO_SLOW
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,12 @@ from napshare.common import error_details, reasons
 from napshare.common.messages import MalformedRequestError
 from napshare.common.names import InvalidNameError
 from napshare.peer.folder.store import FolderError, NotSharedError
-from napshare.peer.serving.slots import SlotRefusedError
-from napshare.peer.serving.uploads import BadRequestError, FileChangedError, OutOfRangeError
+from napshare.peer.serving.errors import (
+    BadRequestError,
+    FileChangedError,
+    OutOfRangeError,
+    SlotRefusedError,
+)
 
 # Checked in order; the first matching class wins. The reason is the error's own `reason`
 # (OSError's is FILE_UNREADABLE).

@@ -11,32 +11,13 @@ from napshare.common.names import check_file_name, check_sha256
 from napshare.common.ratelimit import TokenBucket
 from napshare.peer.defaults import MAX_CHUNK_SIZE, MIN_CHUNK_SIZE
 from napshare.peer.folder.store import SharedFile, SharedFolder
+from napshare.peer.serving.errors import BadRequestError, FileChangedError, OutOfRangeError
 from napshare.peer.serving.slots import QueuePlace, UploadSlot, UploadSlots
 from napshare.peer.wire import ChunkBuffer, file_field
 
 # Under an upload cap a chunk is at most this many seconds of the cap, so that the uploads
 # sharing it take turns in small steps rather than waiting seconds for each other's chunks.
 PACE_SECONDS = 0.25
-
-
-class BadRequestError(ValueError):
-    """A request field that can never be valid, such as a negative limit."""
-
-    reason = reasons.LIMIT_INVALID
-
-
-class OutOfRangeError(Exception):
-    """The requested offset is negative or past the end of the file; `reason` says which."""
-
-    def __init__(self, message: str, reason: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-
-class FileChangedError(Exception):
-    """The file is not the one the caller expects, or it changed while being sent."""
-
-    reason = reasons.FILE_CHANGED
 
 
 def check_chunk_size(chunk_size: int) -> int:

@@ -2,7 +2,8 @@
 
 import pytest
 from napshare.common.addresskey import AddressKey
-from napshare.peer.serving.slots import Fairness, TooManyUploadsError, UploadSlots
+from napshare.peer.serving.errors import TooManyUploadsError
+from napshare.peer.serving.slots import Fairness, UploadSlots
 
 
 def test_downloaders_of_one_ipv6_network_share_its_slots() -> None:

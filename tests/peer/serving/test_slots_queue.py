@@ -1,14 +1,13 @@
 """The queue of UploadSlots: who gets a freed slot, and when a place is refused or given up."""
 
 import pytest
+from napshare.peer.serving.errors import TooManyUploadsError, UploadsBusyError
 from napshare.peer.serving.slots import (
     Fairness,
     LeftQueueError,
     QueueLimits,
     QueuePlace,
     QueueReport,
-    TooManyUploadsError,
-    UploadsBusyError,
     UploadSlot,
     UploadSlots,
 )
