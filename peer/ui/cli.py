@@ -1,7 +1,10 @@
 """`napshare-peer`: the command line (serve a folder, search the tracker, download a file)."""
 
+from __future__ import annotations
+
 import argparse
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from napshare.common import arenas, logsetup
 from napshare.common.address import InvalidAddressError, address_list, normal_address
@@ -155,9 +158,36 @@ def _trackers(text: str) -> str:
         raise argparse.ArgumentTypeError(localized(error)) from None
 
 
+@dataclass(frozen=True)
+class _Parents:
+    """The flags that several subcommands share, as parent parsers, and their epilog."""
+
+    common: OneLineParser  # how much to log
+    tracker: OneLineParser  # which tracker, and how it is trusted
+    fetching: OneLineParser  # how files are fetched from peers
+    epilog: str
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every subcommand."""
-    epilog_text = _epilog()
+    parents = _Parents(_common_flags(), _tracker_flags(), _fetching_flags(), _epilog())
+    parser = OneLineParser(
+        prog="napshare-peer",
+        description=tr("Share a folder with napshare peers and download files from them."),
+        epilog=parents.epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_version(parser)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_serve(commands, parents)
+    _add_search(commands, parents)
+    _add_browse(commands, parents)
+    _add_download(commands, parents)
+    return parser
+
+
+def _common_flags() -> OneLineParser:
+    """--log-level, for every subcommand."""
     common = OneLineParser(add_help=False)
     common.add_argument(
         "--log-level",
@@ -166,6 +196,11 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["debug", "info", "warning", "error"],
         help=tr("how much to log on stderr (default: %(default)s)"),
     )
+    return common
+
+
+def _tracker_flags() -> OneLineParser:
+    """Which tracker (or replicas), plain text or not, and how its certificate is pinned."""
     tracker = OneLineParser(add_help=False)
     tracker.add_argument(
         "--tracker",
@@ -205,6 +240,11 @@ def build_parser() -> argparse.ArgumentParser:
             known=KNOWN_TRACKERS_FILE,
         ),
     )
+    return tracker
+
+
+def _fetching_flags() -> OneLineParser:
+    """How a download fetches: stalls, give-up time, sources, rate, memory."""
     fetching = OneLineParser(add_help=False)
     fetching.add_argument(
         "--stall-timeout",
@@ -262,21 +302,16 @@ def build_parser() -> argparse.ArgumentParser:
             "(K, M, G: 1024, 1024², 1024³); 0 for no limit (default: 0)"
         ),
     )
+    return fetching
 
-    parser = OneLineParser(
-        prog="napshare-peer",
-        description=tr("Share a folder with napshare peers and download files from them."),
-        epilog=epilog_text,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_version(parser)
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+def _add_serve(commands: argparse._SubParsersAction[OneLineParser], parents: _Parents) -> None:
+    """serve: what is shared, how it is served and announced, its limits."""
     serve = commands.add_parser(
         "serve",
-        parents=[common, tracker, fetching],
+        parents=[parents.common, parents.tracker, parents.fetching],
         help=tr("share a folder: serve its files, join the tracker, open the menu"),
-        epilog=epilog_text,
+        epilog=parents.epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     serve.add_argument("--dir", required=True, help=tr("the folder to share and download into"))
@@ -442,11 +477,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-menu", action="store_true", help=tr("run as a daemon until SIGINT or SIGTERM")
     )
 
+
+def _add_search(commands: argparse._SubParsersAction[OneLineParser], parents: _Parents) -> None:
+    """search: by name, keywords or content, and how many results."""
     search = commands.add_parser(
         "search",
-        parents=[common, tracker],
+        parents=[parents.common, parents.tracker],
         help=tr("list the peers that share a file"),
-        epilog=epilog_text,
+        epilog=parents.epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     search.add_argument("name", nargs="?", help=tr("the exact file name, or keywords with --query"))
@@ -477,11 +515,14 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
 
+
+def _add_browse(commands: argparse._SubParsersAction[OneLineParser], parents: _Parents) -> None:
+    """browse: one peer's shares, or one of its folders."""
     browse = commands.add_parser(
         "browse",
-        parents=[common, tracker],
+        parents=[parents.common, parents.tracker],
         help=tr("list what one peer shares, as a tree"),
-        epilog=epilog_text,
+        epilog=parents.epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     browse.add_argument(
@@ -494,11 +535,14 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
 
+
+def _add_download(commands: argparse._SubParsersAction[OneLineParser], parents: _Parents) -> None:
+    """download: a file (which version, from whom) or a peer's folder, and where to."""
     download = commands.add_parser(
         "download",
-        parents=[common, tracker, fetching],
+        parents=[parents.common, parents.tracker, parents.fetching],
         help=tr("download a file, or a peer's folder, and exit"),
-        epilog=epilog_text,
+        epilog=parents.epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     download.add_argument(
@@ -552,7 +596,6 @@ def build_parser() -> argparse.ArgumentParser:
             "(every piece is checked against the pieces root anyway; --sha256 implies this)"
         ),
     )
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
