@@ -20,7 +20,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,13 +41,26 @@ from napshare.peer.defaults import (
     STREAMS_PER_PEER,
     WAIT_FOR_PEERS,
 )
+from napshare.peer.downloading.failures import (
+    check_size,
+    clock_time,
+    exhausted,
+    failures_text,
+    final_failure,
+    gave_up,
+    listed,
+    no_such_version,
+    nobody_reached,
+    several_versions,
+)
 from napshare.peer.downloading.fetch import PeerChannels, Stream, fetch_in_order, fetch_layer
 from napshare.peer.downloading.notes import noted_version
 from napshare.peer.downloading.partfile import PartFile
 from napshare.peer.downloading.reporting import Reporter, SilentReporter
 from napshare.peer.downloading.sha256_later import Disagreements, finish_later
 from napshare.peer.downloading.swarm import Swarm, streams_per_peer
-from napshare.peer.downloading.versions import Version, matching, versions_of
+from napshare.peer.downloading.target import Target, following
+from napshare.peer.downloading.versions import matching, versions_of
 from napshare.peer.errors import (
     CancelledError,
     ClientError,
@@ -64,7 +77,6 @@ from napshare.peer.reach.paths import PathCounts
 from napshare.peer.reach.reverse import ReverseListener
 from napshare.peer.reach.routes import Routes
 from napshare.peer.tracker_client import Found, Source, TrackerClient
-from napshare.peer.units import human
 
 logger = logging.getLogger(__name__)
 
@@ -124,91 +136,8 @@ class DownloadResult:
 
 # How many failed peers of one version are told on the console (and logged as warnings) by
 # name; the others only in the log's info lines, so that a tracker listing thousands of dead
-# or hostile peers cannot flood the screen. Lines naming peers list at most LISTED of them.
+# or hostile peers cannot flood the screen.
 TOLD_FAILURES = 8
-LISTED = 8
-
-
-class _Target:
-    """One version (size, sha256, pieces root) of the file and the peers that have it, in
-    asking order. Every operation on one peer is O(1) and the asking order is walked lazily,
-    so a version listed by a hundred thousand peers costs no more per peer than one by two.
-    """
-
-    def __init__(self, size: int, sha256: str, pieces_root: str, peers: list[str]) -> None:
-        self.size = size
-        self.sha256 = sha256
-        self.pieces_root = pieces_root
-        self._order: dict[str, None] = {}  # the asking order (a dict keeps insertion order)
-        self.banned: set[str] = set()  # their bytes failed verification, or they broke rules
-        self.impostors: set[str] = set()  # banned: another certificate than the tracker lists
-        self.dropped: set[str] = set()  # they do not have this version
-        self.warned: set[str] = set()  # the user was told they failed
-        self.told = 0  # failures told by name (at most TOLD_FAILURES)
-        self.not_before: dict[str, float] = {}  # busy peers: monotonic time to ask them again
-        self.failures: dict[str, PeerError] = {}  # each peer's last failure since it sent
-        self.listed: set[str] = set()  # the tracker listed them with this version
-        self.unlisted: set[str] = set()  # listed once, not any more: they left or expired
-        self.kept = False  # the part held bytes of this version when it failed
-        self.add(peers)
-
-    @property
-    def order(self) -> list[str]:
-        return list(self._order)
-
-    def knows(self, peer: str) -> bool:
-        return peer in self._order
-
-    def usable(self, peer: str) -> bool:
-        """Whether `peer` may still be asked for this version (now or later)."""
-        return peer not in self.banned and peer not in self.dropped and peer not in self.unlisted
-
-    def candidates(self) -> list[str]:
-        return [p for p in self._order if self.usable(p)]
-
-    def down(self) -> list[PeerError]:
-        """The failures of the candidates, if no connection to any of them could be made
-        since they last sent (else []): nobody can be reached now.
-        """
-        failures = [self.failures.get(p) for p in self.candidates()]
-        if not failures or any(f is None or f.reached for f in failures):
-            return []
-        return [f for f in failures if f is not None]
-
-    def all_failed(self) -> bool:
-        """Whether every candidate failed since it last sent (none is untried or sending)."""
-        candidates = self.candidates()
-        return bool(candidates) and all(p in self.failures for p in candidates)
-
-    def ready(self, now: float) -> Iterator[str]:
-        """The candidates that may be asked at `now` (busy ones only once their wait is
-        over), in asking order, walked lazily: take what is needed and drop the rest.
-        """
-        return (p for p in self._order if self.usable(p) and self.not_before.get(p, now) <= now)
-
-    def any_ready(self, now: float) -> bool:
-        return next(self.ready(now), None) is not None
-
-    def wait(self, now: float) -> float:
-        """Seconds from `now` until some candidate may be asked; 0 if one may be now."""
-        waits = [self.not_before.get(p, now) - now for p in self.candidates()]
-        return max(0.0, min(waits, default=0.0))
-
-    def to_back(self, peer: str) -> None:
-        self._order.pop(peer, None)
-        self._order[peer] = None
-
-    def add(self, peers: list[str]) -> None:
-        for peer in peers:
-            self._order.setdefault(peer, None)
-
-    def has(self, source: Source) -> bool:
-        """Whether `source` offers this version."""
-        return (source.size, source.sha256, source.pieces_root) == (
-            self.size,
-            self.sha256,
-            self.pieces_root,
-        )
 
 
 class _DeferredError(Exception):
@@ -327,7 +256,7 @@ class Downloader:
             routes.close()
             reporter.end()
 
-    def _fetch_versions(self, job: _Job, targets: list[_Target]) -> DownloadResult:
+    def _fetch_versions(self, job: _Job, targets: list[Target]) -> DownloadResult:
         """Try the versions in order until one is kept. A version whose sources all showed
         another certificate, lied, are gone or cannot be reached is given up for the next; one
         whose sources all refused (or failed otherwise) once, before a byte of it was kept, is
@@ -371,7 +300,7 @@ class Downloader:
                         sha256=pending[0].sha256,
                     )
                 )
-        raise _final_failure(job.name, [failures[rank] for rank in sorted(failures)])
+        raise final_failure(job.name, [failures[rank] for rank in sorted(failures)])
 
     def close(self) -> None:
         """Stop listening for reverse connections (if any download needed them)."""
@@ -394,7 +323,7 @@ class Downloader:
         reporter: Reporter,
         cancel: threading.Event | None,
         channels: PeerChannels,
-    ) -> tuple[list[_Target], DownloadOptions]:
+    ) -> tuple[list[Target], DownloadOptions]:
         """The versions of the file on offer, in the order to try them: the one asked for
         (--sha256, --root) alone, else the one an unfinished part holds, the preferred peer's,
         then the best ranked (peer.downloading.versions); each source's certificate is pinned
@@ -419,7 +348,7 @@ class Downloader:
         ranked = versions_of(sources)
         versions = matching(ranked, options.sha256, options.pieces_root)
         if not versions:
-            raise NotFoundError(_no_such_version(name, options, ranked))
+            raise NotFoundError(no_such_version(name, options.sha256, options.pieces_root, ranked))
         for source in sources:
             if any(v.matches(source.sha256, source.pieces_root) for v in versions):
                 channels.pin(source.peer, source.certificate, reachable=source.reachable)
@@ -446,14 +375,14 @@ class Downloader:
             versions.remove(first[0])
             versions.insert(0, first[0])
         if len(ranked) > 1 and not (options.sha256 or options.pieces_root):
-            reporter.notice(_several_versions(name, ranked, versions[0]))
+            reporter.notice(several_versions(name, ranked, versions[0]))
         targets = []
         for version in versions:
             peers = version.peers
             random.shuffle(peers)
             if preferred is not None:
                 peers = [preferred] + [p for p in peers if p != preferred]
-            target = _Target(version.size, version.sha256, version.pieces_root, peers)
+            target = Target(version.size, version.sha256, version.pieces_root, peers)
             target.listed.update(version.peers)
             targets.append(target)
         return targets, options
@@ -494,12 +423,12 @@ class Downloader:
             raise CancelledError(tr("download of {name} cancelled", name=name))
         return dataclasses.replace(found, sources=[s for s in found.sources if s.peer != me])
 
-    def _fetch_target(self, job: _Job, target: _Target, *, may_defer: bool) -> DownloadResult:
+    def _fetch_target(self, job: _Job, target: Target, *, may_defer: bool) -> DownloadResult:
         """Fetch one version; raise _DeferredError (if `may_defer`) when every source failed once
         before a byte of it was kept.
         """
         name, options, reporter = job.name, job.options, job.reporter
-        _check_size(name, target, options.max_file_size)
+        check_size(name, target, options.max_file_size)
         found = self._by_content(job, target)
         if found is not None:
             self._add_sources(job, target, found.sources)
@@ -531,7 +460,7 @@ class Downloader:
                     reporter.restart(part.have)
                     continue
                 if not target.candidates():
-                    raise _exhausted(name, target)
+                    raise exhausted(name, target)
                 _check_cancel(job.cancel, name)
                 before = part.have
                 if target.any_ready(time.monotonic()):
@@ -547,11 +476,11 @@ class Downloader:
                 _check_cancel(job.cancel, name)
                 down = target.down()
                 if down and all(f.fault is PeerFault.UNREACHABLE for f in down):
-                    raise _nobody_reached(name, down)
+                    raise nobody_reached(name, down)
                 if may_defer and part.empty and target.all_failed():
                     raise _DeferredError
                 if now >= until():
-                    raise _gave_up(name, target, options.give_up_after)
+                    raise gave_up(name, target, options.give_up_after)
                 if down and not told_down:
                     told_down = True
                     reporter.note(
@@ -559,8 +488,8 @@ class Downloader:
                             "no peer with {name} can be reached now ({failures}); trying again "
                             "until {time} (--give-up-after), or until the tracker lists none",
                             name=name,
-                            failures=_failures_text(down),
-                            time=_clock_time(until()),
+                            failures=failures_text(down),
+                            time=clock_time(until()),
                         )
                     )
                 # Busy peers said when to ask again; they are not asked before that.
@@ -602,9 +531,7 @@ class Downloader:
             part.whole_sha256,
         )
 
-    def _round(
-        self, job: _Job, part: PartFile, target: _Target, until: Callable[[], float]
-    ) -> None:
+    def _round(self, job: _Job, part: PartFile, target: Target, until: Callable[[], float]) -> None:
         """One try of the peers that may be asked now, until the part is complete, none of
         them can send more, the download is cancelled, or no byte came before `until()`.
         """
@@ -634,7 +561,7 @@ class Downloader:
         swarm.run()
 
     def _layer_round(
-        self, job: _Job, part: PartFile, target: _Target, until: Callable[[], float]
+        self, job: _Job, part: PartFile, target: Target, until: Callable[[], float]
     ) -> None:
         """Ask the ready peers in turn for the piece layer until one sends a good one (or the
         round is over: see _round).
@@ -647,7 +574,7 @@ class Downloader:
             try:
                 self._attach_layer(job, part, peer)
             except PeerError as failure:
-                self._handle(failure, target, job.reporter, _following(target, peer))
+                self._handle(failure, target, job.reporter, following(target, peer))
                 continue
             job.tally.touch()
             if part.have:
@@ -655,7 +582,7 @@ class Downloader:
             return
 
     def _in_order(
-        self, job: _Job, part: PartFile, target: _Target, until: Callable[[], float]
+        self, job: _Job, part: PartFile, target: Target, until: Callable[[], float]
     ) -> None:
         """A file without a pieces root: one stream at a time, each ready peer in turn (until
         the round is over: see _round).
@@ -676,10 +603,10 @@ class Downloader:
                     part,
                     how,
                     name=job.channels.shared_name(peer, part.name),
-                    wait=_following(target, peer) is None,
+                    wait=following(target, peer) is None,
                 )
             except PeerError as failure:
-                self._handle(failure, target, job.reporter, _following(target, peer))
+                self._handle(failure, target, job.reporter, following(target, peer))
             finally:
                 job.reporter.sources(0)
                 if part.have < before:
@@ -702,7 +629,7 @@ class Downloader:
         """
         return max(self._max_sources(job), STREAMS_PER_PEER)
 
-    def _streams(self, job: _Job, target: _Target, left: int) -> int:
+    def _streams(self, job: _Job, target: Target, left: int) -> int:
         """How many streams this download runs at most now, with `left` bytes to fetch: what
         the channels' windows share.
         """
@@ -733,7 +660,7 @@ class Downloader:
         logger.info("%s: piece layer of %d pieces from %s", part.name, len(layer.hashes), peer)
 
     def _handle(
-        self, failure: PeerError, target: _Target, reporter: Reporter, following: str | None
+        self, failure: PeerError, target: Target, reporter: Reporter, following: str | None
     ) -> None:
         """What the failure of `peer` means for this download; `following` is another peer
         that goes on (None when there is none).
@@ -790,7 +717,7 @@ class Downloader:
                 target.impostors.add(peer)
             _tell(target, reporter, f"{failure}; not using it again for this file")
 
-    def _reject(self, part: PartFile, target: _Target) -> None:
+    def _reject(self, part: PartFile, target: Target) -> None:
         """The complete part fails verification: with pieces, check them again on disk and
         fetch the bad ones again (every piece was good when it arrived, so no peer is to
         blame); if every piece is still good, the peers list a sha256 and a pieces root that
@@ -817,7 +744,7 @@ class Downloader:
                     "disagree",
                     name=part.name,
                     sha256=target.sha256,
-                    peers=_listed(peers),
+                    peers=listed(peers),
                 )
             )
         culprits = part.sources or target.candidates()
@@ -825,18 +752,18 @@ class Downloader:
         logger.warning(
             "%s failed sha256 verification; not using %s again for it",
             part.name,
-            _listed(culprits),
+            listed(culprits),
         )
         part.discard()
 
-    def _more_sources(self, job: _Job, target: _Target, part: PartFile) -> None:
+    def _more_sources(self, job: _Job, target: Target, part: PartFile) -> None:
         """Look for peers that joined since; channels opened from now on share the window
         among as many streams as there are then (those open keep theirs).
         """
         self._refresh(job.name, target, job)
         job.channels.streams = self._streams(job, target, target.size - part.have)
 
-    def _refresh(self, name: str, target: _Target, job: _Job) -> None:
+    def _refresh(self, name: str, target: Target, job: _Job) -> None:
         """Add peers that joined since the search (keeping the old list if the tracker is down)."""
         try:
             found = self._search(name, job.options, job.cancel)
@@ -853,7 +780,7 @@ class Downloader:
         if not found.more and by_content is not None and not by_content.more:
             target.unlisted = {p for p in target.listed if p not in listed}
 
-    def _by_content(self, job: _Job, target: _Target) -> Found | None:
+    def _by_content(self, job: _Job, target: Target) -> Found | None:
         """The tracker's sources of this version's bytes under any name, but this peer; None
         when the tracker could not be asked (the peers listed by name are enough to go on).
         """
@@ -870,7 +797,7 @@ class Downloader:
         return dataclasses.replace(found, sources=[s for s in found.sources if s.peer != me])
 
     @staticmethod
-    def _add_sources(job: _Job, target: _Target, sources: Iterable[Source]) -> set[str]:
+    def _add_sources(job: _Job, target: Target, sources: Iterable[Source]) -> set[str]:
         """Add the peers of `sources` that offer this version, each pinned and asked for the
         file by the name it gives it; those peers.
         """
@@ -908,7 +835,7 @@ class Downloader:
             (source.size, source.sha256, source.pieces_root)
         )
 
-    def _saved(self, name: str, target: _Target, layer: bytes, *, checked: bool) -> None:
+    def _saved(self, name: str, target: Target, layer: bytes, *, checked: bool) -> None:
         """Record the file just put in place (and announce it, with `on_saved`): with its
         listed sha256 if `checked`, else with its root alone, its sha256 computed afterwards
         (finish_later) and announced only then.
@@ -942,123 +869,6 @@ class Downloader:
 _EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 
-def _exhausted(name: str, target: _Target) -> ClientError:
-    if target.unlisted:
-        return NoPeerReachableError(
-            tr(
-                "nobody could be reached for {name}: the tracker no longer lists any peer that "
-                "has it ({failures})",
-                name=name,
-                failures=_failures_text(
-                    [target.failures[p] for p in sorted(target.unlisted) if p in target.failures]
-                )
-                or _listed(target.unlisted),
-            )
-        )
-    if target.impostors and target.impostors == target.banned:
-        return PeerIdentityError(
-            tr(
-                "refused to download {name}: {peers} showed another certificate than the one "
-                "the tracker lists (someone may be in the middle); nothing was kept",
-                name=name,
-                peers=_listed(target.impostors),
-            )
-        )
-    if target.banned:
-        return VerificationFailedError(
-            tr(
-                "verification failed: the bytes of {name} from {peers} "
-                "do not match its sha256 {sha256}",
-                name=name,
-                peers=_listed(target.banned),
-                sha256=target.sha256,
-            )
-        )
-    return NoPeerReachableError(
-        tr(
-            "no peer has {name} with sha256 {sha256} any more ({peers})",
-            name=name,
-            sha256=target.sha256,
-            peers=_listed(target.dropped),
-        )
-    )
-
-
-def _final_failure(name: str, failures: list[ClientError]) -> ClientError:
-    """What the download failed with, from the failures of the versions tried, in their
-    order: the first that is not another certificate, since only when every version's
-    sources showed one is someone likely in the middle.
-    """
-    others = [f for f in failures if not isinstance(f, PeerIdentityError)]
-    if others:
-        return others[0]
-    if len(failures) == 1:
-        return failures[0]
-    return PeerIdentityError(
-        tr(
-            "refused to download {name}: the sources of every one of its {count} versions "
-            "showed another certificate than the one the tracker lists (someone may be in the "
-            "middle); nothing was kept",
-            name=name,
-            count=len(failures),
-        )
-    )
-
-
-def _check_size(name: str, target: _Target, most: int) -> None:
-    """Refuse a version listed larger than `most` bytes, before anything is allocated for it."""
-    if target.size > most:
-        raise FileTooLargeError(
-            tr(
-                "refused to download {name}: it is listed at {size} ({count} bytes), more "
-                "than the largest file this peer downloads, {most} (--max-file-size)",
-                name=name,
-                size=human(target.size),
-                count=format(target.size, ","),
-                most=human(most),
-            )
-        )
-
-
-def _version_line(version: Version) -> str:
-    """One version of a file, for the user: its sha256, size and how widely it is shared."""
-    return tr(
-        "sha256 {sha256}, {size} bytes, from {blocks} address blocks ({reached} reached)",
-        sha256=version.sha256,
-        size=format(version.size, ","),
-        blocks=version.blocks,
-        reached=version.reached_blocks,
-    )
-
-
-def _several_versions(name: str, ranked: Sequence[Version], first: Version) -> str:
-    """The line telling the user that the peers disagree on what `name` is."""
-    return tr(
-        "{count} versions of {name} are shared; trying first {version}. `napshare-peer "
-        "search {name}` lists them; --sha256 picks one",
-        count=len(ranked),
-        name=name,
-        version=_version_line(first),
-    )
-
-
-def _no_such_version(name: str, options: DownloadOptions, ranked: Sequence[Version]) -> str:
-    asked = " ".join(
-        part
-        for part in (
-            f"sha256 {options.sha256}" if options.sha256 else "",
-            f"pieces root {options.pieces_root}" if options.pieces_root else "",
-        )
-        if part
-    )
-    return tr(
-        "no peer shares {name} with {asked}; the tracker lists {versions}",
-        name=name,
-        asked=asked,
-        versions="; ".join(_version_line(v) for v in ranked[:LISTED]),
-    )
-
-
 def _check_cancel(cancel: threading.Event | None, name: str) -> None:
     if cancel is not None and cancel.is_set():
         raise CancelledError(tr("download of {name} cancelled", name=name))
@@ -1070,12 +880,7 @@ def _over(job: _Job, until: Callable[[], float]) -> bool:
     return time.monotonic() >= until()
 
 
-def _following(target: _Target, peer: str) -> str | None:
-    """The next peer to ask after `peer` fails, or None when there is none now."""
-    return next((p for p in target.ready(time.monotonic()) if p != peer), None)
-
-
-def _tell(target: _Target, reporter: Reporter, line: str, *, on_console: bool = False) -> None:
+def _tell(target: Target, reporter: Reporter, line: str, *, on_console: bool = False) -> None:
     """Say that a source of `target` failed: the first TOLD_FAILURES ones as warnings (and
     on the console if `on_console`), the rest only in the log's info lines, with one line
     saying so.
@@ -1095,60 +900,6 @@ def _tell(target: _Target, reporter: Reporter, line: str, *, on_console: bool = 
             )
         )
     logger.info("%s", line)
-
-
-def _listed(peers: Iterable[str]) -> str:
-    """Peers for a line: at most LISTED of them by name, sorted, and how many more."""
-    names = sorted(peers)
-    if len(names) <= LISTED:
-        return " ".join(names)
-    return tr("{peers} and {count} more", peers=" ".join(names[:LISTED]), count=len(names) - LISTED)
-
-
-def _failures_text(failures: list[PeerError]) -> str:
-    """`peer A: why; peer B: why`, for a line about peers nobody could reach (at most LISTED
-    of them, and how many more).
-    """
-    text = "; ".join(f"{f.peer}: {f.detail}" for f in failures[:LISTED])
-    if len(failures) > LISTED:
-        text += "; " + tr("and {count} more", count=len(failures) - LISTED)
-    return text
-
-
-def _clock_time(monotonic: float) -> str:
-    """The wall-clock time (HH:MM:SS) when time.monotonic() will be `monotonic`."""
-    return time.strftime("%H:%M:%S", time.localtime(time.time() + monotonic - time.monotonic()))
-
-
-def _nobody_reached(name: str, failures: list[PeerError]) -> NoPeerReachableError:
-    return NoPeerReachableError(
-        tr(
-            "nobody could be reached for {name}: {failures}",
-            name=name,
-            failures=_failures_text(failures),
-        )
-    )
-
-
-def _gave_up(name: str, target: _Target, seconds: float) -> NoPeerReachableError:
-    down = target.down()
-    if down:
-        return NoPeerReachableError(
-            tr(
-                "gave up on {name}: nobody could be reached for {seconds} s ({failures})",
-                name=name,
-                seconds=format(seconds, "g"),
-                failures=_failures_text(down),
-            )
-        )
-    return NoPeerReachableError(
-        tr(
-            "gave up on {name}: no peer sent a good piece for {seconds} s ({peers})",
-            name=name,
-            seconds=format(seconds, "g"),
-            peers=_listed(target.candidates()),
-        )
-    )
 
 
 def _sleep(delay: float, cancel: threading.Event | None, name: str) -> None:
