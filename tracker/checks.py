@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import NamedTuple, Protocol
+from typing import NamedTuple
 
 from napshare.common import reasons
 from napshare.common.address import (
@@ -20,6 +20,7 @@ from napshare.common.address import (
     format_address,
     normal_address,
 )
+from napshare.common.identity import JoinedFile
 from napshare.common.names import InvalidNameError, check_file_name, check_folder, check_sha256
 from napshare.common.protocol import MAX_PAGE_SIZE
 from napshare.tracker import paging
@@ -35,17 +36,9 @@ CONTENT_SHA256 = "sha256"  # a search by the SHA-256 of a file's bytes
 CONTENT_ROOT = "pieces_root"  # a search by a file's pieces root
 
 
-class FileLike(Protocol):
-    """A file as a peer announces it: a protobuf FileInfo or a FileEntry."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def size(self) -> int: ...
-    @property
-    def sha256(self) -> str: ...
-    @property
-    def pieces_root(self) -> str: ...
+# A file as a peer announces it (a protobuf FileInfo, or a FileEntry): what a Join's
+# signature covers, so one shape for both.
+FileLike = JoinedFile
 
 
 class CheckedFiles(NamedTuple):
