@@ -20,7 +20,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +31,6 @@ from napshare.common.ratelimit import TokenBucket
 from napshare.peer.backoff import Backoff
 from napshare.peer.defaults import (
     DOWNLOAD_BACKOFF_CAP,
-    GATHERING_POLL,
     GIVE_UP_AFTER,
     MAX_FILE_SIZE,
     MAX_SOURCES,
@@ -58,6 +57,7 @@ from napshare.peer.downloading.notes import noted_version
 from napshare.peer.downloading.partfile import PartFile
 from napshare.peer.downloading.reporting import Reporter, SilentReporter
 from napshare.peer.downloading.sha256_later import Disagreements, finish_later
+from napshare.peer.downloading.sources import Sources, add_sources, sleep
 from napshare.peer.downloading.swarm import Swarm, streams_per_peer
 from napshare.peer.downloading.target import Target, following
 from napshare.peer.downloading.versions import matching, versions_of
@@ -76,7 +76,7 @@ from napshare.peer.folder.store import Digests, SharedFile, SharedFolder
 from napshare.peer.reach.paths import PathCounts
 from napshare.peer.reach.reverse import ReverseListener
 from napshare.peer.reach.routes import Routes
-from napshare.peer.tracker_client import Found, Source, TrackerClient
+from napshare.peer.tracker_client import TrackerClient
 
 logger = logging.getLogger(__name__)
 
@@ -220,6 +220,7 @@ class Downloader:
         self._on_saved = on_saved
         self._rate = rate
         self.disagreements = Disagreements()
+        self._sources = Sources(tracker, asker, self.disagreements)
         self.connections = PathCounts()  # connections to peers opened, by path
         self.reverse_host = ""  # where reverse connections are listened for ("": everywhere)
         self._reverse: ReverseListener | None = None
@@ -330,10 +331,12 @@ class Downloader:
         in `channels`. With them, `options`, without the preferred peer if the tracker does not
         list it over TLS (a peer that cannot be checked).
         """
-        found = self._search(name, options, cancel)
+        found = self._sources.search(name, options.give_up_after, cancel)
         if not found.sources and found.gathering and options.wait_for_peers > 0:
-            found = self._await_peers(name, options, reporter, cancel)
-        sources = [s for s in found.sources if not self._disproved(s)]
+            found = self._sources.await_peers(
+                name, options.give_up_after, options.wait_for_peers, reporter, cancel
+            )
+        sources = self._sources.credible(found.sources)
         if not sources and found.timed_out:
             raise NotFoundError(
                 tr(
@@ -387,51 +390,15 @@ class Downloader:
             targets.append(target)
         return targets, options
 
-    def _await_peers(
-        self,
-        name: str,
-        options: DownloadOptions,
-        reporter: Reporter,
-        cancel: threading.Event | None,
-    ) -> Found:
-        """Search again until a peer shares `name`, the tracker stops gathering, or
-        `options.wait_for_peers` seconds pass; the last answer.
-        """
-        patience = options.wait_for_peers
-        reporter.notice(
-            tr(
-                "the tracker started moments ago and its peers may still be joining; "
-                "waiting up to {seconds} s for a peer that shares {name}",
-                seconds=format(patience, "g"),
-                name=name,
-            )
-        )
-        deadline = time.monotonic() + patience
-        while True:
-            _sleep(min(GATHERING_POLL, max(0.0, deadline - time.monotonic())), cancel, name)
-            found = self._search(name, options, cancel)
-            if found.sources or not found.gathering or time.monotonic() >= deadline:
-                return found
-
-    def _search(self, name: str, options: DownloadOptions, cancel: threading.Event | None) -> Found:
-        """The tracker's sources of `name` but this peer, paging for at most the search's time
-        or `give_up_after`, whichever is shorter.
-        """
-        me = self._asker()
-        found = self.tracker.lookup(name, asker=me, cancel=cancel, seconds=options.give_up_after)
-        if found.stopped:
-            raise CancelledError(tr("download of {name} cancelled", name=name))
-        return dataclasses.replace(found, sources=[s for s in found.sources if s.peer != me])
-
     def _fetch_target(self, job: _Job, target: Target, *, may_defer: bool) -> DownloadResult:
         """Fetch one version; raise _DeferredError (if `may_defer`) when every source failed once
         before a byte of it was kept.
         """
         name, options, reporter = job.name, job.options, job.reporter
         check_size(name, target, options.max_file_size)
-        found = self._by_content(job, target)
+        found = self._sources.by_content(name, target, options.give_up_after, job.cancel)
         if found is not None:
-            self._add_sources(job, target, found.sources)
+            add_sources(name, target, found.sources, job.channels)
         job.channels.streams = self._streams(job, target, target.size)
         part = PartFile(
             self.folder.root,
@@ -496,8 +463,8 @@ class Downloader:
                 delay = max(backoff.next(), target.wait(now))
                 delay = min(delay, max(0.0, until() - now))
                 logger.info("no peer could send %s now; asking again in %.1f s", name, delay)
-                _sleep(delay, job.cancel, name)
-                self._refresh(name, target, job)
+                sleep(delay, job.cancel, name)
+                self._refresh(job, target)
             part.commit(replace=options.force)
         except VerificationFailedError:
             # Verified pieces are kept for a later run (every peer is banned now, but others
@@ -760,80 +727,11 @@ class Downloader:
         """Look for peers that joined since; channels opened from now on share the window
         among as many streams as there are then (those open keep theirs).
         """
-        self._refresh(job.name, target, job)
+        self._refresh(job, target)
         job.channels.streams = self._streams(job, target, target.size - part.have)
 
-    def _refresh(self, name: str, target: Target, job: _Job) -> None:
-        """Add peers that joined since the search (keeping the old list if the tracker is down)."""
-        try:
-            found = self._search(name, job.options, job.cancel)
-        except CancelledError:
-            raise
-        except Exception as error:
-            logger.info("could not search the tracker again: %s", error)
-            return
-        by_content = self._by_content(job, target)
-        listed = self._add_sources(job, target, self._credible(found.sources))
-        if by_content is not None:
-            listed |= self._add_sources(job, target, self._credible(by_content.sources))
-        # A search cut short says nothing of the peers it did not list.
-        if not found.more and by_content is not None and not by_content.more:
-            target.unlisted = {p for p in target.listed if p not in listed}
-
-    def _by_content(self, job: _Job, target: Target) -> Found | None:
-        """The tracker's sources of this version's bytes under any name, but this peer; None
-        when the tracker could not be asked (the peers listed by name are enough to go on).
-        """
-        me = self._asker()
-        try:
-            found = self.tracker.sharing(
-                target.sha256, asker=me, cancel=job.cancel, seconds=job.options.give_up_after
-            )
-        except Exception as error:
-            logger.info("could not search the tracker for other names of %s: %s", job.name, error)
-            return None
-        if found.stopped:
-            raise CancelledError(tr("download of {name} cancelled", name=job.name))
-        return dataclasses.replace(found, sources=[s for s in found.sources if s.peer != me])
-
-    @staticmethod
-    def _add_sources(job: _Job, target: Target, sources: Iterable[Source]) -> set[str]:
-        """Add the peers of `sources` that offer this version, each pinned and asked for the
-        file by the name it gives it; those peers.
-        """
-        listed: set[str] = set()
-        added = 0
-        for source in sources:
-            if not target.has(source) or source.peer in listed:
-                continue
-            listed.add(source.peer)
-            if target.knows(source.peer):
-                continue
-            other = source.name if source.name != job.name else ""
-            job.channels.pin(
-                source.peer, source.certificate, reachable=source.reachable, name=other
-            )
-            target.add([source.peer])
-            added += bool(other)
-        if added:
-            logger.info(
-                "%d more peers share the bytes of %s (sha256 %s) under other names",
-                added,
-                job.name,
-                target.sha256,
-            )
-        target.listed |= listed
-        return listed
-
-    def _credible(self, sources: Iterable[Source]) -> list[Source]:
-        """`sources` but those whose listed sha256 the bytes disproved."""
-        return [s for s in sources if not self._disproved(s)]
-
-    def _disproved(self, source: Source) -> bool:
-        """Whether the bytes of `source`'s version disproved the sha256 it lists."""
-        return source.peer in self.disagreements.of(
-            (source.size, source.sha256, source.pieces_root)
-        )
+    def _refresh(self, job: _Job, target: Target) -> None:
+        self._sources.refresh(job.name, target, job.options.give_up_after, job.cancel, job.channels)
 
     def _saved(self, name: str, target: Target, layer: bytes, *, checked: bool) -> None:
         """Record the file just put in place (and announce it, with `on_saved`): with its
@@ -900,10 +798,3 @@ def _tell(target: Target, reporter: Reporter, line: str, *, on_console: bool = F
             )
         )
     logger.info("%s", line)
-
-
-def _sleep(delay: float, cancel: threading.Event | None, name: str) -> None:
-    if cancel is None:
-        time.sleep(delay)
-    elif cancel.wait(delay):
-        raise CancelledError(tr("download of {name} cancelled", name=name))
