@@ -5,12 +5,13 @@ most LOG_LINES of one kind (logger, level and format string) in LOG_WINDOW_SECON
 one line says how many were left out; every line is cut to MAX_LINE_CHARS.
 """
 
+import argparse
 import logging
 import os
 import sys
 from typing import TextIO
 
-from napshare.common.console import printable
+from napshare.common.console import printable, tr
 from napshare.common.linelimit import (
     LOG_LINES,
     LOG_WINDOW_SECONDS,
@@ -21,6 +22,17 @@ from napshare.common.linelimit import (
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def add_log_level_flag(parser: argparse.ArgumentParser) -> None:
+    """--log-level of the servers (tracker, relay): their diagnostics on stderr, INFO and up."""
+    parser.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        default="INFO",
+        help=tr("diagnostics on stderr (default %(default)s)"),
+    )
 
 
 class EscapingFormatter(logging.Formatter):

@@ -66,13 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     add_cap_flags(parser)
     add_ipv6_prefix_flag(parser)
     add_metrics_flags(parser)
-    parser.add_argument(
-        "--log-level",
-        type=str.upper,
-        choices=logsetup.LOG_LEVELS,
-        default="INFO",
-        help=tr("diagnostics on stderr (default %(default)s)"),
-    )
+    logsetup.add_log_level_flag(parser)
     return parser
 
 

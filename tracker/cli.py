@@ -153,13 +153,7 @@ def _parser() -> argparse.ArgumentParser:
     add_relay_flags(parser)
     _add_reach_flags(parser)
     add_metrics_flags(parser)
-    parser.add_argument(
-        "--log-level",
-        type=str.upper,
-        choices=logsetup.LOG_LEVELS,
-        default="INFO",
-        help=tr("diagnostics on stderr (default %(default)s)"),
-    )
+    logsetup.add_log_level_flag(parser)
     return parser
 
 

@@ -40,9 +40,7 @@ class Sources:
         """
         me = self._asker()
         found = self.tracker.lookup(name, asker=me, cancel=cancel, seconds=seconds)
-        if found.stopped:
-            raise CancelledError(tr("download of {name} cancelled", name=name))
-        return dataclasses.replace(found, sources=[s for s in found.sources if s.peer != me])
+        return _answered(found, me, name)
 
     def await_peers(
         self,
@@ -82,9 +80,7 @@ class Sources:
         except Exception as error:
             logger.info("could not search the tracker for other names of %s: %s", name, error)
             return None
-        if found.stopped:
-            raise CancelledError(tr("download of {name} cancelled", name=name))
-        return dataclasses.replace(found, sources=[s for s in found.sources if s.peer != me])
+        return _answered(found, me, name)
 
     def refresh(
         self,
@@ -121,6 +117,13 @@ class Sources:
         return source.peer in self.disagreements.of(
             (source.size, source.sha256, source.pieces_root)
         )
+
+
+def _answered(found: Found, me: str, name: str) -> Found:
+    """`found` without this peer (`me`); CancelledError if the search was stopped."""
+    if found.stopped:
+        raise CancelledError(tr("download of {name} cancelled", name=name))
+    return dataclasses.replace(found, sources=[s for s in found.sources if s.peer != me])
 
 
 def add_sources(
