@@ -2,6 +2,7 @@
 
 import fcntl
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -217,7 +218,7 @@ def test_memory_stays_bounded_while_downloading_1_gib(swarm: Swarm, sources: int
     )
     done = subprocess.run(
         [sys.executable, "-c", measured, "download", "--plaintext", "big.bin", "--dir", str(target),
-         "--tracker", swarm.tracker.address],
+         "--tracker", swarm.tracker.address, "--log-level", "info"],
         capture_output=True, text=True, timeout=300, check=False, env=cli_env(),
     )  # fmt: skip
 
@@ -231,4 +232,9 @@ def test_memory_stays_bounded_while_downloading_1_gib(swarm: Swarm, sources: int
     # a margin of 12 MiB over it.
     bound = 100 if sources == 1 else 112
     assert peak_kib < bound * 1024, f"{peak_kib} KiB"
-    assert f"from {sources} peer" in done.stderr  # the progress lines: all of them sent
+    # All of them sent: the download's own account (a progress line may never come, on a
+    # machine fast enough to fetch the whole GiB within the first line's interval).
+    sent = re.search(r"fetched \d+ bytes of big\.bin \(\d+ were already there\) from (.*)$",
+                     done.stderr, re.MULTILINE)  # fmt: skip
+    assert sent is not None, done.stderr
+    assert len(sent.group(1).split()) == sources, sent.group(0)
