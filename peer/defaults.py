@@ -38,6 +38,11 @@ QUEUED_PER_ADDRESS = 4
 MIN_UPLOAD_RATE = 64.0
 UPLOAD_RATE_WINDOW = 30.0
 UPLOAD_GRACE = 10.0
+# Seconds an upload slot stays held for the client whose stream of a file sent all it asked
+# for (serve --upload-slot-hold): a download comes back for its next claim of pieces within
+# a round trip or two, and must not lose its slot to the queue between claims. A download that
+# has ended costs the queue this long once.
+UPLOAD_SLOT_HOLD = 3.0
 SEARCH_LIMIT = 1_000  # results `napshare-peer search` prints unless --limit says otherwise
 # A search stops at MAX_RESULTS results whatever the tracker says, so that a hostile tracker
 # cannot make a client grow forever (--limit 0 means this many); and it stops asking for more

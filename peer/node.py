@@ -27,6 +27,7 @@ from napshare.peer.defaults import (
     QUEUED_PER_ADDRESS,
     RESCAN_INTERVAL,
     UPLOAD_GRACE,
+    UPLOAD_SLOT_HOLD,
     UPLOAD_RATE_WINDOW,
     UPLOAD_STALL_TIMEOUT,
     UPLOADS_PER_ADDRESS,
@@ -72,6 +73,7 @@ class NodeConfig:
     upload_stall_timeout: float = UPLOAD_STALL_TIMEOUT
     fairness: Fairness = DEFAULT_FAIRNESS
     queue: QueueLimits = DEFAULT_QUEUE
+    upload_slot_hold: float = UPLOAD_SLOT_HOLD
     chunk_size: int = DEFAULT_CHUNK_SIZE
     rescan_interval: float = RESCAN_INTERVAL
     download: DownloadOptions = field(default_factory=DownloadOptions)
@@ -143,6 +145,7 @@ class Node:
             stall_timeout=config.upload_stall_timeout,
             fairness=config.fairness,
             queue=config.queue,
+            slot_hold=config.upload_slot_hold,
             max_upload_rate=config.max_upload_rate,
             health=self.health,
             metrics=metrics,

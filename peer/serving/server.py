@@ -25,6 +25,7 @@ from napshare.peer.defaults import (
     DEFAULT_CHUNK_SIZE,
     MAX_CONNECTIONS,
     MAX_CONNECTIONS_PER_ADDRESS,
+    UPLOAD_SLOT_HOLD,
 )
 from napshare.peer.folder.store import SharedFolder
 from napshare.peer.serving.callers import Callers
@@ -52,6 +53,7 @@ def create_server(
     stall_timeout: float | None = None,
     fairness: Fairness | None = None,
     queue: QueueLimits | None = None,
+    slot_hold: float = UPLOAD_SLOT_HOLD,
     max_upload_rate: float = 0,
     health: HealthServicer | None = None,
     metrics: Metrics | None = None,
@@ -68,6 +70,8 @@ def create_server(
     With `metrics` (made with peer_metrics()), RPCs, uploads and slots are counted there.
     With `fairness`, slots are limited per client address and slow readers lose theirs.
     With `queue`, Downloads that ask to wait when every slot is taken wait in a queue.
+    A slot whose Download sent its whole range is held `slot_hold` seconds for the same client
+    and file (0: not held), for the next part it asks for.
     With `max_upload_rate` (bytes per second; 0, the default, is no cap), all uploads
     together send at most that, and a reader is not held slow for what the cap holds back.
     With `callers`, calls on connections this peer spliced in (reverse, relayed) count for the
@@ -81,7 +85,7 @@ def create_server(
     """
     if fairness is not None:
         fairness = fairness.under_cap(max_upload_rate, max_uploads)
-    slots = UploadSlots(max_uploads, stall_timeout, fairness, queue)
+    slots = UploadSlots(max_uploads, stall_timeout, fairness, queue, slot_hold)
     uploads = Uploads(folder, slots, chunk_size, TokenBucket(max_upload_rate))
     if metrics is not None:
         _count_uploads(metrics, uploads)

@@ -39,10 +39,12 @@ class PeerServicer:
         address = self._callers.address(context.peer())
         started: Transfer | Waiting
         try:
+            # The same connection asking for more of the same file gets back the slot it held.
+            connection = context.peer()
             if request.wait_for_slot:
-                started = self._uploads.start_or_wait(spec, address, on_stall=context.cancel)
+                started = self._uploads.start_or_wait(spec, address, context.cancel, connection)
             else:
-                started = self._uploads.start(spec, address, on_stall=context.cancel)
+                started = self._uploads.start(spec, address, context.cancel, connection)
         except Exception as error:
             logger.info("not serving %r to %s: %s", spec.name[:256], address, error)
             status.abort(context, error)

@@ -1,5 +1,6 @@
 """Upload slots: at most `max_uploads` downloads at once, shared fairly, stalled ones cut off,
-and a queue of those that wait for a slot, served first come, first served.
+a queue of those that wait for a slot, served first come, first served, and a slot held a
+moment for the client whose stream of a file just ended, for its next call on that file.
 """
 
 import dataclasses
@@ -104,12 +105,18 @@ class QueuePlace:
     """A Download waiting in the queue for an upload slot; it will send `size` bytes."""
 
     def __init__(
-        self, slots: "UploadSlots", address: str, on_stall: Callable[[], None], size: int
+        self,
+        slots: "UploadSlots",
+        address: str,
+        on_stall: Callable[[], None],
+        size: int,
+        holder: str = "",
     ) -> None:
         self._slots = slots
         self.address = address
         self.on_stall = on_stall
         self.size = size
+        self.holder = holder
         self.slot: UploadSlot | None = None  # given when its turn comes
         self.left = False
         self._told = 0  # the position last reported
@@ -129,15 +136,27 @@ class QueuePlace:
 
 
 class UploadSlot:
-    """One upload slot, held from the request until the stream ends."""
+    """One upload slot, held from the request until the stream ends (and, with a hold, a
+    moment after for the same client and file: UploadSlots).
+    """
 
     def __init__(
-        self, slots: "UploadSlots", address: str, on_stall: Callable[[], None], size: int = 0
+        self,
+        slots: "UploadSlots",
+        address: str,
+        on_stall: Callable[[], None],
+        size: int = 0,
+        holder: str = "",
     ) -> None:
         self._slots = slots
         self.address = address
         self.on_stall = on_stall
-        self.size = size  # bytes the upload sends (0: not known)
+        # Bytes the slot will have sent when its stream ends (0: not known); on a slot held
+        # across calls, what its earlier calls sent plus what this one sends.
+        self.size = size
+        # Who the slot is held for once its stream sent all it was asked for: the client's
+        # connection and the file ("": nobody).
+        self.holder = holder
         self.started = time.monotonic()
         self.last_progress = self.started
         self.bytes_sent = 0
@@ -146,6 +165,7 @@ class UploadSlot:
         self.reclaimed: UploadTooSlowError | None = None
         self.reclaimed_at = 0.0
         self.released = False
+        self.finished = False  # its stream sent all it was asked for
 
     def sent(self, count: int) -> None:
         """gRPC took `count` more bytes: the client is reading."""
@@ -161,9 +181,30 @@ class UploadSlot:
         if self.reclaimed is not None:
             raise self.reclaimed
 
+    def finish(self) -> None:
+        """Its stream sent the whole range asked for: once released, the slot is held for
+        its holder for the slots' hold, in case the client asks for more of the file.
+        """
+        self.finished = True
+
     def release(self) -> None:
-        """Give the slot back; calling it again does nothing."""
+        """Give the slot back (or hold it, after finish); calling it again does nothing."""
         self._slots._release(self)
+
+
+@dataclass
+class _Hold:
+    """A slot kept for a moment for the `holder` (a client's connection and a file) whose
+    stream ended, counted for its `address`, with what its calls so far sent since `started`,
+    so that the rate and age it has carry on.
+    """
+
+    address: str
+    holder: str
+    until: float
+    started: float
+    bytes_sent: int
+    samples: deque[tuple[float, int]]
 
 
 class UploadSlots:
@@ -178,6 +219,12 @@ class UploadSlots:
     when every slot is taken: each slot freed goes to the first place in the queue whose
     address may have one (under its own limit of slots, not cooling off), never to a
     newcomer while one waits.
+
+    With `hold` (seconds), a slot whose stream sent all it was asked for (UploadSlot.finish)
+    is held that long for its holder (the same connection and file): a downloader fetching a
+    file in several calls (claims of pieces, one after the other) keeps its slot between them
+    instead of losing it to the queue or to another client at each call's end. Once the hold
+    ends unclaimed, the slot goes to the queue as any freed slot.
     """
 
     def __init__(
@@ -186,14 +233,19 @@ class UploadSlots:
         stall_timeout: float | None = None,
         fairness: Fairness | None = None,
         queue: QueueLimits | None = None,
+        hold: float = 0.0,
     ) -> None:
         if max_uploads < 1:
             raise ValueError(f"max uploads must be at least 1, not {max_uploads}")
         if stall_timeout is not None and stall_timeout <= 0:
             raise ValueError(f"stall timeout must be positive, not {stall_timeout}")
+        if hold < 0:
+            raise ValueError(f"upload slot hold must not be negative, not {hold}")
         self.max_uploads = max_uploads
         self.stall_timeout = stall_timeout
         self.fairness = fairness
+        self.hold = hold
+        self._holds: list[_Hold] = []  # counted in _held until taken again or ended
         # Streams not ended yet, reclaimed ones included: they still count for their address.
         self._open: set[UploadSlot] = set()
         self._held = 0  # those of _open not reclaimed
@@ -216,15 +268,23 @@ class UploadSlots:
             return len(self._queue)
 
     def acquire(
-        self, address: str = "", on_stall: Callable[[], None] = lambda: None, size: int = 0
+        self,
+        address: str = "",
+        on_stall: Callable[[], None] = lambda: None,
+        size: int = 0,
+        holder: str = "",
     ) -> UploadSlot:
         """Take a slot for a client at `address` (its IP; with fairness, counted under its
-        address key) at once, or raise SlotRefusedError.
+        address key) to send `size` bytes, at once, or raise SlotRefusedError. A slot held
+        for `holder` is taken first.
         """
         if self.fairness is not None:
             address = self.fairness.address_key(address)
         with self._condition:
             now = time.monotonic()
+            resumed = self._resume_locked(address, holder, on_stall, size, now)
+            if resumed is not None:
+                return resumed
             if self.fairness is not None:
                 self._refuse_address_locked(address, self.fairness, now)
             self._grant_locked(now)  # a place in the queue that may have a slot now goes first
@@ -232,56 +292,103 @@ class UploadSlots:
                 raise UploadsBusyError(
                     f"this peer is already serving {self.max_uploads} downloads; "
                     "try another peer or again later",
-                    self._retry_delay_locked(self._open, now),
+                    self._retry_delay_locked(self._ages_locked(), now),
                 )
-            return self._take_locked(address, on_stall, size)
+            return self._take_locked(address, on_stall, size, holder)
 
     def acquire_or_wait(
-        self, address: str = "", on_stall: Callable[[], None] = lambda: None, size: int = 0
+        self,
+        address: str = "",
+        on_stall: Callable[[], None] = lambda: None,
+        size: int = 0,
+        holder: str = "",
     ) -> UploadSlot | QueuePlace:
-        """A slot for a client at `address` at once, else a place in the queue; raises
-        SlotRefusedError when the address may have no slot (as acquire) or the queue has no
-        room for it (UploadsBusyError when full, TooManyUploadsError when its address has as
-        many places as one address may).
+        """A slot for a client at `address` at once (one held for `holder` first), else
+        a place in the queue; raises SlotRefusedError when the address may have no slot (as
+        acquire) or the queue has no room for it (UploadsBusyError when full,
+        TooManyUploadsError when its address has as many places as one address may).
         """
         if self.fairness is not None:
             address = self.fairness.address_key(address)
         with self._condition:
             now = time.monotonic()
+            resumed = self._resume_locked(address, holder, on_stall, size, now)
+            if resumed is not None:
+                return resumed
             if self.fairness is not None:
                 self._refuse_address_locked(address, self.fairness, now)
             self._grant_locked(now)
             if self._held < self.max_uploads:
-                return self._take_locked(address, on_stall, size)
+                return self._take_locked(address, on_stall, size, holder)
             limits = self.queue_limits
             own = sum(1 for place in self._queue if place.address == address)
             if own >= limits.per_address:
                 raise TooManyUploadsError(
                     f"{address} already has {own} downloads waiting for this peer, the most "
                     "one address may have; try again when one starts",
-                    self._retry_delay_locked(self._open, now),
+                    self._retry_delay_locked(self._ages_locked(), now),
                 )
             if len(self._queue) >= limits.most:
                 queue = f" and {limits.most} more wait" if limits.most else ""
                 raise UploadsBusyError(
                     f"this peer is already serving {self.max_uploads} downloads{queue}; "
                     "try another peer or again later",
-                    self._retry_delay_locked(self._open, now),
+                    self._retry_delay_locked(self._ages_locked(), now),
                 )
-            place = QueuePlace(self, address, on_stall, size)
+            place = QueuePlace(self, address, on_stall, size, holder)
             self._queue.append(place)
             self._condition.notify_all()
             return place
 
-    def _take_locked(self, address: str, on_stall: Callable[[], None], size: int) -> UploadSlot:
-        slot = UploadSlot(self, address, on_stall, size)
+    def _take_locked(
+        self, address: str, on_stall: Callable[[], None], size: int, holder: str
+    ) -> UploadSlot:
+        slot = UploadSlot(self, address, on_stall, size, holder)
         self._open.add(slot)
         self._held += 1
-        watched = self.stall_timeout is not None or self.fairness is not None
-        if watched and not self._watching:
+        if self.stall_timeout is not None or self.fairness is not None:
+            self._watch_locked()
+        return slot
+
+    def _watch_locked(self) -> None:
+        if not self._watching:
             self._watching = True
             threading.Thread(target=self._watch, name="upload-slot-watch", daemon=True).start()
-        return slot
+
+    def _resume_locked(
+        self, address: str, holder: str, on_stall: Callable[[], None], size: int, now: float
+    ) -> UploadSlot | None:
+        """The slot held for `holder`, taken again for `size` more bytes, if any."""
+        self._end_holds_locked(now)
+        if not holder:
+            return None
+        for hold in self._holds:
+            if hold.holder == holder and hold.address == address:
+                self._holds.remove(hold)
+                slot = UploadSlot(self, address, on_stall, hold.bytes_sent + size, holder)
+                slot.started = hold.started
+                slot.bytes_sent = hold.bytes_sent
+                slot.samples = hold.samples
+                self._open.add(slot)  # _held still counts it
+                if self.stall_timeout is not None or self.fairness is not None:
+                    self._watch_locked()
+                return slot
+        return None
+
+    def _end_holds_locked(self, now: float) -> None:
+        """Free the slots whose hold ended unclaimed (to the queue first)."""
+        ended = [hold for hold in self._holds if hold.until <= now]
+        if not ended:
+            return
+        for hold in ended:
+            self._holds.remove(hold)
+            self._held -= 1
+        self._grant_locked(now)
+        self._condition.notify_all()
+
+    def _ages_locked(self) -> list[float]:
+        """When each slot taken now was taken (held ones included)."""
+        return [slot.started for slot in self._open] + [hold.started for hold in self._holds]
 
     def _grant_locked(self, now: float) -> None:
         """Give the free slots to the first places in the queue that may have one."""
@@ -297,11 +404,10 @@ class UploadSlots:
             if fairness is not None:
                 if place.address in self._cooling:
                     continue
-                own = sum(1 for slot in self._open if slot.address == place.address)
-                if own >= fairness.per_address:
+                if self._own_locked(place.address) >= fairness.per_address:
                     continue
             self._queue.remove(place)
-            place.slot = self._take_locked(place.address, place.on_stall, place.size)
+            place.slot = self._take_locked(place.address, place.on_stall, place.size, place.holder)
             granted = True
         if granted:
             self._condition.notify_all()
@@ -311,6 +417,7 @@ class UploadSlots:
             deadline = time.monotonic() + interval
             while True:
                 now = time.monotonic()
+                self._end_holds_locked(now)
                 self._grant_locked(now)
                 if place.left:
                     raise LeftQueueError
@@ -370,17 +477,24 @@ class UploadSlots:
                 "try another peer or again later",
                 max(MIN_RETRY_DELAY, until - now),
             )
-        own = [slot for slot in self._open if slot.address == address]
-        if len(own) >= fairness.per_address:
+        own = self._own_locked(address)
+        if own >= fairness.per_address:
+            ages = [slot.started for slot in self._open if slot.address == address]
+            ages += [hold.started for hold in self._holds if hold.address == address]
             raise TooManyUploadsError(
-                f"{address} already has {len(own)} downloads from this peer, the most one "
+                f"{address} already has {own} downloads from this peer, the most one "
                 "address may have; try again when one ends",
-                self._retry_delay_locked(own, now),
+                self._retry_delay_locked(ages, now),
             )
 
+    def _own_locked(self, address: str) -> int:
+        """Slots `address` has: its streams (reclaimed ones too, until they end), its holds."""
+        streams = sum(1 for slot in self._open if slot.address == address)
+        return streams + sum(1 for hold in self._holds if hold.address == address)
+
     @staticmethod
-    def _retry_delay_locked(slots: "set[UploadSlot] | list[UploadSlot]", now: float) -> float:
-        youngest = now - max(slot.started for slot in slots)
+    def _retry_delay_locked(ages: list[float], now: float) -> float:
+        youngest = now - max(ages)
         return min(MAX_RETRY_DELAY, max(MIN_RETRY_DELAY, youngest))
 
     def _release(self, slot: UploadSlot) -> None:
@@ -389,9 +503,23 @@ class UploadSlots:
                 return
             slot.released = True
             self._open.discard(slot)
+            now = time.monotonic()
+            if slot.reclaimed is None and slot.finished and slot.holder and self.hold > 0:
+                self._holds.append(
+                    _Hold(
+                        slot.address,
+                        slot.holder,
+                        now + self.hold,
+                        slot.started,
+                        slot.bytes_sent,
+                        slot.samples,
+                    )
+                )
+                self._watch_locked()  # it ends the hold if nobody takes the slot again
+                return
             if slot.reclaimed is None:
                 self._held -= 1
-            self._grant_locked(time.monotonic())
+            self._grant_locked(now)
             self._condition.notify_all()
 
     def _reclaim_locked(self, slot: UploadSlot, fairness: Fairness, now: float) -> None:
@@ -409,14 +537,20 @@ class UploadSlots:
 
     def _watch(self) -> None:
         periods = [p for p in (self.stall_timeout, self.fairness and self.fairness.window) if p]
-        interval = min(min(periods) / 4, 1.0)
+        interval = min(min(periods) / 4, 1.0) if periods else 1.0
         while True:
             with self._condition:
-                if not self._open:
+                if not self._open and not self._holds:
                     self._watching = False
                     return
-                self._condition.wait(interval)
-                cut = self._check_locked(time.monotonic())
+                wait = interval
+                if self._holds:
+                    soonest = min(hold.until for hold in self._holds)
+                    wait = max(0.0, min(wait, soonest - time.monotonic()))
+                self._condition.wait(wait)
+                now = time.monotonic()
+                self._end_holds_locked(now)
+                cut = self._check_locked(now)
             for slot, why in cut:
                 logger.warning("cutting off a download to %s: %s", slot.address or "?", why)
                 slot.release()

@@ -125,6 +125,7 @@ class Transfer:
             file = b""
             position += got
             if position >= self.end:
+                self._slot.finish()  # the client may come back for more of this file
                 return
             self._slot.check()
 
@@ -205,13 +206,20 @@ class Uploads:
         self.chunk_size = paced_chunk_size(check_chunk_size(chunk_size), self.rate.rate)
         self.tally = UploadTally()
 
-    def start(self, spec: DownloadSpec, address: str, on_stall: Callable[[], None]) -> Transfer:
+    def start(
+        self,
+        spec: DownloadSpec,
+        address: str,
+        on_stall: Callable[[], None],
+        connection: str = "",
+    ) -> Transfer:
         """Check `spec`, take a slot for the client at `address` (its IP), open the file.
+        A slot this `connection` was held for this file (UploadSlots' hold) is its own again.
 
         Raises a domain error if it cannot be served.
         """
         spec = _normal(spec)
-        slot = self.slots.acquire(address, on_stall)
+        slot = self.slots.acquire(address, on_stall, holder=_holder(connection, spec.name))
         try:
             fd, info = self.folder.open(spec.name)
         except BaseException:
@@ -223,14 +231,19 @@ class Uploads:
             slot.release()
             os.close(fd)
             raise
-        slot.size = end - spec.offset
+        slot.size += end - spec.offset  # a slot held across calls counts what they sent
         return self._transfer(fd, info, spec.offset, end, slot)
 
     def start_or_wait(
-        self, spec: DownloadSpec, address: str, on_stall: Callable[[], None]
+        self,
+        spec: DownloadSpec,
+        address: str,
+        on_stall: Callable[[], None],
+        connection: str = "",
     ) -> Transfer | Waiting:
-        """Check `spec` and open the file, then take a slot for the client at `address`, or
-        a place in the queue when every slot is taken.
+        """Check `spec` and open the file, then take a slot for the client at `address` (one
+        held for this `connection` and file first), or a place in the queue when every slot
+        is taken.
 
         Raises a domain error if it cannot be served, or cannot wait (the queue is full).
         """
@@ -238,7 +251,8 @@ class Uploads:
         fd, info = self.folder.open(spec.name)
         try:
             end = _range_end(spec, info)
-            ticket = self.slots.acquire_or_wait(address, on_stall, end - spec.offset)
+            holder = _holder(connection, spec.name)
+            ticket = self.slots.acquire_or_wait(address, on_stall, end - spec.offset, holder)
         except BaseException:
             os.close(fd)
             raise
@@ -265,6 +279,13 @@ class Uploads:
                 f"file {name!r} changed: its sha256 is not the one requested; search again"
             )
         return merkle.piece_size_for(info.size), layer
+
+
+def _holder(connection: str, name: str) -> str:
+    """Who a slot is held for after its stream: one client connection (gRPC's peer string,
+    which has no spaces) and one file; "" (nobody) without a connection.
+    """
+    return f"{connection} {name}" if connection else ""
 
 
 def _normal(spec: DownloadSpec) -> DownloadSpec:

@@ -46,6 +46,7 @@ from napshare.peer.defaults import (
     SEARCH_LIMIT,
     STALL_TIMEOUT,
     UPLOAD_GRACE,
+    UPLOAD_SLOT_HOLD,
     UPLOAD_RATE_WINDOW,
     UPLOAD_STALL_TIMEOUT,
     UPLOADS_PER_ADDRESS,
@@ -410,6 +411,17 @@ def _add_serve(commands: argparse._SubParsersAction[OneLineParser], parents: _Pa
         default=UPLOAD_GRACE,
         metavar="S",
         help=tr("seconds after an upload starts before its rate counts (default: %(default)g)"),
+    )
+    serve.add_argument(
+        "--upload-slot-hold",
+        type=non_negative_number,
+        default=UPLOAD_SLOT_HOLD,
+        metavar="S",
+        help=tr(
+            "keep a slot S seconds for the client whose download of a file sent all it asked "
+            "for, so that its next part of the file does not queue again; 0 turns this off "
+            "(default: %(default)g)"
+        ),
     )
     serve.add_argument(
         "--upload-stall-timeout",

@@ -50,6 +50,7 @@ def serve(args: argparse.Namespace) -> int:
             address_key=address_key_from_args(args),
         ),
         queue=QueueLimits(most=args.max_queued, per_address=args.max_queued_per_address),
+        upload_slot_hold=args.upload_slot_hold,
         chunk_size=args.chunk_size,
         rescan_interval=args.rescan_interval,
         download=flags.download_options(args),
