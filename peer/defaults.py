@@ -15,6 +15,12 @@ SOURCES_REFRESH = 30.0  # seconds between searches for more peers while a downlo
 # end, for a gain only on a download of a second or more at the speed of one stream.
 STREAMS_PER_PEER = 2
 SECOND_STREAM_MIN = 256 * 1024 * 1024
+# A stream on a short link (gRPC's default window) claims at most CLAIM_SIZE bytes of free
+# pieces at a time, so the streams of a download take turns along the file, and the whole-file
+# hash and the drop behind the writeback follow all of them instead of waiting at the start of
+# the second one's half (tests/bench/NOTES.md, "claims of at most 64 MiB"). A claim is one
+# Download call: a round trip each, which a long link's claims (unbounded) do not pay.
+CLAIM_SIZE = 64 * 1024 * 1024
 MAX_UPLOADS = 4
 # Bytes of file per Download chunk a peer sends (serve --chunk-size): 1 MiB cost the least CPU
 # on both ends (tests/bench/NOTES.md, "chunk size").

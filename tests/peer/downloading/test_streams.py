@@ -1,29 +1,35 @@
 """Two streams from one peer: a large file from a single source comes on two connections at
 once, each its own range of pieces, so the receiving work spreads over two cores; a small
 file, or a peer that allows one upload per address, keeps to one stream. A peer banned for a
-bad piece on one stream is not asked again on the other.
+bad piece on one stream is not asked again on the other. Over a short link the streams take
+turns along the file in claims of at most CLAIM_SIZE; over a long one (where each claim costs
+a round trip) a claim runs on to the end of the free pieces.
 
 The peer is a small real PeerService on a free loopback port that records each Download:
 from which connection (the client's port) and which range.
 """
 
+import logging
+import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
 import pytest
 from napshare.common import error_details, merkle, reasons
-from napshare.peer.defaults import SECOND_STREAM_MIN
+from napshare.peer.defaults import CLAIM_SIZE, SECOND_STREAM_MIN
 from napshare.peer.downloading import swarm
 from napshare.peer.downloading.engine import DownloadOptions
 from napshare.peer.errors import ClientError
 from napshare.peer.folder.store import SharedFile, SharedFolder
 from napshare.v1 import file_info_pb2, peer_pb2
 
-from tests.support.downloads import download_file, shared_file
+from tests.support.delayproxy import DelayProxy
+from tests.support.downloads import NAME, download_file, shared_file
 from tests.support.files import MIB, sha256_file
 from tests.support.liar import peer_service
+from tests.support.peers import InProcessPeer
 from tests.support.trackers import InProcessTracker
 
 
@@ -117,9 +123,56 @@ def test_a_large_file_from_one_peer_comes_on_two_connections_at_once(
     assert sha256_file(got) == peer.info.sha256
     connections = {connection for connection, _, _ in peer.asked}
     assert len(connections) == 2, peer.asked
-    # One asked for the whole file, the other for the tail of it the first then left (either
-    # call may reach the peer first).
+    # One asked from the start, the other for the next pieces (either call may reach the peer
+    # first).
     assert sorted(offset > 0 for _, offset, _ in peer.asked[:2]) == [False, True]
+
+
+def test_over_a_short_link_the_streams_take_turns_in_claims_of_at_most_claim_size(
+    tracker: InProcessTracker, tmp_path: Path, peers: list[RecordingPeer]
+) -> None:
+    path = shared_file(tmp_path, SECOND_STREAM_MIN + 16 * MIB)
+    peer = _serve(tracker, peers, path)
+
+    got = download_file(tmp_path, tracker, DownloadOptions())
+
+    assert sha256_file(got) == peer.info.sha256
+    assert all(0 < limit <= CLAIM_SIZE for _, _, limit in peer.asked), peer.asked
+    # The second stream takes the block after the first one's, not the second half of the file.
+    assert sorted(offset for _, offset, _ in peer.asked[:2]) == [0, CLAIM_SIZE]
+    covered = sorted((offset, offset + limit) for _, offset, limit in peer.asked)
+    assert covered[0][0] == 0
+    assert max(end for _, end in covered) == peer.info.size
+
+
+_CLAIM_LOG = re.compile(r"pieces (\d+)-(\d+) from ")
+
+
+def test_over_a_long_link_a_claim_runs_on_past_claim_size(
+    tracker: InProcessTracker,
+    tmp_path: Path,
+    start_peer: Callable[..., InProcessPeer],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr(swarm, "CLAIM_SIZE", 2 * MIB)  # 2 pieces of this file
+    monkeypatch.setattr(swarm, "SECOND_STREAM_MIN", MIB)  # second streams for a small file
+    path = shared_file(tmp_path, 24 * MIB)
+    peer = start_peer(path.parent)  # a real peer: it answers the round-trip probes
+    folder = peer.folder
+    with DelayProxy(("127.0.0.1", peer.port), delay=0.01) as proxy:
+        host, proxy_port = proxy.address.rsplit(":", 1)
+        tracker.client.join(host, int(proxy_port), [folder.get(NAME)])
+        with caplog.at_level(logging.DEBUG, logger=swarm.__name__):
+            got = download_file(tmp_path, tracker, DownloadOptions())
+
+    assert sha256_file(got) == folder.get(NAME).sha256
+    found = [_CLAIM_LOG.search(r.getMessage()) for r in caplog.records]
+    spans = [int(m[2]) - int(m[1]) + 1 for m in found if m]
+    # The first claims are made before the round trip is timed (so 2 pieces at most); once it
+    # is known to be long, a claim takes what is free.
+    assert spans
+    assert max(spans) > 2, spans
 
 
 def test_a_small_file_comes_on_one_stream(
