@@ -224,7 +224,9 @@ class UploadSlots:
     is held that long for its holder (the same connection and file): a downloader fetching a
     file in several calls (claims of pieces, one after the other) keeps its slot between them
     instead of losing it to the queue or to another client at each call's end. Once the hold
-    ends unclaimed, the slot goes to the queue as any freed slot.
+    ends unclaimed, the slot goes to the queue as any freed slot. A held slot never keeps out
+    its own address's next request while nobody waits in the queue (the client went on to
+    another file).
     """
 
     def __init__(
@@ -285,6 +287,7 @@ class UploadSlots:
             resumed = self._resume_locked(address, holder, on_stall, size, now)
             if resumed is not None:
                 return resumed
+            self._yield_holds_locked(address)
             if self.fairness is not None:
                 self._refuse_address_locked(address, self.fairness, now)
             self._grant_locked(now)  # a place in the queue that may have a slot now goes first
@@ -315,6 +318,7 @@ class UploadSlots:
             resumed = self._resume_locked(address, holder, on_stall, size, now)
             if resumed is not None:
                 return resumed
+            self._yield_holds_locked(address)
             if self.fairness is not None:
                 self._refuse_address_locked(address, self.fairness, now)
             self._grant_locked(now)
@@ -374,6 +378,22 @@ class UploadSlots:
                     self._watch_locked()
                 return slot
         return None
+
+    def _yield_holds_locked(self, address: str) -> None:
+        """End the holds of `address` that would keep its new request out (a new download
+        from the same client, as its last one's streams ended), unless others wait in the
+        queue: they go first, as for any slot.
+        """
+        if self._queue:
+            return
+        own = [hold for hold in self._holds if hold.address == address]
+        per_address = self.fairness.per_address if self.fairness is not None else None
+        while own and (
+            self._held >= self.max_uploads
+            or (per_address is not None and self._own_locked(address) >= per_address)
+        ):
+            self._holds.remove(own.pop(0))
+            self._held -= 1
 
     def _end_holds_locked(self, now: float) -> None:
         """Free the slots whose hold ended unclaimed (to the queue first)."""

@@ -5,16 +5,16 @@ or to anyone; a stream that did not finish, or another client, gets nothing held
 
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import grpc
 import pytest
+from napshare.peer.folder.store import SharedFolder
 from napshare.peer.serving.errors import TooManyUploadsError, UploadsBusyError
+from napshare.peer.serving.server import create_server
 from napshare.peer.serving.slots import Fairness, QueueLimits, QueuePlace, UploadSlots
 from napshare.v1 import peer_pb2, peer_pb2_grpc
 
-from tests.support.peers import InProcessPeer
 from tests.support.waiting import wait_until
 
 CLIENT = "ipv4:198.51.100.1:40000 film.mkv"  # one connection, one file
@@ -77,10 +77,10 @@ def test_nothing_is_held_for_another_connection_another_file_or_an_unfinished_st
     cut.release()  # the client went away mid-stream: no finish
 
     assert slots.in_use == 1  # only the finished stream's slot is held
-    other_file = slots.acquire("198.51.100.1", holder="ipv4:198.51.100.1:40000 other.mkv")
+    other_file = slots.acquire("198.51.100.2", holder="ipv4:198.51.100.2:40000 other.mkv")
     assert other_file.bytes_sent == 0
     with pytest.raises(UploadsBusyError):  # the held one is not its to take
-        slots.acquire("198.51.100.1", holder="ipv4:198.51.100.1:40001 film.mkv")
+        slots.acquire("198.51.100.2", holder="ipv4:198.51.100.2:40001 film.mkv")
 
 
 def test_no_hold_frees_a_finished_slot_at_once() -> None:
@@ -90,14 +90,25 @@ def test_no_hold_frees_a_finished_slot_at_once() -> None:
     assert slots.in_use == 0
 
 
-def test_a_held_slot_counts_for_its_address() -> None:
+def test_a_held_slot_counts_for_its_address_against_others_but_yields_to_its_next_file() -> None:
     fairness = Fairness(per_address=1, min_rate=0, window=30, grace=10)
-    slots = UploadSlots(4, fairness=fairness, hold=60)
+    slots = UploadSlots(2, fairness=fairness, queue=QueueLimits(most=4, per_address=4), hold=60)
     finished(slots)
+    other = slots.acquire("198.51.100.2", holder="ipv4:198.51.100.2:40000 film.mkv")
 
-    with pytest.raises(TooManyUploadsError):
+    # The same client's next download (another file) is not kept out by its own held slot.
+    next_file = slots.acquire("198.51.100.1", holder="ipv4:198.51.100.1:40001 other.mkv")
+    assert next_file.bytes_sent == 0
+    assert slots.in_use == 2
+    next_file.release()
+    finished(slots)  # held again; now someone else waits
+    waiting = slots.acquire_or_wait("198.51.100.3", holder="ipv4:198.51.100.3:40000 film.mkv")
+    assert isinstance(waiting, QueuePlace)
+    with pytest.raises(TooManyUploadsError):  # those who wait go first
         slots.acquire("198.51.100.1", holder="ipv4:198.51.100.1:40001 other.mkv")
     assert slots.acquire("198.51.100.1", holder=CLIENT).bytes_sent == 100
+    other.release()
+    assert waiting.slot is not None
 
 
 def test_a_negative_hold_is_refused() -> None:
@@ -114,10 +125,12 @@ def shared(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _channel(peer: InProcessPeer, opened: list[grpc.Channel]) -> peer_pb2_grpc.PeerServiceStub:
+def _channel(
+    port: int, opened: list[grpc.Channel], host: str = "127.0.0.1"
+) -> peer_pb2_grpc.PeerServiceStub:
     """A stub on a channel with a connection of its own (as each stream of a download has)."""
     options = [("grpc.use_local_subchannel_pool", 1)]
-    channel = grpc.insecure_channel(f"127.0.0.1:{peer.port}", options=options)
+    channel = grpc.insecure_channel(f"{host}:{port}", options=options)
     opened.append(channel)
     return peer_pb2_grpc.PeerServiceStub(channel)
 
@@ -128,12 +141,13 @@ def _fetch(stub: peer_pb2_grpc.PeerServiceStub, offset: int, limit: int) -> byte
 
 
 def test_over_grpc_a_download_in_parts_keeps_the_only_slot_and_another_gets_it_after_the_hold(
-    shared: Path, start_peer: Callable[..., InProcessPeer]
+    shared: Path,
 ) -> None:
-    peer = start_peer(shared, max_uploads=1, slot_hold=1.0)
+    # Two clients at two addresses of this host: 127.0.0.1 and ::1, to a server on both.
+    server, port = create_server(SharedFolder(shared), host="::", max_uploads=1, slot_hold=1.0)
     opened: list[grpc.Channel] = []
     try:
-        first, second = _channel(peer, opened), _channel(peer, opened)
+        first, second = _channel(port, opened), _channel(port, opened, "[::1]")
         data = _fetch(first, 0, FILE // 2)
 
         with pytest.raises(grpc.RpcError) as busy:  # the slot is held for the first client
@@ -148,6 +162,7 @@ def test_over_grpc_a_download_in_parts_keeps_the_only_slot_and_another_gets_it_a
     finally:
         for channel in opened:
             channel.close()
+        server.stop(None)
 
 
 def _fetch_or_none(stub: peer_pb2_grpc.PeerServiceStub) -> bytes | None:
