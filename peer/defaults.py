@@ -16,10 +16,10 @@ SOURCES_REFRESH = 30.0  # seconds between searches for more peers while a downlo
 STREAMS_PER_PEER = 2
 SECOND_STREAM_MIN = 256 * 1024 * 1024
 # A stream on a short link (gRPC's default window) claims at most CLAIM_SIZE bytes of free
-# pieces at a time, so the streams of a download take turns along the file, and the whole-file
-# hash and the drop behind the writeback follow all of them instead of waiting at the start of
-# the second one's half (tests/bench/NOTES.md, "claims of at most 64 MiB"). A claim is one
-# Download call: a round trip each, which a long link's claims (unbounded) do not pay.
+# pieces at a time, so the streams of a download take turns along the file and it fills from
+# its start, as a player reading it while it comes wants (tests/bench/NOTES.md, "claims of at
+# most 64 MiB"). A claim is one Download call: a round trip each, which a long link's claims
+# (unbounded) do not pay; the serving peer holds the slot between them (UPLOAD_SLOT_HOLD).
 CLAIM_SIZE = 64 * 1024 * 1024
 MAX_UPLOADS = 4
 # Bytes of file per Download chunk a peer sends (serve --chunk-size): 1 MiB cost the least CPU

@@ -23,7 +23,8 @@ from napshare.peer.downloading import swarm
 from napshare.peer.downloading.engine import DownloadOptions
 from napshare.peer.errors import ClientError
 from napshare.peer.folder.store import SharedFile, SharedFolder
-from napshare.v1 import file_info_pb2, peer_pb2
+from napshare.peer.serving.server import create_server
+from napshare.v1 import file_info_pb2, peer_pb2, peer_pb2_grpc
 
 from tests.support.delayproxy import DelayProxy
 from tests.support.downloads import NAME, download_file, shared_file
@@ -31,6 +32,7 @@ from tests.support.files import MIB, sha256_file
 from tests.support.liar import peer_service
 from tests.support.peers import InProcessPeer
 from tests.support.trackers import InProcessTracker
+from tests.support.waiting import wait_until
 
 
 class RecordingPeer:
@@ -262,3 +264,55 @@ def test_a_peer_banned_on_one_stream_is_not_asked_again_on_its_other(
     assert peer.bad_sent.is_set()
     assert peer.asked_after_bad == [], "the banned peer was asked again on its second stream"
     assert not completed, "the file came from a peer banned for a bad piece"
+
+
+def test_claims_keep_the_peers_only_slot_while_another_client_asks_for_it(
+    tracker: InProcessTracker,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr(swarm, "CLAIM_SIZE", 2 * MIB)  # a dozen calls for this file
+    path = shared_file(tmp_path, 24 * MIB)
+    folder = SharedFolder(path.parent)
+    # One slot, held between calls as by default; the other client asks from ::1, another
+    # address than the download's 127.0.0.1.
+    server, port = create_server(folder, host="::", max_uploads=1)
+    tracker.client.join("127.0.0.1", port, [folder.get(NAME)])
+    other = grpc.insecure_channel(f"[::1]:{port}")
+    stub = peer_pb2_grpc.PeerServiceStub(other)
+    served: list[list[peer_pb2.DownloadResponse]] = []
+    refused: list[grpc.RpcError] = []
+    stop = threading.Event()
+
+    def ask() -> None:  # as a client polling for the slot would
+        wait_until(lambda: "sending" in caplog.text)  # once the download has the slot
+        while not stop.is_set():
+            request = peer_pb2.DownloadRequest(name=NAME, limit=1)
+            try:
+                served.append(list(stub.Download(request, timeout=10)))
+            except grpc.RpcError as error:
+                refused.append(error)
+            stop.wait(0.002)
+
+    poller = threading.Thread(target=ask, daemon=True)
+    try:
+        with caplog.at_level(logging.INFO):
+            poller.start()
+            got = download_file(tmp_path, tracker, DownloadOptions())
+            calls = caplog.text.count(" bytes ")  # the peer's "sending NAME bytes A-B to ..."
+            wait_until(lambda: served)  # the hold ends: the other client gets the slot
+    finally:
+        stop.set()
+        poller.join(10)
+        other.close()
+        server.stop(None)
+
+    assert sha256_file(got) == folder.get(NAME).sha256
+    assert calls >= 3, caplog.text  # the download came in several claims
+    # The other client asked while it ran, and was told the peer is busy each time ...
+    assert refused
+    assert {error.code() for error in refused} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
+    # ... while the download was never refused between its claims.
+    downloading = [r.getMessage() for r in caplog.records if ".downloading." in r.name]
+    assert not [line for line in downloading if "busy" in line or "refused" in line]
