@@ -155,12 +155,15 @@ def test_quick_bench_measures_every_section_and_writes_the_report(tmp_path: Path
     assert rows["napshare TLS / --plaintext"]["value"] == pytest.approx(transfer / plaintext)
     assert rows["napshare TLS / --plaintext"]["target"] == "≥ 0.85×"
     assert rows["receiving client CPU per GiB (napshare TLS)"]["target"] == "≤ 1.5 s"
+    assert rows["receiving client CPU per GiB (napshare TLS, issue 24)"]["target"] == "≤ 2.0 s"
     # The race's rows are there whenever their programs are (the quick run installs none).
     race = {
         "napshare TLS / curl (issue 12's floor)": ("curl",),
         "napshare TLS / curl + openssl + fsync": ("curl", "openssl"),
+        "napshare TLS / curl + openssl + fsync (issue 24)": ("curl", "openssl"),
         "napshare TLS / aria2c HTTP": ("aria2c",),
         "napshare TLS / aria2c BitTorrent": ("aria2c",),
+        "napshare TLS / aria2c BitTorrent (issue 24)": ("aria2c",),
         "napshare TLS / rsync daemon": ("rsync",),
     }
     for measure, programs in race.items():
