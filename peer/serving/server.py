@@ -161,6 +161,12 @@ def _count_uploads(metrics: Metrics, uploads: Uploads) -> None:
     metrics.reading("gauge", "uploads_active", "Downloads being served now.", lambda: tally.active)
     metrics.reading("gauge", "upload_slots_in_use", "Upload slots held now.", lambda: slots.in_use)
     metrics.reading(
+        "gauge",
+        "upload_slots_kept",
+        "Upload slots kept a moment for a client whose call on a file ended (--upload-slot-hold).",
+        lambda: slots.kept,
+    )
+    metrics.reading(
         "gauge", "upload_slots", "Upload slots in all (--max-uploads).", lambda: slots.max_uploads
     )
     metrics.reading(

@@ -259,9 +259,15 @@ class UploadSlots:
 
     @property
     def in_use(self) -> int:
-        """How many slots are held now."""
+        """How many slots have a stream now (reclaimed ones not counted, nor those kept)."""
         with self._condition:
-            return self._held
+            return self._held - len(self._holds)
+
+    @property
+    def kept(self) -> int:
+        """How many slots are kept now for a client whose call on a file ended (the hold)."""
+        with self._condition:
+            return len(self._holds)
 
     @property
     def waiting(self) -> int:

@@ -141,6 +141,8 @@ def test_counters_move_while_a_download_runs(serve, shared):
     after = peer.scrape()
     assert value(after, "napshare_peer_served_bytes_total") == SIZE
     assert value(after, "napshare_peer_upload_slots_in_use") == 0
+    # Kept a moment for the same connection's next call on the file (--upload-slot-hold).
+    assert value(after, "napshare_peer_upload_slots_kept") == 1
     assert value(after, "napshare_peer_uploads_active") == 0
     assert value(after, "napshare_peer_rpcs_total", method=DOWNLOAD, code="OK") == 1
     assert value(after, "napshare_peer_rpc_duration_seconds_count", method=DOWNLOAD) == 1

@@ -90,6 +90,11 @@ VARYING = (
         r"\d{1,5}",
     ),
     Varying(
+        "an upload slot kept for a client's next call, for 3 s after its last one ended",
+        re.compile(r"^napshare_peer_upload_slots_kept (?P<value>[01]\.0)$"),
+        r"[01]\.0",
+    ),
+    Varying(
         "a duration summed by a metric",
         re.compile(r"_seconds_sum\{[^}]*\} (?P<value>[0-9.e+-]+)$"),
         r"[0-9.e+-]+",

@@ -33,15 +33,16 @@ def test_the_same_client_gets_its_slot_back_within_the_hold_while_others_are_bus
     slots = UploadSlots(1, hold=HOLD)
     finished(slots)
 
-    assert slots.in_use == 1  # held, not free
+    assert (slots.in_use, slots.kept) == (0, 1)  # kept, not free
     with pytest.raises(UploadsBusyError):
         slots.acquire("198.51.100.2", holder="ipv4:198.51.100.2:40000 film.mkv")
     again = slots.acquire("198.51.100.1", holder=CLIENT, size=50)
 
     assert again.bytes_sent == 100  # the same slot: what it sent carries on
     assert again.size == 150
+    assert (slots.in_use, slots.kept) == (1, 0)
     again.release()
-    assert slots.in_use == 0
+    assert (slots.in_use, slots.kept) == (0, 0)
 
 
 def test_after_the_hold_the_slot_goes_to_the_next_in_the_queue() -> None:
@@ -64,7 +65,7 @@ def test_after_the_hold_a_newcomer_gets_the_slot_without_asking_to_wait() -> Non
     slots = UploadSlots(1, hold=HOLD)
     finished(slots)
 
-    wait_until(lambda: slots.in_use == 0, timeout=10 * HOLD)  # the watcher ends it
+    wait_until(lambda: slots.kept == 0, timeout=10 * HOLD)  # the watcher ends it
 
     other = slots.acquire("198.51.100.2", holder="ipv4:198.51.100.2:40000 film.mkv")
     assert other.bytes_sent == 0
@@ -76,7 +77,7 @@ def test_nothing_is_held_for_another_connection_another_file_or_an_unfinished_st
     cut = slots.acquire("198.51.100.3", holder="ipv4:198.51.100.3:40000 film.mkv")
     cut.release()  # the client went away mid-stream: no finish
 
-    assert slots.in_use == 1  # only the finished stream's slot is held
+    assert (slots.in_use, slots.kept) == (0, 1)  # only the finished stream's slot is kept
     other_file = slots.acquire("198.51.100.2", holder="ipv4:198.51.100.2:40000 other.mkv")
     assert other_file.bytes_sent == 0
     with pytest.raises(UploadsBusyError):  # the held one is not its to take
@@ -87,7 +88,7 @@ def test_no_hold_frees_a_finished_slot_at_once() -> None:
     slots = UploadSlots(1)
     finished(slots)
 
-    assert slots.in_use == 0
+    assert (slots.in_use, slots.kept) == (0, 0)
 
 
 def test_a_held_slot_counts_for_its_address_against_others_but_yields_to_its_next_file() -> None:
@@ -99,7 +100,7 @@ def test_a_held_slot_counts_for_its_address_against_others_but_yields_to_its_nex
     # The same client's next download (another file) is not kept out by its own held slot.
     next_file = slots.acquire("198.51.100.1", holder="ipv4:198.51.100.1:40001 other.mkv")
     assert next_file.bytes_sent == 0
-    assert slots.in_use == 2
+    assert (slots.in_use, slots.kept) == (2, 0)
     next_file.release()
     finished(slots)  # held again; now someone else waits
     waiting = slots.acquire_or_wait("198.51.100.3", holder="ipv4:198.51.100.3:40000 film.mkv")
