@@ -15,7 +15,8 @@ import pytest
 from napshare.peer.downloading import fetch
 from napshare.v1 import tracker_pb2
 
-from tests.bench import apps, catalog, loadgen, report, swarm, tracker_scale
+from tests.bench import apps, catalog, loadgen, report, run, swarm, tracker_scale
+from tests.bench.config import RUNNER, Config
 from tests.bench.files import MIB, format_size, make_random_file, parse_size
 from tests.bench.procs import median, percentile, running
 from tests.support import delayproxy, netns
@@ -31,6 +32,13 @@ def test_sizes_parse_and_print_both_ways() -> None:
     assert format_size(4 * 1024 * MIB) == "4 GiB"
     with pytest.raises(ValueError, match="must look like"):
         parse_size("four megs")
+
+
+def test_every_section_of_a_full_run_says_how_to_measure_it_again(tmp_path: Path) -> None:
+    config = Config(workdir=tmp_path)  # a full run's sizes: the quick run never asks this
+
+    for name in run.SECTIONS:
+        assert config.reproduce(name).startswith(f"{RUNNER} --only {name}"), name
 
 
 def test_percentiles_are_nearest_rank() -> None:
