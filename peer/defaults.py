@@ -15,12 +15,6 @@ SOURCES_REFRESH = 30.0  # seconds between searches for more peers while a downlo
 # end, for a gain only on a download of a second or more at the speed of one stream.
 STREAMS_PER_PEER = 2
 SECOND_STREAM_MIN = 256 * 1024 * 1024
-# A stream on a short link (gRPC's default window) claims at most CLAIM_SIZE bytes of free
-# pieces at a time, so the streams of a download take turns along the file and it fills from
-# its start, as a player reading it while it comes wants (tests/bench/NOTES.md, "claims of at
-# most 64 MiB"). A claim is one Download call: a round trip each, which a long link's claims
-# (unbounded) do not pay; the serving peer holds the slot between them (UPLOAD_SLOT_HOLD).
-CLAIM_SIZE = 64 * 1024 * 1024
 MAX_UPLOADS = 4
 # Bytes of file per Download chunk a peer sends (serve --chunk-size): 1 MiB cost the least CPU
 # on both ends (tests/bench/NOTES.md, "chunk size").
@@ -45,9 +39,10 @@ MIN_UPLOAD_RATE = 64.0
 UPLOAD_RATE_WINDOW = 30.0
 UPLOAD_GRACE = 10.0
 # Seconds an upload slot stays held for the client whose stream of a file sent all it asked
-# for (serve --upload-slot-hold): a download comes back for its next claim of pieces within
-# a round trip or two, and must not lose its slot to the queue between claims. A download that
-# has ended costs the queue this long once.
+# for (serve --upload-slot-hold): a download that fetches a file in several calls (a stream
+# that ended its range takes the rest of another's; a client fetching in ranges) comes back
+# within a round trip or two, and must not lose its slot to the queue between them. A download
+# that has ended costs the queue this long once.
 UPLOAD_SLOT_HOLD = 3.0
 SEARCH_LIMIT = 1_000  # results `napshare-peer search` prints unless --limit says otherwise
 # A search stops at MAX_RESULTS results whatever the tracker says, so that a hostile tracker

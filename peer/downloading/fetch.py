@@ -197,12 +197,6 @@ class PeerChannels:
                 )
             return calls[stream]
 
-    def sized_window(self, peer: str) -> int | None:
-        """The window of `peer`'s Download channels when sized to a long round trip; None for
-        gRPC's default, or when the round trip is not timed yet. Never waits.
-        """
-        return self._windows.get(peer)
-
     def piece_layer(self, peer: str) -> GetPieceLayer:
         """PeerService.GetPieceLayer on `peer`, on its channel for small calls."""
         with self._lock(peer):

@@ -1,7 +1,6 @@
 """Which pieces each stream of one download fetches, so that every source works at once.
 
-A stream first takes the lowest run of pieces nobody has claimed (at most `most` of them, where
-the engine bounds claims so the streams leapfrog in blocks); when none is left, it takes
+A stream first takes the lowest run of pieces nobody has claimed; when none is left, it takes
 the tail of the largest claim, a share of it in proportion to the two peers' rates (so faster
 peers get more of the file); when every claim is down to the piece its stream is receiving,
 it asks for that piece too (BitTorrent's end-game), and the slower stream is superseded once
@@ -73,14 +72,12 @@ class Plan:
         """How many pieces are not verified."""
         return self._left
 
-    def claim(self, peer: str, most: int | None = None) -> Claim | None:
-        """Work for a new stream from `peer`, or None when there is none it could do; a free
-        run is cut to its first `most` pieces (None: all of it).
-        """
+    def claim(self, peer: str) -> Claim | None:
+        """Work for a new stream from `peer`, or None when there is none it could do."""
         with self._lock:
             if peer in self._dropped or sum(c.peer == peer for c in self._claims) >= self._per_peer:
                 return None
-            run = self._free_run(most)
+            run = self._free_run()
             if run is not None:
                 return self._add(Claim(peer, run[0], run[0], run[1], run[1]))
             victim = max(
@@ -136,10 +133,8 @@ class Plan:
         self._claims.append(claim)
         return claim
 
-    def _free_run(self, most: int | None) -> tuple[int, int] | None:
-        """The lowest run of pieces neither verified nor claimed (a duplicate claims nothing),
-        at most `most` long.
-        """
+    def _free_run(self) -> tuple[int, int] | None:
+        """The lowest run of pieces neither verified nor claimed (a duplicate claims nothing)."""
         taken = bytearray(self._done)
         for c in self._claims:
             if not c.duplicate:
@@ -148,8 +143,7 @@ class Plan:
         if start < 0:
             return None
         end = taken.find(1, start)
-        end = len(taken) if end < 0 else end
-        return start, end if most is None else min(end, start + max(1, most))
+        return start, len(taken) if end < 0 else end
 
     def _share(self, thief: str, victim: Claim) -> int:
         """How many of `victim`'s pieces not yet started `thief` takes: in proportion to their

@@ -17,12 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 from napshare.common.console import tr
-from napshare.peer.defaults import (
-    CLAIM_SIZE,
-    SECOND_STREAM_MIN,
-    SOURCES_REFRESH,
-    STREAMS_PER_PEER,
-)
+from napshare.peer.defaults import SECOND_STREAM_MIN, SOURCES_REFRESH, STREAMS_PER_PEER
 from napshare.peer.downloading.fetch import PeerChannels, Stream, fetch_claim
 from napshare.peer.downloading.partfile import PartFile
 from napshare.peer.downloading.plan import Claim, Plan
@@ -58,9 +53,7 @@ class Swarm:
     of one peer's: each stream has a connection of its own, so the receiving work of two spreads
     over two cores. A peer's second stream starts only while SECOND_STREAM_MIN bytes or more
     are left to fetch (it costs a connection and round trips), and not again for this round
-    once the peer refused one (it allows one upload per address, or has no slot free). Over a
-    short link each stream claims at most CLAIM_SIZE bytes of free pieces at a time, then the
-    next free ones, so the streams take turns along the file.
+    once the peer refused one (it allows one upload per address, or has no slot free).
     """
 
     def __init__(
@@ -112,7 +105,7 @@ class Swarm:
                     self._refresh()
                     refreshed = time.monotonic()
                 for key in self._wanted(running, resting, single, plan):
-                    claim = plan.claim(key[0], self._most(key[0]))
+                    claim = plan.claim(key[0])
                     if claim is not None:
                         wait = key[1] == 0 and self._alone(key[0], running, resting)
                         running[key] = self._start(plan, claim, key, wait)
@@ -188,15 +181,6 @@ class Swarm:
         others = (p for p in self._ready() if p != peer and p not in resting and p not in sending)
         return next(others, None) is None
 
-    def _most(self, peer: str) -> int | None:
-        """The most free pieces a stream from `peer` claims at once: CLAIM_SIZE's worth, unless
-        the link to it is long (a claim costs a round trip there).
-        """
-        layer = self._part.layer
-        if layer is None or self._channels.sized_window(peer) is not None:
-            return None
-        return max(1, CLAIM_SIZE // layer.piece_size)
-
     def _start(self, plan: Plan, claim: Claim, key: _Key, wait: bool) -> threading.Thread:
         thread = threading.Thread(
             target=self._stream,
@@ -231,7 +215,7 @@ class Swarm:
                     peer,
                     time.monotonic() - started,
                 )
-                claim = plan.claim(peer, self._most(peer))
+                claim = plan.claim(peer)
         except BaseException as error:  # handed to the engine's thread
             outcome = error
         self._events.put((key, outcome))

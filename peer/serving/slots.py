@@ -222,7 +222,7 @@ class UploadSlots:
 
     With `hold` (seconds), a slot whose stream sent all it was asked for (UploadSlot.finish)
     is held that long for its holder (the same connection and file): a downloader fetching a
-    file in several calls (claims of pieces, one after the other) keeps its slot between them
+    file in several calls (ranges of it, one after the other) keeps its slot between them
     instead of losing it to the queue or to another client at each call's end. Once the hold
     ends unclaimed, the slot goes to the queue as any freed slot. A held slot never keeps out
     its own address's next request while nobody waits in the queue (the client went on to

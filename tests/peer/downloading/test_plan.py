@@ -169,20 +169,3 @@ def test_in_the_end_game_a_peer_is_never_asked_twice_for_one_piece() -> None:
     duplicate = plan.claim("b")
     assert duplicate is not None
     assert (duplicate.start, duplicate.duplicate) == (1, True)
-
-
-def test_a_claim_of_at_most_n_pieces_leaves_the_rest_to_the_next_stream_in_turn() -> None:
-    plan = Plan([0] * 10, streams_per_peer=2)
-
-    first = plan.claim("a", most=4)
-    second = plan.claim("a", most=4)
-
-    assert first is not None
-    assert second is not None
-    assert (first.start, first.end) == (0, 4)
-    assert (second.start, second.end) == (4, 8)  # the next block, not half of the first
-    assert not _verify(plan, first, 4)
-    plan.release(first)
-    third = plan.claim("a", most=4)
-    assert third is not None
-    assert (third.start, third.end) == (8, 10)  # the file ends before the block would
