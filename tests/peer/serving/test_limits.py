@@ -3,14 +3,14 @@
 import contextlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from napshare.common import error_details, reasons
-from napshare.v1 import peer_pb2
+from napshare.v1 import peer_pb2, peer_pb2_grpc
 
 from tests.support.peers import InProcessPeer
 
@@ -56,9 +56,26 @@ def eventually_downloads(peer: InProcessPeer, name: str) -> bytes:
             time.sleep(0.05)
 
 
+# Channels of the held streams: without BDP probing, so the window stays at gRPC's default and a
+# held stream cannot end (BDP probing grows windows far on loopback; a held stream that ended
+# would free its slot: the likely cause of one CI failure of the test below, not reproduced).
+_HOLDING: list[grpc.Channel] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_holding_channels() -> Iterator[None]:
+    yield
+    while _HOLDING:
+        _HOLDING.pop().close()
+
+
 def hold(peer: InProcessPeer) -> grpc.Call:
     """A Download of big.bin that has delivered its first chunk and is then left unread."""
-    stream = peer.stub.Download(peer_pb2.DownloadRequest(name="big.bin"))
+    channel = grpc.insecure_channel(f"127.0.0.1:{peer.port}", options=[("grpc.http2.bdp_probe", 0)])
+    _HOLDING.append(channel)
+    stream = peer_pb2_grpc.PeerServiceStub(channel).Download(
+        peer_pb2.DownloadRequest(name="big.bin")
+    )
     assert next(stream).file.size == BIG
     return stream
 
