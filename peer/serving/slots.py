@@ -396,7 +396,7 @@ class UploadSlots:
         per_address = self.fairness.per_address if self.fairness is not None else None
         while own and (
             self._held >= self.max_uploads
-            or (per_address is not None and self._own_locked(address) >= per_address)
+            or (per_address is not None and len(self._ages_locked(address)) >= per_address)
         ):
             self._holds.remove(own.pop(0))
             self._held -= 1
@@ -412,9 +412,12 @@ class UploadSlots:
         self._grant_locked(now)
         self._condition.notify_all()
 
-    def _ages_locked(self) -> list[float]:
-        """When each slot taken now was taken (held ones included)."""
-        return [slot.started for slot in self._open] + [hold.started for hold in self._holds]
+    def _ages_locked(self, address: str | None = None) -> list[float]:
+        """When each slot taken now (of `address`, or of all) was taken: its streams, reclaimed
+        ones too until they end, and the slots kept for it.
+        """
+        taken: list[UploadSlot | _Hold] = [*self._open, *self._holds]
+        return [t.started for t in taken if address is None or t.address == address]
 
     def _grant_locked(self, now: float) -> None:
         """Give the free slots to the first places in the queue that may have one."""
@@ -430,7 +433,7 @@ class UploadSlots:
             if fairness is not None:
                 if place.address in self._cooling:
                     continue
-                if self._own_locked(place.address) >= fairness.per_address:
+                if len(self._ages_locked(place.address)) >= fairness.per_address:
                     continue
             self._queue.remove(place)
             place.slot = self._take_locked(place.address, place.on_stall, place.size, place.holder)
@@ -503,20 +506,13 @@ class UploadSlots:
                 "try another peer or again later",
                 max(MIN_RETRY_DELAY, until - now),
             )
-        own = self._own_locked(address)
-        if own >= fairness.per_address:
-            ages = [slot.started for slot in self._open if slot.address == address]
-            ages += [hold.started for hold in self._holds if hold.address == address]
+        ages = self._ages_locked(address)
+        if len(ages) >= fairness.per_address:
             raise TooManyUploadsError(
-                f"{address} already has {own} downloads from this peer, the most one "
+                f"{address} already has {len(ages)} downloads from this peer, the most one "
                 "address may have; try again when one ends",
                 self._retry_delay_locked(ages, now),
             )
-
-    def _own_locked(self, address: str) -> int:
-        """Slots `address` has: its streams (reclaimed ones too, until they end), its holds."""
-        streams = sum(1 for slot in self._open if slot.address == address)
-        return streams + sum(1 for hold in self._holds if hold.address == address)
 
     @staticmethod
     def _retry_delay_locked(ages: list[float], now: float) -> float:
